@@ -1,0 +1,350 @@
+"""Sans-IO RESP codec: request bytes in, commands out; reply values in, bytes out.
+
+Nothing here touches a socket or an event loop. `RequestParser.feed()` takes whatever
+bytes arrived; `next_command()` returns one command (a list of bytes arguments) or
+`None` when it needs more data. Both multibulk (`*2\\r\\n$3\\r\\nGET...`) and inline
+(`GET key\\r\\n`, as typed in telnet) requests are understood, mixed freely in one
+pipeline, like Redis. Malformed input raises `ProtocolError` with Redis's own wording;
+the caller replies with it and closes the connection.
+
+Replies are plain Python values encoded by `encode(value, protocol)`:
+
+=====================  ==========================  ======================
+value                  RESP2                       RESP3
+=====================  ==========================  ======================
+bytes / str            bulk string                 bulk string
+int                    integer                     integer
+None                   nil bulk ``$-1``            null ``_``
+NIL_ARRAY              nil array ``*-1``           null ``_``
+list / tuple           array                       array
+Status("OK")           ``+OK``                     ``+OK``
+Error("ERR x")         ``-ERR x``                  ``-ERR x``
+dict                   flat array k1 v1 k2 v2      map ``%``
+Set(...)               array                       set ``~``
+Double(1.5)            bulk string ``1.5``         double ``,``
+Push([...])            array                       push ``>``
+Verbatim("txt")        bulk string                 verbatim ``=``
+bool                   integer 1/0                 boolean ``#t``/``#f``
+=====================  ==========================  ======================
+"""
+from __future__ import annotations
+
+import math
+
+__all__ = [
+    "ProtocolError", "RequestParser", "encode", "Status", "Error", "Double", "Set",
+    "Push", "Verbatim", "NIL_ARRAY", "OK", "PONG", "QUEUED",
+]
+
+DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024  # proto-max-bulk-len, as in Redis
+MAX_INLINE_LEN = 64 * 1024                # PROTO_INLINE_MAX_SIZE
+MAX_MULTIBULK_LEN = 1024 * 1024           # Redis refuses more arguments than this (unauthenticated: 10)
+_CRLF = b"\r\n"
+
+
+class ProtocolError(Exception):
+    """The peer sent bytes that are not RESP; the message is Redis's own error text."""
+
+
+class Status(str):
+    """A simple-string reply (`+OK`)."""
+    __slots__ = ()
+
+
+class Error(str):
+    """An error reply; the text starts with its code (`ERR`, `WRONGTYPE`, ...)."""
+    __slots__ = ()
+
+
+class Double(float):
+    """A floating-point reply: a RESP3 double, or a bulk string under RESP2."""
+    __slots__ = ()
+
+
+class Set(list):
+    """A set reply: RESP3 `~`, a plain array under RESP2."""
+    __slots__ = ()
+
+
+class Push(list):
+    """An out-of-band push (pub/sub message): RESP3 `>`, a plain array under RESP2."""
+    __slots__ = ()
+
+
+class Verbatim(str):
+    """A verbatim text reply (INFO, CLIENT LIST): RESP3 `=txt:`, a bulk string under RESP2."""
+    __slots__ = ()
+
+
+class _NilArray:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NIL_ARRAY"
+
+
+NIL_ARRAY = _NilArray()
+OK = Status("OK")
+PONG = Status("PONG")
+QUEUED = Status("QUEUED")
+
+
+class RequestParser:
+    """Incremental parser of client requests; see the module docstring.
+
+    The buffer never grows past one incomplete request: a bulk argument longer than
+    `max_bulk_len`, an inline line longer than 64 KiB or a multibulk count over 1M
+    raise `ProtocolError` as soon as the header is seen, before the payload arrives.
+    """
+
+    __slots__ = ("_buf", "_pos", "max_bulk_len", "_args", "_remaining", "_bulk_len")
+
+    def __init__(self, max_bulk_len: int = DEFAULT_MAX_BULK_LEN) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self.max_bulk_len = max_bulk_len
+        self._args: list[bytes] | None = None  # arguments of a multibulk in progress
+        self._remaining = 0                      # arguments still expected
+        self._bulk_len = -1                      # length of the bulk being waited for
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes; never raises."""
+        if self._pos and self._pos == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+        self._buf += data
+
+    def buffered(self) -> int:
+        """How many received bytes are not yet consumed (for CLIENT LIST `qbuf`)."""
+        return len(self._buf) - self._pos
+
+    def next_command(self) -> list[bytes] | None:
+        """Return the next complete command, or None if more bytes are needed.
+
+        Empty inline lines are skipped, as Redis does. Raises ProtocolError.
+        """
+        while True:
+            if self._args is not None:
+                return self._continue_multibulk()
+            buf = self._buf
+            pos = self._pos
+            if pos >= len(buf):
+                self._compact()
+                return None
+            if buf[pos] == 42:  # '*'
+                cmd = self._start_multibulk()
+            else:
+                cmd = self._inline()
+            if cmd is None:
+                return None
+            if cmd:
+                return cmd
+
+    def _compact(self) -> None:
+        if self._pos:
+            del self._buf[:self._pos]
+            self._pos = 0
+
+    def _line(self, limit: int, what: str) -> bytes | None:
+        """Read one CRLF-terminated header line at the cursor (without the CRLF)."""
+        buf = self._buf
+        end = buf.find(b"\r\n", self._pos)
+        if end < 0:
+            if len(buf) - self._pos > limit:
+                raise ProtocolError(f"Protocol error: too big {what}")
+            self._compact()
+            return None
+        line = bytes(buf[self._pos:end])
+        self._pos = end + 2
+        return line
+
+    def _start_multibulk(self) -> list[bytes] | None:
+        line = self._line(MAX_INLINE_LEN, "mbulk count string")
+        if line is None:
+            return None
+        try:
+            count = int(line[1:])
+        except ValueError:
+            raise ProtocolError("Protocol error: invalid multibulk length") from None
+        if count > MAX_MULTIBULK_LEN:
+            raise ProtocolError("Protocol error: invalid multibulk length")
+        if count <= 0:
+            return []  # Redis ignores '*0' and '*-1' requests
+        self._args = []
+        self._remaining = count
+        return self._continue_multibulk()
+
+    def _continue_multibulk(self) -> list[bytes] | None:
+        buf = self._buf
+        args = self._args
+        while self._remaining:
+            if self._bulk_len < 0:
+                pos = self._pos
+                if pos >= len(buf):
+                    self._compact()
+                    return None
+                if buf[pos] != 36:  # '$'
+                    got = chr(buf[pos])
+                    raise ProtocolError(f"Protocol error: expected '$', got '{got}'")
+                line = self._line(MAX_INLINE_LEN, "bulk count string")
+                if line is None:
+                    return None
+                try:
+                    n = int(line[1:])
+                except ValueError:
+                    raise ProtocolError("Protocol error: invalid bulk length") from None
+                if n < 0 or n > self.max_bulk_len:
+                    raise ProtocolError("Protocol error: invalid bulk length")
+                self._bulk_len = n
+            n = self._bulk_len
+            pos = self._pos
+            if len(buf) - pos < n + 2:
+                self._compact()
+                return None
+            args.append(bytes(buf[pos:pos + n]))
+            self._pos = pos + n + 2
+            self._bulk_len = -1
+            self._remaining -= 1
+        self._args = None
+        return args
+
+    def _inline(self) -> list[bytes] | None:
+        line = self._line(MAX_INLINE_LEN, "inline request")
+        if line is None:
+            return None
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        return split_inline(line)
+
+
+def split_inline(line: bytes) -> list[bytes]:
+    """Split an inline request like Redis's sdssplitargs: quotes, escapes, whitespace.
+
+    Raises ProtocolError("Protocol error: unbalanced quotes in request").
+    """
+    if b'"' not in line and b"'" not in line:
+        return line.split()
+    args: list[bytes] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in b" \t\n\r\x0b\x0c":
+            i += 1
+        if i >= n:
+            return args
+        cur = bytearray()
+        in_dq = in_sq = False
+        while True:
+            if in_dq:
+                if i >= n:
+                    raise ProtocolError("Protocol error: unbalanced quotes in request")
+                c = line[i]
+                if c == 92 and i + 3 < n and line[i + 1] == 120 and _ishex(line[i + 2]) and _ishex(line[i + 3]):
+                    cur.append(int(line[i + 2:i + 4], 16))
+                    i += 3
+                elif c == 92 and i + 1 < n:
+                    i += 1
+                    cur.append({110: 10, 114: 13, 116: 9, 98: 8, 97: 7}.get(line[i], line[i]))
+                elif c == 34:
+                    if i + 1 < n and line[i + 1] not in b" \t\n\r\x0b\x0c":
+                        raise ProtocolError("Protocol error: unbalanced quotes in request")
+                    in_dq = False
+                    i += 1
+                    break
+                else:
+                    cur.append(c)
+            elif in_sq:
+                if i >= n:
+                    raise ProtocolError("Protocol error: unbalanced quotes in request")
+                c = line[i]
+                if c == 92 and i + 1 < n and line[i + 1] == 39:
+                    i += 1
+                    cur.append(39)
+                elif c == 39:
+                    if i + 1 < n and line[i + 1] not in b" \t\n\r\x0b\x0c":
+                        raise ProtocolError("Protocol error: unbalanced quotes in request")
+                    in_sq = False
+                    i += 1
+                    break
+                else:
+                    cur.append(c)
+            else:
+                if i >= n:
+                    break
+                c = line[i]
+                if c in b" \t\n\r\x0b\x0c":
+                    break
+                if c == 34:
+                    in_dq = True
+                elif c == 39:
+                    in_sq = True
+                else:
+                    cur.append(c)
+            i += 1
+        args.append(bytes(cur))
+
+
+def _ishex(c: int) -> bool:
+    return c in b"0123456789abcdefABCDEF"
+
+
+# ---------------------------------------------------------------- encoding
+
+def _bulk(v: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(v), v)
+
+
+def format_double(value: float) -> bytes:
+    """Format a float the way Redis 7 does in replies (`%.17g`, shortest round-trip)."""
+    if math.isinf(value):
+        return b"inf" if value > 0 else b"-inf"
+    if math.isnan(value):
+        return b"nan"
+    if value == int(value) and abs(value) < 1e17:
+        return b"%d" % int(value)
+    return repr(value).encode()
+
+
+def encode(value, protocol: int = 2) -> bytes:
+    """Encode one reply value (see the module table) for a RESP2 or RESP3 client."""
+    t = type(value)
+    if t is bytes:
+        return b"$%d\r\n%s\r\n" % (len(value), value)
+    if t is Status:
+        return b"+%s\r\n" % value.encode()
+    if t is int:
+        return b":%d\r\n" % value
+    if value is None:
+        return b"_\r\n" if protocol == 3 else b"$-1\r\n"
+    if t is list or t is tuple:
+        return b"*%d\r\n" % len(value) + b"".join([encode(v, protocol) for v in value])
+    if t is Error:
+        return b"-%s\r\n" % value.encode()
+    if t is str:
+        return _bulk(value.encode())
+    if t is bool:
+        if protocol == 3:
+            return b"#t\r\n" if value else b"#f\r\n"
+        return b":1\r\n" if value else b":0\r\n"
+    if t is dict:
+        parts = [encode(k, protocol) + encode(v, protocol) for k, v in value.items()]
+        head = b"%%%d\r\n" % len(value) if protocol == 3 else b"*%d\r\n" % (2 * len(value))
+        return head + b"".join(parts)
+    if t is Set:
+        head = b"~%d\r\n" if protocol == 3 else b"*%d\r\n"
+        return head % len(value) + b"".join([encode(v, protocol) for v in value])
+    if t is Push:
+        head = b">%d\r\n" if protocol == 3 else b"*%d\r\n"
+        return head % len(value) + b"".join([encode(v, protocol) for v in value])
+    if t is Double or t is float:
+        text = format_double(value)
+        return b",%s\r\n" % text if protocol == 3 else _bulk(text)
+    if t is Verbatim:
+        data = value.encode()
+        if protocol == 3:
+            return b"=%d\r\ntxt:%s\r\n" % (len(data) + 4, data)
+        return _bulk(data)
+    if value is NIL_ARRAY:
+        return b"_\r\n" if protocol == 3 else b"*-1\r\n"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _bulk(bytes(value))
+    raise TypeError(f"cannot encode {t.__name__} as RESP")
