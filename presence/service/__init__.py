@@ -1,0 +1,1 @@
+"""The presence domain: presence model, channel event logs, expiry subscriber, store gateway."""

@@ -1,0 +1,94 @@
+"""The command table: every command module registers its commands here at import.
+
+A command handler is `handler(client, args) -> reply`, where `args` excludes the
+command name and `reply` is a value `presence.store.resp.encode` understands (or
+`NO_REPLY` when the handler wrote its replies itself, as SUBSCRIBE does). Arity
+follows Redis's convention (it counts the name; negative means "at least"); the
+dispatcher checks it, so handlers can index `args` freely up to the arity.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from presence.store.resp import Error
+
+
+@dataclass(slots=True, frozen=True)
+class Command:
+    """One registered command and the metadata COMMAND INFO reports."""
+
+    name: str
+    handler: Callable
+    arity: int
+    flags: frozenset
+    first_key: int
+    last_key: int
+    step: int
+    group: str
+
+
+class CommandError(Exception):
+    """Raised by a handler to answer with an error reply (its argument)."""
+
+    def __init__(self, reply: Error | str) -> None:
+        super().__init__(reply)
+        self.reply = Error(reply)
+
+
+NO_REPLY = object()
+_INTEGER = re.compile(rb"-?[1-9][0-9]{0,19}|0")
+COMMANDS: dict[bytes, Command] = {}
+
+# Modules holding command groups, imported by load_all() in this order.
+GROUPS = ["connection", "client", "server", "generic", "string", "hash", "set", "zset", "list",
+          "pubsub", "transaction"]
+
+
+def command(name: str, arity: int, flags: str = "", keys: tuple[int, int, int] = (1, 1, 1)):
+    """Register the decorated function as command `name`; a second registration is an error."""
+    def register(handler: Callable) -> Callable:
+        lowered = name.lower().encode()
+        if lowered in COMMANDS:
+            raise RuntimeError(f"command {name!r} is registered twice")
+        group = handler.__module__.rsplit(".", 1)[-1]
+        COMMANDS[lowered] = Command(name.lower(), handler, arity, frozenset(flags.split()),
+                                    *keys, group)
+        return handler
+    return register
+
+
+def load_all() -> dict[bytes, Command]:
+    """Import every command group module (registering its commands) and return the table."""
+    for group in GROUPS:
+        try:
+            importlib.import_module(f"{__name__}.{group}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{group}":
+                raise
+    return COMMANDS
+
+
+def parse_int(raw: bytes, error: Error | str | None = None) -> int:
+    """An integer argument as Redis parses it (no spaces, no '+', fits 64 bits)."""
+    from presence.store.replies import NOT_INTEGER
+    if _INTEGER.fullmatch(raw) is None:
+        raise CommandError(error or NOT_INTEGER)
+    value = int(raw)
+    if not -(1 << 63) <= value < (1 << 63):
+        raise CommandError(error or NOT_INTEGER)
+    return value
+
+
+def parse_float(raw: bytes, error: Error | str | None = None) -> float:
+    """A float argument as Redis parses it (inf/-inf allowed, nan refused)."""
+    from presence.store.replies import NOT_FLOAT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise CommandError(error or NOT_FLOAT) from None
+    if value != value or b"_" in raw or raw[:1].isspace() or raw[-1:].isspace() or not raw:
+        raise CommandError(error or NOT_FLOAT)
+    return value

@@ -1,0 +1,126 @@
+"""Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET."""
+from __future__ import annotations
+
+from presence.store import replies
+from presence.store.commands import NO_REPLY, CommandError, command, parse_int
+from presence.store.resp import OK, PONG, Error, Status
+
+# name       arity  flags
+# ping         -1   fast pubsub
+# echo          2   fast
+# hello        -1   no-auth fast
+# auth         -2   no-auth fast
+# select        2   fast
+# quit         -1   no-auth fast
+# reset         1   no-auth fast
+
+
+@command("ping", -1, "fast", keys=(0, 0, 0))
+def ping(client, args):
+    """PONG, or the argument; inside RESP2 subscribed mode a ["pong", msg] array."""
+    if len(args) > 1:
+        raise CommandError(replies.wrong_arity("ping"))
+    if client.protocol == 2 and (client.channels or client.patterns):
+        return [b"pong", args[0] if args else b""]
+    return args[0] if args else PONG
+
+
+@command("echo", 2, "fast", keys=(0, 0, 0))
+def echo(client, args):
+    return args[0]
+
+
+@command("hello", -1, "no-auth fast", keys=(0, 0, 0))
+def hello(client, args):
+    """Switch protocol (2 or 3), optionally AUTH and SETNAME; reply with server facts."""
+    from presence.store.server import VERSION
+    protocol = client.protocol
+    if args:
+        try:
+            protocol = parse_int(args[0])
+        except CommandError:
+            raise CommandError("ERR Protocol version is not an integer or out of range") from None
+        if protocol not in (2, 3):
+            raise CommandError(replies.NOPROTO)
+    i = 1
+    name = None
+    while i < len(args):
+        option = args[i].lower()
+        if option == b"auth" and i + 2 < len(args):
+            error = _authenticate(client, args[i + 1], args[i + 2])
+            if error:
+                return error
+            i += 3
+        elif option == b"setname" and i + 1 < len(args):
+            name = args[i + 1]
+            if b" " in name or b"\n" in name:
+                raise CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
+            i += 2
+        else:
+            raise CommandError(f"ERR Syntax error in HELLO option '{args[i].decode(errors='replace')}'")
+    if not client.authenticated:
+        raise CommandError("NOAUTH HELLO must be called with the client already authenticated, "
+                           "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                           "authenticate the client and select the RESP protocol version at the same time")
+    if name is not None:
+        client.name = name
+    client.protocol = protocol
+    return {b"server": b"redis", b"version": VERSION.encode(), b"proto": protocol,
+            b"id": client.id, b"mode": b"standalone", b"role": b"master", b"modules": []}
+
+
+def _authenticate(client, username: bytes, password: bytes) -> Error | None:
+    """Check credentials for the default user; None on success, else the error reply."""
+    required = client.server.config["requirepass"]
+    if username != b"default" or (required and password != required.encode()):
+        return replies.WRONGPASS
+    client.authenticated = True  # with no requirepass the default user is "nopass"
+    return None
+
+
+@command("auth", -2, "no-auth fast", keys=(0, 0, 0))
+def auth(client, args):
+    if len(args) > 2:
+        raise CommandError(replies.SYNTAX)
+    if len(args) == 1:
+        if not client.server.config["requirepass"]:
+            raise CommandError(replies.AUTH_NOT_CONFIGURED)
+        username, password = b"default", args[0]
+    else:
+        username, password = args
+    return _authenticate(client, username, password) or OK
+
+
+@command("select", 2, "fast", keys=(0, 0, 0))
+def select(client, args):
+    try:
+        index = parse_int(args[0])
+    except CommandError:
+        raise CommandError(replies.NOT_INTEGER) from None
+    if not 0 <= index < len(client.server.keyspace.dbs):
+        raise CommandError(replies.DB_INDEX_OUT_OF_RANGE)
+    client.db = client.server.keyspace.dbs[index]
+    return OK
+
+
+@command("quit", -1, "no-auth fast", keys=(0, 0, 0))
+def quit_(client, args):
+    """OK, then the connection closes once the reply is written."""
+    client.send(b"+OK\r\n")
+    client.closing = True
+    return NO_REPLY
+
+
+@command("reset", 1, "no-auth fast", keys=(0, 0, 0))
+def reset(client, args):
+    """Back to a fresh connection's state: db 0, RESP2, no MULTI, WATCH or subscriptions."""
+    from presence.store.server import unwatch_all
+    client.multi = None
+    client.multi_error = False
+    unwatch_all(client)
+    client.server.hub.drop_client(client)
+    client.db = client.server.keyspace.dbs[0]
+    client.protocol = 2
+    client.name = b""
+    client.authenticated = not client.server.config["requirepass"]
+    return Status("RESET")

@@ -1,0 +1,299 @@
+"""Generic key commands: DEL, EXISTS, the EXPIRE family, TTL, TYPE, KEYS, SCAN, RENAME.
+
+EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT are one-line wrappers over `expire_generic`;
+TTL, PTTL, EXPIRETIME and PEXPIRETIME over `ttl_generic`.
+"""
+from __future__ import annotations
+
+from itertools import islice
+
+from presence.store import notify as ev
+from presence.store import replies
+from presence.store.commands import CommandError, command, parse_int
+from presence.store.keyspace import type_name
+from presence.store.pubsub import glob_match
+from presence.store.resp import OK, Error, Status
+
+# name          arity  flags
+# del             -2   write
+# unlink          -2   write fast
+# exists          -2   readonly fast
+# expire          -3   write fast      (pexpire, expireat, pexpireat alike)
+# ttl              2   readonly fast   (pttl, expiretime, pexpiretime alike)
+# persist          2   write fast
+# type             2   readonly fast
+# keys             2   readonly
+# scan            -2   readonly
+# rename           3   write
+# renamenx         3   write fast
+# randomkey        1   readonly
+# touch           -2   readonly fast
+
+
+@command("del", -2, "write", keys=(1, -1, 1))
+def del_(client, args):
+    return _delete_keys(client.db, args)
+
+
+@command("unlink", -2, "write fast", keys=(1, -1, 1))
+def unlink(client, args):
+    return _delete_keys(client.db, args)
+
+
+def _delete_keys(db, keys) -> int:
+    removed = 0
+    for key in keys:
+        if db.delete(key):
+            db.notify(ev.GENERIC, b"del", key)
+            removed += 1
+    return removed
+
+
+@command("exists", -2, "readonly fast", keys=(1, -1, 1))
+def exists(client, args):
+    db = client.db
+    return sum(1 for key in args if db.exists(key))
+
+
+@command("touch", -2, "readonly fast", keys=(1, -1, 1))
+def touch(client, args):
+    db = client.db
+    return sum(1 for key in args if db.exists(key))
+
+
+@command("expire", -3, "write fast")
+def expire(client, args):
+    return expire_generic(client, args, "expire", 1000, relative=True)
+
+
+@command("pexpire", -3, "write fast")
+def pexpire(client, args):
+    return expire_generic(client, args, "pexpire", 1, relative=True)
+
+
+@command("expireat", -3, "write fast")
+def expireat(client, args):
+    return expire_generic(client, args, "expireat", 1000, relative=False)
+
+
+@command("pexpireat", -3, "write fast")
+def pexpireat(client, args):
+    return expire_generic(client, args, "pexpireat", 1, relative=False)
+
+
+def expire_generic(client, args, name: str, unit_ms: int, relative: bool) -> int:
+    """Set a deadline on a key; 1 if set (or the key was deleted for a past deadline), else 0.
+
+    NX/XX/GT/LT as in Redis 7; a key without a TTL counts as an infinite TTL for GT/LT.
+    """
+    key, raw = args[0], args[1]
+    nx = xx = gt = lt = False
+    for option in args[2:]:
+        o = option.lower()
+        if o == b"nx":
+            nx = True
+        elif o == b"xx":
+            xx = True
+        elif o == b"gt":
+            gt = True
+        elif o == b"lt":
+            lt = True
+        else:
+            raise CommandError(f"ERR Unsupported option {option.decode(errors='replace')}")
+    if nx and (xx or gt or lt):
+        raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if gt and lt:
+        raise CommandError("ERR GT and LT options at the same time are not compatible")
+    amount = parse_int(raw)
+    db = client.db
+    now = db.keyspace.now
+    invalid = Error(replies.INVALID_EXPIRE.format(name))
+    deadline = amount * unit_ms
+    if not -(1 << 63) <= deadline < (1 << 63):
+        raise CommandError(invalid)
+    if relative:
+        deadline += now
+        if not -(1 << 63) <= deadline < (1 << 63):
+            raise CommandError(invalid)
+    if db.get(key) is None:
+        return 0
+    current = db.expires.get(key)
+    if (nx and current is not None) or (xx and current is None):
+        return 0
+    if gt and (current is None or deadline <= current):
+        return 0
+    if lt and current is not None and deadline >= current:
+        return 0
+    if deadline <= now:
+        db.delete(key)
+        db.notify(ev.GENERIC, b"del", key)
+        return 1
+    db.set_deadline(key, deadline)
+    db.notify(ev.GENERIC, b"expire", key)
+    return 1
+
+
+@command("ttl", 2, "readonly fast")
+def ttl(client, args):
+    return ttl_generic(client, args[0], ms=False, absolute=False)
+
+
+@command("pttl", 2, "readonly fast")
+def pttl(client, args):
+    return ttl_generic(client, args[0], ms=True, absolute=False)
+
+
+@command("expiretime", 2, "readonly fast")
+def expiretime(client, args):
+    return ttl_generic(client, args[0], ms=False, absolute=True)
+
+
+@command("pexpiretime", 2, "readonly fast")
+def pexpiretime(client, args):
+    return ttl_generic(client, args[0], ms=True, absolute=True)
+
+
+def ttl_generic(client, key: bytes, ms: bool, absolute: bool) -> int:
+    """Remaining (or absolute) time to live; -2 for a missing key, -1 for no deadline."""
+    db = client.db
+    if db.get(key) is None:
+        return -2
+    deadline = db.expires.get(key)
+    if deadline is None:
+        return -1
+    if absolute:
+        return deadline if ms else deadline // 1000
+    left = max(0, deadline - db.keyspace.now)
+    return left if ms else (left + 500) // 1000
+
+
+@command("persist", 2, "write fast")
+def persist(client, args):
+    db = client.db
+    key = args[0]
+    if db.get(key) is None or not db.persist(key):
+        return 0
+    db.notify(ev.GENERIC, b"persist", key)
+    return 1
+
+
+@command("type", 2, "readonly fast")
+def type_(client, args):
+    value = client.db.get(args[0])
+    return Status("none" if value is None else type_name(value))
+
+
+@command("keys", 2, "readonly", keys=(0, 0, 0))
+def keys(client, args):
+    pattern = args[0]
+    live = client.db.live_keys()
+    if pattern == b"*":
+        return list(live)
+    return [k for k in live if glob_match(pattern, k)]
+
+
+@command("scan", -2, "readonly", keys=(0, 0, 0))
+def scan(client, args):
+    """SCAN cursor [MATCH pattern] [COUNT n] [TYPE type].
+
+    The cursor is a position in the database's insertion order; keys that exist for
+    the whole iteration and are not deleted-and-recreated are returned. Deleting keys
+    mid-iteration may make a later key be skipped (documented limitation).
+    """
+    cursor = _parse_cursor(args[0])
+    match, count, kind = _scan_options(args[1:])
+    db = client.db
+    window = list(islice(db.data, cursor, cursor + count))
+    nxt = cursor + len(window)
+    if nxt >= len(db.data):
+        nxt = 0
+    now = db.keyspace.now
+    found = []
+    for key in window:
+        deadline = db.expires.get(key)
+        if deadline is not None and deadline <= now:
+            continue
+        if match is not None and not glob_match(match, key):
+            continue
+        if kind is not None and type_name(db.data[key]) != kind:
+            continue
+        found.append(key)
+    return [str(nxt).encode(), found]
+
+
+def _parse_cursor(raw: bytes) -> int:
+    try:
+        cursor = int(raw)
+    except ValueError:
+        raise CommandError("ERR invalid cursor") from None
+    if cursor < 0 or not raw.strip().isdigit():
+        raise CommandError("ERR invalid cursor")
+    return cursor
+
+
+def _scan_options(options: list[bytes]):
+    """Parse MATCH/COUNT/TYPE pairs (shared with HSCAN, SSCAN, ZSCAN)."""
+    match = None
+    count = 10
+    kind = None
+    i = 0
+    while i < len(options):
+        option = options[i].lower()
+        if i + 1 >= len(options):
+            raise CommandError(replies.SYNTAX)
+        value = options[i + 1]
+        if option == b"match":
+            match = None if value == b"*" else value
+        elif option == b"count":
+            count = parse_int(value)
+            if count < 1:
+                raise CommandError(replies.SYNTAX)
+        elif option == b"type":
+            kind = value.decode(errors="replace").lower()
+        else:
+            raise CommandError(replies.SYNTAX)
+        i += 2
+    return match, count, kind
+
+
+@command("rename", 3, "write", keys=(1, 2, 1))
+def rename(client, args):
+    _rename(client.db, args[0], args[1], nx=False)
+    return OK
+
+
+@command("renamenx", 3, "write fast", keys=(1, 2, 1))
+def renamenx(client, args):
+    return _rename(client.db, args[0], args[1], nx=True)
+
+
+def _rename(db, src: bytes, dst: bytes, nx: bool) -> int:
+    value = db.get(src)
+    if value is None:
+        raise CommandError(replies.NO_SUCH_KEY)
+    if src == dst:
+        return 0 if nx else 1
+    if nx and db.exists(dst):
+        return 0
+    deadline = db.expires.get(src)
+    db.delete(dst)
+    db.delete(src)
+    db.store(dst, value)
+    if deadline is not None:
+        db.set_deadline(dst, deadline)
+    db.notify(ev.GENERIC, b"rename_from", src)
+    db.notify(ev.GENERIC, b"rename_to", dst)
+    return 1
+
+
+@command("randomkey", 1, "readonly", keys=(0, 0, 0))
+def randomkey(client, args):
+    import random
+    db = client.db
+    for _ in range(100):
+        if not db.data:
+            return None
+        key = random.choice(list(islice(db.data, 0, 1000)))
+        if db.get(key) is not None:
+            return key
+    return None

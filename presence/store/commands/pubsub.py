@@ -1,0 +1,90 @@
+"""Pub/sub commands: (P)SUBSCRIBE, (P)UNSUBSCRIBE, PUBLISH, PUBSUB CHANNELS/NUMSUB/NUMPAT.
+
+(UN)SUBSCRIBE answer with one push per channel (written directly, hence NO_REPLY),
+as Redis does; under RESP3 they are `>` pushes, under RESP2 plain arrays.
+"""
+from __future__ import annotations
+
+from presence.store import replies
+from presence.store.commands import NO_REPLY, CommandError, command
+from presence.store.pubsub import glob_match
+from presence.store.resp import Push
+
+# name           arity  flags
+# subscribe        -2   pubsub
+# psubscribe       -2   pubsub
+# unsubscribe      -1   pubsub
+# punsubscribe     -1   pubsub
+# publish           3   pubsub fast
+# pubsub           -2   pubsub
+
+
+@command("subscribe", -2, "pubsub", keys=(0, 0, 0))
+def subscribe(client, args):
+    hub = client.server.hub
+    for channel in args:
+        hub.subscribe(client, channel)
+        client.send_push(Push([b"subscribe", channel, client.subscriptions]))
+    return NO_REPLY
+
+
+@command("psubscribe", -2, "pubsub", keys=(0, 0, 0))
+def psubscribe(client, args):
+    hub = client.server.hub
+    for pattern in args:
+        hub.psubscribe(client, pattern)
+        client.send_push(Push([b"psubscribe", pattern, client.subscriptions]))
+    return NO_REPLY
+
+
+@command("unsubscribe", -1, "pubsub", keys=(0, 0, 0))
+def unsubscribe(client, args):
+    return _unsubscribe(client, args, client.channels, client.server.hub.unsubscribe, b"unsubscribe")
+
+
+@command("punsubscribe", -1, "pubsub", keys=(0, 0, 0))
+def punsubscribe(client, args):
+    return _unsubscribe(client, args, client.patterns, client.server.hub.punsubscribe, b"punsubscribe")
+
+
+def _unsubscribe(client, names, current, remove, kind: bytes):
+    """Unsubscribe from `names` (all when empty); one push per name, or one with nil if none."""
+    names = names or sorted(current)
+    if not names:
+        client.send_push(Push([kind, None, client.subscriptions]))
+        return NO_REPLY
+    for name in names:
+        remove(client, name)
+        client.send_push(Push([kind, name, client.subscriptions]))
+    return NO_REPLY
+
+
+@command("publish", 3, "pubsub fast", keys=(0, 0, 0))
+def publish(client, args):
+    client.server.stats["pubsub_messages"] += 1
+    return client.server.hub.publish(args[0], args[1])
+
+
+@command("pubsub", -2, "pubsub", keys=(0, 0, 0))
+def pubsub(client, args):
+    """PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT | HELP."""
+    hub = client.server.hub
+    sub = args[0].lower()
+    if sub == b"channels" and len(args) <= 2:
+        pattern = args[1] if len(args) == 2 else None
+        return [c for c in hub.channels if pattern is None or glob_match(pattern, c)]
+    if sub == b"numsub":
+        out = []
+        for channel in args[1:]:
+            out += [channel, hub.numsub(channel)]
+        return out
+    if sub == b"numpat" and len(args) == 1:
+        return len(hub.patterns)
+    if sub == b"help" and len(args) == 1:
+        return [b"PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                b"CHANNELS [<pattern>]", b"    Return the currently active channels matching a <pattern> (default: '*').",
+                b"NUMPAT", b"    Return number of subscriptions to patterns.",
+                b"NUMSUB [<channel> ...]", b"    Return the number of subscribers for the specified channels, excluding",
+                b"    pattern subscriptions(default: no channels).",
+                b"HELP", b"    Print this help."]
+    raise CommandError(replies.unknown_subcommand(args[0], "pubsub"))

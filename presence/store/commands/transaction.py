@@ -1,0 +1,77 @@
+"""Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+
+The dispatcher queues commands while `client.multi` is a list; it refuses (and marks
+the transaction as failed) a command with a wrong name or arity, so EXEC answers
+EXECABORT, as Redis does. A WATCHed key touched by anyone (including expiry) makes
+EXEC return a nil array.
+"""
+from __future__ import annotations
+
+from presence.store import replies
+from presence.store.commands import CommandError, command
+from presence.store.resp import NIL_ARRAY, OK
+
+# name      arity  flags
+# multi       1    fast
+# exec        1    -
+# discard     1    fast
+# watch      -2    fast
+# unwatch     1    fast
+
+
+@command("multi", 1, "fast", keys=(0, 0, 0))
+def multi(client, args):
+    if client.multi is not None:
+        raise CommandError(replies.NESTED_MULTI)
+    client.multi = []
+    client.multi_error = False
+    return OK
+
+
+@command("exec", 1, "", keys=(0, 0, 0))
+def exec_(client, args):
+    """Run the queued commands atomically and reply with all their replies."""
+    from presence.store.server import unwatch_all
+    if client.multi is None:
+        raise CommandError(replies.EXEC_WITHOUT_MULTI)
+    queued, failed, dirty = client.multi, client.multi_error, client.watch_dirty
+    client.multi = None
+    client.multi_error = False
+    unwatch_all(client)
+    if failed:
+        raise CommandError(replies.EXECABORT)
+    if dirty:
+        return NIL_ARRAY
+    call = client.server.call
+    return [call(client, cmd, argv) for cmd, argv in queued]
+
+
+@command("discard", 1, "fast", keys=(0, 0, 0))
+def discard(client, args):
+    from presence.store.server import unwatch_all
+    if client.multi is None:
+        raise CommandError(replies.DISCARD_WITHOUT_MULTI)
+    client.multi = None
+    client.multi_error = False
+    unwatch_all(client)
+    return OK
+
+
+@command("watch", -2, "fast", keys=(1, -1, 1))
+def watch(client, args):
+    if client.multi is not None:
+        raise CommandError(replies.WATCH_IN_MULTI)
+    db = client.db
+    for key in args:
+        db.get(key)  # expire it now if due, so a later expiry is not mistaken for a change
+        if (db, key) not in client.watching:
+            client.watching.add((db, key))
+            db.watchers.setdefault(key, set()).add(client)
+    return OK
+
+
+@command("unwatch", 1, "fast", keys=(0, 0, 0))
+def unwatch(client, args):
+    from presence.store.server import unwatch_all
+    unwatch_all(client)
+    return OK

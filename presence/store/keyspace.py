@@ -1,0 +1,244 @@
+"""The data: sixteen databases of typed values, and deadlines that fire on time.
+
+Every key with a TTL has an entry in one min-heap of `(deadline_ms, db, key)` shared by
+all databases. The server asks `next_deadline()` and arms one timer for it; when the timer
+fires, `expire_due()` deletes every key whose deadline has passed and announces each
+expiry (keyspace events and `keys-expire-notify`) at that moment, whatever the number of
+keys. Heap entries are never updated in place: a refreshed TTL pushes a new entry and the
+old one is recognised as stale when popped (its deadline no longer matches), and the heap
+is rebuilt when stale entries outnumber live ones. Reads also check the deadline (lazy
+expiry), so a key past its deadline is never returned, even between timer ticks.
+
+Time comes from an injectable clock. The dispatcher stores the time once per command in
+`Keyspace.now`, so one command sees one instant.
+"""
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from typing import Callable, Iterator
+
+from presence.store import notify as ev
+from presence.store.replies import WRONGTYPE
+from presence.store.zset import ZSet
+
+DATABASES = 16
+
+
+class WrongType(Exception):
+    """The key holds a value of another type; the reply is Redis's WRONGTYPE error."""
+
+    reply = WRONGTYPE
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the Unix epoch (the unit of PEXPIREAT)."""
+    return time.time_ns() // 1_000_000
+
+
+class FakeClock:
+    """A clock for tests: stands still until `advance()` moves it."""
+
+    def __init__(self, start_ms: int = 1_700_000_000_000) -> None:
+        self.ms = start_ms
+
+    def __call__(self) -> int:
+        return self.ms
+
+    def advance(self, ms: int) -> None:
+        self.ms += ms
+
+
+TYPE_NAMES: dict[type, str] = {bytes: "string", dict: "hash", set: "set", deque: "list", ZSet: "zset"}
+
+
+def type_name(value) -> str:
+    """Redis's name for a stored value's type ("string", "hash", ...)."""
+    return TYPE_NAMES[type(value)]
+
+
+class Database:
+    """One numbered keyspace (SELECT n): values, their deadlines, watchers.
+
+    Values are `bytes` (string), `dict` (hash), `set`, `deque` (list) or `ZSet`.
+    Writers must go through `store`/`delete`/`touch` so WATCH and deadlines stay right.
+    """
+
+    __slots__ = ("index", "keyspace", "data", "expires", "watchers")
+
+    def __init__(self, index: int, keyspace: "Keyspace") -> None:
+        self.index = index
+        self.keyspace = keyspace
+        self.data: dict[bytes, object] = {}
+        self.expires: dict[bytes, int] = {}
+        self.watchers: dict[bytes, set] = {}  # key -> clients WATCHing it
+
+    # ------------------------------------------------------------ reads
+
+    def get(self, key: bytes):
+        """The live value at `key`, or None; a key past its deadline is expired now."""
+        value = self.data.get(key)
+        if value is not None and self.expires:
+            deadline = self.expires.get(key)
+            if deadline is not None and deadline <= self.keyspace.now:
+                self.keyspace.expire_key(self, key)
+                return None
+        return value
+
+    def get_typed(self, key: bytes, kind: type):
+        """The live value at `key` if it is of `kind`, None if absent; raises WrongType."""
+        value = self.get(key)
+        if value is not None and type(value) is not kind:
+            raise WrongType()
+        return value
+
+    def exists(self, key: bytes) -> bool:
+        return self.get(key) is not None
+
+    def ttl_ms(self, key: bytes) -> int:
+        """Milliseconds left: -2 if the key is absent, -1 if it has no deadline."""
+        if self.get(key) is None:
+            return -2
+        deadline = self.expires.get(key)
+        if deadline is None:
+            return -1
+        return max(0, deadline - self.keyspace.now)
+
+    def live_keys(self) -> Iterator[bytes]:
+        """Keys not past their deadline (does not expire anything; safe while iterating)."""
+        now = self.keyspace.now
+        expires = self.expires
+        for key in list(self.data):
+            deadline = expires.get(key)
+            if deadline is None or deadline > now:
+                yield key
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    # ------------------------------------------------------------ writes
+
+    def store(self, key: bytes, value, keep_ttl: bool = False) -> None:
+        """Set `key` to `value`; clears its deadline unless `keep_ttl`; signals watchers."""
+        self.data[key] = value
+        if not keep_ttl and key in self.expires:
+            del self.expires[key]
+        self.touch(key)
+
+    def delete(self, key: bytes) -> bool:
+        """Remove `key` and its deadline; True if a live key was removed."""
+        if self.get(key) is None:
+            return False
+        del self.data[key]
+        self.expires.pop(key, None)
+        self.touch(key)
+        return True
+
+    def set_deadline(self, key: bytes, deadline_ms: int) -> None:
+        """Give the existing `key` an absolute deadline (ms since epoch)."""
+        self.expires[key] = deadline_ms
+        self.keyspace.schedule(deadline_ms, self.index, key)
+        self.touch(key)
+
+    def persist(self, key: bytes) -> bool:
+        """Drop the deadline of `key`; True if it had one."""
+        if self.expires.pop(key, None) is None:
+            return False
+        self.touch(key)
+        return True
+
+    def drop_if_empty(self, key: bytes, value) -> bool:
+        """Delete an aggregate (hash, set, list, zset) left empty by a write; True if deleted."""
+        if not value:
+            del self.data[key]
+            self.expires.pop(key, None)
+            return True
+        return False
+
+    def touch(self, key: bytes) -> None:
+        """Signal that `key` changed: transactions WATCHing it will abort."""
+        if self.watchers:
+            clients = self.watchers.get(key)
+            if clients:
+                for client in clients:
+                    client.watch_dirty = True
+
+    def flush(self) -> None:
+        """Remove every key; WATCHers of the removed keys are signalled."""
+        if self.watchers:
+            for key in self.data:
+                self.touch(key)
+        self.data.clear()
+        self.expires.clear()
+
+    def notify(self, flag: int, event: bytes, key: bytes) -> None:
+        """Announce a keyspace event for `key` (no-op unless someone configured it)."""
+        notifier = self.keyspace.notifier
+        if notifier.flags & flag:
+            notifier.keyspace_event(flag, event, key, self.index)
+
+
+class Keyspace:
+    """All databases, the deadline heap, and the clock."""
+
+    def __init__(self, clock: Callable[[], int] = wall_clock_ms, notifier: ev.Notifier | None = None) -> None:
+        self.clock = clock
+        self.now = clock()
+        self.notifier = notifier or ev.Notifier()
+        self.dbs = [Database(i, self) for i in range(DATABASES)]
+        self._heap: list[tuple[int, int, bytes]] = []
+        self.on_earlier_deadline: Callable[[int], None] | None = None  # the server re-arms its timer
+        self.expired_count = 0
+
+    def tick(self) -> int:
+        """Read the clock once; commands then see `self.now`."""
+        self.now = now = self.clock()
+        return now
+
+    def schedule(self, deadline_ms: int, db_index: int, key: bytes) -> None:
+        heap = self._heap
+        earliest = heap[0][0] if heap else None
+        heapq.heappush(heap, (deadline_ms, db_index, key))
+        if len(heap) > 1024 and len(heap) > 3 * self.keys_with_deadline():
+            self._rebuild_heap()
+        if (earliest is None or deadline_ms < earliest) and self.on_earlier_deadline:
+            self.on_earlier_deadline(deadline_ms)
+
+    def keys_with_deadline(self) -> int:
+        return sum(len(db.expires) for db in self.dbs)
+
+    def _rebuild_heap(self) -> None:
+        """Drop stale entries so the heap holds one entry per key with a deadline."""
+        self._heap = [(d, db.index, k) for db in self.dbs for k, d in db.expires.items()]
+        heapq.heapify(self._heap)
+
+    def next_deadline(self) -> int | None:
+        """The earliest deadline in the heap (possibly stale), or None."""
+        return self._heap[0][0] if self._heap else None
+
+    def expire_due(self, limit: int = 100_000) -> int:
+        """Expire every key whose deadline is <= now (at most `limit`); return how many."""
+        now = self.now
+        heap = self._heap
+        expired = 0
+        while heap and heap[0][0] <= now and expired < limit:
+            deadline, db_index, key = heapq.heappop(heap)
+            db = self.dbs[db_index]
+            if db.expires.get(key) == deadline:  # not stale: this is the key's current deadline
+                self.expire_key(db, key)
+                expired += 1
+        return expired
+
+    def expire_key(self, db: Database, key: bytes) -> None:
+        """Delete `key` because its deadline passed, and announce it."""
+        del db.data[key]
+        del db.expires[key]
+        db.touch(key)
+        self.expired_count += 1
+        self.notifier.expired(key, db.index)
+
+    def flush_all(self) -> None:
+        for db in self.dbs:
+            db.flush()
+        self._heap.clear()

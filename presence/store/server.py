@@ -1,0 +1,322 @@
+"""The network side of the store: asyncio connections, command dispatch, the expiry timer.
+
+Each connection is an `asyncio.Protocol` (no streams, no per-command tasks): bytes go
+into the sans-IO parser, every complete command is dispatched synchronously, and all
+replies produced by one read are written in one `transport.write`. One timer is armed
+for the earliest key deadline; when it fires, due keys are expired and announced.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+
+from presence.store import replies
+from presence.store.commands import COMMANDS, NO_REPLY, CommandError, load_all
+from presence.store.config import Config
+from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
+from presence.store.notify import Notifier
+from presence.store.pubsub import PubSubHub
+from presence.store.resp import QUEUED, Error, ProtocolError, Push, RequestParser, encode
+
+log = logging.getLogger("presence.store")
+VERSION = "7.0.15"  # the Redis version whose behaviour the store reproduces
+
+# Commands a RESP2 client may send while subscribed.
+_SUBSCRIBED_OK = frozenset([b"subscribe", b"psubscribe", b"ssubscribe", b"unsubscribe",
+                            b"punsubscribe", b"sunsubscribe", b"ping", b"quit", b"reset"])
+# Commands that run at once inside MULTI instead of being queued.
+_NOT_QUEUED = frozenset([b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"])
+_ids = itertools.count(1)
+
+
+class Client(asyncio.Protocol):
+    """One client connection and its session state (db, protocol, MULTI, subscriptions)."""
+
+    def __init__(self, server: "Server") -> None:
+        self.server = server
+        self.id = next(_ids)
+        self.transport: asyncio.Transport | None = None
+        self.parser = RequestParser(server.config["proto-max-bulk-len"])
+        self.protocol = 2
+        self.db = server.keyspace.dbs[0]
+        self.name = b""
+        self.lib_name = b""
+        self.lib_ver = b""
+        self.authenticated = not server.config["requirepass"]
+        self.multi: list | None = None   # queued commands while in MULTI
+        self.multi_error = False         # a queued command was refused: EXEC aborts
+        self.watching: set = set()       # (db, key) pairs
+        self.watch_dirty = False
+        self.channels: set[bytes] = set()
+        self.patterns: set[bytes] = set()
+        self.created = time.time()
+        self.last_interaction = self.created
+        self.last_command = b"NULL"
+        self.addr = self.laddr = ""
+        self.closing = False
+        self._out: list[bytes] | None = None  # replies gathered during one read
+        self._soft_limit_since = 0.0
+
+    # ------------------------------------------------------------ asyncio callbacks
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.addr = _format_addr(transport.get_extra_info("peername"))
+        self.laddr = _format_addr(transport.get_extra_info("sockname"))
+        self.server.add_client(self)
+
+    def data_received(self, data: bytes) -> None:
+        parser = self.parser
+        parser.feed(data)
+        out = self._out = []
+        execute = self.server.execute
+        try:
+            while not self.closing:
+                try:
+                    argv = parser.next_command()
+                except ProtocolError as exc:
+                    out.append(b"-ERR %s\r\n" % str(exc).encode())
+                    self.closing = True
+                    break
+                if argv is None:
+                    break
+                reply = execute(self, argv)
+                if reply is not NO_REPLY:
+                    out.append(encode(reply, self.protocol))
+        finally:
+            self._out = None
+            if out:
+                self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+            if self.closing:
+                self.transport.close()
+            else:
+                self._check_output_limit()
+
+    def connection_lost(self, exc) -> None:
+        self.closing = True
+        self.server.remove_client(self)
+
+    # ------------------------------------------------------------ output
+
+    def send(self, data: bytes) -> None:
+        """Queue bytes for this client: batched during its own read, written at once otherwise."""
+        if self._out is not None:
+            self._out.append(data)
+        elif not self.closing:
+            self.transport.write(data)
+            self._check_output_limit()
+
+    def send_push(self, push: Push) -> None:
+        """Deliver a pub/sub message (RESP3 push, RESP2 array)."""
+        self.send(encode(push, self.protocol))
+
+    def _check_output_limit(self) -> None:
+        """Disconnect a subscriber whose unread output passes client-output-buffer-limit pubsub."""
+        if not (self.channels or self.patterns) or self.closing:
+            return
+        pending = self.transport.get_write_buffer_size()
+        hard, soft, seconds = self.server.config["client-output-buffer-limit"]["pubsub"]
+        over_soft = soft and pending > soft
+        if over_soft and not self._soft_limit_since:
+            self._soft_limit_since = time.monotonic()
+        elif not over_soft:
+            self._soft_limit_since = 0.0
+        if (hard and pending > hard) or (
+                over_soft and time.monotonic() - self._soft_limit_since >= seconds):
+            log.warning("client id=%d addr=%s closed for overcoming of output buffer limits",
+                        self.id, self.addr)
+            self.server.stats["client_output_buffer_limit_disconnections"] += 1
+            self.close()
+
+    def close(self) -> None:
+        """Close the connection after what is already queued is written."""
+        self.closing = True
+        self.transport.close()
+
+    @property
+    def subscriptions(self) -> int:
+        return len(self.channels) + len(self.patterns)
+
+
+def _format_addr(addr) -> str:
+    if isinstance(addr, tuple):
+        host = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
+        return f"{host}:{addr[1]}"
+    return f"{addr or ''}:0"
+
+
+class Server:
+    """The store: configuration, keyspace, pub/sub, clients, and dispatch."""
+
+    def __init__(self, config: Config | None = None, clock=wall_clock_ms) -> None:
+        self.config = config or Config()
+        self.hub = PubSubHub()
+        self.notifier = Notifier(self.hub.publish)
+        self.keyspace = Keyspace(clock, self.notifier)
+        self.keyspace.on_earlier_deadline = self._arm_timer
+        self.commands = load_all()
+        self.clients: dict[int, Client] = {}
+        self.started = time.time()
+        self.stats = {"total_connections_received": 0, "total_commands_processed": 0,
+                      "rejected_connections": 0, "expired_keys": 0, "keyspace_hits": 0,
+                      "keyspace_misses": 0, "client_output_buffer_limit_disconnections": 0,
+                      "total_error_replies": 0, "pubsub_messages": 0}
+        self.shutdown_requested = asyncio.Event() if _has_loop() else None
+        self.servers: list[asyncio.base_events.Server] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: int | None = None
+        self.config.on_change = self._config_changed
+        self._config_changed("notify-keyspace-events", self.config["notify-keyspace-events"])
+        self._config_changed("keys-expire-notify", self.config["keys-expire-notify"])
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Listen on the configured TCP address (and unix socket, if set)."""
+        loop = asyncio.get_running_loop()
+        if self.shutdown_requested is None:
+            self.shutdown_requested = asyncio.Event()
+        port = self.config["port"]
+        if port:
+            hosts = self.config["bind"].split() or ["127.0.0.1"]
+            server = await loop.create_server(lambda: Client(self), hosts, port,
+                                              reuse_address=True, backlog=511)
+            self.servers.append(server)
+        path = self.config["unixsocket"]
+        if path:
+            if os.path.exists(path):
+                os.unlink(path)
+            self.servers.append(await loop.create_unix_server(lambda: Client(self), path))
+        self._arm_timer(self.keyspace.next_deadline())
+
+    def ports(self) -> list[int]:
+        """The TCP ports actually bound (useful with port 0)."""
+        return [s.getsockname()[1] for srv in self.servers for s in srv.sockets
+                if isinstance(s.getsockname(), tuple)]
+
+    async def close(self) -> None:
+        """Stop listening and disconnect every client."""
+        if self._timer:
+            self._timer.cancel()
+        for server in self.servers:
+            server.close()
+        for client in list(self.clients.values()):
+            client.close()
+        for server in self.servers:
+            await server.wait_closed()
+        if self.config["unixsocket"] and os.path.exists(self.config["unixsocket"]):
+            os.unlink(self.config["unixsocket"])
+
+    def add_client(self, client: Client) -> None:
+        self.stats["total_connections_received"] += 1
+        if len(self.clients) >= self.config["maxclients"]:
+            self.stats["rejected_connections"] += 1
+            client.transport.write(b"-ERR max number of clients reached\r\n")
+            client.close()
+            return
+        self.clients[client.id] = client
+
+    def remove_client(self, client: Client) -> None:
+        self.clients.pop(client.id, None)
+        self.hub.drop_client(client)
+        unwatch_all(client)
+
+    # ------------------------------------------------------------ dispatch
+
+    def execute(self, client: Client, argv: list[bytes]):
+        """Run one command for `client` and return its reply value (or NO_REPLY)."""
+        name = argv[0].lower()
+        cmd = self.commands.get(name)
+        self.stats["total_commands_processed"] += 1
+        client.last_command = name
+        if cmd is None:
+            return self._refuse(client, replies.unknown_command(argv[0], argv[1:]))
+        arity = cmd.arity
+        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+            return self._refuse(client, replies.wrong_arity(cmd.name))
+        if not client.authenticated and "no-auth" not in cmd.flags:
+            return self._refuse(client, replies.NOAUTH)
+        if client.protocol == 2 and (client.channels or client.patterns) and name not in _SUBSCRIBED_OK:
+            return self._refuse(client, Error(replies.SUBSCRIBED_CONTEXT.format(cmd.name)))
+        if client.multi is not None and name not in _NOT_QUEUED:
+            client.multi.append((cmd, argv))
+            return QUEUED
+        return self.call(client, cmd, argv)
+
+    def call(self, client: Client, cmd, argv: list[bytes]):
+        """Run a looked-up command now (also used by EXEC for queued commands)."""
+        self.keyspace.tick()
+        try:
+            reply = cmd.handler(client, argv[1:])
+        except WrongType as exc:
+            reply = exc.reply
+        except CommandError as exc:
+            reply = exc.reply
+        if type(reply) is Error:
+            self.stats["total_error_replies"] += 1
+        return reply
+
+    def _refuse(self, client: Client, error: Error) -> Error:
+        """Reply with an error for a command that did not run (and spoil a MULTI)."""
+        if client.multi is not None:
+            client.multi_error = True
+        self.stats["total_error_replies"] += 1
+        return error
+
+    # ------------------------------------------------------------ expiry timer
+
+    def _arm_timer(self, deadline_ms: int | None) -> None:
+        """Make sure a timer fires at `deadline_ms` (or earlier)."""
+        if deadline_ms is None:
+            return
+        if self._timer is not None:
+            if self._timer_deadline <= deadline_ms:
+                return
+            self._timer.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not serving yet: start() arms the timer
+        delay = (deadline_ms - self.keyspace.clock()) / 1000.0
+        self._timer_deadline = deadline_ms
+        self._timer = loop.call_later(max(0.0, delay), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_deadline = None
+        keyspace = self.keyspace
+        keyspace.tick()
+        keyspace.expire_due()
+        self._arm_timer(keyspace.next_deadline())
+
+    def _config_changed(self, name: str, value) -> None:
+        if name == "notify-keyspace-events":
+            self.notifier.flags = value
+        elif name == "keys-expire-notify":
+            self.notifier.keys_expire_notify = value.encode() if isinstance(value, str) else value
+        elif name == "requirepass" and not value:
+            for client in self.clients.values():
+                client.authenticated = True
+
+
+def unwatch_all(client: Client) -> None:
+    """Forget every key `client` WATCHes."""
+    for db, key in client.watching:
+        watchers = db.watchers.get(key)
+        if watchers is not None:
+            watchers.discard(client)
+            if not watchers:
+                del db.watchers[key]
+    client.watching.clear()
+    client.watch_dirty = False
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
