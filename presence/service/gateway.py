@@ -1,0 +1,450 @@
+"""Store gateway: the only module that knows the store's key names and command shapes.
+
+Key layout (every key of one channel carries the hash tag `{<channel>}`):
+
+    presence:{C}:online:<user>   string "1" with PX = --timeout, refreshed by each poll or
+                                 heartbeat of any of the user's tabs. Its expiry is `offline`.
+    presence:{C}:member:<user>   hash {since, info}: exists exactly while the user is a member.
+    presence:{C}:conns:<user>    zset conn -> deadline (ms): the user's tabs.
+    presence:{C}:members         zset user -> 0: lexicographic member pages, ZCARD = users.
+    presence:{C}:deadlines       zset user -> deadline (ms): the reconciliation sweep's index.
+    presence:{C}:connections     zset "<user>/<conn>" -> deadline (ms): ZCOUNT = live tabs.
+    presence:{C}:seq             id of the channel's newest event (INCR).
+    presence:{C}:events          list of the retained events, oldest first, stored without
+                                 their id: the last element has id = seq, the one before
+                                 seq - 1, and so on.
+    presence:channels            zset channel -> 0: the channel registry (paged by name).
+    presence:feed:seq, presence:feed:events   the global feed: every channel's events,
+                                 each with a "channel" field, same layout as a channel log.
+
+Pub/sub: every recorded event PUBLISHes `presence:wake <channel>` in the same transaction,
+so every node learns that the channel's log grew. Nothing else in the code base builds
+a key string. The registry and the global feed are written in the same MULTI as the
+channel's keys, so this layout needs a single (non-cluster) store.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError, WatchError
+
+PREFIX = "presence"
+REGISTRY = f"{PREFIX}:channels"
+FEED_SEQ = f"{PREFIX}:feed:seq"
+FEED_EVENTS = f"{PREFIX}:feed:events"
+WAKE_CHANNEL = f"{PREFIX}:wake"
+EXPIRY_CHANNEL = f"{PREFIX}:expired"  # what `presence serve` passes to --keys-expire-notify
+
+_ONLINE_KEY = re.compile(r"presence:\{([A-Za-z0-9_.-]{1,64})\}:online:([A-Za-z0-9_.@-]{1,128})")
+_WATCH_RETRIES = 50
+
+
+class StoreSetupError(RuntimeError):
+    """The store cannot deliver expiry notifications and we may not enable them."""
+
+
+class ChannelKeys:
+    """The key names of one channel (all under the hash tag `{channel}`)."""
+
+    __slots__ = ("channel", "tag", "members", "deadlines", "connections", "seq", "events")
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.tag = f"{PREFIX}:{{{channel}}}"
+        self.members = f"{self.tag}:members"
+        self.deadlines = f"{self.tag}:deadlines"
+        self.connections = f"{self.tag}:connections"
+        self.seq = f"{self.tag}:seq"
+        self.events = f"{self.tag}:events"
+
+    def online(self, user: str) -> str:
+        return f"{self.tag}:online:{user}"
+
+    def member(self, user: str) -> str:
+        return f"{self.tag}:member:{user}"
+
+    def conns(self, user: str) -> str:
+        return f"{self.tag}:conns:{user}"
+
+
+def parse_online_key(key: str) -> tuple[str, str] | None:
+    """(channel, user) when `key` is a presence key, else None (other keys expire too)."""
+    match = _ONLINE_KEY.fullmatch(key)
+    return (match.group(1), match.group(2)) if match else None
+
+
+@dataclass
+class LogSlice:
+    """What a read of an event log found: the events after the cursor, or a reset.
+
+    `reset` is true when the cursor is older than the retained history or newer than the
+    log (the store lost it); `events` then is empty and `seq` is where to resume.
+    """
+
+    cursor: int
+    seq: int
+    base: int  # id just before the oldest retained event
+    events: list[dict] = field(default_factory=list)
+    reset: bool = False
+
+
+@dataclass
+class Member:
+    user: str
+    info: object
+    since: int
+    connections: int
+
+
+@dataclass
+class ChannelPage:
+    """Counts of one channel plus one page of its members and the log position they match."""
+
+    channel: str
+    users: int
+    connections: int
+    seq: int
+    members: list[Member]
+    next: str | None
+
+
+@dataclass
+class Removal:
+    """A user removed by remove_user: the event recorded for it and its former deadline."""
+
+    event: dict
+    deadline: int | None
+
+
+class Gateway:
+    """Every store operation the presence domain needs, each as few round trips as possible.
+
+    Names passed in must already be valid (see presence.service.names). Store errors
+    (redis.exceptions.ConnectionError and friends) propagate to the caller.
+    """
+
+    def __init__(self, redis: aioredis.Redis, history: int = 1000) -> None:
+        self.redis = redis
+        self.history = history
+        self._bases: dict[str, int] = {}  # events key -> last seen base, to read in one trip
+        self._keys: dict[str, ChannelKeys] = {}
+
+    @classmethod
+    def from_url(cls, url: str, history: int = 1000, max_connections: int = 64) -> "Gateway":
+        """A gateway over a bounded, blocking connection pool to `url`."""
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=30, decode_responses=True)
+        return cls(aioredis.Redis(connection_pool=pool), history)
+
+    def keys(self, channel: str) -> ChannelKeys:
+        keys = self._keys.get(channel)
+        if keys is None:
+            if len(self._keys) > 100_000:
+                self._keys.clear()
+            keys = self._keys[channel] = ChannelKeys(channel)
+        return keys
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    def pubsub(self):
+        """A pub/sub object on its own connection (the caller subscribes and closes it)."""
+        return self.redis.pubsub(ignore_subscribe_messages=True)
+
+    # -- expiry notifications -------------------------------------------------------
+
+    async def expiry_channel(self) -> str:
+        """The pub/sub channel on which this store announces expired keys.
+
+        The bundled store announces on its `keys-expire-notify` channel when set. Otherwise
+        keyspace events are used; when `notify-keyspace-events` lacks `E` and `x`, they
+        are enabled with CONFIG SET. Raises StoreSetupError when that is refused.
+        """
+        try:
+            found = await self.redis.config_get("keys-expire-notify")
+        except ResponseError:
+            found = {}
+        if found.get("keys-expire-notify"):
+            return found["keys-expire-notify"]
+        db = self.redis.connection_pool.connection_kwargs.get("db", 0)
+        try:
+            flags = (await self.redis.config_get("notify-keyspace-events")).get(
+                "notify-keyspace-events", "")
+            if "E" not in flags or not ("x" in flags or "A" in flags):
+                await self.redis.config_set("notify-keyspace-events", flags + "Ex")
+        except ResponseError as exc:
+            raise StoreSetupError(
+                f"the store does not publish key expiries and refused to enable them ({exc}); "
+                "set `notify-keyspace-events Ex` in its redis.conf (or run "
+                "`redis-cli config set notify-keyspace-events Ex`)") from None
+        return f"__keyevent@{db}__:expired"
+
+    # -- presence writes --------------------------------------------------------------
+
+    async def refresh(self, channel: str, user: str, conn: str, now: int, ttl: int,
+                      info: str | None = None, cursor: int | None = None
+                      ) -> tuple[bool, LogSlice | None]:
+        """Mark `conn` of `user` alive until now + ttl (ms) and, given a cursor, read the log.
+
+        Returns (first, log): `first` is true when this call made the user a member (the
+        caller records `join`). `info`, when given, replaces the member's info JSON.
+        """
+        k = self.keys(channel)
+        deadline = now + ttl
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(k.online(user), "1", px=ttl)
+        pipe.zadd(k.conns(user), {conn: deadline})
+        pipe.zremrangebyscore(k.conns(user), "-inf", now)
+        pipe.zadd(k.connections, {f"{user}/{conn}": deadline})
+        pipe.zremrangebyscore(k.connections, "-inf", now)
+        pipe.zadd(k.members, {user: 0})
+        pipe.zadd(k.deadlines, {user: deadline})
+        pipe.hsetnx(k.member(user), "since", now)
+        if info is not None:
+            pipe.hset(k.member(user), "info", info)
+        pipe.zadd(REGISTRY, {channel: 0})
+        parse = self._queue_read(pipe, k.seq, k.events, cursor) if cursor is not None else None
+        replies = await pipe.execute()
+        first = replies[7] == 1
+        if parse is None:
+            return first, None
+        log = parse(replies[-3:])
+        if log is None:
+            log = await self._read_log(k.seq, k.events, cursor)
+        return first, log
+
+    async def record(self, channel: str, event: dict) -> dict:
+        """Append `event` to the channel's log and the global feed; returns it with its id."""
+        pipe = self.redis.pipeline(transaction=True)
+        self._queue_append(pipe, self.keys(channel), event)
+        replies = await pipe.execute()
+        return {"id": replies[0], **event}
+
+    async def drop_connection(self, channel: str, user: str, conn: str, now: int
+                              ) -> tuple[bool, int]:
+        """Forget one tab; returns (user is a member, tabs of the user still alive)."""
+        k = self.keys(channel)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zrem(k.conns(user), conn)
+        pipe.zrem(k.connections, f"{user}/{conn}")
+        pipe.zcount(k.conns(user), f"({now}", "+inf")
+        pipe.exists(k.member(user))
+        _, _, alive, member = await pipe.execute()
+        return bool(member), alive
+
+    async def remove_user(self, channel: str, user: str, now: int, kind: str,
+                          make_event) -> Removal | None:
+        """Remove a member and record its event in one transaction, if `kind` still applies.
+
+        kind "offline": only if the user's presence key is gone (it expired);
+        "leave": only if none of the user's tabs is alive; "kick": whenever a member.
+        `make_event(info)` builds the event. Across any number of nodes racing on the same
+        user, exactly one call returns a Removal; the others return None.
+        """
+        k = self.keys(channel)
+        conns_key = k.conns(user)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for _ in range(_WATCH_RETRIES):
+                try:
+                    await pipe.watch(k.online(user), k.member(user), conns_key)
+                    state = await self._removal_state(pipe, k, user, now)
+                    if not _removal_applies(kind, state):
+                        await pipe.unwatch()
+                        return None
+                    member, conns, deadline = state[1], state[2], state[4]
+                    event = make_event(_load(member.get("info")))
+                    pipe.multi()
+                    self._queue_append(pipe, k, event)
+                    pipe.delete(k.online(user), k.member(user), conns_key)
+                    pipe.zrem(k.members, user)
+                    pipe.zrem(k.deadlines, user)
+                    if conns:
+                        pipe.zrem(k.connections, *(f"{user}/{c}" for c in conns))
+                    replies = await pipe.execute()
+                    return Removal({"id": replies[0], **event}, deadline)
+                except WatchError:
+                    continue
+        raise RuntimeError(f"could not remove {user} from {channel}: too much contention")
+
+    @staticmethod
+    async def _removal_state(pipe, k: ChannelKeys, user: str, now: int) -> tuple:
+        online = await pipe.exists(k.online(user))
+        member = await pipe.hgetall(k.member(user))
+        conns = await pipe.zrange(k.conns(user), 0, -1)
+        alive = await pipe.zcount(k.conns(user), f"({now}", "+inf")
+        deadline = await pipe.zscore(k.deadlines, user)
+        return online, member, conns, alive, None if deadline is None else int(deadline)
+
+    def _queue_append(self, pipe, k: ChannelKeys, event: dict) -> None:
+        """Queue the commands that append `event`; the first reply is its id."""
+        pipe.incr(k.seq)
+        pipe.rpush(k.events, json.dumps(event, separators=(",", ":")))
+        pipe.ltrim(k.events, -self.history, -1)
+        pipe.incr(FEED_SEQ)
+        pipe.rpush(FEED_EVENTS, json.dumps({**event, "channel": k.channel}, separators=(",", ":")))
+        pipe.ltrim(FEED_EVENTS, -self.history, -1)
+        pipe.publish(WAKE_CHANNEL, k.channel)
+
+    # -- event logs -------------------------------------------------------------------
+
+    async def read_channel(self, channel: str, cursor: int) -> LogSlice:
+        """The channel's events after `cursor` (or a reset), read atomically."""
+        k = self.keys(channel)
+        return await self._read_log(k.seq, k.events, cursor)
+
+    async def read_feed(self, cursor: int | None) -> LogSlice:
+        """The global feed's events after `cursor`; None means "from now on"."""
+        if cursor is None:
+            seq = int(await self.redis.get(FEED_SEQ) or 0)
+            return LogSlice(seq, seq, seq)
+        return await self._read_log(FEED_SEQ, FEED_EVENTS, cursor)
+
+    async def _read_log(self, seq_key: str, events_key: str, cursor: int) -> LogSlice:
+        for _ in range(_WATCH_RETRIES):
+            pipe = self.redis.pipeline(transaction=True)
+            parse = self._queue_read(pipe, seq_key, events_key, cursor)
+            log = parse(await pipe.execute())
+            if log is not None:
+                return log
+        raise RuntimeError(f"could not read {events_key}: it keeps being trimmed")
+
+    def _queue_read(self, pipe, seq_key: str, events_key: str, cursor: int):
+        """Queue GET seq, LLEN, LRANGE from the cached base; returns a parser of the 3 replies.
+
+        The parser returns None when the base moved (the log was trimmed meanwhile): the
+        LRANGE then started at the wrong index and the read must be repeated.
+        """
+        guess = self._bases.get(events_key, 0)
+        start = max(cursor - guess, 0)
+        pipe.get(seq_key)
+        pipe.llen(events_key)
+        pipe.lrange(events_key, start, -1)
+
+        def parse(replies) -> LogSlice | None:
+            seq, length, raw = int(replies[0] or 0), replies[1], replies[2]
+            base = seq - length
+            if len(self._bases) > 100_000:
+                self._bases.clear()
+            self._bases[events_key] = base
+            if cursor < base or cursor > seq:
+                return LogSlice(cursor, seq, base, reset=True)
+            if base != guess and cursor < seq:
+                return None
+            first = base + 1 + start
+            events = [{"id": first + i, **json.loads(item)} for i, item in enumerate(raw)]
+            return LogSlice(cursor, seq, base, events)
+        return parse
+
+    async def trim_events_before(self, channel: str | None, cutoff: int) -> int:
+        """Drop events older than `cutoff` (ms) from a channel's log (None: the global feed)."""
+        events_key = FEED_EVENTS if channel is None else self.keys(channel).events
+        dropped = 0
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for _ in range(_WATCH_RETRIES):
+                try:
+                    await pipe.watch(events_key)
+                    head = await pipe.lrange(events_key, 0, 99)
+                    old = next((i for i, e in enumerate(head) if json.loads(e)["ts"] >= cutoff),
+                               len(head))
+                    if old == 0:
+                        await pipe.unwatch()
+                        return dropped
+                    pipe.multi()
+                    pipe.ltrim(events_key, old, -1)
+                    await pipe.execute()
+                    dropped += old
+                except WatchError:
+                    continue
+        return dropped
+
+    # -- membership reads -------------------------------------------------------------
+
+    async def members_page(self, channel: str, after: str | None, limit: int, now: int
+                           ) -> ChannelPage:
+        """Counts and the members after `after` (by name), at most `limit`, with one log position."""
+        k = self.keys(channel)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zcard(k.members)
+        pipe.zcount(k.connections, f"({now}", "+inf")
+        pipe.zrangebylex(k.members, f"({after}" if after else "-", "+", 0, limit)
+        pipe.get(k.seq)
+        users, connections, names, seq = await pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(k.member(name))
+            pipe.zcount(k.conns(name), f"({now}", "+inf")
+        replies = await pipe.execute()
+        members = []
+        for i, name in enumerate(names):
+            record, alive = replies[2 * i], replies[2 * i + 1]
+            if record:  # it left between the two reads; its event is after `seq`
+                members.append(Member(name, _load(record.get("info")),
+                                      int(record.get("since", 0)), alive))
+        following = names[-1] if len(names) == limit else None
+        return ChannelPage(channel, users, connections, int(seq or 0), members, following)
+
+    async def is_member(self, channel: str, user: str) -> bool:
+        return bool(await self.redis.exists(self.keys(channel).member(user)))
+
+    async def channel_known(self, channel: str) -> bool:
+        """True when the channel is registered or has a log."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zscore(REGISTRY, channel)
+        pipe.exists(self.keys(channel).seq)
+        registered, has_log = await pipe.execute()
+        return registered is not None or bool(has_log)
+
+    async def channels_page(self, after: str | None, limit: int, now: int
+                            ) -> tuple[list[tuple[str, int, int]], str | None]:
+        """([(channel, users, connections)], next) for the registered channels after `after`."""
+        names = await self.redis.zrangebylex(REGISTRY, f"({after}" if after else "-", "+", 0, limit)
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            k = self.keys(name)
+            pipe.zcard(k.members)
+            pipe.zcount(k.connections, f"({now}", "+inf")
+        replies = await pipe.execute()
+        rows = [(name, replies[2 * i], replies[2 * i + 1]) for i, name in enumerate(names)]
+        return rows, (names[-1] if len(names) == limit else None)
+
+    async def overdue_users(self, channel: str, now: int, limit: int = 1000) -> list[str]:
+        """Members whose deadline has passed: the candidates of the reconciliation sweep."""
+        return await self.redis.zrangebyscore(self.keys(channel).deadlines, "-inf", now, 0, limit)
+
+    async def forget_if_idle(self, channel: str) -> bool:
+        """Unregister a channel that has no members and no retained events."""
+        k = self.keys(channel)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(k.members, k.events)
+                if await pipe.zcard(k.members) or await pipe.llen(k.events):
+                    await pipe.unwatch()
+                    return False
+                pipe.multi()
+                pipe.zrem(REGISTRY, channel)
+                pipe.delete(k.seq)
+                await pipe.execute()
+                return True
+            except WatchError:
+                return False
+
+
+def _removal_applies(kind: str, state: tuple) -> bool:
+    online, member, _, alive, _ = state
+    if not member:
+        return False
+    if kind == "offline":
+        return not online
+    if kind == "leave":
+        return alive == 0
+    return True
+
+
+def _load(info: str | None):
+    return None if info is None else json.loads(info)

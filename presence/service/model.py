@@ -1,0 +1,319 @@
+"""The presence model: who is in which channel, what happened there, and who is waiting.
+
+Handlers call these methods with names already validated (presence.service.names); the
+model decides which events a change means, records them through the gateway, and owns
+the waiting of long-polls. Time comes from an injected clock, so tests can move it.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from presence.service.feed import Feed
+from presence.service.gateway import ChannelPage, Gateway, LogSlice, parse_online_key
+
+log = logging.getLogger("presence.model")
+
+JOIN_MEMBERS = 1000  # members returned with a join or a reset; the REST API pages the rest
+CLAIM_CONCURRENCY = 32  # expiries handled at once, so a mass expiry cannot drain the pool
+
+
+@dataclass
+class Stats:
+    """Counters of this node since start (exported by /metrics)."""
+
+    events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("join", "leave", "offline", "message"), 0))
+    expiries_heard: int = 0
+    lag_count: int = 0
+    lag_sum_ms: int = 0
+    lag_max_ms: int = 0
+    sweeps: int = 0
+
+    def count_offline(self, deadline: int | None, now: int) -> None:
+        if deadline is None:
+            return
+        lag = max(now - deadline, 0)
+        self.lag_count += 1
+        self.lag_sum_ms += lag
+        self.lag_max_ms = max(self.lag_max_ms, lag)
+
+
+class NotMember(LookupError):
+    """The user is not a member of the channel."""
+
+
+class Presence:
+    """Presence of users in channels, over one store, as seen by one node.
+
+    Every method may raise the store's connection errors; none leaves a half-recorded
+    event behind (each event is written in one transaction with the change it reports).
+    """
+
+    def __init__(self, gateway: Gateway, timeout: float = 30, poll_timeout: float = 25,
+                 history_age: float = 600, clock: Callable[[], float] = time.time) -> None:
+        self.gateway = gateway
+        self.timeout = timeout
+        self.poll_timeout = poll_timeout
+        self.history_age = history_age
+        self.clock = clock
+        self.stats = Stats()
+        self.closing = False
+        self.pending = 0
+        self.feeds: dict[str, Feed] = {}
+        self.global_feed = Feed(gateway.read_feed)
+        self._claims = asyncio.Semaphore(CLAIM_CONCURRENCY)
+
+    def now(self) -> int:
+        """Milliseconds since the epoch, from the injected clock."""
+        return int(self.clock() * 1000)
+
+    def _feed(self, channel: str) -> Feed:
+        feed = self.feeds.get(channel)
+        if feed is None:
+            feed = self.feeds[channel] = Feed(
+                lambda cursor: self.gateway.read_channel(channel, cursor))
+        return feed
+
+    # -- client actions ---------------------------------------------------------------
+
+    async def join(self, channel: str, user: str, conn: str, info: str | None) -> dict:
+        """Register a tab; returns {cursor, members, timeout, poll_timeout}.
+
+        `info` is the user's info as JSON text (None keeps what is stored). Emits `join`
+        when this is the user's first live tab in the channel.
+        """
+        await self._refresh(channel, user, conn, info)
+        page = await self.gateway.members_page(channel, None, JOIN_MEMBERS, self.now())
+        return {"cursor": page.seq, "members": _members(page), "more": page.next is not None,
+                "timeout": self.timeout, "poll_timeout": self.poll_timeout}
+
+    async def heartbeat(self, channel: str, user: str, conn: str) -> dict:
+        """Keep a tab alive without waiting; registers it (and emits `join`) if needed."""
+        await self._refresh(channel, user, conn, None)
+        return {"ok": True}
+
+    async def poll(self, channel: str, user: str, conn: str, cursor: int) -> dict:
+        """Keep a tab alive, then return the channel's events after `cursor`.
+
+        Waits up to poll_timeout for events; returns {cursor, events} (events may be
+        empty), {reset, cursor, members} when the cursor is outside the retained history,
+        or {cursor, events: [], reconnect: true} when this node is shutting down.
+        Cancelling the call (the client went away) releases its waiter.
+        """
+        feed = self._feed(channel)
+        feed.users += 1
+        try:
+            seen = feed.pokes
+            first, got = await self.gateway.refresh(channel, user, conn, self.now(),
+                                                    self._ttl(), cursor=cursor)
+            if first:
+                await self._record(channel, _event("join", user, None, self.now()))
+            return await self._wait(feed, got, seen,
+                                    lambda: self.gateway.read_channel(channel, cursor),
+                                    lambda: self._reset(channel))
+        finally:
+            feed.users -= 1
+
+    async def leave(self, channel: str, user: str, conn: str) -> dict:
+        """Forget a tab now; emits `leave` when it was the user's last live tab."""
+        is_member, alive = await self.gateway.drop_connection(channel, user, conn, self.now())
+        if is_member and alive == 0:
+            removal = await self.gateway.remove_user(
+                channel, user, self.now(), "leave",
+                lambda info: _event("leave", user, info, self.now()))
+            if removal:
+                self._recorded(channel, removal.event)
+        return {"ok": True}
+
+    async def send(self, channel: str, user: str, data: str) -> dict:
+        """Publish a chat message from a member; raises NotMember otherwise."""
+        if not await self.gateway.is_member(channel, user):
+            raise NotMember(user)
+        event = await self._record(channel, _event("message", user, None, self.now(), data=data))
+        return {"ok": True, "id": event["id"]}
+
+    # -- operator actions and reads ---------------------------------------------------
+
+    async def kick(self, channel: str, user: str) -> dict:
+        """Remove all of a user's tabs; emits `leave` with reason "kicked". Raises NotMember."""
+        removal = await self.gateway.remove_user(
+            channel, user, self.now(), "kick",
+            lambda info: _event("leave", user, info, self.now(), reason="kicked"))
+        if removal is None:
+            raise NotMember(user)
+        self._recorded(channel, removal.event)
+        return {"ok": True, "id": removal.event["id"]}
+
+    async def channel(self, channel: str, after: str | None, limit: int) -> ChannelPage | None:
+        """Counts and one page of members; None when the channel is unknown."""
+        page = await self.gateway.members_page(channel, after, limit, self.now())
+        if page.users == 0 and not await self.gateway.channel_known(channel):
+            return None
+        return page
+
+    async def channels(self, after: str | None, limit: int) -> tuple[list, str | None]:
+        """One page of channels as ([(channel, users, connections)], next)."""
+        return await self.gateway.channels_page(after, limit, self.now())
+
+    async def global_events(self, cursor: int | None) -> dict:
+        """Long-poll over every channel's events (each with "channel"); None: from now on."""
+        feed = self.global_feed
+        seen = feed.pokes
+        got = await self.gateway.read_feed(cursor)
+        if cursor is None:
+            return {"cursor": got.seq, "events": []}
+        return await self._wait(feed, got, seen, lambda: self.gateway.read_feed(cursor),
+                                lambda: self._global_reset())
+
+    # -- store notifications ------------------------------------------------------------
+
+    async def expired(self, key: str) -> None:
+        """A key expired: when it is a presence key, record `offline` (once across nodes)."""
+        parsed = parse_online_key(key)
+        if parsed is None:
+            return
+        self.stats.expiries_heard += 1
+        await self._claim_offline(*parsed)
+
+    def woken(self, channel: str) -> None:
+        """The store announced that `channel`'s log grew (maybe recorded by another node)."""
+        feed = self.feeds.get(channel)
+        if feed is not None:
+            feed.poke()
+        self.global_feed.poke()
+
+    async def reconcile(self) -> int:
+        """Sweep every channel for members whose key vanished unannounced; returns offlines.
+
+        Run after (re)subscribing, because pub/sub lost what was published meanwhile,
+        and periodically as a safety net. Also trims events older than history_age and
+        wakes every waiting poll so that it re-reads the store.
+        """
+        self.stats.sweeps += 1
+        found, after, now = 0, None, self.now()
+        while True:
+            rows, after = await self.gateway.channels_page(after, 500, now)
+            for channel, users, _ in rows:
+                found += await self._sweep_channel(channel, users, now)
+            if after is None:
+                break
+        await self.gateway.trim_events_before(None, now - int(self.history_age * 1000))
+        for feed in [*self.feeds.values(), self.global_feed]:
+            feed.poke()
+        self._drop_idle_feeds()
+        return found
+
+    async def _sweep_channel(self, channel: str, users: int, now: int) -> int:
+        found = 0
+        for user in await self.gateway.overdue_users(channel, now):
+            found += await self._claim_offline(channel, user)
+        await self.gateway.trim_events_before(channel, now - int(self.history_age * 1000))
+        if users == 0:
+            await self.gateway.forget_if_idle(channel)
+        return found
+
+    def shutdown(self) -> None:
+        """Answer every held poll now with a reconnect hint; later polls answer at once."""
+        self.closing = True
+        for feed in [*self.feeds.values(), self.global_feed]:
+            feed.wake()
+
+    # -- internals --------------------------------------------------------------------
+
+    def _ttl(self) -> int:
+        return int(self.timeout * 1000)
+
+    async def _refresh(self, channel: str, user: str, conn: str, info: str | None) -> None:
+        first, _ = await self.gateway.refresh(channel, user, conn, self.now(), self._ttl(),
+                                              info=info)
+        if first:
+            await self._record(channel, _event("join", user, _load(info), self.now()))
+
+    async def _claim_offline(self, channel: str, user: str) -> int:
+        async with self._claims:
+            now = self.now()
+            removal = await self.gateway.remove_user(
+                channel, user, now, "offline", lambda info: _event("offline", user, info, now))
+        if removal is None:
+            return 0
+        self.stats.count_offline(removal.deadline, now)
+        self._recorded(channel, removal.event)
+        return 1
+
+    async def _record(self, channel: str, event: dict) -> dict:
+        recorded = await self.gateway.record(channel, event)
+        self._recorded(channel, recorded)
+        return recorded
+
+    def _recorded(self, channel: str, event: dict) -> None:
+        self.stats.events[event["type"]] += 1
+        self.woken(channel)  # pub/sub will tell us too; waking now saves the round trip
+
+    async def _wait(self, feed: Feed, got: LogSlice, seen: int, read, reset) -> dict:
+        """Hold a poll until `feed` has events after got.cursor, or poll_timeout passes.
+
+        `seen` is feed.pokes from before the store read that produced `got`: a poke after
+        it means the log may have grown since, so the store is read again (no lost wake-up).
+        """
+        cursor, loop = got.cursor, asyncio.get_running_loop()
+        deadline = loop.time() + self.poll_timeout
+        self.pending += 1
+        try:
+            while True:
+                feed.observe(got)
+                if got.reset:
+                    return await reset()
+                if got.events:
+                    return {"cursor": got.events[-1]["id"], "events": got.events}
+                if self.closing:
+                    return {"cursor": cursor, "events": [], "reconnect": True}
+                if feed.pokes == seen:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0 or not await feed.wait(remaining):
+                        return {"cursor": cursor, "events": []}
+                    seen = feed.covered
+                    events = feed.events_after(cursor)
+                    if events:
+                        return {"cursor": events[-1]["id"], "events": events}
+                    if events == [] or self.closing:
+                        continue
+                seen, got = feed.pokes, await read()
+        finally:
+            self.pending -= 1
+
+    async def _reset(self, channel: str) -> dict:
+        page = await self.gateway.members_page(channel, None, JOIN_MEMBERS, self.now())
+        return {"reset": True, "cursor": page.seq, "members": _members(page),
+                "more": page.next is not None}
+
+    async def _global_reset(self) -> dict:
+        got = await self.gateway.read_feed(None)
+        return {"reset": True, "cursor": got.seq, "members": []}
+
+    def _drop_idle_feeds(self) -> None:
+        for channel in [c for c, f in self.feeds.items() if not f.users]:
+            del self.feeds[channel]
+
+
+def _event(kind: str, user: str, info, ts: int, reason: str | None = None,
+           data: str | None = None) -> dict:
+    event = {"type": kind, "user": user, "info": info, "ts": ts}
+    if reason is not None:
+        event["reason"] = reason
+    if data is not None:
+        event["data"] = data
+    return event
+
+
+def _members(page: ChannelPage) -> list[dict]:
+    return [{"user": m.user, "info": m.info, "since": m.since, "connections": m.connections}
+            for m in page.members]
+
+
+def _load(info: str | None):
+    return None if info is None else json.loads(info)

@@ -1,0 +1,101 @@
+"""Operator endpoints: /api/channels, /api/channels/<c>, kick, /api/events, health, metrics.
+
+Reads are JSON with CORS (JSONP too when `callback` is given); writes (kick) need
+`Authorization: Bearer <--admin-token>` when an admin token is configured.
+"""
+from __future__ import annotations
+
+import hmac
+
+from presence.service import names
+from presence.service.model import NotMember
+from presence.web.base import BadParam, BaseHandler, NotFound
+from presence.web.client import LongPollHandler
+
+MAX_LIMIT = 1000
+
+
+class ApiHandler(BaseHandler):
+    def page_args(self, check) -> tuple[str | None, int]:
+        """(cursor, limit): cursor is the last name of the previous page."""
+        cursor = self.name_arg("cursor", check, required=False)
+        limit = self.int_arg("limit", required=False, low=1, high=MAX_LIMIT)
+        return cursor, limit or 100
+
+    def require_admin(self) -> None:
+        token = self.app_settings.admin_token
+        if not token:
+            return
+        given = self.request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            self.set_header("WWW-Authenticate", 'Bearer realm="presence"')
+            raise BadParam("Authorization", "a valid admin bearer token is required", 401)
+
+
+class ChannelsHandler(ApiHandler):
+    async def get(self) -> None:
+        after, limit = self.page_args(names.is_channel)
+        rows, following = await self.presence.channels(after, limit)
+        self.reply({"channels": [{"channel": c, "users": u, "connections": n}
+                                 for c, u, n in rows], "next": following})
+
+
+class ChannelHandler(ApiHandler):
+    async def get(self, channel: str) -> None:
+        channel = self.name_arg("channel", names.is_channel, channel)
+        after, limit = self.page_args(names.is_user)
+        page = await self.presence.channel(channel, after, limit)
+        if page is None:
+            raise NotFound("channel", "no such channel")
+        self.reply({"channel": channel, "users": page.users, "connections": page.connections,
+                    "cursor": page.seq, "next": page.next,
+                    "members": [{"user": m.user, "info": m.info, "since": m.since,
+                                 "connections": m.connections} for m in page.members]})
+
+
+class MemberHandler(ApiHandler):
+    async def delete(self, channel: str, user: str) -> None:
+        self.require_admin()
+        channel = self.name_arg("channel", names.is_channel, channel)
+        user = self.name_arg("user", names.is_user, user)
+        if not await self.presence.gateway.channel_known(channel):
+            raise NotFound("channel", "no such channel")
+        try:
+            self.reply(await self.presence.kick(channel, user))
+        except NotMember:
+            raise NotFound("user", "user is not a member of this channel") from None
+
+    post = delete  # for clients that cannot send DELETE
+
+
+class EventsHandler(LongPollHandler, ApiHandler):
+    """Long-poll over the global feed of all channels' events (for the dashboard)."""
+
+    async def get(self) -> None:
+        cursor = self.int_arg("cursor", required=False)
+        await self.hold(self.presence.global_events(cursor))
+
+
+class HealthHandler(BaseHandler):
+    def get(self) -> None:
+        self.reply({"ok": True, "node": self.app_settings.node_id})
+
+
+class ReadyHandler(BaseHandler):
+    async def get(self) -> None:
+        subscriber = self.application.settings.get("subscriber")
+        subscribed = bool(subscriber and subscriber.live)
+        try:
+            reachable = await self.presence.gateway.ping()
+        except Exception:
+            reachable = False
+        ready = reachable and subscribed and not self.presence.closing
+        self.reply({"ready": ready, "store": reachable, "subscribed": subscribed,
+                    "closing": self.presence.closing}, 200 if ready else 503)
+
+
+class MetricsHandler(BaseHandler):
+    async def get(self) -> None:
+        from presence.web.metrics import render_metrics
+        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.finish(await render_metrics(self.presence, self.app_settings.node_id))

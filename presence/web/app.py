@@ -1,0 +1,66 @@
+"""The Tornado application factory: routes, static pages, settings."""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tornado.web
+
+import presence
+from presence.service.model import Presence
+from presence.web import api, client
+
+
+def default_static_dir() -> Path:
+    """The repository's static/ folder (editable install), unless PRESENCE_STATIC_DIR says otherwise."""
+    override = os.environ.get("PRESENCE_STATIC_DIR")
+    return Path(override) if override else Path(presence.__file__).resolve().parents[1] / "static"
+
+
+@dataclass
+class WebSettings:
+    """What the handlers need besides the presence domain."""
+
+    admin_token: str | None = None
+    node_id: str = field(default_factory=socket.gethostname)
+    static_dir: Path = field(default_factory=default_static_dir)
+
+
+class PageHandler(tornado.web.StaticFileHandler):
+    """Serves one fixed file of static/ (the demo page, the dashboard)."""
+
+    def initialize(self, path: str, page: str) -> None:  # type: ignore[override]
+        super().initialize(path)
+        self.page = page
+
+    async def get(self, path: str = "", include_body: bool = True) -> None:
+        await super().get(self.page, include_body)
+
+
+def make_app(presence_model: Presence, settings: WebSettings | None = None,
+             subscriber=None, **tornado_settings) -> tornado.web.Application:
+    """The service's application over one presence model."""
+    settings = settings or WebSettings()
+    common = {"presence": presence_model, "settings": settings}
+    static = str(settings.static_dir)
+    channel = r"/channels/([^/]+)"
+    routes = [
+        (rf"{channel}/join", client.JoinHandler, common),
+        (rf"{channel}/poll", client.PollHandler, common),
+        (rf"{channel}/heartbeat", client.HeartbeatHandler, common),
+        (rf"{channel}/leave", client.LeaveHandler, common),
+        (rf"{channel}/send", client.SendHandler, common),
+        (r"/api/channels/?", api.ChannelsHandler, common),
+        (r"/api/channels/([^/]+)/?", api.ChannelHandler, common),
+        (r"/api/channels/([^/]+)/members/([^/]+)/?", api.MemberHandler, common),
+        (r"/api/events", api.EventsHandler, common),
+        (r"/healthz", api.HealthHandler, common),
+        (r"/readyz", api.ReadyHandler, common),
+        (r"/metrics", api.MetricsHandler, common),
+        (r"/()", PageHandler, {"path": static, "page": "index.html"}),
+        (r"/(dashboard)/?", PageHandler, {"path": static, "page": "dashboard.html"}),
+        (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": static}),
+    ]
+    return tornado.web.Application(routes, subscriber=subscriber, **tornado_settings)

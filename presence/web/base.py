@@ -1,0 +1,147 @@
+"""Request parsing and JSON/JSONP rendering shared by every handler.
+
+A handler reads its parameters through `arg`/`name_arg`/`int_arg`, which raise BadParam
+(a 400 naming the parameter) before anything reaches the domain. Replies go through
+`reply`, which writes JSONP when a valid `callback` was given and JSON with CORS otherwise.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Callable
+
+import tornado.web
+from redis.exceptions import RedisError
+
+from presence.service import names
+
+log = logging.getLogger("presence.web")
+
+
+class BadParam(tornado.web.HTTPError):
+    """A request parameter is missing or invalid: 400 with {"error", "param"}."""
+
+    def __init__(self, param: str, message: str, status: int = 400) -> None:
+        super().__init__(status, reason=None)
+        self.param = param
+        self.message = message
+
+
+class NotFound(BadParam):
+    """The named channel or user does not exist: 404 with {"error", "param"}."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(param, message, 404)
+
+
+def encode_json(value) -> str:
+    """Compact JSON that is also safe inside a <script> (no `</`, no raw U+2028/9)."""
+    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """JSON/JSONP rendering, CORS, parameter parsing and error bodies."""
+
+    def initialize(self, presence, settings) -> None:
+        self.presence = presence
+        self.app_settings = settings
+        self.callback: str | None = None
+        self._body_args: dict | None = None
+
+    def prepare(self) -> None:
+        raw = self.get_query_argument("callback", None)
+        if raw is not None:
+            if not names.is_callback(raw):
+                raise BadParam("callback", "callback must be a JavaScript identifier path")
+            self.callback = raw
+
+    def set_default_headers(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def options(self, *args) -> None:
+        """CORS preflight for JSON clients (POST with a JSON body, DELETE with a token)."""
+        self._cors()
+        self.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+        self.set_header("Access-Control-Allow-Headers", "Content-Type, Authorization")
+        self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+
+    def _cors(self) -> None:
+        self.set_header("Access-Control-Allow-Origin", "*")
+
+    def reply(self, value, status: int = 200) -> None:
+        """Finish with `value` as JSONP (when a callback was given) or JSON."""
+        self.set_status(status)
+        body = encode_json(value)
+        if self.callback is not None:
+            self.set_header("Content-Type", "text/javascript; charset=UTF-8")
+            self.finish(f"/**/ typeof {self.callback} === 'function' && {self.callback}({body});")
+        else:
+            self._cors()
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            self.finish(body)
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, BadParam):
+            self.reply({"error": exc.message, "param": exc.param}, status_code)
+        elif isinstance(exc, (RedisError, OSError)):
+            self.reply({"error": "store unavailable"}, 503)
+        else:
+            self.reply({"error": self._reason}, status_code)
+
+    def log_exception(self, typ, value, tb) -> None:
+        if isinstance(value, BadParam):
+            return
+        if isinstance(value, (RedisError, OSError)):
+            log.warning("store error on %s: %r", self.request.path, value)
+            return
+        super().log_exception(typ, value, tb)
+
+    # -- parameters -------------------------------------------------------------------
+
+    def arg(self, name: str, required: bool = True) -> str | None:
+        """A parameter from the query, a form body, or a JSON object body."""
+        value = self.get_argument(name, None)
+        if value is None and self.request.method == "POST":
+            value = self._json_body().get(name)
+            if value is not None and not isinstance(value, str):
+                value = json.dumps(value) if name == "info" else str(value)
+        if value is None and required:
+            raise BadParam(name, f"{name} is required")
+        return value
+
+    def _json_body(self) -> dict:
+        if self._body_args is None:
+            self._body_args = {}
+            if self.request.headers.get("Content-Type", "").startswith("application/json"):
+                try:
+                    body = json.loads(self.request.body or b"{}")
+                except ValueError:
+                    raise BadParam("body", "the body is not valid JSON") from None
+                if not isinstance(body, dict):
+                    raise BadParam("body", "the body must be a JSON object")
+                self._body_args = body
+        return self._body_args
+
+    def name_arg(self, name: str, check: Callable[[str], bool], value: str | None = None,
+                 required: bool = True) -> str | None:
+        """A parameter (or path part `value`) that must satisfy a name rule."""
+        if value is None:
+            value = self.arg(name, required)
+            if value is None:
+                return None
+        if not check(value):
+            raise BadParam(name, f"invalid {name}")
+        return value
+
+    def int_arg(self, name: str, required: bool = True, low: int = 0,
+                high: int = 2 ** 53) -> int | None:
+        """A decimal integer parameter within [low, high]."""
+        raw = self.arg(name, required)
+        if raw is None:
+            return None
+        if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+            raise BadParam(name, f"{name} must be an integer from {low} to {high}")
+        return int(raw)

@@ -1,0 +1,103 @@
+"""Client endpoints under /channels/<channel>/: join, poll, heartbeat, leave, send.
+
+Each accepts GET (JSONP script tags can only GET) and POST (form or JSON body), answers
+JSONP when `callback` is given and JSON with CORS otherwise.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+
+from presence.service import names
+from presence.service.model import NotMember
+from presence.web.base import BadParam, BaseHandler, NotFound
+
+
+class ClientHandler(BaseHandler):
+    """Parses the parameters every client endpoint shares: channel, user, conn."""
+
+    def params(self, channel: str) -> tuple[str, str, str]:
+        return (self.name_arg("channel", names.is_channel, channel),
+                self.name_arg("user", names.is_user),
+                self.name_arg("conn", names.is_conn))
+
+    def info_arg(self) -> str | None:
+        """The optional `info`: JSON text of at most 1 KB, returned re-encoded compactly."""
+        raw = self.arg("info", required=False)
+        if raw is None:
+            return None
+        if len(raw.encode("utf-8")) > names.MAX_INFO_BYTES:
+            raise BadParam("info", f"info must be at most {names.MAX_INFO_BYTES} bytes")
+        try:
+            return json.dumps(json.loads(raw), separators=(",", ":"))
+        except ValueError:
+            raise BadParam("info", "info must be JSON") from None
+
+
+class JoinHandler(ClientHandler):
+    async def get(self, channel: str) -> None:
+        channel, user, conn = self.params(channel)
+        info = self.info_arg()
+        self.reply(await self.presence.join(channel, user, conn, info))
+
+    post = get
+
+
+class HeartbeatHandler(ClientHandler):
+    async def get(self, channel: str) -> None:
+        self.reply(await self.presence.heartbeat(*self.params(channel)))
+
+    post = get
+
+
+class LeaveHandler(ClientHandler):
+    async def get(self, channel: str) -> None:
+        self.reply(await self.presence.leave(*self.params(channel)))
+
+    post = get
+
+
+class SendHandler(ClientHandler):
+    async def get(self, channel: str) -> None:
+        channel, user, _ = self.params(channel)
+        data = self.arg("data")
+        if len(data.encode("utf-8")) > names.MAX_DATA_BYTES:
+            raise BadParam("data", f"data must be at most {names.MAX_DATA_BYTES} bytes")
+        try:
+            self.reply(await self.presence.send(channel, user, data))
+        except NotMember:
+            raise NotFound("user", "user is not a member of this channel") from None
+
+    post = get
+
+
+class LongPollHandler(BaseHandler):
+    """Runs one domain wait as a task, cancelled if the client goes away first."""
+
+    _task: asyncio.Future | None = None
+    _gone = False
+
+    async def hold(self, coro) -> None:
+        """Reply with what `coro` returns, unless the client left first (then drop it)."""
+        self._task = asyncio.ensure_future(coro)
+        try:
+            result = await self._task
+        except asyncio.CancelledError:
+            if self._gone:
+                return
+            raise
+        self.reply(result)
+
+    def on_connection_close(self) -> None:
+        self._gone = True
+        if self._task is not None:
+            self._task.cancel()
+
+
+class PollHandler(LongPollHandler, ClientHandler):
+    async def get(self, channel: str) -> None:
+        channel, user, conn = self.params(channel)
+        cursor = self.int_arg("cursor")
+        await self.hold(self.presence.poll(channel, user, conn, cursor))
+
+    post = get

@@ -1,0 +1,59 @@
+"""Prometheus text exposition of one node's view: online users, connections, polls, events, lag."""
+from __future__ import annotations
+
+from presence.service.model import Presence
+
+MAX_CHANNELS = 10_000  # channels summed per scrape; beyond this the totals are partial
+
+
+async def totals(presence: Presence) -> tuple[int, int, int]:
+    """(channels, users, connections) summed over the registry (at most MAX_CHANNELS)."""
+    channels = users = connections = 0
+    after = None
+    while channels < MAX_CHANNELS:
+        rows, after = await presence.channels(after, 1000)
+        for _, u, n in rows:
+            channels, users, connections = channels + 1, users + u, connections + n
+        if after is None:
+            break
+    return channels, users, connections
+
+
+async def render_metrics(presence: Presence, node: str) -> str:
+    """The /metrics body."""
+    channels, users, connections = await totals(presence)
+    stats = presence.stats
+    label = f'node="{node}"'
+    lines = [
+        "# HELP presence_channels Registered channels.",
+        "# TYPE presence_channels gauge",
+        f"presence_channels {channels}",
+        "# HELP presence_online_users Users online, summed over channels.",
+        "# TYPE presence_online_users gauge",
+        f"presence_online_users {users}",
+        "# HELP presence_connections Live connections (tabs), summed over channels.",
+        "# TYPE presence_connections gauge",
+        f"presence_connections {connections}",
+        "# HELP presence_pending_polls Long-polls held by this node.",
+        "# TYPE presence_pending_polls gauge",
+        f"presence_pending_polls{{{label}}} {presence.pending}",
+        "# HELP presence_events_total Events recorded by this node, by type.",
+        "# TYPE presence_events_total counter",
+    ]
+    lines += [f'presence_events_total{{{label},type="{t}"}} {n}' for t, n in stats.events.items()]
+    lines += [
+        "# HELP presence_expiries_heard_total Presence-key expiry notices this node received.",
+        "# TYPE presence_expiries_heard_total counter",
+        f"presence_expiries_heard_total{{{label}}} {stats.expiries_heard}",
+        "# HELP presence_expiry_lag_seconds Deadline to offline event recorded by this node.",
+        "# TYPE presence_expiry_lag_seconds summary",
+        f"presence_expiry_lag_seconds_sum{{{label}}} {stats.lag_sum_ms / 1000:.3f}",
+        f"presence_expiry_lag_seconds_count{{{label}}} {stats.lag_count}",
+        "# HELP presence_expiry_lag_max_seconds Largest expiry lag seen by this node.",
+        "# TYPE presence_expiry_lag_max_seconds gauge",
+        f"presence_expiry_lag_max_seconds{{{label}}} {stats.lag_max_ms / 1000:.3f}",
+        "# HELP presence_sweeps_total Reconciliation sweeps run by this node.",
+        "# TYPE presence_sweeps_total counter",
+        f"presence_sweeps_total{{{label}}} {stats.sweeps}",
+    ]
+    return "\n".join(lines) + "\n"
