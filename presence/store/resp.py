@@ -31,6 +31,11 @@ from __future__ import annotations
 
 import math
 
+try:
+    import hiredis as _hiredis
+except ImportError:  # the reference parser alone is complete, just slower
+    _hiredis = None
+
 __all__ = [
     "ProtocolError", "RequestParser", "encode", "Status", "Error", "Double", "Set",
     "Push", "Verbatim", "NIL_ARRAY", "OK", "PONG", "QUEUED",
@@ -39,7 +44,7 @@ __all__ = [
 DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024  # proto-max-bulk-len, as in Redis
 MAX_INLINE_LEN = 64 * 1024                # PROTO_INLINE_MAX_SIZE
 MAX_MULTIBULK_LEN = 1024 * 1024           # Redis refuses more arguments than this (unauthenticated: 10)
-_CRLF = b"\r\n"
+_FAST_PARTIAL_LIMIT = 64 * 1024         # larger partial requests go to the reference parser
 
 
 class ProtocolError(Exception):
@@ -92,37 +97,117 @@ QUEUED = Status("QUEUED")
 class RequestParser:
     """Incremental parser of client requests; see the module docstring.
 
-    The buffer never grows past one incomplete request: a bulk argument longer than
-    `max_bulk_len`, an inline line longer than 64 KiB or a multibulk count over 1M
-    raise `ProtocolError` as soon as the header is seen, before the payload arrives.
+    The pure-Python parser below is the reference: it gives Redis's exact error texts,
+    understands inline commands, and refuses a bulk argument longer than
+    `max_bulk_len`, an inline line longer than 64 KiB or a multibulk count over 1M as
+    soon as the header is seen. When hiredis is installed, well-formed multibulk
+    traffic goes through its C reader instead (about 15x faster). The bytes fed since
+    the reader was last idle are kept, so that anything hiredis would read differently
+    from Redis (an error, an inline command, a non-bulk element, a large partial
+    argument) is replayed through the reference parser, skipping the commands already
+    returned: both paths yield the same commands and the same errors.
     """
 
-    __slots__ = ("_buf", "_pos", "max_bulk_len", "_args", "_remaining", "_bulk_len")
+    __slots__ = ("_buf", "_pos", "max_bulk_len", "_args", "_remaining", "_bulk_len",
+                 "_accelerate", "_reader", "_segment", "_segment_len", "_returned")
 
-    def __init__(self, max_bulk_len: int = DEFAULT_MAX_BULK_LEN) -> None:
+    def __init__(self, max_bulk_len: int = DEFAULT_MAX_BULK_LEN, accelerate: bool = True) -> None:
         self._buf = bytearray()
         self._pos = 0
         self.max_bulk_len = max_bulk_len
         self._args: list[bytes] | None = None  # arguments of a multibulk in progress
         self._remaining = 0                      # arguments still expected
         self._bulk_len = -1                      # length of the bulk being waited for
+        self._accelerate = accelerate and _hiredis is not None
+        self._reader = None                      # hiredis reader while on the fast path
+        self._segment: list[bytes] = []          # bytes fed since the reader was idle
+        self._segment_len = 0
+        self._returned = 0                       # commands returned from that segment
 
     def feed(self, data: bytes) -> None:
         """Append received bytes; never raises."""
+        if not data:
+            return
+        if self._reader is not None:
+            if self._suspicious(data):
+                self._to_reference()
+                self._buf += data
+                return
+            self._reader.feed(data)
+            self._segment.append(data)
+            self._segment_len += len(data)
+            return
         if self._pos and self._pos == len(self._buf):
             self._buf.clear()
             self._pos = 0
+        if (self._accelerate and not self._buf and self._args is None and data[0] == 42
+                and not self._suspicious(data)):
+            self._reader = _hiredis.Reader()
+            self._reader.feed(data)
+            self._segment = [data]
+            self._segment_len = len(data)
+            self._returned = 0
+            return
         self._buf += data
+
+    @staticmethod
+    def _suspicious(data: bytes) -> bool:
+        """Could hiredis read these bytes as bulk strings where Redis would not?"""
+        return b"\n+" in data or b"\n=" in data or data[:1] in (b"+", b"=")
 
     def buffered(self) -> int:
         """How many received bytes are not yet consumed (for CLIENT LIST `qbuf`)."""
+        if self._reader is not None:
+            return self._segment_len
         return len(self._buf) - self._pos
 
     def next_command(self) -> list[bytes] | None:
         """Return the next complete command, or None if more bytes are needed.
 
-        Empty inline lines are skipped, as Redis does. Raises ProtocolError.
+        Empty inline lines and empty multibulks are skipped, as Redis does.
+        Raises ProtocolError.
         """
+        reader = self._reader
+        if reader is not None:
+            while True:
+                try:
+                    cmd = reader.gets()
+                except _hiredis.ProtocolError:
+                    break
+                if cmd is False:
+                    if not reader.has_data():  # idle: nothing to replay any more
+                        self._segment.clear()
+                        self._segment_len = 0
+                        self._returned = 0
+                        return None
+                    if self._segment_len <= _FAST_PARTIAL_LIMIT:
+                        return None
+                    break  # a large argument: let the reference parser bound it
+                if type(cmd) is list and cmd:
+                    for arg in cmd:
+                        if type(arg) is not bytes:
+                            break
+                    else:
+                        self._returned += 1
+                        return cmd
+                    break
+                if cmd is not None and cmd != []:
+                    break
+            self._to_reference()
+        return self._next_reference()
+
+    def _to_reference(self) -> None:
+        """Leave the hiredis path: replay the kept bytes, skipping commands already returned."""
+        self._reader = None
+        self._buf = bytearray(b"".join(self._segment))
+        self._pos = 0
+        self._segment = []
+        self._segment_len = 0
+        skip, self._returned = self._returned, 0
+        for _ in range(skip):
+            self._next_reference()
+
+    def _next_reference(self) -> list[bytes] | None:
         while True:
             if self._args is not None:
                 return self._continue_multibulk()

@@ -19,7 +19,7 @@ from presence.store.config import Config
 from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
 from presence.store.notify import Notifier
 from presence.store.pubsub import PubSubHub
-from presence.store.resp import QUEUED, Error, ProtocolError, Push, RequestParser, encode
+from presence.store.resp import OK, QUEUED, Error, ProtocolError, Push, RequestParser, encode
 
 log = logging.getLogger("presence.store")
 VERSION = "7.0.15"  # the Redis version whose behaviour the store reproduces
@@ -54,7 +54,7 @@ class Client(asyncio.Protocol):
         self.patterns: set[bytes] = set()
         self.created = time.time()
         self.last_interaction = self.created
-        self.last_command = b"NULL"
+        self.last_command = "NULL"  # name of the last command run (CLIENT LIST cmd=)
         self.addr = self.laddr = ""
         self.closing = False
         self._out: list[bytes] | None = None  # replies gathered during one read
@@ -84,8 +84,13 @@ class Client(asyncio.Protocol):
                 if argv is None:
                     break
                 reply = execute(self, argv)
-                if reply is not NO_REPLY:
-                    out.append(encode(reply, self.protocol))
+                # the two most common replies are encoded inline (hot path)
+                if type(reply) is bytes:
+                    out.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
+                elif reply is OK:
+                    out.append(b"+OK\r\n")
+                elif reply is not NO_REPLY:
+                    out.append(encode(reply, self.protocol))  # HELLO may switch it mid-batch
         finally:
             self._out = None
             if out:
@@ -158,6 +163,8 @@ class Server:
         self.keyspace = Keyspace(clock, self.notifier)
         self.keyspace.on_earlier_deadline = self._arm_timer
         self.commands = load_all()
+        # exact-case lookup first: clients send "GET" or "get", rarely "Get"
+        self._lookup = {**self.commands, **{n.upper(): c for n, c in self.commands.items()}}
         self.clients: dict[int, Client] = {}
         self.started = time.time()
         self.stats = {"total_connections_received": 0, "total_commands_processed": 0,
@@ -228,15 +235,35 @@ class Server:
 
     def execute(self, client: Client, argv: list[bytes]):
         """Run one command for `client` and return its reply value (or NO_REPLY)."""
-        name = argv[0].lower()
-        cmd = self.commands.get(name)
-        self.stats["total_commands_processed"] += 1
-        client.last_command = name
+        name = argv[0]
+        cmd = self._lookup.get(name)
         if cmd is None:
+            name = name.lower()
+            cmd = self.commands.get(name)
+        self.stats["total_commands_processed"] += 1
+        if cmd is None:
+            client.last_command = name.decode(errors="replace").lower()
             return self._refuse(client, replies.unknown_command(argv[0], argv[1:]))
+        client.last_command = cmd.name
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return self._refuse(client, replies.wrong_arity(cmd.name))
+        if client.multi is not None or not client.authenticated or client.channels or client.patterns:
+            refused = self._gate(client, cmd, name, argv)
+            if refused is not None:
+                return refused
+        keyspace = self.keyspace
+        keyspace.now = keyspace.clock()
+        try:
+            reply = cmd.handler(client, argv[1:])
+        except (WrongType, CommandError) as exc:
+            reply = exc.reply
+        if type(reply) is Error:
+            self.stats["total_error_replies"] += 1
+        return reply
+
+    def _gate(self, client: Client, cmd, name: bytes, argv: list[bytes]):
+        """The rare checks: AUTH, RESP2 subscribed context, MULTI queueing; None to run now."""
         if not client.authenticated and "no-auth" not in cmd.flags:
             return self._refuse(client, replies.NOAUTH)
         if client.protocol == 2 and (client.channels or client.patterns) and name not in _SUBSCRIBED_OK:
@@ -244,16 +271,14 @@ class Server:
         if client.multi is not None and name not in _NOT_QUEUED:
             client.multi.append((cmd, argv))
             return QUEUED
-        return self.call(client, cmd, argv)
+        return None
 
     def call(self, client: Client, cmd, argv: list[bytes]):
-        """Run a looked-up command now (also used by EXEC for queued commands)."""
+        """Run a looked-up command now (EXEC uses it for queued commands)."""
         self.keyspace.tick()
         try:
             reply = cmd.handler(client, argv[1:])
-        except WrongType as exc:
-            reply = exc.reply
-        except CommandError as exc:
+        except (WrongType, CommandError) as exc:
             reply = exc.reply
         if type(reply) is Error:
             self.stats["total_error_replies"] += 1
