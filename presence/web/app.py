@@ -11,6 +11,7 @@ import tornado.web
 import presence
 from presence.service.model import Presence
 from presence.web import api, client
+from presence.web.base import NotFoundHandler
 
 
 def default_static_dir() -> Path:
@@ -63,4 +64,5 @@ def make_app(presence_model: Presence, settings: WebSettings | None = None,
         (r"/(dashboard)/?", PageHandler, {"path": static, "page": "dashboard.html"}),
         (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": static}),
     ]
-    return tornado.web.Application(routes, subscriber=subscriber, **tornado_settings)
+    return tornado.web.Application(routes, subscriber=subscriber,
+                                   default_handler_class=NotFoundHandler, **tornado_settings)

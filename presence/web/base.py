@@ -42,7 +42,7 @@ def encode_json(value) -> str:
 class BaseHandler(tornado.web.RequestHandler):
     """JSON/JSONP rendering, CORS, parameter parsing and error bodies."""
 
-    def initialize(self, presence, settings) -> None:
+    def initialize(self, presence=None, settings=None) -> None:
         self.presence = presence
         self.app_settings = settings
         self.callback: str | None = None
@@ -54,6 +54,9 @@ class BaseHandler(tornado.web.RequestHandler):
             if not names.is_callback(raw):
                 raise BadParam("callback", "callback must be a JavaScript identifier path")
             self.callback = raw
+
+    def compute_etag(self) -> None:
+        return None  # answers are live state, never revalidated
 
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", "no-store")
@@ -145,3 +148,11 @@ class BaseHandler(tornado.web.RequestHandler):
         if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
             raise BadParam(name, f"{name} must be an integer from {low} to {high}")
         return int(raw)
+
+
+class NotFoundHandler(BaseHandler):
+    """Any unknown path: 404 in JSON."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        raise tornado.web.HTTPError(404)

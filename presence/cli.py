@@ -1,0 +1,178 @@
+"""`presence serve` (one service node) and `presence bench` (see presence.bench).
+
+Every `serve` flag can also be given as an environment variable PRESENCE_<FLAG>, e.g.
+PRESENCE_REDIS_URL or PRESENCE_POLL_TIMEOUT; a flag on the command line wins.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+
+USAGE = """usage: presence <command> [options]
+
+commands:
+  serve   run one service node (with no --redis-url it starts the bundled store itself)
+  bench   drive a running deployment with simulated users
+
+`presence <command> --help` for the options of a command."""
+
+log = logging.getLogger("presence")
+
+
+def _env(flag: str, default=None):
+    return os.environ.get("PRESENCE_" + flag.upper().replace("-", "_"), default)
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    """The `presence serve` options; each defaults to its PRESENCE_<FLAG> variable."""
+    p = argparse.ArgumentParser(prog="presence serve", description="Run one presence service node.")
+    add = p.add_argument
+    add("--host", default=_env("host", "127.0.0.1"), help="address to listen on (127.0.0.1)")
+    add("--port", type=int, default=int(_env("port", 8080)), help="HTTP port (8080)")
+    add("--redis-url", default=_env("redis-url"),
+        help="redis://, rediss:// or unix:// store URL; omitted: start the bundled store")
+    add("--timeout", type=float, default=float(_env("timeout", 30)),
+        help="seconds of silence before a user is offline (30)")
+    add("--poll-timeout", type=float, default=float(_env("poll-timeout", 25)),
+        help="seconds a long-poll is held (25)")
+    add("--admin-token", default=_env("admin-token"),
+        help="bearer token required for /api writes (kick); unset: writes are open")
+    add("--node-id", default=_env("node-id", socket.gethostname()),
+        help="this node's name in /healthz and /metrics (host name)")
+    add("--store-port", type=int, default=int(_env("store-port", 0)),
+        help="port of the bundled store when it is started (a free one)")
+    add("--history", type=int, default=int(_env("history", 1000)),
+        help="events kept per channel (1000)")
+    add("--history-age", type=float, default=float(_env("history-age", 600)),
+        help="seconds an event is kept (600)")
+    add("--static-dir", default=_env("static-dir"), help="folder of the demo page and client")
+    add("--log-level", default=_env("log-level", "info"), help="debug, info, warning (info)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "serve":
+        return serve(serve_parser().parse_args(rest))
+    if command == "bench":
+        try:
+            from presence.bench import main as bench_main
+        except ImportError as exc:
+            print(f"presence bench is not available: {exc}", file=sys.stderr)
+            return 2
+        return bench_main(rest) or 0
+    print(f"presence: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run a node until SIGTERM/SIGINT; returns the process exit status."""
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.poll_timeout >= args.timeout:
+        clamped = args.timeout * 0.8
+        log.warning("--poll-timeout %g must be below --timeout %g (a held poll does not keep its "
+                    "user online); using %g", args.poll_timeout, args.timeout, clamped)
+        args.poll_timeout = clamped
+    try:
+        import uvloop
+        return uvloop.run(_serve(args))
+    except ImportError:
+        return asyncio.run(_serve(args))
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from presence.service.embedded import EmbeddedStore, StoreStartError
+    from presence.service.gateway import StoreSetupError
+
+    store = None
+    try:
+        url = args.redis_url
+        if not url:
+            store = EmbeddedStore(args.store_port)
+            url = await store.start()
+        return await _run_node(args, url, store is not None)
+    except StoreStartError as exc:
+        print(f"presence: cannot start the bundled store: {exc}", file=sys.stderr)
+        return 1
+    except StoreSetupError as exc:
+        print(f"presence: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if store is not None:
+            store.stop()
+
+
+async def _run_node(args: argparse.Namespace, url: str, bundled: bool) -> int:
+    from redis.exceptions import RedisError
+
+    from presence.service.gateway import Gateway
+    from presence.service.model import Presence
+    from presence.service.subscriber import Subscriber
+    from presence.web.app import WebSettings, default_static_dir, make_app
+
+    gateway = Gateway.from_url(url, history=args.history)
+    try:
+        await gateway.ping()
+    except (RedisError, OSError) as exc:
+        print(f"presence: cannot reach the store at {url}: {exc}", file=sys.stderr)
+        await gateway.close()
+        return 1
+    model = Presence(gateway, args.timeout, args.poll_timeout, args.history_age)
+    subscriber = Subscriber(model)
+    try:
+        await subscriber.start()
+        static = args.static_dir or default_static_dir()
+        settings = WebSettings(args.admin_token, args.node_id, static)
+        server = make_app(model, settings, subscriber).listen(args.port, args.host, xheaders=True)
+        _announce(args, url, bundled)
+        await _until_signalled()
+        await _drain(server, model)
+        return 0
+    finally:
+        await subscriber.stop()
+        await gateway.close()
+
+
+def _announce(args: argparse.Namespace, url: str, bundled: bool) -> None:
+    base = f"http://{args.host}:{args.port}"
+    store = f"bundled store at {url}" if bundled else url
+    print(f"presence node {args.node_id} serving on {base} (store: {store})\n"
+          f"  demo page:  {base}/\n"
+          f"  dashboard:  {base}/dashboard\n"
+          f"  API:        {base}/api/channels   health: {base}/healthz   metrics: {base}/metrics",
+          flush=True)
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _drain(server, model, grace: float = 3.0) -> None:
+    """Stop accepting, answer held polls with a reconnect hint, then close connections."""
+    server.stop()
+    model.shutdown()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while model.pending and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # let the answers flush
+    await server.close_all_connections()
+    log.info("stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

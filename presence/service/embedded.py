@@ -1,0 +1,94 @@
+"""The bundled store as a child process of `presence serve` (the embedded default)."""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+
+from presence.service.gateway import EXPIRY_CHANNEL
+
+
+class StoreStartError(RuntimeError):
+    """The bundled store did not come up; the message says why (with its log's tail)."""
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM us if `presence serve` dies without stopping us."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class EmbeddedStore:
+    """Starts `python -m presence.store` on a loopback port and stops it again.
+
+    The store announces every expired key on presence.service.gateway.EXPIRY_CHANNEL.
+    """
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port or _free_port(host)
+        self.proc: subprocess.Popen | None = None
+        self._log = tempfile.TemporaryFile()
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    async def start(self, timeout: float = 15) -> str:
+        """Spawn the store and wait until it accepts connections; returns its URL.
+
+        Raises StoreStartError when it exits early or does not listen within `timeout`.
+        """
+        cmd = [sys.executable, "-m", "presence.store", "--bind", self.host,
+               "--port", str(self.port), "--keys-expire-notify", EXPIRY_CHANNEL]
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
+                                         stderr=subprocess.STDOUT,
+                                         preexec_fn=_die_with_parent if os.name == "posix" else None)
+        except OSError as exc:
+            raise StoreStartError(f"cannot run the bundled store ({' '.join(cmd)}): {exc}") from exc
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if self.proc.poll() is not None:
+                raise StoreStartError(f"the bundled store exited with status {self.proc.returncode}"
+                                      f" on port {self.port}:\n{self.log_tail()}")
+            try:
+                _, writer = await asyncio.open_connection(self.host, self.port)
+                writer.close()
+                return self.url
+            except OSError:
+                await asyncio.sleep(0.05)
+        self.stop()
+        raise StoreStartError(f"the bundled store did not listen on {self.host}:{self.port} "
+                              f"within {timeout:g}s:\n{self.log_tail()}")
+
+    def log_tail(self, size: int = 2000) -> str:
+        self._log.seek(0, os.SEEK_END)
+        self._log.seek(max(self._log.tell() - size, 0))
+        return self._log.read().decode("utf-8", "replace").strip()
+
+    def stop(self) -> None:
+        """Terminate the store (kill it after 5 s); safe to call twice."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

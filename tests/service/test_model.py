@@ -1,0 +1,243 @@
+"""The presence model on a fake clock: events, cursors, exactly-once, waiting.
+
+Every test runs against real redis-server and the bundled store (the `store_url` fixture).
+Expiry is simulated by deleting the presence key and delivering the notice by hand, so
+nothing here sleeps for a timeout.
+"""
+import asyncio
+
+import pytest
+
+from presence.service.model import NotMember
+from tests.service.helpers import FakeClock, expire, make_presence
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def node(store_url, clock, io_loop):
+    presence = make_presence(store_url, clock)
+    yield presence
+    io_loop.run_sync(presence.gateway.close)
+
+
+@pytest.fixture
+def other_node(store_url, clock, io_loop):
+    presence = make_presence(store_url, clock)
+    yield presence
+    io_loop.run_sync(presence.gateway.close)
+
+
+def types(events):
+    return [(e["type"], e["user"]) for e in events]
+
+
+@pytest.mark.gen_test
+async def test_join_emits_join_once_per_user_and_counts_tabs(node):
+    first = await node.join("room", "alice", "tab1", '{"name":"Alice"}')
+    second = await node.join("room", "alice", "tab2", None)
+    got = await node.poll("room", "alice", "tab1", 0)
+    assert types(got["events"]) == [("join", "alice")]
+    assert got["events"][0]["info"] == {"name": "Alice"}
+    assert first["cursor"] == second["cursor"] == 1
+    assert second["members"] == [{"user": "alice", "info": {"name": "Alice"},
+                                  "since": first["members"][0]["since"], "connections": 2}]
+
+
+@pytest.mark.gen_test
+async def test_closing_one_of_two_tabs_is_not_a_leave(node):
+    await node.join("room", "alice", "tab1", None)
+    await node.join("room", "alice", "tab2", None)
+    await node.leave("room", "alice", "tab1")
+    got = await node.poll("room", "alice", "tab2", 1)
+    assert got == {"cursor": 1, "events": []}
+    await node.leave("room", "alice", "tab2")
+    got = await node.gateway.read_channel("room", 1)
+    assert types(got.events) == [("leave", "alice")]
+
+
+@pytest.mark.gen_test
+async def test_a_silent_tab_does_not_keep_its_user_from_leaving(node, clock):
+    await node.join("room", "alice", "tab1", None)
+    await node.join("room", "alice", "tab2", None)
+    clock.advance(31)  # tab2 went silent; tab1 comes back, then leaves
+    await node.heartbeat("room", "alice", "tab1")
+    await node.leave("room", "alice", "tab1")
+    got = await node.gateway.read_channel("room", 1)
+    assert types(got.events) == [("leave", "alice")]
+
+
+@pytest.mark.gen_test
+async def test_expiry_heard_by_two_nodes_records_one_offline(node, other_node):
+    await node.join("room", "alice", "tab1", '{"n":1}')
+    await node.join("room", "bob", "tab1", None)
+    await expire(node, "room", "bob")
+    key = node.gateway.keys("room").online("bob")
+    await asyncio.gather(*[n.expired(key) for n in (node, other_node) for _ in range(3)])
+    got = await node.poll("room", "alice", "tab1", 2)
+    assert types(got["events"]) == [("offline", "bob")]
+    assert node.stats.events["offline"] + other_node.stats.events["offline"] == 1
+    page = await node.channel("room", None, 10)
+    assert [m.user for m in page.members] == ["alice"] and page.users == 1
+
+
+@pytest.mark.gen_test
+async def test_expiry_of_a_key_that_came_back_records_nothing(node):
+    await node.join("room", "bob", "tab1", None)
+    await node.expired(node.gateway.keys("room").online("bob"))  # key still there: refreshed
+    await node.expired("some:other:key")
+    got = await node.gateway.read_channel("room", 1)
+    assert got.events == []
+
+
+@pytest.mark.gen_test
+async def test_poll_returns_every_event_after_the_cursor_in_order(node):
+    await node.join("room", "alice", "a", None)
+    for i in range(5):
+        await node.send("room", "alice", f"m{i}")
+    got = await node.poll("room", "alice", "a", 2)
+    assert [e["id"] for e in got["events"]] == [3, 4, 5, 6]
+    assert [e["data"] for e in got["events"]] == ["m1", "m2", "m3", "m4"]
+    assert got["cursor"] == 6
+    assert (await node.poll("room", "alice", "a", 6))["events"] == []
+
+
+@pytest.mark.gen_test
+async def test_cursor_older_than_history_gets_reset_with_members(store_url, clock):
+    node = make_presence(store_url, clock, history=3)
+    await node.join("room", "alice", "a", '{"x":1}')
+    for i in range(5):
+        await node.send("room", "alice", f"m{i}")
+    got = await node.poll("room", "alice", "a", 1)
+    assert got["reset"] is True and got["cursor"] == 6
+    assert [m["user"] for m in got["members"]] == ["alice"]
+    got = await node.poll("room", "alice", "a", 3)
+    assert [e["id"] for e in got["events"]] == [4, 5, 6]
+    await node.gateway.close()
+
+
+@pytest.mark.gen_test
+async def test_cursor_beyond_the_log_gets_reset(node):
+    await node.join("room", "alice", "a", None)
+    got = await node.poll("room", "alice", "a", 99)
+    assert got["reset"] is True and got["cursor"] == 1
+
+
+@pytest.mark.gen_test
+async def test_old_events_are_trimmed_by_age(store_url, clock):
+    node = make_presence(store_url, clock, history_age=60)
+    await node.join("room", "alice", "a", None)
+    await node.send("room", "alice", "old")
+    clock.advance(30)
+    await node.heartbeat("room", "alice", "a")
+    await node.send("room", "alice", "new")
+    clock.advance(40)
+    await node.heartbeat("room", "alice", "a")
+    await node.reconcile()
+    assert (await node.poll("room", "alice", "a", 0))["reset"] is True
+    got = await node.poll("room", "alice", "a", 2)
+    assert [e["data"] for e in got["events"]] == ["new"]
+    await node.gateway.close()
+
+
+@pytest.mark.gen_test
+async def test_reconcile_finds_keys_that_vanished_unannounced(node, other_node, clock):
+    await node.join("room", "alice", "a", None)
+    await node.join("room", "bob", "b", None)
+    clock.advance(31)
+    await node.heartbeat("room", "alice", "a")
+    await expire(node, "room", "bob")
+    assert await asyncio.gather(node.reconcile(), other_node.reconcile()) in ([1, 0], [0, 1])
+    got = await node.gateway.read_channel("room", 2)
+    assert types(got.events) == [("offline", "bob")]
+
+
+@pytest.mark.gen_test
+async def test_kick_emits_leave_kicked_and_unknown_user_raises(node):
+    await node.join("room", "alice", "a", None)
+    await node.join("room", "alice", "b", None)
+    answer = await node.kick("room", "alice")
+    got = await node.gateway.read_channel("room", 1)
+    assert got.events == [{"id": answer["id"], "type": "leave", "user": "alice", "info": None,
+                           "ts": node.now(), "reason": "kicked"}]
+    with pytest.raises(NotMember):
+        await node.kick("room", "alice")
+    assert (await node.channel("room", None, 10)).connections == 0
+
+
+@pytest.mark.gen_test
+async def test_send_needs_membership(node):
+    with pytest.raises(NotMember):
+        await node.send("room", "alice", "hi")
+    await node.join("room", "alice", "a", None)
+    assert await node.send("room", "alice", "hi") == {"ok": True, "id": 2}
+
+
+@pytest.mark.gen_test
+async def test_held_poll_wakes_when_another_node_records_an_event(node, other_node):
+    await node.join("room", "alice", "a", None)
+    node.poll_timeout = 10
+    held = asyncio.ensure_future(node.poll("room", "alice", "a", 1))
+    await asyncio.sleep(0.05)
+    assert not held.done()
+    await other_node.join("room", "bob", "b", None)
+    node.woken("room")  # what the subscriber does when the store announces the event
+    got = await asyncio.wait_for(held, 5)
+    assert types(got["events"]) == [("join", "bob")]
+
+
+@pytest.mark.gen_test
+async def test_held_poll_times_out_with_no_events(node):
+    await node.join("room", "alice", "a", None)
+    assert await node.poll("room", "alice", "a", 1) == {"cursor": 1, "events": []}
+    assert node.pending == 0
+
+
+@pytest.mark.gen_test
+async def test_cancelled_poll_leaves_no_waiter(node):
+    await node.join("room", "alice", "a", None)
+    node.poll_timeout = 10
+    held = asyncio.ensure_future(node.poll("room", "alice", "a", 1))
+    await asyncio.sleep(0.05)
+    assert node.pending == 1 and node.feeds["room"].waiting == 1
+    held.cancel()
+    await asyncio.gather(held, return_exceptions=True)
+    assert node.pending == 0 and node.feeds["room"].waiting == 0
+
+
+@pytest.mark.gen_test
+async def test_shutdown_answers_held_polls_with_reconnect(node):
+    await node.join("room", "alice", "a", None)
+    node.poll_timeout = 10
+    held = asyncio.ensure_future(node.poll("room", "alice", "a", 1))
+    await asyncio.sleep(0.05)
+    node.shutdown()
+    assert await asyncio.wait_for(held, 5) == {"cursor": 1, "events": [], "reconnect": True}
+
+
+@pytest.mark.gen_test
+async def test_global_feed_carries_every_channel(node):
+    start = await node.global_events(None)
+    await node.join("one", "alice", "a", None)
+    await node.join("two", "bob", "b", None)
+    got = await node.global_events(start["cursor"])
+    assert [(e["channel"], e["type"], e["user"]) for e in got["events"]] == [
+        ("one", "join", "alice"), ("two", "join", "bob")]
+
+
+@pytest.mark.gen_test
+async def test_members_pages_and_counts(node):
+    for i in range(5):
+        await node.join("big", f"u{i}", "c", None)
+    await node.join("big", "u0", "d", None)
+    page = await node.channel("big", None, 2)
+    assert (page.users, page.connections, page.next) == (5, 6, "u1")
+    assert [(m.user, m.connections) for m in page.members] == [("u0", 2), ("u1", 1)]
+    page = await node.channel("big", "u3", 2)
+    assert [m.user for m in page.members] == ["u4"] and page.next is None
+    assert await node.channel("nowhere", None, 2) is None
+    rows, following = await node.channels(None, 10)
+    assert rows == [("big", 5, 6)] and following is None
