@@ -22,3 +22,14 @@ def store_port():
 def any_port(request):
     """Each test using this runs twice: against the bundled store and against real redis-server."""
     return request.getfixturevalue("store_port" if request.param == "store" else "redis_port")
+
+
+@pytest.fixture(params=["redis", "store"])
+def store_url(request):
+    """URL of an emptied store; each test using this runs against real redis-server and the bundled store."""
+    import redis
+
+    port = request.getfixturevalue("store_port" if request.param == "store" else "redis_port")
+    with redis.Redis(port=port) as client:
+        client.flushall()
+    return f"redis://127.0.0.1:{port}/0"
