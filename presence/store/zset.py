@@ -4,20 +4,30 @@ A dict gives O(1) score lookup; a sorted Python list of (score, member) pairs, u
 with bisect, gives rank and range queries. Insertions move memory (O(n) memmove) but
 stay fast up to hundreds of thousands of members, which is the scale a presence
 channel needs.
+
+Range bounds come parsed: a score bound is `(value, exclusive)`; a lex bound is
+`(kind, value, exclusive)` with kind -1 for `-`, 1 for `+`, 0 for a member. Lex ranges
+assume every member has the same score, as Redis documents.
 """
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
+from operator import itemgetter
+
+_member = itemgetter(1)
+LISTPACK_MAX_ENTRIES = 128  # zset-max-listpack-entries
+LISTPACK_MAX_VALUE = 64     # zset-max-listpack-value
 
 
 class ZSet:
     """Members with float scores, ordered by (score, member) like Redis."""
 
-    __slots__ = ("scores", "order")
+    __slots__ = ("scores", "order", "skiplist")
 
     def __init__(self) -> None:
         self.scores: dict[bytes, float] = {}
         self.order: list[tuple[float, bytes]] = []
+        self.skiplist = False  # Redis's encoding: it shows in ZSCAN's score text; never reverts
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -32,7 +42,8 @@ class ZSet:
         return self.scores.get(member)
 
     def add(self, member: bytes, score: float) -> bool:
-        """Set `member`'s score; True if the member is new."""
+        """Set `member`'s score; True if the member is new. -0.0 is stored as 0.0."""
+        score += 0.0
         old = self.scores.get(member)
         if old is not None:
             if old == score:
@@ -40,6 +51,8 @@ class ZSet:
             del self.order[bisect_left(self.order, (old, member))]
         self.scores[member] = score
         insort(self.order, (score, member))
+        if len(member) > LISTPACK_MAX_VALUE or len(self.scores) > LISTPACK_MAX_ENTRIES:
+            self.skiplist = True
         return old is None
 
     def remove(self, member: bytes) -> bool:
@@ -57,16 +70,21 @@ class ZSet:
             return None
         return bisect_left(self.order, (score, member))
 
-    def range_by_rank(self, start: int, stop: int) -> list[tuple[float, bytes]]:
-        """Pairs at ranks start..stop inclusive, after Redis's negative-index rules."""
+    def rank_slice(self, start: int, stop: int) -> tuple[int, int]:
+        """[i, j) slice of `order` for ranks start..stop inclusive, after Redis's negative-index rules."""
         n = len(self.order)
         if start < 0:
             start = max(0, n + start)
         if stop < 0:
             stop = n + stop
         if start > stop or start >= n:
-            return []
-        return self.order[start:min(stop, n - 1) + 1]
+            return 0, 0
+        return start, min(stop, n - 1) + 1
+
+    def range_by_rank(self, start: int, stop: int) -> list[tuple[float, bytes]]:
+        """Pairs at ranks start..stop inclusive, after Redis's negative-index rules."""
+        i, j = self.rank_slice(start, stop)
+        return self.order[i:j]
 
     def index_range_by_score(self, low: float, low_open: bool, high: float, high_open: bool) -> tuple[int, int]:
         """[i, j) slice of `order` whose scores lie between the bounds."""
@@ -80,6 +98,34 @@ class ZSet:
         else:
             j = bisect_right(order, (high, _MAX_MEMBER))
         return i, max(i, j)
+
+    def score_slice(self, low: tuple[float, bool], high: tuple[float, bool]) -> tuple[int, int]:
+        """[i, j) slice of `order` inside a parsed score range."""
+        return self.index_range_by_score(low[0], low[1], high[0], high[1])
+
+    def lex_slice(self, low: tuple, high: tuple) -> tuple[int, int]:
+        """[i, j) slice of `order` inside a parsed lex range."""
+        order = self.order
+        n = len(order)
+        kind, value, excl = low
+        if kind:
+            i = 0 if kind < 0 else n
+        else:
+            i = (bisect_right if excl else bisect_left)(order, value, key=_member)
+        kind, value, excl = high
+        if kind:
+            j = 0 if kind < 0 else n
+        else:
+            j = (bisect_left if excl else bisect_right)(order, value, key=_member)
+        return i, max(i, j)
+
+    def remove_slice(self, i: int, j: int) -> int:
+        """Remove the members at positions [i, j) of `order`; return how many."""
+        scores = self.scores
+        for _, member in self.order[i:j]:
+            del scores[member]
+        del self.order[i:j]
+        return j - i
 
 
 class _MaxMember(bytes):

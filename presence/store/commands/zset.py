@@ -1,0 +1,690 @@
+"""Sorted-set commands: ZADD and friends, every ZRANGE form, pops, set algebra, ZSCAN.
+
+All range reads go through `zrange_generic` (Redis 6.2's unified ZRANGE: BYSCORE,
+BYLEX, REV, LIMIT, WITHSCORES); ZRANGEBYSCORE, ZREVRANGE, ZRANGESTORE... are one-line
+wrappers that preset its range type and direction, so they reject the same options
+Redis rejects. ZINCRBY is ZADD INCR; ZPOPMIN/ZPOPMAX, the ZREMRANGEBY* commands and
+ZUNIONSTORE/ZINTERSTORE/ZDIFFSTORE likewise share one implementation each.
+
+Scores are replied like Redis 7.0's addReplyDouble (`%.17g`): a bulk string under
+RESP2, a double under RESP3, and WITHSCORES pairs nest under RESP3.
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+
+from presence.store import notify as ev
+from presence.store import replies
+from presence.store.commands import CommandError, command, parse_int
+from presence.store.keyspace import WrongType
+from presence.store.pubsub import glob_match
+from presence.store.resp import Double
+from presence.store.zset import ZSet
+
+# name               arity  flags
+# zadd                 -4   write fast       zincrby 4
+# zrem                 -3   write fast
+# zscore                3   readonly fast    zmscore -3, zcard 2
+# zcount                4   readonly fast    zlexcount 4
+# zrank                 3   readonly fast    zrevrank 3
+# zrange               -4   readonly         zrangebyscore -4, zrevrangebyscore -4,
+#                                            zrangebylex -4, zrevrangebylex -4, zrevrange -4
+# zrangestore          -5   write
+# zremrangebyscore      4   write            zremrangebyrank 4, zremrangebylex 4
+# zpopmin              -2   write fast       zpopmax -2
+# zrandmember          -2   readonly
+# zunionstore          -4   write            zinterstore -4, zdiffstore -4
+# zunion               -3   readonly         zinter -3, zdiff -3
+# zscan                -3   readonly
+
+RANK, SCORE, LEX = "rank", "score", "lex"
+NOT_FLOAT_RANGE = "ERR min or max is not a float"
+NOT_LEX_RANGE = "ERR min or max not valid string range item"
+NOT_POSITIVE = "ERR value is out of range, must be positive"
+OUT_OF_RANGE_SIGNED = ("ERR value is out of range, value must between "
+                       "-9223372036854775807 and 9223372036854775807")
+INF = math.inf
+_CURSOR = re.compile(rb"\s*[+-]?[0-9]+")
+_HEX = re.compile(rb"\s*[+-]?0[xX]")
+_INF = re.compile(rb"[+-]?(inf|infinity)", re.I)
+_MANTISSA = re.compile(rb"[eEpP]")
+_NONZERO = re.compile(rb"[1-9]|0[xX].*[1-9a-fA-F]")
+
+
+# ------------------------------------------------------------ reply helpers
+
+def format_score(score: float) -> bytes:
+    """A score as Redis 7.0 replies it (`%.17g`, `inf`, `-inf`)."""
+    if score in (INF, -INF):
+        return b"inf" if score > 0 else b"-inf"
+    return b"%.17g" % score
+
+
+def score_reply(client, score: float):
+    """A score for `client`: a double under RESP3, a bulk string under RESP2."""
+    return Double(score) if client.protocol == 3 else format_score(score)
+
+
+def pairs_reply(client, pairs, withscores: bool) -> list:
+    """(score, member) pairs as members, flat member/score or (RESP3) nested pairs."""
+    if not withscores:
+        return [member for _, member in pairs]
+    if client.protocol == 3:
+        return [[member, Double(score)] for score, member in pairs]
+    out = []
+    for score, member in pairs:
+        out += (member, format_score(score))
+    return out
+
+
+# ------------------------------------------------------------ argument parsing
+
+def parse_score_bound(raw: bytes) -> tuple[float, bool]:
+    """`1.5`, `(1.5`, `-inf`, `+inf` as (value, exclusive), parsed like Redis's strtod."""
+    exclusive = raw[:1] == b"("
+    text = raw[1:] if exclusive else raw
+    if not text.strip():
+        if text:
+            raise CommandError(NOT_FLOAT_RANGE)
+        return 0.0, exclusive  # strtod("") is 0 and Redis accepts it
+    value = strtod(text)
+    if value is None or value != value:
+        raise CommandError(NOT_FLOAT_RANGE)
+    return value, exclusive
+
+
+def strtod(text: bytes) -> float | None:
+    """`text` read whole by C's strtod (decimal or hex, leading spaces allowed), or None."""
+    if b"_" in text or text[-1:].isspace():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if _HEX.match(text) is None:
+        return None
+    try:
+        return float.fromhex(text.decode("ascii"))
+    except (ValueError, UnicodeDecodeError, OverflowError):
+        return None
+
+
+def parse_double(raw: bytes, error: str = replies.NOT_FLOAT) -> float:
+    """A score, increment or weight as Redis's getDoubleFromObject reads it (no NaN, no overflow)."""
+    value = strtod(raw) if raw and not raw[:1].isspace() else None
+    if value is None or value != value:
+        raise CommandError(error)
+    if value in (INF, -INF) and not _INF.fullmatch(raw):
+        raise CommandError(error)  # strtod overflowed: ERANGE
+    if value == 0 and _NONZERO.search(_MANTISSA.split(raw)[0]):
+        raise CommandError(error)  # strtod underflowed to zero: ERANGE
+    return value
+
+
+def parse_lex_bound(raw: bytes) -> tuple[int, bytes, bool]:
+    """`-`, `+`, `[member`, `(member` as (kind, member, exclusive); see presence.store.zset."""
+    if raw == b"-":
+        return -1, b"", False
+    if raw == b"+":
+        return 1, b"", False
+    if raw[:1] in (b"[", b"("):
+        return 0, raw[1:], raw[:1] == b"("
+    raise CommandError(NOT_LEX_RANGE)
+
+
+def parse_range(rangetype: str, low: bytes, high: bytes):
+    """Parse both ends of a range of `rangetype` (rank bounds are integers)."""
+    if rangetype == SCORE:
+        return parse_score_bound(low), parse_score_bound(high)
+    if rangetype == LEX:
+        return parse_lex_bound(low), parse_lex_bound(high)
+    return parse_int(low), parse_int(high)
+
+
+def slice_of(zset: ZSet, rangetype: str, low, high, reverse: bool = False) -> tuple[int, int]:
+    """[i, j) positions of the range in `zset.order` (rank ranges count from the end if `reverse`)."""
+    if rangetype == SCORE:
+        return zset.score_slice(low, high)
+    if rangetype == LEX:
+        return zset.lex_slice(low, high)
+    i, j = zset.rank_slice(low, high)
+    if reverse and i < j:
+        n = len(zset)
+        i, j = n - j, n - i
+    return i, j
+
+
+# ------------------------------------------------------------ ZADD, ZINCRBY, ZREM
+
+_ZADD_FLAGS = (b"nx", b"xx", b"gt", b"lt", b"ch", b"incr")
+
+
+@command("zadd", -4, "write fast")
+def zadd(client, args):
+    """ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]."""
+    flags = set()
+    i = 1
+    while i < len(args) and args[i].lower() in _ZADD_FLAGS:
+        flags.add(args[i].lower())
+        i += 1
+    rest = args[i:]
+    if not rest or len(rest) % 2:
+        raise CommandError(replies.SYNTAX)
+    if {b"nx", b"xx"} <= flags:
+        raise CommandError("ERR XX and NX options at the same time are not compatible")
+    if len(flags & {b"nx", b"gt", b"lt"}) > 1:
+        raise CommandError("ERR GT, LT, and/or NX options at the same time are not compatible")
+    if b"incr" in flags and len(rest) > 2:
+        raise CommandError("ERR INCR option supports a single increment-element pair")
+    pairs = [(parse_double(rest[k]), rest[k + 1]) for k in range(0, len(rest), 2)]
+    return zadd_generic(client, args[0], flags, pairs)
+
+
+@command("zincrby", 4, "write fast")
+def zincrby(client, args):
+    return zadd_generic(client, args[0], {b"incr"}, [(parse_double(args[1]), args[2])])
+
+
+def zadd_generic(client, key: bytes, flags: set, pairs: list) -> object:
+    """Add or update members under ZADD's flags; the reply is ZADD's (or the new score with INCR)."""
+    db = client.db
+    zset = db.get_typed(key, ZSet)
+    incr = b"incr" in flags
+    if zset is None:
+        if b"xx" in flags:
+            return None if incr else 0
+        zset = ZSet()
+        db.store(key, zset)
+    added = updated = 0
+    result = None
+    for score, member in pairs:
+        outcome, score = _zadd_one(zset, member, score, flags)
+        if outcome is not None:
+            result = score
+            added += outcome == "added"
+            updated += outcome == "updated"
+    if added or updated:
+        db.touch(key)
+        db.notify(ev.ZSET, b"zincr" if incr else b"zadd", key)
+    if incr:
+        return None if result is None else score_reply(client, result)
+    return added + updated if b"ch" in flags else added
+
+
+def _zadd_one(zset: ZSet, member: bytes, score: float, flags: set):
+    """Apply one pair: ("added"|"updated"|"same", new score), or (None, _) when flags skip it."""
+    current = zset.score(member)
+    if current is None:
+        if b"xx" in flags:
+            return None, score
+        zset.add(member, score)
+        return "added", score
+    if b"nx" in flags:
+        return None, score
+    if b"incr" in flags:
+        score += current
+        if score != score:
+            raise CommandError("ERR resulting score is not a number (NaN)")
+    if (b"lt" in flags and score >= current) or (b"gt" in flags and score <= current):
+        return None, score
+    if score == current:
+        return "same", score
+    zset.add(member, score)
+    return "updated", score
+
+
+@command("zrem", -3, "write fast")
+def zrem(client, args):
+    db = client.db
+    key = args[0]
+    zset = db.get_typed(key, ZSet)
+    if zset is None:
+        return 0
+    removed = sum(zset.remove(member) for member in args[1:])
+    if removed:
+        notify_removal(db, key, zset, b"zrem")
+    return removed
+
+
+def notify_removal(db, key: bytes, zset: ZSet, event: bytes) -> None:
+    """After members left `zset`: signal watchers, announce `event`, delete the key if empty."""
+    db.touch(key)
+    db.notify(ev.ZSET, event, key)
+    if db.drop_if_empty(key, zset):
+        db.notify(ev.GENERIC, b"del", key)
+
+
+# ------------------------------------------------------------ single-member reads
+
+@command("zscore", 3, "readonly fast")
+def zscore(client, args):
+    zset = client.db.get_typed(args[0], ZSet)
+    score = None if zset is None else zset.score(args[1])
+    return None if score is None else score_reply(client, score)
+
+
+@command("zmscore", -3, "readonly fast")
+def zmscore(client, args):
+    zset = client.db.get_typed(args[0], ZSet) or ZSet()
+    scores = [zset.score(member) for member in args[1:]]
+    return [None if s is None else score_reply(client, s) for s in scores]
+
+
+@command("zcard", 2, "readonly fast")
+def zcard(client, args):
+    return len(client.db.get_typed(args[0], ZSet) or ())
+
+
+@command("zrank", 3, "readonly fast")
+def zrank(client, args):
+    return _rank(client, args, reverse=False)
+
+
+@command("zrevrank", 3, "readonly fast")
+def zrevrank(client, args):
+    return _rank(client, args, reverse=True)
+
+
+def _rank(client, args, reverse: bool):
+    zset = client.db.get_typed(args[0], ZSet)
+    rank = None if zset is None else zset.rank(args[1])
+    if rank is None:
+        return None
+    return len(zset) - 1 - rank if reverse else rank
+
+
+@command("zcount", 4, "readonly fast")
+def zcount(client, args):
+    return _count(client, args, SCORE)
+
+
+@command("zlexcount", 4, "readonly fast")
+def zlexcount(client, args):
+    return _count(client, args, LEX)
+
+
+def _count(client, args, rangetype: str) -> int:
+    low, high = parse_range(rangetype, args[1], args[2])
+    zset = client.db.get_typed(args[0], ZSet)
+    if zset is None:
+        return 0
+    i, j = slice_of(zset, rangetype, low, high)
+    return j - i
+
+
+# ------------------------------------------------------------ ZRANGE and its wrappers
+
+@command("zrange", -4, "readonly")
+def zrange(client, args):
+    return zrange_generic(client, args, None, None)
+
+
+@command("zrevrange", -4, "readonly")
+def zrevrange(client, args):
+    return zrange_generic(client, args, RANK, True)
+
+
+@command("zrangebyscore", -4, "readonly")
+def zrangebyscore(client, args):
+    return zrange_generic(client, args, SCORE, False)
+
+
+@command("zrevrangebyscore", -4, "readonly")
+def zrevrangebyscore(client, args):
+    return zrange_generic(client, args, SCORE, True)
+
+
+@command("zrangebylex", -4, "readonly")
+def zrangebylex(client, args):
+    return zrange_generic(client, args, LEX, False)
+
+
+@command("zrevrangebylex", -4, "readonly")
+def zrevrangebylex(client, args):
+    return zrange_generic(client, args, LEX, True)
+
+
+@command("zrangestore", -5, "write", keys=(1, 2, 1))
+def zrangestore(client, args):
+    return zrange_generic(client, args[1:], None, None, store=args[0])
+
+
+def zrange_generic(client, args, rangetype: str | None, reverse: bool | None, store: bytes | None = None):
+    """key min max [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES], Redis's unified ZRANGE.
+
+    `rangetype`/`reverse` preset by a wrapper cannot be given again as options. With
+    `store`, the result replaces that key (deleted when empty) and the reply is its size.
+    """
+    rangetype, reverse, offset, limit, withscores = _zrange_options(args, rangetype, reverse, store)
+    low_raw, high_raw = (args[2], args[1]) if reverse and rangetype != RANK else (args[1], args[2])
+    low, high = parse_range(rangetype, low_raw, high_raw)
+    zset = client.db.get_typed(args[0], ZSet)
+    pairs = [] if zset is None else _select(zset, rangetype, low, high, reverse, offset, limit)
+    if store is not None:
+        return store_result(client.db, store, pairs, b"zrangestore")
+    return pairs_reply(client, pairs, withscores)
+
+
+def _zrange_options(args, rangetype, reverse, store):
+    withscores = False
+    offset, limit = 0, -1
+    j = 3
+    while j < len(args):
+        option = args[j].lower()
+        if option == b"withscores" and store is None:
+            withscores = True
+        elif option == b"limit" and len(args) - j - 1 >= 2:
+            offset, limit = parse_int(args[j + 1]), parse_int(args[j + 2])
+            j += 2
+        elif option == b"rev" and reverse is None:
+            reverse = True
+        elif option == b"byscore" and rangetype is None:
+            rangetype = SCORE
+        elif option == b"bylex" and rangetype is None:
+            rangetype = LEX
+        else:
+            raise CommandError(replies.SYNTAX)
+        j += 1
+    rangetype = rangetype or RANK
+    if limit != -1 and rangetype == RANK:  # Redis's own test: LIMIT 0 -1 passes unnoticed
+        raise CommandError("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+    if withscores and rangetype == LEX:
+        raise CommandError("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
+    return rangetype, bool(reverse), offset, limit, withscores
+
+
+def _select(zset: ZSet, rangetype: str, low, high, reverse: bool, offset: int, limit: int) -> list:
+    """The (score, member) pairs of a range, in reply order, after LIMIT."""
+    i, j = slice_of(zset, rangetype, low, high, reverse)
+    if rangetype != RANK:
+        if offset < 0 or (offset > 0 and offset >= len(zset)):
+            return []
+        count = j - i - offset if limit < 0 else min(limit, j - i - offset)
+        if count <= 0:
+            return []
+        if reverse:
+            i, j = j - offset - count, j - offset
+        else:
+            i, j = i + offset, i + offset + count
+    pairs = zset.order[i:j]
+    if reverse:
+        pairs.reverse()
+    return pairs
+
+
+def store_result(db, key: bytes, pairs, event: bytes) -> int:
+    """Replace `key` with a zset of `pairs` and announce `event`; an empty result deletes it."""
+    if not pairs:
+        if db.delete(key):
+            db.notify(ev.GENERIC, b"del", key)
+        return 0
+    zset = ZSet()
+    for score, member in pairs:
+        zset.add(member, score)
+    zset.skiplist = len(zset) > 128 or any(len(m) > 64 for m in zset.scores)
+    db.store(key, zset)
+    db.notify(ev.ZSET, event, key)
+    return len(zset)
+
+
+# ------------------------------------------------------------ removing ranges
+
+@command("zremrangebyscore", 4, "write")
+def zremrangebyscore(client, args):
+    return _remove_range(client, args, SCORE, b"zremrangebyscore")
+
+
+@command("zremrangebyrank", 4, "write")
+def zremrangebyrank(client, args):
+    return _remove_range(client, args, RANK, b"zremrangebyrank")
+
+
+@command("zremrangebylex", 4, "write")
+def zremrangebylex(client, args):
+    return _remove_range(client, args, LEX, b"zremrangebylex")
+
+
+def _remove_range(client, args, rangetype: str, event: bytes) -> int:
+    low, high = parse_range(rangetype, args[1], args[2])
+    db = client.db
+    zset = db.get_typed(args[0], ZSet)
+    if zset is None:
+        return 0
+    removed = zset.remove_slice(*slice_of(zset, rangetype, low, high))
+    if removed:
+        notify_removal(db, args[0], zset, event)
+    return removed
+
+
+# ------------------------------------------------------------ pops and random members
+
+@command("zpopmin", -2, "write fast")
+def zpopmin(client, args):
+    return _pop(client, args, max_end=False)
+
+
+@command("zpopmax", -2, "write fast")
+def zpopmax(client, args):
+    return _pop(client, args, max_end=True)
+
+
+def _pop(client, args, max_end: bool):
+    """ZPOPMIN/ZPOPMAX key [count]: flat member/score pairs; nested under RESP3 with a count."""
+    if len(args) > 2:
+        raise CommandError(replies.SYNTAX)
+    count = parse_int(args[1], NOT_POSITIVE) if len(args) == 2 else None
+    if count is not None and count < 0:
+        raise CommandError(NOT_POSITIVE)
+    pairs = pop_pairs(client.db, args[0], 1 if count is None else count, max_end)
+    if count is not None and client.protocol == 3:
+        return pairs_reply(client, pairs, True)
+    return [x for score, member in pairs for x in (member, score_reply(client, score))]
+
+
+def pop_pairs(db, key: bytes, count: int, max_end: bool) -> list:
+    """Remove and return up to `count` lowest (or highest) pairs of the zset at `key`."""
+    zset = db.get_typed(key, ZSet)
+    if zset is None or count == 0:
+        return []
+    n = len(zset)
+    i, j = (max(0, n - count), n) if max_end else (0, min(count, n))
+    pairs = zset.order[i:j]
+    zset.remove_slice(i, j)
+    if max_end:
+        pairs.reverse()
+    notify_removal(db, key, zset, b"zpopmax" if max_end else b"zpopmin")
+    return pairs
+
+
+@command("zrandmember", -2, "readonly")
+def zrandmember(client, args):
+    """ZRANDMEMBER key [count [WITHSCORES]]: negative counts may repeat members."""
+    if len(args) == 1:
+        zset = client.db.get_typed(args[0], ZSet)
+        return random.choice(zset.order)[1] if zset else None
+    withscores = len(args) == 3 and args[2].lower() == b"withscores"
+    if len(args) > 3 or (len(args) == 3 and not withscores):
+        raise CommandError(replies.SYNTAX)
+    count = parse_int(args[1])
+    if count == -(1 << 63):
+        raise CommandError(OUT_OF_RANGE_SIGNED)
+    if withscores and count < -(((1 << 63) - 1) // 2):
+        raise CommandError("ERR value is out of range")
+    zset = client.db.get_typed(args[0], ZSet)
+    if not zset or count == 0:
+        return []
+    order = zset.order
+    if count < 0:
+        pairs = [random.choice(order) for _ in range(-count)]
+    else:
+        pairs = random.sample(order, min(count, len(order)))
+    return pairs_reply(client, pairs, withscores)
+
+
+# ------------------------------------------------------------ set algebra
+
+@command("zunionstore", -4, "write", keys=(1, 1, 1))
+def zunionstore(client, args):
+    return setop_generic(client, args[1:], "union", store=args[0])
+
+
+@command("zinterstore", -4, "write", keys=(1, 1, 1))
+def zinterstore(client, args):
+    return setop_generic(client, args[1:], "inter", store=args[0])
+
+
+@command("zdiffstore", -4, "write", keys=(1, 1, 1))
+def zdiffstore(client, args):
+    return setop_generic(client, args[1:], "diff", store=args[0])
+
+
+@command("zunion", -3, "readonly", keys=(0, 0, 0))
+def zunion(client, args):
+    return setop_generic(client, args, "union")
+
+
+@command("zinter", -3, "readonly", keys=(0, 0, 0))
+def zinter(client, args):
+    return setop_generic(client, args, "inter")
+
+
+@command("zdiff", -3, "readonly", keys=(0, 0, 0))
+def zdiff(client, args):
+    return setop_generic(client, args, "diff")
+
+
+def setop_generic(client, args, op: str, store: bytes | None = None):
+    """numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]; sets count as score 1."""
+    name = f"z{op}store" if store is not None else f"z{op}"
+    numkeys = parse_int(args[0])
+    if numkeys < 1:
+        raise CommandError(f"ERR at least 1 input key is needed for '{name}' command")
+    if numkeys > len(args) - 1:
+        raise CommandError(replies.SYNTAX)
+    sources = [_source(client.db, key) for key in args[1:1 + numkeys]]
+    weights, aggregate, withscores = _setop_options(args[1 + numkeys:], numkeys, op, store)
+    scores = _combine(sources, weights, aggregate, op)
+    pairs = sorted((score, member) for member, score in scores.items())
+    if store is not None:
+        return store_result(client.db, store, pairs, name.encode())
+    return pairs_reply(client, pairs, withscores)
+
+
+def _source(db, key: bytes) -> dict:
+    value = db.get(key)
+    if value is None:
+        return {}
+    if type(value) is ZSet:
+        return value.scores
+    if type(value) is set:
+        return dict.fromkeys(value, 1.0)
+    raise WrongType()
+
+
+def _setop_options(options, numkeys: int, op: str, store):
+    weights = [1.0] * numkeys
+    aggregate = "sum"
+    withscores = False
+    j = 0
+    while j < len(options):
+        option = options[j].lower()
+        left = len(options) - j
+        if op != "diff" and left >= numkeys + 1 and option == b"weights":
+            weights = [parse_double(w, "ERR weight value is not a float") for w in options[j + 1:j + 1 + numkeys]]
+            j += numkeys + 1
+        elif op != "diff" and left >= 2 and option == b"aggregate":
+            aggregate = options[j + 1].lower().decode("latin-1")
+            if aggregate not in ("sum", "min", "max"):
+                raise CommandError(replies.SYNTAX)
+            j += 2
+        elif store is None and option == b"withscores":
+            withscores = True
+            j += 1
+        else:
+            raise CommandError(replies.SYNTAX)
+    return weights, aggregate, withscores
+
+
+def _combine(sources: list[dict], weights: list[float], aggregate: str, op: str) -> dict:
+    """member -> combined score; NaN (inf - inf, 0 * inf) becomes 0 as in Redis."""
+    if op == "diff":
+        first = sources[0]
+        return {m: s for m, s in first.items() if not any(m in other for other in sources[1:])}
+    if op == "inter":
+        smallest = min(range(len(sources)), key=lambda k: len(sources[k]))
+        members = [m for m in sources[smallest] if all(m in src for src in sources)]
+    else:
+        members = dict.fromkeys(m for src in sources for m in src)
+    combined = {}
+    for member in members:
+        total = None
+        for src, weight in zip(sources, weights):
+            if member in src:
+                total = _aggregate(total, _weighted(src[member], weight), aggregate)
+        combined[member] = total
+    return combined
+
+
+def _weighted(score: float, weight: float) -> float:
+    value = score * weight
+    return 0.0 if value != value else value
+
+
+def _aggregate(total: float | None, value: float, aggregate: str) -> float:
+    if total is None:
+        return value
+    if aggregate == "sum":
+        total += value
+        return 0.0 if total != total else total
+    return min(total, value) if aggregate == "min" else max(total, value)
+
+
+# ------------------------------------------------------------ ZSCAN
+
+@command("zscan", -3, "readonly")
+def zscan(client, args):
+    """ZSCAN key cursor [MATCH pattern] [COUNT n]: the whole zset in one call, cursor 0."""
+    _parse_cursor(args[1])
+    zset = client.db.get_typed(args[0], ZSet)
+    if zset is None:
+        return [b"0", []]
+    pattern = _scan_pattern(args[2:])
+    out = []
+    for score, member in zset.order:
+        if pattern is None or glob_match(pattern, member):
+            out += (member, _scan_score(score, zset.skiplist))
+    return [b"0", out]
+
+
+def _parse_cursor(raw: bytes) -> int:
+    """A cursor as strtoul reads it (leading spaces and a sign allowed, 64 bits)."""
+    if _CURSOR.fullmatch(raw) is None or abs(int(raw)) >= 1 << 64:
+        raise CommandError("ERR invalid cursor")
+    return int(raw) % (1 << 64)
+
+
+def _scan_pattern(options: list[bytes]) -> bytes | None:
+    pattern = None
+    j = 0
+    while j < len(options):
+        option = options[j].lower()
+        if option == b"count" and j + 1 < len(options):
+            if parse_int(options[j + 1]) < 1:
+                raise CommandError(replies.SYNTAX)
+        elif option == b"match" and j + 1 < len(options):
+            pattern = options[j + 1]
+            if pattern == b"*":
+                pattern = None
+        else:
+            raise CommandError(replies.SYNTAX)
+        j += 2
+    return pattern
+
+
+def _scan_score(score: float, skiplist: bool) -> bytes:
+    """ZSCAN's score text: a small zset's listpack keeps integral scores as integers."""
+    if not skiplist and score not in (INF, -INF) and score == int(score) and -(1 << 63) <= score < (1 << 63):
+        return b"%d" % score
+    return format_score(score)
