@@ -5,6 +5,7 @@ TTL, PTTL, EXPIRETIME and PEXPIRETIME over `ttl_generic`.
 """
 from __future__ import annotations
 
+import re
 from itertools import islice
 
 from presence.store import notify as ev
@@ -203,6 +204,8 @@ def scan(client, args):
     cursor = _parse_cursor(args[0])
     match, count, kind = _scan_options(args[1:])
     db = client.db
+    if cursor >= len(db.data):
+        return [b"0", []]
     window = list(islice(db.data, cursor, cursor + count))
     nxt = cursor + len(window)
     if nxt >= len(db.data):
@@ -222,13 +225,17 @@ def scan(client, args):
 
 
 def _parse_cursor(raw: bytes) -> int:
-    try:
-        cursor = int(raw)
-    except ValueError:
-        raise CommandError("ERR invalid cursor") from None
-    if cursor < 0 or not raw.strip().isdigit():
+    """A cursor read the way Redis's strtoul() reads it: "" is 0, "-1" wraps to 2**64-1."""
+    m = _CURSOR.fullmatch(raw)
+    if m is None or (m[1] and not m[2]):
         raise CommandError("ERR invalid cursor")
-    return cursor
+    value = int(m[2] or b"0")
+    if value >= 1 << 64:
+        raise CommandError("ERR invalid cursor")
+    return -value % (1 << 64) if m[1] == b"-" else value
+
+
+_CURSOR = re.compile(rb"([+-]?)([0-9]*)")
 
 
 def _scan_options(options: list[bytes]):

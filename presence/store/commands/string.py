@@ -5,11 +5,14 @@ stay short and avoid allocation beyond the reply.
 """
 from __future__ import annotations
 
+import re
+from fractions import Fraction
+
 from presence.store import notify as ev
 from presence.store import replies
-from presence.store.commands import CommandError, command, parse_float, parse_int
+from presence.store.commands import CommandError, command, parse_int
 from presence.store.keyspace import WrongType
-from presence.store.resp import OK, Double, format_double
+from presence.store.resp import OK
 
 # name          arity  flags
 # get             2    readonly fast
@@ -41,49 +44,67 @@ def set_(client, args):
         if db.keyspace.notifier.flags:
             db.notify(ev.STRING, b"set", key)
         return OK
-    nx, xx, get_old, keep_ttl, deadline = _set_options(args[2:], db.keyspace.now)
+    flags, expiry = _expiry_options(args[2:], "set")
+    deadline = expiry_deadline(*expiry, db.keyspace.now, "set") if expiry else None
     old = db.get(key)
-    if get_old and old is not None and type(old) is not bytes:
+    if "get" in flags and old is not None and type(old) is not bytes:
         raise WrongType()
-    if (nx and old is not None) or (xx and old is None):
-        return old if get_old else None
-    db.store(key, args[1], keep_ttl=keep_ttl)
+    if ("nx" in flags and old is not None) or ("xx" in flags and old is None):
+        return old if "get" in flags else None
+    db.store(key, args[1], keep_ttl="keepttl" in flags)
     db.notify(ev.STRING, b"set", key)
     if deadline is not None:
         db.set_deadline(key, deadline)
         db.notify(ev.GENERIC, b"expire", key)
-    return old if get_old else OK
+    return old if "get" in flags else OK
 
 
-def _set_options(options: list[bytes], now: int):
-    nx = xx = get_old = keep_ttl = False
-    deadline = None
-    has_expiry = False
+# Options each option excludes, as Redis's parseExtendedStringArgumentsOrReply has them.
+_EXPIRY_UNITS = {"ex": 1000, "px": 1, "exat": 1000, "pxat": 1}
+_CONFLICTS = {
+    "nx": {"xx"}, "xx": {"nx"}, "get": set(),
+    "keepttl": {"persist", "ex", "px", "exat", "pxat"},
+    "persist": {"keepttl", "ex", "px", "exat", "pxat"},
+    **{unit: {"keepttl", "persist"} | (_EXPIRY_UNITS.keys() - {unit}) for unit in _EXPIRY_UNITS},
+}
+_SET_ONLY = {"nx", "xx", "get", "keepttl"}
+
+
+def _expiry_options(options: list[bytes], name: str):
+    """Parse SET's (or GETEX's) options into (flags, (raw time, unit ms, relative) or None).
+
+    A repeated option is allowed and the last expiry value counts; conflicting options,
+    or one that `name` does not take, raise ERR syntax error.
+    """
+    flags: set[str] = set()
+    amount = None
     i = 0
     while i < len(options):
-        o = options[i].lower()
-        if o == b"nx" and not xx:
-            nx = True
-        elif o == b"xx" and not nx:
-            xx = True
-        elif o == b"get":
-            get_old = True
-        elif o == b"keepttl" and not has_expiry:
-            keep_ttl = True
-        elif o in (b"ex", b"px", b"exat", b"pxat") and not keep_ttl and not has_expiry and i + 1 < len(options):
-            has_expiry = True
-            amount = parse_int(options[i + 1])
+        o = options[i].decode("latin-1").lower()
+        takes = o != "persist" if name == "set" else o not in _SET_ONLY
+        ok = o in _CONFLICTS and takes and not flags & _CONFLICTS[o]
+        if o in _EXPIRY_UNITS and ok and i + 1 < len(options):
+            amount = options[i + 1]
             i += 1
-            if amount <= 0:
-                raise CommandError(replies.INVALID_EXPIRE.format("set"))
-            ms = amount * 1000 if o in (b"ex", b"exat") else amount
-            deadline = ms + now if o in (b"ex", b"px") else ms
-            if deadline >= 1 << 63:
-                raise CommandError(replies.INVALID_EXPIRE.format("set"))
-        else:
+        elif not ok or o in _EXPIRY_UNITS:
             raise CommandError(replies.SYNTAX)
+        flags.add(o)
         i += 1
-    return nx, xx, get_old, keep_ttl, deadline
+    if amount is None:
+        return flags, None
+    unit = next(u for u in _EXPIRY_UNITS if u in flags)
+    return flags, (amount, _EXPIRY_UNITS[unit], unit in ("ex", "px"))
+
+
+def expiry_deadline(raw: bytes, unit_ms: int, relative: bool, now: int, name: str) -> int:
+    """The absolute deadline of a SET-family expire argument; refuses what Redis refuses."""
+    amount = parse_int(raw)
+    if amount <= 0 or amount > ((1 << 63) - 1) // unit_ms:
+        raise CommandError(replies.INVALID_EXPIRE.format(name))
+    deadline = amount * unit_ms + (now if relative else 0)
+    if deadline >= 1 << 63:  # Redis's signed addition wraps negative and is refused
+        raise CommandError(replies.INVALID_EXPIRE.format(name))
+    return deadline
 
 
 @command("setnx", 3, "write fast")
@@ -108,13 +129,11 @@ def psetex(client, args):
 
 def _setex(client, args, unit_ms: int, name: str):
     key, raw, value = args
-    amount = parse_int(raw)
-    if amount <= 0 or amount * unit_ms >= 1 << 62:
-        raise CommandError(replies.INVALID_EXPIRE.format(name))
     db = client.db
+    deadline = expiry_deadline(raw, unit_ms, True, db.keyspace.now, name)
     db.store(key, value)
     db.notify(ev.STRING, b"set", key)
-    db.set_deadline(key, db.keyspace.now + amount * unit_ms)
+    db.set_deadline(key, deadline)
     db.notify(ev.GENERIC, b"expire", key)
     return OK
 
@@ -143,32 +162,19 @@ def getex(client, args):
     """GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]."""
     db = client.db
     key = args[0]
-    persist = False
-    deadline = None
-    options = args[1:]
-    if options:
-        o = options[0].lower()
-        if o == b"persist" and len(options) == 1:
-            persist = True
-        elif o in (b"ex", b"px", b"exat", b"pxat") and len(options) == 2:
-            amount = parse_int(options[1])
-            if amount <= 0:
-                raise CommandError(replies.INVALID_EXPIRE.format("getex"))
-            ms = amount * 1000 if o in (b"ex", b"exat") else amount
-            deadline = ms + db.keyspace.now if o in (b"ex", b"px") else ms
-        else:
-            raise CommandError(replies.SYNTAX)
+    flags, expiry = _expiry_options(args[1:], "getex")
     value = db.get_typed(key, bytes)
     if value is None:
         return None
-    if deadline is not None:
+    if expiry:
+        deadline = expiry_deadline(*expiry, db.keyspace.now, "getex")
         if deadline <= db.keyspace.now:
             db.delete(key)
             db.notify(ev.GENERIC, b"del", key)
         else:
             db.set_deadline(key, deadline)
             db.notify(ev.GENERIC, b"expire", key)
-    elif persist and db.persist(key):
+    elif "persist" in flags and db.persist(key):
         db.notify(ev.GENERIC, b"persist", key)
     return value
 
@@ -244,17 +250,76 @@ def _incr_by(db, key: bytes, amount: int, event: bytes) -> int:
 
 @command("incrbyfloat", 3, "write fast")
 def incrbyfloat(client, args):
+    """Add in 80-bit long double arithmetic and print like Redis (`%.17Lf`, zeros trimmed)."""
     db = client.db
     key = args[0]
     old = db.get_typed(key, bytes)
-    current = 0.0 if old is None else parse_float(old)
-    value = current + parse_float(args[1])
-    if value != value or value in (float("inf"), float("-inf")):
+    current = Fraction(0) if old is None else parse_long_double(old)
+    value = _round_long_double(current + parse_long_double(args[1]))
+    if value is None:
         raise CommandError("ERR increment would produce NaN or Infinity")
-    text = format_double(Double(value))
+    text = format_long_double(value)
     db.store(key, text, keep_ttl=True)
     db.notify(ev.STRING, b"incrbyfloat", key)
     return text
+
+
+_LD_BITS = 64                 # x87 extended precision: 64-bit significand
+_LD_MIN_EXP = -16382          # smallest normal binary exponent
+_LD_MAX = 1 << 16384          # the first value that is infinite
+_DECIMAL = re.compile(rb"([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?")
+_HEX = re.compile(rb"([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?\d+))?")
+
+
+def parse_long_double(raw: bytes) -> Fraction:
+    """The exact value strtold() would read from `raw`, as Redis's string2ld accepts it.
+
+    Raises CommandError("ERR value is not a valid float") for anything else, for NaN,
+    and for infinities (which could never produce a finite sum).
+    """
+    if not raw or len(raw) >= 5120 or raw[:1].isspace():
+        raise CommandError(replies.NOT_FLOAT)
+    hexm = _HEX.fullmatch(raw)
+    m = hexm or _DECIMAL.fullmatch(raw)
+    if m is None or not (m[2] or m[3]):
+        if raw.lower().lstrip(b"+-") in (b"inf", b"infinity"):
+            raise CommandError("ERR increment would produce NaN or Infinity")
+        raise CommandError(replies.NOT_FLOAT)
+    base, scale = (16, 2) if hexm else (10, 10)
+    digits = (m[2] + (m[3] or b"")).lstrip(b"0")
+    if not digits:
+        return Fraction(0)
+    exponent = int(m[4] or 0) - len(m[3] or b"") * (4 if hexm else 1)
+    magnitude = len(digits) * (4 if hexm else 1) + exponent  # in powers of `scale`
+    if not -6000 * (4 if hexm else 1) < magnitude < 5000 * (4 if hexm else 1):
+        raise CommandError(replies.NOT_FLOAT)  # strtold's ERANGE: overflow or underflow to 0
+    value = _round_long_double(int(digits, base) * Fraction(scale) ** exponent)
+    if not value:
+        raise CommandError(replies.NOT_FLOAT)
+    return -value if m[1] == b"-" else value
+
+
+def _round_long_double(x: Fraction) -> Fraction | None:
+    """`x` rounded (half to even) to the nearest long double; None if that is infinite."""
+    if x == 0:
+        return x
+    mag = abs(x)
+    exp = mag.numerator.bit_length() - mag.denominator.bit_length()
+    if Fraction(2) ** exp > mag:
+        exp -= 1
+    quantum = Fraction(2) ** (max(exp, _LD_MIN_EXP) - (_LD_BITS - 1))
+    rounded = round(mag / quantum) * quantum
+    if rounded >= _LD_MAX:
+        return None
+    return rounded if x > 0 else -rounded
+
+
+def format_long_double(value: Fraction) -> bytes:
+    """`%.17Lf` (round half to even), then trailing zeros and a bare '.' removed; never "-0"."""
+    scaled = round(abs(value) * 10**17)
+    whole, frac = divmod(scaled, 10**17)
+    text = (b"%d.%017d" % (whole, frac)).rstrip(b"0").rstrip(b".")
+    return b"-" + text if value < 0 and text != b"0" else text
 
 
 @command("append", 3, "write fast")

@@ -8,8 +8,8 @@ EXEC return a nil array.
 from __future__ import annotations
 
 from presence.store import replies
-from presence.store.commands import CommandError, command
-from presence.store.resp import NIL_ARRAY, OK
+from presence.store.commands import NO_REPLY, CommandError, command
+from presence.store.resp import NIL_ARRAY, OK, encode
 
 # name      arity  flags
 # multi       1    fast
@@ -30,7 +30,11 @@ def multi(client, args):
 
 @command("exec", 1, "", keys=(0, 0, 0))
 def exec_(client, args):
-    """Run the queued commands atomically and reply with all their replies."""
+    """Run the queued commands atomically and reply with all their replies.
+
+    The reply is written as it is produced, like Redis does: an array header, then each
+    command's reply, so a command that writes its own replies (SUBSCRIBE) fits in.
+    """
     from presence.store.server import unwatch_all
     if client.multi is None:
         raise CommandError(replies.EXEC_WITHOUT_MULTI)
@@ -43,7 +47,12 @@ def exec_(client, args):
     if dirty:
         return NIL_ARRAY
     call = client.server.call
-    return [call(client, cmd, argv) for cmd, argv in queued]
+    client.send(b"*%d\r\n" % len(queued))
+    for cmd, argv in queued:
+        reply = call(client, cmd, argv)
+        if reply is not NO_REPLY:
+            client.send(encode(reply, client.protocol))
+    return NO_REPLY
 
 
 @command("discard", 1, "fast", keys=(0, 0, 0))

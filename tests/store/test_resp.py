@@ -1,0 +1,337 @@
+"""The sans-IO codec (presence/store/resp.py), without sockets.
+
+Every parser test runs twice: on the reference parser and on the hiredis fast path
+(`accelerate=True`), which must yield the same commands and the same errors. The error
+texts are Redis's own (networking.c); tests/store/test_fuzz.py checks them against a
+live redis-server.
+"""
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from presence.store.resp import (NIL_ARRAY, Double, Error, ProtocolError, Push, RequestParser, Set,
+                                 Status, Verbatim, encode, split_inline)
+
+try:
+    import hiredis  # noqa: F401
+    PATHS = [False, True]
+except ImportError:
+    PATHS = [False]
+
+
+@pytest.fixture(params=PATHS, ids=lambda fast: "hiredis" if fast else "reference")
+def accelerate(request):
+    return request.param
+
+
+def parse(data: bytes, accelerate: bool = False, max_bulk_len: int | None = None) -> list:
+    """Feed `data` at once; return the commands, then ("error", text) if parsing failed."""
+    parser = _parser(accelerate, max_bulk_len)
+    parser.feed(data)
+    return drain(parser)
+
+
+def _parser(accelerate, max_bulk_len=None):
+    if max_bulk_len is None:
+        return RequestParser(accelerate=accelerate)
+    return RequestParser(max_bulk_len, accelerate=accelerate)
+
+
+def drain(parser) -> list:
+    out = []
+    try:
+        while (cmd := parser.next_command()) is not None:
+            out.append(cmd)
+    except ProtocolError as exc:
+        out.append(("error", str(exc)))
+    return out
+
+
+def feed_in_chunks(data: bytes, cuts: list[int], accelerate: bool) -> list:
+    parser = _parser(accelerate)
+    out = []
+    bounds = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    for a, b in zip(bounds, bounds[1:]):
+        parser.feed(data[a:b])
+        out += drain(parser)
+        if out and type(out[-1]) is tuple:
+            break
+    return out
+
+
+def mb(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+# ------------------------------------------------------------ whole, split, pipelined
+
+def test_whole_multibulk(accelerate):
+    assert parse(mb(b"SET", b"k", b"v"), accelerate) == [[b"SET", b"k", b"v"]]
+
+
+def test_binary_and_empty_arguments(accelerate):
+    args = [b"SET", b"", b"\r\n\x00\xff*$"]
+    assert parse(mb(*args), accelerate) == [args]
+
+
+def test_byte_by_byte(accelerate):
+    data = mb(b"SET", b"key", b"x" * 300) + b"GET key\r\n" + mb(b"PING")
+    parser = _parser(accelerate)
+    out = []
+    for i in range(len(data)):
+        parser.feed(data[i:i + 1])
+        out += drain(parser)
+    assert out == [[b"SET", b"key", b"x" * 300], [b"GET", b"key"], [b"PING"]]
+
+
+def test_incomplete_returns_none_until_complete(accelerate):
+    parser = _parser(accelerate)
+    parser.feed(b"*2\r\n$3\r\nGET\r\n$1\r")
+    assert parser.next_command() is None
+    parser.feed(b"\nk")
+    assert parser.next_command() is None
+    parser.feed(b"\r\n")
+    assert parser.next_command() == [b"GET", b"k"]
+    assert parser.next_command() is None
+
+
+def test_pipelined_commands(accelerate):
+    data = b"".join(mb(b"INCR", b"n%d" % i) for i in range(100))
+    assert parse(data, accelerate) == [[b"INCR", b"n%d" % i] for i in range(100)]
+
+
+def test_mixed_inline_and_multibulk(accelerate):
+    data = mb(b"PING") + b"SET a b\r\n" + mb(b"GET", b"a") + b"ECHO 'x y'\r\n" + mb(b"PING")
+    assert parse(data, accelerate) == [
+        [b"PING"], [b"SET", b"a", b"b"], [b"GET", b"a"], [b"ECHO", b"x y"], [b"PING"]]
+
+
+def test_empty_lines_and_empty_multibulks_are_skipped(accelerate):
+    data = b"\r\n\r\n   \r\n*0\r\n*-1\r\n" + mb(b"PING") + b"*0\r\n\r\nPING\r\n"
+    assert parse(data, accelerate) == [[b"PING"], [b"PING"]]
+
+
+def test_buffered_counts_unconsumed_bytes(accelerate):
+    parser = _parser(accelerate)
+    parser.feed(b"*1\r\n$4\r\nPI")
+    assert parser.next_command() is None
+    assert parser.buffered() > 0
+
+
+# ------------------------------------------------------------ inline commands
+
+@pytest.mark.parametrize("line, args", [
+    (b"GET key", [b"GET", b"key"]),
+    (b"  SET   a \t b  ", [b"SET", b"a", b"b"]),
+    (b'SET "a b" c', [b"SET", b"a b", b"c"]),
+    (b"SET 'a b' c", [b"SET", b"a b", b"c"]),
+    (b'ECHO "\\x41\\x42"', [b"ECHO", b"AB"]),
+    (b'ECHO "\\x4"', [b"ECHO", b"x4"]),
+    (b'ECHO "\\n\\r\\t\\b\\a\\\\\\""', [b"ECHO", b"\n\r\t\b\x07\\\""]),
+    (b"ECHO 'it\\'s'", [b"ECHO", b"it's"]),
+    (b"ECHO 'a\\nb'", [b"ECHO", b"a\\nb"]),
+    (b'ECHO ""', [b"ECHO", b""]),
+    (b'ECHO a"b c"', [b"ECHO", b"ab c"]),
+])
+def test_inline_splitting(line, args, accelerate):
+    assert split_inline(line) == args
+    assert parse(line + b"\r\n", accelerate) == [args]
+
+
+@pytest.mark.parametrize("line", [b'GET "abc', b"GET 'abc", b'GET "a"b', b"GET 'a'b", b'"'])
+def test_inline_unbalanced_quotes(line, accelerate):
+    assert parse(line + b"\r\n", accelerate) == [("error", "Protocol error: unbalanced quotes in request")]
+
+
+@pytest.mark.xfail(reason="resp.py: inline requests ending in a bare LF are not recognised "
+                          "(Redis splits inline requests on '\\n')", strict=True)
+def test_inline_terminated_by_bare_newline(accelerate):
+    assert parse(b"PING\nECHO a\n", accelerate) == [[b"PING"], [b"ECHO", b"a"]]
+
+
+def test_too_big_inline_request(accelerate):
+    assert parse(b"x" * (64 * 1024 + 1), accelerate) == [("error", "Protocol error: too big inline request")]
+
+
+# ------------------------------------------------------------ garbage
+
+@pytest.mark.parametrize("data, error", [
+    (b"*abc\r\n", "Protocol error: invalid multibulk length"),
+    (b"*1\r\n$abc\r\n", "Protocol error: invalid bulk length"),
+    (b"*1\r\n$-1\r\n", "Protocol error: invalid bulk length"),
+    (b"*1\r\nx", "Protocol error: expected '$', got 'x'"),
+    (b"*2\r\n$1\r\na\r\n:1\r\n", "Protocol error: expected '$', got ':'"),
+    (b"*1\r\n+PING\r\n", "Protocol error: expected '$', got '+'"),
+    (b"*" + b"1" * (64 * 1024 + 1), "Protocol error: too big mbulk count string"),
+    (b"*1\r\n$" + b"1" * (64 * 1024 + 1), "Protocol error: too big bulk count string"),
+])
+def test_garbage_gets_redis_error_text(data, error, accelerate):
+    assert parse(data, accelerate) == [("error", error)]
+
+
+@pytest.mark.xfail(reason="resp.py parses counts with int(), which accepts '+', spaces, "
+                          "leading zeros and '_' where Redis's string2ll refuses them", strict=True)
+@pytest.mark.parametrize("header", [b"*+1", b"* 1", b"*01", b"*1_0"])
+def test_multibulk_count_is_strict(header):
+    assert parse(header + b"\r\n$4\r\nPING\r\n") == [("error", "Protocol error: invalid multibulk length")]
+
+
+@pytest.mark.xfail(reason="resp.py parses bulk lengths with int(), which accepts '+', spaces, "
+                          "leading zeros where Redis's string2ll refuses them", strict=True)
+@pytest.mark.parametrize("header", [b"$+4", b"$ 4", b"$04"])
+def test_bulk_length_is_strict(header):
+    assert parse(b"*1\r\n" + header + b"\r\nPING\r\n") == [("error", "Protocol error: invalid bulk length")]
+
+
+def test_commands_before_garbage_are_returned(accelerate):
+    assert parse(mb(b"PING") + b"*x\r\n", accelerate) == [
+        [b"PING"], ("error", "Protocol error: invalid multibulk length")]
+
+
+def test_bulk_over_limit_is_refused_from_the_header_reference():
+    parser = RequestParser(100, accelerate=False)
+    parser.feed(b"*2\r\n$3\r\nSET\r\n$101\r\n")
+    with pytest.raises(ProtocolError, match="^Protocol error: invalid bulk length$"):
+        parser.next_command()
+
+
+@pytest.mark.skipif(True not in PATHS, reason="hiredis not installed")
+@pytest.mark.xfail(reason="resp.py fast path: hiredis buffers up to 64 KiB of a partial request "
+                          "before the reference parser sees the oversized bulk header", strict=True)
+def test_bulk_over_limit_is_refused_from_the_header_fast_path():
+    parser = RequestParser(100, accelerate=True)
+    parser.feed(b"*2\r\n$3\r\nSET\r\n$101\r\n")
+    with pytest.raises(ProtocolError, match="^Protocol error: invalid bulk length$"):
+        parser.next_command()
+
+
+def test_bulk_at_limit_is_accepted(accelerate):
+    assert parse(mb(b"x" * 100), accelerate, max_bulk_len=100) == [[b"x" * 100]]
+
+
+def test_large_partial_bulk_is_bounded_on_the_fast_path():
+    """Past 64 KiB the fast path hands over to the reference parser, which checks the limit."""
+    parser = RequestParser(100_000, accelerate=True)
+    parser.feed(b"*1\r\n$200000\r\n" + b"x" * 70_000)
+    with pytest.raises(ProtocolError, match="invalid bulk length"):
+        parser.next_command()
+
+
+# ------------------------------------------------------------ the fast path's hand-over
+
+FAST_PATH_LOSES_PARTIAL = pytest.mark.xfail(
+    reason="resp.py fast path: next_command() treats `not reader.has_data()` as idle and clears "
+           "the replay segment, but hiredis has already consumed a partial header ('*', '*1\\r\\n'); "
+           "when a later chunk is 'suspicious' the replay starts mid-message", strict=True)
+
+
+@pytest.mark.skipif(True not in PATHS, reason="hiredis not installed")
+@FAST_PATH_LOSES_PARTIAL
+@pytest.mark.parametrize("cut", [1, 4, 5])
+def test_fast_path_keeps_a_partial_header_for_replay(cut):
+    data = mb(b"+")
+    assert feed_in_chunks(data, [cut], True) == [[b"+"]]
+
+
+@pytest.mark.skipif(True not in PATHS, reason="hiredis not installed")
+@pytest.mark.parametrize("cut", range(1, 22))
+def test_fast_path_split_anywhere_without_suspicious_bytes(cut):
+    data = mb(b"a") + mb(b"b")
+    assert feed_in_chunks(data, [cut], True) == [[b"a"], [b"b"]]
+
+
+# ------------------------------------------------------------ properties
+
+# The fast path is exercised too, but hypothesis may or may not find the hand-over bug
+# above in a given run, so that case is a non-strict xfail until resp.py is fixed.
+PROPERTY_PATHS = [False] + [pytest.param(True, marks=pytest.mark.xfail(
+    reason="fast-path hand-over bug, see test_fast_path_keeps_a_partial_header_for_replay",
+    strict=False))] * (True in PATHS)
+
+commands = st.lists(st.lists(st.binary(max_size=40), min_size=1, max_size=6), min_size=1, max_size=8)
+
+
+@pytest.mark.parametrize("accelerate", PROPERTY_PATHS)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(commands, st.lists(st.integers(min_value=0, max_value=10_000), max_size=12))
+def test_encoded_commands_parse_back_in_any_split(cmds, cuts, accelerate):
+    data = b"".join(mb(*c) for c in cmds)
+    assert feed_in_chunks(data, cuts, accelerate) == cmds
+
+
+inline_words = st.lists(st.from_regex(rb"[A-Za-z0-9_:.-]{1,12}", fullmatch=True), min_size=1, max_size=5)
+
+
+@pytest.mark.parametrize("accelerate", PROPERTY_PATHS)
+@settings(max_examples=200)
+@given(st.lists(st.one_of(inline_words.map(lambda w: ("inline", w)), commands.map(lambda c: ("mb", c[0])))),
+       st.lists(st.integers(min_value=0, max_value=10_000), max_size=12))
+def test_inline_and_multibulk_mixed_in_any_split(items, cuts, accelerate):
+    data = b"".join(b" ".join(args) + b"\r\n" if kind == "inline" else mb(*args) for kind, args in items)
+    assert feed_in_chunks(data, cuts, accelerate) == [args for _, args in items]
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=300), st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+       st.sampled_from(PATHS))
+def test_random_bytes_only_ever_raise_protocol_error(data, cuts, accelerate):
+    feed_in_chunks(data, cuts, accelerate)  # any exception but ProtocolError fails the test
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from([b"*", b"$", b"1", b"3", b"-", b"\r\n", b"\r", b"\n", b"x", b'"', b"'",
+                                 b"\\", b" ", b"*1\r\n", b"$3\r\n", b"abc"]), max_size=40),
+       st.sampled_from(PATHS))
+def test_resp_like_garbage_only_ever_raises_protocol_error(parts, accelerate):
+    feed_in_chunks(b"".join(parts), list(range(0, 200, 7)), accelerate)
+
+
+@pytest.mark.skipif(True not in PATHS, reason="hiredis not installed")
+@pytest.mark.xfail(reason="fast-path hand-over bug, see test_fast_path_keeps_a_partial_header_for_replay",
+                   strict=False)
+@settings(max_examples=300)
+@given(st.binary(max_size=200), st.lists(st.integers(min_value=0, max_value=300), max_size=6))
+def test_fast_path_agrees_with_reference(data, cuts):
+    assert feed_in_chunks(data, cuts, True) == feed_in_chunks(data, cuts, False)
+
+
+# ------------------------------------------------------------ encoder
+
+@pytest.mark.parametrize("value, resp2, resp3", [
+    (b"abc", b"$3\r\nabc\r\n", b"$3\r\nabc\r\n"),
+    (b"", b"$0\r\n\r\n", b"$0\r\n\r\n"),
+    ("h\u00e9", b"$3\r\nh\xc3\xa9\r\n", b"$3\r\nh\xc3\xa9\r\n"),
+    (bytearray(b"ab"), b"$2\r\nab\r\n", b"$2\r\nab\r\n"),
+    (42, b":42\r\n", b":42\r\n"),
+    (-1, b":-1\r\n", b":-1\r\n"),
+    (None, b"$-1\r\n", b"_\r\n"),
+    (NIL_ARRAY, b"*-1\r\n", b"_\r\n"),
+    ([], b"*0\r\n", b"*0\r\n"),
+    ([b"a", 1, None], b"*3\r\n$1\r\na\r\n:1\r\n$-1\r\n", b"*3\r\n$1\r\na\r\n:1\r\n_\r\n"),
+    ((b"a",), b"*1\r\n$1\r\na\r\n", b"*1\r\n$1\r\na\r\n"),
+    ([[b"x"], []], b"*2\r\n*1\r\n$1\r\nx\r\n*0\r\n", b"*2\r\n*1\r\n$1\r\nx\r\n*0\r\n"),
+    (Status("OK"), b"+OK\r\n", b"+OK\r\n"),
+    (Error("ERR bad"), b"-ERR bad\r\n", b"-ERR bad\r\n"),
+    ({b"k": 1, b"j": b"v"}, b"*4\r\n$1\r\nk\r\n:1\r\n$1\r\nj\r\n$1\r\nv\r\n",
+     b"%2\r\n$1\r\nk\r\n:1\r\n$1\r\nj\r\n$1\r\nv\r\n"),
+    ({}, b"*0\r\n", b"%0\r\n"),
+    (Set([b"a"]), b"*1\r\n$1\r\na\r\n", b"~1\r\n$1\r\na\r\n"),
+    (Double(1.5), b"$3\r\n1.5\r\n", b",1.5\r\n"),
+    (Double(3.0), b"$1\r\n3\r\n", b",3\r\n"),
+    (Double(float("inf")), b"$3\r\ninf\r\n", b",inf\r\n"),
+    (Double(float("-inf")), b"$4\r\n-inf\r\n", b",-inf\r\n"),
+    (Double(0.1), b"$3\r\n0.1\r\n", b",0.1\r\n"),
+    (Push([b"message", b"c", b"m"]), b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n",
+     b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n"),
+    (Verbatim("a\r\nb"), b"$4\r\na\r\nb\r\n", b"=8\r\ntxt:a\r\nb\r\n"),
+    (True, b":1\r\n", b"#t\r\n"),
+    (False, b":0\r\n", b"#f\r\n"),
+])
+def test_encode(value, resp2, resp3):
+    assert encode(value, 2) == resp2
+    assert encode(value, 3) == resp3
+
+
+def test_encode_refuses_unknown_types():
+    with pytest.raises(TypeError):
+        encode(object())
