@@ -22,7 +22,8 @@ from presence.store.pubsub import PubSubHub
 from presence.store.resp import OK, QUEUED, Error, ProtocolError, Push, RequestParser, encode
 
 log = logging.getLogger("presence.store")
-VERSION = "7.0.15"  # the Redis version whose behaviour the store reproduces
+VERSION = "7.0.15"
+EXPIRE_SLICE = 2000  # keys expired per timer callback  # the Redis version whose behaviour the store reproduces
 
 # Commands a RESP2 client may send while subscribed.
 _SUBSCRIBED_OK = frozenset([b"subscribe", b"psubscribe", b"ssubscribe", b"unsubscribe",
@@ -314,7 +315,9 @@ class Server:
         self._timer_deadline = None
         keyspace = self.keyspace
         keyspace.tick()
-        keyspace.expire_due()
+        # a bounded slice, so a mass expiry never stalls other clients; the rest is due
+        # at once and runs on the next loop iteration, after pending I/O
+        keyspace.expire_due(limit=EXPIRE_SLICE)
         self._arm_timer(keyspace.next_deadline())
 
     def _config_changed(self, name: str, value) -> None:
