@@ -135,12 +135,18 @@ class Client(asyncio.Protocol):
             log.warning("client id=%d addr=%s closed for overcoming of output buffer limits",
                         self.id, self.addr)
             self.server.stats["client_output_buffer_limit_disconnections"] += 1
-            self.close()
+            self.abort()
 
     def close(self) -> None:
         """Close the connection after what is already queued is written."""
         self.closing = True
         self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection now, discarding unwritten output, and forget its subscriptions."""
+        self.closing = True
+        self.server.remove_client(self)
+        self.transport.abort()
 
     @property
     def subscriptions(self) -> int:
