@@ -24,6 +24,27 @@ def _int(text: str) -> int:
         raise ConfigError("argument couldn't be parsed into an integer") from None
 
 
+def _bounded(low: int, high: int = 2147483647) -> Callable[[str], int]:
+    """An integer directive that Redis range-checks (e.g. hz, timeout, maxclients)."""
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not low <= value <= high:
+            raise ConfigError(f"argument must be between {low} and {high} inclusive")
+        return value
+    return parse
+
+
+def _memory_value(text: str) -> int:
+    """A non-negative memory amount (maxmemory and friends)."""
+    try:
+        value = _memory(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError("argument must be a memory value")
+    return value
+
+
 def _memory(text: str) -> int:
     """Redis memory units: 1k=1000, 1kb=1024, 1m, 1mb, 1g, 1gb."""
     t = text.strip().lower()
@@ -32,6 +53,23 @@ def _memory(text: str) -> int:
         if t.endswith(suffix):
             return int(t[:-len(suffix)]) * mul
     return int(t)
+
+
+def _enum(*choices: str) -> Callable[[str], str]:
+    """A directive taking one of a fixed set of words."""
+    def parse(text: str) -> str:
+        if text.lower() not in choices:
+            raise ConfigError("argument(s) must be one of the following: " + ", ".join(choices))
+        return text.lower()
+    return parse
+
+
+def _save(text: str) -> str:
+    """`seconds changes [seconds changes ...]`, or empty (no snapshots)."""
+    parts = text.split()
+    if len(parts) % 2 or not all(p.isdigit() for p in parts):
+        raise ConfigError("Invalid save parameters")
+    return " ".join(parts)
 
 
 def _yesno(text: str) -> str:
@@ -84,9 +122,13 @@ class Directive:
     mutable: bool = True
 
 
+_POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+             "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction")
+_INT_MAX = 2147483647
+
 DIRECTIVES: dict[str, Directive] = {d.name: d for d in [
     Directive("bind", "127.0.0.1", mutable=False),
-    Directive("port", "6380", _int, mutable=False),
+    Directive("port", "6380", _bounded(0, 65535), mutable=False),
     Directive("unixsocket", "", mutable=False),
     Directive("requirepass", ""),
     Directive("keys-expire-notify", ""),
@@ -94,27 +136,63 @@ DIRECTIVES: dict[str, Directive] = {d.name: d for d in [
     Directive("proto-max-bulk-len", "536870912", _int),
     Directive("client-output-buffer-limit", _format_limits(DEFAULT_BUFFER_LIMITS),
               _buffer_limits, _format_limits),
-    Directive("maxclients", "10000", _int),
-    Directive("timeout", "0", _int),
+    Directive("client-query-buffer-limit", "1073741824", _memory_value),
+    Directive("maxclients", "10000", _bounded(1, 4294967295)),
+    Directive("timeout", "0", _bounded(0)),
     Directive("databases", "16", _int, mutable=False),
-    Directive("hz", "10", _int),
-    Directive("save", ""),
+    Directive("hz", "10", _bounded(0)),
+    Directive("save", "", _save),
     Directive("appendonly", "no", _yesno),
-    Directive("maxmemory", "0", _int),
-    Directive("maxmemory-policy", "noeviction"),
-    Directive("loglevel", "notice"),
-    Directive("logfile", ""),
+    Directive("appendfsync", "everysec", _enum("everysec", "always", "no")),
+    Directive("maxmemory", "0", _memory_value),
+    Directive("maxmemory-policy", "noeviction", _enum(*_POLICIES)),
+    Directive("maxmemory-samples", "5", _bounded(1)),
+    Directive("loglevel", "notice", _enum("debug", "verbose", "notice", "warning")),
+    Directive("logfile", "", mutable=False),
     Directive("protected-mode", "yes", _yesno),
-    Directive("tcp-keepalive", "300", _int),
+    Directive("tcp-keepalive", "300", _bounded(0)),
+    Directive("tcp-backlog", "511", _bounded(0), mutable=False),
     Directive("daemonize", "no", _yesno, mutable=False),
+    Directive("supervised", "no", _enum("upstart", "systemd", "auto", "no"), mutable=False),
+    Directive("pidfile", "", mutable=False),
     Directive("dir", ".", mutable=False),
     Directive("dbfilename", "dump.rdb"),
     Directive("lua-time-limit", "5000", _int),
-    Directive("slowlog-log-slower-than", "10000", _int),
-    Directive("slowlog-max-len", "128", _int),
+    Directive("slowlog-log-slower-than", "10000", _bounded(-1, 9223372036854775807)),
+    Directive("slowlog-max-len", "128", _bounded(0, 9223372036854775807)),
     Directive("latency-tracking", "yes", _yesno),
+    Directive("latency-monitor-threshold", "0", _bounded(0, 9223372036854775807)),
     Directive("cluster-enabled", "no", _yesno, mutable=False),
+    Directive("enable-debug-command", "no", _enum("no", "yes", "local"), mutable=False),
+    Directive("activerehashing", "yes", _yesno),
+    Directive("active-expire-effort", "1", _bounded(1, 10)),
+    Directive("lazyfree-lazy-eviction", "no", _yesno),
+    Directive("lazyfree-lazy-expire", "no", _yesno),
+    Directive("lazyfree-lazy-server-del", "no", _yesno),
+    Directive("lazyfree-lazy-user-del", "no", _yesno),
+    Directive("lazyfree-lazy-user-flush", "no", _yesno),
+    Directive("io-threads", "1", _bounded(1, 128), mutable=False),
+    Directive("hash-max-listpack-entries", "128", _bounded(0, 9223372036854775807)),
+    Directive("hash-max-listpack-value", "64", _bounded(0, 9223372036854775807)),
+    Directive("list-max-listpack-size", "-2", _bounded(-5, _INT_MAX)),
+    Directive("list-compress-depth", "0", _bounded(0, _INT_MAX)),
+    Directive("set-max-intset-entries", "512", _bounded(0, _INT_MAX)),
+    Directive("zset-max-listpack-entries", "128", _bounded(0, 9223372036854775807)),
+    Directive("zset-max-listpack-value", "64", _bounded(0, 9223372036854775807)),
 ]}
+
+# Old names Redis 7 still accepts; CONFIG GET with a glob shows both.
+ALIASES = {"hash-max-ziplist-entries": "hash-max-listpack-entries",
+           "hash-max-ziplist-value": "hash-max-listpack-value",
+           "list-max-ziplist-size": "list-max-listpack-size",
+           "zset-max-ziplist-entries": "zset-max-listpack-entries",
+           "zset-max-ziplist-value": "zset-max-listpack-value"}
+
+
+def canonical(name: str) -> str | None:
+    """The directive a (lower-case) name or alias refers to, or None if unknown."""
+    name = ALIASES.get(name, name)
+    return name if name in DIRECTIVES else None
 
 
 class Config:
@@ -129,13 +207,14 @@ class Config:
 
     def set(self, name: str, text: str, startup: bool = False) -> None:
         """Parse and store one directive; raises KeyError (unknown) or ConfigError."""
-        directive = DIRECTIVES[name.lower()]
+        directive = DIRECTIVES[canonical(name.lower()) or name.lower()]
         if not startup and not directive.mutable:
             raise ConfigError("can't set immutable config")
         self.values[directive.name] = directive.parse(text)
         self.on_change(directive.name, self.values[directive.name])
 
     def show(self, name: str) -> str:
+        name = canonical(name) or name
         return DIRECTIVES[name].show(self.values[name])
 
 
@@ -153,8 +232,8 @@ def parse_config_file(text: str) -> list[tuple[str, str]]:
             words = shlex.split(line, posix=True)
         except ValueError as exc:
             raise ConfigError(f"line {lineno}: {exc}") from None
-        name = words[0].lower()
-        if name not in DIRECTIVES:
+        name = canonical(words[0].lower())
+        if name is None:
             raise ConfigError(f"line {lineno}: Bad directive or wrong number of arguments: {words[0]}")
         pairs.append((name, " ".join(words[1:])))
     return pairs

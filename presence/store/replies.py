@@ -30,6 +30,48 @@ SUBSCRIBED_CONTEXT = (
     "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
     "are allowed in this context")
 
+# Server and client commands (commands/server.py, client.py, introspection.py)
+NO_CONFIG_FILE = Error("ERR The server is running without a config file")
+NO_PERSISTENCE = Error("ERR the bundled store keeps no snapshots (no persistence)")
+INVALID_FIRST_DB = Error("ERR invalid first DB index")
+INVALID_SECOND_DB = Error("ERR invalid second DB index")
+TIMEOUT_NOT_INTEGER = Error("ERR timeout is not an integer or out of range")
+CLUSTER_DISABLED = Error("ERR This instance has cluster support disabled")
+SLOWLOG_COUNT = Error("ERR count should be greater than or equal to -1")
+NO_SUCH_CLIENT = Error("ERR No such client")
+CLIENT_ID_INVALID = Error("ERR client-id should be greater than 0")
+CLIENT_LIST_ID_INVALID = Error("ERR Invalid client ID")
+CLIENT_NAME_INVALID = Error("ERR Client names cannot contain spaces, newlines or special characters.")
+INVALID_COMMAND = Error("ERR Invalid command specified")
+INVALID_COMMAND_ARGS = Error("ERR Invalid number of arguments specified for command")
+NO_KEY_ARGUMENTS = Error("ERR The command has no key arguments")
+LFU_NOT_SELECTED = Error(
+    "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note "
+    "that when switching between policies at runtime LRU and LFU data will take some time to "
+    "adjust.")
+LFU_SELECTED = Error(
+    "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when "
+    "switching between policies at runtime LRU and LFU data will take some time to adjust.")
+DEBUG_NOT_ALLOWED = Error(
+    "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", "
+    "you can run it from a local connection, otherwise you need to set this option in the "
+    "configuration file, and then restart the server.")
+LATENCY_DOCTOR_DISABLED = (
+    "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. "
+    "You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. "
+    "If we weren't in a deep space mission I'd suggest to take a look at "
+    "https://redis.io/topics/latency-monitor.\n")
+MEMORY_DOCTOR_EMPTY = (
+    "Hi Sam, this instance is empty or is using very little memory, my issues detector can't "
+    "be used in these conditions. Please, leave for your mission on Earth and fill it with "
+    "some data. The new Sam and I will be back to our programming as soon as I finished "
+    "rebooting.\n")
+
+
+def config_set_failed(name: str, reason: str) -> Error:
+    """ERR CONFIG SET failed (possibly related to argument 'hz') - <reason>."""
+    return Error(f"ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+
 
 def wrong_arity(name: str) -> Error:
     """ERR wrong number of arguments for 'get' command."""

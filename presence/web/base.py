@@ -106,7 +106,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def arg(self, name: str, required: bool = True) -> str | None:
         """A parameter from the query, a form body, or a JSON object body."""
-        value = self.get_argument(name, None)
+        value = self.get_argument(name, None, strip=False)
         if value is None and self.request.method == "POST":
             value = self._json_body().get(name)
             if value is not None and not isinstance(value, str):

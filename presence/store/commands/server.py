@@ -1,69 +1,183 @@
-"""Server commands: CONFIG, DBSIZE, FLUSHDB, FLUSHALL, SHUTDOWN, TIME."""
+"""Server commands: CONFIG, INFO, the database-wide commands, and what operators poke at.
+
+Container commands (CONFIG, SLOWLOG, LATENCY here; CLIENT, COMMAND, OBJECT, MEMORY
+elsewhere) register their subcommands with `@subcommand`, so arity errors, unknown
+subcommands and COMMAND INFO's subcommand list come from one table, as in Redis.
+"""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Callable
 
+from presence.store import info as info_sections
 from presence.store import replies
-from presence.store.commands import CommandError, command
-from presence.store.config import DIRECTIVES, ConfigError
+from presence.store.commands import NO_REPLY, CommandError, command, parse_int
+from presence.store.config import ALIASES, DIRECTIVES, ConfigError, canonical
 from presence.store.pubsub import glob_match
-from presence.store.resp import OK
+from presence.store.resp import OK, Status, Verbatim
 
 # name        arity  flags
-# config        -2   admin
+# config        -2   admin          (get, set, resetstat, rewrite, help)
+# info          -1   -
 # dbsize         1   readonly fast
 # flushdb       -1   write
 # flushall      -1   write
+# swapdb         3   write fast
+# lastsave       1   fast
+# save           1   admin
+# bgsave        -1   admin
 # shutdown      -1   admin no-auth
 # time           1   fast
+# role           1   fast
+# wait           3   -
+# readonly       1   fast
+# readwrite      1   fast
+# slowlog       -2   admin          (get, len, reset, help)
+# latency       -2   admin          (latest, history, reset, doctor, graph, histogram, help)
 
+
+@dataclass(slots=True, frozen=True)
+class Subcommand:
+    """One subcommand of a container command (`config|get`) and its arity."""
+
+    name: str
+    handler: Callable
+    arity: int
+    flags: frozenset
+    first_key: int
+    last_key: int
+    step: int
+
+
+SUBCOMMANDS: dict[str, dict[bytes, Subcommand]] = {}
+
+
+def subcommand(container: str, name: str, arity: int, flags: str = "",
+               keys: tuple[int, int, int] = (0, 0, 0)):
+    """Register the decorated `handler(client, args)` as `container name`; arity counts both."""
+    def register(handler: Callable) -> Callable:
+        table = SUBCOMMANDS.setdefault(container, {})
+        if name.encode() in table:
+            raise RuntimeError(f"subcommand {container}|{name} is registered twice")
+        table[name.encode()] = Subcommand(f"{container}|{name}", handler, arity,
+                                          frozenset(flags.split()), *keys)
+        return handler
+    return register
+
+
+def run_subcommand(container: str, client, args):
+    """Run `args[0]` of `container` with Redis's unknown-subcommand and arity errors."""
+    sub = SUBCOMMANDS[container].get(args[0].lower())
+    if sub is None:
+        raise CommandError(replies.unknown_subcommand(args[0], container))
+    argc = len(args) + 1
+    if (sub.arity > 0 and argc != sub.arity) or argc < -sub.arity:
+        raise CommandError(replies.wrong_arity(sub.name))
+    return sub.handler(client, args[1:])
+
+
+def help_reply(lines: list[str]) -> list[Status]:
+    """A HELP reply: status lines, as Redis's addReplyHelp sends them."""
+    return [Status(line) for line in lines]
+
+
+def help_for(container: str, entries: list[str]) -> Callable:
+    """A HELP handler for `container` listing `entries` (and HELP itself)."""
+    text = [f"{container.upper()} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            *entries, "HELP", "    Prints this help."]
+    return lambda client, args: help_reply(text)
+
+
+# ---------------------------------------------------------------- CONFIG
 
 @command("config", -2, "admin", keys=(0, 0, 0))
 def config(client, args):
-    """CONFIG GET pattern [pattern ...] | SET name value [name value ...] | RESETSTAT | REWRITE."""
-    sub = args[0].lower()
-    if sub == b"get" and len(args) >= 2:
-        return _config_get(client, args[1:])
-    if sub == b"set" and len(args) >= 3 and len(args) % 2 == 1:
-        return _config_set(client, args[1:])
-    if sub == b"resetstat" and len(args) == 1:
-        for name in client.server.stats:
-            client.server.stats[name] = 0
-        return OK
-    if sub in (b"get", b"set", b"resetstat"):
-        raise CommandError(replies.wrong_arity(f"config|{sub.decode()}"))
-    raise CommandError(replies.unknown_subcommand(args[0], "config"))
+    """CONFIG GET | SET | RESETSTAT | REWRITE | HELP."""
+    return run_subcommand("config", client, args)
 
 
-def _config_get(client, patterns):
+@subcommand("config", "get", -3, "admin")
+def config_get(client, patterns):
+    """A map of every directive matching any pattern; an exact name is echoed as given."""
     cfg = client.server.config
     found = {}
     for raw in patterns:
+        if not any(ch in raw for ch in b"*?["):
+            name = canonical(raw.decode(errors="replace").lower())
+            if name is not None and raw not in found:
+                found[raw] = cfg.show(name).encode()
+            continue
         pattern = raw.lower()
-        for name in DIRECTIVES:
-            if glob_match(pattern, name.encode()):
+        for name in (*DIRECTIVES, *ALIASES):
+            if name.encode() not in found and glob_match(pattern, name.encode()):
                 found[name.encode()] = cfg.show(name).encode()
     return found
 
 
-def _config_set(client, args):
-    cfg = client.server.config
-    pairs = [(args[i].decode(errors="replace").lower(), args[i + 1].decode(errors="replace"))
-             for i in range(0, len(args), 2)]
-    for name, _ in pairs:
-        if name not in DIRECTIVES:
-            raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
-    for name, value in pairs:  # validate all before applying any
+@subcommand("config", "set", -4, "admin")
+def config_set(client, args):
+    """Set several directives atomically: all are checked before any is applied."""
+    if len(args) % 2:
+        raise CommandError(replies.SYNTAX)
+    seen, parsed = set(), []
+    for raw_name, raw_value in zip(args[::2], args[1::2]):
+        shown = raw_name.decode(errors="replace")
+        name = canonical(shown.lower())
+        if name is None:
+            raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{shown}'")
+        if not DIRECTIVES[name].mutable:
+            raise CommandError(replies.config_set_failed(shown, "can't set immutable config"))
+        if name in seen:
+            raise CommandError(replies.config_set_failed(shown, "duplicate parameter"))
+        seen.add(name)
+        parsed.append((shown, name, raw_value.decode(errors="replace")))
+    for _, name, value in parsed:
         try:
             DIRECTIVES[name].parse(value)
-            if not DIRECTIVES[name].mutable:
-                raise ConfigError("can't set immutable config")
         except ConfigError as exc:
-            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - {exc}") from None
-    for name, value in pairs:
-        cfg.set(name, value)
+            raise CommandError(replies.config_set_failed(name, str(exc))) from None
+    for _, name, value in parsed:
+        client.server.config.set(name, value)
     return OK
 
+
+@subcommand("config", "resetstat", 2, "admin")
+def config_resetstat(client, args):
+    """Zero the counters INFO reports."""
+    server = client.server
+    for name in server.stats:
+        server.stats[name] = 0
+    server.keyspace.expired_count = 0
+    info_sections.reset(server)
+    return OK
+
+
+@subcommand("config", "rewrite", 2, "admin")
+def config_rewrite(client, args):
+    raise CommandError(replies.NO_CONFIG_FILE)
+
+
+subcommand("config", "help", 2)(help_for("config", [
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file."]))
+
+
+# ---------------------------------------------------------------- INFO
+
+@command("info", -1, "", keys=(0, 0, 0))
+def info(client, args):
+    """The named INFO sections (default set without arguments) as one text reply."""
+    return Verbatim(info_sections.render(client.server, [a.decode(errors="replace") for a in args]))
+
+
+# ---------------------------------------------------------------- databases
 
 @command("dbsize", 1, "readonly fast", keys=(0, 0, 0))
 def dbsize(client, args):
@@ -72,6 +186,7 @@ def dbsize(client, args):
 
 @command("flushdb", -1, "write", keys=(0, 0, 0))
 def flushdb(client, args):
+    """Remove every key of the selected database (ASYNC and SYNC are both synchronous)."""
     _check_flush_args(args)
     client.db.flush()
     return OK
@@ -79,6 +194,7 @@ def flushdb(client, args):
 
 @command("flushall", -1, "write", keys=(0, 0, 0))
 def flushall(client, args):
+    """Remove every key of every database."""
     _check_flush_args(args)
     client.server.keyspace.flush_all()
     return OK
@@ -89,10 +205,51 @@ def _check_flush_args(args):
         raise CommandError(replies.SYNTAX)
 
 
+@command("swapdb", 3, "write fast", keys=(0, 0, 0))
+def swapdb(client, args):
+    """Exchange the contents of two databases; clients keep their selected index."""
+    keyspace = client.server.keyspace
+    first = parse_int(args[0], replies.INVALID_FIRST_DB)
+    second = parse_int(args[1], replies.INVALID_SECOND_DB)
+    if not (0 <= first < len(keyspace.dbs) and 0 <= second < len(keyspace.dbs)):
+        raise CommandError(replies.DB_INDEX_OUT_OF_RANGE)
+    a, b = keyspace.dbs[first], keyspace.dbs[second]
+    if a is b:
+        return OK
+    a.data, b.data = b.data, a.data
+    a.expires, b.expires = b.expires, a.expires
+    for db in (a, b):
+        for key, deadline in db.expires.items():
+            keyspace.schedule(deadline, db.index, key)  # heap entries name the db index
+        for key in list(db.watchers):
+            if key in a.data or key in b.data:
+                db.touch(key)
+    return OK
+
+
+# ---------------------------------------------------------------- persistence and lifecycle
+
+@command("lastsave", 1, "fast", keys=(0, 0, 0))
+def lastsave(client, args):
+    """The Unix time of the last save: the store never saves, so its start time."""
+    return int(client.server.started)
+
+
+@command("save", 1, "admin", keys=(0, 0, 0))
+def save(client, args):
+    raise CommandError(replies.NO_PERSISTENCE)
+
+
+@command("bgsave", -1, "admin", keys=(0, 0, 0))
+def bgsave(client, args):
+    if len(args) > 1 or (args and args[0].lower() != b"schedule"):
+        raise CommandError(replies.SYNTAX)
+    raise CommandError(replies.NO_PERSISTENCE)
+
+
 @command("shutdown", -1, "admin no-auth", keys=(0, 0, 0))
 def shutdown(client, args):
     """Stop the server; like Redis, a successful SHUTDOWN sends no reply."""
-    from presence.store.commands import NO_REPLY
     if not client.authenticated:
         raise CommandError(replies.NOAUTH)
     client.server.shutdown_requested.set()
@@ -103,3 +260,127 @@ def shutdown(client, args):
 def time_(client, args):
     now = time.time_ns() // 1000
     return [b"%d" % (now // 1_000_000), b"%d" % (now % 1_000_000)]
+
+
+# ---------------------------------------------------------------- replication stand-ins
+
+@command("role", 1, "fast", keys=(0, 0, 0))
+def role(client, args):
+    """A master with no replicas."""
+    return [b"master", 0, []]
+
+
+@command("wait", 3, "", keys=(0, 0, 0))
+def wait(client, args):
+    """No replicas acknowledge anything: 0, after validating the arguments like Redis."""
+    parse_int(args[0])
+    timeout = parse_int(args[1], replies.TIMEOUT_NOT_INTEGER)
+    if timeout < 0:
+        raise CommandError(replies.TIMEOUT_NEGATIVE)
+    return 0
+
+
+@command("readonly", 1, "fast", keys=(0, 0, 0))
+def readonly(client, args):
+    raise CommandError(replies.CLUSTER_DISABLED)
+
+
+@command("readwrite", 1, "fast", keys=(0, 0, 0))
+def readwrite(client, args):
+    raise CommandError(replies.CLUSTER_DISABLED)
+
+
+# ---------------------------------------------------------------- SLOWLOG and LATENCY (always empty)
+
+@command("slowlog", -2, "admin", keys=(0, 0, 0))
+def slowlog(client, args):
+    """SLOWLOG GET | LEN | RESET | HELP: the store records no slow commands."""
+    return run_subcommand("slowlog", client, args)
+
+
+@subcommand("slowlog", "get", -2, "admin")
+def slowlog_get(client, args):
+    if len(args) > 1:
+        raise CommandError(replies.wrong_arity("slowlog|get"))
+    if args and parse_int(args[0], replies.SLOWLOG_COUNT) < -1:
+        raise CommandError(replies.SLOWLOG_COUNT)
+    return []
+
+
+@subcommand("slowlog", "len", 2, "admin")
+def slowlog_len(client, args):
+    return 0
+
+
+@subcommand("slowlog", "reset", 2, "admin")
+def slowlog_reset(client, args):
+    return OK
+
+
+subcommand("slowlog", "help", 2)(help_for("slowlog", [
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog."]))
+
+
+@command("latency", -2, "admin", keys=(0, 0, 0))
+def latency(client, args):
+    """LATENCY subcommands: the store keeps no latency samples, so every report is empty."""
+    return run_subcommand("latency", client, args)
+
+
+@subcommand("latency", "latest", 2, "admin")
+def latency_latest(client, args):
+    return []
+
+
+@subcommand("latency", "history", 3, "admin")
+def latency_history(client, args):
+    return []
+
+
+@subcommand("latency", "reset", -2, "admin")
+def latency_reset(client, args):
+    return 0
+
+
+@subcommand("latency", "graph", 3, "admin")
+def latency_graph(client, args):
+    raise CommandError(f"ERR No samples available for event '{args[0].decode(errors='replace')}'")
+
+
+@subcommand("latency", "histogram", -2, "admin")
+def latency_histogram(client, args):
+    return {}
+
+
+@subcommand("latency", "doctor", 2, "admin")
+def latency_doctor(client, args):
+    return Verbatim(replies.LATENCY_DOCTOR_DISABLED)
+
+
+subcommand("latency", "help", 2)(help_for("latency", [
+    "DOCTOR",
+    "    Return a human readable latency analysis report.",
+    "GRAPH <event>",
+    "    Return an ASCII latency graph for the <event> class.",
+    "HISTORY <event>",
+    "    Return time-latency samples for the <event> class.",
+    "LATEST",
+    "    Return the latest latency samples for all events.",
+    "RESET [<event> ...]",
+    "    Reset latency data of one or more <event> classes.",
+    "    (default: reset all data for all event classes)",
+    "HISTOGRAM [COMMAND ...]",
+    "    Return a cumulative distribution of latencies in the format of a histogram for the "
+    "specified command names.",
+    "    If no commands are specified then all histograms are replied."]))
+
+
+from presence.store.commands import introspection  # noqa: E402,F401  (COMMAND, OBJECT, MEMORY, DEBUG)

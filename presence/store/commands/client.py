@@ -1,0 +1,274 @@
+"""CLIENT: connection names, ids, CLIENT LIST/INFO in Redis 7.0's line format, KILL.
+
+SETINFO and NO-TOUCH behave as in Redis 7.2 (redis-py 8 sends SETINFO on connect);
+everything else answers like Redis 7.0.
+"""
+from __future__ import annotations
+
+import socket
+import time
+
+from presence.store import replies
+from presence.store.commands import CommandError, command, parse_int
+from presence.store.commands.server import help_for, run_subcommand, subcommand
+from presence.store.resp import OK, Verbatim
+
+# name        arity  flags
+# client       -2    -     (id, getname, setname, list, info, kill, setinfo, no-evict,
+#                           no-touch, getredir, unpause, help)
+
+_TYPES = (b"normal", b"master", b"replica", b"slave", b"pubsub")
+
+
+@command("client", -2, "", keys=(0, 0, 0))
+def client_(client, args):
+    """CLIENT subcommands; the last command shown for this client is `client|<sub>`."""
+    client.last_command = b"client|" + args[0].lower()
+    return run_subcommand("client", client, args)
+
+
+@subcommand("client", "id", 2)
+def client_id(client, args):
+    return client.id
+
+
+@subcommand("client", "getname", 2)
+def client_getname(client, args):
+    return client.name or None
+
+
+@subcommand("client", "setname", 3)
+def client_setname(client, args):
+    """Name the connection; an empty name clears it."""
+    client.name = _valid(args[0], replies.CLIENT_NAME_INVALID)
+    return OK
+
+
+@subcommand("client", "setinfo", 4)
+def client_setinfo(client, args):
+    """Record the client library's name or version (Redis 7.2's LIB-NAME / LIB-VER)."""
+    attr = args[0].decode(errors="replace")
+    error = f"ERR {attr} cannot contain spaces, newlines or special characters."
+    if attr.lower() == "lib-name":
+        client.lib_name = _valid(args[1], error)
+    elif attr.lower() == "lib-ver":
+        client.lib_ver = _valid(args[1], error)
+    else:
+        raise CommandError(f"ERR Unrecognized option '{attr}'")
+    return OK
+
+
+def _valid(value: bytes, error) -> bytes:
+    """`value` if every byte is printable ASCII other than space; raise `error` otherwise."""
+    if any(b < 0x21 or b > 0x7E for b in value):
+        raise CommandError(error)
+    return value
+
+
+@subcommand("client", "no-evict", 3)
+def client_no_evict(client, args):
+    client.no_evict = _on_off(args[0])
+    return OK
+
+
+@subcommand("client", "no-touch", 3)
+def client_no_touch(client, args):
+    client.no_touch = _on_off(args[0])
+    return OK
+
+
+def _on_off(raw: bytes) -> bool:
+    word = raw.lower()
+    if word not in (b"on", b"off"):
+        raise CommandError(replies.SYNTAX)
+    return word == b"on"
+
+
+@subcommand("client", "getredir", 2)
+def client_getredir(client, args):
+    """No tracking redirection: -1."""
+    return -1
+
+
+@subcommand("client", "unpause", 2)
+def client_unpause(client, args):
+    return OK
+
+
+# ---------------------------------------------------------------- LIST and INFO
+
+def describe(c, now: float | None = None) -> str:
+    """One CLIENT LIST line (without newline), Redis 7.0.15's fields in its order."""
+    now = time.time() if now is None else now
+    transport = c.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    omem = transport.get_write_buffer_size() if transport is not None else 0
+    qbuf = c.parser.buffered() if hasattr(c.parser, "buffered") else 0
+    multi = -1 if c.multi is None else len(c.multi)
+    multi_mem = sum(len(a) for _, argv in (c.multi or ()) for a in argv)
+    fields = [
+        ("id", c.id), ("addr", c.addr), ("laddr", c.laddr),
+        ("fd", sock.fileno() if sock is not None else -1),
+        ("name", c.name.decode(errors="replace")), ("age", int(now - c.created)),
+        ("idle", int(now - c.last_interaction)), ("flags", _flags(c)), ("db", c.db.index),
+        ("sub", len(c.channels)), ("psub", len(c.patterns)), ("ssub", 0), ("multi", multi),
+        ("qbuf", qbuf), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", multi_mem),
+        ("rbs", 1024), ("rbp", 0), ("obl", 0), ("oll", 0), ("omem", omem),
+        ("tot-mem", 1024 + qbuf + omem + multi_mem), ("events", "rw" if omem else "r"),
+        ("cmd", c.last_command.decode(errors="replace").lower()), ("user", "default"),
+        ("redir", -1), ("resp", c.protocol),
+    ]
+    return " ".join(f"{k}={v}" for k, v in fields)
+
+
+def _flags(c) -> str:
+    flags = ""
+    if c.channels or c.patterns:
+        flags += "P"
+    if c.multi is not None:
+        flags += "x"
+    if c.watch_dirty:
+        flags += "d"
+    if c.closing:
+        flags += "c"
+    sock = c.transport.get_extra_info("socket") if c.transport is not None else None
+    if sock is not None and sock.family == socket.AF_UNIX:
+        flags += "U"
+    if getattr(c, "no_evict", False):
+        flags += "e"
+    if getattr(c, "no_touch", False):
+        flags += "T"
+    return flags or "N"
+
+
+def _is_type(c, kind: bytes) -> bool:
+    """True if client `c` is of CLIENT LIST/KILL type `kind` (no replication links exist)."""
+    pubsub = bool(c.channels or c.patterns)
+    return (kind == b"pubsub" and pubsub) or (kind == b"normal" and not pubsub)
+
+
+def _client_type(raw: bytes) -> bytes:
+    if raw.lower() not in _TYPES:
+        raise CommandError(f"ERR Unknown client type '{raw.decode(errors='replace')}'")
+    return raw.lower()
+
+
+@subcommand("client", "list", -2)
+def client_list(client, args):
+    """One line per connection, optionally only TYPE t or ID id [id ...]."""
+    everyone = client.server.clients
+    if not args:
+        chosen = list(everyone.values())
+    elif len(args) == 2 and args[0].lower() == b"type":
+        kind = _client_type(args[1])
+        chosen = [c for c in everyone.values() if _is_type(c, kind)]
+    elif len(args) > 1 and args[0].lower() == b"id":
+        ids = [parse_int(raw, replies.CLIENT_LIST_ID_INVALID) for raw in args[1:]]
+        chosen = [everyone[i] for i in ids if i in everyone]
+    else:
+        raise CommandError(replies.SYNTAX)
+    now = time.time()
+    return Verbatim("".join(describe(c, now) + "\n" for c in chosen))
+
+
+@subcommand("client", "info", 2)
+def client_info(client, args):
+    return Verbatim(describe(client) + "\n")
+
+
+# ---------------------------------------------------------------- KILL
+
+@subcommand("client", "kill", -3)
+def client_kill(client, args):
+    """Old form `CLIENT KILL addr` (OK or an error); new form with filters -> how many."""
+    if len(args) == 1:
+        victims = [c for c in client.server.clients.values() if c.addr == args[0].decode(errors="replace")]
+        if not victims:
+            raise CommandError(replies.NO_SUCH_CLIENT)
+        _kill(client, victims[:1])
+        return OK
+    if len(args) % 2:
+        raise CommandError(replies.SYNTAX)
+    tests, skipme = _kill_filters(args)
+    victims = [c for c in client.server.clients.values()
+               if all(test(c) for test in tests) and not (skipme and c is client)]
+    _kill(client, victims)
+    return len(victims)
+
+
+def _kill_filters(args) -> tuple[list, bool]:
+    """Parse `option value` pairs into predicates on a client, and SKIPME."""
+    tests, skipme = [], True
+    for option, raw in zip(args[::2], args[1::2]):
+        option = option.lower()
+        value = raw.decode(errors="replace")
+        if option == b"id":
+            wanted = parse_int(raw, replies.CLIENT_ID_INVALID)
+            if wanted < 1:
+                raise CommandError(replies.CLIENT_ID_INVALID)
+            tests.append(lambda c, wanted=wanted: c.id == wanted)
+        elif option == b"type":
+            kind = _client_type(raw)
+            tests.append(lambda c, kind=kind: _is_type(c, kind))
+        elif option == b"addr":
+            tests.append(lambda c, value=value: c.addr == value)
+        elif option == b"laddr":
+            tests.append(lambda c, value=value: c.laddr == value)
+        elif option == b"user":
+            if value != "default":
+                raise CommandError(f"ERR No such user '{value}'")
+        elif option == b"skipme" and raw.lower() in (b"yes", b"no"):
+            skipme = raw.lower() == b"yes"
+        else:
+            raise CommandError(replies.SYNTAX)
+    return tests, skipme
+
+
+def _kill(me, victims) -> None:
+    """Disconnect `victims`; the calling client itself closes after this reply."""
+    for victim in victims:
+        if victim is me:
+            me.closing = True
+        else:
+            victim.close()
+
+
+subcommand("client", "help", 2)(help_for("client", [
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <option> <value>",
+    "    Set client meta attr. Options are:",
+    "    * LIB-NAME: the client lib name.",
+    "    * LIB-VER: the client lib version.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "NO-TOUCH (ON|OFF)",
+    "    Will not touch LRU/LFU stats when this mode is on."]))

@@ -1,0 +1,406 @@
+"""Hash commands: field writes and reads, counters, random fields, HSCAN.
+
+A hash is a `dict` of field -> value, so fields keep insertion order: the order Redis
+replies in while a hash is small (listpack-encoded); for a big hash Redis's order is
+unspecified anyway. HSET/HMSET share `_hset`; HGETALL/HKEYS/HVALS share `_hgetall`.
+HINCRBYFLOAT computes in x87 long double and prints like Redis's `%.17Lf`, so
+`0.1 + 0.2` gives `0.3` as it does in Redis. The HSCAN helpers here serve SSCAN too.
+"""
+from __future__ import annotations
+
+import random
+import re
+from fractions import Fraction
+from itertools import islice
+
+from presence.store import notify as ev
+from presence.store import replies
+from presence.store.commands import CommandError, command, parse_int
+from presence.store.commands.generic import _parse_cursor, _scan_options
+from presence.store.pubsub import glob_match
+from presence.store.resp import OK
+
+# name            arity  flags
+# hset             -4    write fast       (hmset alike, replies OK)
+# hsetnx            4    write fast
+# hget              3    readonly fast
+# hmget            -3    readonly fast
+# hgetall           2    readonly         (hkeys, hvals alike)
+# hdel             -3    write fast
+# hexists           3    readonly fast
+# hlen              2    readonly fast
+# hstrlen           3    readonly fast
+# hincrby           4    write fast
+# hincrbyfloat      4    write fast
+# hrandfield       -2    readonly
+# hscan            -3    readonly
+
+# Redis's texts (they belong in replies.py, which this module does not own)
+HASH_NOT_INTEGER = "ERR hash value is not an integer"
+HASH_NOT_FLOAT = "ERR hash value is not a float"
+NAN_OR_INFINITY = "ERR value is NaN or Infinity"
+INCR_NAN_OR_INFINITY = "ERR increment would produce NaN or Infinity"
+VALUE_OUT_OF_RANGE = "ERR value is out of range"
+LONG_MAX = (1 << 63) - 1
+
+
+def parse_range(raw: bytes, low: int, high: int, error: str | None = None) -> int:
+    """A long argument within [low, high], with Redis's getRangeLongFromObjectOrReply errors."""
+    value = parse_int(raw, error)
+    if not low <= value <= high:
+        raise CommandError(error or f"ERR value is out of range, must be between {low} and {high}")
+    return value
+
+
+def _writable(db, key: bytes) -> dict:
+    """The hash at `key` about to be written, stored empty first if absent; raises WrongType."""
+    h = db.get_typed(key, dict)
+    if h is None:
+        h = {}
+        db.store(key, h)
+    else:
+        db.touch(key)
+    return h
+
+
+@command("hset", -4, "write fast")
+def hset(client, args):
+    return _hset(client.db, args, "hset")
+
+
+@command("hmset", -4, "write fast")
+def hmset(client, args):
+    _hset(client.db, args, "hmset")
+    return OK
+
+
+def _hset(db, args, name: str) -> int:
+    """Set each field/value pair; the number of fields that did not exist before (may be 0)."""
+    if len(args) % 2 == 0:
+        raise CommandError(replies.wrong_arity(name))
+    key = args[0]
+    h = _writable(db, key)
+    before = len(h)
+    for i in range(1, len(args), 2):
+        h[args[i]] = args[i + 1]
+    db.notify(ev.HASH, b"hset", key)
+    return len(h) - before
+
+
+@command("hsetnx", 4, "write fast")
+def hsetnx(client, args):
+    db = client.db
+    key, field, value = args
+    h = db.get_typed(key, dict)
+    if h is not None and field in h:
+        return 0
+    _writable(db, key)[field] = value
+    db.notify(ev.HASH, b"hset", key)
+    return 1
+
+
+@command("hget", 3, "readonly fast")
+def hget(client, args):
+    h = client.db.get_typed(args[0], dict)
+    return None if h is None else h.get(args[1])
+
+
+@command("hmget", -3, "readonly fast")
+def hmget(client, args):
+    h = client.db.get_typed(args[0], dict) or {}
+    return [h.get(field) for field in args[1:]]
+
+
+@command("hgetall", 2, "readonly")
+def hgetall(client, args):
+    return _hgetall(client.db, args[0], fields=True, values=True)
+
+
+@command("hkeys", 2, "readonly")
+def hkeys(client, args):
+    return _hgetall(client.db, args[0], fields=True, values=False)
+
+
+@command("hvals", 2, "readonly")
+def hvals(client, args):
+    return _hgetall(client.db, args[0], fields=False, values=True)
+
+
+def _hgetall(db, key: bytes, fields: bool, values: bool):
+    """Fields and values as a map (array under RESP2), or one of them as an array."""
+    h = db.get_typed(key, dict)
+    if fields and values:
+        return h or {}
+    if h is None:
+        return []
+    return list(h) if fields else list(h.values())
+
+
+@command("hdel", -3, "write fast")
+def hdel(client, args):
+    db = client.db
+    key = args[0]
+    h = db.get_typed(key, dict)
+    if h is None:
+        return 0
+    deleted = 0
+    for field in args[1:]:
+        if h.pop(field, None) is not None:
+            deleted += 1
+    if deleted:
+        db.touch(key)
+        db.notify(ev.HASH, b"hdel", key)
+        if db.drop_if_empty(key, h):
+            db.notify(ev.GENERIC, b"del", key)
+    return deleted
+
+
+@command("hexists", 3, "readonly fast")
+def hexists(client, args):
+    h = client.db.get_typed(args[0], dict)
+    return int(h is not None and args[1] in h)
+
+
+@command("hlen", 2, "readonly fast")
+def hlen(client, args):
+    return len(client.db.get_typed(args[0], dict) or ())
+
+
+@command("hstrlen", 3, "readonly fast")
+def hstrlen(client, args):
+    h = client.db.get_typed(args[0], dict)
+    return len(h.get(args[1], b"")) if h is not None else 0
+
+
+@command("hincrby", 4, "write fast")
+def hincrby(client, args):
+    db = client.db
+    key, field, raw = args
+    amount = parse_int(raw)
+    h = _writable(db, key)
+    old = h.get(field)
+    value = (0 if old is None else parse_int(old, HASH_NOT_INTEGER)) + amount
+    if not -(1 << 63) <= value < (1 << 63):
+        raise CommandError(replies.OVERFLOW)
+    h[field] = b"%d" % value
+    db.notify(ev.HASH, b"hincrby", key)
+    return value
+
+
+@command("hincrbyfloat", 4, "write fast")
+def hincrbyfloat(client, args):
+    db = client.db
+    key, field, raw = args
+    amount = parse_long_double(raw)
+    if amount is None:
+        raise CommandError(replies.NOT_FLOAT)
+    if not amount.is_finite():
+        raise CommandError(NAN_OR_INFINITY)
+    h = _writable(db, key)
+    old = h.get(field)
+    current = LongDouble.ZERO if old is None else parse_long_double(old)
+    if current is None:
+        raise CommandError(HASH_NOT_FLOAT)
+    value = current + amount
+    if not value.is_finite():
+        raise CommandError(INCR_NAN_OR_INFINITY)
+    h[field] = text = value.human()
+    db.notify(ev.HASH, b"hincrbyfloat", key)
+    return text
+
+
+@command("hrandfield", -2, "readonly")
+def hrandfield(client, args):
+    """HRANDFIELD key [count [WITHVALUES]]: distinct fields for count > 0, repeats for < 0."""
+    if len(args) == 1:
+        h = client.db.get_typed(args[0], dict)
+        return None if h is None else random_members(h, 1)[0]
+    count = parse_range(args[1], -LONG_MAX, LONG_MAX)
+    withvalues = len(args) == 3
+    if len(args) > 3 or (withvalues and args[2].lower() != b"withvalues"):
+        raise CommandError(replies.SYNTAX)
+    if withvalues and not -(LONG_MAX // 2) <= count <= LONG_MAX // 2:
+        raise CommandError(VALUE_OUT_OF_RANGE)
+    h = client.db.get_typed(args[0], dict)
+    if h is None or count == 0:
+        return []
+    fields = random_members(h, count)
+    if not withvalues:
+        return fields
+    if client.protocol == 3:
+        return [[f, h[f]] for f in fields]
+    return [item for f in fields for item in (f, h[f])]
+
+
+def random_members(collection, count: int) -> list:
+    """`count` distinct members (all, in order, when count >= size), or -count with repeats.
+
+    Shared by HRANDFIELD and SRANDMEMBER; `collection` is a dict or an ordered sequence.
+    """
+    if count in (1, -1):
+        return [next(islice(collection, random.randrange(len(collection)), None))]
+    if count < 0:
+        return random.choices(list(collection), k=-count)
+    if count >= len(collection):
+        return list(collection)
+    return random.sample(list(collection), count)
+
+
+@command("hscan", -3, "readonly")
+def hscan(client, args):
+    """HSCAN key cursor [MATCH pattern] [COUNT n]: a small hash comes whole, cursor 0."""
+    cursor = _parse_cursor(args[1])
+    h = client.db.get_typed(args[0], dict)
+    if h is None:
+        return [b"0", []]
+    config = client.server.config
+    limit, longest = config["hash-max-listpack-entries"], config["hash-max-listpack-value"]
+    small = len(h) <= limit and all(len(f) <= longest and len(v) <= longest for f, v in h.items())
+    nxt, fields = scan_step(h, cursor, args[2:], small)
+    return [nxt, [item for f in fields for item in (f, h[f])]]
+
+
+def scan_step(collection, cursor: int, options: list[bytes], small: bool):
+    """One HSCAN/SSCAN step: (next cursor as bytes, members matching MATCH).
+
+    A `small` collection (one Redis keeps listpack- or intset-encoded) is returned whole
+    with cursor 0, as Redis does. Otherwise the cursor is a position in iteration order
+    and about COUNT members are looked at; a member added or removed mid-iteration may
+    shift that order, so (unlike Redis) another member can be missed.
+    """
+    match, count = scan_options(options)
+    if small:
+        window, nxt = collection, 0
+    else:
+        window = list(islice(collection, cursor, cursor + count))
+        nxt = cursor + len(window)
+        if nxt >= len(collection) or not window:
+            nxt = 0
+    if match is not None:
+        window = [m for m in window if glob_match(match, m)]
+    return b"%d" % nxt, list(window)
+
+
+def scan_options(options: list[bytes]):
+    """(match, count) from MATCH/COUNT pairs; TYPE is a syntax error here, in Redis's order."""
+    for i in range(0, len(options) - 1, 2):
+        if options[i].lower() == b"type":
+            _scan_options(options[:i])  # an earlier bad option is reported first
+            raise CommandError(replies.SYNTAX)
+    match, count, _ = _scan_options(options)
+    return match, count
+
+
+# ------------------------------------------------------------ long double arithmetic
+
+_DECIMAL = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_HEX = re.compile(rb"([+-]?)0[xX]([0-9a-fA-F]*)\.?([0-9a-fA-F]*)(?:[pP]([+-]?\d+))?")
+_INFINITY = re.compile(rb"[+-]?(?:inf|infinity)", re.IGNORECASE)
+_MAX_CHARS = 5 * 1024  # MAX_LONG_DOUBLE_CHARS: longer strings are not floats to Redis
+
+
+class LongDouble:
+    """An x87 80-bit extended float (64-bit significand), the `long double` Redis adds in.
+
+    Held as an exact Fraction already rounded to the format, or as +-inf.
+    """
+
+    __slots__ = ("value", "inf")
+    SIGNIFICAND = 64
+    MIN_EXP = -16382   # smallest normal exponent; below it the quantum stays 2**-16445
+    MAX_EXP = 16383
+    ZERO: "LongDouble"
+
+    def __init__(self, value: Fraction, inf: int = 0) -> None:
+        self.value, self.inf = value, inf
+
+    @classmethod
+    def rounded(cls, exact: Fraction) -> "LongDouble":
+        """The long double nearest to `exact` (ties to even); +-inf past the largest."""
+        if exact == 0:
+            return cls(Fraction(0))
+        num, den = abs(exact.numerator), exact.denominator
+        exp = num.bit_length() - den.bit_length()
+        if (num << max(0, -exp)) < (den << max(0, exp)):
+            exp -= 1
+        if exp > cls.MAX_EXP:
+            return cls(Fraction(0), 1 if exact > 0 else -1)
+        quantum = max(exp, cls.MIN_EXP) - (cls.SIGNIFICAND - 1)
+        n, rem = divmod(num << -quantum, den) if quantum < 0 else divmod(num, den << quantum)
+        if 2 * rem > den or (2 * rem == den and n & 1):
+            n += 1
+        if n.bit_length() + quantum > cls.MAX_EXP + 1:
+            return cls(Fraction(0), 1 if exact > 0 else -1)
+        magnitude = Fraction(n << quantum) if quantum >= 0 else Fraction(n, 1 << -quantum)
+        return cls(magnitude if exact > 0 else -magnitude)
+
+    def is_finite(self) -> bool:
+        return not self.inf
+
+    def __add__(self, other: "LongDouble") -> "LongDouble":
+        if self.inf or other.inf:
+            inf = self.inf + other.inf
+            return LongDouble(Fraction(0), inf) if inf else LongDouble(Fraction(0), 2)  # 2: nan
+        return LongDouble.rounded(self.value + other.value)
+
+    def human(self) -> bytes:
+        """`%.17Lf` with trailing zeros (and a bare '.') removed, `-0` as `0` (LD_STR_HUMAN)."""
+        scaled = self.value * 10 ** 17
+        units = round(abs(scaled))  # exact value, ties to even, like glibc printf
+        whole, frac = divmod(units, 10 ** 17)
+        text = ("%d.%017d" % (whole, frac)).rstrip("0").rstrip(".")
+        if self.value < 0 and text != "0":
+            text = "-" + text
+        return text.encode()
+
+
+LongDouble.ZERO = LongDouble(Fraction(0))
+
+
+def parse_long_double(raw: bytes) -> LongDouble | None:
+    """`raw` as Redis's string2ld reads it (strtold: decimal, hex, inf), or None if invalid.
+
+    Invalid: empty, too long, leading space or trailing junk, nan, and values strtold
+    reports as out of range (overflow, or underflow to zero).
+    """
+    if not raw or len(raw) >= _MAX_CHARS:
+        return None
+    if _INFINITY.fullmatch(raw):
+        return LongDouble(Fraction(0), -1 if raw[:1] == b"-" else 1)
+    if _DECIMAL.fullmatch(raw):
+        exact = _decimal_fraction(raw)
+    else:
+        match = _HEX.fullmatch(raw)
+        if match is None or not (match[2] or match[3]):
+            return None
+        exact = _hex_fraction(*match.groups())
+    if exact is None:
+        return None
+    result = LongDouble.rounded(exact)
+    if not result.is_finite() or (result.value == 0 and exact != 0):
+        return None
+    return result
+
+
+def _decimal_fraction(raw: bytes) -> Fraction | None:
+    """The exact value of a decimal literal; None when its exponent is far out of range."""
+    mantissa, _, exponent = raw.lower().partition(b"e")
+    digits = mantissa.lstrip(b"+-").replace(b".", b"").lstrip(b"0")
+    if not digits:
+        return Fraction(0)
+    exp10 = int(exponent or b"0")
+    if not -6000 < exp10 + len(mantissa) < 6000:  # beyond any long double
+        return None
+    return Fraction(raw.decode())
+
+
+def _hex_fraction(sign: bytes, whole: bytes, frac: bytes, exponent: bytes | None) -> Fraction | None:
+    """The exact value of a hex float literal; None when its exponent is far out of range."""
+    digits = (whole + frac).lstrip(b"0")
+    if not digits:
+        return Fraction(0)
+    exp2 = int(exponent or b"0") - 4 * len(frac)
+    if not -20000 < exp2 + 4 * len(digits) < 20000:
+        return None
+    value = Fraction(int(whole + frac, 16)) * Fraction(2) ** exp2
+    return -value if sign == b"-" else value

@@ -1,0 +1,517 @@
+"""Introspection: COMMAND (the command table), OBJECT, MEMORY, DEBUG.
+
+COMMAND's replies are built from the registry (`@command` and `@subcommand`), in
+Redis 7's format: flags, ACL categories and key specs are derived from each command's
+flags, group and key positions. OBJECT ENCODING and MEMORY USAGE report what Redis
+would choose for a value of that shape and size (the store keeps Python objects).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+import time
+from collections import deque
+
+from presence.store import replies
+from presence.store.commands import COMMANDS, CommandError, command, parse_int
+from presence.store.commands.server import SUBCOMMANDS, help_for, run_subcommand, subcommand
+from presence.store.keyspace import type_name
+from presence.store.resp import OK, Set, Status, Verbatim
+
+# name        arity  flags
+# command      -1    -              (count, list, info, docs, getkeys, getkeysandflags, help)
+# object       -2    -              (encoding, refcount, idletime, freq, help)
+# memory       -2    -              (usage, stats, doctor, malloc-stats, purge, help)
+# debug        -2    admin          (sleep, set-active-expire, object, digest, digest-value,
+#                                    reload, log, change-repl-id, help)
+
+_FLAG_ORDER = ["write", "readonly", "denyoom", "module", "admin", "pubsub", "noscript",
+               "blocking", "loading", "stale", "skip_monitor", "skip_slowlog", "asking", "fast",
+               "no_auth", "may_replicate", "no_mandatory_keys", "no_multi", "movablekeys",
+               "allow_busy"]
+_ACL_ORDER = ["keyspace", "read", "write", "set", "sortedset", "list", "hash", "string",
+              "bitmap", "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow",
+              "blocking", "dangerous", "connection", "transaction", "scripting"]
+_GROUP_ACL = {"generic": "keyspace", "string": "string", "hash": "hash", "set": "set",
+              "zset": "sortedset", "list": "list", "pubsub": "pubsub",
+              "transaction": "transaction", "connection": "connection", "client": "connection"}
+_GROUP_DOCS = {"zset": "sorted-set", "transaction": "transactions", "client": "connection",
+               "introspection": "server"}
+_INTEGER = re.compile(rb"-?[1-9][0-9]{0,18}|0")
+SHARED_REFCOUNT = 2147483647  # Redis shares the integers 0..9999 and reports INT_MAX for them
+
+
+# ---------------------------------------------------------------- COMMAND
+
+@command("command", -1, "", keys=(0, 0, 0))
+def command_(client, args):
+    """COMMAND: every command's entry; with a subcommand, COUNT/LIST/INFO/DOCS/GETKEYS."""
+    if not args:
+        return [_entry(cmd) for cmd in COMMANDS.values()]
+    return run_subcommand("command", client, args)
+
+
+def _lookup(name: bytes):
+    """The Command or Subcommand called `name` (`get`, `config|get`), or None."""
+    container, _, sub = name.lower().partition(b"|")
+    if not sub:
+        return COMMANDS.get(container)
+    return SUBCOMMANDS.get(container.decode(errors="replace"), {}).get(sub)
+
+
+def _flags(cmd) -> list[str]:
+    names = [f.replace("-", "_") for f in cmd.flags]
+    return sorted(names, key=lambda f: _FLAG_ORDER.index(f) if f in _FLAG_ORDER else 99)
+
+
+def _acl_categories(cmd, group: str) -> list[str]:
+    flags = cmd.flags
+    cats = {_GROUP_ACL.get(group, "")}
+    cats |= {"write"} if "write" in flags else set()
+    cats |= {"read"} if "readonly" in flags else set()
+    cats |= {"admin", "dangerous"} if "admin" in flags else set()
+    cats |= {"pubsub"} if "pubsub" in flags else set()
+    cats |= {"blocking"} if "blocking" in flags else set()
+    cats.add("fast" if "fast" in flags else "slow")
+    return ["@" + c for c in _ACL_ORDER if c in cats]
+
+
+def _key_specs(cmd) -> list[dict]:
+    if cmd.first_key <= 0:
+        return []
+    access = ["RW", "update"] if "write" in cmd.flags else ["RO", "access"]
+    last = cmd.last_key - cmd.first_key if cmd.last_key >= 0 else cmd.last_key
+    return [{b"flags": Set(Status(f) for f in access),
+             b"begin_search": {b"type": b"index", b"spec": {b"index": cmd.first_key}},
+             b"find_keys": {b"type": b"range",
+                            b"spec": {b"lastkey": last, b"keystep": cmd.step, b"limit": 0}}}]
+
+
+def _entry(cmd) -> list:
+    """One command's COMMAND INFO entry, Redis 7 layout (ten fields)."""
+    container = SUBCOMMANDS.get(cmd.name, {}) if "|" not in cmd.name else {}
+    return [cmd.name.encode(), cmd.arity, Set(Status(f) for f in _flags(cmd)),
+            cmd.first_key, cmd.last_key, cmd.step,
+            Set(Status(c) for c in _acl_categories(cmd, _group_of(cmd))),
+            Set(), Set(_key_specs(cmd)), Set(_entry(sub) for sub in container.values())]
+
+
+def _group_of(cmd) -> str:
+    if hasattr(cmd, "group"):
+        return cmd.group
+    parent = COMMANDS.get(cmd.name.partition("|")[0].encode())
+    return parent.group if parent else ""
+
+
+@subcommand("command", "count", 2)
+def command_count(client, args):
+    return len(COMMANDS)
+
+
+@subcommand("command", "list", -2)
+def command_list(client, args):
+    """Every command and subcommand name, optionally FILTERBY MODULE, ACLCAT or PATTERN."""
+    names = []
+    for cmd in COMMANDS.values():
+        names.append(cmd)
+        names.extend(SUBCOMMANDS.get(cmd.name, {}).values())
+    if not args:
+        return [cmd.name.encode() for cmd in names]
+    if len(args) != 3 or args[0].lower() != b"filterby":
+        raise CommandError(replies.SYNTAX)
+    kind, value = args[1].lower(), args[2]
+    if kind == b"module":
+        return []
+    if kind == b"aclcat":
+        wanted = "@" + value.decode(errors="replace").lower()
+        return [c.name.encode() for c in names if wanted in _acl_categories(c, _group_of(c))]
+    if kind == b"pattern":
+        from presence.store.pubsub import glob_match
+        return [c.name.encode() for c in names if glob_match(value.lower(), c.name.encode())]
+    raise CommandError(replies.SYNTAX)
+
+
+@subcommand("command", "info", -2)
+def command_info(client, args):
+    """The entry of each named command (nil for unknown ones); all commands without names."""
+    if not args:
+        return [_entry(cmd) for cmd in COMMANDS.values()]
+    return [_entry(cmd) if (cmd := _lookup(name)) else None for name in args]
+
+
+@subcommand("command", "docs", -2)
+def command_docs(client, args):
+    """Minimal documentation (summary from the handler's docstring, group) per command."""
+    wanted = [_lookup(name) for name in args] if args else list(COMMANDS.values())
+    return {cmd.name.encode(): _docs(cmd) for cmd in wanted if cmd is not None}
+
+
+def _docs(cmd) -> dict:
+    doc = (cmd.handler.__doc__ or "").strip().splitlines()
+    group = _group_of(cmd)
+    return {b"summary": (doc[0] if doc else "").encode(),
+            b"group": _GROUP_DOCS.get(group, group).encode()}
+
+
+@subcommand("command", "getkeys", -3)
+def command_getkeys(client, args):
+    return [key for key, _ in _keys_of(args)]
+
+
+@subcommand("command", "getkeysandflags", -3)
+def command_getkeysandflags(client, args):
+    return [[key, Set(Status(f) for f in flags)] for key, flags in _keys_of(args)]
+
+
+def _keys_of(argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
+    """The key arguments of a full command line, with their access flags."""
+    cmd = COMMANDS.get(argv[0].lower())
+    if cmd is None:
+        raise CommandError(replies.INVALID_COMMAND)
+    if (cmd.arity > 0 and len(argv) != cmd.arity) or len(argv) < -cmd.arity:
+        raise CommandError(replies.INVALID_COMMAND_ARGS)
+    if cmd.first_key <= 0:
+        raise CommandError(replies.NO_KEY_ARGUMENTS)
+    last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
+    flags = ["RW", "update"] if "write" in cmd.flags else ["RO", "access"]
+    return [(argv[i], flags) for i in range(cmd.first_key, min(last, len(argv) - 1) + 1, cmd.step)]
+
+
+subcommand("command", "help", 2)(help_for("command", [
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "LIST",
+    "    Return a list of all commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command."]))
+
+
+# ---------------------------------------------------------------- OBJECT
+
+def encoding(value, config) -> str:
+    """The encoding Redis 7.0 would use for a value of this shape and size."""
+    if type(value) is bytes:
+        if len(value) <= 20 and _INTEGER.fullmatch(value) and -(1 << 63) <= int(value) < (1 << 63):
+            return "int"
+        return "embstr" if len(value) <= 44 else "raw"
+    if type(value) is dict:
+        small = len(value) <= config["hash-max-listpack-entries"]
+        limit = config["hash-max-listpack-value"]
+        return "listpack" if small and all(len(k) <= limit and len(v) <= limit
+                                           for k, v in value.items()) else "hashtable"
+    if type(value) is set:
+        small = len(value) <= config["set-max-intset-entries"]
+        return "intset" if small and all(_INTEGER.fullmatch(m) for m in value) else "hashtable"
+    if type(value) is deque:
+        return "quicklist"
+    scores = getattr(value, "scores", None)
+    if scores is not None:
+        limit = config["zset-max-listpack-value"]
+        small = len(scores) <= config["zset-max-listpack-entries"]
+        return "listpack" if small and all(len(m) <= limit for m in scores) else "skiplist"
+    return "raw"
+
+
+def _refcount(value) -> int:
+    if type(value) is bytes and _INTEGER.fullmatch(value) and 0 <= int(value) < 10000:
+        return SHARED_REFCOUNT
+    return 1
+
+
+@command("object", -2, "", keys=(2, 2, 1))
+def object_(client, args):
+    """OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP."""
+    return run_subcommand("object", client, args)
+
+
+def _lfu(client) -> bool:
+    return client.server.config["maxmemory-policy"].endswith("-lfu")
+
+
+@subcommand("object", "encoding", 3, "readonly", keys=(2, 2, 1))
+def object_encoding(client, args):
+    value = client.db.get(args[0])
+    return None if value is None else encoding(value, client.server.config).encode()
+
+
+@subcommand("object", "refcount", 3, "readonly", keys=(2, 2, 1))
+def object_refcount(client, args):
+    value = client.db.get(args[0])
+    return None if value is None else _refcount(value)
+
+
+@subcommand("object", "idletime", 3, "readonly", keys=(2, 2, 1))
+def object_idletime(client, args):
+    """Seconds since last access: the store does not track access times, so 0."""
+    if client.db.get(args[0]) is None:
+        return None
+    if _lfu(client):
+        raise CommandError(replies.LFU_SELECTED)
+    return 0
+
+
+@subcommand("object", "freq", 3, "readonly", keys=(2, 2, 1))
+def object_freq(client, args):
+    """The LFU counter: the store does not track access frequency, so 0."""
+    if client.db.get(args[0]) is None:
+        return None
+    if not _lfu(client):
+        raise CommandError(replies.LFU_NOT_SELECTED)
+    return 0
+
+
+subcommand("object", "help", 2)(help_for("object", [
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>."]))
+
+
+# ---------------------------------------------------------------- MEMORY
+
+def estimate_bytes(key: bytes, value, samples: int = 5) -> int:
+    """Bytes Redis would use for `key` and `value` (entry, key, object header, payload).
+
+    Aggregates are sampled like Redis: the first `samples` elements (all when 0) are
+    measured and the average is multiplied by the size.
+    """
+    overhead = 24 + 16 + _sds(key)
+    if type(value) is bytes:
+        return overhead + (0 if len(value) <= 20 and _INTEGER.fullmatch(value) else _sds(value))
+    items = value.items() if type(value) is dict else getattr(value, "scores", value)
+    if isinstance(items, dict):
+        items = items.items()
+    size = len(value)
+    if not size:
+        return overhead
+    taken = [item for item, _ in zip(items, range(samples or size))]
+    per_item = sum(_item_bytes(item) for item in taken) / len(taken)
+    return overhead + 64 + int(per_item * size)
+
+
+def _sds(raw: bytes) -> int:
+    return len(raw) + (3 if len(raw) < 256 else 5) + 1
+
+
+def _item_bytes(item) -> int:
+    if isinstance(item, tuple):
+        return 24 + sum(_sds(x) if isinstance(x, bytes) else 8 for x in item)
+    return 24 + _sds(item)
+
+
+@command("memory", -2, "", keys=(0, 0, 0))
+def memory(client, args):
+    """MEMORY USAGE | STATS | DOCTOR | MALLOC-STATS | PURGE | HELP."""
+    return run_subcommand("memory", client, args)
+
+
+@subcommand("memory", "usage", -3, "readonly", keys=(2, 2, 1))
+def memory_usage(client, args):
+    samples = 5
+    rest = args[1:]
+    while rest:
+        if rest[0].lower() == b"samples" and len(rest) >= 2:
+            samples = parse_int(rest[1])
+            rest = rest[2:]
+        else:
+            raise CommandError(replies.SYNTAX)
+    value = client.db.get(args[0])
+    return None if value is None else estimate_bytes(args[0], value, max(samples, 0))
+
+
+@subcommand("memory", "stats", 2)
+def memory_stats(client, args):
+    from presence.store.info import rss_bytes
+    rss = rss_bytes()
+    keys = sum(len(db.data) for db in client.server.keyspace.dbs)
+    return {b"peak.allocated": rss, b"total.allocated": rss, b"startup.allocated": 0,
+            b"replication.backlog": 0, b"clients.slaves": 0, b"clients.normal": 0,
+            b"aof.buffer": 0, b"keys.count": keys,
+            b"keys.bytes-per-key": rss // keys if keys else 0, b"dataset.bytes": rss}
+
+
+@subcommand("memory", "doctor", 2)
+def memory_doctor(client, args):
+    return Verbatim(replies.MEMORY_DOCTOR_EMPTY)
+
+
+@subcommand("memory", "malloc-stats", 2)
+def memory_malloc_stats(client, args):
+    return Verbatim("Stats not supported for the current allocator")
+
+
+@subcommand("memory", "purge", 2)
+def memory_purge(client, args):
+    return OK
+
+
+subcommand("memory", "help", 2)(help_for("memory", [
+    "DOCTOR",
+    "    Return memory problems reports.",
+    "MALLOC-STATS",
+    "    Return internal statistics report from the memory allocator.",
+    "PURGE",
+    "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "STATS",
+    "    Return information about the memory usage of the server.",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return memory in bytes used by <key> and its value. Nested values are",
+    "    sampled up to <count> times (default: 5, 0 means sample all)."]))
+
+
+# ---------------------------------------------------------------- DEBUG
+
+@command("debug", -2, "admin noscript loading stale", keys=(0, 0, 0))
+def debug(client, args):
+    """DEBUG subcommands used by Redis's own test suite; refused unless enable-debug-command."""
+    allowed = client.server.config["enable-debug-command"]
+    if allowed == "no" or (allowed == "local" and not _is_local(client.addr)):
+        raise CommandError(replies.DEBUG_NOT_ALLOWED)
+    name = args[0].lower()
+    handler, arity = _DEBUG.get(name, (None, 0))
+    if handler is None or (arity > 0 and len(args) != arity) or len(args) < -arity:
+        raise CommandError(f"ERR unknown subcommand or wrong number of arguments for "
+                           f"'{args[0].decode(errors='replace')}'. Try DEBUG HELP.")
+    return handler(client, args[1:])
+
+
+def _is_local(addr: str) -> bool:
+    return addr.startswith(("127.", "[::1]")) or not addr.rpartition(":")[0][:1].isdigit()
+
+
+def _debug_sleep(client, args):
+    """Block the whole server for the given seconds (a float), as Redis does."""
+    time.sleep(max(0.0, _atof(args[0])))
+    return OK
+
+
+def _debug_set_active_expire(client, args):
+    """Switch expiry by deadline on (1) or off (0; keys then expire only when touched)."""
+    client.server.active_expire = bool(_atoi(args[0]))
+    return OK
+
+
+def _debug_object(client, args):
+    value = client.db.get(args[0])
+    if value is None:
+        raise CommandError(replies.NO_SUCH_KEY)
+    text = (f"Value at:0x{id(value):x} refcount:{_refcount(value)} "
+            f"encoding:{encoding(value, client.server.config)} "
+            f"serializedlength:{max(1, estimate_bytes(b'', value) - 41)} "
+            f"lru:{int(time.time()) & 0xFFFFFF} lru_seconds_idle:0")
+    if type(value) is deque:
+        text += f" ql_nodes:1 ql_avg_node:{len(value):.2f} ql_listpack_max:-2 ql_compressed:0 " \
+                f"ql_uncompressed_size:{sum(len(v) + 2 for v in value)}"
+    return Status(text)
+
+
+def _debug_digest(client, args):
+    """A hex digest of the whole dataset: equal datasets give equal digests."""
+    digest = bytes(20)
+    for db in client.server.keyspace.dbs:
+        for key in db.live_keys():
+            digest = _xor(digest, _key_digest(db, key, prefix=b"%d:" % db.index))
+    return Status(digest.hex() if any(digest) else "0" * 40)
+
+
+def _debug_digest_value(client, args):
+    db = client.db
+    return [Status(_key_digest(db, key).hex() if db.get(key) is not None else "0" * 40)
+            for key in args]
+
+
+def _key_digest(db, key: bytes, prefix: bytes = b"") -> bytes:
+    value = db.get(key)
+    h = hashlib.sha1(prefix + key + b"\0" + type_name(value).encode())
+    if type(value) is bytes:
+        h.update(value)
+    elif type(value) in (set, dict) or hasattr(value, "scores"):
+        items = getattr(value, "scores", value)
+        pairs = items.items() if isinstance(items, dict) else ((m, b"") for m in items)
+        for member, extra in sorted(pairs):
+            h.update(struct.pack(">I", len(member)) + member + repr(extra).encode())
+    else:
+        for item in value:
+            h.update(struct.pack(">I", len(item)) + item)
+    deadline = db.expires.get(key)
+    if deadline is not None:
+        h.update(b"expire:%d" % deadline)
+    return h.digest()
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b))
+
+
+def _atoi(raw: bytes) -> int:
+    match = re.match(rb"\s*[-+]?[0-9]+", raw)
+    return int(match.group()) if match else 0
+
+
+def _atof(raw: bytes) -> float:
+    match = re.match(rb"\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?", raw)
+    return float(match.group()) if match else 0.0
+
+
+_DEBUG_HELP = [
+    "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CHANGE-REPL-ID",
+    "    Change the replication IDs of the instance.",
+    "DIGEST",
+    "    Output a hex signature representing the current DB content.",
+    "DIGEST-VALUE <key> [<key> ...]",
+    "    Output a hex signature of the values of all the specified keys.",
+    "LOG <message>",
+    "    Write <message> to the server log.",
+    "OBJECT <key>",
+    "    Show low level info about the <key> and associated value.",
+    "RELOAD",
+    "    Save the RDB on disk and reload it back to memory (a no-op: the store keeps no RDB).",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Setting it to 0 disables expiring keys at their deadline (they still expire",
+    "    when accessed).",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+    "HELP",
+    "    Prints this help.",
+]
+
+
+def _debug_log(client, args):
+    import logging
+    logging.getLogger("presence.store").warning("DEBUG LOG: %s", args[0].decode(errors="replace"))
+    return OK
+
+
+_DEBUG = {
+    b"sleep": (_debug_sleep, 2),
+    b"set-active-expire": (_debug_set_active_expire, 2),
+    b"object": (_debug_object, 2),
+    b"digest": (_debug_digest, 1),
+    b"digest-value": (_debug_digest_value, -1),
+    b"reload": (lambda client, args: OK, -1),
+    b"change-repl-id": (lambda client, args: OK, 1),
+    b"log": (_debug_log, 2),
+    b"help": (lambda client, args: [Status(line) for line in _DEBUG_HELP], 1),
+}

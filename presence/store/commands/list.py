@@ -1,0 +1,416 @@
+"""List commands: pushes, pops, ranges, LPOS, LMOVE, and the blocking BLPOP/BRPOP/BLMOVE.
+
+Lists are `collections.deque`s. LPUSH/RPUSH/LPUSHX/RPUSHX share `push_generic`, LPOP/RPOP
+`pop_generic`, LMOVE/RPOPLPUSH (and a served BLMOVE) `move_one`. Keyspace events follow
+Redis: one event per command, then `del` when a write empties the list.
+
+Blocking commands park the client in `presence.store.commands.blocking` until another
+command pushes onto one of its keys or its timeout passes; the server keeps serving
+everyone else meanwhile.
+"""
+from __future__ import annotations
+
+from collections import deque
+from itertools import islice
+
+from presence.store import notify as ev
+from presence.store import replies
+from presence.store.commands import CommandError, command, parse_int
+from presence.store.commands import blocking
+from presence.store.keyspace import WrongType
+from presence.store.resp import NIL_ARRAY, OK
+
+# name          arity  flags
+# lpush          -3    write fast      rpush -3, lpushx -3, rpushx -3
+# lpop           -2    write fast      rpop -2
+# llen            2    readonly fast
+# lrange          4    readonly
+# lindex          3    readonly
+# lset            4    write
+# lrem            4    write
+# ltrim           4    write
+# linsert         5    write
+# lpos           -3    readonly
+# lmove           5    write           rpoplpush 3
+# blpop          -3    write blocking  brpop -3, blmove 6, brpoplpush 4
+
+NOT_POSITIVE = "ERR value is out of range, must be positive"
+LEFT, RIGHT = b"left", b"right"
+
+
+# ------------------------------------------------------------ pushes
+
+@command("lpush", -3, "write fast")
+def lpush(client, args):
+    return push_generic(client, args, LEFT, only_existing=False)
+
+
+@command("rpush", -3, "write fast")
+def rpush(client, args):
+    return push_generic(client, args, RIGHT, only_existing=False)
+
+
+@command("lpushx", -3, "write fast")
+def lpushx(client, args):
+    return push_generic(client, args, LEFT, only_existing=True)
+
+
+@command("rpushx", -3, "write fast")
+def rpushx(client, args):
+    return push_generic(client, args, RIGHT, only_existing=True)
+
+
+def push_generic(client, args, end: bytes, only_existing: bool) -> int:
+    """Push every element at `end`, creating the list unless `only_existing`; reply its length."""
+    db = client.db
+    key = args[0]
+    items = db.get_typed(key, deque)
+    if items is None:
+        if only_existing:
+            return 0
+        items = deque()
+        db.store(key, items)
+    if end == LEFT:
+        items.extendleft(args[1:])
+    else:
+        items.extend(args[1:])
+    length = len(items)
+    db.touch(key)
+    db.notify(ev.LIST, b"lpush" if end == LEFT else b"rpush", key)
+    blocking.serve(db, key)
+    return length
+
+
+# ------------------------------------------------------------ pops
+
+@command("lpop", -2, "write fast")
+def lpop(client, args):
+    return pop_generic(client, args, LEFT)
+
+
+@command("rpop", -2, "write fast")
+def rpop(client, args):
+    return pop_generic(client, args, RIGHT)
+
+
+def pop_generic(client, args, end: bytes):
+    """LPOP/RPOP key [count]: one element, or with a count an array (nil array if no key)."""
+    if len(args) > 2:
+        raise CommandError(replies.wrong_arity("lpop" if end == LEFT else "rpop"))
+    count = None
+    if len(args) == 2:
+        count = parse_int(args[1], NOT_POSITIVE)
+        if count < 0:
+            raise CommandError(NOT_POSITIVE)
+    db = client.db
+    items = db.get_typed(args[0], deque)
+    if items is None:
+        return None if count is None else NIL_ARRAY
+    if count == 0:
+        return []
+    popped = [_pop(items, end) for _ in range(min(count or 1, len(items)))]
+    note_removal(db, args[0], items, b"lpop" if end == LEFT else b"rpop")
+    return popped[0] if count is None else popped
+
+
+def _pop(items: deque, end: bytes) -> bytes:
+    return items.popleft() if end == LEFT else items.pop()
+
+
+def note_removal(db, key: bytes, items: deque, event: bytes) -> None:
+    """After a write removed elements: signal watchers, announce `event`, delete the key if empty."""
+    db.touch(key)
+    db.notify(ev.LIST, event, key)
+    if db.drop_if_empty(key, items):
+        db.notify(ev.GENERIC, b"del", key)
+
+
+# ------------------------------------------------------------ reads
+
+@command("llen", 2, "readonly fast")
+def llen(client, args):
+    return len(client.db.get_typed(args[0], deque) or ())
+
+
+@command("lrange", 4, "readonly")
+def lrange(client, args):
+    start, stop = parse_int(args[1]), parse_int(args[2])
+    items = client.db.get_typed(args[0], deque)
+    if items is None:
+        return []
+    i, j = index_slice(len(items), start, stop)
+    return list(islice(items, i, j))
+
+
+def index_slice(n: int, start: int, stop: int) -> tuple[int, int]:
+    """[i, j) for the inclusive start..stop of LRANGE/LTRIM, negative indexes counting from the end."""
+    if start < 0:
+        start = max(0, n + start)
+    if stop < 0:
+        stop = n + stop
+    if start > stop or start >= n:
+        return 0, 0
+    return start, min(stop, n - 1) + 1
+
+
+@command("lindex", 3, "readonly")
+def lindex(client, args):
+    items = client.db.get_typed(args[0], deque)
+    if items is None:
+        return None
+    index = parse_int(args[1])
+    if index < 0:
+        index += len(items)
+    return items[index] if 0 <= index < len(items) else None
+
+
+@command("lpos", -3, "readonly")
+def lpos(client, args):
+    """LPOS key element [RANK r] [COUNT c] [MAXLEN m]: indexes of matches, from the tail if r < 0."""
+    rank, count, maxlen = _lpos_options(args[2:])
+    items = client.db.get_typed(args[0], deque)
+    if items is None:
+        return None if count is None else []
+    n = len(items)
+    scan = reversed(items) if rank < 0 else iter(items)
+    if maxlen:
+        scan = islice(scan, maxlen)
+    found = []
+    skip = abs(rank) - 1
+    for offset, item in enumerate(scan):
+        if item == args[1]:
+            if skip:
+                skip -= 1
+                continue
+            found.append(n - 1 - offset if rank < 0 else offset)
+            if (count is None) or (count and len(found) >= count):
+                break
+    if count is None:
+        return found[0] if found else None
+    return found
+
+
+def _lpos_options(options: list[bytes]):
+    rank, count, maxlen = 1, None, 0
+    for j in range(0, len(options), 2):
+        option = options[j].lower()
+        if j + 1 >= len(options):
+            raise CommandError(replies.SYNTAX)
+        value = options[j + 1]
+        if option == b"rank":
+            rank = parse_int(value)
+            if rank == -(1 << 63):
+                raise CommandError("ERR value is out of range, value must between "
+                                   "-9223372036854775807 and 9223372036854775807")
+            if rank == 0:
+                raise CommandError("ERR RANK can't be zero: use 1 to start from the first match, "
+                                   "2 from the second ... or use negative to start from the end of the list")
+        elif option == b"count":
+            count = _non_negative(value, "ERR COUNT can't be negative")
+        elif option == b"maxlen":
+            maxlen = _non_negative(value, "ERR MAXLEN can't be negative")
+        else:
+            raise CommandError(replies.SYNTAX)
+    return rank, count, maxlen
+
+
+def _non_negative(raw: bytes, error: str) -> int:
+    value = parse_int(raw, error)
+    if value < 0:
+        raise CommandError(error)
+    return value
+
+
+# ------------------------------------------------------------ edits in place
+
+@command("lset", 4, "write")
+def lset(client, args):
+    db = client.db
+    items = db.get_typed(args[0], deque)
+    if items is None:
+        raise CommandError(replies.NO_SUCH_KEY)
+    index = parse_int(args[1])
+    if index < 0:
+        index += len(items)
+    if not 0 <= index < len(items):
+        raise CommandError(replies.INDEX_OUT_OF_RANGE)
+    items[index] = args[2]
+    db.touch(args[0])
+    db.notify(ev.LIST, b"lset", args[0])
+    return OK
+
+
+@command("lrem", 4, "write")
+def lrem(client, args):
+    """LREM key count element: count > 0 from the head, < 0 from the tail, 0 all."""
+    count = parse_int(args[1])
+    db = client.db
+    items = db.get_typed(args[0], deque)
+    if items is None:
+        return 0
+    limit = abs(count) or len(items)
+    kept, removed = [], 0
+    for item in (reversed(items) if count < 0 else items):
+        if removed < limit and item == args[2]:
+            removed += 1
+        else:
+            kept.append(item)
+    if removed:
+        items.clear()
+        items.extend(reversed(kept) if count < 0 else kept)
+        note_removal(db, args[0], items, b"lrem")
+    return removed
+
+
+@command("ltrim", 4, "write")
+def ltrim(client, args):
+    start, stop = parse_int(args[1]), parse_int(args[2])
+    db = client.db
+    items = db.get_typed(args[0], deque)
+    if items is None:
+        return OK
+    i, j = index_slice(len(items), start, stop)
+    for _ in range(len(items) - j):
+        items.pop()
+    for _ in range(i):
+        items.popleft()
+    note_removal(db, args[0], items, b"ltrim")
+    return OK
+
+
+@command("linsert", 5, "write")
+def linsert(client, args):
+    """LINSERT key BEFORE|AFTER pivot element: the new length, -1 without the pivot, 0 without the key."""
+    where = args[1].lower()
+    if where not in (b"before", b"after"):
+        raise CommandError(replies.SYNTAX)
+    db = client.db
+    items = db.get_typed(args[0], deque)
+    if items is None:
+        return 0
+    try:
+        index = items.index(args[2])
+    except ValueError:
+        return -1
+    items.insert(index + (where == b"after"), args[3])
+    db.touch(args[0])
+    db.notify(ev.LIST, b"linsert", args[0])
+    return len(items)
+
+
+# ------------------------------------------------------------ moves
+
+@command("lmove", 5, "write", keys=(1, 2, 1))
+def lmove(client, args):
+    source_end, target_end = parse_end(args[2]), parse_end(args[3])
+    return lmove_generic(client, args[0], args[1], source_end, target_end)
+
+
+@command("rpoplpush", 3, "write", keys=(1, 2, 1))
+def rpoplpush(client, args):
+    return lmove_generic(client, args[0], args[1], RIGHT, LEFT)
+
+
+def parse_end(raw: bytes) -> bytes:
+    """LEFT or RIGHT (any case); anything else is a syntax error."""
+    end = raw.lower()
+    if end not in (LEFT, RIGHT):
+        raise CommandError(replies.SYNTAX)
+    return end
+
+
+def lmove_generic(client, source: bytes, target: bytes, source_end: bytes, target_end: bytes):
+    """Move one element between lists: the element, or nil when `source` is empty."""
+    db = client.db
+    items = db.get_typed(source, deque)
+    if not items:
+        return None
+    return move_one(db, source, items, target, source_end, target_end)
+
+
+def move_one(db, source: bytes, items: deque, target: bytes, source_end: bytes, target_end: bytes):
+    """Pop from the non-empty `items` at `source` and push onto `target`; events as Redis orders them."""
+    destination = db.get_typed(target, deque)
+    value = _pop(items, source_end)
+    if destination is None:
+        destination = deque()
+        db.store(target, destination)
+    if target_end == LEFT:
+        destination.appendleft(value)
+    else:
+        destination.append(value)
+    db.touch(target)
+    db.notify(ev.LIST, b"lpush" if target_end == LEFT else b"rpush", target)
+    note_removal(db, source, items, b"lpop" if source_end == LEFT else b"rpop")
+    blocking.serve(db, target)
+    return value
+
+
+# ------------------------------------------------------------ blocking forms
+
+@command("blpop", -3, "write blocking", keys=(1, -2, 1))
+def blpop(client, args):
+    return bpop_generic(client, args, LEFT, "blpop")
+
+
+@command("brpop", -3, "write blocking", keys=(1, -2, 1))
+def brpop(client, args):
+    return bpop_generic(client, args, RIGHT, "brpop")
+
+
+@command("blmove", 6, "write blocking", keys=(1, 2, 1))
+def blmove(client, args):
+    source_end, target_end = parse_end(args[2]), parse_end(args[3])
+    return bmove_generic(client, args, source_end, target_end, "blmove")
+
+
+@command("brpoplpush", 4, "write blocking", keys=(1, 2, 1))
+def brpoplpush(client, args):
+    return bmove_generic(client, args[:2] + [RIGHT, LEFT] + args[2:], RIGHT, LEFT, "brpoplpush")
+
+
+def bpop_generic(client, args, end: bytes, name: str):
+    """BLPOP/BRPOP key [key ...] timeout: [key, element] from the first non-empty list, else block."""
+    timeout = blocking.parse_timeout(args[-1])
+    db = client.db
+    keys = args[:-1]
+    for key in keys:
+        items = db.get_typed(key, deque)
+        if items:
+            value = _pop(items, end)
+            note_removal(db, key, items, b"lpop" if end == LEFT else b"rpop")
+            return [key, value]
+    if not blocking.may_block(client, name):
+        return NIL_ARRAY
+    return blocking.block(client, keys, timeout, NIL_ARRAY, _serve_pop(end))
+
+
+def bmove_generic(client, args, source_end: bytes, target_end: bytes, name: str):
+    """BLMOVE/BRPOPLPUSH: LMOVE now if the source has elements, else block on the source."""
+    timeout = blocking.parse_timeout(args[4])
+    source, target = args[0], args[1]
+    items = client.db.get_typed(source, deque)
+    if items:
+        return move_one(client.db, source, items, target, source_end, target_end)
+    if not blocking.may_block(client, name):
+        return None
+    return blocking.block(client, [source], timeout, None, _serve_move(target, source_end, target_end))
+
+
+def _serve_pop(end: bytes):
+    def serve(db, key: bytes, items: deque):
+        value = _pop(items, end)
+        db.notify(ev.LIST, b"lpop" if end == LEFT else b"rpop", key)
+        if db.drop_if_empty(key, items):
+            db.notify(ev.GENERIC, b"del", key)
+        return [key, value]
+    return serve
+
+
+def _serve_move(target: bytes, source_end: bytes, target_end: bytes):
+    def serve(db, key: bytes, items: deque):
+        try:
+            return move_one(db, key, items, target, source_end, target_end)
+        except WrongType as exc:
+            return exc.reply
+    return serve

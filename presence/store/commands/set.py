@@ -1,0 +1,273 @@
+"""Set commands: membership, random pops, moves, and the algebra (inter/union/diff).
+
+A set is a Python `set` of bytes. Where Redis's reply order is defined we match it: a
+set Redis keeps as an intset (only 64-bit integers, at most set-max-intset-entries of
+them) replies in ascending numeric order, and so do algebra results of that shape;
+otherwise the order is unspecified, in Redis as here. SINTER, SUNION, SDIFF and their
+STORE and CARD forms are wrappers over `_combine` and `_store`.
+"""
+from __future__ import annotations
+
+import random
+import re
+
+from presence.store import notify as ev
+from presence.store import replies
+from presence.store.commands import CommandError, command
+from presence.store.commands.generic import _parse_cursor
+from presence.store.commands.hash import LONG_MAX, parse_range, random_members, scan_step
+from presence.store.resp import Set
+
+# name            arity  flags
+# sadd             -3    write fast
+# srem             -3    write fast
+# smembers          2    readonly
+# sismember         3    readonly fast
+# smismember       -3    readonly fast
+# scard             2    readonly fast
+# spop             -2    write fast
+# srandmember      -2    readonly
+# smove             4    write fast
+# sinter           -2    readonly         (sinterstore -3 write, sintercard -3 readonly)
+# sunion           -2    readonly         (sunionstore -3 write)
+# sdiff            -2    readonly         (sdiffstore -3 write)
+# sscan            -3    readonly
+
+_INT64 = re.compile(rb"-?[1-9][0-9]{0,18}|0")
+MUST_BE_POSITIVE = "ERR value is out of range, must be positive"
+
+
+def ordered(client, members) -> list:
+    """`members` in Redis's reply order: ascending if Redis would hold them as an intset."""
+    as_intset = intset_order(client, members)
+    return list(members) if as_intset is None else as_intset
+
+
+def intset_order(client, members) -> list | None:
+    """`members` sorted numerically if Redis would keep them as an intset, else None."""
+    if len(members) > client.server.config["set-max-intset-entries"]:
+        return None
+    numbers = []
+    for member in members:
+        if _INT64.fullmatch(member) is None:
+            return None
+        number = int(member)
+        if not -(1 << 63) <= number < (1 << 63):
+            return None
+        numbers.append(number)
+    return [b"%d" % n for n in sorted(numbers)]
+
+
+@command("sadd", -3, "write fast")
+def sadd(client, args):
+    db = client.db
+    key = args[0]
+    s = db.get_typed(key, set)
+    if s is None:
+        s = set()
+        db.store(key, s)
+    before = len(s)
+    s.update(args[1:])
+    added = len(s) - before
+    if added:
+        db.touch(key)
+        db.notify(ev.SET, b"sadd", key)
+    return added
+
+
+@command("srem", -3, "write fast")
+def srem(client, args):
+    db = client.db
+    key = args[0]
+    s = db.get_typed(key, set)
+    if s is None:
+        return 0
+    before = len(s)
+    s.difference_update(args[1:])
+    removed = before - len(s)
+    if removed:
+        db.touch(key)
+        db.notify(ev.SET, b"srem", key)
+        if db.drop_if_empty(key, s):
+            db.notify(ev.GENERIC, b"del", key)
+    return removed
+
+
+@command("smembers", 2, "readonly")
+def smembers(client, args):
+    return Set(ordered(client, client.db.get_typed(args[0], set) or ()))
+
+
+@command("sismember", 3, "readonly fast")
+def sismember(client, args):
+    s = client.db.get_typed(args[0], set)
+    return int(s is not None and args[1] in s)
+
+
+@command("smismember", -3, "readonly fast")
+def smismember(client, args):
+    s = client.db.get_typed(args[0], set) or ()
+    return [int(member in s) for member in args[1:]]
+
+
+@command("scard", 2, "readonly fast")
+def scard(client, args):
+    return len(client.db.get_typed(args[0], set) or ())
+
+
+@command("spop", -2, "write fast")
+def spop(client, args):
+    """SPOP key [count]: one member (or nil), or a set of up to `count` members."""
+    if len(args) > 2:
+        raise CommandError(replies.SYNTAX)
+    db = client.db
+    key = args[0]
+    count = parse_range(args[1], 0, LONG_MAX, MUST_BE_POSITIVE) if len(args) == 2 else None
+    s = db.get_typed(key, set)
+    if s is None or count == 0:
+        return None if count is None else Set()
+    if count is None:
+        popped = random_members(s, 1)
+    elif count >= len(s):
+        popped = ordered(client, s)
+    else:
+        popped = random.sample(list(s), count)
+    s.difference_update(popped)
+    db.touch(key)
+    db.notify(ev.SET, b"spop", key)
+    if db.drop_if_empty(key, s):
+        db.notify(ev.GENERIC, b"del", key)
+    return popped[0] if count is None else Set(popped)
+
+
+@command("srandmember", -2, "readonly")
+def srandmember(client, args):
+    """SRANDMEMBER key [count]: distinct members for count > 0, repeats allowed for < 0."""
+    if len(args) > 2:
+        raise CommandError(replies.SYNTAX)
+    if len(args) == 1:
+        s = client.db.get_typed(args[0], set)
+        return None if s is None else random_members(s, 1)[0]
+    count = parse_range(args[1], -LONG_MAX, LONG_MAX)
+    s = client.db.get_typed(args[0], set)
+    if s is None or count == 0:
+        return []
+    if count >= len(s):
+        return ordered(client, s)
+    return random_members(s, count)
+
+
+@command("smove", 4, "write fast", keys=(1, 2, 1))
+def smove(client, args):
+    db = client.db
+    src_key, dst_key, member = args
+    src = db.get_typed(src_key, set)
+    if src is None:
+        return 0
+    dst = db.get_typed(dst_key, set)
+    if src is dst:
+        return int(member in src)
+    if member not in src:
+        return 0
+    src.discard(member)
+    db.touch(src_key)
+    db.notify(ev.SET, b"srem", src_key)
+    if db.drop_if_empty(src_key, src):
+        db.notify(ev.GENERIC, b"del", src_key)
+    if dst is None:
+        dst = set()
+        db.store(dst_key, dst)
+    if member not in dst:
+        dst.add(member)
+        db.touch(dst_key)
+        db.notify(ev.SET, b"sadd", dst_key)
+    return 1
+
+
+@command("sinter", -2, "readonly", keys=(1, -1, 1))
+def sinter(client, args):
+    return Set(ordered(client, _combine(client.db, args, "inter")))
+
+
+@command("sunion", -2, "readonly", keys=(1, -1, 1))
+def sunion(client, args):
+    return Set(ordered(client, _combine(client.db, args, "union")))
+
+
+@command("sdiff", -2, "readonly", keys=(1, -1, 1))
+def sdiff(client, args):
+    return Set(ordered(client, _combine(client.db, args, "diff")))
+
+
+@command("sinterstore", -3, "write", keys=(1, -1, 1))
+def sinterstore(client, args):
+    return _store(client.db, args[0], _combine(client.db, args[1:], "inter"), b"sinterstore")
+
+
+@command("sunionstore", -3, "write", keys=(1, -1, 1))
+def sunionstore(client, args):
+    return _store(client.db, args[0], _combine(client.db, args[1:], "union"), b"sunionstore")
+
+
+@command("sdiffstore", -3, "write", keys=(1, -1, 1))
+def sdiffstore(client, args):
+    return _store(client.db, args[0], _combine(client.db, args[1:], "diff"), b"sdiffstore")
+
+
+def _combine(db, keys: list[bytes], op: str) -> set:
+    """A new set: the intersection, union or difference of the sets at `keys`.
+
+    A missing key is an empty set; any key of another type raises WrongType, checked
+    for every key before computing, as Redis does.
+    """
+    sets = [db.get_typed(key, set) for key in keys]
+    if op == "union":
+        return set().union(*(s for s in sets if s is not None))
+    if op == "diff":
+        first = sets[0]
+        return set() if first is None else first.difference(*(s for s in sets[1:] if s is not None))
+    if any(s is None for s in sets):
+        return set()
+    sets.sort(key=len)
+    return sets[0].intersection(*sets[1:])
+
+
+def _store(db, dst: bytes, result: set, event: bytes) -> int:
+    """Replace `dst` with `result` (deleting it when empty); the result's size."""
+    if result:
+        db.store(dst, result)
+        db.notify(ev.SET, event, dst)
+    elif db.delete(dst):
+        db.notify(ev.GENERIC, b"del", dst)
+    return len(result)
+
+
+@command("sintercard", -3, "readonly", keys=(0, 0, 0))
+def sintercard(client, args):
+    """SINTERCARD numkeys key [key ...] [LIMIT limit]: the intersection's size, capped."""
+    numkeys = parse_range(args[0], 1, LONG_MAX, "ERR numkeys should be greater than 0")
+    if numkeys > len(args) - 1:
+        raise CommandError("ERR Number of keys can't be greater than number of args")
+    limit = 0
+    options = args[1 + numkeys:]
+    i = 0
+    while i < len(options):
+        if options[i].lower() == b"limit" and i + 1 < len(options):
+            limit = parse_range(options[i + 1], 0, LONG_MAX, "ERR LIMIT can't be negative")
+            i += 2
+        else:
+            raise CommandError(replies.SYNTAX)
+    size = len(_combine(client.db, args[1:1 + numkeys], "inter"))
+    return min(size, limit) if limit else size
+
+
+@command("sscan", -3, "readonly")
+def sscan(client, args):
+    """SSCAN key cursor [MATCH pattern] [COUNT n]: an intset-sized set comes whole, cursor 0."""
+    cursor = _parse_cursor(args[1])
+    s = client.db.get_typed(args[0], set)
+    if s is None:
+        return [b"0", []]
+    as_intset = intset_order(client, s)
+    small = as_intset is not None
+    return list(scan_step(as_intset if small else s, cursor, args[2:], small))
