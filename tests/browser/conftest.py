@@ -1,0 +1,139 @@
+"""Fixtures for the real-browser tests: headless Debian chromium through Playwright, a
+`presence serve` process with short timeouts, and a static server on another origin.
+
+The browser and the servers live for the whole session; each test isolates itself with its
+own channel names and its own browser contexts. No fixture here touches pytest-tornado's
+io_loop: Playwright's sync API runs its own loop.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.servers import ROOT, free_port, need_tool, require_all, stop, wait_for_port
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-gpu"]
+TIMEOUT = 2          # --timeout: seconds of silence before a connection is offline
+POLL_TIMEOUT = 1     # --poll-timeout: seconds a long-poll is held
+ADMIN_TOKEN = "test-admin-token"
+JQUERY_VERSIONS = ["3.7.1", "4.0.0"]
+PAGES = Path(__file__).parent / "pages"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+def serve_command(port: int) -> list[str]:
+    """The `presence serve` command line for the tests (PRESENCE_TEST_SERVE overrides the program)."""
+    program = os.environ.get("PRESENCE_TEST_SERVE")
+    base = shlex.split(program) if program else [
+        sys.executable, "-c", "import sys; from presence.cli import main; sys.exit(main())", "serve"]
+    return base + ["--host", "127.0.0.1", "--port", str(port), "--timeout", str(TIMEOUT),
+                   "--poll-timeout", str(POLL_TIMEOUT), "--admin-token", ADMIN_TOKEN]
+
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    """/usr/bin/chromium (or chromium on PATH); skips without it, fails under REQUIRE_ALL=1."""
+    if os.path.exists("/usr/bin/chromium"):
+        return "/usr/bin/chromium"
+    return need_tool("chromium")
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    """One headless Chromium for the session, never a downloaded one."""
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if require_all():
+            pytest.fail("playwright is required (REQUIRE_ALL=1) but not installed")
+        pytest.skip("playwright not installed")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def service():
+    """Base URL of a `presence serve` node with its bundled store and 2 s / 1 s timeouts."""
+    port = free_port()
+    log = open(artifacts_dir() / "presence-serve.log", "wb")
+    proc = subprocess.Popen(serve_command(port), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, proc, timeout=30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+        log.close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def pages():
+    """Base URL of a static server for tests/browser/pages/: a different origin than the service."""
+    handler = functools.partial(_QuietHandler, directory=str(PAGES))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture
+def channel():
+    """A channel name no other test uses."""
+    return "t-" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def contexts(browser):
+    """new_context() for this test; every context it made is closed afterwards."""
+    made = []
+
+    def new_context(**kwargs):
+        kwargs.setdefault("viewport", {"width": 1000, "height": 700})
+        context = browser.new_context(**kwargs)
+        context.set_default_timeout(10_000)
+        made.append(context)
+        return context
+
+    yield new_context
+    for context in made:
+        try:
+            context.close()
+        except Exception:
+            pass  # already closed by the test
+
+
+def save_screenshot(page, name: str) -> Path:
+    """Save a screenshot under tests/artifacts/; also under docs/screenshots/ with UPDATE_SCREENSHOTS=1."""
+    path = artifacts_dir() / name
+    page.screenshot(path=str(path))
+    if os.environ.get("UPDATE_SCREENSHOTS", "") not in ("", "0"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS / name).write_bytes(path.read_bytes())
+    return path

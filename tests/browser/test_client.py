@@ -1,0 +1,147 @@
+"""presence.js in headless Chromium, from a page on another origin than the service (JSONP
+by default), with jQuery 3.7 and 4: presence, leave, offline, two tabs, chat, recovery, reset."""
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tests.browser.conftest import JQUERY_VERSIONS, TIMEOUT
+from tests.browser.helpers import events, jsonp_body, open_client, wait_event, wait_members, wait_state
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(params=JQUERY_VERSIONS)
+def jquery(request):
+    return request.param
+
+
+def test_two_pages_see_each_other_and_closing_one_sends_leave(contexts, pages, service, channel, jquery):
+    alice = open_client(contexts(), pages, service, "alice", channel, jquery)
+    wait_members(alice, channel, ["alice"])
+    bob = open_client(contexts(), pages, service, "bob", channel, jquery)
+    wait_members(alice, channel, ["alice", "bob"])
+    wait_members(bob, channel, ["alice", "bob"])
+    assert wait_event(alice, "join", "bob")["type"] == "join"
+    assert alice.evaluate("$.fn.jquery") == jquery
+
+    closed = time.monotonic()
+    bob.close()  # pagehide runs: presence.js sends the leave beacon
+    wait_event(alice, "leave", "bob")
+    wait_members(alice, channel, ["alice"])
+    assert time.monotonic() - closed < TIMEOUT, "leave must come from the beacon, not from the timeout"
+    assert events(alice, "offline", "bob") == []
+
+
+def test_frozen_page_goes_offline_after_the_timeout(contexts, pages, service, channel, jquery):
+    alice = open_client(contexts(), pages, service, "alice", channel, jquery)
+    bob_context = contexts()
+    bob = open_client(bob_context, pages, service, "bob", channel, jquery)
+    wait_members(alice, channel, ["alice", "bob"])
+
+    bob.evaluate("setTimeout(() => { for (;;) {} }, 0)")  # hung for good: no polls, no unload
+    frozen = time.monotonic()
+    wait_event(alice, "offline", "bob", timeout=(TIMEOUT + 5) * 1000)
+    assert time.monotonic() - frozen >= TIMEOUT - 1.5  # not before the timeout (minus a poll's head start)
+    wait_members(alice, channel, ["alice"])
+    assert events(alice, "leave", "bob") == []
+    bob_context.close()
+
+
+def test_network_loss_goes_offline_and_client_recovers(contexts, pages, service, channel, jquery):
+    alice = open_client(contexts(), pages, service, "alice", channel, jquery)
+    bob_context = contexts()
+    bob = open_client(bob_context, pages, service, "bob", channel, jquery)
+    wait_members(alice, channel, ["alice", "bob"])
+
+    bob_context.set_offline(True)
+    wait_state(bob, "retrying")
+    wait_event(alice, "offline", "bob", timeout=(TIMEOUT + 5) * 1000)
+    assert alice.evaluate("c => client.send(c, 'while you were away').then(a => a.ok)", channel)
+
+    bob_context.set_offline(False)
+    wait_members(alice, channel, ["alice", "bob"])
+    # bob resumed from his cursor: he sees his own offline and the message sent meanwhile
+    wait_event(bob, "message", "alice", data="while you were away")
+    wait_event(bob, "offline", "bob")
+    wait_members(bob, channel, ["alice", "bob"])
+    assert bob.evaluate("c => client.state(c)", channel) == "online"
+
+
+def test_user_with_two_tabs_is_one_member_until_both_close(contexts, pages, service, channel, jquery):
+    alice = open_client(contexts(), pages, service, "alice", channel, jquery)
+    carol_context = contexts()
+    tab1 = open_client(carol_context, pages, service, "carol", channel, jquery)
+    tab2 = open_client(carol_context, pages, service, "carol", channel, jquery)
+    assert tab1.evaluate("client.conn") != tab2.evaluate("client.conn")
+    wait_members(tab2, channel, ["alice", "carol"])
+    wait_members(alice, channel, ["alice", "carol"])
+    tab1_conn = tab1.evaluate("client.conn")
+    tab1.reload()  # a reload keeps the tab's connection id (sessionStorage)
+    tab1.wait_for_function("window.t && window.t.ready")
+    assert tab1.evaluate("client.conn") == tab1_conn
+
+    tab1.close()
+    time.sleep(TIMEOUT + 1)  # long enough for a wrong leave or offline to show up
+    assert events(alice, "leave", "carol") == [] and events(alice, "offline", "carol") == []
+    assert len(events(alice, "join", "carol")) == 1
+    wait_members(alice, channel, ["alice", "carol"])
+
+    tab2.close()
+    wait_event(alice, "leave", "carol")
+    wait_members(alice, channel, ["alice"])
+
+
+def test_chat_between_jsonp_and_json_cors_clients(contexts, pages, service, channel, jquery):
+    alice = open_client(contexts(), pages, service, "alice", channel, jquery, transport="jsonp")
+    dave = open_client(contexts(), pages, service, "dave", channel, jquery, transport="json")
+    wait_members(alice, channel, ["alice", "dave"])
+    wait_members(dave, channel, ["alice", "dave"])
+    send = "([c, text]) => client.send(c, text).then(a => a.ok)"
+    assert alice.evaluate(send, [channel, "hi dave"]) is True
+    assert dave.evaluate(send, [channel, "hi alice, <b>é</b> & ünïcode"]) is True
+    for page in (alice, dave):
+        wait_event(page, "message", "alice", data="hi dave")
+        wait_event(page, "message", "dave", data="hi alice, <b>é</b> & ünïcode")
+        texts = [e["data"] for e in events(page, "message")]
+        assert texts == ["hi dave", "hi alice, <b>é</b> & ünïcode"]  # in order, exactly once
+
+
+def test_failed_polls_back_off_and_resume_from_the_cursor(contexts, pages, service, channel):
+    alice = open_client(contexts(), pages, service, "alice", channel)
+    bob = open_client(contexts(), pages, service, "bob", channel)
+    wait_members(bob, channel, ["alice", "bob"])
+
+    bob.route("**/poll?**", lambda route: route.abort())
+    wait_state(bob, "retrying")
+    assert alice.evaluate("c => client.send(c, 'sent during the outage').then(a => a.ok)", channel)
+    time.sleep(0.5)
+    bob.unroute("**/poll?**")
+    wait_event(bob, "message", "alice", data="sent during the outage")
+    time.sleep(POLL_SETTLE)
+    assert len(events(bob, "message")) == 1
+    assert events(alice, "offline", "bob") == []
+
+
+POLL_SETTLE = 1.5  # a poll timeout and a bit: time for a duplicate to show up if there were one
+
+
+def test_reset_resynchronises_members_from_the_snapshot(contexts, pages, service, channel):
+    alice = open_client(contexts(), pages, service, "alice", channel)
+    bob = open_client(contexts(), pages, service, "bob", channel)
+    wait_members(bob, channel, ["alice", "bob"])
+
+    def answer_reset(route):
+        query = parse_qs(urlparse(route.request.url).query)
+        snapshot = {"reset": True, "cursor": query["cursor"][0],
+                    "members": [{"user": "alice"}, {"user": "bob"}, {"user": "ghost"}]}
+        route.fulfill(status=200, content_type="text/javascript; charset=UTF-8",
+                      body=jsonp_body(query["callback"][0], snapshot))
+
+    bob.route("**/poll?**", answer_reset, times=1)
+    bob.wait_for_function("window.t.resets === 1")
+    wait_members(bob, channel, ["alice", "bob", "ghost"])
+    assert alice.evaluate("c => client.send(c, 'after reset').then(a => a.ok)", channel)
+    wait_event(bob, "message", "alice", data="after reset")  # polling goes on from the new cursor
