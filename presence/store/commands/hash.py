@@ -48,7 +48,7 @@ def parse_range(raw: bytes, low: int, high: int, error: str | None = None) -> in
     """A long argument within [low, high], with Redis's getRangeLongFromObjectOrReply errors."""
     value = parse_int(raw, error)
     if not low <= value <= high:
-        raise CommandError(error or f"ERR value is out of range, must be between {low} and {high}")
+        raise CommandError(error or f"ERR value is out of range, value must between {low} and {high}")
     return value
 
 
@@ -326,7 +326,11 @@ class LongDouble:
         if exp > cls.MAX_EXP:
             return cls(Fraction(0), 1 if exact > 0 else -1)
         quantum = max(exp, cls.MIN_EXP) - (cls.SIGNIFICAND - 1)
-        n, rem = divmod(num << -quantum, den) if quantum < 0 else divmod(num, den << quantum)
+        if quantum < 0:
+            num <<= -quantum
+        else:
+            den <<= quantum
+        n, rem = divmod(num, den)
         if 2 * rem > den or (2 * rem == den and n & 1):
             n += 1
         if n.bit_length() + quantum > cls.MAX_EXP + 1:
@@ -348,7 +352,7 @@ class LongDouble:
         scaled = self.value * 10 ** 17
         units = round(abs(scaled))  # exact value, ties to even, like glibc printf
         whole, frac = divmod(units, 10 ** 17)
-        text = ("%d.%017d" % (whole, frac)).rstrip("0").rstrip(".")
+        text = ("%s.%017d" % (_int_to_text(whole), frac)).rstrip("0").rstrip(".")
         if self.value < 0 and text != "0":
             text = "-" + text
         return text.encode()
@@ -391,7 +395,27 @@ def _decimal_fraction(raw: bytes) -> Fraction | None:
     exp10 = int(exponent or b"0")
     if not -6000 < exp10 + len(mantissa) < 6000:  # beyond any long double
         return None
-    return Fraction(raw.decode())
+    whole, _, frac = mantissa.lstrip(b"+-").partition(b".")
+    exp10 -= len(frac)
+    value = _text_to_int(whole + frac) * Fraction(10) ** exp10
+    return -value if mantissa[:1] == b"-" else value
+
+
+# Python refuses int <-> decimal text conversions beyond 4300 digits; long doubles reach 4933
+_CHUNK = 4000
+
+
+def _text_to_int(digits: bytes) -> int:
+    if len(digits) <= _CHUNK:
+        return int(digits)
+    return _text_to_int(digits[:-_CHUNK]) * 10 ** _CHUNK + int(digits[-_CHUNK:])
+
+
+def _int_to_text(n: int) -> str:
+    if n < 10 ** _CHUNK:
+        return "%d" % n
+    high, low = divmod(n, 10 ** _CHUNK)
+    return _int_to_text(high) + "%0*d" % (_CHUNK, low)
 
 
 def _hex_fraction(sign: bytes, whole: bytes, frac: bytes, exponent: bytes | None) -> Fraction | None:
