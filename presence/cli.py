@@ -18,6 +18,7 @@ USAGE = """usage: presence <command> [options]
 commands:
   serve   run one service node (with no --redis-url it starts the bundled store itself)
   bench   drive a running deployment with simulated users
+  token   print a signed client token: presence token --secret S --user U [--ttl SECONDS]
 
 `presence <command> --help` for the options of a command."""
 
@@ -42,6 +43,8 @@ def serve_parser() -> argparse.ArgumentParser:
         help="seconds a long-poll is held (25)")
     add("--admin-token", default=_env("admin-token"),
         help="bearer token required for /api writes (kick); unset: writes are open")
+    add("--secret", default=_env("secret"),
+        help="HMAC secret: client endpoints then need a signed `token` (see `presence token`)")
     add("--node-id", default=_env("node-id", socket.gethostname()),
         help="this node's name in /healthz and /metrics (host name)")
     add("--store-port", type=int, default=int(_env("store-port", 0)),
@@ -63,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command == "serve":
         return serve(serve_parser().parse_args(rest))
+    if command == "token":
+        return token(rest)
     if command == "bench":
         try:
             from presence.bench import main as bench_main
@@ -72,6 +77,18 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(rest) or 0
     print(f"presence: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
+
+
+def token(argv: list[str]) -> int:
+    """`presence token`: mint a client token for --secret deployments."""
+    from presence.web import auth
+    p = argparse.ArgumentParser(prog="presence token", description="Print a signed client token.")
+    p.add_argument("--secret", default=_env("secret"), required=_env("secret") is None)
+    p.add_argument("--user", required=True)
+    p.add_argument("--ttl", type=float, default=86400, help="seconds the token is valid (1 day)")
+    args = p.parse_args(argv)
+    print(auth.sign(args.secret, args.user, args.ttl))
+    return 0
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -132,7 +149,7 @@ async def _run_node(args: argparse.Namespace, url: str, bundled: bool) -> int:
     try:
         await subscriber.start()
         static = args.static_dir or default_static_dir()
-        settings = WebSettings(args.admin_token, args.node_id, static)
+        settings = WebSettings(args.admin_token, args.node_id, static, args.secret)
         server = make_app(model, settings, subscriber).listen(args.port, args.host, xheaders=True)
         _announce(args, url, bundled)
         await _until_signalled()

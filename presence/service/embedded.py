@@ -56,7 +56,7 @@ class EmbeddedStore:
                "--port", str(self.port), "--keys-expire-notify", EXPIRY_CHANNEL]
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
-                                         stderr=subprocess.STDOUT,
+                                         stderr=subprocess.STDOUT, start_new_session=True,
                                          preexec_fn=_die_with_parent if os.name == "posix" else None)
         except OSError as exc:
             raise StoreStartError(f"cannot run the bundled store ({' '.join(cmd)}): {exc}") from exc

@@ -27,6 +27,7 @@ class WebSettings:
     admin_token: str | None = None
     node_id: str = field(default_factory=socket.gethostname)
     static_dir: Path = field(default_factory=default_static_dir)
+    secret: str | None = None  # when set, client endpoints need a signed `token`
 
 
 class PageHandler(tornado.web.StaticFileHandler):

@@ -10,6 +10,7 @@ import json
 
 from presence.service import names
 from presence.service.model import NotMember
+from presence.web import auth
 from presence.web.base import BadParam, BaseHandler, NotFound
 
 
@@ -17,9 +18,16 @@ class ClientHandler(BaseHandler):
     """Parses the parameters every client endpoint shares: channel, user, conn."""
 
     def params(self, channel: str) -> tuple[str, str, str]:
-        return (self.name_arg("channel", names.is_channel, channel),
-                self.name_arg("user", names.is_user),
-                self.name_arg("conn", names.is_conn))
+        """(channel, user, conn), all valid; with --secret, `token` must vouch for the user."""
+        parsed = (self.name_arg("channel", names.is_channel, channel),
+                  self.name_arg("user", names.is_user),
+                  self.name_arg("conn", names.is_conn))
+        secret = self.app_settings.secret
+        if secret:
+            problem = auth.check(secret, parsed[1], self.arg("token"))
+            if problem:
+                raise BadParam("token", problem, 403)
+        return parsed
 
     def info_arg(self) -> str | None:
         """The optional `info`: JSON text of at most 1 KB, returned re-encoded compactly."""

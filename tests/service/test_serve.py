@@ -1,0 +1,106 @@
+"""`presence serve` as a process: start, join, poll, offline, SIGTERM with a held poll."""
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.servers import ROOT, free_port, stop, wait_for_port
+
+
+def call(port, path, **params):
+    url = f"http://127.0.0.1:{port}{path}?{urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def serve(*flags):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "presence.cli", "serve", "--port", str(port), "--timeout", "1.5",
+         "--poll-timeout", "1", "--node-id", "t1", *flags],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_port(port, proc)
+    return proc, port
+
+
+def listening(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["bundled", "redis"])
+def node(request):
+    flags = []
+    if request.param == "redis":
+        flags = ["--redis-url", f"redis://127.0.0.1:{request.getfixturevalue('redis_port')}/0"]
+    proc, port = serve(*flags)
+    yield proc, port
+    stop(proc)
+
+
+def test_serve_join_poll_offline_and_sigterm(node):
+    proc, port = node
+    banner = proc.stdout.readline() + proc.stdout.readline() + proc.stdout.readline()
+    assert f"http://127.0.0.1:{port}/dashboard" in banner
+    store = re.search(r"bundled store at redis://127.0.0.1:(\d+)", banner)
+    alice = {"user": "alice", "conn": "a"}
+    cursor = call(port, "/channels/serve-test/join", **alice)["cursor"]
+    call(port, "/channels/serve-test/join", user="bob", conn="b")
+    seen, deadline = [], time.monotonic() + 10
+    while not any(e["type"] == "offline" for e in seen) and time.monotonic() < deadline:
+        answer = call(port, "/channels/serve-test/poll", cursor=cursor, **alice)
+        seen += answer["events"]
+        cursor = answer["cursor"]
+    assert [(e["type"], e["user"]) for e in seen] == [("join", "bob"), ("offline", "bob")]
+
+    held = {}
+    poller = threading.Thread(target=lambda: held.update(
+        call(port, "/channels/serve-test/poll", cursor=cursor, **alice)))
+    poller.start()
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    poller.join(10)
+    assert held == {"cursor": cursor, "events": [], "reconnect": True}
+    assert proc.wait(10) == 0
+    if store:
+        assert not listening(int(store.group(1)))  # the bundled store went with it
+
+
+def test_serve_reports_an_unreachable_store():
+    port = free_port()
+    proc = subprocess.run(
+        [sys.executable, "-m", "presence.cli", "serve", "--port", str(free_port()),
+         "--redis-url", f"redis://127.0.0.1:{port}/0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert f"cannot reach the store at redis://127.0.0.1:{port}/0" in proc.stderr
+
+
+def test_serve_flags_come_from_the_environment(monkeypatch):
+    from presence.cli import serve_parser
+    monkeypatch.setenv("PRESENCE_POLL_TIMEOUT", "7")
+    monkeypatch.setenv("PRESENCE_REDIS_URL", "redis://example:1/0")
+    args = serve_parser().parse_args(["--port", "9"])
+    assert (args.poll_timeout, args.redis_url, args.port) == (7.0, "redis://example:1/0", 9)
+
+
+def test_bench_dispatches_lazily_to_presence_bench(monkeypatch):
+    import types
+
+    from presence import cli
+    calls = []
+    fake = types.SimpleNamespace(main=lambda argv: calls.append(argv) or 0)
+    monkeypatch.setitem(sys.modules, "presence.bench", fake)
+    assert cli.main(["bench", "--users", "5"]) == 0
+    assert calls == [["--users", "5"]]
