@@ -68,6 +68,12 @@ MEMORY_DOCTOR_EMPTY = (
     "rebooting.\n")
 
 
+def subcommand_syntax(sub: bytes, command: str) -> Error:
+    """ERR unknown subcommand or wrong number of arguments for 'x'. Try DEBUG HELP."""
+    return Error(f"ERR unknown subcommand or wrong number of arguments for "
+                 f"'{_printable(sub[:128])}'. Try {command.upper()} HELP.")
+
+
 def config_set_failed(name: str, reason: str) -> Error:
     """ERR CONFIG SET failed (possibly related to argument 'hz') - <reason>."""
     return Error(f"ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")

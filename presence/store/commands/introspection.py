@@ -154,12 +154,12 @@ def _docs(cmd) -> dict:
             b"group": _GROUP_DOCS.get(group, group).encode()}
 
 
-@subcommand("command", "getkeys", -3)
+@subcommand("command", "getkeys", -4)
 def command_getkeys(client, args):
     return [key for key, _ in _keys_of(args)]
 
 
-@subcommand("command", "getkeysandflags", -3)
+@subcommand("command", "getkeysandflags", -4)
 def command_getkeysandflags(client, args):
     return [[key, Set(Status(f) for f in flags)] for key, flags in _keys_of(args)]
 
@@ -388,11 +388,9 @@ def debug(client, args):
     allowed = client.server.config["enable-debug-command"]
     if allowed == "no" or (allowed == "local" and not _is_local(client.addr)):
         raise CommandError(replies.DEBUG_NOT_ALLOWED)
-    name = args[0].lower()
-    handler, arity = _DEBUG.get(name, (None, 0))
+    handler, arity = _DEBUG.get(args[0].lower(), (None, 0))
     if handler is None or (arity > 0 and len(args) != arity) or len(args) < -arity:
-        raise CommandError(f"ERR unknown subcommand or wrong number of arguments for "
-                           f"'{args[0].decode(errors='replace')}'. Try DEBUG HELP.")
+        raise CommandError(replies.subcommand_syntax(args[0], "debug"))
     return handler(client, args[1:])
 
 

@@ -295,13 +295,13 @@ def readwrite(client, args):
 @command("slowlog", -2, "admin", keys=(0, 0, 0))
 def slowlog(client, args):
     """SLOWLOG GET | LEN | RESET | HELP: the store records no slow commands."""
+    if args[0].lower() == b"get" and len(args) > 2:
+        raise CommandError(replies.subcommand_syntax(args[0], "slowlog"))
     return run_subcommand("slowlog", client, args)
 
 
 @subcommand("slowlog", "get", -2, "admin")
 def slowlog_get(client, args):
-    if len(args) > 1:
-        raise CommandError(replies.wrong_arity("slowlog|get"))
     if args and parse_int(args[0], replies.SLOWLOG_COUNT) < -1:
         raise CommandError(replies.SLOWLOG_COUNT)
     return []
