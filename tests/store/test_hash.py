@@ -344,3 +344,39 @@ def test_writes_keep_the_ttl(pair):
     pair.same("HINCRBY", "h", "c", "1")
     pair.same("HDEL", "h", "a")
     pair.same("TTL", "h")
+
+
+def watch_outcome(pair, store_port, redis_port, key: str, *command) -> bytes:
+    """EXEC's reply after another client ran `command` on the WATCHed `key`, same on both."""
+    replies = []
+    for watcher, port in ((pair.store, store_port), (pair.redis, redis_port)):
+        other = RawClient(port)
+        watcher.call("WATCH", key)
+        other.call(*command)
+        other.close()
+        watcher.call("multi")  # lower case: the store queues an upper-case EXEC (see report)
+        watcher.call("PING")
+        replies.append(watcher.call("exec"))
+    assert replies[0] == replies[1], (command, replies)
+    return replies[0]
+
+
+@pytest.mark.parametrize("command", [
+    ("HSET", "h", "a", "1"), ("HSET", "h", "new", "1"), ("HSETNX", "h", "a", "2"), ("HSETNX", "h", "b", "2"),
+    ("HDEL", "h", "nope"), ("HDEL", "h", "a"), ("HINCRBY", "h", "n", "1"), ("HINCRBYFLOAT", "h", "n", "1"),
+    ("HINCRBY", "h", "a", "x"), ("HGET", "h", "a"), ("HSET", "other", "a", "1"),
+])
+def test_watch_sees_hash_writes(pair, store_port, redis_port, command):
+    pair.same("HSET", "h", "a", "1")
+    watch_outcome(pair, store_port, redis_port, "h", *command)
+
+
+def command_info_head(raw: bytes) -> list[bytes]:
+    """COMMAND INFO's name, arity, flags, key positions and ACL categories (not key specs)."""
+    return split_aggregate(split_aggregate(raw)[1][0])[1][:7]
+
+
+@pytest.mark.parametrize("name", sorted({c[0] for c in HASH_COMMANDS}))
+def test_command_info(pair, name):
+    ours, theirs = pair.call("COMMAND", "INFO", name)
+    assert command_info_head(ours) == command_info_head(theirs)

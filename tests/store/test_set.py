@@ -6,7 +6,7 @@ replies are compared with their elements sorted.
 import pytest
 
 from tests.store.test_hash import (  # noqa: F401  (fixtures)
-    events, proto, same_unordered, scan_all, split_aggregate,
+    command_info_head, events, proto, same_unordered, scan_all, split_aggregate, watch_outcome,
 )
 
 SET_COMMANDS = [
@@ -238,3 +238,20 @@ def test_store_keyspace_events(pair, events, op):
     pair.same(op, "d", "missing", "missing")
     pair.same(op, "d", "a", "a") if op == "SDIFFSTORE" else pair.same(op, "d", "a", "b")
     events.assert_same()
+
+
+@pytest.mark.parametrize("command", [
+    ("SADD", "s", "a"), ("SADD", "s", "new"), ("SREM", "s", "nope"), ("SREM", "s", "a"),
+    ("SMOVE", "s", "t", "a"), ("SMOVE", "t", "s", "a"), ("SMOVE", "s", "s", "a"), ("SPOP", "s", "0"),
+    ("SINTERSTORE", "s", "s"), ("SDIFFSTORE", "s", "missing"), ("SUNIONSTORE", "x", "s"),
+    ("SMEMBERS", "s"),
+])
+def test_watch_sees_set_writes(pair, store_port, redis_port, command):
+    pair.same("SADD", "s", "a", "b")
+    watch_outcome(pair, store_port, redis_port, "s", *command)
+
+
+@pytest.mark.parametrize("name", sorted({c[0] for c in SET_COMMANDS}))
+def test_command_info(pair, name):
+    ours, theirs = pair.call("COMMAND", "INFO", name)
+    assert command_info_head(ours) == command_info_head(theirs)

@@ -21,8 +21,8 @@ from presence.store.pubsub import glob_match
 from presence.store.resp import OK
 
 # name            arity  flags
-# hset             -4    write fast       (hmset alike, replies OK)
-# hsetnx            4    write fast
+# hset             -4    write denyoom fast   (hmset alike, replies OK)
+# hsetnx            4    write denyoom fast
 # hget              3    readonly fast
 # hmget            -3    readonly fast
 # hgetall           2    readonly         (hkeys, hvals alike)
@@ -30,8 +30,8 @@ from presence.store.resp import OK
 # hexists           3    readonly fast
 # hlen              2    readonly fast
 # hstrlen           3    readonly fast
-# hincrby           4    write fast
-# hincrbyfloat      4    write fast
+# hincrby           4    write denyoom fast
+# hincrbyfloat      4    write denyoom fast
 # hrandfield       -2    readonly
 # hscan            -3    readonly
 
@@ -63,12 +63,12 @@ def _writable(db, key: bytes) -> dict:
     return h
 
 
-@command("hset", -4, "write fast")
+@command("hset", -4, "write denyoom fast")
 def hset(client, args):
     return _hset(client.db, args, "hset")
 
 
-@command("hmset", -4, "write fast")
+@command("hmset", -4, "write denyoom fast")
 def hmset(client, args):
     _hset(client.db, args, "hmset")
     return OK
@@ -87,7 +87,7 @@ def _hset(db, args, name: str) -> int:
     return len(h) - before
 
 
-@command("hsetnx", 4, "write fast")
+@command("hsetnx", 4, "write denyoom fast")
 def hsetnx(client, args):
     db = client.db
     key, field, value = args
@@ -172,7 +172,7 @@ def hstrlen(client, args):
     return len(h.get(args[1], b"")) if h is not None else 0
 
 
-@command("hincrby", 4, "write fast")
+@command("hincrby", 4, "write denyoom fast")
 def hincrby(client, args):
     db = client.db
     key, field, raw = args
@@ -187,7 +187,7 @@ def hincrby(client, args):
     return value
 
 
-@command("hincrbyfloat", 4, "write fast")
+@command("hincrbyfloat", 4, "write denyoom fast")
 def hincrbyfloat(client, args):
     db = client.db
     key, field, raw = args

@@ -19,7 +19,7 @@ from presence.store.commands.hash import LONG_MAX, parse_range, random_members, 
 from presence.store.resp import Set
 
 # name            arity  flags
-# sadd             -3    write fast
+# sadd             -3    write denyoom fast
 # srem             -3    write fast
 # smembers          2    readonly
 # sismember         3    readonly fast
@@ -28,9 +28,10 @@ from presence.store.resp import Set
 # spop             -2    write fast
 # srandmember      -2    readonly
 # smove             4    write fast
-# sinter           -2    readonly         (sinterstore -3 write, sintercard -3 readonly)
-# sunion           -2    readonly         (sunionstore -3 write)
-# sdiff            -2    readonly         (sdiffstore -3 write)
+# sinter           -2    readonly         (sinterstore -3 write denyoom)
+# sintercard       -3    readonly movablekeys
+# sunion           -2    readonly         (sunionstore -3 write denyoom)
+# sdiff            -2    readonly         (sdiffstore -3 write denyoom)
 # sscan            -3    readonly
 
 _INT64 = re.compile(rb"-?[1-9][0-9]{0,18}|0")
@@ -58,7 +59,7 @@ def intset_order(client, members) -> list | None:
     return [b"%d" % n for n in sorted(numbers)]
 
 
-@command("sadd", -3, "write fast")
+@command("sadd", -3, "write denyoom fast")
 def sadd(client, args):
     db = client.db
     key = args[0]
@@ -199,17 +200,17 @@ def sdiff(client, args):
     return Set(ordered(client, _combine(client.db, args, "diff")))
 
 
-@command("sinterstore", -3, "write", keys=(1, -1, 1))
+@command("sinterstore", -3, "write denyoom", keys=(1, -1, 1))
 def sinterstore(client, args):
     return _store(client.db, args[0], _combine(client.db, args[1:], "inter"), b"sinterstore")
 
 
-@command("sunionstore", -3, "write", keys=(1, -1, 1))
+@command("sunionstore", -3, "write denyoom", keys=(1, -1, 1))
 def sunionstore(client, args):
     return _store(client.db, args[0], _combine(client.db, args[1:], "union"), b"sunionstore")
 
 
-@command("sdiffstore", -3, "write", keys=(1, -1, 1))
+@command("sdiffstore", -3, "write denyoom", keys=(1, -1, 1))
 def sdiffstore(client, args):
     return _store(client.db, args[0], _combine(client.db, args[1:], "diff"), b"sdiffstore")
 
@@ -242,7 +243,7 @@ def _store(db, dst: bytes, result: set, event: bytes) -> int:
     return len(result)
 
 
-@command("sintercard", -3, "readonly", keys=(0, 0, 0))
+@command("sintercard", -3, "readonly movablekeys", keys=(0, 0, 0))
 def sintercard(client, args):
     """SINTERCARD numkeys key [key ...] [LIMIT limit]: the intersection's size, capped."""
     numkeys = parse_range(args[0], 1, LONG_MAX, "ERR numkeys should be greater than 0")
