@@ -4,21 +4,22 @@ Lists are `collections.deque`s. LPUSH/RPUSH/LPUSHX/RPUSHX share `push_generic`, 
 `pop_generic`, LMOVE/RPOPLPUSH (and a served BLMOVE) `move_one`. Keyspace events follow
 Redis: one event per command, then `del` when a write empties the list.
 
-Blocking commands park the client in `presence.store.commands.blocking` until another
-command pushes onto one of its keys or its timeout passes; the server keeps serving
-everyone else meanwhile.
+Blocking commands park the client (see "blocked clients" below) until a push reaches
+one of its keys or its timeout passes; the server keeps serving everyone else.
 """
 from __future__ import annotations
 
+import asyncio
+import math
 from collections import deque
 from itertools import islice
 
 from presence.store import notify as ev
 from presence.store import replies
-from presence.store.commands import CommandError, command, parse_int
-from presence.store.commands import blocking
+from presence.store.commands import NO_REPLY, CommandError, command, parse_int
+from presence.store.commands.zset import parse_double
 from presence.store.keyspace import WrongType
-from presence.store.resp import NIL_ARRAY, OK
+from presence.store.resp import NIL_ARRAY, OK, ProtocolError, encode
 
 # name          arity  flags
 # lpush          -3    write fast      rpush -3, lpushx -3, rpushx -3
@@ -77,7 +78,7 @@ def push_generic(client, args, end: bytes, only_existing: bool) -> int:
     length = len(items)
     db.touch(key)
     db.notify(ev.LIST, b"lpush" if end == LEFT else b"rpush", key)
-    blocking.serve(db, key)
+    serve_ready(db, key)
     return length
 
 
@@ -176,7 +177,7 @@ def lpos(client, args):
     if maxlen:
         scan = islice(scan, maxlen)
     found = []
-    skip = abs(rank) - 1
+    skip = abs(rank) - 1 if rank != -(1 << 63) else 0  # Redis negates LONG_MIN into itself
     for offset, item in enumerate(scan):
         if item == args[1]:
             if skip:
@@ -199,9 +200,6 @@ def _lpos_options(options: list[bytes]):
         value = options[j + 1]
         if option == b"rank":
             rank = parse_int(value)
-            if rank == -(1 << 63):
-                raise CommandError("ERR value is out of range, value must between "
-                                   "-9223372036854775807 and 9223372036854775807")
             if rank == 0:
                 raise CommandError("ERR RANK can't be zero: use 1 to start from the first match, "
                                    "2 from the second ... or use negative to start from the end of the list")
@@ -342,7 +340,7 @@ def move_one(db, source: bytes, items: deque, target: bytes, source_end: bytes, 
     db.touch(target)
     db.notify(ev.LIST, b"lpush" if target_end == LEFT else b"rpush", target)
     note_removal(db, source, items, b"lpop" if source_end == LEFT else b"rpop")
-    blocking.serve(db, target)
+    serve_ready(db, target)
     return value
 
 
@@ -371,7 +369,7 @@ def brpoplpush(client, args):
 
 def bpop_generic(client, args, end: bytes, name: str):
     """BLPOP/BRPOP key [key ...] timeout: [key, element] from the first non-empty list, else block."""
-    timeout = blocking.parse_timeout(args[-1])
+    timeout = parse_timeout(args[-1])
     db = client.db
     keys = args[:-1]
     for key in keys:
@@ -380,21 +378,21 @@ def bpop_generic(client, args, end: bytes, name: str):
             value = _pop(items, end)
             note_removal(db, key, items, b"lpop" if end == LEFT else b"rpop")
             return [key, value]
-    if not blocking.may_block(client, name):
+    if not may_block(client, name):
         return NIL_ARRAY
-    return blocking.block(client, keys, timeout, NIL_ARRAY, _serve_pop(end))
+    return block(client, keys, timeout, NIL_ARRAY, _serve_pop(end))
 
 
 def bmove_generic(client, args, source_end: bytes, target_end: bytes, name: str):
     """BLMOVE/BRPOPLPUSH: LMOVE now if the source has elements, else block on the source."""
-    timeout = blocking.parse_timeout(args[4])
+    timeout = parse_timeout(args[4])
     source, target = args[0], args[1]
     items = client.db.get_typed(source, deque)
     if items:
         return move_one(client.db, source, items, target, source_end, target_end)
-    if not blocking.may_block(client, name):
+    if not may_block(client, name):
         return None
-    return blocking.block(client, [source], timeout, None, _serve_move(target, source_end, target_end))
+    return block(client, [source], timeout, NIL_ARRAY, _serve_move(target, source_end, target_end))
 
 
 def _serve_pop(end: bytes):
@@ -414,3 +412,184 @@ def _serve_move(target: bytes, source_end: bytes, target_end: bytes):
         except WrongType as exc:
             return exc.reply
     return serve
+
+
+# ------------------------------------------------------------ blocked clients
+#
+# The dispatcher is synchronous, so a blocked client is parked here: its waiter sits in
+# a FIFO per (db, key); its unread commands and any bytes that arrive meanwhile are held
+# (its parser is swapped for a `_HeldInput`) and run, in order, once it is answered. A push calls
+# `serve_ready(db, key)`, which hands elements to waiters in the order they blocked, as
+# Redis does, and wakes waiters on lists that a served BLMOVE fills in turn.
+
+class _Waiter:
+    """One blocked command: its client, keys, timer and how to serve it from a ready list."""
+
+    __slots__ = ("client", "db", "keys", "timeout_reply", "serve", "timer")
+
+    def __init__(self, client, keys, timeout_reply, serve) -> None:
+        self.client = client
+        self.db = client.db
+        self.keys = list(dict.fromkeys(keys))
+        self.timeout_reply = timeout_reply
+        self.serve = serve
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class _HeldInput:
+    """Stands in for a blocked client's parser: bytes still go in, no command comes out.
+
+    `commands` are those already parsed when the client blocked; they run first on resume.
+    """
+
+    def __init__(self, parser) -> None:
+        self.parser = parser
+        self.commands: deque = deque()
+
+    def feed(self, data: bytes) -> None:
+        self.parser.feed(data)
+
+    def next_command(self) -> None:
+        return None
+
+    def __getattr__(self, name):
+        return getattr(self.parser, name)
+
+
+_waiting: dict[tuple[int, bytes], deque[_Waiter]] = {}
+_blocked: dict[int, _Waiter] = {}   # client id -> its waiter
+_held: dict[int, _HeldInput] = {}   # client id -> its held input
+_ready: deque = deque()
+_serving = False
+
+
+def parse_timeout(raw: bytes) -> float:
+    """A blocking timeout in seconds (0: forever), rounded up to whole milliseconds like Redis."""
+    ms = parse_double(raw, "ERR timeout is not a float or out of range") * 1000
+    if ms < 0 or ms >= 1 << 63:  # Redis's cast of a too-large timeout wraps it negative
+        raise CommandError(replies.TIMEOUT_NEGATIVE)
+    return math.ceil(ms) / 1000
+
+
+def may_block(client, name: str) -> bool:
+    """False inside MULTI/EXEC, where Redis answers at once (EXEC is then the top-level command)."""
+    return client.last_command == name
+
+
+def block(client, keys, timeout: float, timeout_reply, serve) -> object:
+    """Park `client` on `keys` until `serve(db, key, items)` answers it or `timeout` passes."""
+    waiter = _Waiter(client, keys, timeout_reply, serve)
+    for key in waiter.keys:
+        for stale in [w for w in _waiting.get((waiter.db.index, key), ()) if w.client.closing]:
+            _forget(stale)
+        _waiting.setdefault((waiter.db.index, key), deque()).append(waiter)
+    _blocked[client.id] = waiter
+    if timeout:
+        waiter.timer = asyncio.get_running_loop().call_later(timeout, _time_out, waiter)
+    _hold_input(client)
+    return NO_REPLY
+
+
+def serve_ready(db, key: bytes) -> None:
+    """Answer clients blocked on `key`, now that a push made it a non-empty list."""
+    global _serving
+    if not _waiting:
+        return
+    _ready.append((db, key))
+    if _serving:
+        return  # a served BLMOVE pushed: the outer loop serves this key next
+    _serving = True
+    try:
+        while _ready:
+            _serve_key(*_ready.popleft())
+    finally:
+        _serving = False
+
+
+def _serve_key(db, key: bytes) -> None:
+    queue = _waiting.get((db.index, key))
+    while queue:
+        items = db.get(key)
+        if type(items) is not deque or not items:
+            return
+        waiter = queue[0]
+        if waiter.client.closing:
+            _forget(waiter)
+            continue
+        _answer(waiter, waiter.serve(db, key, items))
+
+
+def _time_out(waiter: _Waiter) -> None:
+    waiter.timer = None
+    if _blocked.get(waiter.client.id) is waiter:
+        _answer(waiter, waiter.timeout_reply)
+
+
+def _forget(waiter: _Waiter) -> None:
+    """Remove `waiter` from every queue and cancel its timer."""
+    for key in waiter.keys:
+        queue = _waiting.get((waiter.db.index, key))
+        if queue is not None:
+            try:
+                queue.remove(waiter)
+            except ValueError:
+                pass
+            if not queue:
+                del _waiting[(waiter.db.index, key)]
+    if waiter.timer is not None:
+        waiter.timer.cancel()
+    if _blocked.get(waiter.client.id) is waiter:
+        del _blocked[waiter.client.id]
+    if waiter.client.closing:
+        _held.pop(waiter.client.id, None)
+
+
+def _answer(waiter: _Waiter, reply) -> None:
+    """Send the blocked command's reply, then run the client's held input (soon, not nested)."""
+    _forget(waiter)
+    client = waiter.client
+    if client.closing:
+        return
+    client.send(encode(reply, client.protocol))
+    asyncio.get_running_loop().call_soon(_resume, client)
+
+
+def _hold_input(client) -> None:
+    """Take the client's parsed-but-unrun commands and hold its input until it is answered."""
+    if client.id in _held:
+        return  # blocked again while running held commands: the rest stays held
+    held = _held[client.id] = _HeldInput(client.parser)
+    while True:
+        try:
+            argv = held.parser.next_command()
+        except ProtocolError as exc:
+            held.commands.append(exc)
+            break
+        if argv is None:
+            break
+        held.commands.append(argv)
+    client.parser = held
+
+
+def _resume(client) -> None:
+    """Run the held commands in order until one blocks again; then give the client its parser back."""
+    held = _held.get(client.id)
+    if held is None or client.id in _blocked:
+        return
+    while held.commands:
+        if client.closing:
+            return
+        item = held.commands.popleft()
+        if isinstance(item, ProtocolError):
+            client.send(b"-ERR %s\r\n" % str(item).encode())
+            client.close()
+            return
+        reply = client.server.execute(client, item)
+        if reply is not NO_REPLY:
+            client.send(encode(reply, client.protocol))
+        if client.id in _blocked:
+            return
+    del _held[client.id]
+    client.parser = held.parser
+    if not client.closing:
+        client.data_received(b"")  # run whatever arrived while it was blocked
