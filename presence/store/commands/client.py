@@ -23,7 +23,7 @@ _TYPES = (b"normal", b"master", b"replica", b"slave", b"pubsub")
 @command("client", -2, "", keys=(0, 0, 0))
 def client_(client, args):
     """CLIENT subcommands; the last command shown for this client is `client|<sub>`."""
-    client.last_command = b"client|" + args[0].lower()
+    client.last_command = "client|" + args[0].decode(errors="replace").lower()
     return run_subcommand("client", client, args)
 
 
@@ -115,10 +115,14 @@ def describe(c, now: float | None = None) -> str:
         ("qbuf", qbuf), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", multi_mem),
         ("rbs", 1024), ("rbp", 0), ("obl", 0), ("oll", 0), ("omem", omem),
         ("tot-mem", 1024 + qbuf + omem + multi_mem), ("events", "rw" if omem else "r"),
-        ("cmd", c.last_command.decode(errors="replace").lower()), ("user", "default"),
+        ("cmd", _command_name(c.last_command)), ("user", "default"),
         ("redir", -1), ("resp", c.protocol),
     ]
     return " ".join(f"{k}={v}" for k, v in fields)
+
+
+def _command_name(name: str | bytes) -> str:
+    return (name.decode(errors="replace") if isinstance(name, bytes) else name).lower()
 
 
 def _flags(c) -> str:
