@@ -10,7 +10,8 @@
 (function ($) {
   "use strict";
 
-  var CHART_SPAN = 300;      // seconds of history in the chart
+  var CHART_SPAN = 300;      // seconds of history the chart keeps
+  var CHART_MIN_SPAN = 60;   // the chart never shows less than this, so a fresh page reads well
   var FEED_LIMIT = 300;
   var PAGE_LIMIT = 20;       // pages of /api/channels fetched per refresh, at most
   var selected = null;       // the channel whose members are shown
@@ -36,7 +37,7 @@
       return {text: "–", title: ""};
     }
     if (seconds > 1e12) {
-      seconds /= 1000;       // milliseconds
+      seconds /= 1000;       // the service sends milliseconds
     }
     var age = Math.max(0, Math.round(Date.now() / 1000 - seconds));
     var text = age < 60 ? age + "s" : age < 3600 ? Math.floor(age / 60) + "m " + (age % 60) + "s"
@@ -55,10 +56,10 @@
     var all = [];
     var done = $.Deferred();
     function page(cursor, n) {
-      api({url: "/api/channels", data: cursor ? {cursor: cursor} : {}}).then(function (body) {
-        all = all.concat(body.channels || body.items || []);
-        if (body.cursor && String(body.cursor) !== "0" && n < PAGE_LIMIT) {
-          page(body.cursor, n + 1);
+      api({url: "/api/channels", data: cursor ? {cursor: cursor, limit: 1000} : {limit: 1000}}).then(function (body) {
+        all = all.concat(body.channels || []);
+        if (body.next && n < PAGE_LIMIT) {
+          page(body.next, n + 1);  // `next` is the last name of this page
         } else {
           done.resolve(all);
         }
@@ -83,7 +84,7 @@
         users += Number(c.users) || 0;
         connections += Number(c.connections) || 0;
         var $row = $("<tr>").addClass("channel-row").attr("data-channel", name)
-          .toggleClass("selected", name === selected);
+          .toggleClass("selected", name === selected).toggleClass("idle", !Number(c.users));
         $("<td>").addClass("name").text(name).appendTo($row);
         $("<td>").addClass("num users").text(c.users === undefined ? "–" : c.users).appendTo($row);
         $("<td>").addClass("num connections").text(c.connections === undefined ? "–" : c.connections).appendTo($row);
@@ -146,8 +147,9 @@
       var total = body.users !== undefined ? body.users : members.length;
       var more = total > members.length ? "Showing " + members.length + " of " + total + " members." : "";
       $("#members-more").text(more).prop("hidden", !more);
-      $("#detail-channel").text("#" + name + " · " + total + " users, " +
-        (body.connections === undefined ? "?" : body.connections) + " connections");
+      var conns = body.connections === undefined ? "?" : body.connections;
+      $("#detail-channel").text("#" + name + " · " + total + (total === 1 ? " user, " : " users, ") +
+        conns + (conns === 1 ? " connection" : " connections"));
     }, function (xhr) {
       if (name === selected && xhr.status === 404) {
         $("#members").empty();
@@ -211,22 +213,27 @@
   }
 
   function showEvent(event) {
-    var $item = $("<li>").addClass("feed-item feed-" + String(event.type).replace(/[^a-z]/g, ""));
-    var ts = Number(event.ts) ? new Date(Number(event.ts) * 1000) : new Date();
+    var kind = event.reason === "kicked" ? "kicked" : String(event.type).replace(/[^a-z]/g, "");
+    var $item = $("<li>").addClass("feed-item feed-" + kind);
+    var ms = Number(event.ts);
+    var ts = ms ? new Date(ms < 1e12 ? ms * 1000 : ms) : new Date();  // the service sends ms
     $("<time>").text(ts.toLocaleTimeString()).appendTo($item);
     var $body = $("<span>").addClass("feed-body").appendTo($item);
     if (event.channel !== undefined) {
-      $("<span>").addClass("chan").text("#" + event.channel).appendTo($body);
+      $body.append($("<span>").addClass("chan").text("#" + event.channel), " ");
     }
     $.each(describe(event), function (_, part) {
-      $("<span>").addClass(part[0]).text(part[1]).appendTo($body);
+      $body.append($("<span>").addClass(part[0]).text(part[1]), " ");  // the space reads well when copied
     });
     var $feed = $("#events");
     $feed.prepend($item);  // newest first: the operator reads from the top
     while ($feed.children().length > FEED_LIMIT) {
       $feed.children().last().remove();
     }
-    recent.push(Date.now());
+    var when = ts.getTime();
+    if (when > Date.now() - 60000) {
+      recent.push(when);     // the backlog shown at load counts only if it is recent
+    }
   }
 
   function scheduleRefresh() {
@@ -242,10 +249,10 @@
 
   /** Long-poll /api/events from a cursor forever; back off with jitter when it fails. */
   function followEvents() {
-    var cursor = null;
+    var cursor = 0;          // from the start of the retained feed: the page opens with recent history
     var failures = 0;
     function next() {
-      api({url: "/api/events", data: cursor === null ? {} : {cursor: cursor}, timeout: 65000})
+      api({url: "/api/events", data: {cursor: cursor}, timeout: 65000})
         .then(function (body) {
           failures = 0;
           if (body.cursor !== undefined && body.cursor !== null) {
@@ -290,6 +297,8 @@
     var height = el.clientHeight || 180;
     var pad = {left: 36, right: 10, top: 10, bottom: 22};
     var now = Date.now() / 1000;
+    var span = samples.length ? Math.min(CHART_SPAN, Math.max(CHART_MIN_SPAN, now - samples[0].t)) : CHART_MIN_SPAN;
+    var tickEvery = span > 120 ? 60 : 15;
     var peak = 0;
     $.each(samples, function (_, s) { peak = Math.max(peak, s.users); });
     var step = peak <= 5 ? 1 : Math.pow(10, Math.floor(Math.log10(peak)));
@@ -297,7 +306,7 @@
       step *= peak / step > 10 ? 5 : 2;
     }
     var top = Math.max(step * Math.ceil((peak || 1) / step), 1);
-    function x(t) { return pad.left + (width - pad.left - pad.right) * (1 - (now - t) / CHART_SPAN); }
+    function x(t) { return pad.left + (width - pad.left - pad.right) * (1 - (now - t) / span); }
     function y(v) { return pad.top + (height - pad.top - pad.bottom) * (1 - v / top); }
     el.setAttribute("viewBox", "0 0 " + width + " " + height);
     while (el.firstChild) {
@@ -310,18 +319,19 @@
       label.textContent = String(v);
       el.appendChild(label);
     }
-    for (var m = 0; m <= CHART_SPAN / 60; m++) {
-      var tick = svg("text", {x: x(now - m * 60), y: height - 6, "text-anchor": m === 0 ? "end" : "middle",
+    for (var ago = 0; ago <= span; ago += tickEvery) {
+      var tick = svg("text", {x: x(now - ago), y: height - 6, "text-anchor": ago === 0 ? "end" : "middle",
                               "font-size": 11, fill: "#6b7485"});
-      tick.textContent = m === 0 ? "now" : "-" + m + "m";
+      tick.textContent = ago === 0 ? "now" : ago % 60 ? "-" + ago + "s" : "-" + ago / 60 + "m";
       el.appendChild(tick);
     }
+    $("#chart-span").text(span >= CHART_SPAN ? "last 5 minutes" : "since this page opened");
     if (!samples.length) {
       return;
     }
     var points = [];
     $.each(samples, function (i, s) {
-      var t = Math.max(s.t, now - CHART_SPAN);
+      var t = Math.max(s.t, now - span);
       if (i > 0) {
         points.push(x(t) + "," + y(samples[i - 1].users));
       }
@@ -329,7 +339,7 @@
     });
     var last = samples[samples.length - 1];
     points.push(x(now) + "," + y(last.users));
-    var first = Math.max(samples[0].t, now - CHART_SPAN);
+    var first = Math.max(samples[0].t, now - span);
     el.appendChild(svg("polygon", {points: x(first) + "," + y(0) + " " + points.join(" ") + " " + x(now) + "," + y(0),
                                    fill: "rgba(47,111,236,.12)"}));
     el.appendChild(svg("polyline", {points: points.join(" "), fill: "none", stroke: "#2f6fec",
@@ -362,8 +372,9 @@
     refreshChannels();
     refreshHealth();
     followEvents();
-    setInterval(refreshChannels, 2000);
-    setInterval(refreshDetail, 3000);
+    // Counts also change without an event (a second tab closing), so poll them every second.
+    setInterval(refreshChannels, 1000);
+    setInterval(refreshDetail, 1000);
     setInterval(refreshHealth, 5000);
     setInterval(function () { updateRate(); drawChart(); }, 1000);
     $(window).on("resize", drawChart);

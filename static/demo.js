@@ -8,15 +8,19 @@
 
   var client = null;
   var channel = null;
+  var infos = {};            // user -> info, from the members list: message events may carry none
   var FEED_LIMIT = 200;
 
   function displayName(user, info) {
+    info = info || infos[user];
     var name = info && typeof info === "object" && info.name ? String(info.name) : "";
     return name || user;
   }
 
+  /** hh:mm:ss of an event time (the service sends milliseconds since the epoch). */
   function clock(ts) {
-    var date = ts ? new Date(ts * 1000) : new Date();
+    var ms = Number(ts);
+    var date = ms ? new Date(ms < 1e12 ? ms * 1000 : ms) : new Date();
     if (isNaN(date.getTime())) {
       date = new Date();
     }
@@ -38,6 +42,9 @@
   function renderMembers(members) {
     var $list = $("#members").empty();
     $.each(members, function (_, m) {
+      if (m.info) {
+        infos[m.user] = m.info;
+      }
       var $item = $("<li>").addClass("member").attr("data-user", m.user);
       $("<span>").addClass("avatar").text(displayName(m.user, m.info).charAt(0).toUpperCase())
         .appendTo($item);
@@ -58,7 +65,7 @@
     $("<time>").text(clock(ts)).appendTo($item);
     var $body = $("<span>").addClass("feed-body").appendTo($item);
     $.each(parts, function (_, part) {
-      $("<span>").addClass(part[0]).text(part[1]).appendTo($body);
+      $body.append($("<span>").addClass(part[0]).text(part[1]), " ");  // the space reads well when copied
     });
     var $feed = $("#feed");
     var atBottom = $feed[0].scrollHeight - $feed.scrollTop() - $feed.outerHeight() < 40;
@@ -79,7 +86,7 @@
     }
     var verbs = {join: "joined", leave: "left", offline: "went offline"};
     var verb = event.reason === "kicked" ? "was kicked" : (verbs[event.type] || event.type);
-    addFeed(event.type, event.ts, [["author", who], ["verb", verb]]);
+    addFeed(event.reason === "kicked" ? "kicked" : event.type, event.ts, [["author", who], ["verb", verb]]);
   }
 
   function showError(text) {
@@ -87,6 +94,8 @@
   }
 
   function setJoined(joined) {
+    $("body").toggleClass("joined", joined);
+    $("#summary").text(joined && client ? "You are " + displayName(client.user) + " in #" + channel : "");
     $("#join").prop("disabled", joined);
     $("#leave").prop("disabled", !joined);
     $("#user, #display-name, #channel").prop("readonly", joined);
@@ -110,9 +119,16 @@
       window.localStorage.setItem("presence.demo", JSON.stringify({user: user, name: name, channel: room}));
     } catch (e) { /* storage disabled: nothing to remember */ }
     channel = room;
+    infos = {};
+    if (name) {
+      infos[user] = {name: name};
+    }
     client = $.presence({user: user, info: name ? {name: name} : {}});
     client.on("state", function (state, _, detail) {
       setState(state, detail);
+      if (state === "online" && !$("#feed").children().length) {
+        addFeed("join", null, [["author", displayName(user)], ["verb", "(you) joined #" + room]]);
+      }
       if (state === "kicked") {
         addFeed("leave", null, [["verb", "You were removed from the channel by an operator."]]);
         setJoined(false);

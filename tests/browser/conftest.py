@@ -15,11 +15,12 @@ import subprocess
 import sys
 import threading
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT, free_port, need_tool, require_all, stop, wait_for_port
+from tests.servers import ROOT, free_port, need_tool, redis_server, require_all, stop, wait_for_port
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-gpu"]
@@ -67,16 +68,21 @@ def browser(chromium_path):
 
 @pytest.fixture(scope="session")
 def service():
-    """Base URL of a `presence serve` node with its bundled store and 2 s / 1 s timeouts."""
-    port = free_port()
-    log = open(artifacts_dir() / "presence-serve.log", "wb")
-    proc = subprocess.Popen(serve_command(port), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    """Base URL of a `presence serve` node with 2 s / 1 s timeouts, its log in tests/artifacts/.
+
+    The node uses its bundled store; with PRESENCE_TEST_STORE=redis, a throwaway redis-server.
+    """
+    with ExitStack() as stack:
+        port = free_port()
+        command = serve_command(port)
+        if os.environ.get("PRESENCE_TEST_STORE") == "redis":
+            redis_port = stack.enter_context(redis_server())
+            command += ["--redis-url", f"redis://127.0.0.1:{redis_port}"]
+        log = stack.enter_context(open(artifacts_dir() / "presence-serve.log", "wb"))
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        stack.callback(stop, proc)
         wait_for_port(port, proc, timeout=30)
         yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
-        log.close()
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
