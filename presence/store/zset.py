@@ -5,7 +5,7 @@ with bisect, gives rank and range queries. Insertions move memory (O(n) memmove)
 stay fast up to hundreds of thousands of members, which is the scale a presence
 channel needs.
 
-Range bounds come parsed: a score bound is `(value, exclusive)`; a lex bound is
+`combine` is the set algebra behind ZUNION, ZINTER and ZDIFF. Range bounds come parsed: a score bound is `(value, exclusive)`; a lex bound is
 `(kind, value, exclusive)` with kind -1 for `-`, 1 for `+`, 0 for a member. Lex ranges
 assume every member has the same score, as Redis documents.
 """
@@ -126,6 +126,44 @@ class ZSet:
             del scores[member]
         del self.order[i:j]
         return j - i
+
+
+def combine(sources: list[dict], weights: list[float], aggregate: str, op: str) -> dict:
+    """ZUNION/ZINTER/ZDIFF of member->score dicts: member -> combined score.
+
+    `op` is "union", "inter" or "diff"; `aggregate` "sum", "min" or "max". A NaN
+    (inf - inf, 0 * inf) becomes 0, as in Redis.
+    """
+    if op == "diff":
+        first = sources[0]
+        return {m: s for m, s in first.items() if not any(m in other for other in sources[1:])}
+    if op == "inter":
+        smallest = min(range(len(sources)), key=lambda k: len(sources[k]))
+        members = [m for m in sources[smallest] if all(m in src for src in sources)]
+    else:
+        members = dict.fromkeys(m for src in sources for m in src)
+    combined = {}
+    for member in members:
+        total = None
+        for src, weight in zip(sources, weights):
+            if member in src:
+                total = _aggregate(total, _weighted(src[member], weight), aggregate)
+        combined[member] = total
+    return combined
+
+
+def _weighted(score: float, weight: float) -> float:
+    value = score * weight
+    return 0.0 if value != value else value
+
+
+def _aggregate(total: float | None, value: float, aggregate: str) -> float:
+    if total is None:
+        return value
+    if aggregate == "sum":
+        total += value
+        return 0.0 if total != total else total
+    return min(total, value) if aggregate == "min" else max(total, value)
 
 
 class _MaxMember(bytes):

@@ -267,3 +267,25 @@ def _drain(sub):
     while not messages or b"__keyevent@0__:set" not in messages[-1]:
         messages.append(sub.read_reply())
     return messages
+
+
+def test_push_inside_exec_serves_waiters_after_the_transaction(pair):
+    waiters = _blocked_pair(pair, "BLPOP", "q", "0")
+    for client in (pair.store, pair.redis):
+        client.call("MULTI")
+        client.call("RPUSH", "q", "a", "b")
+        client.call("LLEN", "q")
+        client.call("LPOP", "q")
+    pair.same("exec")
+    ours, theirs = _read_both(waiters)
+    assert ours == theirs
+    pair.same("LRANGE", "q", "0", "-1")
+
+
+def test_pipelined_push_then_read_sees_the_waiter_served(pair):
+    waiters = _blocked_pair(pair, "BLPOP", "q", "0")
+    for client in (pair.store, pair.redis):
+        client.send_raw(b"RPUSH q a b\r\nLLEN q\r\n")
+    assert (pair.store.read_reply(), pair.store.read_reply()) == (pair.redis.read_reply(), pair.redis.read_reply())
+    ours, theirs = _read_both(waiters)
+    assert ours == theirs

@@ -342,3 +342,12 @@ def _drain(sub):
     while not messages or b"__keyevent@0__:set" not in messages[-1]:
         messages.append(sub.read_reply())
     return messages
+
+
+@pytest.mark.xfail(reason="resp.format_double prints the shortest repr; Redis 7.0 prints RESP3 doubles %.17g",
+                   strict=False)
+def test_resp3_scores_have_17_significant_digits(pair):
+    pair.store.call("HELLO", "3")
+    pair.redis.call("HELLO", "3")
+    pair.same("ZADD", "z", "0.1", "a")
+    pair.same("ZSCORE", "z", "a")

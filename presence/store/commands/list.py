@@ -78,7 +78,7 @@ def push_generic(client, args, end: bytes, only_existing: bool) -> int:
     length = len(items)
     db.touch(key)
     db.notify(ev.LIST, b"lpush" if end == LEFT else b"rpush", key)
-    serve_ready(db, key)
+    serve_ready(client, db, key)
     return length
 
 
@@ -319,15 +319,15 @@ def parse_end(raw: bytes) -> bytes:
 
 def lmove_generic(client, source: bytes, target: bytes, source_end: bytes, target_end: bytes):
     """Move one element between lists: the element, or nil when `source` is empty."""
-    db = client.db
-    items = db.get_typed(source, deque)
+    items = client.db.get_typed(source, deque)
     if not items:
         return None
-    return move_one(db, source, items, target, source_end, target_end)
+    return move_one(client, source, items, target, source_end, target_end)
 
 
-def move_one(db, source: bytes, items: deque, target: bytes, source_end: bytes, target_end: bytes):
+def move_one(client, source: bytes, items: deque, target: bytes, source_end: bytes, target_end: bytes):
     """Pop from the non-empty `items` at `source` and push onto `target`; events as Redis orders them."""
+    db = client.db
     destination = db.get_typed(target, deque)
     value = _pop(items, source_end)
     if destination is None:
@@ -340,7 +340,7 @@ def move_one(db, source: bytes, items: deque, target: bytes, source_end: bytes, 
     db.touch(target)
     db.notify(ev.LIST, b"lpush" if target_end == LEFT else b"rpush", target)
     note_removal(db, source, items, b"lpop" if source_end == LEFT else b"rpop")
-    serve_ready(db, target)
+    serve_ready(client, db, target)
     return value
 
 
@@ -389,10 +389,10 @@ def bmove_generic(client, args, source_end: bytes, target_end: bytes, name: str)
     source, target = args[0], args[1]
     items = client.db.get_typed(source, deque)
     if items:
-        return move_one(client.db, source, items, target, source_end, target_end)
+        return move_one(client, source, items, target, source_end, target_end)
     if not may_block(client, name):
         return None
-    return block(client, [source], timeout, NIL_ARRAY, _serve_move(target, source_end, target_end))
+    return block(client, [source], timeout, NIL_ARRAY, _serve_move(client, target, source_end, target_end))
 
 
 def _serve_pop(end: bytes):
@@ -405,10 +405,10 @@ def _serve_pop(end: bytes):
     return serve
 
 
-def _serve_move(target: bytes, source_end: bytes, target_end: bytes):
+def _serve_move(client, target: bytes, source_end: bytes, target_end: bytes):
     def serve(db, key: bytes, items: deque):
         try:
-            return move_one(db, key, items, target, source_end, target_end)
+            return move_one(client, key, items, target, source_end, target_end)
         except WrongType as exc:
             return exc.reply
     return serve
@@ -419,7 +419,7 @@ def _serve_move(target: bytes, source_end: bytes, target_end: bytes):
 # The dispatcher is synchronous, so a blocked client is parked here: its waiter sits in
 # a FIFO per (db, key); its unread commands and any bytes that arrive meanwhile are held
 # (its parser is swapped for a `_HeldInput`) and run, in order, once it is answered. A push calls
-# `serve_ready(db, key)`, which hands elements to waiters in the order they blocked, as
+# `serve_ready(client, db, key)`, which hands elements to waiters in the order they blocked, as
 # Redis does, and wakes waiters on lists that a served BLMOVE fills in turn.
 
 class _Waiter:
@@ -490,14 +490,29 @@ def block(client, keys, timeout: float, timeout_reply, serve) -> object:
     return NO_REPLY
 
 
-def serve_ready(db, key: bytes) -> None:
-    """Answer clients blocked on `key`, now that a push made it a non-empty list."""
-    global _serving
+def serve_ready(client, db, key: bytes) -> None:
+    """Answer clients blocked on `key`, now that `client`'s command made it a non-empty list.
+
+    Inside EXEC they are answered after the transaction, so it stays atomic, as in Redis.
+    """
     if not _waiting:
         return
     _ready.append((db, key))
+    if client.last_command == "exec":
+        asyncio.get_running_loop().call_soon(_serve_all)
+    else:
+        _serve_all()
+
+
+def blocked_clients() -> int:
+    """How many clients wait in a blocking command (INFO's `blocked_clients`)."""
+    return len(_blocked)
+
+
+def _serve_all() -> None:
+    global _serving
     if _serving:
-        return  # a served BLMOVE pushed: the outer loop serves this key next
+        return  # a served BLMOVE pushed: the outer loop serves that key next
     _serving = True
     try:
         while _ready:

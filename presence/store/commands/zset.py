@@ -21,7 +21,7 @@ from presence.store.commands import CommandError, command, parse_int
 from presence.store.keyspace import WrongType
 from presence.store.pubsub import glob_match
 from presence.store.resp import Double
-from presence.store.zset import ZSet
+from presence.store.zset import ZSet, combine
 
 # name               arity  flags
 # zadd                 -4   write fast       zincrby 4
@@ -565,7 +565,7 @@ def setop_generic(client, args, op: str, store: bytes | None = None):
         raise CommandError(replies.SYNTAX)
     sources = [_source(client.db, key) for key in args[1:1 + numkeys]]
     weights, aggregate, withscores = _setop_options(args[1 + numkeys:], numkeys, op, store)
-    scores = _combine(sources, weights, aggregate, op)
+    scores = combine(sources, weights, aggregate, op)
     pairs = sorted((score, member) for member, score in scores.items())
     if store is not None:
         return store_result(client.db, store, pairs, name.encode())
@@ -605,40 +605,6 @@ def _setop_options(options, numkeys: int, op: str, store):
         else:
             raise CommandError(replies.SYNTAX)
     return weights, aggregate, withscores
-
-
-def _combine(sources: list[dict], weights: list[float], aggregate: str, op: str) -> dict:
-    """member -> combined score; NaN (inf - inf, 0 * inf) becomes 0 as in Redis."""
-    if op == "diff":
-        first = sources[0]
-        return {m: s for m, s in first.items() if not any(m in other for other in sources[1:])}
-    if op == "inter":
-        smallest = min(range(len(sources)), key=lambda k: len(sources[k]))
-        members = [m for m in sources[smallest] if all(m in src for src in sources)]
-    else:
-        members = dict.fromkeys(m for src in sources for m in src)
-    combined = {}
-    for member in members:
-        total = None
-        for src, weight in zip(sources, weights):
-            if member in src:
-                total = _aggregate(total, _weighted(src[member], weight), aggregate)
-        combined[member] = total
-    return combined
-
-
-def _weighted(score: float, weight: float) -> float:
-    value = score * weight
-    return 0.0 if value != value else value
-
-
-def _aggregate(total: float | None, value: float, aggregate: str) -> float:
-    if total is None:
-        return value
-    if aggregate == "sum":
-        total += value
-        return 0.0 if total != total else total
-    return min(total, value) if aggregate == "min" else max(total, value)
 
 
 # ------------------------------------------------------------ ZSCAN
