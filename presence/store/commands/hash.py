@@ -235,7 +235,7 @@ def hrandfield(client, args):
 def random_members(collection, count: int) -> list:
     """`count` distinct members (all, in order, when count >= size), or -count with repeats.
 
-    Shared by HRANDFIELD and SRANDMEMBER; `collection` is a dict or an ordered sequence.
+    Shared by HRANDFIELD, SRANDMEMBER and SPOP; `collection` is a dict, set or list.
     """
     if count in (1, -1):
         return [next(islice(collection, random.randrange(len(collection)), None))]
@@ -271,10 +271,12 @@ def scan_step(collection, cursor: int, options: list[bytes], small: bool):
     match, count = scan_options(options)
     if small:
         window, nxt = collection, 0
+    elif cursor >= len(collection):  # also keeps islice below sys.maxsize
+        window, nxt = [], 0
     else:
         window = list(islice(collection, cursor, cursor + count))
         nxt = cursor + len(window)
-        if nxt >= len(collection) or not window:
+        if nxt >= len(collection):
             nxt = 0
     if match is not None:
         window = [m for m in window if glob_match(match, m)]
