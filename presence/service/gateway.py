@@ -413,9 +413,25 @@ class Gateway:
         rows = [(name, replies[2 * i], replies[2 * i + 1]) for i, name in enumerate(names)]
         return rows, (names[-1] if len(names) == limit else None)
 
-    async def overdue_users(self, channel: str, now: int, limit: int = 1000) -> list[str]:
-        """Members whose deadline has passed: the candidates of the reconciliation sweep."""
-        return await self.redis.zrangebyscore(self.keys(channel).deadlines, "-inf", now, 0, limit)
+    async def sweep_candidates(self, channels: list[str], now: int, cutoff: int
+                               ) -> list[tuple[str, list[str], bool, bool]]:
+        """What a sweep must look at, in one round trip for many channels.
+
+        For each channel: (channel, members whose deadline has passed (at most 1000),
+        whether its oldest event is older than `cutoff` (ms), whether its log is empty).
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        for channel in channels:
+            k = self.keys(channel)
+            pipe.zrangebyscore(k.deadlines, "-inf", now, 0, 1000)
+            pipe.lindex(k.events, 0)
+        replies = await pipe.execute()
+        found = []
+        for i, channel in enumerate(channels):
+            overdue, head = replies[2 * i], replies[2 * i + 1]
+            old = head is not None and json.loads(head)["ts"] < cutoff
+            found.append((channel, overdue, old, head is None))
+        return found
 
     async def forget_if_idle(self, channel: str) -> bool:
         """Unregister a channel that has no members and no retained events."""

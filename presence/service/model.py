@@ -196,25 +196,24 @@ class Presence:
         """
         self.stats.sweeps += 1
         found, after, now = 0, None, self.now()
+        cutoff = now - int(self.history_age * 1000)
         while True:
             rows, after = await self.gateway.channels_page(after, 500, now)
-            for channel, users, _ in rows:
-                found += await self._sweep_channel(channel, users, now)
+            empty = {channel for channel, users, _ in rows if users == 0}
+            for channel, overdue, old, no_log in await self.gateway.sweep_candidates(
+                    [row[0] for row in rows], now, cutoff):
+                for user in overdue:
+                    found += await self._claim_offline(channel, user)
+                if old:
+                    await self.gateway.trim_events_before(channel, cutoff)
+                if channel in empty and (no_log or old):  # it checks the log is empty
+                    await self.gateway.forget_if_idle(channel)
             if after is None:
                 break
-        await self.gateway.trim_events_before(None, now - int(self.history_age * 1000))
+        await self.gateway.trim_events_before(None, cutoff)
         for feed in [*self.feeds.values(), self.global_feed]:
             feed.poke()
         self._drop_idle_feeds()
-        return found
-
-    async def _sweep_channel(self, channel: str, users: int, now: int) -> int:
-        found = 0
-        for user in await self.gateway.overdue_users(channel, now):
-            found += await self._claim_offline(channel, user)
-        await self.gateway.trim_events_before(channel, now - int(self.history_age * 1000))
-        if users == 0:
-            await self.gateway.forget_if_idle(channel)
         return found
 
     def shutdown(self) -> None:

@@ -241,3 +241,17 @@ async def test_members_pages_and_counts(node):
     assert await node.channel("nowhere", None, 2) is None
     rows, following = await node.channels(None, 10)
     assert rows == [("big", 5, 6)] and following is None
+
+
+@pytest.mark.gen_test
+async def test_an_empty_channel_is_forgotten_once_its_events_age_out(store_url, clock):
+    node = make_presence(store_url, clock, history_age=60)
+    await node.join("gone", "alice", "a", None)
+    await node.leave("gone", "alice", "a")
+    await node.reconcile()
+    assert (await node.channels(None, 10))[0] == [("gone", 0, 0)]  # its events are still kept
+    clock.advance(61)
+    await node.reconcile()
+    assert (await node.channels(None, 10))[0] == []
+    assert await node.channel("gone", None, 10) is None
+    await node.gateway.close()

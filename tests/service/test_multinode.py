@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 import redis
+from urllib.parse import urlsplit
 
 from presence.service.subscriber import Subscriber
 from tests.service.helpers import make_presence
@@ -81,11 +82,10 @@ async def test_second_tab_keeps_user_online_across_nodes(nodes):
 
 
 @pytest.mark.gen_test(timeout=20)
-async def test_subscriber_reconnects_and_reconciles(redis_port):
+async def test_subscriber_reconnects_and_reconciles(store_url):
     """Offline still arrives for a key that expired while the node was not subscribed."""
-    with redis.Redis(port=redis_port) as client:
-        client.flushall()
-    node = make_presence(f"redis://127.0.0.1:{redis_port}/0", timeout=TIMEOUT, poll_timeout=0.4)
+    redis_port = urlsplit(store_url).port
+    node = make_presence(store_url, timeout=TIMEOUT, poll_timeout=0.4)
     subscriber = Subscriber(node, sweep_interval=30)
     await subscriber.start()
     try:
