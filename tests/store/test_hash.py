@@ -115,6 +115,7 @@ def test_field_writes_and_reads(pair, proto):
     pair.same("HSET", "h", "f1", "v1", "f2", "v2")
     pair.same("HSET", "h", "f1", "x", "f3", "v3")
     pair.same("HSET", "h", "f1", "x")
+    pair.same("HSET", "h", "dup", "1", "dup", "2")
     pair.same("HMSET", "h", "a", "1", "b", "")
     pair.same("HSETNX", "h", "f1", "y")
     pair.same("HSETNX", "h", "new", "y")
