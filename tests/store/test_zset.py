@@ -351,3 +351,22 @@ def test_resp3_scores_have_17_significant_digits(pair):
     pair.redis.call("HELLO", "3")
     pair.same("ZADD", "z", "0.1", "a")
     pair.same("ZSCORE", "z", "a")
+
+
+def test_redis_py_reads_scores(store_port, redis_port):
+    """redis-py 8 parses the store's zset replies exactly as it parses redis-server's, RESP2 and RESP3."""
+    redis = pytest.importorskip("redis")
+    for protocol in (2, 3):
+        results = []
+        for port in (store_port, redis_port):
+            client = redis.Redis(port=port, protocol=protocol)
+            client.delete("z")
+            results.append([
+                client.zadd("z", {"a": 1.5, "b": 2, "c": float("inf")}), client.zscore("z", "a"),
+                client.zrange("z", 0, -1, withscores=True), client.zrangebyscore("z", "(1.5", "+inf"),
+                client.zincrby("z", 1, "a"), client.zpopmin("z"), client.zpopmax("z", 2), client.exists("z"),
+            ])
+            client.close()
+        assert results[0] == results[1]
+        assert results[0][2] in ([(b"a", 1.5), (b"b", 2.0), (b"c", float("inf"))],
+                                 [[b"a", 1.5], [b"b", 2.0], [b"c", float("inf")]])
