@@ -120,7 +120,13 @@ class Database:
     # ------------------------------------------------------------ writes
 
     def store(self, key: bytes, value, keep_ttl: bool = False) -> None:
-        """Set `key` to `value`; clears its deadline unless `keep_ttl`; signals watchers."""
+        """Set `key` to `value`; clears its deadline unless `keep_ttl`; signals watchers.
+
+        Announces the `new` keyspace event when the key did not exist (flag n).
+        """
+        if self.keyspace.notifier.flags & ev.NEW and key not in self.data:
+            self.data[key] = value
+            self.notify(ev.NEW, b"new", key)
         self.data[key] = value
         if not keep_ttl and key in self.expires:
             del self.expires[key]

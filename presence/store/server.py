@@ -26,10 +26,10 @@ VERSION = "7.0.15"
 EXPIRE_SLICE = 2000  # keys expired per timer callback  # the Redis version whose behaviour the store reproduces
 
 # Commands a RESP2 client may send while subscribed.
-_SUBSCRIBED_OK = frozenset([b"subscribe", b"psubscribe", b"ssubscribe", b"unsubscribe",
-                            b"punsubscribe", b"sunsubscribe", b"ping", b"quit", b"reset"])
+_SUBSCRIBED_OK = frozenset(["subscribe", "psubscribe", "ssubscribe", "unsubscribe",
+                            "punsubscribe", "sunsubscribe", "ping", "quit", "reset"])
 # Commands that run at once inside MULTI instead of being queued.
-_NOT_QUEUED = frozenset([b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"])
+_NOT_QUEUED = frozenset(["exec", "discard", "multi", "watch", "quit", "reset"])
 _ids = itertools.count(1)
 
 
@@ -256,7 +256,7 @@ class Server:
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return self._refuse(client, replies.wrong_arity(cmd.name))
         if client.multi is not None or not client.authenticated or client.channels or client.patterns:
-            refused = self._gate(client, cmd, name, argv)
+            refused = self._gate(client, cmd, argv)
             if refused is not None:
                 return refused
         keyspace = self.keyspace
@@ -269,14 +269,14 @@ class Server:
             self.stats["total_error_replies"] += 1
         return reply
 
-    def _gate(self, client: Client, cmd, name: bytes, argv: list[bytes]):
+    def _gate(self, client: Client, cmd, argv: list[bytes]):
         """The rare checks: AUTH, RESP2 subscribed context, MULTI queueing; None to run now."""
         name = name.lower()  # execute() passes the name as sent when _lookup matched it (EXEC)
         if not client.authenticated and "no-auth" not in cmd.flags:
             return self._refuse(client, replies.NOAUTH)
-        if client.protocol == 2 and (client.channels or client.patterns) and name not in _SUBSCRIBED_OK:
+        if client.protocol == 2 and (client.channels or client.patterns) and cmd.name not in _SUBSCRIBED_OK:
             return self._refuse(client, Error(replies.SUBSCRIBED_CONTEXT.format(cmd.name)))
-        if client.multi is not None and name not in _NOT_QUEUED:
+        if client.multi is not None and cmd.name not in _NOT_QUEUED:
             client.multi.append((cmd, argv))
             return QUEUED
         return None
