@@ -103,21 +103,37 @@ class ZSet:
         """[i, j) slice of `order` inside a parsed score range."""
         return self.index_range_by_score(low[0], low[1], high[0], high[1])
 
-    def lex_slice(self, low: tuple, high: tuple) -> tuple[int, int]:
-        """[i, j) slice of `order` inside a parsed lex range."""
+    def lex_slice(self, low: tuple, high: tuple, reverse: bool = False) -> tuple[int, int]:
+        """[i, j) slice of `order` inside a parsed lex range.
+
+        With one score for all members (the documented use) this is a bisection. With
+        mixed scores it is Redis's walk: from the head (from the tail if `reverse`) to
+        the first member inside the range, then on while members stay inside.
+        """
         order = self.order
+        if not order or low[:2] > high[:2] or (low[:2] == high[:2] and (low[2] or high[2])):
+            return 0, 0  # (kind, member) orders `-` < members < `+`, as Redis compares bounds
+        if order[0][0] == order[-1][0]:
+            i = _lex_bisect(order, low, True)
+            return i, max(i, _lex_bisect(order, high, False))
+        if not _above_min(order[-1][1], low) or not _below_max(order[0][1], high):
+            return 0, 0
         n = len(order)
-        kind, value, excl = low
-        if kind:
-            i = 0 if kind < 0 else n
-        else:
-            i = (bisect_right if excl else bisect_left)(order, value, key=_member)
-        kind, value, excl = high
-        if kind:
-            j = 0 if kind < 0 else n
-        else:
-            j = (bisect_left if excl else bisect_right)(order, value, key=_member)
-        return i, max(i, j)
+        if reverse:
+            j = n
+            while j and not _below_max(order[j - 1][1], high):
+                j -= 1
+            i = j
+            while i and _above_min(order[i - 1][1], low):
+                i -= 1
+            return i, j
+        i = 0
+        while i < n and not _above_min(order[i][1], low):
+            i += 1
+        j = i
+        while j < n and _below_max(order[j][1], high):
+            j += 1
+        return i, j
 
     def remove_slice(self, i: int, j: int) -> int:
         """Remove the members at positions [i, j) of `order`; return how many."""
@@ -126,6 +142,29 @@ class ZSet:
             del scores[member]
         del self.order[i:j]
         return j - i
+
+
+def _above_min(member: bytes, low: tuple) -> bool:
+    kind, value, exclusive = low
+    if kind:
+        return kind < 0
+    return member > value if exclusive else member >= value
+
+
+def _below_max(member: bytes, high: tuple) -> bool:
+    kind, value, exclusive = high
+    if kind:
+        return kind > 0
+    return member < value if exclusive else member <= value
+
+
+def _lex_bisect(order: list, bound: tuple, is_low: bool) -> int:
+    """Position of a lex bound in `order` when all members share one score."""
+    kind, value, exclusive = bound
+    if kind:
+        return 0 if kind < 0 else len(order)
+    after = exclusive if is_low else not exclusive
+    return (bisect_right if after else bisect_left)(order, value, key=_member)
 
 
 def combine(sources: list[dict], weights: list[float], aggregate: str, op: str) -> dict:

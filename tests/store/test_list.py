@@ -1,4 +1,5 @@
 """List commands, differential against redis-server: replies, errors, RESP3, events, blocking."""
+import random
 import threading
 import time
 
@@ -289,3 +290,33 @@ def test_pipelined_push_then_read_sees_the_waiter_served(pair):
     assert (pair.store.read_reply(), pair.store.read_reply()) == (pair.redis.read_reply(), pair.redis.read_reply())
     ours, theirs = _read_both(waiters)
     assert ours == theirs
+
+
+def test_random_command_sequences(pair):
+    """A few hundred seeded random list commands give the same replies on both servers."""
+    rng = random.Random(4321)
+    values = list("abcde")
+
+    def index():
+        return str(rng.randint(-7, 7))
+
+    makers = [
+        lambda: [rng.choice(["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), rng.choice("lm"),
+                 *rng.choices(values, k=rng.randint(1, 3))],
+        lambda: [rng.choice(["LPOP", "RPOP"]), rng.choice("lm"), *rng.choice([[], [str(rng.randint(0, 3))]])],
+        lambda: ["LRANGE", rng.choice("lm"), index(), index()],
+        lambda: ["LINDEX", "l", index()],
+        lambda: ["LSET", "l", index(), rng.choice(values)],
+        lambda: ["LREM", "l", str(rng.randint(-2, 2)), rng.choice(values)],
+        lambda: ["LTRIM", "l", index(), index()],
+        lambda: ["LINSERT", "l", rng.choice(["BEFORE", "AFTER"]), rng.choice(values), "x"],
+        lambda: ["LPOS", "l", rng.choice(values), "RANK", rng.choice(["1", "2", "-1", "-2"]),
+                 *rng.choice([[], ["COUNT", str(rng.randint(0, 3))]]), *rng.choice([[], ["MAXLEN", "3"]])],
+        lambda: ["LMOVE", rng.choice("lm"), rng.choice("lm"), rng.choice(["LEFT", "RIGHT"]),
+                 rng.choice(["LEFT", "RIGHT"])],
+        lambda: ["LLEN", rng.choice("lm")],
+    ]
+    for _ in range(400):
+        pair.same(*rng.choice(makers)())
+    pair.same("LRANGE", "l", "0", "-1")
+    pair.same("LRANGE", "m", "0", "-1")

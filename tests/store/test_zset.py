@@ -1,4 +1,6 @@
 """Sorted-set commands, differential against redis-server: replies, errors, RESP3, events."""
+import random
+
 import pytest
 
 from tests.store.rawclient import RawClient
@@ -370,3 +372,38 @@ def test_redis_py_reads_scores(store_port, redis_port):
         assert results[0] == results[1]
         assert results[0][2] in ([(b"a", 1.5), (b"b", 2.0), (b"c", float("inf"))],
                                  [[b"a", 1.5], [b"b", 2.0], [b"c", float("inf")]])
+
+
+def test_random_command_sequences(pair):
+    """A few hundred seeded random zset commands give the same replies on both servers."""
+    rng = random.Random(1234)
+    members = [f"m{i}" for i in range(12)]
+    scores = ["0", "1", "2", "2.5", "-1", "inf", "-inf", "(1", "(2.5", "3"]
+    lex = ["-", "+", "[m1", "(m1", "[m5", "(m9", "[m", "(m3"]
+
+    def score():
+        return rng.choice(scores[:7] + ["10", "0.5"])
+
+    makers = [
+        lambda: ["ZADD", "z", *rng.choice([[], ["NX"], ["XX"], ["GT"], ["LT", "CH"], ["CH"]]),
+                 *[x for _ in range(rng.randint(1, 4)) for x in (score(), rng.choice(members))]],
+        lambda: ["ZADD", "z", "INCR", rng.choice(["1", "-1", "0.5"]), rng.choice(members)],
+        lambda: ["ZREM", "z", *rng.sample(members, 2)],
+        lambda: ["ZRANGE", "z", str(rng.randint(-8, 8)), str(rng.randint(-8, 8)),
+                 *rng.choice([[], ["REV"], ["WITHSCORES"], ["REV", "WITHSCORES"]])],
+        lambda: ["ZRANGE", "z", rng.choice(scores), rng.choice(scores), "BYSCORE",
+                 *rng.choice([[], ["REV"]]), "LIMIT", str(rng.randint(-1, 4)), str(rng.randint(-1, 4))],
+        lambda: ["ZRANGE", "z", rng.choice(lex), rng.choice(lex), "BYLEX", *rng.choice([[], ["REV"]])],
+        lambda: ["ZCOUNT", "z", rng.choice(scores), rng.choice(scores)],
+        lambda: ["ZRANK", "z", rng.choice(members)],
+        lambda: ["ZREVRANK", "z", rng.choice(members)],
+        lambda: ["ZREMRANGEBYSCORE", "z", rng.choice(scores), rng.choice(scores)],
+        lambda: ["ZREMRANGEBYRANK", "z", str(rng.randint(-5, 5)), str(rng.randint(-5, 5))],
+        lambda: ["ZPOPMIN", "z", str(rng.randint(0, 3))],
+        lambda: ["ZPOPMAX", "z"],
+        lambda: ["ZCARD", "z"],
+        lambda: ["ZMSCORE", "z", *rng.sample(members, 3)],
+    ]
+    for _ in range(400):
+        pair.same(*rng.choice(makers)())
+    pair.same("ZRANGE", "z", "0", "-1", "WITHSCORES")

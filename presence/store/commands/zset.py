@@ -148,7 +148,7 @@ def slice_of(zset: ZSet, rangetype: str, low, high, reverse: bool = False) -> tu
     if rangetype == SCORE:
         return zset.score_slice(low, high)
     if rangetype == LEX:
-        return zset.lex_slice(low, high)
+        return zset.lex_slice(low, high, reverse)
     i, j = zset.rank_slice(low, high)
     if reverse and i < j:
         n = len(zset)
