@@ -64,6 +64,24 @@ def _enum(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _memory_or_percent(text: str) -> str:
+    """maxmemory-clients: a memory amount or a percentage of maxmemory (at most 100%)."""
+    if text.endswith("%"):
+        try:
+            percent = int(text[:-1])
+        except ValueError:
+            raise ConfigError("argument must be a memory or percent value") from None
+        if percent > 100:
+            raise ConfigError("percentage argument must be less or equal to 100")
+        if percent < 0:
+            raise ConfigError("argument must be a memory or percent value")
+        return text
+    try:
+        return str(_memory_value(text))
+    except ConfigError:
+        raise ConfigError("argument must be a memory or percent value") from None
+
+
 def _save(text: str) -> str:
     """`seconds changes [seconds changes ...]`, or empty (no snapshots)."""
     parts = text.split()
@@ -113,13 +131,20 @@ def _format_limits(limits: dict) -> str:
 
 @dataclass(slots=True)
 class Directive:
-    """One configuration parameter."""
+    """One configuration parameter.
+
+    `mutable=False`: Redis refuses CONFIG SET too. `restart=True`: Redis changes it live
+    but the store cannot, so CONFIG SET accepts only the current value. `hidden`: left
+    out of CONFIG GET patterns, shown only when asked for by name (as in Redis).
+    """
 
     name: str
     default: str
     parse: Callable[[str], object] = str
     show: Callable[[object], str] = str
     mutable: bool = True
+    restart: bool = False
+    hidden: bool = False
 
 
 _POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
@@ -127,8 +152,8 @@ _POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
 _INT_MAX = 2147483647
 
 DIRECTIVES: dict[str, Directive] = {d.name: d for d in [
-    Directive("bind", "127.0.0.1", mutable=False),
-    Directive("port", "6380", _bounded(0, 65535), mutable=False),
+    Directive("bind", "127.0.0.1", restart=True),
+    Directive("port", "6380", _bounded(0, 65535), restart=True),
     Directive("unixsocket", "", mutable=False),
     Directive("requirepass", ""),
     Directive("keys-expire-notify", ""),
@@ -147,6 +172,11 @@ DIRECTIVES: dict[str, Directive] = {d.name: d for d in [
     Directive("maxmemory", "0", _memory_value),
     Directive("maxmemory-policy", "noeviction", _enum(*_POLICIES)),
     Directive("maxmemory-samples", "5", _bounded(1)),
+    Directive("maxmemory-eviction-tenacity", "10", _bounded(0, 100)),
+    Directive("maxmemory-clients", "0", _memory_or_percent),
+    Directive("replicaof", "", mutable=False),
+    Directive("repl-backlog-size", "1048576", _memory_value),
+    Directive("key-load-delay", "0", _bounded(-2147483648), hidden=True),
     Directive("loglevel", "notice", _enum("debug", "verbose", "notice", "warning")),
     Directive("logfile", "", mutable=False),
     Directive("protected-mode", "yes", _yesno),
@@ -155,7 +185,7 @@ DIRECTIVES: dict[str, Directive] = {d.name: d for d in [
     Directive("daemonize", "no", _yesno, mutable=False),
     Directive("supervised", "no", _enum("upstart", "systemd", "auto", "no"), mutable=False),
     Directive("pidfile", "", mutable=False),
-    Directive("dir", ".", mutable=False),
+    Directive("dir", ".", restart=True),
     Directive("dbfilename", "dump.rdb"),
     Directive("lua-time-limit", "5000", _int),
     Directive("slowlog-log-slower-than", "10000", _bounded(-1, 9223372036854775807)),
@@ -186,7 +216,8 @@ ALIASES = {"hash-max-ziplist-entries": "hash-max-listpack-entries",
            "hash-max-ziplist-value": "hash-max-listpack-value",
            "list-max-ziplist-size": "list-max-listpack-size",
            "zset-max-ziplist-entries": "zset-max-listpack-entries",
-           "zset-max-ziplist-value": "zset-max-listpack-value"}
+           "zset-max-ziplist-value": "zset-max-listpack-value",
+           "slaveof": "replicaof"}
 
 
 def canonical(name: str) -> str | None:

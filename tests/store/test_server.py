@@ -73,6 +73,14 @@ CONFIG_ERRORS = [
     ("CONFIG", "SET", "enable-debug-command", "yes"),
     ("CONFIG", "SET", "client-output-buffer-limit", "pubsub 1 2"),
     ("CONFIG", "SET", "hz", "10", "timeout"),
+    ("CONFIG", "SET", "maxmemory-clients", "200%"),
+    ("CONFIG", "SET", "maxmemory-clients", "x"),
+    ("CONFIG", "SET", "maxmemory", "10000001", "maxmemory-clients", "200%",
+     "client-query-buffer-limit", "invalid"),
+    ("CONFIG", "GET", "maxmemory"),
+    ("CONFIG", "SET", "replicaof", "127.0.0.1 1"),
+    ("CONFIG", "GET", "key-load-delay"),
+    ("CONFIG", "GET", "key-load*"),
     ("CONFIG", "SET", "hz"),
     ("CONFIG", "GET"),
     ("CONFIG",),
@@ -105,9 +113,27 @@ def test_config_get_glob_matches_redis(defaults, clients, pattern):
     assert ours == theirs
 
 
-def test_config_get_several_patterns(defaults, clients):
-    ours, theirs = (c.execute_command("CONFIG", "GET", "hz", "timeout", "zset-*") for c in clients)
+@pytest.mark.parametrize("patterns", [("hz", "timeout", "zset-*"), ("*of", "replicaof"),
+                                      ("maxmemory", "maxmemory-[pc]*", "MAXMEMORY")])
+def test_config_get_several_patterns(defaults, clients, patterns):
+    """A map without duplicates, names and aliases both (reply order is Redis's hash order)."""
+    ours, theirs = (c.execute_command("CONFIG", "GET", *patterns) for c in clients)
+    assert len(set(ours[::2])) == len(ours) // 2
     assert dict(zip(ours[::2], ours[1::2])) == dict(zip(theirs[::2], theirs[1::2]))
+
+
+def test_config_set_every_value_to_itself(store_port):
+    """Redis's "CONFIG sanity": every settable directive takes back the value it shows."""
+    from presence.store.config import DIRECTIVES, canonical
+    with redis.Redis(port=store_port, decode_responses=True) as r:
+        before = r.config_get("*")
+        for name, value in before.items():
+            if DIRECTIVES[canonical(name)].mutable and name != "requirepass":
+                assert r.config_set(name, value), name
+        assert r.config_get("*") == before
+        assert "key-load-delay" not in before and "key-load-delay" in r.config_get("key-load-delay")
+        with pytest.raises(redis.ResponseError, match="restart with the new value"):
+            r.config_set("port", int(before["port"]) + 1)
 
 
 def test_config_set_is_atomic(both):

@@ -37,7 +37,8 @@ def test_redis_cli_info_and_client_list(store, store_port):
     assert "redis_version:7.0.15" in info and "# Keyspace" in info
     assert re.search(r"^db0:keys=1,expires=0,avg_ttl=0\r?$", info, re.M)
     assert cli(store_port, "INFO", "replication").splitlines()[1].strip() == "role:master"
-    assert re.search(r"^id=\d+ addr=127\.0\.0\.1:\d+ .* cmd=client\|list ", cli(store_port, "CLIENT", "LIST"), re.M)
+    listing = cli(store_port, "CLIENT", "LIST")
+    assert re.search(r"^id=\d+ addr=127\.0\.0\.1:\d+ .* cmd=client\|list ", listing, re.M)
     assert cli(store_port, "CONFIG", "GET", "maxmemory-policy") == "maxmemory-policy\nnoeviction\n"
 
 

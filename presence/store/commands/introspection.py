@@ -169,6 +169,8 @@ def _keys_of(argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
     cmd = COMMANDS.get(argv[0].lower())
     if cmd is None:
         raise CommandError(replies.INVALID_COMMAND)
+    if cmd.name in SUBCOMMANDS and len(argv) > 1:
+        cmd = SUBCOMMANDS[cmd.name].get(argv[1].lower(), cmd)
     if (cmd.arity > 0 and len(argv) != cmd.arity) or len(argv) < -cmd.arity:
         raise CommandError(replies.INVALID_COMMAND_ARGS)
     if cmd.first_key <= 0:

@@ -101,18 +101,19 @@ def config(client, args):
 def config_get(client, patterns):
     """A map of every directive matching any pattern; an exact name is echoed as given."""
     cfg = client.server.config
-    found = {}
+    found: dict[bytes, tuple[bytes, bytes]] = {}  # lower-case name -> (name as shown, value)
     for raw in patterns:
         if not any(ch in raw for ch in b"*?["):
             name = canonical(raw.decode(errors="replace").lower())
-            if name is not None and raw not in found:
-                found[raw] = cfg.show(name).encode()
+            if name is not None and raw.lower() not in found:
+                found[raw.lower()] = (raw, cfg.show(name).encode())
             continue
-        pattern = raw.lower()
         for name in (*DIRECTIVES, *ALIASES):
-            if name.encode() not in found and glob_match(pattern, name.encode()):
-                found[name.encode()] = cfg.show(name).encode()
-    return found
+            shown = name.encode()
+            if (shown not in found and not DIRECTIVES[canonical(name)].hidden
+                    and glob_match(raw.lower(), shown)):
+                found[shown] = (shown, cfg.show(name).encode())
+    return dict(found.values())
 
 
 @subcommand("config", "set", -4, "admin")
@@ -134,12 +135,19 @@ def config_set(client, args):
         parsed.append((shown, name, raw_value.decode(errors="replace")))
     for _, name, value in parsed:
         try:
-            DIRECTIVES[name].parse(value)
+            _check_value(client.server.config, name, value)
         except ConfigError as exc:
             raise CommandError(replies.config_set_failed(name, str(exc))) from None
     for _, name, value in parsed:
         client.server.config.set(name, value)
     return OK
+
+
+def _check_value(cfg, name: str, value: str) -> None:
+    """Raise ConfigError unless `value` parses and can be applied while running."""
+    parsed = DIRECTIVES[name].parse(value)
+    if DIRECTIVES[name].restart and parsed != cfg[name]:
+        raise ConfigError("the store cannot change it while running; restart with the new value")
 
 
 @subcommand("config", "resetstat", 2, "admin")
