@@ -67,16 +67,17 @@ class Feed:
     async def wait(self, timeout: float) -> bool:
         """Wait until the tail may have grown; False when `timeout` passed first.
 
-        Cancelling the caller removes its waiter (no leak).
+        Cancelling the caller removes its waiter (no leak). One future and one timer
+        handle per waiting poll: held polls are many, so this stays lean.
         """
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        timer = loop.call_later(timeout, _expire, future)
         self._waiters.add(future)
         try:
-            await asyncio.wait_for(future, timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
+            return await future
         finally:
+            timer.cancel()
             self._waiters.discard(future)
 
     def wake(self) -> None:
@@ -84,7 +85,7 @@ class Feed:
         waiters, self._waiters = self._waiters, set()
         for future in waiters:
             if not future.done():
-                future.set_result(None)
+                future.set_result(True)
 
     def poke(self) -> None:
         """The log grew: refresh the tail once, then wake the waiters. Nothing if no one waits."""
@@ -108,3 +109,8 @@ class Feed:
             log.exception("refreshing a feed failed")
         finally:
             self.wake()
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(False)

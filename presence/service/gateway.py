@@ -24,8 +24,10 @@ channel's keys, so this layout needs a single (non-cluster) store.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
@@ -163,8 +165,9 @@ class Gateway:
         """The pub/sub channel on which this store announces expired keys.
 
         The bundled store announces on its `keys-expire-notify` channel when set. Otherwise
-        keyspace events are used; when `notify-keyspace-events` lacks `E` and `x`, they
-        are enabled with CONFIG SET. Raises StoreSetupError when that is refused.
+        keyspace events are used: when `notify-keyspace-events` lacks `E` and `x` they are
+        enabled with CONFIG SET; where CONFIG is unavailable (managed Redis), a probe key
+        checks that expiries are announced. Raises StoreSetupError when they are not.
         """
         try:
             found = await self.redis.config_get("keys-expire-notify")
@@ -173,45 +176,65 @@ class Gateway:
         if found.get("keys-expire-notify"):
             return found["keys-expire-notify"]
         db = self.redis.connection_pool.connection_kwargs.get("db", 0)
+        channel = f"__keyevent@{db}__:expired"
         try:
             flags = (await self.redis.config_get("notify-keyspace-events")).get(
                 "notify-keyspace-events", "")
             if "E" not in flags or not ("x" in flags or "A" in flags):
                 await self.redis.config_set("notify-keyspace-events", flags + "Ex")
         except ResponseError as exc:
-            raise StoreSetupError(
-                f"the store does not publish key expiries and refused to enable them ({exc}); "
-                "set `notify-keyspace-events Ex` in its redis.conf (or run "
-                "`redis-cli config set notify-keyspace-events Ex`)") from None
-        return f"__keyevent@{db}__:expired"
+            if not await self._expiries_announced(channel):
+                raise StoreSetupError(
+                    f"the store does not publish key expiries and we may not enable them ({exc});"
+                    " set `notify-keyspace-events Ex` in its redis.conf (or run "
+                    "`redis-cli config set notify-keyspace-events Ex`)") from None
+        return channel
+
+    async def _expiries_announced(self, channel: str, wait: float = 2.0) -> bool:
+        """True when a probe key's expiry is announced on `channel` within `wait` seconds."""
+        probe = f"{PREFIX}:probe:{uuid.uuid4().hex}"
+        pubsub = self.pubsub()
+        try:
+            await pubsub.subscribe(channel)
+            await self.redis.set(probe, "1", px=1)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            while loop.time() < deadline:
+                await self.redis.exists(probe)  # a read expires the key lazily, if it is due
+                message = await pubsub.get_message(timeout=0.05)
+                if message and message.get("data") == probe:
+                    return True
+            return False
+        finally:
+            await pubsub.aclose()
 
     # -- presence writes --------------------------------------------------------------
 
     async def refresh(self, channel: str, user: str, conn: str, now: int, ttl: int,
-                      info: str | None = None, cursor: int | None = None
-                      ) -> tuple[bool, LogSlice | None]:
+                      info: str | None = None, cursor: int | None = None,
+                      prune: bool = False) -> tuple[bool, LogSlice | None]:
         """Mark `conn` of `user` alive until now + ttl (ms) and, given a cursor, read the log.
 
         Returns (first, log): `first` is true when this call made the user a member (the
         caller records `join`). `info`, when given, replaces the member's info JSON.
+        `prune` also forgets the user's dead tabs (joins do; polls need not).
         """
         k = self.keys(channel)
         deadline = now + ttl
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(k.online(user), "1", px=ttl)
         pipe.zadd(k.conns(user), {conn: deadline})
-        pipe.zremrangebyscore(k.conns(user), "-inf", now)
         pipe.zadd(k.connections, {f"{user}/{conn}": deadline})
-        pipe.zremrangebyscore(k.connections, "-inf", now)
         pipe.zadd(k.members, {user: 0})
         pipe.zadd(k.deadlines, {user: deadline})
         pipe.hsetnx(k.member(user), "since", now)
         if info is not None:
             pipe.hset(k.member(user), "info", info)
-        pipe.zadd(REGISTRY, {channel: 0})
+        if prune:
+            pipe.zremrangebyscore(k.conns(user), "-inf", now)
         parse = self._queue_read(pipe, k.seq, k.events, cursor) if cursor is not None else None
         replies = await pipe.execute()
-        first = replies[7] == 1
+        first = replies[5] == 1
         if parse is None:
             return first, None
         log = parse(replies[-3:])
@@ -220,9 +243,14 @@ class Gateway:
         return first, log
 
     async def record(self, channel: str, event: dict) -> dict:
-        """Append `event` to the channel's log and the global feed; returns it with its id."""
+        """Append `event` to the channel's log and the global feed; returns it with its id.
+
+        A `join` also (re-)registers the channel in the registry.
+        """
         pipe = self.redis.pipeline(transaction=True)
         self._queue_append(pipe, self.keys(channel), event)
+        if event["type"] == "join":
+            pipe.zadd(REGISTRY, {channel: 0})
         replies = await pipe.execute()
         return {"id": replies[0], **event}
 
@@ -389,8 +417,10 @@ class Gateway:
         following = names[-1] if len(names) == limit else None
         return ChannelPage(channel, users, connections, int(seq or 0), members, following)
 
-    async def is_member(self, channel: str, user: str) -> bool:
-        return bool(await self.redis.exists(self.keys(channel).member(user)))
+    async def member_info(self, channel: str, user: str) -> tuple[bool, object]:
+        """(is a member, the member's info) in one read."""
+        record = await self.redis.hgetall(self.keys(channel).member(user))
+        return bool(record), _load(record.get("info"))
 
     async def channel_known(self, channel: str) -> bool:
         """True when the channel is registered or has a log."""
@@ -419,16 +449,18 @@ class Gateway:
 
         For each channel: (channel, members whose deadline has passed (at most 1000),
         whether its oldest event is older than `cutoff` (ms), whether its log is empty).
+        Also prunes the channel's dead tabs from its connection index.
         """
         pipe = self.redis.pipeline(transaction=False)
         for channel in channels:
             k = self.keys(channel)
             pipe.zrangebyscore(k.deadlines, "-inf", now, 0, 1000)
             pipe.lindex(k.events, 0)
+            pipe.zremrangebyscore(k.connections, "-inf", now)  # dead tabs, pruned here
         replies = await pipe.execute()
         found = []
         for i, channel in enumerate(channels):
-            overdue, head = replies[2 * i], replies[2 * i + 1]
+            overdue, head = replies[3 * i], replies[3 * i + 1]
             old = head is not None and json.loads(head)["ts"] < cutoff
             found.append((channel, overdue, old, head is None))
         return found

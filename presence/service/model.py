@@ -87,7 +87,7 @@ class Presence:
         `info` is the user's info as JSON text (None keeps what is stored). Emits `join`
         when this is the user's first live tab in the channel.
         """
-        await self._refresh(channel, user, conn, info)
+        await self._refresh(channel, user, conn, info, prune=True)
         page = await self.gateway.members_page(channel, None, JOIN_MEMBERS, self.now())
         return {"cursor": page.seq, "members": _members(page), "more": page.next is not None,
                 "timeout": self.timeout, "poll_timeout": self.poll_timeout}
@@ -131,10 +131,11 @@ class Presence:
         return {"ok": True}
 
     async def send(self, channel: str, user: str, data: str) -> dict:
-        """Publish a chat message from a member; raises NotMember otherwise."""
-        if not await self.gateway.is_member(channel, user):
+        """Publish a chat message (with the sender's info) from a member; else NotMember."""
+        is_member, info = await self.gateway.member_info(channel, user)
+        if not is_member:
             raise NotMember(user)
-        event = await self._record(channel, _event("message", user, None, self.now(), data=data))
+        event = await self._record(channel, _event("message", user, info, self.now(), data=data))
         return {"ok": True, "id": event["id"]}
 
     # -- operator actions and reads ---------------------------------------------------
@@ -227,9 +228,10 @@ class Presence:
     def _ttl(self) -> int:
         return int(self.timeout * 1000)
 
-    async def _refresh(self, channel: str, user: str, conn: str, info: str | None) -> None:
+    async def _refresh(self, channel: str, user: str, conn: str, info: str | None,
+                       prune: bool = False) -> None:
         first, _ = await self.gateway.refresh(channel, user, conn, self.now(), self._ttl(),
-                                              info=info)
+                                              info=info, prune=prune)
         if first:
             await self._record(channel, _event("join", user, _load(info), self.now()))
 

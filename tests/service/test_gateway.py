@@ -1,0 +1,50 @@
+"""The store gateway's set-up of expiry notifications and its key names."""
+import pytest
+
+from presence.service.gateway import Gateway, StoreSetupError, parse_online_key
+from tests.servers import redis_server
+
+
+def test_presence_keys_round_trip_and_carry_the_channel_hash_tag():
+    gateway = Gateway.from_url("redis://127.0.0.1:1/0")
+    key = gateway.keys("lobby.1").online("al@x-y")
+    assert key.startswith("presence:{lobby.1}:")
+    assert parse_online_key(key) == ("lobby.1", "al@x-y")
+    assert parse_online_key("presence:{lobby}:member:al") is None
+    assert parse_online_key("other") is None
+
+
+@pytest.mark.gen_test
+async def test_keyspace_events_are_enabled_on_a_redis_without_them(redis_port):
+    gateway = Gateway.from_url(f"redis://127.0.0.1:{redis_port}/0")
+    await gateway.redis.config_set("notify-keyspace-events", "")
+    assert await gateway.expiry_channel() == "__keyevent@0__:expired"
+    assert set("Ex") <= set((await gateway.redis.config_get("notify-keyspace-events"))
+                            ["notify-keyspace-events"])
+    await gateway.close()
+
+
+@pytest.mark.gen_test
+async def test_the_bundled_store_announces_on_its_expire_notify_channel(store_port):
+    gateway = Gateway.from_url(f"redis://127.0.0.1:{store_port}/0")
+    await gateway.redis.config_set("keys-expire-notify", "presence:expired")
+    try:
+        assert await gateway.expiry_channel() == "presence:expired"
+    finally:
+        await gateway.redis.config_set("keys-expire-notify", "")
+        await gateway.close()
+
+
+@pytest.mark.gen_test(timeout=15)
+@pytest.mark.parametrize("flags,works", [(["--notify-keyspace-events", "Ex"], True), ([], False)])
+async def test_without_config_a_probe_decides(flags, works):
+    with redis_server("--rename-command", "CONFIG", '""', *flags) as port:
+        gateway = Gateway.from_url(f"redis://127.0.0.1:{port}/0")
+        try:
+            if works:
+                assert await gateway.expiry_channel() == "__keyevent@0__:expired"
+            else:
+                with pytest.raises(StoreSetupError, match="notify-keyspace-events Ex"):
+                    await gateway.expiry_channel()
+        finally:
+            await gateway.close()
