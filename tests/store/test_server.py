@@ -188,6 +188,11 @@ def test_info_has_redis_sections(both, sections):
     assert ours[:1] == theirs[:1]  # '$' under RESP2, '=' (verbatim) under RESP3
 
 
+@pytest.mark.parametrize("section", ["nosuch", "modules", "cluster", "MODULES"])
+def test_info_fixed_sections_match_redis(both, section):
+    both.same("INFO", section)
+
+
 def test_info_fields_redis_has_are_present(pair):
     ours, theirs = _info(pair.store, "everything"), _info(pair.redis, "everything")
     wanted = {"redis_version", "redis_mode", "tcp_port", "uptime_in_seconds", "connected_clients",
@@ -498,3 +503,10 @@ def test_debug_object_digest_and_active_expire(debug_port):
     assert time.monotonic() - started >= 0.09
     assert client.call("DEBUG", "HELP").startswith(b"*")
     client.close()
+
+
+def test_debug_local_allows_loopback_connections():
+    with bundled_store("--enable-debug-command", "local") as port:
+        client = RawClient(port)
+        assert client.call("DEBUG", "SLEEP", "0") == b"+OK\r\n"
+        client.close()

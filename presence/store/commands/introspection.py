@@ -8,15 +8,20 @@ would choose for a value of that shape and size (the store keeps Python objects)
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
+import socket
 import struct
 import time
 from collections import deque
+from itertools import islice
 
 from presence.store import replies
 from presence.store.commands import COMMANDS, CommandError, command, parse_int
 from presence.store.commands.server import SUBCOMMANDS, help_for, run_subcommand, subcommand
+from presence.store.info import rss_bytes
 from presence.store.keyspace import type_name
+from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Set, Status, Verbatim
 
 # name        arity  flags
@@ -36,6 +41,8 @@ _ACL_ORDER = ["keyspace", "read", "write", "set", "sortedset", "list", "hash", "
 _GROUP_ACL = {"generic": "keyspace", "string": "string", "hash": "hash", "set": "set",
               "zset": "sortedset", "list": "list", "pubsub": "pubsub",
               "transaction": "transaction", "connection": "connection", "client": "connection"}
+_FLAG_ACL = {"write": ("write",), "readonly": ("read",), "admin": ("admin", "dangerous"),
+             "pubsub": ("pubsub",), "blocking": ("blocking",)}
 _GROUP_DOCS = {"zset": "sorted-set", "transaction": "transactions", "client": "connection",
                "introspection": "server"}
 _INTEGER = re.compile(rb"-?[1-9][0-9]{0,18}|0")
@@ -66,14 +73,10 @@ def _flags(cmd) -> list[str]:
 
 
 def _acl_categories(cmd, group: str) -> list[str]:
-    flags = cmd.flags
-    cats = {_GROUP_ACL.get(group, "")}
-    cats |= {"write"} if "write" in flags else set()
-    cats |= {"read"} if "readonly" in flags else set()
-    cats |= {"admin", "dangerous"} if "admin" in flags else set()
-    cats |= {"pubsub"} if "pubsub" in flags else set()
-    cats |= {"blocking"} if "blocking" in flags else set()
-    cats.add("fast" if "fast" in flags else "slow")
+    """Redis's implicit categories (from flags) plus the group's own, in Redis's order."""
+    cats = {_GROUP_ACL.get(group, ""), "fast" if "fast" in cmd.flags else "slow"}
+    for flag in cmd.flags:
+        cats.update(_FLAG_ACL.get(flag, ()))
     return ["@" + c for c in _ACL_ORDER if c in cats]
 
 
@@ -127,7 +130,6 @@ def command_list(client, args):
         wanted = "@" + value.decode(errors="replace").lower()
         return [c.name.encode() for c in names if wanted in _acl_categories(c, _group_of(c))]
     if kind == b"pattern":
-        from presence.store.pubsub import glob_match
         return [c.name.encode() for c in names if glob_match(value.lower(), c.name.encode())]
     raise CommandError(replies.SYNTAX)
 
@@ -301,15 +303,20 @@ def estimate_bytes(key: bytes, value, samples: int = 5) -> int:
     overhead = 24 + 16 + _sds(key)
     if type(value) is bytes:
         return overhead + (0 if len(value) <= 20 and _INTEGER.fullmatch(value) else _sds(value))
-    items = value.items() if type(value) is dict else getattr(value, "scores", value)
-    if isinstance(items, dict):
-        items = items.items()
     size = len(value)
     if not size:
         return overhead
-    taken = [item for item, _ in zip(items, range(samples or size))]
+    taken = list(islice(_elements(value), samples or size))
     per_item = sum(_item_bytes(item) for item in taken) / len(taken)
     return overhead + 64 + int(per_item * size)
+
+
+def _elements(value):
+    """What MEMORY USAGE samples: (field, value) or (member, score) pairs, or members."""
+    if type(value) is dict:
+        return iter(value.items())
+    scores = getattr(value, "scores", None)
+    return iter(scores.items()) if scores is not None else iter(value)
 
 
 def _sds(raw: bytes) -> int:
@@ -344,7 +351,6 @@ def memory_usage(client, args):
 
 @subcommand("memory", "stats", 2)
 def memory_stats(client, args):
-    from presence.store.info import rss_bytes
     rss = rss_bytes()
     keys = sum(len(db.data) for db in client.server.keyspace.dbs)
     return {b"peak.allocated": rss, b"total.allocated": rss, b"startup.allocated": 0,
@@ -388,7 +394,7 @@ subcommand("memory", "help", 2)(help_for("memory", [
 def debug(client, args):
     """DEBUG subcommands used by Redis's own test suite; refused unless enable-debug-command."""
     allowed = client.server.config["enable-debug-command"]
-    if allowed == "no" or (allowed == "local" and not _is_local(client.addr)):
+    if allowed == "no" or (allowed == "local" and not _is_local(client)):
         raise CommandError(replies.DEBUG_NOT_ALLOWED)
     handler, arity = _DEBUG.get(args[0].lower(), (None, 0))
     if handler is None or (arity > 0 and len(args) != arity) or len(args) < -arity:
@@ -396,8 +402,15 @@ def debug(client, args):
     return handler(client, args[1:])
 
 
-def _is_local(addr: str) -> bool:
-    return addr.startswith(("127.", "[::1]")) or not addr.rpartition(":")[0][:1].isdigit()
+def _is_local(client) -> bool:
+    """True for a unix-socket or loopback connection (enable-debug-command local)."""
+    sock = client.transport.get_extra_info("socket") if client.transport else None
+    if sock is not None and sock.family == socket.AF_UNIX:
+        return True
+    try:
+        return ipaddress.ip_address(client.addr.rpartition(":")[0].strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _debug_sleep(client, args):
