@@ -271,7 +271,6 @@ class Server:
 
     def _gate(self, client: Client, cmd, argv: list[bytes]):
         """The rare checks: AUTH, RESP2 subscribed context, MULTI queueing; None to run now."""
-        name = name.lower()  # execute() passes the name as sent when _lookup matched it (EXEC)
         if not client.authenticated and "no-auth" not in cmd.flags:
             return self._refuse(client, replies.NOAUTH)
         if client.protocol == 2 and (client.channels or client.patterns) and cmd.name not in _SUBSCRIBED_OK:
