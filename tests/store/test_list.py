@@ -127,7 +127,7 @@ def test_blocking_in_multi_answers_nil(pair, proto):
         client.call("BLPOP", "nokey", "0")
         client.call("BLMOVE", "nokey", "d", "LEFT", "LEFT", "0")
         client.call("BRPOPLPUSH", "nokey", "d", "0")
-    pair.same("exec")  # lower case: see the report on upper-case EXEC being queued
+    pair.same("EXEC")
 
 
 def _blocked_pair(pair, *command):
@@ -277,7 +277,7 @@ def test_push_inside_exec_serves_waiters_after_the_transaction(pair):
         client.call("RPUSH", "q", "a", "b")
         client.call("LLEN", "q")
         client.call("LPOP", "q")
-    pair.same("exec")
+    pair.same("EXEC")
     ours, theirs = _read_both(waiters)
     assert ours == theirs
     pair.same("LRANGE", "q", "0", "-1")
