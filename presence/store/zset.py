@@ -5,9 +5,10 @@ with bisect, gives rank and range queries. Insertions move memory (O(n) memmove)
 stay fast up to hundreds of thousands of members, which is the scale a presence
 channel needs.
 
-`combine` is the set algebra behind ZUNION, ZINTER and ZDIFF. Range bounds come parsed: a score bound is `(value, exclusive)`; a lex bound is
+Range bounds come parsed: a score bound is `(value, exclusive)`; a lex bound is
 `(kind, value, exclusive)` with kind -1 for `-`, 1 for `+`, 0 for a member. Lex ranges
-assume every member has the same score, as Redis documents.
+are meant for members that share one score, as Redis documents; with mixed scores they
+walk the order the way Redis does. `combine` is the set algebra of ZUNION/ZINTER/ZDIFF.
 """
 from __future__ import annotations
 

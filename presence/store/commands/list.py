@@ -359,12 +359,12 @@ def brpop(client, args):
 @command("blmove", 6, "write blocking", keys=(1, 2, 1))
 def blmove(client, args):
     source_end, target_end = parse_end(args[2]), parse_end(args[3])
-    return bmove_generic(client, args, source_end, target_end, "blmove")
+    return bmove_generic(client, args[0], args[1], args[4], (source_end, target_end), "blmove")
 
 
 @command("brpoplpush", 4, "write blocking", keys=(1, 2, 1))
 def brpoplpush(client, args):
-    return bmove_generic(client, args[:2] + [RIGHT, LEFT] + args[2:], RIGHT, LEFT, "brpoplpush")
+    return bmove_generic(client, args[0], args[1], args[2], (RIGHT, LEFT), "brpoplpush")
 
 
 def bpop_generic(client, args, end: bytes, name: str):
@@ -383,10 +383,10 @@ def bpop_generic(client, args, end: bytes, name: str):
     return block(client, keys, timeout, NIL_ARRAY, _serve_pop(end))
 
 
-def bmove_generic(client, args, source_end: bytes, target_end: bytes, name: str):
+def bmove_generic(client, source: bytes, target: bytes, raw_timeout: bytes, ends: tuple, name: str):
     """BLMOVE/BRPOPLPUSH: LMOVE now if the source has elements, else block on the source."""
-    timeout = parse_timeout(args[4])
-    source, target = args[0], args[1]
+    timeout = parse_timeout(raw_timeout)
+    source_end, target_end = ends
     items = client.db.get_typed(source, deque)
     if items:
         return move_one(client, source, items, target, source_end, target_end)
@@ -418,9 +418,9 @@ def _serve_move(client, target: bytes, source_end: bytes, target_end: bytes):
 #
 # The dispatcher is synchronous, so a blocked client is parked here: its waiter sits in
 # a FIFO per (db, key); its unread commands and any bytes that arrive meanwhile are held
-# (its parser is swapped for a `_HeldInput`) and run, in order, once it is answered. A push calls
-# `serve_ready(client, db, key)`, which hands elements to waiters in the order they blocked, as
-# Redis does, and wakes waiters on lists that a served BLMOVE fills in turn.
+# (its parser is swapped for a `_HeldInput`) and run, in order, once it is answered.
+# A push calls `serve_ready(client, db, key)`, which hands elements to waiters in the
+# order they blocked, as Redis does, and wakes waiters on lists a served BLMOVE fills.
 
 class _Waiter:
     """One blocked command: its client, keys, timer and how to serve it from a ready list."""
