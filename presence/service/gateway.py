@@ -276,38 +276,28 @@ class Gateway:
         user, exactly one call returns a Removal; the others return None.
         """
         k = self.keys(channel)
-        conns_key = k.conns(user)
         async with self.redis.pipeline(transaction=True) as pipe:
             for _ in range(_WATCH_RETRIES):
                 try:
-                    await pipe.watch(k.online(user), k.member(user), conns_key)
-                    state = await self._removal_state(pipe, k, user, now)
-                    if not _removal_applies(kind, state):
+                    await pipe.watch(k.online(user), k.member(user), k.conns(user))
+                    state = await _removal_state(pipe, k, user, kind, now)
+                    if state is None:
                         await pipe.unwatch()
                         return None
-                    member, conns, deadline = state[1], state[2], state[4]
-                    event = make_event(_load(member.get("info")))
+                    info, tabs = state
+                    event = make_event(info)
                     pipe.multi()
                     self._queue_append(pipe, k, event)
-                    pipe.delete(k.online(user), k.member(user), conns_key)
+                    pipe.delete(k.online(user), k.member(user), k.conns(user))
                     pipe.zrem(k.members, user)
                     pipe.zrem(k.deadlines, user)
-                    if conns:
-                        pipe.zrem(k.connections, *(f"{user}/{c}" for c in conns))
+                    if tabs:
+                        pipe.zrem(k.connections, *(f"{user}/{c}" for c in tabs))
                     replies = await pipe.execute()
-                    return Removal({"id": replies[0], **event}, deadline)
+                    return Removal({"id": replies[0], **event}, max(tabs.values(), default=None))
                 except WatchError:
                     continue
         raise RuntimeError(f"could not remove {user} from {channel}: too much contention")
-
-    @staticmethod
-    async def _removal_state(pipe, k: ChannelKeys, user: str, now: int) -> tuple:
-        online = await pipe.exists(k.online(user))
-        member = await pipe.hgetall(k.member(user))
-        conns = await pipe.zrange(k.conns(user), 0, -1)
-        alive = await pipe.zcount(k.conns(user), f"({now}", "+inf")
-        deadline = await pipe.zscore(k.deadlines, user)
-        return online, member, conns, alive, None if deadline is None else int(deadline)
 
     def _queue_append(self, pipe, k: ChannelKeys, event: dict) -> None:
         """Queue the commands that append `event`; the first reply is its id."""
@@ -483,15 +473,22 @@ class Gateway:
                 return False
 
 
-def _removal_applies(kind: str, state: tuple) -> bool:
-    online, member, _, alive, _ = state
+async def _removal_state(pipe, k: ChannelKeys, user: str, kind: str, now: int
+                         ) -> tuple[object, dict[str, int]] | None:
+    """(info, {tab: deadline}) of a member that `kind` may remove, else None.
+
+    Reads as little as it can: the nodes that lose an offline race stop after two reads.
+    """
+    if kind == "offline" and await pipe.exists(k.online(user)):
+        return None
+    member = await pipe.hgetall(k.member(user))
     if not member:
-        return False
-    if kind == "offline":
-        return not online
-    if kind == "leave":
-        return alive == 0
-    return True
+        return None
+    tabs = {conn: int(score) for conn, score in await pipe.zrange(k.conns(user), 0, -1,
+                                                                   withscores=True)}
+    if kind == "leave" and any(deadline > now for deadline in tabs.values()):
+        return None
+    return _load(member.get("info")), tabs
 
 
 def _load(info: str | None):
