@@ -6,6 +6,7 @@ import time
 import pytest
 
 from tests.store.rawclient import RawClient
+from tests.store.test_hash import command_info_head, watch_outcome
 
 
 @pytest.fixture(params=[2, 3])
@@ -320,3 +321,24 @@ def test_random_command_sequences(pair):
         pair.same(*rng.choice(makers)())
     pair.same("LRANGE", "l", "0", "-1")
     pair.same("LRANGE", "m", "0", "-1")
+
+
+LIST_COMMANDS = ["lpush", "rpush", "lpushx", "rpushx", "lpop", "rpop", "llen", "lrange", "lindex", "lset",
+                 "lrem", "ltrim", "linsert", "lpos", "lmove", "rpoplpush", "blpop", "brpop", "blmove", "brpoplpush"]
+
+
+@pytest.mark.parametrize("name", LIST_COMMANDS)
+def test_command_info(pair, name):
+    ours, theirs = pair.call("COMMAND", "INFO", name)
+    assert command_info_head(ours) == command_info_head(theirs)
+
+
+@pytest.mark.parametrize("command", [
+    ("RPUSH", "l", "x"), ("LPUSHX", "l", "x"), ("LPOP", "l"), ("RPOP", "l", "0"), ("LSET", "l", "0", "z"),
+    ("LREM", "l", "0", "nope"), ("LREM", "l", "0", "a"), ("LTRIM", "l", "0", "-1"), ("LTRIM", "l", "1", "1"),
+    ("LINSERT", "l", "BEFORE", "nope", "x"), ("LINSERT", "l", "BEFORE", "a", "x"), ("LMOVE", "l", "l", "LEFT", "LEFT"),
+    ("RPOPLPUSH", "l", "other"), ("BLPOP", "l", "0"), ("LRANGE", "l", "0", "-1"), ("RPUSH", "other", "a"),
+])
+def test_watch_sees_list_writes(pair, store_port, redis_port, command):
+    pair.same("RPUSH", "l", "a", "b")
+    watch_outcome(pair, store_port, redis_port, "l", *command)

@@ -4,6 +4,7 @@ import random
 import pytest
 
 from tests.store.rawclient import RawClient
+from tests.store.test_hash import command_info_head, watch_outcome
 
 SCORES = ["1", "1.5", "0.1", "1.1", "-2.5", "1e17", "1e20", "inf", "-inf", "-0", "3"]
 
@@ -407,3 +408,27 @@ def test_random_command_sequences(pair):
     for _ in range(400):
         pair.same(*rng.choice(makers)())
     pair.same("ZRANGE", "z", "0", "-1", "WITHSCORES")
+
+
+ZSET_COMMANDS = ["zadd", "zincrby", "zrem", "zscore", "zmscore", "zcard", "zcount", "zlexcount", "zrank",
+                 "zrevrank", "zrange", "zrevrange", "zrangebyscore", "zrevrangebyscore", "zrangebylex",
+                 "zrevrangebylex", "zrangestore", "zremrangebyscore", "zremrangebyrank", "zremrangebylex",
+                 "zpopmin", "zpopmax", "zrandmember", "zunionstore", "zinterstore", "zdiffstore", "zunion",
+                 "zinter", "zdiff", "zscan"]
+
+
+@pytest.mark.parametrize("name", ZSET_COMMANDS)
+def test_command_info(pair, name):
+    ours, theirs = pair.call("COMMAND", "INFO", name)
+    assert command_info_head(ours) == command_info_head(theirs)
+
+
+@pytest.mark.parametrize("command", [
+    ("ZADD", "z", "1", "a"), ("ZADD", "z", "2", "a"), ("ZADD", "z", "NX", "2", "a"), ("ZINCRBY", "z", "0", "a"),
+    ("ZREM", "z", "nope"), ("ZREM", "z", "a"), ("ZPOPMIN", "z"), ("ZREMRANGEBYSCORE", "z", "5", "6"),
+    ("ZREMRANGEBYRANK", "z", "0", "0"), ("ZUNIONSTORE", "z", "1", "z"), ("ZRANGESTORE", "z", "z", "0", "0"),
+    ("ZSCORE", "z", "a"), ("ZADD", "other", "1", "a"),
+])
+def test_watch_sees_zset_writes(pair, store_port, redis_port, command):
+    pair.same("ZADD", "z", "1", "a", "2", "b")
+    watch_outcome(pair, store_port, redis_port, "z", *command)

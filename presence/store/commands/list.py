@@ -22,18 +22,19 @@ from presence.store.keyspace import WrongType
 from presence.store.resp import NIL_ARRAY, OK, ProtocolError, encode
 
 # name          arity  flags
-# lpush          -3    write fast      rpush -3, lpushx -3, rpushx -3
+# lpush          -3    write denyoom fast   rpush -3, lpushx -3, rpushx -3
 # lpop           -2    write fast      rpop -2
 # llen            2    readonly fast
 # lrange          4    readonly
 # lindex          3    readonly
-# lset            4    write
+# lset            4    write denyoom
 # lrem            4    write
 # ltrim           4    write
-# linsert         5    write
+# linsert         5    write denyoom
 # lpos           -3    readonly
-# lmove           5    write           rpoplpush 3
-# blpop          -3    write blocking  brpop -3, blmove 6, brpoplpush 4
+# lmove           5    write denyoom    rpoplpush 3
+# blpop          -3    write noscript blocking   brpop -3
+# blmove          6    write denyoom noscript blocking   brpoplpush 4
 
 NOT_POSITIVE = "ERR value is out of range, must be positive"
 LEFT, RIGHT = b"left", b"right"
@@ -41,22 +42,22 @@ LEFT, RIGHT = b"left", b"right"
 
 # ------------------------------------------------------------ pushes
 
-@command("lpush", -3, "write fast")
+@command("lpush", -3, "write denyoom fast")
 def lpush(client, args):
     return push_generic(client, args, LEFT, only_existing=False)
 
 
-@command("rpush", -3, "write fast")
+@command("rpush", -3, "write denyoom fast")
 def rpush(client, args):
     return push_generic(client, args, RIGHT, only_existing=False)
 
 
-@command("lpushx", -3, "write fast")
+@command("lpushx", -3, "write denyoom fast")
 def lpushx(client, args):
     return push_generic(client, args, LEFT, only_existing=True)
 
 
-@command("rpushx", -3, "write fast")
+@command("rpushx", -3, "write denyoom fast")
 def rpushx(client, args):
     return push_generic(client, args, RIGHT, only_existing=True)
 
@@ -221,7 +222,7 @@ def _non_negative(raw: bytes, error: str) -> int:
 
 # ------------------------------------------------------------ edits in place
 
-@command("lset", 4, "write")
+@command("lset", 4, "write denyoom")
 def lset(client, args):
     db = client.db
     items = db.get_typed(args[0], deque)
@@ -276,7 +277,7 @@ def ltrim(client, args):
     return OK
 
 
-@command("linsert", 5, "write")
+@command("linsert", 5, "write denyoom")
 def linsert(client, args):
     """LINSERT key BEFORE|AFTER pivot element: the new length, -1 without the pivot, 0 without the key."""
     where = args[1].lower()
@@ -298,13 +299,13 @@ def linsert(client, args):
 
 # ------------------------------------------------------------ moves
 
-@command("lmove", 5, "write", keys=(1, 2, 1))
+@command("lmove", 5, "write denyoom", keys=(1, 2, 1))
 def lmove(client, args):
     source_end, target_end = parse_end(args[2]), parse_end(args[3])
     return lmove_generic(client, args[0], args[1], source_end, target_end)
 
 
-@command("rpoplpush", 3, "write", keys=(1, 2, 1))
+@command("rpoplpush", 3, "write denyoom", keys=(1, 2, 1))
 def rpoplpush(client, args):
     return lmove_generic(client, args[0], args[1], RIGHT, LEFT)
 
@@ -346,23 +347,23 @@ def move_one(client, source: bytes, items: deque, target: bytes, source_end: byt
 
 # ------------------------------------------------------------ blocking forms
 
-@command("blpop", -3, "write blocking", keys=(1, -2, 1))
+@command("blpop", -3, "write noscript blocking", keys=(1, -2, 1))
 def blpop(client, args):
     return bpop_generic(client, args, LEFT, "blpop")
 
 
-@command("brpop", -3, "write blocking", keys=(1, -2, 1))
+@command("brpop", -3, "write noscript blocking", keys=(1, -2, 1))
 def brpop(client, args):
     return bpop_generic(client, args, RIGHT, "brpop")
 
 
-@command("blmove", 6, "write blocking", keys=(1, 2, 1))
+@command("blmove", 6, "write denyoom noscript blocking", keys=(1, 2, 1))
 def blmove(client, args):
     source_end, target_end = parse_end(args[2]), parse_end(args[3])
     return bmove_generic(client, args[0], args[1], args[4], (source_end, target_end), "blmove")
 
 
-@command("brpoplpush", 4, "write blocking", keys=(1, 2, 1))
+@command("brpoplpush", 4, "write denyoom noscript blocking", keys=(1, 2, 1))
 def brpoplpush(client, args):
     return bmove_generic(client, args[0], args[1], args[2], (RIGHT, LEFT), "brpoplpush")
 

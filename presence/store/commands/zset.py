@@ -24,19 +24,19 @@ from presence.store.resp import Double
 from presence.store.zset import ZSet, combine
 
 # name               arity  flags
-# zadd                 -4   write fast       zincrby 4
+# zadd                 -4   write denyoom fast    zincrby 4
 # zrem                 -3   write fast
 # zscore                3   readonly fast    zmscore -3, zcard 2
 # zcount                4   readonly fast    zlexcount 4
 # zrank                 3   readonly fast    zrevrank 3
 # zrange               -4   readonly         zrangebyscore -4, zrevrangebyscore -4,
 #                                            zrangebylex -4, zrevrangebylex -4, zrevrange -4
-# zrangestore          -5   write
+# zrangestore          -5   write denyoom
 # zremrangebyscore      4   write            zremrangebyrank 4, zremrangebylex 4
 # zpopmin              -2   write fast       zpopmax -2
 # zrandmember          -2   readonly
-# zunionstore          -4   write            zinterstore -4, zdiffstore -4
-# zunion               -3   readonly         zinter -3, zdiff -3
+# zunionstore          -4   write denyoom movablekeys   zinterstore -4, zdiffstore -4
+# zunion               -3   readonly movablekeys        zinter -3, zdiff -3
 # zscan                -3   readonly
 
 RANK, SCORE, LEX = "rank", "score", "lex"
@@ -161,7 +161,7 @@ def slice_of(zset: ZSet, rangetype: str, low, high, reverse: bool = False) -> tu
 _ZADD_FLAGS = (b"nx", b"xx", b"gt", b"lt", b"ch", b"incr")
 
 
-@command("zadd", -4, "write fast")
+@command("zadd", -4, "write denyoom fast")
 def zadd(client, args):
     """ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]."""
     flags = set()
@@ -182,7 +182,7 @@ def zadd(client, args):
     return zadd_generic(client, args[0], flags, pairs)
 
 
-@command("zincrby", 4, "write fast")
+@command("zincrby", 4, "write denyoom fast")
 def zincrby(client, args):
     return zadd_generic(client, args[0], {b"incr"}, [(parse_double(args[1]), args[2])])
 
@@ -346,7 +346,7 @@ def zrevrangebylex(client, args):
     return zrange_generic(client, args, LEX, True)
 
 
-@command("zrangestore", -5, "write", keys=(1, 2, 1))
+@command("zrangestore", -5, "write denyoom", keys=(1, 2, 1))
 def zrangestore(client, args):
     return zrange_generic(client, args[1:], None, None, store=args[0])
 
@@ -525,32 +525,32 @@ def zrandmember(client, args):
 
 # ------------------------------------------------------------ set algebra
 
-@command("zunionstore", -4, "write", keys=(1, 1, 1))
+@command("zunionstore", -4, "write denyoom movablekeys", keys=(1, 1, 1))
 def zunionstore(client, args):
     return setop_generic(client, args[1:], "union", store=args[0])
 
 
-@command("zinterstore", -4, "write", keys=(1, 1, 1))
+@command("zinterstore", -4, "write denyoom movablekeys", keys=(1, 1, 1))
 def zinterstore(client, args):
     return setop_generic(client, args[1:], "inter", store=args[0])
 
 
-@command("zdiffstore", -4, "write", keys=(1, 1, 1))
+@command("zdiffstore", -4, "write denyoom movablekeys", keys=(1, 1, 1))
 def zdiffstore(client, args):
     return setop_generic(client, args[1:], "diff", store=args[0])
 
 
-@command("zunion", -3, "readonly", keys=(0, 0, 0))
+@command("zunion", -3, "readonly movablekeys", keys=(0, 0, 0))
 def zunion(client, args):
     return setop_generic(client, args, "union")
 
 
-@command("zinter", -3, "readonly", keys=(0, 0, 0))
+@command("zinter", -3, "readonly movablekeys", keys=(0, 0, 0))
 def zinter(client, args):
     return setop_generic(client, args, "inter")
 
 
-@command("zdiff", -3, "readonly", keys=(0, 0, 0))
+@command("zdiff", -3, "readonly movablekeys", keys=(0, 0, 0))
 def zdiff(client, args):
     return setop_generic(client, args, "diff")
 
