@@ -443,9 +443,11 @@ class _HeldInput:
     `commands` are those already parsed when the client blocked; they run first on resume.
     """
 
+    __slots__ = ("parser", "commands")
+
     def __init__(self, parser) -> None:
-        self.parser = parser
-        self.commands: deque = deque()
+        object.__setattr__(self, "parser", parser)
+        object.__setattr__(self, "commands", deque())
 
     def feed(self, data: bytes) -> None:
         self.parser.feed(data)
@@ -455,6 +457,9 @@ class _HeldInput:
 
     def __getattr__(self, name):
         return getattr(self.parser, name)
+
+    def __setattr__(self, name, value) -> None:
+        setattr(self.parser, name, value)  # e.g. CONFIG SET proto-max-bulk-len reaches the real parser
 
 
 _waiting: dict[tuple[int, bytes], deque[_Waiter]] = {}
