@@ -52,7 +52,9 @@
  *            members list was resynchronised from its snapshot (events in the gap are lost)
  *
  * Behaviour worth knowing: each tab keeps its own connection id in sessionStorage, so a
- * reload keeps it and two tabs of one user are two connections of one member. After a
+ * reload keeps it and two tabs of one user are two connections of one member (a duplicated
+ * tab, which starts with a copy of sessionStorage, notices through a BroadcastChannel and
+ * takes a new id). After a
  * failed request the client waits (backoff with jitter), rejoins and resumes polling from
  * its cursor, so no event is missed unless the service answers `reset`. A user kicked by
  * an operator stops polling that channel (state "kicked") until join() is called again.
@@ -112,6 +114,13 @@
     return id;
   }
 
+  /** Remember `id` as this tab's connection id (nothing happens when storage is disabled). */
+  function storeConnectionId(key, id) {
+    try {
+      window.sessionStorage.setItem(key, id);
+    } catch (e) { /* storage disabled: the id lives as long as the page */ }
+  }
+
   /** This tab's connection id: kept in sessionStorage (per tab, survives reloads), else in memory. */
   function tabConnectionId(key) {
     var id = null;
@@ -119,7 +128,7 @@
       id = window.sessionStorage.getItem(key);
       if (!id || !/^[A-Za-z0-9_-]{1,64}$/.test(id)) {
         id = randomId();
-        window.sessionStorage.setItem(key, id);
+        storeConnectionId(key, id);
       }
     } catch (e) {
       id = id || randomId();  // storage disabled (sandboxed frame, privacy mode): one id per page load
@@ -262,6 +271,15 @@
       }
       if (next === "rejoin") {
         self.join(generation);
+      } else if (answer.reconnect) {
+        // The node is shutting down: poll again soon (through the balancer, another node),
+        // spread over half a second so its clients do not all arrive at once.
+        self.timer = setTimeout(function () {
+          self.timer = null;
+          if (generation === self.generation) {
+            self.poll(generation);
+          }
+        }, Math.round(Math.random() * 500));
       } else {
         self.poll(generation);
       }
@@ -367,6 +385,7 @@
     this.handlers = {};
     this.hidden = false;
     var self = this;
+    this.claimConnectionId();
     if (this.options.leaveOnPageHide) {
       this.onPageHide = function (e) { self.pageHidden(e); };
       this.onPageShow = function (e) { self.pageShown(e); };
@@ -375,6 +394,33 @@
     }
     $.each(this.options.channels || [], function (_, name) { self.join(name); });
   }
+
+  /**
+   * Make sure no other open tab of this site uses our connection id. "Duplicate tab" copies
+   * sessionStorage, so two tabs would share one connection and the service would count one.
+   * The new tab asks on a BroadcastChannel; a tab owning the id answers, and the asker takes
+   * a fresh id and joins again with it. Without BroadcastChannel nothing is checked.
+   */
+  Client.prototype.claimConnectionId = function () {
+    var self = this;
+    var nonce = randomId();
+    if (!window.BroadcastChannel) {
+      return;
+    }
+    var bus = this.bus = new window.BroadcastChannel("presence.conn");
+    bus.onmessage = function (e) {
+      var msg = e.data || {};
+      if (msg.ask === self.conn && msg.nonce !== nonce) {
+        bus.postMessage({taken: msg.ask, to: msg.nonce});
+      } else if (msg.taken === self.conn && msg.to === nonce) {
+        self.conn = randomId();
+        storeConnectionId(self.options.storageKey, self.conn);
+        bus.postMessage({ask: self.conn, nonce: nonce});
+        $.each(self.rooms, function (name) { self.join(name); });
+      }
+    };
+    bus.postMessage({ask: this.conn, nonce: nonce});
+  };
 
   Client.prototype.on = function (types, fn) {
     var self = this;
@@ -464,6 +510,10 @@
     if (this.options.leaveOnPageHide) {
       window.removeEventListener("pagehide", this.onPageHide);
       window.removeEventListener("pageshow", this.onPageShow);
+    }
+    if (this.bus) {
+      this.bus.close();
+      this.bus = null;
     }
     return $.when.apply($, pending);
   };

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,23 +66,31 @@ def browser(chromium_path):
         chromium.close()
 
 
-@pytest.fixture(scope="session")
-def service():
-    """Base URL of a `presence serve` node with 2 s / 1 s timeouts, its log in tests/artifacts/.
+@contextmanager
+def presence_service(*extra: str, log_name: str = "presence-serve.log"):
+    """Run `presence serve` on a free port with 2 s / 1 s timeouts; yield its base URL.
 
     The node uses its bundled store; with PRESENCE_TEST_STORE=redis, a throwaway redis-server.
+    Its log goes to tests/artifacts/<log_name>.
     """
     with ExitStack() as stack:
         port = free_port()
-        command = serve_command(port)
+        command = serve_command(port) + list(extra)
         if os.environ.get("PRESENCE_TEST_STORE") == "redis":
             redis_port = stack.enter_context(redis_server())
             command += ["--redis-url", f"redis://127.0.0.1:{redis_port}"]
-        log = stack.enter_context(open(artifacts_dir() / "presence-serve.log", "wb"))
+        log = stack.enter_context(open(artifacts_dir() / log_name, "wb"))
         proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         stack.callback(stop, proc)
         wait_for_port(port, proc, timeout=30)
         yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def service():
+    """Base URL of the session's `presence serve` node (admin token ADMIN_TOKEN, no --secret)."""
+    with presence_service() as url:
+        yield url
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -117,13 +125,16 @@ def channel():
 
 @pytest.fixture
 def contexts(browser):
-    """new_context() for this test; every context it made is closed afterwards."""
+    """new_context() for this test; closes every context it made, then fails on any uncaught
+    JavaScript error in their pages."""
     made = []
+    errors = []
 
     def new_context(**kwargs):
         kwargs.setdefault("viewport", {"width": 1000, "height": 700})
         context = browser.new_context(**kwargs)
         context.set_default_timeout(10_000)
+        context.on("page", lambda page: page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}")))
         made.append(context)
         return context
 
@@ -133,6 +144,7 @@ def contexts(browser):
             context.close()
         except Exception:
             pass  # already closed by the test
+    assert errors == [], "uncaught JavaScript errors"
 
 
 def save_screenshot(page, name: str) -> Path:

@@ -6,13 +6,16 @@ from urllib.parse import urlencode
 
 
 def open_client(context, pages: str, service: str, user: str, channel: str | None,
-                jquery: str = "3.7.1", name: str | None = None, transport: str = "jsonp"):
+                jquery: str = "3.7.1", name: str | None = None, transport: str = "jsonp",
+                token: str | None = None):
     """Open the test page as `user`, joined to `channel`; returns the page once presence.js loaded."""
     query = {"service": service, "jquery": jquery, "user": user, "transport": transport}
     if channel:
         query["channel"] = channel
     if name:
         query["name"] = name
+    if token:
+        query["token"] = token
     page = context.new_page()
     page.goto(f"{pages}/client.html?{urlencode(query)}")
     page.wait_for_function("window.t && (window.t.ready || window.t.loadError)")

@@ -2,12 +2,16 @@
 by default), with jQuery 3.7 and 4: presence, leave, offline, two tabs, chat, recovery, reset."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
+import urllib.request
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.browser.conftest import JQUERY_VERSIONS, TIMEOUT
+from tests.browser.conftest import JQUERY_VERSIONS, TIMEOUT, presence_service
 from tests.browser.helpers import events, jsonp_body, open_client, wait_event, wait_members, wait_state
 
 pytestmark = pytest.mark.browser
@@ -145,3 +149,43 @@ def test_reset_resynchronises_members_from_the_snapshot(contexts, pages, service
     wait_members(bob, channel, ["alice", "bob", "ghost"])
     assert alice.evaluate("c => client.send(c, 'after reset').then(a => a.ok)", channel)
     wait_event(bob, "message", "alice", data="after reset")  # polling goes on from the new cursor
+
+
+def test_duplicated_tab_takes_a_new_connection_id(contexts, pages, service, channel):
+    context = contexts()
+    tab1 = open_client(context, pages, service, "carol", channel)
+    wait_members(tab1, channel, ["carol"])
+    conn = tab1.evaluate("client.conn")
+    # "Duplicate tab" starts the copy with the original's sessionStorage, hence its id.
+    context.add_init_script(
+        f"if (location.protocol === 'http:') sessionStorage.setItem('presence.conn', {json.dumps(conn)})")
+    tab2 = open_client(context, pages, service, "carol", channel)
+    tab2.wait_for_function("c => client.conn !== c", arg=conn)
+    assert tab1.evaluate("client.conn") == conn
+    assert tab2.evaluate("sessionStorage.getItem('presence.conn')") == tab2.evaluate("client.conn")
+    deadline = time.monotonic() + 5
+    while True:  # the service counts two connections for carol
+        with urllib.request.urlopen(f"{service}/api/channels/{channel}") as answer:
+            body = json.load(answer)
+        if body["connections"] == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert (body["users"], body["connections"]) == (1, 2)
+
+
+def test_signed_tokens_with_secret(contexts, pages, channel):
+    secret = "browser-test-secret"
+    mint = [sys.executable, "-c", "import sys; from presence.cli import main; sys.exit(main())",
+            "token", "--secret", secret, "--user", "alice"]
+    token = subprocess.run(mint, check=True, capture_output=True, text=True).stdout.strip()
+    with presence_service("--secret", secret, log_name="presence-serve-secret.log") as service:
+        alice = open_client(contexts(), pages, service, "alice", channel, token=token)
+        wait_members(alice, channel, ["alice"])
+        mallory = open_client(contexts(), pages, service, "mallory", channel, token=token)  # alice's
+        wait_state(mallory, "retrying")
+        nobody = open_client(contexts(), pages, service, "nobody", channel)
+        wait_state(nobody, "retrying")
+        time.sleep(1)
+        assert "online" not in mallory.evaluate("window.t.states")
+        assert events(alice, "join") == []
+        wait_members(alice, channel, ["alice"])

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ADMIN_TOKEN, save_screenshot
+from tests.servers import ROOT
 from tests.browser.helpers import open_client, wait_members, wait_state
 
 pytestmark = pytest.mark.browser
@@ -111,3 +112,28 @@ def test_dashboard_counts_members_feed_health_and_kick(contexts, pages, service)
     save_screenshot(dashboard, "dashboard.png")
     alice1.close()
     expect(dashboard.locator(f'#channels tr[data-channel="{channel}"] .users:not(:text-is("0"))')).to_have_count(0)
+
+
+def test_demo_and_dashboard_run_on_jquery_4(contexts, service, channel):
+    jquery4 = (ROOT / "static" / "vendor" / "jquery-4.0.0.min.js").read_text()
+
+    def jquery4_context(**kwargs):
+        context = contexts(**kwargs)
+        context.route("**/static/vendor/jquery-3.7.1.min.js",
+                      lambda route: route.fulfill(body=jquery4, content_type="text/javascript"))
+        return context
+
+    alice = open_demo(jquery4_context(), service, "alice", channel, "Alice")
+    bob = open_demo(jquery4_context(), service, "bob", channel, "Bob")
+    assert alice.evaluate("jQuery.fn.jquery") == "4.0.0"
+    bob.fill("#message", "on jQuery 4")
+    bob.click("#send")
+    expect(alice.locator("#feed .feed-message .text")).to_have_text("on jQuery 4")
+    expect(alice.locator("#members .member")).to_have_count(2)
+
+    dashboard = jquery4_context(viewport={"width": 1280, "height": 900}).new_page()
+    dashboard.goto(f"{service}/dashboard")
+    assert dashboard.evaluate("jQuery.fn.jquery") == "4.0.0"
+    expect(dashboard.locator(f'#channels tr[data-channel="{channel}"] .users')).to_have_text("2")
+    expect(dashboard.locator("#events")).to_contain_text("on jQuery 4")
+    expect(dashboard.locator("#health")).to_have_text("ready")
