@@ -318,8 +318,16 @@ def format_long_double(value: Fraction) -> bytes:
     """`%.17Lf` (round half to even), then trailing zeros and a bare '.' removed; never "-0"."""
     scaled = round(abs(value) * 10**17)
     whole, frac = divmod(scaled, 10**17)
-    text = (b"%d.%017d" % (whole, frac)).rstrip(b"0").rstrip(b".")
+    text = (_decimal_digits(whole) + b".%017d" % frac).rstrip(b"0").rstrip(b".")
     return b"-" + text if value < 0 and text != b"0" else text
+
+
+def _decimal_digits(n: int) -> bytes:
+    """`n` in decimal, past Python's 4300-digit int-to-str limit (long doubles reach 4933)."""
+    if n < 10**4000:
+        return b"%d" % n
+    high, low = divmod(n, 10**4000)
+    return _decimal_digits(high) + b"%s" % str(low).zfill(4000).encode()
 
 
 @command("append", 3, "write fast")
