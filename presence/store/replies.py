@@ -24,6 +24,10 @@ DISCARD_WITHOUT_MULTI = Error("ERR DISCARD without MULTI")
 WATCH_IN_MULTI = Error("ERR WATCH inside MULTI is not allowed")
 EXECABORT = Error("EXECABORT Transaction discarded because of previous errors.")
 NOPROTO = Error("NOPROTO unsupported protocol version")
+HELLO_NOAUTH = Error(
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
+    "AUTH <user> <pass> option can be used to authenticate the client and select the RESP "
+    "protocol version at the same time")
 TIMEOUT_NOT_FLOAT = Error("ERR timeout is not a float or out of range")
 TIMEOUT_NEGATIVE = Error("ERR timeout is negative")
 SUBSCRIBED_CONTEXT = (

@@ -59,9 +59,7 @@ def hello(client, args):
         else:
             raise CommandError(f"ERR Syntax error in HELLO option '{args[i].decode(errors='replace')}'")
     if not client.authenticated:
-        raise CommandError("NOAUTH HELLO must be called with the client already authenticated, "
-                           "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
-                           "authenticate the client and select the RESP protocol version at the same time")
+        raise CommandError(replies.HELLO_NOAUTH)
     if name is not None:
         client.name = name
     client.protocol = protocol
