@@ -147,7 +147,11 @@ async def _run_node(args: argparse.Namespace, url: str, bundled: bool) -> int:
     model = Presence(gateway, args.timeout, args.poll_timeout, args.history_age)
     subscriber = Subscriber(model)
     try:
-        await subscriber.start()
+        try:
+            await subscriber.start()
+        except asyncio.TimeoutError:
+            print(f"presence: could not subscribe to the store at {url}", file=sys.stderr)
+            return 1
         static = args.static_dir or default_static_dir()
         settings = WebSettings(args.admin_token, args.node_id, static, args.secret)
         server = make_app(model, settings, subscriber).listen(args.port, args.host, xheaders=True)

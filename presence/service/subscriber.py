@@ -40,7 +40,11 @@ class Subscriber:
         self._inflight: set[asyncio.Task] = set()
 
     async def start(self, wait: float = 10) -> None:
-        """Find the expiry channel, then subscribe in the background; wait until subscribed."""
+        """Find the expiry channel, then subscribe in the background; wait until subscribed.
+
+        Raises StoreSetupError (no expiry notifications) or asyncio.TimeoutError.
+        """
+        self._subscribed.clear()
         self.expiry_channel = await self.gateway.expiry_channel()
         self._tasks = [asyncio.ensure_future(self._listen()),
                        asyncio.ensure_future(self._sweep_periodically())]

@@ -379,14 +379,12 @@ def _bulk(v: bytes) -> bytes:
 
 
 def format_double(value: float) -> bytes:
-    """Format a float the way Redis 7 does in replies (`%.17g`, shortest round-trip)."""
+    """Format a float as Redis 7.0's addReplyDouble does: `%.17g`, with inf/-inf/nan."""
     if math.isinf(value):
         return b"inf" if value > 0 else b"-inf"
     if math.isnan(value):
         return b"nan"
-    if value == int(value) and abs(value) < 1e17:
-        return b"%d" % int(value)
-    return repr(value).encode()
+    return b"%.17g" % value
 
 
 def encode(value, protocol: int = 2) -> bytes:

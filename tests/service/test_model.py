@@ -255,3 +255,17 @@ async def test_an_empty_channel_is_forgotten_once_its_events_age_out(store_url, 
     assert (await node.channels(None, 10))[0] == []
     assert await node.channel("gone", None, 10) is None
     await node.gateway.close()
+
+
+@pytest.mark.gen_test
+async def test_join_and_reset_return_the_first_members_and_say_there_are_more(node, monkeypatch):
+    from presence.service import model
+    monkeypatch.setattr(model, "JOIN_MEMBERS", 10)
+    await asyncio.gather(*(node.join("big", f"user{i:02}", "c", None) for i in range(25)))
+    answer = await node.join("big", "zed", "c", None)
+    assert len(answer["members"]) == 10 and answer["more"] is True
+    assert answer["members"][0]["user"] == "user00"
+    reset = await node.poll("big", "zed", "c", 999)
+    assert reset["reset"] is True and reset["more"] is True and reset["cursor"] == 26
+    page = await node.channel("big", "user09", 1000)
+    assert (page.users, len(page.members), page.next) == (26, 16, None)
