@@ -7,66 +7,82 @@ disconnected when its pending output passes the configured limits
 """
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
-
 from presence.store.resp import Push
 
 
 def glob_match(pattern: bytes, subject: bytes) -> bool:
-    """Redis-style glob (`*`, `?`, `[a-z]`, `[^x]`, `\\x`) over raw bytes."""
-    return _stringmatch(pattern, 0, subject, 0)
+    """Redis's glob (`*`, `?`, `[a-z]`, `[^x]`, `\\x`) over raw bytes, quirks included.
+
+    A port of Redis 7.0's stringmatchlen(): an unterminated `[` class ends at the end of
+    the pattern, ranges compare bytes as C's signed chars, and a pattern never matches
+    the empty subject unless it is empty itself. Polynomial time: once the rest of a
+    pattern fails after a `*` at every offset, earlier stars are not retried.
+    """
+    return _match(pattern, 0, subject, 0, [False])
 
 
-def _stringmatch(p: bytes, pi: int, s: bytes, si: int) -> bool:
-    # A direct port of the semantics of Redis's stringmatchlen, iterative where it can be.
+def _signed(c: int) -> int:
+    return c - 256 if c > 127 else c
+
+
+def _match(p: bytes, pi: int, s: bytes, si: int, give_up: list) -> bool:
     plen, slen = len(p), len(s)
-    while pi < plen:
+    while pi < plen and si < slen:
         c = p[pi]
         if c == 42:  # '*'
             while pi + 1 < plen and p[pi + 1] == 42:
                 pi += 1
             if pi + 1 == plen:
                 return True
-            for start in range(si, slen + 1):
-                if _stringmatch(p, pi + 1, s, start):
+            while si < slen:
+                if _match(p, pi + 1, s, si, give_up):
                     return True
+                if give_up[0]:
+                    return False
+                si += 1
+            give_up[0] = True  # the rest failed at every offset: longer stars cannot help
             return False
-        if si >= slen:
-            return False
-        if c == 63:  # '?'
-            pass
-        elif c == 91:  # '['
-            pi += 1
-            negate = pi < plen and p[pi] == 94
-            if negate:
-                pi += 1
-            matched = False
-            while pi < plen and p[pi] != 93:
-                if p[pi] == 92 and pi + 1 < plen:
-                    pi += 1
-                    if p[pi] == s[si]:
-                        matched = True
-                elif pi + 2 < plen and p[pi + 1] == 45:  # range a-z
-                    lo, hi = sorted((p[pi], p[pi + 2]))
-                    if lo <= s[si] <= hi:
-                        matched = True
-                    pi += 2
-                elif p[pi] == s[si]:
-                    matched = True
-                pi += 1
-            if pi >= plen:
-                pi -= 1  # unterminated class: Redis treats the end as the closing bracket
-            if matched == negate:
+        if c == 91:  # '['
+            pi, matched = _match_class(p, pi + 1, s[si])
+            if not matched:
                 return False
-        elif c == 92 and pi + 1 < plen:  # backslash escapes the next byte
-            pi += 1
+        elif c != 63:  # not '?': a literal, possibly escaped
+            if c == 92 and pi + 1 < plen:
+                pi += 1
             if p[pi] != s[si]:
                 return False
-        elif c != s[si]:
-            return False
         pi += 1
         si += 1
-    return si == slen
+        if si == slen:
+            while pi < plen and p[pi] == 42:
+                pi += 1
+    return pi == plen and si == slen
+
+
+def _match_class(p: bytes, pi: int, ch: int) -> tuple[int, bool]:
+    """Match `ch` against the class starting after `[`; return (index of its `]`, matched)."""
+    plen = len(p)
+    negate = pi < plen and p[pi] == 94  # '^'
+    if negate:
+        pi += 1
+    matched = False
+    while True:
+        if pi < plen and p[pi] == 92 and plen - pi >= 2:  # '\\' escapes the next byte
+            pi += 1
+            matched |= p[pi] == ch
+        elif pi < plen and p[pi] == 93:  # ']'
+            break
+        elif pi >= plen:
+            pi -= 1  # unterminated: the last byte stands in for the ']'
+            break
+        elif plen - pi >= 3 and p[pi + 1] == 45:  # a range like a-z
+            lo, hi = sorted((_signed(p[pi]), _signed(p[pi + 2])))
+            matched |= lo <= _signed(ch) <= hi
+            pi += 2
+        else:
+            matched |= p[pi] == ch
+        pi += 1
+    return pi, matched != negate
 
 
 class PubSubHub:

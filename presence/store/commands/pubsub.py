@@ -8,7 +8,7 @@ from __future__ import annotations
 from presence.store import replies
 from presence.store.commands import NO_REPLY, CommandError, command
 from presence.store.pubsub import glob_match
-from presence.store.resp import Push
+from presence.store.resp import Push, Status
 
 # name           arity  flags
 # subscribe        -2   pubsub
@@ -67,24 +67,46 @@ def publish(client, args):
 
 @command("pubsub", -2, "pubsub", keys=(0, 0, 0))
 def pubsub(client, args):
-    """PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT | HELP."""
+    """PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT | SHARD* | HELP.
+
+    Sharded pub/sub is not implemented, so there are never shard channels to report.
+    """
     hub = client.server.hub
     sub = args[0].lower()
-    if sub == b"channels" and len(args) <= 2:
+    if sub in (b"numpat", b"help") and len(args) != 1:
+        raise CommandError(replies.wrong_arity(f"pubsub|{sub.decode()}"))
+    if sub in (b"channels", b"shardchannels") and len(args) > 2:
+        raise CommandError(replies.subcommand_syntax(args[0], "pubsub"))
+    if sub == b"channels":
         pattern = args[1] if len(args) == 2 else None
         return [c for c in hub.channels if pattern is None or glob_match(pattern, c)]
-    if sub == b"numsub":
+    if sub in (b"numsub", b"shardnumsub"):
         out = []
         for channel in args[1:]:
-            out += [channel, hub.numsub(channel)]
+            out += [channel, hub.numsub(channel) if sub == b"numsub" else 0]
         return out
-    if sub == b"numpat" and len(args) == 1:
+    if sub == b"numpat":
         return len(hub.patterns)
-    if sub == b"help" and len(args) == 1:
-        return [b"PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                b"CHANNELS [<pattern>]", b"    Return the currently active channels matching a <pattern> (default: '*').",
-                b"NUMPAT", b"    Return number of subscriptions to patterns.",
-                b"NUMSUB [<channel> ...]", b"    Return the number of subscribers for the specified channels, excluding",
-                b"    pattern subscriptions(default: no channels).",
-                b"HELP", b"    Print this help."]
+    if sub == b"shardchannels":
+        return []
+    if sub == b"help":
+        return [Status(line) for line in _HELP]
     raise CommandError(replies.unknown_subcommand(args[0], "pubsub"))
+
+
+_HELP = [
+    "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CHANNELS [<pattern>]",
+    "    Return the currently active channels matching a <pattern> (default: '*').",
+    "NUMPAT",
+    "    Return number of subscriptions to patterns.",
+    "NUMSUB [<channel> ...]",
+    "    Return the number of subscribers for the specified channels, excluding",
+    "    pattern subscriptions(default: no channels).",
+    "SHARDCHANNELS [<pattern>]",
+    "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+    "SHARDNUMSUB [<shardchannel> ...]",
+    "    Return the number of subscribers for the specified shard level channel(s)",
+    "HELP",
+    "    Prints this help.",
+]
