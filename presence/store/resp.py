@@ -30,6 +30,7 @@ bool                   integer 1/0                 boolean ``#t``/``#f``
 from __future__ import annotations
 
 import math
+import re
 
 try:
     import hiredis as _hiredis
@@ -44,7 +45,6 @@ __all__ = [
 DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024  # proto-max-bulk-len, as in Redis
 MAX_INLINE_LEN = 64 * 1024                # PROTO_INLINE_MAX_SIZE
 MAX_MULTIBULK_LEN = 1024 * 1024           # Redis refuses more arguments than this (unauthenticated: 10)
-_FAST_PARTIAL_LIMIT = 64 * 1024         # larger partial requests go to the reference parser
 
 
 class ProtocolError(Exception):
@@ -97,19 +97,21 @@ QUEUED = Status("QUEUED")
 class RequestParser:
     """Incremental parser of client requests; see the module docstring.
 
-    The pure-Python parser below is the reference: it gives Redis's exact error texts,
-    understands inline commands, and refuses a bulk argument longer than
-    `max_bulk_len`, an inline line longer than 64 KiB or a multibulk count over 1M as
-    soon as the header is seen. When hiredis is installed, well-formed multibulk
-    traffic goes through its C reader instead (about 15x faster). The bytes fed since
-    the reader was last idle are kept, so that anything hiredis would read differently
-    from Redis (an error, an inline command, a non-bulk element, a large partial
-    argument) is replayed through the reference parser, skipping the commands already
-    returned: both paths yield the same commands and the same errors.
+    The pure-Python parser (`_next_reference`) is the reference: it gives Redis's
+    exact error texts, understands inline commands, and refuses a bulk argument longer
+    than `max_bulk_len`, an inline line longer than 64 KiB or a multibulk count over 1M
+    as soon as the header is seen.
+
+    When hiredis is installed, a chunk that arrives while nothing is pending and starts
+    with '*' goes through hiredis's C reader instead (about 15x faster). The chunk is
+    kept until hiredis has returned every command in it. Anything hiredis would read
+    differently from Redis (an error, an inline command, a non-bulk element, a command
+    cut by the end of the chunk) hands the rest of the chunk to the reference parser:
+    both paths yield the same commands and the same errors.
     """
 
     __slots__ = ("_buf", "_pos", "max_bulk_len", "_args", "_remaining", "_bulk_len",
-                 "_accelerate", "_reader", "_segment", "_segment_len", "_returned")
+                 "_accelerate", "_reader", "_chunk", "_returned")
 
     def __init__(self, max_bulk_len: int = DEFAULT_MAX_BULK_LEN, accelerate: bool = True) -> None:
         self._buf = bytearray()
@@ -119,47 +121,29 @@ class RequestParser:
         self._remaining = 0                      # arguments still expected
         self._bulk_len = -1                      # length of the bulk being waited for
         self._accelerate = accelerate and _hiredis is not None
-        self._reader = None                      # hiredis reader while on the fast path
-        self._segment: list[bytes] = []          # bytes fed since the reader was idle
-        self._segment_len = 0
-        self._returned = 0                       # commands returned from that segment
+        self._reader = _hiredis.Reader() if self._accelerate else None
+        self._chunk: bytes | None = None         # the chunk hiredis is reading, if any
+        self._returned: list[list[bytes]] = []   # commands hiredis returned from it
 
     def feed(self, data: bytes) -> None:
         """Append received bytes; never raises."""
         if not data:
             return
-        if self._reader is not None:
-            if self._suspicious(data):
-                self._to_reference()
-                self._buf += data
-                return
-            self._reader.feed(data)
-            self._segment.append(data)
-            self._segment_len += len(data)
-            return
+        if self._chunk is not None:  # hiredis has not finished the previous chunk
+            self._to_reference()
         if self._pos and self._pos == len(self._buf):
             self._buf.clear()
             self._pos = 0
         if (self._accelerate and not self._buf and self._args is None and data[0] == 42
-                and not self._suspicious(data)):
-            self._reader = _hiredis.Reader()
+                and b"\n+" not in data and b"\n=" not in data):  # hiredis reads +/= as bulk
             self._reader.feed(data)
-            self._segment = [data]
-            self._segment_len = len(data)
-            self._returned = 0
+            self._chunk = data
             return
         self._buf += data
 
-    @staticmethod
-    def _suspicious(data: bytes) -> bool:
-        """Could hiredis read these bytes as bulk strings where Redis would not?"""
-        return b"\n+" in data or b"\n=" in data or data[:1] in (b"+", b"=")
-
     def buffered(self) -> int:
         """How many received bytes are not yet consumed (for CLIENT LIST `qbuf`)."""
-        if self._reader is not None:
-            return self._segment_len
-        return len(self._buf) - self._pos
+        return len(self._chunk or b"") + len(self._buf) - self._pos
 
     def next_command(self) -> list[bytes] | None:
         """Return the next complete command, or None if more bytes are needed.
@@ -167,45 +151,40 @@ class RequestParser:
         Empty inline lines and empty multibulks are skipped, as Redis does.
         Raises ProtocolError.
         """
-        reader = self._reader
-        if reader is not None:
-            while True:
-                try:
-                    cmd = reader.gets()
-                except _hiredis.ProtocolError:
-                    break
-                if cmd is False:
-                    if not reader.has_data():  # idle: nothing to replay any more
-                        self._segment.clear()
-                        self._segment_len = 0
-                        self._returned = 0
-                        return None
-                    if self._segment_len <= _FAST_PARTIAL_LIMIT:
-                        return None
-                    break  # a large argument: let the reference parser bound it
-                if type(cmd) is list and cmd:
-                    for arg in cmd:
-                        if type(arg) is not bytes:
-                            break
-                    else:
-                        self._returned += 1
-                        return cmd
-                    break
-                if cmd is not None and cmd != []:
-                    break
+        if self._chunk is not None:
+            try:
+                cmd = self._reader.gets()
+            except _hiredis.ProtocolError:
+                cmd = None
+            if type(cmd) is list and cmd:
+                for arg in cmd:
+                    if type(arg) is not bytes:
+                        break
+                else:
+                    self._returned.append(cmd)
+                    return cmd
+            elif cmd is False and not self._reader.has_data() and self._returned and \
+                    self._chunk.endswith(encode_command(self._returned[-1])):
+                self._chunk = None  # hiredis consumed the chunk exactly: idle again
+                self._returned.clear()
+                return None
             self._to_reference()
         return self._next_reference()
 
     def _to_reference(self) -> None:
-        """Leave the hiredis path: replay the kept bytes, skipping commands already returned."""
-        self._reader = None
-        self._buf = bytearray(b"".join(self._segment))
+        """Hand the unread rest of the current chunk to the reference parser."""
+        chunk, returned = self._chunk, self._returned
+        self._chunk = None
+        self._returned = []
+        self._reader = _hiredis.Reader()  # the old one may be mid-message or broken
+        consumed = sum(map(_encoded_size, returned))
+        if chunk[consumed - 2:consumed] == b"\r\n" or not returned:
+            self._buf = bytearray(chunk[consumed:])
+        else:  # cannot happen for bytes hiredis accepted; replay to be safe
+            self._buf = bytearray(chunk)
+            for _ in returned:
+                self._next_reference()
         self._pos = 0
-        self._segment = []
-        self._segment_len = 0
-        skip, self._returned = self._returned, 0
-        for _ in range(skip):
-            self._next_reference()
 
     def _next_reference(self) -> list[bytes] | None:
         while True:
@@ -230,28 +209,25 @@ class RequestParser:
             del self._buf[:self._pos]
             self._pos = 0
 
-    def _line(self, limit: int, what: str) -> bytes | None:
-        """Read one CRLF-terminated header line at the cursor (without the CRLF)."""
+    def _line(self, limit: int, what: str, newline: bytes = b"\r\n") -> bytes | None:
+        """Read one header line at the cursor (without its terminator), or None."""
         buf = self._buf
-        end = buf.find(b"\r\n", self._pos)
+        end = buf.find(newline, self._pos)
         if end < 0:
             if len(buf) - self._pos > limit:
                 raise ProtocolError(f"Protocol error: too big {what}")
             self._compact()
             return None
         line = bytes(buf[self._pos:end])
-        self._pos = end + 2
+        self._pos = end + len(newline)
         return line
 
     def _start_multibulk(self) -> list[bytes] | None:
         line = self._line(MAX_INLINE_LEN, "mbulk count string")
         if line is None:
             return None
-        try:
-            count = int(line[1:])
-        except ValueError:
-            raise ProtocolError("Protocol error: invalid multibulk length") from None
-        if count > MAX_MULTIBULK_LEN:
+        count = _parse_length(line[1:])
+        if count is None or count > MAX_MULTIBULK_LEN:
             raise ProtocolError("Protocol error: invalid multibulk length")
         if count <= 0:
             return []  # Redis ignores '*0' and '*-1' requests
@@ -274,11 +250,8 @@ class RequestParser:
                 line = self._line(MAX_INLINE_LEN, "bulk count string")
                 if line is None:
                     return None
-                try:
-                    n = int(line[1:])
-                except ValueError:
-                    raise ProtocolError("Protocol error: invalid bulk length") from None
-                if n < 0 or n > self.max_bulk_len:
+                n = _parse_length(line[1:])
+                if n is None or n < 0 or n > self.max_bulk_len:
                     raise ProtocolError("Protocol error: invalid bulk length")
                 self._bulk_len = n
             n = self._bulk_len
@@ -294,12 +267,34 @@ class RequestParser:
         return args
 
     def _inline(self) -> list[bytes] | None:
-        line = self._line(MAX_INLINE_LEN, "inline request")
+        # Redis ends an inline request at LF, dropping a CR before it
+        line = self._line(MAX_INLINE_LEN, "inline request", b"\n")
         if line is None:
             return None
         if line.endswith(b"\r"):
             line = line[:-1]
         return split_inline(line)
+
+
+_LENGTH = re.compile(rb"0|-?[1-9][0-9]{0,18}")
+
+
+def _parse_length(text: bytes) -> int | None:
+    """A count or length as Redis's string2ll reads it (no '+', spaces or leading zeros)."""
+    if _LENGTH.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if -(1 << 63) <= value < (1 << 63) else None
+
+
+def _encoded_size(cmd: list[bytes]) -> int:
+    """Bytes of the canonical multibulk encoding of `cmd`."""
+    return len(b"*%d\r\n" % len(cmd)) + sum(len(a) + len(b"%d" % len(a)) + 5 for a in cmd)
+
+
+def encode_command(cmd: list[bytes]) -> bytes:
+    """The canonical multibulk encoding of a command (what clients send)."""
+    return b"*%d\r\n" % len(cmd) + b"".join([b"$%d\r\n%s\r\n" % (len(a), a) for a in cmd])
 
 
 def split_inline(line: bytes) -> list[bytes]:

@@ -143,8 +143,6 @@ def test_inline_unbalanced_quotes(line, accelerate):
     assert parse(line + b"\r\n", accelerate) == [("error", "Protocol error: unbalanced quotes in request")]
 
 
-@pytest.mark.xfail(reason="resp.py: inline requests ending in a bare LF are not recognised "
-                          "(Redis splits inline requests on '\\n')", strict=True)
 def test_inline_terminated_by_bare_newline(accelerate):
     assert parse(b"PING\nECHO a\n", accelerate) == [[b"PING"], [b"ECHO", b"a"]]
 
@@ -169,15 +167,11 @@ def test_garbage_gets_redis_error_text(data, error, accelerate):
     assert parse(data, accelerate) == [("error", error)]
 
 
-@pytest.mark.xfail(reason="resp.py parses counts with int(), which accepts '+', spaces, "
-                          "leading zeros and '_' where Redis's string2ll refuses them", strict=True)
 @pytest.mark.parametrize("header", [b"*+1", b"* 1", b"*01", b"*1_0"])
 def test_multibulk_count_is_strict(header):
     assert parse(header + b"\r\n$4\r\nPING\r\n") == [("error", "Protocol error: invalid multibulk length")]
 
 
-@pytest.mark.xfail(reason="resp.py parses bulk lengths with int(), which accepts '+', spaces, "
-                          "leading zeros where Redis's string2ll refuses them", strict=True)
 @pytest.mark.parametrize("header", [b"$+4", b"$ 4", b"$04"])
 def test_bulk_length_is_strict(header):
     assert parse(b"*1\r\n" + header + b"\r\nPING\r\n") == [("error", "Protocol error: invalid bulk length")]
@@ -196,8 +190,6 @@ def test_bulk_over_limit_is_refused_from_the_header_reference():
 
 
 @pytest.mark.skipif(True not in PATHS, reason="hiredis not installed")
-@pytest.mark.xfail(reason="resp.py fast path: hiredis buffers up to 64 KiB of a partial request "
-                          "before the reference parser sees the oversized bulk header", strict=True)
 def test_bulk_over_limit_is_refused_from_the_header_fast_path():
     parser = RequestParser(100, accelerate=True)
     parser.feed(b"*2\r\n$3\r\nSET\r\n$101\r\n")
@@ -219,14 +211,7 @@ def test_large_partial_bulk_is_bounded_on_the_fast_path():
 
 # ------------------------------------------------------------ the fast path's hand-over
 
-FAST_PATH_LOSES_PARTIAL = pytest.mark.xfail(
-    reason="resp.py fast path: next_command() treats `not reader.has_data()` as idle and clears "
-           "the replay segment, but hiredis has already consumed a partial header ('*', '*1\\r\\n'); "
-           "when a later chunk is 'suspicious' the replay starts mid-message", strict=True)
-
-
 @pytest.mark.skipif(True not in PATHS, reason="hiredis not installed")
-@FAST_PATH_LOSES_PARTIAL
 @pytest.mark.parametrize("cut", [1, 4, 5])
 def test_fast_path_keeps_a_partial_header_for_replay(cut):
     data = mb(b"+")
@@ -242,11 +227,7 @@ def test_fast_path_split_anywhere_without_suspicious_bytes(cut):
 
 # ------------------------------------------------------------ properties
 
-# Each property runs on the reference parser, and again on the fast path; hypothesis may or
-# may not find the hand-over bug above in a given run, so the fast-path variants are
-# non-strict xfails until resp.py is fixed.
-fast_path_property = pytest.mark.xfail(
-    reason="fast-path hand-over bug, see test_fast_path_keeps_a_partial_header_for_replay", strict=False)
+# Each property runs on the reference parser, and again on the fast path.
 
 commands = st.lists(st.lists(st.binary(max_size=40), min_size=1, max_size=6), min_size=1, max_size=8)
 
@@ -259,7 +240,6 @@ def test_encoded_commands_parse_back_in_any_split(cmds, cuts):
 
 
 @pytest.mark.skipif(True not in PATHS, reason="hiredis not installed")
-@fast_path_property
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(commands, st.lists(st.integers(min_value=0, max_value=10_000), max_size=12))
 def test_encoded_commands_parse_back_in_any_split_fast_path(cmds, cuts):
@@ -285,7 +265,6 @@ def test_inline_and_multibulk_mixed_in_any_split(items, cuts):
 
 
 @pytest.mark.skipif(True not in PATHS, reason="hiredis not installed")
-@fast_path_property
 @settings(max_examples=200)
 @given(mixed, cut_points)
 def test_inline_and_multibulk_mixed_in_any_split_fast_path(items, cuts):
@@ -308,8 +287,6 @@ def test_resp_like_garbage_only_ever_raises_protocol_error(parts, accelerate):
 
 
 @pytest.mark.skipif(True not in PATHS, reason="hiredis not installed")
-@pytest.mark.xfail(reason="fast-path hand-over bug, see test_fast_path_keeps_a_partial_header_for_replay",
-                   strict=False)
 @settings(max_examples=300)
 @given(st.binary(max_size=200), st.lists(st.integers(min_value=0, max_value=300), max_size=6))
 def test_fast_path_agrees_with_reference(data, cuts):
@@ -341,7 +318,7 @@ def test_fast_path_agrees_with_reference(data, cuts):
     (Double(3.0), b"$1\r\n3\r\n", b",3\r\n"),
     (Double(float("inf")), b"$3\r\ninf\r\n", b",inf\r\n"),
     (Double(float("-inf")), b"$4\r\n-inf\r\n", b",-inf\r\n"),
-    (Double(0.1), b"$3\r\n0.1\r\n", b",0.1\r\n"),
+    (Double(0.1), b"$19\r\n0.10000000000000001\r\n", b",0.10000000000000001\r\n"),
     (Push([b"message", b"c", b"m"]), b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n",
      b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n"),
     (Verbatim("a\r\nb"), b"$4\r\na\r\nb\r\n", b"=8\r\ntxt:a\r\nb\r\n"),
