@@ -44,9 +44,12 @@ def parse_flags(text: str) -> int:
 
 
 def format_flags(flags: int) -> str:
-    """The canonical string CONFIG GET shows for a mask, in Redis's letter order."""
+    """The canonical string CONFIG GET shows for a mask, in Redis's letter order.
+
+    Like Redis 7.0, "A" hides "n" (the flag stays set; only the text omits it).
+    """
     if flags & ALL == ALL:
-        out = "A" + ("n" if flags & NEW else "")
+        out = "A"
     else:
         out = "".join(letter for bit, letter in _ORDER if flags & bit)
     if flags & KEYSPACE:

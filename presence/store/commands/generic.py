@@ -31,6 +31,18 @@ from presence.store.resp import OK, Error, Status
 # touch           -2   readonly fast
 
 
+def read_key(db, key: bytes, kind: type | None = None):
+    """Look `key` up for reading, like Redis's lookupKeyRead: a miss emits `keymiss`.
+
+    With `kind`, a live value of another type raises WrongType. Write paths use
+    `db.get` directly: Redis emits no keymiss for them.
+    """
+    value = db.get(key) if kind is None else db.get_typed(key, kind)
+    if value is None and db.keyspace.notifier.flags & ev.KEY_MISS:
+        db.notify(ev.KEY_MISS, b"keymiss", key)
+    return value
+
+
 @command("del", -2, "write", keys=(1, -1, 1))
 def del_(client, args):
     return _delete_keys(client.db, args)
@@ -53,13 +65,13 @@ def _delete_keys(db, keys) -> int:
 @command("exists", -2, "readonly fast", keys=(1, -1, 1))
 def exists(client, args):
     db = client.db
-    return sum(1 for key in args if db.exists(key))
+    return sum(1 for key in args if read_key(db, key) is not None)
 
 
 @command("touch", -2, "readonly fast", keys=(1, -1, 1))
 def touch(client, args):
     db = client.db
-    return sum(1 for key in args if db.exists(key))
+    return sum(1 for key in args if read_key(db, key) is not None)
 
 
 @command("expire", -3, "write fast")
@@ -157,7 +169,7 @@ def pexpiretime(client, args):
 def ttl_generic(client, key: bytes, ms: bool, absolute: bool) -> int:
     """Remaining (or absolute) time to live; -2 for a missing key, -1 for no deadline."""
     db = client.db
-    if db.get(key) is None:
+    if read_key(db, key) is None:
         return -2
     deadline = db.expires.get(key)
     if deadline is None:
@@ -180,7 +192,7 @@ def persist(client, args):
 
 @command("type", 2, "readonly fast")
 def type_(client, args):
-    value = client.db.get(args[0])
+    value = read_key(client.db, args[0])
     return Status("none" if value is None else type_name(value))
 
 

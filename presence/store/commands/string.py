@@ -11,6 +11,7 @@ from fractions import Fraction
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.commands import CommandError, command, parse_int
+from presence.store.commands.generic import read_key
 from presence.store.keyspace import WrongType
 from presence.store.resp import OK
 
@@ -28,8 +29,12 @@ MAX_STRING = 512 * 1024 * 1024
 
 @command("get", 2, "readonly fast")
 def get(client, args):
-    value = client.db.get(args[0])
-    if value is not None and type(value) is not bytes:
+    db = client.db
+    value = db.get(args[0])
+    if value is None:
+        if db.keyspace.notifier.flags:
+            db.notify(ev.KEY_MISS, b"keymiss", args[0])
+    elif type(value) is not bytes:
         raise WrongType()
     return value
 
@@ -46,9 +51,7 @@ def set_(client, args):
         return OK
     flags, expiry = _expiry_options(args[2:], "set")
     deadline = expiry_deadline(*expiry, db.keyspace.now, "set") if expiry else None
-    old = db.get(key)
-    if "get" in flags and old is not None and type(old) is not bytes:
-        raise WrongType()
+    old = read_key(db, key, bytes) if "get" in flags else db.get(key)
     if ("nx" in flags and old is not None) or ("xx" in flags and old is None):
         return old if "get" in flags else None
     db.store(key, args[1], keep_ttl="keepttl" in flags)
@@ -141,7 +144,7 @@ def _setex(client, args, unit_ms: int, name: str):
 @command("getset", 3, "write fast")
 def getset(client, args):
     db = client.db
-    old = db.get_typed(args[0], bytes)
+    old = read_key(db, args[0], bytes)
     db.store(args[0], args[1])
     db.notify(ev.STRING, b"set", args[0])
     return old
@@ -150,7 +153,7 @@ def getset(client, args):
 @command("getdel", 2, "write fast")
 def getdel(client, args):
     db = client.db
-    old = db.get_typed(args[0], bytes)
+    old = read_key(db, args[0], bytes)
     if old is not None:
         db.delete(args[0])
         db.notify(ev.GENERIC, b"del", args[0])
@@ -163,7 +166,7 @@ def getex(client, args):
     db = client.db
     key = args[0]
     flags, expiry = _expiry_options(args[1:], "getex")
-    value = db.get_typed(key, bytes)
+    value = read_key(db, key, bytes)
     if value is None:
         return None
     if expiry:
@@ -184,7 +187,7 @@ def mget(client, args):
     db = client.db
     out = []
     for key in args:
-        value = db.get(key)
+        value = read_key(db, key)
         out.append(value if type(value) is bytes else None)
     return out
 
@@ -215,17 +218,17 @@ def msetnx(client, args):
 
 @command("incr", 2, "write fast")
 def incr(client, args):
-    return _incr_by(client.db, args[0], 1, b"incrby")
+    return _incr_by(client.db, args[0], 1)
 
 
 @command("decr", 2, "write fast")
 def decr(client, args):
-    return _incr_by(client.db, args[0], -1, b"decrby")
+    return _incr_by(client.db, args[0], -1)
 
 
 @command("incrby", 3, "write fast")
 def incrby(client, args):
-    return _incr_by(client.db, args[0], parse_int(args[1]), b"incrby")
+    return _incr_by(client.db, args[0], parse_int(args[1]))
 
 
 @command("decrby", 3, "write fast")
@@ -233,18 +236,21 @@ def decrby(client, args):
     amount = parse_int(args[1])
     if amount == -(1 << 63):
         raise CommandError("ERR decrement would overflow")
-    return _incr_by(client.db, args[0], -amount, b"decrby")
+    return _incr_by(client.db, args[0], -amount)
 
 
-def _incr_by(db, key: bytes, amount: int, event: bytes) -> int:
-    """Add `amount` to the integer at `key` (0 if absent), keeping its TTL."""
+def _incr_by(db, key: bytes, amount: int) -> int:
+    """Add `amount` to the integer at `key` (0 if absent), keeping its TTL.
+
+    Redis announces INCR, DECR, INCRBY and DECRBY alike as `incrby`.
+    """
     old = db.get_typed(key, bytes)
     current = 0 if old is None else parse_int(old)
     value = current + amount
     if not -(1 << 63) <= value < (1 << 63):
         raise CommandError(replies.OVERFLOW)
     db.store(key, b"%d" % value, keep_ttl=True)
-    db.notify(ev.STRING, event, key)
+    db.notify(ev.STRING, b"incrby", key)
     return value
 
 
@@ -344,14 +350,14 @@ def append(client, args):
 
 @command("strlen", 2, "readonly fast")
 def strlen(client, args):
-    value = client.db.get_typed(args[0], bytes)
+    value = read_key(client.db, args[0], bytes)
     return 0 if value is None else len(value)
 
 
 @command("getrange", 4, "readonly")
 def getrange(client, args):
     start, end = parse_int(args[1]), parse_int(args[2])
-    value = client.db.get_typed(args[0], bytes) or b""
+    value = read_key(client.db, args[0], bytes) or b""
     n = len(value)
     if start < 0 and end < 0 and start > end:
         return b""

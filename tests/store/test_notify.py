@@ -1,0 +1,151 @@
+"""Keyspace notifications (presence/store/notify.py and the commands' events), against redis-server.
+
+A listener on each server PSUBSCRIBEs to every keyspace and keyevent channel; the same
+commands run on both; the messages each listener received must be identical, in order.
+"""
+import time
+
+import pytest
+
+from tests.store.rawclient import RawClient
+from tests.store.test_generic import run
+
+
+class Listener:
+    """A raw client on each server, pattern-subscribed to every notification channel."""
+
+    def __init__(self, pair, pattern="__key*__:*") -> None:
+        self.clients = [RawClient(pair.store.sock.getpeername()[1]), RawClient(pair.redis.sock.getpeername()[1])]
+        for client in self.clients:
+            client.call("PSUBSCRIBE", pattern)
+
+    def received(self) -> list[list[bytes]]:
+        """The messages each listener got so far (a PING marks the end), store first."""
+        out = []
+        for client in self.clients:
+            client.send("PING")
+            got = []
+            while (reply := client.read_reply()) != b"*2\r\n$4\r\npong\r\n$0\r\n\r\n":
+                got.append(reply)
+            out.append(got)
+        return out
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+@pytest.fixture
+def events(pair):
+    """Configure KEA on both servers and return a Listener."""
+    for client in (pair.store, pair.redis):
+        client.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
+    listener = Listener(pair)
+    yield listener
+    listener.close()
+
+
+def same_events(pair, events, *commands) -> list[bytes]:
+    run(pair, *commands)
+    ours, theirs = events.received()
+    assert ours == theirs
+    return ours
+
+
+@pytest.mark.parametrize("flags", ["KEA", "Ex", "A", "K", "E", "g", "$", "x", "Kx", "AKE", "Egx", "KA", "EA",
+                                   "gKE", "Ag", "KEAn", "KEAm", "mE", "nK", "Axe", "K$lshzxetdn", "KEAmn",
+                                   "t", "d", "", "EEKK", "q", "A ", "AKEq", "Kg$"])
+def test_config_flags_normalisation(pair, flags):
+    run(pair, ["CONFIG", "SET", "notify-keyspace-events", flags], "CONFIG GET notify-keyspace-events")
+
+
+@pytest.mark.parametrize("flags", ["KEA", "Kg", "E$", "K$", "Eg", "KEx", "Ks", "gE$K", "KEAm"])
+def test_flags_select_events(pair, flags):
+    for client in (pair.store, pair.redis):
+        client.call("CONFIG", "SET", "notify-keyspace-events", flags)
+    listener = Listener(pair)
+    try:
+        run(pair, "SET a 1", "EXPIRE a 100", "INCR a", "DEL a", "GET missing", "SET b 1 PX 1")
+        time.sleep(0.05)
+        run(pair, "GET b")
+        ours, theirs = listener.received()
+        assert ours == theirs
+    finally:
+        listener.close()
+
+
+STRING_SEQUENCES = [
+    ["SET a 1", "SET a 2 XX", "SET a 3 NX", "SET b 1 NX", "SET a 4 EX 100", "SET a 5 KEEPTTL", "SET a 6 GET"],
+    ["SET a 1 PX 100000", "SET a 2 EXAT 4000000000", "SET a 3 PXAT 4000000000000"],
+    ["SETNX a 1", "SETNX a 2", "SETEX a 100 v", "PSETEX a 100000 v", "GETSET a x", "GETSET n x"],
+    ["SET a v", "GETDEL a", "GETDEL a", "SET a v", "GETEX a", "GETEX a EX 100", "GETEX a PERSIST",
+     "GETEX a PERSIST", "GETEX a PXAT 1", "EXISTS a"],
+    ["MSET a 1 b 2 a 3", "MSETNX a 1 c 3", "MSETNX c 3 d 4"],
+    ["INCR n", "INCRBY n 5", "DECR n", "DECRBY n 2", "INCRBY n abc", "INCRBYFLOAT f 1.5", "INCRBYFLOAT f abc",
+     "SET s x", "INCR s"],
+    ["APPEND a x", "APPEND a y", ["APPEND", "a", ""], "SETRANGE a 5 z", ["SETRANGE", "a", "0", ""],
+     ["SETRANGE", "nokey", "0", ""], "SETRANGE nokey 0 z"],
+    ["SET a 1 EX 0", "SET a 1 GET EX abc", "SET a", "GET a", "MGET a b", "STRLEN a", "GETRANGE a 0 1"],
+]
+
+GENERIC_SEQUENCES = [
+    ["SET a 1", "SET b 2", "DEL a b c", "UNLINK b", "SET a 1", "UNLINK a"],
+    ["SET a 1", "EXPIRE a 100", "PEXPIRE a 100000", "EXPIREAT a 4000000000", "PEXPIREAT a 4000000000000",
+     "EXPIRE a 100 NX", "EXPIRE a 200 GT", "PERSIST a", "PERSIST a", "EXPIRE missing 10"],
+    ["SET a 1", "EXPIRE a 0", "SET a 1", "PEXPIRE a -1", "SET a 1", "EXPIREAT a 1", "EXPIRE a 10 FOO"],
+    ["SET a 1", "RENAME a b", "RENAMENX b c", "SET d 1", "RENAMENX c d", "RENAME c c", "RENAME c d",
+     "RENAMENX nokey x", "RENAME d d"],
+    ["SET a 1", "EXPIRE a 100", "RENAME a b", "TTL b", "SET c 1", "RENAME b c"],
+    ["SET a 1", "TOUCH a", "EXISTS a", "TYPE a", "KEYS *", "TTL a", "RANDOMKEY"],
+    ["SET a 1", "SELECT 3", "SET a 3", "DEL a", "SELECT 0", "DEL a"],
+]
+
+
+@pytest.mark.parametrize("commands", STRING_SEQUENCES + GENERIC_SEQUENCES)
+def test_event_sequences(pair, events, commands):
+    same_events(pair, events, *commands)
+
+
+def test_events_inside_exec(pair, events):
+    same_events(pair, events, "MULTI", "SET a 1", "INCR a", "DEL a", "EXEC")
+
+
+def test_flushall_sends_no_key_events(pair, events):
+    same_events(pair, events, "SET a 1", "SET b 1", "FLUSHALL", "FLUSHDB")
+
+
+def test_expired_event_on_lazy_access(pair, events):
+    run(pair, "SET a 1 PX 20")
+    time.sleep(0.05)
+    same_events(pair, events, "GET a", "EXISTS a")
+
+
+def test_expired_event_by_active_expiry(pair, events):
+    """Redis finds the key by sampling within a few hundred ms; the store at its deadline."""
+    run(pair, "SET a 1 PX 30", "SET b 1 PX 40", "SET c 1")
+    events.received()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if all(c.call("DBSIZE") == b":1\r\n" for c in (pair.store, pair.redis)):
+            break
+        time.sleep(0.02)
+    ours, theirs = events.received()
+    assert sorted(ours) == sorted(theirs)
+    assert len(ours) == 4  # expired on __keyspace@0__:a / :b and __keyevent@0__:expired twice
+
+
+def test_keymiss_events(pair):
+    for client in (pair.store, pair.redis):
+        client.call("CONFIG", "SET", "notify-keyspace-events", "KEm")
+    listener = Listener(pair)
+    try:
+        run(pair, "GET missing", "MGET m1 m2", "SET a 1", "GET a", "EXISTS nokey", "STRLEN nokey",
+            "GETDEL nokey", "GETRANGE nokey 0 1", "TTL nokey", "PTTL nokey", "EXPIRETIME nokey", "TYPE nokey",
+            "GETEX nokey", "GETEX nokey EX 10", "APPEND m x", "INCR m2", "SETRANGE m3 0 x", "GETSET m4 x",
+            "SET m5 x GET", "SET m5 y GET", "SETNX m6 x", "PERSIST nokey", "EXPIRE nokey 10", "RENAME nokey x",
+            "DEL nokey", "TOUCH nokey", "SET z 1 NX", "SET nokey 2 XX", "MSETNX q 1",
+            "INCRBYFLOAT m9 1", "GETDEL m5")
+        ours, theirs = listener.received()
+        assert ours == theirs
+    finally:
+        listener.close()
