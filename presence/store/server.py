@@ -29,6 +29,9 @@ EXPIRE_SLICE = 2000  # keys expired per timer callback  # the Redis version whos
 _SUBSCRIBED_OK = frozenset(["subscribe", "psubscribe", "ssubscribe", "unsubscribe",
                             "punsubscribe", "sunsubscribe", "ping", "quit", "reset"])
 # Commands that run at once inside MULTI instead of being queued.
+# Commands whose first argument is a subcommand, named "config|get" in some errors.
+_CONTAINERS = frozenset(["config", "client", "pubsub", "command", "object", "memory", "slowlog",
+                         "latency", "acl", "script", "function", "cluster", "module"])
 _NOT_QUEUED = frozenset(["exec", "discard", "multi", "watch", "quit", "reset"])
 _ids = itertools.count(1)
 
@@ -254,7 +257,7 @@ class Server:
         client.last_command = cmd.name
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
-            return self._refuse(client, replies.wrong_arity(cmd.name))
+            return self._refuse(client, replies.wrong_arity(cmd.name), cmd)
         if client.multi is not None or not client.authenticated or client.channels or client.patterns:
             refused = self._gate(client, cmd, argv)
             if refused is not None:
@@ -272,9 +275,12 @@ class Server:
     def _gate(self, client: Client, cmd, argv: list[bytes]):
         """The rare checks: AUTH, RESP2 subscribed context, MULTI queueing; None to run now."""
         if not client.authenticated and "no-auth" not in cmd.flags:
-            return self._refuse(client, replies.NOAUTH)
+            return self._refuse(client, replies.NOAUTH, cmd)
         if client.protocol == 2 and (client.channels or client.patterns) and cmd.name not in _SUBSCRIBED_OK:
-            return self._refuse(client, Error(replies.SUBSCRIBED_CONTEXT.format(cmd.name)))
+            shown = cmd.name
+            if cmd.name in _CONTAINERS and len(argv) > 1:  # Redis names the subcommand too
+                shown += "|" + argv[1].decode(errors="replace").lower()
+            return self._refuse(client, Error(replies.SUBSCRIBED_CONTEXT.format(shown)), cmd)
         if client.multi is not None and cmd.name not in _NOT_QUEUED:
             client.multi.append((cmd, argv))
             return QUEUED
@@ -291,11 +297,21 @@ class Server:
             self.stats["total_error_replies"] += 1
         return reply
 
-    def _refuse(self, client: Client, error: Error) -> Error:
-        """Reply with an error for a command that did not run (and spoil a MULTI)."""
-        if client.multi is not None:
-            client.multi_error = True
+    def _refuse(self, client: Client, error: Error, cmd=None) -> Error:
+        """Reply with an error for a command that did not run (and spoil a MULTI).
+
+        A refused EXEC discards the transaction, answering EXECABORT with the reason.
+        """
         self.stats["total_error_replies"] += 1
+        if client.multi is None:
+            return error
+        client.multi_error = True
+        if cmd is not None and cmd.name == "exec":
+            client.multi = None
+            client.multi_error = False
+            unwatch_all(client)
+            reason = error[4:] if error.startswith("ERR ") else error
+            return Error(f"EXECABORT Transaction discarded because of: {reason}")
         return error
 
     # ------------------------------------------------------------ expiry timer

@@ -130,9 +130,6 @@ def test_resp2_subscribed_context_refuses_commands(pair, command):
     run(pair, command, "PING", "PING hi", "PING a b")
 
 
-@pytest.mark.xfail(reason="server.py: the subscribed-context error names a container command by "
-                          "its full name ('pubsub|numsub', 'config|get', 'client|id') like Redis",
-                   strict=True)
 def test_subscribed_context_names_subcommands(pair):
     same_replies(pair, 1, "SUBSCRIBE", "c")
     run(pair, "PUBSUB NUMSUB c")

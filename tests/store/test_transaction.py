@@ -85,9 +85,6 @@ def test_exec_with_subscribe_inside(pair):
     run(pair, "PING", "RESET", "PUBSUB NUMSUB c1 c2")
 
 
-@pytest.mark.xfail(reason="server.py: a refused EXEC inside MULTI (arity, subscribed context) must "
-                          "discard the transaction and answer 'EXECABORT Transaction discarded "
-                          "because of: <error without ERR>', as Redis's rejectCommand does", strict=True)
 def test_refused_exec_aborts_the_transaction(pair):
     run(pair, "MULTI", "SET a 1", "EXEC x", "EXEC", "GET a")
 
