@@ -347,8 +347,6 @@ def _drain(sub):
     return messages
 
 
-@pytest.mark.xfail(reason="resp.format_double prints the shortest repr; Redis 7.0 prints RESP3 doubles %.17g",
-                   strict=False)
 def test_resp3_scores_have_17_significant_digits(pair):
     pair.store.call("HELLO", "3")
     pair.redis.call("HELLO", "3")
