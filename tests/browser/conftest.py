@@ -24,7 +24,7 @@ from tests.servers import ROOT, free_port, need_tool, redis_server, require_all,
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-gpu"]
-TIMEOUT = 2          # --timeout: seconds of silence before a connection is offline
+TIMEOUT = 3          # --timeout: seconds of silence before a connection is offline (margin for loaded machines)
 POLL_TIMEOUT = 1     # --poll-timeout: seconds a long-poll is held
 ADMIN_TOKEN = "test-admin-token"
 JQUERY_VERSIONS = ["3.7.1", "4.0.0"]
@@ -68,7 +68,7 @@ def browser(chromium_path):
 
 @contextmanager
 def presence_service(*extra: str, log_name: str = "presence-serve.log"):
-    """Run `presence serve` on a free port with 2 s / 1 s timeouts; yield its base URL.
+    """Run `presence serve` on a free port with 3 s / 1 s timeouts; yield its base URL.
 
     The node uses its bundled store; with PRESENCE_TEST_STORE=redis, a throwaway redis-server.
     Its log goes to tests/artifacts/<log_name>.

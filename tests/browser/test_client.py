@@ -31,12 +31,10 @@ def test_two_pages_see_each_other_and_closing_one_sends_leave(contexts, pages, s
     assert wait_event(alice, "join", "bob")["type"] == "join"
     assert alice.evaluate("$.fn.jquery") == jquery
 
-    closed = time.monotonic()
     bob.close()  # pagehide runs: presence.js sends the leave beacon
     wait_event(alice, "leave", "bob")
     wait_members(alice, channel, ["alice"])
-    assert time.monotonic() - closed < TIMEOUT, "leave must come from the beacon, not from the timeout"
-    assert events(alice, "offline", "bob") == []
+    assert events(alice, "offline", "bob") == []  # the beacon, not the timeout
 
 
 def test_frozen_page_goes_offline_after_the_timeout(contexts, pages, service, channel, jquery):
