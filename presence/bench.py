@@ -58,6 +58,19 @@ def summary(values: list[float]) -> dict:
             "p99": percentile(values, 99), "max": max(values) if values else None}
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by process `pid` and its live descendants (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            children = [int(c) for c in fh.read().split()]
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(process_cpu_seconds(c) for c in children)
+
+
 # -- a minimal HTTP/1.1 keep-alive client ---------------------------------------------
 
 
@@ -183,11 +196,12 @@ class Client:
 
 
 async def hammer(url: str, paths: list[str], connections: int, duration: float,
-                 warmup: float = 1.0) -> dict:
+                 warmup: float = 1.0, server_pid: int | None = None) -> dict:
     """Closed-loop load: each connection sends its path (paths[i % len]) back to back.
 
     Counts the requests answered within `duration` after `warmup`; returns {requests,
-    errors, seconds, rps, p50_ms, p99_ms, client_cpu_s}. Any non-2xx answer is an error.
+    errors, seconds, rps, p50_ms, p99_ms, client_cpu_s, server_cpu_s}. Any non-2xx answer
+    is an error. server_cpu_s is the CPU time of `server_pid` and its children (0 without).
     """
     parts = urlsplit(url)
     client = Client(parts.hostname or "127.0.0.1", parts.port or 80)
@@ -198,15 +212,19 @@ async def hammer(url: str, paths: list[str], connections: int, duration: float,
 
     async def drive(path: str) -> None:
         nonlocal errors
-        conn = await client.connect()
+        conn = None
         while True:
             t0 = loop.time()
             try:
+                if conn is None:
+                    conn = await client.connect()
                 status, _ = await client.get(conn, path, 30)
             except HTTPError:
                 errors += counting
-                client.drop(conn)
-                conn = await client.connect()
+                if conn is not None:
+                    client.drop(conn)
+                conn = None
+                await asyncio.sleep(0.1)
                 continue
             if counting:
                 latencies.append(loop.time() - t0)
@@ -217,10 +235,12 @@ async def hammer(url: str, paths: list[str], connections: int, duration: float,
         await asyncio.sleep(warmup)
         counting = True
         cpu0, t0 = resource.getrusage(resource.RUSAGE_SELF), loop.time()
+        server0 = process_cpu_seconds(server_pid) if server_pid else 0.0
         await asyncio.sleep(duration)
         counting = False
         elapsed = loop.time() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        server1 = process_cpu_seconds(server_pid) if server_pid else 0.0
     finally:
         for task in tasks:
             task.cancel()
@@ -229,7 +249,8 @@ async def hammer(url: str, paths: list[str], connections: int, duration: float,
     ms = [x * 1000 for x in latencies]
     return {"requests": len(ms), "errors": errors, "seconds": elapsed,
             "rps": len(ms) / elapsed, "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
-            "client_cpu_s": cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime}
+            "client_cpu_s": cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
+            "server_cpu_s": server1 - server0}
 
 
 # -- simulated users ------------------------------------------------------------------

@@ -19,6 +19,25 @@ log = logging.getLogger("presence.feed")
 TAIL = 256  # events a feed keeps in memory
 
 
+class Hold:
+    """The handle of one held poll: cancel() ends its wait at once (the client went away).
+
+    Cheaper than running each poll as its own task just to be able to cancel it.
+    """
+
+    __slots__ = ("future", "gone")
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future | None = None
+        self.gone = False
+
+    def cancel(self) -> None:
+        """Make the poll's current or next wait raise CancelledError."""
+        self.gone = True
+        if self.future is not None and not self.future.done():
+            self.future.cancel()
+
+
 class Feed:
     """The tail of one event log as this node has seen it, plus the polls waiting on it.
 
@@ -46,13 +65,15 @@ class Feed:
             self.seq = None
             self.tail.clear()
             return
-        if self.seq is None or got.seq < self.seq or got.cursor > self.seq:
-            self.tail.clear()  # a gap, or the store lost its log: start over from this read
+        if self.seq is not None and got.seq < self.seq:
+            return  # an older read finishing late (a store that lost its log reads as reset)
+        if self.seq is None or got.cursor > self.seq:
+            self.tail.clear()  # a gap between the tail and this read: start over from it
             self.tail.extend(got.events)
             self.seq = got.seq
             return
         self.tail.extend(e for e in got.events if e["id"] > self.seq)
-        self.seq = max(self.seq, got.seq)
+        self.seq = got.seq
 
     def events_after(self, cursor: int) -> list[dict] | None:
         """Events after `cursor` from memory; None when memory cannot tell (read the store)."""
@@ -64,14 +85,19 @@ class Feed:
             return None
         return [e for e in self.tail if e["id"] > cursor]
 
-    async def wait(self, timeout: float) -> bool:
+    async def wait(self, timeout: float, hold: Hold | None = None) -> bool:
         """Wait until the tail may have grown; False when `timeout` passed first.
 
-        Cancelling the caller removes its waiter (no leak). One future and one timer
+        Raises CancelledError when `hold` is (or gets) cancelled; cancelling the caller
+        works too. Either way the waiter is removed (no leak). One future and one timer
         handle per waiting poll: held polls are many, so this stays lean.
         """
+        if hold is not None and hold.gone:
+            raise asyncio.CancelledError
         loop = asyncio.get_running_loop()
         future = loop.create_future()
+        if hold is not None:
+            hold.future = future
         timer = loop.call_later(timeout, _expire, future)
         self._waiters.add(future)
         try:

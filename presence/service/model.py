@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from presence.service.feed import Feed
+from presence.service.feed import Feed, Hold
 from presence.service.gateway import ChannelPage, Gateway, LogSlice, parse_online_key
 
 log = logging.getLogger("presence.model")
@@ -97,13 +97,15 @@ class Presence:
         await self._refresh(channel, user, conn, None)
         return {"ok": True}
 
-    async def poll(self, channel: str, user: str, conn: str, cursor: int) -> dict:
+    async def poll(self, channel: str, user: str, conn: str, cursor: int,
+                   hold: Hold | None = None) -> dict:
         """Keep a tab alive, then return the channel's events after `cursor`.
 
         Waits up to poll_timeout for events; returns {cursor, events} (events may be
         empty), {reset, cursor, members} when the cursor is outside the retained history,
         or {cursor, events: [], reconnect: true} when this node is shutting down.
-        Cancelling the call (the client went away) releases its waiter.
+        Cancelling the call or `hold` (the client went away) raises CancelledError and
+        releases its waiter.
         """
         feed = self._feed(channel)
         feed.users += 1
@@ -115,7 +117,7 @@ class Presence:
                 await self._record(channel, _event("join", user, None, self.now()))
             return await self._wait(feed, got, seen,
                                     lambda: self.gateway.read_channel(channel, cursor),
-                                    lambda: self._reset(channel))
+                                    lambda: self._reset(channel), hold)
         finally:
             feed.users -= 1
 
@@ -161,7 +163,7 @@ class Presence:
         """One page of channels as ([(channel, users, connections)], next)."""
         return await self.gateway.channels_page(after, limit, self.now())
 
-    async def global_events(self, cursor: int | None) -> dict:
+    async def global_events(self, cursor: int | None, hold: Hold | None = None) -> dict:
         """Long-poll over every channel's events (each with "channel"); None: from now on."""
         feed = self.global_feed
         seen = feed.pokes
@@ -169,7 +171,7 @@ class Presence:
         if cursor is None:
             return {"cursor": got.seq, "events": []}
         return await self._wait(feed, got, seen, lambda: self.gateway.read_feed(cursor),
-                                lambda: self._global_reset())
+                                lambda: self._global_reset(), hold)
 
     # -- store notifications ------------------------------------------------------------
 
@@ -255,7 +257,8 @@ class Presence:
         self.stats.events[event["type"]] += 1
         self.woken(channel)  # pub/sub will tell us too; waking now saves the round trip
 
-    async def _wait(self, feed: Feed, got: LogSlice, seen: int, read, reset) -> dict:
+    async def _wait(self, feed: Feed, got: LogSlice, seen: int, read, reset,
+                    hold: Hold | None = None) -> dict:
         """Hold a poll until `feed` has events after got.cursor, or poll_timeout passes.
 
         `seen` is feed.pokes from before the store read that produced `got`: a poke after
@@ -275,7 +278,7 @@ class Presence:
                     return {"cursor": cursor, "events": [], "reconnect": True}
                 if feed.pokes == seen:
                     remaining = deadline - loop.time()
-                    if remaining <= 0 or not await feed.wait(remaining):
+                    if remaining <= 0 or not await feed.wait(remaining, hold):
                         return {"cursor": cursor, "events": []}
                     seen = feed.covered
                     events = feed.events_after(cursor)

@@ -73,7 +73,7 @@ class EventsHandler(LongPollHandler, ApiHandler):
 
     async def get(self) -> None:
         cursor = self.int_arg("cursor", required=False)
-        await self.hold(self.presence.global_events(cursor))
+        await self.held(lambda hold: self.presence.global_events(cursor, hold))
 
 
 class HealthHandler(BaseHandler):

@@ -9,6 +9,7 @@ import asyncio
 import json
 
 from presence.service import names
+from presence.service.feed import Hold
 from presence.service.model import NotMember
 from presence.web import auth
 from presence.web.base import BadParam, BaseHandler, NotFound
@@ -80,32 +81,30 @@ class SendHandler(ClientHandler):
 
 
 class LongPollHandler(BaseHandler):
-    """Runs one domain wait as a task, cancelled if the client goes away first."""
+    """Holds one domain wait, ended at once if the client goes away first."""
 
-    _task: asyncio.Future | None = None
-    _gone = False
+    hold: Hold | None = None
 
-    async def hold(self, coro) -> None:
-        """Reply with what `coro` returns, unless the client left first (then drop it)."""
-        self._task = asyncio.ensure_future(coro)
+    async def held(self, wait) -> None:
+        """Reply with what `wait(hold)` returns, unless the client left first (then drop it)."""
+        self.hold = Hold()
         try:
-            result = await self._task
+            result = await wait(self.hold)
         except asyncio.CancelledError:
-            if self._gone:
+            if self.hold.gone:
                 return
             raise
         self.reply(result)
 
     def on_connection_close(self) -> None:
-        self._gone = True
-        if self._task is not None:
-            self._task.cancel()
+        if self.hold is not None:
+            self.hold.cancel()
 
 
 class PollHandler(LongPollHandler, ClientHandler):
     async def get(self, channel: str) -> None:
         channel, user, conn = self.params(channel)
         cursor = self.int_arg("cursor")
-        await self.hold(self.presence.poll(channel, user, conn, cursor))
+        await self.held(lambda hold: self.presence.poll(channel, user, conn, cursor, hold))
 
     post = get

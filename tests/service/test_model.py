@@ -269,3 +269,22 @@ async def test_join_and_reset_return_the_first_members_and_say_there_are_more(no
     assert reset["reset"] is True and reset["more"] is True and reset["cursor"] == 26
     page = await node.channel("big", "user09", 1000)
     assert (page.users, len(page.members), page.next) == (26, 16, None)
+
+
+@pytest.mark.gen_test
+async def test_cancelling_a_hold_ends_its_wait_and_leaves_no_waiter(node):
+    from presence.service.feed import Hold
+    await node.join("room", "alice", "a", None)
+    node.poll_timeout = 10
+    hold = Hold()
+    held = asyncio.ensure_future(node.poll("room", "alice", "a", 1, hold))
+    await asyncio.sleep(0.05)
+    assert node.feeds["room"].waiting == 1
+    hold.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await held
+    assert node.pending == 0 and node.feeds["room"].waiting == 0
+    gone = Hold()
+    gone.cancel()  # the client left before the poll got to wait
+    with pytest.raises(asyncio.CancelledError):
+        await node.poll("room", "alice", "a", 1, gone)
