@@ -1,4 +1,5 @@
 """First differential checks: the store answers like redis-server for basic commands."""
+import pytest
 
 
 def test_basic_string_commands_match_redis(pair):
@@ -13,3 +14,11 @@ def test_basic_string_commands_match_redis(pair):
     pair.same("TTL", "missing")
     pair.same("TYPE", "n")
     pair.same("DEL", "n", "k", "zz")
+
+
+@pytest.mark.xfail(reason="replies._printable decodes with errors='replace' (U+FFFD) and resp.encode "
+                          "encodes errors as strict UTF-8; Redis quotes the raw bytes. Fix: decode with "
+                          "'surrogateescape' in replies.py and encode Error/Status with 'surrogateescape' "
+                          "in resp.encode", strict=True)
+def test_unknown_command_quotes_raw_bytes(pair):
+    pair.same(b"\xff\xfe", b"\xe9")
