@@ -59,7 +59,7 @@ def test_config_flags_normalisation(pair, flags):
     run(pair, ["CONFIG", "SET", "notify-keyspace-events", flags], "CONFIG GET notify-keyspace-events")
 
 
-@pytest.mark.parametrize("flags", ["KEA", "Kg", "E$", "K$", "Eg", "KEx", "Ks", "gE$K", "KEAm"])
+@pytest.mark.parametrize("flags", ["KEA", "Kg", "E$", "K$", "Eg", "KEx", "Ks", "gE$K", "KEAm", "KEn", "En", "KEAn"])
 def test_flags_select_events(pair, flags):
     for client in (pair.store, pair.redis):
         client.call("CONFIG", "SET", "notify-keyspace-events", flags)
@@ -147,5 +147,55 @@ def test_keymiss_events(pair):
             "INCRBYFLOAT m9 1", "GETDEL m5")
         ours, theirs = listener.received()
         assert ours == theirs
+    finally:
+        listener.close()
+
+
+# ------------------------------------------------------------ keys-expire-notify in real time
+
+@pytest.fixture(scope="module")
+def notifying_store():
+    from tests.servers import bundled_store
+    with bundled_store("--keys-expire-notify", "expired-keys") as port:
+        yield port
+
+
+def test_keys_expire_notify_arrives_at_the_deadline_not_before(notifying_store):
+    subscriber, writer = RawClient(notifying_store), RawClient(notifying_store)
+    try:
+        assert subscriber.call("SUBSCRIBE", "expired-keys") == b"*3\r\n$9\r\nsubscribe\r\n$12\r\nexpired-keys\r\n:1\r\n"
+        start = time.monotonic()
+        assert writer.call("SET", "presence:u1", "x", "PX", "400") == b"+OK\r\n"
+        subscriber.sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            subscriber.read_reply()  # nothing before the deadline
+        subscriber.sock.settimeout(5)
+        message = subscriber.read_reply()
+        elapsed = time.monotonic() - start
+        assert message == b"*3\r\n$7\r\nmessage\r\n$12\r\nexpired-keys\r\n$11\r\npresence:u1\r\n"
+        assert elapsed >= 0.4 - 0.002  # the deadline is whole milliseconds of wall time
+        assert writer.call("EXISTS", "presence:u1") == b":0\r\n"
+    finally:
+        subscriber.close()
+        writer.close()
+
+
+def test_keys_expire_notify_is_settable_and_can_be_disabled(pair):
+    store = pair.store
+    assert store.call("CONFIG", "SET", "keys-expire-notify", "chan") == b"+OK\r\n"
+    assert store.call("CONFIG", "GET", "keys-expire-notify") == b"*2\r\n$18\r\nkeys-expire-notify\r\n$4\r\nchan\r\n"
+    listener = RawClient(store.sock.getpeername()[1])
+    try:
+        listener.call("SUBSCRIBE", "chan")
+        store.call("SET", "k", "v", "PX", "1")
+        listener.sock.settimeout(5)
+        assert listener.read_reply() == b"*3\r\n$7\r\nmessage\r\n$4\r\nchan\r\n$1\r\nk\r\n"
+        assert store.call("CONFIG", "SET", "keys-expire-notify", "") == b"+OK\r\n"
+        store.call("SET", "k", "v", "PX", "1")
+        time.sleep(0.05)
+        assert store.call("EXISTS", "k") == b":0\r\n"
+        listener.sock.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            listener.read_reply()
     finally:
         listener.close()
