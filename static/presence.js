@@ -21,7 +21,7 @@
  *   token         optional signed token (required by a service started with --secret)
  *   url           service base URL; defaults to the origin this file was loaded from
  *   transport     "jsonp" (default: works from any origin, any browser) or "json" (JSON + CORS)
- *   channels      channel names to join at once
+ *   channels      channel names to join (on the next tick, after your handlers are attached)
  *   joinTimeout   ms to wait for a join/leave/send answer (default 10000)
  *   requestTimeout ms to wait for a long-poll answer; default: the server's poll timeout
  *                 (or presence timeout) from the join answer plus 5 s. A JSONP request that
@@ -51,15 +51,19 @@
  *   reset:   fn(channel) when the service's history no longer reached our cursor and the
  *            members list was resynchronised from its snapshot (events in the gap are lost)
  *
- * Behaviour worth knowing: each tab keeps its own connection id in sessionStorage, so a
- * reload keeps it and two tabs of one user are two connections of one member (a duplicated
- * tab, which starts with a copy of sessionStorage, notices through a BroadcastChannel and
- * takes a new id). After a
- * failed request the client waits (backoff with jitter), rejoins and resumes polling from
- * its cursor, so no event is missed unless the service answers `reset`. A user kicked by
- * an operator stops polling that channel (state "kicked") until join() is called again.
- * Every open channel holds one long-poll; browsers allow about 6 per origin, shared by all
- * tabs, so keep channels per tab few.
+ * Behaviour worth knowing:
+ * - Each tab keeps its own connection id in sessionStorage: a reload keeps it, and two tabs
+ *   of one user are two connections of one member. A duplicated tab, which starts with a
+ *   copy of sessionStorage, notices through a BroadcastChannel and takes a new id.
+ * - After a failed request the client waits (backoff with jitter), joins again and resumes
+ *   polling from its cursor, so no event is missed unless the service answers `reset`.
+ * - If the service reports this user offline or gone while the tab is alive, it rejoins.
+ *   A user kicked by an operator stops polling that channel (state "kicked") until join().
+ * - The members list starts from the join answer, which holds at most the first 1000
+ *   members of a channel (the service says `more`); events keep it current from there.
+ * - Event times (`ts`) and `since` are milliseconds since the epoch.
+ * - Every open channel holds one long-poll; browsers allow about 6 connections per origin,
+ *   shared by all tabs, so keep the channels per tab few.
  */
 (function (factory) {
   "use strict";
@@ -392,7 +396,10 @@
       window.addEventListener("pagehide", this.onPageHide);
       window.addEventListener("pageshow", this.onPageShow);
     }
-    $.each(this.options.channels || [], function (_, name) { self.join(name); });
+    // Joined on the next tick, so that handlers attached right after $.presence() see it all.
+    setTimeout(function () {
+      $.each(self.options.channels || [], function (_, name) { self.join(name); });
+    }, 0);
   }
 
   /**

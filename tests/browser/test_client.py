@@ -187,3 +187,21 @@ def test_signed_tokens_with_secret(contexts, pages, channel):
         assert "online" not in mallory.evaluate("window.t.states")
         assert events(alice, "join") == []
         wait_members(alice, channel, ["alice"])
+
+
+def test_one_client_in_two_channels(contexts, pages, service, channel):
+    other = channel + "-b"
+    alice = open_client(contexts(), pages, service, "alice", channel)
+    alice.evaluate("c => { client.join(c); }", other)
+    bob = open_client(contexts(), pages, service, "bob", other)
+    wait_members(alice, channel, ["alice"])
+    wait_members(alice, other, ["alice", "bob"])
+    assert sorted(alice.evaluate("client.channels()")) == sorted([channel, other])
+    assert bob.evaluate("c => client.send(c, 'in b').then(a => a.ok)", other)
+    message = wait_event(alice, "message", "bob", data="in b")
+    assert message["channel"] == other
+
+    assert alice.evaluate("c => client.leave(c).then(a => a.ok)", other)
+    wait_event(bob, "leave", "alice")
+    assert alice.evaluate("client.channels()") == [channel]
+    assert alice.evaluate("c => client.state(c)", other) == "idle"
