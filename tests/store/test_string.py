@@ -132,3 +132,12 @@ def test_setrange(pair):
         ["SETRANGE", "missing", "0", ""], "SETRANGE n2 3 abc", "GET n2", "SETRANGE s 536870912 x",
         "SETRANGE s 536870911 xx", "SETRANGE s abc x", "SET t v EX 100", "SETRANGE t 0 w", "TTL t",
         ["SETRANGE", "missing", "536870912", ""])
+
+
+def test_string_length_limit_follows_proto_max_bulk_len(pair):
+    try:
+        run(pair, "CONFIG SET proto-max-bulk-len 1048576", "SETRANGE k 1048576 x", "SETRANGE k 1048575 x",
+            "STRLEN k", "APPEND k x", "SET a 1", ["APPEND", "a", "x" * 1048575], "APPEND a xy", "STRLEN a")
+    finally:
+        for client in (pair.store, pair.redis):
+            client.call("CONFIG", "SET", "proto-max-bulk-len", "536870912")

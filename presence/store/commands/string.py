@@ -24,8 +24,6 @@ from presence.store.resp import OK
 # incr            2    write fast       decr 2, incrby 3, decrby 3, incrbyfloat 3
 # append          3    write fast       strlen 2, getrange 4, setrange 4
 
-MAX_STRING = 512 * 1024 * 1024
-
 
 @command("get", 2, "readonly fast")
 def get(client, args):
@@ -340,12 +338,17 @@ def _decimal_digits(n: int) -> bytes:
 def append(client, args):
     db = client.db
     old = db.get_typed(args[0], bytes) or b""
+    _check_length(client, len(old) + len(args[1]))
     value = old + args[1]
-    if len(value) > MAX_STRING:
-        raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
     db.store(args[0], value, keep_ttl=True)
     db.notify(ev.STRING, b"append", args[0])
     return len(value)
+
+
+def _check_length(client, length: int) -> None:
+    """Refuse to build a string longer than proto-max-bulk-len, as Redis does."""
+    if length > client.server.config["proto-max-bulk-len"]:
+        raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
 
 
 @command("strlen", 2, "readonly fast")
@@ -381,10 +384,9 @@ def setrange(client, args):
     old = db.get_typed(key, bytes)
     if not patch:
         return len(old or b"")
-    if offset + len(patch) > MAX_STRING:
-        raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
-    base = (old or b"").ljust(offset, b"\0")
-    value = base[:offset] + patch + base[offset + len(patch):]
+    _check_length(client, offset + len(patch))
+    old = old or b""
+    value = b"".join([old[:offset], bytes(max(0, offset - len(old))), patch, old[offset + len(patch):]])
     db.store(key, value, keep_ttl=True)
     db.notify(ev.STRING, b"setrange", key)
     return len(value)
