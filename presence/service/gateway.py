@@ -42,6 +42,7 @@ EXPIRY_CHANNEL = f"{PREFIX}:expired"  # what `presence serve` passes to --keys-e
 
 _ONLINE_KEY = re.compile(r"presence:\{([A-Za-z0-9_.-]{1,64})\}:online:([A-Za-z0-9_.@-]{1,128})")
 _WATCH_RETRIES = 50
+_BATCH_MAX = 256  # refreshes per shared transaction
 
 
 class StoreSetupError(RuntimeError):
@@ -133,6 +134,7 @@ class Gateway:
         self.history = history
         self._bases: dict[str, int] = {}  # events key -> last seen base, to read in one trip
         self._keys: dict[str, ChannelKeys] = {}
+        self._batch: list = []  # refreshes waiting for the next shared transaction
 
     @classmethod
     def from_url(cls, url: str, history: int = 1000, max_connections: int = 64) -> "Gateway":
@@ -217,23 +219,29 @@ class Gateway:
 
         Returns (first, log): `first` is true when this call made the user a member (the
         caller records `join`). `info`, when given, replaces the member's info JSON.
-        `prune` also forgets the user's dead tabs (joins do; polls need not).
+        `prune` also forgets the user's dead tabs (joins do; polls need not). Refreshes
+        issued together share one MULTI/EXEC, each still atomic.
         """
         k = self.keys(channel)
         deadline = now + ttl
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(k.online(user), "1", px=ttl)
-        pipe.zadd(k.conns(user), {conn: deadline})
-        pipe.zadd(k.connections, {f"{user}/{conn}": deadline})
-        pipe.zadd(k.members, {user: 0})
-        pipe.zadd(k.deadlines, {user: deadline})
-        pipe.hsetnx(k.member(user), "since", now)
-        if info is not None:
-            pipe.hset(k.member(user), "info", info)
-        if prune:
-            pipe.zremrangebyscore(k.conns(user), "-inf", now)
-        parse = self._queue_read(pipe, k.seq, k.events, cursor) if cursor is not None else None
-        replies = await pipe.execute()
+
+        def queue(pipe) -> tuple[int, object]:
+            pipe.set(k.online(user), "1", px=ttl)
+            pipe.zadd(k.conns(user), {conn: deadline})
+            pipe.zadd(k.connections, {f"{user}/{conn}": deadline})
+            pipe.zadd(k.members, {user: 0})
+            pipe.zadd(k.deadlines, {user: deadline})
+            pipe.hsetnx(k.member(user), "since", now)
+            if info is not None:
+                pipe.hset(k.member(user), "info", info)
+            if prune:
+                pipe.zremrangebyscore(k.conns(user), "-inf", now)
+            count = 6 + (info is not None) + prune
+            if cursor is None:
+                return count, None
+            return count + 3, self._queue_read(pipe, k.seq, k.events, cursor)
+
+        replies, parse = await self._batched(queue)
         first = replies[5] == 1
         if parse is None:
             return first, None
@@ -241,6 +249,40 @@ class Gateway:
         if log is None:
             log = await self._read_log(k.seq, k.events, cursor)
         return first, log
+
+    def _batched(self, queue) -> asyncio.Future:
+        """Run `queue(pipe)` in the next shared transaction; resolves to (its replies, parser).
+
+        `queue` queues its commands and returns (how many, anything to hand back). All
+        calls made in one event-loop iteration go out in one round trip.
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._batch.append((queue, future))
+        if len(self._batch) == 1:
+            loop.call_soon(self._flush_batch)
+        return future
+
+    def _flush_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        for start in range(0, len(batch), _BATCH_MAX):
+            asyncio.ensure_future(self._run_batch(batch[start:start + _BATCH_MAX]))
+
+    async def _run_batch(self, batch: list) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        spans = [(*queue(pipe), future) for queue, future in batch]
+        try:
+            replies = await pipe.execute()
+        except Exception as exc:
+            for _, _, future in spans:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        at = 0
+        for count, extra, future in spans:
+            if not future.done():
+                future.set_result((replies[at:at + count], extra))
+            at += count
 
     async def record(self, channel: str, event: dict) -> dict:
         """Append `event` to the channel's log and the global feed; returns it with its id.
