@@ -29,17 +29,35 @@ def _env(flag: str, default=None):
     return os.environ.get("PRESENCE_" + flag.upper().replace("-", "_"), default)
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
 def serve_parser() -> argparse.ArgumentParser:
-    """The `presence serve` options; each defaults to its PRESENCE_<FLAG> variable."""
+    """The `presence serve` options; each defaults to its PRESENCE_<FLAG> variable.
+
+    Environment values go through the same checks as flags (argparse converts string
+    defaults with the option's type).
+    """
     p = argparse.ArgumentParser(prog="presence serve", description="Run one presence service node.")
     add = p.add_argument
     add("--host", default=_env("host", "127.0.0.1"), help="address to listen on (127.0.0.1)")
-    add("--port", type=int, default=int(_env("port", 8080)), help="HTTP port (8080)")
+    add("--port", type=int, default=_env("port", "8080"), help="HTTP port (8080)")
     add("--redis-url", default=_env("redis-url"),
         help="redis://, rediss:// or unix:// store URL; omitted: start the bundled store")
-    add("--timeout", type=float, default=float(_env("timeout", 30)),
+    add("--timeout", type=_positive, default=_env("timeout", "30"),
         help="seconds of silence before a user is offline (30)")
-    add("--poll-timeout", type=float, default=float(_env("poll-timeout", 25)),
+    add("--poll-timeout", type=_positive, default=_env("poll-timeout", "25"),
         help="seconds a long-poll is held (25)")
     add("--admin-token", default=_env("admin-token"),
         help="bearer token required for /api writes (kick); unset: writes are open")
@@ -47,14 +65,15 @@ def serve_parser() -> argparse.ArgumentParser:
         help="HMAC secret: client endpoints then need a signed `token` (see `presence token`)")
     add("--node-id", default=_env("node-id", socket.gethostname()),
         help="this node's name in /healthz and /metrics (host name)")
-    add("--store-port", type=int, default=int(_env("store-port", 0)),
+    add("--store-port", type=int, default=_env("store-port", "0"),
         help="port of the bundled store when it is started (a free one)")
-    add("--history", type=int, default=int(_env("history", 1000)),
+    add("--history", type=_positive_int, default=_env("history", "1000"),
         help="events kept per channel (1000)")
-    add("--history-age", type=float, default=float(_env("history-age", 600)),
+    add("--history-age", type=_positive, default=_env("history-age", "600"),
         help="seconds an event is kept (600)")
     add("--static-dir", default=_env("static-dir"), help="folder of the demo page and client")
-    add("--log-level", default=_env("log-level", "info"), help="debug, info, warning (info)")
+    add("--log-level", type=str.lower, default=_env("log-level", "info"),
+        choices=["debug", "info", "warning", "error"], help="(info)")
     return p
 
 
