@@ -263,7 +263,11 @@
           if (events.length || body.reset) {
             scheduleRefresh();
           }
-          next();
+          if (body.reconnect) {
+            setTimeout(next, Math.random() * 500);  // the node is shutting down: soon, not all at once
+          } else {
+            next();
+          }
         }, function () {
           failures += 1;
           var ceiling = Math.min(15000, 500 * Math.pow(2, failures - 1));

@@ -118,6 +118,9 @@
     try {
       window.localStorage.setItem("presence.demo", JSON.stringify({user: user, name: name, channel: room}));
     } catch (e) { /* storage disabled: nothing to remember */ }
+    if (client) {
+      client.close();  // e.g. after a kick: the old client must not keep this tab's id
+    }
     channel = room;
     infos = {};
     if (name) {

@@ -1,9 +1,10 @@
 """Fixtures for the real-browser tests: headless Debian chromium through Playwright, a
 `presence serve` process with short timeouts, and a static server on another origin.
 
-The browser and the servers live for the whole session; each test isolates itself with its
-own channel names and its own browser contexts. No fixture here touches pytest-tornado's
-io_loop: Playwright's sync API runs its own loop.
+The browser and the servers live as long as this package's tests (and are gone before
+other packages' asyncio tests run); each test isolates itself with its own channel names
+and browser contexts. No fixture here touches pytest-tornado's io_loop: Playwright's sync
+API runs its own loop.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def serve_command(port: int) -> list[str]:
                    "--poll-timeout", str(POLL_TIMEOUT), "--admin-token", ADMIN_TOKEN]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium_path():
     """/usr/bin/chromium (or chromium on PATH); skips without it, fails under REQUIRE_ALL=1."""
     if os.path.exists("/usr/bin/chromium"):
@@ -50,7 +51,7 @@ def chromium_path():
     return need_tool("chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium_path):
     """One headless Chromium for the session, never a downloaded one."""
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
@@ -86,7 +87,7 @@ def presence_service(*extra: str, log_name: str = "presence-serve.log"):
         yield f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def service():
     """Base URL of the session's `presence serve` node (admin token ADMIN_TOKEN, no --secret)."""
     with presence_service() as url:
@@ -98,7 +99,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def pages():
     """Base URL of a static server for tests/browser/pages/: a different origin than the service."""
     handler = functools.partial(_QuietHandler, directory=str(PAGES))
