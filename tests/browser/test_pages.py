@@ -3,6 +3,7 @@ feed and chat, counts that follow changes within a second, kick, and HTML shown 
 from __future__ import annotations
 
 import time
+import urllib.request
 from urllib.parse import urlencode
 
 import pytest
@@ -67,6 +68,14 @@ def test_demo_page_members_feed_chat_with_html_shown_as_text(contexts, service):
     expect(alice.locator("#feed .feed-leave").last).to_contain_text("Bob left")
     expect(alice.locator("#members .member")).to_have_count(2)
     expect(bob.locator("#state")).to_have_text("not joined")
+
+    kick = urllib.request.Request(f"{service}/api/channels/{channel}/members/carol", method="DELETE",
+                                  headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    urllib.request.urlopen(kick).close()
+    expect(carol.locator("#state")).to_have_text("kicked")
+    expect(carol.locator("#join")).to_be_enabled()
+    expect(alice.locator("#feed .feed-kicked").last).to_contain_text("Carol was kicked")
+    expect(alice.locator("#members .member")).to_have_count(1)
 
 
 def test_dashboard_counts_members_feed_health_and_kick(contexts, pages, service):
