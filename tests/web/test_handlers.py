@@ -250,3 +250,22 @@ async def test_pages_and_static_files(get):
     assert (await get("/static/presence.js")).body == b"// client"
     missing = await get("/nope")
     assert missing.code == 404 and "error" in body(missing)
+
+
+@pytest.mark.gen_test
+async def test_kick_validates_its_path_before_anything_else(get, model):
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for path, param in [("/api/channels/b%20d/members/alice", "channel"),
+                        ("/api/channels/room/members/a%20b", "user")]:
+        response = await get(path, "DELETE", headers=auth)
+        assert response.code == 400 and body(response)["param"] == param
+    assert (await model.channels(None, 10))[0] == []
+
+
+@pytest.mark.gen_test
+async def test_store_outage_is_a_503_in_json(get, model):
+    await model.gateway.redis.connection_pool.disconnect()
+    model.gateway.redis.connection_pool.connection_kwargs["port"] = 1  # nothing listens there
+    response = await get("/channels/room/join", **me(callback="cb"))
+    assert response.code == 503
+    assert json.loads(JSONP.match(response.body.decode()).group(2)) == {"error": "store unavailable"}
