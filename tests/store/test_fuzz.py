@@ -18,13 +18,16 @@ FUZZ = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
-def exchange(port: int, data: bytes, idle: float = 0.15) -> tuple[bytes, bool]:
-    """Send `data` on a fresh connection; return (everything received, whether the server closed)."""
+def exchange(port: int, data: bytes, idle: float = 0.15, until: bytes = b"") -> tuple[bytes, bool]:
+    """Send `data` on a fresh connection; return (everything received, whether the server closed).
+
+    Reading stops at close, after `idle` seconds of silence, or once the output ends with `until`.
+    """
     with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
         sock.sendall(data)
         sock.settimeout(idle)
         got = b""
-        while True:
+        while not until or not got.endswith(until):
             try:
                 chunk = sock.recv(65536)
             except TimeoutError:
@@ -34,6 +37,7 @@ def exchange(port: int, data: bytes, idle: float = 0.15) -> tuple[bytes, bool]:
             if not chunk:
                 return got, True
             got += chunk
+        return got, False
 
 
 def assert_alive(port: int) -> None:
@@ -153,6 +157,8 @@ def test_pipelined_random_commands_answer_like_redis(pair, commands):
         b" ".join(part.encode() for part in command) + b"\r\n"
         if all(part and part.isalnum() for part in command) else encode_command(command)
         for command in commands)
-    ours = exchange(pair.store.sock.getpeername()[1], b"FLUSHALL\r\n" + payload)
-    theirs = exchange(pair.redis.sock.getpeername()[1], b"FLUSHALL\r\n" + payload)
+    payload = b"FLUSHALL\r\n" + payload + b"DISCARD\r\nECHO end-of-pipeline\r\n"
+    end = b"$15\r\nend-of-pipeline\r\n"
+    ours = exchange(pair.store.sock.getpeername()[1], payload, idle=5, until=end)
+    theirs = exchange(pair.redis.sock.getpeername()[1], payload, idle=5, until=end)
     assert ours == theirs
