@@ -1,5 +1,7 @@
 """String commands (presence/store/commands/string.py), differential against redis-server."""
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.store.test_generic import run
 
@@ -141,3 +143,21 @@ def test_string_length_limit_follows_proto_max_bulk_len(pair):
     finally:
         for client in (pair.store, pair.redis):
             client.call("CONFIG", "SET", "proto-max-bulk-len", "536870912")
+
+
+number_text = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64).map(repr),
+    st.integers(0, 25).flatmap(lambda p: st.decimals(allow_nan=False, allow_infinity=False, places=p)).map(str),
+    st.integers(-10**30, 10**30).map(str),
+    st.floats(min_value=-1e6, max_value=1e6).map(lambda f: f"{f:.{abs(hash(f)) % 20}f}"),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(increments=st.lists(number_text, min_size=1, max_size=4))
+def test_incrbyfloat_long_double_arithmetic_matches_redis(pair, increments):
+    """Redis adds in x87 long double and prints with %.17Lf: the emulation must agree exactly."""
+    for client in (pair.store, pair.redis):
+        client.call("DEL", "f")
+    for inc in increments:
+        pair.same("INCRBYFLOAT", "f", inc)

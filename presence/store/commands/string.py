@@ -1,7 +1,9 @@
 """String commands: GET, SET and its variants, counters, MGET/MSET, ranges.
 
 GET and SET are the hot path of redis-benchmark and of the presence service: they
-stay short and avoid allocation beyond the reply.
+stay short and avoid allocation beyond the reply. SET and GETEX share one option parser
+with Redis's rules (repeats allowed, conflicts refused). INCRBYFLOAT reproduces Redis's
+80-bit long double arithmetic exactly, with fractions, so its replies match digit for digit.
 """
 from __future__ import annotations
 
