@@ -93,3 +93,14 @@ def test_exec_under_resp3(pair):
     for client in (pair.store, pair.redis):
         client.call("HELLO", "3")
     run(pair, "MULTI", "SET a 1", "GET a", "GET missing", "TYPE a", "EXEC")
+
+
+def test_commands_refused_inside_multi_do_not_abort(pair):
+    run(pair, "MULTI", "SET a 1", "WATCH x", "MULTI", "EXEC", "MULTI", "SELECT 99", "UNWATCH", "EXEC",
+        "MULTI", "SET a 2", "RESET", "EXEC", "GET a")
+
+
+def test_subscribe_inside_exec_under_resp3(pair):
+    for client in (pair.store, pair.redis):
+        client.call("HELLO", "3")
+    run(pair, "MULTI", "SUBSCRIBE x", "EXEC", "PING", "RESET")
