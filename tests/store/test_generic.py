@@ -143,3 +143,9 @@ def test_rename_keeps_ttl_and_overwrites_destination_ttl(pair):
 
 def test_randomkey(pair):
     run(pair, "RANDOMKEY", "SET only 1", "RANDOMKEY", "RANDOMKEY x")
+
+
+def test_empty_arguments(pair):
+    run(pair, "SET foo bar", ["EXPIRE", "foo", ""], ["SCAN", ""], ["SCAN", "0", "COUNT", ""], ["KEYS", ""],
+        ["EXISTS", ""], ["SET", "", "v"], ["GET", ""], ["KEYS", ""], ["TYPE", ""], ["RENAME", "", "x"],
+        ["SELECT", ""], ["SETEX", "foo", "", "v"], ["GETRANGE", "foo", "", "1"], ["INCRBY", "foo", ""])

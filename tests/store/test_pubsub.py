@@ -192,3 +192,22 @@ def test_psubscribe_glob_delivery(pair, publisher, pattern):
     for channel in SUBJECTS:
         publisher.same("PUBLISH", channel, "m")
     same_replies(pair, 1, "PUNSUBSCRIBE")
+
+
+def test_publish_to_self_inside_exec_under_resp3(pair):
+    """Redis 7.0 writes the push as soon as it is published, in the middle of EXEC's reply."""
+    for client in (pair.store, pair.redis):
+        client.call("HELLO", "3")
+    same_replies(pair, 1, "SUBSCRIBE", "foo")
+    run(pair, "MULTI", "PUBLISH foo bar", "PUBLISH foo vaz")
+    same_replies(pair, 3, "EXEC")
+    run(pair, "PING")
+
+
+def test_empty_channel_and_pattern(pair, publisher):
+    same_replies(pair, 1, "SUBSCRIBE", "")
+    same_replies(pair, 1, "PSUBSCRIBE", "")
+    publisher.same("PUBLISH", "", "x")
+    same_replies(pair, 2)
+    same_replies(pair, 1, "UNSUBSCRIBE", "")
+    same_replies(pair, 1, "PUNSUBSCRIBE", "")
