@@ -127,6 +127,24 @@ def test_failed_polls_back_off_and_resume_from_the_cursor(contexts, pages, servi
     assert events(alice, "offline", "bob") == []
 
 
+def test_a_poll_that_never_answers_times_out_and_the_client_recovers(contexts, pages, service, channel):
+    alice = open_client(contexts(), pages, service, "alice", channel)
+    bob = open_client(contexts(), pages, service, "bob", channel)
+    wait_members(bob, channel, ["alice", "bob"])
+
+    hung = []
+    # The next poll is never answered, like a JSONP script that hangs: no error event fires.
+    bob.route("**/poll?**", lambda route: hung.append(route), times=1)
+    started = time.monotonic()
+    bob.wait_for_function("window.t.details.some(d => d.error === 'timeout')", timeout=15_000)
+    # the default request timeout is the server's poll timeout (1 s) + 5 s
+    assert 5.5 <= time.monotonic() - started <= 10
+    assert len(hung) == 1
+    assert alice.evaluate("c => client.send(c, 'after the hang').then(a => a.ok)", channel)
+    wait_event(bob, "message", "alice", data="after the hang")
+    assert bob.evaluate("c => client.state(c)", channel) == "online"
+
+
 POLL_SETTLE = 1.5  # a poll timeout and a bit: time for a duplicate to show up if there were one
 
 
