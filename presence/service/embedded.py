@@ -66,15 +66,28 @@ class EmbeddedStore:
             if self.proc.poll() is not None:
                 raise StoreStartError(f"the bundled store exited with status {self.proc.returncode}"
                                       f" on port {self.port}:\n{self.log_tail()}")
-            try:
-                _, writer = await asyncio.open_connection(self.host, self.port)
-                writer.close()
-                return self.url
-            except OSError:
+            if await self._answers_ping():
+                if self.proc.poll() is None:
+                    return self.url
+            else:
                 await asyncio.sleep(0.05)
         self.stop()
         raise StoreStartError(f"the bundled store did not listen on {self.host}:{self.port} "
                               f"within {timeout:g}s:\n{self.log_tail()}")
+
+    async def _answers_ping(self) -> bool:
+        """True when something on our port answers PING like a Redis (not just any listener)."""
+        try:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            return False
+        try:
+            writer.write(b"PING\r\n")
+            return await asyncio.wait_for(reader.readline(), 1) == b"+PONG\r\n"
+        except (OSError, asyncio.TimeoutError):
+            return False
+        finally:
+            writer.close()
 
     def log_tail(self, size: int = 2000) -> str:
         self._log.seek(0, os.SEEK_END)

@@ -104,3 +104,17 @@ def test_bench_dispatches_lazily_to_presence_bench(monkeypatch):
     monkeypatch.setitem(sys.modules, "presence.bench", fake)
     assert cli.main(["bench", "--users", "5"]) == 0
     assert calls == [["--users", "5"]]
+
+
+def test_serve_reports_a_bundled_store_that_cannot_start():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        store_port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "presence.cli", "serve", "--port", str(free_port()),
+             "--store-port", str(store_port)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "cannot start the bundled store" in proc.stderr
+    assert f"port {store_port}" in proc.stderr
