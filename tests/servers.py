@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,9 +72,10 @@ def redis_server(*extra: str):
     """Run a throwaway redis-server on a free port; yield its port."""
     exe = need_tool("redis-server")
     port = free_port()
+    workdir = tempfile.mkdtemp(prefix="presence-redis-")  # where a SAVE would write dump.rdb
     proc = subprocess.Popen(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--daemonize", "no", "--loglevel", "warning", *extra],
+         "--daemonize", "no", "--loglevel", "warning", "--dir", workdir, *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -81,6 +83,7 @@ def redis_server(*extra: str):
         yield port
     finally:
         stop(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @contextmanager
