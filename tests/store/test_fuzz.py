@@ -69,8 +69,9 @@ def _unquoted(answer: tuple[bytes, bool]) -> tuple[bytes, bool]:
 @FUZZ
 @given(data=garbage)
 def test_garbage_gets_the_same_answer_as_redis(store_port, redis_port, data):
-    ours = exchange(store_port, data)
-    theirs = exchange(redis_port, data)
+    ours, theirs = exchange(store_port, data), exchange(redis_port, data)
+    if _unquoted(ours) != _unquoted(theirs):  # a busy machine can outlast the short idle wait
+        ours, theirs = exchange(store_port, data, idle=1.5), exchange(redis_port, data, idle=1.5)
     assert _unquoted(ours) == _unquoted(theirs), data
     assert_alive(store_port)
 
@@ -82,8 +83,8 @@ def test_garbage_gets_the_same_answer_as_redis(store_port, redis_port, data):
     b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*1\r\n", b"\r\n\r\n*0\r\n*-1\r\nPING\n",
 ])
 def test_malformed_resp_replies_then_closes_like_redis(store_port, redis_port, data):
-    ours = exchange(store_port, data)
-    assert ours == exchange(redis_port, data)
+    ours = exchange(store_port, data, idle=0.5)
+    assert ours == exchange(redis_port, data, idle=0.5)
     if b"Protocol error" in ours[0]:
         assert ours[0].endswith(b"\r\n") and ours[1], "a protocol error closes the connection"
     assert_alive(store_port)
