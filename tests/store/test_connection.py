@@ -116,3 +116,8 @@ def test_hello_with_auth(spair):
 
 def test_hello_without_auth_is_refused_but_errors_come_first(spair):
     run(spair, "HELLO 4", "HELLO abc", "HELLO 3 FOO", "HELLO", "HELLO 2")
+
+
+def test_reset_clears_name_and_db(pair):
+    same_hello(pair, "HELLO", "2", "SETNAME", "conn")
+    run(pair, "CLIENT GETNAME", "SELECT 2", "RESET", "CLIENT GETNAME", "SET k v", "SELECT 2", "GET k")
