@@ -253,6 +253,20 @@ def _keyspace(server) -> str:
     ])
 
 
+def _commandstats(server) -> str:
+    return _section("Commandstats", [
+        (f"cmdstat_{name}", f"calls={calls},usec=0,usec_per_call=0.00,"
+                            f"rejected_calls={rejected},failed_calls={failed}")
+        for name, (calls, rejected, failed) in sorted(server.command_stats.items())
+    ])
+
+
+def _errorstats(server) -> str:
+    return _section("Errorstats", [
+        (f"errorstat_{code}", f"count={count}") for code, count in sorted(server.error_stats.items())
+    ])
+
+
 def _empty(title: str):
     return lambda server: _section(title, [])
 
@@ -260,7 +274,7 @@ def _empty(title: str):
 _SECTIONS = {
     "server": _server, "clients": _clients, "memory": _memory, "persistence": _persistence,
     "stats": _stats, "replication": _replication, "cpu": _cpu, "modules": _empty("Modules"),
-    "commandstats": _empty("Commandstats"), "errorstats": _empty("Errorstats"),
+    "commandstats": _commandstats, "errorstats": _errorstats,
     "latencystats": _empty("Latencystats"),
     "cluster": lambda server: _section("Cluster", [("cluster_enabled", 0)]),
     "keyspace": _keyspace,

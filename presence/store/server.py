@@ -68,13 +68,17 @@ class Client(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.addr = _format_addr(transport.get_extra_info("peername"))
-        self.laddr = _format_addr(transport.get_extra_info("sockname"))
+        sockname = transport.get_extra_info("sockname")
+        self.addr = _format_addr(transport.get_extra_info("peername"), sockname or "")
+        self.laddr = _format_addr(sockname)
         self.server.add_client(self)
 
     def data_received(self, data: bytes) -> None:
         parser = self.parser
         parser.feed(data)
+        stats = self.server.stats
+        stats["total_net_input_bytes"] += len(data)
+        self.last_interaction = time.time()
         out = self._out = []
         execute = self.server.execute
         try:
@@ -98,7 +102,9 @@ class Client(asyncio.Protocol):
         finally:
             self._out = None
             if out:
-                self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+                payload = b"".join(out) if len(out) > 1 else out[0]
+                stats["total_net_output_bytes"] += len(payload)
+                self.transport.write(payload)
             if self.closing:
                 self.transport.close()
             else:
@@ -115,6 +121,7 @@ class Client(asyncio.Protocol):
         if self._out is not None:
             self._out.append(data)
         elif not self.closing:
+            self.server.stats["total_net_output_bytes"] += len(data)
             self.transport.write(data)
             self._check_output_limit()
 
@@ -156,11 +163,12 @@ class Client(asyncio.Protocol):
         return len(self.channels) + len(self.patterns)
 
 
-def _format_addr(addr) -> str:
+def _format_addr(addr, fallback: str = "") -> str:
+    """host:port for TCP; `path:0` for a unix socket, as CLIENT LIST shows them."""
     if isinstance(addr, tuple):
         host = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
         return f"{host}:{addr[1]}"
-    return f"{addr or ''}:0"
+    return f"{addr or fallback}:0"
 
 
 class Server:
@@ -180,7 +188,11 @@ class Server:
         self.stats = {"total_connections_received": 0, "total_commands_processed": 0,
                       "rejected_connections": 0, "expired_keys": 0, "keyspace_hits": 0,
                       "keyspace_misses": 0, "client_output_buffer_limit_disconnections": 0,
-                      "total_error_replies": 0, "pubsub_messages": 0}
+                      "total_error_replies": 0, "pubsub_messages": 0,
+                      "total_net_input_bytes": 0, "total_net_output_bytes": 0}
+        self.command_stats: dict[str, list[int]] = {}  # name -> [calls, rejected, failed]
+        self.error_stats: dict[str, int] = {}          # error code -> count
+        self.active_expire = True  # DEBUG SET-ACTIVE-EXPIRE 0 leaves expiry to lookups
         self.shutdown_requested = asyncio.Event() if _has_loop() else None
         self.servers: list[asyncio.base_events.Server] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -264,12 +276,20 @@ class Server:
                 return refused
         keyspace = self.keyspace
         keyspace.now = keyspace.clock()
+        counters = self.command_stats.get(cmd.name)
+        if counters is None:
+            counters = self.command_stats[cmd.name] = [0, 0, 0]
+        counters[0] += 1
         try:
             reply = cmd.handler(client, argv[1:])
         except (WrongType, CommandError) as exc:
             reply = exc.reply
+        except Exception:  # a bug must cost one error reply, never the connection or the server
+            log.exception("command %s failed", cmd.name)
+            reply = Error("ERR internal error while executing the command")
         if type(reply) is Error:
-            self.stats["total_error_replies"] += 1
+            counters[2] += 1
+            self._count_error(reply)
         return reply
 
     def _gate(self, client: Client, cmd, argv: list[bytes]):
@@ -289,20 +309,32 @@ class Server:
     def call(self, client: Client, cmd, argv: list[bytes]):
         """Run a looked-up command now (EXEC uses it for queued commands)."""
         self.keyspace.tick()
+        self.command_stats.setdefault(cmd.name, [0, 0, 0])[0] += 1
         try:
             reply = cmd.handler(client, argv[1:])
         except (WrongType, CommandError) as exc:
             reply = exc.reply
+        except Exception:
+            log.exception("command %s failed", cmd.name)
+            reply = Error("ERR internal error while executing the command")
         if type(reply) is Error:
-            self.stats["total_error_replies"] += 1
+            self.command_stats[cmd.name][2] += 1
+            self._count_error(reply)
         return reply
+
+    def _count_error(self, error: Error) -> None:
+        self.stats["total_error_replies"] += 1
+        code = error.split(" ", 1)[0]
+        self.error_stats[code] = self.error_stats.get(code, 0) + 1
 
     def _refuse(self, client: Client, error: Error, cmd=None) -> Error:
         """Reply with an error for a command that did not run (and spoil a MULTI).
 
         A refused EXEC discards the transaction, answering EXECABORT with the reason.
         """
-        self.stats["total_error_replies"] += 1
+        self._count_error(error)
+        if cmd is not None:
+            self.command_stats.setdefault(cmd.name, [0, 0, 0])[1] += 1
         if client.multi is None:
             return error
         client.multi_error = True
@@ -337,6 +369,9 @@ class Server:
         self._timer_deadline = None
         keyspace = self.keyspace
         keyspace.tick()
+        if not self.active_expire:
+            self._arm_timer(keyspace.now + 100)  # look again later; lookups still expire keys
+            return
         # a bounded slice, so a mass expiry never stalls other clients; the rest is due
         # at once and runs on the next loop iteration, after pending I/O
         keyspace.expire_due(limit=EXPIRE_SLICE)

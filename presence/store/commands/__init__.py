@@ -43,7 +43,7 @@ _INTEGER = re.compile(rb"-?[1-9][0-9]{0,19}|0")
 COMMANDS: dict[bytes, Command] = {}
 
 # Modules holding command groups, imported by load_all() in this order.
-GROUPS = ["connection", "client", "server", "generic", "string", "hash", "set", "zset", "list",
+GROUPS = ["connection", "client", "server", "introspection", "generic", "string", "hash", "set", "zset", "list",
           "pubsub", "transaction"]
 
 

@@ -157,6 +157,8 @@ def config_resetstat(client, args):
     for name in server.stats:
         server.stats[name] = 0
     server.keyspace.expired_count = 0
+    server.command_stats.clear()
+    server.error_stats.clear()
     info_sections.reset(server)
     return OK
 
@@ -390,5 +392,3 @@ subcommand("latency", "help", 2)(help_for("latency", [
     "specified command names.",
     "    If no commands are specified then all histograms are replied."]))
 
-
-from presence.store.commands import introspection  # noqa: E402,F401  (COMMAND, OBJECT, MEMORY, DEBUG)
