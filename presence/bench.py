@@ -9,8 +9,8 @@ the others time how late the `offline` event reaches them:
                   - (moment U's last heartbeat was answered + the server's `timeout`)
 
 The server's timeout comes from the join reply. The deadline the server set lies between
-that heartbeat's sending and its answer, so the lag may be understated by at most the
-heartbeat's latency, which is reported beside it.
+that heartbeat's sending and its answer, so this lag may be understated by at most the
+heartbeat's latency; the report also gives the upper bound, measured from the sending.
 
 The HTTP client is a bare asyncio Protocol (no streams, no per-request task or timer): a
 held long-poll costs one socket and one future, so one process drives 10,000 of them.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import resource
@@ -48,7 +49,7 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
     return ordered[rank - 1]
 
 
@@ -177,6 +178,9 @@ class Client:
         return status_body
 
     def drop(self, conn: Connection) -> None:
+        waiter, conn.waiter = conn.waiter, None
+        if waiter is not None:
+            waiter.cancel()  # nobody awaits it any more: no "exception never retrieved"
         conn.close()
         self.connections.discard(conn)
 
@@ -275,6 +279,7 @@ class Results:
     poll_turnaround: list[float] = field(default_factory=list)  # events were already there
     heartbeat: list[float] = field(default_factory=list)
     offline_lag: list[float] = field(default_factory=list)  # one per observer and offline
+    offline_lag_upper: list[float] = field(default_factory=list)  # same, from heartbeat sent
     first_seen: dict[str, float] = field(default_factory=dict)  # user -> earliest lag
     empty_polls: int = 0
     resets: int = 0
@@ -293,7 +298,9 @@ class Bench:
         self.res = Results()
         self.timeout = 30.0
         self.poll_timeout = 25.0
-        self.deadlines: dict[str, float] = {}  # silent user -> its deadline (epoch s)
+        # silent user -> (earliest, latest) possible deadline, epoch seconds: its last
+        # heartbeat's sending and answer, plus the timeout
+        self.deadlines: dict[str, tuple[float, float]] = {}
         self.seen: dict[str, int] = Counter()  # silent user -> observers that saw `offline`
         self.stopping = False
         self.joined_in = 0.0
@@ -397,12 +404,13 @@ class Bench:
             user.cursor = reply["cursor"]
 
     def saw_offline(self, name: str, received: float) -> None:
-        deadline = self.deadlines.get(name)
-        if deadline is None:
+        bounds = self.deadlines.get(name)
+        if bounds is None:
             self.res.spurious_offline += 1
             return
-        lag = (received - deadline) * 1000
+        lag = (received - bounds[1]) * 1000
         self.res.offline_lag.append(lag)
+        self.res.offline_lag_upper.append((received - bounds[0]) * 1000)
         self.res.first_seen[name] = min(lag, self.res.first_seen.get(name, lag))
         self.seen[name] += 1
 
@@ -422,7 +430,7 @@ class Bench:
         self.client.drop(user.conn)
         try:
             user.conn = await self.client.connect()
-            t0 = time.perf_counter()
+            t0, sent = time.perf_counter(), time.time()
             status, _ = await self.client.get(user.conn, self.path(user, "heartbeat"))
         except HTTPError as exc:
             self.res.errors[f"heartbeat: {exc}"] += 1
@@ -433,7 +441,7 @@ class Bench:
         if status != 200:
             self.res.errors[f"heartbeat: HTTP {status}"] += 1
             return
-        self.deadlines[user.name] = answered + self.timeout
+        self.deadlines[user.name] = (sent + self.timeout, answered + self.timeout)
 
     def observers(self, user: User) -> int:
         return sum(1 for u in self.users
@@ -447,7 +455,7 @@ class Bench:
             if not pending:
                 return
             unknown = [n for n in pending if n not in self.deadlines]
-            last = max((self.deadlines.get(n, 0) for n in pending), default=0)
+            last = max((self.deadlines.get(n, (0, 0))[1] for n in pending), default=0)
             if not unknown and time.time() > last + self.opts.grace:
                 return
             await asyncio.sleep(0.1)
@@ -487,6 +495,7 @@ class Bench:
             "join_ms": summary(res.join), "poll_turnaround_ms": summary(res.poll_turnaround),
             "heartbeat_ms": summary(res.heartbeat),
             "offline_lag_ms": summary(res.offline_lag),
+            "offline_lag_upper_ms": summary(res.offline_lag_upper),
             "offline_first_ms": summary(list(res.first_seen.values())),
             "offline_deliveries": len(res.offline_lag), "offline_expected": expected,
             "offline_missed": max(expected - len(res.offline_lag), 0),
@@ -512,6 +521,7 @@ def render(report: dict) -> str:
     for label, key in (("join", "join_ms"), ("poll turnaround", "poll_turnaround_ms"),
                        ("last heartbeat", "heartbeat_ms"),
                        ("offline lag (every observer)", "offline_lag_ms"),
+                       ("  upper bound (from sending)", "offline_lag_upper_ms"),
                        ("offline lag (first observer)", "offline_first_ms")):
         s = report[key]
         lines.append(f"{label:<28}{s['count']:>8}{ms(s['p50']):>9}{ms(s['p90']):>9}"

@@ -115,9 +115,7 @@ class Presence:
                                                     self._ttl(), cursor=cursor)
             if first:
                 await self._record(channel, _event("join", user, None, self.now()))
-            return await self._wait(feed, got, seen,
-                                    lambda: self.gateway.read_channel(channel, cursor),
-                                    lambda: self._reset(channel), hold)
+            return await self._wait(feed, got, seen, channel, hold)
         finally:
             feed.users -= 1
 
@@ -170,8 +168,7 @@ class Presence:
         got = await self.gateway.read_feed(cursor)
         if cursor is None:
             return {"cursor": got.seq, "events": []}
-        return await self._wait(feed, got, seen, lambda: self.gateway.read_feed(cursor),
-                                lambda: self._global_reset(), hold)
+        return await self._wait(feed, got, seen, None, hold)
 
     # -- store notifications ------------------------------------------------------------
 
@@ -257,12 +254,13 @@ class Presence:
         self.stats.events[event["type"]] += 1
         self.woken(channel)  # pub/sub will tell us too; waking now saves the round trip
 
-    async def _wait(self, feed: Feed, got: LogSlice, seen: int, read, reset,
-                    hold: Hold | None = None) -> dict:
+    async def _wait(self, feed: Feed, got: LogSlice, seen: int, channel: str | None,
+                    hold: Hold | None) -> dict:
         """Hold a poll until `feed` has events after got.cursor, or poll_timeout passes.
 
         `seen` is feed.pokes from before the store read that produced `got`: a poke after
         it means the log may have grown since, so the store is read again (no lost wake-up).
+        `channel` None means the global feed.
         """
         cursor, loop = got.cursor, asyncio.get_running_loop()
         deadline = loop.time() + self.poll_timeout
@@ -271,7 +269,7 @@ class Presence:
             while True:
                 feed.observe(got)
                 if got.reset:
-                    return await reset()
+                    return await (self._reset(channel) if channel else self._global_reset())
                 if got.events:
                     return {"cursor": got.events[-1]["id"], "events": got.events}
                 if self.closing:
@@ -286,7 +284,8 @@ class Presence:
                         return {"cursor": events[-1]["id"], "events": events}
                     if events == [] or self.closing:
                         continue
-                seen, got = feed.pokes, await read()
+                seen, got = feed.pokes, await (self.gateway.read_channel(channel, cursor)
+                                               if channel else self.gateway.read_feed(cursor))
         finally:
             self.pending -= 1
 

@@ -5,9 +5,11 @@ Reads are JSON with CORS (JSONP too when `callback` is given); writes (kick) nee
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 from presence.service import names
+from presence.service.feed import Hold
 from presence.service.model import NotMember
 from presence.web.base import BadParam, BaseHandler, NotFound
 from presence.web.client import LongPollHandler
@@ -73,7 +75,14 @@ class EventsHandler(LongPollHandler, ApiHandler):
 
     async def get(self) -> None:
         cursor = self.int_arg("cursor", required=False)
-        await self.held(lambda hold: self.presence.global_events(cursor, hold))
+        self.hold = Hold()
+        try:
+            result = await self.presence.global_events(cursor, self.hold)
+        except asyncio.CancelledError:
+            if self.hold.gone:
+                return  # the client left: nobody to answer
+            raise
+        self.reply(result)
 
 
 class HealthHandler(BaseHandler):
