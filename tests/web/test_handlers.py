@@ -269,3 +269,19 @@ async def test_store_outage_is_a_503_in_json(get, model):
     response = await get("/channels/room/join", **me(callback="cb"))
     assert response.code == 503
     assert json.loads(JSONP.match(response.body.decode()).group(2)) == {"error": "store unavailable"}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path,extra", [
+    ("/channels/room/join", {}), ("/channels/room/poll", {"cursor": "1"}),
+    ("/channels/room/heartbeat", {}), ("/channels/room/send", {"data": "x"}),
+    ("/channels/room/leave", {}), ("/api/channels", {}), ("/api/channels/room", {}),
+    ("/api/events", {}), ("/healthz", {})])
+async def test_every_endpoint_answers_jsonp_when_asked(get, path, extra):
+    await get("/channels/room/join", **me())
+    params = me(**extra) if path.startswith("/channels") else extra
+    response = await get(path, **params, callback="cb")
+    assert response.code == 200, response.body
+    assert JSONP.match(response.body.decode()), response.body
+    assert response.headers["Content-Type"] == "text/javascript; charset=UTF-8"
+    assert "Access-Control-Allow-Origin" not in response.headers
