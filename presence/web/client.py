@@ -38,9 +38,13 @@ class ClientHandler(BaseHandler):
         if len(raw.encode("utf-8")) > names.MAX_INFO_BYTES:
             raise BadParam("info", f"info must be at most {names.MAX_INFO_BYTES} bytes")
         try:
-            return json.dumps(json.loads(raw), separators=(",", ":"))
+            return json.dumps(json.loads(raw, parse_constant=_reject), separators=(",", ":"))
         except ValueError:
             raise BadParam("info", "info must be JSON") from None
+
+
+def _reject(constant: str):
+    raise ValueError(f"{constant} is not JSON")  # Python's json accepts NaN and Infinity
 
 
 class JoinHandler(ClientHandler):

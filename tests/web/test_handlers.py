@@ -136,6 +136,7 @@ BAD = [
     ("/channels/room/join", {"user": "a"}, "conn"),
     ("/channels/room/join", {"user": "a", "conn": "c.d"}, "conn"),
     ("/channels/room/join", me(info="{not json"), "info"),
+    ("/channels/room/join", me(info='{"x": NaN}'), "info"),
     ("/channels/room/join", me(info=json.dumps("x" * 1100)), "info"),
     ("/channels/room/poll", me(), "cursor"),
     ("/channels/room/poll", me(cursor="-1"), "cursor"),
