@@ -104,6 +104,12 @@ class BaseHandler(tornado.web.RequestHandler):
 
     # -- parameters -------------------------------------------------------------------
 
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadParam(name or "path", f"{name or 'path'} is not UTF-8") from None
+
     def arg(self, name: str, required: bool = True) -> str | None:
         """A parameter from the query, a form body, or a JSON object body."""
         value = self.get_argument(name, None, strip=False)

@@ -286,3 +286,10 @@ async def test_every_endpoint_answers_jsonp_when_asked(get, path, extra):
     assert JSONP.match(response.body.decode()), response.body
     assert response.headers["Content-Type"] == "text/javascript; charset=UTF-8"
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+@pytest.mark.gen_test
+async def test_a_parameter_that_is_not_utf8_is_named(http_client, base_url, app):
+    response = await http_client.fetch(base_url + "/channels/room/join?user=%FF&conn=c",
+                                       raise_error=False)
+    assert response.code == 400 and body(response)["param"] == "user"
