@@ -330,10 +330,11 @@
       changed = self.apply(event) || changed;
       client.emit(event.type, [event, self.name]);
       client.emit("event", [event, self.name]);
-      if (event.user === client.user && (event.type === "leave" || event.type === "offline")) {
+      // The service counted us gone (timed out while frozen, or a race with another tab's
+      // leave): join again, which also restores our info (a poll re-registers us without it).
+      if (event.user === client.user && (event.type === "leave" || event.type === "offline") &&
+          next !== "stop") {
         next = event.reason === "kicked" ? "stop" : "rejoin";
-      } else if (event.user === client.user && event.type === "join") {
-        next = "poll";  // another tab of ours brought us back
       }
     });
     if (answer.cursor !== undefined && answer.cursor !== null) {
