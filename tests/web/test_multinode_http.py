@@ -77,6 +77,6 @@ async def test_a_poll_held_on_one_node_wakes_for_an_event_on_the_other(nodes):
     held = asyncio.ensure_future(call(nodes[1], "poll", cursor=cursor, **watcher))
     await asyncio.sleep(0.1)
     assert not held.done()
-    await call(nodes[0], "send", user="watcher", data="hello from a")
+    await call(nodes[0], "send", data="hello from a", **watcher)
     answer = await held
     assert [(e["type"], e["data"]) for e in answer["events"]] == [("message", "hello from a")]
