@@ -137,6 +137,12 @@ COMMANDS = st.one_of(
     _cmd("GETEX", KEYS, st.sampled_from(["PERSIST", "EX", "FOO"])), _cmd("ECHO", VALUES), _cmd("PING"),
     _cmd("MULTI"), _cmd("EXEC"), _cmd("DISCARD"), _cmd("WATCH", KEYS), _cmd("UNWATCH"),
     _cmd("NOSUCH", VALUES), _cmd("GET"), _cmd("SELECT", st.sampled_from(["0", "1", "16"])),
+    _cmd("EXPIRE", KEYS, TTL, st.sampled_from(["NX", "XX", "GT", "LT", "nx", "FOO"])),
+    _cmd("EXPIREAT", KEYS, st.sampled_from(["4000000000", "1", "0"]), st.sampled_from(["GT", "LT", "XX"])),
+    _cmd("GETEX", KEYS, st.sampled_from(["EX", "PX", "EXAT", "PXAT"]), TTL),
+    _cmd("SETEX", KEYS, TTL, VALUES), _cmd("PSETEX", KEYS, TTL, VALUES), _cmd("TTL", KEYS),
+    _cmd("SET", KEYS, VALUES, st.sampled_from(["NX", "XX"]), st.just("GET"), st.sampled_from(["EX", "KEEPTTL"])),
+    _cmd("TOUCH", KEYS), _cmd("UNLINK", KEYS, KEYS),
 )
 
 

@@ -108,9 +108,10 @@ def test_incrbyfloat_formatting(pair, increments):
     pair.same("GET", "f")
 
 
-@pytest.mark.parametrize("stored", ["1.5", "inf", "1e5", "0x10", " 1", "10", "-0", "nan", "1e5000", "abc"])
+@pytest.mark.parametrize("stored", ["1.5", "inf", "-inf", "1e5", "0x10", " 1", "10", "-0", "nan", "1e5000", "abc"])
 def test_incrbyfloat_on_stored_values(pair, stored):
-    run(pair, ["SET", "f", stored], "INCRBYFLOAT f 1", "GET f", "SET g 1 EX 100", "INCRBYFLOAT g 1.5", "TTL g")
+    run(pair, ["SET", "f", stored], "INCRBYFLOAT f 1", ["INCRBYFLOAT", "f", ""], "INCRBYFLOAT f abc",
+        "INCRBYFLOAT f -inf", "GET f", "SET g 1 EX 100", "INCRBYFLOAT g 1.5", "TTL g")
 
 
 def test_append_strlen(pair):

@@ -261,7 +261,10 @@ def incrbyfloat(client, args):
     key = args[0]
     old = db.get_typed(key, bytes)
     current = Fraction(0) if old is None else parse_long_double(old)
-    value = _round_long_double(current + parse_long_double(args[1]))
+    increment = parse_long_double(args[1])
+    value = None
+    if type(current) is Fraction and type(increment) is Fraction:  # else an infinity was given
+        value = _round_long_double(current + increment)
     if value is None:
         raise CommandError("ERR increment would produce NaN or Infinity")
     text = format_long_double(value)
@@ -277,19 +280,19 @@ _DECIMAL = re.compile(rb"([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?")
 _HEX = re.compile(rb"([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?\d+))?")
 
 
-def parse_long_double(raw: bytes) -> Fraction:
+def parse_long_double(raw: bytes) -> Fraction | float:
     """The exact value strtold() would read from `raw`, as Redis's string2ld accepts it.
 
-    Raises CommandError("ERR value is not a valid float") for anything else, for NaN,
-    and for infinities (which could never produce a finite sum).
+    Infinities come back as float('inf') / float('-inf'). Raises
+    CommandError("ERR value is not a valid float") for anything else, NaN included.
     """
     if not raw or len(raw) >= 5120 or raw[:1].isspace():
         raise CommandError(replies.NOT_FLOAT)
     hexm = _HEX.fullmatch(raw)
     m = hexm or _DECIMAL.fullmatch(raw)
     if m is None or not (m[2] or m[3]):
-        if raw.lower().lstrip(b"+-") in (b"inf", b"infinity"):
-            raise CommandError("ERR increment would produce NaN or Infinity")
+        if raw.lower().lstrip(b"+-") in (b"inf", b"infinity") and raw[1:2] not in b"+-":
+            return float("-inf") if raw[:1] == b"-" else float("inf")
         raise CommandError(replies.NOT_FLOAT)
     base, scale = (16, 2) if hexm else (10, 10)
     digits = (m[2] + (m[3] or b"")).lstrip(b"0")
