@@ -124,6 +124,10 @@ class Database:
 
         Announces the `new` keyspace event when the key did not exist (flag n).
         """
+        if self.expires:
+            deadline = self.expires.get(key)
+            if deadline is not None and deadline <= self.keyspace.now:
+                self.keyspace.expire_key(self, key)  # announce the expiry before the overwrite
         if self.keyspace.notifier.flags & ev.NEW and key not in self.data:
             self.data[key] = value
             self.notify(ev.NEW, b"new", key)

@@ -111,4 +111,4 @@ def subcommand_syntax(sub: bytes, command: str) -> Error:
 
 def _printable(raw: bytes) -> str:
     # Redis maps CR and LF to spaces so an error reply stays one line
-    return raw.decode("utf-8", "replace").replace("\r", " ").replace("\n", " ")
+    return raw.decode("utf-8", "surrogateescape").replace("\r", " ").replace("\n", " ")

@@ -209,17 +209,22 @@ class RequestParser:
             del self._buf[:self._pos]
             self._pos = 0
 
-    def _line(self, limit: int, what: str, newline: bytes = b"\r\n") -> bytes | None:
-        """Read one header line at the cursor (without its terminator), or None."""
+    def _line(self, limit: int, what: str, newline: bytes = b"\r") -> bytes | None:
+        """Read one header line at the cursor (without its terminator), or None.
+
+        Like Redis, a multibulk header ends at CR and the byte after it is taken to be
+        LF; an inline request ends at LF.
+        """
         buf = self._buf
         end = buf.find(newline, self._pos)
-        if end < 0:
+        skip = 2 if newline == b"\r" else 1
+        if end < 0 or end + skip > len(buf):
             if len(buf) - self._pos > limit:
                 raise ProtocolError(f"Protocol error: too big {what}")
             self._compact()
             return None
         line = bytes(buf[self._pos:end])
-        self._pos = end + len(newline)
+        self._pos = end + skip
         return line
 
     def _start_multibulk(self) -> list[bytes] | None:
@@ -244,12 +249,11 @@ class RequestParser:
                 if pos >= len(buf):
                     self._compact()
                     return None
-                if buf[pos] != 36:  # '$'
-                    got = chr(buf[pos])
-                    raise ProtocolError(f"Protocol error: expected '$', got '{got}'")
                 line = self._line(MAX_INLINE_LEN, "bulk count string")
                 if line is None:
                     return None
+                if line[:1] != b"$":  # Redis quotes the byte at the cursor, even the CR itself
+                    raise ProtocolError(f"Protocol error: expected '$', got '{_shown(buf[pos:pos + 1])}'")
                 n = _parse_length(line[1:])
                 if n is None or n < 0 or n > self.max_bulk_len:
                     raise ProtocolError("Protocol error: invalid bulk length")
@@ -277,6 +281,11 @@ class RequestParser:
 
 
 _LENGTH = re.compile(rb"0|-?[1-9][0-9]{0,18}")
+
+
+def _shown(raw: bytes) -> str:
+    """A raw byte for an error text: CR/LF as spaces, others kept (surrogate-escaped)."""
+    return raw.replace(b"\r", b" ").replace(b"\n", b" ").decode("utf-8", "surrogateescape")
 
 
 def _parse_length(text: bytes) -> int | None:
@@ -388,15 +397,15 @@ def encode(value, protocol: int = 2) -> bytes:
     if t is bytes:
         return b"$%d\r\n%s\r\n" % (len(value), value)
     if t is Status:
-        return b"+%s\r\n" % value.encode()
+        return b"+%s\r\n" % value.encode("utf-8", "surrogateescape")
     if t is int:
         return b":%d\r\n" % value
     if value is None:
         return b"_\r\n" if protocol == 3 else b"$-1\r\n"
     if t is list or t is tuple:
         return b"*%d\r\n" % len(value) + b"".join([encode(v, protocol) for v in value])
-    if t is Error:
-        return b"-%s\r\n" % value.encode()
+    if t is Error:  # error texts may quote raw argument bytes, surrogate-escaped
+        return b"-%s\r\n" % value.encode("utf-8", "surrogateescape")
     if t is str:
         return _bulk(value.encode())
     if t is bool:

@@ -86,7 +86,7 @@ class Client(asyncio.Protocol):
                 try:
                     argv = parser.next_command()
                 except ProtocolError as exc:
-                    out.append(b"-ERR %s\r\n" % str(exc).encode())
+                    out.append(b"-ERR %s\r\n" % str(exc).encode("utf-8", "surrogateescape"))
                     self.closing = True
                     break
                 if argv is None:

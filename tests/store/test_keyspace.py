@@ -267,10 +267,6 @@ def test_one_command_sees_one_instant(ks, clock):
     assert db.get(b"k") is None
 
 
-@pytest.mark.xfail(reason="keyspace.py: Database.store() overwrites a key that is past its deadline "
-                          "but not yet expired (between timer slices) without expiring it first, so "
-                          "its expiry is never announced; Redis's SET does lookupKeyWrite -> "
-                          "expireIfNeeded and publishes `expired` (then `new`) first", strict=True)
 def test_overwriting_a_due_key_announces_its_expiry_first(ks, clock, published):
     db = put(ks, b"k", 10)
     at(ks, clock, 10)                    # due, but the timer has not run yet
