@@ -12,6 +12,7 @@ import functools
 import http.server
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -100,9 +101,21 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="package")
-def pages():
-    """Base URL of a static server for tests/browser/pages/: a different origin than the service."""
-    handler = functools.partial(_QuietHandler, directory=str(PAGES))
+def pages_root(tmp_path_factory):
+    """The folder `pages` serves: a copy of tests/browser/pages/, where tests may add pages."""
+    root = tmp_path_factory.mktemp("pages")
+    shutil.copytree(PAGES, root, dirs_exist_ok=True)
+    return root
+
+
+@pytest.fixture(scope="package")
+def pages(pages_root):
+    """Base URL of a static server for tests/browser/pages/: a different origin than the service.
+
+    (A page a test fulfils through page.route() would not do: Chromium then treats it as a
+    public page and blocks its scripts from the loopback service.)
+    """
+    handler = functools.partial(_QuietHandler, directory=str(pages_root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

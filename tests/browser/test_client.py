@@ -10,8 +10,10 @@ import urllib.request
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import JQUERY_VERSIONS, TIMEOUT, presence_service
+from tests.servers import ROOT
 from tests.browser.helpers import events, jsonp_body, open_client, wait_event, wait_members, wait_state
 
 pytestmark = pytest.mark.browser
@@ -223,3 +225,18 @@ def test_one_client_in_two_channels(contexts, pages, service, channel):
     wait_event(bob, "leave", "alice")
     assert alice.evaluate("client.channels()") == [channel]
     assert alice.evaluate("c => client.state(c)", other) == "idle"
+
+
+def test_readme_example_runs_as_written(contexts, pages, pages_root, service, channel):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Browser client and dashboard"):]
+    example = section[section.index("```html") + len("```html"):]
+    example = example[:example.index("```")].replace("https://presence.example.com", service)
+    example = example.replace('"lobby"', f'"{channel}"')
+    (pages_root / "readme-example.html").write_text(
+        f'<!doctype html><meta charset="utf-8"><ul id="who"></ul>{example}')
+    page = contexts().new_page()
+    page.goto(f"{pages}/readme-example.html")  # another origin than the service, as in the README
+    expect(page.locator("#who li")).to_have_text(["alice"])
+    assert page.evaluate("c => client.state(c)", channel) == "online"
+    page.close()
