@@ -15,7 +15,8 @@
  *     client.send("lobby", "hello");
  *   </script>
  *
- * $.presence(options) -> client. Options:
+ * $.presence(options) -> client; it throws on a user id, info or (in join) a channel name
+ * the service would refuse, since a refused JSONP request is invisible to the page. Options:
  *   user          (required) user id, [A-Za-z0-9_.@-]{1,128}
  *   info          optional object sent as JSON with each join (<= 1 KB); others see it in events
  *   token         optional signed token (required by a service started with --secret)
@@ -75,7 +76,8 @@
 }(function ($) {
   "use strict";
 
-  var EVENT_TYPES = ["join", "leave", "offline", "message"];
+  var USER_RE = /^[A-Za-z0-9_.@-]{1,128}$/;
+  var CHANNEL_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
   // The origin this file was served from: the natural default service URL for a page on
   // another domain that includes <script src="https://presence.example.com/static/presence.js">.
@@ -98,6 +100,10 @@
     leaveOnPageHide: true,
     storageKey: "presence.conn"
   };
+
+  function utf8Length(text) {
+    return window.TextEncoder ? new window.TextEncoder().encode(text).length : text.length;
+  }
 
   /** A random id for a connection: 16 characters of [A-Za-z0-9_-]. */
   function randomId() {
@@ -379,8 +385,13 @@
 
   /** A presence client: one user, one connection id per tab, any number of channels. */
   function Client(options) {
-    if (!options || !options.user) {
-      throw new Error("$.presence: options.user is required");
+    // Mistakes the service would answer with a 400 are thrown here: over JSONP the page
+    // could not see the 400, and the client would retry forever.
+    if (!options || !USER_RE.test(String(options.user || ""))) {
+      throw new Error("$.presence: options.user must match [A-Za-z0-9_.@-]{1,128}");
+    }
+    if (options.info !== undefined && options.info !== null && utf8Length(JSON.stringify(options.info)) > 1024) {
+      throw new Error("$.presence: options.info must be at most 1 KB as JSON");
     }
     this.options = $.extend(true, {}, defaults, options);
     this.options.url = String(this.options.url || "").replace(/\/+$/, "");
@@ -496,6 +507,9 @@
 
   Client.prototype.join = function (channel) {
     channel = String(channel);
+    if (!CHANNEL_RE.test(channel)) {
+      throw new Error("$.presence: a channel name must match [A-Za-z0-9_.-]{1,64}");
+    }
     var room = this.rooms[channel] || (this.rooms[channel] = new Channel(this, channel));
     room.start();
     return this;

@@ -240,3 +240,13 @@ def test_readme_example_runs_as_written(contexts, pages, pages_root, service, ch
     expect(page.locator("#who li")).to_have_text(["alice"])
     assert page.evaluate("c => client.state(c)", channel) == "online"
     page.close()
+
+
+def test_mistakes_the_service_would_refuse_are_thrown_at_once(contexts, pages, service):
+    page = open_client(contexts(), pages, service, "alice", None)
+    attempt = "code => { try { eval(code); return null; } catch (e) { return e.message; } }"
+    assert "options.user" in page.evaluate(attempt, "$.presence({user: 'not a user id'})")
+    assert "options.user" in page.evaluate(attempt, "$.presence({})")
+    assert "1 KB" in page.evaluate(attempt, "$.presence({user: 'bob', info: {bio: 'é'.repeat(600)}})")
+    assert "channel" in page.evaluate(attempt, "client.join('no spaces please')")
+    assert page.evaluate(attempt, "$.presence({user: 'bob@example.com', info: {name: 'Bob'}})") is None
