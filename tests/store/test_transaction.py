@@ -104,3 +104,9 @@ def test_subscribe_inside_exec_under_resp3(pair):
     for client in (pair.store, pair.redis):
         client.call("HELLO", "3")
     run(pair, "MULTI", "SUBSCRIBE x", "EXEC", "PING", "RESET")
+
+
+def test_aborted_exec_under_resp3_is_null(pair):
+    for client in (pair.store, pair.redis):
+        client.call("HELLO", "3")
+    run(pair, "SET a 1", "WATCH a", "SET a 2", "MULTI", "INCR a", "EXEC", "MULTI", "GET", "EXEC")
