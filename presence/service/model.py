@@ -19,6 +19,7 @@ from presence.service.gateway import ChannelPage, Gateway, LogSlice, parse_onlin
 log = logging.getLogger("presence.model")
 
 JOIN_MEMBERS = 1000  # members returned with a join or a reset; the REST API pages the rest
+SNAPSHOT_AGE = 1.0  # seconds a node reuses a channel's members snapshot for joins and resets
 CLAIM_CONCURRENCY = 32  # expiries handled at once, so a mass expiry cannot drain the pool
 
 
@@ -67,6 +68,7 @@ class Presence:
         self.feeds: dict[str, Feed] = {}
         self.global_feed = Feed(gateway.read_feed)
         self._claims = asyncio.Semaphore(CLAIM_CONCURRENCY)
+        self._snapshots: dict[str, tuple[float, asyncio.Future]] = {}
 
     def now(self) -> int:
         """Milliseconds since the epoch, from the injected clock."""
@@ -88,7 +90,7 @@ class Presence:
         when this is the user's first live tab in the channel.
         """
         await self._refresh(channel, user, conn, info, prune=True)
-        page = await self.gateway.members_page(channel, None, JOIN_MEMBERS, self.now())
+        page = await self._snapshot(channel)
         return {"cursor": page.seq, "members": _members(page), "more": page.next is not None,
                 "timeout": self.timeout, "poll_timeout": self.poll_timeout}
 
@@ -289,7 +291,27 @@ class Presence:
         finally:
             self.pending -= 1
 
+    async def _snapshot(self, channel: str) -> ChannelPage:
+        """The channel's first JOIN_MEMBERS members with the log position they match, for joins.
+
+        Reused for SNAPSHOT_AGE seconds and shared by concurrent callers, so a storm of
+        joins in a large channel reads it once, not once per join. An older snapshot is
+        still exact for its cursor: the events after it (the joiner's own `join`
+        included) bring the joiner up to date.
+        """
+        loop = asyncio.get_running_loop()
+        cached = self._snapshots.get(channel)
+        if cached is None or loop.time() - cached[0] > SNAPSHOT_AGE or (
+                cached[1].done() and cached[1].exception() is not None):
+            if len(self._snapshots) > 10_000:
+                self._snapshots.clear()
+            future = asyncio.ensure_future(
+                self.gateway.members_page(channel, None, JOIN_MEMBERS, self.now()))
+            cached = self._snapshots[channel] = (loop.time(), future)
+        return await asyncio.shield(cached[1])
+
     async def _reset(self, channel: str) -> dict:
+        # Fresh, never cached: an older snapshot's cursor could be behind the history again.
         page = await self.gateway.members_page(channel, None, JOIN_MEMBERS, self.now())
         return {"reset": True, "cursor": page.seq, "members": _members(page),
                 "more": page.next is not None}

@@ -36,7 +36,8 @@ def types(events):
 
 
 @pytest.mark.gen_test
-async def test_join_emits_join_once_per_user_and_counts_tabs(node):
+async def test_join_emits_join_once_per_user_and_counts_tabs(node, monkeypatch):
+    monkeypatch.setattr("presence.service.model.SNAPSHOT_AGE", -1)  # a fresh snapshot each join
     first = await node.join("room", "alice", "tab1", '{"name":"Alice"}')
     second = await node.join("room", "alice", "tab2", None)
     got = await node.poll("room", "alice", "tab1", 0)
@@ -261,6 +262,7 @@ async def test_an_empty_channel_is_forgotten_once_its_events_age_out(store_url, 
 async def test_join_and_reset_return_the_first_members_and_say_there_are_more(node, monkeypatch):
     from presence.service import model
     monkeypatch.setattr(model, "JOIN_MEMBERS", 10)
+    monkeypatch.setattr(model, "SNAPSHOT_AGE", -1)
     await asyncio.gather(*(node.join("big", f"user{i:02}", "c", None) for i in range(25)))
     answer = await node.join("big", "zed", "c", None)
     assert len(answer["members"]) == 10 and answer["more"] is True
@@ -288,3 +290,22 @@ async def test_cancelling_a_hold_ends_its_wait_and_leaves_no_waiter(node):
     gone.cancel()  # the client left before the poll got to wait
     with pytest.raises(asyncio.CancelledError):
         await node.poll("room", "alice", "a", 1, gone)
+
+
+@pytest.mark.gen_test
+async def test_joins_close_together_share_a_snapshot_and_catch_up_by_events(node, monkeypatch):
+    reads = []
+    members_page = node.gateway.members_page
+
+    async def counted(*args):
+        reads.append(args[0])
+        return await members_page(*args)
+
+    monkeypatch.setattr(node.gateway, "members_page", counted)
+    answers = await asyncio.gather(*(node.join("room", f"u{i}", "c", None) for i in range(5)))
+    assert len(reads) == 1
+    for i, answer in enumerate(answers):  # whatever the snapshot, it plus the events is exact
+        members = {m["user"] for m in answer["members"]}
+        got = await node.poll("room", f"u{i}", "c", answer["cursor"])
+        members |= {e["user"] for e in got["events"] if e["type"] == "join"}
+        assert members == {f"u{j}" for j in range(5)}
