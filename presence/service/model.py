@@ -189,12 +189,12 @@ class Presence:
             feed.poke()
         self.global_feed.poke()
 
-    async def reconcile(self) -> int:
+    async def reconcile(self, wake: bool = True) -> int:
         """Sweep every channel for members whose key vanished unannounced; returns offlines.
 
         Run after (re)subscribing, because pub/sub lost what was published meanwhile,
-        and periodically as a safety net. Also trims events older than history_age and
-        wakes every waiting poll so that it re-reads the store.
+        and periodically as a safety net. Also trims events older than history_age and,
+        with `wake` (after a resubscription), makes every waiting poll re-read the store.
         """
         self.stats.sweeps += 1
         found, after, now = 0, None, self.now()
@@ -213,8 +213,9 @@ class Presence:
             if after is None:
                 break
         await self.gateway.trim_events_before(None, cutoff)
-        for feed in [*self.feeds.values(), self.global_feed]:
-            feed.poke()
+        if wake:
+            for feed in [*self.feeds.values(), self.global_feed]:
+                feed.poke()
         self._drop_idle_feeds()
         return found
 

@@ -101,7 +101,7 @@ class Subscriber:
         while True:
             await asyncio.sleep(self.sweep_interval)
             try:
-                await self.presence.reconcile()
+                await self.presence.reconcile(wake=False)
             except _STORE_DOWN:
                 pass  # the listener reports the outage and reconciles when back
             except Exception:
