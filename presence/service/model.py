@@ -20,7 +20,7 @@ log = logging.getLogger("presence.model")
 
 JOIN_MEMBERS = 1000  # members returned with a join or a reset; the REST API pages the rest
 SNAPSHOT_AGE = 1.0  # seconds a node reuses a channel's members snapshot for joins and resets
-CLAIM_CONCURRENCY = 32  # expiries handled at once, so a mass expiry cannot drain the pool
+CLAIM_CONCURRENCY = 32  # offline claims at once (sweeps and expiries), to spare the pool
 
 
 @dataclass

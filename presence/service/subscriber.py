@@ -19,6 +19,7 @@ from presence.service.model import Presence
 log = logging.getLogger("presence.subscriber")
 
 _STORE_DOWN = (StoreConnectionError, StoreTimeoutError, OSError)
+CLAIM_WORKERS = 32  # expiries handled at once; the rest wait in a queue of key names
 
 
 class Subscriber:
@@ -38,6 +39,7 @@ class Subscriber:
         self._tasks: list[asyncio.Task] = []
         self._subscribed = asyncio.Event()
         self._inflight: set[asyncio.Task] = set()
+        self._expired: asyncio.Queue[str] = asyncio.Queue()  # keys heard, not yet handled
 
     async def start(self, wait: float = 10) -> None:
         """Find the expiry channel, then subscribe in the background; wait until subscribed.
@@ -47,7 +49,9 @@ class Subscriber:
         self._subscribed.clear()
         self.expiry_channel = await self.gateway.expiry_channel()
         self._tasks = [asyncio.ensure_future(self._listen()),
-                       asyncio.ensure_future(self._sweep_periodically())]
+                       asyncio.ensure_future(self._sweep_periodically()),
+                       *(asyncio.ensure_future(self._handle_expiries())
+                         for _ in range(CLAIM_WORKERS))]
         await asyncio.wait_for(self._subscribed.wait(), wait)
 
     async def stop(self) -> None:
@@ -85,7 +89,18 @@ class Subscriber:
             if channel == WAKE_CHANNEL:
                 self.presence.woken(data)
             elif channel == self.expiry_channel:
-                self._spawn(self.presence.expired(data))
+                self._expired.put_nowait(data)  # a mass expiry queues keys, not tasks
+
+    async def _handle_expiries(self) -> None:
+        """One of CLAIM_WORKERS workers turning queued expired keys into `offline` events."""
+        while True:
+            key = await self._expired.get()
+            try:
+                await self.presence.expired(key)
+            except _STORE_DOWN:
+                pass  # the sweep after resubscribing finds this user again
+            except Exception:
+                log.exception("handling the expiry of %s failed", key)
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
