@@ -1,4 +1,6 @@
 """Pub/sub (presence/store/commands/pubsub.py and the hub's glob), differential against redis-server."""
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -211,3 +213,33 @@ def test_empty_channel_and_pattern(pair, publisher):
     same_replies(pair, 2)
     same_replies(pair, 1, "UNSUBSCRIBE", "")
     same_replies(pair, 1, "PUNSUBSCRIBE", "")
+
+
+NAMES = st.sampled_from(["a", "b", "ab", "a.b", "x*", "a*", "*", "?b", "[ab]", "a[^b]", "\\*", "*b"])
+SUB_ACTIONS = st.one_of(
+    st.tuples(st.sampled_from(["SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE"]),
+              st.lists(NAMES, min_size=1, max_size=3)),
+    st.tuples(st.just("PUBLISH"), st.lists(NAMES, min_size=1, max_size=1)),
+    st.tuples(st.just("PING"), st.just([])),
+)
+
+
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(protocol=st.sampled_from(["2", "3"]), actions=st.lists(SUB_ACTIONS, min_size=1, max_size=15))
+def test_random_subscription_sequences_match_redis(pair, protocol, actions):
+    """Replies per step; pattern messages compared as a set (Redis delivers them in hash order)."""
+    subscriber = Pair(pair.store.sock.getpeername()[1], pair.redis.sock.getpeername()[1])
+    try:
+        for client in (subscriber.store, subscriber.redis):
+            client.call("HELLO", protocol)
+        for name, args in actions:
+            if name == "PUBLISH":
+                count = pair.same("PUBLISH", args[0], "m")
+                same_reply_sets(subscriber, int(count[1:-2]))
+            else:
+                same_replies(subscriber, max(1, len(args)), name, *args)
+            pair.same("PUBSUB", "NUMPAT")
+            pair.same("PUBSUB", "NUMSUB", "a", "b", "ab", "x*")
+    finally:
+        subscriber.close()
