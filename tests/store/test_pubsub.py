@@ -160,7 +160,7 @@ def test_message_to_self_under_resp3(pair):
 
 # ------------------------------------------------------------ glob patterns
 
-SUBJECTS = ["foo", "fao", "f*o", "f?o", "f\\o", "hello", "hallo", "hxllo", "a[b", "a]b", "a-b", "x", "",
+SUBJECTS = ["\xff", "a\xe9b", "foo", "fao", "f*o", "f?o", "f\\o", "hello", "hallo", "hxllo", "a[b", "a]b", "a-b", "x", "",
             "\xe9", "-", "^", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"]
 
 
@@ -174,10 +174,11 @@ def test_glob_match_cases(pattern, subject, expected):
     assert glob_match(pattern.encode(), subject.encode()) is expected
 
 
-pattern_strategy = st.text(alphabet="af*?[]^-\\xo", max_size=8)
+pattern_strategy = st.text(alphabet="af*?[]^-\\xo\xe9\xff", max_size=8)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pattern=pattern_strategy)
 def test_glob_matches_redis_keys(pair, pattern):
     """Random patterns over a fixed key set: KEYS on the store and on redis-server agree."""
