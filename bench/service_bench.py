@@ -1,0 +1,433 @@
+"""Benchmark one presence node against Tornado's hello world and a real redis-server.
+
+    .venv/bin/python bench/service_bench.py [--quick] [--only lag,rps,memory] [--rounds N]
+
+Starts everything itself on free loopback ports (presence serve, the bundled store,
+redis-server, a bare Tornado app written below) and prints Markdown tables:
+
+* lag: end-to-end offline lag (silent user's deadline -> other members' polls return
+  `offline`) with 1,000 and 10,000 online users on one node, measured by `presence bench`,
+  with the bundled store and with a stock redis-server (notify-keyspace-events Ex) as the
+  anchor, the two alternating round by round;
+* rps: heartbeat and poll requests per second on one node against Tornado's own
+  hello-world handler, the same load generator (presence.bench.hammer) for all three,
+  alternating, median of the rounds and of the per-round ratios;
+* memory: resident memory per held long-poll of the `presence serve` process, against a
+  bare Tornado app holding the same number of requests open.
+
+The machine is shared and has 2 cores: only medians and ratios mean anything.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from presence.bench import Client, hammer, raise_open_files_limit  # noqa: E402
+from tests.servers import free_port, redis_server, stop, wait_for_port  # noqa: E402
+
+
+# ---------------------------------------------------------------- processes
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process `pid` (from /proc)."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def get_text(url: str, timeout: float = 10) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.read().decode()
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            get_text(url, 1)
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+@contextmanager
+def service(redis_url: str | None = None, timeout: float = 30, poll_timeout: float = 25,
+            log_level: str = "warning"):
+    """Run `presence serve` (bundled store unless `redis_url`); yield (base URL, process)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "presence.cli", "serve", "--port", str(port),
+           "--timeout", str(timeout), "--poll-timeout", str(poll_timeout),
+           "--log-level", log_level]
+    if redis_url:
+        cmd += ["--redis-url", redis_url]
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        yield f"http://127.0.0.1:{port}", proc
+    except BaseException:
+        log.seek(0)
+        sys.stderr.write(log.read().decode(errors="replace")[-3000:])
+        raise
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def tornado_app():
+    """Run the bare Tornado app of this file (hello world and held requests); yield (URL, proc)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-tornado", str(port)], cwd=ROOT)
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        stop(proc)
+
+
+def serve_tornado(port: int) -> None:
+    """Tornado's hello world, plus /hold (a request held until the client leaves) and /held."""
+    import tornado.web
+
+    held = 0
+
+    class HelloHandler(tornado.web.RequestHandler):
+        def get(self):
+            self.write("Hello, world")
+
+    class HoldHandler(tornado.web.RequestHandler):
+        async def get(self):
+            nonlocal held
+            self.gone = asyncio.get_running_loop().create_future()
+            held += 1
+            try:
+                await self.gone
+            finally:
+                held -= 1
+
+        def on_connection_close(self):
+            if not self.gone.done():
+                self.gone.set_result(None)
+
+    class HeldHandler(tornado.web.RequestHandler):
+        def get(self):
+            self.write(str(held))
+
+    async def main():
+        app = tornado.web.Application([(r"/", HelloHandler), (r"/hold", HoldHandler),
+                                       (r"/held", HeldHandler)])
+        app.listen(port, "127.0.0.1")
+        await asyncio.Event().wait()
+
+    run(main())  # the same event loop as `presence serve` (uvloop when installed)
+
+
+def run(coro):
+    try:
+        import uvloop
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+# ---------------------------------------------------------------- offline lag
+
+def presence_bench(url: str, users: int, silent: int, duration: float, grace: float) -> dict:
+    """Run `presence bench` as its own process against `url`; its JSON report."""
+    cmd = [sys.executable, "-m", "presence.cli", "bench", "--url", url, "--users", str(users),
+           "--channels", str(max(users // 10, 1)), "--silent", str(silent),
+           "--duration", str(duration), "--grace", str(grace), "--concurrency", "20",
+           "--no-leave", "--json"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    if not out.stdout.strip():
+        raise RuntimeError(f"presence bench failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout)
+
+
+def lag_round(store: str, users: int, args) -> dict:
+    silent = min(200, users // 5)
+    if store == "bundled":
+        with service(timeout=args.timeout, poll_timeout=args.poll_timeout) as (url, _):
+            return presence_bench(url, users, silent, args.duration, args.timeout)
+    with redis_server("--notify-keyspace-events", "Ex") as port:
+        with service(f"redis://127.0.0.1:{port}/0", args.timeout, args.poll_timeout) as (url, _):
+            return presence_bench(url, users, silent, args.duration, args.timeout)
+
+
+def bench_lag(args) -> None:
+    rows = []
+    for users in args.sizes:
+        reports = {"bundled": [], "redis": []}
+        for r in range(args.rounds):
+            order = ["bundled", "redis"] if r % 2 == 0 else ["redis", "bundled"]
+            for store in order:
+                report = lag_round(store, users, args)
+                reports[store].append(report)
+                lag = report["offline_lag_ms"]
+                print(f"  lag {users} users, {store}, round {r + 1}: p50 {lag['p50']} ms, "
+                      f"p99 {lag['p99']} ms, max {lag['max']} ms, errors {report['errors']}, "
+                      f"spurious {report['spurious_offline']}, missed {report['offline_missed']}",
+                      file=sys.stderr, flush=True)
+        for store, label in (("bundled", "bundled store"), ("redis", "redis-server 7, hz 10")):
+            rows.append((users, label, reports[store]))
+    print(f"\n### End-to-end offline lag (timeout {args.timeout:g} s, poll timeout "
+          f"{args.poll_timeout:g} s, 10 users per channel, {args.rounds} rounds, medians)\n")
+    print("| online users | store | silent users | offline deliveries | lag p50 | lag p99 "
+          "| lag max | upper bound p50 | upper bound p99 | last heartbeat p99 | join p99 "
+          "| errors | spurious offline |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for users, label, reps in rows:
+        def m(key, stat):
+            return _ms(median([r[key][stat] for r in reps]))
+        delivered = sum(r["offline_deliveries"] for r in reps)
+        expected = sum(r["offline_expected"] for r in reps)
+        print(f"| {users:,} | {label} | {reps[0]['silent']} | {delivered:,} of {expected:,} "
+              f"| {m('offline_lag_ms', 'p50')} | {m('offline_lag_ms', 'p99')} "
+              f"| {m('offline_lag_ms', 'max')} | {m('offline_lag_upper_ms', 'p50')} "
+              f"| {m('offline_lag_upper_ms', 'p99')} "
+              f"| {m('heartbeat_ms', 'p99')} | {m('join_ms', 'p99')} "
+              f"| {sum(r['errors'] for r in reps)} | {sum(r['spurious_offline'] for r in reps)} |")
+
+
+def _ms(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.1f} ms"
+
+
+# ---------------------------------------------------------------- requests per second
+
+async def joined_poll_paths(url: str, users: int) -> list[str]:
+    """Join `users` users (10 channels) and return poll paths that answer at once.
+
+    Each path carries the cursor just before its channel's newest event, so every poll
+    refreshes the user and returns that one event without waiting.
+    """
+    client = Client(*_host_port(url))
+    conn = await client.connect()
+    newest: dict[str, int] = {}
+    for i in range(users):
+        channel = f"rps-poll-{i % 10}"
+        _, body = await client.get(conn, f"/channels/{channel}/join?user=p{i}&conn=c{i}")
+        newest[channel] = max(newest.get(channel, 0), json.loads(body)["cursor"])
+    client.close()
+    return [f"/channels/rps-poll-{i % 10}/poll?user=p{i}&conn=c{i}"
+            f"&cursor={newest[f'rps-poll-{i % 10}'] - 1}" for i in range(users)]
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    host, port = url.rsplit("//", 1)[1].split(":")
+    return host, int(port)
+
+
+def bench_rps(args) -> None:
+    conns = 50
+    heartbeat = [f"/channels/rps-hb-{i % 10}/heartbeat?user=h{i}&conn=c{i}" for i in range(conns)]
+    results = {"hello": [], "heartbeat": [], "poll": [], "heartbeat, access log on": []}
+    with tornado_app() as (hello_url, hello), service() as (svc_url, svc), \
+            service(log_level="info") as (logged_url, logged):
+        poll = run(joined_poll_paths(svc_url, conns))
+        runs = [("hello", hello_url, ["/"], hello), ("heartbeat", svc_url, heartbeat, svc),
+                ("poll", svc_url, poll, svc),
+                ("heartbeat, access log on", logged_url, heartbeat, logged)]
+        for r in range(args.rps_rounds):
+            for name, url, paths, proc in (runs if r % 2 == 0 else runs[::-1]):
+                got = run(hammer(url, paths, conns, args.rps_seconds, server_pid=proc.pid))
+                got["cpu_us"] = got["server_cpu_s"] / max(got["requests"], 1) * 1e6
+                results[name].append(got)
+                print(f"  rps round {r + 1} {name}: {got['rps']:.0f}/s, p99 {got['p99_ms']:.1f} ms,"
+                      f" server CPU {got['cpu_us']:.0f} us/request, errors {got['errors']}",
+                      file=sys.stderr, flush=True)
+    print(f"\n### Requests per second, one node ({conns} keep-alive connections, "
+          f"{args.rps_rounds} alternating rounds of {args.rps_seconds:g} s, medians)\n")
+    print("| handler | requests/s | p50 latency | p99 latency | errors | ratio to hello world "
+          "| server CPU per request (node + store) | CPU ratio (hello / this) |")
+    print("|---|---|---|---|---|---|---|---|")
+    hello = results["hello"]
+    for name, label in (("hello", "Tornado hello world (baseline)"),
+                        ("heartbeat", "presence heartbeat (bundled store)"),
+                        ("poll", "presence poll answered at once (bundled store)"),
+                        ("heartbeat, access log on", "presence heartbeat, --log-level info")):
+        got = results[name]
+        ratio = median([g["rps"] / h["rps"] for g, h in zip(got, hello)])
+        cpu_ratio = median([h["cpu_us"] / g["cpu_us"] for g, h in zip(got, hello)])
+        print(f"| {label} | {median([g['rps'] for g in got]):,.0f} "
+              f"| {median([g['p50_ms'] for g in got]):.1f} ms "
+              f"| {median([g['p99_ms'] for g in got]):.1f} ms | {sum(g['errors'] for g in got)} "
+              f"| {ratio:.2f}x | {median([g['cpu_us'] for g in got]):.0f} us | {cpu_ratio:.2f}x |")
+
+
+# ---------------------------------------------------------------- memory per held poll
+
+async def hold_requests(url: str, paths: list[str], count_held, want: int) -> list:
+    """Open one connection per path, send it, and return once `count_held()` reaches `want`."""
+    client = Client(*_host_port(url))
+    gate = asyncio.Semaphore(100)
+    held = []
+
+    async def one(path: str) -> None:
+        async with gate:
+            conn = await client.connect()
+            held.append(conn.request(path, 3600, client.loop))  # sent now, answered never
+
+    await asyncio.gather(*(one(p) for p in paths))
+    deadline = time.monotonic() + 120
+    while count_held() < want and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1)
+    return [client, held]
+
+
+async def join_all(url: str, n: int) -> list[str]:
+    """Join n users (10 per channel); return poll paths with each channel's newest cursor."""
+    client = Client(*_host_port(url))
+    newest: dict[str, int] = {}
+    queue = list(range(n))
+
+    async def worker() -> None:
+        conn = await client.connect()
+        while queue:
+            i = queue.pop()
+            channel = f"mem-{i // 10}"
+            _, body = await client.get(conn, f"/channels/{channel}/join?user=u{i}&conn=c{i}")
+            newest[channel] = max(newest.get(channel, 0), json.loads(body)["cursor"])
+
+    await asyncio.gather(*(worker() for _ in range(50)))
+    client.close()
+    return [f"/channels/mem-{i // 10}/poll?user=u{i}&conn=c{i}&cursor={newest[f'mem-{i // 10}']}"
+            for i in range(n)]
+
+
+def pending_polls(url: str) -> int:
+    for line in get_text(url + "/metrics").splitlines():
+        if line.startswith("presence_pending_polls"):
+            return int(line.rsplit(" ", 1)[1])
+    return 0
+
+
+async def warm_up(url: str, paths: list[str]) -> None:
+    await hammer(url, paths, 20, 1.0, warmup=0.5)
+
+
+def memory_round(kind: str, n: int) -> dict:
+    if kind == "tornado":
+        with tornado_app() as (url, proc):
+            run(warm_up(url, ["/"]))
+            base = rss_bytes(proc.pid)
+
+            async def hold():
+                client, _ = await hold_requests(url, ["/hold"] * n,
+                                                lambda: int(get_text(url + "/held")), n)
+                held, rss = int(get_text(url + "/held")), rss_bytes(proc.pid)
+                client.close()
+                return held, rss
+            held, rss = run(hold())
+    else:
+        # polls must stay held while measured: long poll timeout, longer presence timeout
+        with service(timeout=600, poll_timeout=500) as (url, proc):
+            run(warm_up(url, [f"/channels/warm/heartbeat?user=w{i}&conn=c" for i in range(20)]))
+            base = rss_bytes(proc.pid)
+
+            async def hold():
+                paths = await join_all(url, n)
+                joined = rss_bytes(proc.pid)
+                client, _ = await hold_requests(url, paths, lambda: pending_polls(url), n)
+                held, rss = pending_polls(url), rss_bytes(proc.pid)
+                client.close()
+                return held, rss, joined
+            held, rss, joined = run(hold())
+            return {"held": held, "base": base, "joined": joined, "rss": rss,
+                    "per_poll": (rss - base) / max(held, 1),
+                    "per_poll_after_join": (rss - joined) / max(held, 1)}
+    return {"held": held, "base": base, "rss": rss, "per_poll": (rss - base) / max(held, 1)}
+
+
+def bench_memory(args) -> None:
+    n = args.held
+    results = {"tornado": [], "service": []}
+    for r in range(args.memory_rounds):
+        for kind in (("tornado", "service") if r % 2 == 0 else ("service", "tornado")):
+            got = memory_round(kind, n)
+            results[kind].append(got)
+            print(f"  memory round {r + 1} {kind}: {got['held']} held, "
+                  f"{got['per_poll'] / 1024:.1f} KiB each", file=sys.stderr, flush=True)
+    print(f"\n### Memory per held long-poll ({n:,} held requests, one connection each, "
+          f"{args.memory_rounds} rounds, medians)\n")
+    print("| process | held | RSS before | RSS held | per held request | of which after joining "
+          "| ratio to Tornado |")
+    print("|---|---|---|---|---|---|---|")
+    tornado = median([g["per_poll"] for g in results["tornado"]])
+    for kind, label in (("tornado", "bare Tornado app (baseline)"),
+                        ("service", "presence serve (bundled store not counted)")):
+        got = results[kind]
+        per = median([g["per_poll"] for g in got])
+        after = median([g.get("per_poll_after_join") for g in got])
+        print(f"| {label} | {min(g['held'] for g in got):,} "
+              f"| {median([g['base'] for g in got]) / 2**20:.1f} MiB "
+              f"| {median([g['rss'] for g in got]) / 2**20:.1f} MiB | {per / 1024:.1f} KiB "
+              f"| {'-' if after is None else f'{after / 1024:.1f} KiB'} | {per / tornado:.2f}x |")
+
+
+# ---------------------------------------------------------------- main
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-tornado":
+        serve_tornado(int(sys.argv[2]))
+        return
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", default="lag,rps,memory", help="comma-separated: lag,rps,memory")
+    p.add_argument("--quick", action="store_true", help="small sizes, one round: a smoke run")
+    p.add_argument("--rounds", type=int, default=3, help="offline-lag rounds per store (3)")
+    p.add_argument("--timeout", type=float, default=30,
+                   help="presence --timeout of the lag runs (30, the default)")
+    p.add_argument("--poll-timeout", type=float, default=25,
+                   help="presence --poll-timeout of the lag runs (25, the default)")
+    p.add_argument("--duration", type=float, default=10,
+                   help="seconds over which the silent users stop (10)")
+    p.add_argument("--sizes", default="1000,10000", help="online users of the lag runs")
+    p.add_argument("--held", type=int, default=10000, help="held polls of the memory runs")
+    args = p.parse_args()
+    args.sizes = [int(n) for n in args.sizes.split(",")]
+    args.rps_rounds, args.rps_seconds = 5, 5.0
+    args.memory_rounds = 2
+    if args.quick:
+        args.sizes, args.rounds = [200], 1
+        args.timeout, args.poll_timeout, args.duration = 5, 4, 3
+        args.rps_rounds, args.rps_seconds = 1, 2.0
+        args.memory_rounds, args.held = 1, 500
+    limit = raise_open_files_limit()  # inherited by the servers started below
+    print(f"# presence service benchmark ({time.strftime('%Y-%m-%d %H:%M')}, "
+          f"{os.cpu_count()} CPUs, open-files limit {limit})")
+    only = set(args.only.split(","))
+    for name, section in (("lag", bench_lag), ("rps", bench_rps), ("memory", bench_memory)):
+        if name in only:
+            load = os.getloadavg()[0]
+            section(args)
+            print(f"\n(load average {load:.1f} before, {os.getloadavg()[0]:.1f} after)")
+
+
+if __name__ == "__main__":
+    main()
