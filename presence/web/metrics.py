@@ -45,7 +45,8 @@ async def render_metrics(presence: Presence, node: str) -> str:
         "# HELP presence_expiries_heard_total Presence-key expiry notices this node received.",
         "# TYPE presence_expiries_heard_total counter",
         f"presence_expiries_heard_total{{{label}}} {stats.expiries_heard}",
-        "# HELP presence_expiry_lag_seconds Deadline to offline event recorded by this node.",
+        "# HELP presence_expiry_lag_seconds From a silent user's deadline (its last refresh as "
+        "issued + timeout) to its offline being recorded by this node.",
         "# TYPE presence_expiry_lag_seconds summary",
         f"presence_expiry_lag_seconds_sum{{{label}}} {stats.lag_sum_ms / 1000:.3f}",
         f"presence_expiry_lag_seconds_count{{{label}}} {stats.lag_count}",
