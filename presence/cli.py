@@ -184,7 +184,9 @@ async def _run_node(args: argparse.Namespace, url: str, bundled: bool) -> int:
 
 
 def _announce(args: argparse.Namespace, url: str, bundled: bool) -> None:
-    base = f"http://{args.host}:{args.port}"
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(args.host, args.host)
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    base = f"http://{host}:{args.port}"  # a URL one can open, also when listening on all
     store = f"bundled store at {url}" if bundled else url
     print(f"presence node {args.node_id} serving on {base} (store: {store})\n"
           f"  demo page:  {base}/\n"
