@@ -188,7 +188,7 @@ def _announce(args: argparse.Namespace, url: str, bundled: bool) -> None:
     host = f"[{host}]" if ":" in host and not host.startswith("[") else host
     base = f"http://{host}:{args.port}"  # a URL one can open, also when listening on all
     store = f"bundled store at {url}" if bundled else url
-    print(f"presence node {args.node_id} serving on {base} (store: {store})\n"
+    print(f"presence node {args.node_id} listening on {args.host}:{args.port} (store: {store})\n"
           f"  demo page:  {base}/\n"
           f"  dashboard:  {base}/dashboard\n"
           f"  API:        {base}/api/channels   health: {base}/healthz   metrics: {base}/metrics",
