@@ -1,6 +1,8 @@
 """`presence-store` as a process: flags, config file, unix socket, errors, shutdown."""
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -48,6 +50,9 @@ def test_unix_socket_and_shutdown(tmp_path):
     proc = start("--port", str(port), "--unixsocket", path)
     try:
         wait_for_port(port, proc)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(path) and time.monotonic() < deadline:  # bound after TCP
+            time.sleep(0.02)
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(path)
             s.sendall(b"PING\r\n")
