@@ -28,6 +28,9 @@ stall=20              # runtest --timeout: seconds without progress => hang
 unit_budget=120       # wall-clock seconds per unit (all retries included)
 total_budget=540      # wall-clock seconds for the whole run
 max_hangs=6           # hung tests skipped and retried per unit
+skipfile="$HERE/skip.txt"  # tests of features the store leaves out
+isolate=150           # failed tests re-run alone, per unit (0: none)
+parallel=6            # concurrent isolated re-runs
 out="${REDIS_SUITE_OUT:-${TMPDIR:-/tmp}/presence-redis-suite/$(date +%Y%m%d-%H%M%S)}"
 extra=()
 
@@ -45,6 +48,8 @@ while [ $# -gt 0 ]; do
         --stall) stall="$2"; shift ;;
         --unit-budget) unit_budget="$2"; shift ;;
         --budget) total_budget="$2"; shift ;;
+        --isolate) isolate="$2"; shift ;;
+        --no-skip) skipfile=/dev/null ;;
         --out) out="$2"; shift ;;
         --fetch-only) server=none ;;
         --vendor) server=vendor ;;
@@ -136,7 +141,7 @@ start_server() {   # $1: log file
     fi
     SERVER_PID=$!
     local i
-    for i in $(seq 50); do
+    for i in $(seq 150); do
         redis_ping && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.1
@@ -176,10 +181,11 @@ trap 'exit 130' INT TERM
 STORE_SRC="$ROOT"
 snapshot_store() {
     [ "$server" = store ] && [ "$rev" != worktree ] || return 0
+    REV_SHA=$(git -C "$ROOT" rev-parse --verify "$rev^{commit}") || return 1
     STORE_SRC="$out/src"
     mkdir -p "$STORE_SRC"
-    git -C "$ROOT" archive --format=tar "$rev" presence | tar -x -C "$STORE_SRC" || return 1
-    log "store code: $(git -C "$ROOT" log -1 --format='%h %s' "$rev" | cut -c1-100)"
+    git -C "$ROOT" archive --format=tar "$REV_SHA" presence | tar -x -C "$STORE_SRC" || return 1
+    log "store code: $(git -C "$ROOT" log -1 --format='%h %s' "$REV_SHA" | cut -c1-100)"
 }
 
 # A private copy of the suite per run: runtest writes into tests/tmp and the
@@ -196,6 +202,19 @@ prepare_workdir() {
     fi
 }
 
+# runtest SECONDS OUTPUT ARGS...: the suite against $port, bounded in time.
+# The suite's own test-server port is searched from --baseport - 32 upwards
+# (32 ports); concurrent runs get disjoint ranges ($TCL_BASE, worker $W).
+TCL_BASE=$(( 20000 + (RANDOM % 200) * 50 ))
+W=0
+runtest() {
+    local limit="$1" txt="$2"; shift 2
+    ( cd "$out/work" && TERM=dumb timeout -k 5 "$limit" tclsh tests/test_helper.tcl \
+        --baseport $(( TCL_BASE + 32 + W * 40 )) --skipfile "$skipfile" \
+        --host 127.0.0.1 --port "$port" --singledb --durable --ignore-encoding \
+        --ignore-digest --dont-clean --timeout "$stall" --tags "$DENY_TAGS" "$@" ) > "$txt" 2>&1
+}
+
 # Runs one unit, skipping and retrying past hung tests. Writes
 # $out/<unit>.attemptN.txt and $out/<unit>.hung.
 run_unit() {
@@ -208,10 +227,7 @@ run_unit() {
         local txt="$out/$safe.attempt$attempt.txt" left=$(( deadline - $(date +%s) ))
         [ "$left" -gt 5 ] || { echo "[budget]: time budget exhausted before attempt $attempt" >> "$out/$safe.hung"; break; }
         start_server "$out/$safe.server$attempt.log" || { echo "[exception]: server failed to start" > "$txt"; break; }
-        ( cd "$out/work" && TERM=dumb timeout -k 5 "$left" tclsh tests/test_helper.tcl \
-            --host 127.0.0.1 --port "$port" --singledb --durable --ignore-encoding \
-            --ignore-digest --dont-clean --timeout "$stall" --tags "$DENY_TAGS" \
-            --single "$unit" "${skips[@]}" "${extra[@]}" ) > "$txt" 2>&1
+        runtest "$left" "$txt" --single "$unit" "${skips[@]}" "${extra[@]}"
         rc=$?
         if [ "$server" != external ] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
             echo "[crash]: server process exited during attempt $attempt (log: $out/$safe.server$attempt.log)" >> "$out/$safe.hung"
@@ -226,10 +242,49 @@ run_unit() {
     done
 }
 
+# Re-runs each failed test of each unit alone (--only NAME, new connections):
+# a failure that passes alone was caused by an earlier failure in the same
+# unit (client state left behind: RESP3, readraw, ...). The names are split
+# over $parallel workers, each with its own store (restarted if it dies).
+# Writes $out/isolated/<unit>/<n>.name and <n>.txt.
+isolate_failures() {
+    local u safe w
+    [ "$server" != external ] && [ "$isolate" -gt 0 ] || return 0
+    for u in $units; do
+        safe="${u//\//_}"
+        mkdir -p "$out/isolated/$safe"
+        python3 "$HERE/summarize.py" --failed "$out" "$u" | head -n "$isolate" | grep -v '^$' \
+            | nl -ba -w1 -s' ' > "$out/isolated/$safe/names"
+        for w in $(seq 0 $((parallel - 1))); do
+            W=$((w + 1)) isolate_worker "$u" "$safe" "$w" &
+        done
+        wait
+        [ $(( RUN_DEADLINE - $(date +%s) )) -gt 10 ] || { log "no time left to isolate failures"; return 0; }
+    done
+}
+
+isolate_worker() {
+    local u="$1" safe="$2" w="$3" dir="$out/isolated/$2" n name left
+    trap - EXIT
+    SERVER_PID=""
+    while read -r n name; do
+        [ $(( n % parallel )) -eq "$w" ] || continue
+        left=$(( RUN_DEADLINE - $(date +%s) ))
+        [ "$left" -gt 10 ] || break
+        printf '%s\n' "$name" > "$dir/$n.name"
+        if [ -z "$SERVER_PID" ] || ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            SERVER_PID=""
+            start_server "$dir/worker$w.server.log" || break
+        fi
+        runtest "$(( left < 60 ? left : 60 ))" "$dir/$n.txt" --single "$u" --only "$name" "${extra[@]}"
+    done < "$dir/names"
+    stop_server
+}
+
 describe_target() {
     case "$server" in
         store) if [ "$rev" = worktree ]; then echo "store (working tree)"
-               else echo "store at $(git -C "$ROOT" log -1 --format='%h, %cd' --date=format:'%H:%M' "$rev")"; fi ;;
+               else echo "store at $(git -C "$ROOT" log -1 --format='%h, %cd' --date=format:'%H:%M' "$REV_SHA")"; fi ;;
         redis) redis-server --version | cut -d' ' -f1-3 ;;
         *) echo "server on port $port" ;;
     esac
@@ -254,7 +309,9 @@ main() {
         log "running $u"
         run_unit "$u"
     done
+    log "re-running failed tests alone"
+    isolate_failures
     python3 "$HERE/summarize.py" "$out" "$(describe_target)" $units | tee "$out/summary.md"
 }
 
-main
+main "$@"; exit $?

@@ -1,6 +1,11 @@
 """Summarises a tests/redis_suite/run.sh results directory as markdown.
 
 usage: summarize.py RESULTS_DIR SERVER_NAME UNIT...   (exit status 1 if anything failed)
+       summarize.py --failed RESULTS_DIR UNIT          (names of the unit's failed tests)
+
+A failed test re-run alone (run.sh's isolated/ directory) that passes there is
+reported as a cascade of an earlier failure. One that fails again keeps the
+reason from the full run: alone, it may miss data that earlier tests set up.
 """
 import collections
 import pathlib
@@ -60,14 +65,14 @@ def signature(reason):
     return "assertion"
 
 
-def unit_results(out, unit):
+def unit_results(out, unit, isolated=True):
     """Status per test name across attempts (latest wins), and extra notes."""
     safe = unit.replace("/", "_")
     status, notes, exceptions = collections.OrderedDict(), [], []
     for path in sorted(out.glob(f"{safe}.attempt*.txt"), key=lambda p: int(re.findall(r"\d+", p.name)[-1])):
         seen = collections.Counter()
         for kind, first, rest in records(path.read_text(errors="replace")):
-            if kind in ("ok", "err", "ignore"):
+            if kind in ("ok", "err", "ignore", "skip"):
                 name, reason = explain(kind, first, rest)
                 seen[name] += 1
                 status[(name, seen[name])] = (kind, reason)
@@ -82,22 +87,49 @@ def unit_results(out, unit):
                 notes.append(line)
             elif line:
                 status[(line, 1)] = ("hang", "no reply: test stalled, skipped on retry")
+    alone = isolated_results(out, unit) if isolated else {}
+    for key, (kind, reason) in status.items():
+        if kind == "err" and key[0] in alone:
+            status[key] = alone[key[0]]
     return status, notes, exceptions
+
+
+def isolated_results(out, unit):
+    """{test name: ("cascade", reason)} for failed tests that pass when re-run alone."""
+    results = {}
+    for name_file in (out / "isolated" / unit.replace("/", "_")).glob("*.name"):
+        name = name_file.read_text().rstrip("\n")
+        txt = name_file.with_suffix(".txt")
+        if not txt.exists():
+            continue
+        kinds = [(k, explain(k, f, r)) for k, f, r in records(txt.read_text(errors="replace"))
+                 if k in ("ok", "err")]
+        if any(k == "ok" and n == name for k, (n, _) in kinds) and not any(
+                k == "err" and n == name for k, (n, _) in kinds):
+            results[name] = ("cascade", "passes when run alone: caused by an earlier failure in the unit")
+    return results
+
+
+def failed_names(out, unit):
+    status, _, _ = unit_results(pathlib.Path(out), unit, isolated=False)
+    names = dict.fromkeys(n for (n, _), (k, _) in status.items() if k == "err")
+    print("\n".join(names))
 
 
 def main(out, server, units):
     out = pathlib.Path(out)
     total = collections.Counter()
     lines, by_sig = [], collections.defaultdict(list)
-    table = ["| unit | passed | failed | hung | exceptions | ignored (tags) |", "|---|---|---|---|---|---|"]
+    table = ["| unit | passed | failed | hung | exceptions | cascade (passes alone) | ignored (tags) "
+             "| skipped (skip.txt) |", "|---|---|---|---|---|---|---|---|"]
     for unit in units:
         status, notes, exceptions = unit_results(out, unit)
         count = collections.Counter(kind for kind, _ in status.values())
         total.update(count)
         total["exception"] += len(exceptions)
         table.append(f"| {unit} | {count['ok']} | {count['err']} | {count['hang']} | "
-                     f"{len(exceptions)} | {count['ignore']} |")
-        failed = [(n, k, r) for (n, _), (k, r) in status.items() if k in ("err", "hang")]
+                     f"{len(exceptions)} | {count['cascade']} | {count['ignore']} | {count['skip']} |")
+        failed = [(n, k, r) for (n, _), (k, r) in status.items() if k in ("err", "hang", "cascade")]
         if not (failed or notes or exceptions):
             continue
         lines.append(f"\n### {unit}\n")
@@ -108,19 +140,23 @@ def main(out, server, units):
             by_sig[signature("error: " + exc)].append(f"{unit}: (unit aborted)")
         for name, kind, reason in failed:
             lines.append(f"- [{kind}] {name} — {reason[:300]}")
-            by_sig[signature(reason) if kind == "err" else "hang"].append(f"{unit}: {name}")
+            by_sig[signature(reason) if kind == "err" else kind].append(f"{unit}: {name}")
     print(f"## Redis 7.0 test suite (external mode) against: {server}\n")
     print("\n".join(table))
     print(f"\n**total: {total['ok']} passed, {total['err']} failed, {total['hang']} hung, "
-          f"{total['exception']} exceptions, {total['ignore']} ignored by tags**")
+          f"{total['exception']} exceptions, {total['cascade']} failed only after an earlier "
+          f"failure, {total['ignore']} ignored by tags, {total['skip']} skipped by skip.txt**")
     if by_sig:
         print("\n## Failures grouped by cause signature\n")
         for sig, tests in sorted(by_sig.items(), key=lambda kv: (kv[0] == "assertion", -len(kv[1]))):
             print(f"- {sig}: {len(tests)} tests")
     print("\n## Failures per unit (first failing assertion)")
     print("\n".join(lines) if lines else "\nnone")
-    return 1 if total["err"] or total["hang"] or total["exception"] else 0
+    return 1 if total["err"] or total["hang"] or total["exception"] or total["cascade"] else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3:]))
+    if sys.argv[1] == "--failed":
+        failed_names(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3:]))
