@@ -30,6 +30,13 @@ class ZSet:
         self.order: list[tuple[float, bytes]] = []
         self.skiplist = False  # Redis's encoding: it shows in ZSCAN's score text; never reverts
 
+    def copy(self) -> "ZSet":
+        """An independent ZSet with the same members and scores (COPY)."""
+        clone = ZSet()
+        clone.scores = dict(self.scores)
+        clone.order = list(self.order)
+        return clone
+
     def __len__(self) -> int:
         return len(self.scores)
 

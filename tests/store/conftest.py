@@ -8,6 +8,7 @@ class Pair:
     """One raw client to the bundled store and one to redis-server, fed the same commands."""
 
     def __init__(self, store_port: int, redis_port: int) -> None:
+        self.store_port, self.redis_port = store_port, redis_port
         self.store = RawClient(store_port)
         self.redis = RawClient(redis_port)
 

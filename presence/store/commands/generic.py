@@ -305,6 +305,76 @@ def _rename(db, src: bytes, dst: bytes, nx: bool) -> int:
     return 1
 
 
+@command("copy", -3, "write", keys=(1, 2, 1))
+def copy(client, args):
+    """COPY source destination [DB index] [REPLACE]: 1 if copied (value and TTL), else 0."""
+    source, target = args[0], args[1]
+    target_db, replace = client.db, False
+    i = 2
+    while i < len(args):
+        option = args[i].lower()
+        if option == b"replace":
+            replace = True
+        elif option == b"db" and i + 1 < len(args):
+            target_db = _db_by_index(client, args[i + 1])
+            i += 1
+        else:
+            raise CommandError(replies.SYNTAX)
+        i += 1
+    db = client.db
+    if db is target_db and source == target:
+        raise CommandError("ERR source and destination objects are the same")
+    value = db.get(source)
+    if value is None:
+        return 0
+    if target_db.get(target) is not None:
+        if not replace:
+            return 0
+        target_db.delete(target)
+    target_db.store(target, _clone(value))
+    deadline = db.expires.get(source)
+    if deadline is not None:
+        target_db.set_deadline(target, deadline)
+    target_db.notify(ev.GENERIC, b"copy_to", target)
+    return 1
+
+
+@command("move", 3, "write fast", keys=(1, 1, 1))
+def move(client, args):
+    """MOVE key db: 1 if the key moved (with its TTL) to an empty slot in that database."""
+    key = args[0]
+    target_db = _db_by_index(client, args[1])
+    db = client.db
+    if target_db is db:
+        raise CommandError("ERR source and destination objects are the same")
+    value = db.get(key)
+    if value is None or target_db.get(key) is not None:
+        return 0
+    deadline = db.expires.get(key)
+    db.delete(key)
+    target_db.store(key, value)
+    if deadline is not None:
+        target_db.set_deadline(key, deadline)
+    db.notify(ev.GENERIC, b"move_from", key)
+    target_db.notify(ev.GENERIC, b"move_to", key)
+    return 1
+
+
+def _db_by_index(client, raw: bytes):
+    index = parse_int(raw)
+    dbs = client.server.keyspace.dbs
+    if not 0 <= index < len(dbs):
+        raise CommandError(replies.DB_INDEX_OUT_OF_RANGE)
+    return dbs[index]
+
+
+def _clone(value):
+    """An independent copy of a stored value (strings are immutable and shared)."""
+    if type(value) is bytes:
+        return value
+    return value.copy() if hasattr(value, "copy") else type(value)(value)
+
+
 @command("randomkey", 1, "readonly", keys=(0, 0, 0))
 def randomkey(client, args):
     import random
