@@ -56,10 +56,15 @@
  * - Each tab keeps its own connection id in sessionStorage: a reload keeps it, and two tabs
  *   of one user are two connections of one member. A duplicated tab, which starts with a
  *   copy of sessionStorage, notices through a BroadcastChannel and takes a new id.
- * - After a failed request the client waits (backoff with jitter), joins again and resumes
- *   polling from its cursor, so no event is missed unless the service answers `reset`.
- * - If the service reports this user offline or gone while the tab is alive, it rejoins.
- *   A user kicked by an operator stops polling that channel (state "kicked") until join().
+ * - After a failed request the client waits (backoff with jitter), then polls again from its
+ *   cursor (joins again if the join failed, or if the poll answers that it must), so no
+ *   event is missed unless the service answers `reset`.
+ * - The service never re-registers a tab from a poll. A poll from a tab it does not count
+ *   as joined answers {rejoin: true, reason, cursor}: with reason "expired" (the tab was
+ *   silent longer than the timeout, e.g. a frozen page), "left" or "unknown" (e.g. after a
+ *   store restart) the client joins again, with its info, and resumes from its cursor;
+ *   with "kicked" it stops polling that channel (state "kicked") until join() is called.
+ *   Its own `offline` or `leave` event seen while the tab is alive does the same.
  * - The members list starts from the join answer, which holds at most the first 1000
  *   members of a channel (the service says `more`); events keep it current from there.
  * - Event times (`ts`) and `since` are milliseconds since the epoch.
@@ -185,6 +190,7 @@
     this.request = null;   // the jqXHR in flight, if any
     this.timer = null;     // pending retry
     this.failures = 0;
+    this.rejoins = 0;      // rejoin answers since the last ordinary poll answer
     this.generation = 0;   // bumped on stop(): answers to older loops are ignored
     this.pollTimeout = null;
   }
@@ -275,6 +281,11 @@
         self.failures = 0;
         self.setState("online");
       }
+      if (answer.rejoin) {
+        self.rejoin(generation, answer.reason);
+        return;
+      }
+      self.rejoins = 0;
       var next = self.receive(answer);
       if (next === "stop") {
         return;
@@ -296,13 +307,35 @@
     }, function (xhr, status, thrown) {
       if (generation === self.generation) {
         self.request = null;
-        self.retry(generation, errorText(xhr, status, thrown));
+        self.retry(generation, errorText(xhr, status, thrown), "poll");
       }
     });
   };
 
-  /** Wait (exponential backoff with jitter), then rejoin and resume from the cursor. */
-  Channel.prototype.retry = function (generation, error) {
+  /**
+   * The service does not count this tab as joined: stop when kicked, else join again (with
+   * our info) and resume from the cursor. A second rejoin in a row waits with backoff.
+   */
+  Channel.prototype.rejoin = function (generation, reason) {
+    if (reason === "kicked") {
+      this.stop();
+      this.setState("kicked", {reason: "kicked"});
+      return;
+    }
+    this.rejoins += 1;
+    if (this.rejoins > 1) {
+      this.retry(generation, "rejoin: " + reason);
+    } else {
+      this.join(generation);
+    }
+  };
+
+  /**
+   * Wait (exponential backoff with jitter), then join again, or with `action` "poll" poll
+   * again from the cursor: a poll says whether the service still counts this tab (if it
+   * does not, the answer is a rejoin, and a kick that happened meanwhile holds).
+   */
+  Channel.prototype.retry = function (generation, error, action) {
     var self = this;
     var backoff = this.client.options.backoff;
     this.failures += 1;
@@ -312,7 +345,11 @@
     this.timer = setTimeout(function () {
       self.timer = null;
       if (generation === self.generation) {
-        self.join(generation);  // the service may have forgotten this connection meanwhile
+        if (action === "poll") {
+          self.poll(generation);
+        } else {
+          self.join(generation);
+        }
       }
     }, delay);
   };
@@ -337,7 +374,7 @@
       client.emit(event.type, [event, self.name]);
       client.emit("event", [event, self.name]);
       // The service counted us gone (timed out while frozen, or a race with another tab's
-      // leave): join again, which also restores our info (a poll re-registers us without it).
+      // leave): join again, with our info (a poll never registers us).
       if (event.user === client.user && (event.type === "leave" || event.type === "offline") &&
           next !== "stop") {
         next = event.reason === "kicked" ? "stop" : "rejoin";

@@ -9,6 +9,8 @@ Key layout (every key of one channel carries the hash tag `{<channel>}`):
     presence:{C}:members         zset user -> 0: lexicographic member pages, ZCARD = users.
     presence:{C}:deadlines       zset user -> deadline (ms): the reconciliation sweep's index.
     presence:{C}:connections     zset "<user>/<conn>" -> deadline (ms): ZCOUNT = live tabs.
+    presence:{C}:gone:<user>     hash conn -> "kicked" | "expired" | "left", PX = timeout:
+                                 why a tab of the user is no longer joined, for its next poll.
     presence:{C}:seq             id of the channel's newest event (INCR).
     presence:{C}:events          list of the retained events, oldest first, stored without
                                  their id: the last element has id = seq, the one before
@@ -42,6 +44,7 @@ EXPIRY_CHANNEL = f"{PREFIX}:expired"  # what `presence serve` passes to --keys-e
 
 _ONLINE_KEY = re.compile(r"presence:\{([A-Za-z0-9_.-]{1,64})\}:online:([A-Za-z0-9_.@-]{1,128})")
 _WATCH_RETRIES = 50
+_GONE = {"offline": "expired", "leave": "left", "kick": "kicked"}  # removal -> tab's reason
 _BATCH_MAX = 256  # refreshes per shared transaction
 
 
@@ -72,6 +75,9 @@ class ChannelKeys:
     def conns(self, user: str) -> str:
         return f"{self.tag}:conns:{user}"
 
+    def gone(self, user: str) -> str:
+        return f"{self.tag}:gone:{user}"
+
 
 def parse_online_key(key: str) -> tuple[str, str] | None:
     """(channel, user) when `key` is a presence key, else None (other keys expire too)."""
@@ -92,6 +98,19 @@ class LogSlice:
     base: int  # id just before the oldest retained event
     events: list[dict] = field(default_factory=list)
     reset: bool = False
+
+
+@dataclass
+class Refresh:
+    """What a poll's or heartbeat's refresh found: whether the tab is joined, else why not.
+
+    `reason` (when not joined) is "kicked", "expired", "left" or "unknown"; `seq` is the
+    channel's newest event id when asked for.
+    """
+
+    joined: bool
+    reason: str | None = None
+    seq: int | None = None
 
 
 @dataclass
@@ -212,43 +231,71 @@ class Gateway:
 
     # -- presence writes --------------------------------------------------------------
 
-    async def refresh(self, channel: str, user: str, conn: str, now: int, ttl: int,
-                      info: str | None = None, cursor: int | None = None,
-                      prune: bool = False) -> tuple[bool, LogSlice | None]:
-        """Mark `conn` of `user` alive until now + ttl (ms) and, given a cursor, read the log.
+    async def register(self, channel: str, user: str, conn: str, now: int, ttl: int,
+                       info: str | None = None) -> bool:
+        """Make `conn` a joined tab of `user`, alive until now + ttl (ms); True on a first join.
 
-        Returns (first, log): `first` is true when this call made the user a member (the
-        caller records `join`). `info`, when given, replaces the member's info JSON.
-        `prune` also forgets the user's dead tabs (joins do; polls need not). Refreshes
-        issued together share one MULTI/EXEC, each still atomic.
+        True means this call made the user a member (the caller records `join`). `info`,
+        when given, replaces the member's info JSON. Forgets why the tab was gone, if it
+        was, and the user's dead tabs.
         """
         k = self.keys(channel)
         deadline = now + ttl
 
-        def queue(pipe) -> tuple[int, object]:
+        def queue(pipe) -> tuple[int, None]:
+            pipe.hsetnx(k.member(user), "since", now)
             pipe.set(k.online(user), "1", px=ttl)
             pipe.zadd(k.conns(user), {conn: deadline})
             pipe.zadd(k.connections, {f"{user}/{conn}": deadline})
             pipe.zadd(k.members, {user: 0})
             pipe.zadd(k.deadlines, {user: deadline})
-            pipe.hsetnx(k.member(user), "since", now)
+            pipe.hdel(k.gone(user), conn)
+            pipe.zremrangebyscore(k.conns(user), "-inf", now)  # the user's dead tabs
             if info is not None:
                 pipe.hset(k.member(user), "info", info)
-            if prune:
-                pipe.zremrangebyscore(k.conns(user), "-inf", now)
-            count = 6 + (info is not None) + prune
+            return 8 + (info is not None), None
+
+        replies, _ = await self._batched(queue)
+        return replies[0] == 1
+
+    async def refresh(self, channel: str, user: str, conn: str, now: int, ttl: int,
+                      cursor: int | None = None) -> tuple[Refresh, LogSlice | None]:
+        """Keep a joined tab alive until now + ttl (ms) and, given a cursor, read the log.
+
+        Never registers anything: every write is XX (it only updates what exists), so a
+        tab that was kicked, left or expired stays gone and Refresh says why. One leak is
+        accepted: a tab that left while another tab of its user is alive extends the
+        user's presence key once. Without a cursor, Refresh.seq is read. Refreshes issued
+        together share one MULTI/EXEC, each still atomic.
+        """
+        k = self.keys(channel)
+        deadline = now + ttl
+
+        def queue(pipe) -> tuple[int, object]:
+            pipe.zscore(k.conns(user), conn)
+            pipe.set(k.online(user), "1", px=ttl, xx=True)
+            pipe.zadd(k.conns(user), {conn: deadline}, xx=True)
+            pipe.zadd(k.connections, {f"{user}/{conn}": deadline}, xx=True)
+            pipe.zadd(k.deadlines, {user: deadline}, xx=True)
+            pipe.hget(k.gone(user), conn)
             if cursor is None:
-                return count, None
-            return count + 3, self._queue_read(pipe, k.seq, k.events, cursor)
+                pipe.get(k.seq)
+                return 7, None
+            return 9, self._queue_read(pipe, k.seq, k.events, cursor)
 
         replies, parse = await self._batched(queue)
-        first = replies[5] == 1
+        registered, alive, marker = replies[0] is not None, bool(replies[1]), replies[5]
+        if registered and alive:
+            status = Refresh(True)
+        else:
+            status = Refresh(False, marker or ("expired" if registered else "unknown"))
         if parse is None:
-            return first, None
+            status.seq = int(replies[6] or 0)
+            return status, None
         log = parse(replies[-3:])
         if log is None:
             log = await self._read_log(k.seq, k.events, cursor)
-        return first, log
+        return status, log
 
     def _batched(self, queue) -> asyncio.Future:
         """Run `queue(pipe)` in the next shared transaction; resolves to (its replies, parser).
@@ -296,26 +343,31 @@ class Gateway:
         replies = await pipe.execute()
         return {"id": replies[0], **event}
 
-    async def drop_connection(self, channel: str, user: str, conn: str, now: int
+    async def drop_connection(self, channel: str, user: str, conn: str, now: int, ttl: int
                               ) -> tuple[bool, int]:
-        """Forget one tab; returns (user is a member, tabs of the user still alive)."""
+        """Forget one tab (its polls then hear "left" for ttl ms); returns (user is a
+        member, tabs of the user still alive)."""
         k = self.keys(channel)
         pipe = self.redis.pipeline(transaction=True)
         pipe.zrem(k.conns(user), conn)
         pipe.zrem(k.connections, f"{user}/{conn}")
         pipe.zcount(k.conns(user), f"({now}", "+inf")
         pipe.exists(k.member(user))
-        _, _, alive, member = await pipe.execute()
+        pipe.hset(k.gone(user), conn, "left")
+        pipe.pexpire(k.gone(user), ttl)
+        _, _, alive, member, _, _ = await pipe.execute()
         return bool(member), alive
 
     async def remove_user(self, channel: str, user: str, now: int, kind: str,
-                          make_event) -> Removal | None:
+                          make_event, ttl: int) -> Removal | None:
         """Remove a member and record its event in one transaction, if `kind` still applies.
 
         kind "offline": only if the user's presence key is gone (it expired);
         "leave": only if none of the user's tabs is alive; "kick": whenever a member.
-        `make_event(info)` builds the event. Across any number of nodes racing on the same
-        user, exactly one call returns a Removal; the others return None.
+        `make_event(info)` builds the event. Each of the user's tabs is marked gone (for
+        ttl ms) with reason "expired", "left" or "kicked", which its next poll reports.
+        Across any number of nodes racing on the same user, exactly one call returns a
+        Removal; the others return None.
         """
         k = self.keys(channel)
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -335,6 +387,8 @@ class Gateway:
                     pipe.zrem(k.deadlines, user)
                     if tabs:
                         pipe.zrem(k.connections, *(f"{user}/{c}" for c in tabs))
+                        pipe.hset(k.gone(user), mapping=dict.fromkeys(tabs, _GONE[kind]))
+                        pipe.pexpire(k.gone(user), ttl)
                     replies = await pipe.execute()
                     return Removal({"id": replies[0], **event}, max(tabs.values(), default=None))
                 except WatchError:

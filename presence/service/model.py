@@ -89,14 +89,22 @@ class Presence:
         `info` is the user's info as JSON text (None keeps what is stored). Emits `join`
         when this is the user's first live tab in the channel.
         """
-        await self._refresh(channel, user, conn, info, prune=True)
+        first = await self.gateway.register(channel, user, conn, self.now(), self._ttl(), info)
+        if first:
+            await self._record(channel, _event("join", user, _load(info), self.now()))
         page = await self._snapshot(channel)
         return {"cursor": page.seq, "members": _members(page), "more": page.next is not None,
                 "timeout": self.timeout, "poll_timeout": self.poll_timeout}
 
     async def heartbeat(self, channel: str, user: str, conn: str) -> dict:
-        """Keep a tab alive without waiting; registers it (and emits `join`) if needed."""
-        await self._refresh(channel, user, conn, None)
+        """Keep a joined tab alive without waiting: {ok: true}.
+
+        Never registers a tab: one that is not (or no longer) joined gets
+        {rejoin: true, reason, cursor} (see poll) and must join again.
+        """
+        status, _ = await self.gateway.refresh(channel, user, conn, self.now(), self._ttl())
+        if not status.joined:
+            return _rejoin(status.reason, status.seq)
         return {"ok": True}
 
     async def poll(self, channel: str, user: str, conn: str, cursor: int,
@@ -105,7 +113,10 @@ class Presence:
 
         Waits up to poll_timeout for events; returns {cursor, events} (events may be
         empty), {reset, cursor, members} when the cursor is outside the retained history,
-        or {cursor, events: [], reconnect: true} when this node is shutting down.
+        or {cursor, events: [], reconnect: true} when this node is shutting down. A tab
+        that is not (or no longer) joined is never registered again here: it gets
+        {rejoin: true, reason, cursor} at once, reason "kicked", "expired", "left" or
+        "unknown", and `cursor` its own, to resume from after joining again.
         Cancelling the call or `hold` (the client went away) raises CancelledError and
         releases its waiter.
         """
@@ -113,21 +124,22 @@ class Presence:
         feed.users += 1
         try:
             seen = feed.pokes
-            first, got = await self.gateway.refresh(channel, user, conn, self.now(),
-                                                    self._ttl(), cursor=cursor)
-            if first:
-                await self._record(channel, _event("join", user, None, self.now()))
+            status, got = await self.gateway.refresh(channel, user, conn, self.now(),
+                                                     self._ttl(), cursor=cursor)
+            if not status.joined:
+                return _rejoin(status.reason, cursor)
             return await self._wait(feed, got, seen, channel, hold)
         finally:
             feed.users -= 1
 
     async def leave(self, channel: str, user: str, conn: str) -> dict:
         """Forget a tab now; emits `leave` when it was the user's last live tab."""
-        is_member, alive = await self.gateway.drop_connection(channel, user, conn, self.now())
+        is_member, alive = await self.gateway.drop_connection(channel, user, conn, self.now(),
+                                                              self._ttl())
         if is_member and alive == 0:
             removal = await self.gateway.remove_user(
                 channel, user, self.now(), "leave",
-                lambda info: _event("leave", user, info, self.now()))
+                lambda info: _event("leave", user, info, self.now()), self._ttl())
             if removal:
                 self._recorded(channel, removal.event)
         return {"ok": True}
@@ -143,10 +155,15 @@ class Presence:
     # -- operator actions and reads ---------------------------------------------------
 
     async def kick(self, channel: str, user: str) -> dict:
-        """Remove all of a user's tabs; emits `leave` with reason "kicked". Raises NotMember."""
+        """Remove all of a user's tabs; emits `leave` with reason "kicked". Raises NotMember.
+
+        For `timeout` seconds the kicked tabs' polls answer {rejoin, reason: "kicked"};
+        a kick is not a ban: a join brings the user back.
+        """
         removal = await self.gateway.remove_user(
             channel, user, self.now(), "kick",
-            lambda info: _event("leave", user, info, self.now(), reason="kicked"))
+            lambda info: _event("leave", user, info, self.now(), reason="kicked"),
+            self._ttl())
         if removal is None:
             raise NotMember(user)
         self._recorded(channel, removal.event)
@@ -230,18 +247,12 @@ class Presence:
     def _ttl(self) -> int:
         return int(self.timeout * 1000)
 
-    async def _refresh(self, channel: str, user: str, conn: str, info: str | None,
-                       prune: bool = False) -> None:
-        first, _ = await self.gateway.refresh(channel, user, conn, self.now(), self._ttl(),
-                                              info=info, prune=prune)
-        if first:
-            await self._record(channel, _event("join", user, _load(info), self.now()))
-
     async def _claim_offline(self, channel: str, user: str) -> int:
         async with self._claims:
             now = self.now()
             removal = await self.gateway.remove_user(
-                channel, user, now, "offline", lambda info: _event("offline", user, info, now))
+                channel, user, now, "offline", lambda info: _event("offline", user, info, now),
+                self._ttl())
         if removal is None:
             return 0
         self.stats.count_offline(removal.deadline, now)
@@ -334,6 +345,10 @@ def _event(kind: str, user: str, info, ts: int, reason: str | None = None,
     if data is not None:
         event["data"] = data
     return event
+
+
+def _rejoin(reason: str, cursor) -> dict:
+    return {"rejoin": True, "reason": reason, "cursor": cursor}
 
 
 def _members(page: ChannelPage) -> list[dict]:

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import JQUERY_VERSIONS, TIMEOUT, presence_service
+from tests.browser.conftest import ADMIN_TOKEN, JQUERY_VERSIONS, TIMEOUT, presence_service
 from tests.servers import ROOT
 from tests.browser.helpers import events, jsonp_body, open_client, wait_event, wait_members, wait_state
 
@@ -250,3 +250,61 @@ def test_mistakes_the_service_would_refuse_are_thrown_at_once(contexts, pages, s
     assert "1 KB" in page.evaluate(attempt, "$.presence({user: 'bob', info: {bio: 'é'.repeat(600)}})")
     assert "channel" in page.evaluate(attempt, "client.join('no spaces please')")
     assert page.evaluate(attempt, "$.presence({user: 'bob@example.com', info: {name: 'Bob'}})") is None
+
+
+def kick(service: str, channel: str, user: str) -> dict:
+    request = urllib.request.Request(f"{service}/api/channels/{channel}/members/{user}",
+                                     method="DELETE",
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    with urllib.request.urlopen(request) as answer:
+        return json.load(answer)
+
+
+def channel_counts(service: str, channel: str) -> tuple[int, int]:
+    with urllib.request.urlopen(f"{service}/api/channels/{channel}") as answer:
+        body = json.load(answer)
+    return body["users"], body["connections"]
+
+
+RAW_POLL = """([c, cursor]) => $.ajax({url: client.endpoint(c, "poll"), dataType: "jsonp",
+    data: {user: client.user, conn: client.conn, cursor: cursor}})"""
+
+
+def test_a_kicked_page_that_keeps_polling_does_not_come_back(contexts, pages, service, channel):
+    alice = open_client(contexts(), pages, service, "alice", channel)
+    bob = open_client(contexts(), pages, service, "bob", channel, name="Bob")
+    wait_members(alice, channel, ["alice", "bob"])
+
+    bob.route("**/poll?**", lambda route: route.abort())  # bob misses his own kick event
+    wait_state(bob, "retrying")
+    kick(service, channel, "bob")
+    wait_event(alice, "leave", "bob")
+    bob.unroute("**/poll?**")
+    bob.wait_for_function("c => client.state(c) === 'kicked'", arg=channel)  # told by its poll
+    assert events(bob, "leave", "bob") == []  # it stopped without reading the event
+    cursor = bob.evaluate("c => client.rooms[c].cursor", channel)
+    for _ in range(3):  # a client that ignores the kick and keeps polling
+        answer = bob.evaluate(RAW_POLL, [channel, cursor])
+        assert answer == {"rejoin": True, "reason": "kicked", "cursor": cursor}
+    time.sleep(TIMEOUT / 2)
+    assert channel_counts(service, channel) == (1, 1)
+    assert len(events(alice, "join", "bob")) == 1
+    wait_members(alice, channel, ["alice"])
+
+
+def test_a_thawed_page_whose_key_expired_rejoins_with_its_info(contexts, pages, service, channel):
+    alice = open_client(contexts(), pages, service, "alice", channel, name="Alice")
+    bob = open_client(contexts(), pages, service, "bob", channel, name="Bob")
+    wait_members(alice, channel, ["alice", "bob"])
+
+    frozen_ms = (TIMEOUT + 3) * 1000  # bob's page hangs, then comes back by itself
+    bob.evaluate(f"setTimeout(() => {{ const end = Date.now() + {frozen_ms}; while (Date.now() < end) {{}} }}, 0)")
+    wait_event(alice, "offline", "bob", timeout=(TIMEOUT + 5) * 1000)
+    wait_members(alice, channel, ["alice"])
+    wait_members(alice, channel, ["alice", "bob"], timeout=frozen_ms + 5000)
+    rejoined = [e for e in events(alice, "join", "bob")][-1]
+    assert rejoined["info"] == {"name": "Bob"}
+    members = alice.evaluate("c => client.members(c)", channel)
+    assert [m["info"] for m in members] == [{"name": "Alice"}, {"name": "Bob"}]
+    assert bob.evaluate("c => client.state(c)", channel) == "online"
+    assert channel_counts(service, channel) == (2, 2)

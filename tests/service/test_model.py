@@ -309,3 +309,42 @@ async def test_joins_close_together_share_a_snapshot_and_catch_up_by_events(node
         got = await node.poll("room", f"u{i}", "c", answer["cursor"])
         members |= {e["user"] for e in got["events"] if e["type"] == "join"}
         assert members == {f"u{j}" for j in range(5)}
+
+
+@pytest.mark.gen_test
+async def test_a_poll_never_registers_and_says_why_the_tab_is_not_joined(node, other_node):
+    assert await node.poll("room", "carol", "c", 0) == {
+        "rejoin": True, "reason": "unknown", "cursor": 0}
+    assert await node.heartbeat("room", "carol", "c") == {
+        "rejoin": True, "reason": "unknown", "cursor": 0}
+    assert (await node.channel("room", None, 10)) is None  # nothing was registered
+    await node.join("room", "alice", "a1", '{"name":"Alice"}')
+    await node.join("room", "alice", "a2", None)
+    await node.join("room", "bob", "b", '{"name":"Bob"}')
+    await node.leave("room", "alice", "a1")
+    assert await node.poll("room", "alice", "a1", 2) == {
+        "rejoin": True, "reason": "left", "cursor": 2}
+    await node.kick("room", "alice")
+    for tab in ("a1", "a2"):  # a tab that had left before the kick still says left
+        got = await other_node.poll("room", "alice", tab, 2)
+        assert got["rejoin"] and got["reason"] == ("left" if tab == "a1" else "kicked")
+    await expire(node, "room", "bob")
+    assert (await node.heartbeat("room", "bob", "b"))["reason"] == "expired"  # not yet claimed
+    await node.expired(node.gateway.keys("room").online("bob"))
+    assert (await node.poll("room", "bob", "b", 2))["reason"] == "expired"
+    page = await node.channel("room", None, 10)
+    assert (page.users, page.connections, page.members) == (0, 0, [])
+    got = await node.gateway.read_channel("room", 2)
+    assert [(e["type"], e["user"]) for e in got.events] == [("leave", "alice"), ("offline", "bob")]
+
+
+@pytest.mark.gen_test
+async def test_joining_again_after_rejoin_restores_the_tab_with_its_info(node):
+    await node.join("room", "alice", "a", '{"name":"Alice"}')
+    await node.kick("room", "alice")
+    assert (await node.poll("room", "alice", "a", 1))["reason"] == "kicked"
+    await node.join("room", "alice", "a", '{"name":"Alice"}')  # a kick is not a ban
+    got = await node.poll("room", "alice", "a", 1)
+    assert [(e["type"], e["info"]) for e in got["events"]] == [
+        ("leave", {"name": "Alice"}), ("join", {"name": "Alice"})]
+    assert "rejoin" not in await node.heartbeat("room", "alice", "a")

@@ -93,7 +93,9 @@ async def test_subscriber_reconnects_and_reconciles(store_url):
         await node.join("room", "ghost", "g", None)
         await subscriber.stop()  # deaf while ghost's key expires
         await asyncio.sleep(TIMEOUT + 0.3)
-        await node.heartbeat("room", "watcher", "w")
+        assert await node.heartbeat("room", "watcher", "w") == {
+            "rejoin": True, "reason": "expired", "cursor": 2}  # its key expired too
+        await node.join("room", "watcher", "w", None)
         await subscriber.start()
         events = await watch([node, node], lambda ev: any(e["type"] == "offline" for e in ev), 2)
         assert [(e["type"], e["user"]) for e in events if e["type"] == "offline"] == [

@@ -210,8 +210,32 @@ async def test_kick_needs_the_admin_token(get):
     assert again.code == 404 and body(again)["param"] == "user"
     nowhere = await get("/api/channels/nowhere/members/alice", "DELETE", headers=auth)
     assert nowhere.code == 404 and body(nowhere)["param"] == "channel"
-    event = body(await get("/channels/room/poll", user="bob", conn="b", cursor=1))["events"][-1]
+    await get("/channels/room/join", user="bob", conn="b")
+    event = body(await get("/channels/room/poll", user="bob", conn="b", cursor=1))["events"][0]
     assert (event["type"], event["user"], event["reason"]) == ("leave", "alice", "kicked")
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("reason", ["kicked", "expired", "left", "unknown"])
+async def test_poll_and_heartbeat_of_a_tab_not_joined_answer_rejoin(get, model, reason):
+    await get("/channels/room/join", **me(info='{"name":"Alice"}'))
+    if reason == "kicked":
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert (await get("/api/channels/room/members/alice", "DELETE", headers=auth)).code == 200
+    elif reason == "expired":
+        key = model.gateway.keys("room").online("alice")
+        await model.gateway.redis.delete(key)
+        await model.expired(key)
+    elif reason == "left":
+        await get("/channels/room/leave", **me())
+    params = me() if reason != "unknown" else {"user": "carol", "conn": "c"}
+    polled = await get("/channels/room/poll", **params, cursor=1, callback="cb")
+    assert polled.code == 200
+    answer = json.loads(JSONP.match(polled.body.decode()).group(2))
+    assert answer == {"rejoin": True, "reason": reason, "cursor": 1}
+    beat = body(await get("/channels/room/heartbeat", **params))
+    assert beat == {"rejoin": True, "reason": reason, "cursor": 1 if reason == "unknown" else 2}
+    assert body(await get("/api/channels/room"))["users"] == (reason == "unknown")
 
 
 @pytest.mark.gen_test
