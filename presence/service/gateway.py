@@ -15,7 +15,11 @@ Key layout (every key of one channel carries the hash tag `{<channel>}`):
     presence:{C}:events          list of the retained events, oldest first, stored without
                                  their id: the last element has id = seq, the one before
                                  seq - 1, and so on.
-    presence:channels            zset channel -> 0: the channel registry (paged by name).
+    presence:channels            zset channel -> 0: the channels with at least one member
+                                 (paged by name); added by a join, removed by the removal
+                                 of the last member, each in the same transaction.
+    presence:logs                zset channel -> 0: the channels with an event log (the
+                                 sweep's index; history-only channels stay reachable).
     presence:feed:seq, presence:feed:events   the global feed: every channel's events,
                                  each with a "channel" field, same layout as a channel log.
 
@@ -37,6 +41,7 @@ from redis.exceptions import ResponseError, WatchError
 
 PREFIX = "presence"
 REGISTRY = f"{PREFIX}:channels"
+LOGS = f"{PREFIX}:logs"
 FEED_SEQ = f"{PREFIX}:feed:seq"
 FEED_EVENTS = f"{PREFIX}:feed:events"
 WAKE_CHANNEL = f"{PREFIX}:wake"
@@ -251,9 +256,10 @@ class Gateway:
             pipe.zadd(k.deadlines, {user: deadline})
             pipe.hdel(k.gone(user), conn)
             pipe.zremrangebyscore(k.conns(user), "-inf", now)  # the user's dead tabs
+            pipe.zadd(REGISTRY, {channel: 0})
             if info is not None:
                 pipe.hset(k.member(user), "info", info)
-            return 8 + (info is not None), None
+            return 9 + (info is not None), None
 
         replies, _ = await self._batched(queue)
         return replies[0] == 1
@@ -332,14 +338,9 @@ class Gateway:
             at += count
 
     async def record(self, channel: str, event: dict) -> dict:
-        """Append `event` to the channel's log and the global feed; returns it with its id.
-
-        A `join` also (re-)registers the channel in the registry.
-        """
+        """Append `event` to the channel's log and the global feed; returns it with its id."""
         pipe = self.redis.pipeline(transaction=True)
         self._queue_append(pipe, self.keys(channel), event)
-        if event["type"] == "join":
-            pipe.zadd(REGISTRY, {channel: 0})
         replies = await pipe.execute()
         return {"id": replies[0], **event}
 
@@ -366,6 +367,7 @@ class Gateway:
         "leave": only if none of the user's tabs is alive; "kick": whenever a member.
         `make_event(info)` builds the event. Each of the user's tabs is marked gone (for
         ttl ms) with reason "expired", "left" or "kicked", which its next poll reports.
+        Removing the last member unregisters the channel in the same transaction.
         Across any number of nodes racing on the same user, exactly one call returns a
         Removal; the others return None.
         """
@@ -379,6 +381,7 @@ class Gateway:
                         await pipe.unwatch()
                         return None
                     info, tabs = state
+                    last = await _last_member(pipe, k)
                     event = make_event(info)
                     pipe.multi()
                     self._queue_append(pipe, k, event)
@@ -389,11 +392,33 @@ class Gateway:
                         pipe.zrem(k.connections, *(f"{user}/{c}" for c in tabs))
                         pipe.hset(k.gone(user), mapping=dict.fromkeys(tabs, _GONE[kind]))
                         pipe.pexpire(k.gone(user), ttl)
+                    if last:
+                        pipe.zrem(REGISTRY, channel)
+                    pipe.zcard(k.members)
                     replies = await pipe.execute()
+                    if replies[-1] == 0 and not last:  # the others left at the same time
+                        await self._unregister_if_empty(channel)
                     return Removal({"id": replies[0], **event}, max(tabs.values(), default=None))
                 except WatchError:
                     continue
         raise RuntimeError(f"could not remove {user} from {channel}: too much contention")
+
+    async def _unregister_if_empty(self, channel: str) -> None:
+        """Unregister a channel that has no members (after concurrent removals)."""
+        k = self.keys(channel)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for _ in range(_WATCH_RETRIES):
+                try:
+                    await pipe.watch(k.members)
+                    if await pipe.zcard(k.members):
+                        await pipe.unwatch()
+                        return
+                    pipe.multi()
+                    pipe.zrem(REGISTRY, channel)
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue
 
     def _queue_append(self, pipe, k: ChannelKeys, event: dict) -> None:
         """Queue the commands that append `event`; the first reply is its id."""
@@ -403,6 +428,7 @@ class Gateway:
         pipe.incr(FEED_SEQ)
         pipe.rpush(FEED_EVENTS, json.dumps({**event, "channel": k.channel}, separators=(",", ":")))
         pipe.ltrim(FEED_EVENTS, -self.history, -1)
+        pipe.zadd(LOGS, {k.channel: 0})
         pipe.publish(WAKE_CHANNEL, k.channel)
 
     # -- event logs -------------------------------------------------------------------
@@ -509,17 +535,22 @@ class Gateway:
         return bool(record), _load(record.get("info"))
 
     async def channel_known(self, channel: str) -> bool:
-        """True when the channel is registered or has a log."""
+        """True when the channel has members or a log."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.zscore(REGISTRY, channel)
         pipe.exists(self.keys(channel).seq)
         registered, has_log = await pipe.execute()
         return registered is not None or bool(has_log)
 
-    async def channels_page(self, after: str | None, limit: int, now: int
+    async def channels_page(self, after: str | None, limit: int, now: int, history: bool = False
                             ) -> tuple[list[tuple[str, int, int]], str | None]:
-        """([(channel, users, connections)], next) for the registered channels after `after`."""
-        names = await self.redis.zrangebylex(REGISTRY, f"({after}" if after else "-", "+", 0, limit)
+        """([(channel, users, connections)], next) for the channels after `after` by name.
+
+        The channels with at least one member; with `history`, every channel with a log
+        (including those whose members are all gone).
+        """
+        index = LOGS if history else REGISTRY
+        names = await self.redis.zrangebylex(index, f"({after}" if after else "-", "+", 0, limit)
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
             k = self.keys(name)
@@ -552,7 +583,7 @@ class Gateway:
         return found
 
     async def forget_if_idle(self, channel: str) -> bool:
-        """Unregister a channel that has no members and no retained events."""
+        """Forget the log of a channel that has no members and no retained events."""
         k = self.keys(channel)
         async with self.redis.pipeline(transaction=True) as pipe:
             try:
@@ -561,7 +592,8 @@ class Gateway:
                     await pipe.unwatch()
                     return False
                 pipe.multi()
-                pipe.zrem(REGISTRY, channel)
+                pipe.zrem(LOGS, channel)
+                pipe.zrem(REGISTRY, channel)  # a leftover of an older layout
                 pipe.delete(k.seq)
                 await pipe.execute()
                 return True
@@ -585,6 +617,17 @@ async def _removal_state(pipe, k: ChannelKeys, user: str, kind: str, now: int
     if kind == "leave" and any(deadline > now for deadline in tabs.values()):
         return None
     return _load(member.get("info")), tabs
+
+
+async def _last_member(pipe, k: ChannelKeys) -> bool:
+    """True when the member being removed is the channel's last; then watches the members.
+
+    Watched only then: in a busy channel every join and removal would make removals retry.
+    """
+    if await pipe.zcard(k.members) > 1:
+        return False
+    await pipe.watch(k.members)
+    return await pipe.zcard(k.members) <= 1
 
 
 def _load(info: str | None):

@@ -176,9 +176,13 @@ class Presence:
             return None
         return page
 
-    async def channels(self, after: str | None, limit: int) -> tuple[list, str | None]:
-        """One page of channels as ([(channel, users, connections)], next)."""
-        return await self.gateway.channels_page(after, limit, self.now())
+    async def channels(self, after: str | None, limit: int, history: bool = False
+                       ) -> tuple[list, str | None]:
+        """One page of the channels with users as ([(channel, users, connections)], next).
+
+        With `history`, every channel that has a log, with or without users.
+        """
+        return await self.gateway.channels_page(after, limit, self.now(), history)
 
     async def global_events(self, cursor: int | None, hold: Hold | None = None) -> dict:
         """Long-poll over every channel's events (each with "channel"); None: from now on."""
@@ -217,7 +221,7 @@ class Presence:
         found, after, now = 0, None, self.now()
         cutoff = now - int(self.history_age * 1000)
         while True:
-            rows, after = await self.gateway.channels_page(after, 500, now)
+            rows, after = await self.gateway.channels_page(after, 500, now, history=True)
             empty = {channel for channel, users, _ in rows if users == 0}
             for channel, overdue, old, no_log in await self.gateway.sweep_candidates(
                     [row[0] for row in rows], now, cutoff):

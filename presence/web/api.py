@@ -37,7 +37,8 @@ class ApiHandler(BaseHandler):
 class ChannelsHandler(ApiHandler):
     async def get(self) -> None:
         after, limit = self.page_args(names.is_channel)
-        rows, following = await self.presence.channels(after, limit)
+        history = self.int_arg("all", required=False, high=1) == 1  # also channels with 0 users
+        rows, following = await self.presence.channels(after, limit, history)
         self.reply({"channels": [{"channel": c, "users": u, "connections": n}
                                  for c, u, n in rows], "next": following})
 

@@ -25,7 +25,7 @@ async def render_metrics(presence: Presence, node: str) -> str:
     stats = presence.stats
     label = f'node="{node}"'
     lines = [
-        "# HELP presence_channels Registered channels.",
+        "# HELP presence_channels Channels with at least one user online.",
         "# TYPE presence_channels gauge",
         f"presence_channels {channels}",
         "# HELP presence_online_users Users online, summed over channels.",

@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from presence.service.gateway import REGISTRY
 from presence.service.model import NotMember
 from tests.service.helpers import FakeClock, expire, make_presence
 
@@ -250,10 +251,11 @@ async def test_an_empty_channel_is_forgotten_once_its_events_age_out(store_url, 
     await node.join("gone", "alice", "a", None)
     await node.leave("gone", "alice", "a")
     await node.reconcile()
-    assert (await node.channels(None, 10))[0] == [("gone", 0, 0)]  # its events are still kept
+    assert (await node.channels(None, 10))[0] == []  # no users: not listed
+    assert (await node.channels(None, 10, history=True))[0] == [("gone", 0, 0)]  # events kept
     clock.advance(61)
     await node.reconcile()
-    assert (await node.channels(None, 10))[0] == []
+    assert (await node.channels(None, 10, history=True))[0] == []
     assert await node.channel("gone", None, 10) is None
     await node.gateway.close()
 
@@ -348,3 +350,41 @@ async def test_joining_again_after_rejoin_restores_the_tab_with_its_info(node):
     assert [(e["type"], e["info"]) for e in got["events"]] == [
         ("leave", {"name": "Alice"}), ("join", {"name": "Alice"})]
     assert "rejoin" not in await node.heartbeat("room", "alice", "a")
+
+
+async def listed(node):
+    return [row[0] for row in (await node.channels(None, 100))[0]]
+
+
+@pytest.mark.gen_test
+async def test_a_channel_is_listed_exactly_while_it_has_a_member(node, other_node):
+    for channel, user in [("left", "a"), ("kicked", "b"), ("expired", "c"), ("kept", "d"),
+                          ("kept", "e")]:
+        await node.join(channel, user, "t", None)
+    assert await listed(node) == ["expired", "kept", "kicked", "left"]
+    await node.leave("left", "a", "t")
+    await node.kick("kicked", "b")
+    await expire(node, "expired", "c")
+    await node.expired(node.gateway.keys("expired").online("c"))
+    await node.leave("kept", "d", "t")
+    assert await listed(node) == ["kept"]
+    registry = await node.gateway.redis.zrange(REGISTRY, 0, -1)
+    assert registry == ["kept"]  # removed in the removal's transaction, not by a sweep
+    await node.join("left", "a", "t", None)
+    assert await listed(node) == ["kept", "left"]
+    rows, _ = await node.channels(None, 100, history=True)
+    assert rows == [("expired", 0, 0), ("kept", 1, 1), ("kicked", 0, 0), ("left", 1, 1)]
+
+
+
+@pytest.mark.gen_test
+async def test_the_last_members_removed_at_once_still_unlist_the_channel(node, other_node,
+                                                                          monkeypatch):
+    await node.join("pair", "x", "t", None)
+    await node.join("pair", "y", "t", None)
+
+    async def not_last(pipe, k):  # as if both removals read the count before either wrote
+        return False
+    monkeypatch.setattr("presence.service.gateway._last_member", not_last)
+    await asyncio.gather(node.kick("pair", "x"), other_node.kick("pair", "y"))
+    assert "pair" not in await listed(node)

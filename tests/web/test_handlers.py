@@ -195,6 +195,13 @@ async def test_rest_channels_and_members(get):
     assert body(await get("/api/channels/room", cursor="alice"))["members"][0]["user"] == "bob"
     missing = await get("/api/channels/nowhere")
     assert missing.code == 404 and body(missing)["param"] == "channel"
+    await get("/channels/hall/leave", user="bob", conn="b")
+    listed = body(await get("/api/channels"))["channels"]
+    assert [c["channel"] for c in listed] == ["room"]  # hall has no users left
+    listed = body(await get("/api/channels", all="1"))["channels"]
+    assert listed[0] == {"channel": "hall", "users": 0, "connections": 0}
+    assert body(await get("/api/channels/hall"))["users"] == 0  # its history is reachable
+    assert (await get("/api/channels", all="2")).code == 400
 
 
 @pytest.mark.gen_test
