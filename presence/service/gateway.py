@@ -5,10 +5,14 @@ Key layout (every key of one channel carries the hash tag `{<channel>}`):
     presence:{C}:online:<user>   string "1" with PX = --timeout, refreshed by each poll or
                                  heartbeat of any of the user's tabs. Its expiry is `offline`.
     presence:{C}:member:<user>   hash {since, info}: exists exactly while the user is a member.
-    presence:{C}:conns:<user>    zset conn -> deadline (ms): the user's tabs.
+    presence:{C}:conns:<user>    zset conn -> deadline (ms): the user's registered tabs.
     presence:{C}:members         zset user -> 0: lexicographic member pages, ZCARD = users.
     presence:{C}:deadlines       zset user -> deadline (ms): the reconciliation sweep's index.
-    presence:{C}:connections     zset "<user>/<conn>" -> deadline (ms): ZCOUNT = live tabs.
+    presence:{C}:connections     zset "<user>/<conn>" -> deadline (ms): ZCARD = registered
+                                 tabs. Invariant: it holds "<user>/<conn>" exactly when
+                                 conns:<user> holds conn, with the same deadline; every
+                                 write changes both in one transaction (dead tabs are
+                                 pruned from both by the same score range).
     presence:{C}:gone:<user>     hash conn -> "kicked" | "expired" | "left", PX = timeout:
                                  why a tab of the user is no longer joined, for its next poll.
     presence:{C}:seq             id of the channel's newest event (INCR).
@@ -241,8 +245,7 @@ class Gateway:
         """Make `conn` a joined tab of `user`, alive until now + ttl (ms); True on a first join.
 
         True means this call made the user a member (the caller records `join`). `info`,
-        when given, replaces the member's info JSON. Forgets why the tab was gone, if it
-        was, and the user's dead tabs.
+        when given, replaces the member's info JSON. Forgets why the tab was gone, if it was.
         """
         k = self.keys(channel)
         deadline = now + ttl
@@ -255,11 +258,10 @@ class Gateway:
             pipe.zadd(k.members, {user: 0})
             pipe.zadd(k.deadlines, {user: deadline})
             pipe.hdel(k.gone(user), conn)
-            pipe.zremrangebyscore(k.conns(user), "-inf", now)  # the user's dead tabs
             pipe.zadd(REGISTRY, {channel: 0})
             if info is not None:
                 pipe.hset(k.member(user), "info", info)
-            return 9 + (info is not None), None
+            return 8 + (info is not None), None
 
         replies, _ = await self._batched(queue)
         return replies[0] == 1
@@ -507,18 +509,23 @@ class Gateway:
 
     async def members_page(self, channel: str, after: str | None, limit: int, now: int
                            ) -> ChannelPage:
-        """Counts and the members after `after` (by name), at most `limit`, with one log position."""
+        """Counts and the members after `after` (by name), at most `limit`, with one log position.
+
+        The counts are two ZCARDs, O(1) whatever the channel's size: users, and registered
+        tabs (a tab that went silent while its user stays online counts until a sweep
+        prunes it, at most a sweep interval after its deadline).
+        """
         k = self.keys(channel)
         pipe = self.redis.pipeline(transaction=True)
         pipe.zcard(k.members)
-        pipe.zcount(k.connections, f"({now}", "+inf")
+        pipe.zcard(k.connections)
         pipe.zrangebylex(k.members, f"({after}" if after else "-", "+", 0, limit)
         pipe.get(k.seq)
         users, connections, names, seq = await pipe.execute()
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(k.member(name))
-            pipe.zcount(k.conns(name), f"({now}", "+inf")
+            pipe.zcard(k.conns(name))
         replies = await pipe.execute()
         members = []
         for i, name in enumerate(names):
@@ -555,32 +562,53 @@ class Gateway:
         for name in names:
             k = self.keys(name)
             pipe.zcard(k.members)
-            pipe.zcount(k.connections, f"({now}", "+inf")
+            pipe.zcard(k.connections)
         replies = await pipe.execute()
         rows = [(name, replies[2 * i], replies[2 * i + 1]) for i, name in enumerate(names)]
         return rows, (names[-1] if len(names) == limit else None)
 
     async def sweep_candidates(self, channels: list[str], now: int, cutoff: int
-                               ) -> list[tuple[str, list[str], bool, bool]]:
+                               ) -> list[tuple[str, list[str], bool, bool, list[str]]]:
         """What a sweep must look at, in one round trip for many channels.
 
         For each channel: (channel, members whose deadline has passed (at most 1000),
-        whether its oldest event is older than `cutoff` (ms), whether its log is empty).
-        Also prunes the channel's dead tabs from its connection index.
+        whether its oldest event is older than `cutoff` (ms), whether its log is empty,
+        its dead tabs as "<user>/<conn>" (deadline <= now; see prune_dead_tabs)).
         """
         pipe = self.redis.pipeline(transaction=False)
         for channel in channels:
             k = self.keys(channel)
             pipe.zrangebyscore(k.deadlines, "-inf", now, 0, 1000)
             pipe.lindex(k.events, 0)
-            pipe.zremrangebyscore(k.connections, "-inf", now)  # dead tabs, pruned here
+            pipe.zrangebyscore(k.connections, "-inf", now)
         replies = await pipe.execute()
         found = []
         for i, channel in enumerate(channels):
-            overdue, head = replies[3 * i], replies[3 * i + 1]
+            overdue, head, dead = replies[3 * i], replies[3 * i + 1], replies[3 * i + 2]
             old = head is not None and json.loads(head)["ts"] < cutoff
-            found.append((channel, overdue, old, head is None))
+            found.append((channel, overdue, old, head is None, dead))
         return found
+
+    async def prune_dead_tabs(self, channel: str, dead: list[str], now: int, ttl: int) -> None:
+        """Forget the tabs whose deadline is <= now, `dead` being what a read at `now` found.
+
+        Both indexes are pruned by the same score range in one transaction, so they stay
+        in step without a WATCH: between the read and this write a tab can only leave that
+        range (a refresh or a join sets a deadline after `now`), never enter it, so every
+        user with a tab in it is in `dead`. Pruned tabs' next polls hear "expired".
+        """
+        k = self.keys(channel)
+        tabs: dict[str, list[str]] = {}
+        for entry in dead:
+            user, _, conn = entry.partition("/")
+            tabs.setdefault(user, []).append(conn)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zremrangebyscore(k.connections, "-inf", now)
+        for user, conns in tabs.items():
+            pipe.zremrangebyscore(k.conns(user), "-inf", now)
+            pipe.hset(k.gone(user), mapping=dict.fromkeys(conns, "expired"))
+            pipe.pexpire(k.gone(user), ttl)
+        await pipe.execute()
 
     async def forget_if_idle(self, channel: str) -> bool:
         """Forget the log of a channel that has no members and no retained events."""

@@ -214,8 +214,9 @@ class Presence:
         """Sweep every channel for members whose key vanished unannounced; returns offlines.
 
         Run after (re)subscribing, because pub/sub lost what was published meanwhile,
-        and periodically as a safety net. Also trims events older than history_age and,
-        with `wake` (after a resubscription), makes every waiting poll re-read the store.
+        and periodically as a safety net. Also prunes the tabs that went silent while
+        their user stayed online (the connection counts), trims events older than
+        history_age and, with `wake` (after a resubscription), makes every waiting poll re-read the store.
         """
         self.stats.sweeps += 1
         found, after, now = 0, None, self.now()
@@ -223,10 +224,12 @@ class Presence:
         while True:
             rows, after = await self.gateway.channels_page(after, 500, now, history=True)
             empty = {channel for channel, users, _ in rows if users == 0}
-            for channel, overdue, old, no_log in await self.gateway.sweep_candidates(
+            for channel, overdue, old, no_log, dead in await self.gateway.sweep_candidates(
                     [row[0] for row in rows], now, cutoff):
                 for user in overdue:
                     found += await self._claim_offline(channel, user)
+                if dead:
+                    await self.gateway.prune_dead_tabs(channel, dead, now, self._ttl())
                 if old:
                     await self.gateway.trim_events_before(channel, cutoff)
                 if channel in empty and (no_log or old):  # it checks the log is empty

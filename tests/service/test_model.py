@@ -5,6 +5,7 @@ Expiry is simulated by deleting the presence key and delivering the notice by ha
 nothing here sleeps for a timeout.
 """
 import asyncio
+import random
 
 import pytest
 
@@ -388,3 +389,55 @@ async def test_the_last_members_removed_at_once_still_unlist_the_channel(node, o
     monkeypatch.setattr("presence.service.gateway._last_member", not_last)
     await asyncio.gather(node.kick("pair", "x"), other_node.kick("pair", "y"))
     assert "pair" not in await listed(node)
+
+
+async def recount(node, channel):
+    """(users, tabs) counted the slow way: every member hash and every user's tab zset."""
+    redis, k = node.gateway.redis, node.gateway.keys(channel)
+    users = [key async for key in redis.scan_iter(match=k.member("*"))]
+    tabs = 0
+    for key in [key async for key in redis.scan_iter(match=k.conns("*"))]:
+        tabs += await redis.zcard(key)
+    return len(users), tabs
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("seed", [7, 8, 9])
+async def test_counts_match_a_recount_after_random_joins_leaves_expiries_kicks(node, clock, seed):
+    rng = random.Random(seed)
+    tabs: dict[str, dict[str, float]] = {}  # what should be registered: user -> conn -> deadline
+    for step in range(400):
+        user, conn = f"u{rng.randrange(8)}", f"c{rng.randrange(3)}"
+        action = rng.choice(["join", "join", "poll", "leave", "leave", "kick", "expire",
+                             "silence", "sweep"])
+        if action == "join":
+            await node.join("room", user, conn, None)
+            tabs.setdefault(user, {})[conn] = clock() + 30
+        elif action == "poll":
+            got = await node.heartbeat("room", user, conn)
+            assert ("rejoin" not in got) == (conn in tabs.get(user, {}))
+            if conn in tabs.get(user, {}):
+                tabs[user][conn] = clock() + 30
+        elif action == "leave":
+            await node.leave("room", user, conn)
+            tabs.get(user, {}).pop(conn, None)
+            if user in tabs and not any(d > clock() for d in tabs[user].values()):
+                del tabs[user]
+        elif action == "kick" and user in tabs:
+            await node.kick("room", user)
+            del tabs[user]
+        elif action == "expire" and user in tabs:
+            await expire(node, "room", user)
+            await node.expired(node.gateway.keys("room").online(user))
+            del tabs[user]
+        elif action == "silence":
+            clock.advance(rng.choice([1, 10, 25]))  # some tabs' deadlines pass
+        elif action == "sweep":
+            await node.reconcile()
+            for user in tabs:
+                tabs[user] = {c: d for c, d in tabs[user].items() if d > clock()}
+        page = await node.channel("room", None, 1000)
+        counts = (page.users, page.connections) if page else (0, 0)
+        assert counts == await recount(node, "room"), (step, action)
+        assert counts == (len(tabs), sum(map(len, tabs.values()))), (step, action)
+        assert sum(m.connections for m in page.members) == page.connections if page else True
