@@ -18,6 +18,8 @@ unit/quit unit/type/hash unit/type/set unit/type/list unit/type/zset"
 # DEBUG, replication, maxmemory eviction, RDB/AOF saving, LATENCY, PFDEBUG,
 # and tests that inspect the server process locally.
 DENY_TAGS="-needs:debug -needs:repl -needs:config-maxmemory -needs:save -needs:latency -needs:pfdebug -needs:local-process"
+DB_MODE=--singledb    # --multidb: the suite SELECTs db 9 (the store has 16 databases)
+STORE_ARGS=()
 
 units="$CORE_UNITS $MORE_UNITS"
 server=store          # store | redis | external
@@ -43,6 +45,9 @@ while [ $# -gt 0 ]; do
         --server) server="$2"; shift ;;
         --port) server=external; port="$2"; shift ;;
         --shim) shim=1 ;;
+        --multidb) DB_MODE="" ;;
+        --debug) DENY_TAGS="${DENY_TAGS/-needs:debug /}"; STORE_ARGS+=(--enable-debug-command yes) ;;
+        --full) DB_MODE=""; DENY_TAGS="${DENY_TAGS/-needs:debug /}"; STORE_ARGS+=(--enable-debug-command yes) ;;
         --rev) rev="$2"; shift ;;
         --worktree) rev=worktree ;;
         --stall) stall="$2"; shift ;;
@@ -135,9 +140,9 @@ start_server() {   # $1: log file
     port=$(free_port)
     if [ "$server" = redis ]; then
         redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-            --dir "$out" >"$1" 2>&1 &
+            --dir "$out" "${STORE_ARGS[@]}" >"$1" 2>&1 &
     else
-        ( cd "$STORE_SRC" && exec "$ROOT/.venv/bin/python" -m presence.store --port "$port" ) >"$1" 2>&1 &
+        ( cd "$STORE_SRC" && exec "$ROOT/.venv/bin/python" -m presence.store --port "$port" "${STORE_ARGS[@]}" ) >"$1" 2>&1 &
     fi
     SERVER_PID=$!
     local i
@@ -211,7 +216,7 @@ runtest() {
     local limit="$1" txt="$2"; shift 2
     ( cd "$out/work" && TERM=dumb timeout -k 5 "$limit" tclsh tests/test_helper.tcl \
         --baseport $(( TCL_BASE + 32 + W * 40 )) --skipfile "$skipfile" \
-        --host 127.0.0.1 --port "$port" --singledb --durable --ignore-encoding \
+        --host 127.0.0.1 --port "$port" $DB_MODE --durable --ignore-encoding \
         --ignore-digest --dont-clean --timeout "$stall" --tags "$DENY_TAGS" "$@" ) > "$txt" 2>&1
 }
 
@@ -288,7 +293,10 @@ describe_target() {
         redis) redis-server --version | cut -d' ' -f1-3 ;;
         *) echo "server on port $port" ;;
     esac
-    [ "$shim" = 1 ] && echo " (with --shim)"
+    [ "$shim" = 1 ] && echo " with --shim"
+    [ -z "$DB_MODE" ] && echo " with --multidb"
+    [ "${#STORE_ARGS[@]}" -gt 0 ] && echo " with --debug (needs:debug tests run)"
+    return 0
 }
 
 main() {
@@ -311,7 +319,7 @@ main() {
     done
     log "re-running failed tests alone"
     isolate_failures
-    python3 "$HERE/summarize.py" "$out" "$(describe_target)" $units | tee "$out/summary.md"
+    python3 "$HERE/summarize.py" "$out" "$(describe_target | tr "\n" " ")" $units | tee "$out/summary.md"
 }
 
 main "$@"; exit $?

@@ -53,6 +53,13 @@ def explain(status, first, rest):
     return name, rest[0]
 
 
+# Replies that only make sense if an earlier test left the connection in MULTI,
+# RESP3 or readraw mode: QUEUED, a raw RESP line, RESP3 pairs or doubles.
+LEAKED_STATE = re.compile(r"(got|to be equal to|to equal or match) '(QUEUED|[*$:]-?\d+)'"
+                          r"|^Expected '[*$:]-?\d+' to be equal to"
+                          r"|\{\S+ -?\d+\.\d+\}|'-?\d+' to be equal to '-?\d+\.0'")
+
+
 def signature(reason):
     match = UNKNOWN_SUB.search(reason)
     if match:
@@ -91,6 +98,9 @@ def unit_results(out, unit, isolated=True):
     for key, (kind, reason) in status.items():
         if kind == "err" and key[0] in alone:
             status[key] = alone[key[0]]
+        elif kind == "err" and isolated and LEAKED_STATE.search(reason) and not (
+                UNKNOWN_CMD.search(reason) or UNKNOWN_SUB.search(reason)):
+            status[key] = ("cascade?", "reply shows client state left by an earlier failure: " + reason)
     return status, notes, exceptions
 
 
@@ -120,16 +130,17 @@ def main(out, server, units):
     out = pathlib.Path(out)
     total = collections.Counter()
     lines, by_sig = [], collections.defaultdict(list)
-    table = ["| unit | passed | failed | hung | exceptions | cascade (passes alone) | ignored (tags) "
-             "| skipped (skip.txt) |", "|---|---|---|---|---|---|---|---|"]
+    table = ["| unit | passed | failed | hung | exceptions | cascade (passes alone) "
+             "| cascade? (leaked client state) | ignored (tags) | skipped (skip.txt) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for unit in units:
         status, notes, exceptions = unit_results(out, unit)
         count = collections.Counter(kind for kind, _ in status.values())
         total.update(count)
         total["exception"] += len(exceptions)
         table.append(f"| {unit} | {count['ok']} | {count['err']} | {count['hang']} | "
-                     f"{len(exceptions)} | {count['cascade']} | {count['ignore']} | {count['skip']} |")
-        failed = [(n, k, r) for (n, _), (k, r) in status.items() if k in ("err", "hang", "cascade")]
+                     f"{len(exceptions)} | {count['cascade']} | {count['cascade?']} | {count['ignore']} | {count['skip']} |")
+        failed = [(n, k, r) for (n, _), (k, r) in status.items() if k in ("err", "hang", "cascade", "cascade?")]
         if not (failed or notes or exceptions):
             continue
         lines.append(f"\n### {unit}\n")
@@ -145,14 +156,14 @@ def main(out, server, units):
     print("\n".join(table))
     print(f"\n**total: {total['ok']} passed, {total['err']} failed, {total['hang']} hung, "
           f"{total['exception']} exceptions, {total['cascade']} failed only after an earlier "
-          f"failure, {total['ignore']} ignored by tags, {total['skip']} skipped by skip.txt**")
+          f"failure, {total['cascade?']} more probably so, {total['ignore']} ignored by tags, {total['skip']} skipped by skip.txt**")
     if by_sig:
         print("\n## Failures grouped by cause signature\n")
         for sig, tests in sorted(by_sig.items(), key=lambda kv: (kv[0] == "assertion", -len(kv[1]))):
             print(f"- {sig}: {len(tests)} tests")
     print("\n## Failures per unit (first failing assertion)")
     print("\n".join(lines) if lines else "\nnone")
-    return 1 if total["err"] or total["hang"] or total["exception"] or total["cascade"] else 0
+    return 1 if any(total[k] for k in ("err", "hang", "exception", "cascade", "cascade?")) else 0
 
 
 if __name__ == "__main__":
