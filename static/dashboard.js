@@ -249,7 +249,7 @@
 
   /** Long-poll /api/events from a cursor forever; back off with jitter when it fails. */
   function followEvents() {
-    var cursor = 0;          // from the start of the retained feed: the page opens with recent history
+    var cursor = "0";        // from the start of the retained feed (cursors are opaque strings)
     var failures = 0;
     function next() {
       api({url: "/api/events", data: {cursor: cursor}, timeout: 65000})

@@ -67,6 +67,9 @@
  *   Its own `offline` or `leave` event seen while the tab is alive does the same.
  * - The members list starts from the join answer, which holds at most the first 1000
  *   members of a channel (the service says `more`); events keep it current from there.
+ * - Cursors are opaque strings ("<epoch>:<id>"); the client only hands back what the
+ *   service gave it. A store that restarted empty has new epochs, so the next poll
+ *   answers `reset` (after a rejoin) rather than skipping events.
  * - Event times (`ts`) and `since` are milliseconds since the epoch.
  * - Every open channel holds one long-poll; browsers allow about 6 connections per origin,
  *   shared by all tabs, so keep the channels per tab few.

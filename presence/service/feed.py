@@ -41,12 +41,14 @@ class Hold:
 class Feed:
     """The tail of one event log as this node has seen it, plus the polls waiting on it.
 
-    Invariant: `tail` holds events with consecutive ids ending at `seq` (possibly none).
+    Invariant: `tail` holds events with consecutive ids ending at `seq` (possibly none),
+    all of the log of epoch `epoch`. `fetch(cursor, epoch)` reads the store.
     """
 
-    def __init__(self, fetch: Callable[[int], Awaitable[LogSlice]]) -> None:
+    def __init__(self, fetch: Callable[[int, str | None], Awaitable[LogSlice]]) -> None:
         self._fetch = fetch
         self.seq: int | None = None
+        self.epoch: str | None = None
         self.tail: deque[dict] = deque(maxlen=TAIL)
         self._waiters: set[asyncio.Future] = set()
         self._refreshing: asyncio.Task | None = None
@@ -65,19 +67,20 @@ class Feed:
             self.seq = None
             self.tail.clear()
             return
-        if self.seq is not None and got.seq < self.seq:
+        if self.seq is not None and got.epoch == self.epoch and got.seq < self.seq:
             return  # an older read finishing late (a store that lost its log reads as reset)
-        if self.seq is None or got.cursor > self.seq:
-            self.tail.clear()  # a gap between the tail and this read: start over from it
+        if self.seq is None or got.epoch != self.epoch or got.cursor > self.seq:
+            self.tail.clear()  # a gap between the tail and this read, or a new log: start over
             self.tail.extend(got.events)
-            self.seq = got.seq
+            self.seq, self.epoch = got.seq, got.epoch
             return
         self.tail.extend(e for e in got.events if e["id"] > self.seq)
         self.seq = got.seq
 
-    def events_after(self, cursor: int) -> list[dict] | None:
-        """Events after `cursor` from memory; None when memory cannot tell (read the store)."""
-        if self.seq is None or cursor > self.seq:
+    def events_after(self, cursor: int, epoch: str | None = None) -> list[dict] | None:
+        """Events after `cursor` (of the log of `epoch`) from memory; None when memory cannot
+        tell (read the store)."""
+        if self.seq is None or epoch != self.epoch or cursor > self.seq:
             return None
         if cursor == self.seq:
             return []
@@ -129,7 +132,7 @@ class Feed:
                 mark = self.pokes
                 if self.seq is None:
                     break
-                self.observe(await self._fetch(self.seq))
+                self.observe(await self._fetch(self.seq, self.epoch))
                 self.covered = mark
         except Exception:  # the waiters will read the store themselves and report
             log.exception("refreshing a feed failed")

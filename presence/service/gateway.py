@@ -16,6 +16,9 @@ Key layout (every key of one channel carries the hash tag `{<channel>}`):
     presence:{C}:gone:<user>     hash conn -> "kicked" | "expired" | "left", PX = timeout:
                                  why a tab of the user is no longer joined, for its next poll.
     presence:{C}:seq             id of the channel's newest event (INCR).
+    presence:{C}:epoch           random id of this log, set (NX) with its first event: a
+                                 store that restarts empty starts a new epoch, so cursors
+                                 into the lost log are recognised (they carry the epoch).
     presence:{C}:events          list of the retained events, oldest first, stored without
                                  their id: the last element has id = seq, the one before
                                  seq - 1, and so on.
@@ -24,8 +27,9 @@ Key layout (every key of one channel carries the hash tag `{<channel>}`):
                                  of the last member, each in the same transaction.
     presence:logs                zset channel -> 0: the channels with an event log (the
                                  sweep's index; history-only channels stay reachable).
-    presence:feed:seq, presence:feed:events   the global feed: every channel's events,
-                                 each with a "channel" field, same layout as a channel log.
+    presence:feed:seq, presence:feed:events, presence:feed:epoch   the global feed:
+                                 every channel's events, each with a "channel" field,
+                                 same layout as a channel log.
 
 Pub/sub: every recorded event PUBLISHes `presence:wake <channel>` in the same transaction,
 so every node learns that the channel's log grew. Nothing else in the code base builds
@@ -37,17 +41,21 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 import uuid
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError, WatchError
 
+from presence.service.names import format_cursor
+
 PREFIX = "presence"
 REGISTRY = f"{PREFIX}:channels"
 LOGS = f"{PREFIX}:logs"
 FEED_SEQ = f"{PREFIX}:feed:seq"
 FEED_EVENTS = f"{PREFIX}:feed:events"
+FEED_EPOCH = f"{PREFIX}:feed:epoch"
 WAKE_CHANNEL = f"{PREFIX}:wake"
 EXPIRY_CHANNEL = f"{PREFIX}:expired"  # what `presence serve` passes to --keys-expire-notify
 
@@ -64,7 +72,8 @@ class StoreSetupError(RuntimeError):
 class ChannelKeys:
     """The key names of one channel (all under the hash tag `{channel}`)."""
 
-    __slots__ = ("channel", "tag", "members", "deadlines", "connections", "seq", "events")
+    __slots__ = ("channel", "tag", "members", "deadlines", "connections", "seq", "events",
+                 "epoch")
 
     def __init__(self, channel: str) -> None:
         self.channel = channel
@@ -74,6 +83,7 @@ class ChannelKeys:
         self.connections = f"{self.tag}:connections"
         self.seq = f"{self.tag}:seq"
         self.events = f"{self.tag}:events"
+        self.epoch = f"{self.tag}:epoch"
 
     def online(self, user: str) -> str:
         return f"{self.tag}:online:{user}"
@@ -98,8 +108,9 @@ def parse_online_key(key: str) -> tuple[str, str] | None:
 class LogSlice:
     """What a read of an event log found: the events after the cursor, or a reset.
 
-    `reset` is true when the cursor is older than the retained history or newer than the
-    log (the store lost it); `events` then is empty and `seq` is where to resume.
+    `reset` is true when the cursor is older than the retained history, newer than the
+    log, or of another epoch (the store lost the log it pointed into); `events` then is
+    empty and `seq` is where to resume. `epoch` is the log's (None before its first event).
     """
 
     cursor: int
@@ -107,6 +118,7 @@ class LogSlice:
     base: int  # id just before the oldest retained event
     events: list[dict] = field(default_factory=list)
     reset: bool = False
+    epoch: str | None = None
 
 
 @dataclass
@@ -114,12 +126,13 @@ class Refresh:
     """What a poll's or heartbeat's refresh found: whether the tab is joined, else why not.
 
     `reason` (when not joined) is "kicked", "expired", "left" or "unknown"; `seq` is the
-    channel's newest event id when asked for.
+    channel's newest event id (and `epoch` its log's epoch) when asked for.
     """
 
     joined: bool
     reason: str | None = None
     seq: int | None = None
+    epoch: str | None = None
 
 
 @dataclass
@@ -140,6 +153,12 @@ class ChannelPage:
     seq: int
     members: list[Member]
     next: str | None
+    epoch: str | None = None
+
+    @property
+    def cursor(self) -> str:
+        """The log position this page matches, as a client cursor."""
+        return format_cursor(self.epoch, self.seq)
 
 
 @dataclass
@@ -267,14 +286,16 @@ class Gateway:
         return replies[0] == 1
 
     async def refresh(self, channel: str, user: str, conn: str, now: int, ttl: int,
-                      cursor: int | None = None) -> tuple[Refresh, LogSlice | None]:
+                      cursor: int | None = None, epoch: str | None = None
+                      ) -> tuple[Refresh, LogSlice | None]:
         """Keep a joined tab alive until now + ttl (ms) and, given a cursor, read the log.
 
         Never registers anything: every write is XX (it only updates what exists), so a
         tab that was kicked, left or expired stays gone and Refresh says why. One leak is
         accepted: a tab that left while another tab of its user is alive extends the
-        user's presence key once. Without a cursor, Refresh.seq is read. Refreshes issued
-        together share one MULTI/EXEC, each still atomic.
+        user's presence key once. Without a cursor, Refresh.seq and .epoch are read;
+        `epoch` is the cursor's (None: the log's). Refreshes issued together share one
+        MULTI/EXEC, each still atomic.
         """
         k = self.keys(channel)
         deadline = now + ttl
@@ -288,8 +309,9 @@ class Gateway:
             pipe.hget(k.gone(user), conn)
             if cursor is None:
                 pipe.get(k.seq)
-                return 7, None
-            return 9, self._queue_read(pipe, k.seq, k.events, cursor)
+                pipe.get(k.epoch)
+                return 8, None
+            return 10, self._queue_read(pipe, k, cursor, epoch)
 
         replies, parse = await self._batched(queue)
         registered, alive, marker = replies[0] is not None, bool(replies[1]), replies[5]
@@ -298,11 +320,11 @@ class Gateway:
         else:
             status = Refresh(False, marker or ("expired" if registered else "unknown"))
         if parse is None:
-            status.seq = int(replies[6] or 0)
+            status.seq, status.epoch = int(replies[6] or 0), replies[7]
             return status, None
-        log = parse(replies[-3:])
+        log = parse(replies[-4:])
         if log is None:
-            log = await self._read_log(k.seq, k.events, cursor)
+            log = await self._read_log(k, cursor, epoch)
         return status, log
 
     def _batched(self, queue) -> asyncio.Future:
@@ -427,60 +449,72 @@ class Gateway:
         pipe.incr(k.seq)
         pipe.rpush(k.events, json.dumps(event, separators=(",", ":")))
         pipe.ltrim(k.events, -self.history, -1)
+        pipe.set(k.epoch, secrets.token_hex(6), nx=True)  # a new log: a new epoch
         pipe.incr(FEED_SEQ)
         pipe.rpush(FEED_EVENTS, json.dumps({**event, "channel": k.channel}, separators=(",", ":")))
         pipe.ltrim(FEED_EVENTS, -self.history, -1)
+        pipe.set(FEED_EPOCH, secrets.token_hex(6), nx=True)
         pipe.zadd(LOGS, {k.channel: 0})
         pipe.publish(WAKE_CHANNEL, k.channel)
 
     # -- event logs -------------------------------------------------------------------
 
-    async def read_channel(self, channel: str, cursor: int) -> LogSlice:
-        """The channel's events after `cursor` (or a reset), read atomically."""
-        k = self.keys(channel)
-        return await self._read_log(k.seq, k.events, cursor)
+    async def read_channel(self, channel: str, cursor: int, epoch: str | None = None
+                           ) -> LogSlice:
+        """The channel's events after `cursor` (or a reset), read atomically.
 
-    async def read_feed(self, cursor: int | None) -> LogSlice:
-        """The global feed's events after `cursor`; None means "from now on"."""
+        `epoch` is the cursor's: a log of another epoch answers reset. None takes the
+        cursor to be of the current log (bare cursors, from before epochs existed).
+        """
+        return await self._read_log(self.keys(channel), cursor, epoch)
+
+    async def read_feed(self, cursor: int | None, epoch: str | None = None) -> LogSlice:
+        """The global feed's events after `cursor` (as read_channel); None: "from now on"."""
         if cursor is None:
-            seq = int(await self.redis.get(FEED_SEQ) or 0)
-            return LogSlice(seq, seq, seq)
-        return await self._read_log(FEED_SEQ, FEED_EVENTS, cursor)
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.get(FEED_SEQ)
+            pipe.get(FEED_EPOCH)
+            seq, current = await pipe.execute()
+            seq = int(seq or 0)
+            return LogSlice(seq, seq, seq, epoch=current)
+        return await self._read_log(_FEED_KEYS, cursor, epoch)
 
-    async def _read_log(self, seq_key: str, events_key: str, cursor: int) -> LogSlice:
+    async def _read_log(self, k, cursor: int, epoch: str | None) -> LogSlice:
         for _ in range(_WATCH_RETRIES):
             pipe = self.redis.pipeline(transaction=True)
-            parse = self._queue_read(pipe, seq_key, events_key, cursor)
+            parse = self._queue_read(pipe, k, cursor, epoch)
             log = parse(await pipe.execute())
             if log is not None:
                 return log
-        raise RuntimeError(f"could not read {events_key}: it keeps being trimmed")
+        raise RuntimeError(f"could not read {k.events}: it keeps being trimmed")
 
-    def _queue_read(self, pipe, seq_key: str, events_key: str, cursor: int):
-        """Queue GET seq, LLEN, LRANGE from the cached base; returns a parser of the 3 replies.
+    def _queue_read(self, pipe, k, cursor: int, epoch: str | None):
+        """Queue GET seq, LLEN, LRANGE from the cached base and GET epoch of the log whose
+        keys `k` names; returns a parser of the 4 replies.
 
         The parser returns None when the base moved (the log was trimmed meanwhile): the
         LRANGE then started at the wrong index and the read must be repeated.
         """
-        guess = self._bases.get(events_key, 0)
+        guess = self._bases.get(k.events, 0)
         start = max(cursor - guess, 0)
-        pipe.get(seq_key)
-        pipe.llen(events_key)
-        pipe.lrange(events_key, start, -1)
+        pipe.get(k.seq)
+        pipe.llen(k.events)
+        pipe.lrange(k.events, start, -1)
+        pipe.get(k.epoch)
 
         def parse(replies) -> LogSlice | None:
-            seq, length, raw = int(replies[0] or 0), replies[1], replies[2]
+            seq, length, raw, current = int(replies[0] or 0), replies[1], replies[2], replies[3]
             base = seq - length
             if len(self._bases) > 100_000:
                 self._bases.clear()
-            self._bases[events_key] = base
-            if cursor < base or cursor > seq:
-                return LogSlice(cursor, seq, base, reset=True)
+            self._bases[k.events] = base
+            if cursor < base or cursor > seq or (epoch is not None and epoch != current):
+                return LogSlice(cursor, seq, base, reset=True, epoch=current)
             if base != guess and cursor < seq:
                 return None
             first = base + 1 + start
             events = [{"id": first + i, **json.loads(item)} for i, item in enumerate(raw)]
-            return LogSlice(cursor, seq, base, events)
+            return LogSlice(cursor, seq, base, events, epoch=current)
         return parse
 
     async def trim_events_before(self, channel: str | None, cutoff: int) -> int:
@@ -521,7 +555,8 @@ class Gateway:
         pipe.zcard(k.connections)
         pipe.zrangebylex(k.members, f"({after}" if after else "-", "+", 0, limit)
         pipe.get(k.seq)
-        users, connections, names, seq = await pipe.execute()
+        pipe.get(k.epoch)
+        users, connections, names, seq, epoch = await pipe.execute()
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(k.member(name))
@@ -534,7 +569,7 @@ class Gateway:
                 members.append(Member(name, _load(record.get("info")),
                                       int(record.get("since", 0)), alive))
         following = names[-1] if len(names) == limit else None
-        return ChannelPage(channel, users, connections, int(seq or 0), members, following)
+        return ChannelPage(channel, users, connections, int(seq or 0), members, following, epoch)
 
     async def member_info(self, channel: str, user: str) -> tuple[bool, object]:
         """(is a member, the member's info) in one read."""
@@ -622,7 +657,7 @@ class Gateway:
                 pipe.multi()
                 pipe.zrem(LOGS, channel)
                 pipe.zrem(REGISTRY, channel)  # a leftover of an older layout
-                pipe.delete(k.seq)
+                pipe.delete(k.seq, k.epoch)  # a later log is a new one: old cursors get reset
                 await pipe.execute()
                 return True
             except WatchError:
@@ -656,6 +691,16 @@ async def _last_member(pipe, k: ChannelKeys) -> bool:
         return False
     await pipe.watch(k.members)
     return await pipe.zcard(k.members) <= 1
+
+
+@dataclass(frozen=True)
+class _LogKeys:
+    seq: str
+    events: str
+    epoch: str
+
+
+_FEED_KEYS = _LogKeys(FEED_SEQ, FEED_EVENTS, FEED_EPOCH)
 
 
 def _load(info: str | None):

@@ -15,6 +15,7 @@ from typing import Callable
 
 from presence.service.feed import Feed, Hold
 from presence.service.gateway import ChannelPage, Gateway, LogSlice, parse_online_key
+from presence.service.names import format_cursor, parse_cursor
 
 log = logging.getLogger("presence.model")
 
@@ -78,7 +79,7 @@ class Presence:
         feed = self.feeds.get(channel)
         if feed is None:
             feed = self.feeds[channel] = Feed(
-                lambda cursor: self.gateway.read_channel(channel, cursor))
+                lambda cursor, epoch: self.gateway.read_channel(channel, cursor, epoch))
         return feed
 
     # -- client actions ---------------------------------------------------------------
@@ -93,7 +94,7 @@ class Presence:
         if first:
             await self._record(channel, _event("join", user, _load(info), self.now()))
         page = await self._snapshot(channel)
-        return {"cursor": page.seq, "members": _members(page), "more": page.next is not None,
+        return {"cursor": page.cursor, "members": _members(page), "more": page.next is not None,
                 "timeout": self.timeout, "poll_timeout": self.poll_timeout}
 
     async def heartbeat(self, channel: str, user: str, conn: str) -> dict:
@@ -104,10 +105,10 @@ class Presence:
         """
         status, _ = await self.gateway.refresh(channel, user, conn, self.now(), self._ttl())
         if not status.joined:
-            return _rejoin(status.reason, status.seq)
+            return _rejoin(status.reason, format_cursor(status.epoch, status.seq))
         return {"ok": True}
 
-    async def poll(self, channel: str, user: str, conn: str, cursor: int,
+    async def poll(self, channel: str, user: str, conn: str, cursor: str | int,
                    hold: Hold | None = None) -> dict:
         """Keep a tab alive, then return the channel's events after `cursor`.
 
@@ -117,6 +118,10 @@ class Presence:
         that is not (or no longer) joined is never registered again here: it gets
         {rejoin: true, reason, cursor} at once, reason "kicked", "expired", "left" or
         "unknown", and `cursor` its own, to resume from after joining again.
+
+        Cursors are "<epoch>:<id>" strings (see presence.service.names); a bare id is
+        taken to be of the current log. A cursor of another epoch (the store lost the
+        log, say it restarted empty) is outside the history: it gets a reset.
         Cancelling the call or `hold` (the client went away) raises CancelledError and
         releases its waiter.
         """
@@ -124,10 +129,11 @@ class Presence:
         feed.users += 1
         try:
             seen = feed.pokes
+            epoch, ident = parse_cursor(cursor)
             status, got = await self.gateway.refresh(channel, user, conn, self.now(),
-                                                     self._ttl(), cursor=cursor)
+                                                     self._ttl(), cursor=ident, epoch=epoch)
             if not status.joined:
-                return _rejoin(status.reason, cursor)
+                return _rejoin(status.reason, format_cursor(epoch, ident))
             return await self._wait(feed, got, seen, channel, hold)
         finally:
             feed.users -= 1
@@ -184,13 +190,15 @@ class Presence:
         """
         return await self.gateway.channels_page(after, limit, self.now(), history)
 
-    async def global_events(self, cursor: int | None, hold: Hold | None = None) -> dict:
+    async def global_events(self, cursor: str | int | None, hold: Hold | None = None) -> dict:
         """Long-poll over every channel's events (each with "channel"); None: from now on."""
         feed = self.global_feed
         seen = feed.pokes
-        got = await self.gateway.read_feed(cursor)
         if cursor is None:
-            return {"cursor": got.seq, "events": []}
+            got = await self.gateway.read_feed(None)
+            return {"cursor": format_cursor(got.epoch, got.seq), "events": []}
+        epoch, ident = parse_cursor(cursor)
+        got = await self.gateway.read_feed(ident, epoch)
         return await self._wait(feed, got, seen, None, hold)
 
     # -- store notifications ------------------------------------------------------------
@@ -216,7 +224,8 @@ class Presence:
         Run after (re)subscribing, because pub/sub lost what was published meanwhile,
         and periodically as a safety net. Also prunes the tabs that went silent while
         their user stayed online (the connection counts), trims events older than
-        history_age and, with `wake` (after a resubscription), makes every waiting poll re-read the store.
+        history_age and, with `wake` (after a resubscription), makes every waiting poll
+        re-read the store.
         """
         self.stats.sweeps += 1
         found, after, now = 0, None, self.now()
@@ -283,7 +292,7 @@ class Presence:
         it means the log may have grown since, so the store is read again (no lost wake-up).
         `channel` None means the global feed.
         """
-        cursor, loop = got.cursor, asyncio.get_running_loop()
+        cursor, epoch, loop = got.cursor, got.epoch, asyncio.get_running_loop()
         deadline = loop.time() + self.poll_timeout
         self.pending += 1
         try:
@@ -291,22 +300,27 @@ class Presence:
                 feed.observe(got)
                 if got.reset:
                     return await (self._reset(channel) if channel else self._global_reset())
+                epoch = got.epoch  # a bare cursor (or one from before the log began) adopts it
                 if got.events:
-                    return {"cursor": got.events[-1]["id"], "events": got.events}
+                    return {"cursor": format_cursor(epoch, got.events[-1]["id"]),
+                            "events": got.events}
                 if self.closing:
-                    return {"cursor": cursor, "events": [], "reconnect": True}
+                    return {"cursor": format_cursor(epoch, cursor), "events": [],
+                            "reconnect": True}
                 if feed.pokes == seen:
                     remaining = deadline - loop.time()
                     if remaining <= 0 or not await feed.wait(remaining, hold):
-                        return {"cursor": cursor, "events": []}
+                        return {"cursor": format_cursor(epoch, cursor), "events": []}
                     seen = feed.covered
-                    events = feed.events_after(cursor)
+                    events = feed.events_after(cursor, epoch)
                     if events:
-                        return {"cursor": events[-1]["id"], "events": events}
+                        return {"cursor": format_cursor(epoch, events[-1]["id"]),
+                                "events": events}
                     if events == [] or self.closing:
                         continue
-                seen, got = feed.pokes, await (self.gateway.read_channel(channel, cursor)
-                                               if channel else self.gateway.read_feed(cursor))
+                seen, got = feed.pokes, await (
+                    self.gateway.read_channel(channel, cursor, epoch) if channel
+                    else self.gateway.read_feed(cursor, epoch))
         finally:
             self.pending -= 1
 
@@ -332,12 +346,12 @@ class Presence:
     async def _reset(self, channel: str) -> dict:
         # Fresh, never cached: an older snapshot's cursor could be behind the history again.
         page = await self.gateway.members_page(channel, None, JOIN_MEMBERS, self.now())
-        return {"reset": True, "cursor": page.seq, "members": _members(page),
+        return {"reset": True, "cursor": page.cursor, "members": _members(page),
                 "more": page.next is not None}
 
     async def _global_reset(self) -> dict:
         got = await self.gateway.read_feed(None)
-        return {"reset": True, "cursor": got.seq, "members": []}
+        return {"reset": True, "cursor": format_cursor(got.epoch, got.seq), "members": []}
 
     def _drop_idle_feeds(self) -> None:
         for channel in [c for c, f in self.feeds.items() if not f.users]:

@@ -51,7 +51,7 @@ class ChannelHandler(ApiHandler):
         if page is None:
             raise NotFound("channel", "no such channel")
         self.reply({"channel": channel, "users": page.users, "connections": page.connections,
-                    "cursor": page.seq, "next": page.next,
+                    "cursor": page.cursor, "next": page.next,
                     "members": [{"user": m.user, "info": m.info, "since": m.since,
                                  "connections": m.connections} for m in page.members]})
 
@@ -75,7 +75,7 @@ class EventsHandler(LongPollHandler, ApiHandler):
     """Long-poll over the global feed of all channels' events (for the dashboard)."""
 
     async def get(self) -> None:
-        cursor = self.int_arg("cursor", required=False)
+        cursor = self.name_arg("cursor", names.is_cursor, required=False)
         self.hold = Hold()
         try:
             result = await self.presence.global_events(cursor, self.hold)

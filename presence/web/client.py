@@ -101,7 +101,7 @@ class LongPollHandler(BaseHandler):
 class PollHandler(LongPollHandler, ClientHandler):
     async def get(self, channel: str) -> None:
         channel, user, conn = self.params(channel)
-        cursor = self.int_arg("cursor")
+        cursor = self.name_arg("cursor", names.is_cursor)
         self.hold = Hold()
         try:
             result = await self.presence.poll(channel, user, conn, cursor, self.hold)

@@ -298,7 +298,8 @@ def test_a_thawed_page_whose_key_expired_rejoins_with_its_info(contexts, pages, 
     wait_members(alice, channel, ["alice", "bob"])
 
     frozen_ms = (TIMEOUT + 3) * 1000  # bob's page hangs, then comes back by itself
-    bob.evaluate(f"setTimeout(() => {{ const end = Date.now() + {frozen_ms}; while (Date.now() < end) {{}} }}, 0)")
+    bob.evaluate("ms => setTimeout(() => { const end = Date.now() + ms; while (Date.now() < end) {} }, 0)",
+                 frozen_ms)
     wait_event(alice, "offline", "bob", timeout=(TIMEOUT + 5) * 1000)
     wait_members(alice, channel, ["alice"])
     wait_members(alice, channel, ["alice", "bob"], timeout=frozen_ms + 5000)

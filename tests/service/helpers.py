@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from presence.service.gateway import Gateway
 from presence.service.model import Presence
+from presence.service.names import parse_cursor
 
 
 class FakeClock:
@@ -29,3 +30,8 @@ def make_presence(url: str, clock=None, history: int = 1000, **options) -> Prese
 async def expire(presence: Presence, channel: str, user: str) -> None:
     """Make the user's presence key vanish as an expiry would, without telling anyone."""
     await presence.gateway.redis.delete(presence.gateway.keys(channel).online(user))
+
+
+def ident(cursor: str) -> int:
+    """The event id a cursor ("<epoch>:<id>", or a bare id) points at."""
+    return parse_cursor(cursor)[1]

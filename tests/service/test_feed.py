@@ -45,7 +45,7 @@ def test_a_reset_read_sends_readers_to_the_store():
 async def test_poke_refreshes_once_then_wakes_every_waiter():
     reads = []
 
-    async def fetch(cursor):
+    async def fetch(cursor, epoch):
         reads.append(cursor)
         return LogSlice(cursor, 6, 0, events(6))
 

@@ -11,7 +11,7 @@ import pytest
 
 from presence.service.gateway import REGISTRY
 from presence.service.model import NotMember
-from tests.service.helpers import FakeClock, expire, make_presence
+from tests.service.helpers import FakeClock, expire, ident, make_presence
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ async def test_join_emits_join_once_per_user_and_counts_tabs(node, monkeypatch):
     got = await node.poll("room", "alice", "tab1", 0)
     assert types(got["events"]) == [("join", "alice")]
     assert got["events"][0]["info"] == {"name": "Alice"}
-    assert first["cursor"] == second["cursor"] == 1
+    assert first["cursor"] == second["cursor"] and ident(first["cursor"]) == 1
     assert second["members"] == [{"user": "alice", "info": {"name": "Alice"},
                                   "since": first["members"][0]["since"], "connections": 2}]
 
@@ -56,7 +56,7 @@ async def test_closing_one_of_two_tabs_is_not_a_leave(node):
     await node.join("room", "alice", "tab2", None)
     await node.leave("room", "alice", "tab1")
     got = await node.poll("room", "alice", "tab2", 1)
-    assert got == {"cursor": 1, "events": []}
+    assert (ident(got["cursor"]), got["events"]) == (1, [])
     await node.leave("room", "alice", "tab2")
     got = await node.gateway.read_channel("room", 1)
     assert types(got.events) == [("leave", "alice")]
@@ -104,7 +104,7 @@ async def test_poll_returns_every_event_after_the_cursor_in_order(node):
     got = await node.poll("room", "alice", "a", 2)
     assert [e["id"] for e in got["events"]] == [3, 4, 5, 6]
     assert [e["data"] for e in got["events"]] == ["m1", "m2", "m3", "m4"]
-    assert got["cursor"] == 6
+    assert ident(got["cursor"]) == 6
     assert (await node.poll("room", "alice", "a", 6))["events"] == []
 
 
@@ -115,7 +115,7 @@ async def test_cursor_older_than_history_gets_reset_with_members(store_url, cloc
     for i in range(5):
         await node.send("room", "alice", f"m{i}")
     got = await node.poll("room", "alice", "a", 1)
-    assert got["reset"] is True and got["cursor"] == 6
+    assert got["reset"] is True and ident(got["cursor"]) == 6
     assert [m["user"] for m in got["members"]] == ["alice"]
     got = await node.poll("room", "alice", "a", 3)
     assert [e["id"] for e in got["events"]] == [4, 5, 6]
@@ -126,7 +126,7 @@ async def test_cursor_older_than_history_gets_reset_with_members(store_url, cloc
 async def test_cursor_beyond_the_log_gets_reset(node):
     await node.join("room", "alice", "a", None)
     got = await node.poll("room", "alice", "a", 99)
-    assert got["reset"] is True and got["cursor"] == 1
+    assert got["reset"] is True and ident(got["cursor"]) == 1
 
 
 @pytest.mark.gen_test
@@ -195,7 +195,8 @@ async def test_held_poll_wakes_when_another_node_records_an_event(node, other_no
 @pytest.mark.gen_test
 async def test_held_poll_times_out_with_no_events(node):
     await node.join("room", "alice", "a", None)
-    assert await node.poll("room", "alice", "a", 1) == {"cursor": 1, "events": []}
+    got = await node.poll("room", "alice", "a", 1)
+    assert (ident(got["cursor"]), got["events"]) == (1, [])
     assert node.pending == 0
 
 
@@ -218,7 +219,8 @@ async def test_shutdown_answers_held_polls_with_reconnect(node):
     held = asyncio.ensure_future(node.poll("room", "alice", "a", 1))
     await asyncio.sleep(0.05)
     node.shutdown()
-    assert await asyncio.wait_for(held, 5) == {"cursor": 1, "events": [], "reconnect": True}
+    got = await asyncio.wait_for(held, 5)
+    assert (ident(got["cursor"]), got["events"], got["reconnect"]) == (1, [], True)
 
 
 @pytest.mark.gen_test
@@ -271,7 +273,7 @@ async def test_join_and_reset_return_the_first_members_and_say_there_are_more(no
     assert len(answer["members"]) == 10 and answer["more"] is True
     assert answer["members"][0]["user"] == "user00"
     reset = await node.poll("big", "zed", "c", 999)
-    assert reset["reset"] is True and reset["more"] is True and reset["cursor"] == 26
+    assert reset["reset"] is True and reset["more"] is True and ident(reset["cursor"]) == 26
     page = await node.channel("big", "user09", 1000)
     assert (page.users, len(page.members), page.next) == (26, 16, None)
 
@@ -317,16 +319,16 @@ async def test_joins_close_together_share_a_snapshot_and_catch_up_by_events(node
 @pytest.mark.gen_test
 async def test_a_poll_never_registers_and_says_why_the_tab_is_not_joined(node, other_node):
     assert await node.poll("room", "carol", "c", 0) == {
-        "rejoin": True, "reason": "unknown", "cursor": 0}
+        "rejoin": True, "reason": "unknown", "cursor": "0"}
     assert await node.heartbeat("room", "carol", "c") == {
-        "rejoin": True, "reason": "unknown", "cursor": 0}
+        "rejoin": True, "reason": "unknown", "cursor": "0"}
     assert (await node.channel("room", None, 10)) is None  # nothing was registered
     await node.join("room", "alice", "a1", '{"name":"Alice"}')
     await node.join("room", "alice", "a2", None)
     await node.join("room", "bob", "b", '{"name":"Bob"}')
     await node.leave("room", "alice", "a1")
     assert await node.poll("room", "alice", "a1", 2) == {
-        "rejoin": True, "reason": "left", "cursor": 2}
+        "rejoin": True, "reason": "left", "cursor": "2"}
     await node.kick("room", "alice")
     for tab in ("a1", "a2"):  # a tab that had left before the kick still says left
         got = await other_node.poll("room", "alice", tab, 2)
@@ -441,3 +443,48 @@ async def test_counts_match_a_recount_after_random_joins_leaves_expiries_kicks(n
         assert counts == await recount(node, "room"), (step, action)
         assert counts == (len(tabs), sum(map(len, tabs.values()))), (step, action)
         assert sum(m.connections for m in page.members) == page.connections if page else True
+
+
+@pytest.mark.gen_test
+async def test_a_cursor_into_a_log_the_store_lost_gets_reset(node, monkeypatch):
+    monkeypatch.setattr("presence.service.model.SNAPSHOT_AGE", -1)
+    await node.join("room", "alice", "a", None)
+    for i in range(3):
+        await node.send("room", "alice", f"before {i}")
+    old = (await node.poll("room", "alice", "a", 0))["cursor"]
+    held = asyncio.ensure_future(node.poll("room", "alice", "a", old))
+    await asyncio.sleep(0.05)
+    await node.gateway.redis.flushall()  # the store restarted empty
+    assert (await node.poll("room", "alice", "a", old))["reason"] == "unknown"
+    await node.join("room", "alice", "a", None)
+    await node.join("room", "bob", "b", None)
+    for i in range(4):  # ids start at 1 again and pass the old cursor's
+        await node.send("room", "bob", f"after {i}")
+    got = await asyncio.wait_for(held, 5)  # woken by alice's join in the new log
+    assert got["reset"] is True and got["cursor"].split(":")[0] != old.split(":")[0]
+    got = await node.poll("room", "alice", "a", old)
+    assert [m["user"] for m in got["members"]] == ["alice", "bob"]
+    assert got["reset"] is True and ident(got["cursor"]) == 6 > ident(old)
+    assert got["cursor"].split(":")[0] != old.split(":")[0]  # a new epoch
+    assert await node.poll("room", "alice", "a", got["cursor"]) == {
+        "cursor": got["cursor"], "events": []}
+    got = await node.poll("room", "alice", "a", ident(got["cursor"]) - 1)  # bare: this log's
+    assert [e["data"] for e in got["events"]] == ["after 3"]
+    feed = await node.global_events(old)
+    assert feed["reset"] is True
+
+
+@pytest.mark.gen_test
+async def test_a_log_forgotten_and_begun_again_has_a_new_epoch(store_url, clock):
+    node = make_presence(store_url, clock, history_age=60)
+    await node.join("gone", "alice", "a", None)
+    old = (await node.join("gone", "bob", "b", None))["cursor"]
+    for user, conn in [("alice", "a"), ("bob", "b")]:
+        await node.leave("gone", user, conn)
+    clock.advance(61)
+    await node.reconcile()  # events aged out, no members: the log is forgotten
+    for user in ("carol", "dave", "erin"):
+        await node.join("gone", user, "c", None)
+    got = await node.poll("gone", "carol", "c", old)
+    assert got["reset"] is True  # not the events after id 2 of another log
+    await node.gateway.close()

@@ -8,7 +8,7 @@ import pytest
 from tornado.httpclient import HTTPRequest
 
 from presence.web.app import WebSettings, make_app
-from tests.service.helpers import make_presence
+from tests.service.helpers import ident, make_presence
 
 JSONP = re.compile(r"^/\*\*/ typeof (cb|a\.b_\$) === 'function' && \1\((.*)\);$", re.S)
 TOKEN = "s3cret"
@@ -55,7 +55,7 @@ async def test_jsonp_wrapper_and_headers(get):
     assert response.code == 200
     match = JSONP.match(response.body.decode())
     assert match, response.body
-    assert json.loads(match.group(2))["cursor"] == 1
+    assert ident(json.loads(match.group(2))["cursor"]) == 1
     assert response.headers["Content-Type"] == "text/javascript; charset=UTF-8"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
@@ -101,8 +101,9 @@ async def test_join_poll_heartbeat_send_leave(get):
     polled = body(await get("/channels/room/poll", **me(cursor=1)))
     assert [(e["type"], e["user"]) for e in polled["events"]] == [
         ("join", "bob"), ("message", "alice"), ("leave", "bob")]
-    assert polled["cursor"] == 4
-    assert body(await get("/channels/room/poll", **me(cursor=4))) == {"cursor": 4, "events": []}
+    assert ident(polled["cursor"]) == 4
+    again = body(await get("/channels/room/poll", **me(cursor=polled["cursor"])))
+    assert again == {"cursor": polled["cursor"], "events": []}
 
 
 @pytest.mark.gen_test
@@ -239,16 +240,37 @@ async def test_poll_and_heartbeat_of_a_tab_not_joined_answer_rejoin(get, model, 
     polled = await get("/channels/room/poll", **params, cursor=1, callback="cb")
     assert polled.code == 200
     answer = json.loads(JSONP.match(polled.body.decode()).group(2))
-    assert answer == {"rejoin": True, "reason": reason, "cursor": 1}
+    assert answer == {"rejoin": True, "reason": reason, "cursor": "1"}  # the poll's own
     beat = body(await get("/channels/room/heartbeat", **params))
-    assert beat == {"rejoin": True, "reason": reason, "cursor": 1 if reason == "unknown" else 2}
+    assert (beat["rejoin"], beat["reason"]) == (True, reason)
+    assert ident(beat["cursor"]) == (1 if reason == "unknown" else 2)  # the log's newest
     assert body(await get("/api/channels/room"))["users"] == (reason == "unknown")
+
+
+@pytest.mark.gen_test
+async def test_a_cursor_from_before_the_store_was_flushed_gets_reset(get, model):
+    joined = body(await get("/channels/room/join", **me()))
+    epoch, _, first = joined["cursor"].partition(":")
+    assert len(epoch) == 12 and first == "1"  # "<epoch>:<id>", opaque to clients
+    await get("/channels/room/send", **me(data="x"))
+    old = body(await get("/channels/room/poll", **me(cursor=joined["cursor"])))["cursor"]
+    feed = body(await get("/api/events", cursor="0"))["cursor"]
+    await model.gateway.redis.flushall()  # between two polls, the store restarts empty
+    for user in ("alice", "bob", "carol"):
+        await get("/channels/room/join", user=user, conn="c")
+    polled = await get("/channels/room/poll", user="bob", conn="c", cursor=old, callback="cb")
+    answer = json.loads(JSONP.match(polled.body.decode()).group(2))
+    assert answer["reset"] is True and ident(answer["cursor"]) == 3
+    assert not answer["cursor"].startswith(epoch)
+    assert body(await get("/api/events", cursor=feed))["reset"] is True
+    assert body(await get("/api/channels/room"))["cursor"] == answer["cursor"]
+    assert (await get("/channels/room/poll", **me(cursor="e:1:2"))).code == 400
 
 
 @pytest.mark.gen_test
 async def test_global_events_feed(get):
     start = body(await get("/api/events"))
-    assert start == {"cursor": 0, "events": []}
+    assert start == {"cursor": "0", "events": []}
     await get("/channels/one/join", **me())
     await get("/channels/two/send", **me(data="x"))  # not a member there: 404, no event
     feed = body(await get("/api/events", cursor=0))
