@@ -1,0 +1,191 @@
+"""Benchmark the bundled store against a real redis-server started in the same run.
+
+    .venv/bin/python bench/store_bench.py [--quick] [--only throughput,expiry,memory]
+
+Reports ratios (store / redis-server) so the figures hold on a noisy, shared machine:
+
+* throughput: redis-benchmark GET and SET, 50 clients, without pipelining and with
+  -P 16, the two servers measured alternately, median of the rounds;
+* expiry: notification lag (deadline -> subscriber receipt) for 200 probe keys with
+  absolute deadlines (PXAT), while 10,000 or 100,000 live keys are being refreshed;
+* memory: resident memory per key with a TTL, against redis-server's RSS and
+  used_memory for the same keys.
+
+Both servers are throwaway processes on free loopback ports; nothing else is touched.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import redis.asyncio as aioredis  # noqa: E402
+
+from tests.servers import bundled_store, redis_server  # noqa: E402
+
+
+def rss_bytes(port: int) -> int:
+    """Resident set size of the process listening on `port` (from /proc)."""
+    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    pid = int(out.split("pid=")[1].split(",")[0])
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+# ---------------------------------------------------------------- throughput
+
+def redis_benchmark(port: int, tests: str, requests: int, pipeline: int) -> dict[str, float]:
+    """Run redis-benchmark once; {test: requests per second}."""
+    cmd = ["redis-benchmark", "-p", str(port), "-t", tests, "-n", str(requests), "-c", "50",
+           "-P", str(pipeline), "--csv", "-r", "100000"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
+    rates = {}
+    for line in out.splitlines()[1:]:
+        fields = [f.strip('"') for f in line.split(",")]
+        if len(fields) > 1:
+            rates[fields[0]] = float(fields[1])
+    return rates
+
+
+def bench_throughput(store: int, redis: int, rounds: int, quick: bool) -> None:
+    print("\n## redis-benchmark, 50 clients (median of %d alternating rounds)" % rounds)
+    print("| test | pipeline | redis-server req/s | store req/s | store/redis |")
+    print("|---|---|---|---|---|")
+    for pipeline, requests in ((1, 50_000 if quick else 100_000), (16, 300_000 if quick else 1_000_000)):
+        samples = {"redis": [], "store": []}
+        for _ in range(rounds):
+            samples["redis"].append(redis_benchmark(redis, "get,set", requests, pipeline))
+            samples["store"].append(redis_benchmark(store, "get,set", requests, pipeline))
+        for test in ("SET", "GET"):
+            ours = statistics.median(s[test] for s in samples["store"])
+            theirs = statistics.median(s[test] for s in samples["redis"])
+            ratios = sorted(o[test] / t[test] for o, t in zip(samples["store"], samples["redis"]))
+            print(f"| {test} | {pipeline} | {theirs:,.0f} | {ours:,.0f} | "
+                  f"{statistics.median(ratios):.2f}x (min {ratios[0]:.2f}, max {ratios[-1]:.2f}) |")
+
+
+# ---------------------------------------------------------------- expiry lag
+
+async def refresh_forever(client, live: int, ttl_ms: int, period: float) -> None:
+    """Keep `live` keys alive by re-setting them all every `period` seconds, in batches."""
+    while True:
+        started = time.monotonic()
+        for start in range(0, live, 2000):
+            pipe = client.pipeline(transaction=False)
+            for i in range(start, min(live, start + 2000)):
+                pipe.set(f"live:{i}", 1, px=ttl_ms)
+            await pipe.execute()
+            await asyncio.sleep(0)
+        await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
+
+
+async def expiry_lag(port: int, live: int, probes: int = 200, spread: float = 5.0,
+                     channel: str | None = None) -> dict:
+    """Lag from each probe's absolute deadline to receipt of its expiry notification."""
+    url = f"redis://127.0.0.1:{port}"
+    client = aioredis.Redis.from_url(url)
+    await client.flushall()
+    if channel is None:
+        await client.config_set("notify-keyspace-events", "Ex")
+        channel = "__keyevent@0__:expired"
+    sub = aioredis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+    await sub.subscribe(channel)
+    refresher = asyncio.create_task(refresh_forever(client, live, 30_000, 10.0))
+    await asyncio.sleep(1.0 + live / 50_000)  # let the first refresh pass fill the keyspace
+    base = int(time.time() * 1000) + 2000
+    deadlines = {}
+    pipe = client.pipeline(transaction=False)
+    for i in range(probes):
+        deadline = base + int(i * spread * 1000 / probes)
+        pipe.set(f"probe:{i}", 1, pxat=deadline)
+        deadlines[f"probe:{i}".encode()] = deadline / 1000
+    await pipe.execute()
+    lags = []
+    give_up = base / 1000 + spread + 60
+    while deadlines and time.time() < give_up:
+        msg = await sub.get_message(timeout=0.5)
+        if msg and msg["data"] in deadlines:
+            lags.append(time.time() - deadlines.pop(msg["data"]))
+    refresher.cancel()
+    await sub.aclose()
+    await client.aclose()
+    lags.sort()
+    pct = (lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] * 1000) if lags else (lambda q: float("nan"))
+    return {"delivered": len(lags), "probes": probes, "p50": pct(0.5), "p99": pct(0.99),
+            "max": lags[-1] * 1000 if lags else float("nan")}
+
+
+def bench_expiry(store_port: int, redis_port: int, sizes: list[int]) -> None:
+    print("\n## expiry-notification lag (200 silent keys, deadlines over 5 s, live keys refreshed)")
+    print("| live keys | server | delivered | p50 ms | p99 ms | max ms |")
+    print("|---|---|---|---|---|---|")
+    for live in sizes:
+        for name, port, channel in (("redis-server (defaults)", redis_port, None),
+                                    ("store, notify-keyspace-events", store_port, None),
+                                    ("store, keys-expire-notify", store_port, "expired-keys")):
+            r = asyncio.run(expiry_lag(port, live, channel=channel))
+            print(f"| {live:,} | {name} | {r['delivered']}/{r['probes']} | {r['p50']:.1f} | "
+                  f"{r['p99']:.1f} | {r['max']:.1f} |", flush=True)
+
+
+# ---------------------------------------------------------------- memory
+
+async def fill(port: int, keys: int) -> None:
+    client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}")
+    for start in range(0, keys, 5000):
+        pipe = client.pipeline(transaction=False)
+        for i in range(start, min(keys, start + 5000)):
+            pipe.set(f"presence:{{room-{i % 100}}}:user-{i}", b"1", ex=3600)
+        await pipe.execute()
+    info = await client.info("memory")
+    await client.aclose()
+    return info.get("used_memory", 0)
+
+
+def bench_memory(keys: int) -> None:
+    print(f"\n## memory per key with a TTL ({keys:,} keys, fresh servers)")
+    print("| server | RSS bytes/key | used_memory bytes/key |")
+    print("|---|---|---|")
+    for name, start in (("redis-server", redis_server), ("store", bundled_store)):
+        with start() as port:
+            asyncio.run(fill(port, 1))
+            rss0 = rss_bytes(port)
+            used0 = asyncio.run(fill(port, 1))
+            used = asyncio.run(fill(port, keys))
+            rss = rss_bytes(port)
+            used_txt = f"{(used - used0) / keys:.0f}" if used else "n/a"
+            print(f"| {name} | {(rss - rss0) / keys:.0f} | {used_txt} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test of the benchmark)")
+    parser.add_argument("--only", default="throughput,expiry,memory")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    parts = args.only.split(",")
+    print(f"# store benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores")
+    with ExitStack() as stack:
+        redis_port = stack.enter_context(redis_server())
+        store_port = stack.enter_context(bundled_store("--keys-expire-notify", "expired-keys"))
+        if "throughput" in parts:
+            bench_throughput(store_port, redis_port, 1 if args.quick else args.rounds, args.quick)
+        if "expiry" in parts:
+            bench_expiry(store_port, redis_port, [10_000] if args.quick else [10_000, 100_000])
+    if "memory" in parts:
+        bench_memory(20_000 if args.quick else 200_000)
+
+
+if __name__ == "__main__":
+    main()
