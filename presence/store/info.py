@@ -185,7 +185,7 @@ def _persistence(server) -> str:
 def ops_per_sec(server) -> int:
     """Commands per second since the last INFO taken at least 100 ms ago (0 on the first)."""
     samples = _sampler(server).samples
-    now, total = time.monotonic(), server.stats["total_commands_processed"]
+    now, total = time.monotonic(), server.commands_processed()
     rate = 0
     for then, count in reversed(samples):
         if now - then >= 0.1:
@@ -201,7 +201,7 @@ def _stats(server) -> str:
     stats = server.stats
     return _section("Stats", [
         ("total_connections_received", stats["total_connections_received"]),
-        ("total_commands_processed", stats["total_commands_processed"]),
+        ("total_commands_processed", server.commands_processed()),
         ("instantaneous_ops_per_sec", ops_per_sec(server)),
         ("total_net_input_bytes", stats.get("total_net_input_bytes", 0)),
         ("total_net_output_bytes", stats.get("total_net_output_bytes", 0)),
@@ -258,6 +258,7 @@ def _commandstats(server) -> str:
         (f"cmdstat_{name}", f"calls={calls},usec=0,usec_per_call=0.00,"
                             f"rejected_calls={rejected},failed_calls={failed}")
         for name, (calls, rejected, failed) in sorted(server.command_stats.items())
+        if calls or rejected
     ])
 
 

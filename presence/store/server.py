@@ -81,10 +81,11 @@ class Client(asyncio.Protocol):
         self.last_interaction = time.time()
         out = self._out = []
         execute = self.server.execute
+        next_command = parser.next_command
         try:
             while not self.closing:
                 try:
-                    argv = parser.next_command()
+                    argv = next_command()
                 except ProtocolError as exc:
                     out.append(b"-ERR %s\r\n" % str(exc).encode("utf-8", "surrogateescape"))
                     self.closing = True
@@ -185,12 +186,13 @@ class Server:
         self._lookup = {**self.commands, **{n.upper(): c for n, c in self.commands.items()}}
         self.clients: dict[int, Client] = {}
         self.started = time.time()
-        self.stats = {"total_connections_received": 0, "total_commands_processed": 0,
+        self.stats = {"total_connections_received": 0,
                       "rejected_connections": 0, "expired_keys": 0, "keyspace_hits": 0,
                       "keyspace_misses": 0, "client_output_buffer_limit_disconnections": 0,
                       "total_error_replies": 0, "pubsub_messages": 0,
                       "total_net_input_bytes": 0, "total_net_output_bytes": 0}
-        self.command_stats: dict[str, list[int]] = {}  # name -> [calls, rejected, failed]
+        # name -> [calls, rejected, failed]; total_commands_processed is the sum of calls
+        self.command_stats: dict[str, list[int]] = {c.name: [0, 0, 0] for c in self.commands.values()}
         self.error_stats: dict[str, int] = {}          # error code -> count
         self.active_expire = True  # DEBUG SET-ACTIVE-EXPIRE 0 leaves expiry to lookups
         self.shutdown_requested = asyncio.Event() if _has_loop() else None
@@ -239,6 +241,15 @@ class Server:
         if self.config["unixsocket"] and os.path.exists(self.config["unixsocket"]):
             os.unlink(self.config["unixsocket"])
 
+    def commands_processed(self) -> int:
+        """Commands executed so far (INFO's total_commands_processed)."""
+        return sum(calls for calls, _, _ in self.command_stats.values())
+
+    def reset_command_stats(self) -> None:
+        for counters in self.command_stats.values():
+            counters[:] = [0, 0, 0]
+        self.error_stats.clear()
+
     def add_client(self, client: Client) -> None:
         self.stats["total_connections_received"] += 1
         if len(self.clients) >= self.config["maxclients"]:
@@ -262,7 +273,6 @@ class Server:
         if cmd is None:
             name = name.lower()
             cmd = self.commands.get(name)
-        self.stats["total_commands_processed"] += 1
         if cmd is None:
             client.last_command = name.decode(errors="replace").lower()
             return self._refuse(client, replies.unknown_command(argv[0], argv[1:]))
@@ -276,9 +286,7 @@ class Server:
                 return refused
         keyspace = self.keyspace
         keyspace.now = keyspace.clock()
-        counters = self.command_stats.get(cmd.name)
-        if counters is None:
-            counters = self.command_stats[cmd.name] = [0, 0, 0]
+        counters = self.command_stats[cmd.name]
         counters[0] += 1
         try:
             reply = cmd.handler(client, argv[1:])
@@ -309,7 +317,7 @@ class Server:
     def call(self, client: Client, cmd, argv: list[bytes]):
         """Run a looked-up command now (EXEC uses it for queued commands)."""
         self.keyspace.tick()
-        self.command_stats.setdefault(cmd.name, [0, 0, 0])[0] += 1
+        self.command_stats[cmd.name][0] += 1
         try:
             reply = cmd.handler(client, argv[1:])
         except (WrongType, CommandError) as exc:
@@ -334,7 +342,7 @@ class Server:
         """
         self._count_error(error)
         if cmd is not None:
-            self.command_stats.setdefault(cmd.name, [0, 0, 0])[1] += 1
+            self.command_stats[cmd.name][1] += 1
         if client.multi is None:
             return error
         client.multi_error = True

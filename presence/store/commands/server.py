@@ -157,8 +157,7 @@ def config_resetstat(client, args):
     for name in server.stats:
         server.stats[name] = 0
     server.keyspace.expired_count = 0
-    server.command_stats.clear()
-    server.error_stats.clear()
+    server.reset_command_stats()
     info_sections.reset(server)
     return OK
 
