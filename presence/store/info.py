@@ -128,7 +128,7 @@ def _clients(server) -> str:
         ("maxclients", server.config["maxclients"]),
         ("client_recent_max_input_buffer", 0),
         ("client_recent_max_output_buffer", max(pending, default=0)),
-        ("blocked_clients", 0), ("tracking_clients", 0), ("clients_in_timeout_table", 0),
+        ("blocked_clients", sum(1 for c in server.clients.values() if c.blocked is not None)), ("tracking_clients", 0), ("clients_in_timeout_table", 0),
     ])
 
 

@@ -65,7 +65,7 @@ class Database:
     Writers must go through `store`/`delete`/`touch` so WATCH and deadlines stay right.
     """
 
-    __slots__ = ("index", "keyspace", "data", "expires", "watchers")
+    __slots__ = ("index", "keyspace", "data", "expires", "watchers", "blocked")
 
     def __init__(self, index: int, keyspace: "Keyspace") -> None:
         self.index = index
@@ -73,6 +73,7 @@ class Database:
         self.data: dict[bytes, object] = {}
         self.expires: dict[bytes, int] = {}
         self.watchers: dict[bytes, set] = {}  # key -> clients WATCHing it
+        self.blocked: dict[bytes, object] = {}  # key -> FIFO of clients blocked on it (BLPOP)
 
     # ------------------------------------------------------------ reads
 

@@ -61,6 +61,7 @@ class Client(asyncio.Protocol):
         self.last_command = "NULL"  # name of the last command run (CLIENT LIST cmd=)
         self.addr = self.laddr = ""
         self.closing = False
+        self.blocked = None  # the waiter of a blocking command (BLPOP); no command runs meanwhile
         self._out: list[bytes] | None = None  # replies gathered during one read
         self._soft_limit_since = 0.0
 
@@ -83,7 +84,7 @@ class Client(asyncio.Protocol):
         execute = self.server.execute
         next_command = parser.next_command
         try:
-            while not self.closing:
+            while not self.closing and self.blocked is None:
                 try:
                     argv = next_command()
                 except ProtocolError as exc:
@@ -125,6 +126,12 @@ class Client(asyncio.Protocol):
             self.server.stats["total_net_output_bytes"] += len(data)
             self.transport.write(data)
             self._check_output_limit()
+
+    def unblock(self, reply) -> None:
+        """Answer the blocking command, then run the commands that arrived meanwhile (soon)."""
+        self.blocked = None
+        self.send(encode(reply, self.protocol))
+        asyncio.get_running_loop().call_soon(self.data_received, b"")
 
     def send_push(self, push: Push) -> None:
         """Deliver a pub/sub message (RESP3 push, RESP2 array)."""
@@ -261,6 +268,8 @@ class Server:
 
     def remove_client(self, client: Client) -> None:
         self.clients.pop(client.id, None)
+        if client.blocked is not None:
+            client.blocked.cancel()
         self.hub.drop_client(client)
         unwatch_all(client)
 

@@ -19,7 +19,7 @@ from presence.store import replies
 from presence.store.commands import NO_REPLY, CommandError, command, parse_int
 from presence.store.commands.zset import parse_double
 from presence.store.keyspace import WrongType
-from presence.store.resp import NIL_ARRAY, OK, ProtocolError, encode
+from presence.store.resp import NIL_ARRAY, OK
 
 # name          arity  flags
 # lpush          -3    write denyoom fast   rpush -3, lpushx -3, rpushx -3
@@ -417,11 +417,12 @@ def _serve_move(client, target: bytes, source_end: bytes, target_end: bytes):
 
 # ------------------------------------------------------------ blocked clients
 #
-# The dispatcher is synchronous, so a blocked client is parked here: its waiter sits in
-# a FIFO per (db, key); its unread commands and any bytes that arrive meanwhile are held
-# (its parser is swapped for a `_HeldInput`) and run, in order, once it is answered.
-# A push calls `serve_ready(client, db, key)`, which hands elements to waiters in the
-# order they blocked, as Redis does, and wakes waiters on lists a served BLMOVE fills.
+# A blocked client's waiter sits in a FIFO per key (`Database.blocked`, like Redis's
+# db->blocking_keys), and `client.blocked` points at it, which stops the server from
+# running the client's further commands (they stay buffered in its parser). A push calls
+# `serve_ready(client, db, key)`, which hands elements to waiters in the order they
+# blocked, as Redis does, and wakes waiters on lists a served BLMOVE fills. Answering a
+# waiter goes through `client.unblock(reply)`, which then runs the buffered commands.
 
 class _Waiter:
     """One blocked command: its client, keys, timer and how to serve it from a ready list."""
@@ -436,36 +437,12 @@ class _Waiter:
         self.serve = serve
         self.timer: asyncio.TimerHandle | None = None
 
-
-class _HeldInput:
-    """Stands in for a blocked client's parser: bytes still go in, no command comes out.
-
-    `commands` are those already parsed when the client blocked; they run first on resume.
-    """
-
-    __slots__ = ("parser", "commands")
-
-    def __init__(self, parser) -> None:
-        object.__setattr__(self, "parser", parser)
-        object.__setattr__(self, "commands", deque())
-
-    def feed(self, data: bytes) -> None:
-        self.parser.feed(data)
-
-    def next_command(self) -> None:
-        return None
-
-    def __getattr__(self, name):
-        return getattr(self.parser, name)
-
-    def __setattr__(self, name, value) -> None:
-        setattr(self.parser, name, value)  # e.g. CONFIG SET proto-max-bulk-len reaches the real parser
+    def cancel(self) -> None:
+        """Forget this waiter (its client disconnected)."""
+        _forget(self)
 
 
-_waiting: dict[tuple[int, bytes], deque[_Waiter]] = {}
-_blocked: dict[int, _Waiter] = {}   # client id -> its waiter
-_held: dict[int, _HeldInput] = {}   # client id -> its held input
-_ready: deque = deque()
+_ready: deque = deque()  # (db, key) pairs made non-empty by the command being run
 _serving = False
 
 
@@ -486,13 +463,10 @@ def block(client, keys, timeout: float, timeout_reply, serve) -> object:
     """Park `client` on `keys` until `serve(db, key, items)` answers it or `timeout` passes."""
     waiter = _Waiter(client, keys, timeout_reply, serve)
     for key in waiter.keys:
-        for stale in [w for w in _waiting.get((waiter.db.index, key), ()) if w.client.closing]:
-            _forget(stale)
-        _waiting.setdefault((waiter.db.index, key), deque()).append(waiter)
-    _blocked[client.id] = waiter
+        waiter.db.blocked.setdefault(key, deque()).append(waiter)
+    client.blocked = waiter
     if timeout:
         waiter.timer = asyncio.get_running_loop().call_later(timeout, _time_out, waiter)
-    _hold_input(client)
     return NO_REPLY
 
 
@@ -501,18 +475,13 @@ def serve_ready(client, db, key: bytes) -> None:
 
     Inside EXEC they are answered after the transaction, so it stays atomic, as in Redis.
     """
-    if not _waiting:
+    if not db.blocked:
         return
     _ready.append((db, key))
     if client.last_command == "exec":
         asyncio.get_running_loop().call_soon(_serve_all)
     else:
         _serve_all()
-
-
-def blocked_clients() -> int:
-    """How many clients wait in a blocking command (INFO's `blocked_clients`)."""
-    return len(_blocked)
 
 
 def _serve_all() -> None:
@@ -528,7 +497,7 @@ def _serve_all() -> None:
 
 
 def _serve_key(db, key: bytes) -> None:
-    queue = _waiting.get((db.index, key))
+    queue = db.blocked.get(key)
     while queue:
         items = db.get(key)
         if type(items) is not deque or not items:
@@ -542,75 +511,31 @@ def _serve_key(db, key: bytes) -> None:
 
 def _time_out(waiter: _Waiter) -> None:
     waiter.timer = None
-    if _blocked.get(waiter.client.id) is waiter:
+    if waiter.client.blocked is waiter:
         _answer(waiter, waiter.timeout_reply)
 
 
 def _forget(waiter: _Waiter) -> None:
     """Remove `waiter` from every queue and cancel its timer."""
+    blocked = waiter.db.blocked
     for key in waiter.keys:
-        queue = _waiting.get((waiter.db.index, key))
+        queue = blocked.get(key)
         if queue is not None:
             try:
                 queue.remove(waiter)
             except ValueError:
                 pass
             if not queue:
-                del _waiting[(waiter.db.index, key)]
+                del blocked[key]
     if waiter.timer is not None:
         waiter.timer.cancel()
-    if _blocked.get(waiter.client.id) is waiter:
-        del _blocked[waiter.client.id]
-    if waiter.client.closing:
-        _held.pop(waiter.client.id, None)
+        waiter.timer = None
+    if waiter.client.blocked is waiter:
+        waiter.client.blocked = None
 
 
 def _answer(waiter: _Waiter, reply) -> None:
-    """Send the blocked command's reply, then run the client's held input (soon, not nested)."""
+    """Send the blocked command's reply; the client then runs its buffered commands."""
     _forget(waiter)
-    client = waiter.client
-    if client.closing:
-        return
-    client.send(encode(reply, client.protocol))
-    asyncio.get_running_loop().call_soon(_resume, client)
-
-
-def _hold_input(client) -> None:
-    """Take the client's parsed-but-unrun commands and hold its input until it is answered."""
-    if client.id in _held:
-        return  # blocked again while running held commands: the rest stays held
-    held = _held[client.id] = _HeldInput(client.parser)
-    while True:
-        try:
-            argv = held.parser.next_command()
-        except ProtocolError as exc:
-            held.commands.append(exc)
-            break
-        if argv is None:
-            break
-        held.commands.append(argv)
-    client.parser = held
-
-
-def _resume(client) -> None:
-    """Run the held commands in order until one blocks again; then give the client its parser back."""
-    held = _held.get(client.id)
-    if held is None or client.id in _blocked:
-        return
-    while held.commands:
-        if client.closing:
-            return
-        item = held.commands.popleft()
-        if isinstance(item, ProtocolError):
-            client.send(b"-ERR %s\r\n" % str(item).encode())
-            client.close()
-            return
-        reply = client.server.execute(client, item)
-        if reply is not NO_REPLY:
-            client.send(encode(reply, client.protocol))
-        if client.id in _blocked:
-            return
-    del _held[client.id]
-    client.parser = held.parser
-    if not client.closing:
-        client.data_received(b"")  # run whatever arrived while it was blocked
+    if not waiter.client.closing:
+        waiter.client.unblock(reply)
