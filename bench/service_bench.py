@@ -228,14 +228,30 @@ async def joined_poll_paths(url: str, users: int) -> list[str]:
     """
     client = Client(*_host_port(url))
     conn = await client.connect()
-    newest: dict[str, int] = {}
+    newest: dict[str, str] = {}
     for i in range(users):
         channel = f"rps-poll-{i % 10}"
         _, body = await client.get(conn, f"/channels/{channel}/join?user=p{i}&conn=c{i}")
-        newest[channel] = max(newest.get(channel, 0), json.loads(body)["cursor"])
+        newest[channel] = newer_cursor(newest.get(channel), json.loads(body)["cursor"])
     client.close()
     return [f"/channels/rps-poll-{i % 10}/poll?user=p{i}&conn=c{i}"
-            f"&cursor={newest[f'rps-poll-{i % 10}'] - 1}" for i in range(users)]
+            f"&cursor={cursor_before(newest[f'rps-poll-{i % 10}'])}" for i in range(users)]
+
+
+def cursor_id(cursor) -> int:
+    """The event id of a cursor ("<epoch>:<id>", or a bare id as older nodes sent)."""
+    return int(str(cursor).rsplit(":", 1)[-1])
+
+
+def newer_cursor(a, b):
+    """Whichever of two cursors of one log points further (None counts as oldest)."""
+    return b if a is None or cursor_id(b) > cursor_id(a) else a
+
+
+def cursor_before(cursor) -> str:
+    """The cursor one event before `cursor`, in the same log."""
+    head, _, ident = str(cursor).rpartition(":")
+    return f"{head}:{int(ident) - 1}" if head else str(int(ident) - 1)
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -294,8 +310,12 @@ async def hold_requests(url: str, paths: list[str], count_held, want: int) -> li
             held.append(conn.request(path, 3600, client.loop))  # sent now, answered never
 
     await asyncio.gather(*(one(p) for p in paths))
-    deadline = time.monotonic() + 120
-    while count_held() < want and time.monotonic() < deadline:
+    deadline, last, stable = time.monotonic() + 120, -1, 0
+    while time.monotonic() < deadline and stable < 20:  # all held, or no change for 10 s
+        now = count_held()
+        if now >= want:
+            break
+        stable, last = (stable + 1 if now == last else 0), now
         await asyncio.sleep(0.5)
     await asyncio.sleep(1)
     return [client, held]
@@ -304,7 +324,7 @@ async def hold_requests(url: str, paths: list[str], count_held, want: int) -> li
 async def join_all(url: str, n: int) -> list[str]:
     """Join n users (10 per channel); return poll paths with each channel's newest cursor."""
     client = Client(*_host_port(url))
-    newest: dict[str, int] = {}
+    newest: dict[str, str] = {}
     queue = list(range(n))
 
     async def worker() -> None:
@@ -313,7 +333,7 @@ async def join_all(url: str, n: int) -> list[str]:
             i = queue.pop()
             channel = f"mem-{i // 10}"
             _, body = await client.get(conn, f"/channels/{channel}/join?user=u{i}&conn=c{i}")
-            newest[channel] = max(newest.get(channel, 0), json.loads(body)["cursor"])
+            newest[channel] = newer_cursor(newest.get(channel), json.loads(body)["cursor"])
 
     await asyncio.gather(*(worker() for _ in range(50)))
     client.close()

@@ -283,6 +283,7 @@ class Results:
     first_seen: dict[str, float] = field(default_factory=dict)  # user -> earliest lag
     empty_polls: int = 0
     resets: int = 0
+    rejoins: Counter = field(default_factory=Counter)  # polls answered {rejoin}, by reason
     spurious_offline: int = 0  # `offline` for a user that never went silent
     errors: Counter = field(default_factory=Counter)
 
@@ -304,6 +305,7 @@ class Bench:
         self.seen: dict[str, int] = Counter()  # silent user -> observers that saw `offline`
         self.stopping = False
         self.joined_in = 0.0
+        self.first_at: dict[str, float] = {}  # silent user -> first sighting of its offline
         channels = max(1, min(opts.channels, opts.users))
         self.users = [User(i, f"bench-{self.run_id}-{i % channels}", f"u{i}", f"c{i}")
                       for i in range(opts.users)]
@@ -347,6 +349,10 @@ class Bench:
             self.client.close()
         if not self.opts.no_leave:
             await self.leave_all()
+        if self.opts.trace:
+            with open(self.opts.trace, "w") as fh:
+                json.dump({name: {"deadline": bounds, "first_seen": self.first_at.get(name)}
+                           for name, bounds in self.deadlines.items()}, fh)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
         return self.report(silent, requests, measured, time.perf_counter() - started, cpu)
@@ -391,6 +397,10 @@ class Bench:
                 await asyncio.sleep(0.5)
                 continue
             reply = json.loads(body)
+            if reply.get("rejoin"):  # the node no longer knows this tab: join again
+                res.rejoins[reply.get("reason", "?")] += 1
+                await self.rejoin(user)
+                continue
             if reply.get("reset"):
                 res.resets += 1
             elif reply["events"]:
@@ -403,6 +413,20 @@ class Bench:
                 res.empty_polls += 1
             user.cursor = reply["cursor"]
 
+    async def rejoin(self, user: User) -> None:
+        try:
+            status, body = await self.client.get(user.conn, self.path(user, "join"))
+        except HTTPError as exc:
+            if not (user.gone or self.stopping):
+                self.res.errors[f"join: {exc}"] += 1
+                await self.reconnect(user)
+            return
+        if status == 200:
+            user.cursor = json.loads(body)["cursor"]
+        else:
+            self.res.errors[f"join: HTTP {status}"] += 1
+            await asyncio.sleep(0.5)
+
     def saw_offline(self, name: str, received: float) -> None:
         bounds = self.deadlines.get(name)
         if bounds is None:
@@ -413,6 +437,7 @@ class Bench:
         self.res.offline_lag_upper.append((received - bounds[0]) * 1000)
         self.res.first_seen[name] = min(lag, self.res.first_seen.get(name, lag))
         self.seen[name] += 1
+        self.first_at[name] = min(received, self.first_at.get(name, received))
 
     async def reconnect(self, user: User) -> None:
         self.client.drop(user.conn)
@@ -431,15 +456,15 @@ class Bench:
         try:
             user.conn = await self.client.connect()
             t0, sent = time.perf_counter(), time.time()
-            status, _ = await self.client.get(user.conn, self.path(user, "heartbeat"))
+            status, body = await self.client.get(user.conn, self.path(user, "heartbeat"))
         except HTTPError as exc:
             self.res.errors[f"heartbeat: {exc}"] += 1
             return
         answered = time.time()
         self.res.heartbeat.append((time.perf_counter() - t0) * 1000)
         self.client.drop(user.conn)
-        if status != 200:
-            self.res.errors[f"heartbeat: HTTP {status}"] += 1
+        if status != 200 or b'"rejoin"' in body:
+            self.res.errors[f"heartbeat: HTTP {status} {body[:60]!r}"] += 1
             return
         self.deadlines[user.name] = (sent + self.timeout, answered + self.timeout)
 
@@ -500,6 +525,7 @@ class Bench:
             "offline_deliveries": len(res.offline_lag), "offline_expected": expected,
             "offline_missed": max(expected - len(res.offline_lag), 0),
             "spurious_offline": res.spurious_offline, "resets": res.resets,
+            "rejoins": dict(res.rejoins),
             "empty_polls": res.empty_polls, "errors": sum(res.errors.values()),
             "error_kinds": dict(res.errors), "requests": requests,
             "requests_per_s": requests / measured if measured else 0.0,
@@ -529,6 +555,7 @@ def render(report: dict) -> str:
     lines.append(f"offline deliveries {report['offline_deliveries']} of "
                  f"{report['offline_expected']} expected, spurious offline "
                  f"{report['spurious_offline']}, resets {report['resets']}, "
+                 f"rejoins {sum(report['rejoins'].values())}, "
                  f"empty polls {report['empty_polls']}")
     lines.append(f"requests {report['requests']} ({report['requests_per_s']:.0f}/s), "
                  f"errors {report['errors']}, joins took {report['joined_in_s']} s, "
@@ -558,6 +585,8 @@ def parser() -> argparse.ArgumentParser:
     add("--run-id", default=None, help="channel name suffix (random)")
     add("--no-leave", action="store_true", help="do not leave the users at the end")
     add("--json", action="store_true", help="print the report as JSON")
+    add("--trace", default=None,
+        help="write each silent user's deadline bounds and first offline sighting (JSON)")
     return p
 
 
