@@ -103,12 +103,6 @@ def unknown_subcommand(sub: bytes, command: str) -> Error:
     return Error(f"ERR unknown subcommand '{_printable(sub[:128])}'. Try {command.upper()} HELP.")
 
 
-def subcommand_syntax(sub: bytes, command: str) -> Error:
-    """ERR unknown subcommand or wrong number of arguments for 'x'. Try PUBSUB HELP."""
-    return Error(f"ERR unknown subcommand or wrong number of arguments for '{_printable(sub[:128])}'. "
-                 f"Try {command.upper()} HELP.")
-
-
 def _printable(raw: bytes) -> str:
     # Redis maps CR and LF to spaces so an error reply stays one line
     return raw.decode("utf-8", "surrogateescape").replace("\r", " ").replace("\n", " ")

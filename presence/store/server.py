@@ -14,7 +14,7 @@ import os
 import time
 
 from presence.store import replies
-from presence.store.commands import COMMANDS, NO_REPLY, CommandError, load_all
+from presence.store.commands import NO_REPLY, CommandError, load_all
 from presence.store.config import Config
 from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
 from presence.store.notify import Notifier

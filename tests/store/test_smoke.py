@@ -1,5 +1,4 @@
 """First differential checks: the store answers like redis-server for basic commands."""
-import pytest
 
 
 def test_basic_string_commands_match_redis(pair):

@@ -4,7 +4,6 @@ import time
 import pytest
 
 from tests.store.conftest import Pair
-from tests.store.rawclient import RawClient
 from tests.store.test_generic import run
 
 
