@@ -43,6 +43,9 @@ def records(text):
 def explain(status, first, rest):
     """The test name and a one-line reason for a failed record."""
     name = re.sub(r" in tests/\S+\.tcl$| \(\d+ ms\)$", "", first)
+    if status == "err" and not re.search(r" in tests/\S+\.tcl$", first):
+        # --durable error outside any test: the rest of the start_server block is lost.
+        name, rest = "(rest of a start_server block aborted)", [first] + rest
     if status != "err" or not rest:
         return name, (first if status != "err" else "")
     stripped = [l.strip() for l in rest]
