@@ -27,7 +27,7 @@ rev=HEAD              # store code under test: a commit, or "worktree"
 port=""
 shim=0
 stall=20              # runtest --timeout: seconds without progress => hang
-unit_budget=180       # wall-clock seconds per unit (all retries included)
+unit_budget=240       # wall-clock seconds per unit (all retries included)
 total_budget=540      # wall-clock seconds for the whole run
 max_hangs=6           # hung tests skipped and retried per unit
 skipfile="$HERE/skip.txt"  # tests of features the store leaves out
