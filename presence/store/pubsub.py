@@ -18,14 +18,19 @@ def glob_match(pattern: bytes, subject: bytes) -> bool:
     the empty subject unless it is empty itself. Polynomial time: once the rest of a
     pattern fails after a `*` at every offset, earlier stars are not retried.
     """
-    return _match(pattern, 0, subject, 0, [False])
+    return _match(pattern, 0, subject, 0, [False], 0)
 
 
 def _signed(c: int) -> int:
     return c - 256 if c > 127 else c
 
 
-def _match(p: bytes, pi: int, s: bytes, si: int, give_up: list) -> bool:
+MAX_NESTING = 1000  # as Redis: deeper star nesting simply does not match
+
+
+def _match(p: bytes, pi: int, s: bytes, si: int, give_up: list, nesting: int) -> bool:
+    if nesting > MAX_NESTING:
+        return False
     plen, slen = len(p), len(s)
     while pi < plen and si < slen:
         c = p[pi]
@@ -35,7 +40,7 @@ def _match(p: bytes, pi: int, s: bytes, si: int, give_up: list) -> bool:
             if pi + 1 == plen:
                 return True
             while si < slen:
-                if _match(p, pi + 1, s, si, give_up):
+                if _match(p, pi + 1, s, si, give_up, nesting + 1):
                     return True
                 if give_up[0]:
                     return False

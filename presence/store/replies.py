@@ -22,6 +22,7 @@ NESTED_MULTI = Error("ERR MULTI calls can not be nested")
 EXEC_WITHOUT_MULTI = Error("ERR EXEC without MULTI")
 DISCARD_WITHOUT_MULTI = Error("ERR DISCARD without MULTI")
 WATCH_IN_MULTI = Error("ERR WATCH inside MULTI is not allowed")
+NOT_IN_MULTI = Error("ERR Command not allowed inside a transaction")
 EXECABORT = Error("EXECABORT Transaction discarded because of previous errors.")
 NOPROTO = Error("NOPROTO unsupported protocol version")
 HELLO_NOAUTH = Error(

@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 import os
+import sys
 import time
 
 from presence.store import replies
@@ -62,6 +63,7 @@ class Client(asyncio.Protocol):
         self.addr = self.laddr = ""
         self.closing = False
         self.blocked = None  # the waiter of a blocking command (BLPOP); no command runs meanwhile
+        self.reply_mode: str | None = None  # CLIENT REPLY: None (on), "off", "skip", "skip-next"
         self._out: list[bytes] | None = None  # replies gathered during one read
         self._soft_limit_since = 0.0
 
@@ -94,6 +96,8 @@ class Client(asyncio.Protocol):
                 if argv is None:
                     break
                 reply = execute(self, argv)
+                if self.reply_mode is not None and self._silenced():
+                    continue
                 # the two most common replies are encoded inline (hot path)
                 if type(reply) is bytes:
                     out.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
@@ -111,6 +115,14 @@ class Client(asyncio.Protocol):
                 self.transport.close()
             else:
                 self._check_output_limit()
+
+    def _silenced(self) -> bool:
+        """Whether CLIENT REPLY OFF/SKIP swallows the reply just produced."""
+        if self.reply_mode == "skip":
+            self.reply_mode = "skip-next"  # SKIP's own reply, then the next command's
+        elif self.reply_mode == "skip-next":
+            self.reply_mode = None
+        return True
 
     def connection_lost(self, exc) -> None:
         self.closing = True
@@ -183,6 +195,8 @@ class Server:
     """The store: configuration, keyspace, pub/sub, clients, and dispatch."""
 
     def __init__(self, config: Config | None = None, clock=wall_clock_ms) -> None:
+        # glob matching recurses once per '*' (up to pubsub.MAX_NESTING deep)
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 4000))
         self.config = config or Config()
         self.hub = PubSubHub()
         self.notifier = Notifier(self.hub.publish)
@@ -319,6 +333,8 @@ class Server:
                 shown += "|" + argv[1].decode(errors="replace").lower()
             return self._refuse(client, Error(replies.SUBSCRIBED_CONTEXT.format(shown)), cmd)
         if client.multi is not None and cmd.name not in _NOT_QUEUED:
+            if "no-multi" in cmd.flags:
+                return self._refuse(client, replies.NOT_IN_MULTI, cmd)
             client.multi.append((cmd, argv))
             return QUEUED
         return None

@@ -84,6 +84,16 @@ def _on_off(raw: bytes) -> bool:
     return word == b"on"
 
 
+@subcommand("client", "reply", 3)
+def client_reply(client, args):
+    """CLIENT REPLY ON|OFF|SKIP: OFF and SKIP also silence their own reply."""
+    mode = args[0].lower()
+    if mode not in (b"on", b"off", b"skip"):
+        raise CommandError(replies.SYNTAX)
+    client.reply_mode = None if mode == b"on" else mode.decode()
+    return OK
+
+
 @subcommand("client", "getredir", 2)
 def client_getredir(client, args):
     """No tracking redirection: -1."""

@@ -277,16 +277,17 @@ def _scan_options(options: list[bytes]):
 
 @command("rename", 3, "write", keys=(1, 2, 1))
 def rename(client, args):
-    _rename(client.db, args[0], args[1], nx=False)
+    _rename(client, args[0], args[1], nx=False)
     return OK
 
 
 @command("renamenx", 3, "write fast", keys=(1, 2, 1))
 def renamenx(client, args):
-    return _rename(client.db, args[0], args[1], nx=True)
+    return _rename(client, args[0], args[1], nx=True)
 
 
-def _rename(db, src: bytes, dst: bytes, nx: bool) -> int:
+def _rename(client, src: bytes, dst: bytes, nx: bool) -> int:
+    db = client.db
     value = db.get(src)
     if value is None:
         raise CommandError(replies.NO_SUCH_KEY)
@@ -302,6 +303,7 @@ def _rename(db, src: bytes, dst: bytes, nx: bool) -> int:
         db.set_deadline(dst, deadline)
     db.notify(ev.GENERIC, b"rename_from", src)
     db.notify(ev.GENERIC, b"rename_to", dst)
+    _wake_blocked(client, db, dst)
     return 1
 
 
@@ -336,6 +338,7 @@ def copy(client, args):
     if deadline is not None:
         target_db.set_deadline(target, deadline)
     target_db.notify(ev.GENERIC, b"copy_to", target)
+    _wake_blocked(client, target_db, target)
     return 1
 
 
@@ -357,7 +360,15 @@ def move(client, args):
         target_db.set_deadline(key, deadline)
     db.notify(ev.GENERIC, b"move_from", key)
     target_db.notify(ev.GENERIC, b"move_to", key)
+    _wake_blocked(client, target_db, key)
     return 1
+
+
+def _wake_blocked(client, db, key: bytes) -> None:
+    """A key created by RENAME/COPY/MOVE may be what a blocked BLPOP waits for, as in Redis."""
+    if db.blocked:
+        from presence.store.commands.list import serve_ready
+        serve_ready(client, db, key)
 
 
 def _db_by_index(client, raw: bytes):

@@ -244,7 +244,7 @@ def lastsave(client, args):
     return int(client.server.started)
 
 
-@command("save", 1, "admin", keys=(0, 0, 0))
+@command("save", 1, "admin no-multi", keys=(0, 0, 0))
 def save(client, args):
     raise CommandError(replies.NO_PERSISTENCE)
 
@@ -256,7 +256,7 @@ def bgsave(client, args):
     raise CommandError(replies.NO_PERSISTENCE)
 
 
-@command("shutdown", -1, "admin no-auth", keys=(0, 0, 0))
+@command("shutdown", -1, "admin no-auth no-multi", keys=(0, 0, 0))
 def shutdown(client, args):
     """Stop the server; like Redis, a successful SHUTDOWN sends no reply."""
     if not client.authenticated:

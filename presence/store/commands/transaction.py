@@ -38,7 +38,7 @@ def exec_(client, args):
     from presence.store.server import unwatch_all
     if client.multi is None:
         raise CommandError(replies.EXEC_WITHOUT_MULTI)
-    queued, failed, dirty = client.multi, client.multi_error, client.watch_dirty
+    queued, failed, dirty = client.multi, client.multi_error, client.watch_dirty or _expired_since_watch(client)
     client.multi = None
     client.multi_error = False
     unwatch_all(client)
@@ -53,6 +53,19 @@ def exec_(client, args):
         if reply is not NO_REPLY:
             client.send(encode(reply, client.protocol))
     return NO_REPLY
+
+
+def _expired_since_watch(client) -> bool:
+    """Whether a WATCHed key passed its deadline after WATCH (not yet deleted: lazy expiry).
+
+    WATCH expires a key that is already due, so any due key found here expired since.
+    """
+    now = client.server.keyspace.now
+    for db, key in client.watching:
+        deadline = db.expires.get(key)
+        if deadline is not None and deadline <= now:
+            return True
+    return False
 
 
 @command("discard", 1, "fast", keys=(0, 0, 0))
