@@ -151,10 +151,11 @@ async def _serve(args: argparse.Namespace) -> int:
 async def _run_node(args: argparse.Namespace, url: str, bundled: bool) -> int:
     from redis.exceptions import RedisError
 
+    from presence.runtime import tune_gc
     from presence.service.gateway import Gateway
     from presence.service.model import Presence
     from presence.service.subscriber import Subscriber
-    from presence.web.app import WebSettings, default_static_dir, make_app
+    from presence.web.app import HTTPServer, WebSettings, default_static_dir, make_app
 
     gateway = Gateway.from_url(url, history=args.history)
     try:
@@ -173,7 +174,9 @@ async def _run_node(args: argparse.Namespace, url: str, bundled: bool) -> int:
             return 1
         static = args.static_dir or default_static_dir()
         settings = WebSettings(args.admin_token, args.node_id, static, args.secret)
-        server = make_app(model, settings, subscriber).listen(args.port, args.host, xheaders=True)
+        server = HTTPServer(make_app(model, settings, subscriber), xheaders=True)
+        server.listen(args.port, args.host)
+        tune_gc()
         _announce(args, url, bundled)
         await _until_signalled()
         await _drain(server, model)

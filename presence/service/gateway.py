@@ -46,7 +46,9 @@ import uuid
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
+from redis.driver_info import DriverInfo
 from redis.exceptions import ResponseError, WatchError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from presence.service.names import format_cursor
 
@@ -63,6 +65,12 @@ _ONLINE_KEY = re.compile(r"presence:\{([A-Za-z0-9_.-]{1,64})\}:online:([A-Za-z0-
 _WATCH_RETRIES = 50
 _GONE = {"offline": "expired", "leave": "left", "kick": "kicked"}  # removal -> tab's reason
 _BATCH_MAX = 256  # refreshes per shared transaction
+# Given to every pooled connection, so that opening one makes no garbage in reference
+# cycles (see presence.runtime): redis-py otherwise reads its version through
+# importlib.metadata per connection, and tries CLIENT MAINT_NOTIFICATIONS (a Redis
+# Enterprise handshake), keeping the error's traceback in a cycle when it fails.
+_DRIVER_INFO = DriverInfo()
+_NO_MAINT_NOTIFICATIONS = MaintNotificationsConfig(enabled=False)
 
 
 class StoreSetupError(RuntimeError):
@@ -187,7 +195,8 @@ class Gateway:
     def from_url(cls, url: str, history: int = 1000, max_connections: int = 64) -> "Gateway":
         """A gateway over a bounded, blocking connection pool to `url`."""
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=30, decode_responses=True)
+            url, max_connections=max_connections, timeout=30, decode_responses=True,
+            driver_info=_DRIVER_INFO, maint_notifications_config=_NO_MAINT_NOTIFICATIONS)
         return cls(aioredis.Redis(connection_pool=pool), history)
 
     def keys(self, channel: str) -> ChannelKeys:

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 
+from presence.runtime import tune_gc
 from presence.store.config import DIRECTIVES, Config, ConfigError, parse_config_file
 from presence.store.server import VERSION, Server
 
@@ -73,6 +74,7 @@ async def serve(config: Config) -> None:
     """Run until SIGINT/SIGTERM or SHUTDOWN."""
     server = Server(config)
     await server.start()
+    tune_gc()
     where = ", ".join(f"{h}:{config['port']}" for h in config["bind"].split()) if config["port"] else ""
     if config["unixsocket"]:
         where = ", ".join(filter(None, [where, config["unixsocket"]]))

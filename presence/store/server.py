@@ -20,6 +20,7 @@ from presence.store.config import Config
 from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
 from presence.store.notify import Notifier
 from presence.store.pubsub import PubSubHub
+from presence.store.scan import ScanCursors
 from presence.store.resp import OK, QUEUED, Error, ProtocolError, Push, RequestParser, encode
 
 log = logging.getLogger("presence.store")
@@ -199,6 +200,7 @@ class Server:
         sys.setrecursionlimit(max(sys.getrecursionlimit(), 4000))
         self.config = config or Config()
         self.hub = PubSubHub()
+        self.scans = ScanCursors()
         self.notifier = Notifier(self.hub.publish)
         self.keyspace = Keyspace(clock, self.notifier)
         self.keyspace.on_earlier_deadline = self._arm_timer

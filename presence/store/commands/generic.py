@@ -209,19 +209,12 @@ def keys(client, args):
 def scan(client, args):
     """SCAN cursor [MATCH pattern] [COUNT n] [TYPE type].
 
-    The cursor is a position in the database's insertion order; keys that exist for
-    the whole iteration and are not deleted-and-recreated are returned. Deleting keys
-    mid-iteration may make a later key be skipped (documented limitation).
+    Every key present for the whole iteration is returned once (see presence.store.scan).
     """
     cursor = _parse_cursor(args[0])
     match, count, kind = _scan_options(args[1:])
     db = client.db
-    if cursor >= len(db.data):
-        return [b"0", []]
-    window = list(islice(db.data, cursor, cursor + count))
-    nxt = cursor + len(window)
-    if nxt >= len(db.data):
-        nxt = 0
+    nxt, window = client.server.scans.step(db.data, cursor, count)
     now = db.keyspace.now
     found = []
     for key in window:
@@ -233,7 +226,7 @@ def scan(client, args):
         if kind is not None and type_name(db.data[key]) != kind:
             continue
         found.append(key)
-    return [str(nxt).encode(), found]
+    return [b"%d" % nxt, found]
 
 
 def _parse_cursor(raw: bytes) -> int:

@@ -256,28 +256,22 @@ def hscan(client, args):
     config = client.server.config
     limit, longest = config["hash-max-listpack-entries"], config["hash-max-listpack-value"]
     small = len(h) <= limit and all(len(f) <= longest and len(v) <= longest for f, v in h.items())
-    nxt, fields = scan_step(h, cursor, args[2:], small)
+    nxt, fields = scan_step(client, h, cursor, args[2:], small)
     return [nxt, [item for f in fields for item in (f, h[f])]]
 
 
-def scan_step(collection, cursor: int, options: list[bytes], small: bool):
+def scan_step(client, collection, cursor: int, options: list[bytes], small: bool):
     """One HSCAN/SSCAN step: (next cursor as bytes, members matching MATCH).
 
     A `small` collection (one Redis keeps listpack- or intset-encoded) is returned whole
-    with cursor 0, as Redis does. Otherwise the cursor is a position in iteration order
-    and about COUNT members are looked at; a member added or removed mid-iteration may
-    shift that order, so (unlike Redis) another member can be missed.
+    with cursor 0, as Redis does. Otherwise every member present for the whole iteration
+    is returned once (see presence.store.scan).
     """
     match, count = scan_options(options)
     if small:
         window, nxt = collection, 0
-    elif cursor >= len(collection):  # also keeps islice below sys.maxsize
-        window, nxt = [], 0
     else:
-        window = list(islice(collection, cursor, cursor + count))
-        nxt = cursor + len(window)
-        if nxt >= len(collection):
-            nxt = 0
+        nxt, window = client.server.scans.step(collection, cursor, count)
     if match is not None:
         window = [m for m in window if glob_match(match, m)]
     return b"%d" % nxt, list(window)

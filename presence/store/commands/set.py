@@ -271,4 +271,4 @@ def sscan(client, args):
         return [b"0", []]
     as_intset = intset_order(client, s)
     small = as_intset is not None
-    return list(scan_step(as_intset if small else s, cursor, args[2:], small))
+    return list(scan_step(client, as_intset if small else s, cursor, args[2:], small))
