@@ -244,6 +244,8 @@ def test_keyspace_events(pair):
         ("LMOVE", "l", "m", "LEFT", "RIGHT"), ("RPOPLPUSH", "m", "m"), ("RPOPLPUSH", "m", "l"),
         ("RPUSH", "l", "a"), ("BLPOP", "l", "0"), ("RPUSH", "l", "a", "b"), ("BLMOVE", "l", "n", "LEFT", "LEFT", "0"),
         ("LTRIM", "l", "5", "6"), ("LREM", "n", "0", "a"), ("RPOP", "n", "5"),
+        ("RPUSH", "m", "a", "b", "c"), ("LMPOP", "2", "nokey", "m", "LEFT"), ("LMPOP", "1", "m", "RIGHT", "COUNT", "9"),
+        ("LMPOP", "1", "m", "LEFT"), ("RPUSH", "m", "a"), ("BLMPOP", "0", "1", "m", "RIGHT"),
     ]
     for command in script:
         pair.same(*command)
@@ -324,7 +326,8 @@ def test_random_command_sequences(pair):
 
 
 LIST_COMMANDS = ["lpush", "rpush", "lpushx", "rpushx", "lpop", "rpop", "llen", "lrange", "lindex", "lset",
-                 "lrem", "ltrim", "linsert", "lpos", "lmove", "rpoplpush", "blpop", "brpop", "blmove", "brpoplpush"]
+                 "lrem", "ltrim", "linsert", "lpos", "lmove", "rpoplpush", "blpop", "brpop", "blmove", "brpoplpush",
+                 "lmpop", "blmpop"]
 
 
 @pytest.mark.parametrize("name", LIST_COMMANDS)
@@ -342,3 +345,53 @@ def test_command_info(pair, name):
 def test_watch_sees_list_writes(pair, store_port, redis_port, command):
     pair.same("RPUSH", "l", "a", "b")
     watch_outcome(pair, store_port, redis_port, "l", *command)
+
+
+def test_lmpop(pair, proto):
+    pair.same("RPUSH", "a", "1", "2", "3")
+    pair.same("RPUSH", "b", *"abcdef")
+    pair.same("SET", "s", "x")
+    for args in (["1", "a", "LEFT"], ["2", "nokey", "b", "right", "COUNT", "2"], ["2", "a", "b", "LEFT", "count", "10"],
+                 ["2", "nokey", "a", "RIGHT"], ["1", "nokey", "LEFT"], ["2", "b", "s", "LEFT"], ["2", "s", "b", "LEFT"],
+                 ["0", "b", "LEFT"], ["-1", "b", "LEFT"], ["x", "b", "LEFT"], ["3", "b", "LEFT"], ["1", "b", "UP"],
+                 ["1", "b", "LEFT", "COUNT"], ["1", "b", "LEFT", "COUNT", "0"], ["1", "b", "LEFT", "COUNT", "-1"],
+                 ["1", "b", "LEFT", "COUNT", "x"], ["1", "b", "LEFT", "COUNT", "1", "COUNT", "1"],
+                 ["1", "b", "LEFT", "x"], ["1", "b"], ["1", "b", "RIGHT", "COUNT", "1"]):
+        pair.same("LMPOP", *args)
+    pair.same("EXISTS", "a", "b")
+
+
+def test_blmpop_answers_at_once(pair, proto):
+    pair.same("RPUSH", "l", "a", "b", "c", "d")
+    pair.same("SET", "s", "x")
+    for args in (["0", "2", "nokey", "l", "LEFT"], ["0.5", "1", "l", "RIGHT", "COUNT", "2"], ["x", "1", "l", "LEFT"],
+                 ["-1", "1", "l", "LEFT"], ["x", "0", "l", "LEFT"], ["0", "1", "l", "UP"], ["0", "1", "s", "LEFT"],
+                 ["0", "1", "l"], ["0", "1", "l", "LEFT", "COUNT", "0"], ["0", "1", "l", "LEFT", "COUNT", "9"]):
+        pair.same("BLMPOP", *args)
+    for client in (pair.store, pair.redis):
+        client.call("MULTI")
+        client.call("BLMPOP", "0", "1", "nokey", "LEFT")
+    pair.same("EXEC")
+
+
+@pytest.mark.parametrize("command, push", [
+    (("BLMPOP", "0", "2", "a", "b", "LEFT", "COUNT", "2"), ("RPUSH", "b", "x", "y", "z")),
+    (("BLMPOP", "5", "1", "a", "RIGHT"), ("LPUSH", "a", "x", "y")),
+])
+def test_blmpop_is_served_by_a_push(pair, command, push):
+    waiters = _blocked_pair(pair, *command)
+    pair.same(*push)
+    ours, theirs = _read_both(waiters)
+    assert ours == theirs
+    pair.same("LRANGE", "a", "0", "-1")
+    pair.same("LRANGE", "b", "0", "-1")
+
+
+def test_blmpop_times_out(pair):
+    for proto in (2, 3):
+        waiters = [RawClient(port_of(pair.store)), RawClient(port_of(pair.redis))]
+        for w in waiters:
+            w.call("HELLO", str(proto))
+            w.send("BLMPOP", "0.1", "1", "nokey", "LEFT")
+        ours, theirs = _read_both(waiters)
+        assert ours == theirs

@@ -17,7 +17,7 @@ from itertools import islice
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.commands import NO_REPLY, CommandError, command, parse_int
-from presence.store.commands.zset import parse_double
+from presence.store.commands import zset as zsets
 from presence.store.keyspace import WrongType
 from presence.store.resp import NIL_ARRAY, OK
 
@@ -35,6 +35,7 @@ from presence.store.resp import NIL_ARRAY, OK
 # lmove           5    write denyoom    rpoplpush 3
 # blpop          -3    write noscript blocking   brpop -3
 # blmove          6    write denyoom noscript blocking   brpoplpush 4
+# lmpop          -4    write movablekeys     blmpop -5 (write blocking movablekeys)
 
 NOT_POSITIVE = "ERR value is out of range, must be positive"
 LEFT, RIGHT = b"left", b"right"
@@ -345,6 +346,64 @@ def move_one(client, source: bytes, items: deque, target: bytes, source_end: byt
     return value
 
 
+# ------------------------------------------------------------ LMPOP, BLMPOP
+
+@command("lmpop", -4, "write movablekeys", keys=(0, 0, 0))
+def lmpop(client, args):
+    keys, end, count = parse_mpop(args, (LEFT, RIGHT))
+    return _mpop_now(client, keys, end, count)
+
+
+@command("blmpop", -5, "write blocking movablekeys", keys=(0, 0, 0))
+def blmpop(client, args):
+    keys, end, count = parse_mpop(args[1:], (LEFT, RIGHT))
+    timeout = parse_timeout(args[0])
+    reply = _mpop_now(client, keys, end, count)
+    if reply is not NIL_ARRAY or not may_block(client, "blmpop"):
+        return reply
+    return block(client, keys, timeout, NIL_ARRAY, _serve_mpop(end, count))
+
+
+def _mpop_now(client, keys, end: bytes, count: int):
+    """[key, [elements]] popped from the first non-empty list of `keys`, or a nil array."""
+    for key in keys:
+        items = client.db.get_typed(key, deque)
+        if items:
+            return _serve_mpop(end, count)(client.db, key, items)
+    return NIL_ARRAY
+
+
+def parse_mpop(args, ends: tuple) -> tuple[list, bytes, int]:
+    """numkeys key [key ...] END [COUNT count] (LMPOP, ZMPOP and blocking forms): (keys, end, count)."""
+    numkeys = _positive(args[0], "ERR numkeys should be greater than 0")
+    if numkeys + 1 >= len(args) or args[numkeys + 1].lower() not in ends:
+        raise CommandError(replies.SYNTAX)
+    count = None
+    j = numkeys + 2
+    while j < len(args):
+        if count is None and args[j].lower() == b"count" and j + 1 < len(args):
+            count = _positive(args[j + 1], "ERR count should be greater than 0")
+            j += 2
+        else:
+            raise CommandError(replies.SYNTAX)
+    return args[1:numkeys + 1], args[numkeys + 1].lower(), count or 1
+
+
+def _positive(raw: bytes, error: str) -> int:
+    value = parse_int(raw, error)
+    if value < 1:
+        raise CommandError(error)
+    return value
+
+
+def _serve_mpop(end: bytes, count: int):
+    def serve(db, key: bytes, items: deque):
+        popped = [_pop(items, end) for _ in range(min(count, len(items)))]
+        note_removal(db, key, items, b"lpop" if end == LEFT else b"rpop")
+        return [key, popped]
+    return serve
+
+
 # ------------------------------------------------------------ blocking forms
 
 @command("blpop", -3, "write noscript blocking", keys=(1, -2, 1))
@@ -423,14 +482,17 @@ def _serve_move(client, target: bytes, source_end: bytes, target_end: bytes):
 # `serve_ready(client, db, key)`, which hands elements to waiters in the order they
 # blocked, as Redis does, and wakes waiters on lists a served BLMOVE fills. Answering a
 # waiter goes through `client.unblock(reply)`, which then runs the buffered commands.
+# Blocking sorted-set pops (BZPOPMIN, BZMPOP in commands/zset.py) park here too: each
+# waiter names the type (`kind`) of value that serves it.
 
 class _Waiter:
     """One blocked command: its client, keys, timer and how to serve it from a ready list."""
 
-    __slots__ = ("client", "db", "keys", "timeout_reply", "serve", "timer")
+    __slots__ = ("client", "db", "keys", "timeout_reply", "serve", "kind", "timer")
 
-    def __init__(self, client, keys, timeout_reply, serve) -> None:
+    def __init__(self, client, keys, timeout_reply, serve, kind) -> None:
         self.client = client
+        self.kind = kind
         self.db = client.db
         self.keys = list(dict.fromkeys(keys))
         self.timeout_reply = timeout_reply
@@ -448,7 +510,7 @@ _serving = False
 
 def parse_timeout(raw: bytes) -> float:
     """A blocking timeout in seconds (0: forever), rounded up to whole milliseconds like Redis."""
-    ms = parse_double(raw, "ERR timeout is not a float or out of range") * 1000
+    ms = zsets.parse_double(raw, "ERR timeout is not a float or out of range") * 1000
     if ms < 0 or ms >= 1 << 63:  # Redis's cast of a too-large timeout wraps it negative
         raise CommandError(replies.TIMEOUT_NEGATIVE)
     return math.ceil(ms) / 1000
@@ -459,9 +521,12 @@ def may_block(client, name: str) -> bool:
     return client.last_command == name
 
 
-def block(client, keys, timeout: float, timeout_reply, serve) -> object:
-    """Park `client` on `keys` until `serve(db, key, items)` answers it or `timeout` passes."""
-    waiter = _Waiter(client, keys, timeout_reply, serve)
+def block(client, keys, timeout: float, timeout_reply, serve, kind: type = deque) -> object:
+    """Park `client` on `keys` until `serve(db, key, value)` answers it or `timeout` passes.
+
+    Only a key holding a non-empty value of `kind` (deque, ZSet) serves the waiter.
+    """
+    waiter = _Waiter(client, keys, timeout_reply, serve, kind)
     for key in waiter.keys:
         waiter.db.blocked.setdefault(key, deque()).append(waiter)
     client.blocked = waiter
@@ -471,7 +536,7 @@ def block(client, keys, timeout: float, timeout_reply, serve) -> object:
 
 
 def serve_ready(client, db, key: bytes) -> None:
-    """Answer clients blocked on `key`, now that `client`'s command made it a non-empty list.
+    """Answer clients blocked on `key`, now that `client`'s command gave it a value (list, zset).
 
     Inside EXEC they are answered after the transaction, so it stays atomic, as in Redis.
     """
@@ -497,16 +562,17 @@ def _serve_all() -> None:
 
 
 def _serve_key(db, key: bytes) -> None:
-    queue = db.blocked.get(key)
-    while queue:
-        items = db.get(key)
-        if type(items) is not deque or not items:
+    """Serve the key's waiters in blocking order; those waiting for another type stay blocked."""
+    for waiter in list(db.blocked.get(key, ())):
+        value = db.get(key)
+        if not value:
             return
-        waiter = queue[0]
+        if type(value) is not waiter.kind or waiter.client.blocked is not waiter:
+            continue
         if waiter.client.closing:
             _forget(waiter)
             continue
-        _answer(waiter, waiter.serve(db, key, items))
+        _answer(waiter, waiter.serve(db, key, value))
 
 
 def _time_out(waiter: _Waiter) -> None:
