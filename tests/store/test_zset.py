@@ -1,5 +1,6 @@
 """Sorted-set commands, differential against redis-server: replies, errors, RESP3, events."""
 import random
+import time
 
 import pytest
 
@@ -327,7 +328,10 @@ def test_keyspace_events(pair):
         ("ZINTERSTORE", "u", "2", "z", "nokey"), ("ZUNIONSTORE", "u", "1", "nokey"),
         ("ZRANGESTORE", "r", "z", "0", "-1"), ("ZRANGESTORE", "r", "z", "5", "6"),
         ("ZDIFFSTORE", "r", "1", "z"), ("ZPOPMAX", "z", "5"), ("ZADD", "z", "XX", "1", "a"),
-        ("PING",),
+        ("ZADD", "m", "1", "a", "2", "b", "3", "c"), ("ZMPOP", "2", "nokey", "m", "MIN"),
+        ("ZMPOP", "1", "m", "MAX", "COUNT", "5"), ("ZMPOP", "1", "m", "MAX"), ("ZADD", "m", "1", "a", "2", "b"),
+        ("BZPOPMIN", "m", "0"), ("BZPOPMAX", "m", "0"), ("ZADD", "m", "1", "a"), ("BZMPOP", "0", "1", "m", "MAX"),
+        ("ZINTERCARD", "1", "nokey"), ("PING",),
     ]
     for command in script:
         pair.same(*command)
@@ -412,7 +416,7 @@ ZSET_COMMANDS = ["zadd", "zincrby", "zrem", "zscore", "zmscore", "zcard", "zcoun
                  "zrevrank", "zrange", "zrevrange", "zrangebyscore", "zrevrangebyscore", "zrangebylex",
                  "zrevrangebylex", "zrangestore", "zremrangebyscore", "zremrangebyrank", "zremrangebylex",
                  "zpopmin", "zpopmax", "zrandmember", "zunionstore", "zinterstore", "zdiffstore", "zunion",
-                 "zinter", "zdiff", "zscan"]
+                 "zinter", "zdiff", "zscan", "zmpop", "bzmpop", "bzpopmin", "bzpopmax", "zintercard"]
 
 
 @pytest.mark.parametrize("name", ZSET_COMMANDS)
@@ -430,3 +434,122 @@ def test_command_info(pair, name):
 def test_watch_sees_zset_writes(pair, store_port, redis_port, command):
     pair.same("ZADD", "z", "1", "a", "2", "b")
     watch_outcome(pair, store_port, redis_port, "z", *command)
+
+
+def test_zmpop(pair, proto):
+    fill(pair, "a", 3)
+    fill(pair, "b", 6)
+    pair.same("SADD", "s", "x")
+    for args in (["1", "a", "MIN"], ["2", "nokey", "b", "max", "COUNT", "2"], ["2", "a", "b", "MIN", "count", "10"],
+                 ["2", "nokey", "a", "MAX"], ["1", "nokey", "MIN"], ["2", "b", "s", "MIN"], ["2", "s", "b", "MIN"],
+                 ["0", "b", "MIN"], ["-1", "b", "MIN"], ["x", "b", "MIN"], ["3", "b", "MIN"], ["1", "b", "MID"],
+                 ["1", "b", "MIN", "COUNT"], ["1", "b", "MIN", "COUNT", "0"], ["1", "b", "MIN", "COUNT", "-1"],
+                 ["1", "b", "MIN", "COUNT", "x"], ["1", "b", "MIN", "COUNT", "1", "COUNT", "1"], ["1", "b", "MIN", "x"],
+                 ["1", "b"], ["1", "b", "MAX", "COUNT", "1"], ["9223372036854775807", "b", "MIN"]):
+        pair.same("ZMPOP", *args)
+    pair.same("EXISTS", "a", "b")
+
+
+def test_blocking_pops_answer_at_once(pair, proto):
+    pair.same("ZADD", "z", "1", "a", "2", "b", "3.5", "c", "4", "d")
+    pair.same("SET", "str", "x")
+    for args in (["BZPOPMIN", "nokey", "z", "0"], ["BZPOPMAX", "z", "1"], ["BZPOPMIN", "str", "z", "0"],
+                 ["BZPOPMIN", "z", "str", "0"], ["BZPOPMIN", "z", "x"], ["BZPOPMIN", "z", "-1"], ["BZPOPMAX", "z"],
+                 ["BZMPOP", "0", "2", "nokey", "z", "MIN"], ["BZMPOP", "0.5", "1", "z", "MAX", "COUNT", "9"],
+                 ["ZADD", "z", "1", "a", "2", "b"], ["BZMPOP", "x", "1", "z", "MIN"], ["BZMPOP", "-1", "1", "z", "MIN"],
+                 ["BZMPOP", "x", "0", "z", "MIN"], ["BZMPOP", "0", "1", "z", "MID"], ["BZMPOP", "0", "1", "str", "MIN"],
+                 ["BZMPOP", "0", "1", "z"], ["BZMPOP", "0", "1", "z", "MIN", "COUNT", "0"], ["ZRANGE", "z", "0", "-1"]):
+        pair.same(*args)
+    for client in (pair.store, pair.redis):
+        client.call("MULTI")
+        client.call("BZPOPMIN", "nokey", "0")
+        client.call("BZMPOP", "0", "1", "nokey", "MAX")
+    pair.same("EXEC")
+
+
+def _blocked_pair(pair, proto, *command):
+    """Clients on both servers speaking `proto` that sent `command` and are now blocked."""
+    waiters = [RawClient(c.sock.getpeername()[1]) for c in (pair.store, pair.redis)]
+    for w in waiters:
+        w.call("HELLO", str(proto))
+        w.send(*command)
+    time.sleep(0.1)
+    return waiters
+
+
+def _read_both(waiters):
+    ours, theirs = [w.read_reply() for w in waiters]
+    for w in waiters:
+        w.close()
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("wait_proto", [2, 3])
+@pytest.mark.parametrize("command, write", [
+    (("BZPOPMIN", "a", "b", "0"), ("ZADD", "b", "2", "x", "1", "y")),
+    (("BZPOPMAX", "a", "b", "5"), ("ZINCRBY", "a", "1.5", "x")),
+    (("BZMPOP", "0", "2", "a", "b", "MAX", "COUNT", "2"), ("ZADD", "a", "1", "x", "2", "y", "3", "z")),
+    (("BZMPOP", "0", "1", "b", "MIN"), ("ZUNIONSTORE", "b", "1", "src")),
+    (("BZPOPMIN", "b", "0"), ("ZRANGESTORE", "b", "src", "0", "0")),
+    (("BZPOPMIN", "b", "0"), ("RENAME", "src", "b")),
+])
+def test_blocked_client_is_served_by_a_write(pair, wait_proto, command, write):
+    pair.same("ZADD", "src", "1", "p", "2", "q")
+    waiters = _blocked_pair(pair, wait_proto, *command)
+    pair.same(*write)
+    _read_both(waiters)
+    for key in ("a", "b", "src"):
+        pair.same("ZRANGE", key, "0", "-1", "WITHSCORES")
+
+
+def test_zset_and_list_waiters_on_one_key(pair):
+    """A zset serves only the zset waiters of a key; the list waiter ahead of them stays blocked."""
+    lpop = _blocked_pair(pair, 2, "BLPOP", "k", "0")
+    zpop = _blocked_pair(pair, 3, "BZPOPMIN", "k", "0")
+    zmpop = _blocked_pair(pair, 2, "BZMPOP", "0", "1", "k", "MIN", "COUNT", "2")
+    pair.same("ZADD", "k", "1", "a", "2", "b", "3", "c", "4", "d")
+    _read_both(zpop)
+    _read_both(zmpop)
+    pair.same("ZRANGE", "k", "0", "-1")
+    pair.same("DEL", "k")
+    pair.same("RPUSH", "k", "x")
+    _read_both(lpop)
+
+
+def test_blocked_zpop_times_out(pair):
+    for proto in (2, 3):
+        _read_both(_blocked_pair(pair, proto, "BZPOPMIN", "nokey", "0.1"))
+        _read_both(_blocked_pair(pair, proto, "BZMPOP", "0.1", "1", "nokey", "MIN"))
+
+
+def test_served_waiter_events(pair):
+    subs = []
+    for client in (pair.store, pair.redis):
+        client.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
+        sub = RawClient(client.sock.getpeername()[1])
+        sub.call("PSUBSCRIBE", "__key*@0__:*")
+        subs.append(sub)
+    waiters = _blocked_pair(pair, 2, "BZPOPMAX", "w", "0")
+    pair.same("ZADD", "w", "1", "a")
+    _read_both(waiters)
+    waiters = _blocked_pair(pair, 2, "BZMPOP", "0", "1", "w", "MIN", "COUNT", "1")
+    pair.same("ZADD", "w", "1", "a", "2", "b")
+    _read_both(waiters)
+    pair.same("SET", "end-marker", "1")
+    ours, theirs = (_drain(sub) for sub in subs)
+    assert ours == theirs
+    for sub in subs:
+        sub.close()
+
+
+def test_zintercard(pair, proto):
+    pair.same("ZADD", "a", *[x for i in range(10) for x in (str(i), f"m{i}")])
+    pair.same("ZADD", "b", *[x for i in range(0, 10, 2) for x in (str(i), f"m{i}")])
+    pair.same("SADD", "s", "m0", "m2", "m3", "m4")
+    pair.same("SET", "str", "x")
+    for args in (["2", "a", "b"], ["3", "a", "b", "s"], ["1", "a"], ["2", "a", "nokey"], ["2", "a", "b", "LIMIT", "2"],
+                 ["2", "a", "b", "LIMIT", "0"], ["2", "a", "b", "LIMIT", "100"], ["2", "a", "b", "limit", "1", "LIMIT", "3"],
+                 ["2", "a", "b", "LIMIT", "-1"], ["2", "a", "b", "LIMIT", "x"], ["2", "a", "b", "LIMIT"],
+                 ["2", "a", "b", "WITHSCORES"], ["2", "a", "str"], ["2", "nokey", "str"], ["0", "a"], ["-1", "a"],
+                 ["x", "a"], ["3", "a", "b"], ["2", "a", "str", "LIMIT", "x"], ["1"]):
+        pair.same("ZINTERCARD", *args)

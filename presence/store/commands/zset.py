@@ -4,7 +4,9 @@ All range reads go through `zrange_generic` (Redis 6.2's unified ZRANGE: BYSCORE
 BYLEX, REV, LIMIT, WITHSCORES); ZRANGEBYSCORE, ZREVRANGE, ZRANGESTORE... are one-line
 wrappers that preset its range type and direction, so they reject the same options
 Redis rejects. ZINCRBY is ZADD INCR; ZPOPMIN/ZPOPMAX, the ZREMRANGEBY* commands and
-ZUNIONSTORE/ZINTERSTORE/ZDIFFSTORE likewise share one implementation each.
+ZUNIONSTORE/ZINTERSTORE/ZDIFFSTORE likewise share one implementation each. ZMPOP,
+BZPOPMIN/BZPOPMAX and BZMPOP share `bzpop_generic`, which blocks through the list
+module's machinery (commands/list.py): writes that create a zset call its serve_ready.
 
 Scores are replied like Redis 7.0's addReplyDouble (`%.17g`): a bulk string under
 RESP2, a double under RESP3, and WITHSCORES pairs nest under RESP3.
@@ -18,9 +20,10 @@ import re
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.commands import CommandError, command, parse_int
+from presence.store.commands import list as lists
 from presence.store.keyspace import WrongType
 from presence.store.pubsub import glob_match
-from presence.store.resp import Double
+from presence.store.resp import NIL_ARRAY, Double
 from presence.store.zset import ZSet, combine
 
 # name               arity  flags
@@ -34,9 +37,12 @@ from presence.store.zset import ZSet, combine
 # zrangestore          -5   write denyoom
 # zremrangebyscore      4   write            zremrangebyrank 4, zremrangebylex 4
 # zpopmin              -2   write fast       zpopmax -2
+# zmpop                -4   write movablekeys   bzmpop -5 (write blocking movablekeys)
+# bzpopmin             -3   write noscript blocking fast   bzpopmax -3
 # zrandmember          -2   readonly
 # zunionstore          -4   write denyoom movablekeys   zinterstore -4, zdiffstore -4
 # zunion               -3   readonly movablekeys        zinter -3, zdiff -3
+# zintercard           -3   readonly movablekeys
 # zscan                -3   readonly
 
 RANK, SCORE, LEX = "rank", "score", "lex"
@@ -208,6 +214,8 @@ def zadd_generic(client, key: bytes, flags: set, pairs: list) -> object:
     if added or updated:
         db.touch(key)
         db.notify(ev.ZSET, b"zincr" if incr else b"zadd", key)
+    if added:
+        lists.serve_ready(client, db, key)
     if incr:
         return None if result is None else score_reply(client, result)
     return added + updated if b"ch" in flags else added
@@ -363,7 +371,7 @@ def zrange_generic(client, args, rangetype: str | None, reverse: bool | None, st
     zset = client.db.get_typed(args[0], ZSet)
     pairs = [] if zset is None else _select(zset, rangetype, low, high, reverse, offset, limit)
     if store is not None:
-        return store_result(client.db, store, pairs, b"zrangestore")
+        return store_result(client, store, pairs, b"zrangestore")
     return pairs_reply(client, pairs, withscores)
 
 
@@ -414,8 +422,9 @@ def _select(zset: ZSet, rangetype: str, low, high, reverse: bool, offset: int, l
     return pairs
 
 
-def store_result(db, key: bytes, pairs, event: bytes) -> int:
+def store_result(client, key: bytes, pairs, event: bytes) -> int:
     """Replace `key` with a zset of `pairs` and announce `event`; an empty result deletes it."""
+    db = client.db
     if not pairs:
         if db.delete(key):
             db.notify(ev.GENERIC, b"del", key)
@@ -426,7 +435,9 @@ def store_result(db, key: bytes, pairs, event: bytes) -> int:
     zset.skiplist = len(zset) > 128 or any(len(m) > 64 for m in zset.scores)
     db.store(key, zset)
     db.notify(ev.ZSET, event, key)
-    return len(zset)
+    size = len(zset)  # the reply: waiters served now may pop from it
+    lists.serve_ready(client, db, key)
+    return size
 
 
 # ------------------------------------------------------------ removing ranges
@@ -498,6 +509,60 @@ def pop_pairs(db, key: bytes, count: int, max_end: bool) -> list:
     return pairs
 
 
+@command("zmpop", -4, "write movablekeys", keys=(0, 0, 0))
+def zmpop(client, args):
+    keys, end, count = lists.parse_mpop(args, (b"min", b"max"))
+    return _zpop_first(client, keys, end == b"max", count)
+
+
+@command("bzpopmin", -3, "write noscript blocking fast", keys=(1, -2, 1))
+def bzpopmin(client, args):
+    return bzpop_generic(client, args[:-1], args[-1], False, None, "bzpopmin")
+
+
+@command("bzpopmax", -3, "write noscript blocking fast", keys=(1, -2, 1))
+def bzpopmax(client, args):
+    return bzpop_generic(client, args[:-1], args[-1], True, None, "bzpopmax")
+
+
+@command("bzmpop", -5, "write blocking movablekeys", keys=(0, 0, 0))
+def bzmpop(client, args):
+    keys, end, count = lists.parse_mpop(args[1:], (b"min", b"max"))
+    return bzpop_generic(client, keys, args[0], end == b"max", count, "bzmpop")
+
+
+def bzpop_generic(client, keys, raw_timeout: bytes, max_end: bool, count: int | None, name: str):
+    """Pop from the first zset of `keys`, else block until one is created or the timeout passes.
+
+    `count` None is BZPOPMIN's form ([key, member, score]); else ZMPOP's.
+    """
+    timeout = lists.parse_timeout(raw_timeout)
+    reply = _zpop_first(client, keys, max_end, count)
+    if reply is not NIL_ARRAY or not lists.may_block(client, name):
+        return reply
+    serve = _serve_zpop(client, max_end, count)
+    return lists.block(client, keys, timeout, NIL_ARRAY, serve, ZSet)
+
+
+def _zpop_first(client, keys, max_end: bool, count: int | None):
+    """The pop reply from the first existing zset of `keys` (WRONGTYPE on the way), or a nil array."""
+    for key in keys:
+        zset = client.db.get_typed(key, ZSet)
+        if zset:
+            return _serve_zpop(client, max_end, count)(client.db, key, zset)
+    return NIL_ARRAY
+
+
+def _serve_zpop(client, max_end: bool, count: int | None):
+    def serve(db, key: bytes, zset: ZSet):
+        pairs = pop_pairs(db, key, count or 1, max_end)
+        if count is None:
+            score, member = pairs[0]
+            return [key, member, score_reply(client, score)]
+        return [key, [[member, score_reply(client, score)] for score, member in pairs]]
+    return serve
+
+
 @command("zrandmember", -2, "readonly")
 def zrandmember(client, args):
     """ZRANDMEMBER key [count [WITHSCORES]]: negative counts may repeat members."""
@@ -555,20 +620,48 @@ def zdiff(client, args):
     return setop_generic(client, args, "diff")
 
 
-def setop_generic(client, args, op: str, store: bytes | None = None):
-    """numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]; sets count as score 1."""
-    name = f"z{op}store" if store is not None else f"z{op}"
+@command("zintercard", -3, "readonly movablekeys", keys=(0, 0, 0))
+def zintercard(client, args):
+    """ZINTERCARD numkeys key [key ...] [LIMIT limit]: the intersection's size, at most limit (0: all)."""
+    sources = _sources(client, args, "zintercard")
+    limit = 0
+    options = args[1 + len(sources):]
+    for j in range(0, len(options), 2):
+        if options[j].lower() != b"limit" or j + 1 == len(options):
+            raise CommandError(replies.SYNTAX)
+        limit = parse_int(options[j + 1], "ERR LIMIT can't be negative")
+        if limit < 0:
+            raise CommandError("ERR LIMIT can't be negative")
+    sources.sort(key=len)
+    found = 0
+    for member in sources[0]:
+        if all(member in other for other in sources[1:]):
+            found += 1
+            if found == limit:
+                break
+    return found
+
+
+def _sources(client, args, name: str) -> list[dict]:
+    """The member->score dicts of `numkeys key [key ...]` (sets score 1); WRONGTYPE for others."""
     numkeys = parse_int(args[0])
     if numkeys < 1:
         raise CommandError(f"ERR at least 1 input key is needed for '{name}' command")
     if numkeys > len(args) - 1:
         raise CommandError(replies.SYNTAX)
-    sources = [_source(client.db, key) for key in args[1:1 + numkeys]]
+    return [_source(client.db, key) for key in args[1:1 + numkeys]]
+
+
+def setop_generic(client, args, op: str, store: bytes | None = None):
+    """numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]; sets count as score 1."""
+    name = f"z{op}store" if store is not None else f"z{op}"
+    sources = _sources(client, args, name)
+    numkeys = len(sources)
     weights, aggregate, withscores = _setop_options(args[1 + numkeys:], numkeys, op, store)
     scores = combine(sources, weights, aggregate, op)
     pairs = sorted((score, member) for member, score in scores.items())
     if store is not None:
-        return store_result(client.db, store, pairs, name.encode())
+        return store_result(client, store, pairs, name.encode())
     return pairs_reply(client, pairs, withscores)
 
 
