@@ -4,18 +4,19 @@ A busy node holds a large heap (one handler, stream and held poll per connection
 store's keyspace); with CPython's default thresholds (700, 10, 10) a full collection
 runs every few seconds and walks the whole heap, freezing the event loop for up to a
 second with 10,000 connections (bench/README.md). Requests and store commands create no
-reference cycles (tests/service/test_gc.py and tests/store/test_gc.py check it), so
-nearly all memory is freed by reference counting and the collector can run rarely.
+reference cycles (tests/web/test_gc.py and tests/store/test_gc.py check it), so nearly
+all memory is freed by reference counting and the collector can run rarely.
 """
 from __future__ import annotations
 
 import gc
 
-# Young collections every 50,000 net allocations of container objects (instead of 700),
-# middle ones every 50 young ones; a full collection only once the objects that survived
-# into the old generation since the last one reach 100,000 (CPython also waits until they
-# are a quarter of the old generation, so full passes stay proportional to the heap's
-# growth, not to the request rate).
+# CPython counts container allocations minus deallocations: a young collection after
+# 50,000 more live containers (default 700), a middle one every 50 young ones, a full
+# one after 100,000 middle ones and only once the objects promoted since the last full
+# pass are a quarter of the old generation. So a node whose heap is steady hardly ever
+# collects, and never walks its whole heap on its own: what would leak is cyclic garbage
+# that outlives two young collections, which the tests above keep at zero per request.
 THRESHOLDS = (50_000, 50, 100_000)
 
 
@@ -26,8 +27,8 @@ def tune_gc(thresholds: tuple[int, int, int] = THRESHOLDS) -> None:
     application's routes and settings) into a permanent generation that collections
     never scan again, so a full pass only walks what was allocated while serving.
     Raising the thresholds cuts how often the collector runs; that costs little memory
-    because the service does not create cyclic garbage, and what cycles do appear
-    (a rare error path) are still collected, just later.
+    because the service does not create cyclic garbage; a cycle that does appear (a
+    rare error path) is still freed by a young or middle collection if it dies young.
     """
     gc.collect()
     gc.freeze()
