@@ -44,7 +44,7 @@ COMMANDS: dict[bytes, Command] = {}
 
 # Modules holding command groups, imported by load_all() in this order.
 GROUPS = ["connection", "client", "server", "introspection", "generic", "string", "hash", "set", "zset", "list",
-          "pubsub", "transaction", "scripting"]
+          "bitmap", "pubsub", "transaction", "scripting"]
 
 
 def command(name: str, arity: int, flags: str = "", keys: tuple[int, int, int] = (1, 1, 1)):
