@@ -238,6 +238,18 @@ async def joined_poll_paths(url: str, users: int) -> list[str]:
             f"&cursor={cursor_before(newest[f'rps-poll-{i % 10}'])}" for i in range(users)]
 
 
+async def join_heartbeat_users(url: str, users: int) -> None:
+    """Join the users of the heartbeat paths, so that each heartbeat refreshes a joined tab
+    (a tab that is not joined would only measure the `rejoin` answer)."""
+    client = Client(*_host_port(url))
+    conn = await client.connect()
+    for i in range(users):
+        await client.get(conn, f"/channels/rps-hb-{i % 10}/join?user=h{i}&conn=c{i}")
+    _, body = await client.get(conn, "/channels/rps-hb-0/heartbeat?user=h0&conn=c0")
+    assert json.loads(body) == {"ok": True}, body
+    client.close()
+
+
 def cursor_id(cursor) -> int:
     """The event id of a cursor ("<epoch>:<id>", or a bare id as older nodes sent)."""
     return int(str(cursor).rsplit(":", 1)[-1])
@@ -266,6 +278,8 @@ def bench_rps(args) -> None:
     with tornado_app() as (hello_url, hello), service() as (svc_url, svc), \
             service(log_level="info") as (logged_url, logged):
         poll = run(joined_poll_paths(svc_url, conns))
+        for url in (svc_url, logged_url):
+            run(join_heartbeat_users(url, conns))
         runs = [("hello", hello_url, ["/"], hello), ("heartbeat", svc_url, heartbeat, svc),
                 ("poll", svc_url, poll, svc),
                 ("heartbeat, access log on", logged_url, heartbeat, logged)]

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import secrets
 import uuid
@@ -48,6 +49,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 from redis.driver_info import DriverInfo
 from redis.exceptions import ResponseError, WatchError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from presence.service.names import format_cursor
@@ -302,12 +304,43 @@ class Gateway:
         Never registers anything: every write is XX (it only updates what exists), so a
         tab that was kicked, left or expired stays gone and Refresh says why. One leak is
         accepted: a tab that left while another tab of its user is alive extends the
-        user's presence key once. Without a cursor, Refresh.seq and .epoch are read;
-        `epoch` is the cursor's (None: the log's). Refreshes issued together share one
-        MULTI/EXEC, each still atomic.
+        user's presence key once. Without a cursor, Refresh.seq and .epoch are read only
+        for a tab that is not joined; `epoch` is the cursor's (None: the log's).
+        Refreshes issued together share one MULTI/EXEC, each still atomic.
+
+        The usual case, a joined tab, takes four writes: SET XX of the presence key and
+        ZADD XX of the tab's deadline in conns:<user> (with CH: 1 says the tab was there),
+        connections and deadlines. Anything else (the key or the tab missing, or the same
+        deadline written twice in one millisecond) repeats the refresh in the exact form,
+        which also reads whether the tab is registered and why it is gone.
         """
         k = self.keys(channel)
         deadline = now + ttl
+
+        def queue(pipe) -> tuple[int, object]:
+            pipe.set(k.online(user), "1", px=ttl, xx=True)
+            pipe.zadd(k.conns(user), {conn: deadline}, xx=True, ch=True)
+            pipe.zadd(k.connections, {f"{user}/{conn}": deadline}, xx=True)
+            pipe.zadd(k.deadlines, {user: deadline}, xx=True)
+            if cursor is None:
+                return 4, None
+            return 8, self._queue_read(pipe, k, cursor, epoch)
+
+        replies, parse = await self._batched(queue)
+        if not (replies[0] and replies[1] == 1):
+            return await self._refresh_exactly(k, user, conn, deadline, ttl, cursor, epoch)
+        if parse is None:
+            return Refresh(True), None
+        log = parse(replies[4:])
+        if log is None:
+            log = await self._read_log(k, cursor, epoch)
+        return Refresh(True), log
+
+    async def _refresh_exactly(self, k: ChannelKeys, user: str, conn: str, deadline: int,
+                               ttl: int, cursor: int | None, epoch: str | None
+                               ) -> tuple[Refresh, LogSlice | None]:
+        """refresh() in full: the same XX writes, plus whether the tab is registered (read
+        before them), why it is gone and, without a cursor, the log's seq and epoch."""
 
         def queue(pipe) -> tuple[int, object]:
             pipe.zscore(k.conns(user), conn)
@@ -355,10 +388,10 @@ class Gateway:
             asyncio.ensure_future(self._run_batch(batch[start:start + _BATCH_MAX]))
 
     async def _run_batch(self, batch: list) -> None:
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = _Packed()
         spans = [(*queue(pipe), future) for queue, future in batch]
         try:
-            replies = await pipe.execute()
+            replies = await self._transaction(pipe)
         except Exception as exc:
             for _, _, future in spans:
                 if not future.done():
@@ -367,8 +400,29 @@ class Gateway:
         at = 0
         for count, extra, future in spans:
             if not future.done():
-                future.set_result((replies[at:at + count], extra))
+                mine = replies[at:at + count]
+                error = next((r for r in mine if isinstance(r, Exception)), None)
+                if error is None:
+                    future.set_result((mine, extra))
+                else:
+                    future.set_exception(error)
             at += count
+
+    async def _transaction(self, pipe: "_Packed") -> list:
+        """Send the commands of `pipe` in one MULTI/EXEC; returns EXEC's replies, raw.
+
+        What a redis-py pipeline does, minus its per-command packing and reply callbacks
+        (the shared refresh transaction is the hot path): same pool, same retries on a
+        lost connection.
+        """
+        data = b"".join(pipe.parts) + _EXEC
+        pool = self.redis.connection_pool
+        conn = await pool.get_connection()
+        try:
+            return await conn.retry.call_with_retry(
+                lambda: _exchange(conn, data, pipe.count), lambda _: conn.disconnect())
+        finally:
+            await pool.release(conn)
 
     async def record(self, channel: str, event: dict) -> dict:
         """Append `event` to the channel's log and the global feed; returns it with its id."""
@@ -700,6 +754,91 @@ async def _last_member(pipe, k: ChannelKeys) -> bool:
         return False
     await pipe.watch(k.members)
     return await pipe.zcard(k.members) <= 1
+
+
+_MULTI = b"*1\r\n$5\r\nMULTI\r\n"
+_EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+
+
+def _pack(*args) -> bytes:
+    """One command in RESP (str, int and bytes arguments)."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode() if isinstance(arg, str) else arg if isinstance(arg, bytes) \
+            else str(arg).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class _Packed:
+    """Commands for one MULTI/EXEC, packed as they are queued.
+
+    Offers the few pipeline methods (same arguments as redis-py's) that the shared
+    transactions queue; their replies come back raw, as the store sends them (SET: "OK"
+    or None, ZSCORE: the score as text).
+    """
+
+    __slots__ = ("parts", "count")
+
+    def __init__(self) -> None:
+        self.parts = [_MULTI]
+        self.count = 0
+
+    def _add(self, *args) -> None:
+        self.parts.append(_pack(*args))
+        self.count += 1
+
+    def get(self, name: str) -> None:
+        self._add(b"GET", name)
+
+    def set(self, name: str, value, px: int | None = None, xx: bool = False) -> None:
+        self._add(b"SET", name, value, *((b"PX", px) if px is not None else ()),
+                  *((b"XX",) if xx else ()))
+
+    def hget(self, name: str, key: str) -> None:
+        self._add(b"HGET", name, key)
+
+    def hset(self, name: str, key: str, value) -> None:
+        self._add(b"HSET", name, key, value)
+
+    def hsetnx(self, name: str, key: str, value) -> None:
+        self._add(b"HSETNX", name, key, value)
+
+    def hdel(self, name: str, *keys: str) -> None:
+        self._add(b"HDEL", name, *keys)
+
+    def zadd(self, name: str, mapping: dict, xx: bool = False, ch: bool = False) -> None:
+        pairs = [item for member, score in mapping.items() for item in (score, member)]
+        self._add(b"ZADD", name, *((b"XX",) if xx else ()), *((b"CH",) if ch else ()), *pairs)
+
+    def zscore(self, name: str, member: str) -> None:
+        self._add(b"ZSCORE", name, member)
+
+    def llen(self, name: str) -> None:
+        self._add(b"LLEN", name)
+
+    def lrange(self, name: str, start: int, end: int) -> None:
+        self._add(b"LRANGE", name, start, end)
+
+
+async def _exchange(conn, data: bytes, count: int) -> list:
+    """Send a packed MULTI ... EXEC of `count` commands on `conn`; EXEC's replies."""
+    await conn.send_packed_command(data)
+    try:
+        async with asyncio.timeout(conn.socket_timeout):  # one deadline for every reply
+            for _ in range(count + 1):  # +OK of MULTI, then +QUEUED for each command
+                await conn.read_response(timeout=math.inf)
+            replies = await conn.read_response(timeout=math.inf)
+    except TimeoutError:  # (the read was cancelled, which closed the connection)
+        await conn.disconnect(nowait=True)
+        raise RedisTimeoutError("Timeout reading the shared transaction's replies") from None
+    except ResponseError:  # a command was refused (EXECABORT): drop what is left unread
+        await conn.disconnect()
+        raise
+    if not isinstance(replies, list) or len(replies) != count:
+        await conn.disconnect()
+        raise ResponseError(f"EXEC answered {replies!r} for {count} commands")
+    return replies
 
 
 @dataclass(frozen=True)
