@@ -1,4 +1,6 @@
 """String commands (presence/store/commands/string.py), differential against redis-server."""
+import random
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -162,3 +164,39 @@ def test_incrbyfloat_long_double_arithmetic_matches_redis(pair, increments):
         client.call("DEL", "f")
     for inc in increments:
         pair.same("INCRBYFLOAT", "f", inc)
+
+
+@pytest.mark.parametrize("proto", [2, 3])
+def test_lcs(pair, proto):
+    if proto == 3:
+        pair.store.call("HELLO", "3")
+        pair.redis.call("HELLO", "3")
+    run(pair, "SET a ohmytext", "SET b mynewtext", "SET c ABCBDAB", "SET d BDCABA", "SET e x", ["SET", "empty", ""],
+        "RPUSH l x")
+    for keys in (["a", "b"], ["c", "d"], ["d", "c"], ["a", "a"], ["a", "nokey"], ["nokey", "nokey2"], ["e", "a"],
+                 ["empty", "a"]):
+        for options in ([], ["LEN"], ["IDX"], ["idx", "WITHMATCHLEN"], ["IDX", "MINMATCHLEN", "2"],
+                        ["IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"], ["MINMATCHLEN", "-5", "IDX"],
+                        ["WITHMATCHLEN"], ["LEN", "MINMATCHLEN", "3"]):
+            pair.same("LCS", *keys, *options)
+    for args in (["a", "b", "LEN", "IDX"], ["a", "b", "FOO"], ["a", "b", "MINMATCHLEN"], ["a", "b", "MINMATCHLEN", "x"],
+                 ["a", "l"], ["l", "nokey"], ["l", "a", "FOO"], ["a"], ["a", "b", "IDX", "LEN", "FOO"]):
+        pair.same("LCS", *args)
+
+
+def test_lcs_random(pair):
+    """Seeded random strings over a small alphabet: same LCS text and IDX ranges as Redis."""
+    rng = random.Random(11)
+    for _ in range(80):
+        a = "".join(rng.choices("abc", k=rng.randint(0, 14)))
+        b = "".join(rng.choices("abc", k=rng.randint(0, 14)))
+        run(pair, ["SET", "a", a], ["SET", "b", b], "LCS a b", "LCS a b LEN", "LCS a b IDX WITHMATCHLEN",
+            "LCS b a IDX MINMATCHLEN 2")
+
+
+def test_lcs_table_limit(pair):
+    try:
+        run(pair, "CONFIG SET proto-max-bulk-len 1mb", ["SET", "a", "x" * 600], ["SET", "b", "y" * 600],
+            "LCS a b LEN", ["SET", "b", "y" * 400], "LCS a b LEN")
+    finally:
+        run(pair, "CONFIG SET proto-max-bulk-len 512mb")

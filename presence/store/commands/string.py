@@ -4,6 +4,8 @@ GET and SET are the hot path of redis-benchmark and of the presence service: the
 stay short and avoid allocation beyond the reply. SET and GETEX share one option parser
 with Redis's rules (repeats allowed, conflicts refused). INCRBYFLOAT reproduces Redis's
 80-bit long double arithmetic exactly, with fractions, so its replies match digit for digit.
+LCS walks its dynamic-programming table back the way Redis does, so IDX reports the same
+matches in the same order.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from presence.store.resp import OK
 # mget           -2    readonly fast    mset -3, msetnx -3
 # incr            2    write fast       decr 2, incrby 3, decrby 3, incrbyfloat 3
 # append          3    write fast       strlen 2, getrange 4, setrange 4
+# lcs            -3    readonly
 
 
 @command("get", 2, "readonly fast")
@@ -396,3 +399,93 @@ def setrange(client, args):
     db.notify(ev.STRING, b"setrange", key)
     return len(value)
 
+
+
+# ------------------------------------------------------------ LCS
+
+@command("lcs", -3, "readonly", keys=(1, 2, 1))
+def lcs(client, args):
+    """LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]: the longest common subsequence.
+
+    Missing keys count as empty strings. IDX replies the matching ranges, last first.
+    """
+    db = client.db
+    a, b = read_key(db, args[0]), read_key(db, args[1])
+    if (a is not None and type(a) is not bytes) or (b is not None and type(b) is not bytes):
+        raise CommandError("ERR The specified keys must contain string values")
+    a, b = a or b"", b or b""
+    getlen, getidx, minmatchlen, withmatchlen = _lcs_options(args[2:])
+    if (len(a) + 1) * (len(b) + 1) * 4 > client.server.config["proto-max-bulk-len"]:
+        raise CommandError("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")
+    table = _lcs_table(a, b)
+    if getlen and not getidx:
+        return table[-1][-1]
+    text, matches = _lcs_walk(a, b, table, minmatchlen, withmatchlen)
+    if getidx:
+        return {b"matches": matches, b"len": table[-1][-1]}
+    return text
+
+
+def _lcs_options(options: list[bytes]) -> tuple[bool, bool, int, bool]:
+    getlen = getidx = withmatchlen = False
+    minmatchlen = 0
+    j = 0
+    while j < len(options):
+        option = options[j].lower()
+        if option == b"idx":
+            getidx = True
+        elif option == b"len":
+            getlen = True
+        elif option == b"withmatchlen":
+            withmatchlen = True
+        elif option == b"minmatchlen" and j + 1 < len(options):
+            minmatchlen = max(0, parse_int(options[j + 1]))
+            j += 1
+        else:
+            raise CommandError(replies.SYNTAX)
+        j += 1
+    if getidx and getlen:
+        raise CommandError("ERR If you want both the length and indexes, please just use IDX.")
+    return getlen, getidx, minmatchlen, withmatchlen
+
+
+def _lcs_table(a: bytes, b: bytes) -> list[list[int]]:
+    """table[i][j]: the LCS length of a[:i] and b[:j]."""
+    table = [[0] * (len(b) + 1)]
+    for x in a:
+        above = table[-1]
+        row = [0]
+        for j, y in enumerate(b):
+            row.append(above[j] + 1 if x == y else max(above[j + 1], row[j]))
+        table.append(row)
+    return table
+
+
+def _lcs_walk(a: bytes, b: bytes, table, minmatchlen: int, withmatchlen: bool) -> tuple[bytes, list]:
+    """The LCS text and its matching ranges [[a_start, a_end], [b_start, b_end](, len)], from the end."""
+    text = bytearray()
+    matches = []
+    span = None  # the current run of matches: [a_start, a_end, b_start, b_end]
+    i, j = len(a), len(b)
+    while i > 0 and j > 0:
+        if a[i - 1] == b[j - 1]:
+            text.append(a[i - 1])
+            if span is None:
+                span = [i - 1, i - 1, j - 1, j - 1]
+            else:
+                span[0], span[2] = i - 1, j - 1  # a mismatch always closes a run: this one continues it
+            emit = i == 1 or j == 1
+            i, j = i - 1, j - 1
+        else:
+            if table[i - 1][j] > table[i][j - 1]:
+                i -= 1
+            else:
+                j -= 1
+            emit = span is not None
+        if emit:
+            length = span[1] - span[0] + 1
+            if length >= minmatchlen:
+                matches.append([[span[0], span[1]], [span[2], span[3]]] + ([length] if withmatchlen else []))
+            span = None
+    text.reverse()
+    return bytes(text), matches
