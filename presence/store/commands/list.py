@@ -488,7 +488,7 @@ def _serve_move(client, target: bytes, source_end: bytes, target_end: bytes):
 class _Waiter:
     """One blocked command: its client, keys, timer and how to serve it from a ready list."""
 
-    __slots__ = ("client", "db", "keys", "timeout_reply", "serve", "kind", "timer")
+    __slots__ = ("client", "db", "keys", "kind", "serve", "timeout_reply", "timer")
 
     def __init__(self, client, keys, timeout_reply, serve, kind) -> None:
         self.client = client
