@@ -116,7 +116,90 @@ def _drain(sub):
     return messages
 
 
-@pytest.mark.parametrize("name", ["setbit", "getbit", "bitcount", "bitpos"])
+@pytest.mark.parametrize("name", ["setbit", "getbit", "bitcount", "bitpos", "bitop", "bitfield", "bitfield_ro"])
 def test_command_info(pair, name):
     ours, theirs = pair.call("COMMAND", "INFO", name)
     assert command_info_head(ours)[:6] == command_info_head(theirs)[:6]  # ACL @bitmap: see introspection
+
+
+def test_bitop(pair, proto):
+    pair.same("SET", "a", b"\x0f\xf0\xaa")
+    pair.same("SET", "b", b"\xff\x01")
+    pair.same("SET", "empty", "")
+    pair.same("SET", "num", "123")
+    pair.same("SET", "d", "old", "EX", "100")
+    pair.same("RPUSH", "l", "x")
+    for args in (["AND", "d", "a", "b"], ["or", "d", "a", "b"], ["XOR", "d", "a", "b", "a"], ["NOT", "d", "a"],
+                 ["AND", "d", "a", "nokey"], ["OR", "d", "nokey", "b"], ["NOT", "d", "nokey"], ["OR", "d", "empty"],
+                 ["XOR", "d", "num", "a"], ["NOT", "a", "a"], ["NOT", "d", "a", "b"], ["NAND", "d", "a"],
+                 ["AND", "d", "a", "l"], ["AND", "d", "l", "nokey"], ["AND", "d"], ["OR", "l", "a"]):
+        pair.same("BITOP", *args)
+        pair.same("GET", "d")
+        pair.same("TTL", "d")
+    pair.same("GET", "a")
+    pair.same("TYPE", "l")
+
+
+def test_bitop_events(pair):
+    subs = []
+    for client in (pair.store, pair.redis):
+        client.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
+        sub = RawClient(client.sock.getpeername()[1])
+        sub.call("PSUBSCRIBE", "__key*@0__:*")
+        subs.append(sub)
+    for args in (["SET", "a", "x"], ["BITOP", "OR", "d", "a"], ["BITOP", "OR", "d", "nokey"], ["BITOP", "OR", "d", "nokey"],
+                 ["BITOP", "NOT", "n", "a"], ["SET", "end-marker", "1"]):
+        pair.same(*args)
+    ours, theirs = (_drain(sub) for sub in subs)
+    assert ours == theirs
+    for sub in subs:
+        sub.close()
+
+
+def test_bitfield(pair, proto):
+    pair.same("SET", "k", b"\x81\x7f\x00\xff", "EX", "100")
+    for ops in (["GET", "u8", "0"], ["GET", "i8", "0"], ["GET", "i5", "3", "GET", "u3", "#2", "GET", "i64", "0"],
+                ["GET", "u63", "1"], ["GET", "i1", "0"], ["GET", "u4", "100"], ["SET", "i8", "0", "-1"],
+                ["SET", "u4", "#1", "15", "GET", "u8", "0"], ["INCRBY", "i8", "8", "100"], ["INCRBY", "i8", "8", "100"],
+                ["OVERFLOW", "SAT", "INCRBY", "i8", "8", "100"], ["OVERFLOW", "FAIL", "INCRBY", "i8", "8", "100"],
+                ["OVERFLOW", "fail", "INCRBY", "u2", "0", "1", "OVERFLOW", "WRAP", "INCRBY", "u2", "0", "7"],
+                ["OVERFLOW", "SAT", "INCRBY", "u8", "16", "-300"], ["OVERFLOW", "WRAP", "INCRBY", "u8", "16", "-300"],
+                ["SET", "u8", "40", "-1"], ["OVERFLOW", "SAT", "SET", "u8", "40", "-1"],
+                ["OVERFLOW", "FAIL", "SET", "u8", "40", "-1"], ["OVERFLOW", "SAT", "SET", "i4", "0", "100"],
+                ["SET", "i4", "0", "100"], ["SET", "i64", "64", "-9223372036854775808"],
+                ["INCRBY", "i64", "64", "-1"], ["OVERFLOW", "SAT", "INCRBY", "i64", "64", "-1"],
+                ["OVERFLOW", "SAT", "INCRBY", "u63", "0", "9223372036854775807"], ["SET", "u1", "7", "1"], []):
+        pair.same("BITFIELD", "k", *ops)
+        pair.same("GET", "k")
+    pair.same("TTL", "k")
+    pair.same("RPUSH", "l", "x")
+    for args in (["k", "GET", "u64", "0"], ["k", "GET", "i65", "0"], ["k", "GET", "I8", "0"], ["k", "GET", "u0", "0"],
+                 ["k", "GET", "x8", "0"], ["k", "GET", "u8", "-1"], ["k", "GET", "u8", "#-1"], ["k", "GET", "u8", "x"],
+                 ["k", "GET", "u8", "4294967296"], ["k", "SET", "u8", "0", "x"], ["k", "OVERFLOW", "BAD"],
+                 ["k", "OVERFLOW"], ["k", "GET", "u8"], ["k", "FOO"], ["k", "SET", "u8", "0"], ["l", "GET", "u8", "0"],
+                 ["l", "SET", "u8", "0", "1"], ["nokey", "GET", "u8", "0"], ["nokey", "OVERFLOW", "FAIL"],
+                 ["new", "OVERFLOW", "FAIL", "SET", "i4", "0", "100"], ["k", "GET", "i8", "#4294967295"]):
+        pair.same("BITFIELD", *args)
+    pair.same("EXISTS", "new")
+    for args in (["k", "GET", "u8", "0"], ["k", "GET", "u8", "0", "SET", "u8", "0", "1"], ["k", "OVERFLOW", "SAT"],
+                 ["nokey", "GET", "i8", "0"], ["k", "SET", "u8", "0", "x"], ["l", "GET", "u8", "0"], ["k", "INCRBY", "u8", "0", "1"]):
+        pair.same("BITFIELD_RO", *args)
+
+
+def test_bitfield_events(pair):
+    subs = []
+    for client in (pair.store, pair.redis):
+        client.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
+        sub = RawClient(client.sock.getpeername()[1])
+        sub.call("PSUBSCRIBE", "__key*@0__:*")
+        subs.append(sub)
+    for args in (["BITFIELD", "k", "SET", "u8", "0", "0"], ["BITFIELD", "k", "SET", "u8", "0", "0"],
+                 ["BITFIELD", "k", "SET", "u8", "0", "5"], ["BITFIELD", "k", "GET", "u8", "0"],
+                 ["BITFIELD", "k", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "1000"],
+                 ["BITFIELD", "k", "OVERFLOW", "FAIL", "INCRBY", "u8", "100", "1000"],
+                 ["BITFIELD", "n", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "1000"], ["SET", "end-marker", "1"]):
+        pair.same(*args)
+    ours, theirs = (_drain(sub) for sub in subs)
+    assert ours == theirs
+    for sub in subs:
+        sub.close()

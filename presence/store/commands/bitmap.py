@@ -1,10 +1,14 @@
-"""Bitmap commands: SETBIT, GETBIT, BITCOUNT, BITPOS over string values.
+"""Bitmap commands: SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD over string values.
 
 Bit 0 is the most significant bit of the first byte, as in Redis. Strings are immutable
-bytes in the keyspace, so SETBIT stores a new value (keeping the TTL). BITCOUNT and
-BITPOS share `bit_range`, Redis's reading of `start end [BYTE|BIT]`.
+bytes in the keyspace, so SETBIT and BITFIELD store a new value (keeping the TTL).
+BITCOUNT and BITPOS share `bit_range`, Redis's reading of `start end [BYTE|BIT]`;
+BITFIELD and BITFIELD_RO share `bitfield_generic`.
 """
 from __future__ import annotations
+
+from functools import reduce
+from operator import and_, or_, xor
 
 from presence.store import notify as ev
 from presence.store import replies
@@ -16,14 +20,19 @@ from presence.store.commands.generic import read_key
 # getbit          3    readonly fast
 # bitcount       -2    readonly
 # bitpos         -3    readonly
+# bitop          -4    write denyoom
+# bitfield       -2    write denyoom    bitfield_ro -2 (readonly fast)
 
 BAD_OFFSET = "ERR bit offset is not an integer or out of range"
 BAD_BIT = "ERR bit is not an integer or out of range"
+BAD_FIELD_TYPE = ("ERR Invalid bitfield type. Use something like i16 u8. "
+                  "Note that u64 is not supported but i64 is.")
 
 
-def parse_offset(client, raw: bytes) -> int:
-    """A bit offset: 0 up to proto-max-bulk-len bytes' worth of bits."""
-    offset = parse_int(raw, BAD_OFFSET)
+def parse_offset(client, raw: bytes, field_bits: int = 0) -> int:
+    """A bit offset: 0 up to proto-max-bulk-len bytes' worth of bits; `#n` is n fields of `field_bits`."""
+    fields = field_bits and raw[:1] == b"#"
+    offset = parse_int(raw[1:] if fields else raw, BAD_OFFSET) * (field_bits if fields else 1)
     if offset < 0 or offset >> 3 >= client.server.config["proto-max-bulk-len"]:
         raise CommandError(BAD_OFFSET)
     return offset
@@ -104,6 +113,37 @@ def bitpos(client, args):
     return last + 1 if first <= last and bit == 0 and not end_given else -1
 
 
+_BITOPS = {b"and": and_, b"or": or_, b"xor": xor, b"not": None}
+
+
+@command("bitop", -4, "write denyoom", keys=(2, -1, 1))
+def bitop(client, args):
+    """BITOP AND|OR|XOR|NOT destkey key [key ...]: the result's length; missing keys are zeros.
+
+    Shorter inputs are padded with zero bytes; an empty result deletes `destkey`.
+    """
+    name = args[0].lower()
+    if name not in _BITOPS:
+        raise CommandError(replies.SYNTAX)
+    if name == b"not" and len(args) != 3:
+        raise CommandError("ERR BITOP NOT must be called with a single source key.")
+    db = client.db
+    sources = [read_key(db, key, bytes) or b"" for key in args[2:]]
+    size = max(map(len, sources))
+    numbers = [int.from_bytes(value.ljust(size, b"\0"), "big") for value in sources]
+    if name == b"not":
+        result = numbers[0] ^ ((1 << size * 8) - 1)
+    else:
+        result = reduce(_BITOPS[name], numbers)
+    target = args[1]
+    if size:
+        db.store(target, result.to_bytes(size, "big"))
+        db.notify(ev.STRING, b"set", target)
+    elif db.delete(target):
+        db.notify(ev.GENERIC, b"del", target)
+    return size
+
+
 def _unit(raw: bytes) -> int:
     """Bits per range index: 8 for BYTE, 1 for BIT."""
     unit = raw.lower()
@@ -133,3 +173,112 @@ def bit_range(length: int, start: int, end: int, unit: int) -> tuple[int, int]:
 
 def _bit(value: bytes, i: int) -> int:
     return (value[i >> 3] >> (7 - (i & 7))) & 1
+
+
+# ------------------------------------------------------------ BITFIELD
+
+@command("bitfield", -2, "write denyoom")
+def bitfield(client, args):
+    """BITFIELD key [GET type offset] [SET type offset value] [INCRBY type offset incr] [OVERFLOW WRAP|SAT|FAIL]."""
+    return bitfield_generic(client, args, readonly=False)
+
+
+@command("bitfield_ro", -2, "readonly fast")
+def bitfield_ro(client, args):
+    return bitfield_generic(client, args, readonly=True)
+
+
+def bitfield_generic(client, args, readonly: bool) -> list:
+    """One reply per GET/SET/INCRBY: the field, SET's old value, or nil when OVERFLOW FAIL refuses."""
+    ops = _bitfield_ops(client, args[1:])
+    db, key = client.db, args[0]
+    if all(op[0] == b"get" for op in ops):
+        value = read_key(db, key, bytes) or b""
+        return [_get_field(value, signed, bits, offset) for _, signed, bits, offset, _, _ in ops]
+    if readonly:
+        raise CommandError("ERR BITFIELD_RO only supports the GET subcommand")
+    old = db.get_typed(key, bytes)
+    size = max((offset + bits - 1 >> 3) + 1 for name, _, bits, offset, _, _ in ops if name != b"get")
+    value = bytearray(old or b"")
+    grown = old is None or len(value) < size
+    value.extend(bytes(max(0, size - len(value))))
+    out, changes = [], 0
+    for name, signed, bits, offset, number, overflow in ops:
+        current = _get_field(value, signed, bits, offset)
+        if name == b"get":
+            out.append(current)
+            continue
+        new = _overflowed(number if name == b"set" else current + number, signed, bits, overflow, name == b"set")
+        if new is None:
+            out.append(None)
+            continue
+        out.append(current if name == b"set" else new)
+        _set_field(value, bits, offset, new)
+        changes += grown or new != current
+    if grown or changes:
+        db.store(key, bytes(value), keep_ttl=True)
+    if changes:
+        db.notify(ev.STRING, b"setbit", key)
+    return out
+
+
+def _bitfield_ops(client, options: list[bytes]) -> list[tuple]:
+    """(name, signed, bits, offset, number, overflow) per GET/SET/INCRBY, in order."""
+    ops, overflow, j = [], b"wrap", 0
+    while j < len(options):
+        name, left = options[j].lower(), len(options) - j - 1
+        if name == b"overflow" and left >= 1:
+            overflow = options[j + 1].lower()
+            if overflow not in (b"wrap", b"sat", b"fail"):
+                raise CommandError("ERR Invalid OVERFLOW type specified")
+            j += 2
+            continue
+        if not ((name == b"get" and left >= 2) or (name in (b"set", b"incrby") and left >= 3)):
+            raise CommandError(replies.SYNTAX)
+        signed, bits = _field_type(options[j + 1])
+        offset = parse_offset(client, options[j + 2], bits)
+        number = 0 if name == b"get" else parse_int(options[j + 3])
+        ops.append((name, signed, bits, offset, number, overflow))
+        j += 3 if name == b"get" else 4
+    return ops
+
+
+def _field_type(raw: bytes) -> tuple[bool, int]:
+    """`i1`..`i64` or `u1`..`u63` (lower case only, as in Redis): (signed, bits)."""
+    if raw[:1] not in (b"i", b"u"):
+        raise CommandError(BAD_FIELD_TYPE)
+    signed = raw[:1] == b"i"
+    bits = parse_int(raw[1:], BAD_FIELD_TYPE)
+    if not 1 <= bits <= (64 if signed else 63):
+        raise CommandError(BAD_FIELD_TYPE)
+    return signed, bits
+
+
+def _overflowed(target: int, signed: bool, bits: int, overflow: bytes, is_set: bool) -> int | None:
+    """`target` fitted into the field under OVERFLOW WRAP|SAT|FAIL (None: FAIL refused it)."""
+    low, high = (-(1 << bits - 1), (1 << bits - 1) - 1) if signed else (0, (1 << bits) - 1)
+    if is_set and not signed:
+        target %= 1 << 64  # Redis reads SET's value into an unsigned 64-bit integer
+    if low <= target <= high:
+        return target
+    if overflow == b"sat":
+        return high if target > high else low
+    if overflow == b"fail":
+        return None
+    target %= 1 << bits
+    return target - (1 << bits) if signed and target > high else target
+
+
+def _get_field(value, signed: bool, bits: int, offset: int) -> int:
+    first, last = offset >> 3, (offset + bits - 1) >> 3
+    chunk = int.from_bytes(bytes(value[first:last + 1]).ljust(last - first + 1, b"\0"), "big")
+    field = (chunk >> ((last + 1) * 8 - offset - bits)) & ((1 << bits) - 1)
+    return field - (1 << bits) if signed and field >> (bits - 1) else field
+
+
+def _set_field(value: bytearray, bits: int, offset: int, field: int) -> None:
+    first, last = offset >> 3, (offset + bits - 1) >> 3
+    shift = (last + 1) * 8 - offset - bits
+    mask = ((1 << bits) - 1) << shift
+    chunk = int.from_bytes(value[first:last + 1], "big") & ~mask | (field << shift) & mask
+    value[first:last + 1] = chunk.to_bytes(last - first + 1, "big")
