@@ -1,10 +1,14 @@
 """List commands, differential against redis-server: replies, errors, RESP3, events, blocking."""
+import asyncio
 import random
+import socket
 import threading
 import time
 
 import pytest
 
+from presence.store.config import Config
+from presence.store.server import Server
 from tests.store.rawclient import RawClient
 from tests.store.test_hash import command_info_head, watch_outcome
 
@@ -395,3 +399,32 @@ def test_blmpop_times_out(pair):
             w.send("BLMPOP", "0.1", "1", "nokey", "LEFT")
         ours, theirs = _read_both(waiters)
         assert ours == theirs
+
+
+def test_release_answers_a_blocked_client():
+    """list.release (for CLIENT UNBLOCK): the timeout reply, or the UNBLOCKED error; False if not blocked."""
+    asyncio.run(_release_scenario())
+
+
+async def _release_scenario():
+    from presence.store.commands.list import release
+    config = Config()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config.set("port", str(port), startup=True)
+    server = Server(config)
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for command, error, reply in ((b"BLPOP q 0\r\n", False, b"*-1\r\n"),
+                                      (b"BZPOPMIN z 0\r\n", True, b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n")):
+            writer.write(command + b"PING\r\n")
+            await asyncio.sleep(0.05)
+            blocked = [c for c in server.clients.values() if c.blocked is not None]
+            assert len(blocked) == 1 and release(blocked[0], error)
+            assert not release(blocked[0], error)
+            assert await reader.readuntil(b"+PONG\r\n") == reply + b"+PONG\r\n"
+        writer.close()
+    finally:
+        await server.close()

@@ -19,7 +19,7 @@ from presence.store import replies
 from presence.store.commands import NO_REPLY, CommandError, command, parse_int
 from presence.store.commands import zset as zsets
 from presence.store.keyspace import WrongType
-from presence.store.resp import NIL_ARRAY, OK
+from presence.store.resp import NIL_ARRAY, OK, Error
 
 # name          arity  flags
 # lpush          -3    write denyoom fast   rpush -3, lpushx -3, rpushx -3
@@ -573,6 +573,18 @@ def _serve_key(db, key: bytes) -> None:
             _forget(waiter)
             continue
         _answer(waiter, waiter.serve(db, key, value))
+
+
+def release(client, error: bool) -> bool:
+    """CLIENT UNBLOCK: answer `client`'s blocking command now; False if it is not blocked here.
+
+    The reply is the command's timeout reply, or with `error` Redis's UNBLOCKED error.
+    """
+    waiter = client.blocked
+    if not isinstance(waiter, _Waiter):
+        return False
+    _answer(waiter, Error("UNBLOCKED client unblocked via CLIENT UNBLOCK") if error else waiter.timeout_reply)
+    return True
 
 
 def _time_out(waiter: _Waiter) -> None:
