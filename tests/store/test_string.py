@@ -194,6 +194,12 @@ def test_lcs_random(pair):
             "LCS b a IDX MINMATCHLEN 2")
 
 
+def test_lcs_long_strings(pair):
+    rng = random.Random(5)
+    a, b = ("".join(rng.choices("acgt", k=3000)) for _ in range(2))
+    run(pair, ["SET", "a", a], ["SET", "b", b], "LCS a b", "LCS a b LEN", "LCS a b IDX MINMATCHLEN 6 WITHMATCHLEN")
+
+
 def test_lcs_table_limit(pair):
     try:
         run(pair, "CONFIG SET proto-max-bulk-len 1mb", ["SET", "a", "x" * 600], ["SET", "b", "y" * 600],
