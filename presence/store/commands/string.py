@@ -1,11 +1,11 @@
-"""String commands: GET, SET and its variants, counters, MGET/MSET, ranges.
+"""String commands: GET, SET and its variants, counters, MGET/MSET, ranges, LCS.
 
 GET and SET are the hot path of redis-benchmark and of the presence service: they
 stay short and avoid allocation beyond the reply. SET and GETEX share one option parser
 with Redis's rules (repeats allowed, conflicts refused). INCRBYFLOAT reproduces Redis's
 80-bit long double arithmetic exactly, with fractions, so its replies match digit for digit.
-LCS walks its dynamic-programming table (bit-parallel rows) back the way Redis does, so IDX reports the same
-matches in the same order.
+LCS walks its dynamic-programming table (bit-parallel rows) back the way Redis does, so
+IDX reports the same matches in the same order.
 """
 from __future__ import annotations
 
