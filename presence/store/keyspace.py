@@ -73,7 +73,7 @@ class Database:
         self.data: dict[bytes, object] = {}
         self.expires: dict[bytes, int] = {}
         self.watchers: dict[bytes, set] = {}  # key -> clients WATCHing it
-        self.blocked: dict[bytes, object] = {}  # key -> FIFO of clients blocked on it (BLPOP)
+        self.blocked: dict[bytes, object] = {}  # key -> FIFO of clients blocked on it (BLPOP, BZPOPMIN...)
 
     # ------------------------------------------------------------ reads
 

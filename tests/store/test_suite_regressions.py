@@ -82,3 +82,20 @@ def test_a_key_created_by_rename_copy_move_wakes_blpop(store_port, redis_port, c
     assert replies[0] == replies[1] == b"*2\r\n$3\r\nfoo\r\n$1\r\nx\r\n"
 
 
+
+
+@pytest.mark.parametrize("mode", [(), ("TIMEOUT",), ("ERROR",)])
+def test_client_unblock(store_port, redis_port, mode):
+    answers = []
+    for port in (store_port, redis_port):
+        waiter, admin = RawClient(port), RawClient(port)
+        waiter_id = waiter.call("CLIENT", "ID")[1:-2]
+        waiter.send("BLPOP", "nothing-here", "10")
+        time.sleep(0.2)
+        answers.append((admin.call("CLIENT", "UNBLOCK", waiter_id, *mode), waiter.read_reply(),
+                        admin.call("CLIENT", "UNBLOCK", waiter_id, *mode),
+                        admin.call("CLIENT", "UNBLOCK", waiter_id, "MAYBE"),
+                        admin.call("CLIENT", "UNBLOCK", "abc")))
+        waiter.close()
+        admin.close()
+    assert answers[0] == answers[1]

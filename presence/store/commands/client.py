@@ -94,6 +94,20 @@ def client_reply(client, args):
     return OK
 
 
+@subcommand("client", "unblock", -3)
+def client_unblock(client, args):
+    """CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 if that client was blocked and is now answered."""
+    from presence.store.commands.list import release
+    if len(args) > 2:
+        raise CommandError(replies.wrong_arity("client|unblock"))
+    target_id = parse_int(args[0])
+    mode = args[1].lower() if len(args) == 2 else b"timeout"
+    if mode not in (b"timeout", b"error"):
+        raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+    target = client.server.clients.get(target_id)
+    return int(target is not None and release(target, error=mode == b"error"))
+
+
 @subcommand("client", "getredir", 2)
 def client_getredir(client, args):
     """No tracking redirection: -1."""

@@ -39,6 +39,7 @@ _ACL_ORDER = ["keyspace", "read", "write", "set", "sortedset", "list", "hash", "
               "bitmap", "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow",
               "blocking", "dangerous", "connection", "transaction", "scripting"]
 _GROUP_ACL = {"generic": "keyspace", "string": "string", "hash": "hash", "set": "set",
+              "bitmap": "bitmap",
               "zset": "sortedset", "list": "list", "pubsub": "pubsub",
               "transaction": "transaction", "connection": "connection", "client": "connection"}
 _FLAG_ACL = {"write": ("write",), "readonly": ("read",), "admin": ("admin", "dangerous"),
