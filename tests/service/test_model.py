@@ -11,26 +11,7 @@ import pytest
 
 from presence.service.gateway import REGISTRY
 from presence.service.model import NotMember
-from tests.service.helpers import FakeClock, expire, ident, make_presence
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def node(store_url, clock, io_loop):
-    presence = make_presence(store_url, clock)
-    yield presence
-    io_loop.run_sync(presence.gateway.close)
-
-
-@pytest.fixture
-def other_node(store_url, clock, io_loop):
-    presence = make_presence(store_url, clock)
-    yield presence
-    io_loop.run_sync(presence.gateway.close)
+from tests.service.helpers import expire, ident, make_presence
 
 
 def types(events):
@@ -377,7 +358,6 @@ async def test_a_channel_is_listed_exactly_while_it_has_a_member(node, other_nod
     assert await listed(node) == ["kept", "left"]
     rows, _ = await node.channels(None, 100, history=True)
     assert rows == [("expired", 0, 0), ("kept", 1, 1), ("kicked", 0, 0), ("left", 1, 1)]
-
 
 
 @pytest.mark.gen_test

@@ -10,26 +10,7 @@ import random
 
 import pytest
 
-from tests.service.helpers import FakeClock, expire, make_presence
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def node(store_url, clock, io_loop):
-    presence = make_presence(store_url, clock)
-    yield presence
-    io_loop.run_sync(presence.gateway.close)
-
-
-@pytest.fixture
-def other_node(store_url, clock, io_loop):
-    presence = make_presence(store_url, clock)
-    yield presence
-    io_loop.run_sync(presence.gateway.close)
+from tests.service.helpers import expire
 
 
 def count_exact(node, monkeypatch) -> list:

@@ -37,6 +37,15 @@ def pair(store_port, redis_port):
     p.close()
 
 
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def proto(request, pair):
+    """Runs the test under RESP2 and again after HELLO 3 on both servers."""
+    if request.param == 3:
+        pair.store.call("HELLO", "3")
+        pair.redis.call("HELLO", "3")
+    return request.param
+
+
 @pytest.fixture
 def store(store_port):
     """A raw client to the bundled store on an empty keyspace."""

@@ -9,15 +9,6 @@ from tests.store.test_hash import command_info_head
 VALUE = b"\x00\xff\x0f\xf0\x81\x00\x01\x80"
 
 
-@pytest.fixture(params=[2, 3])
-def proto(request, pair):
-    """Runs the test under RESP2 and RESP3 (HELLO 3 on both connections)."""
-    if request.param == 3:
-        pair.store.call("HELLO", "3")
-        pair.redis.call("HELLO", "3")
-    return request.param
-
-
 def test_setbit_getbit(pair, proto):
     for args in (["SETBIT", "k", "7", "1"], ["SETBIT", "k", "7", "1"], ["SETBIT", "k", "0", "1"], ["GET", "k"],
                  ["SETBIT", "k", "100", "0"], ["GET", "k"], ["SETBIT", "k", "0", "0"], ["GETBIT", "k", "0"],

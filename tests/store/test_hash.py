@@ -58,15 +58,6 @@ def scan_all(client, command: str, key: str, *options) -> tuple[list[bytes], int
             return found, calls
 
 
-@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
-def proto(request, pair):
-    """Runs the test under RESP2 and again after HELLO 3 on both servers."""
-    if request.param == 3:
-        pair.store.call("HELLO", "3")
-        pair.redis.call("HELLO", "3")
-    return request.param
-
-
 class Events:
     """Keyspace and keyevent notifications (KEA) captured from both servers."""
 

@@ -13,15 +13,6 @@ from tests.store.rawclient import RawClient
 from tests.store.test_hash import command_info_head, watch_outcome
 
 
-@pytest.fixture(params=[2, 3])
-def proto(request, pair):
-    """Runs the test under RESP2 and RESP3 (HELLO 3 on both connections)."""
-    if request.param == 3:
-        pair.store.call("HELLO", "3")
-        pair.redis.call("HELLO", "3")
-    return request.param
-
-
 def port_of(client: RawClient) -> int:
     return client.sock.getpeername()[1]
 

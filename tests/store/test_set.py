@@ -6,7 +6,7 @@ replies are compared with their elements sorted.
 import pytest
 
 from tests.store.test_hash import (  # noqa: F401  (fixtures)
-    command_info_head, events, proto, same_unordered, scan_all, split_aggregate, watch_outcome,
+    command_info_head, events, same_unordered, scan_all, split_aggregate, watch_outcome,
 )
 
 SET_COMMANDS = [

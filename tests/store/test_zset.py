@@ -14,15 +14,6 @@ def fill(pair, key="z", n=5):
     pair.same("ZADD", key, *[x for i in range(n) for x in (str(i), f"m{i}")])
 
 
-@pytest.fixture(params=[2, 3])
-def proto(request, pair):
-    """Runs the test under RESP2 and RESP3 (HELLO 3 on both connections)."""
-    if request.param == 3:
-        pair.store.call("HELLO", "3")
-        pair.redis.call("HELLO", "3")
-    return request.param
-
-
 def test_zadd_and_score_formatting(pair, proto):
     for i, score in enumerate(SCORES):
         pair.same("ZADD", "z", score, f"m{i}")
