@@ -38,6 +38,13 @@ class RawClient:
         reply, self.buf = self.buf[:end], self.buf[end:]
         return reply
 
+    def read_until_set_event(self) -> list[bytes]:
+        """Pushed messages up to a `__keyevent@0__:set` one (tests end a script with a SET marker)."""
+        messages = []
+        while not messages or b"__keyevent@0__:set" not in messages[-1]:
+            messages.append(self.read_reply())
+        return messages
+
     def read_all(self) -> bytes:
         """Everything until the server closes the connection."""
         while True:

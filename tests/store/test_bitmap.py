@@ -93,18 +93,10 @@ def test_keyspace_events(pair):
                  ["SETBIT", "k", "3", "0"], ["SETBIT", "k", "30", "0"], ["SETBIT", "z", "0", "0"],
                  ["GETBIT", "nokey", "1"], ["BITCOUNT", "nokey"], ["BITPOS", "nokey", "1"], ["SET", "end-marker", "1"]):
         pair.same(*args)
-    ours, theirs = (_drain(sub) for sub in subs)
+    ours, theirs = (sub.read_until_set_event() for sub in subs)
     assert ours == theirs
     for sub in subs:
         sub.close()
-
-
-def _drain(sub):
-    """Every message up to the `set` event of the final SET marker."""
-    messages = []
-    while not messages or b"__keyevent@0__:set" not in messages[-1]:
-        messages.append(sub.read_reply())
-    return messages
 
 
 @pytest.mark.parametrize("name", ["setbit", "getbit", "bitcount", "bitpos", "bitop", "bitfield", "bitfield_ro"])
@@ -141,7 +133,7 @@ def test_bitop_events(pair):
     for args in (["SET", "a", "x"], ["BITOP", "OR", "d", "a"], ["BITOP", "OR", "d", "nokey"], ["BITOP", "OR", "d", "nokey"],
                  ["BITOP", "NOT", "n", "a"], ["SET", "end-marker", "1"]):
         pair.same(*args)
-    ours, theirs = (_drain(sub) for sub in subs)
+    ours, theirs = (sub.read_until_set_event() for sub in subs)
     assert ours == theirs
     for sub in subs:
         sub.close()
@@ -190,7 +182,7 @@ def test_bitfield_events(pair):
                  ["BITFIELD", "k", "OVERFLOW", "FAIL", "INCRBY", "u8", "100", "1000"],
                  ["BITFIELD", "n", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "1000"], ["SET", "end-marker", "1"]):
         pair.same(*args)
-    ours, theirs = (_drain(sub) for sub in subs)
+    ours, theirs = (sub.read_until_set_event() for sub in subs)
     assert ours == theirs
     for sub in subs:
         sub.close()

@@ -253,19 +253,11 @@ def test_keyspace_events(pair):
     ours, theirs = _read_both(waiters)
     assert ours == theirs
     pair.same("SET", "end-marker", "1")
-    ours, theirs = (_drain(sub) for sub in subs)
+    ours, theirs = (sub.read_until_set_event() for sub in subs)
     assert ours == theirs
     assert len(ours) > 50
     for sub in subs:
         sub.close()
-
-
-def _drain(sub):
-    """Every message up to the `set` event of the final SET marker."""
-    messages = []
-    while not messages or b"__keyevent@0__:set" not in messages[-1]:
-        messages.append(sub.read_reply())
-    return messages
 
 
 def test_push_inside_exec_serves_waiters_after_the_transaction(pair):

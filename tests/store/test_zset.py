@@ -327,19 +327,11 @@ def test_keyspace_events(pair):
     for command in script:
         pair.same(*command)
     pair.same("SET", "end-marker", "1")
-    ours, theirs = (_drain(sub) for sub in subs)
+    ours, theirs = (sub.read_until_set_event() for sub in subs)
     assert ours == theirs
     assert len(ours) > 30
     for sub in subs:
         sub.close()
-
-
-def _drain(sub):
-    """Every message up to the `set` event of the final SET marker."""
-    messages = []
-    while not messages or b"__keyevent@0__:set" not in messages[-1]:
-        messages.append(sub.read_reply())
-    return messages
 
 
 def test_resp3_scores_have_17_significant_digits(pair):
@@ -527,7 +519,7 @@ def test_served_waiter_events(pair):
     pair.same("ZADD", "w", "1", "a", "2", "b")
     _read_both(waiters)
     pair.same("SET", "end-marker", "1")
-    ours, theirs = (_drain(sub) for sub in subs)
+    ours, theirs = (sub.read_until_set_event() for sub in subs)
     assert ours == theirs
     for sub in subs:
         sub.close()
