@@ -125,17 +125,20 @@ class Database:
 
         Announces the `new` keyspace event when the key did not exist (flag n).
         """
-        if self.expires:
-            deadline = self.expires.get(key)
-            if deadline is not None and deadline <= self.keyspace.now:
-                self.keyspace.expire_key(self, key)  # announce the expiry before the overwrite
+        expires = self.expires
+        if expires:
+            deadline = expires.get(key)
+            if deadline is not None:
+                if deadline <= self.keyspace.now:
+                    self.keyspace.expire_key(self, key)  # announce the expiry before the overwrite
+                elif not keep_ttl:
+                    del expires[key]
         if self.keyspace.notifier.flags & ev.NEW and key not in self.data:
             self.data[key] = value
             self.notify(ev.NEW, b"new", key)
         self.data[key] = value
-        if not keep_ttl and key in self.expires:
-            del self.expires[key]
-        self.touch(key)
+        if self.watchers:
+            self.touch(key)
 
     def delete(self, key: bytes) -> bool:
         """Remove `key` and its deadline; True if a live key was removed."""

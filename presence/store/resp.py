@@ -111,7 +111,7 @@ class RequestParser:
     """
 
     __slots__ = ("_buf", "_pos", "max_bulk_len", "_args", "_remaining", "_bulk_len",
-                 "_accelerate", "_reader", "_chunk", "_returned")
+                 "_accelerate", "_reader", "_gets", "_chunk", "_returned", "_ready", "error")
 
     def __init__(self, max_bulk_len: int = DEFAULT_MAX_BULK_LEN, accelerate: bool = True) -> None:
         self._buf = bytearray()
@@ -122,8 +122,11 @@ class RequestParser:
         self._bulk_len = -1                      # length of the bulk being waited for
         self._accelerate = accelerate and _hiredis is not None
         self._reader = _hiredis.Reader() if self._accelerate else None
+        self._gets = self._reader.gets if self._accelerate else None
         self._chunk: bytes | None = None         # the chunk hiredis is reading, if any
         self._returned: list[list[bytes]] = []   # commands hiredis returned from it
+        self._ready: list[list[bytes]] = []      # parsed (or given back) and not yet taken
+        self.error: ProtocolError | None = None  # malformed input met (after the commands before it)
 
     def feed(self, data: bytes) -> None:
         """Append received bytes; never raises."""
@@ -134,42 +137,101 @@ class RequestParser:
         if self._pos and self._pos == len(self._buf):
             self._buf.clear()
             self._pos = 0
-        if (self._accelerate and not self._buf and self._args is None and data[0] == 42
-                and b"\n+" not in data and b"\n=" not in data):  # hiredis reads +/= as bulk
+        if not self._buf and self._args is None and self._fits_hiredis(data):
             self._reader.feed(data)
             self._chunk = data
             return
         self._buf += data
 
+    def _fits_hiredis(self, data) -> bool:
+        """Whether `data`, starting at a command boundary, may go to hiredis's reader."""
+        # hiredis reads +/= elements as bulk strings, Redis refuses them: such chunks go to
+        # the reference parser (one-byte searches first: memchr is far faster than "\n+")
+        return self._accelerate and data[:1] == b"*" and (
+            (b"+" not in data and b"=" not in data)
+            or (b"\n+" not in data and b"\n=" not in data))
+
     def buffered(self) -> int:
         """How many received bytes are not yet consumed (for CLIENT LIST `qbuf`)."""
-        return len(self._chunk or b"") + len(self._buf) - self._pos
+        return (len(self._chunk or b"") + len(self._buf) - self._pos
+                + sum(map(_encoded_size, self._ready)))
+
+    def unread(self, commands: list[list[bytes]]) -> None:
+        """Give back commands taken but not run (a client blocked mid-pipeline); they come first."""
+        self._ready[:0] = commands
 
     def next_command(self) -> list[bytes] | None:
         """Return the next complete command, or None if more bytes are needed.
 
         Empty inline lines and empty multibulks are skipped, as Redis does.
-        Raises ProtocolError.
+        Raises ProtocolError once the commands before a fault have been returned.
         """
-        if self._chunk is not None:
-            try:
-                cmd = self._reader.gets()
-            except _hiredis.ProtocolError:
-                cmd = None
-            if type(cmd) is list and cmd:
-                for arg in cmd:
-                    if type(arg) is not bytes:
-                        break
-                else:
-                    self._returned.append(cmd)
-                    return cmd
-            elif cmd is False and not self._reader.has_data() and self._returned and \
-                    self._chunk.endswith(encode_command(self._returned[-1])):
-                self._chunk = None  # hiredis consumed the chunk exactly: idle again
-                self._returned.clear()
+        if not self._ready:
+            self._ready = self.read_commands()
+            if not self._ready:
+                if self.error is not None:
+                    raise self.error
                 return None
+        return self._ready.pop(0)
+
+    def read_commands(self) -> list[list[bytes]]:
+        """Every complete command buffered, in order; [] when more bytes are needed.
+
+        Never raises: at malformed input it returns the commands before the fault and
+        sets `error` (a ProtocolError with Redis's text), which stays set.
+        """
+        commands, self._ready = self._ready, []
+        if self.error is not None:
+            return commands
+        if self._chunk is not None:
+            append = commands.append
+            gets = self._gets
+            while True:
+                try:
+                    cmd = gets()
+                except _hiredis.ProtocolError:
+                    break
+                if cmd.__class__ is list:
+                    for arg in cmd:
+                        if arg.__class__ is not bytes:
+                            break
+                    else:
+                        if cmd:
+                            append(cmd)
+                            continue
+                elif cmd is False and not self._reader.has_data():
+                    # every byte read; on a command boundary hiredis reads `*0` as []
+                    self._reader.feed(b"*0\r\n")
+                    try:
+                        idle = self._gets() == []
+                    except _hiredis.ProtocolError:
+                        idle = False
+                    if idle:
+                        self._chunk = None
+                        self._returned.clear()
+                        return commands
+                break
+            self._returned += commands
             self._to_reference()
-        return self._next_reference()
+        if self._args is None and self._pos >= len(self._buf):
+            return commands
+        try:
+            while True:
+                cmd = self._next_reference()
+                if cmd is None:
+                    return commands
+                commands.append(cmd)
+                if self._args is None and len(self._buf) - self._pos > 1024:
+                    rest = self._buf[self._pos:]  # back on a command boundary: hand the rest to hiredis
+                    if self._fits_hiredis(rest):
+                        self._buf = bytearray()
+                        self._pos = 0
+                        self.feed(bytes(rest))
+                        commands += self.read_commands()
+                        return commands
+        except ProtocolError as exc:
+            self.error = exc.with_traceback(None)  # its frames would hold this parser in a cycle
+            return commands
 
     def _to_reference(self) -> None:
         """Hand the unread rest of the current chunk to the reference parser."""
@@ -177,6 +239,7 @@ class RequestParser:
         self._chunk = None
         self._returned = []
         self._reader = _hiredis.Reader()  # the old one may be mid-message or broken
+        self._gets = self._reader.gets
         consumed = sum(map(_encoded_size, returned))
         if chunk[consumed - 2:consumed] == b"\r\n" or not returned:
             self._buf = bytearray(chunk[consumed:])

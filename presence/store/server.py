@@ -36,6 +36,12 @@ _CONTAINERS = frozenset(["config", "client", "pubsub", "command", "object", "mem
                          "latency", "acl", "script", "function", "cluster", "module"])
 _NOT_QUEUED = frozenset(["exec", "discard", "multi", "watch", "quit", "reset"])
 _ids = itertools.count(1)
+# Groups whose commands only read and write keys: they never change a client's session
+# state (MULTI, AUTH, subscriptions, CLIENT REPLY, blocking), so the dispatch loop may run
+# them without the gate. Blocking commands are left out.
+_FAST_GROUPS = frozenset(["generic", "string", "hash", "set", "zset", "list", "bitmap"])
+_FAST_EXTRA = frozenset(["ping", "echo", "select", "dbsize", "time"])
+_NO_FAST_COMMANDS: dict = {}
 
 
 class Client(asyncio.Protocol):
@@ -78,34 +84,75 @@ class Client(asyncio.Protocol):
         self.server.add_client(self)
 
     def data_received(self, data: bytes) -> None:
+        """Run every complete command received so far and write their replies at once.
+
+        This loop is the hot path. A data command (`Server.fast_commands`: reads and
+        writes of keys, none of which can change the session's state) sent by a client
+        in the plain state (no MULTI, AUTH pending, subscription or CLIENT REPLY) is
+        dispatched right here; everything else goes through `Server.execute`, after
+        which the state is looked at again. The clock is read once per read event, by
+        every command taking the full path, and every 32 commands of a long pipeline.
+        """
         parser = self.parser
         parser.feed(data)
-        stats = self.server.stats
+        server = self.server
+        stats = server.stats
         stats["total_net_input_bytes"] += len(data)
         self.last_interaction = time.time()
+        if self.blocked is not None or self.closing:
+            return  # kept in the parser until the blocking command is answered
         out = self._out = []
-        execute = self.server.execute
-        next_command = parser.next_command
+        append = out.append
+        keyspace = server.keyspace
+        clock = keyspace.clock
+        keyspace.now = clock()
+        fast = server.fast_commands if self._plain() else _NO_FAST_COMMANDS
+        ran = 0
         try:
-            while not self.closing and self.blocked is None:
-                try:
-                    argv = next_command()
-                except ProtocolError as exc:
-                    out.append(b"-ERR %s\r\n" % str(exc).encode("utf-8", "surrogateescape"))
-                    self.closing = True
-                    break
-                if argv is None:
-                    break
-                reply = execute(self, argv)
-                if self.reply_mode is not None and self._silenced():
-                    continue
-                # the two most common replies are encoded inline (hot path)
+            batch = iter(parser.read_commands())
+            for argv in batch:
+                entry = fast.get(argv[0])
+                if entry is None:
+                    reply = server.execute(self, argv)
+                    if self.closing or self.blocked is not None:
+                        parser.unread(list(batch))  # they run once the client is unblocked
+                        if reply is not NO_REPLY and (self.reply_mode is None or not self._silenced()):
+                            append(encode(reply, self.protocol))
+                        return
+                    fast = server.fast_commands if self._plain() else _NO_FAST_COMMANDS
+                    if self.reply_mode is not None and self._silenced():
+                        continue
+                else:
+                    ran += 1
+                    if not ran & 31:
+                        keyspace.now = clock()
+                    name, handler, fewest, most, counters = entry
+                    self.last_command = name
+                    if not fewest <= len(argv) <= most:
+                        reply = server.refuse_arity(self, name)
+                    else:
+                        counters[0] += 1
+                        try:
+                            reply = handler(self, argv[1:])
+                        except (WrongType, CommandError) as exc:
+                            reply = exc.reply
+                        except Exception:
+                            reply = server.internal_error(name)
+                        if type(reply) is Error:
+                            counters[2] += 1
+                            server.count_error(reply)
+                # the most common replies are encoded inline
                 if type(reply) is bytes:
-                    out.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
+                    append(b"$%d\r\n%s\r\n" % (len(reply), reply))
                 elif reply is OK:
-                    out.append(b"+OK\r\n")
+                    append(b"+OK\r\n")
+                elif reply is None:
+                    append(b"$-1\r\n" if self.protocol == 2 else b"_\r\n")
                 elif reply is not NO_REPLY:
-                    out.append(encode(reply, self.protocol))  # HELLO may switch it mid-batch
+                    append(encode(reply, self.protocol))  # HELLO may switch it mid-batch
+            if parser.error is not None:
+                append(b"-ERR %s\r\n" % str(parser.error).encode("utf-8", "surrogateescape"))
+                self.closing = True
         finally:
             self._out = None
             if out:
@@ -114,8 +161,13 @@ class Client(asyncio.Protocol):
                 self.transport.write(payload)
             if self.closing:
                 self.transport.close()
-            else:
+            elif self.channels or self.patterns:
                 self._check_output_limit()
+
+    def _plain(self) -> bool:
+        """Whether commands may skip the gate: no MULTI, AUTH done, no subscription, replies on."""
+        return (self.multi is None and self.authenticated and not self.channels
+                and not self.patterns and self.reply_mode is None)
 
     def _silenced(self) -> bool:
         """Whether CLIENT REPLY OFF/SKIP swallows the reply just produced."""
@@ -216,6 +268,13 @@ class Server:
                       "total_net_input_bytes": 0, "total_net_output_bytes": 0}
         # name -> [calls, rejected, failed]; total_commands_processed is the sum of calls
         self.command_stats: dict[str, list[int]] = {c.name: [0, 0, 0] for c in self.commands.values()}
+        # name as sent (either case) -> (name, handler, fewest and most arguments, counters):
+        # the dispatch loop's table
+        self.fast_commands = {sent: (c.name, c.handler, abs(c.arity), c.arity if c.arity > 0 else 1 << 30,
+                                     self.command_stats[c.name])
+                              for sent, c in self._lookup.items()
+                              if (c.group in _FAST_GROUPS or c.name in _FAST_EXTRA)
+                              and "blocking" not in c.flags}
         self.error_stats: dict[str, int] = {}          # error code -> count
         self.active_expire = True  # DEBUG SET-ACTIVE-EXPIRE 0 leaves expiry to lookups
         self.shutdown_requested = asyncio.Event() if _has_loop() else None
@@ -270,7 +329,7 @@ class Server:
 
     def reset_command_stats(self) -> None:
         for counters in self.command_stats.values():
-            counters[:] = [0, 0, 0]
+            counters[:] = [0, 0, 0]  # in place: fast_commands holds the same lists
         self.error_stats.clear()
 
     def add_client(self, client: Client) -> None:
@@ -291,8 +350,11 @@ class Server:
 
     # ------------------------------------------------------------ dispatch
 
-    def execute(self, client: Client, argv: list[bytes]):
-        """Run one command for `client` and return its reply value (or NO_REPLY)."""
+    def execute(self, client: Client, argv: list[bytes], now: int | None = None):
+        """Run one command for `client` and return its reply value (or NO_REPLY).
+
+        `now` is the clock reading to run it at (read here when not given).
+        """
         name = argv[0]
         cmd = self._lookup.get(name)
         if cmd is None:
@@ -310,20 +372,8 @@ class Server:
             if refused is not None:
                 return refused
         keyspace = self.keyspace
-        keyspace.now = keyspace.clock()
-        counters = self.command_stats[cmd.name]
-        counters[0] += 1
-        try:
-            reply = cmd.handler(client, argv[1:])
-        except (WrongType, CommandError) as exc:
-            reply = exc.reply
-        except Exception:  # a bug must cost one error reply, never the connection or the server
-            log.exception("command %s failed", cmd.name)
-            reply = Error("ERR internal error while executing the command")
-        if type(reply) is Error:
-            counters[2] += 1
-            self._count_error(reply)
-        return reply
+        keyspace.now = keyspace.clock() if now is None else now
+        return self.call(client, cmd, argv, tick=False)
 
     def _gate(self, client: Client, cmd, argv: list[bytes]):
         """The rare checks: AUTH, RESP2 subscribed context, MULTI queueing; None to run now."""
@@ -341,23 +391,32 @@ class Server:
             return QUEUED
         return None
 
-    def call(self, client: Client, cmd, argv: list[bytes]):
+    def call(self, client: Client, cmd, argv: list[bytes], tick: bool = True):
         """Run a looked-up command now (EXEC uses it for queued commands)."""
-        self.keyspace.tick()
-        self.command_stats[cmd.name][0] += 1
+        if tick:
+            self.keyspace.tick()
+        counters = self.command_stats[cmd.name]
+        counters[0] += 1
         try:
             reply = cmd.handler(client, argv[1:])
         except (WrongType, CommandError) as exc:
             reply = exc.reply
         except Exception:
-            log.exception("command %s failed", cmd.name)
-            reply = Error("ERR internal error while executing the command")
+            reply = self.internal_error(cmd.name)
         if type(reply) is Error:
-            self.command_stats[cmd.name][2] += 1
-            self._count_error(reply)
+            counters[2] += 1
+            self.count_error(reply)
         return reply
 
-    def _count_error(self, error: Error) -> None:
+    def internal_error(self, name: str) -> Error:
+        """Log the exception being handled; a bug costs one error reply, never the connection."""
+        log.exception("command %s failed", name)
+        return Error("ERR internal error while executing the command")
+
+    def refuse_arity(self, client: Client, name: str) -> Error:
+        return self._refuse(client, replies.wrong_arity(name), self.commands[name.encode()])
+
+    def count_error(self, error: Error) -> None:
         self.stats["total_error_replies"] += 1
         code = error.split(" ", 1)[0]
         self.error_stats[code] = self.error_stats.get(code, 0) + 1
@@ -367,7 +426,7 @@ class Server:
 
         A refused EXEC discards the transaction, answering EXECABORT with the reason.
         """
-        self._count_error(error)
+        self.count_error(error)
         if cmd is not None:
             self.command_stats[cmd.name][1] += 1
         if client.multi is None:

@@ -18,6 +18,12 @@ class RawClient:
     def close(self) -> None:
         self.sock.close()
 
+    def __enter__(self) -> "RawClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def send(self, *args) -> None:
         self.sock.sendall(encode_command(args))
 

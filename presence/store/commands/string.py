@@ -33,7 +33,9 @@ from presence.store.resp import OK
 @command("get", 2, "readonly fast")
 def get(client, args):
     db = client.db
-    value = db.get(args[0])
+    value = db.data.get(args[0])
+    if value is not None and db.expires:
+        value = db.get(args[0])  # may be past its deadline
     if value is None:
         if db.keyspace.notifier.flags:
             db.notify(ev.KEY_MISS, b"keymiss", args[0])
