@@ -21,7 +21,7 @@ from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
 from presence.store.notify import Notifier
 from presence.store.pubsub import PubSubHub
 from presence.store.scan import ScanCursors
-from presence.store.resp import OK, QUEUED, Error, ProtocolError, Push, RequestParser, encode
+from presence.store.resp import OK, QUEUED, Error, Push, RequestParser, encode
 
 log = logging.getLogger("presence.store")
 VERSION = "7.0.15"
