@@ -1,14 +1,21 @@
-"""Node-local tails of event logs, and the long-polls waiting on them.
+"""Node-local tails of event logs, the long-polls held on them, and when those time out.
 
 A Feed remembers the newest events this node has read from one log (a channel's, or the
 global feed) and holds the polls waiting for more. When the log grows (a wake-up from the
-store's pub/sub or from this node), the feed reads the store once and hands the new events
-to every waiting poll, so N waiting polls cost one store read, not N.
+store's pub/sub or from this node), the feed reads the store once and hands every held
+poll to its `settle` callback (the presence model), so N held polls cost one store read,
+not N.
+
+A held poll is one Hold: a small object with one future (the poll's answer), and no
+coroutine, task or timer of its own; held polls are many (one per open browser tab), so
+each costs a few hundred bytes. Their timeouts come from one TimerWheel per node, which
+answers the holds due in the same TICK together, with one event-loop timer per bucket.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from typing import Awaitable, Callable
 
@@ -17,43 +24,118 @@ from presence.service.gateway import LogSlice
 log = logging.getLogger("presence.feed")
 
 TAIL = 256  # events a feed keeps in memory
+TICK = 0.05  # seconds: a held poll times out within [poll_timeout, poll_timeout + TICK)
 
 
 class Hold:
-    """The handle of one held poll: cancel() ends its wait at once (the client went away).
+    """One held poll: its answer to be (`future`), where it waits and from which position.
 
-    Cheaper than running each poll as its own task just to be able to cancel it.
+    cancel() ends it at once (the client went away): its future is cancelled and it
+    leaves its feed and the timer wheel. `cursor` and `epoch` are the position it waits
+    after; `feed` the feed it is counted on (None before it is held, and once finished).
     """
 
-    __slots__ = ("future", "gone")
+    __slots__ = ("future", "gone", "feed", "cursor", "epoch", "due", "slot")
 
     def __init__(self) -> None:
         self.future: asyncio.Future | None = None
         self.gone = False
+        self.feed: Feed | None = None
+        self.cursor = 0
+        self.epoch: str | None = None
+        self.due = 0  # the timer wheel's bucket (an index of TICKs)
+        self.slot: set | None = None  # that bucket's set of holds, while in it
+
+    def __await__(self):
+        return self.future.__await__()
 
     def cancel(self) -> None:
-        """Make the poll's current or next wait raise CancelledError."""
+        """Make the poll's wait raise CancelledError now (or as soon as it would wait)."""
         self.gone = True
         if self.future is not None and not self.future.done():
             self.future.cancel()
+        self.release()
+
+    def answer(self, value) -> None:
+        """Resolve the poll with `value` (once) and release it."""
+        if self.future is not None and not self.future.done():
+            self.future.set_result(value)
+        self.release()
+
+    def fail(self, exc: BaseException) -> None:
+        if self.future is not None and not self.future.done():
+            self.future.set_exception(exc)
+        self.release()
+
+    def release(self) -> None:
+        """Leave the timer wheel and the feed (idempotent)."""
+        if self.slot is not None:
+            self.slot.discard(self)
+            self.slot = None
+        feed, self.feed = self.feed, None
+        if feed is not None:
+            feed.finished(self)
+
+
+class TimerWheel:
+    """Times out held polls in buckets of TICK seconds: one loop timer per non-empty bucket.
+
+    `expire(hold)` is called for every hold still in a bucket when its time comes.
+    """
+
+    def __init__(self, expire: Callable[[Hold], None], tick: float = TICK) -> None:
+        self.expire = expire
+        self.tick = tick
+        self.buckets: dict[int, set[Hold]] = {}
+
+    def due(self, deadline: float) -> int:
+        """The bucket of a deadline (loop time): the first tick at or after it."""
+        return math.ceil(deadline / self.tick)
+
+    def add(self, hold: Hold) -> None:
+        bucket = self.buckets.get(hold.due)
+        if bucket is None:
+            bucket = self.buckets[hold.due] = set()
+            loop = asyncio.get_running_loop()
+            loop.call_at(hold.due * self.tick, self._fire, hold.due)
+        bucket.add(hold)
+        hold.slot = bucket
+
+    def _fire(self, due: int) -> None:
+        bucket = self.buckets.pop(due, ())
+        for hold in list(bucket):
+            hold.slot = None
+            self.expire(hold)
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.buckets.values())
 
 
 class Feed:
-    """The tail of one event log as this node has seen it, plus the polls waiting on it.
+    """The tail of one event log as this node has seen it, plus the polls held on it.
 
     Invariant: `tail` holds events with consecutive ids ending at `seq` (possibly none),
-    all of the log of epoch `epoch`. `fetch(cursor, epoch)` reads the store.
+    all of the log of epoch `epoch`. `fetch(cursor, epoch)` reads the store; `settle(feed,
+    hold)` is called for every held poll after a wake-up (it answers it, or holds it again).
     """
 
-    def __init__(self, fetch: Callable[[int, str | None], Awaitable[LogSlice]]) -> None:
+    __slots__ = ("_fetch", "_settle", "seq", "epoch", "tail", "_waiters", "_refreshing",
+                 "_stale", "users", "held", "pokes", "covered", "key")
+
+    def __init__(self, fetch: Callable[[int, str | None], Awaitable[LogSlice]],
+                 settle: Callable[["Feed", Hold], None] | None = None,
+                 key: str | None = None) -> None:
         self._fetch = fetch
+        self._settle = settle or _answer_true
+        self.key = key  # the channel (None: the global feed)
         self.seq: int | None = None
         self.epoch: str | None = None
         self.tail: deque[dict] = deque(maxlen=TAIL)
-        self._waiters: set[asyncio.Future] = set()
+        self._waiters: set[Hold] = set()
         self._refreshing: asyncio.Task | None = None
         self._stale = False
-        self.users = 0  # polls holding this feed (it must not be dropped under them)
+        self.users = 0  # polls in progress or held on this feed (it must not be dropped)
+        self.held = 0  # polls held on this feed (waiting, or re-reading after a wake-up)
         self.pokes = 0  # how many times the log was announced to have grown
         self.covered = 0  # `pokes` as of the start of the last completed refresh
 
@@ -88,33 +170,40 @@ class Feed:
             return None
         return [e for e in self.tail if e["id"] > cursor]
 
-    async def wait(self, timeout: float, hold: Hold | None = None) -> bool:
-        """Wait until the tail may have grown; False when `timeout` passed first.
+    # -- held polls ---------------------------------------------------------------------
 
-        Raises CancelledError when `hold` is (or gets) cancelled; cancelling the caller
-        works too. Either way the waiter is removed (no leak). One future and one timer
-        handle per waiting poll: held polls are many, so this stays lean.
+    def hold(self, hold: Hold) -> Hold:
+        """Hold a poll on this feed until a wake-up settles it (or it is released).
+
+        Raises CancelledError when the hold was already cancelled (the client left).
         """
-        if hold is not None and hold.gone:
+        if hold.gone or (hold.future is not None and hold.future.done()):
             raise asyncio.CancelledError
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        if hold is not None:
-            hold.future = future
-        timer = loop.call_later(timeout, _expire, future)
-        self._waiters.add(future)
-        try:
-            return await future
-        finally:
-            timer.cancel()
-            self._waiters.discard(future)
+        if hold.future is None:
+            hold.future = asyncio.get_running_loop().create_future()
+        if hold.feed is None:
+            hold.feed = self
+            self.users += 1
+            self.held += 1
+        self._waiters.add(hold)
+        return hold
+
+    def unhold(self, hold: Hold) -> None:
+        """Stop waking `hold` (it stays counted on the feed until released)."""
+        self._waiters.discard(hold)
+
+    def finished(self, hold: Hold) -> None:
+        """`hold` is answered or cancelled: forget it."""
+        self._waiters.discard(hold)
+        self.users -= 1
+        self.held -= 1
 
     def wake(self) -> None:
-        """Release every waiting poll now (they re-check the tail or the store)."""
+        """Settle every held poll now (each is answered, or held again)."""
         waiters, self._waiters = self._waiters, set()
-        for future in waiters:
-            if not future.done():
-                future.set_result(True)
+        for hold in waiters:
+            if hold.feed is self:
+                self._settle(self, hold)
 
     def poke(self) -> None:
         """The log grew: refresh the tail once, then wake the waiters. Nothing if no one waits."""
@@ -137,9 +226,10 @@ class Feed:
         except Exception:  # the waiters will read the store themselves and report
             log.exception("refreshing a feed failed")
         finally:
+            self._refreshing = None
             self.wake()
 
 
-def _expire(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(False)
+def _answer_true(feed: Feed, hold: Hold) -> None:
+    """The default settle: tell the holder that the log may have grown."""
+    hold.answer(True)

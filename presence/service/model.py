@@ -7,13 +7,14 @@ the waiting of long-polls. Time comes from an injected clock, so tests can move 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from presence.service.feed import Feed, Hold
+from presence.service.feed import Feed, Hold, TimerWheel
 from presence.service.gateway import ChannelPage, Gateway, LogSlice, parse_online_key
 from presence.service.names import format_cursor, parse_cursor
 
@@ -65,9 +66,10 @@ class Presence:
         self.clock = clock
         self.stats = Stats()
         self.closing = False
-        self.pending = 0
         self.feeds: dict[str, Feed] = {}
-        self.global_feed = Feed(gateway.read_feed)
+        self.global_feed = Feed(gateway.read_feed, self._settle)
+        self.wheel = TimerWheel(self._expire)  # the timeouts of every held poll
+        self._rereads: set[asyncio.Task] = set()
         self._claims = asyncio.Semaphore(CLAIM_CONCURRENCY)
         self._snapshots: dict[str, tuple[float, asyncio.Future]] = {}
 
@@ -75,11 +77,16 @@ class Presence:
         """Milliseconds since the epoch, from the injected clock."""
         return int(self.clock() * 1000)
 
+    @property
+    def pending(self) -> int:
+        """Polls held now (waiting for events, or re-reading the store after a wake-up)."""
+        return self.global_feed.held + sum(feed.held for feed in self.feeds.values())
+
     def _feed(self, channel: str) -> Feed:
         feed = self.feeds.get(channel)
         if feed is None:
             feed = self.feeds[channel] = Feed(
-                lambda cursor, epoch: self.gateway.read_channel(channel, cursor, epoch))
+                functools.partial(self.gateway.read_channel, channel), self._settle, channel)
         return feed
 
     # -- client actions ---------------------------------------------------------------
@@ -123,7 +130,18 @@ class Presence:
         taken to be of the current log. A cursor of another epoch (the store lost the
         log, say it restarted empty) is outside the history: it gets a reset.
         Cancelling the call or `hold` (the client went away) raises CancelledError and
-        releases its waiter.
+        releases its waiter. See start_poll for the form that handlers use.
+        """
+        return await _outcome(await self.start_poll(channel, user, conn, cursor, hold))
+
+    async def start_poll(self, channel: str, user: str, conn: str, cursor: str | int,
+                         hold: Hold | None = None) -> dict | Hold:
+        """poll() up to the wait: the answer, or the Hold (`hold` or a new one) to await.
+
+        A held poll is then nothing but that Hold: its future resolves to the answer
+        (events, a reset, the poll timeout's empty answer, or a reconnect at shutdown),
+        with no coroutine of the domain held meanwhile. Hold.cancel() (the client went
+        away) releases it; awaiting it then raises CancelledError.
         """
         feed = self._feed(channel)
         feed.users += 1
@@ -134,7 +152,11 @@ class Presence:
                                                      self._ttl(), cursor=ident, epoch=epoch)
             if not status.joined:
                 return _rejoin(status.reason, format_cursor(epoch, ident))
-            return await self._wait(feed, got, seen, channel, hold)
+            if got.events and not got.reset:  # the usual answer: no waiting at all
+                feed.observe(got)
+                return {"cursor": format_cursor(got.epoch, got.events[-1]["id"]),
+                        "events": got.events}
+            return await self._hold(feed, got, seen, hold or Hold())
         finally:
             feed.users -= 1
 
@@ -192,6 +214,11 @@ class Presence:
 
     async def global_events(self, cursor: str | int | None, hold: Hold | None = None) -> dict:
         """Long-poll over every channel's events (each with "channel"); None: from now on."""
+        return await _outcome(await self.start_global_events(cursor, hold))
+
+    async def start_global_events(self, cursor: str | int | None, hold: Hold | None = None
+                                  ) -> dict | Hold:
+        """global_events() up to the wait: the answer, or the Hold to await (see start_poll)."""
         feed = self.global_feed
         seen = feed.pokes
         if cursor is None:
@@ -199,7 +226,7 @@ class Presence:
             return {"cursor": format_cursor(got.epoch, got.seq), "events": []}
         epoch, ident = parse_cursor(cursor)
         got = await self.gateway.read_feed(ident, epoch)
-        return await self._wait(feed, got, seen, None, hold)
+        return await self._hold(feed, got, seen, hold or Hold())
 
     # -- store notifications ------------------------------------------------------------
 
@@ -284,45 +311,77 @@ class Presence:
         self.stats.events[event["type"]] += 1
         self.woken(channel)  # pub/sub will tell us too; waking now saves the round trip
 
-    async def _wait(self, feed: Feed, got: LogSlice, seen: int, channel: str | None,
-                    hold: Hold | None) -> dict:
-        """Hold a poll until `feed` has events after got.cursor, or poll_timeout passes.
+    async def _hold(self, feed: Feed, got: LogSlice, seen: int, hold: Hold) -> dict | Hold:
+        """The answer to a poll whose store read found `got`, or `hold`, now held on `feed`.
 
         `seen` is feed.pokes from before the store read that produced `got`: a poke after
-        it means the log may have grown since, so the store is read again (no lost wake-up).
-        `channel` None means the global feed.
+        it means the log may have grown since, so the store is read again (no lost
+        wake-up). The poll times out poll_timeout after its first call here (the timer
+        wheel answers it then). Raises CancelledError when `hold` was cancelled.
         """
-        cursor, epoch, loop = got.cursor, got.epoch, asyncio.get_running_loop()
-        deadline = loop.time() + self.poll_timeout
-        self.pending += 1
+        cursor, loop = got.cursor, asyncio.get_running_loop()
+        if not hold.due:
+            hold.due = self.wheel.due(loop.time() + self.poll_timeout)
+        while True:
+            feed.observe(got)
+            if got.reset:
+                return await (self._reset(feed.key) if feed.key is not None
+                              else self._global_reset())
+            epoch = got.epoch  # a bare cursor (or one from before the log began) adopts it
+            if got.events:
+                return {"cursor": format_cursor(epoch, got.events[-1]["id"]),
+                        "events": got.events}
+            if self.closing:
+                return {"cursor": format_cursor(epoch, cursor), "events": [], "reconnect": True}
+            if feed.pokes == seen:
+                if hold.due * self.wheel.tick <= loop.time():
+                    return {"cursor": format_cursor(epoch, cursor), "events": []}
+                hold.cursor, hold.epoch = cursor, epoch
+                feed.hold(hold)
+                if hold.slot is None:
+                    self.wheel.add(hold)
+                return hold
+            seen, got = feed.pokes, await self._read(feed, cursor, epoch)
+
+    def _read(self, feed: Feed, cursor: int, epoch: str | None):
+        if feed.key is None:
+            return self.gateway.read_feed(cursor, epoch)
+        return self.gateway.read_channel(feed.key, cursor, epoch)
+
+    def _settle(self, feed: Feed, hold: Hold) -> None:
+        """After a wake-up of `feed`: answer `hold` from memory, hold it again, or re-read."""
+        if self.closing:
+            hold.answer({"cursor": format_cursor(hold.epoch, hold.cursor), "events": [],
+                         "reconnect": True})
+            return
+        events = feed.events_after(hold.cursor, hold.epoch)
+        if events:
+            hold.answer({"cursor": format_cursor(hold.epoch, events[-1]["id"]),
+                         "events": events})
+        elif events == [] and feed.covered == feed.pokes:
+            feed.hold(hold)  # nothing new for it: wait on
+        else:  # memory cannot tell (or the log grew again meanwhile): read the store
+            task = asyncio.ensure_future(self._reread(feed, hold))
+            self._rereads.add(task)
+            task.add_done_callback(self._rereads.discard)
+
+    async def _reread(self, feed: Feed, hold: Hold) -> None:
         try:
-            while True:
-                feed.observe(got)
-                if got.reset:
-                    return await (self._reset(channel) if channel else self._global_reset())
-                epoch = got.epoch  # a bare cursor (or one from before the log began) adopts it
-                if got.events:
-                    return {"cursor": format_cursor(epoch, got.events[-1]["id"]),
-                            "events": got.events}
-                if self.closing:
-                    return {"cursor": format_cursor(epoch, cursor), "events": [],
-                            "reconnect": True}
-                if feed.pokes == seen:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0 or not await feed.wait(remaining, hold):
-                        return {"cursor": format_cursor(epoch, cursor), "events": []}
-                    seen = feed.covered
-                    events = feed.events_after(cursor, epoch)
-                    if events:
-                        return {"cursor": format_cursor(epoch, events[-1]["id"]),
-                                "events": events}
-                    if events == [] or self.closing:
-                        continue
-                seen, got = feed.pokes, await (
-                    self.gateway.read_channel(channel, cursor, epoch) if channel
-                    else self.gateway.read_feed(cursor, epoch))
-        finally:
-            self.pending -= 1
+            seen = feed.pokes
+            got = await self._read(feed, hold.cursor, hold.epoch)
+            answer = await self._hold(feed, got, seen, hold)
+        except asyncio.CancelledError:
+            hold.cancel()
+            return
+        except Exception as exc:  # the store failed: the poll answers the error
+            hold.fail(exc)
+            return
+        if answer is not hold:
+            hold.answer(answer)
+
+    def _expire(self, hold: Hold) -> None:
+        """The poll timeout of `hold` passed: answer it with no events."""
+        hold.answer({"cursor": format_cursor(hold.epoch, hold.cursor), "events": []})
 
     async def _snapshot(self, channel: str) -> ChannelPage:
         """The channel's first JOIN_MEMBERS members with the log position they match, for joins.
@@ -356,6 +415,17 @@ class Presence:
     def _drop_idle_feeds(self) -> None:
         for channel in [c for c, f in self.feeds.items() if not f.users]:
             del self.feeds[channel]
+
+
+async def _outcome(answer: dict | Hold) -> dict:
+    """The answer itself: awaited when it is a Hold (released if the wait is cancelled)."""
+    if answer.__class__ is not Hold:
+        return answer
+    try:
+        return await answer.future
+    except asyncio.CancelledError:
+        answer.cancel()
+        raise
 
 
 def _event(kind: str, user: str, info, ts: int, reason: str | None = None,

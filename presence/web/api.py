@@ -76,14 +76,19 @@ class EventsHandler(LongPollHandler, ApiHandler):
 
     async def get(self) -> None:
         cursor = self.name_arg("cursor", names.is_cursor, required=False)
-        self.hold = Hold()
+        self.release_arguments()
+        self.hold = hold = Hold()
         try:
-            result = await self.presence.global_events(cursor, self.hold)
+            answer = await self.presence.start_global_events(cursor, hold)
+            if answer is hold:
+                answer = await hold.future
         except asyncio.CancelledError:
-            if self.hold.gone:
+            if hold.gone:
                 return  # the client left: nobody to answer
+            hold.cancel()
             raise
-        self.reply(result)
+        self.hold = None
+        self.reply(answer)
 
 
 class HealthHandler(BaseHandler):

@@ -3,7 +3,7 @@ import asyncio
 
 import pytest
 
-from presence.service.feed import Feed, Hold
+from presence.service.feed import Feed, Hold, TimerWheel
 from presence.service.gateway import LogSlice
 
 
@@ -42,32 +42,59 @@ def test_a_reset_read_sends_readers_to_the_store():
 
 
 @pytest.mark.gen_test
-async def test_poke_refreshes_once_then_wakes_every_waiter():
+async def test_poke_refreshes_once_then_settles_every_held_poll():
     reads = []
 
     async def fetch(cursor, epoch):
         reads.append(cursor)
         return LogSlice(cursor, 6, 0, events(6))
 
-    feed = Feed(fetch)
+    feed = Feed(fetch)  # the default settle answers True: "the log may have grown"
     feed.observe(LogSlice(5, 5, 0, []))
-    waiters = [asyncio.ensure_future(feed.wait(5)) for _ in range(10)]
-    await asyncio.sleep(0)
+    holds = [feed.hold(Hold()) for _ in range(10)]
+    assert feed.waiting == 10 and feed.held == 10
     feed.poke()
     feed.poke()
-    assert await asyncio.gather(*waiters) == [True] * 10
+    assert await asyncio.gather(*holds) == [True] * 10
     assert reads in ([5], [5, 6]) and feed.events_after(5) == events(6)
-    assert feed.waiting == 0 and feed.covered == feed.pokes
+    assert feed.waiting == 0 and feed.held == 0 and feed.users == 0
+    assert feed.covered == feed.pokes
 
 
 @pytest.mark.gen_test
-async def test_wait_times_out_and_a_hold_cancels_it():
+async def test_a_cancelled_hold_leaves_its_feed_and_cannot_be_held_again():
     feed = Feed(fetch=None)
-    assert await feed.wait(0.01) is False
-    hold = Hold()
-    waiting = asyncio.ensure_future(feed.wait(5, hold))
+    hold = feed.hold(Hold())
+    waiting = asyncio.ensure_future(hold.future)
     await asyncio.sleep(0)
     hold.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    assert feed.waiting == 0
+    assert feed.waiting == 0 and feed.held == 0 and feed.users == 0
+    with pytest.raises(asyncio.CancelledError):
+        feed.hold(hold)
+    assert feed.waiting == 0 and feed.held == 0
+
+
+@pytest.mark.gen_test
+async def test_the_timer_wheel_expires_holds_by_bucket_and_forgets_released_ones():
+    expired = []
+    loop = asyncio.get_running_loop()
+    wheel = TimerWheel(expired.append, tick=0.05)
+    start = loop.time()
+    holds = [Hold() for _ in range(5)]
+    for hold in holds:
+        hold.due = wheel.due(start + 0.1)
+        wheel.add(hold)
+    late = Hold()
+    late.due = wheel.due(start + 0.3)
+    wheel.add(late)
+    assert len(wheel.buckets) == 2 and len(wheel) == 6  # one loop timer per bucket
+    holds[0].cancel()  # a client that went away leaves the wheel at once
+    assert len(wheel) == 5
+    while len(expired) < 4:
+        await asyncio.sleep(0.01)
+    assert loop.time() - start >= 0.1 and set(expired) == set(holds[1:])
+    assert all(h.slot is None for h in holds) and len(wheel) == 1
+    await asyncio.sleep(0.3)
+    assert expired[-1] is late and not wheel.buckets

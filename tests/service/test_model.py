@@ -468,3 +468,34 @@ async def test_a_log_forgotten_and_begun_again_has_a_new_epoch(store_url, clock)
     got = await node.poll("gone", "carol", "c", old)
     assert got["reset"] is True  # not the events after id 2 of another log
     await node.gateway.close()
+
+
+@pytest.mark.gen_test
+async def test_a_held_poll_is_one_hold_answered_by_the_timer_wheel_at_poll_timeout(node):
+    from presence.service.feed import Hold
+    await node.join("room", "alice", "a", None)
+    node.poll_timeout = 0.2
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    held = await node.start_poll("room", "alice", "a", 1)
+    assert isinstance(held, Hold) and node.pending == 1 and len(node.wheel) == 1
+    got = await held
+    waited = loop.time() - start
+    assert (ident(got["cursor"]), got["events"]) == (1, [])
+    assert 0.2 <= waited < 0.2 + node.wheel.tick + 0.2
+    assert node.pending == 0 and node.feeds["room"].waiting == 0 and len(node.wheel) == 0
+
+
+@pytest.mark.gen_test
+async def test_a_cancelled_hold_leaves_the_feed_and_the_timer_wheel(node):
+    await node.join("room", "alice", "a", None)
+    node.poll_timeout = 10
+    held = await node.start_poll("room", "alice", "a", 1)
+    assert node.feeds["room"].waiting == 1 and len(node.wheel) == 1
+    held.cancel()
+    assert node.pending == 0 and node.feeds["room"].waiting == 0 and len(node.wheel) == 0
+    with pytest.raises(asyncio.CancelledError):
+        await held
+    await node.join("room", "bob", "b", None)  # a later wake-up finds nothing to answer
+    await asyncio.sleep(0.05)
+    assert node.pending == 0 and node.feeds["room"].users == 0
