@@ -133,7 +133,8 @@ class Database:
                     self.keyspace.expire_key(self, key)  # announce the expiry before the overwrite
                 elif not keep_ttl:
                     del expires[key]
-        if self.keyspace.notifier.flags & ev.NEW and key not in self.data:
+        flags = self.keyspace.notifier.flags
+        if flags and flags & ev.NEW and key not in self.data:
             self.data[key] = value
             self.notify(ev.NEW, b"new", key)
         self.data[key] = value

@@ -174,19 +174,24 @@ class RequestParser:
                 return None
         return self._ready.pop(0)
 
-    def read_commands(self) -> list[list[bytes]]:
-        """Every complete command buffered, in order; [] when more bytes are needed.
+    def read_commands(self, limit: int = 1 << 62) -> list[list[bytes]]:
+        """The complete commands buffered, in order, at most `limit`; [] when more bytes are needed.
 
-        Never raises: at malformed input it returns the commands before the fault and
-        sets `error` (a ProtocolError with Redis's text), which stays set.
+        Fewer than `limit` means every complete command was returned. Never raises: at
+        malformed input it returns the commands before the fault and sets `error` (a
+        ProtocolError with Redis's text), which stays set.
         """
-        commands, self._ready = self._ready, []
+        commands = self._ready
+        if len(commands) >= limit:
+            self._ready = commands[limit:]
+            return commands[:limit]
+        self._ready = []
         if self.error is not None:
             return commands
         if self._chunk is not None:
             append = commands.append
             gets = self._gets
-            while True:
+            while len(commands) < limit:
                 try:
                     cmd = gets()
                 except _hiredis.ProtocolError:
@@ -211,12 +216,15 @@ class RequestParser:
                         self._returned.clear()
                         return commands
                 break
+            else:
+                self._returned += commands  # limit reached: hiredis goes on next time
+                return commands
             self._returned += commands
             self._to_reference()
         if self._args is None and self._pos >= len(self._buf):
             return commands
         try:
-            while True:
+            while len(commands) < limit:
                 cmd = self._next_reference()
                 if cmd is None:
                     return commands
@@ -227,8 +235,9 @@ class RequestParser:
                         self._buf = bytearray()
                         self._pos = 0
                         self.feed(bytes(rest))
-                        commands += self.read_commands()
+                        commands += self.read_commands(limit - len(commands))
                         return commands
+            return commands
         except ProtocolError as exc:
             self.error = exc.with_traceback(None)  # its frames would hold this parser in a cycle
             return commands

@@ -42,10 +42,17 @@ _ids = itertools.count(1)
 _FAST_GROUPS = frozenset(["generic", "string", "hash", "set", "zset", "list", "bitmap"])
 _FAST_EXTRA = frozenset(["ping", "echo", "select", "dbsize", "time"])
 _NO_FAST_COMMANDS: dict = {}
+BATCH = 64  # commands of a pipeline run at one clock reading
 
 
 class Client(asyncio.Protocol):
     """One client connection and its session state (db, protocol, MULTI, subscriptions)."""
+
+    __slots__ = ("server", "id", "transport", "parser", "protocol", "db", "name", "lib_name",
+                 "lib_ver", "authenticated", "multi", "multi_error", "watching", "watch_dirty",
+                 "channels", "patterns", "created", "last_interaction", "last_command", "addr",
+                 "laddr", "closing", "blocked", "reply_mode", "no_evict", "no_touch", "_out",
+                 "_soft_limit_since", "__weakref__")
 
     def __init__(self, server: "Server") -> None:
         self.server = server
@@ -71,6 +78,7 @@ class Client(asyncio.Protocol):
         self.closing = False
         self.blocked = None  # the waiter of a blocking command (BLPOP); no command runs meanwhile
         self.reply_mode: str | None = None  # CLIENT REPLY: None (on), "off", "skip", "skip-next"
+        self.no_evict = self.no_touch = False  # CLIENT NO-EVICT / NO-TOUCH (reported, no effect)
         self._out: list[bytes] | None = None  # replies gathered during one read
         self._soft_limit_since = 0.0
 
@@ -90,8 +98,8 @@ class Client(asyncio.Protocol):
         writes of keys, none of which can change the session's state) sent by a client
         in the plain state (no MULTI, AUTH pending, subscription or CLIENT REPLY) is
         dispatched right here; everything else goes through `Server.execute`, after
-        which the state is looked at again. The clock is read once per read event, by
-        every command taking the full path, and every 32 commands of a long pipeline.
+        which the state is looked at again. The clock is read for every BATCH commands
+        of a pipeline (a few microseconds of work) and for every command taking the full path.
         """
         parser = self.parser
         parser.feed(data)
@@ -105,51 +113,50 @@ class Client(asyncio.Protocol):
         append = out.append
         keyspace = server.keyspace
         clock = keyspace.clock
-        keyspace.now = clock()
         fast = server.fast_commands if self._plain() else _NO_FAST_COMMANDS
-        ran = 0
+        read_commands = parser.read_commands
         try:
-            batch = iter(parser.read_commands())
-            for argv in batch:
-                entry = fast.get(argv[0])
-                if entry is None:
-                    reply = server.execute(self, argv)
-                    if self.closing or self.blocked is not None:
-                        parser.unread(list(batch))  # they run once the client is unblocked
+            while True:  # batches of at most BATCH commands, each at one clock reading
+                commands = read_commands(BATCH)
+                keyspace.now = clock()
+                batch = iter(commands)
+                for argv in batch:
+                    entry = fast.get(argv[0])
+                    if entry is None:  # the full path, gate included
+                        reply = server.execute(self, argv)
                         if reply is not NO_REPLY and (self.reply_mode is None or not self._silenced()):
                             append(encode(reply, self.protocol))
-                        return
-                    fast = server.fast_commands if self._plain() else _NO_FAST_COMMANDS
-                    if self.reply_mode is not None and self._silenced():
+                        if self.closing or self.blocked is not None:
+                            parser.unread(list(batch))  # they run once the client is unblocked
+                            return
+                        fast = server.fast_commands if self._plain() else _NO_FAST_COMMANDS
                         continue
-                else:
-                    ran += 1
-                    if not ran & 31:
-                        keyspace.now = clock()
                     name, handler, fewest, most, counters = entry
                     self.last_command = name
                     if not fewest <= len(argv) <= most:
-                        reply = server.refuse_arity(self, name)
-                    else:
-                        counters[0] += 1
-                        try:
-                            reply = handler(self, argv[1:])
-                        except (WrongType, CommandError) as exc:
-                            reply = exc.reply
-                        except Exception:
-                            reply = server.internal_error(name)
+                        append(encode(server.refuse_arity(self, name), self.protocol))
+                        continue
+                    counters[0] += 1
+                    try:
+                        reply = handler(self, argv[1:])
+                    except (WrongType, CommandError) as exc:
+                        reply = exc.reply
+                    except Exception:
+                        reply = server.internal_error(name)
+                    # the most common replies are encoded inline
+                    if type(reply) is bytes:
+                        append(b"$%d\r\n%s\r\n" % (len(reply), reply))
+                    elif reply is OK:
+                        append(b"+OK\r\n")
+                    elif reply is None:
+                        append(b"$-1\r\n" if self.protocol == 2 else b"_\r\n")
+                    elif reply is not NO_REPLY:
                         if type(reply) is Error:
                             counters[2] += 1
                             server.count_error(reply)
-                # the most common replies are encoded inline
-                if type(reply) is bytes:
-                    append(b"$%d\r\n%s\r\n" % (len(reply), reply))
-                elif reply is OK:
-                    append(b"+OK\r\n")
-                elif reply is None:
-                    append(b"$-1\r\n" if self.protocol == 2 else b"_\r\n")
-                elif reply is not NO_REPLY:
-                    append(encode(reply, self.protocol))  # HELLO may switch it mid-batch
+                        append(encode(reply, self.protocol))
+                if len(commands) < BATCH:
+                    break  # that was everything buffered
             if parser.error is not None:
                 append(b"-ERR %s\r\n" % str(parser.error).encode("utf-8", "surrogateescape"))
                 self.closing = True

@@ -162,9 +162,9 @@ def _flags(c) -> str:
     sock = c.transport.get_extra_info("socket") if c.transport is not None else None
     if sock is not None and sock.family == socket.AF_UNIX:
         flags += "U"
-    if getattr(c, "no_evict", False):
+    if c.no_evict:
         flags += "e"
-    if getattr(c, "no_touch", False):
+    if c.no_touch:
         flags += "T"
     return flags or "N"
 
