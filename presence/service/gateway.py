@@ -54,6 +54,12 @@ from redis.maint_notifications import MaintNotificationsConfig
 
 from presence.service.names import format_cursor
 
+try:  # the reader redis-py's hiredis parser keeps, and its "no complete reply yet" value
+    from hiredis import Reader as _HiredisReader
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
+except ImportError:  # no hiredis (or another redis-py): _exchange reads through redis-py
+    _HiredisReader = _NOT_ENOUGH_DATA = None
+
 PREFIX = "presence"
 REGISTRY = f"{PREFIX}:channels"
 LOGS = f"{PREFIX}:logs"
@@ -822,13 +828,23 @@ class _Packed:
 
 
 async def _exchange(conn, data: bytes, count: int) -> list:
-    """Send a packed MULTI ... EXEC of `count` commands on `conn`; EXEC's replies."""
+    """Send a packed MULTI ... EXEC of `count` commands on `conn`; EXEC's replies.
+
+    The replies already received are taken straight from the connection's hiredis reader
+    (count + 2 of them: +OK, +QUEUED per command, EXEC's array), without redis-py's
+    per-reply coroutine; only when it needs more bytes does it await read_response.
+    """
     await conn.send_packed_command(data)
+    reader = _hiredis_reader(conn)
     try:
         async with asyncio.timeout(conn.socket_timeout):  # one deadline for every reply
-            for _ in range(count + 1):  # +OK of MULTI, then +QUEUED for each command
-                await conn.read_response(timeout=math.inf)
-            replies = await conn.read_response(timeout=math.inf)
+            for _ in range(count + 2):
+                reply = reader.gets() if reader is not None else _NOT_ENOUGH_DATA
+                if reply is _NOT_ENOUGH_DATA:  # no complete reply buffered yet
+                    reply = await conn.read_response(timeout=math.inf)
+                elif isinstance(reply, Exception):
+                    raise reply
+            replies = reply
     except TimeoutError:  # (the read was cancelled, which closed the connection)
         await conn.disconnect(nowait=True)
         raise RedisTimeoutError("Timeout reading the shared transaction's replies") from None
@@ -839,6 +855,12 @@ async def _exchange(conn, data: bytes, count: int) -> list:
         await conn.disconnect()
         raise ResponseError(f"EXEC answered {replies!r} for {count} commands")
     return replies
+
+
+def _hiredis_reader(conn):
+    """The hiredis Reader of a redis-py connection's parser, or None (pure-Python parser)."""
+    reader = getattr(getattr(conn, "_parser", None), "_reader", None)
+    return reader if _HiredisReader is not None and isinstance(reader, _HiredisReader) else None
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,9 @@ class BaseHandler(tornado.web.RequestHandler):
         self._body_args: dict | None = None
 
     def prepare(self) -> None:
-        raw = self.get_query_argument("callback", None)
-        if raw is not None:
+        values = self.request.query_arguments.get("callback")
+        if values:
+            raw = self.decode_argument(values[-1], "callback")
             if not names.is_callback(raw):
                 raise BadParam("callback", "callback must be a JavaScript identifier path")
             self.callback = raw
@@ -138,7 +139,11 @@ class BaseHandler(tornado.web.RequestHandler):
                  required: bool = True) -> str | None:
         """A parameter (or path part `value`) that must satisfy a name rule."""
         if value is None:
-            value = self.arg(name, required)
+            # The query or form value as get_argument would give it, without its machinery:
+            # its one rewrite (control characters to spaces) cannot matter, as no name rule
+            # accepts either.
+            values = self.request.arguments.get(name)
+            value = self.decode_argument(values[-1], name) if values else self.arg(name, required)
             if value is None:
                 return None
         if not check(value):
