@@ -182,65 +182,69 @@ class RequestParser:
         ProtocolError with Redis's text), which stays set.
         """
         commands = self._ready
-        if len(commands) >= limit:
-            self._ready = commands[limit:]
-            return commands[:limit]
         self._ready = []
-        if self.error is not None:
-            return commands
-        if self._chunk is not None:
-            append = commands.append
-            gets = self._gets
-            while len(commands) < limit:
-                try:
-                    cmd = gets()
-                except _hiredis.ProtocolError:
-                    break
-                if cmd.__class__ is list:
-                    for arg in cmd:
-                        if arg.__class__ is not bytes:
-                            break
-                    else:
-                        if cmd:
-                            append(cmd)
-                            continue
-                elif cmd is False and not self._reader.has_data():
-                    # every byte read; on a command boundary hiredis reads `*0` as []
-                    self._reader.feed(b"*0\r\n")
-                    try:
-                        idle = self._gets() == []
-                    except _hiredis.ProtocolError:
-                        idle = False
-                    if idle:
-                        self._chunk = None
-                        self._returned.clear()
-                        return commands
+        if len(commands) < limit and self.error is None:
+            if self._chunk is not None:
+                commands += self._read_chunk()
+            if self._chunk is None and (self._args is not None or self._pos < len(self._buf)):
+                commands += self._read_reference(limit - len(commands))
+        if len(commands) > limit:
+            self._ready = commands[limit:]
+            del commands[limit:]
+        return commands
+
+    def _read_chunk(self) -> list[list[bytes]]:
+        """The commands hiredis reads from the current chunk; hands over to the reference
+        parser at anything it would read differently."""
+        parsed = []
+        append = parsed.append
+        gets = self._gets
+        join = b"".join
+        while True:
+            try:
+                cmd = gets()
+                if cmd.__class__ is list and cmd:
+                    join(cmd)  # TypeError unless every argument is a bulk string
+                    append(cmd)
+                    continue
+            except (_hiredis.ProtocolError, TypeError):
                 break
-            else:
-                self._returned += commands  # limit reached: hiredis goes on next time
-                return commands
-            self._returned += commands
-            self._to_reference()
-        if self._args is None and self._pos >= len(self._buf):
-            return commands
+            if cmd is False and not self._reader.has_data():
+                # every byte read; on a command boundary hiredis reads `*0` as []
+                self._reader.feed(b"*0\r\n")
+                try:
+                    idle = self._gets() == []
+                except _hiredis.ProtocolError:
+                    idle = False
+                if idle:
+                    self._chunk = None
+                    self._returned.clear()
+                    return parsed
+            break
+        self._returned += parsed
+        self._to_reference()
+        return parsed
+
+    def _read_reference(self, limit: int) -> list[list[bytes]]:
+        """Up to `limit` commands from the reference parser (then hiredis again, when the
+        rest of a long buffer starts on a command boundary)."""
+        commands = []
         try:
             while len(commands) < limit:
                 cmd = self._next_reference()
                 if cmd is None:
-                    return commands
+                    break
                 commands.append(cmd)
                 if self._args is None and len(self._buf) - self._pos > 1024:
-                    rest = self._buf[self._pos:]  # back on a command boundary: hand the rest to hiredis
+                    rest = self._buf[self._pos:]
                     if self._fits_hiredis(rest):
                         self._buf = bytearray()
                         self._pos = 0
                         self.feed(bytes(rest))
-                        commands += self.read_commands(limit - len(commands))
-                        return commands
-            return commands
+                        commands += self._read_chunk()  # goes on here if hiredis hands back
         except ProtocolError as exc:
             self.error = exc.with_traceback(None)  # its frames would hold this parser in a cycle
-            return commands
+        return commands
 
     def _to_reference(self) -> None:
         """Hand the unread rest of the current chunk to the reference parser."""
