@@ -350,3 +350,72 @@ def test_encode(value, resp2, resp3):
 def test_encode_refuses_unknown_types():
     with pytest.raises(TypeError):
         encode(object())
+
+
+# ------------------------------------------------------------ batches: read_commands, unread
+
+
+def read_all_batches(parser, limit: int) -> list:
+    """read_commands(limit) until a short batch; every batch must respect the limit."""
+    out = []
+    while True:
+        batch = parser.read_commands(limit)
+        assert len(batch) <= limit
+        out += batch
+        if len(batch) < limit:
+            return out
+
+
+@pytest.mark.parametrize("limit", [1, 3, 64])
+def test_read_commands_returns_at_most_limit_and_keeps_the_rest(accelerate, limit):
+    parser = _parser(accelerate)
+    cmds = [[b"INCR", b"n%d" % i] for i in range(100)]
+    parser.feed(b"".join(mb(*c) for c in cmds))
+    assert read_all_batches(parser, limit) == cmds
+    assert parser.read_commands(limit) == [] and parser.error is None
+
+
+def test_unread_commands_come_back_first_then_the_new_ones(accelerate):
+    parser = _parser(accelerate)
+    parser.feed(mb(b"BLPOP", b"q", b"0") + mb(b"SET", b"a", b"1") + mb(b"GET", b"a"))
+    first, *rest = parser.read_commands()
+    assert first == [b"BLPOP", b"q", b"0"]
+    parser.unread(rest)  # the client blocked: the rest waits
+    assert parser.buffered() > 0
+    parser.feed(mb(b"PING") + mb(b"ECHO", b"x"))  # arrives while blocked
+    assert parser.read_commands() == rest + [[b"PING"], [b"ECHO", b"x"]]
+    parser.feed(mb(b"DEL", b"a"))  # the unread commands were not counted against a chunk
+    assert parser.read_commands() == [[b"DEL", b"a"]]
+
+
+def test_commands_before_a_fault_come_out_of_the_batch_and_the_error_stays(accelerate):
+    parser = _parser(accelerate)
+    parser.feed(mb(b"SET", b"a", b"1") + mb(b"GET", b"a") + b"*1\r\n+PING\r\n")
+    assert parser.read_commands() == [[b"SET", b"a", b"1"], [b"GET", b"a"]]
+    assert str(parser.error) == "Protocol error: expected '$', got '+'"
+    assert parser.read_commands() == []
+    with pytest.raises(ProtocolError):
+        parser.next_command()
+
+
+def test_a_nested_array_is_refused_like_redis_does(accelerate):
+    data = mb(b"PING") + b"*2\r\n$3\r\nGET\r\n*1\r\n$1\r\na\r\n"
+    assert parse(data, accelerate) == [[b"PING"], ("error", "Protocol error: expected '$', got '*'")]
+
+
+@pytest.mark.skipif(True not in PATHS, reason="hiredis not installed")
+def test_after_a_cut_command_the_rest_of_a_long_buffer_goes_back_to_hiredis(monkeypatch):
+    reference_reads = []
+    original = RequestParser._next_reference
+    monkeypatch.setattr(RequestParser, "_next_reference",
+                        lambda self: reference_reads.append(1) or original(self))
+    cmds = [[b"SET", b"key:%d" % i, b"v" * (i % 40)] for i in range(400)]
+    data = b"".join(mb(*c) for c in cmds)
+    cut = len(mb(*cmds[0])) + 5  # inside the second command
+    parser = RequestParser(accelerate=True)
+    parser.feed(data[:cut])
+    assert parser.read_commands() == cmds[:1]
+    parser.feed(data[cut:])  # appended to the reference parser's buffer
+    assert parser.read_commands() == cmds[1:]
+    assert parser.buffered() == 0
+    assert len(reference_reads) < 5  # the cut command only, not the 399 after it
