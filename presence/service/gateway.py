@@ -73,6 +73,7 @@ _ONLINE_KEY = re.compile(r"presence:\{([A-Za-z0-9_.-]{1,64})\}:online:([A-Za-z0-
 _WATCH_RETRIES = 50
 _GONE = {"offline": "expired", "leave": "left", "kick": "kicked"}  # removal -> tab's reason
 _BATCH_MAX = 256  # refreshes per shared transaction
+_READ_COMMANDS = 3  # commands of a log read (see Gateway._queue_read)
 # Given to every pooled connection, so that opening one makes no garbage in reference
 # cycles (see presence.runtime): redis-py otherwise reads its version through
 # importlib.metadata per connection, and tries CLIENT MAINT_NOTIFICATIONS (a Redis
@@ -330,7 +331,7 @@ class Gateway:
             pipe.zadd(k.deadlines, {user: deadline}, xx=True)
             if cursor is None:
                 return 4, None
-            return 8, self._queue_read(pipe, k, cursor, epoch)
+            return 4 + _READ_COMMANDS, self._queue_read(pipe, k, cursor, epoch)
 
         replies, parse = await self._batched(queue)
         if not (replies[0] and replies[1] == 1):
@@ -359,7 +360,7 @@ class Gateway:
                 pipe.get(k.seq)
                 pipe.get(k.epoch)
                 return 8, None
-            return 10, self._queue_read(pipe, k, cursor, epoch)
+            return 6 + _READ_COMMANDS, self._queue_read(pipe, k, cursor, epoch)
 
         replies, parse = await self._batched(queue)
         registered, alive, marker = replies[0] is not None, bool(replies[1]), replies[5]
@@ -370,7 +371,7 @@ class Gateway:
         if parse is None:
             status.seq, status.epoch = int(replies[6] or 0), replies[7]
             return status, None
-        log = parse(replies[-4:])
+        log = parse(replies[-_READ_COMMANDS:])
         if log is None:
             log = await self._read_log(k, cursor, epoch)
         return status, log
@@ -558,21 +559,21 @@ class Gateway:
         raise RuntimeError(f"could not read {k.events}: it keeps being trimmed")
 
     def _queue_read(self, pipe, k, cursor: int, epoch: str | None):
-        """Queue GET seq, LLEN, LRANGE from the cached base and GET epoch of the log whose
-        keys `k` names; returns a parser of the 4 replies.
+        """Queue MGET seq epoch, LLEN and LRANGE from the cached base of the log whose keys
+        `k` names (_READ_COMMANDS commands); returns a parser of their replies.
 
         The parser returns None when the base moved (the log was trimmed meanwhile): the
         LRANGE then started at the wrong index and the read must be repeated.
         """
         guess = self._bases.get(k.events, 0)
         start = max(cursor - guess, 0)
-        pipe.get(k.seq)
+        pipe.mget(k.seq, k.epoch)
         pipe.llen(k.events)
         pipe.lrange(k.events, start, -1)
-        pipe.get(k.epoch)
 
         def parse(replies) -> LogSlice | None:
-            seq, length, raw, current = int(replies[0] or 0), replies[1], replies[2], replies[3]
+            (seq, current), length, raw = replies[0], replies[1], replies[2]
+            seq = int(seq or 0)
             base = seq - length
             if len(self._bases) > 100_000:
                 self._bases.clear()
@@ -796,6 +797,9 @@ class _Packed:
 
     def get(self, name: str) -> None:
         self._add(b"GET", name)
+
+    def mget(self, *names: str) -> None:
+        self._add(b"MGET", *names)
 
     def set(self, name: str, value, px: int | None = None, xx: bool = False) -> None:
         self._add(b"SET", name, value, *((b"PX", px) if px is not None else ()),

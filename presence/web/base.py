@@ -34,9 +34,12 @@ class NotFound(BadParam):
         super().__init__(param, message, 404)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps would make one per call
+
+
 def encode_json(value) -> str:
     """Compact JSON that is also safe inside a <script> (no `</`, no raw U+2028/9)."""
-    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+    return _ENCODER.encode(value).replace("</", "<\\/")
 
 
 class BaseHandler(tornado.web.RequestHandler):
