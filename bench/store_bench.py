@@ -32,10 +32,22 @@ import redis.asyncio as aioredis  # noqa: E402
 from tests.servers import bundled_store, redis_server  # noqa: E402
 
 
+def pid_of(port: int) -> int:
+    """The process listening on `port`."""
+    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    return int(out.split("pid=")[1].split(",")[0])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_bytes(port: int) -> int:
     """Resident set size of the process listening on `port` (from /proc)."""
-    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
-    pid = int(out.split("pid=")[1].split(",")[0])
+    pid = pid_of(port)
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
             if line.startswith("VmRSS:"):
@@ -45,34 +57,40 @@ def rss_bytes(port: int) -> int:
 
 # ---------------------------------------------------------------- throughput
 
-def redis_benchmark(port: int, tests: str, requests: int, pipeline: int) -> dict[str, float]:
-    """Run redis-benchmark once; {test: requests per second}."""
-    cmd = ["redis-benchmark", "-p", str(port), "-t", tests, "-n", str(requests), "-c", "50",
+def redis_benchmark(port: int, test: str, requests: int, pipeline: int) -> tuple[float, float]:
+    """Run redis-benchmark once for one test; (requests per second, server CPU us per request)."""
+    cmd = ["redis-benchmark", "-p", str(port), "-t", test, "-n", str(requests), "-c", "50",
            "-P", str(pipeline), "--csv", "-r", "100000"]
+    pid = pid_of(port)
+    cpu = cpu_seconds(pid)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
-    rates = {}
+    cpu = cpu_seconds(pid) - cpu
     for line in out.splitlines()[1:]:
         fields = [f.strip('"') for f in line.split(",")]
-        if len(fields) > 1:
-            rates[fields[0]] = float(fields[1])
-    return rates
+        if len(fields) > 1 and fields[0] == test.upper():
+            return float(fields[1]), cpu / requests * 1e6
+    raise RuntimeError(f"redis-benchmark printed no {test} result: {out!r}")
 
 
 def bench_throughput(store: int, redis: int, rounds: int, quick: bool) -> None:
     print("\n## redis-benchmark, 50 clients (median of %d alternating rounds)" % rounds)
-    print("| test | pipeline | redis-server req/s | store req/s | store/redis |")
-    print("|---|---|---|---|---|")
+    print("| test | pipeline | redis-server req/s | store req/s | store/redis | "
+          "server CPU per request, redis / store | CPU ratio (redis/store) |")
+    print("|---|---|---|---|---|---|---|")
     for pipeline, requests in ((1, 50_000 if quick else 100_000), (16, 300_000 if quick else 1_000_000)):
-        samples = {"redis": [], "store": []}
-        for _ in range(rounds):
-            samples["redis"].append(redis_benchmark(redis, "get,set", requests, pipeline))
-            samples["store"].append(redis_benchmark(store, "get,set", requests, pipeline))
-        for test in ("SET", "GET"):
-            ours = statistics.median(s[test] for s in samples["store"])
-            theirs = statistics.median(s[test] for s in samples["redis"])
-            ratios = sorted(o[test] / t[test] for o, t in zip(samples["store"], samples["redis"]))
-            print(f"| {test} | {pipeline} | {theirs:,.0f} | {ours:,.0f} | "
-                  f"{statistics.median(ratios):.2f}x (min {ratios[0]:.2f}, max {ratios[-1]:.2f}) |")
+        for test in ("set", "get"):  # SET first: GET then reads keys that exist
+            samples = {"redis": [], "store": []}
+            for _ in range(rounds):
+                samples["redis"].append(redis_benchmark(redis, test, requests, pipeline))
+                samples["store"].append(redis_benchmark(store, test, requests, pipeline))
+            ours = statistics.median(rate for rate, _ in samples["store"])
+            theirs = statistics.median(rate for rate, _ in samples["redis"])
+            ratios = sorted(o[0] / t[0] for o, t in zip(samples["store"], samples["redis"]))
+            cpu_ours = statistics.median(cpu for _, cpu in samples["store"])
+            cpu_theirs = statistics.median(cpu for _, cpu in samples["redis"])
+            print(f"| {test.upper()} | {pipeline} | {theirs:,.0f} | {ours:,.0f} | "
+                  f"{statistics.median(ratios):.2f}x (min {ratios[0]:.2f}, max {ratios[-1]:.2f}) | "
+                  f"{cpu_theirs:.2f} / {cpu_ours:.2f} us | {cpu_theirs / cpu_ours:.2f}x |")
 
 
 # ---------------------------------------------------------------- expiry lag
