@@ -294,20 +294,22 @@ def bench_rps(args) -> None:
     print(f"\n### Requests per second, one node ({conns} keep-alive connections, "
           f"{args.rps_rounds} alternating rounds of {args.rps_seconds:g} s, medians)\n")
     print("| handler | requests/s | p50 latency | p99 latency | errors | ratio to hello world "
-          "| server CPU per request (node + store) | CPU ratio (hello / this) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| ratio min-max | server CPU per request (node + store) | CPU ratio (hello / this) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     hello = results["hello"]
     for name, label in (("hello", "Tornado hello world (baseline)"),
                         ("heartbeat", "presence heartbeat (bundled store)"),
                         ("poll", "presence poll answered at once (bundled store)"),
                         ("heartbeat, access log on", "presence heartbeat, --log-level info")):
         got = results[name]
-        ratio = median([g["rps"] / h["rps"] for g, h in zip(got, hello)])
+        ratios = [g["rps"] / h["rps"] for g, h in zip(got, hello)]
+        ratio = median(ratios)
         cpu_ratio = median([h["cpu_us"] / g["cpu_us"] for g, h in zip(got, hello)])
         print(f"| {label} | {median([g['rps'] for g in got]):,.0f} "
               f"| {median([g['p50_ms'] for g in got]):.1f} ms "
               f"| {median([g['p99_ms'] for g in got]):.1f} ms | {sum(g['errors'] for g in got)} "
-              f"| {ratio:.2f}x | {median([g['cpu_us'] for g in got]):.0f} us | {cpu_ratio:.2f}x |")
+              f"| {ratio:.2f}x | {min(ratios):.2f}-{max(ratios):.2f}x "
+              f"| {median([g['cpu_us'] for g in got]):.0f} us | {cpu_ratio:.2f}x |")
 
 
 # ---------------------------------------------------------------- memory per held poll

@@ -121,7 +121,7 @@ def parse_online_key(key: str) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
-@dataclass
+@dataclass(slots=True)
 class LogSlice:
     """What a read of an event log found: the events after the cursor, or a reset.
 
@@ -138,7 +138,7 @@ class LogSlice:
     epoch: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Refresh:
     """What a poll's or heartbeat's refresh found: whether the tab is joined, else why not.
 
