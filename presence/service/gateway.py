@@ -73,6 +73,7 @@ _ONLINE_KEY = re.compile(r"presence:\{([A-Za-z0-9_.-]{1,64})\}:online:([A-Za-z0-
 _WATCH_RETRIES = 50
 _GONE = {"offline": "expired", "leave": "left", "kick": "kicked"}  # removal -> tab's reason
 _BATCH_MAX = 256  # refreshes per shared transaction
+_IN_FLIGHT_MAX = 1  # shared transactions at once (the next one gathers meanwhile)
 _READ_COMMANDS = 3  # commands of a log read (see Gateway._queue_read)
 # Given to every pooled connection, so that opening one makes no garbage in reference
 # cycles (see presence.runtime): redis-py otherwise reads its version through
@@ -90,7 +91,7 @@ class ChannelKeys:
     """The key names of one channel (all under the hash tag `{channel}`)."""
 
     __slots__ = ("channel", "tag", "members", "deadlines", "connections", "seq", "events",
-                 "epoch")
+                 "epoch", "_tag", "_connections", "_deadlines", "read_head")
 
     def __init__(self, channel: str) -> None:
         self.channel = channel
@@ -101,6 +102,24 @@ class ChannelKeys:
         self.seq = f"{self.tag}:seq"
         self.events = f"{self.tag}:events"
         self.epoch = f"{self.tag}:epoch"
+        # Packed once: what the hot refresh sends about this channel (see refresh_commands).
+        self._tag = self.tag.encode()
+        self._connections = _bulk(self.connections.encode())
+        self._deadlines = _bulk(self.deadlines.encode())
+        self.read_head = _pack(b"MGET", self.seq, self.epoch) + _pack(b"LLEN", self.events)
+
+    def refresh_commands(self, user: str, conn: str, deadline: int, ttl: int) -> bytes:
+        """The four writes of a joined tab's refresh, packed in RESP: SET <online> 1 PX ttl
+        XX, ZADD <conns> XX CH deadline conn, ZADD <connections> XX deadline user/conn,
+        ZADD <deadlines> XX deadline user (what _pack would make of them, only faster)."""
+        u, c, d = user.encode(), conn.encode(), _bulk(b"%d" % deadline)
+        return b"".join((
+            b"*6\r\n$3\r\nSET\r\n", _bulk(self._tag + b":online:" + u),
+            b"$1\r\n1\r\n$2\r\nPX\r\n", _bulk(b"%d" % ttl), b"$2\r\nXX\r\n",
+            b"*6\r\n$4\r\nZADD\r\n", _bulk(self._tag + b":conns:" + u),
+            b"$2\r\nXX\r\n$2\r\nCH\r\n", d, _bulk(c),
+            b"*5\r\n$4\r\nZADD\r\n", self._connections, b"$2\r\nXX\r\n", d, _bulk(u + b"/" + c),
+            b"*5\r\n$4\r\nZADD\r\n", self._deadlines, b"$2\r\nXX\r\n", d, _bulk(u)))
 
     def online(self, user: str) -> str:
         return f"{self.tag}:online:{user}"
@@ -199,6 +218,9 @@ class Gateway:
         self._bases: dict[str, int] = {}  # events key -> last seen base, to read in one trip
         self._keys: dict[str, ChannelKeys] = {}
         self._batch: list = []  # refreshes waiting for the next shared transaction
+        self._flush_due = False  # a flush of _batch is scheduled
+        self._batches: set[asyncio.Task] = set()  # the shared transactions running
+        self._in_flight = 0  # shared transactions sent and not yet answered
 
     @classmethod
     def from_url(cls, url: str, history: int = 1000, max_connections: int = 64) -> "Gateway":
@@ -325,10 +347,7 @@ class Gateway:
         deadline = now + ttl
 
         def queue(pipe) -> tuple[int, object]:
-            pipe.set(k.online(user), "1", px=ttl, xx=True)
-            pipe.zadd(k.conns(user), {conn: deadline}, xx=True, ch=True)
-            pipe.zadd(k.connections, {f"{user}/{conn}": deadline}, xx=True)
-            pipe.zadd(k.deadlines, {user: deadline}, xx=True)
+            pipe.raw(k.refresh_commands(user, conn, deadline, ttl), 4)
             if cursor is None:
                 return 4, None
             return 4 + _READ_COMMANDS, self._queue_read(pipe, k, cursor, epoch)
@@ -380,21 +399,38 @@ class Gateway:
         """Run `queue(pipe)` in the next shared transaction; resolves to (its replies, parser).
 
         `queue` queues its commands and returns (how many, anything to hand back). All
-        calls made in one event-loop iteration go out in one round trip.
+        calls made in one event-loop iteration go out in one round trip; while a shared
+        transaction is in flight, the next one gathers the calls made meanwhile (group
+        commit: under load, fewer and larger transactions, at most one round trip later).
         """
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._batch.append((queue, future))
-        if len(self._batch) == 1:
-            loop.call_soon(self._flush_batch)
+        self._schedule_flush(loop)
         return future
 
+    def _schedule_flush(self, loop) -> None:
+        if self._batch and not self._flush_due and self._in_flight < _IN_FLIGHT_MAX:
+            self._flush_due = True
+            loop.call_soon(self._flush_batch)
+
     def _flush_batch(self) -> None:
+        self._flush_due = False
         batch, self._batch = self._batch, []
         for start in range(0, len(batch), _BATCH_MAX):
-            asyncio.ensure_future(self._run_batch(batch[start:start + _BATCH_MAX]))
+            self._in_flight += 1
+            task = asyncio.ensure_future(self._run_batch(batch[start:start + _BATCH_MAX]))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
 
     async def _run_batch(self, batch: list) -> None:
+        try:
+            await self._run_batch_now(batch)
+        finally:
+            self._in_flight -= 1
+            self._schedule_flush(asyncio.get_running_loop())
+
+    async def _run_batch_now(self, batch: list) -> None:
         pipe = _Packed()
         spans = [(*queue(pipe), future) for queue, future in batch]
         try:
@@ -567,8 +603,11 @@ class Gateway:
         """
         guess = self._bases.get(k.events, 0)
         start = max(cursor - guess, 0)
-        pipe.mget(k.seq, k.epoch)
-        pipe.llen(k.events)
+        if pipe.__class__ is _Packed and k.__class__ is ChannelKeys:
+            pipe.raw(k.read_head, 2)  # the same MGET and LLEN, packed once per channel
+        else:
+            pipe.mget(k.seq, k.epoch)
+            pipe.llen(k.events)
         pipe.lrange(k.events, start, -1)
 
         def parse(replies) -> LogSlice | None:
@@ -767,6 +806,11 @@ _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
 
+def _bulk(data: bytes) -> bytes:
+    """One RESP bulk string."""
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
 def _pack(*args) -> bytes:
     """One command in RESP (str, int and bytes arguments)."""
     out = [b"*%d\r\n" % len(args)]
@@ -794,6 +838,11 @@ class _Packed:
     def _add(self, *args) -> None:
         self.parts.append(_pack(*args))
         self.count += 1
+
+    def raw(self, data: bytes, count: int) -> None:
+        """Queue `count` commands already packed in RESP."""
+        self.parts.append(data)
+        self.count += count
 
     def get(self, name: str) -> None:
         self._add(b"GET", name)

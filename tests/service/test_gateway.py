@@ -48,3 +48,22 @@ async def test_without_config_a_probe_decides(flags, works):
                     await gateway.expiry_channel()
         finally:
             await gateway.close()
+
+
+def test_the_prepacked_refresh_is_what_the_generic_packer_makes_of_its_commands():
+    from presence.service.gateway import ChannelKeys, _Packed, _pack
+    k = ChannelKeys("room.1")
+    generic = _Packed()
+    generic.set(k.online("al@ice"), "1", px=30000, xx=True)
+    generic.zadd(k.conns("al@ice"), {"c-1": 1800000030000}, xx=True, ch=True)
+    generic.zadd(k.connections, {"al@ice/c-1": 1800000030000}, xx=True)
+    generic.zadd(k.deadlines, {"al@ice": 1800000030000}, xx=True)
+    generic.mget(k.seq, k.epoch)
+    generic.llen(k.events)
+    fast = _Packed()
+    fast.raw(k.refresh_commands("al@ice", "c-1", 1800000030000, 30000), 4)
+    fast.raw(k.read_head, 2)
+    assert fast.parts == [generic.parts[0], b"".join(generic.parts[1:5]),
+                          b"".join(generic.parts[5:])]
+    assert fast.count == generic.count == 6
+    assert _pack(b"LLEN", k.events) in generic.parts
