@@ -74,6 +74,7 @@ _WATCH_RETRIES = 50
 _GONE = {"offline": "expired", "leave": "left", "kick": "kicked"}  # removal -> tab's reason
 _BATCH_MAX = 256  # refreshes per shared transaction
 _IN_FLIGHT_MAX = 1  # shared transactions at once (the next one gathers meanwhile)
+_EVENTS_CACHED = 10_000  # parsed events kept for reuse (see Gateway._event)
 _READ_COMMANDS = 3  # commands of a log read (see Gateway._queue_read)
 # Given to every pooled connection, so that opening one makes no garbage in reference
 # cycles (see presence.runtime): redis-py otherwise reads its version through
@@ -138,6 +139,26 @@ def parse_online_key(key: str) -> tuple[str, str] | None:
     """(channel, user) when `key` is a presence key, else None (other keys expire too)."""
     match = _ONLINE_KEY.fullmatch(key)
     return (match.group(1), match.group(2)) if match else None
+
+
+class Event(dict):
+    """An event as read from a log: {"id", **stored fields}, with its JSON text ready.
+
+    `json` is the stored JSON with the id put first, exactly what encoding the dict
+    gives (the store keeps what json.dumps wrote, compactly), so answers can be rendered
+    without encoding their events again (presence.web.base.encode_json).
+    """
+
+    __slots__ = ("json",)
+
+    def __init__(self, ident: int, raw: str) -> None:
+        super().__init__(id=ident)
+        self.update(json.loads(raw))
+        if "id" in self or not raw.startswith('{"'):
+            self["id"] = ident  # (cannot happen with what record() writes)
+            self.json = json.dumps(self, separators=(",", ":"))
+        else:
+            self.json = f'{{"id":{ident},{raw[1:]}'
 
 
 @dataclass(slots=True)
@@ -218,6 +239,7 @@ class Gateway:
         self._bases: dict[str, int] = {}  # events key -> last seen base, to read in one trip
         self._keys: dict[str, ChannelKeys] = {}
         self._batch: list = []  # refreshes waiting for the next shared transaction
+        self._events: dict[tuple[int, str], Event] = {}  # recently read events (_event)
         self._flush_due = False  # a flush of _batch is scheduled
         self._batches: set[asyncio.Task] = set()  # the shared transactions running
         self._in_flight = 0  # shared transactions sent and not yet answered
@@ -622,9 +644,23 @@ class Gateway:
             if base != guess and cursor < seq:
                 return None
             first = base + 1 + start
-            events = [{"id": first + i, **json.loads(item)} for i, item in enumerate(raw)]
+            events = [self._event(first + i, item) for i, item in enumerate(raw)]
             return LogSlice(cursor, seq, base, events, epoch=current)
         return parse
+
+    def _event(self, ident: int, raw: str) -> "Event":
+        """The event of id `ident` stored as `raw`: parsed once, shared by later reads.
+
+        Polls read the newest events of their channel over and over; each is parsed (and
+        its answer's JSON prepared, see Event) once, not once per poll. Shared events are
+        never modified.
+        """
+        event = self._events.get((ident, raw))
+        if event is None:
+            if len(self._events) >= _EVENTS_CACHED:
+                self._events.clear()
+            event = self._events[(ident, raw)] = Event(ident, raw)
+        return event
 
     async def trim_events_before(self, channel: str | None, cutoff: int) -> int:
         """Drop events older than `cutoff` (ms) from a channel's log (None: the global feed)."""

@@ -14,6 +14,7 @@ import tornado.web
 from redis.exceptions import RedisError
 
 from presence.service import names
+from presence.service.gateway import Event
 
 log = logging.getLogger("presence.web")
 
@@ -38,8 +39,18 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps would make one 
 
 
 def encode_json(value) -> str:
-    """Compact JSON that is also safe inside a <script> (no `</`, no raw U+2028/9)."""
-    return _ENCODER.encode(value).replace("</", "<\\/")
+    """Compact JSON that is also safe inside a <script> (no `</`, no raw U+2028/9).
+
+    A poll's answer {"cursor", "events"} of events read from a log is assembled from the
+    events' ready JSON (gateway.Event.json): the same text, without encoding them again.
+    """
+    events = value.get("events") if value.__class__ is dict and len(value) == 2 else None
+    if events and "cursor" in value and all(e.__class__ is Event for e in events):
+        text = "".join(('{"cursor":', _ENCODER.encode(value["cursor"]), ',"events":[',
+                        ",".join([e.json for e in events]), "]}"))
+    else:
+        text = _ENCODER.encode(value)
+    return text.replace("</", "<\\/")
 
 
 class BaseHandler(tornado.web.RequestHandler):

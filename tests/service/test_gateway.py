@@ -67,3 +67,28 @@ def test_the_prepacked_refresh_is_what_the_generic_packer_makes_of_its_commands(
                           b"".join(generic.parts[5:])]
     assert fast.count == generic.count == 6
     assert _pack(b"LLEN", k.events) in generic.parts
+
+
+def test_a_read_event_carries_the_json_its_dict_encodes_to():
+    import json
+
+    from presence.service.gateway import Event
+    from presence.web.base import encode_json
+    raw = json.dumps({"type": "message", "user": "a", "info": {"name": "é</b>\u2028", "n": 1.5},
+                      "ts": 17, "data": "hi"}, separators=(",", ":"))
+    event = Event(7, raw)
+    assert event == {"id": 7, **json.loads(raw)}
+    assert event.json == json.dumps(event, separators=(",", ":"))
+    answer = {"cursor": "ab:8", "events": [event, Event(8, raw)]}
+    generic = json.dumps(answer, separators=(",", ":")).replace("</", "<\\/")
+    assert encode_json(answer) == generic and "</" not in generic
+
+
+@pytest.mark.gen_test
+async def test_polls_share_the_events_they_read(node):
+    await node.join("room", "alice", "a", None)
+    await node.join("room", "bob", "b", None)
+    first = await node.poll("room", "alice", "a", 0)
+    again = await node.poll("room", "bob", "b", 0)
+    assert [e["user"] for e in first["events"]] == ["alice", "bob"]
+    assert all(a is b for a, b in zip(first["events"], again["events"]))
