@@ -92,7 +92,7 @@ class ChannelKeys:
     """The key names of one channel (all under the hash tag `{channel}`)."""
 
     __slots__ = ("channel", "tag", "members", "deadlines", "connections", "seq", "events",
-                 "epoch", "_tag", "_connections", "_deadlines", "read_head")
+                 "epoch", "_tag", "_connections", "_deadlines", "_read_head")
 
     def __init__(self, channel: str) -> None:
         self.channel = channel
@@ -107,7 +107,12 @@ class ChannelKeys:
         self._tag = self.tag.encode()
         self._connections = _bulk(self.connections.encode())
         self._deadlines = _bulk(self.deadlines.encode())
-        self.read_head = _pack(b"MGET", self.seq, self.epoch) + _pack(b"LLEN", self.events)
+        self._read_head = (_pack(b"MGET", self.seq, self.epoch) + _pack(b"LLEN", self.events)
+                           + b"*4\r\n$6\r\nLRANGE\r\n" + _bulk(self.events.encode()))
+
+    def read_commands(self, start: int) -> bytes:
+        """A log read, packed: MGET seq epoch, LLEN events, LRANGE events start -1."""
+        return b"%b$%d\r\n%d\r\n$2\r\n-1\r\n" % (self._read_head, len(b"%d" % start), start)
 
     def refresh_commands(self, user: str, conn: str, deadline: int, ttl: int) -> bytes:
         """The four writes of a joined tab's refresh, packed in RESP: SET <online> 1 PX ttl
@@ -626,11 +631,11 @@ class Gateway:
         guess = self._bases.get(k.events, 0)
         start = max(cursor - guess, 0)
         if pipe.__class__ is _Packed and k.__class__ is ChannelKeys:
-            pipe.raw(k.read_head, 2)  # the same MGET and LLEN, packed once per channel
+            pipe.raw(k.read_commands(start), _READ_COMMANDS)  # the same, packed faster
         else:
             pipe.mget(k.seq, k.epoch)
             pipe.llen(k.events)
-        pipe.lrange(k.events, start, -1)
+            pipe.lrange(k.events, start, -1)
 
         def parse(replies) -> LogSlice | None:
             (seq, current), length, raw = replies[0], replies[1], replies[2]
