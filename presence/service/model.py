@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -71,7 +72,8 @@ class Presence:
         self.wheel = TimerWheel(self._expire)  # the timeouts of every held poll
         self._rereads: set[asyncio.Task] = set()
         self._claims = asyncio.Semaphore(CLAIM_CONCURRENCY)
-        self._snapshots: dict[str, tuple[float, asyncio.Future]] = {}
+        # channel -> (taken at, future of its members page), oldest first
+        self._snapshots: OrderedDict[str, tuple[float, asyncio.Future]] = OrderedDict()
 
     def now(self) -> int:
         """Milliseconds since the epoch, from the injected clock."""
@@ -395,12 +397,23 @@ class Presence:
         cached = self._snapshots.get(channel)
         if cached is None or loop.time() - cached[0] > SNAPSHOT_AGE or (
                 cached[1].done() and cached[1].exception() is not None):
+            self._drop_old_snapshots(loop.time())
             if len(self._snapshots) > 10_000:
                 self._snapshots.clear()
+            self._snapshots.pop(channel, None)  # re-inserted last: the order stays by age
             future = asyncio.ensure_future(
                 self.gateway.members_page(channel, None, JOIN_MEMBERS, self.now()))
             cached = self._snapshots[channel] = (loop.time(), future)
         return await asyncio.shield(cached[1])
+
+    def _drop_old_snapshots(self, now: float) -> None:
+        """Forget the snapshots too old to be reused (each holds a page of members)."""
+        snapshots = self._snapshots
+        while snapshots:
+            channel, (taken, future) = next(iter(snapshots.items()))
+            if now - taken <= SNAPSHOT_AGE or not future.done():
+                break
+            del snapshots[channel]
 
     async def _reset(self, channel: str) -> dict:
         # Fresh, never cached: an older snapshot's cursor could be behind the history again.

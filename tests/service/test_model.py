@@ -499,3 +499,18 @@ async def test_a_cancelled_hold_leaves_the_feed_and_the_timer_wheel(node):
     await node.join("room", "bob", "b", None)  # a later wake-up finds nothing to answer
     await asyncio.sleep(0.05)
     assert node.pending == 0 and node.feeds["room"].users == 0
+
+
+@pytest.mark.gen_test
+async def test_snapshots_too_old_to_reuse_are_forgotten(node, monkeypatch):
+    from presence.service import model
+    monkeypatch.setattr(model, "SNAPSHOT_AGE", 0.05)
+    await node.join("one", "alice", "a", None)
+    await node.join("two", "bob", "b", None)
+    assert list(node._snapshots) == ["one", "two"]
+    await asyncio.sleep(0.1)
+    await node.join("three", "carol", "c", None)
+    assert list(node._snapshots) == ["three"]
+    answer = await node.join("one", "dave", "d", None)  # taken again, exact as before
+    assert {m["user"] for m in answer["members"]} == {"alice", "dave"}
+    assert list(node._snapshots) == ["three", "one"]
