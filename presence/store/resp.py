@@ -89,6 +89,8 @@ class _NilArray:
 
 
 NIL_ARRAY = _NilArray()
+BULK_HEADER_CACHE = 1024
+BULK_HEADERS = tuple(b"$%d\r\n" % n for n in range(BULK_HEADER_CACHE))  # formatting costs more
 OK = Status("OK")
 PONG = Status("PONG")
 QUEUED = Status("QUEUED")

@@ -21,7 +21,8 @@ from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
 from presence.store.notify import Notifier
 from presence.store.pubsub import PubSubHub
 from presence.store.scan import ScanCursors
-from presence.store.resp import OK, QUEUED, Error, Push, RequestParser, encode
+from presence.store.resp import (BULK_HEADER_CACHE, BULK_HEADERS, OK, QUEUED, Error, Push,
+                                 RequestParser, encode)
 
 log = logging.getLogger("presence.store")
 VERSION = "7.0.15"
@@ -111,6 +112,7 @@ class Client(asyncio.Protocol):
             return  # kept in the parser until the blocking command is answered
         out = self._out = []
         append = out.append
+        extend = out.extend
         keyspace = server.keyspace
         clock = keyspace.clock
         fast = server.fast_commands if self._plain() else _NO_FAST_COMMANDS
@@ -136,7 +138,7 @@ class Client(asyncio.Protocol):
                     if not fewest <= len(argv) <= most:
                         append(encode(server.refuse_arity(self, name), self.protocol))
                         continue
-                    counters[0] += 1
+                    counters.calls += 1
                     try:
                         reply = handler(self, argv[1:])
                     except (WrongType, CommandError) as exc:
@@ -145,14 +147,17 @@ class Client(asyncio.Protocol):
                         reply = server.internal_error(name)
                     # the most common replies are encoded inline
                     if type(reply) is bytes:
-                        append(b"$%d\r\n%s\r\n" % (len(reply), reply))
+                        if len(reply) < BULK_HEADER_CACHE:  # three parts joined once, at the end
+                            extend((BULK_HEADERS[len(reply)], reply, b"\r\n"))
+                        else:
+                            append(b"$%d\r\n%s\r\n" % (len(reply), reply))
                     elif reply is OK:
                         append(b"+OK\r\n")
                     elif reply is None:
                         append(b"$-1\r\n" if self.protocol == 2 else b"_\r\n")
                     elif reply is not NO_REPLY:
                         if type(reply) is Error:
-                            counters[2] += 1
+                            counters.failed += 1
                             server.count_error(reply)
                         append(encode(reply, self.protocol))
                 if len(commands) < BATCH:
@@ -243,6 +248,18 @@ class Client(asyncio.Protocol):
         return len(self.channels) + len(self.patterns)
 
 
+class CommandCounters:
+    """One command's INFO commandstats counters: calls, rejected (never ran), failed (error reply)."""
+
+    __slots__ = ("calls", "rejected", "failed")
+
+    def __init__(self) -> None:
+        self.calls = self.rejected = self.failed = 0
+
+    def __iter__(self):
+        return iter((self.calls, self.rejected, self.failed))
+
+
 def _format_addr(addr, fallback: str = "") -> str:
     """host:port for TCP; `path:0` for a unix socket, as CLIENT LIST shows them."""
     if isinstance(addr, tuple):
@@ -274,7 +291,7 @@ class Server:
                       "total_error_replies": 0, "pubsub_messages": 0,
                       "total_net_input_bytes": 0, "total_net_output_bytes": 0}
         # name -> [calls, rejected, failed]; total_commands_processed is the sum of calls
-        self.command_stats: dict[str, list[int]] = {c.name: [0, 0, 0] for c in self.commands.values()}
+        self.command_stats = {c.name: CommandCounters() for c in self.commands.values()}
         # name as sent (either case) -> (name, handler, fewest and most arguments, counters):
         # the dispatch loop's table
         self.fast_commands = {sent: (c.name, c.handler, abs(c.arity), c.arity if c.arity > 0 else 1 << 30,
@@ -332,11 +349,11 @@ class Server:
 
     def commands_processed(self) -> int:
         """Commands executed so far (INFO's total_commands_processed)."""
-        return sum(calls for calls, _, _ in self.command_stats.values())
+        return sum(counters.calls for counters in self.command_stats.values())
 
     def reset_command_stats(self) -> None:
         for counters in self.command_stats.values():
-            counters[:] = [0, 0, 0]  # in place: fast_commands holds the same lists
+            counters.calls = counters.rejected = counters.failed = 0  # fast_commands holds them too
         self.error_stats.clear()
 
     def add_client(self, client: Client) -> None:
@@ -403,7 +420,7 @@ class Server:
         if tick:
             self.keyspace.tick()
         counters = self.command_stats[cmd.name]
-        counters[0] += 1
+        counters.calls += 1
         try:
             reply = cmd.handler(client, argv[1:])
         except (WrongType, CommandError) as exc:
@@ -411,7 +428,7 @@ class Server:
         except Exception:
             reply = self.internal_error(cmd.name)
         if type(reply) is Error:
-            counters[2] += 1
+            counters.failed += 1
             self.count_error(reply)
         return reply
 
@@ -435,7 +452,7 @@ class Server:
         """
         self.count_error(error)
         if cmd is not None:
-            self.command_stats[cmd.name][1] += 1
+            self.command_stats[cmd.name].rejected += 1
         if client.multi is None:
             return error
         client.multi_error = True
