@@ -5,11 +5,9 @@ Reads are JSON with CORS (JSONP too when `callback` is given); writes (kick) nee
 """
 from __future__ import annotations
 
-import asyncio
 import hmac
 
 from presence.service import names
-from presence.service.feed import Hold
 from presence.service.model import NotMember
 from presence.web.base import BadParam, BaseHandler, NotFound
 from presence.web.client import LongPollHandler
@@ -76,19 +74,7 @@ class EventsHandler(LongPollHandler, ApiHandler):
 
     async def get(self) -> None:
         cursor = self.name_arg("cursor", names.is_cursor, required=False)
-        self.release_arguments()
-        self.hold = hold = Hold()
-        try:
-            answer = await self.presence.start_global_events(cursor, hold)
-            if answer is hold:
-                answer = await hold.future
-        except asyncio.CancelledError:
-            if hold.gone:
-                return  # the client left: nobody to answer
-            hold.cancel()
-            raise
-        self.hold = None
-        self.reply(answer)
+        await self.answer_held(lambda hold: self.presence.start_global_events(cursor, hold))
 
 
 class HealthHandler(BaseHandler):

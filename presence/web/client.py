@@ -103,18 +103,15 @@ class LongPollHandler(BaseHandler):
         request = self.request
         request.arguments = request.query_arguments = _NO_ARGUMENTS
 
+    async def answer_held(self, start) -> None:
+        """Reply with `start(hold)`'s answer, awaiting the Hold when the domain holds it.
 
-_NO_ARGUMENTS: dict = {}
-
-
-class PollHandler(LongPollHandler, ClientHandler):
-    async def get(self, channel: str) -> None:
-        channel, user, conn = self.params(channel)
-        cursor = self.name_arg("cursor", names.is_cursor)
+        If the client goes away meanwhile, nothing is answered.
+        """
         self.release_arguments()
         self.hold = hold = Hold()
         try:
-            answer = await self.presence.start_poll(channel, user, conn, cursor, hold)
+            answer = await start(hold)
             if answer is hold:
                 answer = await hold.future
         except asyncio.CancelledError:
@@ -124,5 +121,15 @@ class PollHandler(LongPollHandler, ClientHandler):
             raise
         self.hold = None
         self.reply(answer)
+
+
+_NO_ARGUMENTS: dict = {}
+
+
+class PollHandler(LongPollHandler, ClientHandler):
+    async def get(self, channel: str) -> None:
+        channel, user, conn = self.params(channel)
+        cursor = self.name_arg("cursor", names.is_cursor)
+        await self.answer_held(lambda hold: self.presence.start_poll(channel, user, conn, cursor, hold))
 
     post = get
