@@ -9,8 +9,9 @@ old one is recognised as stale when popped (its deadline no longer matches), and
 is rebuilt when stale entries outnumber live ones. Reads also check the deadline (lazy
 expiry), so a key past its deadline is never returned, even between timer ticks.
 
-Time comes from an injectable clock. The dispatcher stores the time once per command in
-`Keyspace.now`, so one command sees one instant.
+Time comes from an injectable clock. The dispatcher stores a reading in `Keyspace.now`
+for every command taking the full path and once per batch of up to 64 pipelined data
+commands (`server.BATCH`, microseconds of work), so one command sees one instant.
 """
 from __future__ import annotations
 

@@ -379,11 +379,6 @@ def _encoded_size(cmd: list[bytes]) -> int:
     return len(b"*%d\r\n" % len(cmd)) + sum(len(a) + len(b"%d" % len(a)) + 5 for a in cmd)
 
 
-def encode_command(cmd: list[bytes]) -> bytes:
-    """The canonical multibulk encoding of a command (what clients send)."""
-    return b"*%d\r\n" % len(cmd) + b"".join([b"$%d\r\n%s\r\n" % (len(a), a) for a in cmd])
-
-
 def split_inline(line: bytes) -> list[bytes]:
     """Split an inline request like Redis's sdssplitargs: quotes, escapes, whitespace.
 

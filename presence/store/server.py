@@ -290,7 +290,7 @@ class Server:
                       "keyspace_misses": 0, "client_output_buffer_limit_disconnections": 0,
                       "total_error_replies": 0, "pubsub_messages": 0,
                       "total_net_input_bytes": 0, "total_net_output_bytes": 0}
-        # name -> [calls, rejected, failed]; total_commands_processed is the sum of calls
+        # name -> CommandCounters; total_commands_processed is the sum of calls
         self.command_stats = {c.name: CommandCounters() for c in self.commands.values()}
         # name as sent (either case) -> (name, handler, fewest and most arguments, counters):
         # the dispatch loop's table
@@ -374,11 +374,8 @@ class Server:
 
     # ------------------------------------------------------------ dispatch
 
-    def execute(self, client: Client, argv: list[bytes], now: int | None = None):
-        """Run one command for `client` and return its reply value (or NO_REPLY).
-
-        `now` is the clock reading to run it at (read here when not given).
-        """
+    def execute(self, client: Client, argv: list[bytes]):
+        """Run one command for `client` through the gate; return its reply value (or NO_REPLY)."""
         name = argv[0]
         cmd = self._lookup.get(name)
         if cmd is None:
@@ -395,9 +392,7 @@ class Server:
             refused = self._gate(client, cmd, argv)
             if refused is not None:
                 return refused
-        keyspace = self.keyspace
-        keyspace.now = keyspace.clock() if now is None else now
-        return self.call(client, cmd, argv, tick=False)
+        return self.call(client, cmd, argv)
 
     def _gate(self, client: Client, cmd, argv: list[bytes]):
         """The rare checks: AUTH, RESP2 subscribed context, MULTI queueing; None to run now."""
@@ -415,10 +410,9 @@ class Server:
             return QUEUED
         return None
 
-    def call(self, client: Client, cmd, argv: list[bytes], tick: bool = True):
-        """Run a looked-up command now (EXEC uses it for queued commands)."""
-        if tick:
-            self.keyspace.tick()
+    def call(self, client: Client, cmd, argv: list[bytes]):
+        """Run a looked-up command now, at a fresh clock reading (EXEC uses it for queued commands)."""
+        self.keyspace.tick()
         counters = self.command_stats[cmd.name]
         counters.calls += 1
         try:
