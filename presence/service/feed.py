@@ -188,10 +188,6 @@ class Feed:
         self._waiters.add(hold)
         return hold
 
-    def unhold(self, hold: Hold) -> None:
-        """Stop waking `hold` (it stays counted on the feed until released)."""
-        self._waiters.discard(hold)
-
     def finished(self, hold: Hold) -> None:
         """`hold` is answered or cancelled: forget it."""
         self._waiters.discard(hold)
