@@ -107,13 +107,13 @@ class Client(asyncio.Protocol):
         of a pipeline (a few microseconds of work) and for every command taking the full path.
         """
         parser = self.parser
-        parser.feed(data)
         server = self.server
         stats = server.stats
         stats["total_net_input_bytes"] += len(data)
         self.last_interaction = time.time()
         if self.blocked is not None or self.closing:
-            return  # kept in the parser until the blocking command is answered
+            parser.feed(data)  # kept in the parser until the blocking command is answered
+            return
         out = self._out = []
         append = out.append
         extend = out.extend
@@ -122,8 +122,8 @@ class Client(asyncio.Protocol):
         fast = server.fast_commands if self._plain() else _NO_FAST_COMMANDS
         read_commands = parser.read_commands
         try:
+            commands = parser.take(data, BATCH)
             while True:  # batches of at most BATCH commands, each at one clock reading
-                commands = read_commands(BATCH)
                 keyspace.now = clock()
                 batch = iter(commands)
                 for argv in batch:
@@ -166,18 +166,18 @@ class Client(asyncio.Protocol):
                         append(encode(reply, self.protocol))
                 if len(commands) < BATCH:
                     break  # that was everything buffered
+                commands = read_commands(BATCH)
             if parser.error is not None:
                 append(b"-ERR %s\r\n" % str(parser.error).encode("utf-8", "surrogateescape"))
                 self.closing = True
         finally:
             self._out = None
-            if out:
-                payload = b"".join(out) if len(out) > 1 else out[0]
+            if out:  # joined and written at the end of the loop turn
                 if self._held is None:
-                    self._held = [payload]
+                    self._held = out
                     server.hold_replies(self)
                 else:
-                    self._held.append(payload)
+                    self._held += out
             if self.closing:
                 self.close()
             elif self.channels or self.patterns:

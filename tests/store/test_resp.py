@@ -419,3 +419,42 @@ def test_after_a_cut_command_the_rest_of_a_long_buffer_goes_back_to_hiredis(monk
     assert parser.read_commands() == cmds[1:]
     assert parser.buffered() == 0
     assert len(reference_reads) < 5  # the cut command only, not the 399 after it
+
+
+def take_in_chunks(data: bytes, cuts: list[int], accelerate: bool, limit: int) -> list:
+    """Like feed_in_chunks, through take(chunk, limit) and read_commands, as the server reads."""
+    parser = _parser(accelerate)
+    out = []
+    bounds = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    for a, b in zip(bounds, bounds[1:]):
+        batch = parser.take(data[a:b], limit)
+        while True:
+            assert len(batch) <= limit
+            out += batch
+            if len(batch) < limit:
+                break
+            batch = parser.read_commands(limit)
+        if parser.error is not None:
+            return out + [("error", str(parser.error))]
+    return out
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(mixed, cut_points, st.sampled_from([1, 2, 64]), st.sampled_from(PATHS))
+def test_take_reads_what_feed_and_next_command_read(items, cuts, limit, accelerate):
+    data = _mixed_stream(items)
+    assert take_in_chunks(data, cuts, accelerate, limit) == [args for _, args in items]
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200), cut_points, st.sampled_from([1, 64]), st.sampled_from(PATHS))
+def test_take_meets_garbage_like_feed_and_next_command(data, cuts, limit, accelerate):
+    assert take_in_chunks(data, cuts, accelerate, limit) == feed_in_chunks(data, cuts, accelerate)
+
+
+def test_take_after_unread_returns_the_unread_commands_first(accelerate):
+    parser = _parser(accelerate)
+    first, *rest = parser.take(mb(b"BLPOP", b"q", b"0") + mb(b"GET", b"a"))
+    parser.unread(rest)
+    assert parser.take(mb(b"PING"), 64) == [[b"GET", b"a"], [b"PING"]]
+    assert parser.take(b"", 64) == []
