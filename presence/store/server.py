@@ -119,8 +119,9 @@ class Client(asyncio.Protocol):
         extend = out.extend
         keyspace = server.keyspace
         clock = keyspace.clock
-        fast = server.fast_commands if self._plain() else _NO_FAST_COMMANDS
-        read_commands = parser.read_commands
+        # self._plain(), inlined: this runs once per read
+        fast = (server.fast_commands if self.multi is None and self.authenticated and not self.channels
+                and not self.patterns and self.reply_mode is None else _NO_FAST_COMMANDS)
         try:
             commands = parser.take(data, BATCH)
             while True:  # batches of at most BATCH commands, each at one clock reading
@@ -166,7 +167,7 @@ class Client(asyncio.Protocol):
                         append(encode(reply, self.protocol))
                 if len(commands) < BATCH:
                     break  # that was everything buffered
-                commands = read_commands(BATCH)
+                commands = parser.read_commands(BATCH)
             if parser.error is not None:
                 append(b"-ERR %s\r\n" % str(parser.error).encode("utf-8", "surrogateescape"))
                 self.closing = True
