@@ -136,6 +136,10 @@ async def expiry_lag(port: int, live: int, probes: int = 200, spread: float = 5.
         if msg and msg["data"] in deadlines:
             lags.append(time.time() - deadlines.pop(msg["data"]))
     refresher.cancel()
+    try:  # wait for it to stop before its connection is closed under it
+        await refresher
+    except asyncio.CancelledError:
+        pass
     await sub.aclose()
     await client.aclose()
     lags.sort()
