@@ -95,17 +95,23 @@ def bench_throughput(store: int, redis: int, rounds: int, quick: bool) -> None:
 
 # ---------------------------------------------------------------- expiry lag
 
-async def refresh_forever(client, live: int, ttl_ms: int, period: float) -> None:
-    """Keep `live` keys alive by re-setting them all every `period` seconds, in batches."""
-    while True:
+async def refresh_forever(client, live: int, ttl_ms: int, period: float, stop: asyncio.Event) -> None:
+    """Keep `live` keys alive by re-setting them all every `period` seconds, in batches,
+    until `stop` is set (a task cancelled inside redis-py's pipeline may carry on)."""
+    while not stop.is_set():
         started = time.monotonic()
         for start in range(0, live, 2000):
+            if stop.is_set():
+                return
             pipe = client.pipeline(transaction=False)
             for i in range(start, min(live, start + 2000)):
                 pipe.set(f"live:{i}", 1, px=ttl_ms)
             await pipe.execute()
             await asyncio.sleep(0)
-        await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
+        try:
+            await asyncio.wait_for(stop.wait(), max(0.0, period - (time.monotonic() - started)))
+        except asyncio.TimeoutError:
+            pass
 
 
 async def expiry_lag(port: int, live: int, probes: int = 200, spread: float = 5.0,
@@ -119,7 +125,8 @@ async def expiry_lag(port: int, live: int, probes: int = 200, spread: float = 5.
         channel = "__keyevent@0__:expired"
     sub = aioredis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
     await sub.subscribe(channel)
-    refresher = asyncio.create_task(refresh_forever(client, live, 30_000, 10.0))
+    stop = asyncio.Event()
+    refresher = asyncio.create_task(refresh_forever(client, live, 30_000, 10.0, stop))
     await asyncio.sleep(1.0 + live / 50_000)  # let the first refresh pass fill the keyspace
     base = int(time.time() * 1000) + 2000
     deadlines = {}
@@ -135,11 +142,8 @@ async def expiry_lag(port: int, live: int, probes: int = 200, spread: float = 5.
         msg = await sub.get_message(timeout=0.5)
         if msg and msg["data"] in deadlines:
             lags.append(time.time() - deadlines.pop(msg["data"]))
-    refresher.cancel()
-    try:  # wait for it to stop before its connection is closed under it
-        await refresher
-    except asyncio.CancelledError:
-        pass
+    stop.set()
+    await refresher  # it stops after its current pipeline, before its connection is closed
     await sub.aclose()
     await client.aclose()
     lags.sort()

@@ -29,7 +29,9 @@ from presence.store.resp import (BULK_HEADER_CACHE, BULK_HEADERS, OK, QUEUED, Er
 
 log = logging.getLogger("presence.store")
 VERSION = "7.0.15"
-EXPIRE_SLICE = 2000  # keys expired per timer callback  # the Redis version whose behaviour the store reproduces
+EXPIRE_SLICE = 2000  # keys expired per timer callback
+EXPIRE_SLICE_INLINE = 200  # keys expired between two batches of a pipeline (the timer does the rest)
+NEVER = 1 << 62  # Server.timer_deadline when no timer is armed
 
 # Commands a RESP2 client may send while subscribed.
 _SUBSCRIBED_OK = frozenset(["subscribe", "psubscribe", "ssubscribe", "unsubscribe",
@@ -125,7 +127,9 @@ class Client(asyncio.Protocol):
         try:
             commands = parser.take(data, BATCH)
             while True:  # batches of at most BATCH commands, each at one clock reading
-                keyspace.now = clock()
+                keyspace.now = now = clock()
+                if now >= server.timer_deadline:
+                    server.expire_now()  # expiry notifications do not wait for the rest of a pipeline
                 batch = iter(commands)
                 for argv in batch:
                     entry = fast.get(argv[0])
@@ -330,7 +334,7 @@ class Server:
         self.shutdown_requested = asyncio.Event() if _has_loop() else None
         self.servers: list[asyncio.base_events.Server] = []
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_deadline: int | None = None
+        self.timer_deadline = NEVER  # when the armed expiry timer is due (ms)
         self.config.on_change = self._config_changed
         self._config_changed("notify-keyspace-events", self.config["notify-keyspace-events"])
         self._config_changed("keys-expire-notify", self.config["keys-expire-notify"])
@@ -513,7 +517,7 @@ class Server:
         if deadline_ms is None:
             return
         if self._timer is not None:
-            if self._timer_deadline <= deadline_ms:
+            if self.timer_deadline <= deadline_ms:
                 return
             self._timer.cancel()
         try:
@@ -521,12 +525,25 @@ class Server:
         except RuntimeError:
             return  # not serving yet: start() arms the timer
         delay = (deadline_ms - self.keyspace.clock()) / 1000.0
-        self._timer_deadline = deadline_ms
+        self.timer_deadline = deadline_ms
         self._timer = loop.call_later(max(0.0, delay), self._on_timer)
 
-    def _on_timer(self) -> None:
+    def expire_now(self) -> None:
+        """Do the due expiry timer's work at once, a short slice of it.
+
+        The dispatch loop calls this between two batches of commands when
+        `timer_deadline` has passed: a long pipeline (a 2,000-command refresh takes the
+        store tens of milliseconds) then delays an expiry notification by one batch, not
+        by the whole read. Expiring a key that is past its deadline between two commands
+        changes nothing they can see: lookups would have expired it anyway.
+        """
+        if self._timer is not None:
+            self._timer.cancel()
+        self._on_timer(EXPIRE_SLICE_INLINE)
+
+    def _on_timer(self, limit: int = EXPIRE_SLICE) -> None:
         self._timer = None
-        self._timer_deadline = None
+        self.timer_deadline = NEVER
         keyspace = self.keyspace
         keyspace.tick()
         if not self.active_expire:
@@ -534,7 +551,7 @@ class Server:
             return
         # a bounded slice, so a mass expiry never stalls other clients; the rest is due
         # at once and runs on the next loop iteration, after pending I/O
-        keyspace.expire_due(limit=EXPIRE_SLICE)
+        keyspace.expire_due(limit=limit)
         self._arm_timer(keyspace.next_deadline())
 
     def _config_changed(self, name: str, value) -> None:

@@ -1,10 +1,11 @@
-"""Replies are written at the end of the event-loop turn, after every ready connection is read.
+"""What happens within one event-loop turn: when replies are written, when keys expire.
 
 Redis answers a loop turn's reads in one burst of writes (beforeSleep); the store does the
 same (`Server.hold_replies`). These tests drive `Client` objects over recording transports
 inside a running loop, so "the end of the turn" is one `await asyncio.sleep(0)`, and check
 what a held reply must never do: be lost, be reordered behind a later push or unblocked
-reply, or be cut off by a close.
+reply, or be cut off by a close. The last test checks that an expiry falling due while a
+long pipeline runs is announced between two of its batches, not after it.
 """
 import asyncio
 
@@ -139,3 +140,36 @@ def test_server_close_writes_what_is_held():
         await server.close()
         assert ta.output == b"+PONG\r\n" and ta.closed
     run(scenario)
+
+
+class TickingClock:
+    """A clock that moves 1 ms each time it is read."""
+
+    def __init__(self, start_ms: int = 1_700_000_000_000) -> None:
+        self.ms = start_ms
+
+    def __call__(self) -> int:
+        self.ms += 1
+        return self.ms
+
+
+def test_an_expiry_due_during_a_long_pipeline_is_announced_before_the_pipeline_ends():
+    clock = TickingClock()
+
+    async def main():
+        config = Config()
+        config.set("keys-expire-notify", "gone", startup=True)
+        server = Server(config, clock=clock)
+        (a, ta), (b, tb) = connect(server), connect(server)
+        b.data_received(commands(("SUBSCRIBE", "gone")))
+        await asyncio.sleep(0)
+        subscribed = tb.output
+        a.data_received(commands(("SET", "k", "v", "PX", "5")))
+        await asyncio.sleep(0)
+        seen_by_b = []  # how many replies A had when B was told
+        tb.write = lambda data: seen_by_b.append(len(a._out or ()))
+        a.data_received(commands(*[("GET", "x")] * 64 * 20))  # 20 batches, the clock moves per batch
+        assert seen_by_b and 0 < seen_by_b[0] < 64 * 20  # announced mid-pipeline, not after it
+        assert server.keyspace.dbs[0].data.get(b"k") is None
+        assert subscribed.startswith(b"*3\r\n$9\r\nsubscribe")
+    asyncio.run(main())
