@@ -160,7 +160,7 @@ def test_an_expiry_due_during_a_long_pipeline_is_announced_before_the_pipeline_e
         config = Config()
         config.set("keys-expire-notify", "gone", startup=True)
         server = Server(config, clock=clock)
-        (a, ta), (b, tb) = connect(server), connect(server)
+        (a, _), (b, tb) = connect(server), connect(server)
         b.data_received(commands(("SUBSCRIBE", "gone")))
         await asyncio.sleep(0)
         subscribed = tb.output
