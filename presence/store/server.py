@@ -99,14 +99,16 @@ class Client(asyncio.Protocol):
         self.server.add_client(self)
 
     def data_received(self, data: bytes) -> None:
-        """Run every complete command received so far and write their replies at once.
+        """Run every complete command received so far; hold their replies for one write
+        at the end of the loop turn (`Server.hold_replies`).
 
         This loop is the hot path. A data command (`Server.fast_commands`: reads and
         writes of keys, none of which can change the session's state) sent by a client
         in the plain state (no MULTI, AUTH pending, subscription or CLIENT REPLY) is
         dispatched right here; everything else goes through `Server.execute`, after
         which the state is looked at again. The clock is read for every BATCH commands
-        of a pipeline (a few microseconds of work) and for every command taking the full path.
+        of a pipeline (a few microseconds of work) and for every command taking the full
+        path; a due expiry timer is run between batches (`Server.expire_now`).
         """
         parser = self.parser
         server = self.server
