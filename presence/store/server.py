@@ -213,12 +213,12 @@ class Client(asyncio.Protocol):
         """Queue bytes for this client: batched during its own read, written at once otherwise."""
         if self._out is not None:
             self._out.append(data)
-        elif not self.closing:
-            if self._held is not None:
-                self.flush()  # what this client was already owed goes first
-            self.server.stats["total_net_output_bytes"] += len(data)
-            self.transport.write(data)
-            self._check_output_limit()
+        elif not self.closing:  # after what this client was already owed, in one write
+            if self._held is None:
+                self._held = [data]
+            else:
+                self._held.append(data)
+            self.flush()
 
     def flush(self) -> None:
         """Write the replies held for the end of the loop turn (`Server.hold_replies`)."""
