@@ -92,6 +92,8 @@ NIL_ARRAY = _NilArray()
 BULK_HEADER_CACHE = 1024
 BULK_HEADERS = tuple(b"$%d\r\n" % n for n in range(BULK_HEADER_CACHE))  # formatting costs more
 _PLUS, _EQUALS = ord("+"), ord("=")
+_PROBE = b"*0\r\n"  # an empty multibulk: hiredis returns [] for it
+_join = b"".join
 OK = Status("OK")
 PONG = Status("PONG")
 QUEUED = Status("QUEUED")
@@ -200,16 +202,20 @@ class RequestParser:
     def take(self, data: bytes, limit: int = 1 << 62) -> list[list[bytes]]:
         """`feed(data)`, then `read_commands(limit)`, in one call.
 
-        The common case, an idle parser and a chunk hiredis may read, skips most of
-        the bookkeeping of the two (a server's read loop calls this once per read).
+        The common case (an idle parser, a chunk of whole multibulk commands that hiredis
+        may read) is one pass of hiredis over the chunk: a server's read loop calls this
+        once per read, so it skips the bookkeeping of the general path.
         """
-        if (self._chunk is None and self._args is None and not self._ready
-                and self._pos == len(self._buf) and self.error is None and self._fits_hiredis(data)):
+        if (self._chunk is None and not self._ready and self._args is None and self.error is None
+                and self._pos == len(self._buf) and self._accelerate and data and data[0] == 42
+                and ((_PLUS not in data and _EQUALS not in data) or self._fits_hiredis(data))):
             self._reader.feed(data)
-            self._chunk = data
-            commands = self._read_chunk()
-            if self._chunk is None and self._pos == len(self._buf) and len(commands) <= limit:
-                return commands  # hiredis read the whole chunk, up to a command boundary
+            commands, whole = self._hiredis_pass()
+            if whole and len(commands) <= limit:
+                return commands
+            self._chunk = data  # cut mid-command, read differently, or over the limit
+            self._returned = commands[:]
+            self._to_reference()
             self._ready = commands
             return self.read_commands(limit)
         self.feed(data)
@@ -218,34 +224,36 @@ class RequestParser:
     def _read_chunk(self) -> list[list[bytes]]:
         """The commands hiredis reads from the current chunk; hands over to the reference
         parser at anything it would read differently."""
-        parsed = []
-        append = parsed.append
+        commands, whole = self._hiredis_pass()
+        if whole:
+            self._chunk = None
+            self._returned.clear()
+        else:
+            self._returned += commands
+            self._to_reference()
+        return commands
+
+    def _hiredis_pass(self) -> tuple[list[list[bytes]], bool]:
+        """The commands hiredis's reader returns from what it was fed, up to the first
+        thing it would read differently from Redis; and whether that was the end of the
+        bytes, on a command boundary."""
+        reader = self._reader
         gets = self._gets
-        join = b"".join
-        while True:
-            try:
+        commands = []
+        append = commands.append
+        try:
+            cmd = gets()
+            while cmd.__class__ is list and cmd:
+                _join(cmd)  # TypeError unless every argument is a bulk string
+                append(cmd)
                 cmd = gets()
-                if cmd.__class__ is list and cmd:
-                    join(cmd)  # TypeError unless every argument is a bulk string
-                    append(cmd)
-                    continue
-            except (_hiredis.ProtocolError, TypeError):
-                break
-            if cmd is False and not self._reader.has_data():
+            if cmd is False and not reader.has_data():
                 # every byte read; on a command boundary hiredis reads `*0` as []
-                self._reader.feed(b"*0\r\n")
-                try:
-                    idle = self._gets() == []
-                except _hiredis.ProtocolError:
-                    idle = False
-                if idle:
-                    self._chunk = None
-                    self._returned.clear()
-                    return parsed
-            break
-        self._returned += parsed
-        self._to_reference()
-        return parsed
+                reader.feed(_PROBE)
+                return commands, gets() == []
+        except (_hiredis.ProtocolError, TypeError):
+            pass
+        return commands, False
 
     def _read_reference(self, limit: int) -> list[list[bytes]]:
         """Up to `limit` commands from the reference parser (then hiredis again, when the
