@@ -151,7 +151,7 @@ class Client(asyncio.Protocol):
                         continue
                     counters.calls += 1
                     try:
-                        reply = handler(self, argv[1:])
+                        reply = handler(self, argv)
                     except (WrongType, CommandError) as exc:
                         reply = exc.reply
                     except Exception:
@@ -470,7 +470,7 @@ class Server:
         counters = self.command_stats[cmd.name]
         counters.calls += 1
         try:
-            reply = cmd.handler(client, argv[1:])
+            reply = cmd.handler(client, argv)
         except (WrongType, CommandError) as exc:
             reply = exc.reply
         except Exception:

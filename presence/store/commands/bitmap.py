@@ -39,11 +39,11 @@ def parse_offset(client, raw: bytes, field_bits: int = 0) -> int:
 
 
 @command("setbit", 4, "write denyoom")
-def setbit(client, args):
+def setbit(client, argv):
     """SETBIT key offset 0|1: the bit's previous value; grows the string with zero bytes."""
-    key = args[0]
-    offset = parse_offset(client, args[1])
-    if args[2] not in (b"0", b"1"):
+    key = argv[1]
+    offset = parse_offset(client, argv[2])
+    if argv[3] not in (b"0", b"1"):
         raise CommandError(BAD_BIT)
     db = client.db
     old = db.get_typed(key, bytes)
@@ -53,33 +53,33 @@ def setbit(client, args):
     if grown:
         value.extend(bytes(byte + 1 - len(value)))
     previous = int(bool(value[byte] & mask))
-    if old is None or grown or previous != int(args[2]):
-        value[byte] = value[byte] | mask if args[2] == b"1" else value[byte] & ~mask
+    if old is None or grown or previous != int(argv[3]):
+        value[byte] = value[byte] | mask if argv[3] == b"1" else value[byte] & ~mask
         db.store(key, bytes(value), keep_ttl=True)
         db.notify(ev.STRING, b"setbit", key)
     return previous
 
 
 @command("getbit", 3, "readonly fast")
-def getbit(client, args):
-    offset = parse_offset(client, args[1])
-    value = read_key(client.db, args[0], bytes) or b""
+def getbit(client, argv):
+    offset = parse_offset(client, argv[2])
+    value = read_key(client.db, argv[1], bytes) or b""
     byte = offset >> 3
     return int(byte < len(value) and bool(value[byte] & (0x80 >> (offset & 7))))
 
 
 @command("bitcount", -2, "readonly")
-def bitcount(client, args):
+def bitcount(client, argv):
     """BITCOUNT key [start end [BYTE|BIT]]: set bits in the range (0 without the key)."""
-    value = read_key(client.db, args[0], bytes)
+    value = read_key(client.db, argv[1], bytes)
     if value is None:
         return 0
-    if len(args) == 1:
+    if len(argv) == 2:
         return int.from_bytes(value, "big").bit_count()
-    if len(args) not in (3, 4):
+    if len(argv) not in (4, 5):
         raise CommandError(replies.SYNTAX)
-    start, end = parse_int(args[1]), parse_int(args[2])
-    unit = _unit(args[3]) if len(args) == 4 else 8
+    start, end = parse_int(argv[2]), parse_int(argv[3])
+    unit = _unit(argv[4]) if len(argv) == 5 else 8
     if start < 0 and end < 0 and start > end:
         return 0
     first, last = bit_range(len(value), start, end, unit)
@@ -88,24 +88,24 @@ def bitcount(client, args):
 
 
 @command("bitpos", -3, "readonly")
-def bitpos(client, args):
+def bitpos(client, argv):
     """BITPOS key 0|1 [start [end [BYTE|BIT]]]: the first such bit's position, or -1.
 
     Looking for 0 without an explicit end, the string counts as padded with zeros: the
     answer may be the first bit past its end. A missing key is all zeros.
     """
-    bit = parse_int(args[1])
+    bit = parse_int(argv[2])
     if bit not in (0, 1):
         raise CommandError("ERR The bit argument must be 1 or 0.")
-    value = read_key(client.db, args[0], bytes)
+    value = read_key(client.db, argv[1], bytes)
     if value is None:
         return -1 if bit else 0
-    if len(args) > 5:
+    if len(argv) > 6:
         raise CommandError(replies.SYNTAX)
-    start = parse_int(args[2]) if len(args) > 2 else 0
-    unit = _unit(args[4]) if len(args) == 5 else 8
-    end_given = len(args) > 3
-    end = parse_int(args[3]) if end_given else -1
+    start = parse_int(argv[3]) if len(argv) > 3 else 0
+    unit = _unit(argv[5]) if len(argv) == 6 else 8
+    end_given = len(argv) > 4
+    end = parse_int(argv[4]) if end_given else -1
     first, last = bit_range(len(value), start, end, unit)
     for i in range(first, last + 1):
         if _bit(value, i) == bit:
@@ -117,25 +117,25 @@ _BITOPS = {b"and": and_, b"or": or_, b"xor": xor, b"not": None}
 
 
 @command("bitop", -4, "write denyoom", keys=(2, -1, 1))
-def bitop(client, args):
+def bitop(client, argv):
     """BITOP AND|OR|XOR|NOT destkey key [key ...]: the result's length; missing keys are zeros.
 
     Shorter inputs are padded with zero bytes; an empty result deletes `destkey`.
     """
-    name = args[0].lower()
+    name = argv[1].lower()
     if name not in _BITOPS:
         raise CommandError(replies.SYNTAX)
-    if name == b"not" and len(args) != 3:
+    if name == b"not" and len(argv) != 4:
         raise CommandError("ERR BITOP NOT must be called with a single source key.")
     db = client.db
-    sources = [read_key(db, key, bytes) or b"" for key in args[2:]]
+    sources = [read_key(db, key, bytes) or b"" for key in argv[3:]]
     size = max(map(len, sources))
     numbers = [int.from_bytes(value.ljust(size, b"\0"), "big") for value in sources]
     if name == b"not":
         result = numbers[0] ^ ((1 << size * 8) - 1)
     else:
         result = reduce(_BITOPS[name], numbers)
-    target = args[1]
+    target = argv[2]
     if size:
         db.store(target, result.to_bytes(size, "big"))
         db.notify(ev.STRING, b"set", target)
@@ -178,14 +178,14 @@ def _bit(value: bytes, i: int) -> int:
 # ------------------------------------------------------------ BITFIELD
 
 @command("bitfield", -2, "write denyoom")
-def bitfield(client, args):
+def bitfield(client, argv):
     """BITFIELD key [GET type offset] [SET type offset value] [INCRBY type offset incr] [OVERFLOW WRAP|SAT|FAIL]."""
-    return bitfield_generic(client, args, readonly=False)
+    return bitfield_generic(client, argv[1:], readonly=False)
 
 
 @command("bitfield_ro", -2, "readonly fast")
-def bitfield_ro(client, args):
-    return bitfield_generic(client, args, readonly=True)
+def bitfield_ro(client, argv):
+    return bitfield_generic(client, argv[1:], readonly=True)
 
 
 def bitfield_generic(client, args, readonly: bool) -> list:

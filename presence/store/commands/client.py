@@ -21,38 +21,38 @@ _TYPES = (b"normal", b"master", b"replica", b"slave", b"pubsub")
 
 
 @command("client", -2, "", keys=(0, 0, 0))
-def client_(client, args):
+def client_(client, argv):
     """CLIENT subcommands; the last command shown for this client is `client|<sub>`."""
-    client.last_command = "client|" + args[0].decode(errors="replace").lower()
-    return run_subcommand("client", client, args)
+    client.last_command = "client|" + argv[1].decode(errors="replace").lower()
+    return run_subcommand("client", client, argv)
 
 
 @subcommand("client", "id", 2)
-def client_id(client, args):
+def client_id(client, argv):
     return client.id
 
 
 @subcommand("client", "getname", 2)
-def client_getname(client, args):
+def client_getname(client, argv):
     return client.name or None
 
 
 @subcommand("client", "setname", 3)
-def client_setname(client, args):
+def client_setname(client, argv):
     """Name the connection; an empty name clears it."""
-    client.name = _valid(args[0], replies.CLIENT_NAME_INVALID)
+    client.name = _valid(argv[2], replies.CLIENT_NAME_INVALID)
     return OK
 
 
 @subcommand("client", "setinfo", 4)
-def client_setinfo(client, args):
+def client_setinfo(client, argv):
     """Record the client library's name or version (Redis 7.2's LIB-NAME / LIB-VER)."""
-    attr = args[0].decode(errors="replace")
+    attr = argv[2].decode(errors="replace")
     error = f"ERR {attr} cannot contain spaces, newlines or special characters."
     if attr.lower() == "lib-name":
-        client.lib_name = _valid(args[1], error)
+        client.lib_name = _valid(argv[3], error)
     elif attr.lower() == "lib-ver":
-        client.lib_ver = _valid(args[1], error)
+        client.lib_ver = _valid(argv[3], error)
     else:
         raise CommandError(f"ERR Unrecognized option '{attr}'")
     return OK
@@ -66,14 +66,14 @@ def _valid(value: bytes, error) -> bytes:
 
 
 @subcommand("client", "no-evict", 3)
-def client_no_evict(client, args):
-    client.no_evict = _on_off(args[0])
+def client_no_evict(client, argv):
+    client.no_evict = _on_off(argv[2])
     return OK
 
 
 @subcommand("client", "no-touch", 3)
-def client_no_touch(client, args):
-    client.no_touch = _on_off(args[0])
+def client_no_touch(client, argv):
+    client.no_touch = _on_off(argv[2])
     return OK
 
 
@@ -85,9 +85,9 @@ def _on_off(raw: bytes) -> bool:
 
 
 @subcommand("client", "reply", 3)
-def client_reply(client, args):
+def client_reply(client, argv):
     """CLIENT REPLY ON|OFF|SKIP: OFF and SKIP also silence their own reply."""
-    mode = args[0].lower()
+    mode = argv[2].lower()
     if mode not in (b"on", b"off", b"skip"):
         raise CommandError(replies.SYNTAX)
     client.reply_mode = None if mode == b"on" else mode.decode()
@@ -95,13 +95,13 @@ def client_reply(client, args):
 
 
 @subcommand("client", "unblock", -3)
-def client_unblock(client, args):
+def client_unblock(client, argv):
     """CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 if that client was blocked and is now answered."""
     from presence.store.commands.list import release
-    if len(args) > 2:
+    if len(argv) > 4:
         raise CommandError(replies.wrong_arity("client|unblock"))
-    target_id = parse_int(args[0])
-    mode = args[1].lower() if len(args) == 2 else b"timeout"
+    target_id = parse_int(argv[2])
+    mode = argv[3].lower() if len(argv) == 4 else b"timeout"
     if mode not in (b"timeout", b"error"):
         raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
     target = client.server.clients.get(target_id)
@@ -109,13 +109,13 @@ def client_unblock(client, args):
 
 
 @subcommand("client", "getredir", 2)
-def client_getredir(client, args):
+def client_getredir(client, argv):
     """No tracking redirection: -1."""
     return -1
 
 
 @subcommand("client", "unpause", 2)
-def client_unpause(client, args):
+def client_unpause(client, argv):
     return OK
 
 
@@ -182,16 +182,16 @@ def _client_type(raw: bytes) -> bytes:
 
 
 @subcommand("client", "list", -2)
-def client_list(client, args):
+def client_list(client, argv):
     """One line per connection, optionally only TYPE t or ID id [id ...]."""
     everyone = client.server.clients
-    if not args:
+    if len(argv) == 2:
         chosen = list(everyone.values())
-    elif len(args) == 2 and args[0].lower() == b"type":
-        kind = _client_type(args[1])
+    elif len(argv) == 4 and argv[2].lower() == b"type":
+        kind = _client_type(argv[3])
         chosen = [c for c in everyone.values() if _is_type(c, kind)]
-    elif len(args) > 1 and args[0].lower() == b"id":
-        ids = [parse_int(raw, replies.CLIENT_LIST_ID_INVALID) for raw in args[1:]]
+    elif len(argv) > 3 and argv[2].lower() == b"id":
+        ids = [parse_int(raw, replies.CLIENT_LIST_ID_INVALID) for raw in argv[3:]]
         chosen = [everyone[i] for i in ids if i in everyone]
     else:
         raise CommandError(replies.SYNTAX)
@@ -200,24 +200,24 @@ def client_list(client, args):
 
 
 @subcommand("client", "info", 2)
-def client_info(client, args):
+def client_info(client, argv):
     return Verbatim(describe(client) + "\n")
 
 
 # ---------------------------------------------------------------- KILL
 
 @subcommand("client", "kill", -3)
-def client_kill(client, args):
+def client_kill(client, argv):
     """Old form `CLIENT KILL addr` (OK or an error); new form with filters -> how many."""
-    if len(args) == 1:
-        victims = [c for c in client.server.clients.values() if c.addr == args[0].decode(errors="replace")]
+    if len(argv) == 3:
+        victims = [c for c in client.server.clients.values() if c.addr == argv[2].decode(errors="replace")]
         if not victims:
             raise CommandError(replies.NO_SUCH_CLIENT)
         _kill(client, victims[:1])
         return OK
-    if len(args) % 2:
+    if len(argv) % 2:
         raise CommandError(replies.SYNTAX)
-    tests, skipme = _kill_filters(args)
+    tests, skipme = _kill_filters(argv[2:])
     victims = [c for c in client.server.clients.values()
                if all(test(c) for test in tests) and not (skipme and c is client)]
     _kill(client, victims)

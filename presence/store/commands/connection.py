@@ -16,48 +16,48 @@ from presence.store.resp import OK, PONG, Error, Status
 
 
 @command("ping", -1, "fast", keys=(0, 0, 0))
-def ping(client, args):
+def ping(client, argv):
     """PONG, or the argument; inside RESP2 subscribed mode a ["pong", msg] array."""
-    if len(args) > 1:
+    if len(argv) > 2:
         raise CommandError(replies.wrong_arity("ping"))
     if client.protocol == 2 and (client.channels or client.patterns):
-        return [b"pong", args[0] if args else b""]
-    return args[0] if args else PONG
+        return [b"pong", argv[1] if len(argv) > 1 else b""]
+    return argv[1] if len(argv) > 1 else PONG
 
 
 @command("echo", 2, "fast", keys=(0, 0, 0))
-def echo(client, args):
-    return args[0]
+def echo(client, argv):
+    return argv[1]
 
 
 @command("hello", -1, "no-auth fast", keys=(0, 0, 0))
-def hello(client, args):
+def hello(client, argv):
     """Switch protocol (2 or 3), optionally AUTH and SETNAME; reply with server facts."""
     from presence.store.server import VERSION
     protocol = client.protocol
-    if args:
+    if len(argv) > 1:
         try:
-            protocol = parse_int(args[0])
+            protocol = parse_int(argv[1])
         except CommandError:
             raise CommandError("ERR Protocol version is not an integer or out of range") from None
         if protocol not in (2, 3):
             raise CommandError(replies.NOPROTO)
-    i = 1
+    i = 2
     name = None
-    while i < len(args):
-        option = args[i].lower()
-        if option == b"auth" and i + 2 < len(args):
-            error = _authenticate(client, args[i + 1], args[i + 2])
+    while i < len(argv):
+        option = argv[i].lower()
+        if option == b"auth" and i + 2 < len(argv):
+            error = _authenticate(client, argv[i + 1], argv[i + 2])
             if error:
                 return error
             i += 3
-        elif option == b"setname" and i + 1 < len(args):
-            name = args[i + 1]
+        elif option == b"setname" and i + 1 < len(argv):
+            name = argv[i + 1]
             if b" " in name or b"\n" in name:
                 raise CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
             i += 2
         else:
-            raise CommandError(f"ERR Syntax error in HELLO option '{args[i].decode(errors='replace')}'")
+            raise CommandError(f"ERR Syntax error in HELLO option '{argv[i].decode(errors='replace')}'")
     if not client.authenticated:
         raise CommandError(replies.HELLO_NOAUTH)
     if name is not None:
@@ -77,22 +77,22 @@ def _authenticate(client, username: bytes, password: bytes) -> Error | None:
 
 
 @command("auth", -2, "no-auth fast", keys=(0, 0, 0))
-def auth(client, args):
-    if len(args) > 2:
+def auth(client, argv):
+    if len(argv) > 3:
         raise CommandError(replies.SYNTAX)
-    if len(args) == 1:
+    if len(argv) == 2:
         if not client.server.config["requirepass"]:
             raise CommandError(replies.AUTH_NOT_CONFIGURED)
-        username, password = b"default", args[0]
+        username, password = b"default", argv[1]
     else:
-        username, password = args
+        _, username, password = argv
     return _authenticate(client, username, password) or OK
 
 
 @command("select", 2, "fast", keys=(0, 0, 0))
-def select(client, args):
+def select(client, argv):
     try:
-        index = parse_int(args[0])
+        index = parse_int(argv[1])
     except CommandError:
         raise CommandError(replies.NOT_INTEGER) from None
     if not 0 <= index < len(client.server.keyspace.dbs):
@@ -102,7 +102,7 @@ def select(client, args):
 
 
 @command("quit", -1, "no-auth fast", keys=(0, 0, 0))
-def quit_(client, args):
+def quit_(client, argv):
     """OK, then the connection closes once the reply is written."""
     client.send(b"+OK\r\n")
     client.closing = True
@@ -110,7 +110,7 @@ def quit_(client, args):
 
 
 @command("reset", 1, "no-auth fast", keys=(0, 0, 0))
-def reset(client, args):
+def reset(client, argv):
     """Back to a fresh connection's state: db 0, RESP2, no MULTI, WATCH or subscriptions."""
     from presence.store.server import unwatch_all
     client.multi = None

@@ -44,13 +44,13 @@ def read_key(db, key: bytes, kind: type | None = None):
 
 
 @command("del", -2, "write", keys=(1, -1, 1))
-def del_(client, args):
-    return _delete_keys(client.db, args)
+def del_(client, argv):
+    return _delete_keys(client.db, argv[1:])
 
 
 @command("unlink", -2, "write fast", keys=(1, -1, 1))
-def unlink(client, args):
-    return _delete_keys(client.db, args)
+def unlink(client, argv):
+    return _delete_keys(client.db, argv[1:])
 
 
 def _delete_keys(db, keys) -> int:
@@ -63,45 +63,45 @@ def _delete_keys(db, keys) -> int:
 
 
 @command("exists", -2, "readonly fast", keys=(1, -1, 1))
-def exists(client, args):
+def exists(client, argv):
     db = client.db
-    return sum(1 for key in args if read_key(db, key) is not None)
+    return sum(1 for key in argv[1:] if read_key(db, key) is not None)
 
 
 @command("touch", -2, "readonly fast", keys=(1, -1, 1))
-def touch(client, args):
+def touch(client, argv):
     db = client.db
-    return sum(1 for key in args if read_key(db, key) is not None)
+    return sum(1 for key in argv[1:] if read_key(db, key) is not None)
 
 
 @command("expire", -3, "write fast")
-def expire(client, args):
-    return expire_generic(client, args, "expire", 1000, relative=True)
+def expire(client, argv):
+    return expire_generic(client, argv, "expire", 1000, relative=True)
 
 
 @command("pexpire", -3, "write fast")
-def pexpire(client, args):
-    return expire_generic(client, args, "pexpire", 1, relative=True)
+def pexpire(client, argv):
+    return expire_generic(client, argv, "pexpire", 1, relative=True)
 
 
 @command("expireat", -3, "write fast")
-def expireat(client, args):
-    return expire_generic(client, args, "expireat", 1000, relative=False)
+def expireat(client, argv):
+    return expire_generic(client, argv, "expireat", 1000, relative=False)
 
 
 @command("pexpireat", -3, "write fast")
-def pexpireat(client, args):
-    return expire_generic(client, args, "pexpireat", 1, relative=False)
+def pexpireat(client, argv):
+    return expire_generic(client, argv, "pexpireat", 1, relative=False)
 
 
-def expire_generic(client, args, name: str, unit_ms: int, relative: bool) -> int:
+def expire_generic(client, argv, name: str, unit_ms: int, relative: bool) -> int:
     """Set a deadline on a key; 1 if set (or the key was deleted for a past deadline), else 0.
 
     NX/XX/GT/LT as in Redis 7; a key without a TTL counts as an infinite TTL for GT/LT.
     """
-    key, raw = args[0], args[1]
+    key, raw = argv[1], argv[2]
     nx = xx = gt = lt = False
-    for option in args[2:]:
+    for option in argv[3:]:
         o = option.lower()
         if o == b"nx":
             nx = True
@@ -147,23 +147,23 @@ def expire_generic(client, args, name: str, unit_ms: int, relative: bool) -> int
 
 
 @command("ttl", 2, "readonly fast")
-def ttl(client, args):
-    return ttl_generic(client, args[0], ms=False, absolute=False)
+def ttl(client, argv):
+    return ttl_generic(client, argv[1], ms=False, absolute=False)
 
 
 @command("pttl", 2, "readonly fast")
-def pttl(client, args):
-    return ttl_generic(client, args[0], ms=True, absolute=False)
+def pttl(client, argv):
+    return ttl_generic(client, argv[1], ms=True, absolute=False)
 
 
 @command("expiretime", 2, "readonly fast")
-def expiretime(client, args):
-    return ttl_generic(client, args[0], ms=False, absolute=True)
+def expiretime(client, argv):
+    return ttl_generic(client, argv[1], ms=False, absolute=True)
 
 
 @command("pexpiretime", 2, "readonly fast")
-def pexpiretime(client, args):
-    return ttl_generic(client, args[0], ms=True, absolute=True)
+def pexpiretime(client, argv):
+    return ttl_generic(client, argv[1], ms=True, absolute=True)
 
 
 def ttl_generic(client, key: bytes, ms: bool, absolute: bool) -> int:
@@ -181,9 +181,9 @@ def ttl_generic(client, key: bytes, ms: bool, absolute: bool) -> int:
 
 
 @command("persist", 2, "write fast")
-def persist(client, args):
+def persist(client, argv):
     db = client.db
-    key = args[0]
+    key = argv[1]
     if db.get(key) is None or not db.persist(key):
         return 0
     db.notify(ev.GENERIC, b"persist", key)
@@ -191,14 +191,14 @@ def persist(client, args):
 
 
 @command("type", 2, "readonly fast")
-def type_(client, args):
-    value = read_key(client.db, args[0])
+def type_(client, argv):
+    value = read_key(client.db, argv[1])
     return Status("none" if value is None else type_name(value))
 
 
 @command("keys", 2, "readonly", keys=(0, 0, 0))
-def keys(client, args):
-    pattern = args[0]
+def keys(client, argv):
+    pattern = argv[1]
     live = client.db.live_keys()
     if pattern == b"*":
         return list(live)
@@ -206,13 +206,13 @@ def keys(client, args):
 
 
 @command("scan", -2, "readonly", keys=(0, 0, 0))
-def scan(client, args):
+def scan(client, argv):
     """SCAN cursor [MATCH pattern] [COUNT n] [TYPE type].
 
     Every key present for the whole iteration is returned once (see presence.store.scan).
     """
-    cursor = _parse_cursor(args[0])
-    match, count, kind = _scan_options(args[1:])
+    cursor = _parse_cursor(argv[1])
+    match, count, kind = _scan_options(argv[2:])
     db = client.db
     nxt, window = client.server.scans.step(db.data, cursor, count)
     now = db.keyspace.now
@@ -269,14 +269,14 @@ def _scan_options(options: list[bytes]):
 
 
 @command("rename", 3, "write", keys=(1, 2, 1))
-def rename(client, args):
-    _rename(client, args[0], args[1], nx=False)
+def rename(client, argv):
+    _rename(client, argv[1], argv[2], nx=False)
     return OK
 
 
 @command("renamenx", 3, "write fast", keys=(1, 2, 1))
-def renamenx(client, args):
-    return _rename(client, args[0], args[1], nx=True)
+def renamenx(client, argv):
+    return _rename(client, argv[1], argv[2], nx=True)
 
 
 def _rename(client, src: bytes, dst: bytes, nx: bool) -> int:
@@ -301,17 +301,17 @@ def _rename(client, src: bytes, dst: bytes, nx: bool) -> int:
 
 
 @command("copy", -3, "write", keys=(1, 2, 1))
-def copy(client, args):
+def copy(client, argv):
     """COPY source destination [DB index] [REPLACE]: 1 if copied (value and TTL), else 0."""
-    source, target = args[0], args[1]
+    source, target = argv[1], argv[2]
     target_db, replace = client.db, False
-    i = 2
-    while i < len(args):
-        option = args[i].lower()
+    i = 3
+    while i < len(argv):
+        option = argv[i].lower()
         if option == b"replace":
             replace = True
-        elif option == b"db" and i + 1 < len(args):
-            target_db = _db_by_index(client, args[i + 1])
+        elif option == b"db" and i + 1 < len(argv):
+            target_db = _db_by_index(client, argv[i + 1])
             i += 1
         else:
             raise CommandError(replies.SYNTAX)
@@ -336,10 +336,10 @@ def copy(client, args):
 
 
 @command("move", 3, "write fast", keys=(1, 1, 1))
-def move(client, args):
+def move(client, argv):
     """MOVE key db: 1 if the key moved (with its TTL) to an empty slot in that database."""
-    key = args[0]
-    target_db = _db_by_index(client, args[1])
+    key = argv[1]
+    target_db = _db_by_index(client, argv[2])
     db = client.db
     if target_db is db:
         raise CommandError("ERR source and destination objects are the same")
@@ -380,7 +380,7 @@ def _clone(value):
 
 
 @command("randomkey", 1, "readonly", keys=(0, 0, 0))
-def randomkey(client, args):
+def randomkey(client, argv):
     import random
     db = client.db
     for _ in range(100):

@@ -64,33 +64,33 @@ def _writable(db, key: bytes) -> dict:
 
 
 @command("hset", -4, "write denyoom fast")
-def hset(client, args):
-    return _hset(client.db, args, "hset")
+def hset(client, argv):
+    return _hset(client.db, argv, "hset")
 
 
 @command("hmset", -4, "write denyoom fast")
-def hmset(client, args):
-    _hset(client.db, args, "hmset")
+def hmset(client, argv):
+    _hset(client.db, argv, "hmset")
     return OK
 
 
-def _hset(db, args, name: str) -> int:
+def _hset(db, argv, name: str) -> int:
     """Set each field/value pair; the number of fields that did not exist before (may be 0)."""
-    if len(args) % 2 == 0:
+    if len(argv) % 2:
         raise CommandError(replies.wrong_arity(name))
-    key = args[0]
+    key = argv[1]
     h = _writable(db, key)
     before = len(h)
-    for i in range(1, len(args), 2):
-        h[args[i]] = args[i + 1]
+    for i in range(2, len(argv), 2):
+        h[argv[i]] = argv[i + 1]
     db.notify(ev.HASH, b"hset", key)
     return len(h) - before
 
 
 @command("hsetnx", 4, "write denyoom fast")
-def hsetnx(client, args):
+def hsetnx(client, argv):
     db = client.db
-    key, field, value = args
+    _, key, field, value = argv
     h = db.get_typed(key, dict)
     if h is not None and field in h:
         return 0
@@ -100,30 +100,30 @@ def hsetnx(client, args):
 
 
 @command("hget", 3, "readonly fast")
-def hget(client, args):
-    h = client.db.get_typed(args[0], dict)
-    return None if h is None else h.get(args[1])
+def hget(client, argv):
+    h = client.db.get_typed(argv[1], dict)
+    return None if h is None else h.get(argv[2])
 
 
 @command("hmget", -3, "readonly fast")
-def hmget(client, args):
-    h = client.db.get_typed(args[0], dict) or {}
-    return [h.get(field) for field in args[1:]]
+def hmget(client, argv):
+    h = client.db.get_typed(argv[1], dict) or {}
+    return [h.get(field) for field in argv[2:]]
 
 
 @command("hgetall", 2, "readonly")
-def hgetall(client, args):
-    return _hgetall(client.db, args[0], fields=True, values=True)
+def hgetall(client, argv):
+    return _hgetall(client.db, argv[1], fields=True, values=True)
 
 
 @command("hkeys", 2, "readonly")
-def hkeys(client, args):
-    return _hgetall(client.db, args[0], fields=True, values=False)
+def hkeys(client, argv):
+    return _hgetall(client.db, argv[1], fields=True, values=False)
 
 
 @command("hvals", 2, "readonly")
-def hvals(client, args):
-    return _hgetall(client.db, args[0], fields=False, values=True)
+def hvals(client, argv):
+    return _hgetall(client.db, argv[1], fields=False, values=True)
 
 
 def _hgetall(db, key: bytes, fields: bool, values: bool):
@@ -137,14 +137,14 @@ def _hgetall(db, key: bytes, fields: bool, values: bool):
 
 
 @command("hdel", -3, "write fast")
-def hdel(client, args):
+def hdel(client, argv):
     db = client.db
-    key = args[0]
+    key = argv[1]
     h = db.get_typed(key, dict)
     if h is None:
         return 0
     deleted = 0
-    for field in args[1:]:
+    for field in argv[2:]:
         if h.pop(field, None) is not None:
             deleted += 1
     if deleted:
@@ -156,26 +156,26 @@ def hdel(client, args):
 
 
 @command("hexists", 3, "readonly fast")
-def hexists(client, args):
-    h = client.db.get_typed(args[0], dict)
-    return int(h is not None and args[1] in h)
+def hexists(client, argv):
+    h = client.db.get_typed(argv[1], dict)
+    return int(h is not None and argv[2] in h)
 
 
 @command("hlen", 2, "readonly fast")
-def hlen(client, args):
-    return len(client.db.get_typed(args[0], dict) or ())
+def hlen(client, argv):
+    return len(client.db.get_typed(argv[1], dict) or ())
 
 
 @command("hstrlen", 3, "readonly fast")
-def hstrlen(client, args):
-    h = client.db.get_typed(args[0], dict)
-    return len(h.get(args[1], b"")) if h is not None else 0
+def hstrlen(client, argv):
+    h = client.db.get_typed(argv[1], dict)
+    return len(h.get(argv[2], b"")) if h is not None else 0
 
 
 @command("hincrby", 4, "write denyoom fast")
-def hincrby(client, args):
+def hincrby(client, argv):
     db = client.db
-    key, field, raw = args
+    _, key, field, raw = argv
     amount = parse_int(raw)
     h = _writable(db, key)
     old = h.get(field)
@@ -188,9 +188,9 @@ def hincrby(client, args):
 
 
 @command("hincrbyfloat", 4, "write denyoom fast")
-def hincrbyfloat(client, args):
+def hincrbyfloat(client, argv):
     db = client.db
-    key, field, raw = args
+    _, key, field, raw = argv
     amount = parse_long_double(raw)
     if amount is None:
         raise CommandError(replies.NOT_FLOAT)
@@ -210,18 +210,18 @@ def hincrbyfloat(client, args):
 
 
 @command("hrandfield", -2, "readonly")
-def hrandfield(client, args):
+def hrandfield(client, argv):
     """HRANDFIELD key [count [WITHVALUES]]: distinct fields for count > 0, repeats for < 0."""
-    if len(args) == 1:
-        h = client.db.get_typed(args[0], dict)
+    if len(argv) == 2:
+        h = client.db.get_typed(argv[1], dict)
         return None if h is None else random_members(h, 1)[0]
-    count = parse_range(args[1], -LONG_MAX, LONG_MAX)
-    withvalues = len(args) == 3
-    if len(args) > 3 or (withvalues and args[2].lower() != b"withvalues"):
+    count = parse_range(argv[2], -LONG_MAX, LONG_MAX)
+    withvalues = len(argv) == 4
+    if len(argv) > 4 or (withvalues and argv[3].lower() != b"withvalues"):
         raise CommandError(replies.SYNTAX)
     if withvalues and not -(LONG_MAX // 2) <= count <= LONG_MAX // 2:
         raise CommandError(VALUE_OUT_OF_RANGE)
-    h = client.db.get_typed(args[0], dict)
+    h = client.db.get_typed(argv[1], dict)
     if h is None or count == 0:
         return []
     fields = random_members(h, count)
@@ -247,16 +247,16 @@ def random_members(collection, count: int) -> list:
 
 
 @command("hscan", -3, "readonly")
-def hscan(client, args):
+def hscan(client, argv):
     """HSCAN key cursor [MATCH pattern] [COUNT n]: a small hash comes whole, cursor 0."""
-    cursor = _parse_cursor(args[1])
-    h = client.db.get_typed(args[0], dict)
+    cursor = _parse_cursor(argv[2])
+    h = client.db.get_typed(argv[1], dict)
     if h is None:
         return [b"0", []]
     config = client.server.config
     limit, longest = config["hash-max-listpack-entries"], config["hash-max-listpack-value"]
     small = len(h) <= limit and all(len(f) <= longest and len(v) <= longest for f, v in h.items())
-    nxt, fields = scan_step(client, h, cursor, args[2:], small)
+    nxt, fields = scan_step(client, h, cursor, argv[3:], small)
     return [nxt, [item for f in fields for item in (f, h[f])]]
 
 

@@ -53,11 +53,11 @@ SHARED_REFCOUNT = 2147483647  # Redis shares the integers 0..9999 and reports IN
 # ---------------------------------------------------------------- COMMAND
 
 @command("command", -1, "", keys=(0, 0, 0))
-def command_(client, args):
+def command_(client, argv):
     """COMMAND: every command's entry; with a subcommand, COUNT/LIST/INFO/DOCS/GETKEYS."""
-    if not args:
+    if len(argv) == 1:
         return [_entry(cmd) for cmd in COMMANDS.values()]
-    return run_subcommand("command", client, args)
+    return run_subcommand("command", client, argv)
 
 
 def _lookup(name: bytes):
@@ -109,22 +109,22 @@ def _group_of(cmd) -> str:
 
 
 @subcommand("command", "count", 2)
-def command_count(client, args):
+def command_count(client, argv):
     return len(COMMANDS)
 
 
 @subcommand("command", "list", -2)
-def command_list(client, args):
+def command_list(client, argv):
     """Every command and subcommand name, optionally FILTERBY MODULE, ACLCAT or PATTERN."""
     names = []
     for cmd in COMMANDS.values():
         names.append(cmd)
         names.extend(SUBCOMMANDS.get(cmd.name, {}).values())
-    if not args:
+    if len(argv) == 2:
         return [cmd.name.encode() for cmd in names]
-    if len(args) != 3 or args[0].lower() != b"filterby":
+    if len(argv) != 5 or argv[2].lower() != b"filterby":
         raise CommandError(replies.SYNTAX)
-    kind, value = args[1].lower(), args[2]
+    kind, value = argv[3].lower(), argv[4]
     if kind == b"module":
         return []
     if kind == b"aclcat":
@@ -136,17 +136,17 @@ def command_list(client, args):
 
 
 @subcommand("command", "info", -2)
-def command_info(client, args):
+def command_info(client, argv):
     """The entry of each named command (nil for unknown ones); all commands without names."""
-    if not args:
+    if len(argv) == 2:
         return [_entry(cmd) for cmd in COMMANDS.values()]
-    return [_entry(cmd) if (cmd := _lookup(name)) else None for name in args]
+    return [_entry(cmd) if (cmd := _lookup(name)) else None for name in argv[2:]]
 
 
 @subcommand("command", "docs", -2)
-def command_docs(client, args):
+def command_docs(client, argv):
     """Minimal documentation (summary from the handler's docstring, group) per command."""
-    wanted = [_lookup(name) for name in args] if args else list(COMMANDS.values())
+    wanted = [_lookup(name) for name in argv[2:]] if len(argv) > 2 else list(COMMANDS.values())
     return {cmd.name.encode(): _docs(cmd) for cmd in wanted if cmd is not None}
 
 
@@ -158,13 +158,13 @@ def _docs(cmd) -> dict:
 
 
 @subcommand("command", "getkeys", -4)
-def command_getkeys(client, args):
-    return [key for key, _ in _keys_of(args)]
+def command_getkeys(client, argv):
+    return [key for key, _ in _keys_of(argv[2:])]
 
 
 @subcommand("command", "getkeysandflags", -4)
-def command_getkeysandflags(client, args):
-    return [[key, Set(Status(f) for f in flags)] for key, flags in _keys_of(args)]
+def command_getkeysandflags(client, argv):
+    return [[key, Set(Status(f) for f in flags)] for key, flags in _keys_of(argv[2:])]
 
 
 def _keys_of(argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
@@ -237,9 +237,9 @@ def _refcount(value) -> int:
 
 
 @command("object", -2, "", keys=(2, 2, 1))
-def object_(client, args):
+def object_(client, argv):
     """OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP."""
-    return run_subcommand("object", client, args)
+    return run_subcommand("object", client, argv)
 
 
 def _lfu(client) -> bool:
@@ -247,21 +247,21 @@ def _lfu(client) -> bool:
 
 
 @subcommand("object", "encoding", 3, "readonly", keys=(2, 2, 1))
-def object_encoding(client, args):
-    value = client.db.get(args[0])
+def object_encoding(client, argv):
+    value = client.db.get(argv[2])
     return None if value is None else encoding(value, client.server.config).encode()
 
 
 @subcommand("object", "refcount", 3, "readonly", keys=(2, 2, 1))
-def object_refcount(client, args):
-    value = client.db.get(args[0])
+def object_refcount(client, argv):
+    value = client.db.get(argv[2])
     return None if value is None else _refcount(value)
 
 
 @subcommand("object", "idletime", 3, "readonly", keys=(2, 2, 1))
-def object_idletime(client, args):
+def object_idletime(client, argv):
     """Seconds since last access: the store does not track access times, so 0."""
-    if client.db.get(args[0]) is None:
+    if client.db.get(argv[2]) is None:
         return None
     if _lfu(client):
         raise CommandError(replies.LFU_SELECTED)
@@ -269,9 +269,9 @@ def object_idletime(client, args):
 
 
 @subcommand("object", "freq", 3, "readonly", keys=(2, 2, 1))
-def object_freq(client, args):
+def object_freq(client, argv):
     """The LFU counter: the store does not track access frequency, so 0."""
-    if client.db.get(args[0]) is None:
+    if client.db.get(argv[2]) is None:
         return None
     if not _lfu(client):
         raise CommandError(replies.LFU_NOT_SELECTED)
@@ -331,27 +331,27 @@ def _item_bytes(item) -> int:
 
 
 @command("memory", -2, "", keys=(0, 0, 0))
-def memory(client, args):
+def memory(client, argv):
     """MEMORY USAGE | STATS | DOCTOR | MALLOC-STATS | PURGE | HELP."""
-    return run_subcommand("memory", client, args)
+    return run_subcommand("memory", client, argv)
 
 
 @subcommand("memory", "usage", -3, "readonly", keys=(2, 2, 1))
-def memory_usage(client, args):
+def memory_usage(client, argv):
     samples = 5
-    rest = args[1:]
+    rest = argv[3:]
     while rest:
         if rest[0].lower() == b"samples" and len(rest) >= 2:
             samples = parse_int(rest[1])
             rest = rest[2:]
         else:
             raise CommandError(replies.SYNTAX)
-    value = client.db.get(args[0])
-    return None if value is None else estimate_bytes(args[0], value, max(samples, 0))
+    value = client.db.get(argv[2])
+    return None if value is None else estimate_bytes(argv[2], value, max(samples, 0))
 
 
 @subcommand("memory", "stats", 2)
-def memory_stats(client, args):
+def memory_stats(client, argv):
     rss = rss_bytes()
     keys = sum(len(db.data) for db in client.server.keyspace.dbs)
     return {b"peak.allocated": rss, b"total.allocated": rss, b"startup.allocated": 0,
@@ -361,17 +361,17 @@ def memory_stats(client, args):
 
 
 @subcommand("memory", "doctor", 2)
-def memory_doctor(client, args):
+def memory_doctor(client, argv):
     return Verbatim(replies.MEMORY_DOCTOR_EMPTY)
 
 
 @subcommand("memory", "malloc-stats", 2)
-def memory_malloc_stats(client, args):
+def memory_malloc_stats(client, argv):
     return Verbatim("Stats not supported for the current allocator")
 
 
 @subcommand("memory", "purge", 2)
-def memory_purge(client, args):
+def memory_purge(client, argv):
     return OK
 
 
@@ -392,15 +392,16 @@ subcommand("memory", "help", 2)(help_for("memory", [
 # ---------------------------------------------------------------- DEBUG
 
 @command("debug", -2, "admin noscript loading stale", keys=(0, 0, 0))
-def debug(client, args):
+def debug(client, argv):
     """DEBUG subcommands used by Redis's own test suite; refused unless enable-debug-command."""
     allowed = client.server.config["enable-debug-command"]
     if allowed == "no" or (allowed == "local" and not _is_local(client)):
         raise CommandError(replies.DEBUG_NOT_ALLOWED)
-    handler, arity = _DEBUG.get(args[0].lower(), (None, 0))
-    if handler is None or (arity > 0 and len(args) != arity) or len(args) < -arity:
-        raise CommandError(replies.subcommand_syntax(args[0], "debug"))
-    return handler(client, args[1:])
+    handler, arity = _DEBUG.get(argv[1].lower(), (None, 0))
+    count = len(argv) - 1  # the subcommand and its arguments, as _DEBUG's arities count them
+    if handler is None or (arity > 0 and count != arity) or count < -arity:
+        raise CommandError(replies.subcommand_syntax(argv[1], "debug"))
+    return handler(client, argv[2:])
 
 
 def _is_local(client) -> bool:

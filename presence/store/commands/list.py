@@ -44,29 +44,29 @@ LEFT, RIGHT = b"left", b"right"
 # ------------------------------------------------------------ pushes
 
 @command("lpush", -3, "write denyoom fast")
-def lpush(client, args):
-    return push_generic(client, args, LEFT, only_existing=False)
+def lpush(client, argv):
+    return push_generic(client, argv, LEFT, only_existing=False)
 
 
 @command("rpush", -3, "write denyoom fast")
-def rpush(client, args):
-    return push_generic(client, args, RIGHT, only_existing=False)
+def rpush(client, argv):
+    return push_generic(client, argv, RIGHT, only_existing=False)
 
 
 @command("lpushx", -3, "write denyoom fast")
-def lpushx(client, args):
-    return push_generic(client, args, LEFT, only_existing=True)
+def lpushx(client, argv):
+    return push_generic(client, argv, LEFT, only_existing=True)
 
 
 @command("rpushx", -3, "write denyoom fast")
-def rpushx(client, args):
-    return push_generic(client, args, RIGHT, only_existing=True)
+def rpushx(client, argv):
+    return push_generic(client, argv, RIGHT, only_existing=True)
 
 
-def push_generic(client, args, end: bytes, only_existing: bool) -> int:
+def push_generic(client, argv, end: bytes, only_existing: bool) -> int:
     """Push every element at `end`, creating the list unless `only_existing`; reply its length."""
     db = client.db
-    key = args[0]
+    key = argv[1]
     items = db.get_typed(key, deque)
     if items is None:
         if only_existing:
@@ -74,9 +74,9 @@ def push_generic(client, args, end: bytes, only_existing: bool) -> int:
         items = deque()
         db.store(key, items)
     if end == LEFT:
-        items.extendleft(args[1:])
+        items.extendleft(argv[2:])
     else:
-        items.extend(args[1:])
+        items.extend(argv[2:])
     length = len(items)
     db.touch(key)
     db.notify(ev.LIST, b"lpush" if end == LEFT else b"rpush", key)
@@ -87,32 +87,32 @@ def push_generic(client, args, end: bytes, only_existing: bool) -> int:
 # ------------------------------------------------------------ pops
 
 @command("lpop", -2, "write fast")
-def lpop(client, args):
-    return pop_generic(client, args, LEFT)
+def lpop(client, argv):
+    return pop_generic(client, argv, LEFT)
 
 
 @command("rpop", -2, "write fast")
-def rpop(client, args):
-    return pop_generic(client, args, RIGHT)
+def rpop(client, argv):
+    return pop_generic(client, argv, RIGHT)
 
 
-def pop_generic(client, args, end: bytes):
+def pop_generic(client, argv, end: bytes):
     """LPOP/RPOP key [count]: one element, or with a count an array (nil array if no key)."""
-    if len(args) > 2:
+    if len(argv) > 3:
         raise CommandError(replies.wrong_arity("lpop" if end == LEFT else "rpop"))
     count = None
-    if len(args) == 2:
-        count = parse_int(args[1], NOT_POSITIVE)
+    if len(argv) == 3:
+        count = parse_int(argv[2], NOT_POSITIVE)
         if count < 0:
             raise CommandError(NOT_POSITIVE)
     db = client.db
-    items = db.get_typed(args[0], deque)
+    items = db.get_typed(argv[1], deque)
     if items is None:
         return None if count is None else NIL_ARRAY
     if count == 0:
         return []
     popped = [_pop(items, end) for _ in range(min(count or 1, len(items)))]
-    note_removal(db, args[0], items, b"lpop" if end == LEFT else b"rpop")
+    note_removal(db, argv[1], items, b"lpop" if end == LEFT else b"rpop")
     return popped[0] if count is None else popped
 
 
@@ -131,14 +131,14 @@ def note_removal(db, key: bytes, items: deque, event: bytes) -> None:
 # ------------------------------------------------------------ reads
 
 @command("llen", 2, "readonly fast")
-def llen(client, args):
-    return len(client.db.get_typed(args[0], deque) or ())
+def llen(client, argv):
+    return len(client.db.get_typed(argv[1], deque) or ())
 
 
 @command("lrange", 4, "readonly")
-def lrange(client, args):
-    start, stop = parse_int(args[1]), parse_int(args[2])
-    items = client.db.get_typed(args[0], deque)
+def lrange(client, argv):
+    start, stop = parse_int(argv[2]), parse_int(argv[3])
+    items = client.db.get_typed(argv[1], deque)
     if items is None:
         return []
     i, j = index_slice(len(items), start, stop)
@@ -157,21 +157,21 @@ def index_slice(n: int, start: int, stop: int) -> tuple[int, int]:
 
 
 @command("lindex", 3, "readonly")
-def lindex(client, args):
-    items = client.db.get_typed(args[0], deque)
+def lindex(client, argv):
+    items = client.db.get_typed(argv[1], deque)
     if items is None:
         return None
-    index = parse_int(args[1])
+    index = parse_int(argv[2])
     if index < 0:
         index += len(items)
     return items[index] if 0 <= index < len(items) else None
 
 
 @command("lpos", -3, "readonly")
-def lpos(client, args):
+def lpos(client, argv):
     """LPOS key element [RANK r] [COUNT c] [MAXLEN m]: indexes of matches, from the tail if r < 0."""
-    rank, count, maxlen = _lpos_options(args[2:])
-    items = client.db.get_typed(args[0], deque)
+    rank, count, maxlen = _lpos_options(argv[3:])
+    items = client.db.get_typed(argv[1], deque)
     if items is None:
         return None if count is None else []
     n = len(items)
@@ -181,7 +181,7 @@ def lpos(client, args):
     found = []
     skip = abs(rank) - 1 if rank != -(1 << 63) else 0  # Redis negates LONG_MIN into itself
     for offset, item in enumerate(scan):
-        if item == args[1]:
+        if item == argv[2]:
             if skip:
                 skip -= 1
                 continue
@@ -224,49 +224,49 @@ def _non_negative(raw: bytes, error: str) -> int:
 # ------------------------------------------------------------ edits in place
 
 @command("lset", 4, "write denyoom")
-def lset(client, args):
+def lset(client, argv):
     db = client.db
-    items = db.get_typed(args[0], deque)
+    items = db.get_typed(argv[1], deque)
     if items is None:
         raise CommandError(replies.NO_SUCH_KEY)
-    index = parse_int(args[1])
+    index = parse_int(argv[2])
     if index < 0:
         index += len(items)
     if not 0 <= index < len(items):
         raise CommandError(replies.INDEX_OUT_OF_RANGE)
-    items[index] = args[2]
-    db.touch(args[0])
-    db.notify(ev.LIST, b"lset", args[0])
+    items[index] = argv[3]
+    db.touch(argv[1])
+    db.notify(ev.LIST, b"lset", argv[1])
     return OK
 
 
 @command("lrem", 4, "write")
-def lrem(client, args):
+def lrem(client, argv):
     """LREM key count element: count > 0 from the head, < 0 from the tail, 0 all."""
-    count = parse_int(args[1])
+    count = parse_int(argv[2])
     db = client.db
-    items = db.get_typed(args[0], deque)
+    items = db.get_typed(argv[1], deque)
     if items is None:
         return 0
     limit = abs(count) or len(items)
     kept, removed = [], 0
     for item in (reversed(items) if count < 0 else items):
-        if removed < limit and item == args[2]:
+        if removed < limit and item == argv[3]:
             removed += 1
         else:
             kept.append(item)
     if removed:
         items.clear()
         items.extend(reversed(kept) if count < 0 else kept)
-        note_removal(db, args[0], items, b"lrem")
+        note_removal(db, argv[1], items, b"lrem")
     return removed
 
 
 @command("ltrim", 4, "write")
-def ltrim(client, args):
-    start, stop = parse_int(args[1]), parse_int(args[2])
+def ltrim(client, argv):
+    start, stop = parse_int(argv[2]), parse_int(argv[3])
     db = client.db
-    items = db.get_typed(args[0], deque)
+    items = db.get_typed(argv[1], deque)
     if items is None:
         return OK
     i, j = index_slice(len(items), start, stop)
@@ -274,41 +274,41 @@ def ltrim(client, args):
         items.pop()
     for _ in range(i):
         items.popleft()
-    note_removal(db, args[0], items, b"ltrim")
+    note_removal(db, argv[1], items, b"ltrim")
     return OK
 
 
 @command("linsert", 5, "write denyoom")
-def linsert(client, args):
+def linsert(client, argv):
     """LINSERT key BEFORE|AFTER pivot element: the new length, -1 without the pivot, 0 without the key."""
-    where = args[1].lower()
+    where = argv[2].lower()
     if where not in (b"before", b"after"):
         raise CommandError(replies.SYNTAX)
     db = client.db
-    items = db.get_typed(args[0], deque)
+    items = db.get_typed(argv[1], deque)
     if items is None:
         return 0
     try:
-        index = items.index(args[2])
+        index = items.index(argv[3])
     except ValueError:
         return -1
-    items.insert(index + (where == b"after"), args[3])
-    db.touch(args[0])
-    db.notify(ev.LIST, b"linsert", args[0])
+    items.insert(index + (where == b"after"), argv[4])
+    db.touch(argv[1])
+    db.notify(ev.LIST, b"linsert", argv[1])
     return len(items)
 
 
 # ------------------------------------------------------------ moves
 
 @command("lmove", 5, "write denyoom", keys=(1, 2, 1))
-def lmove(client, args):
-    source_end, target_end = parse_end(args[2]), parse_end(args[3])
-    return lmove_generic(client, args[0], args[1], source_end, target_end)
+def lmove(client, argv):
+    source_end, target_end = parse_end(argv[3]), parse_end(argv[4])
+    return lmove_generic(client, argv[1], argv[2], source_end, target_end)
 
 
 @command("rpoplpush", 3, "write denyoom", keys=(1, 2, 1))
-def rpoplpush(client, args):
-    return lmove_generic(client, args[0], args[1], RIGHT, LEFT)
+def rpoplpush(client, argv):
+    return lmove_generic(client, argv[1], argv[2], RIGHT, LEFT)
 
 
 def parse_end(raw: bytes) -> bytes:
@@ -349,15 +349,15 @@ def move_one(client, source: bytes, items: deque, target: bytes, source_end: byt
 # ------------------------------------------------------------ LMPOP, BLMPOP
 
 @command("lmpop", -4, "write movablekeys", keys=(0, 0, 0))
-def lmpop(client, args):
-    keys, end, count = parse_mpop(args, (LEFT, RIGHT))
+def lmpop(client, argv):
+    keys, end, count = parse_mpop(argv[1:], (LEFT, RIGHT))
     return _mpop_now(client, keys, end, count)
 
 
 @command("blmpop", -5, "write blocking movablekeys", keys=(0, 0, 0))
-def blmpop(client, args):
-    keys, end, count = parse_mpop(args[1:], (LEFT, RIGHT))
-    timeout = parse_timeout(args[0])
+def blmpop(client, argv):
+    keys, end, count = parse_mpop(argv[2:], (LEFT, RIGHT))
+    timeout = parse_timeout(argv[1])
     reply = _mpop_now(client, keys, end, count)
     if reply is not NIL_ARRAY or not may_block(client, "blmpop"):
         return reply
@@ -407,24 +407,24 @@ def _serve_mpop(end: bytes, count: int):
 # ------------------------------------------------------------ blocking forms
 
 @command("blpop", -3, "write noscript blocking", keys=(1, -2, 1))
-def blpop(client, args):
-    return bpop_generic(client, args, LEFT, "blpop")
+def blpop(client, argv):
+    return bpop_generic(client, argv, LEFT, "blpop")
 
 
 @command("brpop", -3, "write noscript blocking", keys=(1, -2, 1))
-def brpop(client, args):
-    return bpop_generic(client, args, RIGHT, "brpop")
+def brpop(client, argv):
+    return bpop_generic(client, argv, RIGHT, "brpop")
 
 
 @command("blmove", 6, "write denyoom noscript blocking", keys=(1, 2, 1))
-def blmove(client, args):
-    source_end, target_end = parse_end(args[2]), parse_end(args[3])
-    return bmove_generic(client, args[0], args[1], args[4], (source_end, target_end), "blmove")
+def blmove(client, argv):
+    source_end, target_end = parse_end(argv[3]), parse_end(argv[4])
+    return bmove_generic(client, argv[1], argv[2], argv[5], (source_end, target_end), "blmove")
 
 
 @command("brpoplpush", 4, "write denyoom noscript blocking", keys=(1, 2, 1))
-def brpoplpush(client, args):
-    return bmove_generic(client, args[0], args[1], args[2], (RIGHT, LEFT), "brpoplpush")
+def brpoplpush(client, argv):
+    return bmove_generic(client, argv[1], argv[2], argv[3], (RIGHT, LEFT), "brpoplpush")
 
 
 def bpop_generic(client, args, end: bytes, name: str):

@@ -20,31 +20,31 @@ from presence.store.resp import Push, Status
 
 
 @command("subscribe", -2, "pubsub", keys=(0, 0, 0))
-def subscribe(client, args):
+def subscribe(client, argv):
     hub = client.server.hub
-    for channel in args:
+    for channel in argv[1:]:
         hub.subscribe(client, channel)
         client.send_push(Push([b"subscribe", channel, client.subscriptions]))
     return NO_REPLY
 
 
 @command("psubscribe", -2, "pubsub", keys=(0, 0, 0))
-def psubscribe(client, args):
+def psubscribe(client, argv):
     hub = client.server.hub
-    for pattern in args:
+    for pattern in argv[1:]:
         hub.psubscribe(client, pattern)
         client.send_push(Push([b"psubscribe", pattern, client.subscriptions]))
     return NO_REPLY
 
 
 @command("unsubscribe", -1, "pubsub", keys=(0, 0, 0))
-def unsubscribe(client, args):
-    return _unsubscribe(client, args, client.channels, client.server.hub.unsubscribe, b"unsubscribe")
+def unsubscribe(client, argv):
+    return _unsubscribe(client, argv[1:], client.channels, client.server.hub.unsubscribe, b"unsubscribe")
 
 
 @command("punsubscribe", -1, "pubsub", keys=(0, 0, 0))
-def punsubscribe(client, args):
-    return _unsubscribe(client, args, client.patterns, client.server.hub.punsubscribe, b"punsubscribe")
+def punsubscribe(client, argv):
+    return _unsubscribe(client, argv[1:], client.patterns, client.server.hub.punsubscribe, b"punsubscribe")
 
 
 def _unsubscribe(client, names, current, remove, kind: bytes):
@@ -60,29 +60,29 @@ def _unsubscribe(client, names, current, remove, kind: bytes):
 
 
 @command("publish", 3, "pubsub fast", keys=(0, 0, 0))
-def publish(client, args):
+def publish(client, argv):
     client.server.stats["pubsub_messages"] += 1
-    return client.server.hub.publish(args[0], args[1])
+    return client.server.hub.publish(argv[1], argv[2])
 
 
 @command("pubsub", -2, "pubsub", keys=(0, 0, 0))
-def pubsub(client, args):
+def pubsub(client, argv):
     """PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT | SHARD* | HELP.
 
     Sharded pub/sub is not implemented, so there are never shard channels to report.
     """
     hub = client.server.hub
-    sub = args[0].lower()
-    if sub in (b"numpat", b"help") and len(args) != 1:
+    sub = argv[1].lower()
+    if sub in (b"numpat", b"help") and len(argv) != 2:
         raise CommandError(replies.wrong_arity(f"pubsub|{sub.decode()}"))
-    if sub in (b"channels", b"shardchannels") and len(args) > 2:
-        raise CommandError(replies.subcommand_syntax(args[0], "pubsub"))
+    if sub in (b"channels", b"shardchannels") and len(argv) > 3:
+        raise CommandError(replies.subcommand_syntax(argv[1], "pubsub"))
     if sub == b"channels":
-        pattern = args[1] if len(args) == 2 else None
+        pattern = argv[2] if len(argv) == 3 else None
         return [c for c in hub.channels if pattern is None or glob_match(pattern, c)]
     if sub in (b"numsub", b"shardnumsub"):
         out = []
-        for channel in args[1:]:
+        for channel in argv[2:]:
             out += [channel, hub.numsub(channel) if sub == b"numsub" else 0]
         return out
     if sub == b"numpat":
@@ -91,7 +91,7 @@ def pubsub(client, args):
         return []
     if sub == b"help":
         return [Status(line) for line in _HELP]
-    raise CommandError(replies.unknown_subcommand(args[0], "pubsub"))
+    raise CommandError(replies.unknown_subcommand(argv[1], "pubsub"))
 
 
 _HELP = [

@@ -14,30 +14,30 @@ from presence.store.resp import OK
 
 
 @command("function", -2, "noscript", keys=(0, 0, 0))
-def function(client, args):
-    return run_subcommand("function", client, args)
+def function(client, argv):
+    return run_subcommand("function", client, argv)
 
 
 @subcommand("function", "flush", -2, "write noscript")
-def function_flush(client, args):
+def function_flush(client, argv):
     """FUNCTION FLUSH [ASYNC|SYNC]: there are no libraries to delete."""
-    if len(args) > 1 or (args and args[0].lower() not in (b"async", b"sync")):
+    if len(argv) > 3 or (len(argv) > 2 and argv[2].lower() not in (b"async", b"sync")):
         raise CommandError("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
     return OK
 
 
 @subcommand("function", "list", -2, "noscript")
-def function_list(client, args):
+def function_list(client, argv):
     """FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE]: no libraries."""
-    i = 0
-    while i < len(args):
-        option = args[i].lower()
+    i = 2
+    while i < len(argv):
+        option = argv[i].lower()
         if option == b"withcode":
             i += 1
-        elif option == b"libraryname" and i + 1 < len(args):
+        elif option == b"libraryname" and i + 1 < len(argv):
             i += 2
         else:
-            raise CommandError(f"ERR Unknown argument {args[i].decode(errors='replace')}")
+            raise CommandError(f"ERR Unknown argument {argv[i].decode(errors='replace')}")
     return []
 
 

@@ -55,7 +55,8 @@ SUBCOMMANDS: dict[str, dict[bytes, Subcommand]] = {}
 
 def subcommand(container: str, name: str, arity: int, flags: str = "",
                keys: tuple[int, int, int] = (0, 0, 0)):
-    """Register the decorated `handler(client, args)` as `container name`; arity counts both."""
+    """Register the decorated `handler(client, argv)` as `container name`; arity counts both
+    (argv is the whole command: argv[0] the container, argv[1] the subcommand)."""
     def register(handler: Callable) -> Callable:
         table = SUBCOMMANDS.setdefault(container, {})
         if name.encode() in table:
@@ -66,15 +67,14 @@ def subcommand(container: str, name: str, arity: int, flags: str = "",
     return register
 
 
-def run_subcommand(container: str, client, args):
-    """Run `args[0]` of `container` with Redis's unknown-subcommand and arity errors."""
-    sub = SUBCOMMANDS[container].get(args[0].lower())
+def run_subcommand(container: str, client, argv):
+    """Run `argv[1]` of `container` with Redis's unknown-subcommand and arity errors."""
+    sub = SUBCOMMANDS[container].get(argv[1].lower())
     if sub is None:
-        raise CommandError(replies.unknown_subcommand(args[0], container))
-    argc = len(args) + 1
-    if (sub.arity > 0 and argc != sub.arity) or argc < -sub.arity:
+        raise CommandError(replies.unknown_subcommand(argv[1], container))
+    if (sub.arity > 0 and len(argv) != sub.arity) or len(argv) < -sub.arity:
         raise CommandError(replies.wrong_arity(sub.name))
-    return sub.handler(client, args[1:])
+    return sub.handler(client, argv)
 
 
 def help_reply(lines: list[str]) -> list[Status]:
@@ -92,17 +92,17 @@ def help_for(container: str, entries: list[str]) -> Callable:
 # ---------------------------------------------------------------- CONFIG
 
 @command("config", -2, "admin", keys=(0, 0, 0))
-def config(client, args):
+def config(client, argv):
     """CONFIG GET | SET | RESETSTAT | REWRITE | HELP."""
-    return run_subcommand("config", client, args)
+    return run_subcommand("config", client, argv)
 
 
 @subcommand("config", "get", -3, "admin")
-def config_get(client, patterns):
+def config_get(client, argv):
     """A map of every directive matching any pattern; an exact name is echoed as given."""
     cfg = client.server.config
     found: dict[bytes, tuple[bytes, bytes]] = {}  # lower-case name -> (name as shown, value)
-    for raw in patterns:
+    for raw in argv[2:]:
         if not any(ch in raw for ch in b"*?["):
             name = canonical(raw.decode(errors="replace").lower())
             if name is not None and raw.lower() not in found:
@@ -117,12 +117,12 @@ def config_get(client, patterns):
 
 
 @subcommand("config", "set", -4, "admin")
-def config_set(client, args):
+def config_set(client, argv):
     """Set several directives atomically: all are checked before any is applied."""
-    if len(args) % 2:
+    if len(argv) % 2:
         raise CommandError(replies.SYNTAX)
     seen, parsed = set(), []
-    for raw_name, raw_value in zip(args[::2], args[1::2]):
+    for raw_name, raw_value in zip(argv[2::2], argv[3::2]):
         shown = raw_name.decode(errors="replace")
         name = canonical(shown.lower())
         if name is None:
@@ -151,7 +151,7 @@ def _check_value(cfg, name: str, value: str) -> None:
 
 
 @subcommand("config", "resetstat", 2, "admin")
-def config_resetstat(client, args):
+def config_resetstat(client, argv):
     """Zero the counters INFO reports."""
     server = client.server
     for name in server.stats:
@@ -163,7 +163,7 @@ def config_resetstat(client, args):
 
 
 @subcommand("config", "rewrite", 2, "admin")
-def config_rewrite(client, args):
+def config_rewrite(client, argv):
     raise CommandError(replies.NO_CONFIG_FILE)
 
 
@@ -181,30 +181,30 @@ subcommand("config", "help", 2)(help_for("config", [
 # ---------------------------------------------------------------- INFO
 
 @command("info", -1, "", keys=(0, 0, 0))
-def info(client, args):
+def info(client, argv):
     """The named INFO sections (default set without arguments) as one text reply."""
-    return Verbatim(info_sections.render(client.server, [a.decode(errors="replace") for a in args]))
+    return Verbatim(info_sections.render(client.server, [a.decode(errors="replace") for a in argv[1:]]))
 
 
 # ---------------------------------------------------------------- databases
 
 @command("dbsize", 1, "readonly fast", keys=(0, 0, 0))
-def dbsize(client, args):
+def dbsize(client, argv):
     return len(client.db)
 
 
 @command("flushdb", -1, "write", keys=(0, 0, 0))
-def flushdb(client, args):
+def flushdb(client, argv):
     """Remove every key of the selected database (ASYNC and SYNC are both synchronous)."""
-    _check_flush_args(args)
+    _check_flush_args(argv[1:])
     client.db.flush()
     return OK
 
 
 @command("flushall", -1, "write", keys=(0, 0, 0))
-def flushall(client, args):
+def flushall(client, argv):
     """Remove every key of every database."""
-    _check_flush_args(args)
+    _check_flush_args(argv[1:])
     client.server.keyspace.flush_all()
     return OK
 
@@ -215,11 +215,11 @@ def _check_flush_args(args):
 
 
 @command("swapdb", 3, "write fast", keys=(0, 0, 0))
-def swapdb(client, args):
+def swapdb(client, argv):
     """Exchange the contents of two databases; clients keep their selected index."""
     keyspace = client.server.keyspace
-    first = parse_int(args[0], replies.INVALID_FIRST_DB)
-    second = parse_int(args[1], replies.INVALID_SECOND_DB)
+    first = parse_int(argv[1], replies.INVALID_FIRST_DB)
+    second = parse_int(argv[2], replies.INVALID_SECOND_DB)
     if not (0 <= first < len(keyspace.dbs) and 0 <= second < len(keyspace.dbs)):
         raise CommandError(replies.DB_INDEX_OUT_OF_RANGE)
     a, b = keyspace.dbs[first], keyspace.dbs[second]
@@ -239,25 +239,25 @@ def swapdb(client, args):
 # ---------------------------------------------------------------- persistence and lifecycle
 
 @command("lastsave", 1, "fast", keys=(0, 0, 0))
-def lastsave(client, args):
+def lastsave(client, argv):
     """The Unix time of the last save: the store never saves, so its start time."""
     return int(client.server.started)
 
 
 @command("save", 1, "admin no-multi", keys=(0, 0, 0))
-def save(client, args):
+def save(client, argv):
     raise CommandError(replies.NO_PERSISTENCE)
 
 
 @command("bgsave", -1, "admin", keys=(0, 0, 0))
-def bgsave(client, args):
-    if len(args) > 1 or (args and args[0].lower() != b"schedule"):
+def bgsave(client, argv):
+    if len(argv) > 2 or (len(argv) > 1 and argv[1].lower() != b"schedule"):
         raise CommandError(replies.SYNTAX)
     raise CommandError(replies.NO_PERSISTENCE)
 
 
 @command("shutdown", -1, "admin no-auth no-multi", keys=(0, 0, 0))
-def shutdown(client, args):
+def shutdown(client, argv):
     """Stop the server; like Redis, a successful SHUTDOWN sends no reply."""
     if not client.authenticated:
         raise CommandError(replies.NOAUTH)
@@ -266,7 +266,7 @@ def shutdown(client, args):
 
 
 @command("time", 1, "fast", keys=(0, 0, 0))
-def time_(client, args):
+def time_(client, argv):
     now = time.time_ns() // 1000
     return [b"%d" % (now // 1_000_000), b"%d" % (now % 1_000_000)]
 
@@ -274,55 +274,55 @@ def time_(client, args):
 # ---------------------------------------------------------------- replication stand-ins
 
 @command("role", 1, "fast", keys=(0, 0, 0))
-def role(client, args):
+def role(client, argv):
     """A master with no replicas."""
     return [b"master", 0, []]
 
 
 @command("wait", 3, "", keys=(0, 0, 0))
-def wait(client, args):
+def wait(client, argv):
     """No replicas acknowledge anything: 0, after validating the arguments like Redis."""
-    parse_int(args[0])
-    timeout = parse_int(args[1], replies.TIMEOUT_NOT_INTEGER)
+    parse_int(argv[1])
+    timeout = parse_int(argv[2], replies.TIMEOUT_NOT_INTEGER)
     if timeout < 0:
         raise CommandError(replies.TIMEOUT_NEGATIVE)
     return 0
 
 
 @command("readonly", 1, "fast", keys=(0, 0, 0))
-def readonly(client, args):
+def readonly(client, argv):
     raise CommandError(replies.CLUSTER_DISABLED)
 
 
 @command("readwrite", 1, "fast", keys=(0, 0, 0))
-def readwrite(client, args):
+def readwrite(client, argv):
     raise CommandError(replies.CLUSTER_DISABLED)
 
 
 # ---------------------------------------------------------------- SLOWLOG and LATENCY (always empty)
 
 @command("slowlog", -2, "admin", keys=(0, 0, 0))
-def slowlog(client, args):
+def slowlog(client, argv):
     """SLOWLOG GET | LEN | RESET | HELP: the store records no slow commands."""
-    if args[0].lower() == b"get" and len(args) > 2:
-        raise CommandError(replies.subcommand_syntax(args[0], "slowlog"))
-    return run_subcommand("slowlog", client, args)
+    if argv[1].lower() == b"get" and len(argv) > 3:
+        raise CommandError(replies.subcommand_syntax(argv[1], "slowlog"))
+    return run_subcommand("slowlog", client, argv)
 
 
 @subcommand("slowlog", "get", -2, "admin")
-def slowlog_get(client, args):
-    if args and parse_int(args[0], replies.SLOWLOG_COUNT) < -1:
+def slowlog_get(client, argv):
+    if len(argv) > 2 and parse_int(argv[2], replies.SLOWLOG_COUNT) < -1:
         raise CommandError(replies.SLOWLOG_COUNT)
     return []
 
 
 @subcommand("slowlog", "len", 2, "admin")
-def slowlog_len(client, args):
+def slowlog_len(client, argv):
     return 0
 
 
 @subcommand("slowlog", "reset", 2, "admin")
-def slowlog_reset(client, args):
+def slowlog_reset(client, argv):
     return OK
 
 
@@ -339,38 +339,38 @@ subcommand("slowlog", "help", 2)(help_for("slowlog", [
 
 
 @command("latency", -2, "admin", keys=(0, 0, 0))
-def latency(client, args):
+def latency(client, argv):
     """LATENCY subcommands: the store keeps no latency samples, so every report is empty."""
-    return run_subcommand("latency", client, args)
+    return run_subcommand("latency", client, argv)
 
 
 @subcommand("latency", "latest", 2, "admin")
-def latency_latest(client, args):
+def latency_latest(client, argv):
     return []
 
 
 @subcommand("latency", "history", 3, "admin")
-def latency_history(client, args):
+def latency_history(client, argv):
     return []
 
 
 @subcommand("latency", "reset", -2, "admin")
-def latency_reset(client, args):
+def latency_reset(client, argv):
     return 0
 
 
 @subcommand("latency", "graph", 3, "admin")
-def latency_graph(client, args):
-    raise CommandError(f"ERR No samples available for event '{args[0].decode(errors='replace')}'")
+def latency_graph(client, argv):
+    raise CommandError(f"ERR No samples available for event '{argv[2].decode(errors='replace')}'")
 
 
 @subcommand("latency", "histogram", -2, "admin")
-def latency_histogram(client, args):
+def latency_histogram(client, argv):
     return {}
 
 
 @subcommand("latency", "doctor", 2, "admin")
-def latency_doctor(client, args):
+def latency_doctor(client, argv):
     return Verbatim(replies.LATENCY_DOCTOR_DISABLED)
 
 

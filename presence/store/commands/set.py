@@ -60,15 +60,15 @@ def intset_order(client, members) -> list | None:
 
 
 @command("sadd", -3, "write denyoom fast")
-def sadd(client, args):
+def sadd(client, argv):
     db = client.db
-    key = args[0]
+    key = argv[1]
     s = db.get_typed(key, set)
     if s is None:
         s = set()
         db.store(key, s)
     before = len(s)
-    s.update(args[1:])
+    s.update(argv[2:])
     added = len(s) - before
     if added:
         db.touch(key)
@@ -77,14 +77,14 @@ def sadd(client, args):
 
 
 @command("srem", -3, "write fast")
-def srem(client, args):
+def srem(client, argv):
     db = client.db
-    key = args[0]
+    key = argv[1]
     s = db.get_typed(key, set)
     if s is None:
         return 0
     before = len(s)
-    s.difference_update(args[1:])
+    s.difference_update(argv[2:])
     removed = before - len(s)
     if removed:
         db.touch(key)
@@ -95,35 +95,35 @@ def srem(client, args):
 
 
 @command("smembers", 2, "readonly")
-def smembers(client, args):
-    return Set(ordered(client, client.db.get_typed(args[0], set) or ()))
+def smembers(client, argv):
+    return Set(ordered(client, client.db.get_typed(argv[1], set) or ()))
 
 
 @command("sismember", 3, "readonly fast")
-def sismember(client, args):
-    s = client.db.get_typed(args[0], set)
-    return int(s is not None and args[1] in s)
+def sismember(client, argv):
+    s = client.db.get_typed(argv[1], set)
+    return int(s is not None and argv[2] in s)
 
 
 @command("smismember", -3, "readonly fast")
-def smismember(client, args):
-    s = client.db.get_typed(args[0], set) or ()
-    return [int(member in s) for member in args[1:]]
+def smismember(client, argv):
+    s = client.db.get_typed(argv[1], set) or ()
+    return [int(member in s) for member in argv[2:]]
 
 
 @command("scard", 2, "readonly fast")
-def scard(client, args):
-    return len(client.db.get_typed(args[0], set) or ())
+def scard(client, argv):
+    return len(client.db.get_typed(argv[1], set) or ())
 
 
 @command("spop", -2, "write fast")
-def spop(client, args):
+def spop(client, argv):
     """SPOP key [count]: one member (or nil), or a set of up to `count` members."""
-    if len(args) > 2:
+    if len(argv) > 3:
         raise CommandError(replies.SYNTAX)
     db = client.db
-    key = args[0]
-    count = parse_range(args[1], 0, LONG_MAX, MUST_BE_POSITIVE) if len(args) == 2 else None
+    key = argv[1]
+    count = parse_range(argv[2], 0, LONG_MAX, MUST_BE_POSITIVE) if len(argv) == 3 else None
     s = db.get_typed(key, set)
     if s is None or count == 0:
         return None if count is None else Set()
@@ -142,15 +142,15 @@ def spop(client, args):
 
 
 @command("srandmember", -2, "readonly")
-def srandmember(client, args):
+def srandmember(client, argv):
     """SRANDMEMBER key [count]: distinct members for count > 0, repeats allowed for < 0."""
-    if len(args) > 2:
+    if len(argv) > 3:
         raise CommandError(replies.SYNTAX)
-    if len(args) == 1:
-        s = client.db.get_typed(args[0], set)
+    if len(argv) == 2:
+        s = client.db.get_typed(argv[1], set)
         return None if s is None else random_members(s, 1)[0]
-    count = parse_range(args[1], -LONG_MAX, LONG_MAX)
-    s = client.db.get_typed(args[0], set)
+    count = parse_range(argv[2], -LONG_MAX, LONG_MAX)
+    s = client.db.get_typed(argv[1], set)
     if s is None or count == 0:
         return []
     if count >= len(s):
@@ -159,9 +159,9 @@ def srandmember(client, args):
 
 
 @command("smove", 4, "write fast", keys=(1, 2, 1))
-def smove(client, args):
+def smove(client, argv):
     db = client.db
-    src_key, dst_key, member = args
+    _, src_key, dst_key, member = argv
     src = db.get_typed(src_key, set)
     if src is None:
         return 0
@@ -186,33 +186,33 @@ def smove(client, args):
 
 
 @command("sinter", -2, "readonly", keys=(1, -1, 1))
-def sinter(client, args):
-    return Set(ordered(client, _combine(client.db, args, "inter")))
+def sinter(client, argv):
+    return Set(ordered(client, _combine(client.db, argv[1:], "inter")))
 
 
 @command("sunion", -2, "readonly", keys=(1, -1, 1))
-def sunion(client, args):
-    return Set(ordered(client, _combine(client.db, args, "union")))
+def sunion(client, argv):
+    return Set(ordered(client, _combine(client.db, argv[1:], "union")))
 
 
 @command("sdiff", -2, "readonly", keys=(1, -1, 1))
-def sdiff(client, args):
-    return Set(ordered(client, _combine(client.db, args, "diff")))
+def sdiff(client, argv):
+    return Set(ordered(client, _combine(client.db, argv[1:], "diff")))
 
 
 @command("sinterstore", -3, "write denyoom", keys=(1, -1, 1))
-def sinterstore(client, args):
-    return _store(client.db, args[0], _combine(client.db, args[1:], "inter"), b"sinterstore")
+def sinterstore(client, argv):
+    return _store(client.db, argv[1], _combine(client.db, argv[2:], "inter"), b"sinterstore")
 
 
 @command("sunionstore", -3, "write denyoom", keys=(1, -1, 1))
-def sunionstore(client, args):
-    return _store(client.db, args[0], _combine(client.db, args[1:], "union"), b"sunionstore")
+def sunionstore(client, argv):
+    return _store(client.db, argv[1], _combine(client.db, argv[2:], "union"), b"sunionstore")
 
 
 @command("sdiffstore", -3, "write denyoom", keys=(1, -1, 1))
-def sdiffstore(client, args):
-    return _store(client.db, args[0], _combine(client.db, args[1:], "diff"), b"sdiffstore")
+def sdiffstore(client, argv):
+    return _store(client.db, argv[1], _combine(client.db, argv[2:], "diff"), b"sdiffstore")
 
 
 def _combine(db, keys: list[bytes], op: str) -> set:
@@ -244,13 +244,13 @@ def _store(db, dst: bytes, result: set, event: bytes) -> int:
 
 
 @command("sintercard", -3, "readonly movablekeys", keys=(0, 0, 0))
-def sintercard(client, args):
+def sintercard(client, argv):
     """SINTERCARD numkeys key [key ...] [LIMIT limit]: the intersection's size, capped."""
-    numkeys = parse_range(args[0], 1, LONG_MAX, "ERR numkeys should be greater than 0")
-    if numkeys > len(args) - 1:
+    numkeys = parse_range(argv[1], 1, LONG_MAX, "ERR numkeys should be greater than 0")
+    if numkeys > len(argv) - 2:
         raise CommandError("ERR Number of keys can't be greater than number of args")
     limit = 0
-    options = args[1 + numkeys:]
+    options = argv[2 + numkeys:]
     i = 0
     while i < len(options):
         if options[i].lower() == b"limit" and i + 1 < len(options):
@@ -258,17 +258,17 @@ def sintercard(client, args):
             i += 2
         else:
             raise CommandError(replies.SYNTAX)
-    size = len(_combine(client.db, args[1:1 + numkeys], "inter"))
+    size = len(_combine(client.db, argv[2:2 + numkeys], "inter"))
     return min(size, limit) if limit else size
 
 
 @command("sscan", -3, "readonly")
-def sscan(client, args):
+def sscan(client, argv):
     """SSCAN key cursor [MATCH pattern] [COUNT n]: an intset-sized set comes whole, cursor 0."""
-    cursor = _parse_cursor(args[1])
-    s = client.db.get_typed(args[0], set)
+    cursor = _parse_cursor(argv[2])
+    s = client.db.get_typed(argv[1], set)
     if s is None:
         return [b"0", []]
     as_intset = intset_order(client, s)
     small = as_intset is not None
-    return list(scan_step(client, as_intset if small else s, cursor, args[2:], small))
+    return list(scan_step(client, as_intset if small else s, cursor, argv[3:], small))

@@ -31,35 +31,35 @@ from presence.store.resp import OK
 
 
 @command("get", 2, "readonly fast")
-def get(client, args):
+def get(client, argv):
     db = client.db
-    value = db.data.get(args[0])
+    value = db.data.get(argv[1])
     if value is not None and db.expires:
-        value = db.get(args[0])  # may be past its deadline
+        value = db.get(argv[1])  # may be past its deadline
     if value is None:
         if db.keyspace.notifier.flags:
-            db.notify(ev.KEY_MISS, b"keymiss", args[0])
+            db.notify(ev.KEY_MISS, b"keymiss", argv[1])
     elif type(value) is not bytes:
         raise WrongType()
     return value
 
 
 @command("set", -3, "write")
-def set_(client, args):
+def set_(client, argv):
     """SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]."""
     db = client.db
-    key = args[0]
-    if len(args) == 2:
-        db.store(key, args[1])
+    key = argv[1]
+    if len(argv) == 3:
+        db.store(key, argv[2])
         if db.keyspace.notifier.flags:
             db.notify(ev.STRING, b"set", key)
         return OK
-    flags, expiry = _expiry_options(args[2:], "set")
+    flags, expiry = _expiry_options(argv[3:], "set")
     deadline = expiry_deadline(*expiry, db.keyspace.now, "set") if expiry else None
     old = read_key(db, key, bytes) if "get" in flags else db.get(key)
     if ("nx" in flags and old is not None) or ("xx" in flags and old is None):
         return old if "get" in flags else None
-    db.store(key, args[1], keep_ttl="keepttl" in flags)
+    db.store(key, argv[2], keep_ttl="keepttl" in flags)
     db.notify(ev.STRING, b"set", key)
     if deadline is not None:
         db.set_deadline(key, deadline)
@@ -116,27 +116,27 @@ def expiry_deadline(raw: bytes, unit_ms: int, relative: bool, now: int, name: st
 
 
 @command("setnx", 3, "write fast")
-def setnx(client, args):
+def setnx(client, argv):
     db = client.db
-    if db.get(args[0]) is not None:
+    if db.get(argv[1]) is not None:
         return 0
-    db.store(args[0], args[1])
-    db.notify(ev.STRING, b"set", args[0])
+    db.store(argv[1], argv[2])
+    db.notify(ev.STRING, b"set", argv[1])
     return 1
 
 
 @command("setex", 4, "write")
-def setex(client, args):
-    return _setex(client, args, 1000, "setex")
+def setex(client, argv):
+    return _setex(client, argv, 1000, "setex")
 
 
 @command("psetex", 4, "write")
-def psetex(client, args):
-    return _setex(client, args, 1, "psetex")
+def psetex(client, argv):
+    return _setex(client, argv, 1, "psetex")
 
 
-def _setex(client, args, unit_ms: int, name: str):
-    key, raw, value = args
+def _setex(client, argv, unit_ms: int, name: str):
+    _, key, raw, value = argv
     db = client.db
     deadline = expiry_deadline(raw, unit_ms, True, db.keyspace.now, name)
     db.store(key, value)
@@ -147,30 +147,30 @@ def _setex(client, args, unit_ms: int, name: str):
 
 
 @command("getset", 3, "write fast")
-def getset(client, args):
+def getset(client, argv):
     db = client.db
-    old = read_key(db, args[0], bytes)
-    db.store(args[0], args[1])
-    db.notify(ev.STRING, b"set", args[0])
+    old = read_key(db, argv[1], bytes)
+    db.store(argv[1], argv[2])
+    db.notify(ev.STRING, b"set", argv[1])
     return old
 
 
 @command("getdel", 2, "write fast")
-def getdel(client, args):
+def getdel(client, argv):
     db = client.db
-    old = read_key(db, args[0], bytes)
+    old = read_key(db, argv[1], bytes)
     if old is not None:
-        db.delete(args[0])
-        db.notify(ev.GENERIC, b"del", args[0])
+        db.delete(argv[1])
+        db.notify(ev.GENERIC, b"del", argv[1])
     return old
 
 
 @command("getex", -2, "write fast")
-def getex(client, args):
+def getex(client, argv):
     """GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]."""
     db = client.db
-    key = args[0]
-    flags, expiry = _expiry_options(args[1:], "getex")
+    key = argv[1]
+    flags, expiry = _expiry_options(argv[2:], "getex")
     value = read_key(db, key, bytes)
     if value is None:
         return None
@@ -188,60 +188,60 @@ def getex(client, args):
 
 
 @command("mget", -2, "readonly fast", keys=(1, -1, 1))
-def mget(client, args):
+def mget(client, argv):
     db = client.db
     out = []
-    for key in args:
+    for key in argv[1:]:
         value = read_key(db, key)
         out.append(value if type(value) is bytes else None)
     return out
 
 
 @command("mset", -3, "write", keys=(1, -1, 2))
-def mset(client, args):
-    if len(args) % 2:
+def mset(client, argv):
+    if len(argv) % 2 == 0:
         raise CommandError(replies.wrong_arity("mset"))
     db = client.db
-    for i in range(0, len(args), 2):
-        db.store(args[i], args[i + 1])
-        db.notify(ev.STRING, b"set", args[i])
+    for i in range(1, len(argv), 2):
+        db.store(argv[i], argv[i + 1])
+        db.notify(ev.STRING, b"set", argv[i])
     return OK
 
 
 @command("msetnx", -3, "write", keys=(1, -1, 2))
-def msetnx(client, args):
-    if len(args) % 2:
+def msetnx(client, argv):
+    if len(argv) % 2 == 0:
         raise CommandError(replies.wrong_arity("msetnx"))
     db = client.db
-    if any(db.exists(args[i]) for i in range(0, len(args), 2)):
+    if any(db.exists(argv[i]) for i in range(1, len(argv), 2)):
         return 0
-    for i in range(0, len(args), 2):
-        db.store(args[i], args[i + 1])
-        db.notify(ev.STRING, b"set", args[i])
+    for i in range(1, len(argv), 2):
+        db.store(argv[i], argv[i + 1])
+        db.notify(ev.STRING, b"set", argv[i])
     return 1
 
 
 @command("incr", 2, "write fast")
-def incr(client, args):
-    return _incr_by(client.db, args[0], 1)
+def incr(client, argv):
+    return _incr_by(client.db, argv[1], 1)
 
 
 @command("decr", 2, "write fast")
-def decr(client, args):
-    return _incr_by(client.db, args[0], -1)
+def decr(client, argv):
+    return _incr_by(client.db, argv[1], -1)
 
 
 @command("incrby", 3, "write fast")
-def incrby(client, args):
-    return _incr_by(client.db, args[0], parse_int(args[1]))
+def incrby(client, argv):
+    return _incr_by(client.db, argv[1], parse_int(argv[2]))
 
 
 @command("decrby", 3, "write fast")
-def decrby(client, args):
-    amount = parse_int(args[1])
+def decrby(client, argv):
+    amount = parse_int(argv[2])
     if amount == -(1 << 63):
         raise CommandError("ERR decrement would overflow")
-    return _incr_by(client.db, args[0], -amount)
+    return _incr_by(client.db, argv[1], -amount)
 
 
 def _incr_by(db, key: bytes, amount: int) -> int:
@@ -260,13 +260,13 @@ def _incr_by(db, key: bytes, amount: int) -> int:
 
 
 @command("incrbyfloat", 3, "write fast")
-def incrbyfloat(client, args):
+def incrbyfloat(client, argv):
     """Add in 80-bit long double arithmetic and print like Redis (`%.17Lf`, zeros trimmed)."""
     db = client.db
-    key = args[0]
+    key = argv[1]
     old = db.get_typed(key, bytes)
     current = Fraction(0) if old is None else parse_long_double(old)
-    increment = parse_long_double(args[1])
+    increment = parse_long_double(argv[2])
     value = None
     if type(current) is Fraction and type(increment) is Fraction:  # else an infinity was given
         value = _round_long_double(current + increment)
@@ -345,13 +345,13 @@ def _decimal_digits(n: int) -> bytes:
 
 
 @command("append", 3, "write fast")
-def append(client, args):
+def append(client, argv):
     db = client.db
-    old = db.get_typed(args[0], bytes) or b""
-    _check_length(client, len(old) + len(args[1]))
-    value = old + args[1]
-    db.store(args[0], value, keep_ttl=True)
-    db.notify(ev.STRING, b"append", args[0])
+    old = db.get_typed(argv[1], bytes) or b""
+    _check_length(client, len(old) + len(argv[2]))
+    value = old + argv[2]
+    db.store(argv[1], value, keep_ttl=True)
+    db.notify(ev.STRING, b"append", argv[1])
     return len(value)
 
 
@@ -362,15 +362,15 @@ def _check_length(client, length: int) -> None:
 
 
 @command("strlen", 2, "readonly fast")
-def strlen(client, args):
-    value = read_key(client.db, args[0], bytes)
+def strlen(client, argv):
+    value = read_key(client.db, argv[1], bytes)
     return 0 if value is None else len(value)
 
 
 @command("getrange", 4, "readonly")
-def getrange(client, args):
-    start, end = parse_int(args[1]), parse_int(args[2])
-    value = read_key(client.db, args[0], bytes) or b""
+def getrange(client, argv):
+    start, end = parse_int(argv[2]), parse_int(argv[3])
+    value = read_key(client.db, argv[1], bytes) or b""
     n = len(value)
     if start < 0 and end < 0 and start > end:
         return b""
@@ -385,9 +385,9 @@ def getrange(client, args):
 
 
 @command("setrange", 4, "write")
-def setrange(client, args):
+def setrange(client, argv):
     db = client.db
-    key, raw, patch = args
+    _, key, raw, patch = argv
     offset = parse_int(raw)
     if offset < 0:
         raise CommandError("ERR offset is out of range")
@@ -406,17 +406,17 @@ def setrange(client, args):
 # ------------------------------------------------------------ LCS
 
 @command("lcs", -3, "readonly", keys=(1, 2, 1))
-def lcs(client, args):
+def lcs(client, argv):
     """LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]: the longest common subsequence.
 
     Missing keys count as empty strings. IDX replies the matching ranges, last first.
     """
     db = client.db
-    a, b = read_key(db, args[0]), read_key(db, args[1])
+    a, b = read_key(db, argv[1]), read_key(db, argv[2])
     if (a is not None and type(a) is not bytes) or (b is not None and type(b) is not bytes):
         raise CommandError("ERR The specified keys must contain string values")
     a, b = a or b"", b or b""
-    getlen, getidx, minmatchlen, withmatchlen = _lcs_options(args[2:])
+    getlen, getidx, minmatchlen, withmatchlen = _lcs_options(argv[3:])
     if (len(a) + 1) * (len(b) + 1) * 4 > client.server.config["proto-max-bulk-len"]:
         raise CommandError("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")
     table = LcsTable(a, b)

@@ -20,7 +20,7 @@ from presence.store.resp import NIL_ARRAY, OK, encode
 
 
 @command("multi", 1, "fast", keys=(0, 0, 0))
-def multi(client, args):
+def multi(client, argv):
     if client.multi is not None:
         raise CommandError(replies.NESTED_MULTI)
     client.multi = []
@@ -29,7 +29,7 @@ def multi(client, args):
 
 
 @command("exec", 1, "", keys=(0, 0, 0))
-def exec_(client, args):
+def exec_(client, argv):
     """Run the queued commands atomically and reply with all their replies.
 
     The reply is written as it is produced, like Redis does: an array header, then each
@@ -69,7 +69,7 @@ def _expired_since_watch(client) -> bool:
 
 
 @command("discard", 1, "fast", keys=(0, 0, 0))
-def discard(client, args):
+def discard(client, argv):
     from presence.store.server import unwatch_all
     if client.multi is None:
         raise CommandError(replies.DISCARD_WITHOUT_MULTI)
@@ -80,11 +80,11 @@ def discard(client, args):
 
 
 @command("watch", -2, "fast", keys=(1, -1, 1))
-def watch(client, args):
+def watch(client, argv):
     if client.multi is not None:
         raise CommandError(replies.WATCH_IN_MULTI)
     db = client.db
-    for key in args:
+    for key in argv[1:]:
         db.get(key)  # expire it now if due, so a later expiry is not mistaken for a change
         if (db, key) not in client.watching:
             client.watching.add((db, key))
@@ -93,7 +93,7 @@ def watch(client, args):
 
 
 @command("unwatch", 1, "fast", keys=(0, 0, 0))
-def unwatch(client, args):
+def unwatch(client, argv):
     from presence.store.server import unwatch_all
     unwatch_all(client)
     return OK

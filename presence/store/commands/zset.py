@@ -168,14 +168,14 @@ _ZADD_FLAGS = (b"nx", b"xx", b"gt", b"lt", b"ch", b"incr")
 
 
 @command("zadd", -4, "write denyoom fast")
-def zadd(client, args):
+def zadd(client, argv):
     """ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]."""
     flags = set()
-    i = 1
-    while i < len(args) and args[i].lower() in _ZADD_FLAGS:
-        flags.add(args[i].lower())
+    i = 2
+    while i < len(argv) and argv[i].lower() in _ZADD_FLAGS:
+        flags.add(argv[i].lower())
         i += 1
-    rest = args[i:]
+    rest = argv[i:]
     if not rest or len(rest) % 2:
         raise CommandError(replies.SYNTAX)
     if {b"nx", b"xx"} <= flags:
@@ -185,12 +185,12 @@ def zadd(client, args):
     if b"incr" in flags and len(rest) > 2:
         raise CommandError("ERR INCR option supports a single increment-element pair")
     pairs = [(parse_double(rest[k]), rest[k + 1]) for k in range(0, len(rest), 2)]
-    return zadd_generic(client, args[0], flags, pairs)
+    return zadd_generic(client, argv[1], flags, pairs)
 
 
 @command("zincrby", 4, "write denyoom fast")
-def zincrby(client, args):
-    return zadd_generic(client, args[0], {b"incr"}, [(parse_double(args[1]), args[2])])
+def zincrby(client, argv):
+    return zadd_generic(client, argv[1], {b"incr"}, [(parse_double(argv[2]), argv[3])])
 
 
 def zadd_generic(client, key: bytes, flags: set, pairs: list) -> object:
@@ -244,13 +244,13 @@ def _zadd_one(zset: ZSet, member: bytes, score: float, flags: set):
 
 
 @command("zrem", -3, "write fast")
-def zrem(client, args):
+def zrem(client, argv):
     db = client.db
-    key = args[0]
+    key = argv[1]
     zset = db.get_typed(key, ZSet)
     if zset is None:
         return 0
-    removed = sum(zset.remove(member) for member in args[1:])
+    removed = sum(zset.remove(member) for member in argv[2:])
     if removed:
         notify_removal(db, key, zset, b"zrem")
     return removed
@@ -267,32 +267,32 @@ def notify_removal(db, key: bytes, zset: ZSet, event: bytes) -> None:
 # ------------------------------------------------------------ single-member reads
 
 @command("zscore", 3, "readonly fast")
-def zscore(client, args):
-    zset = client.db.get_typed(args[0], ZSet)
-    score = None if zset is None else zset.score(args[1])
+def zscore(client, argv):
+    zset = client.db.get_typed(argv[1], ZSet)
+    score = None if zset is None else zset.score(argv[2])
     return None if score is None else score_reply(client, score)
 
 
 @command("zmscore", -3, "readonly fast")
-def zmscore(client, args):
-    zset = client.db.get_typed(args[0], ZSet) or ZSet()
-    scores = [zset.score(member) for member in args[1:]]
+def zmscore(client, argv):
+    zset = client.db.get_typed(argv[1], ZSet) or ZSet()
+    scores = [zset.score(member) for member in argv[2:]]
     return [None if s is None else score_reply(client, s) for s in scores]
 
 
 @command("zcard", 2, "readonly fast")
-def zcard(client, args):
-    return len(client.db.get_typed(args[0], ZSet) or ())
+def zcard(client, argv):
+    return len(client.db.get_typed(argv[1], ZSet) or ())
 
 
 @command("zrank", 3, "readonly fast")
-def zrank(client, args):
-    return _rank(client, args, reverse=False)
+def zrank(client, argv):
+    return _rank(client, argv[1:], reverse=False)
 
 
 @command("zrevrank", 3, "readonly fast")
-def zrevrank(client, args):
-    return _rank(client, args, reverse=True)
+def zrevrank(client, argv):
+    return _rank(client, argv[1:], reverse=True)
 
 
 def _rank(client, args, reverse: bool):
@@ -304,13 +304,13 @@ def _rank(client, args, reverse: bool):
 
 
 @command("zcount", 4, "readonly fast")
-def zcount(client, args):
-    return _count(client, args, SCORE)
+def zcount(client, argv):
+    return _count(client, argv[1:], SCORE)
 
 
 @command("zlexcount", 4, "readonly fast")
-def zlexcount(client, args):
-    return _count(client, args, LEX)
+def zlexcount(client, argv):
+    return _count(client, argv[1:], LEX)
 
 
 def _count(client, args, rangetype: str) -> int:
@@ -325,38 +325,38 @@ def _count(client, args, rangetype: str) -> int:
 # ------------------------------------------------------------ ZRANGE and its wrappers
 
 @command("zrange", -4, "readonly")
-def zrange(client, args):
-    return zrange_generic(client, args, None, None)
+def zrange(client, argv):
+    return zrange_generic(client, argv[1:], None, None)
 
 
 @command("zrevrange", -4, "readonly")
-def zrevrange(client, args):
-    return zrange_generic(client, args, RANK, True)
+def zrevrange(client, argv):
+    return zrange_generic(client, argv[1:], RANK, True)
 
 
 @command("zrangebyscore", -4, "readonly")
-def zrangebyscore(client, args):
-    return zrange_generic(client, args, SCORE, False)
+def zrangebyscore(client, argv):
+    return zrange_generic(client, argv[1:], SCORE, False)
 
 
 @command("zrevrangebyscore", -4, "readonly")
-def zrevrangebyscore(client, args):
-    return zrange_generic(client, args, SCORE, True)
+def zrevrangebyscore(client, argv):
+    return zrange_generic(client, argv[1:], SCORE, True)
 
 
 @command("zrangebylex", -4, "readonly")
-def zrangebylex(client, args):
-    return zrange_generic(client, args, LEX, False)
+def zrangebylex(client, argv):
+    return zrange_generic(client, argv[1:], LEX, False)
 
 
 @command("zrevrangebylex", -4, "readonly")
-def zrevrangebylex(client, args):
-    return zrange_generic(client, args, LEX, True)
+def zrevrangebylex(client, argv):
+    return zrange_generic(client, argv[1:], LEX, True)
 
 
 @command("zrangestore", -5, "write denyoom", keys=(1, 2, 1))
-def zrangestore(client, args):
-    return zrange_generic(client, args[1:], None, None, store=args[0])
+def zrangestore(client, argv):
+    return zrange_generic(client, argv[2:], None, None, store=argv[1])
 
 
 def zrange_generic(client, args, rangetype: str | None, reverse: bool | None, store: bytes | None = None):
@@ -443,18 +443,18 @@ def store_result(client, key: bytes, pairs, event: bytes) -> int:
 # ------------------------------------------------------------ removing ranges
 
 @command("zremrangebyscore", 4, "write")
-def zremrangebyscore(client, args):
-    return _remove_range(client, args, SCORE, b"zremrangebyscore")
+def zremrangebyscore(client, argv):
+    return _remove_range(client, argv[1:], SCORE, b"zremrangebyscore")
 
 
 @command("zremrangebyrank", 4, "write")
-def zremrangebyrank(client, args):
-    return _remove_range(client, args, RANK, b"zremrangebyrank")
+def zremrangebyrank(client, argv):
+    return _remove_range(client, argv[1:], RANK, b"zremrangebyrank")
 
 
 @command("zremrangebylex", 4, "write")
-def zremrangebylex(client, args):
-    return _remove_range(client, args, LEX, b"zremrangebylex")
+def zremrangebylex(client, argv):
+    return _remove_range(client, argv[1:], LEX, b"zremrangebylex")
 
 
 def _remove_range(client, args, rangetype: str, event: bytes) -> int:
@@ -472,13 +472,13 @@ def _remove_range(client, args, rangetype: str, event: bytes) -> int:
 # ------------------------------------------------------------ pops and random members
 
 @command("zpopmin", -2, "write fast")
-def zpopmin(client, args):
-    return _pop(client, args, max_end=False)
+def zpopmin(client, argv):
+    return _pop(client, argv[1:], max_end=False)
 
 
 @command("zpopmax", -2, "write fast")
-def zpopmax(client, args):
-    return _pop(client, args, max_end=True)
+def zpopmax(client, argv):
+    return _pop(client, argv[1:], max_end=True)
 
 
 def _pop(client, args, max_end: bool):
@@ -510,25 +510,25 @@ def pop_pairs(db, key: bytes, count: int, max_end: bool) -> list:
 
 
 @command("zmpop", -4, "write movablekeys", keys=(0, 0, 0))
-def zmpop(client, args):
-    keys, end, count = lists.parse_mpop(args, (b"min", b"max"))
+def zmpop(client, argv):
+    keys, end, count = lists.parse_mpop(argv[1:], (b"min", b"max"))
     return _zpop_first(client, keys, end == b"max", count)
 
 
 @command("bzpopmin", -3, "write noscript blocking fast", keys=(1, -2, 1))
-def bzpopmin(client, args):
-    return bzpop_generic(client, args[:-1], args[-1], False, None, "bzpopmin")
+def bzpopmin(client, argv):
+    return bzpop_generic(client, argv[1:-1], argv[-1], False, None, "bzpopmin")
 
 
 @command("bzpopmax", -3, "write noscript blocking fast", keys=(1, -2, 1))
-def bzpopmax(client, args):
-    return bzpop_generic(client, args[:-1], args[-1], True, None, "bzpopmax")
+def bzpopmax(client, argv):
+    return bzpop_generic(client, argv[1:-1], argv[-1], True, None, "bzpopmax")
 
 
 @command("bzmpop", -5, "write blocking movablekeys", keys=(0, 0, 0))
-def bzmpop(client, args):
-    keys, end, count = lists.parse_mpop(args[1:], (b"min", b"max"))
-    return bzpop_generic(client, keys, args[0], end == b"max", count, "bzmpop")
+def bzmpop(client, argv):
+    keys, end, count = lists.parse_mpop(argv[2:], (b"min", b"max"))
+    return bzpop_generic(client, keys, argv[1], end == b"max", count, "bzmpop")
 
 
 def bzpop_generic(client, keys, raw_timeout: bytes, max_end: bool, count: int | None, name: str):
@@ -564,20 +564,20 @@ def _serve_zpop(client, max_end: bool, count: int | None):
 
 
 @command("zrandmember", -2, "readonly")
-def zrandmember(client, args):
+def zrandmember(client, argv):
     """ZRANDMEMBER key [count [WITHSCORES]]: negative counts may repeat members."""
-    if len(args) == 1:
-        zset = client.db.get_typed(args[0], ZSet)
+    if len(argv) == 2:
+        zset = client.db.get_typed(argv[1], ZSet)
         return random.choice(zset.order)[1] if zset else None
-    withscores = len(args) == 3 and args[2].lower() == b"withscores"
-    if len(args) > 3 or (len(args) == 3 and not withscores):
+    withscores = len(argv) == 4 and argv[3].lower() == b"withscores"
+    if len(argv) > 4 or (len(argv) == 4 and not withscores):
         raise CommandError(replies.SYNTAX)
-    count = parse_int(args[1])
+    count = parse_int(argv[2])
     if count == -(1 << 63):
         raise CommandError(OUT_OF_RANGE_SIGNED)
     if withscores and count < -(((1 << 63) - 1) // 2):
         raise CommandError("ERR value is out of range")
-    zset = client.db.get_typed(args[0], ZSet)
+    zset = client.db.get_typed(argv[1], ZSet)
     if not zset or count == 0:
         return []
     order = zset.order
@@ -591,41 +591,41 @@ def zrandmember(client, args):
 # ------------------------------------------------------------ set algebra
 
 @command("zunionstore", -4, "write denyoom movablekeys", keys=(1, 1, 1))
-def zunionstore(client, args):
-    return setop_generic(client, args[1:], "union", store=args[0])
+def zunionstore(client, argv):
+    return setop_generic(client, argv[2:], "union", store=argv[1])
 
 
 @command("zinterstore", -4, "write denyoom movablekeys", keys=(1, 1, 1))
-def zinterstore(client, args):
-    return setop_generic(client, args[1:], "inter", store=args[0])
+def zinterstore(client, argv):
+    return setop_generic(client, argv[2:], "inter", store=argv[1])
 
 
 @command("zdiffstore", -4, "write denyoom movablekeys", keys=(1, 1, 1))
-def zdiffstore(client, args):
-    return setop_generic(client, args[1:], "diff", store=args[0])
+def zdiffstore(client, argv):
+    return setop_generic(client, argv[2:], "diff", store=argv[1])
 
 
 @command("zunion", -3, "readonly movablekeys", keys=(0, 0, 0))
-def zunion(client, args):
-    return setop_generic(client, args, "union")
+def zunion(client, argv):
+    return setop_generic(client, argv[1:], "union")
 
 
 @command("zinter", -3, "readonly movablekeys", keys=(0, 0, 0))
-def zinter(client, args):
-    return setop_generic(client, args, "inter")
+def zinter(client, argv):
+    return setop_generic(client, argv[1:], "inter")
 
 
 @command("zdiff", -3, "readonly movablekeys", keys=(0, 0, 0))
-def zdiff(client, args):
-    return setop_generic(client, args, "diff")
+def zdiff(client, argv):
+    return setop_generic(client, argv[1:], "diff")
 
 
 @command("zintercard", -3, "readonly movablekeys", keys=(0, 0, 0))
-def zintercard(client, args):
+def zintercard(client, argv):
     """ZINTERCARD numkeys key [key ...] [LIMIT limit]: the intersection's size, at most limit (0: all)."""
-    sources = _sources(client, args, "zintercard")
+    sources = _sources(client, argv[1:], "zintercard")
     limit = 0
-    options = args[1 + len(sources):]
+    options = argv[2 + len(sources):]
     for j in range(0, len(options), 2):
         if options[j].lower() != b"limit" or j + 1 == len(options):
             raise CommandError(replies.SYNTAX)
@@ -703,13 +703,13 @@ def _setop_options(options, numkeys: int, op: str, store):
 # ------------------------------------------------------------ ZSCAN
 
 @command("zscan", -3, "readonly")
-def zscan(client, args):
+def zscan(client, argv):
     """ZSCAN key cursor [MATCH pattern] [COUNT n]: the whole zset in one call, cursor 0."""
-    _parse_cursor(args[1])
-    zset = client.db.get_typed(args[0], ZSet)
+    _parse_cursor(argv[2])
+    zset = client.db.get_typed(argv[1], ZSet)
     if zset is None:
         return [b"0", []]
-    pattern = _scan_pattern(args[2:])
+    pattern = _scan_pattern(argv[3:])
     out = []
     for score, member in zset.order:
         if pattern is None or glob_match(pattern, member):
