@@ -78,7 +78,7 @@ class Client(asyncio.Protocol):
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
         self.created = time.time()
-        self.last_interaction = self.created
+        self.last_interaction = server.keyspace.clock()  # ms, on the keyspace's clock
         self.last_command = "NULL"  # name of the last command run (CLIENT LIST cmd=)
         self.addr = self.laddr = ""
         self.closing = False
@@ -100,7 +100,7 @@ class Client(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Run every complete command received so far; hold their replies for one write
-        at the end of the loop turn (`Server.hold_replies`).
+        at the end of the loop turn (`Server.write_held`).
 
         This loop is the hot path. A data command (`Server.fast_commands`: reads and
         writes of keys, none of which can change the session's state) sent by a client
@@ -114,22 +114,21 @@ class Client(asyncio.Protocol):
         server = self.server
         stats = server.stats
         stats["total_net_input_bytes"] += len(data)
-        self.last_interaction = time.time()
+        keyspace = server.keyspace
+        clock = keyspace.clock
+        keyspace.now = now = self.last_interaction = clock()
         if self.blocked is not None or self.closing:
             parser.feed(data)  # kept in the parser until the blocking command is answered
             return
         out = self._out = []
         append = out.append
         extend = out.extend
-        keyspace = server.keyspace
-        clock = keyspace.clock
         # self._plain(), inlined: this runs once per read
         fast = (server.fast_commands if self.multi is None and self.authenticated and not self.channels
                 and not self.patterns and self.reply_mode is None else _NO_FAST_COMMANDS)
         try:
             commands = parser.take(data, BATCH)
             while True:  # batches of at most BATCH commands, each at one clock reading
-                keyspace.now = now = clock()
                 if now >= server.timer_deadline:
                     server.expire_now()  # expiry notifications do not wait for the rest of a pipeline
                 batch = iter(commands)
@@ -174,6 +173,7 @@ class Client(asyncio.Protocol):
                 if len(commands) < BATCH:
                     break  # that was everything buffered
                 commands = parser.read_commands(BATCH)
+                keyspace.now = now = clock()
             if parser.error is not None:
                 append(b"-ERR %s\r\n" % str(parser.error).encode("utf-8", "surrogateescape"))
                 self.closing = True
@@ -182,7 +182,10 @@ class Client(asyncio.Protocol):
             if out:  # joined and written at the end of the loop turn
                 if self._held is None:
                     self._held = out
-                    server.hold_replies(self)
+                    holding = server.holding
+                    if not holding:
+                        asyncio.get_running_loop().call_soon(server.write_held)
+                    holding.append(self)
                 else:
                     self._held += out
             if self.closing:
@@ -221,7 +224,7 @@ class Client(asyncio.Protocol):
             self.flush()
 
     def flush(self) -> None:
-        """Write the replies held for the end of the loop turn (`Server.hold_replies`)."""
+        """Write the replies held for the end of the loop turn (`Server.write_held`)."""
         held = self._held
         if held is None:
             return
@@ -331,7 +334,7 @@ class Server:
                               if (c.group in _FAST_GROUPS or c.name in _FAST_EXTRA)
                               and "blocking" not in c.flags}
         self.error_stats: dict[str, int] = {}          # error code -> count
-        self._holding: list[Client] = []  # clients with replies held for this loop turn
+        self.holding: list[Client] = []  # clients with replies held for this loop turn (write_held)
         self.active_expire = True  # DEBUG SET-ACTIVE-EXPIRE 0 leaves expiry to lookups
         self.shutdown_requested = asyncio.Event() if _has_loop() else None
         self.servers: list[asyncio.base_events.Server] = []
@@ -343,19 +346,16 @@ class Server:
 
     # ------------------------------------------------------------ output
 
-    def hold_replies(self, client: Client) -> None:
-        """Have `client`'s held replies written at the end of this event-loop turn.
+    def write_held(self) -> None:
+        """Write the replies held for this loop turn, connection by connection.
 
-        Reads of all ready connections come first, then the writes, back to back, as
-        Redis's beforeSleep does: a pipelining peer with many connections is then woken
-        once per turn, not once per connection (half the system time under redis-benchmark).
+        `Client.data_received` holds a read's replies and has this run once, late in
+        the turn: reads of all ready connections come first, then the writes, back to
+        back, as Redis's beforeSleep does. A pipelining peer with many connections is
+        then woken once per turn, not once per connection (half the system time under
+        redis-benchmark).
         """
-        if not self._holding:
-            asyncio.get_running_loop().call_soon(self._write_held)
-        self._holding.append(client)
-
-    def _write_held(self) -> None:
-        holding, self._holding = self._holding, []
+        holding, self.holding = self.holding, []
         for client in holding:
             try:
                 client.flush()

@@ -1,7 +1,7 @@
 """What happens within one event-loop turn: when replies are written, when keys expire.
 
 Redis answers a loop turn's reads in one burst of writes (beforeSleep); the store does the
-same (`Server.hold_replies`). These tests drive `Client` objects over recording transports
+same (`Server.write_held`). These tests drive `Client` objects over recording transports
 inside a running loop, so "the end of the turn" is one `await asyncio.sleep(0)`, and check
 what a held reply must never do: be lost, be reordered behind a later push or unblocked
 reply, or be cut off by a close. The last test checks that an expiry falling due while a

@@ -134,7 +134,7 @@ def describe(c, now: float | None = None) -> str:
         ("id", c.id), ("addr", c.addr), ("laddr", c.laddr),
         ("fd", sock.fileno() if sock is not None else -1),
         ("name", c.name.decode(errors="replace")), ("age", int(now - c.created)),
-        ("idle", int(now - c.last_interaction)), ("flags", _flags(c)), ("db", c.db.index),
+        ("idle", (c.server.keyspace.clock() - c.last_interaction) // 1000), ("flags", _flags(c)), ("db", c.db.index),
         ("sub", len(c.channels)), ("psub", len(c.patterns)), ("ssub", 0), ("multi", multi),
         ("qbuf", qbuf), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", multi_mem),
         ("rbs", 1024), ("rbp", 0), ("obl", 0), ("oll", 0), ("omem", omem),
