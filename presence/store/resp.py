@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import chain
 
 try:
     import hiredis as _hiredis
@@ -92,7 +93,8 @@ NIL_ARRAY = _NilArray()
 BULK_HEADER_CACHE = 1024
 BULK_HEADERS = tuple(b"$%d\r\n" % n for n in range(BULK_HEADER_CACHE))  # formatting costs more
 _PLUS, _EQUALS = ord("+"), ord("=")
-_PROBE = b"*0\r\n"  # an empty multibulk: hiredis returns [] for it
+_PROBE = b"*0\r\n"  # an empty multibulk, fed after each chunk: hiredis returns [] for it
+_DECIMAL, _MULTIBULK_HEADER = b"%d", b"*%d\r\n"
 _join = b"".join
 OK = Status("OK")
 PONG = Status("PONG")
@@ -116,7 +118,7 @@ class RequestParser:
     """
 
     __slots__ = ("_buf", "_pos", "max_bulk_len", "_args", "_remaining", "_bulk_len",
-                 "_accelerate", "_reader", "_gets", "_chunk", "_returned", "_ready", "error")
+                 "_accelerate", "_reader", "_gets", "_chunk", "_ready", "error")
 
     def __init__(self, max_bulk_len: int = DEFAULT_MAX_BULK_LEN, accelerate: bool = True) -> None:
         self._buf = bytearray()
@@ -128,8 +130,7 @@ class RequestParser:
         self._accelerate = accelerate and _hiredis is not None
         self._reader = _hiredis.Reader() if self._accelerate else None
         self._gets = self._reader.gets if self._accelerate else None
-        self._chunk: bytes | None = None         # the chunk hiredis is reading, if any
-        self._returned: list[list[bytes]] = []   # commands hiredis returned from it
+        self._chunk: bytes | None = None         # the chunk hiredis was fed (with _PROBE after it), if any
         self._ready: list[list[bytes]] = []      # parsed (or given back) and not yet taken
         self.error: ProtocolError | None = None  # malformed input met (after the commands before it)
 
@@ -137,13 +138,13 @@ class RequestParser:
         """Append received bytes; never raises."""
         if not data:
             return
-        if self._chunk is not None:  # hiredis has not finished the previous chunk
-            self._to_reference()
+        if self._chunk is not None:  # hiredis has not read the previous chunk: the reference parser will
+            self._to_reference(0)
         if self._pos and self._pos == len(self._buf):
             self._buf.clear()
             self._pos = 0
         if not self._buf and self._args is None and self._fits_hiredis(data):
-            self._reader.feed(data)
+            self._reader.feed(data + _PROBE)
             self._chunk = data
             return
         self._buf += data
@@ -160,7 +161,7 @@ class RequestParser:
     def buffered(self) -> int:
         """How many received bytes are not yet consumed (for CLIENT LIST `qbuf`)."""
         return (len(self._chunk or b"") + len(self._buf) - self._pos
-                + sum(map(_encoded_size, self._ready)))
+                + _encoded_total(self._ready))
 
     def unread(self, commands: list[list[bytes]]) -> None:
         """Give back commands taken but not run (a client blocked mid-pipeline); they come first."""
@@ -209,51 +210,43 @@ class RequestParser:
         if (self._chunk is None and not self._ready and self._args is None and self.error is None
                 and self._pos == len(self._buf) and self._accelerate and data and data[0] == 42
                 and ((_PLUS not in data and _EQUALS not in data) or self._fits_hiredis(data))):
-            self._reader.feed(data)
-            commands, whole = self._hiredis_pass()
-            if whole and len(commands) <= limit:
-                return commands
-            self._chunk = data  # cut mid-command, read differently, or over the limit
-            self._returned = commands[:]
-            self._to_reference()
+            self._reader.feed(data + _PROBE)
+            self._chunk = data
+            commands = self._read_chunk()
+            if self._chunk is None and self._pos == len(self._buf) and len(commands) <= limit:
+                return commands  # the whole chunk, up to a command boundary
             self._ready = commands
             return self.read_commands(limit)
         self.feed(data)
         return self.read_commands(limit)
 
     def _read_chunk(self) -> list[list[bytes]]:
-        """The commands hiredis reads from the current chunk; hands over to the reference
-        parser at anything it would read differently."""
-        commands, whole = self._hiredis_pass()
-        if whole:
-            self._chunk = None
-            self._returned.clear()
-        else:
-            self._returned += commands
-            self._to_reference()
-        return commands
+        """The commands hiredis reads from the current chunk (fed with `_PROBE` after it);
+        hands the rest over to the reference parser at anything it would read differently.
 
-    def _hiredis_pass(self) -> tuple[list[list[bytes]], bool]:
-        """The commands hiredis's reader returns from what it was fed, up to the first
-        thing it would read differently from Redis; and whether that was the end of the
-        bytes, on a command boundary."""
-        reader = self._reader
+        On a command boundary hiredis reads the probe, `*0`, as []: the chunk was read
+        whole. A chunk cut mid-command takes the probe's bytes into its last command
+        instead; a command those bytes completed is not the client's, and is dropped.
+        """
         gets = self._gets
         commands = []
-        append = commands.append
         try:
             cmd = gets()
             while cmd.__class__ is list and cmd:
                 _join(cmd)  # TypeError unless every argument is a bulk string
-                append(cmd)
+                commands.append(cmd)
                 cmd = gets()
-            if cmd is False and not reader.has_data():
-                # every byte read; on a command boundary hiredis reads `*0` as []
-                reader.feed(_PROBE)
-                return commands, gets() == []
+            if cmd.__class__ is list and not self._reader.has_data():
+                self._chunk = None  # that [] was the probe
+                return commands
         except (_hiredis.ProtocolError, TypeError):
             pass
-        return commands, False
+        consumed = _encoded_total(commands)
+        if consumed > len(self._chunk):
+            consumed -= _encoded_total(commands[-1:])
+            del commands[-1]
+        self._to_reference(consumed)
+        return commands
 
     def _read_reference(self, limit: int) -> list[list[bytes]]:
         """Up to `limit` commands from the reference parser (then hiredis again, when the
@@ -276,20 +269,13 @@ class RequestParser:
             self.error = exc.with_traceback(None)  # its frames would hold this parser in a cycle
         return commands
 
-    def _to_reference(self) -> None:
-        """Hand the unread rest of the current chunk to the reference parser."""
-        chunk, returned = self._chunk, self._returned
+    def _to_reference(self, consumed: int) -> None:
+        """Hand the current chunk, after its first `consumed` bytes, to the reference parser."""
+        chunk = self._chunk
         self._chunk = None
-        self._returned = []
-        self._reader = _hiredis.Reader()  # the old one may be mid-message or broken
+        self._reader = _hiredis.Reader()  # the old one is mid-message, broken or holds the probe
         self._gets = self._reader.gets
-        consumed = sum(map(_encoded_size, returned))
-        if chunk[consumed - 2:consumed] == b"\r\n" or not returned:
-            self._buf = bytearray(chunk[consumed:])
-        else:  # cannot happen for bytes hiredis accepted; replay to be safe
-            self._buf = bytearray(chunk)
-            for _ in returned:
-                self._next_reference()
+        self._buf = bytearray(chunk[consumed:])
         self._pos = 0
 
     def _next_reference(self) -> list[bytes] | None:
@@ -402,9 +388,12 @@ def _parse_length(text: bytes) -> int | None:
     return value if -(1 << 63) <= value < (1 << 63) else None
 
 
-def _encoded_size(cmd: list[bytes]) -> int:
-    """Bytes of the canonical multibulk encoding of `cmd`."""
-    return len(b"*%d\r\n" % len(cmd)) + sum(len(a) + len(b"%d" % len(a)) + 5 for a in cmd)
+def _encoded_total(commands: list[list[bytes]]) -> int:
+    """Bytes of the canonical multibulk encoding of all `commands` (what hiredis read to
+    return them); C-level iteration, as this runs over whole 64 KiB reads."""
+    lengths = list(map(len, chain.from_iterable(commands)))
+    return (sum(lengths) + 5 * len(lengths) + sum(map(len, map(_DECIMAL.__mod__, lengths)))
+            + sum(map(len, map(_MULTIBULK_HEADER.__mod__, map(len, commands)))))
 
 
 def split_inline(line: bytes) -> list[bytes]:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from presence.store.resp import (NIL_ARRAY, Double, Error, ProtocolError, Push, RequestParser, Set,
+from presence.store.resp import (NIL_ARRAY, _encoded_total, Double, Error, ProtocolError, Push, RequestParser, Set,
                                  Status, Verbatim, encode, split_inline)
 
 try:
@@ -240,6 +240,33 @@ def test_fast_path_keeps_a_partial_header_for_replay(cut):
 def test_fast_path_split_anywhere_without_suspicious_bytes(cut):
     data = mb(b"a") + mb(b"b")
     assert feed_in_chunks(data, [cut], True) == [[b"a"], [b"b"]]
+
+
+@pytest.mark.skipif(True not in PATHS, reason="hiredis not installed")
+@pytest.mark.parametrize("cut", range(1, 52))
+def test_a_cut_command_is_never_completed_by_the_probe(cut):
+    # hiredis is fed `*0\r\n` after each chunk. Cut just after `$2\r\n`, those four bytes
+    # would complete the command as GET "*0": it must come from the client's bytes only.
+    data = mb(b"GET", b"ab") + mb(b"SET", b"k", b"*0")
+    assert feed_in_chunks(data, [cut], True) == [[b"GET", b"ab"], [b"SET", b"k", b"*0"]]
+    assert take_in_chunks(data, [cut], True, 64) == [[b"GET", b"ab"], [b"SET", b"k", b"*0"]]
+
+
+@pytest.mark.skipif(True not in PATHS, reason="hiredis not installed")
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_empty_multibulks_sent_by_the_client_are_skipped_on_the_fast_path(where):
+    empty = b"*0\r\n"
+    data = {"start": empty + mb(b"a") + mb(b"b"), "middle": mb(b"a") + empty + mb(b"b"),
+            "end": mb(b"a") + mb(b"b") + empty}[where]
+    assert take_in_chunks(data, [], True, 64) == [[b"a"], [b"b"]]
+    parser = _parser(True)
+    assert parser.take(data, 64) + parser.take(mb(b"c"), 64) == [[b"a"], [b"b"], [b"c"]]
+
+
+def test_encoded_total_counts_what_the_commands_take_on_the_wire():
+    cmds = [[b"GET", b"k"], [b"SET", b"x" * 1000, b""], [b"PING"]]
+    assert _encoded_total(cmds) == len(b"".join(mb(*c) for c in cmds))
+    assert _encoded_total([]) == 0
 
 
 # ------------------------------------------------------------ properties
