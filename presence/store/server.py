@@ -55,7 +55,7 @@ class Client(asyncio.Protocol):
     """One client connection and its session state (db, protocol, MULTI, subscriptions)."""
 
     __slots__ = ("server", "id", "transport", "parser", "protocol", "db", "name", "lib_name",
-                 "lib_ver", "authenticated", "multi", "multi_error", "watching", "watch_dirty",
+                 "lib_ver", "authenticated", "plain", "multi", "multi_error", "watching", "watch_dirty",
                  "channels", "patterns", "created", "last_interaction", "last_command", "addr",
                  "laddr", "closing", "blocked", "reply_mode", "no_evict", "no_touch", "_out",
                  "_soft_limit_since", "_held", "__weakref__")
@@ -71,6 +71,7 @@ class Client(asyncio.Protocol):
         self.lib_name = b""
         self.lib_ver = b""
         self.authenticated = not server.config["requirepass"]
+        self.plain = self.authenticated  # see _plain()
         self.multi: list | None = None   # queued commands while in MULTI
         self.multi_error = False         # a queued command was refused: EXEC aborts
         self.watching: set = set()       # (db, key) pairs
@@ -112,8 +113,7 @@ class Client(asyncio.Protocol):
         """
         parser = self.parser
         server = self.server
-        stats = server.stats
-        stats["total_net_input_bytes"] += len(data)
+        server.net_input_bytes += len(data)
         keyspace = server.keyspace
         clock = keyspace.clock
         keyspace.now = now = self.last_interaction = clock()
@@ -123,9 +123,7 @@ class Client(asyncio.Protocol):
         out = self._out = []
         append = out.append
         extend = out.extend
-        # self._plain(), inlined: this runs once per read
-        fast = (server.fast_commands if self.multi is None and self.authenticated and not self.channels
-                and not self.patterns and self.reply_mode is None else _NO_FAST_COMMANDS)
+        fast = server.fast_commands if self.plain else _NO_FAST_COMMANDS
         try:
             commands = parser.take(data, BATCH)
             while True:  # batches of at most BATCH commands, each at one clock reading
@@ -141,7 +139,8 @@ class Client(asyncio.Protocol):
                         if self.closing or self.blocked is not None:
                             parser.unread(list(batch))  # they run once the client is unblocked
                             return
-                        fast = server.fast_commands if self._plain() else _NO_FAST_COMMANDS
+                        self.plain = plain = self._plain()
+                        fast = server.fast_commands if plain else _NO_FAST_COMMANDS
                         continue
                     name, handler, fewest, most, counters = entry
                     self.last_command = name
@@ -190,11 +189,16 @@ class Client(asyncio.Protocol):
                     self._held += out
             if self.closing:
                 self.close()
-            elif self.channels or self.patterns:
-                self._check_output_limit()
+            elif not self.plain:
+                self._check_output_limit()  # for a subscriber
 
     def _plain(self) -> bool:
-        """Whether commands may skip the gate: no MULTI, AUTH done, no subscription, replies on."""
+        """Whether commands may skip the gate: no MULTI, AUTH done, no subscription, replies on.
+
+        Only a command taking the full path (`Server.execute`) changes any of these for
+        its own client, so `data_received` keeps the answer in `plain`, looked at again
+        after each such command (and by `Server` when requirepass is cleared).
+        """
         return (self.multi is None and self.authenticated and not self.channels
                 and not self.patterns and self.reply_mode is None)
 
@@ -232,10 +236,10 @@ class Client(asyncio.Protocol):
         if self.transport.is_closing():
             return  # aborted or lost meanwhile: nobody to write to
         payload = b"".join(held) if len(held) > 1 else held[0]
-        self.server.stats["total_net_output_bytes"] += len(payload)
+        self.server.net_output_bytes += len(payload)
         self.transport.write(payload)
-        if self.channels or self.patterns:
-            self._check_output_limit()
+        if not self.plain:
+            self._check_output_limit()  # for a subscriber
 
     def unblock(self, reply) -> None:
         """Answer the blocking command, then run the commands that arrived meanwhile (soon)."""
@@ -322,8 +326,8 @@ class Server:
         self.stats = {"total_connections_received": 0,
                       "rejected_connections": 0, "expired_keys": 0, "keyspace_hits": 0,
                       "keyspace_misses": 0, "client_output_buffer_limit_disconnections": 0,
-                      "total_error_replies": 0, "pubsub_messages": 0,
-                      "total_net_input_bytes": 0, "total_net_output_bytes": 0}
+                      "total_error_replies": 0, "pubsub_messages": 0}
+        self.net_input_bytes = self.net_output_bytes = 0  # INFO total_net_*_bytes (counted per read and write)
         # name -> CommandCounters; total_commands_processed is the sum of calls
         self.command_stats = {c.name: CommandCounters() for c in self.commands.values()}
         # name as sent (either case) -> (name, handler, fewest and most arguments, counters):
@@ -564,6 +568,7 @@ class Server:
         elif name == "requirepass" and not value:
             for client in self.clients.values():
                 client.authenticated = True
+                client.plain = client._plain()
 
 
 def unwatch_all(client: Client) -> None:

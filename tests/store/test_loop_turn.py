@@ -173,3 +173,35 @@ def test_an_expiry_due_during_a_long_pipeline_is_announced_before_the_pipeline_e
         assert server.keyspace.dbs[0].data.get(b"k") is None
         assert subscribed.startswith(b"*3\r\n$9\r\nsubscribe")
     asyncio.run(main())
+
+
+def test_a_command_that_changes_the_session_governs_the_next_one_in_the_same_read():
+    # Data commands skip the gate while a connection is plain (Client.plain); MULTI,
+    # SUBSCRIBE and CLIENT REPLY in the middle of a pipeline must end that at once.
+    async def scenario(server):
+        (a, ta), (b, tb), (c, tc) = connect(server), connect(server), connect(server)
+        a.data_received(commands(("MULTI",), ("SET", "k", "v"), ("EXEC",), ("GET", "k")))
+        b.data_received(commands(("SUBSCRIBE", "ch"), ("GET", "k")))
+        c.data_received(commands(("CLIENT", "REPLY", "OFF"), ("GET", "k"), ("CLIENT", "REPLY", "ON"),
+                                 ("GET", "k")))
+        await asyncio.sleep(0)
+        assert ta.output == b"+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n$1\r\nv\r\n"
+        assert tb.output.endswith(b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE"
+                                  b" / PING / QUIT / RESET are allowed in this context\r\n")
+        assert tc.output == b"+OK\r\n$1\r\nv\r\n"
+    run(scenario)
+
+
+def test_a_connection_made_under_requirepass_runs_data_commands_once_it_is_cleared():
+    async def scenario(server):
+        server.config.set("requirepass", "s3cret")
+        a, ta = connect(server)
+        admin, tadmin = connect(server)
+        a.data_received(commands(("GET", "k")))
+        admin.data_received(commands(("AUTH", "s3cret"), ("CONFIG", "SET", "requirepass", "")))
+        await asyncio.sleep(0)
+        a.data_received(commands(("SET", "k", "v"), ("GET", "k")))
+        await asyncio.sleep(0)
+        assert ta.output == b"-NOAUTH Authentication required.\r\n+OK\r\n$1\r\nv\r\n"
+        assert tadmin.output == b"+OK\r\n+OK\r\n"
+    run(scenario)
