@@ -121,8 +121,6 @@ class Client(asyncio.Protocol):
             parser.feed(data)  # kept in the parser until the blocking command is answered
             return
         out = self._out = []
-        append = out.append
-        extend = out.extend
         fast = server.fast_commands if self.plain else _NO_FAST_COMMANDS
         try:
             commands = parser.take(data, BATCH)
@@ -135,7 +133,7 @@ class Client(asyncio.Protocol):
                     if entry is None:  # the full path, gate included
                         reply = server.execute(self, argv)
                         if reply is not NO_REPLY and (self.reply_mode is None or not self._silenced()):
-                            append(encode(reply, self.protocol))
+                            out.append(encode(reply, self.protocol))
                         if self.closing or self.blocked is not None:
                             parser.unread(list(batch))  # they run once the client is unblocked
                             return
@@ -145,7 +143,7 @@ class Client(asyncio.Protocol):
                     name, handler, fewest, most, counters = entry
                     self.last_command = name
                     if not fewest <= len(argv) <= most:
-                        append(encode(server.refuse_arity(self, name), self.protocol))
+                        out.append(encode(server.refuse_arity(self, name), self.protocol))
                         continue
                     counters.calls += 1
                     try:
@@ -157,24 +155,24 @@ class Client(asyncio.Protocol):
                     # the most common replies are encoded inline
                     if type(reply) is bytes:
                         if len(reply) < BULK_HEADER_CACHE:  # three parts joined once, at the end
-                            extend((BULK_HEADERS[len(reply)], reply, b"\r\n"))
+                            out += (BULK_HEADERS[len(reply)], reply, b"\r\n")
                         else:
-                            append(b"$%d\r\n%s\r\n" % (len(reply), reply))
+                            out.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
                     elif reply is OK:
-                        append(b"+OK\r\n")
+                        out.append(b"+OK\r\n")
                     elif reply is None:
-                        append(b"$-1\r\n" if self.protocol == 2 else b"_\r\n")
+                        out.append(b"$-1\r\n" if self.protocol == 2 else b"_\r\n")
                     elif reply is not NO_REPLY:
                         if type(reply) is Error:
                             counters.failed += 1
                             server.count_error(reply)
-                        append(encode(reply, self.protocol))
+                        out.append(encode(reply, self.protocol))
                 if len(commands) < BATCH:
                     break  # that was everything buffered
                 commands = parser.read_commands(BATCH)
                 keyspace.now = now = clock()
             if parser.error is not None:
-                append(b"-ERR %s\r\n" % str(parser.error).encode("utf-8", "surrogateescape"))
+                out.append(b"-ERR %s\r\n" % str(parser.error).encode("utf-8", "surrogateescape"))
                 self.closing = True
         finally:
             self._out = None
