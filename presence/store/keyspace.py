@@ -230,8 +230,20 @@ class Keyspace:
         heapq.heapify(self._heap)
 
     def next_deadline(self) -> int | None:
-        """The earliest deadline in the heap (possibly stale), or None."""
-        return self._heap[0][0] if self._heap else None
+        """The earliest deadline of a key, or None; stale entries met on top are dropped.
+
+        So the timer is armed for a key that will expire, not for one refreshed since:
+        under steady refreshes (a presence node's heartbeats) most deadlines in the heap
+        are stale, and a timer for each would wake the server hundreds of times a second.
+        """
+        heap = self._heap
+        dbs = self.dbs
+        while heap:
+            deadline, db_index, key = heap[0]
+            if dbs[db_index].expires.get(key) == deadline:
+                return deadline
+            heapq.heappop(heap)
+        return None
 
     def expire_due(self, limit: int = 100_000) -> int:
         """Expire every key whose deadline is <= now (at most `limit`); return how many."""

@@ -273,3 +273,15 @@ def test_overwriting_a_due_key_announces_its_expiry_first(ks, clock, published):
     db.store(b"k", b"again")             # what a plain SET does
     assert published.messages == [(b"expired-keys", b"k")]
     assert ks.expire_due() == 0
+
+
+def test_next_deadline_skips_deadlines_that_a_refresh_made_stale(ks, clock):
+    db = put(ks, b"a", 100)
+    put(ks, b"b", 300)
+    db.set_deadline(b"a", ks.now + 200)  # refreshed: its 100 ms entry is stale
+    assert ks.next_deadline() == ks.now + 200
+    db.set_deadline(b"a", ks.now + 500)
+    assert ks.next_deadline() == ks.now + 300
+    at(ks, clock, 300)
+    assert ks.expire_due() == 1  # b
+    assert ks.next_deadline() == ks.now + 200  # a, refreshed to 500 ms after the start

@@ -205,3 +205,11 @@ def test_a_connection_made_under_requirepass_runs_data_commands_once_it_is_clear
         assert ta.output == b"-NOAUTH Authentication required.\r\n+OK\r\n$1\r\nv\r\n"
         assert tadmin.output == b"+OK\r\n+OK\r\n"
     run(scenario)
+
+
+def test_the_expiry_timer_waits_to_a_fraction_of_a_millisecond(monkeypatch):
+    # The wall clock's readings are whole milliseconds, cut down; a delay computed from
+    # one would make every expiry up to 1 ms late. 1,000,000.7 ms now, deadline 1,000,002:
+    server = Server(Config())
+    monkeypatch.setattr("presence.store.server.time.time", lambda: 1000.0007)
+    assert abs(server._seconds_until(1_000_002) - 0.0013) < 1e-9
