@@ -66,6 +66,8 @@ LATENCY_DOCTOR_DISABLED = (
     "You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. "
     "If we weren't in a deep space mission I'd suggest to take a look at "
     "https://redis.io/topics/latency-monitor.\n")
+MEMORY_DOCTOR_NO_ISSUE = ("Hi Sam, I can't find any memory issue in your instance. "
+                          "I can only account for what occurs on this base.\n")
 MEMORY_DOCTOR_EMPTY = (
     "Hi Sam, this instance is empty or is using very little memory, my issues detector can't "
     "be used in these conditions. Please, leave for your mission on Earth and fill it with "

@@ -199,3 +199,43 @@ def test_keys_expire_notify_is_settable_and_can_be_disabled(pair):
             listener.read_reply()
     finally:
         listener.close()
+
+
+KEYMISS_BY_GROUP = {
+    "hash": ["HGET nokey f", "HMGET nokey f g", "HGETALL nokey", "HKEYS nokey", "HVALS nokey", "HLEN nokey",
+             "HEXISTS nokey f", "HSTRLEN nokey f", "HRANDFIELD nokey", "HRANDFIELD nokey 2 WITHVALUES",
+             "HSCAN nokey 0", "HDEL nokey f", "HINCRBY nokey f 1", "HSETNX nokey2 f v", "HSET h f v", "HGET h f",
+             "HGET h nofield"],
+    "list": ["LRANGE nokey 0 -1", "LLEN nokey", "LINDEX nokey 0", "LPOS nokey a", "LPOP nokey", "RPOP nokey 2",
+             "LREM nokey 0 x", "LTRIM nokey 0 1", "LSET nokey 0 x", "LINSERT nokey BEFORE a b",
+             "LMOVE nokey d LEFT LEFT", "RPOPLPUSH nokey d", "LMPOP 1 nokey LEFT", "RPUSH l a", "LRANGE l 0 -1"],
+    "set": ["SISMEMBER nokey x", "SMISMEMBER nokey x y", "SMEMBERS nokey", "SCARD nokey", "SRANDMEMBER nokey",
+            "SRANDMEMBER nokey 3", "SSCAN nokey 0", "SINTER nokey", "SUNION nokey nokey2", "SDIFF nokey",
+            "SINTERCARD 1 nokey", "SINTERSTORE d nokey", "SUNIONSTORE d nokey nokey2", "SDIFFSTORE d nokey",
+            "SMOVE nokey d x", "SREM nokey x", "SPOP nokey", "SADD s a", "SINTER s nokey"],
+    "zset": ["ZSCORE nokey m", "ZMSCORE nokey m n", "ZCARD nokey", "ZRANGE nokey 0 -1", "ZRANGEBYSCORE nokey 0 1",
+             "ZREVRANGE nokey 0 -1", "ZRANGEBYLEX nokey - +", "ZRANK nokey m", "ZREVRANK nokey m",
+             "ZCOUNT nokey 0 1", "ZLEXCOUNT nokey - +", "ZRANDMEMBER nokey", "ZSCAN nokey 0", "ZUNION 1 nokey",
+             "ZINTER 2 nokey nokey2", "ZDIFF 1 nokey", "ZINTERCARD 1 nokey", "ZUNIONSTORE d 1 nokey",
+             "ZINTERSTORE d 1 nokey", "ZDIFFSTORE d 1 nokey", "ZRANGESTORE d nokey 0 -1", "ZREM nokey m",
+             "ZINCRBY nokey 1 m", "ZPOPMIN nokey", "ZMPOP 1 nokey MIN", "ZREMRANGEBYRANK nokey 0 1"],
+    "other": ["SUBSTR nokey 0 1", "COPY nokey d", "LCS nokey nokey2", "GETBIT nokey 0", "BITCOUNT nokey",
+              "BITPOS nokey 1", "BITFIELD_RO nokey GET u8 0", "OBJECT ENCODING nokey", "SET str v",
+              "COPY str d2"],
+}
+
+
+@pytest.mark.parametrize("group", sorted(KEYMISS_BY_GROUP))
+def test_keymiss_events_of_every_type(pair, group):
+    # Redis emits keymiss where a command looks a key up to read it (lookupKeyRead: the
+    # read commands, and the sources of SINTERSTORE, ZUNIONSTORE, COPY...), not where it
+    # looks one up to write it (HDEL, LPOP, SMOVE...).
+    for client in (pair.store, pair.redis):
+        client.call("CONFIG", "SET", "notify-keyspace-events", "KEm")
+    listener = Listener(pair)
+    try:
+        run(pair, *KEYMISS_BY_GROUP[group])
+        ours, theirs = listener.received()
+        assert ours == theirs
+    finally:
+        listener.close()

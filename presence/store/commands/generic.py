@@ -319,7 +319,7 @@ def copy(client, argv):
     db = client.db
     if db is target_db and source == target:
         raise CommandError("ERR source and destination objects are the same")
-    value = db.get(source)
+    value = read_key(db, source)
     if value is None:
         return 0
     if target_db.get(target) is not None:

@@ -16,7 +16,7 @@ from itertools import islice
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.commands import CommandError, command, parse_int
-from presence.store.commands.generic import _parse_cursor, _scan_options
+from presence.store.commands.generic import _parse_cursor, _scan_options, read_key
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK
 
@@ -101,13 +101,13 @@ def hsetnx(client, argv):
 
 @command("hget", 3, "readonly fast")
 def hget(client, argv):
-    h = client.db.get_typed(argv[1], dict)
+    h = read_key(client.db, argv[1], dict)
     return None if h is None else h.get(argv[2])
 
 
 @command("hmget", -3, "readonly fast")
 def hmget(client, argv):
-    h = client.db.get_typed(argv[1], dict) or {}
+    h = read_key(client.db, argv[1], dict) or {}
     return [h.get(field) for field in argv[2:]]
 
 
@@ -128,7 +128,7 @@ def hvals(client, argv):
 
 def _hgetall(db, key: bytes, fields: bool, values: bool):
     """Fields and values as a map (array under RESP2), or one of them as an array."""
-    h = db.get_typed(key, dict)
+    h = read_key(db, key, dict)
     if fields and values:
         return h or {}
     if h is None:
@@ -157,18 +157,18 @@ def hdel(client, argv):
 
 @command("hexists", 3, "readonly fast")
 def hexists(client, argv):
-    h = client.db.get_typed(argv[1], dict)
+    h = read_key(client.db, argv[1], dict)
     return int(h is not None and argv[2] in h)
 
 
 @command("hlen", 2, "readonly fast")
 def hlen(client, argv):
-    return len(client.db.get_typed(argv[1], dict) or ())
+    return len(read_key(client.db, argv[1], dict) or ())
 
 
 @command("hstrlen", 3, "readonly fast")
 def hstrlen(client, argv):
-    h = client.db.get_typed(argv[1], dict)
+    h = read_key(client.db, argv[1], dict)
     return len(h.get(argv[2], b"")) if h is not None else 0
 
 
@@ -213,7 +213,7 @@ def hincrbyfloat(client, argv):
 def hrandfield(client, argv):
     """HRANDFIELD key [count [WITHVALUES]]: distinct fields for count > 0, repeats for < 0."""
     if len(argv) == 2:
-        h = client.db.get_typed(argv[1], dict)
+        h = read_key(client.db, argv[1], dict)
         return None if h is None else random_members(h, 1)[0]
     count = parse_range(argv[2], -LONG_MAX, LONG_MAX)
     withvalues = len(argv) == 4
@@ -221,7 +221,7 @@ def hrandfield(client, argv):
         raise CommandError(replies.SYNTAX)
     if withvalues and not -(LONG_MAX // 2) <= count <= LONG_MAX // 2:
         raise CommandError(VALUE_OUT_OF_RANGE)
-    h = client.db.get_typed(argv[1], dict)
+    h = read_key(client.db, argv[1], dict)
     if h is None or count == 0:
         return []
     fields = random_members(h, count)
@@ -250,7 +250,7 @@ def random_members(collection, count: int) -> list:
 def hscan(client, argv):
     """HSCAN key cursor [MATCH pattern] [COUNT n]: a small hash comes whole, cursor 0."""
     cursor = _parse_cursor(argv[2])
-    h = client.db.get_typed(argv[1], dict)
+    h = read_key(client.db, argv[1], dict)
     if h is None:
         return [b"0", []]
     config = client.server.config

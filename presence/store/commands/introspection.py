@@ -360,8 +360,19 @@ def memory_stats(client, argv):
             b"keys.bytes-per-key": rss // keys if keys else 0, b"dataset.bytes": rss}
 
 
+DOCTOR_MIN_BYTES = 5 * 1024 * 1024  # under this much data Redis gives no report
+
+
 @subcommand("memory", "doctor", 2)
 def memory_doctor(client, argv):
+    """Redis's two answers for a healthy server: too little data to judge (under 5 MB,
+    here by MEMORY USAGE's estimates of the keys), or no issue found."""
+    total = 0
+    for db in client.server.keyspace.dbs:
+        for key, value in db.data.items():
+            total += estimate_bytes(key, value, 5)
+            if total >= DOCTOR_MIN_BYTES:
+                return Verbatim(replies.MEMORY_DOCTOR_NO_ISSUE)
     return Verbatim(replies.MEMORY_DOCTOR_EMPTY)
 
 

@@ -18,6 +18,7 @@ from presence.store import notify as ev
 from presence.store import replies
 from presence.store.commands import NO_REPLY, CommandError, command, parse_int
 from presence.store.commands import zset as zsets
+from presence.store.commands.generic import read_key
 from presence.store.keyspace import WrongType
 from presence.store.resp import NIL_ARRAY, OK, Error
 
@@ -132,13 +133,13 @@ def note_removal(db, key: bytes, items: deque, event: bytes) -> None:
 
 @command("llen", 2, "readonly fast")
 def llen(client, argv):
-    return len(client.db.get_typed(argv[1], deque) or ())
+    return len(read_key(client.db, argv[1], deque) or ())
 
 
 @command("lrange", 4, "readonly")
 def lrange(client, argv):
     start, stop = parse_int(argv[2]), parse_int(argv[3])
-    items = client.db.get_typed(argv[1], deque)
+    items = read_key(client.db, argv[1], deque)
     if items is None:
         return []
     i, j = index_slice(len(items), start, stop)
@@ -158,7 +159,7 @@ def index_slice(n: int, start: int, stop: int) -> tuple[int, int]:
 
 @command("lindex", 3, "readonly")
 def lindex(client, argv):
-    items = client.db.get_typed(argv[1], deque)
+    items = read_key(client.db, argv[1], deque)
     if items is None:
         return None
     index = parse_int(argv[2])
@@ -171,7 +172,7 @@ def lindex(client, argv):
 def lpos(client, argv):
     """LPOS key element [RANK r] [COUNT c] [MAXLEN m]: indexes of matches, from the tail if r < 0."""
     rank, count, maxlen = _lpos_options(argv[3:])
-    items = client.db.get_typed(argv[1], deque)
+    items = read_key(client.db, argv[1], deque)
     if items is None:
         return None if count is None else []
     n = len(items)

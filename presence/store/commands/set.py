@@ -14,7 +14,7 @@ import re
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.commands import CommandError, command
-from presence.store.commands.generic import _parse_cursor
+from presence.store.commands.generic import _parse_cursor, read_key
 from presence.store.commands.hash import LONG_MAX, parse_range, random_members, scan_step
 from presence.store.resp import Set
 
@@ -96,24 +96,24 @@ def srem(client, argv):
 
 @command("smembers", 2, "readonly")
 def smembers(client, argv):
-    return Set(ordered(client, client.db.get_typed(argv[1], set) or ()))
+    return Set(ordered(client, read_key(client.db, argv[1], set) or ()))
 
 
 @command("sismember", 3, "readonly fast")
 def sismember(client, argv):
-    s = client.db.get_typed(argv[1], set)
+    s = read_key(client.db, argv[1], set)
     return int(s is not None and argv[2] in s)
 
 
 @command("smismember", -3, "readonly fast")
 def smismember(client, argv):
-    s = client.db.get_typed(argv[1], set) or ()
+    s = read_key(client.db, argv[1], set) or ()
     return [int(member in s) for member in argv[2:]]
 
 
 @command("scard", 2, "readonly fast")
 def scard(client, argv):
-    return len(client.db.get_typed(argv[1], set) or ())
+    return len(read_key(client.db, argv[1], set) or ())
 
 
 @command("spop", -2, "write fast")
@@ -147,10 +147,10 @@ def srandmember(client, argv):
     if len(argv) > 3:
         raise CommandError(replies.SYNTAX)
     if len(argv) == 2:
-        s = client.db.get_typed(argv[1], set)
+        s = read_key(client.db, argv[1], set)
         return None if s is None else random_members(s, 1)[0]
     count = parse_range(argv[2], -LONG_MAX, LONG_MAX)
-    s = client.db.get_typed(argv[1], set)
+    s = read_key(client.db, argv[1], set)
     if s is None or count == 0:
         return []
     if count >= len(s):
@@ -221,7 +221,7 @@ def _combine(db, keys: list[bytes], op: str) -> set:
     A missing key is an empty set; any key of another type raises WrongType, checked
     for every key before computing, as Redis does.
     """
-    sets = [db.get_typed(key, set) for key in keys]
+    sets = [read_key(db, key, set) for key in keys]
     if op == "union":
         return set().union(*(s for s in sets if s is not None))
     if op == "diff":
@@ -266,7 +266,7 @@ def sintercard(client, argv):
 def sscan(client, argv):
     """SSCAN key cursor [MATCH pattern] [COUNT n]: an intset-sized set comes whole, cursor 0."""
     cursor = _parse_cursor(argv[2])
-    s = client.db.get_typed(argv[1], set)
+    s = read_key(client.db, argv[1], set)
     if s is None:
         return [b"0", []]
     as_intset = intset_order(client, s)

@@ -367,6 +367,12 @@ def strlen(client, argv):
     return 0 if value is None else len(value)
 
 
+@command("substr", 4, "readonly")
+def substr(client, argv):
+    """SUBSTR key start end: GETRANGE's old name, still served by Redis."""
+    return getrange(client, argv)
+
+
 @command("getrange", 4, "readonly")
 def getrange(client, argv):
     start, end = parse_int(argv[2]), parse_int(argv[3])

@@ -21,6 +21,7 @@ from presence.store import notify as ev
 from presence.store import replies
 from presence.store.commands import CommandError, command, parse_int
 from presence.store.commands import list as lists
+from presence.store.commands.generic import read_key
 from presence.store.keyspace import WrongType
 from presence.store.pubsub import glob_match
 from presence.store.resp import NIL_ARRAY, Double
@@ -268,21 +269,21 @@ def notify_removal(db, key: bytes, zset: ZSet, event: bytes) -> None:
 
 @command("zscore", 3, "readonly fast")
 def zscore(client, argv):
-    zset = client.db.get_typed(argv[1], ZSet)
+    zset = read_key(client.db, argv[1], ZSet)
     score = None if zset is None else zset.score(argv[2])
     return None if score is None else score_reply(client, score)
 
 
 @command("zmscore", -3, "readonly fast")
 def zmscore(client, argv):
-    zset = client.db.get_typed(argv[1], ZSet) or ZSet()
+    zset = read_key(client.db, argv[1], ZSet) or ZSet()
     scores = [zset.score(member) for member in argv[2:]]
     return [None if s is None else score_reply(client, s) for s in scores]
 
 
 @command("zcard", 2, "readonly fast")
 def zcard(client, argv):
-    return len(client.db.get_typed(argv[1], ZSet) or ())
+    return len(read_key(client.db, argv[1], ZSet) or ())
 
 
 @command("zrank", 3, "readonly fast")
@@ -296,7 +297,7 @@ def zrevrank(client, argv):
 
 
 def _rank(client, args, reverse: bool):
-    zset = client.db.get_typed(args[0], ZSet)
+    zset = read_key(client.db, args[0], ZSet)
     rank = None if zset is None else zset.rank(args[1])
     if rank is None:
         return None
@@ -315,7 +316,7 @@ def zlexcount(client, argv):
 
 def _count(client, args, rangetype: str) -> int:
     low, high = parse_range(rangetype, args[1], args[2])
-    zset = client.db.get_typed(args[0], ZSet)
+    zset = read_key(client.db, args[0], ZSet)
     if zset is None:
         return 0
     i, j = slice_of(zset, rangetype, low, high)
@@ -368,7 +369,7 @@ def zrange_generic(client, args, rangetype: str | None, reverse: bool | None, st
     rangetype, reverse, offset, limit, withscores = _zrange_options(args, rangetype, reverse, store)
     low_raw, high_raw = (args[2], args[1]) if reverse and rangetype != RANK else (args[1], args[2])
     low, high = parse_range(rangetype, low_raw, high_raw)
-    zset = client.db.get_typed(args[0], ZSet)
+    zset = read_key(client.db, args[0], ZSet)
     pairs = [] if zset is None else _select(zset, rangetype, low, high, reverse, offset, limit)
     if store is not None:
         return store_result(client, store, pairs, b"zrangestore")
@@ -567,7 +568,7 @@ def _serve_zpop(client, max_end: bool, count: int | None):
 def zrandmember(client, argv):
     """ZRANDMEMBER key [count [WITHSCORES]]: negative counts may repeat members."""
     if len(argv) == 2:
-        zset = client.db.get_typed(argv[1], ZSet)
+        zset = read_key(client.db, argv[1], ZSet)
         return random.choice(zset.order)[1] if zset else None
     withscores = len(argv) == 4 and argv[3].lower() == b"withscores"
     if len(argv) > 4 or (len(argv) == 4 and not withscores):
@@ -577,7 +578,7 @@ def zrandmember(client, argv):
         raise CommandError(OUT_OF_RANGE_SIGNED)
     if withscores and count < -(((1 << 63) - 1) // 2):
         raise CommandError("ERR value is out of range")
-    zset = client.db.get_typed(argv[1], ZSet)
+    zset = read_key(client.db, argv[1], ZSet)
     if not zset or count == 0:
         return []
     order = zset.order
@@ -666,7 +667,7 @@ def setop_generic(client, args, op: str, store: bytes | None = None):
 
 
 def _source(db, key: bytes) -> dict:
-    value = db.get(key)
+    value = read_key(db, key)  # a read lookup (keymiss) for the *STORE commands too, as in Redis
     if value is None:
         return {}
     if type(value) is ZSet:
@@ -706,7 +707,7 @@ def _setop_options(options, numkeys: int, op: str, store):
 def zscan(client, argv):
     """ZSCAN key cursor [MATCH pattern] [COUNT n]: the whole zset in one call, cursor 0."""
     _parse_cursor(argv[2])
-    zset = client.db.get_typed(argv[1], ZSet)
+    zset = read_key(client.db, argv[1], ZSet)
     if zset is None:
         return [b"0", []]
     pattern = _scan_pattern(argv[3:])
