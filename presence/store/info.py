@@ -211,7 +211,7 @@ def _stats(server) -> str:
         ("expired_keys", server.keyspace.expired_count), ("expired_stale_perc", "0.00"),
         ("expired_time_cap_reached_count", 0), ("expire_cycle_cpu_milliseconds", 0),
         ("evicted_keys", 0), ("evicted_clients", 0),
-        ("keyspace_hits", stats["keyspace_hits"]), ("keyspace_misses", stats["keyspace_misses"]),
+        ("keyspace_hits", server.keyspace.hits), ("keyspace_misses", server.keyspace.misses),
         ("pubsub_channels", len(server.hub.channels)),
         ("pubsub_patterns", len(server.hub.patterns)), ("pubsubshard_channels", 0),
         ("latest_fork_usec", 0), ("total_forks", 0), ("migrate_cached_sockets", 0),

@@ -206,6 +206,7 @@ class Keyspace:
         self._heap: list[tuple[int, int, bytes]] = []
         self.on_earlier_deadline: Callable[[int], None] | None = None  # the server re-arms its timer
         self.expired_count = 0
+        self.hits = self.misses = 0  # read lookups that found a key, and that did not (INFO stats)
 
     def tick(self) -> int:
         """Read the clock once; commands then see `self.now`."""

@@ -322,8 +322,8 @@ class Server:
         self.clients: dict[int, Client] = {}
         self.started = time.time()
         self.stats = {"total_connections_received": 0,
-                      "rejected_connections": 0, "expired_keys": 0, "keyspace_hits": 0,
-                      "keyspace_misses": 0, "client_output_buffer_limit_disconnections": 0,
+                      "rejected_connections": 0, "expired_keys": 0,
+                      "client_output_buffer_limit_disconnections": 0,
                       "total_error_replies": 0, "pubsub_messages": 0}
         self.net_input_bytes = self.net_output_bytes = 0  # INFO total_net_*_bytes (counted per read and write)
         # name -> CommandCounters; total_commands_processed is the sum of calls

@@ -239,3 +239,24 @@ def test_keymiss_events_of_every_type(pair, group):
         assert ours == theirs
     finally:
         listener.close()
+
+
+def _keyspace_stats(client) -> tuple[int, int]:
+    info = client.call("INFO", "stats").decode()
+    fields = dict(line.split(":", 1) for line in info.split("\r\n") if ":" in line)
+    return int(fields["keyspace_hits"]), int(fields["keyspace_misses"])
+
+
+@pytest.mark.parametrize("group", sorted(KEYMISS_BY_GROUP))
+def test_keyspace_hits_and_misses_count_the_read_lookups(pair, group):
+    # INFO's keyspace_hits/misses follow the same rule as keymiss (read lookups only),
+    # OBJECT included (it counts, without notifying).
+    extra = ["SET s1 v", "GET s1", "GET nokey", "MGET s1 nokey", "EXISTS s1 nokey", "TTL s1", "TYPE nokey",
+             "OBJECT ENCODING s1", "OBJECT ENCODING nokey", "MEMORY USAGE gone", "HGET s1 f",
+             "SET s1 w", "DEL s1", "INCR counter"]
+    for client in (pair.store, pair.redis):
+        client.call("CONFIG", "RESETSTAT")
+    run(pair, *KEYMISS_BY_GROUP[group], *extra)
+    ours, theirs = _keyspace_stats(pair.store), _keyspace_stats(pair.redis)
+    assert ours == theirs
+    assert ours[0] > 0 and ours[1] > 0

@@ -11,7 +11,7 @@ from itertools import islice
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.commands import CommandError, command, parse_int
-from presence.store.keyspace import type_name
+from presence.store.keyspace import WrongType, type_name
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Error, Status
 
@@ -31,15 +31,25 @@ from presence.store.resp import OK, Error, Status
 # touch           -2   readonly fast
 
 
-def read_key(db, key: bytes, kind: type | None = None):
-    """Look `key` up for reading, like Redis's lookupKeyRead: a miss emits `keymiss`.
+def read_key(db, key: bytes, kind: type | None = None, notify: bool = True):
+    """Look `key` up for reading, like Redis's lookupKeyRead: it counts a keyspace hit or
+    miss (INFO stats), and a miss emits `keymiss` (unless `notify` is false: OBJECT
+    counts but does not notify, Redis's LOOKUP_NONOTIFY).
 
-    With `kind`, a live value of another type raises WrongType. Write paths use
-    `db.get` directly: Redis emits no keymiss for them.
+    With `kind`, a live value of another type raises WrongType (after counting the hit,
+    as Redis does). Write paths use `db.get` directly: Redis counts and emits nothing
+    for them.
     """
-    value = db.get(key) if kind is None else db.get_typed(key, kind)
-    if value is None and db.keyspace.notifier.flags & ev.KEY_MISS:
-        db.notify(ev.KEY_MISS, b"keymiss", key)
+    value = db.get(key)
+    keyspace = db.keyspace
+    if value is None:
+        keyspace.misses += 1
+        if notify and keyspace.notifier.flags & ev.KEY_MISS:
+            db.notify(ev.KEY_MISS, b"keymiss", key)
+        return None
+    keyspace.hits += 1
+    if kind is not None and type(value) is not kind:
+        raise WrongType()
     return value
 
 

@@ -18,6 +18,7 @@ from itertools import islice
 
 from presence.store import replies
 from presence.store.commands import COMMANDS, CommandError, command, parse_int
+from presence.store.commands.generic import read_key
 from presence.store.commands.server import SUBCOMMANDS, help_for, run_subcommand, subcommand
 from presence.store.info import rss_bytes
 from presence.store.keyspace import type_name
@@ -248,20 +249,20 @@ def _lfu(client) -> bool:
 
 @subcommand("object", "encoding", 3, "readonly", keys=(2, 2, 1))
 def object_encoding(client, argv):
-    value = client.db.get(argv[2])
+    value = read_key(client.db, argv[2], notify=False)
     return None if value is None else encoding(value, client.server.config).encode()
 
 
 @subcommand("object", "refcount", 3, "readonly", keys=(2, 2, 1))
 def object_refcount(client, argv):
-    value = client.db.get(argv[2])
+    value = read_key(client.db, argv[2], notify=False)
     return None if value is None else _refcount(value)
 
 
 @subcommand("object", "idletime", 3, "readonly", keys=(2, 2, 1))
 def object_idletime(client, argv):
     """Seconds since last access: the store does not track access times, so 0."""
-    if client.db.get(argv[2]) is None:
+    if read_key(client.db, argv[2], notify=False) is None:
         return None
     if _lfu(client):
         raise CommandError(replies.LFU_SELECTED)
@@ -271,7 +272,7 @@ def object_idletime(client, argv):
 @subcommand("object", "freq", 3, "readonly", keys=(2, 2, 1))
 def object_freq(client, argv):
     """The LFU counter: the store does not track access frequency, so 0."""
-    if client.db.get(argv[2]) is None:
+    if read_key(client.db, argv[2], notify=False) is None:
         return None
     if not _lfu(client):
         raise CommandError(replies.LFU_NOT_SELECTED)
@@ -346,7 +347,7 @@ def memory_usage(client, argv):
             rest = rest[2:]
         else:
             raise CommandError(replies.SYNTAX)
-    value = client.db.get(argv[2])
+    value = client.db.get(argv[2])  # not a counted lookup in Redis either (dictFind)
     return None if value is None else estimate_bytes(argv[2], value, max(samples, 0))
 
 

@@ -32,15 +32,19 @@ from presence.store.resp import OK
 
 @command("get", 2, "readonly fast")
 def get(client, argv):
+    """`read_key(db, key, bytes)`, inlined: the most common command of all."""
     db = client.db
     value = db.data.get(argv[1])
     if value is not None and db.expires:
         value = db.get(argv[1])  # may be past its deadline
     if value is None:
+        db.keyspace.misses += 1
         if db.keyspace.notifier.flags:
             db.notify(ev.KEY_MISS, b"keymiss", argv[1])
-    elif type(value) is not bytes:
-        raise WrongType()
+    else:
+        db.keyspace.hits += 1
+        if type(value) is not bytes:
+            raise WrongType()
     return value
 
 
