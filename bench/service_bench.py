@@ -17,6 +17,7 @@ redis-server, a bare Tornado app written below) and prints Markdown tables:
 
 The machine is shared and has 2 cores: only medians and ratios mean anything.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 from presence.bench import Client, hammer, raise_open_files_limit  # noqa: E402
 from tests.servers import free_port, redis_server, stop, wait_for_port  # noqa: E402
 
-
 # ---------------------------------------------------------------- processes
+
 
 def rss_bytes(pid: int) -> int:
     """Resident set size of process `pid` (from /proc)."""
@@ -69,16 +70,31 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 @contextmanager
-def service(redis_url: str | None = None, timeout: float = 30, poll_timeout: float = 25,
-            log_level: str = "warning"):
+def service(
+    redis_url: str | None = None,
+    timeout: float = 30,
+    poll_timeout: float = 25,
+    log_level: str = "warning",
+):
     """Run `presence serve` (bundled store unless `redis_url`); yield (base URL, process)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "presence.cli", "serve", "--port", str(port),
-           "--timeout", str(timeout), "--poll-timeout", str(poll_timeout),
-           "--log-level", log_level]
+    cmd = [
+        sys.executable,
+        "-m",
+        "presence.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--timeout",
+        str(timeout),
+        "--poll-timeout",
+        str(poll_timeout),
+        "--log-level",
+        log_level,
+    ]
     if redis_url:
         cmd += ["--redis-url", redis_url]
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (outlives this block: the caller reads it)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
@@ -132,8 +148,9 @@ def serve_tornado(port: int) -> None:
             self.write(str(held))
 
     async def main():
-        app = tornado.web.Application([(r"/", HelloHandler), (r"/hold", HoldHandler),
-                                       (r"/held", HeldHandler)])
+        app = tornado.web.Application(
+            [(r"/", HelloHandler), (r"/hold", HoldHandler), (r"/held", HeldHandler)]
+        )
         app.listen(port, "127.0.0.1")
         await asyncio.Event().wait()
 
@@ -143,6 +160,7 @@ def serve_tornado(port: int) -> None:
 def run(coro):
     try:
         import uvloop
+
         return uvloop.run(coro)
     except ImportError:
         return asyncio.run(coro)
@@ -155,12 +173,31 @@ def median(values):
 
 # ---------------------------------------------------------------- offline lag
 
+
 def presence_bench(url: str, users: int, silent: int, duration: float, grace: float) -> dict:
     """Run `presence bench` as its own process against `url`; its JSON report."""
-    cmd = [sys.executable, "-m", "presence.cli", "bench", "--url", url, "--users", str(users),
-           "--channels", str(max(users // 10, 1)), "--silent", str(silent),
-           "--duration", str(duration), "--grace", str(grace), "--concurrency", "20",
-           "--no-leave", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "presence.cli",
+        "bench",
+        "--url",
+        url,
+        "--users",
+        str(users),
+        "--channels",
+        str(max(users // 10, 1)),
+        "--silent",
+        str(silent),
+        "--duration",
+        str(duration),
+        "--grace",
+        str(grace),
+        "--concurrency",
+        "20",
+        "--no-leave",
+        "--json",
+    ]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     if not out.stdout.strip():
         raise RuntimeError(f"presence bench failed: {out.stderr[-2000:]}")
@@ -172,9 +209,11 @@ def lag_round(store: str, users: int, args) -> dict:
     if store == "bundled":
         with service(timeout=args.timeout, poll_timeout=args.poll_timeout) as (url, _):
             return presence_bench(url, users, silent, args.duration, args.timeout)
-    with redis_server("--notify-keyspace-events", "Ex") as port:
-        with service(f"redis://127.0.0.1:{port}/0", args.timeout, args.poll_timeout) as (url, _):
-            return presence_bench(url, users, silent, args.duration, args.timeout)
+    with (
+        redis_server("--notify-keyspace-events", "Ex") as port,
+        service(f"redis://127.0.0.1:{port}/0", args.timeout, args.poll_timeout) as (url, _),
+    ):
+        return presence_bench(url, users, silent, args.duration, args.timeout)
 
 
 def bench_lag(args) -> None:
@@ -187,29 +226,40 @@ def bench_lag(args) -> None:
                 report = lag_round(store, users, args)
                 reports[store].append(report)
                 lag = report["offline_lag_ms"]
-                print(f"  lag {users} users, {store}, round {r + 1}: p50 {lag['p50']} ms, "
-                      f"p99 {lag['p99']} ms, max {lag['max']} ms, errors {report['errors']}, "
-                      f"spurious {report['spurious_offline']}, missed {report['offline_missed']}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  lag {users} users, {store}, round {r + 1}: p50 {lag['p50']} ms, "
+                    f"p99 {lag['p99']} ms, max {lag['max']} ms, errors {report['errors']}, "
+                    f"spurious {report['spurious_offline']}, missed {report['offline_missed']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
         for store, label in (("bundled", "bundled store"), ("redis", "redis-server 7, hz 10")):
             rows.append((users, label, reports[store]))
-    print(f"\n### End-to-end offline lag (timeout {args.timeout:g} s, poll timeout "
-          f"{args.poll_timeout:g} s, 10 users per channel, {args.rounds} rounds, medians)\n")
-    print("| online users | store | silent users | offline deliveries | lag p50 | lag p99 "
-          "| lag max | upper bound p50 | upper bound p99 | last heartbeat p99 | join p99 "
-          "| errors | spurious offline |")
+    print(
+        f"\n### End-to-end offline lag (timeout {args.timeout:g} s, poll timeout "
+        f"{args.poll_timeout:g} s, 10 users per channel, {args.rounds} rounds, medians)\n"
+    )
+    print(
+        "| online users | store | silent users | offline deliveries | lag p50 | lag p99 "
+        "| lag max | upper bound p50 | upper bound p99 | last heartbeat p99 | join p99 "
+        "| errors | spurious offline |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for users, label, reps in rows:
-        def m(key, stat):
+
+        def m(key, stat, reps=reps):
             return _ms(median([r[key][stat] for r in reps]))
+
         delivered = sum(r["offline_deliveries"] for r in reps)
         expected = sum(r["offline_expected"] for r in reps)
-        print(f"| {users:,} | {label} | {reps[0]['silent']} | {delivered:,} of {expected:,} "
-              f"| {m('offline_lag_ms', 'p50')} | {m('offline_lag_ms', 'p99')} "
-              f"| {m('offline_lag_ms', 'max')} | {m('offline_lag_upper_ms', 'p50')} "
-              f"| {m('offline_lag_upper_ms', 'p99')} "
-              f"| {m('heartbeat_ms', 'p99')} | {m('join_ms', 'p99')} "
-              f"| {sum(r['errors'] for r in reps)} | {sum(r['spurious_offline'] for r in reps)} |")
+        print(
+            f"| {users:,} | {label} | {reps[0]['silent']} | {delivered:,} of {expected:,} "
+            f"| {m('offline_lag_ms', 'p50')} | {m('offline_lag_ms', 'p99')} "
+            f"| {m('offline_lag_ms', 'max')} | {m('offline_lag_upper_ms', 'p50')} "
+            f"| {m('offline_lag_upper_ms', 'p99')} "
+            f"| {m('heartbeat_ms', 'p99')} | {m('join_ms', 'p99')} "
+            f"| {sum(r['errors'] for r in reps)} | {sum(r['spurious_offline'] for r in reps)} |"
+        )
 
 
 def _ms(value) -> str:
@@ -219,6 +269,7 @@ def _ms(value) -> str:
 
 
 # ---------------------------------------------------------------- requests per second
+
 
 async def joined_poll_paths(url: str, users: int) -> list[str]:
     """Join `users` users (10 channels) and return poll paths that answer at once.
@@ -236,11 +287,16 @@ async def joined_poll_paths(url: str, users: int) -> list[str]:
     # a join answers with the cursor of a members snapshot shared for a second, which can be
     # behind: one poll per channel from there reads the true newest cursor
     for i, channel in enumerate(sorted(newest)):
-        _, body = await client.get(conn, f"/channels/{channel}/poll?user=p{i}&conn=c{i}"
-                                         f"&cursor={cursor_before(newest[channel])}")
+        _, body = await client.get(
+            conn,
+            f"/channels/{channel}/poll?user=p{i}&conn=c{i}&cursor={cursor_before(newest[channel])}",
+        )
         newest[channel] = json.loads(body)["cursor"]
-    paths = [f"/channels/rps-poll-{i % 10}/poll?user=p{i}&conn=c{i}"
-             f"&cursor={cursor_before(newest[f'rps-poll-{i % 10}'])}" for i in range(users)]
+    paths = [
+        f"/channels/rps-poll-{i % 10}/poll?user=p{i}&conn=c{i}"
+        f"&cursor={cursor_before(newest[f'rps-poll-{i % 10}'])}"
+        for i in range(users)
+    ]
     _, body = await client.get(conn, paths[0])
     assert len(json.loads(body)["events"]) == 1, body  # each poll answers one event, at once
     client.close()
@@ -284,44 +340,62 @@ def bench_rps(args) -> None:
     conns = 50
     heartbeat = [f"/channels/rps-hb-{i % 10}/heartbeat?user=h{i}&conn=c{i}" for i in range(conns)]
     results = {"hello": [], "heartbeat": [], "poll": [], "heartbeat, access log on": []}
-    with tornado_app() as (hello_url, hello), service() as (svc_url, svc), \
-            service(log_level="info") as (logged_url, logged):
+    with (
+        tornado_app() as (hello_url, hello),
+        service() as (svc_url, svc),
+        service(log_level="info") as (logged_url, logged),
+    ):
         poll = run(joined_poll_paths(svc_url, conns))
         for url in (svc_url, logged_url):
             run(join_heartbeat_users(url, conns))
-        runs = [("hello", hello_url, ["/"], hello), ("heartbeat", svc_url, heartbeat, svc),
-                ("poll", svc_url, poll, svc),
-                ("heartbeat, access log on", logged_url, heartbeat, logged)]
+        runs = [
+            ("hello", hello_url, ["/"], hello),
+            ("heartbeat", svc_url, heartbeat, svc),
+            ("poll", svc_url, poll, svc),
+            ("heartbeat, access log on", logged_url, heartbeat, logged),
+        ]
         for r in range(args.rps_rounds):
-            for name, url, paths, proc in (runs if r % 2 == 0 else runs[::-1]):
+            for name, url, paths, proc in runs if r % 2 == 0 else runs[::-1]:
                 got = run(hammer(url, paths, conns, args.rps_seconds, server_pid=proc.pid))
                 got["cpu_us"] = got["server_cpu_s"] / max(got["requests"], 1) * 1e6
                 results[name].append(got)
-                print(f"  rps round {r + 1} {name}: {got['rps']:.0f}/s, p99 {got['p99_ms']:.1f} ms,"
-                      f" server CPU {got['cpu_us']:.0f} us/request, errors {got['errors']}",
-                      file=sys.stderr, flush=True)
-    print(f"\n### Requests per second, one node ({conns} keep-alive connections, "
-          f"{args.rps_rounds} alternating rounds of {args.rps_seconds:g} s, medians)\n")
-    print("| handler | requests/s | p50 latency | p99 latency | errors | ratio to hello world "
-          "| ratio min-max | server CPU per request (node + store) | CPU ratio (hello / this) |")
+                print(
+                    f"  rps round {r + 1} {name}: {got['rps']:.0f}/s, p99 {got['p99_ms']:.1f} ms,"
+                    f" server CPU {got['cpu_us']:.0f} us/request, errors {got['errors']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    print(
+        f"\n### Requests per second, one node ({conns} keep-alive connections, "
+        f"{args.rps_rounds} alternating rounds of {args.rps_seconds:g} s, medians)\n"
+    )
+    print(
+        "| handler | requests/s | p50 latency | p99 latency | errors | ratio to hello world "
+        "| ratio min-max | server CPU per request (node + store) | CPU ratio (hello / this) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     hello = results["hello"]
-    for name, label in (("hello", "Tornado hello world (baseline)"),
-                        ("heartbeat", "presence heartbeat (bundled store)"),
-                        ("poll", "presence poll answered at once (bundled store)"),
-                        ("heartbeat, access log on", "presence heartbeat, --log-level info")):
+    for name, label in (
+        ("hello", "Tornado hello world (baseline)"),
+        ("heartbeat", "presence heartbeat (bundled store)"),
+        ("poll", "presence poll answered at once (bundled store)"),
+        ("heartbeat, access log on", "presence heartbeat, --log-level info"),
+    ):
         got = results[name]
-        ratios = [g["rps"] / h["rps"] for g, h in zip(got, hello)]
+        ratios = [g["rps"] / h["rps"] for g, h in zip(got, hello, strict=False)]
         ratio = median(ratios)
-        cpu_ratio = median([h["cpu_us"] / g["cpu_us"] for g, h in zip(got, hello)])
-        print(f"| {label} | {median([g['rps'] for g in got]):,.0f} "
-              f"| {median([g['p50_ms'] for g in got]):.1f} ms "
-              f"| {median([g['p99_ms'] for g in got]):.1f} ms | {sum(g['errors'] for g in got)} "
-              f"| {ratio:.2f}x | {min(ratios):.2f}-{max(ratios):.2f}x "
-              f"| {median([g['cpu_us'] for g in got]):.0f} us | {cpu_ratio:.2f}x |")
+        cpu_ratio = median([h["cpu_us"] / g["cpu_us"] for g, h in zip(got, hello, strict=False)])
+        print(
+            f"| {label} | {median([g['rps'] for g in got]):,.0f} "
+            f"| {median([g['p50_ms'] for g in got]):.1f} ms "
+            f"| {median([g['p99_ms'] for g in got]):.1f} ms | {sum(g['errors'] for g in got)} "
+            f"| {ratio:.2f}x | {min(ratios):.2f}-{max(ratios):.2f}x "
+            f"| {median([g['cpu_us'] for g in got]):.0f} us | {cpu_ratio:.2f}x |"
+        )
 
 
 # ---------------------------------------------------------------- memory per held poll
+
 
 async def hold_requests(url: str, paths: list[str], count_held, want: int) -> list:
     """Open one connection per path, send it, and return once `count_held()` reaches `want`."""
@@ -362,8 +436,10 @@ async def join_all(url: str, n: int) -> list[str]:
 
     await asyncio.gather(*(worker() for _ in range(50)))
     client.close()
-    return [f"/channels/mem-{i // 10}/poll?user=u{i}&conn=c{i}&cursor={newest[f'mem-{i // 10}']}"
-            for i in range(n)]
+    return [
+        f"/channels/mem-{i // 10}/poll?user=u{i}&conn=c{i}&cursor={newest[f'mem-{i // 10}']}"
+        for i in range(n)
+    ]
 
 
 def pending_polls(url: str) -> int:
@@ -384,11 +460,13 @@ def memory_round(kind: str, n: int) -> dict:
             base = rss_bytes(proc.pid)
 
             async def hold():
-                client, _ = await hold_requests(url, ["/hold"] * n,
-                                                lambda: int(get_text(url + "/held")), n)
+                client, _ = await hold_requests(
+                    url, ["/hold"] * n, lambda: int(get_text(url + "/held")), n
+                )
                 held, rss = int(get_text(url + "/held")), rss_bytes(proc.pid)
                 client.close()
                 return held, rss
+
             held, rss = run(hold())
     else:
         # polls must stay held while measured: long poll timeout, longer presence timeout
@@ -403,10 +481,16 @@ def memory_round(kind: str, n: int) -> dict:
                 held, rss = pending_polls(url), rss_bytes(proc.pid)
                 client.close()
                 return held, rss, joined
+
             held, rss, joined = run(hold())
-            return {"held": held, "base": base, "joined": joined, "rss": rss,
-                    "per_poll": (rss - base) / max(held, 1),
-                    "per_poll_after_join": (rss - joined) / max(held, 1)}
+            return {
+                "held": held,
+                "base": base,
+                "joined": joined,
+                "rss": rss,
+                "per_poll": (rss - base) / max(held, 1),
+                "per_poll_after_join": (rss - joined) / max(held, 1),
+            }
     return {"held": held, "base": base, "rss": rss, "per_poll": (rss - base) / max(held, 1)}
 
 
@@ -414,29 +498,42 @@ def bench_memory(args) -> None:
     n = args.held
     results = {"tornado": [], "service": []}
     for r in range(args.memory_rounds):
-        for kind in (("tornado", "service") if r % 2 == 0 else ("service", "tornado")):
+        for kind in ("tornado", "service") if r % 2 == 0 else ("service", "tornado"):
             got = memory_round(kind, n)
             results[kind].append(got)
-            print(f"  memory round {r + 1} {kind}: {got['held']} held, "
-                  f"{got['per_poll'] / 1024:.1f} KiB each", file=sys.stderr, flush=True)
-    print(f"\n### Memory per held long-poll ({n:,} held requests, one connection each, "
-          f"{args.memory_rounds} rounds, medians)\n")
-    print("| process | held | RSS before | RSS held | per held request | of which after joining "
-          "| ratio to Tornado |")
+            print(
+                f"  memory round {r + 1} {kind}: {got['held']} held, "
+                f"{got['per_poll'] / 1024:.1f} KiB each",
+                file=sys.stderr,
+                flush=True,
+            )
+    print(
+        f"\n### Memory per held long-poll ({n:,} held requests, one connection each, "
+        f"{args.memory_rounds} rounds, medians)\n"
+    )
+    print(
+        "| process | held | RSS before | RSS held | per held request | of which after joining "
+        "| ratio to Tornado |"
+    )
     print("|---|---|---|---|---|---|---|")
     tornado = median([g["per_poll"] for g in results["tornado"]])
-    for kind, label in (("tornado", "bare Tornado app (baseline)"),
-                        ("service", "presence serve (bundled store not counted)")):
+    for kind, label in (
+        ("tornado", "bare Tornado app (baseline)"),
+        ("service", "presence serve (bundled store not counted)"),
+    ):
         got = results[kind]
         per = median([g["per_poll"] for g in got])
         after = median([g.get("per_poll_after_join") for g in got])
-        print(f"| {label} | {min(g['held'] for g in got):,} "
-              f"| {median([g['base'] for g in got]) / 2**20:.1f} MiB "
-              f"| {median([g['rss'] for g in got]) / 2**20:.1f} MiB | {per / 1024:.1f} KiB "
-              f"| {'-' if after is None else f'{after / 1024:.1f} KiB'} | {per / tornado:.2f}x |")
+        print(
+            f"| {label} | {min(g['held'] for g in got):,} "
+            f"| {median([g['base'] for g in got]) / 2**20:.1f} MiB "
+            f"| {median([g['rss'] for g in got]) / 2**20:.1f} MiB | {per / 1024:.1f} KiB "
+            f"| {'-' if after is None else f'{after / 1024:.1f} KiB'} | {per / tornado:.2f}x |"
+        )
 
 
 # ---------------------------------------------------------------- main
+
 
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--serve-tornado":
@@ -446,15 +543,26 @@ def main() -> None:
     p.add_argument("--only", default="lag,rps,memory", help="comma-separated: lag,rps,memory")
     p.add_argument("--quick", action="store_true", help="small sizes, one round: a smoke run")
     p.add_argument("--rounds", type=int, default=3, help="offline-lag rounds per store (3)")
-    p.add_argument("--timeout", type=float, default=30,
-                   help="presence --timeout of the lag runs (30, the default)")
-    p.add_argument("--poll-timeout", type=float, default=25,
-                   help="presence --poll-timeout of the lag runs (25, the default)")
-    p.add_argument("--duration", type=float, default=10,
-                   help="seconds over which the silent users stop (10)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30,
+        help="presence --timeout of the lag runs (30, the default)",
+    )
+    p.add_argument(
+        "--poll-timeout",
+        type=float,
+        default=25,
+        help="presence --poll-timeout of the lag runs (25, the default)",
+    )
+    p.add_argument(
+        "--duration", type=float, default=10, help="seconds over which the silent users stop (10)"
+    )
     p.add_argument("--sizes", default="1000,10000", help="online users of the lag runs")
     p.add_argument("--held", type=int, default=10000, help="held polls of the memory runs")
-    p.add_argument("--rps-rounds", type=int, default=5, help="alternating rounds of the rps runs (5)")
+    p.add_argument(
+        "--rps-rounds", type=int, default=5, help="alternating rounds of the rps runs (5)"
+    )
     args = p.parse_args()
     args.sizes = [int(n) for n in args.sizes.split(",")]
     args.rps_seconds = 5.0
@@ -465,8 +573,10 @@ def main() -> None:
         args.rps_rounds, args.rps_seconds = 1, 2.0
         args.memory_rounds, args.held = 1, 500
     limit = raise_open_files_limit()  # inherited by the servers started below
-    print(f"# presence service benchmark ({time.strftime('%Y-%m-%d %H:%M')}, "
-          f"{os.cpu_count()} CPUs, open-files limit {limit})")
+    print(
+        f"# presence service benchmark ({time.strftime('%Y-%m-%d %H:%M')}, "
+        f"{os.cpu_count()} CPUs, open-files limit {limit})"
+    )
     only = set(args.only.split(","))
     for name, section in (("lag", bench_lag), ("rps", bench_rps), ("memory", bench_memory)):
         if name in only:

@@ -14,6 +14,7 @@ Reports ratios (store / redis-server) so the figures hold on a noisy, shared mac
 
 Both servers are throwaway processes on free loopback ports; nothing else is touched.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,14 +30,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import redis.asyncio as aioredis  # noqa: E402
+import redis.asyncio as aioredis
 
-from tests.servers import bundled_store, redis_server  # noqa: E402
+from tests.servers import bundled_store, redis_server
 
 
 def pid_of(port: int) -> int:
     """The process listening on `port`."""
-    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True
+    ).stdout
     return int(out.split("pid=")[1].split(",")[0])
 
 
@@ -59,10 +62,25 @@ def rss_bytes(port: int) -> int:
 
 # ---------------------------------------------------------------- throughput
 
+
 def redis_benchmark(port: int, test: str, requests: int, pipeline: int) -> tuple[float, float]:
     """Run redis-benchmark once for one test; (requests per second, server CPU us per request)."""
-    cmd = ["redis-benchmark", "-p", str(port), "-t", test, "-n", str(requests), "-c", "50",
-           "-P", str(pipeline), "--csv", "-r", "100000"]
+    cmd = [
+        "redis-benchmark",
+        "-p",
+        str(port),
+        "-t",
+        test,
+        "-n",
+        str(requests),
+        "-c",
+        "50",
+        "-P",
+        str(pipeline),
+        "--csv",
+        "-r",
+        "100000",
+    ]
     pid = pid_of(port)
     cpu = cpu_seconds(pid)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
@@ -76,12 +94,17 @@ def redis_benchmark(port: int, test: str, requests: int, pipeline: int) -> tuple
 
 def bench_throughput(store: int, redis: int, rounds: int, quick: bool) -> None:
     print("\n## redis-benchmark, 50 clients (median of %d alternating rounds)" % rounds)
-    print("| test | pipeline | redis-server req/s | store req/s | store/redis | "
-          "server CPU per request, redis / store | CPU ratio (redis/store) |")
+    print(
+        "| test | pipeline | redis-server req/s | store req/s | store/redis | "
+        "server CPU per request, redis / store | CPU ratio (redis/store) |"
+    )
     print("|---|---|---|---|---|---|---|")
     # about 3 s per round on this machine: a second-long round is often one burst of another
     # tenant's load, which moved single-round ratios between 0.63x and 1.07x
-    for pipeline, requests in ((1, 50_000 if quick else 300_000), (16, 300_000 if quick else 2_000_000)):
+    for pipeline, requests in (
+        (1, 50_000 if quick else 300_000),
+        (16, 300_000 if quick else 2_000_000),
+    ):
         for test in ("set", "get"):  # SET first: GET then reads keys that exist
             samples = {"redis": [], "store": []}
             for _ in range(rounds):
@@ -89,15 +112,20 @@ def bench_throughput(store: int, redis: int, rounds: int, quick: bool) -> None:
                 samples["store"].append(redis_benchmark(store, test, requests, pipeline))
             ours = statistics.median(rate for rate, _ in samples["store"])
             theirs = statistics.median(rate for rate, _ in samples["redis"])
-            ratios = sorted(o[0] / t[0] for o, t in zip(samples["store"], samples["redis"]))
+            ratios = sorted(
+                o[0] / t[0] for o, t in zip(samples["store"], samples["redis"], strict=False)
+            )
             cpu_ours = statistics.median(cpu for _, cpu in samples["store"])
             cpu_theirs = statistics.median(cpu for _, cpu in samples["redis"])
-            print(f"| {test.upper()} | {pipeline} | {theirs:,.0f} | {ours:,.0f} | "
-                  f"{statistics.median(ratios):.2f}x (min {ratios[0]:.2f}, max {ratios[-1]:.2f}) | "
-                  f"{cpu_theirs:.2f} / {cpu_ours:.2f} us | {cpu_theirs / cpu_ours:.2f}x |")
+            print(
+                f"| {test.upper()} | {pipeline} | {theirs:,.0f} | {ours:,.0f} | "
+                f"{statistics.median(ratios):.2f}x (min {ratios[0]:.2f}, max {ratios[-1]:.2f}) | "
+                f"{cpu_theirs:.2f} / {cpu_ours:.2f} us | {cpu_theirs / cpu_ours:.2f}x |"
+            )
 
 
 # ---------------------------------------------------------------- expiry lag
+
 
 async def refresh_forever(client, live: int, ttl_ms: int, period: float, filled=None) -> None:
     """Keep `live` keys alive by re-setting them all every `period` seconds, in batches of
@@ -123,8 +151,9 @@ def refresher_process(port: int, live: int, ttl_ms: int, period: float, filled) 
     asyncio.run(refresh_forever(aioredis.Redis(port=port), live, ttl_ms, period, filled))
 
 
-async def expiry_lag(port: int, live: int, probes: int = 200, spread: float = 5.0,
-                     channel: str | None = None) -> dict:
+async def expiry_lag(
+    port: int, live: int, probes: int = 200, spread: float = 5.0, channel: str | None = None
+) -> dict:
     """Lag from each probe's absolute deadline to receipt of its expiry notification."""
     url = f"redis://127.0.0.1:{port}"
     client = aioredis.Redis.from_url(url)
@@ -136,8 +165,9 @@ async def expiry_lag(port: int, live: int, probes: int = 200, spread: float = 5.
     await sub.subscribe(channel)
     spawn = multiprocessing.get_context("spawn")
     filled = spawn.Event()
-    refresher = spawn.Process(target=refresher_process, args=(port, live, 30_000, 10.0, filled),
-                              daemon=True)
+    refresher = spawn.Process(
+        target=refresher_process, args=(port, live, 30_000, 10.0, filled), daemon=True
+    )
     refresher.start()
     while not filled.is_set():  # the first refresh pass fills the keyspace
         await asyncio.sleep(0.05)
@@ -160,9 +190,18 @@ async def expiry_lag(port: int, live: int, probes: int = 200, spread: float = 5.
     await sub.aclose()
     await client.aclose()
     lags.sort()
-    pct = (lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] * 1000) if lags else (lambda q: float("nan"))
-    return {"delivered": len(lags), "probes": probes, "p50": pct(0.5), "p99": pct(0.99),
-            "max": lags[-1] * 1000 if lags else float("nan")}
+    pct = (
+        (lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] * 1000)
+        if lags
+        else (lambda q: float("nan"))
+    )
+    return {
+        "delivered": len(lags),
+        "probes": probes,
+        "p50": pct(0.5),
+        "p99": pct(0.99),
+        "max": lags[-1] * 1000 if lags else float("nan"),
+    }
 
 
 def bench_expiry(store_port: int, redis_port: int, sizes: list[int]) -> None:
@@ -170,15 +209,21 @@ def bench_expiry(store_port: int, redis_port: int, sizes: list[int]) -> None:
     print("| live keys | server | delivered | p50 ms | p99 ms | max ms |")
     print("|---|---|---|---|---|---|")
     for live in sizes:
-        for name, port, channel in (("redis-server (defaults)", redis_port, None),
-                                    ("store, notify-keyspace-events", store_port, None),
-                                    ("store, keys-expire-notify", store_port, "expired-keys")):
+        for name, port, channel in (
+            ("redis-server (defaults)", redis_port, None),
+            ("store, notify-keyspace-events", store_port, None),
+            ("store, keys-expire-notify", store_port, "expired-keys"),
+        ):
             r = asyncio.run(expiry_lag(port, live, channel=channel))
-            print(f"| {live:,} | {name} | {r['delivered']}/{r['probes']} | {r['p50']:.1f} | "
-                  f"{r['p99']:.1f} | {r['max']:.1f} |", flush=True)
+            print(
+                f"| {live:,} | {name} | {r['delivered']}/{r['probes']} | {r['p50']:.1f} | "
+                f"{r['p99']:.1f} | {r['max']:.1f} |",
+                flush=True,
+            )
 
 
 # ---------------------------------------------------------------- memory
+
 
 async def fill(port: int, keys: int) -> None:
     client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}")
@@ -209,7 +254,9 @@ def bench_memory(keys: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test of the benchmark)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller runs (a smoke test of the benchmark)"
+    )
     parser.add_argument("--only", default="throughput,expiry,memory")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

@@ -10,6 +10,7 @@ end-of-turn write, over a transport that discards what it is given (no sockets).
 is made twice, with 100 and 400 turns, and the difference is divided by the commands of
 the extra 300 turns, so start-up and imports cancel out. Needs valgrind.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,6 +41,7 @@ class DiscardingTransport:
 
 async def drive(pipeline: int, turns: int) -> None:
     from presence.store.server import Client, Server
+
     server = Server()
     clients = [Client(server) for _ in range(CLIENTS)]
     for client in clients:
@@ -58,27 +60,45 @@ async def drive(pipeline: int, turns: int) -> None:
             loop.call_soon(turn)
         else:
             done.set_result(None)
+
     loop.call_soon(turn)
     await done
 
 
 def counted(pipeline: int, turns: int) -> int:
     """Instructions of a whole run under callgrind."""
-    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                          sys.executable, __file__, "--inner", "--pipeline", str(pipeline),
-                          "--turns", str(turns)], capture_output=True, text=True, check=True).stderr
+    out = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            __file__,
+            "--inner",
+            "--pipeline",
+            str(pipeline),
+            "--turns",
+            str(turns),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
     return int(re.search(r"Collected : (\d+)", out).group(1))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pipeline", type=int, action="append", help="GETs per read (default 1 and 16)")
+    parser.add_argument(
+        "--pipeline", type=int, action="append", help="GETs per read (default 1 and 16)"
+    )
     parser.add_argument("--turns", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
         try:
             import uvloop
+
             uvloop.run(drive(args.pipeline[0], args.turns))
         except ImportError:
             asyncio.run(drive(args.pipeline[0], args.turns))
@@ -87,7 +107,9 @@ def main() -> None:
         sys.exit("valgrind is not installed")
     for pipeline in args.pipeline or [1, 16]:
         extra = counted(pipeline, 400) - counted(pipeline, 100)
-        print(f"{pipeline} GET per read: {extra / (300 * CLIENTS * pipeline):,.0f} instructions per GET")
+        print(
+            f"{pipeline} GET per read: {extra / (300 * CLIENTS * pipeline):,.0f} instructions per GET"
+        )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ heartbeat's latency; the report also gives the upper bound, measured from the se
 The HTTP client is a bare asyncio Protocol (no streams, no per-request task or timer): a
 held long-poll costs one socket and one future, so one process drives 10,000 of them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,13 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def summary(values: list[float]) -> dict:
     """{count, p50, p90, p99, max} of latencies in milliseconds."""
-    return {"count": len(values), "p50": percentile(values, 50), "p90": percentile(values, 90),
-            "p99": percentile(values, 99), "max": max(values) if values else None}
+    return {
+        "count": len(values),
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "max": max(values) if values else None,
+    }
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -86,8 +92,17 @@ class Connection(asyncio.Protocol):
     A request that outlives its timeout is aborted by the Client's watchdog.
     """
 
-    __slots__ = ("transport", "buf", "waiter", "need", "head_end", "status", "expires",
-                 "closed", "host")
+    __slots__ = (
+        "transport",
+        "buf",
+        "waiter",
+        "need",
+        "head_end",
+        "status",
+        "expires",
+        "closed",
+        "host",
+    )
 
     def __init__(self, host: str) -> None:
         self.transport = None
@@ -125,13 +140,13 @@ class Connection(asyncio.Protocol):
                 self.transport.abort()
                 return
             stop = head.find(b"\r\n", at + 2)
-            length = int(head[at + 17:stop if stop > 0 else len(head)])
+            length = int(head[at + 17 : stop if stop > 0 else len(head)])
             self.status = int(head[9:12])
             self.head_end = end + 4
             self.need = end + 4 + length
         if len(buf) >= self.need:
-            body = bytes(buf[self.head_end:self.need])
-            del buf[:self.need]
+            body = bytes(buf[self.head_end : self.need])
+            del buf[: self.need]
             self.head_end = self.need = -1
             waiter, self.waiter = self.waiter, None
             if waiter is not None and not waiter.done():
@@ -166,7 +181,8 @@ class Client:
     async def connect(self) -> Connection:
         try:
             _, conn = await self.loop.create_connection(
-                lambda: Connection(f"{self.host}:{self.port}"), self.host, self.port)
+                lambda: Connection(f"{self.host}:{self.port}"), self.host, self.port
+            )
         except OSError as exc:
             raise HTTPError(f"cannot connect: {exc}") from None
         self.connections.add(conn)
@@ -199,8 +215,14 @@ class Client:
             self.drop(conn)
 
 
-async def hammer(url: str, paths: list[str], connections: int, duration: float,
-                 warmup: float = 1.0, server_pid: int | None = None) -> dict:
+async def hammer(
+    url: str,
+    paths: list[str],
+    connections: int,
+    duration: float,
+    warmup: float = 1.0,
+    server_pid: int | None = None,
+) -> dict:
     """Closed-loop load: each connection sends its path (paths[i % len]) back to back.
 
     Counts the requests answered within `duration` after `warmup`; returns {requests,
@@ -251,10 +273,16 @@ async def hammer(url: str, paths: list[str], connections: int, duration: float,
         await asyncio.gather(*tasks, return_exceptions=True)
         client.close()
     ms = [x * 1000 for x in latencies]
-    return {"requests": len(ms), "errors": errors, "seconds": elapsed,
-            "rps": len(ms) / elapsed, "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
-            "client_cpu_s": cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
-            "server_cpu_s": server1 - server0}
+    return {
+        "requests": len(ms),
+        "errors": errors,
+        "seconds": elapsed,
+        "rps": len(ms) / elapsed,
+        "p50_ms": percentile(ms, 50),
+        "p99_ms": percentile(ms, 99),
+        "client_cpu_s": cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
+        "server_cpu_s": server1 - server0,
+    }
 
 
 # -- simulated users ------------------------------------------------------------------
@@ -307,8 +335,10 @@ class Bench:
         self.joined_in = 0.0
         self.first_at: dict[str, float] = {}  # silent user -> first sighting of its offline
         channels = max(1, min(opts.channels, opts.users))
-        self.users = [User(i, f"bench-{self.run_id}-{i % channels}", f"u{i}", f"c{i}")
-                      for i in range(opts.users)]
+        self.users = [
+            User(i, f"bench-{self.run_id}-{i % channels}", f"u{i}", f"c{i}")
+            for i in range(opts.users)
+        ]
         silent = min(opts.silent, max(opts.users - channels, 0))
         for k in range(silent):  # spread over channels, leaving every channel an observer
             self.users[channels + k * (opts.users - channels) // silent].silent = True
@@ -327,16 +357,17 @@ class Bench:
             gate = asyncio.Semaphore(self.opts.concurrency)
             joined = await asyncio.gather(*(self.join(u, gate) for u in self.users))
             if not any(joined):
-                raise SystemExit("presence bench: no user could join "
-                                 f"({dict(self.res.errors)})")
+                raise SystemExit(f"presence bench: no user could join ({dict(self.res.errors)})")
             self.joined_in = time.perf_counter() - started
             await asyncio.sleep(self.opts.settle)  # let the join events reach every poll
             steady = time.perf_counter()
             silent = [u for u in self.users if u.silent and u.conn is not None]
             spread = self.opts.duration
             for k, user in enumerate(silent):
-                loop.call_later(spread * (k + random.random()) / max(len(silent), 1),
-                                lambda u=user: loop.create_task(self.go_silent(u)))
+                loop.call_later(
+                    spread * (k + random.random()) / max(len(silent), 1),
+                    lambda u=user: loop.create_task(self.go_silent(u)),
+                )
             await asyncio.sleep(spread)
             await self.await_offlines(silent)
             measured = time.perf_counter() - steady
@@ -351,8 +382,13 @@ class Bench:
             await self.leave_all()
         if self.opts.trace:
             with open(self.opts.trace, "w") as fh:
-                json.dump({name: {"deadline": bounds, "first_seen": self.first_at.get(name)}
-                           for name, bounds in self.deadlines.items()}, fh)
+                json.dump(
+                    {
+                        name: {"deadline": bounds, "first_seen": self.first_at.get(name)}
+                        for name, bounds in self.deadlines.items()
+                    },
+                    fh,
+                )
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
         return self.report(silent, requests, measured, time.perf_counter() - started, cpu)
@@ -384,7 +420,8 @@ class Bench:
             t0, sent_ms = time.perf_counter(), time.time() * 1000
             try:
                 status, body = await self.client.get(
-                    user.conn, self.path(user, "poll", cursor=user.cursor), self.poll_timeout + 10)
+                    user.conn, self.path(user, "poll", cursor=user.cursor), self.poll_timeout + 10
+                )
             except HTTPError as exc:
                 if user.gone or self.stopping:
                     return
@@ -469,8 +506,11 @@ class Bench:
         self.deadlines[user.name] = (sent + self.timeout, answered + self.timeout)
 
     def observers(self, user: User) -> int:
-        return sum(1 for u in self.users
-                   if u.channel == user.channel and not u.silent and u.conn is not None)
+        return sum(
+            1
+            for u in self.users
+            if u.channel == user.channel and not u.silent and u.conn is not None
+        )
 
     async def await_offlines(self, silent: list[User]) -> None:
         """Wait until every silent user's `offline` reached every observer, or grace passes."""
@@ -501,6 +541,7 @@ class Bench:
                 except HTTPError:
                     client.drop(conn)
                     conn = await client.connect()
+
         try:
             await asyncio.gather(*(worker() for _ in range(min(50, len(self.users)))))
         except HTTPError as exc:
@@ -508,85 +549,127 @@ class Bench:
         finally:
             client.close()
 
-    def report(self, silent: list[User], requests: int, measured: float, total: float,
-               cpu: float) -> dict:
+    def report(
+        self, silent: list[User], requests: int, measured: float, total: float, cpu: float
+    ) -> dict:
         res = self.res
         expected = sum(self.observers(u) for u in silent if u.name in self.deadlines)
         return {
-            "url": self.opts.url, "run_id": self.run_id, "users": len(self.users),
+            "url": self.opts.url,
+            "run_id": self.run_id,
+            "users": len(self.users),
             "channels": len({u.channel for u in self.users}),
             "joined": sum(1 for u in self.users if u.conn is not None),
-            "silent": len(silent), "timeout": self.timeout, "poll_timeout": self.poll_timeout,
-            "join_ms": summary(res.join), "poll_turnaround_ms": summary(res.poll_turnaround),
+            "silent": len(silent),
+            "timeout": self.timeout,
+            "poll_timeout": self.poll_timeout,
+            "join_ms": summary(res.join),
+            "poll_turnaround_ms": summary(res.poll_turnaround),
             "heartbeat_ms": summary(res.heartbeat),
             "offline_lag_ms": summary(res.offline_lag),
             "offline_lag_upper_ms": summary(res.offline_lag_upper),
             "offline_first_ms": summary(list(res.first_seen.values())),
-            "offline_deliveries": len(res.offline_lag), "offline_expected": expected,
+            "offline_deliveries": len(res.offline_lag),
+            "offline_expected": expected,
             "offline_missed": max(expected - len(res.offline_lag), 0),
-            "spurious_offline": res.spurious_offline, "resets": res.resets,
+            "spurious_offline": res.spurious_offline,
+            "resets": res.resets,
             "rejoins": dict(res.rejoins),
-            "empty_polls": res.empty_polls, "errors": sum(res.errors.values()),
-            "error_kinds": dict(res.errors), "requests": requests,
+            "empty_polls": res.empty_polls,
+            "errors": sum(res.errors.values()),
+            "error_kinds": dict(res.errors),
+            "requests": requests,
             "requests_per_s": requests / measured if measured else 0.0,
             "joined_in_s": round(self.joined_in, 2),
-            "seconds": round(total, 2), "client_cpu_s": round(cpu, 2),
+            "seconds": round(total, 2),
+            "client_cpu_s": round(cpu, 2),
         }
 
 
 def render(report: dict) -> str:
     """The report as a small plain-text table."""
+
     def ms(value):
         return "-" if value is None else f"{value:.1f}"
 
-    lines = [f"presence bench {report['url']}: {report['users']} users "
-             f"({report['joined']} joined) in {report['channels']} channels, "
-             f"{report['silent']} silent, timeout {report['timeout']:g} s, "
-             f"poll timeout {report['poll_timeout']:g} s",
-             f"{'latency (ms)':<28}{'count':>8}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}"]
-    for label, key in (("join", "join_ms"), ("poll turnaround", "poll_turnaround_ms"),
-                       ("last heartbeat", "heartbeat_ms"),
-                       ("offline lag (every observer)", "offline_lag_ms"),
-                       ("  upper bound (from sending)", "offline_lag_upper_ms"),
-                       ("offline lag (first observer)", "offline_first_ms")):
+    lines = [
+        f"presence bench {report['url']}: {report['users']} users "
+        f"({report['joined']} joined) in {report['channels']} channels, "
+        f"{report['silent']} silent, timeout {report['timeout']:g} s, "
+        f"poll timeout {report['poll_timeout']:g} s",
+        f"{'latency (ms)':<28}{'count':>8}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}",
+    ]
+    for label, key in (
+        ("join", "join_ms"),
+        ("poll turnaround", "poll_turnaround_ms"),
+        ("last heartbeat", "heartbeat_ms"),
+        ("offline lag (every observer)", "offline_lag_ms"),
+        ("  upper bound (from sending)", "offline_lag_upper_ms"),
+        ("offline lag (first observer)", "offline_first_ms"),
+    ):
         s = report[key]
-        lines.append(f"{label:<28}{s['count']:>8}{ms(s['p50']):>9}{ms(s['p90']):>9}"
-                     f"{ms(s['p99']):>9}{ms(s['max']):>9}")
-    lines.append(f"offline deliveries {report['offline_deliveries']} of "
-                 f"{report['offline_expected']} expected, spurious offline "
-                 f"{report['spurious_offline']}, resets {report['resets']}, "
-                 f"rejoins {sum(report['rejoins'].values())}, "
-                 f"empty polls {report['empty_polls']}")
-    lines.append(f"requests {report['requests']} ({report['requests_per_s']:.0f}/s), "
-                 f"errors {report['errors']}, joins took {report['joined_in_s']} s, "
-                 f"run {report['seconds']} s, "
-                 f"client CPU {report['client_cpu_s']} s")
+        lines.append(
+            f"{label:<28}{s['count']:>8}{ms(s['p50']):>9}{ms(s['p90']):>9}"
+            f"{ms(s['p99']):>9}{ms(s['max']):>9}"
+        )
+    lines.append(
+        f"offline deliveries {report['offline_deliveries']} of "
+        f"{report['offline_expected']} expected, spurious offline "
+        f"{report['spurious_offline']}, resets {report['resets']}, "
+        f"rejoins {sum(report['rejoins'].values())}, "
+        f"empty polls {report['empty_polls']}"
+    )
+    lines.append(
+        f"requests {report['requests']} ({report['requests_per_s']:.0f}/s), "
+        f"errors {report['errors']}, joins took {report['joined_in_s']} s, "
+        f"run {report['seconds']} s, "
+        f"client CPU {report['client_cpu_s']} s"
+    )
     for kind, n in report["error_kinds"].items():
         lines.append(f"  error: {kind} x{n}")
     return "\n".join(lines)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="presence bench",
-                                description="Drive a running deployment with simulated users.")
+    p = argparse.ArgumentParser(
+        prog="presence bench", description="Drive a running deployment with simulated users."
+    )
     add = p.add_argument
-    add("--url", default=os.environ.get("PRESENCE_BENCH_URL", "http://127.0.0.1:8080"),
-        help="base URL of the deployment (http://127.0.0.1:8080)")
+    add(
+        "--url",
+        default=os.environ.get("PRESENCE_BENCH_URL", "http://127.0.0.1:8080"),
+        help="base URL of the deployment (http://127.0.0.1:8080)",
+    )
     add("--users", type=int, default=100, help="simulated users, one tab each (100)")
     add("--channels", type=int, default=10, help="channels the users are spread over (10)")
-    add("--duration", type=float, default=10,
-        help="seconds over which the silent users stop; the run then waits for their offline (10)")
+    add(
+        "--duration",
+        type=float,
+        default=10,
+        help="seconds over which the silent users stop; the run then waits for their offline (10)",
+    )
     add("--silent", type=int, default=10, help="users that go silent (10)")
-    add("--grace", type=float, default=10,
-        help="seconds after the last deadline to wait for offline events (10)")
+    add(
+        "--grace",
+        type=float,
+        default=10,
+        help="seconds after the last deadline to wait for offline events (10)",
+    )
     add("--concurrency", type=int, default=100, help="joins in flight at once (100)")
-    add("--settle", type=float, default=2,
-        help="seconds between the last join and the first user going silent (2)")
+    add(
+        "--settle",
+        type=float,
+        default=2,
+        help="seconds between the last join and the first user going silent (2)",
+    )
     add("--run-id", default=None, help="channel name suffix (random)")
     add("--no-leave", action="store_true", help="do not leave the users at the end")
     add("--json", action="store_true", help="print the report as JSON")
-    add("--trace", default=None,
-        help="write each silent user's deadline bounds and first offline sighting (JSON)")
+    add(
+        "--trace",
+        default=None,
+        help="write each silent user's deadline bounds and first offline sighting (JSON)",
+    )
     return p
 
 
@@ -597,11 +680,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     limit = raise_open_files_limit()
     if limit < opts.users + 100:
-        print(f"presence bench: the open-files limit is {limit}; {opts.users} users need more "
-              "(raise `ulimit -n`)", file=sys.stderr)
+        print(
+            f"presence bench: the open-files limit is {limit}; {opts.users} users need more "
+            "(raise `ulimit -n`)",
+            file=sys.stderr,
+        )
         return 2
     try:
         import uvloop
+
         report = uvloop.run(Bench(opts).run())
     except ImportError:
         report = asyncio.run(Bench(opts).run())

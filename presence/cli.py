@@ -3,6 +3,7 @@
 Every `serve` flag can also be given as an environment variable PRESENCE_<FLAG>, e.g.
 PRESENCE_REDIS_URL or PRESENCE_POLL_TIMEOUT; a flag on the command line wins.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,27 +54,64 @@ def serve_parser() -> argparse.ArgumentParser:
     add = p.add_argument
     add("--host", default=_env("host", "127.0.0.1"), help="address to listen on (127.0.0.1)")
     add("--port", type=int, default=_env("port", "8080"), help="HTTP port (8080)")
-    add("--redis-url", default=_env("redis-url"),
-        help="redis://, rediss:// or unix:// store URL; omitted: start the bundled store")
-    add("--timeout", type=_positive, default=_env("timeout", "30"),
-        help="seconds of silence before a user is offline (30)")
-    add("--poll-timeout", type=_positive, default=_env("poll-timeout", "25"),
-        help="seconds a long-poll is held (25)")
-    add("--admin-token", default=_env("admin-token"),
-        help="bearer token required for /api writes (kick); unset: writes are open")
-    add("--secret", default=_env("secret"),
-        help="HMAC secret: client endpoints then need a signed `token` (see `presence token`)")
-    add("--node-id", default=_env("node-id", socket.gethostname()),
-        help="this node's name in /healthz and /metrics (host name)")
-    add("--store-port", type=int, default=_env("store-port", "0"),
-        help="port of the bundled store when it is started (a free one)")
-    add("--history", type=_positive_int, default=_env("history", "1000"),
-        help="events kept per channel (1000)")
-    add("--history-age", type=_positive, default=_env("history-age", "600"),
-        help="seconds an event is kept (600)")
+    add(
+        "--redis-url",
+        default=_env("redis-url"),
+        help="redis://, rediss:// or unix:// store URL; omitted: start the bundled store",
+    )
+    add(
+        "--timeout",
+        type=_positive,
+        default=_env("timeout", "30"),
+        help="seconds of silence before a user is offline (30)",
+    )
+    add(
+        "--poll-timeout",
+        type=_positive,
+        default=_env("poll-timeout", "25"),
+        help="seconds a long-poll is held (25)",
+    )
+    add(
+        "--admin-token",
+        default=_env("admin-token"),
+        help="bearer token required for /api writes (kick); unset: writes are open",
+    )
+    add(
+        "--secret",
+        default=_env("secret"),
+        help="HMAC secret: client endpoints then need a signed `token` (see `presence token`)",
+    )
+    add(
+        "--node-id",
+        default=_env("node-id", socket.gethostname()),
+        help="this node's name in /healthz and /metrics (host name)",
+    )
+    add(
+        "--store-port",
+        type=int,
+        default=_env("store-port", "0"),
+        help="port of the bundled store when it is started (a free one)",
+    )
+    add(
+        "--history",
+        type=_positive_int,
+        default=_env("history", "1000"),
+        help="events kept per channel (1000)",
+    )
+    add(
+        "--history-age",
+        type=_positive,
+        default=_env("history-age", "600"),
+        help="seconds an event is kept (600)",
+    )
     add("--static-dir", default=_env("static-dir"), help="folder of the demo page and client")
-    add("--log-level", type=str.lower, default=_env("log-level", "info"),
-        choices=["debug", "info", "warning", "error"], help="(info)")
+    add(
+        "--log-level",
+        type=str.lower,
+        default=_env("log-level", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="(info)",
+    )
     return p
 
 
@@ -101,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 def token(argv: list[str]) -> int:
     """`presence token`: mint a client token for --secret deployments."""
     from presence.web import auth
+
     p = argparse.ArgumentParser(prog="presence token", description="Print a signed client token.")
     p.add_argument("--secret", default=_env("secret"), required=_env("secret") is None)
     p.add_argument("--user", required=True)
@@ -112,15 +151,22 @@ def token(argv: list[str]) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """Run a node until SIGTERM/SIGINT; returns the process exit status."""
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     if args.poll_timeout >= args.timeout:
         clamped = args.timeout * 0.8
-        log.warning("--poll-timeout %g must be below --timeout %g (a held poll does not keep its "
-                    "user online); using %g", args.poll_timeout, args.timeout, clamped)
+        log.warning(
+            "--poll-timeout %g must be below --timeout %g (a held poll does not keep its "
+            "user online); using %g",
+            args.poll_timeout,
+            args.timeout,
+            clamped,
+        )
         args.poll_timeout = clamped
     try:
         import uvloop
+
         return uvloop.run(_serve(args))
     except ImportError:
         return asyncio.run(_serve(args))
@@ -169,7 +215,7 @@ async def _run_node(args: argparse.Namespace, url: str, bundled: bool) -> int:
     try:
         try:
             await subscriber.start()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             print(f"presence: could not subscribe to the store at {url}", file=sys.stderr)
             return 1
         static = args.static_dir or default_static_dir()
@@ -191,11 +237,13 @@ def _announce(args: argparse.Namespace, url: str, bundled: bool) -> None:
     host = f"[{host}]" if ":" in host and not host.startswith("[") else host
     base = f"http://{host}:{args.port}"  # a URL one can open, also when listening on all
     store = f"bundled store at {url}" if bundled else url
-    print(f"presence node {args.node_id} listening on {args.host}:{args.port} (store: {store})\n"
-          f"  demo page:  {base}/\n"
-          f"  dashboard:  {base}/dashboard\n"
-          f"  API:        {base}/api/channels   health: {base}/healthz   metrics: {base}/metrics",
-          flush=True)
+    print(
+        f"presence node {args.node_id} listening on {args.host}:{args.port} (store: {store})\n"
+        f"  demo page:  {base}/\n"
+        f"  dashboard:  {base}/dashboard\n"
+        f"  API:        {base}/api/channels   health: {base}/healthz   metrics: {base}/metrics",
+        flush=True,
+    )
 
 
 async def _until_signalled() -> None:

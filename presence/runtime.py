@@ -7,6 +7,7 @@ second with 10,000 connections (bench/README.md). Requests and store commands cr
 reference cycles (tests/web/test_gc.py and tests/store/test_gc.py check it), so nearly
 all memory is freed by reference counting and the collector can run rarely.
 """
+
 from __future__ import annotations
 
 import gc

@@ -1,4 +1,5 @@
 """Fixtures shared by every test package: real server processes on free ports."""
+
 import pytest
 
 from tests.servers import bundled_store, redis_server

@@ -3,6 +3,7 @@
 Every test run starts its own redis-server and bundled store, so runs never touch the
 machine's Redis on 6379 and never interfere with each other.
 """
+
 from __future__ import annotations
 
 import os
@@ -74,9 +75,26 @@ def redis_server(*extra: str):
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="presence-redis-")  # where a SAVE would write dump.rdb
     proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--daemonize", "no", "--loglevel", "warning", "--dir", workdir, *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+            "--dir",
+            workdir,
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port, proc)
@@ -92,7 +110,9 @@ def bundled_store(*extra: str):
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "presence.store", "--port", str(port), *extra],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         wait_for_port(port, proc)

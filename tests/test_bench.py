@@ -3,6 +3,7 @@
 The run drives a small `presence serve` (bundled store, short timeout) with a few users,
 one of them silent, and checks what the report says happened, never how fast.
 """
+
 import asyncio
 import json
 import subprocess
@@ -36,8 +37,9 @@ def open_connection():
     return loop, conn
 
 
-RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 13\r\n\r\n{\"ok\": true}\n")
+RESPONSE = (
+    b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{"ok": true}\n'
+)
 
 
 def test_connection_reads_a_response_fed_byte_by_byte():
@@ -46,8 +48,8 @@ def test_connection_reads_a_response_fed_byte_by_byte():
     assert conn.transport.written.startswith(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:1\r\n")
     for i in range(len(RESPONSE)):
         assert not future.done()
-        conn.data_received(RESPONSE[i:i + 1])
-    assert future.result() == (200, b"{\"ok\": true}\n")
+        conn.data_received(RESPONSE[i : i + 1])
+    assert future.result() == (200, b'{"ok": true}\n')
     loop.close()
 
 
@@ -58,7 +60,7 @@ def test_connection_keeps_the_next_response_for_the_next_request():
     assert first.result()[0] == 200
     second = conn.request("/b", 5, loop)
     conn.data_received(RESPONSE.replace(b"200 OK", b"404 Not Found")[30:])
-    assert second.result() == (404, b"{\"ok\": true}\n")
+    assert second.result() == (404, b'{"ok": true}\n')
     loop.close()
 
 
@@ -87,17 +89,31 @@ def test_percentiles_by_nearest_rank():
     assert percentile(values, 99) == 99
     assert percentile([7.0], 99) == 7.0
     assert percentile([], 50) is None
-    assert summary([3.0, 1.0, 2.0]) == {"count": 3, "p50": 2.0, "p90": 3.0, "p99": 3.0,
-                                        "max": 3.0}
+    assert summary([3.0, 1.0, 2.0]) == {"count": 3, "p50": 2.0, "p90": 3.0, "p99": 3.0, "max": 3.0}
 
 
 @pytest.fixture
 def small_node():
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "presence.cli", "serve", "--port", str(port), "--timeout", "3",
-         "--poll-timeout", "1", "--log-level", "warning"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "presence.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--timeout",
+            "3",
+            "--poll-timeout",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     wait_for_port(port, proc)
     yield f"http://127.0.0.1:{port}"
     stop(proc)
@@ -106,10 +122,32 @@ def small_node():
 @pytest.mark.slow
 def test_bench_against_a_small_node_reports_offline_lag_and_no_errors(small_node):
     out = subprocess.run(
-        [sys.executable, "-m", "presence.cli", "bench", "--url", small_node, "--users", "6",
-         "--channels", "2", "--silent", "1", "--duration", "0.5", "--settle", "0.5",
-         "--grace", "10", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "presence.cli",
+            "bench",
+            "--url",
+            small_node,
+            "--users",
+            "6",
+            "--channels",
+            "2",
+            "--silent",
+            "1",
+            "--duration",
+            "0.5",
+            "--settle",
+            "0.5",
+            "--grace",
+            "10",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["joined"] == 6 and report["silent"] == 1
@@ -126,7 +164,12 @@ def test_bench_against_a_small_node_reports_offline_lag_and_no_errors(small_node
 
 
 def test_bench_refuses_a_non_http_url():
-    out = subprocess.run([sys.executable, "-m", "presence.cli", "bench", "--url", "ftp://x"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "presence.cli", "bench", "--url", "ftp://x"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 2
     assert "--url must be http://" in out.stderr

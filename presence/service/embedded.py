@@ -1,4 +1,5 @@
 """The bundled store as a child process of `presence serve` (the embedded default)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -41,7 +42,7 @@ class EmbeddedStore:
         self.host = host
         self.port = port or _free_port(host)
         self.proc: subprocess.Popen | None = None
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (the store log, read on failure)
 
     @property
     def url(self) -> str:
@@ -52,28 +53,46 @@ class EmbeddedStore:
 
         Raises StoreStartError when it exits early or does not listen within `timeout`.
         """
-        cmd = [sys.executable, "-m", "presence.store", "--bind", self.host,
-               "--port", str(self.port), "--keys-expire-notify", EXPIRY_CHANNEL]
+        cmd = [
+            sys.executable,
+            "-m",
+            "presence.store",
+            "--bind",
+            self.host,
+            "--port",
+            str(self.port),
+            "--keys-expire-notify",
+            EXPIRY_CHANNEL,
+        ]
         try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
-                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                         preexec_fn=_die_with_parent if os.name == "posix" else None)
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if os.name == "posix" else None,
+            )
         except OSError as exc:
             raise StoreStartError(f"cannot run the bundled store ({' '.join(cmd)}): {exc}") from exc
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             if self.proc.poll() is not None:
-                raise StoreStartError(f"the bundled store exited with status {self.proc.returncode}"
-                                      f" on port {self.port}:\n{self.log_tail()}")
+                raise StoreStartError(
+                    f"the bundled store exited with status {self.proc.returncode}"
+                    f" on port {self.port}:\n{self.log_tail()}"
+                )
             if await self._answers_ping():
                 if self.proc.poll() is None:
                     return self.url
             else:
                 await asyncio.sleep(0.05)
         self.stop()
-        raise StoreStartError(f"the bundled store did not listen on {self.host}:{self.port} "
-                              f"within {timeout:g}s:\n{self.log_tail()}")
+        raise StoreStartError(
+            f"the bundled store did not listen on {self.host}:{self.port} "
+            f"within {timeout:g}s:\n{self.log_tail()}"
+        )
 
     async def _answers_ping(self) -> bool:
         """True when something on our port answers PING like a Redis (not just any listener)."""
@@ -84,7 +103,7 @@ class EmbeddedStore:
         try:
             writer.write(b"PING\r\n")
             return await asyncio.wait_for(reader.readline(), 1) == b"+PONG\r\n"
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return False
         finally:
             writer.close()

@@ -11,13 +11,14 @@ coroutine, task or timer of its own; held polls are many (one per open browser t
 each costs a few hundred bytes. Their timeouts come from one TimerWheel per node, which
 answers the holds due in the same TICK together, with one event-loop timer per bucket.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
 from collections import deque
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from presence.service.gateway import LogSlice
 
@@ -119,12 +120,28 @@ class Feed:
     hold)` is called for every held poll after a wake-up (it answers it, or holds it again).
     """
 
-    __slots__ = ("_fetch", "_settle", "seq", "epoch", "tail", "_waiters", "_refreshing",
-                 "_stale", "users", "held", "pokes", "covered", "key")
+    __slots__ = (
+        "_fetch",
+        "_settle",
+        "seq",
+        "epoch",
+        "tail",
+        "_waiters",
+        "_refreshing",
+        "_stale",
+        "users",
+        "held",
+        "pokes",
+        "covered",
+        "key",
+    )
 
-    def __init__(self, fetch: Callable[[int, str | None], Awaitable[LogSlice]],
-                 settle: Callable[["Feed", Hold], None] | None = None,
-                 key: str | None = None) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[int, str | None], Awaitable[LogSlice]],
+        settle: Callable[[Feed, Hold], None] | None = None,
+        key: str | None = None,
+    ) -> None:
         self._fetch = fetch
         self._settle = settle or _answer_true
         self.key = key  # the channel (None: the global feed)

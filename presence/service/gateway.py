@@ -36,6 +36,7 @@ so every node learns that the channel's log grew. Nothing else in the code base 
 a key string. The registry and the global feed are written in the same MULTI as the
 channel's keys, so this layout needs a single (non-cluster) store.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -91,8 +92,20 @@ class StoreSetupError(RuntimeError):
 class ChannelKeys:
     """The key names of one channel (all under the hash tag `{channel}`)."""
 
-    __slots__ = ("channel", "tag", "members", "deadlines", "connections", "seq", "events",
-                 "epoch", "_tag", "_connections", "_deadlines", "_read_head")
+    __slots__ = (
+        "channel",
+        "tag",
+        "members",
+        "deadlines",
+        "connections",
+        "seq",
+        "events",
+        "epoch",
+        "_tag",
+        "_connections",
+        "_deadlines",
+        "_read_head",
+    )
 
     def __init__(self, channel: str) -> None:
         self.channel = channel
@@ -107,8 +120,12 @@ class ChannelKeys:
         self._tag = self.tag.encode()
         self._connections = _bulk(self.connections.encode())
         self._deadlines = _bulk(self.deadlines.encode())
-        self._read_head = (_pack(b"MGET", self.seq, self.epoch) + _pack(b"LLEN", self.events)
-                           + b"*4\r\n$6\r\nLRANGE\r\n" + _bulk(self.events.encode()))
+        self._read_head = (
+            _pack(b"MGET", self.seq, self.epoch)
+            + _pack(b"LLEN", self.events)
+            + b"*4\r\n$6\r\nLRANGE\r\n"
+            + _bulk(self.events.encode())
+        )
 
     def read_commands(self, start: int) -> bytes:
         """A log read, packed: MGET seq epoch, LLEN events, LRANGE events start -1."""
@@ -119,13 +136,30 @@ class ChannelKeys:
         XX, ZADD <conns> XX CH deadline conn, ZADD <connections> XX deadline user/conn,
         ZADD <deadlines> XX deadline user (what _pack would make of them, only faster)."""
         u, c, d = user.encode(), conn.encode(), _bulk(b"%d" % deadline)
-        return b"".join((
-            b"*6\r\n$3\r\nSET\r\n", _bulk(self._tag + b":online:" + u),
-            b"$1\r\n1\r\n$2\r\nPX\r\n", _bulk(b"%d" % ttl), b"$2\r\nXX\r\n",
-            b"*6\r\n$4\r\nZADD\r\n", _bulk(self._tag + b":conns:" + u),
-            b"$2\r\nXX\r\n$2\r\nCH\r\n", d, _bulk(c),
-            b"*5\r\n$4\r\nZADD\r\n", self._connections, b"$2\r\nXX\r\n", d, _bulk(u + b"/" + c),
-            b"*5\r\n$4\r\nZADD\r\n", self._deadlines, b"$2\r\nXX\r\n", d, _bulk(u)))
+        return b"".join(
+            (
+                b"*6\r\n$3\r\nSET\r\n",
+                _bulk(self._tag + b":online:" + u),
+                b"$1\r\n1\r\n$2\r\nPX\r\n",
+                _bulk(b"%d" % ttl),
+                b"$2\r\nXX\r\n",
+                b"*6\r\n$4\r\nZADD\r\n",
+                _bulk(self._tag + b":conns:" + u),
+                b"$2\r\nXX\r\n$2\r\nCH\r\n",
+                d,
+                _bulk(c),
+                b"*5\r\n$4\r\nZADD\r\n",
+                self._connections,
+                b"$2\r\nXX\r\n",
+                d,
+                _bulk(u + b"/" + c),
+                b"*5\r\n$4\r\nZADD\r\n",
+                self._deadlines,
+                b"$2\r\nXX\r\n",
+                d,
+                _bulk(u),
+            )
+        )
 
     def online(self, user: str) -> str:
         return f"{self.tag}:online:{user}"
@@ -250,11 +284,16 @@ class Gateway:
         self._in_flight = 0  # shared transactions sent and not yet answered
 
     @classmethod
-    def from_url(cls, url: str, history: int = 1000, max_connections: int = 64) -> "Gateway":
+    def from_url(cls, url: str, history: int = 1000, max_connections: int = 64) -> Gateway:
         """A gateway over a bounded, blocking connection pool to `url`."""
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=30, decode_responses=True,
-            driver_info=_DRIVER_INFO, maint_notifications_config=_NO_MAINT_NOTIFICATIONS)
+            url,
+            max_connections=max_connections,
+            timeout=30,
+            decode_responses=True,
+            driver_info=_DRIVER_INFO,
+            maint_notifications_config=_NO_MAINT_NOTIFICATIONS,
+        )
         return cls(aioredis.Redis(connection_pool=pool), history)
 
     def keys(self, channel: str) -> ChannelKeys:
@@ -295,7 +334,8 @@ class Gateway:
         channel = f"__keyevent@{db}__:expired"
         try:
             flags = (await self.redis.config_get("notify-keyspace-events")).get(
-                "notify-keyspace-events", "")
+                "notify-keyspace-events", ""
+            )
             if "E" not in flags or not ("x" in flags or "A" in flags):
                 await self.redis.config_set("notify-keyspace-events", flags + "Ex")
         except ResponseError as exc:
@@ -303,7 +343,8 @@ class Gateway:
                 raise StoreSetupError(
                     f"the store does not publish key expiries and we may not enable them ({exc});"
                     " set `notify-keyspace-events Ex` in its redis.conf (or run "
-                    "`redis-cli config set notify-keyspace-events Ex`)") from None
+                    "`redis-cli config set notify-keyspace-events Ex`)"
+                ) from None
         return channel
 
     async def _expiries_announced(self, channel: str, wait: float = 2.0) -> bool:
@@ -326,8 +367,9 @@ class Gateway:
 
     # -- presence writes --------------------------------------------------------------
 
-    async def register(self, channel: str, user: str, conn: str, now: int, ttl: int,
-                       info: str | None = None) -> bool:
+    async def register(
+        self, channel: str, user: str, conn: str, now: int, ttl: int, info: str | None = None
+    ) -> bool:
         """Make `conn` a joined tab of `user`, alive until now + ttl (ms); True on a first join.
 
         True means this call made the user a member (the caller records `join`). `info`,
@@ -352,9 +394,16 @@ class Gateway:
         replies, _ = await self._batched(queue)
         return replies[0] == 1
 
-    async def refresh(self, channel: str, user: str, conn: str, now: int, ttl: int,
-                      cursor: int | None = None, epoch: str | None = None
-                      ) -> tuple[Refresh, LogSlice | None]:
+    async def refresh(
+        self,
+        channel: str,
+        user: str,
+        conn: str,
+        now: int,
+        ttl: int,
+        cursor: int | None = None,
+        epoch: str | None = None,
+    ) -> tuple[Refresh, LogSlice | None]:
         """Keep a joined tab alive until now + ttl (ms) and, given a cursor, read the log.
 
         Never registers anything: every write is XX (it only updates what exists), so a
@@ -389,9 +438,16 @@ class Gateway:
             log = await self._read_log(k, cursor, epoch)
         return Refresh(True), log
 
-    async def _refresh_exactly(self, k: ChannelKeys, user: str, conn: str, deadline: int,
-                               ttl: int, cursor: int | None, epoch: str | None
-                               ) -> tuple[Refresh, LogSlice | None]:
+    async def _refresh_exactly(
+        self,
+        k: ChannelKeys,
+        user: str,
+        conn: str,
+        deadline: int,
+        ttl: int,
+        cursor: int | None,
+        epoch: str | None,
+    ) -> tuple[Refresh, LogSlice | None]:
         """refresh() in full: the same XX writes, plus whether the tab is registered (read
         before them), why it is gone and, without a cursor, the log's seq and epoch."""
 
@@ -446,7 +502,7 @@ class Gateway:
         batch, self._batch = self._batch, []
         for start in range(0, len(batch), _BATCH_MAX):
             self._in_flight += 1
-            task = asyncio.ensure_future(self._run_batch(batch[start:start + _BATCH_MAX]))
+            task = asyncio.ensure_future(self._run_batch(batch[start : start + _BATCH_MAX]))
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
 
@@ -470,7 +526,7 @@ class Gateway:
         at = 0
         for count, extra, future in spans:
             if not future.done():
-                mine = replies[at:at + count]
+                mine = replies[at : at + count]
                 error = next((r for r in mine if isinstance(r, Exception)), None)
                 if error is None:
                     future.set_result((mine, extra))
@@ -478,7 +534,7 @@ class Gateway:
                     future.set_exception(error)
             at += count
 
-    async def _transaction(self, pipe: "_Packed") -> list:
+    async def _transaction(self, pipe: _Packed) -> list:
         """Send the commands of `pipe` in one MULTI/EXEC; returns EXEC's replies, raw.
 
         What a redis-py pipeline does, minus its per-command packing and reply callbacks
@@ -490,7 +546,8 @@ class Gateway:
         conn = await pool.get_connection()
         try:
             return await conn.retry.call_with_retry(
-                lambda: _exchange(conn, data, pipe.count), lambda _: conn.disconnect())
+                lambda: _exchange(conn, data, pipe.count), lambda _: conn.disconnect()
+            )
         finally:
             await pool.release(conn)
 
@@ -501,8 +558,9 @@ class Gateway:
         replies = await pipe.execute()
         return {"id": replies[0], **event}
 
-    async def drop_connection(self, channel: str, user: str, conn: str, now: int, ttl: int
-                              ) -> tuple[bool, int]:
+    async def drop_connection(
+        self, channel: str, user: str, conn: str, now: int, ttl: int
+    ) -> tuple[bool, int]:
         """Forget one tab (its polls then hear "left" for ttl ms); returns (user is a
         member, tabs of the user still alive)."""
         k = self.keys(channel)
@@ -516,8 +574,9 @@ class Gateway:
         _, _, alive, member, _, _ = await pipe.execute()
         return bool(member), alive
 
-    async def remove_user(self, channel: str, user: str, now: int, kind: str,
-                          make_event, ttl: int) -> Removal | None:
+    async def remove_user(
+        self, channel: str, user: str, now: int, kind: str, make_event, ttl: int
+    ) -> Removal | None:
         """Remove a member and record its event in one transaction, if `kind` still applies.
 
         kind "offline": only if the user's presence key is gone (it expired);
@@ -592,8 +651,7 @@ class Gateway:
 
     # -- event logs -------------------------------------------------------------------
 
-    async def read_channel(self, channel: str, cursor: int, epoch: str | None = None
-                           ) -> LogSlice:
+    async def read_channel(self, channel: str, cursor: int, epoch: str | None = None) -> LogSlice:
         """The channel's events after `cursor` (or a reset), read atomically.
 
         `epoch` is the cursor's: a log of another epoch answers reset. None takes the
@@ -651,9 +709,10 @@ class Gateway:
             first = base + 1 + start
             events = [self._event(first + i, item) for i, item in enumerate(raw)]
             return LogSlice(cursor, seq, base, events, epoch=current)
+
         return parse
 
-    def _event(self, ident: int, raw: str) -> "Event":
+    def _event(self, ident: int, raw: str) -> Event:
         """The event of id `ident` stored as `raw`: parsed once, shared by later reads.
 
         Polls read the newest events of their channel over and over; each is parsed (and
@@ -676,8 +735,9 @@ class Gateway:
                 try:
                     await pipe.watch(events_key)
                     head = await pipe.lrange(events_key, 0, 99)
-                    old = next((i for i, e in enumerate(head) if json.loads(e)["ts"] >= cutoff),
-                               len(head))
+                    old = next(
+                        (i for i, e in enumerate(head) if json.loads(e)["ts"] >= cutoff), len(head)
+                    )
                     if old == 0:
                         await pipe.unwatch()
                         return dropped
@@ -691,8 +751,9 @@ class Gateway:
 
     # -- membership reads -------------------------------------------------------------
 
-    async def members_page(self, channel: str, after: str | None, limit: int, now: int
-                           ) -> ChannelPage:
+    async def members_page(
+        self, channel: str, after: str | None, limit: int, now: int
+    ) -> ChannelPage:
         """Counts and the members after `after` (by name), at most `limit`, with one log position.
 
         The counts are two ZCARDs, O(1) whatever the channel's size: users, and registered
@@ -716,8 +777,9 @@ class Gateway:
         for i, name in enumerate(names):
             record, alive = replies[2 * i], replies[2 * i + 1]
             if record:  # it left between the two reads; its event is after `seq`
-                members.append(Member(name, _load(record.get("info")),
-                                      int(record.get("since", 0)), alive))
+                members.append(
+                    Member(name, _load(record.get("info")), int(record.get("since", 0)), alive)
+                )
         following = names[-1] if len(names) == limit else None
         return ChannelPage(channel, users, connections, int(seq or 0), members, following, epoch)
 
@@ -734,8 +796,9 @@ class Gateway:
         registered, has_log = await pipe.execute()
         return registered is not None or bool(has_log)
 
-    async def channels_page(self, after: str | None, limit: int, now: int, history: bool = False
-                            ) -> tuple[list[tuple[str, int, int]], str | None]:
+    async def channels_page(
+        self, after: str | None, limit: int, now: int, history: bool = False
+    ) -> tuple[list[tuple[str, int, int]], str | None]:
         """([(channel, users, connections)], next) for the channels after `after` by name.
 
         The channels with at least one member; with `history`, every channel with a log
@@ -752,8 +815,9 @@ class Gateway:
         rows = [(name, replies[2 * i], replies[2 * i + 1]) for i, name in enumerate(names)]
         return rows, (names[-1] if len(names) == limit else None)
 
-    async def sweep_candidates(self, channels: list[str], now: int, cutoff: int
-                               ) -> list[tuple[str, list[str], bool, bool, list[str]]]:
+    async def sweep_candidates(
+        self, channels: list[str], now: int, cutoff: int
+    ) -> list[tuple[str, list[str], bool, bool, list[str]]]:
         """What a sweep must look at, in one round trip for many channels.
 
         For each channel: (channel, members whose deadline has passed (at most 1000),
@@ -814,8 +878,9 @@ class Gateway:
                 return False
 
 
-async def _removal_state(pipe, k: ChannelKeys, user: str, kind: str, now: int
-                         ) -> tuple[object, dict[str, int]] | None:
+async def _removal_state(
+    pipe, k: ChannelKeys, user: str, kind: str, now: int
+) -> tuple[object, dict[str, int]] | None:
     """(info, {tab: deadline}) of a member that `kind` may remove, else None.
 
     Reads as little as it can: the nodes that lose an offline race stop after two reads.
@@ -825,8 +890,9 @@ async def _removal_state(pipe, k: ChannelKeys, user: str, kind: str, now: int
     member = await pipe.hgetall(k.member(user))
     if not member:
         return None
-    tabs = {conn: int(score) for conn, score in await pipe.zrange(k.conns(user), 0, -1,
-                                                                   withscores=True)}
+    tabs = {
+        conn: int(score) for conn, score in await pipe.zrange(k.conns(user), 0, -1, withscores=True)
+    }
     if kind == "leave" and any(deadline > now for deadline in tabs.values()):
         return None
     return _load(member.get("info")), tabs
@@ -856,8 +922,13 @@ def _pack(*args) -> bytes:
     """One command in RESP (str, int and bytes arguments)."""
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
-        data = arg.encode() if isinstance(arg, str) else arg if isinstance(arg, bytes) \
+        data = (
+            arg.encode()
+            if isinstance(arg, str)
+            else arg
+            if isinstance(arg, bytes)
             else str(arg).encode()
+        )
         out.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(out)
 
@@ -892,8 +963,9 @@ class _Packed:
         self._add(b"MGET", *names)
 
     def set(self, name: str, value, px: int | None = None, xx: bool = False) -> None:
-        self._add(b"SET", name, value, *((b"PX", px) if px is not None else ()),
-                  *((b"XX",) if xx else ()))
+        self._add(
+            b"SET", name, value, *((b"PX", px) if px is not None else ()), *((b"XX",) if xx else ())
+        )
 
     def hget(self, name: str, key: str) -> None:
         self._add(b"HGET", name, key)

@@ -4,6 +4,7 @@ Handlers call these methods with names already validated (presence.service.names
 model decides which events a change means, records them through the gateway, and owns
 the waiting of long-polls. Time comes from an injected clock, so tests can move it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -12,8 +13,8 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from presence.service.feed import Feed, Hold, TimerWheel
 from presence.service.gateway import ChannelPage, Gateway, LogSlice, parse_online_key
@@ -30,8 +31,9 @@ CLAIM_CONCURRENCY = 32  # offline claims at once (sweeps and expiries), to spare
 class Stats:
     """Counters of this node since start (exported by /metrics)."""
 
-    events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("join", "leave", "offline", "message"), 0))
+    events: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("join", "leave", "offline", "message"), 0)
+    )
     expiries_heard: int = 0
     lag_count: int = 0
     lag_sum_ms: int = 0
@@ -58,8 +60,14 @@ class Presence:
     event behind (each event is written in one transaction with the change it reports).
     """
 
-    def __init__(self, gateway: Gateway, timeout: float = 30, poll_timeout: float = 25,
-                 history_age: float = 600, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        timeout: float = 30,
+        poll_timeout: float = 25,
+        history_age: float = 600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.gateway = gateway
         self.timeout = timeout
         self.poll_timeout = poll_timeout
@@ -88,7 +96,8 @@ class Presence:
         feed = self.feeds.get(channel)
         if feed is None:
             feed = self.feeds[channel] = Feed(
-                functools.partial(self.gateway.read_channel, channel), self._settle, channel)
+                functools.partial(self.gateway.read_channel, channel), self._settle, channel
+            )
         return feed
 
     # -- client actions ---------------------------------------------------------------
@@ -103,8 +112,13 @@ class Presence:
         if first:
             await self._record(channel, _event("join", user, _load(info), self.now()))
         page = await self._snapshot(channel)
-        return {"cursor": page.cursor, "members": _members(page), "more": page.next is not None,
-                "timeout": self.timeout, "poll_timeout": self.poll_timeout}
+        return {
+            "cursor": page.cursor,
+            "members": _members(page),
+            "more": page.next is not None,
+            "timeout": self.timeout,
+            "poll_timeout": self.poll_timeout,
+        }
 
     async def heartbeat(self, channel: str, user: str, conn: str) -> dict:
         """Keep a joined tab alive without waiting: {ok: true}.
@@ -117,8 +131,9 @@ class Presence:
             return _rejoin(status.reason, format_cursor(status.epoch, status.seq))
         return {"ok": True}
 
-    async def poll(self, channel: str, user: str, conn: str, cursor: str | int,
-                   hold: Hold | None = None) -> dict:
+    async def poll(
+        self, channel: str, user: str, conn: str, cursor: str | int, hold: Hold | None = None
+    ) -> dict:
         """Keep a tab alive, then return the channel's events after `cursor`.
 
         Waits up to poll_timeout for events; returns {cursor, events} (events may be
@@ -136,8 +151,9 @@ class Presence:
         """
         return await _outcome(await self.start_poll(channel, user, conn, cursor, hold))
 
-    async def start_poll(self, channel: str, user: str, conn: str, cursor: str | int,
-                         hold: Hold | None = None) -> dict | Hold:
+    async def start_poll(
+        self, channel: str, user: str, conn: str, cursor: str | int, hold: Hold | None = None
+    ) -> dict | Hold:
         """poll() up to the wait: the answer, or the Hold (`hold` or a new one) to await.
 
         A held poll is then nothing but that Hold: its future resolves to the answer
@@ -150,26 +166,35 @@ class Presence:
         try:
             seen = feed.pokes
             epoch, ident = parse_cursor(cursor)
-            status, got = await self.gateway.refresh(channel, user, conn, self.now(),
-                                                     self._ttl(), cursor=ident, epoch=epoch)
+            status, got = await self.gateway.refresh(
+                channel, user, conn, self.now(), self._ttl(), cursor=ident, epoch=epoch
+            )
             if not status.joined:
                 return _rejoin(status.reason, format_cursor(epoch, ident))
             if got.events and not got.reset:  # the usual answer: no waiting at all
                 feed.observe(got)
-                return {"cursor": format_cursor(got.epoch, got.events[-1]["id"]),
-                        "events": got.events}
+                return {
+                    "cursor": format_cursor(got.epoch, got.events[-1]["id"]),
+                    "events": got.events,
+                }
             return await self._hold(feed, got, seen, hold or Hold())
         finally:
             feed.users -= 1
 
     async def leave(self, channel: str, user: str, conn: str) -> dict:
         """Forget a tab now; emits `leave` when it was the user's last live tab."""
-        is_member, alive = await self.gateway.drop_connection(channel, user, conn, self.now(),
-                                                              self._ttl())
+        is_member, alive = await self.gateway.drop_connection(
+            channel, user, conn, self.now(), self._ttl()
+        )
         if is_member and alive == 0:
             removal = await self.gateway.remove_user(
-                channel, user, self.now(), "leave",
-                lambda info: _event("leave", user, info, self.now()), self._ttl())
+                channel,
+                user,
+                self.now(),
+                "leave",
+                lambda info: _event("leave", user, info, self.now()),
+                self._ttl(),
+            )
             if removal:
                 self._recorded(channel, removal.event)
         return {"ok": True}
@@ -191,9 +216,13 @@ class Presence:
         a kick is not a ban: a join brings the user back.
         """
         removal = await self.gateway.remove_user(
-            channel, user, self.now(), "kick",
+            channel,
+            user,
+            self.now(),
+            "kick",
             lambda info: _event("leave", user, info, self.now(), reason="kicked"),
-            self._ttl())
+            self._ttl(),
+        )
         if removal is None:
             raise NotMember(user)
         self._recorded(channel, removal.event)
@@ -206,8 +235,9 @@ class Presence:
             return None
         return page
 
-    async def channels(self, after: str | None, limit: int, history: bool = False
-                       ) -> tuple[list, str | None]:
+    async def channels(
+        self, after: str | None, limit: int, history: bool = False
+    ) -> tuple[list, str | None]:
         """One page of the channels with users as ([(channel, users, connections)], next).
 
         With `history`, every channel that has a log, with or without users.
@@ -218,8 +248,9 @@ class Presence:
         """Long-poll over every channel's events (each with "channel"); None: from now on."""
         return await _outcome(await self.start_global_events(cursor, hold))
 
-    async def start_global_events(self, cursor: str | int | None, hold: Hold | None = None
-                                  ) -> dict | Hold:
+    async def start_global_events(
+        self, cursor: str | int | None, hold: Hold | None = None
+    ) -> dict | Hold:
         """global_events() up to the wait: the answer, or the Hold to await (see start_poll)."""
         feed = self.global_feed
         seen = feed.pokes
@@ -263,7 +294,8 @@ class Presence:
             rows, after = await self.gateway.channels_page(after, 500, now, history=True)
             empty = {channel for channel, users, _ in rows if users == 0}
             for channel, overdue, old, no_log, dead in await self.gateway.sweep_candidates(
-                    [row[0] for row in rows], now, cutoff):
+                [row[0] for row in rows], now, cutoff
+            ):
                 for user in overdue:
                     found += await self._claim_offline(channel, user)
                 if dead:
@@ -296,8 +328,13 @@ class Presence:
         async with self._claims:
             now = self.now()
             removal = await self.gateway.remove_user(
-                channel, user, now, "offline", lambda info: _event("offline", user, info, now),
-                self._ttl())
+                channel,
+                user,
+                now,
+                "offline",
+                lambda info: _event("offline", user, info, now),
+                self._ttl(),
+            )
         if removal is None:
             return 0
         self.stats.count_offline(removal.deadline, now)
@@ -327,12 +364,12 @@ class Presence:
         while True:
             feed.observe(got)
             if got.reset:
-                return await (self._reset(feed.key) if feed.key is not None
-                              else self._global_reset())
+                return await (
+                    self._reset(feed.key) if feed.key is not None else self._global_reset()
+                )
             epoch = got.epoch  # a bare cursor (or one from before the log began) adopts it
             if got.events:
-                return {"cursor": format_cursor(epoch, got.events[-1]["id"]),
-                        "events": got.events}
+                return {"cursor": format_cursor(epoch, got.events[-1]["id"]), "events": got.events}
             if self.closing:
                 return {"cursor": format_cursor(epoch, cursor), "events": [], "reconnect": True}
             if feed.pokes == seen:
@@ -353,13 +390,13 @@ class Presence:
     def _settle(self, feed: Feed, hold: Hold) -> None:
         """After a wake-up of `feed`: answer `hold` from memory, hold it again, or re-read."""
         if self.closing:
-            hold.answer({"cursor": format_cursor(hold.epoch, hold.cursor), "events": [],
-                         "reconnect": True})
+            hold.answer(
+                {"cursor": format_cursor(hold.epoch, hold.cursor), "events": [], "reconnect": True}
+            )
             return
         events = feed.events_after(hold.cursor, hold.epoch)
         if events:
-            hold.answer({"cursor": format_cursor(hold.epoch, events[-1]["id"]),
-                         "events": events})
+            hold.answer({"cursor": format_cursor(hold.epoch, events[-1]["id"]), "events": events})
         elif events == [] and feed.covered == feed.pokes:
             feed.hold(hold)  # nothing new for it: wait on
         else:  # memory cannot tell (or the log grew again meanwhile): read the store
@@ -395,14 +432,18 @@ class Presence:
         """
         loop = asyncio.get_running_loop()
         cached = self._snapshots.get(channel)
-        if cached is None or loop.time() - cached[0] > SNAPSHOT_AGE or (
-                cached[1].done() and cached[1].exception() is not None):
+        if (
+            cached is None
+            or loop.time() - cached[0] > SNAPSHOT_AGE
+            or (cached[1].done() and cached[1].exception() is not None)
+        ):
             self._drop_old_snapshots(loop.time())
             if len(self._snapshots) > 10_000:
                 self._snapshots.clear()
             self._snapshots.pop(channel, None)  # re-inserted last: the order stays by age
             future = asyncio.ensure_future(
-                self.gateway.members_page(channel, None, JOIN_MEMBERS, self.now()))
+                self.gateway.members_page(channel, None, JOIN_MEMBERS, self.now())
+            )
             cached = self._snapshots[channel] = (loop.time(), future)
         return await asyncio.shield(cached[1])
 
@@ -418,8 +459,12 @@ class Presence:
     async def _reset(self, channel: str) -> dict:
         # Fresh, never cached: an older snapshot's cursor could be behind the history again.
         page = await self.gateway.members_page(channel, None, JOIN_MEMBERS, self.now())
-        return {"reset": True, "cursor": page.cursor, "members": _members(page),
-                "more": page.next is not None}
+        return {
+            "reset": True,
+            "cursor": page.cursor,
+            "members": _members(page),
+            "more": page.next is not None,
+        }
 
     async def _global_reset(self) -> dict:
         got = await self.gateway.read_feed(None)
@@ -441,8 +486,9 @@ async def _outcome(answer: dict | Hold) -> dict:
         raise
 
 
-def _event(kind: str, user: str, info, ts: int, reason: str | None = None,
-           data: str | None = None) -> dict:
+def _event(
+    kind: str, user: str, info, ts: int, reason: str | None = None, data: str | None = None
+) -> dict:
     event = {"type": kind, "user": user, "info": info, "ts": ts}
     if reason is not None:
         event["reason"] = reason
@@ -456,8 +502,10 @@ def _rejoin(reason: str, cursor) -> dict:
 
 
 def _members(page: ChannelPage) -> list[dict]:
-    return [{"user": m.user, "info": m.info, "since": m.since, "connections": m.connections}
-            for m in page.members]
+    return [
+        {"user": m.user, "info": m.info, "since": m.since, "connections": m.connections}
+        for m in page.members
+    ]
 
 
 def _load(info: str | None):

@@ -4,6 +4,7 @@ The web layer validates every request parameter with these before anything reach
 domain; the domain and the gateway rely on names being valid (in particular that they
 contain no `{`, `}`, `:` or `/`, which the key layout uses as separators).
 """
+
 from __future__ import annotations
 
 import re

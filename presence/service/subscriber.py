@@ -5,6 +5,7 @@ the wake channel (another node recorded an event). Pub/sub is at-most-once, so a
 (re)subscription the node reconciles: it sweeps for members whose key vanished while it
 was deaf, and makes every waiting poll re-read the store. It also sweeps periodically.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -48,10 +49,11 @@ class Subscriber:
         """
         self._subscribed.clear()
         self.expiry_channel = await self.gateway.expiry_channel()
-        self._tasks = [asyncio.ensure_future(self._listen()),
-                       asyncio.ensure_future(self._sweep_periodically()),
-                       *(asyncio.ensure_future(self._handle_expiries())
-                         for _ in range(CLAIM_WORKERS))]
+        self._tasks = [
+            asyncio.ensure_future(self._listen()),
+            asyncio.ensure_future(self._sweep_periodically()),
+            *(asyncio.ensure_future(self._handle_expiries()) for _ in range(CLAIM_WORKERS)),
+        ]
         await asyncio.wait_for(self._subscribed.wait(), wait)
 
     async def stop(self) -> None:
@@ -130,4 +132,4 @@ async def _close_quietly(pubsub) -> None:
         pass
 
 
-__all__ = ["Subscriber", "StoreSetupError"]
+__all__ = ["StoreSetupError", "Subscriber"]

@@ -5,6 +5,7 @@
 Every directive of the config table is accepted as `--name value` (as redis-server
 does), after the optional config file, and is also settable later with CONFIG SET.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -75,7 +76,9 @@ async def serve(config: Config) -> None:
     server = Server(config)
     await server.start()
     tune_gc()
-    where = ", ".join(f"{h}:{config['port']}" for h in config["bind"].split()) if config["port"] else ""
+    where = (
+        ", ".join(f"{h}:{config['port']}" for h in config["bind"].split()) if config["port"] else ""
+    )
     if config["unixsocket"]:
         where = ", ".join(filter(None, [where, config["unixsocket"]]))
     log.info("presence-store %s (Redis %s compatible) ready on %s", _version(), VERSION, where)
@@ -89,6 +92,7 @@ async def serve(config: Config) -> None:
 
 def _version() -> str:
     from presence import __version__
+
     return __version__
 
 
@@ -109,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     run = asyncio.run
     try:
         import uvloop
+
         run = uvloop.run  # about 1.3x the request rate of the default loop here
     except ImportError:
         pass

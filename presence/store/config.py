@@ -4,11 +4,12 @@ One table serves the command line (`--port 6380`), the config file (`port 6380`)
 CONFIG GET/SET. A directive's `apply` pushes a new value into the running server, so a
 CONFIG SET takes effect at once.
 """
+
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from presence.store import notify
 
@@ -26,11 +27,13 @@ def _int(text: str) -> int:
 
 def _bounded(low: int, high: int = 2147483647) -> Callable[[str], int]:
     """An integer directive that Redis range-checks (e.g. hz, timeout, maxclients)."""
+
     def parse(text: str) -> int:
         value = _int(text)
         if not low <= value <= high:
             raise ConfigError(f"argument must be between {low} and {high} inclusive")
         return value
+
     return parse
 
 
@@ -48,19 +51,27 @@ def _memory_value(text: str) -> int:
 def _memory(text: str) -> int:
     """Redis memory units: 1k=1000, 1kb=1024, 1m, 1mb, 1g, 1gb."""
     t = text.strip().lower()
-    for suffix, mul in (("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10),
-                        ("g", 10**9), ("m", 10**6), ("k", 1000)):
+    for suffix, mul in (
+        ("gb", 1 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 10**9),
+        ("m", 10**6),
+        ("k", 1000),
+    ):
         if t.endswith(suffix):
-            return int(t[:-len(suffix)]) * mul
+            return int(t[: -len(suffix)]) * mul
     return int(t)
 
 
 def _enum(*choices: str) -> Callable[[str], str]:
     """A directive taking one of a fixed set of words."""
+
     def parse(text: str) -> str:
         if text.lower() not in choices:
             raise ConfigError("argument(s) must be one of the following: " + ", ".join(choices))
         return text.lower()
+
     return parse
 
 
@@ -115,14 +126,22 @@ def _buffer_limits(text: str) -> dict[str, tuple[int, int, int]]:
             raise ConfigError("Invalid client class specified in buffer limit configuration.")
         try:
             limits["slave" if cls == "replica" else cls] = (
-                _memory(parts[i + 1]), _memory(parts[i + 2]), int(parts[i + 3]))
+                _memory(parts[i + 1]),
+                _memory(parts[i + 2]),
+                int(parts[i + 3]),
+            )
         except ValueError:
-            raise ConfigError("Error in hard, soft or soft_seconds setting in buffer limit configuration.") from None
+            raise ConfigError(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+            ) from None
     return limits
 
 
-DEFAULT_BUFFER_LIMITS = {"normal": (0, 0, 0), "slave": (268435456, 67108864, 60),
-                         "pubsub": (33554432, 8388608, 60)}
+DEFAULT_BUFFER_LIMITS = {
+    "normal": (0, 0, 0),
+    "slave": (268435456, 67108864, 60),
+    "pubsub": (33554432, 8388608, 60),
+}
 
 
 def _format_limits(limits: dict) -> str:
@@ -147,77 +166,94 @@ class Directive:
     hidden: bool = False
 
 
-_POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
-             "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction")
+_POLICIES = (
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+)
 _INT_MAX = 2147483647
 
-DIRECTIVES: dict[str, Directive] = {d.name: d for d in [
-    Directive("bind", "127.0.0.1", restart=True),
-    Directive("port", "6380", _bounded(0, 65535), restart=True),
-    Directive("unixsocket", "", mutable=False),
-    Directive("requirepass", ""),
-    Directive("keys-expire-notify", ""),
-    Directive("notify-keyspace-events", "", _flags, notify.format_flags),
-    Directive("proto-max-bulk-len", "536870912", _int),
-    Directive("client-output-buffer-limit", _format_limits(DEFAULT_BUFFER_LIMITS),
-              _buffer_limits, _format_limits),
-    Directive("client-query-buffer-limit", "1073741824", _memory_value),
-    Directive("maxclients", "10000", _bounded(1, 4294967295)),
-    Directive("timeout", "0", _bounded(0)),
-    Directive("databases", "16", _int, mutable=False),
-    Directive("hz", "10", _bounded(0)),
-    Directive("save", "", _save),
-    Directive("appendonly", "no", _yesno),
-    Directive("appendfsync", "everysec", _enum("everysec", "always", "no")),
-    Directive("maxmemory", "0", _memory_value),
-    Directive("maxmemory-policy", "noeviction", _enum(*_POLICIES)),
-    Directive("maxmemory-samples", "5", _bounded(1)),
-    Directive("maxmemory-eviction-tenacity", "10", _bounded(0, 100)),
-    Directive("maxmemory-clients", "0", _memory_or_percent),
-    Directive("replicaof", "", mutable=False),
-    Directive("repl-backlog-size", "1048576", _memory_value),
-    Directive("key-load-delay", "0", _bounded(-2147483648), hidden=True),
-    Directive("loglevel", "notice", _enum("debug", "verbose", "notice", "warning")),
-    Directive("logfile", "", mutable=False),
-    Directive("protected-mode", "yes", _yesno),
-    Directive("tcp-keepalive", "300", _bounded(0)),
-    Directive("tcp-backlog", "511", _bounded(0), mutable=False),
-    Directive("daemonize", "no", _yesno, mutable=False),
-    Directive("supervised", "no", _enum("upstart", "systemd", "auto", "no"), mutable=False),
-    Directive("pidfile", "", mutable=False),
-    Directive("dir", ".", restart=True),
-    Directive("dbfilename", "dump.rdb"),
-    Directive("lua-time-limit", "5000", _int),
-    Directive("slowlog-log-slower-than", "10000", _bounded(-1, 9223372036854775807)),
-    Directive("slowlog-max-len", "128", _bounded(0, 9223372036854775807)),
-    Directive("latency-tracking", "yes", _yesno),
-    Directive("latency-monitor-threshold", "0", _bounded(0, 9223372036854775807)),
-    Directive("cluster-enabled", "no", _yesno, mutable=False),
-    Directive("enable-debug-command", "no", _enum("no", "yes", "local"), mutable=False),
-    Directive("activerehashing", "yes", _yesno),
-    Directive("active-expire-effort", "1", _bounded(1, 10)),
-    Directive("lazyfree-lazy-eviction", "no", _yesno),
-    Directive("lazyfree-lazy-expire", "no", _yesno),
-    Directive("lazyfree-lazy-server-del", "no", _yesno),
-    Directive("lazyfree-lazy-user-del", "no", _yesno),
-    Directive("lazyfree-lazy-user-flush", "no", _yesno),
-    Directive("io-threads", "1", _bounded(1, 128), mutable=False),
-    Directive("hash-max-listpack-entries", "128", _bounded(0, 9223372036854775807)),
-    Directive("hash-max-listpack-value", "64", _bounded(0, 9223372036854775807)),
-    Directive("list-max-listpack-size", "-2", _bounded(-5, _INT_MAX)),
-    Directive("list-compress-depth", "0", _bounded(0, _INT_MAX)),
-    Directive("set-max-intset-entries", "512", _bounded(0, _INT_MAX)),
-    Directive("zset-max-listpack-entries", "128", _bounded(0, 9223372036854775807)),
-    Directive("zset-max-listpack-value", "64", _bounded(0, 9223372036854775807)),
-]}
+DIRECTIVES: dict[str, Directive] = {
+    d.name: d
+    for d in [
+        Directive("bind", "127.0.0.1", restart=True),
+        Directive("port", "6380", _bounded(0, 65535), restart=True),
+        Directive("unixsocket", "", mutable=False),
+        Directive("requirepass", ""),
+        Directive("keys-expire-notify", ""),
+        Directive("notify-keyspace-events", "", _flags, notify.format_flags),
+        Directive("proto-max-bulk-len", "536870912", _int),
+        Directive(
+            "client-output-buffer-limit",
+            _format_limits(DEFAULT_BUFFER_LIMITS),
+            _buffer_limits,
+            _format_limits,
+        ),
+        Directive("client-query-buffer-limit", "1073741824", _memory_value),
+        Directive("maxclients", "10000", _bounded(1, 4294967295)),
+        Directive("timeout", "0", _bounded(0)),
+        Directive("databases", "16", _int, mutable=False),
+        Directive("hz", "10", _bounded(0)),
+        Directive("save", "", _save),
+        Directive("appendonly", "no", _yesno),
+        Directive("appendfsync", "everysec", _enum("everysec", "always", "no")),
+        Directive("maxmemory", "0", _memory_value),
+        Directive("maxmemory-policy", "noeviction", _enum(*_POLICIES)),
+        Directive("maxmemory-samples", "5", _bounded(1)),
+        Directive("maxmemory-eviction-tenacity", "10", _bounded(0, 100)),
+        Directive("maxmemory-clients", "0", _memory_or_percent),
+        Directive("replicaof", "", mutable=False),
+        Directive("repl-backlog-size", "1048576", _memory_value),
+        Directive("key-load-delay", "0", _bounded(-2147483648), hidden=True),
+        Directive("loglevel", "notice", _enum("debug", "verbose", "notice", "warning")),
+        Directive("logfile", "", mutable=False),
+        Directive("protected-mode", "yes", _yesno),
+        Directive("tcp-keepalive", "300", _bounded(0)),
+        Directive("tcp-backlog", "511", _bounded(0), mutable=False),
+        Directive("daemonize", "no", _yesno, mutable=False),
+        Directive("supervised", "no", _enum("upstart", "systemd", "auto", "no"), mutable=False),
+        Directive("pidfile", "", mutable=False),
+        Directive("dir", ".", restart=True),
+        Directive("dbfilename", "dump.rdb"),
+        Directive("lua-time-limit", "5000", _int),
+        Directive("slowlog-log-slower-than", "10000", _bounded(-1, 9223372036854775807)),
+        Directive("slowlog-max-len", "128", _bounded(0, 9223372036854775807)),
+        Directive("latency-tracking", "yes", _yesno),
+        Directive("latency-monitor-threshold", "0", _bounded(0, 9223372036854775807)),
+        Directive("cluster-enabled", "no", _yesno, mutable=False),
+        Directive("enable-debug-command", "no", _enum("no", "yes", "local"), mutable=False),
+        Directive("activerehashing", "yes", _yesno),
+        Directive("active-expire-effort", "1", _bounded(1, 10)),
+        Directive("lazyfree-lazy-eviction", "no", _yesno),
+        Directive("lazyfree-lazy-expire", "no", _yesno),
+        Directive("lazyfree-lazy-server-del", "no", _yesno),
+        Directive("lazyfree-lazy-user-del", "no", _yesno),
+        Directive("lazyfree-lazy-user-flush", "no", _yesno),
+        Directive("io-threads", "1", _bounded(1, 128), mutable=False),
+        Directive("hash-max-listpack-entries", "128", _bounded(0, 9223372036854775807)),
+        Directive("hash-max-listpack-value", "64", _bounded(0, 9223372036854775807)),
+        Directive("list-max-listpack-size", "-2", _bounded(-5, _INT_MAX)),
+        Directive("list-compress-depth", "0", _bounded(0, _INT_MAX)),
+        Directive("set-max-intset-entries", "512", _bounded(0, _INT_MAX)),
+        Directive("zset-max-listpack-entries", "128", _bounded(0, 9223372036854775807)),
+        Directive("zset-max-listpack-value", "64", _bounded(0, 9223372036854775807)),
+    ]
+}
 
 # Old names Redis 7 still accepts; CONFIG GET with a glob shows both.
-ALIASES = {"hash-max-ziplist-entries": "hash-max-listpack-entries",
-           "hash-max-ziplist-value": "hash-max-listpack-value",
-           "list-max-ziplist-size": "list-max-listpack-size",
-           "zset-max-ziplist-entries": "zset-max-listpack-entries",
-           "zset-max-ziplist-value": "zset-max-listpack-value",
-           "slaveof": "replicaof"}
+ALIASES = {
+    "hash-max-ziplist-entries": "hash-max-listpack-entries",
+    "hash-max-ziplist-value": "hash-max-listpack-value",
+    "list-max-ziplist-size": "list-max-listpack-size",
+    "zset-max-ziplist-entries": "zset-max-listpack-entries",
+    "zset-max-ziplist-value": "zset-max-listpack-value",
+    "slaveof": "replicaof",
+}
 
 
 def canonical(name: str) -> str | None:
@@ -265,6 +301,8 @@ def parse_config_file(text: str) -> list[tuple[str, str]]:
             raise ConfigError(f"line {lineno}: {exc}") from None
         name = canonical(words[0].lower())
         if name is None:
-            raise ConfigError(f"line {lineno}: Bad directive or wrong number of arguments: {words[0]}")
+            raise ConfigError(
+                f"line {lineno}: Bad directive or wrong number of arguments: {words[0]}"
+            )
         pairs.append((name, " ".join(words[1:])))
     return pairs

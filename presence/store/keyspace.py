@@ -13,12 +13,13 @@ Time comes from an injectable clock. The dispatcher stores a reading in `Keyspac
 for every command taking the full path and once per batch of up to 64 pipelined data
 commands (`server.BATCH`, microseconds of work), so one command sees one instant.
 """
+
 from __future__ import annotations
 
 import heapq
 import time
 from collections import deque
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from presence.store import notify as ev
 from presence.store.replies import WRONGTYPE
@@ -51,7 +52,13 @@ class FakeClock:
         self.ms += ms
 
 
-TYPE_NAMES: dict[type, str] = {bytes: "string", dict: "hash", set: "set", deque: "list", ZSet: "zset"}
+TYPE_NAMES: dict[type, str] = {
+    bytes: "string",
+    dict: "hash",
+    set: "set",
+    deque: "list",
+    ZSet: "zset",
+}
 
 
 def type_name(value) -> str:
@@ -68,13 +75,15 @@ class Database:
 
     __slots__ = ("index", "keyspace", "data", "expires", "watchers", "blocked")
 
-    def __init__(self, index: int, keyspace: "Keyspace") -> None:
+    def __init__(self, index: int, keyspace: Keyspace) -> None:
         self.index = index
         self.keyspace = keyspace
         self.data: dict[bytes, object] = {}
         self.expires: dict[bytes, int] = {}
         self.watchers: dict[bytes, set] = {}  # key -> clients WATCHing it
-        self.blocked: dict[bytes, object] = {}  # key -> FIFO of clients blocked on it (BLPOP, BZPOPMIN...)
+        self.blocked: dict[
+            bytes, object
+        ] = {}  # key -> FIFO of clients blocked on it (BLPOP, BZPOPMIN...)
 
     # ------------------------------------------------------------ reads
 
@@ -198,13 +207,17 @@ class Database:
 class Keyspace:
     """All databases, the deadline heap, and the clock."""
 
-    def __init__(self, clock: Callable[[], int] = wall_clock_ms, notifier: ev.Notifier | None = None) -> None:
+    def __init__(
+        self, clock: Callable[[], int] = wall_clock_ms, notifier: ev.Notifier | None = None
+    ) -> None:
         self.clock = clock
         self.now = clock()
         self.notifier = notifier or ev.Notifier()
         self.dbs = [Database(i, self) for i in range(DATABASES)]
         self._heap: list[tuple[int, int, bytes]] = []
-        self.on_earlier_deadline: Callable[[int], None] | None = None  # the server re-arms its timer
+        self.on_earlier_deadline: Callable[[int], None] | None = (
+            None  # the server re-arms its timer
+        )
         self.expired_count = 0
         self.hits = self.misses = 0  # read lookups that found a key, and that did not (INFO stats)
 

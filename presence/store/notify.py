@@ -3,33 +3,57 @@
 `Database.notify()` checks `Notifier.flags` before calling in, so a server with
 notifications off pays one attribute read and one AND per write.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-KEYSPACE = 1 << 0   # K
-KEYEVENT = 1 << 1   # E
-GENERIC = 1 << 2    # g
-STRING = 1 << 3     # $
-LIST = 1 << 4       # l
-SET = 1 << 5        # s
-HASH = 1 << 6       # h
-ZSET = 1 << 7       # z
-EXPIRED = 1 << 8    # x
-EVICTED = 1 << 9    # e
-STREAM = 1 << 10    # t
+KEYSPACE = 1 << 0  # K
+KEYEVENT = 1 << 1  # E
+GENERIC = 1 << 2  # g
+STRING = 1 << 3  # $
+LIST = 1 << 4  # l
+SET = 1 << 5  # s
+HASH = 1 << 6  # h
+ZSET = 1 << 7  # z
+EXPIRED = 1 << 8  # x
+EVICTED = 1 << 9  # e
+STREAM = 1 << 10  # t
 KEY_MISS = 1 << 11  # m (not part of A)
-MODULE = 1 << 12    # d
-NEW = 1 << 13       # n (not part of A)
+MODULE = 1 << 12  # d
+NEW = 1 << 13  # n (not part of A)
 ALL = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE
 
 _LETTERS = {
-    "A": ALL, "g": GENERIC, "$": STRING, "l": LIST, "s": SET, "h": HASH, "z": ZSET,
-    "x": EXPIRED, "e": EVICTED, "K": KEYSPACE, "E": KEYEVENT, "t": STREAM, "m": KEY_MISS,
-    "d": MODULE, "n": NEW,
+    "A": ALL,
+    "g": GENERIC,
+    "$": STRING,
+    "l": LIST,
+    "s": SET,
+    "h": HASH,
+    "z": ZSET,
+    "x": EXPIRED,
+    "e": EVICTED,
+    "K": KEYSPACE,
+    "E": KEYEVENT,
+    "t": STREAM,
+    "m": KEY_MISS,
+    "d": MODULE,
+    "n": NEW,
 }
-_ORDER = [(GENERIC, "g"), (STRING, "$"), (LIST, "l"), (SET, "s"), (HASH, "h"), (ZSET, "z"),
-          (EXPIRED, "x"), (EVICTED, "e"), (STREAM, "t"), (MODULE, "d"), (NEW, "n")]
+_ORDER = [
+    (GENERIC, "g"),
+    (STRING, "$"),
+    (LIST, "l"),
+    (SET, "s"),
+    (HASH, "h"),
+    (ZSET, "z"),
+    (EXPIRED, "x"),
+    (EVICTED, "e"),
+    (STREAM, "t"),
+    (MODULE, "d"),
+    (NEW, "n"),
+]
 
 
 def parse_flags(text: str) -> int:
@@ -69,8 +93,8 @@ class Notifier:
 
     def __init__(self, publish: Callable[[bytes, bytes], int] | None = None) -> None:
         self.publish = publish or (lambda channel, message: 0)
-        self.flags = 0                      # notify-keyspace-events mask
-        self.keys_expire_notify = b""       # channel for the original fork's expiry feed
+        self.flags = 0  # notify-keyspace-events mask
+        self.keys_expire_notify = b""  # channel for the original fork's expiry feed
 
     def keyspace_event(self, flag: int, event: bytes, key: bytes, db: int) -> None:
         """Publish `event` on `key` to the keyspace and/or keyevent channel, if enabled."""

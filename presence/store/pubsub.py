@@ -5,6 +5,7 @@ subscriber's output buffer at PUBLISH time. A subscriber that does not read is
 disconnected when its pending output passes the configured limits
 (`client-output-buffer-limit pubsub`), so it cannot grow the server's memory.
 """
+
 from __future__ import annotations
 
 from presence.store.resp import Push

@@ -2,6 +2,7 @@
 
 Error texts are differential-tested against a real redis-server (tests/store/).
 """
+
 from presence.store.resp import Error
 
 WRONGTYPE = Error("WRONGTYPE Operation against a key holding the wrong kind of value")
@@ -15,7 +16,8 @@ NOAUTH = Error("NOAUTH Authentication required.")
 WRONGPASS = Error("WRONGPASS invalid username-password pair or user is disabled.")
 AUTH_NOT_CONFIGURED = Error(
     "ERR AUTH <password> called without any password configured for the default user. "
-    "Are you sure your configuration is correct?")
+    "Are you sure your configuration is correct?"
+)
 DB_INDEX_OUT_OF_RANGE = Error("ERR DB index is out of range")
 INVALID_EXPIRE = "ERR invalid expire time in '{}' command"
 NESTED_MULTI = Error("ERR MULTI calls can not be nested")
@@ -28,12 +30,14 @@ NOPROTO = Error("NOPROTO unsupported protocol version")
 HELLO_NOAUTH = Error(
     "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
     "AUTH <user> <pass> option can be used to authenticate the client and select the RESP "
-    "protocol version at the same time")
+    "protocol version at the same time"
+)
 TIMEOUT_NOT_FLOAT = Error("ERR timeout is not a float or out of range")
 TIMEOUT_NEGATIVE = Error("ERR timeout is negative")
 SUBSCRIBED_CONTEXT = (
     "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
-    "are allowed in this context")
+    "are allowed in this context"
+)
 
 # Server and client commands (commands/server.py, client.py, introspection.py)
 NO_CONFIG_FILE = Error("ERR The server is running without a config file")
@@ -46,39 +50,50 @@ SLOWLOG_COUNT = Error("ERR count should be greater than or equal to -1")
 NO_SUCH_CLIENT = Error("ERR No such client")
 CLIENT_ID_INVALID = Error("ERR client-id should be greater than 0")
 CLIENT_LIST_ID_INVALID = Error("ERR Invalid client ID")
-CLIENT_NAME_INVALID = Error("ERR Client names cannot contain spaces, newlines or special characters.")
+CLIENT_NAME_INVALID = Error(
+    "ERR Client names cannot contain spaces, newlines or special characters."
+)
 INVALID_COMMAND = Error("ERR Invalid command specified")
 INVALID_COMMAND_ARGS = Error("ERR Invalid number of arguments specified for command")
 NO_KEY_ARGUMENTS = Error("ERR The command has no key arguments")
 LFU_NOT_SELECTED = Error(
     "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note "
     "that when switching between policies at runtime LRU and LFU data will take some time to "
-    "adjust.")
+    "adjust."
+)
 LFU_SELECTED = Error(
     "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when "
-    "switching between policies at runtime LRU and LFU data will take some time to adjust.")
+    "switching between policies at runtime LRU and LFU data will take some time to adjust."
+)
 DEBUG_NOT_ALLOWED = Error(
-    "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", "
+    'ERR DEBUG command not allowed. If the enable-debug-command option is set to "local", '
     "you can run it from a local connection, otherwise you need to set this option in the "
-    "configuration file, and then restart the server.")
+    "configuration file, and then restart the server."
+)
 LATENCY_DOCTOR_DISABLED = (
     "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. "
-    "You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. "
+    'You may use "CONFIG SET latency-monitor-threshold <milliseconds>." in order to enable it. '
     "If we weren't in a deep space mission I'd suggest to take a look at "
-    "https://redis.io/topics/latency-monitor.\n")
-MEMORY_DOCTOR_NO_ISSUE = ("Hi Sam, I can't find any memory issue in your instance. "
-                          "I can only account for what occurs on this base.\n")
+    "https://redis.io/topics/latency-monitor.\n"
+)
+MEMORY_DOCTOR_NO_ISSUE = (
+    "Hi Sam, I can't find any memory issue in your instance. "
+    "I can only account for what occurs on this base.\n"
+)
 MEMORY_DOCTOR_EMPTY = (
     "Hi Sam, this instance is empty or is using very little memory, my issues detector can't "
     "be used in these conditions. Please, leave for your mission on Earth and fill it with "
     "some data. The new Sam and I will be back to our programming as soon as I finished "
-    "rebooting.\n")
+    "rebooting.\n"
+)
 
 
 def subcommand_syntax(sub: bytes, command: str) -> Error:
     """ERR unknown subcommand or wrong number of arguments for 'x'. Try DEBUG HELP."""
-    return Error(f"ERR unknown subcommand or wrong number of arguments for "
-                 f"'{_printable(sub[:128])}'. Try {command.upper()} HELP.")
+    return Error(
+        f"ERR unknown subcommand or wrong number of arguments for "
+        f"'{_printable(sub[:128])}'. Try {command.upper()} HELP."
+    )
 
 
 def config_set_failed(name: str, reason: str) -> Error:
@@ -97,8 +112,10 @@ def unknown_command(name: bytes, args: list[bytes]) -> Error:
     for arg in args:
         if len(shown) >= 128:
             break
-        shown += "'" + _printable(arg[:128 - len(shown)]) + "' "
-    return Error(f"ERR unknown command '{_printable(name[:128])}', with args beginning with: {shown}")
+        shown += "'" + _printable(arg[: 128 - len(shown)]) + "' "
+    return Error(
+        f"ERR unknown command '{_printable(name[:128])}', with args beginning with: {shown}"
+    )
 
 
 def unknown_subcommand(sub: bytes, command: str) -> Error:

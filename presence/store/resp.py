@@ -27,6 +27,7 @@ Verbatim("txt")        bulk string                 verbatim ``=``
 bool                   integer 1/0                 boolean ``#t``/``#f``
 =====================  ==========================  ======================
 """
+
 from __future__ import annotations
 
 import math
@@ -39,13 +40,24 @@ except ImportError:  # the reference parser alone is complete, just slower
     _hiredis = None
 
 __all__ = [
-    "ProtocolError", "RequestParser", "encode", "Status", "Error", "Double", "Set",
-    "Push", "Verbatim", "NIL_ARRAY", "OK", "PONG", "QUEUED",
+    "NIL_ARRAY",
+    "OK",
+    "PONG",
+    "QUEUED",
+    "Double",
+    "Error",
+    "ProtocolError",
+    "Push",
+    "RequestParser",
+    "Set",
+    "Status",
+    "Verbatim",
+    "encode",
 ]
 
 DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024  # proto-max-bulk-len, as in Redis
-MAX_INLINE_LEN = 64 * 1024                # PROTO_INLINE_MAX_SIZE
-MAX_MULTIBULK_LEN = 1024 * 1024           # Redis refuses more arguments than this (unauthenticated: 10)
+MAX_INLINE_LEN = 64 * 1024  # PROTO_INLINE_MAX_SIZE
+MAX_MULTIBULK_LEN = 1024 * 1024  # Redis refuses more arguments than this (unauthenticated: 10)
 
 
 class ProtocolError(Exception):
@@ -54,31 +66,37 @@ class ProtocolError(Exception):
 
 class Status(str):
     """A simple-string reply (`+OK`)."""
+
     __slots__ = ()
 
 
 class Error(str):
     """An error reply; the text starts with its code (`ERR`, `WRONGTYPE`, ...)."""
+
     __slots__ = ()
 
 
 class Double(float):
     """A floating-point reply: a RESP3 double, or a bulk string under RESP2."""
+
     __slots__ = ()
 
 
 class Set(list):
     """A set reply: RESP3 `~`, a plain array under RESP2."""
+
     __slots__ = ()
 
 
 class Push(list):
     """An out-of-band push (pub/sub message): RESP3 `>`, a plain array under RESP2."""
+
     __slots__ = ()
 
 
 class Verbatim(str):
     """A verbatim text reply (INFO, CLIENT LIST): RESP3 `=txt:`, a bulk string under RESP2."""
+
     __slots__ = ()
 
 
@@ -117,28 +135,44 @@ class RequestParser:
     both paths yield the same commands and the same errors.
     """
 
-    __slots__ = ("_buf", "_pos", "max_bulk_len", "_args", "_remaining", "_bulk_len",
-                 "_accelerate", "_reader", "_gets", "_chunk", "_ready", "error")
+    __slots__ = (
+        "_buf",
+        "_pos",
+        "max_bulk_len",
+        "_args",
+        "_remaining",
+        "_bulk_len",
+        "_accelerate",
+        "_reader",
+        "_gets",
+        "_chunk",
+        "_ready",
+        "error",
+    )
 
     def __init__(self, max_bulk_len: int = DEFAULT_MAX_BULK_LEN, accelerate: bool = True) -> None:
         self._buf = bytearray()
         self._pos = 0
         self.max_bulk_len = max_bulk_len
         self._args: list[bytes] | None = None  # arguments of a multibulk in progress
-        self._remaining = 0                      # arguments still expected
-        self._bulk_len = -1                      # length of the bulk being waited for
+        self._remaining = 0  # arguments still expected
+        self._bulk_len = -1  # length of the bulk being waited for
         self._accelerate = accelerate and _hiredis is not None
         self._reader = _hiredis.Reader() if self._accelerate else None
         self._gets = self._reader.gets if self._accelerate else None
-        self._chunk: bytes | None = None         # the chunk hiredis was fed (with _PROBE after it), if any
-        self._ready: list[list[bytes]] = []      # parsed (or given back) and not yet taken
-        self.error: ProtocolError | None = None  # malformed input met (after the commands before it)
+        self._chunk: bytes | None = None  # the chunk hiredis was fed (with _PROBE after it), if any
+        self._ready: list[list[bytes]] = []  # parsed (or given back) and not yet taken
+        self.error: ProtocolError | None = (
+            None  # malformed input met (after the commands before it)
+        )
 
     def feed(self, data: bytes) -> None:
         """Append received bytes; never raises."""
         if not data:
             return
-        if self._chunk is not None:  # hiredis has not read the previous chunk: the reference parser will
+        if (
+            self._chunk is not None
+        ):  # hiredis has not read the previous chunk: the reference parser will
             self._to_reference(0)
         if self._pos and self._pos == len(self._buf):
             self._buf.clear()
@@ -154,14 +188,18 @@ class RequestParser:
         # hiredis reads +/= elements as bulk strings, Redis refuses them: such chunks go to
         # the reference parser. One-byte searches first, for an int (43 in data is a memchr;
         # b"+" in data first tries the bytes as an int and raises, which costs 8x as much).
-        return self._accelerate and data[:1] == b"*" and (
-            (_PLUS not in data and _EQUALS not in data)
-            or (data.find(b"\n+") < 0 and data.find(b"\n=") < 0))
+        return (
+            self._accelerate
+            and data[:1] == b"*"
+            and (
+                (_PLUS not in data and _EQUALS not in data)
+                or (data.find(b"\n+") < 0 and data.find(b"\n=") < 0)
+            )
+        )
 
     def buffered(self) -> int:
         """How many received bytes are not yet consumed (for CLIENT LIST `qbuf`)."""
-        return (len(self._chunk or b"") + len(self._buf) - self._pos
-                + _encoded_total(self._ready))
+        return len(self._chunk or b"") + len(self._buf) - self._pos + _encoded_total(self._ready)
 
     def unread(self, commands: list[list[bytes]]) -> None:
         """Give back commands taken but not run (a client blocked mid-pipeline); they come first."""
@@ -207,9 +245,17 @@ class RequestParser:
         may read) is one pass of hiredis over the chunk: a server's read loop calls this
         once per read, so it skips the bookkeeping of the general path.
         """
-        if (self._chunk is None and not self._ready and self._args is None and self.error is None
-                and self._pos == len(self._buf) and self._accelerate and data and data[0] == 42
-                and ((_PLUS not in data and _EQUALS not in data) or self._fits_hiredis(data))):
+        if (
+            self._chunk is None
+            and not self._ready
+            and self._args is None
+            and self.error is None
+            and self._pos == len(self._buf)
+            and self._accelerate
+            and data
+            and data[0] == 42
+            and ((_PLUS not in data and _EQUALS not in data) or self._fits_hiredis(data))
+        ):
             self._reader.feed(data + _PROBE)
             self._chunk = data
             commands = self._read_chunk()
@@ -259,7 +305,7 @@ class RequestParser:
                     break
                 commands.append(cmd)
                 if self._args is None and len(self._buf) - self._pos > 1024:
-                    rest = self._buf[self._pos:]
+                    rest = self._buf[self._pos :]
                     if self._fits_hiredis(rest):
                         self._buf = bytearray()
                         self._pos = 0
@@ -298,7 +344,7 @@ class RequestParser:
 
     def _compact(self) -> None:
         if self._pos:
-            del self._buf[:self._pos]
+            del self._buf[: self._pos]
             self._pos = 0
 
     def _line(self, limit: int, what: str, newline: bytes = b"\r") -> bytes | None:
@@ -315,7 +361,7 @@ class RequestParser:
                 raise ProtocolError(f"Protocol error: too big {what}")
             self._compact()
             return None
-        line = bytes(buf[self._pos:end])
+        line = bytes(buf[self._pos : end])
         self._pos = end + skip
         return line
 
@@ -345,7 +391,9 @@ class RequestParser:
                 if line is None:
                     return None
                 if line[:1] != b"$":  # Redis quotes the byte at the cursor, even the CR itself
-                    raise ProtocolError(f"Protocol error: expected '$', got '{_shown(buf[pos:pos + 1])}'")
+                    raise ProtocolError(
+                        f"Protocol error: expected '$', got '{_shown(buf[pos : pos + 1])}'"
+                    )
                 n = _parse_length(line[1:])
                 if n is None or n < 0 or n > self.max_bulk_len:
                     raise ProtocolError("Protocol error: invalid bulk length")
@@ -355,7 +403,7 @@ class RequestParser:
             if len(buf) - pos < n + 2:
                 self._compact()
                 return None
-            args.append(bytes(buf[pos:pos + n]))
+            args.append(bytes(buf[pos : pos + n]))
             self._pos = pos + n + 2
             self._bulk_len = -1
             self._remaining -= 1
@@ -392,8 +440,12 @@ def _encoded_total(commands: list[list[bytes]]) -> int:
     """Bytes of the canonical multibulk encoding of all `commands` (what hiredis read to
     return them); C-level iteration, as this runs over whole 64 KiB reads."""
     lengths = list(map(len, chain.from_iterable(commands)))
-    return (sum(lengths) + 5 * len(lengths) + sum(map(len, map(_DECIMAL.__mod__, lengths)))
-            + sum(map(len, map(_MULTIBULK_HEADER.__mod__, map(len, commands)))))
+    return (
+        sum(lengths)
+        + 5 * len(lengths)
+        + sum(map(len, map(_DECIMAL.__mod__, lengths)))
+        + sum(map(len, map(_MULTIBULK_HEADER.__mod__, map(len, commands))))
+    )
 
 
 def split_inline(line: bytes) -> list[bytes]:
@@ -417,8 +469,14 @@ def split_inline(line: bytes) -> list[bytes]:
                 if i >= n:
                     raise ProtocolError("Protocol error: unbalanced quotes in request")
                 c = line[i]
-                if c == 92 and i + 3 < n and line[i + 1] == 120 and _ishex(line[i + 2]) and _ishex(line[i + 3]):
-                    cur.append(int(line[i + 2:i + 4], 16))
+                if (
+                    c == 92
+                    and i + 3 < n
+                    and line[i + 1] == 120
+                    and _ishex(line[i + 2])
+                    and _ishex(line[i + 3])
+                ):
+                    cur.append(int(line[i + 2 : i + 4], 16))
                     i += 3
                 elif c == 92 and i + 1 < n:
                     i += 1
@@ -467,6 +525,7 @@ def _ishex(c: int) -> bool:
 
 
 # ---------------------------------------------------------------- encoding
+
 
 def _bulk(v: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(v), v)

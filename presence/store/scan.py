@@ -12,11 +12,12 @@ Snapshots of the most recent iterations are kept (at most `MAX_SNAPSHOTS`, and
 whose snapshot was evicted resumes at that position in the current order, which is
 what a position cursor would do.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from itertools import islice
-from typing import Iterable
 
 MAX_SNAPSHOTS = 64
 MAX_ENTRIES = 10_000_000
@@ -46,7 +47,7 @@ class ScanCursors:
             return (0 if nxt >= len(collection) or not window else nxt), window
         else:
             self._snapshots.move_to_end(snapshot_id)
-        window = [m for m in snapshot[position:position + count] if m in collection]
+        window = [m for m in snapshot[position : position + count] if m in collection]
         position += count
         if position >= len(snapshot):
             self._drop(snapshot_id)
@@ -59,7 +60,9 @@ class ScanCursors:
         self._next_id = self._next_id % ((1 << 31) - 1) + 1
         self._snapshots[snapshot_id] = snapshot
         self._entries += len(snapshot)
-        while self._snapshots and (len(self._snapshots) > MAX_SNAPSHOTS or self._entries > MAX_ENTRIES):
+        while self._snapshots and (
+            len(self._snapshots) > MAX_SNAPSHOTS or self._entries > MAX_ENTRIES
+        ):
             oldest = next(iter(self._snapshots))
             if oldest == snapshot_id:
                 break

@@ -8,6 +8,7 @@ event-loop turn: every ready connection is read before any is written to, as Red
 connection. One timer is armed for the earliest key deadline; when it fires, due keys
 are expired and announced.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,23 +24,59 @@ from presence.store.config import Config
 from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
 from presence.store.notify import Notifier
 from presence.store.pubsub import PubSubHub
+from presence.store.resp import (
+    BULK_HEADER_CACHE,
+    BULK_HEADERS,
+    OK,
+    QUEUED,
+    Error,
+    Push,
+    RequestParser,
+    encode,
+)
 from presence.store.scan import ScanCursors
-from presence.store.resp import (BULK_HEADER_CACHE, BULK_HEADERS, OK, QUEUED, Error, Push,
-                                 RequestParser, encode)
 
 log = logging.getLogger("presence.store")
 VERSION = "7.0.15"
 EXPIRE_SLICE = 2000  # keys expired per timer callback
-EXPIRE_SLICE_INLINE = 200  # keys expired between two batches of a pipeline (the timer does the rest)
+EXPIRE_SLICE_INLINE = (
+    200  # keys expired between two batches of a pipeline (the timer does the rest)
+)
 NEVER = 1 << 62  # Server.timer_deadline when no timer is armed
 
 # Commands a RESP2 client may send while subscribed.
-_SUBSCRIBED_OK = frozenset(["subscribe", "psubscribe", "ssubscribe", "unsubscribe",
-                            "punsubscribe", "sunsubscribe", "ping", "quit", "reset"])
+_SUBSCRIBED_OK = frozenset(
+    [
+        "subscribe",
+        "psubscribe",
+        "ssubscribe",
+        "unsubscribe",
+        "punsubscribe",
+        "sunsubscribe",
+        "ping",
+        "quit",
+        "reset",
+    ]
+)
 # Commands that run at once inside MULTI instead of being queued.
 # Commands whose first argument is a subcommand, named "config|get" in some errors.
-_CONTAINERS = frozenset(["config", "client", "pubsub", "command", "object", "memory", "slowlog",
-                         "latency", "acl", "script", "function", "cluster", "module"])
+_CONTAINERS = frozenset(
+    [
+        "config",
+        "client",
+        "pubsub",
+        "command",
+        "object",
+        "memory",
+        "slowlog",
+        "latency",
+        "acl",
+        "script",
+        "function",
+        "cluster",
+        "module",
+    ]
+)
 _NOT_QUEUED = frozenset(["exec", "discard", "multi", "watch", "quit", "reset"])
 _ids = itertools.count(1)
 # Groups whose commands only read and write keys: they never change a client's session
@@ -54,13 +91,41 @@ BATCH = 64  # commands of a pipeline run at one clock reading
 class Client(asyncio.Protocol):
     """One client connection and its session state (db, protocol, MULTI, subscriptions)."""
 
-    __slots__ = ("server", "id", "transport", "parser", "protocol", "db", "name", "lib_name",
-                 "lib_ver", "authenticated", "plain", "multi", "multi_error", "watching", "watch_dirty",
-                 "channels", "patterns", "created", "last_interaction", "last_command", "addr",
-                 "laddr", "closing", "blocked", "reply_mode", "no_evict", "no_touch", "_out",
-                 "_soft_limit_since", "_held", "__weakref__")
+    __slots__ = (
+        "server",
+        "id",
+        "transport",
+        "parser",
+        "protocol",
+        "db",
+        "name",
+        "lib_name",
+        "lib_ver",
+        "authenticated",
+        "plain",
+        "multi",
+        "multi_error",
+        "watching",
+        "watch_dirty",
+        "channels",
+        "patterns",
+        "created",
+        "last_interaction",
+        "last_command",
+        "addr",
+        "laddr",
+        "closing",
+        "blocked",
+        "reply_mode",
+        "no_evict",
+        "no_touch",
+        "_out",
+        "_soft_limit_since",
+        "_held",
+        "__weakref__",
+    )
 
-    def __init__(self, server: "Server") -> None:
+    def __init__(self, server: Server) -> None:
         self.server = server
         self.id = next(_ids)
         self.transport: asyncio.Transport | None = None
@@ -72,9 +137,9 @@ class Client(asyncio.Protocol):
         self.lib_ver = b""
         self.authenticated = not server.config["requirepass"]
         self.plain = self.authenticated  # see _plain()
-        self.multi: list | None = None   # queued commands while in MULTI
-        self.multi_error = False         # a queued command was refused: EXEC aborts
-        self.watching: set = set()       # (db, key) pairs
+        self.multi: list | None = None  # queued commands while in MULTI
+        self.multi_error = False  # a queued command was refused: EXEC aborts
+        self.watching: set = set()  # (db, key) pairs
         self.watch_dirty = False
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
@@ -132,7 +197,9 @@ class Client(asyncio.Protocol):
                     entry = fast.get(argv[0])
                     if entry is None:  # the full path, gate included
                         reply = server.execute(self, argv)
-                        if reply is not NO_REPLY and (self.reply_mode is None or not self._silenced()):
+                        if reply is not NO_REPLY and (
+                            self.reply_mode is None or not self._silenced()
+                        ):
                             out.append(encode(reply, self.protocol))
                         if self.closing or self.blocked is not None:
                             parser.unread(list(batch))  # they run once the client is unblocked
@@ -197,8 +264,13 @@ class Client(asyncio.Protocol):
         its own client, so `data_received` keeps the answer in `plain`, looked at again
         after each such command (and by `Server` when requirepass is cleared).
         """
-        return (self.multi is None and self.authenticated and not self.channels
-                and not self.patterns and self.reply_mode is None)
+        return (
+            self.multi is None
+            and self.authenticated
+            and not self.channels
+            and not self.patterns
+            and self.reply_mode is None
+        )
 
     def _silenced(self) -> bool:
         """Whether CLIENT REPLY OFF/SKIP swallows the reply just produced."""
@@ -261,9 +333,13 @@ class Client(asyncio.Protocol):
         elif not over_soft:
             self._soft_limit_since = 0.0
         if (hard and pending > hard) or (
-                over_soft and time.monotonic() - self._soft_limit_since >= seconds):
-            log.warning("client id=%d addr=%s closed for overcoming of output buffer limits",
-                        self.id, self.addr)
+            over_soft and time.monotonic() - self._soft_limit_since >= seconds
+        ):
+            log.warning(
+                "client id=%d addr=%s closed for overcoming of output buffer limits",
+                self.id,
+                self.addr,
+            )
             self.server.stats["client_output_buffer_limit_disconnections"] += 1
             self.abort()
 
@@ -321,21 +397,33 @@ class Server:
         self._lookup = {**self.commands, **{n.upper(): c for n, c in self.commands.items()}}
         self.clients: dict[int, Client] = {}
         self.started = time.time()
-        self.stats = {"total_connections_received": 0,
-                      "rejected_connections": 0, "expired_keys": 0,
-                      "client_output_buffer_limit_disconnections": 0,
-                      "total_error_replies": 0, "pubsub_messages": 0}
-        self.net_input_bytes = self.net_output_bytes = 0  # INFO total_net_*_bytes (counted per read and write)
+        self.stats = {
+            "total_connections_received": 0,
+            "rejected_connections": 0,
+            "expired_keys": 0,
+            "client_output_buffer_limit_disconnections": 0,
+            "total_error_replies": 0,
+            "pubsub_messages": 0,
+        }
+        self.net_input_bytes = self.net_output_bytes = (
+            0  # INFO total_net_*_bytes (counted per read and write)
+        )
         # name -> CommandCounters; total_commands_processed is the sum of calls
         self.command_stats = {c.name: CommandCounters() for c in self.commands.values()}
         # name as sent (either case) -> (name, handler, fewest and most arguments, counters):
         # the dispatch loop's table
-        self.fast_commands = {sent: (c.name, c.handler, abs(c.arity), c.arity if c.arity > 0 else 1 << 30,
-                                     self.command_stats[c.name])
-                              for sent, c in self._lookup.items()
-                              if (c.group in _FAST_GROUPS or c.name in _FAST_EXTRA)
-                              and "blocking" not in c.flags}
-        self.error_stats: dict[str, int] = {}          # error code -> count
+        self.fast_commands = {
+            sent: (
+                c.name,
+                c.handler,
+                abs(c.arity),
+                c.arity if c.arity > 0 else 1 << 30,
+                self.command_stats[c.name],
+            )
+            for sent, c in self._lookup.items()
+            if (c.group in _FAST_GROUPS or c.name in _FAST_EXTRA) and "blocking" not in c.flags
+        }
+        self.error_stats: dict[str, int] = {}  # error code -> count
         self.holding: list[Client] = []  # clients with replies held for this loop turn (write_held)
         self.active_expire = True  # DEBUG SET-ACTIVE-EXPIRE 0 leaves expiry to lookups
         self.shutdown_requested = asyncio.Event() if _has_loop() else None
@@ -375,8 +463,9 @@ class Server:
         port = self.config["port"]
         if port:
             hosts = self.config["bind"].split() or ["127.0.0.1"]
-            server = await loop.create_server(lambda: Client(self), hosts, port,
-                                              reuse_address=True, backlog=511)
+            server = await loop.create_server(
+                lambda: Client(self), hosts, port, reuse_address=True, backlog=511
+            )
             self.servers.append(server)
         path = self.config["unixsocket"]
         if path:
@@ -387,8 +476,12 @@ class Server:
 
     def ports(self) -> list[int]:
         """The TCP ports actually bound (useful with port 0)."""
-        return [s.getsockname()[1] for srv in self.servers for s in srv.sockets
-                if isinstance(s.getsockname(), tuple)]
+        return [
+            s.getsockname()[1]
+            for srv in self.servers
+            for s in srv.sockets
+            if isinstance(s.getsockname(), tuple)
+        ]
 
     async def close(self) -> None:
         """Stop listening and disconnect every client."""
@@ -444,7 +537,12 @@ class Server:
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return self._refuse(client, replies.wrong_arity(cmd.name), cmd)
-        if client.multi is not None or not client.authenticated or client.channels or client.patterns:
+        if (
+            client.multi is not None
+            or not client.authenticated
+            or client.channels
+            or client.patterns
+        ):
             refused = self._gate(client, cmd, argv)
             if refused is not None:
                 return refused
@@ -454,7 +552,11 @@ class Server:
         """The rare checks: AUTH, RESP2 subscribed context, MULTI queueing; None to run now."""
         if not client.authenticated and "no-auth" not in cmd.flags:
             return self._refuse(client, replies.NOAUTH, cmd)
-        if client.protocol == 2 and (client.channels or client.patterns) and cmd.name not in _SUBSCRIBED_OK:
+        if (
+            client.protocol == 2
+            and (client.channels or client.patterns)
+            and cmd.name not in _SUBSCRIBED_OK
+        ):
             shown = cmd.name
             if cmd.name in _CONTAINERS and len(argv) > 1:  # Redis names the subcommand too
                 shown += "|" + argv[1].decode(errors="replace").lower()

@@ -10,6 +10,7 @@ Range bounds come parsed: a score bound is `(value, exclusive)`; a lex bound is
 are meant for members that share one score, as Redis documents; with mixed scores they
 walk the order the way Redis does. `combine` is the set algebra of ZUNION/ZINTER/ZDIFF.
 """
+
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
@@ -17,7 +18,7 @@ from operator import itemgetter
 
 _member = itemgetter(1)
 LISTPACK_MAX_ENTRIES = 128  # zset-max-listpack-entries
-LISTPACK_MAX_VALUE = 64     # zset-max-listpack-value
+LISTPACK_MAX_VALUE = 64  # zset-max-listpack-value
 
 
 class ZSet:
@@ -30,7 +31,7 @@ class ZSet:
         self.order: list[tuple[float, bytes]] = []
         self.skiplist = False  # Redis's encoding: it shows in ZSCAN's score text; never reverts
 
-    def copy(self) -> "ZSet":
+    def copy(self) -> ZSet:
         """An independent ZSet with the same members and scores (COPY)."""
         clone = ZSet()
         clone.scores = dict(self.scores)
@@ -94,7 +95,9 @@ class ZSet:
         i, j = self.rank_slice(start, stop)
         return self.order[i:j]
 
-    def index_range_by_score(self, low: float, low_open: bool, high: float, high_open: bool) -> tuple[int, int]:
+    def index_range_by_score(
+        self, low: float, low_open: bool, high: float, high_open: bool
+    ) -> tuple[int, int]:
         """[i, j) slice of `order` whose scores lie between the bounds."""
         order = self.order
         if low_open:
@@ -192,7 +195,7 @@ def combine(sources: list[dict], weights: list[float], aggregate: str, op: str) 
     combined = {}
     for member in members:
         total = None
-        for src, weight in zip(sources, weights):
+        for src, weight in zip(sources, weights, strict=False):
             if member in src:
                 total = _aggregate(total, _weighted(src[member], weight), aggregate)
         combined[member] = total

@@ -3,6 +3,7 @@
 Reads are JSON with CORS (JSONP too when `callback` is given); writes (kick) need
 `Authorization: Bearer <--admin-token>` when an admin token is configured.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -37,8 +38,12 @@ class ChannelsHandler(ApiHandler):
         after, limit = self.page_args(names.is_channel)
         history = self.int_arg("all", required=False, high=1) == 1  # also channels with 0 users
         rows, following = await self.presence.channels(after, limit, history)
-        self.reply({"channels": [{"channel": c, "users": u, "connections": n}
-                                 for c, u, n in rows], "next": following})
+        self.reply(
+            {
+                "channels": [{"channel": c, "users": u, "connections": n} for c, u, n in rows],
+                "next": following,
+            }
+        )
 
 
 class ChannelHandler(ApiHandler):
@@ -48,10 +53,19 @@ class ChannelHandler(ApiHandler):
         page = await self.presence.channel(channel, after, limit)
         if page is None:
             raise NotFound("channel", "no such channel")
-        self.reply({"channel": channel, "users": page.users, "connections": page.connections,
-                    "cursor": page.cursor, "next": page.next,
-                    "members": [{"user": m.user, "info": m.info, "since": m.since,
-                                 "connections": m.connections} for m in page.members]})
+        self.reply(
+            {
+                "channel": channel,
+                "users": page.users,
+                "connections": page.connections,
+                "cursor": page.cursor,
+                "next": page.next,
+                "members": [
+                    {"user": m.user, "info": m.info, "since": m.since, "connections": m.connections}
+                    for m in page.members
+                ],
+            }
+        )
 
 
 class MemberHandler(ApiHandler):
@@ -91,12 +105,20 @@ class ReadyHandler(BaseHandler):
         except Exception:
             reachable = False
         ready = reachable and subscribed and not self.presence.closing
-        self.reply({"ready": ready, "store": reachable, "subscribed": subscribed,
-                    "closing": self.presence.closing}, 200 if ready else 503)
+        self.reply(
+            {
+                "ready": ready,
+                "store": reachable,
+                "subscribed": subscribed,
+                "closing": self.presence.closing,
+            },
+            200 if ready else 503,
+        )
 
 
 class MetricsHandler(BaseHandler):
     async def get(self) -> None:
         from presence.web.metrics import render_metrics
+
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         self.finish(await render_metrics(self.presence, self.app_settings.node_id))

@@ -1,4 +1,5 @@
 """The Tornado application factory: routes, static pages, settings."""
+
 from __future__ import annotations
 
 import logging
@@ -66,8 +67,13 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     if access_log.isEnabledFor(level):
-        access_log.log(level, "%d %s %.2fms", status, handler._request_summary(),
-                       1000.0 * handler.request.request_time())
+        access_log.log(
+            level,
+            "%d %s %.2fms",
+            status,
+            handler._request_summary(),
+            1000.0 * handler.request.request_time(),
+        )
 
 
 class HTTPServer(tornado.httpserver.HTTPServer):
@@ -94,8 +100,12 @@ class HTTPServer(tornado.httpserver.HTTPServer):
         super().on_close(server_conn)
 
 
-def make_app(presence_model: Presence, settings: WebSettings | None = None,
-             subscriber=None, **tornado_settings) -> tornado.web.Application:
+def make_app(
+    presence_model: Presence,
+    settings: WebSettings | None = None,
+    subscriber=None,
+    **tornado_settings,
+) -> tornado.web.Application:
     """The service's application over one presence model."""
     settings = settings or WebSettings()
     common = {"presence": presence_model, "settings": settings}
@@ -119,5 +129,6 @@ def make_app(presence_model: Presence, settings: WebSettings | None = None,
         (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": static}),
     ]
     tornado_settings.setdefault("log_function", log_request)
-    return tornado.web.Application(routes, subscriber=subscriber,
-                                   default_handler_class=NotFoundHandler, **tornado_settings)
+    return tornado.web.Application(
+        routes, subscriber=subscriber, default_handler_class=NotFoundHandler, **tornado_settings
+    )

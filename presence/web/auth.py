@@ -8,6 +8,7 @@ Any backend can mint one (see `sign`, or `presence token`):
       print(f'{e}.' + base64.urlsafe_b64encode(hmac.new(b'SECRET', f'alice\\n{e}'.encode(), \\
       hashlib.sha256).digest()).rstrip(b'=').decode())"
 """
+
 from __future__ import annotations
 
 import base64

@@ -4,11 +4,12 @@ A handler reads its parameters through `arg`/`name_arg`/`int_arg`, which raise B
 (a 400 naming the parameter) before anything reaches the domain. Replies go through
 `reply`, which writes JSONP when a valid `callback` was given and JSON with CORS otherwise.
 """
+
 from __future__ import annotations
 
 import json
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import tornado.web
 from redis.exceptions import RedisError
@@ -46,8 +47,15 @@ def encode_json(value) -> str:
     """
     events = value.get("events") if value.__class__ is dict and len(value) == 2 else None
     if events and "cursor" in value and all(e.__class__ is Event for e in events):
-        text = "".join(('{"cursor":', _ENCODER.encode(value["cursor"]), ',"events":[',
-                        ",".join([e.json for e in events]), "]}"))
+        text = "".join(
+            (
+                '{"cursor":',
+                _ENCODER.encode(value["cursor"]),
+                ',"events":[',
+                ",".join([e.json for e in events]),
+                "]}",
+            )
+        )
     else:
         text = _ENCODER.encode(value)
     return text.replace("</", "<\\/")
@@ -149,8 +157,13 @@ class BaseHandler(tornado.web.RequestHandler):
                 self._body_args = body
         return self._body_args
 
-    def name_arg(self, name: str, check: Callable[[str], bool], value: str | None = None,
-                 required: bool = True) -> str | None:
+    def name_arg(
+        self,
+        name: str,
+        check: Callable[[str], bool],
+        value: str | None = None,
+        required: bool = True,
+    ) -> str | None:
         """A parameter (or path part `value`) that must satisfy a name rule."""
         if value is None:
             # The query or form value as get_argument would give it, without its machinery:
@@ -164,8 +177,9 @@ class BaseHandler(tornado.web.RequestHandler):
             raise BadParam(name, f"invalid {name}")
         return value
 
-    def int_arg(self, name: str, required: bool = True, low: int = 0,
-                high: int = 2 ** 53) -> int | None:
+    def int_arg(
+        self, name: str, required: bool = True, low: int = 0, high: int = 2**53
+    ) -> int | None:
         """A decimal integer parameter within [low, high]."""
         raw = self.arg(name, required)
         if raw is None:

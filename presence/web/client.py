@@ -3,6 +3,7 @@
 Each accepts GET (JSONP script tags can only GET) and POST (form or JSON body), answers
 JSONP when `callback` is given and JSON with CORS otherwise.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,9 +21,11 @@ class ClientHandler(BaseHandler):
 
     def params(self, channel: str) -> tuple[str, str, str]:
         """(channel, user, conn), all valid; with --secret, `token` must vouch for the user."""
-        parsed = (self.name_arg("channel", names.is_channel, channel),
-                  self.name_arg("user", names.is_user),
-                  self.name_arg("conn", names.is_conn))
+        parsed = (
+            self.name_arg("channel", names.is_channel, channel),
+            self.name_arg("user", names.is_user),
+            self.name_arg("conn", names.is_conn),
+        )
         secret = self.app_settings.secret
         if secret:
             problem = auth.check(secret, parsed[1], self.arg("token"))
@@ -130,6 +133,8 @@ class PollHandler(LongPollHandler, ClientHandler):
     async def get(self, channel: str) -> None:
         channel, user, conn = self.params(channel)
         cursor = self.name_arg("cursor", names.is_cursor)
-        await self.answer_held(lambda hold: self.presence.start_poll(channel, user, conn, cursor, hold))
+        await self.answer_held(
+            lambda hold: self.presence.start_poll(channel, user, conn, cursor, hold)
+        )
 
     post = get

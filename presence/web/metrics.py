@@ -1,4 +1,5 @@
 """Prometheus text exposition of one node's view: online users, connections, polls, events, lag."""
+
 from __future__ import annotations
 
 from presence.service.model import Presence

@@ -6,6 +6,7 @@ other packages' asyncio tests run); each test isolates itself with its own chann
 and browser contexts. No fixture here touches pytest-tornado's io_loop: Playwright's sync
 API runs its own loop.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,10 +25,18 @@ import pytest
 
 from tests.servers import ROOT, free_port, need_tool, redis_server, require_all, stop, wait_for_port
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-gpu"]
-TIMEOUT = 3          # --timeout: seconds of silence before a connection is offline (margin for loaded machines)
-POLL_TIMEOUT = 1     # --poll-timeout: seconds a long-poll is held
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-gpu",
+]
+TIMEOUT = (
+    3  # --timeout: seconds of silence before a connection is offline (margin for loaded machines)
+)
+POLL_TIMEOUT = 1  # --poll-timeout: seconds a long-poll is held
 ADMIN_TOKEN = "test-admin-token"
 JQUERY_VERSIONS = ["3.7.1", "4.0.0"]
 PAGES = Path(__file__).parent / "pages"
@@ -38,10 +47,28 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 def serve_command(port: int) -> list[str]:
     """The `presence serve` command line for the tests (PRESENCE_TEST_SERVE overrides the program)."""
     program = os.environ.get("PRESENCE_TEST_SERVE")
-    base = shlex.split(program) if program else [
-        sys.executable, "-c", "import sys; from presence.cli import main; sys.exit(main())", "serve"]
-    return base + ["--host", "127.0.0.1", "--port", str(port), "--timeout", str(TIMEOUT),
-                   "--poll-timeout", str(POLL_TIMEOUT), "--admin-token", ADMIN_TOKEN]
+    base = (
+        shlex.split(program)
+        if program
+        else [
+            sys.executable,
+            "-c",
+            "import sys; from presence.cli import main; sys.exit(main())",
+            "serve",
+        ]
+    )
+    return base + [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--timeout",
+        str(TIMEOUT),
+        "--poll-timeout",
+        str(POLL_TIMEOUT),
+        "--admin-token",
+        ADMIN_TOKEN,
+    ]
 
 
 @pytest.fixture(scope="package")
@@ -148,7 +175,9 @@ def contexts(browser):
         kwargs.setdefault("viewport", {"width": 1000, "height": 700})
         context = browser.new_context(**kwargs)
         context.set_default_timeout(10_000)
-        context.on("page", lambda page: page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}")))
+        context.on(
+            "page", lambda page: page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+        )
         made.append(context)
         return context
 

@@ -1,5 +1,6 @@
 """presence.js in headless Chromium, from a page on another origin than the service (JSONP
 by default), with jQuery 3.7 and 4: presence, leave, offline, two tabs, chat, recovery, reset."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,15 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ADMIN_TOKEN, JQUERY_VERSIONS, TIMEOUT, presence_service
+from tests.browser.helpers import (
+    events,
+    jsonp_body,
+    open_client,
+    wait_event,
+    wait_members,
+    wait_state,
+)
 from tests.servers import ROOT
-from tests.browser.helpers import events, jsonp_body, open_client, wait_event, wait_members, wait_state
 
 pytestmark = pytest.mark.browser
 
@@ -24,7 +32,9 @@ def jquery(request):
     return request.param
 
 
-def test_two_pages_see_each_other_and_closing_one_sends_leave(contexts, pages, service, channel, jquery):
+def test_two_pages_see_each_other_and_closing_one_sends_leave(
+    contexts, pages, service, channel, jquery
+):
     alice = open_client(contexts(), pages, service, "alice", channel, jquery)
     wait_members(alice, channel, ["alice"])
     bob = open_client(contexts(), pages, service, "bob", channel, jquery)
@@ -48,7 +58,9 @@ def test_frozen_page_goes_offline_after_the_timeout(contexts, pages, service, ch
     bob.evaluate("setTimeout(() => { for (;;) {} }, 0)")  # hung for good: no polls, no unload
     frozen = time.monotonic()
     wait_event(alice, "offline", "bob", timeout=(TIMEOUT + 5) * 1000)
-    assert time.monotonic() - frozen >= TIMEOUT - 1.5  # not before the timeout (minus a poll's head start)
+    assert (
+        time.monotonic() - frozen >= TIMEOUT - 1.5
+    )  # not before the timeout (minus a poll's head start)
     wait_members(alice, channel, ["alice"])
     assert events(alice, "leave", "bob") == []
     bob_context.close()
@@ -74,7 +86,9 @@ def test_network_loss_goes_offline_and_client_recovers(contexts, pages, service,
     assert bob.evaluate("c => client.state(c)", channel) == "online"
 
 
-def test_user_with_two_tabs_is_one_member_until_both_close(contexts, pages, service, channel, jquery):
+def test_user_with_two_tabs_is_one_member_until_both_close(
+    contexts, pages, service, channel, jquery
+):
     alice = open_client(contexts(), pages, service, "alice", channel, jquery)
     carol_context = contexts()
     tab1 = open_client(carol_context, pages, service, "carol", channel, jquery)
@@ -129,7 +143,9 @@ def test_failed_polls_back_off_and_resume_from_the_cursor(contexts, pages, servi
     assert events(alice, "offline", "bob") == []
 
 
-def test_a_poll_that_never_answers_times_out_and_the_client_recovers(contexts, pages, service, channel):
+def test_a_poll_that_never_answers_times_out_and_the_client_recovers(
+    contexts, pages, service, channel
+):
     alice = open_client(contexts(), pages, service, "alice", channel)
     bob = open_client(contexts(), pages, service, "bob", channel)
     wait_members(bob, channel, ["alice", "bob"])
@@ -157,10 +173,16 @@ def test_reset_resynchronises_members_from_the_snapshot(contexts, pages, service
 
     def answer_reset(route):
         query = parse_qs(urlparse(route.request.url).query)
-        snapshot = {"reset": True, "cursor": query["cursor"][0],
-                    "members": [{"user": "alice"}, {"user": "bob"}, {"user": "ghost"}]}
-        route.fulfill(status=200, content_type="text/javascript; charset=UTF-8",
-                      body=jsonp_body(query["callback"][0], snapshot))
+        snapshot = {
+            "reset": True,
+            "cursor": query["cursor"][0],
+            "members": [{"user": "alice"}, {"user": "bob"}, {"user": "ghost"}],
+        }
+        route.fulfill(
+            status=200,
+            content_type="text/javascript; charset=UTF-8",
+            body=jsonp_body(query["callback"][0], snapshot),
+        )
 
     bob.route("**/poll?**", answer_reset, times=1)
     bob.wait_for_function("window.t.resets === 1")
@@ -176,7 +198,8 @@ def test_duplicated_tab_takes_a_new_connection_id(contexts, pages, service, chan
     conn = tab1.evaluate("client.conn")
     # "Duplicate tab" starts the copy with the original's sessionStorage, hence its id.
     context.add_init_script(
-        f"if (location.protocol === 'http:') sessionStorage.setItem('presence.conn', {json.dumps(conn)})")
+        f"if (location.protocol === 'http:') sessionStorage.setItem('presence.conn', {json.dumps(conn)})"
+    )
     tab2 = open_client(context, pages, service, "carol", channel)
     tab2.wait_for_function("c => client.conn !== c", arg=conn)
     assert tab1.evaluate("client.conn") == conn
@@ -193,13 +216,23 @@ def test_duplicated_tab_takes_a_new_connection_id(contexts, pages, service, chan
 
 def test_signed_tokens_with_secret(contexts, pages, channel):
     secret = "browser-test-secret"
-    mint = [sys.executable, "-c", "import sys; from presence.cli import main; sys.exit(main())",
-            "token", "--secret", secret, "--user", "alice"]
+    mint = [
+        sys.executable,
+        "-c",
+        "import sys; from presence.cli import main; sys.exit(main())",
+        "token",
+        "--secret",
+        secret,
+        "--user",
+        "alice",
+    ]
     token = subprocess.run(mint, check=True, capture_output=True, text=True).stdout.strip()
     with presence_service("--secret", secret, log_name="presence-serve-secret.log") as service:
         alice = open_client(contexts(), pages, service, "alice", channel, token=token)
         wait_members(alice, channel, ["alice"])
-        mallory = open_client(contexts(), pages, service, "mallory", channel, token=token)  # alice's
+        mallory = open_client(
+            contexts(), pages, service, "mallory", channel, token=token
+        )  # alice's
         wait_state(mallory, "retrying")
         nobody = open_client(contexts(), pages, service, "nobody", channel)
         wait_state(nobody, "retrying")
@@ -229,12 +262,13 @@ def test_one_client_in_two_channels(contexts, pages, service, channel):
 
 def test_readme_example_runs_as_written(contexts, pages, pages_root, service, channel):
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Browser client and dashboard"):]
-    example = section[section.index("```html") + len("```html"):]
-    example = example[:example.index("```")].replace("https://presence.example.com", service)
+    section = readme[readme.index("## Browser client and dashboard") :]
+    example = section[section.index("```html") + len("```html") :]
+    example = example[: example.index("```")].replace("https://presence.example.com", service)
     example = example.replace('"lobby"', f'"{channel}"')
     (pages_root / "readme-example.html").write_text(
-        f'<!doctype html><meta charset="utf-8"><ul id="who"></ul>{example}')
+        f'<!doctype html><meta charset="utf-8"><ul id="who"></ul>{example}'
+    )
     page = contexts().new_page()
     page.goto(f"{pages}/readme-example.html")  # another origin than the service, as in the README
     expect(page.locator("#who li")).to_have_text(["alice"])
@@ -247,15 +281,21 @@ def test_mistakes_the_service_would_refuse_are_thrown_at_once(contexts, pages, s
     attempt = "code => { try { eval(code); return null; } catch (e) { return e.message; } }"
     assert "options.user" in page.evaluate(attempt, "$.presence({user: 'not a user id'})")
     assert "options.user" in page.evaluate(attempt, "$.presence({})")
-    assert "1 KB" in page.evaluate(attempt, "$.presence({user: 'bob', info: {bio: 'é'.repeat(600)}})")
+    assert "1 KB" in page.evaluate(
+        attempt, "$.presence({user: 'bob', info: {bio: 'é'.repeat(600)}})"
+    )
     assert "channel" in page.evaluate(attempt, "client.join('no spaces please')")
-    assert page.evaluate(attempt, "$.presence({user: 'bob@example.com', info: {name: 'Bob'}})") is None
+    assert (
+        page.evaluate(attempt, "$.presence({user: 'bob@example.com', info: {name: 'Bob'}})") is None
+    )
 
 
 def kick(service: str, channel: str, user: str) -> dict:
-    request = urllib.request.Request(f"{service}/api/channels/{channel}/members/{user}",
-                                     method="DELETE",
-                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    request = urllib.request.Request(
+        f"{service}/api/channels/{channel}/members/{user}",
+        method="DELETE",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
     with urllib.request.urlopen(request) as answer:
         return json.load(answer)
 
@@ -298,8 +338,10 @@ def test_a_thawed_page_whose_key_expired_rejoins_with_its_info(contexts, pages, 
     wait_members(alice, channel, ["alice", "bob"])
 
     frozen_ms = (TIMEOUT + 3) * 1000  # bob's page hangs, then comes back by itself
-    bob.evaluate("ms => setTimeout(() => { const end = Date.now() + ms; while (Date.now() < end) {} }, 0)",
-                 frozen_ms)
+    bob.evaluate(
+        "ms => setTimeout(() => { const end = Date.now() + ms; while (Date.now() < end) {} }, 0)",
+        frozen_ms,
+    )
     wait_event(alice, "offline", "bob", timeout=(TIMEOUT + 5) * 1000)
     wait_members(alice, channel, ["alice"])
     wait_members(alice, channel, ["alice", "bob"], timeout=frozen_ms + 5000)

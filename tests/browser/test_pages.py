@@ -1,5 +1,6 @@
 """The demo page (/) and the ops dashboard (/dashboard) in headless Chromium: live members,
 feed and chat, counts that follow changes within a second, kick, and HTML shown as text."""
+
 from __future__ import annotations
 
 import time
@@ -10,8 +11,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ADMIN_TOKEN, save_screenshot
-from tests.servers import ROOT
 from tests.browser.helpers import open_client, wait_members, wait_state
+from tests.servers import ROOT
 
 pytestmark = pytest.mark.browser
 
@@ -24,7 +25,9 @@ HOSTILE_TEXT = "<script>window.pwned=2</script>Hello <i>everyone</i> & welcome"
 
 def open_demo(context, service, user, channel, name=""):
     page = context.new_page()
-    page.goto(f"{service}/?" + urlencode({"user": user, "name": name, "channel": channel, "join": "1"}))
+    page.goto(
+        f"{service}/?" + urlencode({"user": user, "name": name, "channel": channel, "join": "1"})
+    )
     expect(page.locator("#state")).to_have_text("online")
     return page
 
@@ -52,7 +55,9 @@ def test_demo_page_members_feed_chat_with_html_shown_as_text(contexts, service):
     bob.press("#message", "Enter")
     for page in (alice, bob):
         message = page.locator("#feed .feed-message").first
-        expect(message.locator(".author")).to_have_text(HOSTILE_NAME)  # display name from the members list
+        expect(message.locator(".author")).to_have_text(
+            HOSTILE_NAME
+        )  # display name from the members list
         expect(message.locator(".text")).to_have_text(HOSTILE_TEXT)
         expect(page.locator("#feed .feed-message")).to_have_count(2)
         assert_not_injected(page)
@@ -61,7 +66,9 @@ def test_demo_page_members_feed_chat_with_html_shown_as_text(contexts, service):
     phone = contexts(viewport={"width": 390, "height": 780}, is_mobile=True, has_touch=True)
     carol = open_demo(phone, service, "carol", channel, "Carol")
     expect(carol.locator("#members .member")).to_have_count(3)
-    assert carol.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll
+    assert carol.evaluate(
+        "document.documentElement.scrollWidth <= window.innerWidth"
+    )  # no sideways scroll
     save_screenshot(carol, "demo-phone.png")
 
     bob.click("#leave")
@@ -69,8 +76,11 @@ def test_demo_page_members_feed_chat_with_html_shown_as_text(contexts, service):
     expect(alice.locator("#members .member")).to_have_count(2)
     expect(bob.locator("#state")).to_have_text("not joined")
 
-    kick = urllib.request.Request(f"{service}/api/channels/{channel}/members/carol", method="DELETE",
-                                  headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    kick = urllib.request.Request(
+        f"{service}/api/channels/{channel}/members/carol",
+        method="DELETE",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
     urllib.request.urlopen(kick).close()
     expect(carol.locator("#state")).to_have_text("kicked")
     expect(carol.locator("#join")).to_be_enabled()
@@ -114,14 +124,18 @@ def test_dashboard_counts_members_feed_health_and_kick(contexts, pages, service)
     dashboard.fill("#token", ADMIN_TOKEN)
     kick_bob.click()
     wait_state(bob, "kicked")
-    expect(dashboard.locator('#members tr[data-user="bob"]')).to_have_count(0, timeout=UPDATE_WITHIN)
+    expect(dashboard.locator('#members tr[data-user="bob"]')).to_have_count(
+        0, timeout=UPDATE_WITHIN
+    )
     expect(row.locator(".users")).to_have_text("1", timeout=UPDATE_WITHIN)
     expect(dashboard.locator("#events li").first).to_contain_text("Bob (bob) was kicked")
     expect(dashboard.locator("#stat-rate")).not_to_have_text("0")
     time.sleep(2.5)  # let the chart gather a few samples for the screenshot
     save_screenshot(dashboard, "dashboard.png")
     alice1.close()
-    expect(dashboard.locator(f'#channels tr[data-channel="{channel}"] .users:not(:text-is("0"))')).to_have_count(0)
+    expect(
+        dashboard.locator(f'#channels tr[data-channel="{channel}"] .users:not(:text-is("0"))')
+    ).to_have_count(0)
 
 
 def test_demo_and_dashboard_run_on_jquery_4(contexts, service, channel):
@@ -129,8 +143,10 @@ def test_demo_and_dashboard_run_on_jquery_4(contexts, service, channel):
 
     def jquery4_context(**kwargs):
         context = contexts(**kwargs)
-        context.route("**/static/vendor/jquery-3.7.1.min.js",
-                      lambda route: route.fulfill(body=jquery4, content_type="text/javascript"))
+        context.route(
+            "**/static/vendor/jquery-3.7.1.min.js",
+            lambda route: route.fulfill(body=jquery4, content_type="text/javascript"),
+        )
         return context
 
     alice = open_demo(jquery4_context(), service, "alice", channel, "Alice")

@@ -3,6 +3,7 @@
 No sticky sessions: requests alternate between the nodes, and a user who goes silent is
 announced `offline` exactly once to a poll held through nginx, whichever node holds it.
 """
+
 import json
 import re
 import subprocess
@@ -21,7 +22,9 @@ CHANNEL = "nginx-test"
 def render_config(tmp_path, listen_port: int, node_ports: list[int]) -> str:
     """deploy/nginx.conf with the test's ports, wrapped in a minimal main config."""
     site = (ROOT / "deploy" / "nginx.conf").read_text()
-    servers = "".join(f"    server 127.0.0.1:{p} max_fails=3 fail_timeout=5s;\n" for p in node_ports)
+    servers = "".join(
+        f"    server 127.0.0.1:{p} max_fails=3 fail_timeout=5s;\n" for p in node_ports
+    )
     site, count = re.subn(r"(    server 127\.0\.0\.1:\d+ [^\n]*\n)+", servers, site)
     assert count == 1, "the upstream block of deploy/nginx.conf changed shape"
     site = site.replace("listen 80;", f"listen 127.0.0.1:{listen_port};")
@@ -36,11 +39,11 @@ error_log {tmp_path}/error.log warn;
 events {{ worker_connections 512; }}
 http {{
     access_log off;
-    client_body_temp_path {temp['body']};
-    proxy_temp_path {temp['proxy']};
-    fastcgi_temp_path {temp['fastcgi']};
-    uwsgi_temp_path {temp['uwsgi']};
-    scgi_temp_path {temp['scgi']};
+    client_body_temp_path {temp["body"]};
+    proxy_temp_path {temp["proxy"]};
+    fastcgi_temp_path {temp["fastcgi"]};
+    uwsgi_temp_path {temp["uwsgi"]};
+    scgi_temp_path {temp["scgi"]};
     include {tmp_path}/presence.conf;
 }}
 """
@@ -63,20 +66,41 @@ def cluster(tmp_path):
         try:
             for name in ("n1", "n2"):
                 port = free_port()
-                nodes.append(subprocess.Popen(
-                    [sys.executable, "-m", "presence.cli", "serve", "--port", str(port),
-                     "--redis-url", f"redis://127.0.0.1:{store_port}/0", "--node-id", name,
-                     "--timeout", "2", "--poll-timeout", "1"],
-                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                nodes.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "presence.cli",
+                            "serve",
+                            "--port",
+                            str(port),
+                            "--redis-url",
+                            f"redis://127.0.0.1:{store_port}/0",
+                            "--node-id",
+                            name,
+                            "--timeout",
+                            "2",
+                            "--poll-timeout",
+                            "1",
+                        ],
+                        cwd=ROOT,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
                 ports.append(port)
-            for proc, port in zip(nodes, ports):
+            for proc, port in zip(nodes, ports, strict=False):
                 wait_for_port(port, proc)
             listen = free_port()
             conf = render_config(tmp_path, listen, ports)
             check = subprocess.run([nginx, "-t", "-c", conf], capture_output=True, text=True)
             assert check.returncode == 0, check.stderr
-            proxy = subprocess.Popen([nginx, "-c", conf, "-g", "daemon off;"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            proxy = subprocess.Popen(
+                [nginx, "-c", conf, "-g", "daemon off;"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             nodes.append(proxy)
             wait_for_port(listen, proxy)
             yield listen

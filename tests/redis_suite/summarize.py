@@ -7,6 +7,7 @@ A failed test re-run alone (run.sh's isolated/ directory) that passes there is
 reported as a cascade of an earlier failure. One that fails again keeps the
 reason from the full run: alone, it may miss data that earlier tests set up.
 """
+
 import collections
 import pathlib
 import re
@@ -48,19 +49,25 @@ def explain(status, first, rest):
         name, rest = "(rest of a start_server block aborted)", [first] + rest
     if status != "err" or not rest:
         return name, (first if status != "err" else "")
-    stripped = [l.strip() for l in rest]
+    stripped = [line.strip() for line in rest]
     if "while executing" in stripped:
         full = rest[1] if len(rest) > 1 else rest[0]
-        quoted = [l for l in stripped if l.startswith('"') and not l.startswith(('"[srv', '"uplevel'))]
+        quoted = [
+            line
+            for line in stripped
+            if line.startswith('"') and not line.startswith(('"[srv', '"uplevel'))
+        ]
         return name, f"error: {full}  <- {quoted[0] if quoted else '?'}"
     return name, rest[0]
 
 
 # Replies that only make sense if an earlier test left the connection in MULTI,
 # RESP3 or readraw mode: QUEUED, a raw RESP line, RESP3 pairs or doubles.
-LEAKED_STATE = re.compile(r"(got|to be equal to|to equal or match) '(QUEUED|[*$:]-?\d+)'"
-                          r"|^Expected '[*$:]-?\d+' to be equal to"
-                          r"|\{\S+ -?\d+\.\d+\}|'-?\d+' to be equal to '-?\d+\.0'")
+LEAKED_STATE = re.compile(
+    r"(got|to be equal to|to equal or match) '(QUEUED|[*$:]-?\d+)'"
+    r"|^Expected '[*$:]-?\d+' to be equal to"
+    r"|\{\S+ -?\d+\.\d+\}|'-?\d+' to be equal to '-?\d+\.0'"
+)
 
 
 def signature(reason):
@@ -79,7 +86,9 @@ def unit_results(out, unit, isolated=True):
     """Status per test name across attempts (latest wins), and extra notes."""
     safe = unit.replace("/", "_")
     status, notes, exceptions = collections.OrderedDict(), [], []
-    for path in sorted(out.glob(f"{safe}.attempt*.txt"), key=lambda p: int(re.findall(r"\d+", p.name)[-1])):
+    for path in sorted(
+        out.glob(f"{safe}.attempt*.txt"), key=lambda p: int(re.findall(r"\d+", p.name)[-1])
+    ):
         seen = collections.Counter()
         for kind, first, rest in records(path.read_text(errors="replace")):
             if kind in ("ok", "err", "ignore", "skip"):
@@ -87,7 +96,9 @@ def unit_results(out, unit, isolated=True):
                 seen[name] += 1
                 status[(name, seen[name])] = (kind, reason)
             elif kind == "exception":
-                exceptions.append(first + " | " + " / ".join(l.strip() for l in rest[:8] if l.strip()))
+                exceptions.append(
+                    first + " | " + " / ".join(line.strip() for line in rest[:8] if line.strip())
+                )
             elif kind in ("budget",):
                 notes.append(f"{kind}: {first}")
     hung_file = out / f"{safe}.hung"
@@ -101,9 +112,16 @@ def unit_results(out, unit, isolated=True):
     for key, (kind, reason) in status.items():
         if kind == "err" and key[0] in alone:
             status[key] = alone[key[0]]
-        elif kind == "err" and isolated and LEAKED_STATE.search(reason) and not (
-                UNKNOWN_CMD.search(reason) or UNKNOWN_SUB.search(reason)):
-            status[key] = ("cascade?", "reply shows client state left by an earlier failure: " + reason)
+        elif (
+            kind == "err"
+            and isolated
+            and LEAKED_STATE.search(reason)
+            and not (UNKNOWN_CMD.search(reason) or UNKNOWN_SUB.search(reason))
+        ):
+            status[key] = (
+                "cascade?",
+                "reply shows client state left by an earlier failure: " + reason,
+            )
     return status, notes, exceptions
 
 
@@ -115,11 +133,18 @@ def isolated_results(out, unit):
         txt = name_file.with_suffix(".txt")
         if not txt.exists():
             continue
-        kinds = [(k, explain(k, f, r)) for k, f, r in records(txt.read_text(errors="replace"))
-                 if k in ("ok", "err")]
+        kinds = [
+            (k, explain(k, f, r))
+            for k, f, r in records(txt.read_text(errors="replace"))
+            if k in ("ok", "err")
+        ]
         if any(k == "ok" and n == name for k, (n, _) in kinds) and not any(
-                k == "err" and n == name for k, (n, _) in kinds):
-            results[name] = ("cascade", "passes when run alone: caused by an earlier failure in the unit")
+            k == "err" and n == name for k, (n, _) in kinds
+        ):
+            results[name] = (
+                "cascade",
+                "passes when run alone: caused by an earlier failure in the unit",
+            )
     return results
 
 
@@ -133,17 +158,25 @@ def main(out, server, units):
     out = pathlib.Path(out)
     total = collections.Counter()
     lines, by_sig = [], collections.defaultdict(list)
-    table = ["| unit | passed | failed | hung | exceptions | cascade (passes alone) "
-             "| cascade? (leaked client state) | ignored (tags) | skipped (skip.txt) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    table = [
+        "| unit | passed | failed | hung | exceptions | cascade (passes alone) "
+        "| cascade? (leaked client state) | ignored (tags) | skipped (skip.txt) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for unit in units:
         status, notes, exceptions = unit_results(out, unit)
         count = collections.Counter(kind for kind, _ in status.values())
         total.update(count)
         total["exception"] += len(exceptions)
-        table.append(f"| {unit} | {count['ok']} | {count['err']} | {count['hang']} | "
-                     f"{len(exceptions)} | {count['cascade']} | {count['cascade?']} | {count['ignore']} | {count['skip']} |")
-        failed = [(n, k, r) for (n, _), (k, r) in status.items() if k in ("err", "hang", "cascade", "cascade?")]
+        table.append(
+            f"| {unit} | {count['ok']} | {count['err']} | {count['hang']} | "
+            f"{len(exceptions)} | {count['cascade']} | {count['cascade?']} | {count['ignore']} | {count['skip']} |"
+        )
+        failed = [
+            (n, k, r)
+            for (n, _), (k, r) in status.items()
+            if k in ("err", "hang", "cascade", "cascade?")
+        ]
         if not (failed or notes or exceptions):
             continue
         lines.append(f"\n### {unit}\n")
@@ -157,12 +190,16 @@ def main(out, server, units):
             by_sig[signature(reason) if kind == "err" else kind].append(f"{unit}: {name}")
     print(f"## Redis 7.0 test suite (external mode) against: {server}\n")
     print("\n".join(table))
-    print(f"\n**total: {total['ok']} passed, {total['err']} failed, {total['hang']} hung, "
-          f"{total['exception']} exceptions, {total['cascade']} failed only after an earlier "
-          f"failure, {total['cascade?']} more probably so, {total['ignore']} ignored by tags, {total['skip']} skipped by skip.txt**")
+    print(
+        f"\n**total: {total['ok']} passed, {total['err']} failed, {total['hang']} hung, "
+        f"{total['exception']} exceptions, {total['cascade']} failed only after an earlier "
+        f"failure, {total['cascade?']} more probably so, {total['ignore']} ignored by tags, {total['skip']} skipped by skip.txt**"
+    )
     if by_sig:
         print("\n## Failures grouped by cause signature\n")
-        for sig, tests in sorted(by_sig.items(), key=lambda kv: (kv[0] == "assertion", -len(kv[1]))):
+        for sig, tests in sorted(
+            by_sig.items(), key=lambda kv: (kv[0] == "assertion", -len(kv[1]))
+        ):
             print(f"- {sig}: {len(tests)} tests")
     print("\n## Failures per unit (first failing assertion)")
     print("\n".join(lines) if lines else "\nnone")

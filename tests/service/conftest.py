@@ -1,11 +1,14 @@
 """pytest-tornado 0.8's io_loop fixture uses IOLoop.make_current/clear_current, deprecated in
 Tornado 6.2; the warnings say nothing about this code, so they are silenced here."""
+
 import pytest
 
 from tests.service.helpers import FakeClock, make_presence
 
-_QUIET = [pytest.mark.filterwarnings("ignore:make_current is deprecated:DeprecationWarning"),
-          pytest.mark.filterwarnings("ignore:clear_current is deprecated:DeprecationWarning")]
+_QUIET = [
+    pytest.mark.filterwarnings("ignore:make_current is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:clear_current is deprecated:DeprecationWarning"),
+]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,4 +1,5 @@
 """Shared pieces of the service tests: a fake clock and a presence model over a store URL."""
+
 from __future__ import annotations
 
 from presence.service.gateway import Gateway

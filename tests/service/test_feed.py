@@ -1,4 +1,5 @@
 """The node-local feed: merging store reads into its tail, and waking waiters."""
+
 import asyncio
 
 import pytest

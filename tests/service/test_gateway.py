@@ -1,4 +1,5 @@
 """The store gateway's set-up of expiry notifications and its key names."""
+
 import pytest
 
 from presence.service.gateway import Gateway, StoreSetupError, parse_online_key
@@ -19,8 +20,9 @@ async def test_keyspace_events_are_enabled_on_a_redis_without_them(redis_port):
     gateway = Gateway.from_url(f"redis://127.0.0.1:{redis_port}/0")
     await gateway.redis.config_set("notify-keyspace-events", "")
     assert await gateway.expiry_channel() == "__keyevent@0__:expired"
-    assert set("Ex") <= set((await gateway.redis.config_get("notify-keyspace-events"))
-                            ["notify-keyspace-events"])
+    assert set("Ex") <= set(
+        (await gateway.redis.config_get("notify-keyspace-events"))["notify-keyspace-events"]
+    )
     await gateway.close()
 
 
@@ -51,7 +53,8 @@ async def test_without_config_a_probe_decides(flags, works):
 
 
 def test_the_prepacked_refresh_is_what_the_generic_packer_makes_of_its_commands():
-    from presence.service.gateway import ChannelKeys, _Packed, _pack
+    from presence.service.gateway import ChannelKeys, _pack, _Packed
+
     k = ChannelKeys("room.1")
     generic = _Packed()
     generic.set(k.online("al@ice"), "1", px=30000, xx=True)
@@ -64,8 +67,11 @@ def test_the_prepacked_refresh_is_what_the_generic_packer_makes_of_its_commands(
     fast = _Packed()
     fast.raw(k.refresh_commands("al@ice", "c-1", 1800000030000, 30000), 4)
     fast.raw(k.read_commands(12), 3)
-    assert fast.parts == [generic.parts[0], b"".join(generic.parts[1:5]),
-                          b"".join(generic.parts[5:])]
+    assert fast.parts == [
+        generic.parts[0],
+        b"".join(generic.parts[1:5]),
+        b"".join(generic.parts[5:]),
+    ]
     assert fast.count == generic.count == 7
     assert _pack(b"LLEN", k.events) in generic.parts
 
@@ -75,8 +81,17 @@ def test_a_read_event_carries_the_json_its_dict_encodes_to():
 
     from presence.service.gateway import Event
     from presence.web.base import encode_json
-    raw = json.dumps({"type": "message", "user": "a", "info": {"name": "é</b>\u2028", "n": 1.5},
-                      "ts": 17, "data": "hi"}, separators=(",", ":"))
+
+    raw = json.dumps(
+        {
+            "type": "message",
+            "user": "a",
+            "info": {"name": "é</b>\u2028", "n": 1.5},
+            "ts": 17,
+            "data": "hi",
+        },
+        separators=(",", ":"),
+    )
     event = Event(7, raw)
     assert event == {"id": 7, **json.loads(raw)}
     assert event.json == json.dumps(event, separators=(",", ":"))
@@ -92,4 +107,4 @@ async def test_polls_share_the_events_they_read(node):
     first = await node.poll("room", "alice", "a", 0)
     again = await node.poll("room", "bob", "b", 0)
     assert [e["user"] for e in first["events"]] == ["alice", "bob"]
-    assert all(a is b for a, b in zip(first["events"], again["events"]))
+    assert all(a is b for a, b in zip(first["events"], again["events"], strict=False))

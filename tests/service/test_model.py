@@ -4,6 +4,7 @@ Every test runs against real redis-server and the bundled store (the `store_url`
 Expiry is simulated by deleting the presence key and delivering the notice by hand, so
 nothing here sleeps for a timeout.
 """
+
 import asyncio
 import random
 
@@ -27,8 +28,14 @@ async def test_join_emits_join_once_per_user_and_counts_tabs(node, monkeypatch):
     assert types(got["events"]) == [("join", "alice")]
     assert got["events"][0]["info"] == {"name": "Alice"}
     assert first["cursor"] == second["cursor"] and ident(first["cursor"]) == 1
-    assert second["members"] == [{"user": "alice", "info": {"name": "Alice"},
-                                  "since": first["members"][0]["since"], "connections": 2}]
+    assert second["members"] == [
+        {
+            "user": "alice",
+            "info": {"name": "Alice"},
+            "since": first["members"][0]["since"],
+            "connections": 2,
+        }
+    ]
 
 
 @pytest.mark.gen_test
@@ -145,8 +152,16 @@ async def test_kick_emits_leave_kicked_and_unknown_user_raises(node):
     await node.join("room", "alice", "b", None)
     answer = await node.kick("room", "alice")
     got = await node.gateway.read_channel("room", 1)
-    assert got.events == [{"id": answer["id"], "type": "leave", "user": "alice", "info": None,
-                           "ts": node.now(), "reason": "kicked"}]
+    assert got.events == [
+        {
+            "id": answer["id"],
+            "type": "leave",
+            "user": "alice",
+            "info": None,
+            "ts": node.now(),
+            "reason": "kicked",
+        }
+    ]
     with pytest.raises(NotMember):
         await node.kick("room", "alice")
     assert (await node.channel("room", None, 10)).connections == 0
@@ -211,7 +226,9 @@ async def test_global_feed_carries_every_channel(node):
     await node.join("two", "bob", "b", None)
     got = await node.global_events(start["cursor"])
     assert [(e["channel"], e["type"], e["user"]) for e in got["events"]] == [
-        ("one", "join", "alice"), ("two", "join", "bob")]
+        ("one", "join", "alice"),
+        ("two", "join", "bob"),
+    ]
 
 
 @pytest.mark.gen_test
@@ -247,6 +264,7 @@ async def test_an_empty_channel_is_forgotten_once_its_events_age_out(store_url, 
 @pytest.mark.gen_test
 async def test_join_and_reset_return_the_first_members_and_say_there_are_more(node, monkeypatch):
     from presence.service import model
+
     monkeypatch.setattr(model, "JOIN_MEMBERS", 10)
     monkeypatch.setattr(model, "SNAPSHOT_AGE", -1)
     await asyncio.gather(*(node.join("big", f"user{i:02}", "c", None) for i in range(25)))
@@ -262,6 +280,7 @@ async def test_join_and_reset_return_the_first_members_and_say_there_are_more(no
 @pytest.mark.gen_test
 async def test_cancelling_a_hold_ends_its_wait_and_leaves_no_waiter(node):
     from presence.service.feed import Hold
+
     await node.join("room", "alice", "a", None)
     node.poll_timeout = 10
     hold = Hold()
@@ -300,16 +319,25 @@ async def test_joins_close_together_share_a_snapshot_and_catch_up_by_events(node
 @pytest.mark.gen_test
 async def test_a_poll_never_registers_and_says_why_the_tab_is_not_joined(node, other_node):
     assert await node.poll("room", "carol", "c", 0) == {
-        "rejoin": True, "reason": "unknown", "cursor": "0"}
+        "rejoin": True,
+        "reason": "unknown",
+        "cursor": "0",
+    }
     assert await node.heartbeat("room", "carol", "c") == {
-        "rejoin": True, "reason": "unknown", "cursor": "0"}
+        "rejoin": True,
+        "reason": "unknown",
+        "cursor": "0",
+    }
     assert (await node.channel("room", None, 10)) is None  # nothing was registered
     await node.join("room", "alice", "a1", '{"name":"Alice"}')
     await node.join("room", "alice", "a2", None)
     await node.join("room", "bob", "b", '{"name":"Bob"}')
     await node.leave("room", "alice", "a1")
     assert await node.poll("room", "alice", "a1", 2) == {
-        "rejoin": True, "reason": "left", "cursor": "2"}
+        "rejoin": True,
+        "reason": "left",
+        "cursor": "2",
+    }
     await node.kick("room", "alice")
     for tab in ("a1", "a2"):  # a tab that had left before the kick still says left
         got = await other_node.poll("room", "alice", tab, 2)
@@ -332,7 +360,9 @@ async def test_joining_again_after_rejoin_restores_the_tab_with_its_info(node):
     await node.join("room", "alice", "a", '{"name":"Alice"}')  # a kick is not a ban
     got = await node.poll("room", "alice", "a", 1)
     assert [(e["type"], e["info"]) for e in got["events"]] == [
-        ("leave", {"name": "Alice"}), ("join", {"name": "Alice"})]
+        ("leave", {"name": "Alice"}),
+        ("join", {"name": "Alice"}),
+    ]
     assert "rejoin" not in await node.heartbeat("room", "alice", "a")
 
 
@@ -342,8 +372,13 @@ async def listed(node):
 
 @pytest.mark.gen_test
 async def test_a_channel_is_listed_exactly_while_it_has_a_member(node, other_node):
-    for channel, user in [("left", "a"), ("kicked", "b"), ("expired", "c"), ("kept", "d"),
-                          ("kept", "e")]:
+    for channel, user in [
+        ("left", "a"),
+        ("kicked", "b"),
+        ("expired", "c"),
+        ("kept", "d"),
+        ("kept", "e"),
+    ]:
         await node.join(channel, user, "t", None)
     assert await listed(node) == ["expired", "kept", "kicked", "left"]
     await node.leave("left", "a", "t")
@@ -361,13 +396,15 @@ async def test_a_channel_is_listed_exactly_while_it_has_a_member(node, other_nod
 
 
 @pytest.mark.gen_test
-async def test_the_last_members_removed_at_once_still_unlist_the_channel(node, other_node,
-                                                                          monkeypatch):
+async def test_the_last_members_removed_at_once_still_unlist_the_channel(
+    node, other_node, monkeypatch
+):
     await node.join("pair", "x", "t", None)
     await node.join("pair", "y", "t", None)
 
     async def not_last(pipe, k):  # as if both removals read the count before either wrote
         return False
+
     monkeypatch.setattr("presence.service.gateway._last_member", not_last)
     await asyncio.gather(node.kick("pair", "x"), other_node.kick("pair", "y"))
     assert "pair" not in await listed(node)
@@ -390,8 +427,9 @@ async def test_counts_match_a_recount_after_random_joins_leaves_expiries_kicks(n
     tabs: dict[str, dict[str, float]] = {}  # what should be registered: user -> conn -> deadline
     for step in range(400):
         user, conn = f"u{rng.randrange(8)}", f"c{rng.randrange(3)}"
-        action = rng.choice(["join", "join", "poll", "leave", "leave", "kick", "expire",
-                             "silence", "sweep"])
+        action = rng.choice(
+            ["join", "join", "poll", "leave", "leave", "kick", "expire", "silence", "sweep"]
+        )
         if action == "join":
             await node.join("room", user, conn, None)
             tabs.setdefault(user, {})[conn] = clock() + 30
@@ -447,7 +485,9 @@ async def test_a_cursor_into_a_log_the_store_lost_gets_reset(node, monkeypatch):
     assert got["reset"] is True and ident(got["cursor"]) == 6 > ident(old)
     assert got["cursor"].split(":")[0] != old.split(":")[0]  # a new epoch
     assert await node.poll("room", "alice", "a", got["cursor"]) == {
-        "cursor": got["cursor"], "events": []}
+        "cursor": got["cursor"],
+        "events": [],
+    }
     got = await node.poll("room", "alice", "a", ident(got["cursor"]) - 1)  # bare: this log's
     assert [e["data"] for e in got["events"]] == ["after 3"]
     feed = await node.global_events(old)
@@ -473,6 +513,7 @@ async def test_a_log_forgotten_and_begun_again_has_a_new_epoch(store_url, clock)
 @pytest.mark.gen_test
 async def test_a_held_poll_is_one_hold_answered_by_the_timer_wheel_at_poll_timeout(node):
     from presence.service.feed import Hold
+
     await node.join("room", "alice", "a", None)
     node.poll_timeout = 0.2
     loop = asyncio.get_running_loop()
@@ -504,6 +545,7 @@ async def test_a_cancelled_hold_leaves_the_feed_and_the_timer_wheel(node):
 @pytest.mark.gen_test
 async def test_snapshots_too_old_to_reuse_are_forgotten(node, monkeypatch):
     from presence.service import model
+
     monkeypatch.setattr(model, "SNAPSHOT_AGE", 0.05)
     await node.join("one", "alice", "a", None)
     await node.join("two", "bob", "b", None)

@@ -3,11 +3,12 @@
 A watcher polls alternately through node A and node B while other users go silent:
 it must see exactly one `offline` per silent user, and every event id exactly once.
 """
+
 import asyncio
+from urllib.parse import urlsplit
 
 import pytest
 import redis
-from urllib.parse import urlsplit
 
 from presence.service.subscriber import Subscriber
 from tests.service.helpers import ident, make_presence
@@ -21,7 +22,7 @@ def nodes(store_url, io_loop):
     subscribers = [Subscriber(n, sweep_interval=30) for n in made]
     io_loop.run_sync(lambda: asyncio.gather(*(s.start() for s in subscribers)))
     yield made
-    for s, n in zip(subscribers, made):
+    for s, n in zip(subscribers, made, strict=False):
         io_loop.run_sync(s.stop)
         io_loop.run_sync(n.gateway.close)
 
@@ -99,13 +100,17 @@ async def test_subscriber_reconnects_and_reconciles(store_url):
         await subscriber.start()
         events = await watch([node, node], lambda ev: any(e["type"] == "offline" for e in ev), 2)
         assert [(e["type"], e["user"]) for e in events if e["type"] == "offline"] == [
-            ("offline", "ghost")]
+            ("offline", "ghost")
+        ]
         with redis.Redis(port=redis_port) as client:
             assert client.client_kill_filter(_type="pubsub") == 1
         await node.join("room", "late", "l", None)  # expires after the reconnection
-        events = await watch([node, node], lambda ev: any(e["user"] == "late" and
-                                                          e["type"] == "offline" for e in ev),
-                             events[-1]["id"], 3)
+        events = await watch(
+            [node, node],
+            lambda ev: any(e["user"] == "late" and e["type"] == "offline" for e in ev),
+            events[-1]["id"],
+            3,
+        )
         assert ("offline", "late") in [(e["type"], e["user"]) for e in events]
         assert subscriber.live
     finally:

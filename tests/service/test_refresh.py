@@ -5,6 +5,7 @@ A joined tab's refresh is four XX writes whose replies say it was joined; anythi
 refreshed again in the exact form. Every test runs against real redis-server and the
 bundled store (the `store_url` fixture), on a fake clock.
 """
+
 import asyncio
 import random
 
@@ -33,9 +34,11 @@ async def state(node, channel: str, user: str) -> dict:
         "online": await redis.pttl(k.online(user)),
         "member": await redis.exists(k.member(user)),
         "conns": dict(await redis.zrange(k.conns(user), 0, -1, withscores=True)),
-        "connections": {entry.split("/", 1)[1]: score for entry, score in
-                        await redis.zrange(k.connections, 0, -1, withscores=True)
-                        if entry.split("/", 1)[0] == user},
+        "connections": {
+            entry.split("/", 1)[1]: score
+            for entry, score in await redis.zrange(k.connections, 0, -1, withscores=True)
+            if entry.split("/", 1)[0] == user
+        },
         "members": await redis.zscore(k.members, user),
         "deadlines": await redis.zscore(k.deadlines, user),
     }
@@ -54,8 +57,7 @@ async def assert_consistent(node, channel: str, users) -> None:
 
 
 @pytest.mark.gen_test
-async def test_a_joined_tab_takes_the_lean_path_and_moves_every_deadline(node, clock,
-                                                                          monkeypatch):
+async def test_a_joined_tab_takes_the_lean_path_and_moves_every_deadline(node, clock, monkeypatch):
     exact = count_exact(node, monkeypatch)
     await node.join("room", "alice", "a", None)
     clock.advance(5)
@@ -75,17 +77,18 @@ async def test_refreshes_in_the_same_millisecond_stay_joined(node, clock, monkey
     exact = count_exact(node, monkeypatch)
     await node.join("room", "alice", "a", None)
     clock.advance(1)
-    answers = await asyncio.gather(node.heartbeat("room", "alice", "a"),
-                                   node.poll("room", "alice", "a", 1),
-                                   node.heartbeat("room", "alice", "a"))
+    answers = await asyncio.gather(
+        node.heartbeat("room", "alice", "a"),
+        node.poll("room", "alice", "a", 1),
+        node.heartbeat("room", "alice", "a"),
+    )
     assert answers[0] == answers[2] == {"ok": True} and "rejoin" not in answers[1]
     assert exact  # the same deadline twice: ZADD CH says 0, the exact form says joined
     assert await node.heartbeat("room", "alice", "a") == {"ok": True}
 
 
 @pytest.mark.gen_test
-async def test_an_unknown_left_kicked_or_expired_tab_is_told_why_and_not_registered(
-        node, clock):
+async def test_an_unknown_left_kicked_or_expired_tab_is_told_why_and_not_registered(node, clock):
     await node.join("room", "alice", "a1", None)
     await node.join("room", "alice", "a2", None)
     await node.join("room", "bob", "b", None)
@@ -106,14 +109,15 @@ async def test_an_unknown_left_kicked_or_expired_tab_is_told_why_and_not_registe
 
 @pytest.mark.gen_test(timeout=30)
 @pytest.mark.parametrize("removal", ["kick", "leave", "expire"])
-async def test_refreshes_racing_a_removal_never_bring_the_tab_back(node, other_node, clock,
-                                                                   removal):
+async def test_refreshes_racing_a_removal_never_bring_the_tab_back(
+    node, other_node, clock, removal
+):
     for round_ in range(6):
         user = f"u{round_}"
         await node.join("room", user, "t", None)
         clock.advance(0.001 * (round_ % 2))  # odd rounds: the lean path sees new deadlines
 
-        async def remove():
+        async def remove(user=user):
             if removal == "kick":
                 await other_node.kick("room", user)
             elif removal == "leave":
@@ -122,8 +126,10 @@ async def test_refreshes_racing_a_removal_never_bring_the_tab_back(node, other_n
                 await expire(other_node, "room", user)
                 await other_node.expired(other_node.gateway.keys("room").online(user))
 
-        refreshes = [node.heartbeat("room", user, "t") if i % 2 else
-                     node.poll("room", user, "t", 0) for i in range(6)]
+        refreshes = [
+            node.heartbeat("room", user, "t") if i % 2 else node.poll("room", user, "t", 0)
+            for i in range(6)
+        ]
         split = round_ % 4
         await asyncio.gather(*refreshes[:split], remove(), *refreshes[split:])
         clock.advance(0.001)
@@ -138,7 +144,8 @@ async def test_refreshes_racing_a_removal_never_bring_the_tab_back(node, other_n
 @pytest.mark.gen_test(timeout=60)
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_concurrent_refreshes_joins_and_removals_keep_the_indexes_in_step(
-        node, other_node, clock, seed):
+    node, other_node, clock, seed
+):
     rng = random.Random(seed)
     users = [f"u{i}" for i in range(5)]
     for _ in range(60):
@@ -146,8 +153,9 @@ async def test_concurrent_refreshes_joins_and_removals_keep_the_indexes_in_step(
         for _ in range(rng.randrange(1, 6)):
             user, conn = rng.choice(users), f"c{rng.randrange(2)}"
             actor = rng.choice([node, other_node])
-            kind = rng.choice(["join", "heartbeat", "heartbeat", "poll", "poll", "leave",
-                               "kick", "expire"])
+            kind = rng.choice(
+                ["join", "heartbeat", "heartbeat", "poll", "poll", "leave", "kick", "expire"]
+            )
             if kind == "join":
                 ops.append(actor.join("room", user, conn, None))
             elif kind == "heartbeat":
@@ -159,9 +167,11 @@ async def test_concurrent_refreshes_joins_and_removals_keep_the_indexes_in_step(
             elif kind == "kick":
                 ops.append(actor.kick("room", user))
             else:
+
                 async def gone(actor=actor, user=user):
                     await expire(actor, "room", user)
                     await actor.expired(actor.gateway.keys("room").online(user))
+
                 ops.append(gone())
         await asyncio.gather(*ops, return_exceptions=True)  # kick of a non-member raises
         await assert_consistent(node, "room", users)

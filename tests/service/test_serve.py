@@ -1,4 +1,5 @@
 """`presence serve` as a process: start, join, poll, offline, SIGTERM with a held poll."""
+
 import json
 import re
 import signal
@@ -24,9 +25,26 @@ def call(port, path, **params):
 def serve(*flags):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "presence.cli", "serve", "--port", str(port), "--timeout", "1.5",
-         "--poll-timeout", "1", "--node-id", "t1", *flags],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "presence.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--timeout",
+            "1.5",
+            "--poll-timeout",
+            "1",
+            "--node-id",
+            "t1",
+            *flags,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for_port(port, proc)
     return proc, port
 
@@ -65,8 +83,9 @@ def test_serve_join_poll_offline_and_sigterm(node):
     assert [(e["type"], e["user"]) for e in seen] == [("join", "bob"), ("offline", "bob")]
 
     held = {}
-    poller = threading.Thread(target=lambda: held.update(
-        call(port, "/channels/serve-test/poll", cursor=cursor, **alice)))
+    poller = threading.Thread(
+        target=lambda: held.update(call(port, "/channels/serve-test/poll", cursor=cursor, **alice))
+    )
     poller.start()
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
@@ -80,15 +99,28 @@ def test_serve_join_poll_offline_and_sigterm(node):
 def test_serve_reports_an_unreachable_store():
     port = free_port()
     proc = subprocess.run(
-        [sys.executable, "-m", "presence.cli", "serve", "--port", str(free_port()),
-         "--redis-url", f"redis://127.0.0.1:{port}/0"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30)
+        [
+            sys.executable,
+            "-m",
+            "presence.cli",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--redis-url",
+            f"redis://127.0.0.1:{port}/0",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 1
     assert f"cannot reach the store at redis://127.0.0.1:{port}/0" in proc.stderr
 
 
 def test_serve_flags_come_from_the_environment(monkeypatch):
     from presence.cli import serve_parser
+
     monkeypatch.setenv("PRESENCE_POLL_TIMEOUT", "7")
     monkeypatch.setenv("PRESENCE_REDIS_URL", "redis://example:1/0")
     args = serve_parser().parse_args(["--port", "9"])
@@ -99,6 +131,7 @@ def test_bench_dispatches_lazily_to_presence_bench(monkeypatch):
     import types
 
     from presence import cli
+
     calls = []
     fake = types.SimpleNamespace(main=lambda argv: calls.append(argv) or 0)
     monkeypatch.setitem(sys.modules, "presence.bench", fake)
@@ -112,9 +145,21 @@ def test_serve_reports_a_bundled_store_that_cannot_start():
         taken.listen()
         store_port = taken.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "presence.cli", "serve", "--port", str(free_port()),
-             "--store-port", str(store_port)],
-            cwd=ROOT, capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "presence.cli",
+                "serve",
+                "--port",
+                str(free_port()),
+                "--store-port",
+                str(store_port),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert proc.returncode == 1
     assert "cannot start the bundled store" in proc.stderr
     assert f"port {store_port}" in proc.stderr

@@ -1,4 +1,5 @@
 """Fixtures for store tests: raw clients to the bundled store and to real redis-server."""
+
 import pytest
 
 from tests.store.rawclient import RawClient

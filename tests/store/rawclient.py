@@ -3,6 +3,7 @@
 Differential tests compare these bytes between the bundled store and real redis-server:
 same command, same reply, down to the error text.
 """
+
 from __future__ import annotations
 
 import socket
@@ -18,7 +19,7 @@ class RawClient:
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> "RawClient":
+    def __enter__(self) -> RawClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -72,7 +73,7 @@ class RawClient:
         eol = buf.find(b"\r\n", pos)
         if eol < 0:
             return None
-        kind, header = buf[pos:pos + 1], buf[pos + 1:eol]
+        kind, header = buf[pos : pos + 1], buf[pos + 1 : eol]
         after = eol + 2
         if kind in b"+-:_,#(":
             return after
@@ -91,7 +92,7 @@ class RawClient:
                 if after is None:
                     return None
             return after
-        raise ValueError(f"not RESP at {pos}: {buf[pos:pos + 40]!r}")
+        raise ValueError(f"not RESP at {pos}: {buf[pos : pos + 40]!r}")
 
 
 def encode_command(args) -> bytes:

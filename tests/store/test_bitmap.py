@@ -1,4 +1,5 @@
 """Bitmap commands (presence/store/commands/bitmap.py), differential against redis-server."""
+
 import random
 
 import pytest
@@ -10,26 +11,74 @@ VALUE = b"\x00\xff\x0f\xf0\x81\x00\x01\x80"
 
 
 def test_setbit_getbit(pair, proto):
-    for args in (["SETBIT", "k", "7", "1"], ["SETBIT", "k", "7", "1"], ["SETBIT", "k", "0", "1"], ["GET", "k"],
-                 ["SETBIT", "k", "100", "0"], ["GET", "k"], ["SETBIT", "k", "0", "0"], ["GETBIT", "k", "0"],
-                 ["GETBIT", "k", "7"], ["GETBIT", "k", "100"], ["GETBIT", "k", "1000"], ["GETBIT", "nokey", "3"],
-                 ["SET", "e", "x", "EX", "100"], ["SETBIT", "e", "1", "0"], ["TTL", "e"], ["GET", "e"],
-                 ["SETBIT", "k", "-1", "1"], ["SETBIT", "k", "x", "1"], ["SETBIT", "k", "1", "2"],
-                 ["SETBIT", "k", "1", "-1"], ["SETBIT", "k", "1", "x"], ["SETBIT", "k", "x", "x"],
-                 ["SETBIT", "k", "4294967296", "1"], ["SETBIT", "k", "9223372036854775807", "1"],
-                 ["GETBIT", "k", "-1"], ["GETBIT", "k", "x"], ["GETBIT", "k", "4294967296"],
-                 ["SETBIT", "k", "1"], ["GETBIT", "k"]):
+    for args in (
+        ["SETBIT", "k", "7", "1"],
+        ["SETBIT", "k", "7", "1"],
+        ["SETBIT", "k", "0", "1"],
+        ["GET", "k"],
+        ["SETBIT", "k", "100", "0"],
+        ["GET", "k"],
+        ["SETBIT", "k", "0", "0"],
+        ["GETBIT", "k", "0"],
+        ["GETBIT", "k", "7"],
+        ["GETBIT", "k", "100"],
+        ["GETBIT", "k", "1000"],
+        ["GETBIT", "nokey", "3"],
+        ["SET", "e", "x", "EX", "100"],
+        ["SETBIT", "e", "1", "0"],
+        ["TTL", "e"],
+        ["GET", "e"],
+        ["SETBIT", "k", "-1", "1"],
+        ["SETBIT", "k", "x", "1"],
+        ["SETBIT", "k", "1", "2"],
+        ["SETBIT", "k", "1", "-1"],
+        ["SETBIT", "k", "1", "x"],
+        ["SETBIT", "k", "x", "x"],
+        ["SETBIT", "k", "4294967296", "1"],
+        ["SETBIT", "k", "9223372036854775807", "1"],
+        ["GETBIT", "k", "-1"],
+        ["GETBIT", "k", "x"],
+        ["GETBIT", "k", "4294967296"],
+        ["SETBIT", "k", "1"],
+        ["GETBIT", "k"],
+    ):
         pair.same(*args)
     pair.same("RPUSH", "l", "a")
-    for args in (["SETBIT", "l", "1", "1"], ["GETBIT", "l", "1"], ["SETBIT", "l", "x", "1"],
-                 ["SETBIT", "l", "1", "x"], ["GETBIT", "l", "x"]):
+    for args in (
+        ["SETBIT", "l", "1", "1"],
+        ["GETBIT", "l", "1"],
+        ["SETBIT", "l", "x", "1"],
+        ["SETBIT", "l", "1", "x"],
+        ["GETBIT", "l", "x"],
+    ):
         pair.same(*args)
 
 
-RANGES = [[], ["0", "-1"], ["1", "2"], ["-3", "-1"], ["-1", "-3"], ["-100", "100"], ["5", "2"], ["8", "10"],
-          ["0", "0", "BYTE"], ["1", "2", "byte"], ["0", "-1", "BIT"], ["3", "12", "bit"], ["5", "5", "BIT"],
-          ["-5", "-1", "BIT"], ["-1", "-5", "BIT"], ["9", "9", "BIT"], ["8", "15", "BIT"], ["60", "70", "BIT"],
-          ["-100", "3", "BIT"], ["0", "63", "BIT"], ["64", "64", "BIT"], ["2", "1", "BIT"], ["-2", "-2", "bit"]]
+RANGES = [
+    [],
+    ["0", "-1"],
+    ["1", "2"],
+    ["-3", "-1"],
+    ["-1", "-3"],
+    ["-100", "100"],
+    ["5", "2"],
+    ["8", "10"],
+    ["0", "0", "BYTE"],
+    ["1", "2", "byte"],
+    ["0", "-1", "BIT"],
+    ["3", "12", "bit"],
+    ["5", "5", "BIT"],
+    ["-5", "-1", "BIT"],
+    ["-1", "-5", "BIT"],
+    ["9", "9", "BIT"],
+    ["8", "15", "BIT"],
+    ["60", "70", "BIT"],
+    ["-100", "3", "BIT"],
+    ["0", "63", "BIT"],
+    ["64", "64", "BIT"],
+    ["2", "1", "BIT"],
+    ["-2", "-2", "bit"],
+]
 
 
 def test_bitcount(pair, proto):
@@ -40,8 +89,20 @@ def test_bitcount(pair, proto):
         pair.same("BITCOUNT", "empty", *options)
         pair.same("BITCOUNT", "nokey", *options)
     pair.same("RPUSH", "l", "a")
-    for args in (["k", "0"], ["k", "0", "1", "WORD"], ["k", "x", "1"], ["k", "0", "x"], ["k", "0", "1", "BIT", "x"],
-                 ["nokey", "x", "1"], ["nokey", "0"], ["l"], ["l", "0", "1"], ["l", "x", "1"], ["l", "0"], []):
+    for args in (
+        ["k", "0"],
+        ["k", "0", "1", "WORD"],
+        ["k", "x", "1"],
+        ["k", "0", "x"],
+        ["k", "0", "1", "BIT", "x"],
+        ["nokey", "x", "1"],
+        ["nokey", "0"],
+        ["l"],
+        ["l", "0", "1"],
+        ["l", "x", "1"],
+        ["l", "0"],
+        [],
+    ):
         pair.same("BITCOUNT", *args)
 
 
@@ -59,9 +120,23 @@ def test_bitpos(pair, proto):
             for options in RANGES[1:]:
                 pair.same("BITPOS", key, bit, *options)
     pair.same("RPUSH", "l", "a")
-    for args in (["k", "2"], ["k", "x"], ["k", "-1"], ["k", "1", "x"], ["k", "1", "0", "x"], ["k", "1", "0", "1", "WORD"],
-                 ["k", "1", "0", "1", "BIT", "x"], ["nokey", "1", "x"], ["nokey", "2"], ["l", "1"], ["l", "1", "x"],
-                 ["l", "x"], ["k"], ["k", "1", "x", "1", "BIT"], ["k", "0", "0", "x", "BIT"]):
+    for args in (
+        ["k", "2"],
+        ["k", "x"],
+        ["k", "-1"],
+        ["k", "1", "x"],
+        ["k", "1", "0", "x"],
+        ["k", "1", "0", "1", "WORD"],
+        ["k", "1", "0", "1", "BIT", "x"],
+        ["nokey", "1", "x"],
+        ["nokey", "2"],
+        ["l", "1"],
+        ["l", "1", "x"],
+        ["l", "x"],
+        ["k"],
+        ["k", "1", "x", "1", "BIT"],
+        ["k", "0", "0", "x", "BIT"],
+    ):
         pair.same("BITPOS", *args)
 
 
@@ -89,9 +164,18 @@ def test_keyspace_events(pair):
         sub = RawClient(client.sock.getpeername()[1])
         sub.call("PSUBSCRIBE", "__key*@0__:*")
         subs.append(sub)
-    for args in (["SETBIT", "k", "3", "1"], ["SETBIT", "k", "3", "1"], ["SETBIT", "k", "3", "0"],
-                 ["SETBIT", "k", "3", "0"], ["SETBIT", "k", "30", "0"], ["SETBIT", "z", "0", "0"],
-                 ["GETBIT", "nokey", "1"], ["BITCOUNT", "nokey"], ["BITPOS", "nokey", "1"], ["SET", "end-marker", "1"]):
+    for args in (
+        ["SETBIT", "k", "3", "1"],
+        ["SETBIT", "k", "3", "1"],
+        ["SETBIT", "k", "3", "0"],
+        ["SETBIT", "k", "3", "0"],
+        ["SETBIT", "k", "30", "0"],
+        ["SETBIT", "z", "0", "0"],
+        ["GETBIT", "nokey", "1"],
+        ["BITCOUNT", "nokey"],
+        ["BITPOS", "nokey", "1"],
+        ["SET", "end-marker", "1"],
+    ):
         pair.same(*args)
     ours, theirs = (sub.read_until_set_event() for sub in subs)
     assert ours == theirs
@@ -99,10 +183,14 @@ def test_keyspace_events(pair):
         sub.close()
 
 
-@pytest.mark.parametrize("name", ["setbit", "getbit", "bitcount", "bitpos", "bitop", "bitfield", "bitfield_ro"])
+@pytest.mark.parametrize(
+    "name", ["setbit", "getbit", "bitcount", "bitpos", "bitop", "bitfield", "bitfield_ro"]
+)
 def test_command_info(pair, name):
     ours, theirs = pair.call("COMMAND", "INFO", name)
-    assert command_info_head(ours)[:6] == command_info_head(theirs)[:6]  # ACL @bitmap: see introspection
+    assert (
+        command_info_head(ours)[:6] == command_info_head(theirs)[:6]
+    )  # ACL @bitmap: see introspection
 
 
 def test_bitop(pair, proto):
@@ -112,10 +200,24 @@ def test_bitop(pair, proto):
     pair.same("SET", "num", "123")
     pair.same("SET", "d", "old", "EX", "100")
     pair.same("RPUSH", "l", "x")
-    for args in (["AND", "d", "a", "b"], ["or", "d", "a", "b"], ["XOR", "d", "a", "b", "a"], ["NOT", "d", "a"],
-                 ["AND", "d", "a", "nokey"], ["OR", "d", "nokey", "b"], ["NOT", "d", "nokey"], ["OR", "d", "empty"],
-                 ["XOR", "d", "num", "a"], ["NOT", "a", "a"], ["NOT", "d", "a", "b"], ["NAND", "d", "a"],
-                 ["AND", "d", "a", "l"], ["AND", "d", "l", "nokey"], ["AND", "d"], ["OR", "l", "a"]):
+    for args in (
+        ["AND", "d", "a", "b"],
+        ["or", "d", "a", "b"],
+        ["XOR", "d", "a", "b", "a"],
+        ["NOT", "d", "a"],
+        ["AND", "d", "a", "nokey"],
+        ["OR", "d", "nokey", "b"],
+        ["NOT", "d", "nokey"],
+        ["OR", "d", "empty"],
+        ["XOR", "d", "num", "a"],
+        ["NOT", "a", "a"],
+        ["NOT", "d", "a", "b"],
+        ["NAND", "d", "a"],
+        ["AND", "d", "a", "l"],
+        ["AND", "d", "l", "nokey"],
+        ["AND", "d"],
+        ["OR", "l", "a"],
+    ):
         pair.same("BITOP", *args)
         pair.same("GET", "d")
         pair.same("TTL", "d")
@@ -130,8 +232,14 @@ def test_bitop_events(pair):
         sub = RawClient(client.sock.getpeername()[1])
         sub.call("PSUBSCRIBE", "__key*@0__:*")
         subs.append(sub)
-    for args in (["SET", "a", "x"], ["BITOP", "OR", "d", "a"], ["BITOP", "OR", "d", "nokey"], ["BITOP", "OR", "d", "nokey"],
-                 ["BITOP", "NOT", "n", "a"], ["SET", "end-marker", "1"]):
+    for args in (
+        ["SET", "a", "x"],
+        ["BITOP", "OR", "d", "a"],
+        ["BITOP", "OR", "d", "nokey"],
+        ["BITOP", "OR", "d", "nokey"],
+        ["BITOP", "NOT", "n", "a"],
+        ["SET", "end-marker", "1"],
+    ):
         pair.same(*args)
     ours, theirs = (sub.read_until_set_event() for sub in subs)
     assert ours == theirs
@@ -141,31 +249,85 @@ def test_bitop_events(pair):
 
 def test_bitfield(pair, proto):
     pair.same("SET", "k", b"\x81\x7f\x00\xff", "EX", "100")
-    for ops in (["GET", "u8", "0"], ["GET", "i8", "0"], ["GET", "i5", "3", "GET", "u3", "#2", "GET", "i64", "0"],
-                ["GET", "u63", "1"], ["GET", "i1", "0"], ["GET", "u4", "100"], ["SET", "i8", "0", "-1"],
-                ["SET", "u4", "#1", "15", "GET", "u8", "0"], ["INCRBY", "i8", "8", "100"], ["INCRBY", "i8", "8", "100"],
-                ["OVERFLOW", "SAT", "INCRBY", "i8", "8", "100"], ["OVERFLOW", "FAIL", "INCRBY", "i8", "8", "100"],
-                ["OVERFLOW", "fail", "INCRBY", "u2", "0", "1", "OVERFLOW", "WRAP", "INCRBY", "u2", "0", "7"],
-                ["OVERFLOW", "SAT", "INCRBY", "u8", "16", "-300"], ["OVERFLOW", "WRAP", "INCRBY", "u8", "16", "-300"],
-                ["SET", "u8", "40", "-1"], ["OVERFLOW", "SAT", "SET", "u8", "40", "-1"],
-                ["OVERFLOW", "FAIL", "SET", "u8", "40", "-1"], ["OVERFLOW", "SAT", "SET", "i4", "0", "100"],
-                ["SET", "i4", "0", "100"], ["SET", "i64", "64", "-9223372036854775808"],
-                ["INCRBY", "i64", "64", "-1"], ["OVERFLOW", "SAT", "INCRBY", "i64", "64", "-1"],
-                ["OVERFLOW", "SAT", "INCRBY", "u63", "0", "9223372036854775807"], ["SET", "u1", "7", "1"], []):
+    for ops in (
+        ["GET", "u8", "0"],
+        ["GET", "i8", "0"],
+        ["GET", "i5", "3", "GET", "u3", "#2", "GET", "i64", "0"],
+        ["GET", "u63", "1"],
+        ["GET", "i1", "0"],
+        ["GET", "u4", "100"],
+        ["SET", "i8", "0", "-1"],
+        ["SET", "u4", "#1", "15", "GET", "u8", "0"],
+        ["INCRBY", "i8", "8", "100"],
+        ["INCRBY", "i8", "8", "100"],
+        ["OVERFLOW", "SAT", "INCRBY", "i8", "8", "100"],
+        ["OVERFLOW", "FAIL", "INCRBY", "i8", "8", "100"],
+        [
+            "OVERFLOW",
+            "fail",
+            "INCRBY",
+            "u2",
+            "0",
+            "1",
+            "OVERFLOW",
+            "WRAP",
+            "INCRBY",
+            "u2",
+            "0",
+            "7",
+        ],
+        ["OVERFLOW", "SAT", "INCRBY", "u8", "16", "-300"],
+        ["OVERFLOW", "WRAP", "INCRBY", "u8", "16", "-300"],
+        ["SET", "u8", "40", "-1"],
+        ["OVERFLOW", "SAT", "SET", "u8", "40", "-1"],
+        ["OVERFLOW", "FAIL", "SET", "u8", "40", "-1"],
+        ["OVERFLOW", "SAT", "SET", "i4", "0", "100"],
+        ["SET", "i4", "0", "100"],
+        ["SET", "i64", "64", "-9223372036854775808"],
+        ["INCRBY", "i64", "64", "-1"],
+        ["OVERFLOW", "SAT", "INCRBY", "i64", "64", "-1"],
+        ["OVERFLOW", "SAT", "INCRBY", "u63", "0", "9223372036854775807"],
+        ["SET", "u1", "7", "1"],
+        [],
+    ):
         pair.same("BITFIELD", "k", *ops)
         pair.same("GET", "k")
     pair.same("TTL", "k")
     pair.same("RPUSH", "l", "x")
-    for args in (["k", "GET", "u64", "0"], ["k", "GET", "i65", "0"], ["k", "GET", "I8", "0"], ["k", "GET", "u0", "0"],
-                 ["k", "GET", "x8", "0"], ["k", "GET", "u8", "-1"], ["k", "GET", "u8", "#-1"], ["k", "GET", "u8", "x"],
-                 ["k", "GET", "u8", "4294967296"], ["k", "SET", "u8", "0", "x"], ["k", "OVERFLOW", "BAD"],
-                 ["k", "OVERFLOW"], ["k", "GET", "u8"], ["k", "FOO"], ["k", "SET", "u8", "0"], ["l", "GET", "u8", "0"],
-                 ["l", "SET", "u8", "0", "1"], ["nokey", "GET", "u8", "0"], ["nokey", "OVERFLOW", "FAIL"],
-                 ["new", "OVERFLOW", "FAIL", "SET", "i4", "0", "100"], ["k", "GET", "i8", "#4294967295"]):
+    for args in (
+        ["k", "GET", "u64", "0"],
+        ["k", "GET", "i65", "0"],
+        ["k", "GET", "I8", "0"],
+        ["k", "GET", "u0", "0"],
+        ["k", "GET", "x8", "0"],
+        ["k", "GET", "u8", "-1"],
+        ["k", "GET", "u8", "#-1"],
+        ["k", "GET", "u8", "x"],
+        ["k", "GET", "u8", "4294967296"],
+        ["k", "SET", "u8", "0", "x"],
+        ["k", "OVERFLOW", "BAD"],
+        ["k", "OVERFLOW"],
+        ["k", "GET", "u8"],
+        ["k", "FOO"],
+        ["k", "SET", "u8", "0"],
+        ["l", "GET", "u8", "0"],
+        ["l", "SET", "u8", "0", "1"],
+        ["nokey", "GET", "u8", "0"],
+        ["nokey", "OVERFLOW", "FAIL"],
+        ["new", "OVERFLOW", "FAIL", "SET", "i4", "0", "100"],
+        ["k", "GET", "i8", "#4294967295"],
+    ):
         pair.same("BITFIELD", *args)
     pair.same("EXISTS", "new")
-    for args in (["k", "GET", "u8", "0"], ["k", "GET", "u8", "0", "SET", "u8", "0", "1"], ["k", "OVERFLOW", "SAT"],
-                 ["nokey", "GET", "i8", "0"], ["k", "SET", "u8", "0", "x"], ["l", "GET", "u8", "0"], ["k", "INCRBY", "u8", "0", "1"]):
+    for args in (
+        ["k", "GET", "u8", "0"],
+        ["k", "GET", "u8", "0", "SET", "u8", "0", "1"],
+        ["k", "OVERFLOW", "SAT"],
+        ["nokey", "GET", "i8", "0"],
+        ["k", "SET", "u8", "0", "x"],
+        ["l", "GET", "u8", "0"],
+        ["k", "INCRBY", "u8", "0", "1"],
+    ):
         pair.same("BITFIELD_RO", *args)
 
 
@@ -176,11 +338,16 @@ def test_bitfield_events(pair):
         sub = RawClient(client.sock.getpeername()[1])
         sub.call("PSUBSCRIBE", "__key*@0__:*")
         subs.append(sub)
-    for args in (["BITFIELD", "k", "SET", "u8", "0", "0"], ["BITFIELD", "k", "SET", "u8", "0", "0"],
-                 ["BITFIELD", "k", "SET", "u8", "0", "5"], ["BITFIELD", "k", "GET", "u8", "0"],
-                 ["BITFIELD", "k", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "1000"],
-                 ["BITFIELD", "k", "OVERFLOW", "FAIL", "INCRBY", "u8", "100", "1000"],
-                 ["BITFIELD", "n", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "1000"], ["SET", "end-marker", "1"]):
+    for args in (
+        ["BITFIELD", "k", "SET", "u8", "0", "0"],
+        ["BITFIELD", "k", "SET", "u8", "0", "0"],
+        ["BITFIELD", "k", "SET", "u8", "0", "5"],
+        ["BITFIELD", "k", "GET", "u8", "0"],
+        ["BITFIELD", "k", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "1000"],
+        ["BITFIELD", "k", "OVERFLOW", "FAIL", "INCRBY", "u8", "100", "1000"],
+        ["BITFIELD", "n", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "1000"],
+        ["SET", "end-marker", "1"],
+    ):
         pair.same(*args)
     ours, theirs = (sub.read_until_set_event() for sub in subs)
     assert ours == theirs

@@ -1,5 +1,4 @@
 """CLIENT subcommands (commands/client.py) against real redis-server."""
-import socket
 
 import pytest
 from redis._parsers.helpers import parse_client_list
@@ -28,24 +27,46 @@ def _closed(raw: RawClient) -> bool:
     raw.sock.settimeout(2)
     try:
         return raw.sock.recv(100) == b""
-    except (ConnectionResetError, socket.timeout):
+    except (TimeoutError, ConnectionResetError):
         return False
 
 
 ERRORS = [
-    ("CLIENT",), ("CLIENT", "FOO"), ("CLIENT", "ID", "x"), ("CLIENT", "GETNAME", "x"),
-    ("CLIENT", "SETNAME"), ("CLIENT", "SETNAME", "a b"), ("CLIENT", "SETNAME", "a\nb"),
-    ("CLIENT", "SETNAME", "caf\xe9"), ("CLIENT", "KILL"), ("CLIENT", "KILL", "1.2.3.4:5"),
-    ("CLIENT", "KILL", "ID", "abc"), ("CLIENT", "KILL", "ID", "0"), ("CLIENT", "KILL", "ID", "999999"),
-    ("CLIENT", "KILL", "FOO", "bar"), ("CLIENT", "KILL", "ADDR", "1.2.3.4:5"),
-    ("CLIENT", "KILL", "ADDR", "1.2.3.4:5", "ID"), ("CLIENT", "KILL", "TYPE", "foo"),
-    ("CLIENT", "KILL", "SKIPME", "maybe"), ("CLIENT", "KILL", "USER", "nobody"),
-    ("CLIENT", "KILL", "LADDR", "1.2.3.4:5"), ("CLIENT", "KILL", "TYPE", "master"),
-    ("CLIENT", "NO-EVICT"), ("CLIENT", "NO-EVICT", "maybe"), ("CLIENT", "NO-EVICT", "on"),
-    ("CLIENT", "NO-EVICT", "OFF"), ("CLIENT", "GETREDIR"), ("CLIENT", "UNPAUSE"),
-    ("CLIENT", "LIST", "TYPE", "foo"), ("CLIENT", "LIST", "ID"), ("CLIENT", "LIST", "ID", "abc"),
-    ("CLIENT", "LIST", "ID", "0"), ("CLIENT", "LIST", "ID", "-5", "99999"),
-    ("CLIENT", "LIST", "foo"), ("CLIENT", "LIST", "TYPE", "master"), ("CLIENT", "INFO", "x"),
+    ("CLIENT",),
+    ("CLIENT", "FOO"),
+    ("CLIENT", "ID", "x"),
+    ("CLIENT", "GETNAME", "x"),
+    ("CLIENT", "SETNAME"),
+    ("CLIENT", "SETNAME", "a b"),
+    ("CLIENT", "SETNAME", "a\nb"),
+    ("CLIENT", "SETNAME", "caf\xe9"),
+    ("CLIENT", "KILL"),
+    ("CLIENT", "KILL", "1.2.3.4:5"),
+    ("CLIENT", "KILL", "ID", "abc"),
+    ("CLIENT", "KILL", "ID", "0"),
+    ("CLIENT", "KILL", "ID", "999999"),
+    ("CLIENT", "KILL", "FOO", "bar"),
+    ("CLIENT", "KILL", "ADDR", "1.2.3.4:5"),
+    ("CLIENT", "KILL", "ADDR", "1.2.3.4:5", "ID"),
+    ("CLIENT", "KILL", "TYPE", "foo"),
+    ("CLIENT", "KILL", "SKIPME", "maybe"),
+    ("CLIENT", "KILL", "USER", "nobody"),
+    ("CLIENT", "KILL", "LADDR", "1.2.3.4:5"),
+    ("CLIENT", "KILL", "TYPE", "master"),
+    ("CLIENT", "NO-EVICT"),
+    ("CLIENT", "NO-EVICT", "maybe"),
+    ("CLIENT", "NO-EVICT", "on"),
+    ("CLIENT", "NO-EVICT", "OFF"),
+    ("CLIENT", "GETREDIR"),
+    ("CLIENT", "UNPAUSE"),
+    ("CLIENT", "LIST", "TYPE", "foo"),
+    ("CLIENT", "LIST", "ID"),
+    ("CLIENT", "LIST", "ID", "abc"),
+    ("CLIENT", "LIST", "ID", "0"),
+    ("CLIENT", "LIST", "ID", "-5", "99999"),
+    ("CLIENT", "LIST", "foo"),
+    ("CLIENT", "LIST", "TYPE", "master"),
+    ("CLIENT", "INFO", "x"),
 ]
 
 
@@ -55,8 +76,13 @@ def test_client_replies_match_redis(both, args):
 
 
 def test_setname_getname_match_redis(both):
-    for args in [("CLIENT", "GETNAME"), ("CLIENT", "SETNAME", "worker-1"), ("CLIENT", "GETNAME"),
-                 ("CLIENT", "SETNAME", ""), ("CLIENT", "GETNAME")]:
+    for args in [
+        ("CLIENT", "GETNAME"),
+        ("CLIENT", "SETNAME", "worker-1"),
+        ("CLIENT", "GETNAME"),
+        ("CLIENT", "SETNAME", ""),
+        ("CLIENT", "GETNAME"),
+    ]:
         both.same(*args)
 
 
@@ -116,7 +142,9 @@ def test_client_kill_old_style_closes_the_other_connection(both, store_port, red
     for victim in victims:
         victim.call("PING")  # the server has accepted it before we look it up
     addrs = ["%s:%d" % v.sock.getsockname() for v in victims]
-    assert both.store.call("CLIENT", "KILL", addrs[0]) == both.redis.call("CLIENT", "KILL", addrs[1])
+    assert both.store.call("CLIENT", "KILL", addrs[0]) == both.redis.call(
+        "CLIENT", "KILL", addrs[1]
+    )
     assert all(_closed(v) for v in victims)
 
 
@@ -153,12 +181,17 @@ def test_client_setinfo_like_redis_7_2(store):
     assert store.call("CLIENT", "SETINFO", "LIB-NAME", "redis-py") == b"+OK\r\n"
     assert store.call("CLIENT", "SETINFO", "lib-ver", "8.1.0") == b"+OK\r\n"
     assert store.call("CLIENT", "SETINFO", "lib-name", "a b") == (
-        b"-ERR lib-name cannot contain spaces, newlines or special characters.\r\n")
+        b"-ERR lib-name cannot contain spaces, newlines or special characters.\r\n"
+    )
     assert store.call("CLIENT", "SETINFO", "LIB-VER", "1\n2") == (
-        b"-ERR LIB-VER cannot contain spaces, newlines or special characters.\r\n")
-    assert store.call("CLIENT", "SETINFO", "color", "red") == b"-ERR Unrecognized option 'color'\r\n"
+        b"-ERR LIB-VER cannot contain spaces, newlines or special characters.\r\n"
+    )
+    assert (
+        store.call("CLIENT", "SETINFO", "color", "red") == b"-ERR Unrecognized option 'color'\r\n"
+    )
     assert store.call("CLIENT", "SETINFO", "lib-name") == (
-        b"-ERR wrong number of arguments for 'client|setinfo' command\r\n")
+        b"-ERR wrong number of arguments for 'client|setinfo' command\r\n"
+    )
 
 
 def test_client_no_touch_like_redis_7_2(store):

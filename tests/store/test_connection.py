@@ -2,6 +2,7 @@
 
 AUTH with a password is tested on a separate store/redis pair started with --requirepass.
 """
+
 import re
 
 import pytest
@@ -23,19 +24,53 @@ def same_hello(pair, *args) -> bytes:
 
 
 def test_ping_echo(pair):
-    run(pair, "PING", "PING hello", ["PING", ""], "PING a b", "ECHO", "ECHO a b", "ECHO x", ["ECHO", ""],
-        "ping", "PiNg")
+    run(
+        pair,
+        "PING",
+        "PING hello",
+        ["PING", ""],
+        "PING a b",
+        "ECHO",
+        "ECHO a b",
+        "ECHO x",
+        ["ECHO", ""],
+        "ping",
+        "PiNg",
+    )
 
 
-@pytest.mark.parametrize("args", ["HELLO 4", "HELLO 1", "HELLO 0", "HELLO -1", "HELLO abc", "HELLO 3.0",
-                                  "HELLO 9223372036854775808", "HELLO 3 FOO", "HELLO 3 AUTH default",
-                                  "HELLO 3 AUTH foo x", "HELLO 2 SETNAME", "HELLO 3 SETNAME a AUTH"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        "HELLO 4",
+        "HELLO 1",
+        "HELLO 0",
+        "HELLO -1",
+        "HELLO abc",
+        "HELLO 3.0",
+        "HELLO 9223372036854775808",
+        "HELLO 3 FOO",
+        "HELLO 3 AUTH default",
+        "HELLO 3 AUTH foo x",
+        "HELLO 2 SETNAME",
+        "HELLO 3 SETNAME a AUTH",
+    ],
+)
 def test_hello_errors(pair, args):
     run(pair, args, "PING")
 
 
-@pytest.mark.parametrize("args", ["HELLO", "HELLO 2", "HELLO 3", "HELLO 3 AUTH default anything",
-                                  "HELLO 2 SETNAME conn", "HELLO 3 auth default x setname n"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        "HELLO",
+        "HELLO 2",
+        "HELLO 3",
+        "HELLO 3 AUTH default anything",
+        "HELLO 2 SETNAME conn",
+        "HELLO 3 auth default x setname n",
+    ],
+)
 def test_hello_replies(pair, args):
     same_hello(pair, *args.split())
     run(pair, "PING", "GET missing", "HELLO 4")
@@ -58,15 +93,42 @@ def test_auth_without_requirepass(pair):
 
 
 def test_select(pair):
-    run(pair, "SELECT 16", "SELECT -1", "SELECT abc", "SELECT 1.5", "SELECT", "SELECT 9223372036854775808",
-        "SELECT 15", "SET k v15", "SELECT 1", "GET k", "SELECT 15", "GET k", "SELECT 0", "GET k",
-        "SELECT 015", "GET k")
+    run(
+        pair,
+        "SELECT 16",
+        "SELECT -1",
+        "SELECT abc",
+        "SELECT 1.5",
+        "SELECT",
+        "SELECT 9223372036854775808",
+        "SELECT 15",
+        "SET k v15",
+        "SELECT 1",
+        "GET k",
+        "SELECT 15",
+        "GET k",
+        "SELECT 0",
+        "GET k",
+        "SELECT 015",
+        "GET k",
+    )
 
 
 def test_reset(pair):
     same_hello(pair, "HELLO", "3")
-    run(pair, "SELECT 3", "SET k 3", "MULTI", "SET a b", "RESET", "EXEC", "GET k", "GET missing",
-        "RESET x", "RESET")
+    run(
+        pair,
+        "SELECT 3",
+        "SET k 3",
+        "MULTI",
+        "SET a b",
+        "RESET",
+        "EXEC",
+        "GET k",
+        "GET missing",
+        "RESET x",
+        "RESET",
+    )
 
 
 def test_reset_leaves_subscribed_mode(pair):
@@ -81,9 +143,13 @@ def test_quit(pair):
 
 # ------------------------------------------------------------ requirepass
 
+
 @pytest.fixture(scope="module")
 def secured():
-    with redis_server("--requirepass", "s3cret") as rport, bundled_store("--requirepass", "s3cret") as sport:
+    with (
+        redis_server("--requirepass", "s3cret") as rport,
+        bundled_store("--requirepass", "s3cret") as sport,
+    ):
         yield sport, rport
 
 
@@ -95,13 +161,34 @@ def spair(secured):
 
 
 def test_noauth_refuses_commands(spair):
-    run(spair, "GET k", "SET k v", "PING", "ECHO x", "SELECT 1", "NOSUCHCOMMAND", "GET", "MULTI",
-        "SUBSCRIBE c")
+    run(
+        spair,
+        "GET k",
+        "SET k v",
+        "PING",
+        "ECHO x",
+        "SELECT 1",
+        "NOSUCHCOMMAND",
+        "GET",
+        "MULTI",
+        "SUBSCRIBE c",
+    )
 
 
 def test_auth_errors_and_success(spair):
-    run(spair, "AUTH wrong", "GET k", "AUTH default wrong", "AUTH nobody s3cret", "AUTH a b c",
-        "AUTH s3cret", "GET k", "AUTH s3cret", "AUTH wrong", "GET k")
+    run(
+        spair,
+        "AUTH wrong",
+        "GET k",
+        "AUTH default wrong",
+        "AUTH nobody s3cret",
+        "AUTH a b c",
+        "AUTH s3cret",
+        "GET k",
+        "AUTH s3cret",
+        "AUTH wrong",
+        "GET k",
+    )
 
 
 def test_auth_with_username(spair):
@@ -120,4 +207,13 @@ def test_hello_without_auth_is_refused_but_errors_come_first(spair):
 
 def test_reset_clears_name_and_db(pair):
     same_hello(pair, "HELLO", "2", "SETNAME", "conn")
-    run(pair, "CLIENT GETNAME", "SELECT 2", "RESET", "CLIENT GETNAME", "SET k v", "SELECT 2", "GET k")
+    run(
+        pair,
+        "CLIENT GETNAME",
+        "SELECT 2",
+        "RESET",
+        "CLIENT GETNAME",
+        "SET k v",
+        "SELECT 2",
+        "GET k",
+    )

@@ -1,11 +1,18 @@
 """COPY and MOVE, compared with redis-server."""
+
 import pytest
 
 
 @pytest.fixture
 def filled(pair):
-    for args in (("SET", "s", "v"), ("PEXPIRE", "s", "100000"), ("HSET", "h", "f", "1"),
-                 ("SADD", "set", "a", "b"), ("RPUSH", "l", "1", "2"), ("ZADD", "z", "1", "m")):
+    for args in (
+        ("SET", "s", "v"),
+        ("PEXPIRE", "s", "100000"),
+        ("HSET", "h", "f", "1"),
+        ("SADD", "set", "a", "b"),
+        ("RPUSH", "l", "1", "2"),
+        ("ZADD", "z", "1", "m"),
+    ):
         pair.same(*args)
     return pair
 
@@ -59,6 +66,7 @@ def test_move(filled):
 def test_copy_and_move_events(filled):
     pair = filled
     from tests.store.rawclient import RawClient
+
     subs = []
     for client, port in ((pair.store, pair.store_port), (pair.redis, pair.redis_port)):
         client.call("CONFIG", "SET", "notify-keyspace-events", "KEA")

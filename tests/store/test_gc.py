@@ -7,6 +7,7 @@ blocks, expiring keys announced on a channel, pub/sub), errors, WATCH conflicts,
 pops, a protocol error and a disconnect while blocked, must leave nothing for
 gc.collect() to find. Runs on uvloop when installed, like `presence-store`.
 """
+
 import asyncio
 import gc
 import socket
@@ -56,29 +57,36 @@ async def burst(port: int, run: int) -> None:
     async def client(i: int) -> None:
         tag = f"{{c{i % 4}}}"
         done = f"done-{run}-{i}"
-        node = b"".join([
-            command("MULTI"),
-            command("SET", f"presence:{tag}:online:u{i}", 1, "PX", 30),
-            command("ZADD", f"presence:{tag}:conns:u{i}", "XX", "CH", 1, "tab"),
-            command("ZADD", f"presence:{tag}:members", i, f"u{i}"),
-            command("INCR", f"presence:{tag}:seq"),
-            command("RPUSH", f"presence:{tag}:events", '{"type":"join"}'),
-            command("PUBLISH", "presence:wake", tag),
-            command("EXEC"),
-            command("ZRANGEBYSCORE", f"presence:{tag}:members", "-inf", "+inf", "WITHSCORES"),
-            command("LRANGE", f"presence:{tag}:events", -10, -1),
-            command("HSET", f"presence:{tag}:member:u{i}", "since", 1, "info", "{}"),
-            command("HGETALL", f"presence:{tag}:member:u{i}"),
-            command("LPUSH", f"presence:{tag}:seq", 1),  # WRONGTYPE
-            command("NOSUCHCOMMAND"),
-            command("CLIENT", "MAINT_NOTIFICATIONS", "ON"),  # what redis-py tries
-            command("WATCH", f"w{i}"), command("SET", f"w{i}", 1),
-            command("MULTI"), command("SET", f"w{i}", 2), command("EXEC"),  # aborted
-            command("MULTI"), command("SET", "x"), command("EXEC"),  # EXECABORT
-            command("BLPOP", f"nothing{i}", "0.01"),
-            command("INFO"),
-            command("ECHO", done),
-        ])
+        node = b"".join(
+            [
+                command("MULTI"),
+                command("SET", f"presence:{tag}:online:u{i}", 1, "PX", 30),
+                command("ZADD", f"presence:{tag}:conns:u{i}", "XX", "CH", 1, "tab"),
+                command("ZADD", f"presence:{tag}:members", i, f"u{i}"),
+                command("INCR", f"presence:{tag}:seq"),
+                command("RPUSH", f"presence:{tag}:events", '{"type":"join"}'),
+                command("PUBLISH", "presence:wake", tag),
+                command("EXEC"),
+                command("ZRANGEBYSCORE", f"presence:{tag}:members", "-inf", "+inf", "WITHSCORES"),
+                command("LRANGE", f"presence:{tag}:events", -10, -1),
+                command("HSET", f"presence:{tag}:member:u{i}", "since", 1, "info", "{}"),
+                command("HGETALL", f"presence:{tag}:member:u{i}"),
+                command("LPUSH", f"presence:{tag}:seq", 1),  # WRONGTYPE
+                command("NOSUCHCOMMAND"),
+                command("CLIENT", "MAINT_NOTIFICATIONS", "ON"),  # what redis-py tries
+                command("WATCH", f"w{i}"),
+                command("SET", f"w{i}", 1),
+                command("MULTI"),
+                command("SET", f"w{i}", 2),
+                command("EXEC"),  # aborted
+                command("MULTI"),
+                command("SET", "x"),
+                command("EXEC"),  # EXECABORT
+                command("BLPOP", f"nothing{i}", "0.01"),
+                command("INFO"),
+                command("ECHO", done),
+            ]
+        )
         await session(port, node, done.encode() + b"\r\n")
         # blocked, then gone; a protocol error; a half-sent command, reset
         loop = asyncio.get_running_loop()
@@ -92,11 +100,16 @@ async def burst(port: int, run: int) -> None:
         await session(port, b"*3\r\n$3\r\nSET\r\n", b"", reset=True)
 
     async def subscriber() -> None:
-        await session(port, command("SUBSCRIBE", "presence:expired", "presence:wake")
-                      + command("PING"), b"pong\r\n$0\r\n\r\n")
+        await session(
+            port,
+            command("SUBSCRIBE", "presence:expired", "presence:wake") + command("PING"),
+            b"pong\r\n$0\r\n\r\n",
+        )
 
     await asyncio.gather(subscriber(), *(client(i) for i in range(CLIENTS)))
-    await asyncio.sleep(0.1)  # the keys expire (PX 30) and are announced; the server sees the closes
+    await asyncio.sleep(
+        0.1
+    )  # the keys expire (PX 30) and are announced; the server sees the closes
 
 
 async def scenario() -> tuple[int, str]:

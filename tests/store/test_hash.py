@@ -3,20 +3,35 @@
 The helpers at the top (unordered comparison, RESP3 switch, keyspace-event capture) are
 shared with test_set.py.
 """
+
 import pytest
 
 from tests.store.rawclient import RawClient
 
 HASH_COMMANDS = [
-    ("HSET", "k", "f", "v"), ("HSETNX", "k", "f", "v"), ("HMSET", "k", "f", "v"), ("HGET", "k", "f"),
-    ("HMGET", "k", "f"), ("HGETALL", "k"), ("HKEYS", "k"), ("HVALS", "k"), ("HDEL", "k", "f"),
-    ("HEXISTS", "k", "f"), ("HLEN", "k"), ("HSTRLEN", "k", "f"), ("HINCRBY", "k", "f", "1"),
-    ("HINCRBYFLOAT", "k", "f", "1.5"), ("HRANDFIELD", "k"), ("HRANDFIELD", "k", "2"),
-    ("HRANDFIELD", "k", "2", "WITHVALUES"), ("HSCAN", "k", "0"),
+    ("HSET", "k", "f", "v"),
+    ("HSETNX", "k", "f", "v"),
+    ("HMSET", "k", "f", "v"),
+    ("HGET", "k", "f"),
+    ("HMGET", "k", "f"),
+    ("HGETALL", "k"),
+    ("HKEYS", "k"),
+    ("HVALS", "k"),
+    ("HDEL", "k", "f"),
+    ("HEXISTS", "k", "f"),
+    ("HLEN", "k"),
+    ("HSTRLEN", "k", "f"),
+    ("HINCRBY", "k", "f", "1"),
+    ("HINCRBYFLOAT", "k", "f", "1.5"),
+    ("HRANDFIELD", "k"),
+    ("HRANDFIELD", "k", "2"),
+    ("HRANDFIELD", "k", "2", "WITHVALUES"),
+    ("HSCAN", "k", "0"),
 ]
 
 
 # ------------------------------------------------------------ helpers shared with test_set.py
+
 
 def split_aggregate(raw: bytes) -> tuple[bytes, list[bytes]]:
     """The header line of an aggregate reply and the raw bytes of each element."""
@@ -28,7 +43,7 @@ def split_aggregate(raw: bytes) -> tuple[bytes, list[bytes]]:
         end = parser._reply_end(pos)
         items.append(raw[pos:end])
         pos = end
-    return raw[:raw.index(b"\r\n") + 2], items
+    return raw[: raw.index(b"\r\n") + 2], items
 
 
 def canonical(raw: bytes, pairs: bool = False):
@@ -50,7 +65,9 @@ def scan_all(client, command: str, key: str, *options) -> tuple[list[bytes], int
     """Every element a full HSCAN/SSCAN iteration returns, and the number of calls."""
     cursor, found, calls = b"0", [], 0
     while True:
-        header, (raw_cursor, raw_items) = split_aggregate(client.call(command, key, cursor, *options))
+        _header, (raw_cursor, raw_items) = split_aggregate(
+            client.call(command, key, cursor, *options)
+        )
         calls += 1
         cursor = raw_cursor.split(b"\r\n")[1]
         found += split_aggregate(raw_items)[1]
@@ -64,7 +81,7 @@ class Events:
     def __init__(self, pair, store_port: int, redis_port: int) -> None:
         self.pair = pair
         self.subscribers = [RawClient(store_port), RawClient(redis_port)]
-        for client, subscriber in zip((pair.store, pair.redis), self.subscribers):
+        for client, subscriber in zip((pair.store, pair.redis), self.subscribers, strict=False):
             client.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
             subscriber.send("PSUBSCRIBE", "__key*@0__:*", "end-of-events")
             subscriber.read_reply()
@@ -73,7 +90,9 @@ class Events:
     def collect(self) -> tuple[list[bytes], list[bytes]]:
         """Messages published since the last collect(), from the store and from Redis."""
         out = []
-        for client, subscriber in zip((self.pair.store, self.pair.redis), self.subscribers):
+        for client, subscriber in zip(
+            (self.pair.store, self.pair.redis), self.subscribers, strict=False
+        ):
             client.call("PUBLISH", "end-of-events", "x")
             messages = []
             while (message := subscriber.read_reply()).find(b"end-of-events") < 0:
@@ -102,6 +121,7 @@ def events(pair, store_port, redis_port):
 
 # ------------------------------------------------------------ writes and reads
 
+
 def test_field_writes_and_reads(pair, proto):
     pair.same("HSET", "h", "f1", "v1", "f2", "v2")
     pair.same("HSET", "h", "f1", "x", "f3", "v3")
@@ -111,13 +131,29 @@ def test_field_writes_and_reads(pair, proto):
     pair.same("HSETNX", "h", "f1", "y")
     pair.same("HSETNX", "h", "new", "y")
     pair.same("HSETNX", "fresh", "f", "v")
-    for command in (("HGET", "h", "f1"), ("HGET", "h", "nope"), ("HGET", "missing", "f"),
-                    ("HMGET", "h", "f1", "nope", "b", "f1"), ("HMGET", "missing", "a", "b"),
-                    ("HGETALL", "h"), ("HKEYS", "h"), ("HVALS", "h"), ("HLEN", "h"),
-                    ("HGETALL", "missing"), ("HKEYS", "missing"), ("HVALS", "missing"),
-                    ("HLEN", "missing"), ("HSTRLEN", "h", "f2"), ("HSTRLEN", "h", "b"),
-                    ("HSTRLEN", "h", "nope"), ("HSTRLEN", "missing", "f"), ("HEXISTS", "h", "a"),
-                    ("HEXISTS", "h", "nope"), ("HEXISTS", "missing", "a"), ("TYPE", "h")):
+    for command in (
+        ("HGET", "h", "f1"),
+        ("HGET", "h", "nope"),
+        ("HGET", "missing", "f"),
+        ("HMGET", "h", "f1", "nope", "b", "f1"),
+        ("HMGET", "missing", "a", "b"),
+        ("HGETALL", "h"),
+        ("HKEYS", "h"),
+        ("HVALS", "h"),
+        ("HLEN", "h"),
+        ("HGETALL", "missing"),
+        ("HKEYS", "missing"),
+        ("HVALS", "missing"),
+        ("HLEN", "missing"),
+        ("HSTRLEN", "h", "f2"),
+        ("HSTRLEN", "h", "b"),
+        ("HSTRLEN", "h", "nope"),
+        ("HSTRLEN", "missing", "f"),
+        ("HEXISTS", "h", "a"),
+        ("HEXISTS", "h", "nope"),
+        ("HEXISTS", "missing", "a"),
+        ("TYPE", "h"),
+    ):
         pair.same(*command)
 
 
@@ -158,22 +194,55 @@ def test_wrong_type_and_arity_errors(pair):
     for command in HASH_COMMANDS:
         pair.same(*command)
         pair.same(command[0])
-    for command in (("HSET", "h", "f"), ("HSET", "h", "f", "v", "g"), ("HMSET", "h", "f"),
-                    ("HMSET", "h", "f", "v", "g"), ("HSETNX", "h", "f"), ("HSETNX", "h", "f", "v", "x"),
-                    ("HGET", "h"), ("HGET", "h", "f", "g"), ("HMGET", "h"), ("HGETALL", "h", "x"),
-                    ("HKEYS", "h", "x"), ("HVALS", "h", "x"), ("HDEL", "h"), ("HEXISTS", "h"),
-                    ("HLEN", "h", "x"), ("HSTRLEN", "h"), ("HINCRBY", "h", "f"),
-                    ("HINCRBYFLOAT", "h", "f", "1", "2"), ("HSCAN", "h")):
+    for command in (
+        ("HSET", "h", "f"),
+        ("HSET", "h", "f", "v", "g"),
+        ("HMSET", "h", "f"),
+        ("HMSET", "h", "f", "v", "g"),
+        ("HSETNX", "h", "f"),
+        ("HSETNX", "h", "f", "v", "x"),
+        ("HGET", "h"),
+        ("HGET", "h", "f", "g"),
+        ("HMGET", "h"),
+        ("HGETALL", "h", "x"),
+        ("HKEYS", "h", "x"),
+        ("HVALS", "h", "x"),
+        ("HDEL", "h"),
+        ("HEXISTS", "h"),
+        ("HLEN", "h", "x"),
+        ("HSTRLEN", "h"),
+        ("HINCRBY", "h", "f"),
+        ("HINCRBYFLOAT", "h", "f", "1", "2"),
+        ("HSCAN", "h"),
+    ):
         pair.same(*command)
     pair.same("EXISTS", "h")
 
 
 # ------------------------------------------------------------ counters
 
-@pytest.mark.parametrize("amount", [
-    "1", "-1", "0", "9223372036854775807", "-9223372036854775808", "9223372036854775808",
-    "+1", " 1", "1 ", "1.0", "-0", "007", "", "abc", "1e3", "0x10",
-])
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "1",
+        "-1",
+        "0",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "9223372036854775808",
+        "+1",
+        " 1",
+        "1 ",
+        "1.0",
+        "-0",
+        "007",
+        "",
+        "abc",
+        "1e3",
+        "0x10",
+    ],
+)
 def test_hincrby_parses_like_redis(pair, amount):
     pair.same("HINCRBY", "h", "f", amount)
     pair.same("HINCRBY", "h", "f", amount)
@@ -182,22 +251,67 @@ def test_hincrby_parses_like_redis(pair, amount):
 
 
 def test_hincrby_overflow_and_non_integer_values(pair):
-    pair.same("HSET", "h", "max", "9223372036854775807", "min", "-9223372036854775808",
-              "text", "abc", "float", "1.5", "spaced", " 1", "big", "99999999999999999999")
-    for field, amount in (("max", "1"), ("max", "0"), ("max", "-1"), ("min", "-1"), ("min", "1"),
-                          ("text", "1"), ("float", "1"), ("spaced", "1"), ("big", "1")):
+    pair.same(
+        "HSET",
+        "h",
+        "max",
+        "9223372036854775807",
+        "min",
+        "-9223372036854775808",
+        "text",
+        "abc",
+        "float",
+        "1.5",
+        "spaced",
+        " 1",
+        "big",
+        "99999999999999999999",
+    )
+    for field, amount in (
+        ("max", "1"),
+        ("max", "0"),
+        ("max", "-1"),
+        ("min", "-1"),
+        ("min", "1"),
+        ("text", "1"),
+        ("float", "1"),
+        ("spaced", "1"),
+        ("big", "1"),
+    ):
         pair.same("HINCRBY", "h", field, amount)
     pair.same("HGETALL", "h")
 
 
-@pytest.mark.parametrize("start, amount", [
-    (None, "0.1"), ("0.1", "0.2"), ("10.50", "0.1"), ("5.0e3", "2.0e2"), ("3", "-3"),
-    ("1.23", "-1.23"), ("0", "-0"), (None, "1e308"), ("1e308", "1e308"), ("1e4931", "1e4932"),
-    ("17179869184", "0.00000000001"), ("1", "1e-20"), (None, "0x1p3"), (None, "+.5"),
-    (None, "5."), ("-1.5", "1"), (None, "3.0e3"), (None, "-1e-5"), ("2", "1e-18"),
-    (None, "123456789012345678901234567890"), ("0.333333333333333333", "0.666666666666666667"),
-    (None, "1" * 5000), (None, "0." + "0" * 4990 + "1"), ("-1e4932", "1e4931"), (None, "1e-4940"),
-])
+@pytest.mark.parametrize(
+    "start, amount",
+    [
+        (None, "0.1"),
+        ("0.1", "0.2"),
+        ("10.50", "0.1"),
+        ("5.0e3", "2.0e2"),
+        ("3", "-3"),
+        ("1.23", "-1.23"),
+        ("0", "-0"),
+        (None, "1e308"),
+        ("1e308", "1e308"),
+        ("1e4931", "1e4932"),
+        ("17179869184", "0.00000000001"),
+        ("1", "1e-20"),
+        (None, "0x1p3"),
+        (None, "+.5"),
+        (None, "5."),
+        ("-1.5", "1"),
+        (None, "3.0e3"),
+        (None, "-1e-5"),
+        ("2", "1e-18"),
+        (None, "123456789012345678901234567890"),
+        ("0.333333333333333333", "0.666666666666666667"),
+        (None, "1" * 5000),
+        (None, "0." + "0" * 4990 + "1"),
+        ("-1e4932", "1e4931"),
+        (None, "1e-4940"),
+    ],
+)
 def test_hincrbyfloat_adds_in_long_double_like_redis(pair, proto, start, amount):
     if start is not None:
         pair.same("HSET", "h", "f", start)
@@ -206,16 +320,37 @@ def test_hincrbyfloat_adds_in_long_double_like_redis(pair, proto, start, amount)
     pair.same("HGET", "h", "f")
 
 
-@pytest.mark.parametrize("amount", [
-    "abc", "", " 1", "1 ", "nan", "inf", "-inf", "infinity", "1e5000", "-1e5000", "1e-5000",
-    "1_0", "1e", "0x", "--1", "1.5.5", "1" * 5200, "0x1p99999",
-])
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "abc",
+        "",
+        " 1",
+        "1 ",
+        "nan",
+        "inf",
+        "-inf",
+        "infinity",
+        "1e5000",
+        "-1e5000",
+        "1e-5000",
+        "1_0",
+        "1e",
+        "0x",
+        "--1",
+        "1.5.5",
+        "1" * 5200,
+        "0x1p99999",
+    ],
+)
 def test_hincrbyfloat_refuses_bad_increments(pair, amount):
     pair.same("HINCRBYFLOAT", "h", "f", amount)
     pair.same("EXISTS", "h")
 
 
-@pytest.mark.parametrize("value", ["abc", "", "inf", "-inf", "nan", " 1", "1e5000", "1e-5000", "0x10"])
+@pytest.mark.parametrize(
+    "value", ["abc", "", "inf", "-inf", "nan", " 1", "1e5000", "1e-5000", "0x10"]
+)
 def test_hincrbyfloat_on_odd_hash_values(pair, value):
     pair.same("HSET", "h", "f", value)
     pair.same("HINCRBYFLOAT", "h", "f", "1")
@@ -224,10 +359,17 @@ def test_hincrbyfloat_on_odd_hash_values(pair, value):
 
 # ------------------------------------------------------------ HRANDFIELD
 
+
 def test_hrandfield_whole_hash_and_edge_counts(pair, proto):
     pair.same("HSET", "h", "a", "1", "b", "2", "c", "3")
-    for args in (("3",), ("10",), ("3", "WITHVALUES"), ("100", "withvalues"), ("0",),
-                 ("0", "WITHVALUES")):
+    for args in (
+        ("3",),
+        ("10",),
+        ("3", "WITHVALUES"),
+        ("100", "withvalues"),
+        ("0",),
+        ("0", "WITHVALUES"),
+    ):
         pair.same("HRANDFIELD", "h", *args)
     for args in ((), ("5",), ("-5",), ("5", "WITHVALUES"), ("0",)):
         pair.same("HRANDFIELD", "missing", *args)
@@ -245,44 +387,77 @@ def test_hrandfield_random_replies_have_redis_shape(pair, proto):
         assert header == split_aggregate(theirs)[0]
         if proto == 3 and "WITHVALUES" in args:
             items = [x for item in items for x in split_aggregate(item)[1]]
-        names = [item.split(b"\r\n")[1] for item in items[::2 if "WITHVALUES" in args else 1]]
+        names = [item.split(b"\r\n")[1] for item in items[:: 2 if "WITHVALUES" in args else 1]]
         assert set(names) <= fields
         if not args[0].startswith("-"):
             assert len(set(names)) == len(names)
         if "WITHVALUES" in args:
-            assert all(items[i + 1] == items[i].replace(b"f", b"v") for i in range(0, len(items), 2))
+            assert all(
+                items[i + 1] == items[i].replace(b"f", b"v") for i in range(0, len(items), 2)
+            )
 
 
 def test_hrandfield_errors(pair):
     pair.same("HSET", "h", "a", "1")
     pair.same("SET", "s", "x")
-    for args in (("h", "abc"), ("h", "1", "WITHSCORES"), ("h", "1", "WITHVALUES", "x"),
-                 ("h", "-9223372036854775808"), ("h", "9223372036854775808"),
-                 ("h", "4611686018427387904", "WITHVALUES"), ("h", "-4611686018427387904", "WITHVALUES"),
-                 ("h", "4611686018427387903", "WITHVALUES"), ("s", "abc"), ("s", "0"), ("s",),
-                 ("missing", "abc"), ("missing", "1", "bad")):
+    for args in (
+        ("h", "abc"),
+        ("h", "1", "WITHSCORES"),
+        ("h", "1", "WITHVALUES", "x"),
+        ("h", "-9223372036854775808"),
+        ("h", "9223372036854775808"),
+        ("h", "4611686018427387904", "WITHVALUES"),
+        ("h", "-4611686018427387904", "WITHVALUES"),
+        ("h", "4611686018427387903", "WITHVALUES"),
+        ("s", "abc"),
+        ("s", "0"),
+        ("s",),
+        ("missing", "abc"),
+        ("missing", "1", "bad"),
+    ):
         pair.same("HRANDFIELD", *args)
 
 
 # ------------------------------------------------------------ HSCAN
 
+
 def test_hscan_returns_small_hashes_whole(pair, proto):
     pair.same("HSET", "h", "one", "1", "two", "2", "three", "3", "ten", "10")
-    for args in (("0",), ("7",), ("0", "COUNT", "1"), ("0", "MATCH", "t*"), ("0", "match", "*"),
-                 ("0", "MATCH", "[ot]?e*", "COUNT", "2"), ("0", "COUNT", "2", "MATCH", "nothing"),
-                 ("18446744073709551615",)):
+    for args in (
+        ("0",),
+        ("7",),
+        ("0", "COUNT", "1"),
+        ("0", "MATCH", "t*"),
+        ("0", "match", "*"),
+        ("0", "MATCH", "[ot]?e*", "COUNT", "2"),
+        ("0", "COUNT", "2", "MATCH", "nothing"),
+        ("18446744073709551615",),
+    ):
         pair.same("HSCAN", "h", *args)
 
 
 def test_hscan_errors(pair):
     pair.same("HSET", "h", "a", "1")
     pair.same("SET", "s", "x")
-    for args in (("h", "x"), ("h", "1.5"), ("h", " 1"), ("h", "18446744073709551616"),
-                 ("h", "0", "COUNT"), ("h", "0", "COUNT", "0"), ("h", "0", "COUNT", "-1"),
-                 ("h", "0", "COUNT", "x"), ("h", "0", "TYPE", "hash"), ("h", "0", "MATCH"),
-                 ("h", "0", "BOGUS", "1"), ("h", "0", "COUNT", "x", "TYPE", "hash"),
-                 ("h", "0", "TYPE", "hash", "COUNT", "x"), ("missing", "0", "COUNT", "x"),
-                 ("missing", "x"), ("s", "0"), ("s", "0", "COUNT", "x")):
+    for args in (
+        ("h", "x"),
+        ("h", "1.5"),
+        ("h", " 1"),
+        ("h", "18446744073709551616"),
+        ("h", "0", "COUNT"),
+        ("h", "0", "COUNT", "0"),
+        ("h", "0", "COUNT", "-1"),
+        ("h", "0", "COUNT", "x"),
+        ("h", "0", "TYPE", "hash"),
+        ("h", "0", "MATCH"),
+        ("h", "0", "BOGUS", "1"),
+        ("h", "0", "COUNT", "x", "TYPE", "hash"),
+        ("h", "0", "TYPE", "hash", "COUNT", "x"),
+        ("missing", "0", "COUNT", "x"),
+        ("missing", "x"),
+        ("s", "0"),
+        ("s", "0", "COUNT", "x"),
+    ):
         pair.same("HSCAN", *args)
 
 
@@ -292,7 +467,9 @@ def test_hscan_iterates_big_hashes_completely(pair, size, value):
     for options in ((), ("COUNT", "7"), ("MATCH", "f1*", "COUNT", "50")):
         ours, calls = scan_all(pair.store, "HSCAN", "h", *options)
         theirs, _ = scan_all(pair.redis, "HSCAN", "h", *options)
-        assert sorted(zip(ours[::2], ours[1::2])) == sorted(zip(theirs[::2], theirs[1::2]))
+        assert sorted(zip(ours[::2], ours[1::2], strict=False)) == sorted(
+            zip(theirs[::2], theirs[1::2], strict=False)
+        )
         assert len(ours) == len(set(ours[::2])) * 2
         if not options:
             assert calls > 1
@@ -302,6 +479,7 @@ def test_hscan_iterates_big_hashes_completely(pair, size, value):
 
 
 # ------------------------------------------------------------ keyspace events and expiry
+
 
 def test_hash_keyspace_events(pair, events):
     pair.same("HSET", "h", "a", "1", "b", "2")
@@ -326,9 +504,16 @@ def test_expired_hash_is_gone(pair):
     pair.same("HSET", "h", "a", "1")
     pair.same("PEXPIRE", "h", "1")
     import time
+
     time.sleep(0.05)
-    for command in (("HGET", "h", "a"), ("HLEN", "h"), ("HGETALL", "h"), ("HSETNX", "h", "a", "2"),
-                    ("HGETALL", "h"), ("TTL", "h")):
+    for command in (
+        ("HGET", "h", "a"),
+        ("HLEN", "h"),
+        ("HGETALL", "h"),
+        ("HSETNX", "h", "a", "2"),
+        ("HGETALL", "h"),
+        ("TTL", "h"),
+    ):
         pair.same(*command)
 
 
@@ -356,11 +541,22 @@ def watch_outcome(pair, store_port, redis_port, key: str, *command) -> bytes:
     return replies[0]
 
 
-@pytest.mark.parametrize("command", [
-    ("HSET", "h", "a", "1"), ("HSET", "h", "new", "1"), ("HSETNX", "h", "a", "2"), ("HSETNX", "h", "b", "2"),
-    ("HDEL", "h", "nope"), ("HDEL", "h", "a"), ("HINCRBY", "h", "n", "1"), ("HINCRBYFLOAT", "h", "n", "1"),
-    ("HINCRBY", "h", "a", "x"), ("HGET", "h", "a"), ("HSET", "other", "a", "1"),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("HSET", "h", "a", "1"),
+        ("HSET", "h", "new", "1"),
+        ("HSETNX", "h", "a", "2"),
+        ("HSETNX", "h", "b", "2"),
+        ("HDEL", "h", "nope"),
+        ("HDEL", "h", "a"),
+        ("HINCRBY", "h", "n", "1"),
+        ("HINCRBYFLOAT", "h", "n", "1"),
+        ("HINCRBY", "h", "a", "x"),
+        ("HGET", "h", "a"),
+        ("HSET", "other", "a", "1"),
+    ],
+)
 def test_watch_sees_hash_writes(pair, store_port, redis_port, command):
     pair.same("HSET", "h", "a", "1")
     watch_outcome(pair, store_port, redis_port, "h", *command)

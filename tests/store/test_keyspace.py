@@ -3,6 +3,7 @@
 The clock only moves when a test advances it, so "exactly at the deadline" is checkable:
 a key is alive at deadline - 1 ms and gone at the deadline.
 """
+
 import pytest
 
 from presence.store import notify as ev
@@ -67,9 +68,9 @@ def test_key_expires_exactly_at_its_deadline(ks, clock, published):
 def test_lazy_expiry_on_read_between_ticks(ks, clock, published):
     db = put(ks, b"k", 50)
     at(ks, clock, 50)
-    assert db.get(b"k") is None          # no expire_due() yet: the read expires it
+    assert db.get(b"k") is None  # no expire_due() yet: the read expires it
     assert published.messages == [(b"expired-keys", b"k")]
-    assert ks.expire_due() == 0          # the heap entry is now stale
+    assert ks.expire_due() == 0  # the heap entry is now stale
     assert published.messages == [(b"expired-keys", b"k")]
     assert db.ttl_ms(b"k") == -2
 
@@ -114,7 +115,7 @@ def test_persist_and_overwrite_cancel_expiry(ks, clock, published):
     db = put(ks, b"p", 10)
     put(ks, b"o", 10)
     db.persist(b"p")
-    db.store(b"o", b"new")               # a plain SET clears the deadline
+    db.store(b"o", b"new")  # a plain SET clears the deadline
     at(ks, clock, 100)
     assert ks.expire_due() == 0
     assert db.get(b"p") == b"v" and db.get(b"o") == b"new"
@@ -199,7 +200,7 @@ def test_heap_is_rebuilt_when_stale_entries_dominate(ks, clock):
     db = put(ks, b"k", 10_000)
     for i in range(5000):
         db.set_deadline(b"k", ks.now + 10_000 + i)
-    assert len(ks._heap) < 3 * 1024          # rebuilt instead of holding 5001 entries
+    assert len(ks._heap) < 3 * 1024  # rebuilt instead of holding 5001 entries
     at(ks, clock, 10_000 + 4998)
     assert ks.expire_due() == 0
     at(ks, clock, 1)
@@ -221,16 +222,24 @@ def test_expired_keyspace_events(ks, clock, published):
     put(ks, b"k", 10, db=2)
     at(ks, clock, 10)
     ks.expire_due()
-    assert published.messages == [(b"expired-keys", b"k"), (b"__keyspace@2__:k", b"expired"),
-                                  (b"__keyevent@2__:expired", b"k")]
+    assert published.messages == [
+        (b"expired-keys", b"k"),
+        (b"__keyspace@2__:k", b"expired"),
+        (b"__keyevent@2__:expired", b"k"),
+    ]
 
 
-@pytest.mark.parametrize("flags, expected", [
-    ("Ex", [(b"__keyevent@0__:expired", b"k")]),
-    ("Kx", [(b"__keyspace@0__:k", b"expired")]),
-    ("KEA", [(b"__keyspace@0__:k", b"expired"), (b"__keyevent@0__:expired", b"k")]),
-    ("x", []), ("KEg", []), ("", []),
-])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ("Ex", [(b"__keyevent@0__:expired", b"k")]),
+        ("Kx", [(b"__keyspace@0__:k", b"expired")]),
+        ("KEA", [(b"__keyspace@0__:k", b"expired"), (b"__keyevent@0__:expired", b"k")]),
+        ("x", []),
+        ("KEg", []),
+        ("", []),
+    ],
+)
 def test_expired_event_flags(ks, clock, published, flags, expected):
     ks.notifier.keys_expire_notify = b""
     ks.notifier.flags = ev.parse_flags(flags)
@@ -251,6 +260,7 @@ def test_keys_expire_notify_disabled_when_empty(ks, clock, published):
 def test_watchers_are_signalled_by_expiry(ks, clock):
     class Watcher:
         watch_dirty = False
+
     w = Watcher()
     db = put(ks, b"k", 10)
     db.watchers[b"k"] = {w}
@@ -261,7 +271,7 @@ def test_watchers_are_signalled_by_expiry(ks, clock):
 
 def test_one_command_sees_one_instant(ks, clock):
     db = put(ks, b"k", 10)
-    clock.advance(10)                    # the clock moved, but no tick(): still the old instant
+    clock.advance(10)  # the clock moved, but no tick(): still the old instant
     assert db.get(b"k") == b"v"
     ks.tick()
     assert db.get(b"k") is None
@@ -269,8 +279,8 @@ def test_one_command_sees_one_instant(ks, clock):
 
 def test_overwriting_a_due_key_announces_its_expiry_first(ks, clock, published):
     db = put(ks, b"k", 10)
-    at(ks, clock, 10)                    # due, but the timer has not run yet
-    db.store(b"k", b"again")             # what a plain SET does
+    at(ks, clock, 10)  # due, but the timer has not run yet
+    db.store(b"k", b"again")  # what a plain SET does
     assert published.messages == [(b"expired-keys", b"k")]
     assert ks.expire_due() == 0
 

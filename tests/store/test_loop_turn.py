@@ -7,6 +7,7 @@ what a held reply must never do: be lost, be reordered behind a later push or un
 reply, or be cut off by a close. The last test checks that an expiry falling due while a
 long pipeline runs is announced between two of its batches, not after it.
 """
+
 import asyncio
 
 from presence.store.config import Config
@@ -39,7 +40,9 @@ class RecordingTransport(asyncio.Transport):
         return 0
 
     def get_extra_info(self, name, default=None):
-        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 6380)}.get(name, default)
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 6380)}.get(
+            name, default
+        )
 
     @property
     def output(self) -> bytes:
@@ -59,6 +62,7 @@ def connect(server: Server) -> tuple[Client, RecordingTransport]:
 def run(scenario) -> None:
     async def main():
         await scenario(Server(Config()))
+
     asyncio.run(main())
 
 
@@ -71,6 +75,7 @@ def test_every_read_of_a_turn_comes_before_any_write():
         await asyncio.sleep(0)
         assert ta.writes == [b"+OK\r\n$1\r\nv\r\n"]  # one write per connection and turn
         assert tb.writes == [b"+PONG\r\n"]
+
     run(scenario)
 
 
@@ -81,6 +86,7 @@ def test_two_reads_in_one_turn_are_written_in_order_in_one_write():
         a.data_received(commands(("INCR", "n")))
         await asyncio.sleep(0)
         assert ta.writes == [b":1\r\n:2\r\n"]
+
     run(scenario)
 
 
@@ -92,6 +98,7 @@ def test_a_held_reply_goes_before_the_reply_of_an_unblocked_pop():
         assert ta.output == b"+PONG\r\n*2\r\n$1\r\nq\r\n$1\r\nx\r\n"
         await asyncio.sleep(0)
         assert tb.output == b":1\r\n"
+
     run(scenario)
 
 
@@ -101,9 +108,12 @@ def test_a_held_reply_goes_before_a_message_published_in_the_same_turn():
         a.data_received(commands(("SUBSCRIBE", "news")))
         b.data_received(commands(("PUBLISH", "news", "hi")))
         await asyncio.sleep(0)
-        assert ta.output == (b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"
-                             b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n")
+        assert ta.output == (
+            b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"
+            b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+        )
         assert tb.output == b":1\r\n"
+
     run(scenario)
 
 
@@ -116,6 +126,7 @@ def test_quit_and_a_protocol_error_write_their_replies_before_closing():
         assert tb.output == b"+PONG\r\n-ERR Protocol error: invalid bulk length\r\n" and tb.closed
         await asyncio.sleep(0)  # nothing more, and no write after the close
         assert ta.output == b"+PONG\r\n+OK\r\n"
+
     run(scenario)
 
 
@@ -130,6 +141,7 @@ def test_a_connection_lost_before_the_end_of_the_turn_costs_the_others_nothing()
         assert ta.writes == []  # dropped with the connection
         assert tb.output == b"$1\r\n1\r\n"
         assert server.keyspace.dbs[0].get(b"k") == b"1"  # the command itself did run
+
     run(scenario)
 
 
@@ -139,6 +151,7 @@ def test_server_close_writes_what_is_held():
         a.data_received(commands(("PING",)))
         await server.close()
         assert ta.output == b"+PONG\r\n" and ta.closed
+
     run(scenario)
 
 
@@ -168,10 +181,13 @@ def test_an_expiry_due_during_a_long_pipeline_is_announced_before_the_pipeline_e
         await asyncio.sleep(0)
         seen_by_b = []  # how many replies A had when B was told
         tb.write = lambda data: seen_by_b.append(len(a._out or ()))
-        a.data_received(commands(*[("GET", "x")] * 64 * 20))  # 20 batches, the clock moves per batch
+        a.data_received(
+            commands(*[("GET", "x")] * 64 * 20)
+        )  # 20 batches, the clock moves per batch
         assert seen_by_b and 0 < seen_by_b[0] < 64 * 20  # announced mid-pipeline, not after it
         assert server.keyspace.dbs[0].data.get(b"k") is None
         assert subscribed.startswith(b"*3\r\n$9\r\nsubscribe")
+
     asyncio.run(main())
 
 
@@ -182,13 +198,19 @@ def test_a_command_that_changes_the_session_governs_the_next_one_in_the_same_rea
         (a, ta), (b, tb), (c, tc) = connect(server), connect(server), connect(server)
         a.data_received(commands(("MULTI",), ("SET", "k", "v"), ("EXEC",), ("GET", "k")))
         b.data_received(commands(("SUBSCRIBE", "ch"), ("GET", "k")))
-        c.data_received(commands(("CLIENT", "REPLY", "OFF"), ("GET", "k"), ("CLIENT", "REPLY", "ON"),
-                                 ("GET", "k")))
+        c.data_received(
+            commands(
+                ("CLIENT", "REPLY", "OFF"), ("GET", "k"), ("CLIENT", "REPLY", "ON"), ("GET", "k")
+            )
+        )
         await asyncio.sleep(0)
         assert ta.output == b"+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n$1\r\nv\r\n"
-        assert tb.output.endswith(b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE"
-                                  b" / PING / QUIT / RESET are allowed in this context\r\n")
+        assert tb.output.endswith(
+            b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE"
+            b" / PING / QUIT / RESET are allowed in this context\r\n"
+        )
         assert tc.output == b"+OK\r\n$1\r\nv\r\n"
+
     run(scenario)
 
 
@@ -204,6 +226,7 @@ def test_a_connection_made_under_requirepass_runs_data_commands_once_it_is_clear
         await asyncio.sleep(0)
         assert ta.output == b"-NOAUTH Authentication required.\r\n+OK\r\n$1\r\nv\r\n"
         assert tadmin.output == b"+OK\r\n+OK\r\n"
+
     run(scenario)
 
 

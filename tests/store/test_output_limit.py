@@ -1,4 +1,5 @@
 """A subscriber that stops reading is disconnected at client-output-buffer-limit pubsub."""
+
 import socket
 import time
 

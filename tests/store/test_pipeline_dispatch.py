@@ -6,6 +6,7 @@ right after MULTI, AUTH, SUBSCRIBE, CLIENT REPLY or a blocking pop is treated ex
 redis-server treats it. Each pipeline goes out in a single `sendall`, so both servers
 read it in one piece.
 """
+
 import socket
 import time
 
@@ -34,8 +35,18 @@ def same_pipeline(pair, commands, count=None):
 
 
 def test_multi_in_the_middle_of_a_pipeline_queues_what_follows(pair, proto):
-    got = same_pipeline(pair, [("SET", "a", "1"), ("MULTI",), ("SET", "a", "2"), ("GET", "a"),
-                               ("INCR", "a"), ("EXEC",), ("GET", "a")])
+    got = same_pipeline(
+        pair,
+        [
+            ("SET", "a", "1"),
+            ("MULTI",),
+            ("SET", "a", "2"),
+            ("GET", "a"),
+            ("INCR", "a"),
+            ("EXEC",),
+            ("GET", "a"),
+        ],
+    )
     assert got[2] == b"+QUEUED\r\n"
     assert got[-1] == b"$1\r\n3\r\n"
 
@@ -50,9 +61,16 @@ def test_wrong_arity_of_a_data_command_inside_multi_spoils_it(pair):
 
 
 def test_client_reply_off_and_skip_inside_a_pipeline(pair):
-    data = pipeline(("CLIENT", "REPLY", "SKIP"), ("SET", "x", "1"), ("GET", "x"),
-                    ("CLIENT", "REPLY", "OFF"), ("SET", "y", "2"), ("GET", "y"),
-                    ("CLIENT", "REPLY", "ON"), ("GET", "y"))
+    data = pipeline(
+        ("CLIENT", "REPLY", "SKIP"),
+        ("SET", "x", "1"),
+        ("GET", "x"),
+        ("CLIENT", "REPLY", "OFF"),
+        ("SET", "y", "2"),
+        ("GET", "y"),
+        ("CLIENT", "REPLY", "ON"),
+        ("GET", "y"),
+    )
     for client in (pair.store, pair.redis):
         client.send_raw(data)
     ours, theirs = replies(pair.store, 3), replies(pair.redis, 3)
@@ -60,8 +78,17 @@ def test_client_reply_off_and_skip_inside_a_pipeline(pair):
 
 
 def test_subscribe_in_a_pipeline_gates_the_data_commands_after_it(pair):
-    same_pipeline(pair, [("SET", "k", "v"), ("SUBSCRIBE", "ch"), ("GET", "k"), ("PING",),
-                         ("UNSUBSCRIBE", "ch"), ("GET", "k")])
+    same_pipeline(
+        pair,
+        [
+            ("SET", "k", "v"),
+            ("SUBSCRIBE", "ch"),
+            ("GET", "k"),
+            ("PING",),
+            ("UNSUBSCRIBE", "ch"),
+            ("GET", "k"),
+        ],
+    )
 
 
 def test_protocol_error_after_valid_commands_runs_them_first(pair):
@@ -79,19 +106,23 @@ def test_pipeline_behind_a_blocking_pop_runs_when_it_is_answered(pair, redis_por
         with RawClient(port) as pusher:
             assert pusher.call("GET", "after") == b"$-1\r\n"  # not run while blocked
             assert pusher.call("RPUSH", "q", "item") == b":1\r\n"
-        assert replies(client, 3) == [b"*2\r\n$1\r\nq\r\n$4\r\nitem\r\n", b"+OK\r\n",
-                                      b"$1\r\n1\r\n"]
+        assert replies(client, 3) == [
+            b"*2\r\n$1\r\nq\r\n$4\r\nitem\r\n",
+            b"+OK\r\n",
+            b"$1\r\n1\r\n",
+        ]
 
 
 @pytest.mark.parametrize("size", [1, 2, 7, 64, 1000])
 def test_large_pipelines_cut_anywhere_give_every_reply(store_port, size):
     """A long pipeline sent in odd-sized pieces: every command answered, in order."""
-    commands = [("SET", f"k{i}", "v" * (i % 50)) for i in range(3000)] + \
-               [("GET", f"k{i}") for i in range(3000)]
+    commands = [("SET", f"k{i}", "v" * (i % 50)) for i in range(3000)] + [
+        ("GET", f"k{i}") for i in range(3000)
+    ]
     data = pipeline(*commands)
     with socket.create_connection(("127.0.0.1", store_port)) as sock:
         for start in range(0, len(data), size * 97):
-            sock.sendall(data[start:start + size * 97])
+            sock.sendall(data[start : start + size * 97])
         client = RawClient.__new__(RawClient)
         client.sock, client.buf = sock, b""
         got = replies(client, len(commands))

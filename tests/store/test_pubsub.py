@@ -1,4 +1,5 @@
 """Pub/sub (presence/store/commands/pubsub.py and the hub's glob), differential against redis-server."""
+
 import os
 
 import pytest
@@ -111,7 +112,9 @@ def test_pubsub_introspection(pair, publisher):
     for pattern in ["*", "ab?", "x", "nomatch", "a[b]c"]:
         ours, theirs = publisher.call("PUBSUB", "CHANNELS", pattern)
         assert _items(ours) == _items(theirs)
-    assert _items(publisher.store.call("PUBSUB", "CHANNELS")) == _items(publisher.redis.call("PUBSUB", "CHANNELS"))
+    assert _items(publisher.store.call("PUBSUB", "CHANNELS")) == _items(
+        publisher.redis.call("PUBSUB", "CHANNELS")
+    )
     publisher.same("PUBSUB", "NUMSUB", "abc", "x", "none", "abc")
     publisher.same("PUBSUB", "NUMPAT")
     publisher.same("PUBSUB", "CHANNELS", "a", "b")
@@ -125,8 +128,20 @@ def test_pubsub_introspection(pair, publisher):
     publisher.same("PUBSUB", "SHARDNUMSUB", "abc")
 
 
-@pytest.mark.parametrize("command", ["GET k", "SET k v", "ECHO x", "MULTI", "HELLO 3", "SELECT 0",
-                                     "PUBLISH c m", "NOSUCHCOMMAND", "AUTH x"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "GET k",
+        "SET k v",
+        "ECHO x",
+        "MULTI",
+        "HELLO 3",
+        "SELECT 0",
+        "PUBLISH c m",
+        "NOSUCHCOMMAND",
+        "AUTH x",
+    ],
+)
 def test_resp2_subscribed_context_refuses_commands(pair, command):
     same_replies(pair, 1, "SUBSCRIBE", "c")
     run(pair, command, "PING", "PING hi", "PING a b")
@@ -160,16 +175,47 @@ def test_message_to_self_under_resp3(pair):
 
 # ------------------------------------------------------------ glob patterns
 
-SUBJECTS = ["\xff", "a\xe9b", "foo", "fao", "f*o", "f?o", "f\\o", "hello", "hallo", "hxllo", "a[b", "a]b", "a-b", "x", "",
-            "\xe9", "-", "^", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"]
+SUBJECTS = [
+    "\xff",
+    "a\xe9b",
+    "foo",
+    "fao",
+    "f*o",
+    "f?o",
+    "f\\o",
+    "hello",
+    "hallo",
+    "hxllo",
+    "a[b",
+    "a]b",
+    "a-b",
+    "x",
+    "",
+    "\xe9",
+    "-",
+    "^",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+]
 
 
-@pytest.mark.parametrize("pattern, subject, expected", [
-    ("*", "anything", True), ("*", "", False), ("", "", True), ("f?o", "foo", True),
-    ("h[ae]llo", "hello", True), ("h[^e]llo", "hello", False), ("h[a-z]llo", "hxllo", True),
-    ("h[z-a]llo", "hxllo", True), ("f\\*o", "f*o", True), ("f\\*o", "foo", False),
-    ("a[b", "ab", True), ("a[\\]]b", "a]b", True), ("*a*a*a*a*a*a*a*a*a*a*a*a*b", "a" * 60, False),
-])
+@pytest.mark.parametrize(
+    "pattern, subject, expected",
+    [
+        ("*", "anything", True),
+        ("*", "", False),
+        ("", "", True),
+        ("f?o", "foo", True),
+        ("h[ae]llo", "hello", True),
+        ("h[^e]llo", "hello", False),
+        ("h[a-z]llo", "hxllo", True),
+        ("h[z-a]llo", "hxllo", True),
+        ("f\\*o", "f*o", True),
+        ("f\\*o", "foo", False),
+        ("a[b", "ab", True),
+        ("a[\\]]b", "a]b", True),
+        ("*a*a*a*a*a*a*a*a*a*a*a*a*b", "a" * 60, False),
+    ],
+)
 def test_glob_match_cases(pattern, subject, expected):
     assert glob_match(pattern.encode(), subject.encode()) is expected
 
@@ -177,8 +223,11 @@ def test_glob_match_cases(pattern, subject, expected):
 pattern_strategy = st.text(alphabet="af*?[]^-\\xo\xe9\xff", max_size=8)
 
 
-@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(pattern=pattern_strategy)
 def test_glob_matches_redis_keys(pair, pattern):
     """Random patterns over a fixed key set: KEYS on the store and on redis-server agree."""
@@ -186,10 +235,14 @@ def test_glob_matches_redis_keys(pair, pattern):
         if client.call("EXISTS", "foo") == b":0\r\n":
             for key in SUBJECTS:
                 client.call("SET", key, "1")
-    assert _items(pair.store.call("KEYS", pattern)) == _items(pair.redis.call("KEYS", pattern)), pattern
+    assert _items(pair.store.call("KEYS", pattern)) == _items(pair.redis.call("KEYS", pattern)), (
+        pattern
+    )
 
 
-@pytest.mark.parametrize("pattern", ["[a-z]*", "h[^e]llo", "f\\*o", "f\\?o", "*", "?", "a[b", "[", "**"])
+@pytest.mark.parametrize(
+    "pattern", ["[a-z]*", "h[^e]llo", "f\\*o", "f\\?o", "*", "?", "a[b", "[", "**"]
+)
 def test_psubscribe_glob_delivery(pair, publisher, pattern):
     same_replies(pair, 1, "PSUBSCRIBE", pattern)
     for channel in SUBJECTS:
@@ -216,17 +269,24 @@ def test_empty_channel_and_pattern(pair, publisher):
     same_replies(pair, 1, "PUNSUBSCRIBE", "")
 
 
-NAMES = st.sampled_from(["a", "b", "ab", "a.b", "x*", "a*", "*", "?b", "[ab]", "a[^b]", "\\*", "*b"])
+NAMES = st.sampled_from(
+    ["a", "b", "ab", "a.b", "x*", "a*", "*", "?b", "[ab]", "a[^b]", "\\*", "*b"]
+)
 SUB_ACTIONS = st.one_of(
-    st.tuples(st.sampled_from(["SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE"]),
-              st.lists(NAMES, min_size=1, max_size=3)),
+    st.tuples(
+        st.sampled_from(["SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE"]),
+        st.lists(NAMES, min_size=1, max_size=3),
+    ),
     st.tuples(st.just("PUBLISH"), st.lists(NAMES, min_size=1, max_size=1)),
     st.tuples(st.just("PING"), st.just([])),
 )
 
 
-@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(protocol=st.sampled_from(["2", "3"]), actions=st.lists(SUB_ACTIONS, min_size=1, max_size=15))
 def test_random_subscription_sequences_match_redis(pair, protocol, actions):
     """Replies per step; pattern messages compared as a set (Redis delivers them in hash order)."""

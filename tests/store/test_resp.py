@@ -5,15 +5,31 @@ Every parser test runs twice: on the reference parser and on the hiredis fast pa
 texts are Redis's own (networking.c); tests/store/test_fuzz.py checks them against a
 live redis-server.
 """
+
+import itertools
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from presence.store.resp import (NIL_ARRAY, _encoded_total, Double, Error, ProtocolError, Push, RequestParser, Set,
-                                 Status, Verbatim, encode, split_inline)
+from presence.store.resp import (
+    NIL_ARRAY,
+    Double,
+    Error,
+    ProtocolError,
+    Push,
+    RequestParser,
+    Set,
+    Status,
+    Verbatim,
+    _encoded_total,
+    encode,
+    split_inline,
+)
 
 try:
     import hiredis  # noqa: F401
+
     PATHS = [False, True]
 except ImportError:
     PATHS = [False]
@@ -51,7 +67,7 @@ def feed_in_chunks(data: bytes, cuts: list[int], accelerate: bool) -> list:
     parser = _parser(accelerate)
     out = []
     bounds = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         parser.feed(data[a:b])
         out += drain(parser)
         if out and type(out[-1]) is tuple:
@@ -64,6 +80,7 @@ def mb(*args: bytes) -> bytes:
 
 
 # ------------------------------------------------------------ whole, split, pipelined
+
 
 def test_whole_multibulk(accelerate):
     assert parse(mb(b"SET", b"k", b"v"), accelerate) == [[b"SET", b"k", b"v"]]
@@ -79,7 +96,7 @@ def test_byte_by_byte(accelerate):
     parser = _parser(accelerate)
     out = []
     for i in range(len(data)):
-        parser.feed(data[i:i + 1])
+        parser.feed(data[i : i + 1])
         out += drain(parser)
     assert out == [[b"SET", b"key", b"x" * 300], [b"GET", b"key"], [b"PING"]]
 
@@ -103,7 +120,12 @@ def test_pipelined_commands(accelerate):
 def test_mixed_inline_and_multibulk(accelerate):
     data = mb(b"PING") + b"SET a b\r\n" + mb(b"GET", b"a") + b"ECHO 'x y'\r\n" + mb(b"PING")
     assert parse(data, accelerate) == [
-        [b"PING"], [b"SET", b"a", b"b"], [b"GET", b"a"], [b"ECHO", b"x y"], [b"PING"]]
+        [b"PING"],
+        [b"SET", b"a", b"b"],
+        [b"GET", b"a"],
+        [b"ECHO", b"x y"],
+        [b"PING"],
+    ]
 
 
 def test_empty_lines_and_empty_multibulks_are_skipped(accelerate):
@@ -120,19 +142,23 @@ def test_buffered_counts_unconsumed_bytes(accelerate):
 
 # ------------------------------------------------------------ inline commands
 
-@pytest.mark.parametrize("line, args", [
-    (b"GET key", [b"GET", b"key"]),
-    (b"  SET   a \t b  ", [b"SET", b"a", b"b"]),
-    (b'SET "a b" c', [b"SET", b"a b", b"c"]),
-    (b"SET 'a b' c", [b"SET", b"a b", b"c"]),
-    (b'ECHO "\\x41\\x42"', [b"ECHO", b"AB"]),
-    (b'ECHO "\\x4"', [b"ECHO", b"x4"]),
-    (b'ECHO "\\n\\r\\t\\b\\a\\\\\\""', [b"ECHO", b"\n\r\t\b\x07\\\""]),
-    (b"ECHO 'it\\'s'", [b"ECHO", b"it's"]),
-    (b"ECHO 'a\\nb'", [b"ECHO", b"a\\nb"]),
-    (b'ECHO ""', [b"ECHO", b""]),
-    (b'ECHO a"b c"', [b"ECHO", b"ab c"]),
-])
+
+@pytest.mark.parametrize(
+    "line, args",
+    [
+        (b"GET key", [b"GET", b"key"]),
+        (b"  SET   a \t b  ", [b"SET", b"a", b"b"]),
+        (b'SET "a b" c', [b"SET", b"a b", b"c"]),
+        (b"SET 'a b' c", [b"SET", b"a b", b"c"]),
+        (b'ECHO "\\x41\\x42"', [b"ECHO", b"AB"]),
+        (b'ECHO "\\x4"', [b"ECHO", b"x4"]),
+        (b'ECHO "\\n\\r\\t\\b\\a\\\\\\""', [b"ECHO", b'\n\r\t\b\x07\\"']),
+        (b"ECHO 'it\\'s'", [b"ECHO", b"it's"]),
+        (b"ECHO 'a\\nb'", [b"ECHO", b"a\\nb"]),
+        (b'ECHO ""', [b"ECHO", b""]),
+        (b'ECHO a"b c"', [b"ECHO", b"ab c"]),
+    ],
+)
 def test_inline_splitting(line, args, accelerate):
     assert split_inline(line) == args
     assert parse(line + b"\r\n", accelerate) == [args]
@@ -140,7 +166,9 @@ def test_inline_splitting(line, args, accelerate):
 
 @pytest.mark.parametrize("line", [b'GET "abc', b"GET 'abc", b'GET "a"b', b"GET 'a'b", b'"'])
 def test_inline_unbalanced_quotes(line, accelerate):
-    assert parse(line + b"\r\n", accelerate) == [("error", "Protocol error: unbalanced quotes in request")]
+    assert parse(line + b"\r\n", accelerate) == [
+        ("error", "Protocol error: unbalanced quotes in request")
+    ]
 
 
 def test_inline_terminated_by_bare_newline(accelerate):
@@ -148,33 +176,43 @@ def test_inline_terminated_by_bare_newline(accelerate):
 
 
 def test_too_big_inline_request(accelerate):
-    assert parse(b"x" * (64 * 1024 + 1), accelerate) == [("error", "Protocol error: too big inline request")]
+    assert parse(b"x" * (64 * 1024 + 1), accelerate) == [
+        ("error", "Protocol error: too big inline request")
+    ]
 
 
 # ------------------------------------------------------------ garbage
 
-@pytest.mark.parametrize("data, error", [
-    (b"*abc\r\n", "Protocol error: invalid multibulk length"),
-    (b"*1\r\n$abc\r\n", "Protocol error: invalid bulk length"),
-    (b"*1\r\n$-1\r\n", "Protocol error: invalid bulk length"),
-    (b"*1\r\nx\r\n", "Protocol error: expected '$', got 'x'"),
-    (b"*2\r\n$1\r\na\r\n:1\r\n", "Protocol error: expected '$', got ':'"),
-    (b"*1\r\n+PING\r\n", "Protocol error: expected '$', got '+'"),
-    (b"*" + b"1" * (64 * 1024 + 1), "Protocol error: too big mbulk count string"),
-    (b"*1\r\n$" + b"1" * (64 * 1024 + 1), "Protocol error: too big bulk count string"),
-])
+
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (b"*abc\r\n", "Protocol error: invalid multibulk length"),
+        (b"*1\r\n$abc\r\n", "Protocol error: invalid bulk length"),
+        (b"*1\r\n$-1\r\n", "Protocol error: invalid bulk length"),
+        (b"*1\r\nx\r\n", "Protocol error: expected '$', got 'x'"),
+        (b"*2\r\n$1\r\na\r\n:1\r\n", "Protocol error: expected '$', got ':'"),
+        (b"*1\r\n+PING\r\n", "Protocol error: expected '$', got '+'"),
+        (b"*" + b"1" * (64 * 1024 + 1), "Protocol error: too big mbulk count string"),
+        (b"*1\r\n$" + b"1" * (64 * 1024 + 1), "Protocol error: too big bulk count string"),
+    ],
+)
 def test_garbage_gets_redis_error_text(data, error, accelerate):
     assert parse(data, accelerate) == [("error", error)]
 
 
 @pytest.mark.parametrize("header", [b"*+1", b"* 1", b"*01", b"*1_0"])
 def test_multibulk_count_is_strict(header):
-    assert parse(header + b"\r\n$4\r\nPING\r\n") == [("error", "Protocol error: invalid multibulk length")]
+    assert parse(header + b"\r\n$4\r\nPING\r\n") == [
+        ("error", "Protocol error: invalid multibulk length")
+    ]
 
 
 @pytest.mark.parametrize("header", [b"$+4", b"$ 4", b"$04"])
 def test_bulk_length_is_strict(header):
-    assert parse(b"*1\r\n" + header + b"\r\nPING\r\n") == [("error", "Protocol error: invalid bulk length")]
+    assert parse(b"*1\r\n" + header + b"\r\nPING\r\n") == [
+        ("error", "Protocol error: invalid bulk length")
+    ]
 
 
 def test_expected_dollar_waits_for_the_line(accelerate):
@@ -191,18 +229,23 @@ def test_expected_dollar_error_quotes_the_raw_byte(byte, shown):
     parser.feed(b"*1\r\n" + byte + b"x\r\n")
     with pytest.raises(ProtocolError) as info:
         parser.next_command()
-    assert b"-ERR %s\r\n" % str(info.value).encode("utf-8", "surrogateescape") == b"-ERR Protocol error: expected '$', got '%s'\r\n" % shown
+    assert (
+        b"-ERR %s\r\n" % str(info.value).encode("utf-8", "surrogateescape")
+        == b"-ERR Protocol error: expected '$', got '%s'\r\n" % shown
+    )
 
 
 def test_commands_before_garbage_are_returned(accelerate):
     assert parse(mb(b"PING") + b"*x\r\n", accelerate) == [
-        [b"PING"], ("error", "Protocol error: invalid multibulk length")]
+        [b"PING"],
+        ("error", "Protocol error: invalid multibulk length"),
+    ]
 
 
 def test_bulk_over_limit_is_refused_from_the_header_reference():
     parser = RequestParser(100, accelerate=False)
     parser.feed(b"*2\r\n$3\r\nSET\r\n$101\r\n")
-    with pytest.raises(ProtocolError, match="^Protocol error: invalid bulk length$"):
+    with pytest.raises(ProtocolError, match=r"^Protocol error: invalid bulk length$"):
         parser.next_command()
 
 
@@ -210,7 +253,7 @@ def test_bulk_over_limit_is_refused_from_the_header_reference():
 def test_bulk_over_limit_is_refused_from_the_header_fast_path():
     parser = RequestParser(100, accelerate=True)
     parser.feed(b"*2\r\n$3\r\nSET\r\n$101\r\n")
-    with pytest.raises(ProtocolError, match="^Protocol error: invalid bulk length$"):
+    with pytest.raises(ProtocolError, match=r"^Protocol error: invalid bulk length$"):
         parser.next_command()
 
 
@@ -227,6 +270,7 @@ def test_large_partial_bulk_is_bounded_on_the_fast_path():
 
 
 # ------------------------------------------------------------ the fast path's hand-over
+
 
 @pytest.mark.skipif(True not in PATHS, reason="hiredis not installed")
 @pytest.mark.parametrize("cut", [1, 4, 5])
@@ -256,8 +300,11 @@ def test_a_cut_command_is_never_completed_by_the_probe(cut):
 @pytest.mark.parametrize("where", ["start", "middle", "end"])
 def test_empty_multibulks_sent_by_the_client_are_skipped_on_the_fast_path(where):
     empty = b"*0\r\n"
-    data = {"start": empty + mb(b"a") + mb(b"b"), "middle": mb(b"a") + empty + mb(b"b"),
-            "end": mb(b"a") + mb(b"b") + empty}[where]
+    data = {
+        "start": empty + mb(b"a") + mb(b"b"),
+        "middle": mb(b"a") + empty + mb(b"b"),
+        "end": mb(b"a") + mb(b"b") + empty,
+    }[where]
     assert take_in_chunks(data, [], True, 64) == [[b"a"], [b"b"]]
     parser = _parser(True)
     assert parser.take(data, 64) + parser.take(mb(b"c"), 64) == [[b"a"], [b"b"], [b"c"]]
@@ -273,7 +320,9 @@ def test_encoded_total_counts_what_the_commands_take_on_the_wire():
 
 # Each property runs on the reference parser, and again on the fast path.
 
-commands = st.lists(st.lists(st.binary(max_size=40), min_size=1, max_size=6), min_size=1, max_size=8)
+commands = st.lists(
+    st.lists(st.binary(max_size=40), min_size=1, max_size=6), min_size=1, max_size=8
+)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -291,15 +340,21 @@ def test_encoded_commands_parse_back_in_any_split_fast_path(cmds, cuts):
     assert feed_in_chunks(data, cuts, True) == cmds
 
 
-inline_words = st.lists(st.from_regex(rb"[A-Za-z0-9_:.-]{1,12}", fullmatch=True), min_size=1, max_size=5)
+inline_words = st.lists(
+    st.from_regex(rb"[A-Za-z0-9_:.-]{1,12}", fullmatch=True), min_size=1, max_size=5
+)
 
 
-mixed = st.lists(st.one_of(inline_words.map(lambda w: ("inline", w)), commands.map(lambda c: ("mb", c[0]))))
+mixed = st.lists(
+    st.one_of(inline_words.map(lambda w: ("inline", w)), commands.map(lambda c: ("mb", c[0])))
+)
 cut_points = st.lists(st.integers(min_value=0, max_value=10_000), max_size=12)
 
 
 def _mixed_stream(items) -> bytes:
-    return b"".join(b" ".join(args) + b"\r\n" if kind == "inline" else mb(*args) for kind, args in items)
+    return b"".join(
+        b" ".join(args) + b"\r\n" if kind == "inline" else mb(*args) for kind, args in items
+    )
 
 
 @settings(max_examples=200)
@@ -316,16 +371,42 @@ def test_inline_and_multibulk_mixed_in_any_split_fast_path(items, cuts):
 
 
 @settings(max_examples=500)
-@given(st.binary(max_size=300), st.lists(st.integers(min_value=0, max_value=400), max_size=8),
-       st.sampled_from(PATHS))
+@given(
+    st.binary(max_size=300),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+    st.sampled_from(PATHS),
+)
 def test_random_bytes_only_ever_raise_protocol_error(data, cuts, accelerate):
     feed_in_chunks(data, cuts, accelerate)  # any exception but ProtocolError fails the test
 
 
 @settings(max_examples=300)
-@given(st.lists(st.sampled_from([b"*", b"$", b"1", b"3", b"-", b"\r\n", b"\r", b"\n", b"x", b'"', b"'",
-                                 b"\\", b" ", b"*1\r\n", b"$3\r\n", b"abc"]), max_size=40),
-       st.sampled_from(PATHS))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"*",
+                b"$",
+                b"1",
+                b"3",
+                b"-",
+                b"\r\n",
+                b"\r",
+                b"\n",
+                b"x",
+                b'"',
+                b"'",
+                b"\\",
+                b" ",
+                b"*1\r\n",
+                b"$3\r\n",
+                b"abc",
+            ]
+        ),
+        max_size=40,
+    ),
+    st.sampled_from(PATHS),
+)
 def test_resp_like_garbage_only_ever_raises_protocol_error(parts, accelerate):
     feed_in_chunks(b"".join(parts), list(range(0, 200, 7)), accelerate)
 
@@ -339,36 +420,46 @@ def test_fast_path_agrees_with_reference(data, cuts):
 
 # ------------------------------------------------------------ encoder
 
-@pytest.mark.parametrize("value, resp2, resp3", [
-    (b"abc", b"$3\r\nabc\r\n", b"$3\r\nabc\r\n"),
-    (b"", b"$0\r\n\r\n", b"$0\r\n\r\n"),
-    ("h\u00e9", b"$3\r\nh\xc3\xa9\r\n", b"$3\r\nh\xc3\xa9\r\n"),
-    (bytearray(b"ab"), b"$2\r\nab\r\n", b"$2\r\nab\r\n"),
-    (42, b":42\r\n", b":42\r\n"),
-    (-1, b":-1\r\n", b":-1\r\n"),
-    (None, b"$-1\r\n", b"_\r\n"),
-    (NIL_ARRAY, b"*-1\r\n", b"_\r\n"),
-    ([], b"*0\r\n", b"*0\r\n"),
-    ([b"a", 1, None], b"*3\r\n$1\r\na\r\n:1\r\n$-1\r\n", b"*3\r\n$1\r\na\r\n:1\r\n_\r\n"),
-    ((b"a",), b"*1\r\n$1\r\na\r\n", b"*1\r\n$1\r\na\r\n"),
-    ([[b"x"], []], b"*2\r\n*1\r\n$1\r\nx\r\n*0\r\n", b"*2\r\n*1\r\n$1\r\nx\r\n*0\r\n"),
-    (Status("OK"), b"+OK\r\n", b"+OK\r\n"),
-    (Error("ERR bad"), b"-ERR bad\r\n", b"-ERR bad\r\n"),
-    ({b"k": 1, b"j": b"v"}, b"*4\r\n$1\r\nk\r\n:1\r\n$1\r\nj\r\n$1\r\nv\r\n",
-     b"%2\r\n$1\r\nk\r\n:1\r\n$1\r\nj\r\n$1\r\nv\r\n"),
-    ({}, b"*0\r\n", b"%0\r\n"),
-    (Set([b"a"]), b"*1\r\n$1\r\na\r\n", b"~1\r\n$1\r\na\r\n"),
-    (Double(1.5), b"$3\r\n1.5\r\n", b",1.5\r\n"),
-    (Double(3.0), b"$1\r\n3\r\n", b",3\r\n"),
-    (Double(float("inf")), b"$3\r\ninf\r\n", b",inf\r\n"),
-    (Double(float("-inf")), b"$4\r\n-inf\r\n", b",-inf\r\n"),
-    (Double(0.1), b"$19\r\n0.10000000000000001\r\n", b",0.10000000000000001\r\n"),
-    (Push([b"message", b"c", b"m"]), b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n",
-     b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n"),
-    (Verbatim("a\r\nb"), b"$4\r\na\r\nb\r\n", b"=8\r\ntxt:a\r\nb\r\n"),
-    (True, b":1\r\n", b"#t\r\n"),
-    (False, b":0\r\n", b"#f\r\n"),
-])
+
+@pytest.mark.parametrize(
+    "value, resp2, resp3",
+    [
+        (b"abc", b"$3\r\nabc\r\n", b"$3\r\nabc\r\n"),
+        (b"", b"$0\r\n\r\n", b"$0\r\n\r\n"),
+        ("h\u00e9", b"$3\r\nh\xc3\xa9\r\n", b"$3\r\nh\xc3\xa9\r\n"),
+        (bytearray(b"ab"), b"$2\r\nab\r\n", b"$2\r\nab\r\n"),
+        (42, b":42\r\n", b":42\r\n"),
+        (-1, b":-1\r\n", b":-1\r\n"),
+        (None, b"$-1\r\n", b"_\r\n"),
+        (NIL_ARRAY, b"*-1\r\n", b"_\r\n"),
+        ([], b"*0\r\n", b"*0\r\n"),
+        ([b"a", 1, None], b"*3\r\n$1\r\na\r\n:1\r\n$-1\r\n", b"*3\r\n$1\r\na\r\n:1\r\n_\r\n"),
+        ((b"a",), b"*1\r\n$1\r\na\r\n", b"*1\r\n$1\r\na\r\n"),
+        ([[b"x"], []], b"*2\r\n*1\r\n$1\r\nx\r\n*0\r\n", b"*2\r\n*1\r\n$1\r\nx\r\n*0\r\n"),
+        (Status("OK"), b"+OK\r\n", b"+OK\r\n"),
+        (Error("ERR bad"), b"-ERR bad\r\n", b"-ERR bad\r\n"),
+        (
+            {b"k": 1, b"j": b"v"},
+            b"*4\r\n$1\r\nk\r\n:1\r\n$1\r\nj\r\n$1\r\nv\r\n",
+            b"%2\r\n$1\r\nk\r\n:1\r\n$1\r\nj\r\n$1\r\nv\r\n",
+        ),
+        ({}, b"*0\r\n", b"%0\r\n"),
+        (Set([b"a"]), b"*1\r\n$1\r\na\r\n", b"~1\r\n$1\r\na\r\n"),
+        (Double(1.5), b"$3\r\n1.5\r\n", b",1.5\r\n"),
+        (Double(3.0), b"$1\r\n3\r\n", b",3\r\n"),
+        (Double(float("inf")), b"$3\r\ninf\r\n", b",inf\r\n"),
+        (Double(float("-inf")), b"$4\r\n-inf\r\n", b",-inf\r\n"),
+        (Double(0.1), b"$19\r\n0.10000000000000001\r\n", b",0.10000000000000001\r\n"),
+        (
+            Push([b"message", b"c", b"m"]),
+            b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n",
+            b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n",
+        ),
+        (Verbatim("a\r\nb"), b"$4\r\na\r\nb\r\n", b"=8\r\ntxt:a\r\nb\r\n"),
+        (True, b":1\r\n", b"#t\r\n"),
+        (False, b":0\r\n", b"#f\r\n"),
+    ],
+)
 def test_encode(value, resp2, resp3):
     assert encode(value, 2) == resp2
     assert encode(value, 3) == resp3
@@ -427,15 +518,19 @@ def test_commands_before_a_fault_come_out_of_the_batch_and_the_error_stays(accel
 
 def test_a_nested_array_is_refused_like_redis_does(accelerate):
     data = mb(b"PING") + b"*2\r\n$3\r\nGET\r\n*1\r\n$1\r\na\r\n"
-    assert parse(data, accelerate) == [[b"PING"], ("error", "Protocol error: expected '$', got '*'")]
+    assert parse(data, accelerate) == [
+        [b"PING"],
+        ("error", "Protocol error: expected '$', got '*'"),
+    ]
 
 
 @pytest.mark.skipif(True not in PATHS, reason="hiredis not installed")
 def test_after_a_cut_command_the_rest_of_a_long_buffer_goes_back_to_hiredis(monkeypatch):
     reference_reads = []
     original = RequestParser._next_reference
-    monkeypatch.setattr(RequestParser, "_next_reference",
-                        lambda self: reference_reads.append(1) or original(self))
+    monkeypatch.setattr(
+        RequestParser, "_next_reference", lambda self: reference_reads.append(1) or original(self)
+    )
     cmds = [[b"SET", b"key:%d" % i, b"v" * (i % 40)] for i in range(400)]
     data = b"".join(mb(*c) for c in cmds)
     cut = len(mb(*cmds[0])) + 5  # inside the second command
@@ -453,7 +548,7 @@ def take_in_chunks(data: bytes, cuts: list[int], accelerate: bool, limit: int) -
     parser = _parser(accelerate)
     out = []
     bounds = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         batch = parser.take(data[a:b], limit)
         while True:
             assert len(batch) <= limit
@@ -481,7 +576,7 @@ def test_take_meets_garbage_like_feed_and_next_command(data, cuts, limit, accele
 
 def test_take_after_unread_returns_the_unread_commands_first(accelerate):
     parser = _parser(accelerate)
-    first, *rest = parser.take(mb(b"BLPOP", b"q", b"0") + mb(b"GET", b"a"))
+    _first, *rest = parser.take(mb(b"BLPOP", b"q", b"0") + mb(b"GET", b"a"))
     parser.unread(rest)
     assert parser.take(mb(b"PING"), 64) == [[b"GET", b"a"], [b"PING"]]
     assert parser.take(b"", 64) == []

@@ -3,6 +3,7 @@
 (The regression Redis's suite checks as "SCAN regression test for issue #4906"; a plain
 position cursor over a Python dict would skip elements here.)
 """
+
 import hiredis
 import pytest
 

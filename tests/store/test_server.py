@@ -1,4 +1,5 @@
 """Server commands (commands/server.py, introspection.py, info.py) against real redis-server."""
+
 import re
 import time
 
@@ -20,7 +21,9 @@ def both(pair, request):
 @pytest.fixture
 def clients(store_port, redis_port):
     """redis-py clients (RESP2, decoded) to the store and to redis-server."""
-    pair = [redis.Redis(port=p, protocol=2, decode_responses=True) for p in (store_port, redis_port)]
+    pair = [
+        redis.Redis(port=p, protocol=2, decode_responses=True) for p in (store_port, redis_port)
+    ]
     yield pair
     for client in pair:
         client.close()
@@ -39,9 +42,20 @@ def debug_redis_port():
         yield port
 
 
-ENCODING_DEFAULTS = ["hash-max-listpack-entries", "128", "hash-max-listpack-value", "64",
-                     "zset-max-listpack-entries", "128", "zset-max-listpack-value", "64",
-                     "set-max-intset-entries", "512", "list-max-listpack-size", "-2"]
+ENCODING_DEFAULTS = [
+    "hash-max-listpack-entries",
+    "128",
+    "hash-max-listpack-value",
+    "64",
+    "zset-max-listpack-entries",
+    "128",
+    "zset-max-listpack-value",
+    "64",
+    "set-max-intset-entries",
+    "512",
+    "list-max-listpack-size",
+    "-2",
+]
 
 
 @pytest.fixture
@@ -75,8 +89,16 @@ CONFIG_ERRORS = [
     ("CONFIG", "SET", "hz", "10", "timeout"),
     ("CONFIG", "SET", "maxmemory-clients", "200%"),
     ("CONFIG", "SET", "maxmemory-clients", "x"),
-    ("CONFIG", "SET", "maxmemory", "10000001", "maxmemory-clients", "200%",
-     "client-query-buffer-limit", "invalid"),
+    (
+        "CONFIG",
+        "SET",
+        "maxmemory",
+        "10000001",
+        "maxmemory-clients",
+        "200%",
+        "client-query-buffer-limit",
+        "invalid",
+    ),
     ("CONFIG", "GET", "maxmemory"),
     ("CONFIG", "SET", "replicaof", "127.0.0.1 1"),
     ("CONFIG", "GET", "key-load-delay"),
@@ -98,33 +120,59 @@ def test_config_errors_and_help_match_redis(both, args):
     both.same(*args)
 
 
-@pytest.mark.parametrize("name", ["hz", "HZ", "timeout", "maxmemory", "maxmemory-policy", "save",
-                                  "appendonly", "appendfsync", "notify-keyspace-events",
-                                  "client-output-buffer-limit", "hash-max-ziplist-entries",
-                                  "databases", "nosuch", "slowlog-max-len"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "hz",
+        "HZ",
+        "timeout",
+        "maxmemory",
+        "maxmemory-policy",
+        "save",
+        "appendonly",
+        "appendfsync",
+        "notify-keyspace-events",
+        "client-output-buffer-limit",
+        "hash-max-ziplist-entries",
+        "databases",
+        "nosuch",
+        "slowlog-max-len",
+    ],
+)
 def test_config_get_exact_name_matches_redis(defaults, both, name):
     both.same("CONFIG", "GET", name)
 
 
-@pytest.mark.parametrize("pattern", ["hash-max-*", "zset-*", "*lazyfree*", "slowlog*",
-                                     "list-*", "HASH-MAX-*", "no-such-*"])
+@pytest.mark.parametrize(
+    "pattern",
+    ["hash-max-*", "zset-*", "*lazyfree*", "slowlog*", "list-*", "HASH-MAX-*", "no-such-*"],
+)
 def test_config_get_glob_matches_redis(defaults, clients, pattern):
     ours, theirs = (c.config_get(pattern) for c in clients)
     assert ours == theirs
 
 
-@pytest.mark.parametrize("patterns", [("hz", "timeout", "zset-*"), ("*of", "replicaof"),
-                                      ("maxmemory", "maxmemory-[pc]*", "MAXMEMORY")])
+@pytest.mark.parametrize(
+    "patterns",
+    [
+        ("hz", "timeout", "zset-*"),
+        ("*of", "replicaof"),
+        ("maxmemory", "maxmemory-[pc]*", "MAXMEMORY"),
+    ],
+)
 def test_config_get_several_patterns(defaults, clients, patterns):
     """A map without duplicates, names and aliases both (reply order is Redis's hash order)."""
     ours, theirs = (c.execute_command("CONFIG", "GET", *patterns) for c in clients)
     assert len(set(ours[::2])) == len(ours) // 2
-    assert dict(zip(ours[::2], ours[1::2])) == dict(zip(theirs[::2], theirs[1::2]))
+    assert dict(zip(ours[::2], ours[1::2], strict=False)) == dict(
+        zip(theirs[::2], theirs[1::2], strict=False)
+    )
 
 
 def test_config_set_every_value_to_itself(store_port):
     """Redis's "CONFIG sanity": every settable directive takes back the value it shows."""
     from presence.store.config import DIRECTIVES, canonical
+
     with redis.Redis(port=store_port, decode_responses=True) as r:
         before = r.config_get("*")
         for name, value in before.items():
@@ -163,6 +211,7 @@ def test_config_resetstat_zeroes_counters(store):
 
 # ---------------------------------------------------------------- INFO
 
+
 def _info(raw: RawClient, *sections) -> dict:
     """INFO over a raw client, parsed into {field: int or str}."""
     reply = raw.call("INFO", *sections)
@@ -179,9 +228,19 @@ def _headers(reply: bytes) -> list[bytes]:
     return re.findall(rb"# (\w+)\r\n", reply)
 
 
-@pytest.mark.parametrize("sections", [(), ("default",), ("all",), ("everything",),
-                                      ("server", "clients"), ("KEYSPACE",), ("nosuch",),
-                                      ("stats", "cpu", "memory", "persistence", "replication")])
+@pytest.mark.parametrize(
+    "sections",
+    [
+        (),
+        ("default",),
+        ("all",),
+        ("everything",),
+        ("server", "clients"),
+        ("KEYSPACE",),
+        ("nosuch",),
+        ("stats", "cpu", "memory", "persistence", "replication"),
+    ],
+)
 def test_info_has_redis_sections(both, sections):
     ours, theirs = both.call("INFO", *sections)
     assert _headers(ours) == _headers(theirs)
@@ -195,15 +254,41 @@ def test_info_fixed_sections_match_redis(both, section):
 
 def test_info_fields_redis_has_are_present(pair):
     ours, theirs = _info(pair.store, "everything"), _info(pair.redis, "everything")
-    wanted = {"redis_version", "redis_mode", "tcp_port", "uptime_in_seconds", "connected_clients",
-              "maxclients", "blocked_clients", "used_memory", "used_memory_human", "maxmemory",
-              "maxmemory_policy", "loading", "rdb_changes_since_last_save",
-              "rdb_bgsave_in_progress", "rdb_last_save_time", "aof_enabled",
-              "total_connections_received", "total_commands_processed",
-              "instantaneous_ops_per_sec", "rejected_connections", "expired_keys",
-              "evicted_keys", "keyspace_hits", "keyspace_misses", "pubsub_channels",
-              "pubsub_patterns", "total_error_replies", "role", "connected_slaves",
-              "master_repl_offset", "used_cpu_sys", "used_cpu_user", "cluster_enabled"}
+    wanted = {
+        "redis_version",
+        "redis_mode",
+        "tcp_port",
+        "uptime_in_seconds",
+        "connected_clients",
+        "maxclients",
+        "blocked_clients",
+        "used_memory",
+        "used_memory_human",
+        "maxmemory",
+        "maxmemory_policy",
+        "loading",
+        "rdb_changes_since_last_save",
+        "rdb_bgsave_in_progress",
+        "rdb_last_save_time",
+        "aof_enabled",
+        "total_connections_received",
+        "total_commands_processed",
+        "instantaneous_ops_per_sec",
+        "rejected_connections",
+        "expired_keys",
+        "evicted_keys",
+        "keyspace_hits",
+        "keyspace_misses",
+        "pubsub_channels",
+        "pubsub_patterns",
+        "total_error_replies",
+        "role",
+        "connected_slaves",
+        "master_repl_offset",
+        "used_cpu_sys",
+        "used_cpu_user",
+        "cluster_enabled",
+    }
     assert wanted <= set(theirs)
     assert wanted <= set(ours)
     assert ours["redis_version"] == theirs["redis_version"]
@@ -213,8 +298,13 @@ def test_info_fields_redis_has_are_present(pair):
 
 def test_info_keyspace_matches_redis(both):
     both.same("INFO", "keyspace")
-    for args in [("SET", "a", "1"), ("SET", "b", "2"), ("SELECT", "3"), ("HSET", "h", "f", "v"),
-                 ("SELECT", "0")]:
+    for args in [
+        ("SET", "a", "1"),
+        ("SET", "b", "2"),
+        ("SELECT", "3"),
+        ("HSET", "h", "f", "v"),
+        ("SELECT", "0"),
+    ]:
         both.same(*args)
     both.same("INFO", "keyspace")
 
@@ -255,13 +345,35 @@ def test_info_counts_expired_keys_and_ops_rate(store):
 
 # ---------------------------------------------------------------- databases
 
-SIMPLE = [("DBSIZE",), ("DBSIZE", "x"), ("FLUSHDB", "ASYNC"), ("FLUSHDB", "sync"),
-          ("FLUSHDB", "sync", "x"), ("FLUSHALL", "foo"), ("FLUSHALL", "ASYNC"),
-          ("SWAPDB", "a", "1"), ("SWAPDB", "1", "b"), ("SWAPDB", "1", "99"), ("SWAPDB", "-1", "2"),
-          ("SWAPDB", "0", "1"), ("SWAPDB", "2", "2"), ("SWAPDB", "1"), ("LASTSAVE", "x"),
-          ("SAVE", "x"), ("TIME", "x"), ("ROLE",), ("ROLE", "x"), ("WAIT", "0", "0"),
-          ("WAIT", "0", "x"), ("WAIT", "0", "-1"), ("WAIT", "x", "0"), ("WAIT", "0"),
-          ("READONLY",), ("READWRITE",), ("READONLY", "x")]
+SIMPLE = [
+    ("DBSIZE",),
+    ("DBSIZE", "x"),
+    ("FLUSHDB", "ASYNC"),
+    ("FLUSHDB", "sync"),
+    ("FLUSHDB", "sync", "x"),
+    ("FLUSHALL", "foo"),
+    ("FLUSHALL", "ASYNC"),
+    ("SWAPDB", "a", "1"),
+    ("SWAPDB", "1", "b"),
+    ("SWAPDB", "1", "99"),
+    ("SWAPDB", "-1", "2"),
+    ("SWAPDB", "0", "1"),
+    ("SWAPDB", "2", "2"),
+    ("SWAPDB", "1"),
+    ("LASTSAVE", "x"),
+    ("SAVE", "x"),
+    ("TIME", "x"),
+    ("ROLE",),
+    ("ROLE", "x"),
+    ("WAIT", "0", "0"),
+    ("WAIT", "0", "x"),
+    ("WAIT", "0", "-1"),
+    ("WAIT", "x", "0"),
+    ("WAIT", "0"),
+    ("READONLY",),
+    ("READWRITE",),
+    ("READONLY", "x"),
+]
 
 
 @pytest.mark.parametrize("args", SIMPLE, ids=lambda a: " ".join(a))
@@ -270,17 +382,41 @@ def test_simple_server_commands_match_redis(both, args):
 
 
 def test_dbsize_and_flushdb(both):
-    for args in [("MSET", "a", "1", "b", "2"), ("DBSIZE",), ("SELECT", "1"), ("SET", "c", "3"),
-                 ("DBSIZE",), ("FLUSHDB",), ("DBSIZE",), ("SELECT", "0"), ("DBSIZE",),
-                 ("FLUSHALL", "SYNC"), ("DBSIZE",)]:
+    for args in [
+        ("MSET", "a", "1", "b", "2"),
+        ("DBSIZE",),
+        ("SELECT", "1"),
+        ("SET", "c", "3"),
+        ("DBSIZE",),
+        ("FLUSHDB",),
+        ("DBSIZE",),
+        ("SELECT", "0"),
+        ("DBSIZE",),
+        ("FLUSHALL", "SYNC"),
+        ("DBSIZE",),
+    ]:
         both.same(*args)
 
 
 def test_swapdb_moves_data_and_ttls(both):
-    for args in [("SET", "a", "0"), ("SET", "t", "x", "EX", "100"), ("SELECT", "1"),
-                 ("SET", "b", "1"), ("SWAPDB", "0", "1"), ("GET", "a"), ("GET", "b"),
-                 ("TTL", "t"), ("DBSIZE",), ("SELECT", "0"), ("GET", "a"), ("GET", "b"),
-                 ("EXISTS", "t"), ("SWAPDB", "1", "0"), ("GET", "a"), ("TTL", "t")]:
+    for args in [
+        ("SET", "a", "0"),
+        ("SET", "t", "x", "EX", "100"),
+        ("SELECT", "1"),
+        ("SET", "b", "1"),
+        ("SWAPDB", "0", "1"),
+        ("GET", "a"),
+        ("GET", "b"),
+        ("TTL", "t"),
+        ("DBSIZE",),
+        ("SELECT", "0"),
+        ("GET", "a"),
+        ("GET", "b"),
+        ("EXISTS", "t"),
+        ("SWAPDB", "1", "0"),
+        ("GET", "a"),
+        ("TTL", "t"),
+    ]:
         both.same(*args)
 
 
@@ -323,8 +459,15 @@ def test_swapdb_and_flush_emit_no_keyspace_events(pair, store_port, redis_port):
         sub.call("PSUBSCRIBE", "__key*__:*")
         subs.append(sub)
     pair.same("CONFIG", "SET", "notify-keyspace-events", "KEA")
-    for args in [("SET", "a", "1"), ("SWAPDB", "0", "1"), ("FLUSHDB",), ("SELECT", "1"),
-                 ("FLUSHALL",), ("SELECT", "0"), ("SET", "end", "1")]:
+    for args in [
+        ("SET", "a", "1"),
+        ("SWAPDB", "0", "1"),
+        ("FLUSHDB",),
+        ("SELECT", "1"),
+        ("FLUSHALL",),
+        ("SELECT", "0"),
+        ("SET", "end", "1"),
+    ]:
         pair.same(*args)
     streams = []
     for sub in subs:
@@ -345,16 +488,28 @@ def test_lastsave_and_save_are_honest(store):
 # ---------------------------------------------------------------- COMMAND
 
 COMMAND_CASES = [
-    ("COMMAND", "GETKEYS", "nosuch", "a", "b"), ("COMMAND", "GETKEYS", "get", "a", "b"),
-    ("COMMAND", "GETKEYS", "ping", "a"), ("COMMAND", "GETKEYS", "set", "a"),
-    ("COMMAND", "GETKEYS", "get", "a"), ("COMMAND", "GETKEYS", "del", "a", "b", "c"),
-    ("COMMAND", "GETKEYS", "mget", "a", "b"), ("COMMAND", "GETKEYS", "expire", "k", "1"),
-    ("COMMAND", "GETKEYS", "get"), ("COMMAND", "GETKEYS"), ("COMMAND", "FOO"),
-    ("COMMAND", "COUNT", "x"), ("COMMAND", "HELP"), ("COMMAND", "INFO", "nosuch"),
-    ("COMMAND", "INFO", "get", "nosuch", "GET"), ("COMMAND", "INFO", "GET"),
-    ("COMMAND", "LIST", "FILTERBY", "foo", "bar"), ("COMMAND", "LIST", "FILTERBY", "MODULE", "x"),
-    ("COMMAND", "LIST", "FILTERBY", "PATTERN", "nosuch*"), ("COMMAND", "LIST", "x"),
-    ("COMMAND", "GETKEYSANDFLAGS", "get", "a"), ("COMMAND", "DOCS", "nosuch"),
+    ("COMMAND", "GETKEYS", "nosuch", "a", "b"),
+    ("COMMAND", "GETKEYS", "get", "a", "b"),
+    ("COMMAND", "GETKEYS", "ping", "a"),
+    ("COMMAND", "GETKEYS", "set", "a"),
+    ("COMMAND", "GETKEYS", "get", "a"),
+    ("COMMAND", "GETKEYS", "del", "a", "b", "c"),
+    ("COMMAND", "GETKEYS", "mget", "a", "b"),
+    ("COMMAND", "GETKEYS", "expire", "k", "1"),
+    ("COMMAND", "GETKEYS", "get"),
+    ("COMMAND", "GETKEYS"),
+    ("COMMAND", "FOO"),
+    ("COMMAND", "COUNT", "x"),
+    ("COMMAND", "HELP"),
+    ("COMMAND", "INFO", "nosuch"),
+    ("COMMAND", "INFO", "get", "nosuch", "GET"),
+    ("COMMAND", "INFO", "GET"),
+    ("COMMAND", "LIST", "FILTERBY", "foo", "bar"),
+    ("COMMAND", "LIST", "FILTERBY", "MODULE", "x"),
+    ("COMMAND", "LIST", "FILTERBY", "PATTERN", "nosuch*"),
+    ("COMMAND", "LIST", "x"),
+    ("COMMAND", "GETKEYSANDFLAGS", "get", "a"),
+    ("COMMAND", "DOCS", "nosuch"),
 ]
 
 
@@ -394,18 +549,44 @@ def test_command_info_lists_subcommands(store):
 
 # ---------------------------------------------------------------- OBJECT and MEMORY
 
-VALUES = [("SET", "int", "1"), ("SET", "bigint", "12345678901"), ("SET", "neg", "-5"),
-          ("SET", "lead0", "007"), ("SET", "short", "hello"), ("SET", "long", "x" * 45),
-          ("SET", "edge", "y" * 44), ("SADD", "intset", "1", "2", "3"), ("SADD", "strset", "a", "1"),
-          ("HSET", "hash", "f", "v"), ("HSET", "bighash", "f", "v" * 65), ("ZADD", "zset", "1", "a"),
-          ("ZADD", "bigz", "1", "m" * 65), ("RPUSH", "list", "a", "b")]
+VALUES = [
+    ("SET", "int", "1"),
+    ("SET", "bigint", "12345678901"),
+    ("SET", "neg", "-5"),
+    ("SET", "lead0", "007"),
+    ("SET", "short", "hello"),
+    ("SET", "long", "x" * 45),
+    ("SET", "edge", "y" * 44),
+    ("SADD", "intset", "1", "2", "3"),
+    ("SADD", "strset", "a", "1"),
+    ("HSET", "hash", "f", "v"),
+    ("HSET", "bighash", "f", "v" * 65),
+    ("ZADD", "zset", "1", "a"),
+    ("ZADD", "bigz", "1", "m" * 65),
+    ("RPUSH", "list", "a", "b"),
+]
 
 
 def test_object_encoding_matches_redis(defaults, both):
     for args in VALUES:
         both.call(*args)
-    for key in ["int", "bigint", "neg", "lead0", "short", "long", "edge", "intset", "strset",
-                "hash", "bighash", "zset", "bigz", "list", "nokey"]:
+    for key in [
+        "int",
+        "bigint",
+        "neg",
+        "lead0",
+        "short",
+        "long",
+        "edge",
+        "intset",
+        "strset",
+        "hash",
+        "bighash",
+        "zset",
+        "bigz",
+        "list",
+        "nokey",
+    ]:
         both.same("OBJECT", "ENCODING", key)
 
 
@@ -424,14 +605,26 @@ def test_object_refcount_idletime_freq(both):
         both.same("CONFIG", "SET", "maxmemory-policy", "noeviction")
 
 
-@pytest.mark.parametrize("args", [("OBJECT",), ("OBJECT", "FOO"), ("OBJECT", "ENCODING"),
-                                  ("OBJECT", "ENCODING", "a", "b"), ("OBJECT", "HELP"),
-                                  ("MEMORY",), ("MEMORY", "FOO"), ("MEMORY", "USAGE"),
-                                  ("MEMORY", "USAGE", "nokey"), ("MEMORY", "HELP"),
-                                  ("MEMORY", "USAGE", "k", "SAMPLES", "x"),
-                                  ("MEMORY", "USAGE", "k", "SAMPLES"),
-                                  ("MEMORY", "USAGE", "k", "FOO", "1"), ("MEMORY", "PURGE")],
-                         ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("OBJECT",),
+        ("OBJECT", "FOO"),
+        ("OBJECT", "ENCODING"),
+        ("OBJECT", "ENCODING", "a", "b"),
+        ("OBJECT", "HELP"),
+        ("MEMORY",),
+        ("MEMORY", "FOO"),
+        ("MEMORY", "USAGE"),
+        ("MEMORY", "USAGE", "nokey"),
+        ("MEMORY", "HELP"),
+        ("MEMORY", "USAGE", "k", "SAMPLES", "x"),
+        ("MEMORY", "USAGE", "k", "SAMPLES"),
+        ("MEMORY", "USAGE", "k", "FOO", "1"),
+        ("MEMORY", "PURGE"),
+    ],
+    ids=lambda a: " ".join(a),
+)
 def test_object_and_memory_errors_match_redis(both, args):
     both.call("SET", "k", "1")
     both.same(*args)
@@ -449,14 +642,27 @@ def test_memory_usage_grows_with_the_value(store):
 
 # ---------------------------------------------------------------- SLOWLOG, LATENCY
 
-@pytest.mark.parametrize("args", [("SLOWLOG", "FOO"), ("SLOWLOG", "GET", "x"),
-                                  ("SLOWLOG", "GET", "-2"), ("SLOWLOG", "GET", "1", "2"),
-                                  ("SLOWLOG", "RESET"), ("SLOWLOG", "LEN"), ("SLOWLOG", "HELP"),
-                                  ("LATENCY", "FOO"), ("LATENCY", "LATEST"),
-                                  ("LATENCY", "HISTORY", "command"), ("LATENCY", "RESET"),
-                                  ("LATENCY", "DOCTOR"), ("LATENCY", "HELP"),
-                                  ("LATENCY", "HISTORY")],
-                         ids=lambda a: " ".join(a))
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("SLOWLOG", "FOO"),
+        ("SLOWLOG", "GET", "x"),
+        ("SLOWLOG", "GET", "-2"),
+        ("SLOWLOG", "GET", "1", "2"),
+        ("SLOWLOG", "RESET"),
+        ("SLOWLOG", "LEN"),
+        ("SLOWLOG", "HELP"),
+        ("LATENCY", "FOO"),
+        ("LATENCY", "LATEST"),
+        ("LATENCY", "HISTORY", "command"),
+        ("LATENCY", "RESET"),
+        ("LATENCY", "DOCTOR"),
+        ("LATENCY", "HELP"),
+        ("LATENCY", "HISTORY"),
+    ],
+    ids=lambda a: " ".join(a),
+)
 def test_slowlog_and_latency_match_redis(both, args):
     both.call("SLOWLOG", "RESET")
     both.same(*args)
@@ -464,16 +670,26 @@ def test_slowlog_and_latency_match_redis(both, args):
 
 # ---------------------------------------------------------------- DEBUG
 
+
 def test_debug_is_refused_by_default_like_redis(both):
     both.same("DEBUG", "SLEEP", "0")
     both.same("DEBUG")
 
 
-@pytest.mark.parametrize("args", [("DEBUG", "FOO"), ("DEBUG", "SLEEP", "0"),
-                                  ("DEBUG", "SLEEP", "x"), ("DEBUG", "SET-ACTIVE-EXPIRE", "1"),
-                                  ("DEBUG", "OBJECT", "nokey"), ("DEBUG", "DIGEST-VALUE", "nokey"),
-                                  ("DEBUG", "SLEEP"), ("DEBUG", "RELOAD")],
-                         ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("DEBUG", "FOO"),
+        ("DEBUG", "SLEEP", "0"),
+        ("DEBUG", "SLEEP", "x"),
+        ("DEBUG", "SET-ACTIVE-EXPIRE", "1"),
+        ("DEBUG", "OBJECT", "nokey"),
+        ("DEBUG", "DIGEST-VALUE", "nokey"),
+        ("DEBUG", "SLEEP"),
+        ("DEBUG", "RELOAD"),
+    ],
+    ids=lambda a: " ".join(a),
+)
 def test_debug_matches_redis_when_enabled(debug_port, debug_redis_port, args):
     ours, theirs = RawClient(debug_port), RawClient(debug_redis_port)
     assert ours.call(*args) == theirs.call(*args)
@@ -487,8 +703,11 @@ def test_debug_object_digest_and_active_expire(debug_port):
     assert client.call("DEBUG", "DIGEST") == b"+" + b"0" * 40 + b"\r\n"
     client.call("SET", "k", "42")
     reply = client.call("DEBUG", "OBJECT", "k").decode()
-    assert re.fullmatch(r"\+Value at:0x[0-9a-f]+ refcount:2147483647 encoding:int "
-                        r"serializedlength:\d+ lru:\d+ lru_seconds_idle:\d+\r\n", reply)
+    assert re.fullmatch(
+        r"\+Value at:0x[0-9a-f]+ refcount:2147483647 encoding:int "
+        r"serializedlength:\d+ lru:\d+ lru_seconds_idle:\d+\r\n",
+        reply,
+    )
     first = client.call("DEBUG", "DIGEST")
     client.call("SET", "k", "43")
     assert client.call("DEBUG", "DIGEST") != first
@@ -536,5 +755,6 @@ def test_memory_doctor_finds_no_issue_once_there_are_5_megabytes_of_data():
         pipe.execute()
         assert client.execute_command("MEMORY", "DOCTOR") == (
             b"Hi Sam, I can't find any memory issue in your instance. "
-            b"I can only account for what occurs on this base.\n")
+            b"I can only account for what occurs on this base.\n"
+        )
         client.close()

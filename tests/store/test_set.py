@@ -3,20 +3,43 @@
 Redis replies in a defined order only for intset-encoded sets (integers, ascending); other
 replies are compared with their elements sorted.
 """
+
 import pytest
 
 from tests.store.test_hash import (  # noqa: F401  (fixtures)
-    command_info_head, events, same_unordered, scan_all, split_aggregate, watch_outcome,
+    command_info_head,
+    events,
+    same_unordered,
+    scan_all,
+    split_aggregate,
+    watch_outcome,
 )
 
 SET_COMMANDS = [
-    ("SADD", "k", "m"), ("SREM", "k", "m"), ("SMEMBERS", "k"), ("SISMEMBER", "k", "m"),
-    ("SMISMEMBER", "k", "m", "n"), ("SCARD", "k"), ("SPOP", "k"), ("SPOP", "k", "2"),
-    ("SRANDMEMBER", "k"), ("SRANDMEMBER", "k", "2"), ("SRANDMEMBER", "k", "-2"),
-    ("SMOVE", "k", "s", "m"), ("SMOVE", "s", "k", "a"), ("SINTER", "k"), ("SINTER", "s", "k"),
-    ("SINTERCARD", "2", "s", "k"), ("SUNION", "s", "k"), ("SDIFF", "s", "k"), ("SDIFF", "missing", "k"),
-    ("SINTERSTORE", "d", "s", "k"), ("SUNIONSTORE", "d", "k"), ("SDIFFSTORE", "d", "s", "k"),
-    ("SSCAN", "k", "0"), ("SINTER", "missing", "k"),
+    ("SADD", "k", "m"),
+    ("SREM", "k", "m"),
+    ("SMEMBERS", "k"),
+    ("SISMEMBER", "k", "m"),
+    ("SMISMEMBER", "k", "m", "n"),
+    ("SCARD", "k"),
+    ("SPOP", "k"),
+    ("SPOP", "k", "2"),
+    ("SRANDMEMBER", "k"),
+    ("SRANDMEMBER", "k", "2"),
+    ("SRANDMEMBER", "k", "-2"),
+    ("SMOVE", "k", "s", "m"),
+    ("SMOVE", "s", "k", "a"),
+    ("SINTER", "k"),
+    ("SINTER", "s", "k"),
+    ("SINTERCARD", "2", "s", "k"),
+    ("SUNION", "s", "k"),
+    ("SDIFF", "s", "k"),
+    ("SDIFF", "missing", "k"),
+    ("SINTERSTORE", "d", "s", "k"),
+    ("SUNIONSTORE", "d", "k"),
+    ("SDIFFSTORE", "d", "s", "k"),
+    ("SSCAN", "k", "0"),
+    ("SINTER", "missing", "k"),
 ]
 
 
@@ -26,13 +49,22 @@ def members(raw: bytes) -> set[bytes]:
 
 # ------------------------------------------------------------ membership
 
+
 def test_add_remove_and_membership(pair, proto):
     pair.same("SADD", "s", "a", "b", "c", "a")
     pair.same("SADD", "s", "a")
     pair.same("SADD", "s", "d", "a")
-    for command in (("SISMEMBER", "s", "a"), ("SISMEMBER", "s", "z"), ("SISMEMBER", "missing", "a"),
-                    ("SMISMEMBER", "s", "a", "z", "d", "a"), ("SMISMEMBER", "missing", "a", "b"),
-                    ("SCARD", "s"), ("SCARD", "missing"), ("SMEMBERS", "missing"), ("TYPE", "s")):
+    for command in (
+        ("SISMEMBER", "s", "a"),
+        ("SISMEMBER", "s", "z"),
+        ("SISMEMBER", "missing", "a"),
+        ("SMISMEMBER", "s", "a", "z", "d", "a"),
+        ("SMISMEMBER", "missing", "a", "b"),
+        ("SCARD", "s"),
+        ("SCARD", "missing"),
+        ("SMEMBERS", "missing"),
+        ("TYPE", "s"),
+    ):
         pair.same(*command)
     same_unordered(pair, "SMEMBERS", "s")
     pair.same("SREM", "s", "a", "z", "a")
@@ -44,12 +76,19 @@ def test_add_remove_and_membership(pair, proto):
 
 
 def test_integer_sets_reply_in_ascending_order(pair, proto):
-    pair.same("SADD", "ints", "10", "-5", "3", "9223372036854775807", "-9223372036854775808", "0", "7")
+    pair.same(
+        "SADD", "ints", "10", "-5", "3", "9223372036854775807", "-9223372036854775808", "0", "7"
+    )
     pair.same("SMEMBERS", "ints")
     pair.same("SADD", "other", "3", "7", "100", "-5")
-    for command in (("SINTER", "ints", "other"), ("SUNION", "ints", "other"), ("SDIFF", "ints", "other"),
-                    ("SRANDMEMBER", "ints", "100"), ("SSCAN", "ints", "0"),
-                    ("SSCAN", "ints", "0", "MATCH", "*7*")):
+    for command in (
+        ("SINTER", "ints", "other"),
+        ("SUNION", "ints", "other"),
+        ("SDIFF", "ints", "other"),
+        ("SRANDMEMBER", "ints", "100"),
+        ("SSCAN", "ints", "0"),
+        ("SSCAN", "ints", "0", "MATCH", "*7*"),
+    ):
         pair.same(*command)
     pair.same("SPOP", "other", "10")
     pair.same("EXISTS", "other")
@@ -72,15 +111,28 @@ def test_wrong_type_and_arity_errors(pair):
     for command in SET_COMMANDS:
         pair.same(*command)
         pair.same(command[0])
-    for command in (("SADD", "s"), ("SREM", "s"), ("SMEMBERS", "s", "x"), ("SISMEMBER", "s"),
-                    ("SISMEMBER", "s", "a", "b"), ("SMISMEMBER", "s"), ("SCARD", "s", "x"),
-                    ("SMOVE", "s", "d"), ("SMOVE", "s", "d", "a", "b"), ("SINTERSTORE", "d"),
-                    ("SUNIONSTORE", "d"), ("SDIFFSTORE", "d"), ("SINTERCARD", "1"), ("SSCAN", "s")):
+    for command in (
+        ("SADD", "s"),
+        ("SREM", "s"),
+        ("SMEMBERS", "s", "x"),
+        ("SISMEMBER", "s"),
+        ("SISMEMBER", "s", "a", "b"),
+        ("SMISMEMBER", "s"),
+        ("SCARD", "s", "x"),
+        ("SMOVE", "s", "d"),
+        ("SMOVE", "s", "d", "a", "b"),
+        ("SINTERSTORE", "d"),
+        ("SUNIONSTORE", "d"),
+        ("SDIFFSTORE", "d"),
+        ("SINTERCARD", "1"),
+        ("SSCAN", "s"),
+    ):
         pair.same(*command)
     pair.same("GET", "k")
 
 
 # ------------------------------------------------------------ random members
+
 
 def test_spop(pair, proto):
     pair.same("SADD", "s", "a", "b", "c", "d", "e")
@@ -95,7 +147,11 @@ def test_spop(pair, proto):
     assert len(members(ours)) == 2
     pair.same("SCARD", "s")
     ours, theirs = pair.call("SPOP", "s", "5")  # the rest, which differs after random pops
-    assert split_aggregate(ours)[0] == split_aggregate(theirs)[0] == (b"~2\r\n" if proto == 3 else b"*2\r\n")
+    assert (
+        split_aggregate(ours)[0]
+        == split_aggregate(theirs)[0]
+        == (b"~2\r\n" if proto == 3 else b"*2\r\n")
+    )
     pair.same("EXISTS", "s")
 
 
@@ -120,13 +176,24 @@ def test_srandmember(pair, proto):
 
 # ------------------------------------------------------------ SMOVE
 
+
 def test_smove(pair):
     pair.same("SADD", "src", "a", "b")
     pair.same("SADD", "dst", "b", "c")
     pair.same("SET", "str", "x")
-    for args in (("src", "dst", "a"), ("src", "dst", "a"), ("src", "dst", "b"), ("missing", "dst", "a"),
-                 ("missing", "str", "a"), ("str", "dst", "a"), ("dst", "str", "c"), ("dst", "dst", "c"),
-                 ("dst", "dst", "z"), ("dst", "new", "c"), ("dst", "new", "zz")):
+    for args in (
+        ("src", "dst", "a"),
+        ("src", "dst", "a"),
+        ("src", "dst", "b"),
+        ("missing", "dst", "a"),
+        ("missing", "str", "a"),
+        ("str", "dst", "a"),
+        ("dst", "str", "c"),
+        ("dst", "dst", "c"),
+        ("dst", "dst", "z"),
+        ("dst", "new", "c"),
+        ("dst", "new", "zz"),
+    ):
         pair.same("SMOVE", *args)
     for key in ("src", "dst", "new"):
         same_unordered(pair, "SMEMBERS", key)
@@ -135,14 +202,23 @@ def test_smove(pair):
 
 # ------------------------------------------------------------ algebra
 
+
 @pytest.mark.parametrize("op", ["SINTER", "SUNION", "SDIFF"])
 def test_algebra(pair, proto, op):
     pair.same("SADD", "a", "1", "2", "3", "x", "y")
     pair.same("SADD", "b", "2", "3", "4", "y", "z")
     pair.same("SADD", "c", "3", "y", "q")
     pair.same("SET", "str", "v")
-    for keys in (("a",), ("a", "b"), ("a", "b", "c"), ("b", "a"), ("a", "missing"), ("missing", "a"),
-                 ("a", "a"), ("missing",)):
+    for keys in (
+        ("a",),
+        ("a", "b"),
+        ("a", "b", "c"),
+        ("b", "a"),
+        ("a", "missing"),
+        ("missing", "a"),
+        ("a", "a"),
+        ("missing",),
+    ):
         same_unordered(pair, op, *keys)
     for keys in (("a", "str"), ("missing", "str"), ("str",), ("str", "missing")):
         pair.same(op, *keys)
@@ -172,30 +248,59 @@ def test_sintercard(pair):
     pair.same("SADD", "a", "1", "2", "3", "4")
     pair.same("SADD", "b", "2", "3", "4", "5")
     pair.same("SET", "str", "v")
-    for args in (("2", "a", "b"), ("1", "a"), ("2", "a", "missing"), ("2", "a", "b", "LIMIT", "2"),
-                 ("2", "a", "b", "limit", "0"), ("2", "a", "b", "LIMIT", "10"),
-                 ("2", "a", "b", "LIMIT", "1", "LIMIT", "3"), ("2", "a", "b", "LIMIT", "-1"),
-                 ("2", "a", "b", "LIMIT", "x"), ("2", "a", "b", "LIMIT"), ("2", "a", "b", "BOGUS", "1"),
-                 ("0", "a"), ("-1", "a"), ("x", "a"), ("3", "a", "b"), ("2", "a", "str"),
-                 ("2", "missing", "str"), ("1", "a", "b"), ("9223372036854775808", "a")):
+    for args in (
+        ("2", "a", "b"),
+        ("1", "a"),
+        ("2", "a", "missing"),
+        ("2", "a", "b", "LIMIT", "2"),
+        ("2", "a", "b", "limit", "0"),
+        ("2", "a", "b", "LIMIT", "10"),
+        ("2", "a", "b", "LIMIT", "1", "LIMIT", "3"),
+        ("2", "a", "b", "LIMIT", "-1"),
+        ("2", "a", "b", "LIMIT", "x"),
+        ("2", "a", "b", "LIMIT"),
+        ("2", "a", "b", "BOGUS", "1"),
+        ("0", "a"),
+        ("-1", "a"),
+        ("x", "a"),
+        ("3", "a", "b"),
+        ("2", "a", "str"),
+        ("2", "missing", "str"),
+        ("1", "a", "b"),
+        ("9223372036854775808", "a"),
+    ):
         pair.same("SINTERCARD", *args)
 
 
 # ------------------------------------------------------------ SSCAN
 
+
 def test_sscan_small_and_errors(pair, proto):
     pair.same("SADD", "ints", "5", "1", "30", "-2")
     pair.same("SADD", "strs", "one")
     pair.same("SET", "str", "v")
-    for args in (("ints", "0"), ("ints", "99"), ("ints", "0", "COUNT", "1"), ("ints", "0", "MATCH", "-*"),
-                 ("strs", "0"), ("strs", "0", "MATCH", "o?e"), ("missing", "0"), ("missing", "0", "COUNT", "x"),
-                 ("ints", "x"), ("ints", "0", "COUNT", "0"), ("ints", "0", "TYPE", "set"),
-                 ("ints", "0", "COUNT"), ("str", "0"), ("ints", "0", "NOVALUES")):
+    for args in (
+        ("ints", "0"),
+        ("ints", "99"),
+        ("ints", "0", "COUNT", "1"),
+        ("ints", "0", "MATCH", "-*"),
+        ("strs", "0"),
+        ("strs", "0", "MATCH", "o?e"),
+        ("missing", "0"),
+        ("missing", "0", "COUNT", "x"),
+        ("ints", "x"),
+        ("ints", "0", "COUNT", "0"),
+        ("ints", "0", "TYPE", "set"),
+        ("ints", "0", "COUNT"),
+        ("str", "0"),
+        ("ints", "0", "NOVALUES"),
+    ):
         pair.same("SSCAN", *args)
 
 
-@pytest.mark.parametrize("members_", [[f"m{i}" for i in range(300)], list(range(1000))],
-                         ids=["strings", "ints"])
+@pytest.mark.parametrize(
+    "members_", [[f"m{i}" for i in range(300)], list(range(1000))], ids=["strings", "ints"]
+)
 def test_sscan_iterates_big_sets_completely(pair, members_):
     pair.same("SADD", "s", *members_)
     for options in ((), ("COUNT", "20"), ("MATCH", "*1*", "COUNT", "100")):
@@ -208,6 +313,7 @@ def test_sscan_iterates_big_sets_completely(pair, members_):
 
 
 # ------------------------------------------------------------ keyspace events
+
 
 def test_set_keyspace_events(pair, events):
     pair.same("SADD", "s", "a", "b", "c")
@@ -240,12 +346,23 @@ def test_store_keyspace_events(pair, events, op):
     events.assert_same()
 
 
-@pytest.mark.parametrize("command", [
-    ("SADD", "s", "a"), ("SADD", "s", "new"), ("SREM", "s", "nope"), ("SREM", "s", "a"),
-    ("SMOVE", "s", "t", "a"), ("SMOVE", "t", "s", "a"), ("SMOVE", "s", "s", "a"), ("SPOP", "s", "0"),
-    ("SINTERSTORE", "s", "s"), ("SDIFFSTORE", "s", "missing"), ("SUNIONSTORE", "x", "s"),
-    ("SMEMBERS", "s"),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("SADD", "s", "a"),
+        ("SADD", "s", "new"),
+        ("SREM", "s", "nope"),
+        ("SREM", "s", "a"),
+        ("SMOVE", "s", "t", "a"),
+        ("SMOVE", "t", "s", "a"),
+        ("SMOVE", "s", "s", "a"),
+        ("SPOP", "s", "0"),
+        ("SINTERSTORE", "s", "s"),
+        ("SDIFFSTORE", "s", "missing"),
+        ("SUNIONSTORE", "x", "s"),
+        ("SMEMBERS", "s"),
+    ],
+)
 def test_watch_sees_set_writes(pair, store_port, redis_port, command):
     pair.same("SADD", "s", "a", "b")
     watch_outcome(pair, store_port, redis_port, "s", *command)

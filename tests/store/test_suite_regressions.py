@@ -1,4 +1,5 @@
 """Behaviours Redis's own test suite (tests/redis_suite) caught, checked against redis-server."""
+
 import time
 
 import pytest
@@ -8,9 +9,15 @@ from tests.store.rawclient import RawClient
 
 
 def test_function_flush_and_list_as_for_no_libraries(pair):
-    for args in (("FUNCTION", "FLUSH"), ("FUNCTION", "FLUSH", "SYNC"), ("FUNCTION", "FLUSH", "x"),
-                 ("FUNCTION", "LIST"), ("FUNCTION", "LIST", "WITHCODE"), ("FUNCTION", "LIST", "x"),
-                 ("FUNCTION",)):
+    for args in (
+        ("FUNCTION", "FLUSH"),
+        ("FUNCTION", "FLUSH", "SYNC"),
+        ("FUNCTION", "FLUSH", "x"),
+        ("FUNCTION", "LIST"),
+        ("FUNCTION", "LIST", "WITHCODE"),
+        ("FUNCTION", "LIST", "x"),
+        ("FUNCTION",),
+    ):
         pair.same(*args)
 
 
@@ -24,7 +31,7 @@ def test_client_reply_off_skip_on(pair):
         client.send("CLIENT", "REPLY", "ON")  # the first reply either sends
         client.send("INCR", "a")
         client.send("CLIENT", "REPLY", "SKIP")
-        client.send("INCR", "a")              # skipped
+        client.send("INCR", "a")  # skipped
         client.send("GET", "a")
         answers.append([client.read_reply() for _ in range(3)])
     assert answers[0] == answers[1] == [b"+OK\r\n", b":3\r\n", b"$1\r\n4\r\n"]
@@ -44,8 +51,10 @@ def test_commands_refused_inside_multi(pair, command):
 
 
 def test_exec_fails_when_a_watched_key_expired_lazily():
-    with bundled_store("--enable-debug-command", "yes") as store_port, \
-            redis_server("--enable-debug-command", "yes") as redis_port:
+    with (
+        bundled_store("--enable-debug-command", "yes") as store_port,
+        redis_server("--enable-debug-command", "yes") as redis_port,
+    ):
         answers = []
         for port in (store_port, redis_port):
             c = RawClient(port)
@@ -60,8 +69,9 @@ def test_exec_fails_when_a_watched_key_expired_lazily():
         assert answers[0] == answers[1] == b"*-1\r\n"
 
 
-@pytest.mark.parametrize("create", [("RENAME", "src", "foo"), ("COPY", "src", "foo"),
-                                    ("MOVE", "foo", "0")])
+@pytest.mark.parametrize(
+    "create", [("RENAME", "src", "foo"), ("COPY", "src", "foo"), ("MOVE", "foo", "0")]
+)
 def test_a_key_created_by_rename_copy_move_wakes_blpop(store_port, redis_port, create):
     replies = []
     for port in (store_port, redis_port):
@@ -82,8 +92,6 @@ def test_a_key_created_by_rename_copy_move_wakes_blpop(store_port, redis_port, c
     assert replies[0] == replies[1] == b"*2\r\n$3\r\nfoo\r\n$1\r\nx\r\n"
 
 
-
-
 @pytest.mark.parametrize("mode", [(), ("TIMEOUT",), ("ERROR",)])
 def test_client_unblock(store_port, redis_port, mode):
     answers = []
@@ -92,10 +100,15 @@ def test_client_unblock(store_port, redis_port, mode):
         waiter_id = waiter.call("CLIENT", "ID")[1:-2]
         waiter.send("BLPOP", "nothing-here", "10")
         time.sleep(0.2)
-        answers.append((admin.call("CLIENT", "UNBLOCK", waiter_id, *mode), waiter.read_reply(),
-                        admin.call("CLIENT", "UNBLOCK", waiter_id, *mode),
-                        admin.call("CLIENT", "UNBLOCK", waiter_id, "MAYBE"),
-                        admin.call("CLIENT", "UNBLOCK", "abc")))
+        answers.append(
+            (
+                admin.call("CLIENT", "UNBLOCK", waiter_id, *mode),
+                waiter.read_reply(),
+                admin.call("CLIENT", "UNBLOCK", waiter_id, *mode),
+                admin.call("CLIENT", "UNBLOCK", waiter_id, "MAYBE"),
+                admin.call("CLIENT", "UNBLOCK", "abc"),
+            )
+        )
         waiter.close()
         admin.close()
     assert answers[0] == answers[1]

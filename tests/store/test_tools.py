@@ -1,5 +1,6 @@
 """The tools people point at a Redis work against the store unchanged: redis-cli,
 redis-py 8's default asyncio client (RESP3), and redis-benchmark."""
+
 import asyncio
 import re
 import subprocess
@@ -13,12 +14,19 @@ from tests.servers import need_tool
 def cli(port: int, *args: str, stdin: str | None = None) -> str:
     """Run redis-cli against 127.0.0.1:port and return its stdout (fails on a non-zero exit)."""
     exe = need_tool("redis-cli")
-    done = subprocess.run([exe, "-p", str(port), *args], input=stdin, capture_output=True,
-                          text=True, timeout=30, check=True)
+    done = subprocess.run(
+        [exe, "-p", str(port), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     return done.stdout
 
 
 # ---------------------------------------------------------------- redis-cli
+
 
 def test_redis_cli_runs_commands(store, store_port):
     assert cli(store_port, "SET", "greeting", "hello world") == "OK\n"
@@ -73,6 +81,7 @@ def test_redis_cli_pipe_mode_feeds_raw_protocol(store, store_port):
 
 # ---------------------------------------------------------------- redis-py asyncio
 
+
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 20))
 
@@ -101,6 +110,7 @@ def test_redis_py_default_async_client_speaks_resp3(store, store_port):
             assert await r.memory_usage("k") > 0
         finally:
             await r.aclose()
+
     run(scenario())
 
 
@@ -133,6 +143,7 @@ def test_redis_py_pipeline_and_transaction_with_watch(store, store_port):
         finally:
             await r.aclose()
             await other.aclose()
+
     run(scenario())
 
 
@@ -160,15 +171,21 @@ def test_redis_py_pubsub_get_message(store, store_port):
         finally:
             await pubsub.aclose()
             await r.aclose()
+
     run(scenario())
 
 
 # ---------------------------------------------------------------- redis-benchmark
 
+
 def test_redis_benchmark_short_run_completes(store, store_port):
     exe = need_tool("redis-benchmark")
-    done = subprocess.run([exe, "-p", str(store_port), "-t", "get,set,ping", "-n", "2000",
-                           "-c", "10", "-q"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [exe, "-p", str(store_port), "-t", "get,set,ping", "-n", "2000", "-c", "10", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     # -q prints progress lines separated by \r, then one final line per test
     finals = [line.rsplit("\r", 1)[-1].strip() for line in done.stdout.splitlines()]

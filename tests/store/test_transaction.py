@@ -1,4 +1,5 @@
 """MULTI/EXEC/DISCARD/WATCH (presence/store/commands/transaction.py), differential against redis-server."""
+
 import time
 
 import pytest
@@ -8,18 +9,64 @@ from tests.store.test_generic import run
 
 
 def test_multi_exec_basics(pair):
-    run(pair, "EXEC", "DISCARD", "MULTI", "MULTI", "SET a 1", "INCR a", "GET a", "EXEC", "EXEC",
-        "MULTI", "EXEC", "MULTI", "SET a 2", "DISCARD", "GET a", "DISCARD")
+    run(
+        pair,
+        "EXEC",
+        "DISCARD",
+        "MULTI",
+        "MULTI",
+        "SET a 1",
+        "INCR a",
+        "GET a",
+        "EXEC",
+        "EXEC",
+        "MULTI",
+        "EXEC",
+        "MULTI",
+        "SET a 2",
+        "DISCARD",
+        "GET a",
+        "DISCARD",
+    )
 
 
 def test_queued_errors_abort_exec(pair):
-    run(pair, "MULTI", "SET a 1", "NOSUCH x", "GET", "EXEC", "GET a",
-        "MULTI", "SET a 1", "SET a", "DISCARD x", "EXEC", "MULTI", "GET a", "EXEC")
+    run(
+        pair,
+        "MULTI",
+        "SET a 1",
+        "NOSUCH x",
+        "GET",
+        "EXEC",
+        "GET a",
+        "MULTI",
+        "SET a 1",
+        "SET a",
+        "DISCARD x",
+        "EXEC",
+        "MULTI",
+        "GET a",
+        "EXEC",
+    )
 
 
 def test_runtime_errors_inside_exec(pair):
-    run(pair, "SET s notanumber", "MULTI", "SET a v", "INCR s", "INCR a", "GET a", "SELECT 99",
-        "SET k v EX 0", "PING", "ECHO hi", "EXPIRE a 100 NX XX", "EXEC", "GET a")
+    run(
+        pair,
+        "SET s notanumber",
+        "MULTI",
+        "SET a v",
+        "INCR s",
+        "INCR a",
+        "GET a",
+        "SELECT 99",
+        "SET k v EX 0",
+        "PING",
+        "ECHO hi",
+        "EXPIRE a 100 NX XX",
+        "EXEC",
+        "GET a",
+    )
 
 
 def test_select_inside_exec_changes_db(pair):
@@ -38,9 +85,25 @@ def _other(pair) -> Pair:
     return Pair(pair.store.sock.getpeername()[1], pair.redis.sock.getpeername()[1])
 
 
-@pytest.mark.parametrize("write", ["SET a 2", "DEL a", "EXPIRE a 100", "INCR a", "SET b 1",
-                                   "SET a 1", "PERSIST a", "FLUSHALL", "FLUSHDB", "RENAME a z",
-                                   "GET a", "SELECT 1|SET a 1", "APPEND a x", "GETDEL a"])
+@pytest.mark.parametrize(
+    "write",
+    [
+        "SET a 2",
+        "DEL a",
+        "EXPIRE a 100",
+        "INCR a",
+        "SET b 1",
+        "SET a 1",
+        "PERSIST a",
+        "FLUSHALL",
+        "FLUSHDB",
+        "RENAME a z",
+        "GET a",
+        "SELECT 1|SET a 1",
+        "APPEND a x",
+        "GETDEL a",
+    ],
+)
 def test_watch_invalidated_by_another_client(pair, write):
     run(pair, "SET a 1", "WATCH a", "MULTI", "INCR a")
     other = _other(pair)
@@ -57,8 +120,22 @@ def test_watch_invalidated_by_own_write_before_multi(pair):
 
 
 def test_unwatch_and_discard_forget_watches(pair):
-    run(pair, "WATCH a", "UNWATCH", "SET a 1", "MULTI", "INCR a", "EXEC",
-        "WATCH a", "MULTI", "DISCARD", "SET a 5", "MULTI", "INCR a", "EXEC")
+    run(
+        pair,
+        "WATCH a",
+        "UNWATCH",
+        "SET a 1",
+        "MULTI",
+        "INCR a",
+        "EXEC",
+        "WATCH a",
+        "MULTI",
+        "DISCARD",
+        "SET a 5",
+        "MULTI",
+        "INCR a",
+        "EXEC",
+    )
 
 
 def test_watch_invalidated_by_expiry(pair):
@@ -95,8 +172,23 @@ def test_exec_under_resp3(pair):
 
 
 def test_commands_refused_inside_multi_do_not_abort(pair):
-    run(pair, "MULTI", "SET a 1", "WATCH x", "MULTI", "EXEC", "MULTI", "SELECT 99", "UNWATCH", "EXEC",
-        "MULTI", "SET a 2", "RESET", "EXEC", "GET a")
+    run(
+        pair,
+        "MULTI",
+        "SET a 1",
+        "WATCH x",
+        "MULTI",
+        "EXEC",
+        "MULTI",
+        "SELECT 99",
+        "UNWATCH",
+        "EXEC",
+        "MULTI",
+        "SET a 2",
+        "RESET",
+        "EXEC",
+        "GET a",
+    )
 
 
 def test_subscribe_inside_exec_under_resp3(pair):

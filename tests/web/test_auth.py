@@ -1,4 +1,5 @@
 """Signed client tokens: the codec, and the client endpoints under --secret."""
+
 import json
 from urllib.parse import urlencode
 

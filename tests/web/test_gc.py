@@ -6,6 +6,7 @@ would pile up until a rare, long full collection. Behaviour, not timing: with th
 collector off, a burst of joins, polls (answered, timed out, and dropped by a reset
 connection), heartbeats and leaves must leave nothing for gc.collect() to find.
 """
+
 import asyncio
 import gc
 import json
@@ -70,8 +71,13 @@ class Tab:
         await self.send(path)
         await self._read_until(lambda: b"\r\n\r\n" in self.buffer)
         head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:")))
+        length = int(
+            next(
+                line.split(b":")[1]
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+        )
         await self._read_until(lambda: len(self.buffer) >= length)
         body, self.buffer = self.buffer[:length].decode(), self.buffer[length:]
         return body if body.startswith("/**/") else json.loads(body)
@@ -88,6 +94,7 @@ class Tab:
 async def burst(port: int, run: int) -> None:
     """Every user joins, polls (answered at once, then until the poll timeout), beats,
     holds a poll that the reset of its connection cancels, rejoins and leaves."""
+
     async def user(i: int) -> None:
         me = f"user=u{i}&conn=c{run}"
         path = f"/channels/gc{run}-{i % 4}"
@@ -105,6 +112,7 @@ async def burst(port: int, run: int) -> None:
         await tab.get(f"{path}/leave?{me}")
         assert (await tab.get("/nowhere"))["error"]
         tab.close()
+
     await asyncio.gather(*(user(i) for i in range(USERS)))
     await asyncio.sleep(0.1)  # the server sees the closes
 
@@ -118,6 +126,7 @@ def cyclic_garbage() -> tuple[int, str]:
         if os.environ.get("GC_REPORT"):
             sys.path.insert(0, os.environ["GC_REPORT"])
             import cycles
+
             cycles.report(gc.garbage, sys.stderr)
     finally:
         gc.set_debug(0)

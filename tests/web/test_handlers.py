@@ -1,11 +1,12 @@
 """The HTTP API through Tornado: JSONP format and headers, every endpoint, bad input."""
+
 import asyncio
 import json
 import re
 from urllib.parse import urlencode
 
 import pytest
-from tornado.httpclient import HTTPRequest
+from tornado.httpclient import HTTPClientError, HTTPRequest
 
 from presence.web.app import WebSettings, make_app
 from tests.service.helpers import ident, make_presence
@@ -35,9 +36,11 @@ def get(app, http_client, base_url):
         headers = params.pop("headers", {})
         body = params.pop("body", None)
         url = base_url + path + ("?" + urlencode(params) if params else "")
-        return await http_client.fetch(HTTPRequest(url, method, headers, body,
-                                                   allow_nonstandard_methods=True),
-                                       raise_error=False)
+        return await http_client.fetch(
+            HTTPRequest(url, method, headers, body, allow_nonstandard_methods=True),
+            raise_error=False,
+        )
+
     return fetch
 
 
@@ -85,8 +88,12 @@ async def test_json_with_cors(get):
 async def test_post_with_form_or_json_body(get):
     form = await get("/channels/room/join", "POST", body=urlencode(me()))
     assert form.code == 200
-    response = await get("/channels/room/send", "POST", body=json.dumps(me(data="hi")),
-                         headers={"Content-Type": "application/json"})
+    response = await get(
+        "/channels/room/send",
+        "POST",
+        body=json.dumps(me(data="hi")),
+        headers={"Content-Type": "application/json"},
+    )
     assert body(response) == {"ok": True, "id": 2}
 
 
@@ -100,7 +107,10 @@ async def test_join_poll_heartbeat_send_leave(get):
     assert body(await get("/channels/room/leave", user="bob", conn="b")) == {"ok": True}
     polled = body(await get("/channels/room/poll", **me(cursor=1)))
     assert [(e["type"], e["user"]) for e in polled["events"]] == [
-        ("join", "bob"), ("message", "alice"), ("leave", "bob")]
+        ("join", "bob"),
+        ("message", "alice"),
+        ("leave", "bob"),
+    ]
     assert ident(polled["cursor"]) == 4
     again = body(await get("/channels/room/poll", **me(cursor=polled["cursor"])))
     assert again == {"cursor": polled["cursor"], "events": []}
@@ -120,7 +130,7 @@ async def test_client_going_away_cancels_its_poll(get, model, http_client, base_
     await get("/channels/room/join", **me())
     model.poll_timeout = 10
     url = base_url + "/channels/room/poll?" + urlencode(me(cursor=1))
-    with pytest.raises(Exception):
+    with pytest.raises(HTTPClientError):
         await http_client.fetch(url, request_timeout=0.2)
     for _ in range(100):
         if model.pending == 0:
@@ -185,14 +195,17 @@ async def test_rest_channels_and_members(get):
     await get("/channels/room/join", user="bob", conn="b")
     await get("/channels/hall/join", user="bob", conn="b")
     channels = body(await get("/api/channels", limit=1))
-    assert channels == {"channels": [{"channel": "hall", "users": 1, "connections": 1}],
-                        "next": "hall"}
+    assert channels == {
+        "channels": [{"channel": "hall", "users": 1, "connections": 1}],
+        "next": "hall",
+    }
     channels = body(await get("/api/channels", cursor="hall"))
     assert channels["channels"] == [{"channel": "room", "users": 2, "connections": 3}]
     room = body(await get("/api/channels/room", limit=1))
     assert (room["users"], room["connections"], room["next"]) == (2, 3, "alice")
     assert [(m["user"], m["info"], m["connections"]) for m in room["members"]] == [
-        ("alice", {"n": 1}, 2)]
+        ("alice", {"n": 1}, 2)
+    ]
     assert body(await get("/api/channels/room", cursor="alice"))["members"][0]["user"] == "bob"
     missing = await get("/api/channels/nowhere")
     assert missing.code == 404 and body(missing)["param"] == "channel"
@@ -309,8 +322,10 @@ async def test_pages_and_static_files(get):
 @pytest.mark.gen_test
 async def test_kick_validates_its_path_before_anything_else(get, model):
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    for path, param in [("/api/channels/b%20d/members/alice", "channel"),
-                        ("/api/channels/room/members/a%20b", "user")]:
+    for path, param in [
+        ("/api/channels/b%20d/members/alice", "channel"),
+        ("/api/channels/room/members/a%20b", "user"),
+    ]:
         response = await get(path, "DELETE", headers=auth)
         assert response.code == 400 and body(response)["param"] == param
     assert (await model.channels(None, 10))[0] == []
@@ -322,15 +337,26 @@ async def test_store_outage_is_a_503_in_json(get, model):
     model.gateway.redis.connection_pool.connection_kwargs["port"] = 1  # nothing listens there
     response = await get("/channels/room/join", **me(callback="cb"))
     assert response.code == 503
-    assert json.loads(JSONP.match(response.body.decode()).group(2)) == {"error": "store unavailable"}
+    assert json.loads(JSONP.match(response.body.decode()).group(2)) == {
+        "error": "store unavailable"
+    }
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("path,extra", [
-    ("/channels/room/join", {}), ("/channels/room/poll", {"cursor": "1"}),
-    ("/channels/room/heartbeat", {}), ("/channels/room/send", {"data": "x"}),
-    ("/channels/room/leave", {}), ("/api/channels", {}), ("/api/channels/room", {}),
-    ("/api/events", {}), ("/healthz", {})])
+@pytest.mark.parametrize(
+    "path,extra",
+    [
+        ("/channels/room/join", {}),
+        ("/channels/room/poll", {"cursor": "1"}),
+        ("/channels/room/heartbeat", {}),
+        ("/channels/room/send", {"data": "x"}),
+        ("/channels/room/leave", {}),
+        ("/api/channels", {}),
+        ("/api/channels/room", {}),
+        ("/api/events", {}),
+        ("/healthz", {}),
+    ],
+)
 async def test_every_endpoint_answers_jsonp_when_asked(get, path, extra):
     await get("/channels/room/join", **me())
     params = me(**extra) if path.startswith("/channels") else extra
@@ -343,6 +369,7 @@ async def test_every_endpoint_answers_jsonp_when_asked(get, path, extra):
 
 @pytest.mark.gen_test
 async def test_a_parameter_that_is_not_utf8_is_named(http_client, base_url, app):
-    response = await http_client.fetch(base_url + "/channels/room/join?user=%FF&conn=c",
-                                       raise_error=False)
+    response = await http_client.fetch(
+        base_url + "/channels/room/join?user=%FF&conn=c", raise_error=False
+    )
     assert response.code == 400 and body(response)["param"] == "user"

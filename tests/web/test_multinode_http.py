@@ -3,6 +3,7 @@
 A watcher's polls alternate between the two nodes while silent users time out: the
 watcher sees exactly one `offline` per silent user and every event id once, in order.
 """
+
 import asyncio
 import json
 from urllib.parse import urlencode
@@ -44,7 +45,8 @@ def nodes(store_url, io_loop):
 
 async def call(base, action, **params):
     response = await AsyncHTTPClient().fetch(
-        f"{base}/channels/room/{action}?{urlencode(params)}", request_timeout=10)
+        f"{base}/channels/room/{action}?{urlencode(params)}", request_timeout=10
+    )
     return json.loads(response.body)
 
 

@@ -1,4 +1,5 @@
 """presence.web.app's HTTPServer and access log: Tornado's behaviour, at a lower cost."""
+
 import logging
 
 import pytest
@@ -22,8 +23,7 @@ def served(store_url, tmp_path, io_loop):
 
 
 @pytest.mark.gen_test
-async def test_access_log_names_the_client_address_from_proxy_headers_or_the_socket(
-        served, caplog):
+async def test_access_log_names_the_client_address_from_proxy_headers_or_the_socket(served, caplog):
     client = AsyncHTTPClient()
     with caplog.at_level(logging.INFO, logger="tornado.access"):
         await client.fetch(served + "/healthz")
@@ -32,10 +32,14 @@ async def test_access_log_names_the_client_address_from_proxy_headers_or_the_soc
         await client.fetch(served + "/nowhere", raise_error=False)
     lines = [r.getMessage() for r in caplog.records if r.name == "tornado.access"]
     assert [line.rsplit(" ", 1)[0] for line in lines] == [
-        "200 GET /healthz (127.0.0.1)", "200 GET /healthz (203.0.113.7)",
-        "200 GET /healthz (198.51.100.1)", "404 GET /nowhere (127.0.0.1)"]
+        "200 GET /healthz (127.0.0.1)",
+        "200 GET /healthz (203.0.113.7)",
+        "200 GET /healthz (198.51.100.1)",
+        "404 GET /nowhere (127.0.0.1)",
+    ]
     assert [r.levelno for r in caplog.records if r.name == "tornado.access"] == [
-        logging.INFO] * 3 + [logging.WARNING]
+        logging.INFO
+    ] * 3 + [logging.WARNING]
 
 
 @pytest.mark.gen_test

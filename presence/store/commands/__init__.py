@@ -9,12 +9,13 @@ name; negative means "at least"); the dispatcher checks it, so handlers can inde
 `argv` freely up to the arity. The whole list is passed, not a slice of it: a slice
 per command was a measurable part of the dispatch loop's cost.
 """
+
 from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from presence.store.resp import Error
 
@@ -46,20 +47,37 @@ _INTEGER = re.compile(rb"-?[1-9][0-9]{0,19}|0")
 COMMANDS: dict[bytes, Command] = {}
 
 # Modules holding command groups, imported by load_all() in this order.
-GROUPS = ["connection", "client", "server", "introspection", "generic", "string", "hash", "set", "zset", "list",
-          "bitmap", "pubsub", "transaction", "scripting"]
+GROUPS = [
+    "connection",
+    "client",
+    "server",
+    "introspection",
+    "generic",
+    "string",
+    "hash",
+    "set",
+    "zset",
+    "list",
+    "bitmap",
+    "pubsub",
+    "transaction",
+    "scripting",
+]
 
 
 def command(name: str, arity: int, flags: str = "", keys: tuple[int, int, int] = (1, 1, 1)):
     """Register the decorated function as command `name`; a second registration is an error."""
+
     def register(handler: Callable) -> Callable:
         lowered = name.lower().encode()
         if lowered in COMMANDS:
             raise RuntimeError(f"command {name!r} is registered twice")
         group = handler.__module__.rsplit(".", 1)[-1]
-        COMMANDS[lowered] = Command(name.lower(), handler, arity, frozenset(flags.split()),
-                                    *keys, group)
+        COMMANDS[lowered] = Command(
+            name.lower(), handler, arity, frozenset(flags.split()), *keys, group
+        )
         return handler
+
     return register
 
 
@@ -77,6 +95,7 @@ def load_all() -> dict[bytes, Command]:
 def parse_int(raw: bytes, error: Error | str | None = None) -> int:
     """An integer argument as Redis parses it (no spaces, no '+', fits 64 bits)."""
     from presence.store.replies import NOT_INTEGER
+
     if _INTEGER.fullmatch(raw) is None:
         raise CommandError(error or NOT_INTEGER)
     value = int(raw)
@@ -88,6 +107,7 @@ def parse_int(raw: bytes, error: Error | str | None = None) -> int:
 def parse_float(raw: bytes, error: Error | str | None = None) -> float:
     """A float argument as Redis parses it (inf/-inf allowed, nan refused)."""
     from presence.store.replies import NOT_FLOAT
+
     try:
         value = float(raw)
     except ValueError:

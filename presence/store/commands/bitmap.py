@@ -5,6 +5,7 @@ bytes in the keyspace, so SETBIT and BITFIELD store a new value (keeping the TTL
 BITCOUNT and BITPOS share `bit_range`, Redis's reading of `start end [BYTE|BIT]`;
 BITFIELD and BITFIELD_RO share `bitfield_generic`.
 """
+
 from __future__ import annotations
 
 from functools import reduce
@@ -25,8 +26,10 @@ from presence.store.commands.generic import read_key
 
 BAD_OFFSET = "ERR bit offset is not an integer or out of range"
 BAD_BIT = "ERR bit is not an integer or out of range"
-BAD_FIELD_TYPE = ("ERR Invalid bitfield type. Use something like i16 u8. "
-                  "Note that u64 is not supported but i64 is.")
+BAD_FIELD_TYPE = (
+    "ERR Invalid bitfield type. Use something like i16 u8. "
+    "Note that u64 is not supported but i64 is."
+)
 
 
 def parse_offset(client, raw: bytes, field_bits: int = 0) -> int:
@@ -83,8 +86,11 @@ def bitcount(client, argv):
     if start < 0 and end < 0 and start > end:
         return 0
     first, last = bit_range(len(value), start, end, unit)
-    return sum(_bit(value, i) for i in range(first, last + 1)) if unit == 1 else \
-        int.from_bytes(value[first >> 3:(last >> 3) + 1], "big").bit_count()
+    return (
+        sum(_bit(value, i) for i in range(first, last + 1))
+        if unit == 1
+        else int.from_bytes(value[first >> 3 : (last >> 3) + 1], "big").bit_count()
+    )
 
 
 @command("bitpos", -3, "readonly")
@@ -177,6 +183,7 @@ def _bit(value: bytes, i: int) -> int:
 
 # ------------------------------------------------------------ BITFIELD
 
+
 @command("bitfield", -2, "write denyoom")
 def bitfield(client, argv):
     """BITFIELD key [GET type offset] [SET type offset value] [INCRBY type offset incr] [OVERFLOW WRAP|SAT|FAIL]."""
@@ -198,7 +205,9 @@ def bitfield_generic(client, args, readonly: bool) -> list:
     if readonly:
         raise CommandError("ERR BITFIELD_RO only supports the GET subcommand")
     old = db.get_typed(key, bytes)
-    size = max((offset + bits - 1 >> 3) + 1 for name, _, bits, offset, _, _ in ops if name != b"get")
+    size = max(
+        (offset + bits - 1 >> 3) + 1 for name, _, bits, offset, _, _ in ops if name != b"get"
+    )
     value = bytearray(old or b"")
     grown = old is None or len(value) < size
     value.extend(bytes(max(0, size - len(value))))
@@ -208,7 +217,9 @@ def bitfield_generic(client, args, readonly: bool) -> list:
         if name == b"get":
             out.append(current)
             continue
-        new = _overflowed(number if name == b"set" else current + number, signed, bits, overflow, name == b"set")
+        new = _overflowed(
+            number if name == b"set" else current + number, signed, bits, overflow, name == b"set"
+        )
         if new is None:
             out.append(None)
             continue
@@ -271,7 +282,7 @@ def _overflowed(target: int, signed: bool, bits: int, overflow: bytes, is_set: b
 
 def _get_field(value, signed: bool, bits: int, offset: int) -> int:
     first, last = offset >> 3, (offset + bits - 1) >> 3
-    chunk = int.from_bytes(bytes(value[first:last + 1]).ljust(last - first + 1, b"\0"), "big")
+    chunk = int.from_bytes(bytes(value[first : last + 1]).ljust(last - first + 1, b"\0"), "big")
     field = (chunk >> ((last + 1) * 8 - offset - bits)) & ((1 << bits) - 1)
     return field - (1 << bits) if signed and field >> (bits - 1) else field
 
@@ -280,5 +291,5 @@ def _set_field(value: bytearray, bits: int, offset: int, field: int) -> None:
     first, last = offset >> 3, (offset + bits - 1) >> 3
     shift = (last + 1) * 8 - offset - bits
     mask = ((1 << bits) - 1) << shift
-    chunk = int.from_bytes(value[first:last + 1], "big") & ~mask | (field << shift) & mask
-    value[first:last + 1] = chunk.to_bytes(last - first + 1, "big")
+    chunk = int.from_bytes(value[first : last + 1], "big") & ~mask | (field << shift) & mask
+    value[first : last + 1] = chunk.to_bytes(last - first + 1, "big")

@@ -3,6 +3,7 @@
 SETINFO and NO-TOUCH behave as in Redis 7.2 (redis-py 8 sends SETINFO on connect);
 everything else answers like Redis 7.0.
 """
+
 from __future__ import annotations
 
 import socket
@@ -98,6 +99,7 @@ def client_reply(client, argv):
 def client_unblock(client, argv):
     """CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 if that client was blocked and is now answered."""
     from presence.store.commands.list import release
+
     if len(argv) > 4:
         raise CommandError(replies.wrong_arity("client|unblock"))
     target_id = parse_int(argv[2])
@@ -121,6 +123,7 @@ def client_unpause(client, argv):
 
 # ---------------------------------------------------------------- LIST and INFO
 
+
 def describe(c, now: float | None = None) -> str:
     """One CLIENT LIST line (without newline), Redis 7.0.15's fields in its order."""
     now = time.time() if now is None else now
@@ -131,16 +134,34 @@ def describe(c, now: float | None = None) -> str:
     multi = -1 if c.multi is None else len(c.multi)
     multi_mem = sum(len(a) for _, argv in (c.multi or ()) for a in argv)
     fields = [
-        ("id", c.id), ("addr", c.addr), ("laddr", c.laddr),
+        ("id", c.id),
+        ("addr", c.addr),
+        ("laddr", c.laddr),
         ("fd", sock.fileno() if sock is not None else -1),
-        ("name", c.name.decode(errors="replace")), ("age", int(now - c.created)),
-        ("idle", (c.server.keyspace.clock() - c.last_interaction) // 1000), ("flags", _flags(c)), ("db", c.db.index),
-        ("sub", len(c.channels)), ("psub", len(c.patterns)), ("ssub", 0), ("multi", multi),
-        ("qbuf", qbuf), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", multi_mem),
-        ("rbs", 1024), ("rbp", 0), ("obl", 0), ("oll", 0), ("omem", omem),
-        ("tot-mem", 1024 + qbuf + omem + multi_mem), ("events", "rw" if omem else "r"),
-        ("cmd", _command_name(c.last_command)), ("user", "default"),
-        ("redir", -1), ("resp", c.protocol),
+        ("name", c.name.decode(errors="replace")),
+        ("age", int(now - c.created)),
+        ("idle", (c.server.keyspace.clock() - c.last_interaction) // 1000),
+        ("flags", _flags(c)),
+        ("db", c.db.index),
+        ("sub", len(c.channels)),
+        ("psub", len(c.patterns)),
+        ("ssub", 0),
+        ("multi", multi),
+        ("qbuf", qbuf),
+        ("qbuf-free", 0),
+        ("argv-mem", 0),
+        ("multi-mem", multi_mem),
+        ("rbs", 1024),
+        ("rbp", 0),
+        ("obl", 0),
+        ("oll", 0),
+        ("omem", omem),
+        ("tot-mem", 1024 + qbuf + omem + multi_mem),
+        ("events", "rw" if omem else "r"),
+        ("cmd", _command_name(c.last_command)),
+        ("user", "default"),
+        ("redir", -1),
+        ("resp", c.protocol),
     ]
     return " ".join(f"{k}={v}" for k, v in fields)
 
@@ -206,11 +227,14 @@ def client_info(client, argv):
 
 # ---------------------------------------------------------------- KILL
 
+
 @subcommand("client", "kill", -3)
 def client_kill(client, argv):
     """Old form `CLIENT KILL addr` (OK or an error); new form with filters -> how many."""
     if len(argv) == 3:
-        victims = [c for c in client.server.clients.values() if c.addr == argv[2].decode(errors="replace")]
+        victims = [
+            c for c in client.server.clients.values() if c.addr == argv[2].decode(errors="replace")
+        ]
         if not victims:
             raise CommandError(replies.NO_SUCH_CLIENT)
         _kill(client, victims[:1])
@@ -218,8 +242,11 @@ def client_kill(client, argv):
     if len(argv) % 2:
         raise CommandError(replies.SYNTAX)
     tests, skipme = _kill_filters(argv[2:])
-    victims = [c for c in client.server.clients.values()
-               if all(test(c) for test in tests) and not (skipme and c is client)]
+    victims = [
+        c
+        for c in client.server.clients.values()
+        if all(test(c) for test in tests) and not (skipme and c is client)
+    ]
     _kill(client, victims)
     return len(victims)
 
@@ -227,7 +254,7 @@ def client_kill(client, argv):
 def _kill_filters(args) -> tuple[list, bool]:
     """Parse `option value` pairs into predicates on a client, and SKIPME."""
     tests, skipme = [], True
-    for option, raw in zip(args[::2], args[1::2]):
+    for option, raw in zip(args[::2], args[1::2], strict=False):
         option = option.lower()
         value = raw.decode(errors="replace")
         if option == b"id":
@@ -261,42 +288,48 @@ def _kill(me, victims) -> None:
             victim.close()
 
 
-subcommand("client", "help", 2)(help_for("client", [
-    "GETREDIR",
-    "    Return the client ID we are redirecting to when tracking is enabled.",
-    "GETNAME",
-    "    Return the name of the current connection.",
-    "ID",
-    "    Return the ID of the current connection.",
-    "INFO",
-    "    Return information about the current client connection.",
-    "KILL <ip:port>",
-    "    Kill connection made from <ip:port>.",
-    "KILL <option> <value> [<option> <value> [...]]",
-    "    Kill connections. Options are:",
-    "    * ADDR (<ip:port>|<unixsocket>:0)",
-    "      Kill connections made from the specified address",
-    "    * LADDR (<ip:port>|<unixsocket>:0)",
-    "      Kill connections made to specified local address",
-    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
-    "      Kill connections by type.",
-    "    * USER <username>",
-    "      Kill connections authenticated by <username>.",
-    "    * SKIPME (YES|NO)",
-    "      Skip killing current connection (default: yes).",
-    "LIST [options ...]",
-    "    Return information about client connections. Options:",
-    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
-    "      Return clients of specified type.",
-    "UNPAUSE",
-    "    Stop the current client pause, resuming traffic.",
-    "SETNAME <name>",
-    "    Assign the name <name> to the current connection.",
-    "SETINFO <option> <value>",
-    "    Set client meta attr. Options are:",
-    "    * LIB-NAME: the client lib name.",
-    "    * LIB-VER: the client lib version.",
-    "NO-EVICT (ON|OFF)",
-    "    Protect current client connection from eviction.",
-    "NO-TOUCH (ON|OFF)",
-    "    Will not touch LRU/LFU stats when this mode is on."]))
+subcommand("client", "help", 2)(
+    help_for(
+        "client",
+        [
+            "GETREDIR",
+            "    Return the client ID we are redirecting to when tracking is enabled.",
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "KILL <ip:port>",
+            "    Kill connection made from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Kill connections. Options are:",
+            "    * ADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made from the specified address",
+            "    * LADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made to specified local address",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Kill connections by type.",
+            "    * USER <username>",
+            "      Kill connections authenticated by <username>.",
+            "    * SKIPME (YES|NO)",
+            "      Skip killing current connection (default: yes).",
+            "LIST [options ...]",
+            "    Return information about client connections. Options:",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Return clients of specified type.",
+            "UNPAUSE",
+            "    Stop the current client pause, resuming traffic.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "SETINFO <option> <value>",
+            "    Set client meta attr. Options are:",
+            "    * LIB-NAME: the client lib name.",
+            "    * LIB-VER: the client lib version.",
+            "NO-EVICT (ON|OFF)",
+            "    Protect current client connection from eviction.",
+            "NO-TOUCH (ON|OFF)",
+            "    Will not touch LRU/LFU stats when this mode is on.",
+        ],
+    )
+)

@@ -1,4 +1,5 @@
 """Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET."""
+
 from __future__ import annotations
 
 from presence.store import replies
@@ -34,6 +35,7 @@ def echo(client, argv):
 def hello(client, argv):
     """Switch protocol (2 or 3), optionally AUTH and SETNAME; reply with server facts."""
     from presence.store.server import VERSION
+
     protocol = client.protocol
     if len(argv) > 1:
         try:
@@ -54,17 +56,28 @@ def hello(client, argv):
         elif option == b"setname" and i + 1 < len(argv):
             name = argv[i + 1]
             if b" " in name or b"\n" in name:
-                raise CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
+                raise CommandError(
+                    "ERR Client names cannot contain spaces, newlines or special characters."
+                )
             i += 2
         else:
-            raise CommandError(f"ERR Syntax error in HELLO option '{argv[i].decode(errors='replace')}'")
+            raise CommandError(
+                f"ERR Syntax error in HELLO option '{argv[i].decode(errors='replace')}'"
+            )
     if not client.authenticated:
         raise CommandError(replies.HELLO_NOAUTH)
     if name is not None:
         client.name = name
     client.protocol = protocol
-    return {b"server": b"redis", b"version": VERSION.encode(), b"proto": protocol,
-            b"id": client.id, b"mode": b"standalone", b"role": b"master", b"modules": []}
+    return {
+        b"server": b"redis",
+        b"version": VERSION.encode(),
+        b"proto": protocol,
+        b"id": client.id,
+        b"mode": b"standalone",
+        b"role": b"master",
+        b"modules": [],
+    }
 
 
 def _authenticate(client, username: bytes, password: bytes) -> Error | None:
@@ -113,6 +126,7 @@ def quit_(client, argv):
 def reset(client, argv):
     """Back to a fresh connection's state: db 0, RESP2, no MULTI, WATCH or subscriptions."""
     from presence.store.server import unwatch_all
+
     client.multi = None
     client.multi_error = False
     unwatch_all(client)

@@ -3,6 +3,7 @@
 EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT are one-line wrappers over `expire_generic`;
 TTL, PTTL, EXPIRETIME and PEXPIRETIME over `ttl_generic`.
 """
+
 from __future__ import annotations
 
 import re
@@ -371,6 +372,7 @@ def _wake_blocked(client, db, key: bytes) -> None:
     """A key created by RENAME/COPY/MOVE may be what a blocked BLPOP waits for, as in Redis."""
     if db.blocked:
         from presence.store.commands.list import serve_ready
+
         serve_ready(client, db, key)
 
 
@@ -392,6 +394,7 @@ def _clone(value):
 @command("randomkey", 1, "readonly", keys=(0, 0, 0))
 def randomkey(client, argv):
     import random
+
     db = client.db
     for _ in range(100):
         if not db.data:

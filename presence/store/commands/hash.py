@@ -6,6 +6,7 @@ unspecified anyway. HSET/HMSET share `_hset`; HGETALL/HKEYS/HVALS share `_hgetal
 HINCRBYFLOAT computes in x87 long double and prints like Redis's `%.17Lf`, so
 `0.1 + 0.2` gives `0.3` as it does in Redis. The HSCAN helpers here serve SSCAN too.
 """
+
 from __future__ import annotations
 
 import random
@@ -48,7 +49,9 @@ def parse_range(raw: bytes, low: int, high: int, error: str | None = None) -> in
     """A long argument within [low, high], with Redis's getRangeLongFromObjectOrReply errors."""
     value = parse_int(raw, error)
     if not low <= value <= high:
-        raise CommandError(error or f"ERR value is out of range, value must between {low} and {high}")
+        raise CommandError(
+            error or f"ERR value is out of range, value must between {low} and {high}"
+        )
     return value
 
 
@@ -303,15 +306,15 @@ class LongDouble:
 
     __slots__ = ("value", "inf")
     SIGNIFICAND = 64
-    MIN_EXP = -16382   # smallest normal exponent; below it the quantum stays 2**-16445
+    MIN_EXP = -16382  # smallest normal exponent; below it the quantum stays 2**-16445
     MAX_EXP = 16383
-    ZERO: "LongDouble"
+    ZERO: LongDouble
 
     def __init__(self, value: Fraction, inf: int = 0) -> None:
         self.value, self.inf = value, inf
 
     @classmethod
-    def rounded(cls, exact: Fraction) -> "LongDouble":
+    def rounded(cls, exact: Fraction) -> LongDouble:
         """The long double nearest to `exact` (ties to even); +-inf past the largest."""
         if exact == 0:
             return cls(Fraction(0))
@@ -337,7 +340,7 @@ class LongDouble:
     def is_finite(self) -> bool:
         return not self.inf
 
-    def __add__(self, other: "LongDouble") -> "LongDouble":
+    def __add__(self, other: LongDouble) -> LongDouble:
         if self.inf or other.inf:
             inf = self.inf + other.inf
             return LongDouble(Fraction(0), inf) if inf else LongDouble(Fraction(0), 2)  # 2: nan
@@ -345,9 +348,9 @@ class LongDouble:
 
     def human(self) -> bytes:
         """`%.17Lf` with trailing zeros (and a bare '.') removed, `-0` as `0` (LD_STR_HUMAN)."""
-        scaled = self.value * 10 ** 17
+        scaled = self.value * 10**17
         units = round(abs(scaled))  # exact value, ties to even, like glibc printf
-        whole, frac = divmod(units, 10 ** 17)
+        whole, frac = divmod(units, 10**17)
         text = ("%s.%017d" % (_int_to_text(whole), frac)).rstrip("0").rstrip(".")
         if self.value < 0 and text != "0":
             text = "-" + text
@@ -404,17 +407,19 @@ _CHUNK = 4000
 def _text_to_int(digits: bytes) -> int:
     if len(digits) <= _CHUNK:
         return int(digits)
-    return _text_to_int(digits[:-_CHUNK]) * 10 ** _CHUNK + int(digits[-_CHUNK:])
+    return _text_to_int(digits[:-_CHUNK]) * 10**_CHUNK + int(digits[-_CHUNK:])
 
 
 def _int_to_text(n: int) -> str:
-    if n < 10 ** _CHUNK:
+    if n < 10**_CHUNK:
         return "%d" % n
-    high, low = divmod(n, 10 ** _CHUNK)
+    high, low = divmod(n, 10**_CHUNK)
     return _int_to_text(high) + "%0*d" % (_CHUNK, low)
 
 
-def _hex_fraction(sign: bytes, whole: bytes, frac: bytes, exponent: bytes | None) -> Fraction | None:
+def _hex_fraction(
+    sign: bytes, whole: bytes, frac: bytes, exponent: bytes | None
+) -> Fraction | None:
     """The exact value of a hex float literal; None when its exponent is far out of range."""
     digits = (whole + frac).lstrip(b"0")
     if not digits:

@@ -5,6 +5,7 @@ Redis 7's format: flags, ACL categories and key specs are derived from each comm
 flags, group and key positions. OBJECT ENCODING and MEMORY USAGE report what Redis
 would choose for a value of that shape and size (the store keeps Python objects).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,26 +33,83 @@ from presence.store.resp import OK, Set, Status, Verbatim
 # debug        -2    admin          (sleep, set-active-expire, object, digest, digest-value,
 #                                    reload, log, change-repl-id, help)
 
-_FLAG_ORDER = ["write", "readonly", "denyoom", "module", "admin", "pubsub", "noscript",
-               "blocking", "loading", "stale", "skip_monitor", "skip_slowlog", "asking", "fast",
-               "no_auth", "may_replicate", "no_mandatory_keys", "no_multi", "movablekeys",
-               "allow_busy"]
-_ACL_ORDER = ["keyspace", "read", "write", "set", "sortedset", "list", "hash", "string",
-              "bitmap", "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow",
-              "blocking", "dangerous", "connection", "transaction", "scripting"]
-_GROUP_ACL = {"generic": "keyspace", "string": "string", "hash": "hash", "set": "set",
-              "bitmap": "bitmap",
-              "zset": "sortedset", "list": "list", "pubsub": "pubsub",
-              "transaction": "transaction", "connection": "connection", "client": "connection"}
-_FLAG_ACL = {"write": ("write",), "readonly": ("read",), "admin": ("admin", "dangerous"),
-             "pubsub": ("pubsub",), "blocking": ("blocking",)}
-_GROUP_DOCS = {"zset": "sorted-set", "transaction": "transactions", "client": "connection",
-               "introspection": "server"}
+_FLAG_ORDER = [
+    "write",
+    "readonly",
+    "denyoom",
+    "module",
+    "admin",
+    "pubsub",
+    "noscript",
+    "blocking",
+    "loading",
+    "stale",
+    "skip_monitor",
+    "skip_slowlog",
+    "asking",
+    "fast",
+    "no_auth",
+    "may_replicate",
+    "no_mandatory_keys",
+    "no_multi",
+    "movablekeys",
+    "allow_busy",
+]
+_ACL_ORDER = [
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+]
+_GROUP_ACL = {
+    "generic": "keyspace",
+    "string": "string",
+    "hash": "hash",
+    "set": "set",
+    "bitmap": "bitmap",
+    "zset": "sortedset",
+    "list": "list",
+    "pubsub": "pubsub",
+    "transaction": "transaction",
+    "connection": "connection",
+    "client": "connection",
+}
+_FLAG_ACL = {
+    "write": ("write",),
+    "readonly": ("read",),
+    "admin": ("admin", "dangerous"),
+    "pubsub": ("pubsub",),
+    "blocking": ("blocking",),
+}
+_GROUP_DOCS = {
+    "zset": "sorted-set",
+    "transaction": "transactions",
+    "client": "connection",
+    "introspection": "server",
+}
 _INTEGER = re.compile(rb"-?[1-9][0-9]{0,18}|0")
 SHARED_REFCOUNT = 2147483647  # Redis shares the integers 0..9999 and reports INT_MAX for them
 
 
 # ---------------------------------------------------------------- COMMAND
+
 
 @command("command", -1, "", keys=(0, 0, 0))
 def command_(client, argv):
@@ -87,19 +145,33 @@ def _key_specs(cmd) -> list[dict]:
         return []
     access = ["RW", "update"] if "write" in cmd.flags else ["RO", "access"]
     last = cmd.last_key - cmd.first_key if cmd.last_key >= 0 else cmd.last_key
-    return [{b"flags": Set(Status(f) for f in access),
-             b"begin_search": {b"type": b"index", b"spec": {b"index": cmd.first_key}},
-             b"find_keys": {b"type": b"range",
-                            b"spec": {b"lastkey": last, b"keystep": cmd.step, b"limit": 0}}}]
+    return [
+        {
+            b"flags": Set(Status(f) for f in access),
+            b"begin_search": {b"type": b"index", b"spec": {b"index": cmd.first_key}},
+            b"find_keys": {
+                b"type": b"range",
+                b"spec": {b"lastkey": last, b"keystep": cmd.step, b"limit": 0},
+            },
+        }
+    ]
 
 
 def _entry(cmd) -> list:
     """One command's COMMAND INFO entry, Redis 7 layout (ten fields)."""
     container = SUBCOMMANDS.get(cmd.name, {}) if "|" not in cmd.name else {}
-    return [cmd.name.encode(), cmd.arity, Set(Status(f) for f in _flags(cmd)),
-            cmd.first_key, cmd.last_key, cmd.step,
-            Set(Status(c) for c in _acl_categories(cmd, _group_of(cmd))),
-            Set(), Set(_key_specs(cmd)), Set(_entry(sub) for sub in container.values())]
+    return [
+        cmd.name.encode(),
+        cmd.arity,
+        Set(Status(f) for f in _flags(cmd)),
+        cmd.first_key,
+        cmd.last_key,
+        cmd.step,
+        Set(Status(c) for c in _acl_categories(cmd, _group_of(cmd))),
+        Set(),
+        Set(_key_specs(cmd)),
+        Set(_entry(sub) for sub in container.values()),
+    ]
 
 
 def _group_of(cmd) -> str:
@@ -154,8 +226,10 @@ def command_docs(client, argv):
 def _docs(cmd) -> dict:
     doc = (cmd.handler.__doc__ or "").strip().splitlines()
     group = _group_of(cmd)
-    return {b"summary": (doc[0] if doc else "").encode(),
-            b"group": _GROUP_DOCS.get(group, group).encode()}
+    return {
+        b"summary": (doc[0] if doc else "").encode(),
+        b"group": _GROUP_DOCS.get(group, group).encode(),
+    }
 
 
 @subcommand("command", "getkeys", -4)
@@ -184,28 +258,35 @@ def _keys_of(argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
     return [(argv[i], flags) for i in range(cmd.first_key, min(last, len(argv) - 1) + 1, cmd.step)]
 
 
-subcommand("command", "help", 2)(help_for("command", [
-    "(no subcommand)",
-    "    Return details about all Redis commands.",
-    "COUNT",
-    "    Return the total number of commands in this Redis server.",
-    "LIST",
-    "    Return a list of all commands in this Redis server.",
-    "INFO [<command-name> ...]",
-    "    Return details about multiple Redis commands.",
-    "    If no command names are given, documentation details for all",
-    "    commands are returned.",
-    "DOCS [<command-name> ...]",
-    "    Return documentation details about multiple Redis commands.",
-    "    If no command names are given, documentation details for all",
-    "    commands are returned.",
-    "GETKEYS <full-command>",
-    "    Return the keys from a full Redis command.",
-    "GETKEYSANDFLAGS <full-command>",
-    "    Return the keys and the access flags from a full Redis command."]))
+subcommand("command", "help", 2)(
+    help_for(
+        "command",
+        [
+            "(no subcommand)",
+            "    Return details about all Redis commands.",
+            "COUNT",
+            "    Return the total number of commands in this Redis server.",
+            "LIST",
+            "    Return a list of all commands in this Redis server.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full Redis command.",
+            "GETKEYSANDFLAGS <full-command>",
+            "    Return the keys and the access flags from a full Redis command.",
+        ],
+    )
+)
 
 
 # ---------------------------------------------------------------- OBJECT
+
 
 def encoding(value, config) -> str:
     """The encoding Redis 7.0 would use for a value of this shape and size."""
@@ -216,8 +297,11 @@ def encoding(value, config) -> str:
     if type(value) is dict:
         small = len(value) <= config["hash-max-listpack-entries"]
         limit = config["hash-max-listpack-value"]
-        return "listpack" if small and all(len(k) <= limit and len(v) <= limit
-                                           for k, v in value.items()) else "hashtable"
+        return (
+            "listpack"
+            if small and all(len(k) <= limit and len(v) <= limit for k, v in value.items())
+            else "hashtable"
+        )
     if type(value) is set:
         small = len(value) <= config["set-max-intset-entries"]
         return "intset" if small and all(_INTEGER.fullmatch(m) for m in value) else "hashtable"
@@ -279,22 +363,29 @@ def object_freq(client, argv):
     return 0
 
 
-subcommand("object", "help", 2)(help_for("object", [
-    "ENCODING <key>",
-    "    Return the kind of internal representation used in order to store the value",
-    "    associated with a <key>.",
-    "FREQ <key>",
-    "    Return the access frequency index of the <key>. The returned integer is",
-    "    proportional to the logarithm of the recent access frequency of the key.",
-    "IDLETIME <key>",
-    "    Return the idle time of the <key>, that is the approximated number of",
-    "    seconds elapsed since the last access to the key.",
-    "REFCOUNT <key>",
-    "    Return the number of references of the value associated with the specified",
-    "    <key>."]))
+subcommand("object", "help", 2)(
+    help_for(
+        "object",
+        [
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "FREQ <key>",
+            "    Return the access frequency index of the <key>. The returned integer is",
+            "    proportional to the logarithm of the recent access frequency of the key.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated number of",
+            "    seconds elapsed since the last access to the key.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key>.",
+        ],
+    )
+)
 
 
 # ---------------------------------------------------------------- MEMORY
+
 
 def estimate_bytes(key: bytes, value, samples: int = 5) -> int:
     """Bytes Redis would use for `key` and `value` (entry, key, object header, payload).
@@ -355,10 +446,18 @@ def memory_usage(client, argv):
 def memory_stats(client, argv):
     rss = rss_bytes()
     keys = sum(len(db.data) for db in client.server.keyspace.dbs)
-    return {b"peak.allocated": rss, b"total.allocated": rss, b"startup.allocated": 0,
-            b"replication.backlog": 0, b"clients.slaves": 0, b"clients.normal": 0,
-            b"aof.buffer": 0, b"keys.count": keys,
-            b"keys.bytes-per-key": rss // keys if keys else 0, b"dataset.bytes": rss}
+    return {
+        b"peak.allocated": rss,
+        b"total.allocated": rss,
+        b"startup.allocated": 0,
+        b"replication.backlog": 0,
+        b"clients.slaves": 0,
+        b"clients.normal": 0,
+        b"aof.buffer": 0,
+        b"keys.count": keys,
+        b"keys.bytes-per-key": rss // keys if keys else 0,
+        b"dataset.bytes": rss,
+    }
 
 
 DOCTOR_MIN_BYTES = 5 * 1024 * 1024  # under this much data Redis gives no report
@@ -387,21 +486,28 @@ def memory_purge(client, argv):
     return OK
 
 
-subcommand("memory", "help", 2)(help_for("memory", [
-    "DOCTOR",
-    "    Return memory problems reports.",
-    "MALLOC-STATS",
-    "    Return internal statistics report from the memory allocator.",
-    "PURGE",
-    "    Attempt to purge dirty pages for reclamation by the allocator.",
-    "STATS",
-    "    Return information about the memory usage of the server.",
-    "USAGE <key> [SAMPLES <count>]",
-    "    Return memory in bytes used by <key> and its value. Nested values are",
-    "    sampled up to <count> times (default: 5, 0 means sample all)."]))
+subcommand("memory", "help", 2)(
+    help_for(
+        "memory",
+        [
+            "DOCTOR",
+            "    Return memory problems reports.",
+            "MALLOC-STATS",
+            "    Return internal statistics report from the memory allocator.",
+            "PURGE",
+            "    Attempt to purge dirty pages for reclamation by the allocator.",
+            "STATS",
+            "    Return information about the memory usage of the server.",
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return memory in bytes used by <key> and its value. Nested values are",
+            "    sampled up to <count> times (default: 5, 0 means sample all).",
+        ],
+    )
+)
 
 
 # ---------------------------------------------------------------- DEBUG
+
 
 @command("debug", -2, "admin noscript loading stale", keys=(0, 0, 0))
 def debug(client, argv):
@@ -443,13 +549,17 @@ def _debug_object(client, args):
     value = client.db.get(args[0])
     if value is None:
         raise CommandError(replies.NO_SUCH_KEY)
-    text = (f"Value at:0x{id(value):x} refcount:{_refcount(value)} "
-            f"encoding:{encoding(value, client.server.config)} "
-            f"serializedlength:{max(1, estimate_bytes(b'', value) - 41)} "
-            f"lru:{int(time.time()) & 0xFFFFFF} lru_seconds_idle:0")
+    text = (
+        f"Value at:0x{id(value):x} refcount:{_refcount(value)} "
+        f"encoding:{encoding(value, client.server.config)} "
+        f"serializedlength:{max(1, estimate_bytes(b'', value) - 41)} "
+        f"lru:{int(time.time()) & 0xFFFFFF} lru_seconds_idle:0"
+    )
     if type(value) is deque:
-        text += f" ql_nodes:1 ql_avg_node:{len(value):.2f} ql_listpack_max:-2 ql_compressed:0 " \
-                f"ql_uncompressed_size:{sum(len(v) + 2 for v in value)}"
+        text += (
+            f" ql_nodes:1 ql_avg_node:{len(value):.2f} ql_listpack_max:-2 ql_compressed:0 "
+            f"ql_uncompressed_size:{sum(len(v) + 2 for v in value)}"
+        )
     return Status(text)
 
 
@@ -464,8 +574,9 @@ def _debug_digest(client, args):
 
 def _debug_digest_value(client, args):
     db = client.db
-    return [Status(_key_digest(db, key).hex() if db.get(key) is not None else "0" * 40)
-            for key in args]
+    return [
+        Status(_key_digest(db, key).hex() if db.get(key) is not None else "0" * 40) for key in args
+    ]
 
 
 def _key_digest(db, key: bytes, prefix: bytes = b"") -> bytes:
@@ -488,7 +599,7 @@ def _key_digest(db, key: bytes, prefix: bytes = b"") -> bytes:
 
 
 def _xor(a: bytes, b: bytes) -> bytes:
-    return bytes(x ^ y for x, y in zip(a, b))
+    return bytes(x ^ y for x, y in zip(a, b, strict=False))
 
 
 def _atoi(raw: bytes) -> int:
@@ -527,6 +638,7 @@ _DEBUG_HELP = [
 
 def _debug_log(client, args):
     import logging
+
     logging.getLogger("presence.store").warning("DEBUG LOG: %s", args[0].decode(errors="replace"))
     return OK
 

@@ -7,6 +7,7 @@ Redis: one event per command, then `del` when a write empties the list.
 Blocking commands park the client (see "blocked clients" below) until a push reaches
 one of its keys or its timeout passes; the server keeps serving everyone else.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -43,6 +44,7 @@ LEFT, RIGHT = b"left", b"right"
 
 
 # ------------------------------------------------------------ pushes
+
 
 @command("lpush", -3, "write denyoom fast")
 def lpush(client, argv):
@@ -87,6 +89,7 @@ def push_generic(client, argv, end: bytes, only_existing: bool) -> int:
 
 # ------------------------------------------------------------ pops
 
+
 @command("lpop", -2, "write fast")
 def lpop(client, argv):
     return pop_generic(client, argv, LEFT)
@@ -130,6 +133,7 @@ def note_removal(db, key: bytes, items: deque, event: bytes) -> None:
 
 
 # ------------------------------------------------------------ reads
+
 
 @command("llen", 2, "readonly fast")
 def llen(client, argv):
@@ -204,8 +208,10 @@ def _lpos_options(options: list[bytes]):
         if option == b"rank":
             rank = parse_int(value)
             if rank == 0:
-                raise CommandError("ERR RANK can't be zero: use 1 to start from the first match, "
-                                   "2 from the second ... or use negative to start from the end of the list")
+                raise CommandError(
+                    "ERR RANK can't be zero: use 1 to start from the first match, "
+                    "2 from the second ... or use negative to start from the end of the list"
+                )
         elif option == b"count":
             count = _non_negative(value, "ERR COUNT can't be negative")
         elif option == b"maxlen":
@@ -223,6 +229,7 @@ def _non_negative(raw: bytes, error: str) -> int:
 
 
 # ------------------------------------------------------------ edits in place
+
 
 @command("lset", 4, "write denyoom")
 def lset(client, argv):
@@ -251,7 +258,7 @@ def lrem(client, argv):
         return 0
     limit = abs(count) or len(items)
     kept, removed = [], 0
-    for item in (reversed(items) if count < 0 else items):
+    for item in reversed(items) if count < 0 else items:
         if removed < limit and item == argv[3]:
             removed += 1
         else:
@@ -301,6 +308,7 @@ def linsert(client, argv):
 
 # ------------------------------------------------------------ moves
 
+
 @command("lmove", 5, "write denyoom", keys=(1, 2, 1))
 def lmove(client, argv):
     source_end, target_end = parse_end(argv[3]), parse_end(argv[4])
@@ -328,7 +336,9 @@ def lmove_generic(client, source: bytes, target: bytes, source_end: bytes, targe
     return move_one(client, source, items, target, source_end, target_end)
 
 
-def move_one(client, source: bytes, items: deque, target: bytes, source_end: bytes, target_end: bytes):
+def move_one(
+    client, source: bytes, items: deque, target: bytes, source_end: bytes, target_end: bytes
+):
     """Pop from the non-empty `items` at `source` and push onto `target`; events as Redis orders them."""
     db = client.db
     destination = db.get_typed(target, deque)
@@ -348,6 +358,7 @@ def move_one(client, source: bytes, items: deque, target: bytes, source_end: byt
 
 
 # ------------------------------------------------------------ LMPOP, BLMPOP
+
 
 @command("lmpop", -4, "write movablekeys", keys=(0, 0, 0))
 def lmpop(client, argv):
@@ -387,7 +398,7 @@ def parse_mpop(args, ends: tuple) -> tuple[list, bytes, int]:
             j += 2
         else:
             raise CommandError(replies.SYNTAX)
-    return args[1:numkeys + 1], args[numkeys + 1].lower(), count or 1
+    return args[1 : numkeys + 1], args[numkeys + 1].lower(), count or 1
 
 
 def _positive(raw: bytes, error: str) -> int:
@@ -402,10 +413,12 @@ def _serve_mpop(end: bytes, count: int):
         popped = [_pop(items, end) for _ in range(min(count, len(items)))]
         note_removal(db, key, items, b"lpop" if end == LEFT else b"rpop")
         return [key, popped]
+
     return serve
 
 
 # ------------------------------------------------------------ blocking forms
+
 
 @command("blpop", -3, "write noscript blocking", keys=(1, -2, 1))
 def blpop(client, argv):
@@ -453,7 +466,9 @@ def bmove_generic(client, source: bytes, target: bytes, raw_timeout: bytes, ends
         return move_one(client, source, items, target, source_end, target_end)
     if not may_block(client, name):
         return None
-    return block(client, [source], timeout, NIL_ARRAY, _serve_move(client, target, source_end, target_end))
+    return block(
+        client, [source], timeout, NIL_ARRAY, _serve_move(client, target, source_end, target_end)
+    )
 
 
 def _serve_pop(end: bytes):
@@ -463,6 +478,7 @@ def _serve_pop(end: bytes):
         if db.drop_if_empty(key, items):
             db.notify(ev.GENERIC, b"del", key)
         return [key, value]
+
     return serve
 
 
@@ -472,6 +488,7 @@ def _serve_move(client, target: bytes, source_end: bytes, target_end: bytes):
             return move_one(client, key, items, target, source_end, target_end)
         except WrongType as exc:
             return exc.reply
+
     return serve
 
 
@@ -485,6 +502,7 @@ def _serve_move(client, target: bytes, source_end: bytes, target_end: bytes):
 # waiter goes through `client.unblock(reply)`, which then runs the buffered commands.
 # Blocking sorted-set pops (BZPOPMIN, BZMPOP in commands/zset.py) park here too: each
 # waiter names the type (`kind`) of value that serves it.
+
 
 class _Waiter:
     """One blocked command: its client, keys, timer and how to serve it from a ready list."""
@@ -584,7 +602,10 @@ def release(client, error: bool) -> bool:
     waiter = client.blocked
     if not isinstance(waiter, _Waiter):
         return False
-    _answer(waiter, Error("UNBLOCKED client unblocked via CLIENT UNBLOCK") if error else waiter.timeout_reply)
+    _answer(
+        waiter,
+        Error("UNBLOCKED client unblocked via CLIENT UNBLOCK") if error else waiter.timeout_reply,
+    )
     return True
 
 

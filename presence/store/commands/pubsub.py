@@ -3,6 +3,7 @@
 (UN)SUBSCRIBE answer with one push per channel (written directly, hence NO_REPLY),
 as Redis does; under RESP3 they are `>` pushes, under RESP2 plain arrays.
 """
+
 from __future__ import annotations
 
 from presence.store import replies
@@ -39,12 +40,16 @@ def psubscribe(client, argv):
 
 @command("unsubscribe", -1, "pubsub", keys=(0, 0, 0))
 def unsubscribe(client, argv):
-    return _unsubscribe(client, argv[1:], client.channels, client.server.hub.unsubscribe, b"unsubscribe")
+    return _unsubscribe(
+        client, argv[1:], client.channels, client.server.hub.unsubscribe, b"unsubscribe"
+    )
 
 
 @command("punsubscribe", -1, "pubsub", keys=(0, 0, 0))
 def punsubscribe(client, argv):
-    return _unsubscribe(client, argv[1:], client.patterns, client.server.hub.punsubscribe, b"punsubscribe")
+    return _unsubscribe(
+        client, argv[1:], client.patterns, client.server.hub.punsubscribe, b"punsubscribe"
+    )
 
 
 def _unsubscribe(client, names, current, remove, kind: bytes):

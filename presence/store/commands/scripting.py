@@ -2,8 +2,8 @@
 set, so tools that reset or inspect functions (Redis's own test suite does, before every
 test block) work; EVAL, FCALL and FUNCTION LOAD are unknown commands or subcommands.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 from presence.store.commands import CommandError, command
 from presence.store.commands.server import run_subcommand, subcommand
@@ -39,6 +39,3 @@ def function_list(client, argv):
         else:
             raise CommandError(f"ERR Unknown argument {argv[i].decode(errors='replace')}")
     return []
-
-
-

@@ -4,11 +4,12 @@ Container commands (CONFIG, SLOWLOG, LATENCY here; CLIENT, COMMAND, OBJECT, MEMO
 elsewhere) register their subcommands with `@subcommand`, so arity errors, unknown
 subcommands and COMMAND INFO's subcommand list come from one table, as in Redis.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from presence.store import info as info_sections
 from presence.store import replies
@@ -53,17 +54,21 @@ class Subcommand:
 SUBCOMMANDS: dict[str, dict[bytes, Subcommand]] = {}
 
 
-def subcommand(container: str, name: str, arity: int, flags: str = "",
-               keys: tuple[int, int, int] = (0, 0, 0)):
+def subcommand(
+    container: str, name: str, arity: int, flags: str = "", keys: tuple[int, int, int] = (0, 0, 0)
+):
     """Register the decorated `handler(client, argv)` as `container name`; arity counts both
     (argv is the whole command: argv[0] the container, argv[1] the subcommand)."""
+
     def register(handler: Callable) -> Callable:
         table = SUBCOMMANDS.setdefault(container, {})
         if name.encode() in table:
             raise RuntimeError(f"subcommand {container}|{name} is registered twice")
-        table[name.encode()] = Subcommand(f"{container}|{name}", handler, arity,
-                                          frozenset(flags.split()), *keys)
+        table[name.encode()] = Subcommand(
+            f"{container}|{name}", handler, arity, frozenset(flags.split()), *keys
+        )
         return handler
+
     return register
 
 
@@ -84,12 +89,17 @@ def help_reply(lines: list[str]) -> list[Status]:
 
 def help_for(container: str, entries: list[str]) -> Callable:
     """A HELP handler for `container` listing `entries` (and HELP itself)."""
-    text = [f"{container.upper()} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            *entries, "HELP", "    Prints this help."]
+    text = [
+        f"{container.upper()} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        *entries,
+        "HELP",
+        "    Prints this help.",
+    ]
     return lambda client, args: help_reply(text)
 
 
 # ---------------------------------------------------------------- CONFIG
+
 
 @command("config", -2, "admin", keys=(0, 0, 0))
 def config(client, argv):
@@ -110,8 +120,11 @@ def config_get(client, argv):
             continue
         for name in (*DIRECTIVES, *ALIASES):
             shown = name.encode()
-            if (shown not in found and not DIRECTIVES[canonical(name)].hidden
-                    and glob_match(raw.lower(), shown)):
+            if (
+                shown not in found
+                and not DIRECTIVES[canonical(name)].hidden
+                and glob_match(raw.lower(), shown)
+            ):
                 found[shown] = (shown, cfg.show(name).encode())
     return dict(found.values())
 
@@ -122,11 +135,13 @@ def config_set(client, argv):
     if len(argv) % 2:
         raise CommandError(replies.SYNTAX)
     seen, parsed = set(), []
-    for raw_name, raw_value in zip(argv[2::2], argv[3::2]):
+    for raw_name, raw_value in zip(argv[2::2], argv[3::2], strict=False):
         shown = raw_name.decode(errors="replace")
         name = canonical(shown.lower())
         if name is None:
-            raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{shown}'")
+            raise CommandError(
+                f"ERR Unknown option or number of arguments for CONFIG SET - '{shown}'"
+            )
         if not DIRECTIVES[name].mutable:
             raise CommandError(replies.config_set_failed(shown, "can't set immutable config"))
         if name in seen:
@@ -168,26 +183,36 @@ def config_rewrite(client, argv):
     raise CommandError(replies.NO_CONFIG_FILE)
 
 
-subcommand("config", "help", 2)(help_for("config", [
-    "GET <pattern>",
-    "    Return parameters matching the glob-like <pattern> and their values.",
-    "SET <directive> <value>",
-    "    Set the configuration <directive> to <value>.",
-    "RESETSTAT",
-    "    Reset statistics reported by the INFO command.",
-    "REWRITE",
-    "    Rewrite the configuration file."]))
+subcommand("config", "help", 2)(
+    help_for(
+        "config",
+        [
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+        ],
+    )
+)
 
 
 # ---------------------------------------------------------------- INFO
 
+
 @command("info", -1, "", keys=(0, 0, 0))
 def info(client, argv):
     """The named INFO sections (default set without arguments) as one text reply."""
-    return Verbatim(info_sections.render(client.server, [a.decode(errors="replace") for a in argv[1:]]))
+    return Verbatim(
+        info_sections.render(client.server, [a.decode(errors="replace") for a in argv[1:]])
+    )
 
 
 # ---------------------------------------------------------------- databases
+
 
 @command("dbsize", 1, "readonly fast", keys=(0, 0, 0))
 def dbsize(client, argv):
@@ -239,6 +264,7 @@ def swapdb(client, argv):
 
 # ---------------------------------------------------------------- persistence and lifecycle
 
+
 @command("lastsave", 1, "fast", keys=(0, 0, 0))
 def lastsave(client, argv):
     """The Unix time of the last save: the store never saves, so its start time."""
@@ -274,6 +300,7 @@ def time_(client, argv):
 
 # ---------------------------------------------------------------- replication stand-ins
 
+
 @command("role", 1, "fast", keys=(0, 0, 0))
 def role(client, argv):
     """A master with no replicas."""
@@ -302,6 +329,7 @@ def readwrite(client, argv):
 
 # ---------------------------------------------------------------- SLOWLOG and LATENCY (always empty)
 
+
 @command("slowlog", -2, "admin", keys=(0, 0, 0))
 def slowlog(client, argv):
     """SLOWLOG GET | LEN | RESET | HELP: the store records no slow commands."""
@@ -327,16 +355,22 @@ def slowlog_reset(client, argv):
     return OK
 
 
-subcommand("slowlog", "help", 2)(help_for("slowlog", [
-    "GET [<count>]",
-    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
-    "    Entries are made of:",
-    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
-    "    client name",
-    "LEN",
-    "    Return the length of the slowlog.",
-    "RESET",
-    "    Reset the slowlog."]))
+subcommand("slowlog", "help", 2)(
+    help_for(
+        "slowlog",
+        [
+            "GET [<count>]",
+            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "    Entries are made of:",
+            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+            "    client name",
+            "LEN",
+            "    Return the length of the slowlog.",
+            "RESET",
+            "    Reset the slowlog.",
+        ],
+    )
+)
 
 
 @command("latency", -2, "admin", keys=(0, 0, 0))
@@ -375,20 +409,25 @@ def latency_doctor(client, argv):
     return Verbatim(replies.LATENCY_DOCTOR_DISABLED)
 
 
-subcommand("latency", "help", 2)(help_for("latency", [
-    "DOCTOR",
-    "    Return a human readable latency analysis report.",
-    "GRAPH <event>",
-    "    Return an ASCII latency graph for the <event> class.",
-    "HISTORY <event>",
-    "    Return time-latency samples for the <event> class.",
-    "LATEST",
-    "    Return the latest latency samples for all events.",
-    "RESET [<event> ...]",
-    "    Reset latency data of one or more <event> classes.",
-    "    (default: reset all data for all event classes)",
-    "HISTOGRAM [COMMAND ...]",
-    "    Return a cumulative distribution of latencies in the format of a histogram for the "
-    "specified command names.",
-    "    If no commands are specified then all histograms are replied."]))
-
+subcommand("latency", "help", 2)(
+    help_for(
+        "latency",
+        [
+            "DOCTOR",
+            "    Return a human readable latency analysis report.",
+            "GRAPH <event>",
+            "    Return an ASCII latency graph for the <event> class.",
+            "HISTORY <event>",
+            "    Return time-latency samples for the <event> class.",
+            "LATEST",
+            "    Return the latest latency samples for all events.",
+            "RESET [<event> ...]",
+            "    Reset latency data of one or more <event> classes.",
+            "    (default: reset all data for all event classes)",
+            "HISTOGRAM [COMMAND ...]",
+            "    Return a cumulative distribution of latencies in the format of a histogram for the "
+            "specified command names.",
+            "    If no commands are specified then all histograms are replied.",
+        ],
+    )
+)

@@ -6,6 +6,7 @@ them) replies in ascending numeric order, and so do algebra results of that shap
 otherwise the order is unspecified, in Redis as here. SINTER, SUNION, SDIFF and their
 STORE and CARD forms are wrappers over `_combine` and `_store`.
 """
+
 from __future__ import annotations
 
 import random
@@ -250,7 +251,7 @@ def sintercard(client, argv):
     if numkeys > len(argv) - 2:
         raise CommandError("ERR Number of keys can't be greater than number of args")
     limit = 0
-    options = argv[2 + numkeys:]
+    options = argv[2 + numkeys :]
     i = 0
     while i < len(options):
         if options[i].lower() == b"limit" and i + 1 < len(options):
@@ -258,7 +259,7 @@ def sintercard(client, argv):
             i += 2
         else:
             raise CommandError(replies.SYNTAX)
-    size = len(_combine(client.db, argv[2:2 + numkeys], "inter"))
+    size = len(_combine(client.db, argv[2 : 2 + numkeys], "inter"))
     return min(size, limit) if limit else size
 
 

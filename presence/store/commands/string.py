@@ -7,6 +7,7 @@ with Redis's rules (repeats allowed, conflicts refused). INCRBYFLOAT reproduces 
 LCS walks its dynamic-programming table (bit-parallel rows) back the way Redis does, so
 IDX reports the same matches in the same order.
 """
+
 from __future__ import annotations
 
 import re
@@ -74,7 +75,9 @@ def set_(client, argv):
 # Options each option excludes, as Redis's parseExtendedStringArgumentsOrReply has them.
 _EXPIRY_UNITS = {"ex": 1000, "px": 1, "exat": 1000, "pxat": 1}
 _CONFLICTS = {
-    "nx": {"xx"}, "xx": {"nx"}, "get": set(),
+    "nx": {"xx"},
+    "xx": {"nx"},
+    "get": set(),
     "keepttl": {"persist", "ex", "px", "exat", "pxat"},
     "persist": {"keepttl", "ex", "px", "exat", "pxat"},
     **{unit: {"keepttl", "persist"} | (_EXPIRY_UNITS.keys() - {unit}) for unit in _EXPIRY_UNITS},
@@ -282,9 +285,9 @@ def incrbyfloat(client, argv):
     return text
 
 
-_LD_BITS = 64                 # x87 extended precision: 64-bit significand
-_LD_MIN_EXP = -16382          # smallest normal binary exponent
-_LD_MAX = 1 << 16384          # the first value that is infinite
+_LD_BITS = 64  # x87 extended precision: 64-bit significand
+_LD_MIN_EXP = -16382  # smallest normal binary exponent
+_LD_MAX = 1 << 16384  # the first value that is infinite
 _DECIMAL = re.compile(rb"([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?")
 _HEX = re.compile(rb"([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?\d+))?")
 
@@ -391,7 +394,7 @@ def getrange(client, argv):
     end = min(end, n - 1)
     if start > end or n == 0:
         return b""
-    return value[start:end + 1]
+    return value[start : end + 1]
 
 
 @command("setrange", 4, "write")
@@ -406,14 +409,16 @@ def setrange(client, argv):
         return len(old or b"")
     _check_length(client, offset + len(patch))
     old = old or b""
-    value = b"".join([old[:offset], bytes(max(0, offset - len(old))), patch, old[offset + len(patch):]])
+    value = b"".join(
+        [old[:offset], bytes(max(0, offset - len(old))), patch, old[offset + len(patch) :]]
+    )
     db.store(key, value, keep_ttl=True)
     db.notify(ev.STRING, b"setrange", key)
     return len(value)
 
 
-
 # ------------------------------------------------------------ LCS
+
 
 @command("lcs", -3, "readonly", keys=(1, 2, 1))
 def lcs(client, argv):
@@ -428,7 +433,9 @@ def lcs(client, argv):
     a, b = a or b"", b or b""
     getlen, getidx, minmatchlen, withmatchlen = _lcs_options(argv[3:])
     if (len(a) + 1) * (len(b) + 1) * 4 > client.server.config["proto-max-bulk-len"]:
-        raise CommandError("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")
+        raise CommandError(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
+        )
     table = LcsTable(a, b)
     if getlen and not getidx:
         return table.length(len(a), len(b))
@@ -485,7 +492,9 @@ class LcsTable:
         return j - (self.rows[i] & ((1 << j) - 1)).bit_count()
 
 
-def _lcs_walk(a: bytes, b: bytes, table: LcsTable, minmatchlen: int, withmatchlen: bool) -> tuple[bytes, list]:
+def _lcs_walk(
+    a: bytes, b: bytes, table: LcsTable, minmatchlen: int, withmatchlen: bool
+) -> tuple[bytes, list]:
     """The LCS text and its matching ranges [[a_start, a_end], [b_start, b_end](, len)], from the end."""
     text = bytearray()
     matches = []
@@ -497,7 +506,10 @@ def _lcs_walk(a: bytes, b: bytes, table: LcsTable, minmatchlen: int, withmatchle
             if span is None:
                 span = [i - 1, i - 1, j - 1, j - 1]
             else:
-                span[0], span[2] = i - 1, j - 1  # a mismatch always closes a run: this one continues it
+                span[0], span[2] = (
+                    i - 1,
+                    j - 1,
+                )  # a mismatch always closes a run: this one continues it
             emit = i == 1 or j == 1
             i, j = i - 1, j - 1
         else:
@@ -509,7 +521,9 @@ def _lcs_walk(a: bytes, b: bytes, table: LcsTable, minmatchlen: int, withmatchle
         if emit:
             length = span[1] - span[0] + 1
             if length >= minmatchlen:
-                matches.append([[span[0], span[1]], [span[2], span[3]]] + ([length] if withmatchlen else []))
+                matches.append(
+                    [[span[0], span[1]], [span[2], span[3]]] + ([length] if withmatchlen else [])
+                )
             span = None
     text.reverse()
     return bytes(text), matches

@@ -5,6 +5,7 @@ the transaction as failed) a command with a wrong name or arity, so EXEC answers
 EXECABORT, as Redis does. A WATCHed key touched by anyone (including expiry) makes
 EXEC return a nil array.
 """
+
 from __future__ import annotations
 
 from presence.store import replies
@@ -36,9 +37,14 @@ def exec_(client, argv):
     command's reply, so a command that writes its own replies (SUBSCRIBE) fits in.
     """
     from presence.store.server import unwatch_all
+
     if client.multi is None:
         raise CommandError(replies.EXEC_WITHOUT_MULTI)
-    queued, failed, dirty = client.multi, client.multi_error, client.watch_dirty or _expired_since_watch(client)
+    queued, failed, dirty = (
+        client.multi,
+        client.multi_error,
+        client.watch_dirty or _expired_since_watch(client),
+    )
     client.multi = None
     client.multi_error = False
     unwatch_all(client)
@@ -71,6 +77,7 @@ def _expired_since_watch(client) -> bool:
 @command("discard", 1, "fast", keys=(0, 0, 0))
 def discard(client, argv):
     from presence.store.server import unwatch_all
+
     if client.multi is None:
         raise CommandError(replies.DISCARD_WITHOUT_MULTI)
     client.multi = None
@@ -95,5 +102,6 @@ def watch(client, argv):
 @command("unwatch", 1, "fast", keys=(0, 0, 0))
 def unwatch(client, argv):
     from presence.store.server import unwatch_all
+
     unwatch_all(client)
     return OK

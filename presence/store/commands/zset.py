@@ -11,6 +11,7 @@ module's machinery (commands/list.py): writes that create a zset call its serve_
 Scores are replied like Redis 7.0's addReplyDouble (`%.17g`): a bulk string under
 RESP2, a double under RESP3, and WITHSCORES pairs nest under RESP3.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,8 +51,9 @@ RANK, SCORE, LEX = "rank", "score", "lex"
 NOT_FLOAT_RANGE = "ERR min or max is not a float"
 NOT_LEX_RANGE = "ERR min or max not valid string range item"
 NOT_POSITIVE = "ERR value is out of range, must be positive"
-OUT_OF_RANGE_SIGNED = ("ERR value is out of range, value must between "
-                       "-9223372036854775807 and 9223372036854775807")
+OUT_OF_RANGE_SIGNED = (
+    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
+)
 INF = math.inf
 _CURSOR = re.compile(rb"\s*[+-]?[0-9]+")
 _HEX = re.compile(rb"\s*[+-]?0[xX]")
@@ -61,6 +63,7 @@ _NONZERO = re.compile(rb"[1-9]|0[xX].*[1-9a-fA-F]")
 
 
 # ------------------------------------------------------------ reply helpers
+
 
 def format_score(score: float) -> bytes:
     """A score as Redis 7.0 replies it (`%.17g`, `inf`, `-inf`)."""
@@ -87,6 +90,7 @@ def pairs_reply(client, pairs, withscores: bool) -> list:
 
 
 # ------------------------------------------------------------ argument parsing
+
 
 def parse_score_bound(raw: bytes) -> tuple[float, bool]:
     """`1.5`, `(1.5`, `-inf`, `+inf` as (value, exclusive), parsed like Redis's strtod."""
@@ -267,6 +271,7 @@ def notify_removal(db, key: bytes, zset: ZSet, event: bytes) -> None:
 
 # ------------------------------------------------------------ single-member reads
 
+
 @command("zscore", 3, "readonly fast")
 def zscore(client, argv):
     zset = read_key(client.db, argv[1], ZSet)
@@ -325,6 +330,7 @@ def _count(client, args, rangetype: str) -> int:
 
 # ------------------------------------------------------------ ZRANGE and its wrappers
 
+
 @command("zrange", -4, "readonly")
 def zrange(client, argv):
     return zrange_generic(client, argv[1:], None, None)
@@ -360,7 +366,9 @@ def zrangestore(client, argv):
     return zrange_generic(client, argv[2:], None, None, store=argv[1])
 
 
-def zrange_generic(client, args, rangetype: str | None, reverse: bool | None, store: bytes | None = None):
+def zrange_generic(
+    client, args, rangetype: str | None, reverse: bool | None, store: bytes | None = None
+):
     """key min max [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES], Redis's unified ZRANGE.
 
     `rangetype`/`reverse` preset by a wrapper cannot be given again as options. With
@@ -398,7 +406,9 @@ def _zrange_options(args, rangetype, reverse, store):
         j += 1
     rangetype = rangetype or RANK
     if limit != -1 and rangetype == RANK:  # Redis's own test: LIMIT 0 -1 passes unnoticed
-        raise CommandError("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+        raise CommandError(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+        )
     if withscores and rangetype == LEX:
         raise CommandError("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
     return rangetype, bool(reverse), offset, limit, withscores
@@ -443,6 +453,7 @@ def store_result(client, key: bytes, pairs, event: bytes) -> int:
 
 # ------------------------------------------------------------ removing ranges
 
+
 @command("zremrangebyscore", 4, "write")
 def zremrangebyscore(client, argv):
     return _remove_range(client, argv[1:], SCORE, b"zremrangebyscore")
@@ -471,6 +482,7 @@ def _remove_range(client, args, rangetype: str, event: bytes) -> int:
 
 
 # ------------------------------------------------------------ pops and random members
+
 
 @command("zpopmin", -2, "write fast")
 def zpopmin(client, argv):
@@ -561,6 +573,7 @@ def _serve_zpop(client, max_end: bool, count: int | None):
             score, member = pairs[0]
             return [key, member, score_reply(client, score)]
         return [key, [[member, score_reply(client, score)] for score, member in pairs]]
+
     return serve
 
 
@@ -590,6 +603,7 @@ def zrandmember(client, argv):
 
 
 # ------------------------------------------------------------ set algebra
+
 
 @command("zunionstore", -4, "write denyoom movablekeys", keys=(1, 1, 1))
 def zunionstore(client, argv):
@@ -626,7 +640,7 @@ def zintercard(client, argv):
     """ZINTERCARD numkeys key [key ...] [LIMIT limit]: the intersection's size, at most limit (0: all)."""
     sources = _sources(client, argv[1:], "zintercard")
     limit = 0
-    options = argv[2 + len(sources):]
+    options = argv[2 + len(sources) :]
     for j in range(0, len(options), 2):
         if options[j].lower() != b"limit" or j + 1 == len(options):
             raise CommandError(replies.SYNTAX)
@@ -650,7 +664,7 @@ def _sources(client, args, name: str) -> list[dict]:
         raise CommandError(f"ERR at least 1 input key is needed for '{name}' command")
     if numkeys > len(args) - 1:
         raise CommandError(replies.SYNTAX)
-    return [_source(client.db, key) for key in args[1:1 + numkeys]]
+    return [_source(client.db, key) for key in args[1 : 1 + numkeys]]
 
 
 def setop_generic(client, args, op: str, store: bytes | None = None):
@@ -658,7 +672,7 @@ def setop_generic(client, args, op: str, store: bytes | None = None):
     name = f"z{op}store" if store is not None else f"z{op}"
     sources = _sources(client, args, name)
     numkeys = len(sources)
-    weights, aggregate, withscores = _setop_options(args[1 + numkeys:], numkeys, op, store)
+    weights, aggregate, withscores = _setop_options(args[1 + numkeys :], numkeys, op, store)
     scores = combine(sources, weights, aggregate, op)
     pairs = sorted((score, member) for member, score in scores.items())
     if store is not None:
@@ -686,7 +700,10 @@ def _setop_options(options, numkeys: int, op: str, store):
         option = options[j].lower()
         left = len(options) - j
         if op != "diff" and left >= numkeys + 1 and option == b"weights":
-            weights = [parse_double(w, "ERR weight value is not a float") for w in options[j + 1:j + 1 + numkeys]]
+            weights = [
+                parse_double(w, "ERR weight value is not a float")
+                for w in options[j + 1 : j + 1 + numkeys]
+            ]
             j += numkeys + 1
         elif op != "diff" and left >= 2 and option == b"aggregate":
             aggregate = options[j + 1].lower().decode("latin-1")
@@ -702,6 +719,7 @@ def _setop_options(options, numkeys: int, op: str, store):
 
 
 # ------------------------------------------------------------ ZSCAN
+
 
 @command("zscan", -3, "readonly")
 def zscan(client, argv):
@@ -745,6 +763,11 @@ def _scan_pattern(options: list[bytes]) -> bytes | None:
 
 def _scan_score(score: float, skiplist: bool) -> bytes:
     """ZSCAN's score text: a small zset's listpack keeps integral scores as integers."""
-    if not skiplist and score not in (INF, -INF) and score == int(score) and -(1 << 63) <= score < (1 << 63):
+    if (
+        not skiplist
+        and score not in (INF, -INF)
+        and score == int(score)
+        and -(1 << 63) <= score < (1 << 63)
+    ):
         return b"%d" % score
     return format_score(score)
