@@ -309,7 +309,7 @@ def _stats(server) -> str:
             ("keyspace_misses", server.keyspace.misses),
             ("pubsub_channels", len(server.hub.channels)),
             ("pubsub_patterns", len(server.hub.patterns)),
-            ("pubsubshard_channels", 0),
+            ("pubsubshard_channels", len(server.hub.shard_channels)),
             ("latest_fork_usec", 0),
             ("total_forks", 0),
             ("migrate_cached_sockets", 0),

@@ -1,4 +1,7 @@
-"""The pub/sub hub: who listens to which channel or pattern, and delivery to them.
+"""The pub/sub hub: who listens to which channel, pattern or shard channel, and delivery.
+
+Shard channels (SSUBSCRIBE/SPUBLISH, Redis 7.0's sharded pub/sub) are a namespace of
+their own: a SUBSCRIBE to "x" gets no SPUBLISH to "x", and patterns never match them.
 
 Delivery is immediate and at-most-once, as in Redis: a message goes into each
 subscriber's output buffer at PUBLISH time. A subscriber that does not read is
@@ -92,11 +95,12 @@ def _match_class(p: bytes, pi: int, ch: int) -> tuple[int, bool]:
 
 
 class PubSubHub:
-    """Channel and pattern subscriptions across all clients."""
+    """Channel, pattern and shard channel subscriptions across all clients."""
 
     def __init__(self) -> None:
         self.channels: dict[bytes, set] = {}
         self.patterns: dict[bytes, set] = {}
+        self.shard_channels: dict[bytes, set] = {}
 
     def subscribe(self, client, channel: bytes) -> bool:
         """Add `client` to `channel`; True if it was not subscribed yet."""
@@ -135,12 +139,33 @@ class PubSubHub:
                 del self.patterns[pattern]
         return True
 
+    def ssubscribe(self, client, channel: bytes) -> bool:
+        """Add `client` to shard channel `channel`; True if it was not subscribed yet."""
+        if channel in client.shard_channels:
+            return False
+        client.shard_channels.add(channel)
+        self.shard_channels.setdefault(channel, set()).add(client)
+        return True
+
+    def sunsubscribe(self, client, channel: bytes) -> bool:
+        if channel not in client.shard_channels:
+            return False
+        client.shard_channels.discard(channel)
+        members = self.shard_channels.get(channel)
+        if members is not None:
+            members.discard(client)
+            if not members:
+                del self.shard_channels[channel]
+        return True
+
     def drop_client(self, client) -> None:
-        """Forget every subscription of a disconnected client."""
+        """Forget every subscription of a disconnected (or RESET) client."""
         for channel in list(client.channels):
             self.unsubscribe(client, channel)
         for pattern in list(client.patterns):
             self.punsubscribe(client, pattern)
+        for channel in list(client.shard_channels):
+            self.sunsubscribe(client, channel)
 
     def publish(self, channel: bytes, message: bytes) -> int:
         """Deliver to channel and pattern subscribers; return how many received it."""
@@ -160,5 +185,20 @@ class PubSubHub:
                         receivers += 1
         return receivers
 
+    def spublish(self, channel: bytes, message: bytes) -> int:
+        """Deliver to the shard channel's subscribers (patterns never see shard messages)."""
+        members = self.shard_channels.get(channel)
+        if not members:
+            return 0
+        push = Push([b"smessage", channel, message])
+        receivers = 0
+        for client in list(members):  # a subscriber past its output limit leaves the set
+            client.send_push(push)
+            receivers += 1
+        return receivers
+
     def numsub(self, channel: bytes) -> int:
         return len(self.channels.get(channel, ()))
+
+    def shardnumsub(self, channel: bytes) -> int:
+        return len(self.shard_channels.get(channel, ()))

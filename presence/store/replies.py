@@ -34,6 +34,7 @@ HELLO_NOAUTH = Error(
 )
 TIMEOUT_NOT_FLOAT = Error("ERR timeout is not a float or out of range")
 TIMEOUT_NEGATIVE = Error("ERR timeout is negative")
+SSUBSCRIBE_DENY_BLOCKING = Error("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client")
 SUBSCRIBED_CONTEXT = (
     "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
     "are allowed in this context"

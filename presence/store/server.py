@@ -109,6 +109,7 @@ class Client(asyncio.Protocol):
         "watch_dirty",
         "channels",
         "patterns",
+        "shard_channels",
         "created",
         "last_interaction",
         "last_command",
@@ -143,6 +144,7 @@ class Client(asyncio.Protocol):
         self.watch_dirty = False
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
+        self.shard_channels: set[bytes] = set()  # SSUBSCRIBE's, counted apart (Redis 7.0)
         self.created = time.time()
         self.last_interaction = server.keyspace.clock()  # ms, on the keyspace's clock
         self.last_command = "NULL"  # name of the last command run (CLIENT LIST cmd=)
@@ -269,6 +271,7 @@ class Client(asyncio.Protocol):
             and self.authenticated
             and not self.channels
             and not self.patterns
+            and not self.shard_channels
             and self.reply_mode is None
         )
 
@@ -323,7 +326,7 @@ class Client(asyncio.Protocol):
 
     def _check_output_limit(self) -> None:
         """Disconnect a subscriber whose unread output passes client-output-buffer-limit pubsub."""
-        if not (self.channels or self.patterns) or self.closing:
+        if not self.subscribed or self.closing:
             return
         pending = self.transport.get_write_buffer_size()
         hard, soft, seconds = self.server.config["client-output-buffer-limit"]["pubsub"]
@@ -357,7 +360,13 @@ class Client(asyncio.Protocol):
 
     @property
     def subscriptions(self) -> int:
+        """Channels and patterns, the count in (P)(UN)SUBSCRIBE replies (shard channels apart)."""
         return len(self.channels) + len(self.patterns)
+
+    @property
+    def subscribed(self) -> bool:
+        """In the pub/sub context (Redis's CLIENT_PUBSUB): any channel, pattern or shard channel."""
+        return bool(self.channels or self.patterns or self.shard_channels)
 
 
 class CommandCounters:
@@ -542,6 +551,7 @@ class Server:
             or not client.authenticated
             or client.channels
             or client.patterns
+            or client.shard_channels
         ):
             refused = self._gate(client, cmd, argv)
             if refused is not None:
@@ -552,11 +562,7 @@ class Server:
         """The rare checks: AUTH, RESP2 subscribed context, MULTI queueing; None to run now."""
         if not client.authenticated and "no-auth" not in cmd.flags:
             return self._refuse(client, replies.NOAUTH, cmd)
-        if (
-            client.protocol == 2
-            and (client.channels or client.patterns)
-            and cmd.name not in _SUBSCRIBED_OK
-        ):
+        if client.protocol == 2 and client.subscribed and cmd.name not in _SUBSCRIBED_OK:
             shown = cmd.name
             if cmd.name in _CONTAINERS and len(argv) > 1:  # Redis names the subcommand too
                 shown += "|" + argv[1].decode(errors="replace").lower()

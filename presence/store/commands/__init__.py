@@ -32,6 +32,7 @@ class Command:
     last_key: int
     step: int
     group: str
+    not_key: bool = False  # its key positions name channels (Redis's NOT_KEY key spec)
 
 
 class CommandError(Exception):
@@ -65,8 +66,18 @@ GROUPS = [
 ]
 
 
-def command(name: str, arity: int, flags: str = "", keys: tuple[int, int, int] = (1, 1, 1)):
-    """Register the decorated function as command `name`; a second registration is an error."""
+def command(
+    name: str,
+    arity: int,
+    flags: str = "",
+    keys: tuple[int, int, int] = (1, 1, 1),
+    not_key: bool = False,
+):
+    """Register the decorated function as command `name`; a second registration is an error.
+
+    `not_key` marks `keys` as positions of arguments that are not keys (shard channels):
+    COMMAND INFO shows them in a NOT_KEY key spec and COMMAND GETKEYS finds no keys.
+    """
 
     def register(handler: Callable) -> Callable:
         lowered = name.lower().encode()
@@ -74,7 +85,7 @@ def command(name: str, arity: int, flags: str = "", keys: tuple[int, int, int] =
             raise RuntimeError(f"command {name!r} is registered twice")
         group = handler.__module__.rsplit(".", 1)[-1]
         COMMANDS[lowered] = Command(
-            name.lower(), handler, arity, frozenset(flags.split()), *keys, group
+            name.lower(), handler, arity, frozenset(flags.split()), *keys, group, not_key
         )
         return handler
 

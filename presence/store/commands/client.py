@@ -145,7 +145,7 @@ def describe(c, now: float | None = None) -> str:
         ("db", c.db.index),
         ("sub", len(c.channels)),
         ("psub", len(c.patterns)),
-        ("ssub", 0),
+        ("ssub", len(c.shard_channels)),
         ("multi", multi),
         ("qbuf", qbuf),
         ("qbuf-free", 0),
@@ -172,7 +172,7 @@ def _command_name(name: str | bytes) -> str:
 
 def _flags(c) -> str:
     flags = ""
-    if c.channels or c.patterns:
+    if c.subscribed:
         flags += "P"
     if c.multi is not None:
         flags += "x"
@@ -192,7 +192,7 @@ def _flags(c) -> str:
 
 def _is_type(c, kind: bytes) -> bool:
     """True if client `c` is of CLIENT LIST/KILL type `kind` (no replication links exist)."""
-    pubsub = bool(c.channels or c.patterns)
+    pubsub = c.subscribed
     return (kind == b"pubsub" and pubsub) or (kind == b"normal" and not pubsub)
 
 

@@ -21,7 +21,7 @@ def ping(client, argv):
     """PONG, or the argument; inside RESP2 subscribed mode a ["pong", msg] array."""
     if len(argv) > 2:
         raise CommandError(replies.wrong_arity("ping"))
-    if client.protocol == 2 and (client.channels or client.patterns):
+    if client.protocol == 2 and client.subscribed:
         return [b"pong", argv[1] if len(argv) > 1 else b""]
     return argv[1] if len(argv) > 1 else PONG
 

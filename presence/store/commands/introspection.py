@@ -78,6 +78,7 @@ _ACL_ORDER = [
     "transaction",
     "scripting",
 ]
+# @pubsub comes from the pubsub flag, which PUBSUB and PUBSUB HELP lack (as in Redis)
 _GROUP_ACL = {
     "generic": "keyspace",
     "string": "string",
@@ -86,7 +87,6 @@ _GROUP_ACL = {
     "bitmap": "bitmap",
     "zset": "sortedset",
     "list": "list",
-    "pubsub": "pubsub",
     "transaction": "transaction",
     "connection": "connection",
     "client": "connection",
@@ -143,7 +143,10 @@ def _acl_categories(cmd, group: str) -> list[str]:
 def _key_specs(cmd) -> list[dict]:
     if cmd.first_key <= 0:
         return []
-    access = ["RW", "update"] if "write" in cmd.flags else ["RO", "access"]
+    if getattr(cmd, "not_key", False):
+        access = ["not_key"]
+    else:
+        access = ["RW", "update"] if "write" in cmd.flags else ["RO", "access"]
     last = cmd.last_key - cmd.first_key if cmd.last_key >= 0 else cmd.last_key
     return [
         {
@@ -249,6 +252,8 @@ def _keys_of(argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
         raise CommandError(replies.INVALID_COMMAND)
     if cmd.name in SUBCOMMANDS and len(argv) > 1:
         cmd = SUBCOMMANDS[cmd.name].get(argv[1].lower(), cmd)
+    if getattr(cmd, "not_key", False):  # checked before the arity, as Redis does
+        raise CommandError(replies.NO_KEY_ARGUMENTS)
     if (cmd.arity > 0 and len(argv) != cmd.arity) or len(argv) < -cmd.arity:
         raise CommandError(replies.INVALID_COMMAND_ARGS)
     if cmd.first_key <= 0:
