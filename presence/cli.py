@@ -60,6 +60,13 @@ def serve_parser() -> argparse.ArgumentParser:
         help="redis://, rediss:// or unix:// store URL; omitted: start the bundled store",
     )
     add(
+        "--store-mode",
+        choices=["auto", "standalone", "cluster"],
+        default=_env("store-mode", "auto"),
+        help="what --redis-url is: auto (ask the node), standalone, or a node of a Redis "
+        "Cluster; a store of the other kind stops start-up with a message saying so (auto)",
+    )
+    add(
         "--timeout",
         type=_positive,
         default=_env("timeout", "30"),
@@ -195,20 +202,18 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 async def _run_node(args: argparse.Namespace, url: str, bundled: bool) -> int:
-    from redis.exceptions import RedisError
-
     from presence.runtime import tune_gc
     from presence.service.gateway import Gateway
     from presence.service.model import Presence
+    from presence.service.records import StoreUnavailable
     from presence.service.subscriber import Subscriber
     from presence.web.app import HTTPServer, WebSettings, default_static_dir, make_app
 
-    gateway = Gateway.from_url(url, history=args.history)
     try:
+        gateway = await Gateway.connect(url, args.history, args.store_mode)
         await gateway.ping()
-    except (RedisError, OSError) as exc:
+    except StoreUnavailable as exc:
         print(f"presence: cannot reach the store at {url}: {exc}", file=sys.stderr)
-        await gateway.close()
         return 1
     model = Presence(gateway, args.timeout, args.poll_timeout, args.history_age)
     subscriber = Subscriber(model)

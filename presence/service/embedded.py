@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 
-from presence.service.gateway import EXPIRY_CHANNEL
+from presence.service.keys import EXPIRY_CHANNEL
 
 
 class StoreStartError(RuntimeError):
@@ -35,7 +35,7 @@ def _die_with_parent() -> None:
 class EmbeddedStore:
     """Starts `python -m presence.store` on a loopback port and stops it again.
 
-    The store announces every expired key on presence.service.gateway.EXPIRY_CHANNEL.
+    The store announces every expired key on presence.service.keys.EXPIRY_CHANNEL.
     """
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:

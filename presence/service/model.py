@@ -15,10 +15,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from presence.service.deadlines import DeadlineTimers
 from presence.service.feed import Feed, Hold, TimerWheel
-from presence.service.gateway import ChannelPage, Gateway, LogSlice, parse_online_key
+from presence.service.gateway import Gateway
+from presence.service.keys import parse_online_key
 from presence.service.names import format_cursor, parse_cursor
+from presence.service.records import ChannelPage, LogSlice, StoreUnavailable
 
 log = logging.getLogger("presence.model")
 
@@ -53,6 +57,18 @@ class NotMember(LookupError):
     """The user is not a member of the channel."""
 
 
+class UnknownChannel(LookupError):
+    """The channel has no members and no event log."""
+
+
+class FeedWatcher(Protocol):
+    """Who brings this node the wake-ups of the logs it has feeds for (the subscriber)."""
+
+    def watch(self, channel: str | None) -> None: ...
+
+    def unwatch(self, channel: str | None) -> None: ...
+
+
 class Presence:
     """Presence of users in channels, over one store, as seen by one node.
 
@@ -82,6 +98,14 @@ class Presence:
         self._claims = asyncio.Semaphore(CLAIM_CONCURRENCY)
         # channel -> (taken at, future of its members page), oldest first
         self._snapshots: OrderedDict[str, tuple[float, asyncio.Future]] = OrderedDict()
+        self.feed_watcher: FeedWatcher | None = None  # set by the subscriber
+        self.timers: DeadlineTimers | None = None  # see enable_deadline_timers
+
+    def enable_deadline_timers(self) -> None:
+        """Claim offlines at their deadlines instead of waiting for the store's notice (for
+        stores that announce expiries late: Redis; see presence.service.deadlines)."""
+        if self.timers is None:
+            self.timers = DeadlineTimers(self._deadline_due, self.clock)
 
     def now(self) -> int:
         """Milliseconds since the epoch, from the injected clock."""
@@ -98,6 +122,8 @@ class Presence:
             feed = self.feeds[channel] = Feed(
                 functools.partial(self.gateway.read_channel, channel), self._settle, channel
             )
+            if self.feed_watcher is not None:
+                self.feed_watcher.watch(channel)
         return feed
 
     # -- client actions ---------------------------------------------------------------
@@ -108,7 +134,9 @@ class Presence:
         `info` is the user's info as JSON text (None keeps what is stored). Emits `join`
         when this is the user's first live tab in the channel.
         """
-        first = await self.gateway.register(channel, user, conn, self.now(), self._ttl(), info)
+        now = self.now()
+        first = await self.gateway.register(channel, user, conn, now, self._ttl(), info)
+        self._arm(channel, user, now)
         if first:
             await self._record(channel, _event("join", user, _load(info), self.now()))
         page = await self._snapshot(channel)
@@ -126,9 +154,11 @@ class Presence:
         Never registers a tab: one that is not (or no longer) joined gets
         {rejoin: true, reason, cursor} (see poll) and must join again.
         """
-        status, _ = await self.gateway.refresh(channel, user, conn, self.now(), self._ttl())
+        now = self.now()
+        status, _ = await self.gateway.refresh(channel, user, conn, now, self._ttl())
         if not status.joined:
             return _rejoin(status.reason, format_cursor(status.epoch, status.seq))
+        self._arm(channel, user, now)
         return {"ok": True}
 
     async def poll(
@@ -166,11 +196,13 @@ class Presence:
         try:
             seen = feed.pokes
             epoch, ident = parse_cursor(cursor)
+            now = self.now()
             status, got = await self.gateway.refresh(
-                channel, user, conn, self.now(), self._ttl(), cursor=ident, epoch=epoch
+                channel, user, conn, now, self._ttl(), cursor=ident, epoch=epoch
             )
-            if not status.joined:
-                return _rejoin(status.reason, format_cursor(epoch, ident))
+            if not status.joined or got is None:
+                return _rejoin(status.reason or "unknown", format_cursor(epoch, ident))
+            self._arm(channel, user, now)
             if got.events and not got.reset:  # the usual answer: no waiting at all
                 feed.observe(got)
                 return {
@@ -210,7 +242,9 @@ class Presence:
     # -- operator actions and reads ---------------------------------------------------
 
     async def kick(self, channel: str, user: str) -> dict:
-        """Remove all of a user's tabs; emits `leave` with reason "kicked". Raises NotMember.
+        """Remove all of a user's tabs; emits `leave` with reason "kicked".
+
+        Raises UnknownChannel, or NotMember when the channel exists but the user is not in it.
 
         For `timeout` seconds the kicked tabs' polls answer {rejoin, reason: "kicked"};
         a kick is not a ban: a join brings the user back.
@@ -224,13 +258,15 @@ class Presence:
             self._ttl(),
         )
         if removal is None:
+            if not await self.gateway.channel_known(channel):
+                raise UnknownChannel(channel)
             raise NotMember(user)
         self._recorded(channel, removal.event)
         return {"ok": True, "id": removal.event["id"]}
 
     async def channel(self, channel: str, after: str | None, limit: int) -> ChannelPage | None:
         """Counts and one page of members; None when the channel is unknown."""
-        page = await self.gateway.members_page(channel, after, limit, self.now())
+        page = await self.gateway.members_page(channel, after, limit)
         if page.users == 0 and not await self.gateway.channel_known(channel):
             return None
         return page
@@ -242,7 +278,7 @@ class Presence:
 
         With `history`, every channel that has a log, with or without users.
         """
-        return await self.gateway.channels_page(after, limit, self.now(), history)
+        return await self.gateway.channels_page(after, limit, history)
 
     async def global_events(self, cursor: str | int | None, hold: Hold | None = None) -> dict:
         """Long-poll over every channel's events (each with "channel"); None: from now on."""
@@ -271,12 +307,12 @@ class Presence:
         self.stats.expiries_heard += 1
         await self._claim_offline(*parsed)
 
-    def woken(self, channel: str) -> None:
-        """The store announced that `channel`'s log grew (maybe recorded by another node)."""
-        feed = self.feeds.get(channel)
+    def woken(self, channel: str | None) -> None:
+        """The store announced that `channel`'s log (None: the global feed) grew, maybe
+        recorded by another node, or that its announcements may have been missed."""
+        feed = self.global_feed if channel is None else self.feeds.get(channel)
         if feed is not None:
             feed.poke()
-        self.global_feed.poke()
 
     async def reconcile(self, wake: bool = True) -> int:
         """Sweep every channel for members whose key vanished unannounced; returns offlines.
@@ -291,19 +327,17 @@ class Presence:
         found, after, now = 0, None, self.now()
         cutoff = now - int(self.history_age * 1000)
         while True:
-            rows, after = await self.gateway.channels_page(after, 500, now, history=True)
+            rows, after = await self.gateway.channels_page(after, 500, history=True)
             empty = {channel for channel, users, _ in rows if users == 0}
-            for channel, overdue, old, no_log, dead in await self.gateway.sweep_candidates(
-                [row[0] for row in rows], now, cutoff
-            ):
-                for user in overdue:
-                    found += await self._claim_offline(channel, user)
-                if dead:
-                    await self.gateway.prune_dead_tabs(channel, dead, now, self._ttl())
-                if old:
-                    await self.gateway.trim_events_before(channel, cutoff)
-                if channel in empty and (no_log or old):  # it checks the log is empty
-                    await self.gateway.forget_if_idle(channel)
+            for row in await self.gateway.sweep_candidates([r[0] for r in rows], now, cutoff):
+                for user in row.overdue:
+                    found += await self._claim_offline(row.channel, user)
+                if row.dead:
+                    await self.gateway.prune_dead_tabs(row.channel, row.dead, now, self._ttl())
+                if row.old:
+                    await self.gateway.trim_events_before(row.channel, cutoff)
+                if row.channel in empty and (row.no_log or row.old):  # it checks the log is empty
+                    await self.gateway.forget_if_idle(row.channel)
             if after is None:
                 break
         await self.gateway.trim_events_before(None, cutoff)
@@ -312,6 +346,13 @@ class Presence:
                 feed.poke()
         self._drop_idle_feeds()
         return found
+
+    async def store_ready(self) -> bool:
+        """True when every node of the store answers."""
+        try:
+            return await self.gateway.ping()
+        except StoreUnavailable:
+            return False
 
     def shutdown(self) -> None:
         """Answer every held poll now with a reconnect hint; later polls answer at once."""
@@ -348,7 +389,22 @@ class Presence:
 
     def _recorded(self, channel: str, event: dict) -> None:
         self.stats.events[event["type"]] += 1
+        if event["type"] != "message" and self.timers is not None:
+            self.timers.disarm(channel, event["user"])
         self.woken(channel)  # pub/sub will tell us too; waking now saves the round trip
+        self.woken(None)  # the event is in the global feed too
+
+    def _arm(self, channel: str, user: str, now: int) -> None:
+        """Watch the deadline of a presence key this node just refreshed (see deadlines)."""
+        if self.timers is not None:
+            self.timers.arm(channel, user, now + self._ttl())
+
+    async def _deadline_due(self, channel: str, user: str) -> int:
+        """A deadline timer fired: claim the offline if the key is gone; its PTTL."""
+        remaining = await self.gateway.presence_ttl(channel, user)
+        if remaining == -2:
+            await self._claim_offline(channel, user)
+        return remaining
 
     async def _hold(self, feed: Feed, got: LogSlice, seen: int, hold: Hold) -> dict | Hold:
         """The answer to a poll whose store read found `got`, or `hold`, now held on `feed`.
@@ -441,9 +497,7 @@ class Presence:
             if len(self._snapshots) > 10_000:
                 self._snapshots.clear()
             self._snapshots.pop(channel, None)  # re-inserted last: the order stays by age
-            future = asyncio.ensure_future(
-                self.gateway.members_page(channel, None, JOIN_MEMBERS, self.now())
-            )
+            future = asyncio.ensure_future(self.gateway.members_page(channel, None, JOIN_MEMBERS))
             cached = self._snapshots[channel] = (loop.time(), future)
         return await asyncio.shield(cached[1])
 
@@ -458,7 +512,7 @@ class Presence:
 
     async def _reset(self, channel: str) -> dict:
         # Fresh, never cached: an older snapshot's cursor could be behind the history again.
-        page = await self.gateway.members_page(channel, None, JOIN_MEMBERS, self.now())
+        page = await self.gateway.members_page(channel, None, JOIN_MEMBERS)
         return {
             "reset": True,
             "cursor": page.cursor,
@@ -473,6 +527,8 @@ class Presence:
     def _drop_idle_feeds(self) -> None:
         for channel in [c for c, f in self.feeds.items() if not f.users]:
             del self.feeds[channel]
+            if self.feed_watcher is not None:
+                self.feed_watcher.unwatch(channel)
 
 
 async def _outcome(answer: dict | Hold) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 
 from presence.service import names
-from presence.service.model import NotMember
+from presence.service.model import NotMember, UnknownChannel
 from presence.web.base import BadParam, BaseHandler, NotFound
 from presence.web.client import LongPollHandler
 
@@ -73,10 +73,10 @@ class MemberHandler(ApiHandler):
         self.require_admin()
         channel = self.name_arg("channel", names.is_channel, channel)
         user = self.name_arg("user", names.is_user, user)
-        if not await self.presence.gateway.channel_known(channel):
-            raise NotFound("channel", "no such channel")
         try:
             self.reply(await self.presence.kick(channel, user))
+        except UnknownChannel:
+            raise NotFound("channel", "no such channel") from None
         except NotMember:
             raise NotFound("user", "user is not a member of this channel") from None
 
@@ -100,10 +100,7 @@ class ReadyHandler(BaseHandler):
     async def get(self) -> None:
         subscriber = self.application.settings.get("subscriber")
         subscribed = bool(subscriber and subscriber.live)
-        try:
-            reachable = await self.presence.gateway.ping()
-        except Exception:
-            reachable = False
+        reachable = await self.presence.store_ready()
         ready = reachable and subscribed and not self.presence.closing
         self.reply(
             {

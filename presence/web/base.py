@@ -12,10 +12,9 @@ import logging
 from collections.abc import Callable
 
 import tornado.web
-from redis.exceptions import RedisError
 
 from presence.service import names
-from presence.service.gateway import Event
+from presence.service.records import Event, StoreUnavailable
 
 log = logging.getLogger("presence.web")
 
@@ -43,7 +42,7 @@ def encode_json(value) -> str:
     """Compact JSON that is also safe inside a <script> (no `</`, no raw U+2028/9).
 
     A poll's answer {"cursor", "events"} of events read from a log is assembled from the
-    events' ready JSON (gateway.Event.json): the same text, without encoding them again.
+    events' ready JSON (records.Event.json): the same text, without encoding them again.
     """
     events = value.get("events") if value.__class__ is dict and len(value) == 2 else None
     if events and "cursor" in value and all(e.__class__ is Event for e in events):
@@ -112,7 +111,7 @@ class BaseHandler(tornado.web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, BadParam):
             self.reply({"error": exc.message, "param": exc.param}, status_code)
-        elif isinstance(exc, (RedisError, OSError)):
+        elif isinstance(exc, StoreUnavailable):
             self.reply({"error": "store unavailable"}, 503)
         else:
             self.reply({"error": self._reason}, status_code)
@@ -120,7 +119,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def log_exception(self, typ, value, tb) -> None:
         if isinstance(value, BadParam):
             return
-        if isinstance(value, (RedisError, OSError)):
+        if isinstance(value, StoreUnavailable):
             log.warning("store error on %s: %r", self.request.path, value)
             return
         super().log_exception(typ, value, tb)

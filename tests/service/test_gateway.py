@@ -1,8 +1,10 @@
-"""The store gateway's set-up of expiry notifications and its key names."""
+"""The store gateway's set-up of expiry notifications, its key names and packed commands."""
 
 import pytest
 
-from presence.service.gateway import Gateway, StoreSetupError, parse_online_key
+from presence.service.gateway import Gateway
+from presence.service.keys import parse_online_key
+from presence.service.records import StoreSetupError
 from tests.servers import redis_server
 
 
@@ -19,7 +21,7 @@ def test_presence_keys_round_trip_and_carry_the_channel_hash_tag():
 async def test_keyspace_events_are_enabled_on_a_redis_without_them(redis_port):
     gateway = Gateway.from_url(f"redis://127.0.0.1:{redis_port}/0")
     await gateway.redis.config_set("notify-keyspace-events", "")
-    assert await gateway.expiry_channel() == "__keyevent@0__:expired"
+    assert (await gateway.expiry_setup()).channel == "__keyevent@0__:expired"
     assert set("Ex") <= set(
         (await gateway.redis.config_get("notify-keyspace-events"))["notify-keyspace-events"]
     )
@@ -31,7 +33,7 @@ async def test_the_bundled_store_announces_on_its_expire_notify_channel(store_po
     gateway = Gateway.from_url(f"redis://127.0.0.1:{store_port}/0")
     await gateway.redis.config_set("keys-expire-notify", "presence:expired")
     try:
-        assert await gateway.expiry_channel() == "presence:expired"
+        assert (await gateway.expiry_setup()).exact
     finally:
         await gateway.redis.config_set("keys-expire-notify", "")
         await gateway.close()
@@ -44,42 +46,39 @@ async def test_without_config_a_probe_decides(flags, works):
         gateway = Gateway.from_url(f"redis://127.0.0.1:{port}/0")
         try:
             if works:
-                assert await gateway.expiry_channel() == "__keyevent@0__:expired"
+                assert (await gateway.expiry_setup()).channel == "__keyevent@0__:expired"
             else:
                 with pytest.raises(StoreSetupError, match="notify-keyspace-events Ex"):
-                    await gateway.expiry_channel()
+                    await gateway.expiry_setup()
         finally:
             await gateway.close()
 
 
-def test_the_prepacked_refresh_is_what_the_generic_packer_makes_of_its_commands():
-    from presence.service.gateway import ChannelKeys, _pack, _Packed
+def test_the_prepacked_commands_are_what_the_generic_packer_makes_of_them():
+    from presence.service.keys import ChannelKeys, pack
+    from presence.service.transport import Packed
 
     k = ChannelKeys("room.1")
-    generic = _Packed()
-    generic.set(k.online("al@ice"), "1", px=30000, xx=True)
-    generic.zadd(k.conns("al@ice"), {"c-1": 1800000030000}, xx=True, ch=True)
-    generic.zadd(k.connections, {"al@ice/c-1": 1800000030000}, xx=True)
-    generic.zadd(k.deadlines, {"al@ice": 1800000030000}, xx=True)
-    generic.mget(k.seq, k.epoch)
-    generic.llen(k.events)
-    generic.lrange(k.events, 12, -1)
-    fast = _Packed()
-    fast.raw(k.refresh_commands("al@ice", "c-1", 1800000030000, 30000), 4)
-    fast.raw(k.read_commands(12), 3)
-    assert fast.parts == [
-        generic.parts[0],
-        b"".join(generic.parts[1:5]),
-        b"".join(generic.parts[5:]),
+    generic = [
+        pack(b"SET", k.online("al@ice"), "1", b"PX", 30000, b"XX"),
+        pack(b"ZADD", k.conns("al@ice"), b"XX", b"CH", 1800000030000, "c-1"),
+        pack(b"ZADD", k.connections, b"XX", 1800000030000, "al@ice/c-1"),
+        pack(b"ZADD", k.deadlines, b"XX", 1800000030000, "al@ice"),
     ]
-    assert fast.count == generic.count == 7
-    assert _pack(b"LLEN", k.events) in generic.parts
+    assert k.refresh_commands("al@ice", "c-1", 1800000030000, 30000) == b"".join(generic)
+    assert k.read_commands(12) == pack(b"MGET", k.seq, k.epoch) + pack(b"LLEN", k.events) + pack(
+        b"LRANGE", k.events, 12, -1
+    )
+    packed = Packed()
+    packed.set(k.online("al@ice"), "1", px=30000, xx=True)
+    packed.zadd(k.conns("al@ice"), {"c-1": 1800000030000}, xx=True, ch=True)
+    assert packed.parts == generic[:2] and packed.count == 2
 
 
 def test_a_read_event_carries_the_json_its_dict_encodes_to():
     import json
 
-    from presence.service.gateway import Event
+    from presence.service.records import Event
     from presence.web.base import encode_json
 
     raw = json.dumps(

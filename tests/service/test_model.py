@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from presence.service.gateway import REGISTRY
+from presence.service.keys import REGISTRY
 from presence.service.model import NotMember
 from tests.service.helpers import expire, ident, make_presence
 
@@ -388,7 +388,7 @@ async def test_a_channel_is_listed_exactly_while_it_has_a_member(node, other_nod
     await node.leave("kept", "d", "t")
     assert await listed(node) == ["kept"]
     registry = await node.gateway.redis.zrange(REGISTRY, 0, -1)
-    assert registry == ["kept"]  # removed in the removal's transaction, not by a sweep
+    assert registry == ["kept"]  # removed right after the removal, not by a sweep
     await node.join("left", "a", "t", None)
     assert await listed(node) == ["kept", "left"]
     rows, _ = await node.channels(None, 100, history=True)
@@ -396,18 +396,25 @@ async def test_a_channel_is_listed_exactly_while_it_has_a_member(node, other_nod
 
 
 @pytest.mark.gen_test
-async def test_the_last_members_removed_at_once_still_unlist_the_channel(
-    node, other_node, monkeypatch
-):
+async def test_the_last_members_removed_at_once_still_unlist_the_channel(node, other_node):
     await node.join("pair", "x", "t", None)
     await node.join("pair", "y", "t", None)
-
-    async def not_last(pipe, k):  # as if both removals read the count before either wrote
-        return False
-
-    monkeypatch.setattr("presence.service.gateway._last_member", not_last)
     await asyncio.gather(node.kick("pair", "x"), other_node.kick("pair", "y"))
     assert "pair" not in await listed(node)
+
+
+@pytest.mark.gen_test
+async def test_a_join_racing_the_last_removal_keeps_the_channel_listed(node, other_node):
+    await node.join("pair", "x", "t", None)
+    unregister = node.gateway._unregister_if_empty
+
+    async def join_first(channel):  # the join lands between the removal and the unlisting
+        await other_node.join("pair", "y", "t", None)
+        await unregister(channel)
+
+    node.gateway._unregister_if_empty = join_first
+    await node.kick("pair", "x")
+    assert "pair" in await listed(node)
 
 
 async def recount(node, channel):
