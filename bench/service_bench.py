@@ -31,13 +31,9 @@ import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from presence.bench import Client, hammer, raise_open_files_limit  # noqa: E402
-from tests.servers import free_port, redis_server, stop, wait_for_port  # noqa: E402
+from presence.bench import Client, hammer, raise_open_files_limit
+from presence.testing import ROOT, free_port, redis_server, stop, wait_for_port
 
 # ---------------------------------------------------------------- processes
 

@@ -23,16 +23,12 @@ import multiprocessing
 import os
 import statistics
 import subprocess
-import sys
 import time
 from contextlib import ExitStack
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import redis.asyncio as aioredis
 
-from tests.servers import bundled_store, redis_server
+from presence.testing import bundled_store, redis_server
 
 
 def pid_of(port: int) -> int:

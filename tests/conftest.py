@@ -1,8 +1,30 @@
-"""Fixtures shared by every test package: real server processes on free ports."""
+"""Fixtures shared by every test package: real server processes on free ports.
+
+A launcher of presence.testing raises ToolMissing when redis-server (or another tool) is
+not installed; the hooks below turn that, wherever it is raised during a test's setup or
+call, into a skip, or a failure under REQUIRE_ALL=1 (tests.helpers.missing_tool).
+"""
 
 import pytest
 
-from tests.servers import bundled_store, redis_server
+from presence.testing import ToolMissing, bundled_store, redis_server
+from tests.helpers import missing_tool
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    try:
+        return (yield)
+    except ToolMissing as exc:
+        missing_tool(exc)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    try:
+        return (yield)
+    except ToolMissing as exc:
+        missing_tool(exc)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from presence.bench import Connection, HTTPError, percentile, summary
-from tests.servers import ROOT, free_port, stop, wait_for_port
+from presence.testing import ROOT, free_port, stop, wait_for_port
 
 
 class FakeTransport:

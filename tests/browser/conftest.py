@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT, free_port, need_tool, redis_server, require_all, stop, wait_for_port
+from presence.testing import ROOT, free_port, redis_server, require_all, stop, wait_for_port
+from tests.helpers import need_tool
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
+from presence.testing import ROOT
 from tests.browser.conftest import ADMIN_TOKEN, JQUERY_VERSIONS, TIMEOUT, presence_service
 from tests.browser.helpers import (
     events,
@@ -22,7 +23,6 @@ from tests.browser.helpers import (
     wait_members,
     wait_state,
 )
-from tests.servers import ROOT
 
 pytestmark = pytest.mark.browser
 

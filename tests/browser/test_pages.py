@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import expect
 
+from presence.testing import ROOT
 from tests.browser.conftest import ADMIN_TOKEN, save_screenshot
 from tests.browser.helpers import open_client, wait_members, wait_state
-from tests.servers import ROOT
 
 pytestmark = pytest.mark.browser
 

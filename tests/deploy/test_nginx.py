@@ -14,7 +14,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.servers import ROOT, bundled_store, free_port, need_tool, stop, wait_for_port
+from presence.testing import ROOT, bundled_store, free_port, stop, wait_for_port
+from tests.helpers import need_tool
 
 CHANNEL = "nginx-test"
 

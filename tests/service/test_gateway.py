@@ -5,7 +5,7 @@ import pytest
 from presence.service.gateway import Gateway
 from presence.service.keys import parse_online_key
 from presence.service.records import StoreSetupError
-from tests.servers import redis_server
+from presence.testing import redis_server
 
 
 def test_presence_keys_round_trip_and_carry_the_channel_hash_tag():

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.servers import ROOT, free_port, stop, wait_for_port
+from presence.testing import ROOT, free_port, stop, wait_for_port
 
 
 def call(port, path, **params):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.servers import ROOT, free_port, stop, wait_for_port
+from presence.testing import ROOT, free_port, stop, wait_for_port
 from tests.store.rawclient import RawClient
 
 

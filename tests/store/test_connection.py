@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.servers import bundled_store, redis_server
+from presence.testing import bundled_store, redis_server
 from tests.store.conftest import Pair
 from tests.store.test_generic import run
 

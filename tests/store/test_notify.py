@@ -295,7 +295,7 @@ def test_keymiss_events(pair):
 
 @pytest.fixture(scope="module")
 def notifying_store():
-    from tests.servers import bundled_store
+    from presence.testing import bundled_store
 
     with bundled_store("--keys-expire-notify", "expired-keys") as port:
         yield port

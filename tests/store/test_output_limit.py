@@ -3,7 +3,7 @@
 import socket
 import time
 
-from tests.servers import bundled_store
+from presence.testing import bundled_store
 from tests.store.rawclient import RawClient
 
 

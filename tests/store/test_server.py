@@ -6,7 +6,7 @@ import time
 import pytest
 import redis
 
-from tests.servers import bundled_store, redis_server
+from presence.testing import bundled_store, redis_server
 from tests.store.rawclient import RawClient
 
 

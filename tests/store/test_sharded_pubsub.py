@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.servers import bundled_store
+from presence.testing import bundled_store
 from tests.store.conftest import Pair
 from tests.store.rawclient import RawClient
 from tests.store.test_generic import _items, run

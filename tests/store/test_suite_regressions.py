@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.servers import bundled_store, redis_server
+from presence.testing import bundled_store, redis_server
 from tests.store.rawclient import RawClient
 
 

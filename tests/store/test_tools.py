@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import redis.asyncio as aioredis
 
-from tests.servers import need_tool
+from tests.helpers import need_tool
 
 
 def cli(port: int, *args: str, stdin: str | None = None) -> str:
