@@ -59,16 +59,28 @@ T = TypeVar("T")
 
 
 def _translated(method: Callable[P, Any]) -> Callable[P, Any]:
-    """Make a gateway coroutine raise StoreUnavailable for any store failure."""
+    """Make a gateway coroutine raise StoreUnavailable for any store failure, and run it
+    again when a node answered MOVED (after reading the slot map again).
+
+    Only the plain reads and idempotent writes let MOVED through: the transactions that
+    must not run twice go through the Batcher or transport.watched, which follow a moved
+    slot themselves and raise StoreBusy when it keeps moving.
+    """
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> Any:
-        try:
-            return await method(*args, **kwargs)
-        except StoreUnavailable:
-            raise
-        except STORE_DOWN as exc:
-            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        gateway = args[0]
+        assert isinstance(gateway, Gateway)
+        for _ in range(transport.MOVED_RETRIES):
+            try:
+                return await method(*args, **kwargs)
+            except StoreUnavailable:
+                raise
+            except transport.MOVED:
+                await gateway.refresh_topology()
+            except STORE_DOWN as exc:
+                raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        raise StoreBusy(f"the cluster kept moving during {method.__name__}")
 
     return call
 
@@ -100,9 +112,17 @@ class Gateway:
         return cls(await transport.connect(url, mode, max_connections), history)
 
     @classmethod
-    def from_url(cls, url: str, history: int = 1000, max_connections: int = 64) -> Gateway:
-        """A gateway over a standalone store at `url`, without asking it anything first."""
-        return cls(transport.Router(transport.client_from_url(url, max_connections)), history)
+    def from_url(cls, url: str, history: int = 1000, max_connections: int = 64,
+                 cluster: bool = False) -> Gateway:  # fmt: skip
+        """A gateway over the store at `url`, without asking it anything first (a cluster's
+        slot map is read when a node first answers MOVED)."""
+        client = transport.client_from_url(url, max_connections)
+        router = (
+            transport.ClusterRouter(client, max_connections)
+            if cluster
+            else transport.Router(client)
+        )
+        return cls(router, history)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -136,9 +156,23 @@ class Gateway:
     def node_name(self, client: aioredis.Redis) -> str:
         return self.router.address(client)
 
-    @_translated
     async def refresh_topology(self) -> None:
-        await self.router.refresh()
+        """Read the cluster's slot map again (nothing for a standalone store)."""
+        try:
+            await self.router.refresh()
+        except STORE_DOWN as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _command(self, key: str, *command: str | int) -> Any:
+        """One command on the node of `key`, through the Batcher (it follows moved slots)."""
+        packed = pack(*command)
+
+        def queue(pipe: Packed) -> tuple[int, None]:
+            pipe.raw(packed, 1)
+            return 1, None
+
+        replies, _ = await self._batcher.call(key, queue)
+        return replies[0]
 
     def node_of(self, channel: str | None) -> aioredis.Redis:
         """The client of the node holding a channel's keys (None: the global keys)."""
@@ -154,6 +188,8 @@ class Gateway:
         Otherwise Redis's keyspace events (`__keyevent@<db>__:expired`) are used on every
         primary. Raises StoreSetupError when they are off and cannot be turned on.
         """
+        if self.cluster:
+            await self.refresh_topology()
         client = self.router.primaries()[0]
         if not self.cluster:
             try:
@@ -418,11 +454,10 @@ class Gateway:
         """Take a channel whose last member left out of the registry, then look again: a
         join that raced with it may have registered the channel before our removal and its
         member after, so the channel goes back in when it has members."""
-        await self.router.client_for(REGISTRY).zrem(REGISTRY, channel)
-        if await self.router.client_for(self.keys(channel).members).zcard(
-            self.keys(channel).members
-        ):
-            await self.router.client_for(REGISTRY).zadd(REGISTRY, {channel: 0})
+        await self._command(REGISTRY, "ZREM", REGISTRY, channel)
+        members = self.keys(channel).members
+        if await self._command(members, "ZCARD", members):
+            await self._command(REGISTRY, "ZADD", REGISTRY, 0, channel)
 
     # -- event logs -------------------------------------------------------------------
 
@@ -670,11 +705,10 @@ class Gateway:
 
         if not await transport.watched(self.router, k.seq, attempt):
             return False
-        index = self.router.client_for(LOGS)
-        await index.zrem(LOGS, channel)
-        await index.zrem(REGISTRY, channel)
-        if await self.channel_known(channel):  # a join raced with us: list it again
-            await index.zadd(LOGS, {channel: 0})
+        await self._command(LOGS, "ZREM", LOGS, channel)
+        await self._command(REGISTRY, "ZREM", REGISTRY, channel)
+        if await self._command(k.seq, "EXISTS", k.seq, k.members):  # a join raced with us
+            await self._command(LOGS, "ZADD", LOGS, 0, channel)
         return True
 
 

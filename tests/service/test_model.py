@@ -12,7 +12,7 @@ import pytest
 
 from presence.service.keys import REGISTRY
 from presence.service.model import NotMember
-from tests.service.helpers import expire, ident, make_presence
+from tests.service.helpers import client_for, expire, flush, ident, make_presence
 
 
 def types(events):
@@ -387,7 +387,7 @@ async def test_a_channel_is_listed_exactly_while_it_has_a_member(node, other_nod
     await node.expired(node.gateway.keys("expired").online("c"))
     await node.leave("kept", "d", "t")
     assert await listed(node) == ["kept"]
-    registry = await node.gateway.redis.zrange(REGISTRY, 0, -1)
+    registry = await client_for(node, REGISTRY).zrange(REGISTRY, 0, -1)
     assert registry == ["kept"]  # removed right after the removal, not by a sweep
     await node.join("left", "a", "t", None)
     assert await listed(node) == ["kept", "left"]
@@ -419,7 +419,9 @@ async def test_a_join_racing_the_last_removal_keeps_the_channel_listed(node, oth
 
 async def recount(node, channel):
     """(users, tabs) counted the slow way: every member hash and every user's tab zset."""
-    redis, k = node.gateway.redis, node.gateway.keys(channel)
+    await node.gateway.refresh_topology()
+    k = node.gateway.keys(channel)
+    redis = client_for(node, k.seq)
     users = [key async for key in redis.scan_iter(match=k.member("*"))]
     tabs = 0
     for key in [key async for key in redis.scan_iter(match=k.conns("*"))]:
@@ -479,7 +481,7 @@ async def test_a_cursor_into_a_log_the_store_lost_gets_reset(node, monkeypatch):
     old = (await node.poll("room", "alice", "a", 0))["cursor"]
     held = asyncio.ensure_future(node.poll("room", "alice", "a", old))
     await asyncio.sleep(0.05)
-    await node.gateway.redis.flushall()  # the store restarted empty
+    await flush(node)  # the store restarted empty
     assert (await node.poll("room", "alice", "a", old))["reason"] == "unknown"
     await node.join("room", "alice", "a", None)
     await node.join("room", "bob", "b", None)

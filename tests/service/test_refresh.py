@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from tests.service.helpers import expire
+from tests.service.helpers import client_for, expire
 
 
 def count_exact(node, monkeypatch) -> list:
@@ -29,7 +29,9 @@ def count_exact(node, monkeypatch) -> list:
 
 async def state(node, channel: str, user: str) -> dict:
     """Everything the store holds about `user` in `channel`."""
-    redis, k = node.gateway.redis, node.gateway.keys(channel)
+    await node.gateway.refresh_topology()
+    k = node.gateway.keys(channel)
+    redis = client_for(node, k.seq)
     return {
         "online": await redis.pttl(k.online(user)),
         "member": await redis.exists(k.member(user)),

@@ -9,7 +9,7 @@ import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
 
 from presence.web.app import WebSettings, make_app
-from tests.service.helpers import ident, make_presence
+from tests.service.helpers import expire, flush, ident, make_presence
 
 JSONP = re.compile(r"^/\*\*/ typeof (cb|a\.b_\$) === 'function' && \1\((.*)\);$", re.S)
 TOKEN = "s3cret"
@@ -244,9 +244,8 @@ async def test_poll_and_heartbeat_of_a_tab_not_joined_answer_rejoin(get, model, 
         auth = {"Authorization": f"Bearer {TOKEN}"}
         assert (await get("/api/channels/room/members/alice", "DELETE", headers=auth)).code == 200
     elif reason == "expired":
-        key = model.gateway.keys("room").online("alice")
-        await model.gateway.redis.delete(key)
-        await model.expired(key)
+        await expire(model, "room", "alice")
+        await model.expired(model.gateway.keys("room").online("alice"))
     elif reason == "left":
         await get("/channels/room/leave", **me())
     params = me() if reason != "unknown" else {"user": "carol", "conn": "c"}
@@ -268,7 +267,7 @@ async def test_a_cursor_from_before_the_store_was_flushed_gets_reset(get, model)
     await get("/channels/room/send", **me(data="x"))
     old = body(await get("/channels/room/poll", **me(cursor=joined["cursor"])))["cursor"]
     feed = body(await get("/api/events", cursor="0"))["cursor"]
-    await model.gateway.redis.flushall()  # between two polls, the store restarts empty
+    await flush(model)  # between two polls, the store restarts empty
     for user in ("alice", "bob", "carol"):
         await get("/channels/room/join", user=user, conn="c")
     polled = await get("/channels/room/poll", user="bob", conn="c", cursor=old, callback="cb")
@@ -333,8 +332,10 @@ async def test_kick_validates_its_path_before_anything_else(get, model):
 
 @pytest.mark.gen_test
 async def test_store_outage_is_a_503_in_json(get, model):
-    await model.gateway.redis.connection_pool.disconnect()
-    model.gateway.redis.connection_pool.connection_kwargs["port"] = 1  # nothing listens there
+    await model.gateway.refresh_topology()
+    for client in model.gateway.primaries():
+        await client.connection_pool.disconnect()
+        client.connection_pool.connection_kwargs["port"] = 1  # nothing listens there
     response = await get("/channels/room/join", **me(callback="cb"))
     assert response.code == 503
     assert json.loads(JSONP.match(response.body.decode()).group(2)) == {
