@@ -1,6 +1,7 @@
 """Benchmark one presence node against Tornado's hello world and a real redis-server.
 
     .venv/bin/python bench/service_bench.py [--quick] [--only lag,rps,memory] [--rounds N]
+    .venv/bin/python bench/service_bench.py --only workers [--rps-rounds N] [--generator wrk]
 
 Starts everything itself on free loopback ports (presence serve, the bundled store,
 redis-server, a bare Tornado app written below) and prints Markdown tables:
@@ -13,7 +14,11 @@ redis-server, a bare Tornado app written below) and prints Markdown tables:
   hello-world handler, the same load generator (presence.bench.hammer) for all three,
   alternating, median of the rounds and of the per-round ratios;
 * memory: resident memory per held long-poll of the `presence serve` process, against a
-  bare Tornado app holding the same number of requests open.
+  bare Tornado app holding the same number of requests open;
+* workers (not in the default set): poll requests/s of `presence serve --workers 2`
+  against `--workers 1` (each with its bundled store), alternating round by round, and
+  the median of the per-round ratios; with how much CPU the load generator took, since
+  on a small machine it competes with the workers (wrk when installed: the cheapest).
 
 The machine is shared and has 2 cores: only medians and ratios mean anything.
 """
@@ -22,8 +27,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -71,6 +79,7 @@ def service(
     timeout: float = 30,
     poll_timeout: float = 25,
     log_level: str = "warning",
+    workers: int = 1,
 ):
     """Run `presence serve` (bundled store unless `redis_url`); yield (base URL, process)."""
     port = free_port()
@@ -90,6 +99,8 @@ def service(
     ]
     if redis_url:
         cmd += ["--redis-url", redis_url]
+    if workers != 1:
+        cmd += ["--workers", str(workers)]
     log = tempfile.TemporaryFile()  # noqa: SIM115 (outlives this block: the caller reads it)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -528,6 +539,275 @@ def bench_memory(args) -> None:
         )
 
 
+# ---------------------------------------------------------------- workers
+
+
+WRK_SCRIPT = """
+local paths = {%s}
+local requests = {}
+local i = 0
+function init(args)
+  for k, path in ipairs(paths) do requests[k] = wrk.format("GET", path) end
+end
+function request()
+  i = i %% #requests + 1
+  return requests[i]
+end
+"""
+
+
+def own_cpu_seconds(pid: int) -> float:
+    """CPU seconds of process `pid` alone (not its children); 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy (not idle or waiting for I/O) since boot."""
+    with open("/proc/stat") as fh:
+        ticks = [int(x) for x in fh.readline().split()[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def service_processes(pid: int) -> dict[int, str]:
+    """`presence serve` process `pid` and its children: pid -> "store" or "node"."""
+    found = {pid: "node"}
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            children = [int(c) for c in fh.read().split()]
+    except OSError:
+        return found
+    for child in children:
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as fh:
+                store = b"presence.store" in fh.read()
+        except OSError:
+            continue
+        found[child] = "store" if store else "node"
+    return found
+
+
+def connections_per_process(pids, port: int) -> list[int]:
+    """Established connections to local `port` held by each of `pids` (from /proc)."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                next(fh)
+                for line in fh:
+                    f = line.split()
+                    if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == "01":
+                        established.add(f[9])
+        except OSError:
+            pass
+    counts = []
+    for pid in pids:
+        n = 0
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                n += target.startswith("socket:[") and target[8:-1] in established
+        except OSError:
+            pass
+        counts.append(n)
+    return counts
+
+
+def _duration_ms(text: str) -> float:
+    for unit, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60000.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    return float(text)
+
+
+def wrk_round(url: str, paths: list[str], conns: int, seconds: float, sample) -> dict:
+    """One closed-loop wrk run (one thread, `conns` connections, requests cycling through
+    `paths`); calls `sample()` halfway. The figures hammer() returns, with client_cpu_s
+    being wrk's own CPU time."""
+    script = WRK_SCRIPT % ", ".join(json.dumps(p) for p in paths)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as fh:
+        fh.write(script)
+        fh.flush()
+        cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--timeout", "10s", "--latency"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        proc = subprocess.Popen([*cmd, "-s", fh.name, url], stdout=subprocess.PIPE, text=True)
+        time.sleep(seconds / 2)
+        sampled = sample()
+        out, _ = proc.communicate()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{out}")
+    found = {}
+    for line in out.splitlines():
+        f = line.split()
+        if line.startswith("Requests/sec:"):
+            found["rps"] = float(f[1])
+        elif len(f) == 2 and f[0] in ("50%", "99%"):
+            found[f[0]] = _duration_ms(f[1])
+        elif "requests in" in line:
+            found["requests"] = int(f[0])
+            found["seconds"] = _duration_ms(f[3].rstrip(",")) / 1000
+        elif line.strip().startswith(("Non-2xx", "Socket errors")):
+            found["errors"] = found.get("errors", 0) + sum(
+                int(x.rstrip(",")) for x in f if x.rstrip(",").isdigit()
+            )
+    return {
+        "rps": found["rps"],
+        "requests": found["requests"],
+        "seconds": found["seconds"],
+        "p50_ms": found.get("50%"),
+        "p99_ms": found.get("99%"),
+        "errors": found.get("errors", 0),
+        "client_cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+        "sampled": sampled,
+    }
+
+
+def hammer_round(url: str, paths: list[str], conns: int, seconds: float, sample) -> dict:
+    """One round of presence.bench.hammer (the rps section's generator), sampled halfway."""
+
+    async def go():
+        task = asyncio.ensure_future(hammer(url, paths, conns, seconds))
+        await asyncio.sleep(1.0 + seconds / 2)  # hammer warms up for 1 s first
+        sampled = sample()
+        got = await task
+        got["sampled"] = sampled
+        return got
+
+    return run(go())
+
+
+def bench_workers(args) -> None:
+    """Poll requests/s of --workers 2 over --workers 1, alternating rounds (see the docstring)."""
+    conns, users = 50, 100
+    generator = args.generator
+    if generator == "auto":
+        generator = "wrk" if shutil.which("wrk") else "hammer"
+    one_round = wrk_round if generator == "wrk" else hammer_round
+    results: dict[int, list[dict]] = {1: [], 2: []}
+    with contextlib.ExitStack() as stack:
+        stores, store_pids = [None, None], [{}, {}]
+        if args.workers_store == "redis":  # one redis-server each: the same keys in both
+            import redis
+
+            ports = [stack.enter_context(redis_server()) for _ in stores]
+            stores = [f"redis://127.0.0.1:{port}/0" for port in ports]
+            for pids, port in zip(store_pids, ports, strict=True):
+                with redis.Redis(port=port) as client:
+                    pids[client.info("server")["process_id"]] = "store"
+        url1, proc1 = stack.enter_context(service(stores[0], workers=1))
+        url2, proc2 = stack.enter_context(service(stores[1], workers=2))
+        setups = {}
+        for workers, url, proc in ((1, url1, proc1), (2, url2, proc2)):
+            paths = run(joined_poll_paths(url, users))
+            processes = service_processes(proc.pid) | store_pids[workers - 1]
+            nodes = [p for p, kind in processes.items() if kind == "node" and p != proc.pid]
+            setups[workers] = (url, paths, processes, nodes or [proc.pid])
+            one_round(url, paths, conns, 1.0, lambda: None)  # warm-up
+        for r in range(args.rps_rounds):
+            for workers in (1, 2) if r % 2 == 0 else (2, 1):
+                url, paths, processes, nodes = setups[workers]
+                port = _host_port(url)[1]
+                cpu0 = {p: own_cpu_seconds(p) for p in processes}
+                machine0 = machine_busy_seconds()
+                t0 = time.monotonic()
+                got = one_round(
+                    url,
+                    paths,
+                    conns,
+                    args.rps_seconds,
+                    lambda n=nodes, p=port: connections_per_process(n, p),
+                )
+                elapsed = time.monotonic() - t0
+                cpu = {p: own_cpu_seconds(p) - cpu0[p] for p in processes}
+                got["node_cores"] = (
+                    sum(c for p, c in cpu.items() if processes[p] == "node") / elapsed
+                )
+                got["store_cores"] = (
+                    sum(c for p, c in cpu.items() if processes[p] == "store") / elapsed
+                )
+                got["client_cores"] = got["client_cpu_s"] / got["seconds"]
+                got["other_cores"] = (machine_busy_seconds() - machine0) / elapsed - (
+                    got["node_cores"] + got["store_cores"] + got["client_cores"]
+                )
+                results[workers].append(got)
+                print(
+                    f"  workers round {r + 1} --workers {workers}: {got['rps']:.0f}/s, "
+                    f"p99 {got['p99_ms']:.1f} ms, errors {got['errors']}, CPU cores: "
+                    f"node(s) {got['node_cores']:.2f}, store {got['store_cores']:.2f}, "
+                    f"{generator} {got['client_cores']:.2f}; connections per worker "
+                    f"{'/'.join(map(str, got['sampled']))}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    ratios = [b["rps"] / a["rps"] for a, b in zip(results[1], results[2], strict=True)]
+    cores = os.cpu_count() or 1
+    print(
+        f"\n### Workers: poll requests/s of `--workers 2` over `--workers 1` ({generator}"
+        f"{', 1 thread' if generator == 'wrk' else ''}, {conns} keep-alive connections over "
+        f"{users} joined users, {args.rps_rounds} alternating rounds of {args.rps_seconds:g} s, "
+        f"medians; {'bundled store' if args.workers_store == 'bundled' else 'redis-server'}; "
+        f"{cores} CPUs)\n"
+    )
+    print(
+        "| workers | poll requests/s | p50 latency | p99 latency | errors | CPU cores: node(s) "
+        "| store | load generator | all ours | other processes | polls per CPU-second of ours "
+        "| connections per worker |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for workers in (1, 2):
+        got = results[workers]
+        total = [g["node_cores"] + g["store_cores"] + g["client_cores"] for g in got]
+        print(
+            f"| {workers} | {median([g['rps'] for g in got]):,.0f} "
+            f"| {_ms(median([g['p50_ms'] for g in got]))} | {_ms(median([g['p99_ms'] for g in got]))} "
+            f"| {sum(g['errors'] for g in got)} | {median([g['node_cores'] for g in got]):.2f} "
+            f"| {median([g['store_cores'] for g in got]):.2f} "
+            f"| {median([g['client_cores'] for g in got]):.2f} | {median(total):.2f} "
+            f"| {median([g['other_cores'] for g in got]):.2f} "
+            f"| {median([g['rps'] / t for g, t in zip(got, total, strict=True)]):,.0f} "
+            f"| {' '.join('/'.join(map(str, g['sampled'])) for g in got)} |"
+        )
+
+    def per_request_us(workers: int, key: str) -> float:
+        return median([g[key] / g["rps"] * 1e6 for g in results[workers]])
+
+    node_us, store_us, client_us = (
+        per_request_us(1, k) for k in ("node_cores", "store_cores", "client_cores")
+    )
+    bound = min(2.0, cores * node_us / (node_us + store_us + client_us))
+    client = median([g["client_cores"] for g in results[2]])
+    others = median([g["other_cores"] for g in results[2]])
+    efficiency = median(
+        [
+            (b["rps"] / (b["node_cores"] + b["store_cores"] + b["client_cores"]))
+            / (a["rps"] / (a["node_cores"] + a["store_cores"] + a["client_cores"]))
+            for a, b in zip(results[1], results[2], strict=True)
+        ]
+    )
+    print(
+        f"\n**poll requests/s ratio workers2/workers1: {median(ratios):.2f}x** "
+        f"(per round {min(ratios):.2f}-{max(ratios):.2f}x; goal >= 1.6x on 2 cores)\n"
+    )
+    print(
+        f"CPU per poll (--workers 1): node {node_us:.0f} us, store {store_us:.0f} us, "
+        f"{generator} {client_us:.0f} us. The load generator took {client:.2f} of the {cores} "
+        f"cores during the --workers 2 rounds, other processes on the machine {others:.2f}. "
+        f"If --workers 1 is bound by its node's one core, then {cores} cores at these costs "
+        f"per poll (node + store + generator) give --workers 2 at most {bound:.2f}x, with "
+        f"nothing else running. Polls per CPU-second of ours (nodes, store, generator), "
+        f"--workers 2 over --workers 1: {efficiency:.2f}x (1.00: a second worker costs "
+        f"nothing per poll; the ratio of requests/s then follows the CPU it gets)."
+    )
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -536,7 +816,9 @@ def main() -> None:
         serve_tornado(int(sys.argv[2]))
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", default="lag,rps,memory", help="comma-separated: lag,rps,memory")
+    p.add_argument(
+        "--only", default="lag,rps,memory", help="comma-separated: lag,rps,memory,workers"
+    )
     p.add_argument("--quick", action="store_true", help="small sizes, one round: a smoke run")
     p.add_argument("--rounds", type=int, default=3, help="offline-lag rounds per store (3)")
     p.add_argument(
@@ -559,6 +841,18 @@ def main() -> None:
     p.add_argument(
         "--rps-rounds", type=int, default=5, help="alternating rounds of the rps runs (5)"
     )
+    p.add_argument(
+        "--generator",
+        choices=["auto", "wrk", "hammer"],
+        default="auto",
+        help="load generator of the workers runs: wrk when installed, else presence.bench's",
+    )
+    p.add_argument(
+        "--workers-store",
+        choices=["bundled", "redis"],
+        default="bundled",
+        help="store of the workers runs: the bundled one (as in rps) or a redis-server each",
+    )
     args = p.parse_args()
     args.sizes = [int(n) for n in args.sizes.split(",")]
     args.rps_seconds = 5.0
@@ -574,7 +868,13 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, open-files limit {limit})"
     )
     only = set(args.only.split(","))
-    for name, section in (("lag", bench_lag), ("rps", bench_rps), ("memory", bench_memory)):
+    sections = (
+        ("lag", bench_lag),
+        ("rps", bench_rps),
+        ("memory", bench_memory),
+        ("workers", bench_workers),
+    )
+    for name, section in sections:
         if name in only:
             load = os.getloadavg()[0]
             section(args)

@@ -44,6 +44,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (one per core) or more, not {text}")
+    return value
+
+
 def serve_parser() -> argparse.ArgumentParser:
     """The `presence serve` options; each defaults to its PRESENCE_<FLAG> variable.
 
@@ -113,6 +120,12 @@ def serve_parser() -> argparse.ArgumentParser:
     )
     add("--static-dir", default=_env("static-dir"), help="folder of the demo page and client")
     add(
+        "--workers",
+        type=_workers,
+        default=_env("workers", "1"),
+        help="node processes sharing the port, named <node-id>-<i>; 0: one per core (1)",
+    )
+    add(
         "--log-level",
         type=str.lower,
         default=_env("log-level", "info"),
@@ -171,6 +184,11 @@ def serve(args: argparse.Namespace) -> int:
             clamped,
         )
         args.poll_timeout = clamped
+    workers = args.workers or os.cpu_count() or 1
+    if workers > 1:
+        from presence.workers import serve_workers
+
+        return serve_workers(args, workers)
     try:
         import uvloop
 
@@ -201,7 +219,11 @@ async def _serve(args: argparse.Namespace) -> int:
             store.stop()
 
 
-async def _run_node(args: argparse.Namespace, url: str, bundled: bool) -> int:
+async def _run_node(
+    args: argparse.Namespace, url: str, bundled: bool, sockets=None, ready=None
+) -> int:
+    """Serve until signalled. A worker of presence.workers passes the listening `sockets`
+    its parent bound and a `ready()` to call instead of printing the announcement."""
     from presence.runtime import tune_gc
     from presence.service.gateway import Gateway
     from presence.service.model import Presence
@@ -226,9 +248,15 @@ async def _run_node(args: argparse.Namespace, url: str, bundled: bool) -> int:
         static = args.static_dir or default_static_dir()
         settings = WebSettings(args.admin_token, args.node_id, static, args.secret)
         server = HTTPServer(make_app(model, settings, subscriber), xheaders=True)
-        server.listen(args.port, args.host)
+        if sockets is None:
+            server.listen(args.port, args.host)
+        else:
+            server.add_sockets(sockets)
         tune_gc()
-        _announce(args, url, bundled)
+        if ready is None:
+            _announce(args, url, bundled)
+        else:
+            ready()
         await _until_signalled()
         await _drain(server, model)
         return 0
@@ -237,13 +265,18 @@ async def _run_node(args: argparse.Namespace, url: str, bundled: bool) -> int:
         await gateway.close()
 
 
-def _announce(args: argparse.Namespace, url: str, bundled: bool) -> None:
+def _announce(
+    args: argparse.Namespace, url: str, bundled: bool, workers: list[str] | None = None
+) -> None:
     host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(args.host, args.host)
     host = f"[{host}]" if ":" in host and not host.startswith("[") else host
     base = f"http://{host}:{args.port}"  # a URL one can open, also when listening on all
     store = f"bundled store at {url}" if bundled else url
+    node = args.node_id
+    if workers:
+        node += f" ({len(workers)} workers: {', '.join(workers)})"
     print(
-        f"presence node {args.node_id} listening on {args.host}:{args.port} (store: {store})\n"
+        f"presence node {node} listening on {args.host}:{args.port} (store: {store})\n"
         f"  demo page:  {base}/\n"
         f"  dashboard:  {base}/dashboard\n"
         f"  API:        {base}/api/channels   health: {base}/healthz   metrics: {base}/metrics",

@@ -1,0 +1,393 @@
+"""`presence serve --workers N`: N node processes on one port, supervised by a parent.
+
+Nodes share nothing but the store, so N processes on one machine are simply N nodes
+(named `<node-id>-0` ... `<node-id>-<N-1>` in /healthz and /metrics). The parent:
+
+* binds the listening socket(s) once (tornado.netutil.bind_sockets), so a port in use
+  is reported once, before anything else starts;
+* starts the bundled store once (without --redis-url), on a throwaway event loop that is
+  closed before any fork;
+* forks the workers: each builds its own event loop (uvloop when installed), store
+  connection pool, subscriber and HTTP server on the inherited socket, and tells the
+  parent through a pipe when it serves. Worker 0 starts first: when it cannot (store
+  unreachable or misconfigured), the parent exits with its status and its one message
+  instead of starting the others or restarting it. The announcement is printed once all
+  workers serve;
+* restarts a worker that dies (at once if it had lived STABLE_SECONDS, else after 0.25 s,
+  doubling while it keeps dying that soon, a restart that cannot start included; after
+  MAX_QUICK_DEATHS such deaths in a row it gives up, stops the others and exits 1);
+* on SIGTERM/SIGINT closes its copy of the socket, sends SIGTERM to every worker (each
+  drains as a single node does: held polls are answered with `reconnect: true`), waits
+  up to STOP_GRACE seconds (then SIGKILL, exit 1), stops the bundled store and exits 0.
+
+Workers also get SIGTERM from the kernel when the parent dies (PR_SET_PDEATHSIG), like
+the bundled store.
+
+Why pre-fork on one shared socket rather than SO_REUSEPORT (one socket per worker):
+
+* one accept queue: a connection waits for whichever worker accepts first, and a worker
+  that is busy is not the one that wins the race, so load follows free CPU; with
+  SO_REUSEPORT the kernel hashes each connection to a worker blindly, however busy;
+* a worker that dies loses nothing: connections queued on the socket are taken by the
+  others while it restarts, whereas the queue of a SO_REUSEPORT socket belongs to one
+  worker and its connections are reset or wait for the restart;
+* the port stays exclusive: any process of the same user that sets SO_REUSEPORT can bind
+  a port bound that way and silently take a share of its connections (a second
+  `presence serve` on the same port would start instead of failing).
+
+The costs: every idle worker wakes for a new connection and all but one find nothing to
+accept (cheap with N = cores); and Tornado accepts every connection it finds queued, so
+the first worker to wake took 44 of a burst of 50 keep-alive connections. Workers
+therefore accept one connection per wake-up (_OneAcceptPerWakeup), which splits such a
+burst about evenly when both get CPU (20/30 to 16/34 in bench/service_bench.py
+--only workers on a busy 2-core machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import gc
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+log = logging.getLogger("presence")
+
+STABLE_SECONDS = 10.0  # a worker that dies sooner after its start died "at once"
+MAX_QUICK_DEATHS = 5  # that many in a row and the parent gives up
+FIRST_BACKOFF = 0.25  # seconds before restarting a worker that died at once; doubles
+STOP_GRACE = 10.0  # seconds the workers get to drain after SIGTERM (theirs is 3 s)
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass
+class Worker:
+    index: int
+    name: str
+    pid: int = 0  # 0: not running
+    pipe: int = -1  # read end: b"r" once it serves, EOF once it exited
+    started: float = 0.0
+    ready: bool = False
+    quick_deaths: int = 0  # consecutive deaths within STABLE_SECONDS of a start
+    restart_at: float | None = None
+
+
+def serve_workers(args: argparse.Namespace, count: int) -> int:
+    """Run `count` worker nodes on one port (see the module docstring); the exit status."""
+    return Supervisor(args, count).main()
+
+
+class Supervisor:
+    def __init__(self, args: argparse.Namespace, count: int) -> None:
+        self.args = args
+        self.workers = [Worker(i, f"{args.node_id}-{i}") for i in range(count)]
+        self.sockets: list = []
+        self.url = ""
+        self.bundled = False
+        self.stopping = False
+        self.serving = False  # all workers have served once: the announcement is out
+        self.poller = select.poll()
+        self._wake_r = self._wake_w = -1
+
+    # ------------------------------------------------------------------ the parent
+
+    def main(self) -> int:
+        from tornado.netutil import bind_sockets
+
+        from presence.service.embedded import EmbeddedStore, StoreStartError
+
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.poller.register(self._wake_r, select.POLLIN)
+        old_wakeup = signal.set_wakeup_fd(self._wake_w)
+        old_handlers = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
+        store = None
+        try:
+            try:
+                self.sockets = bind_sockets(self.args.port, self.args.host)
+            except OSError as exc:
+                print(
+                    f"presence: cannot listen on {self.args.host}:{self.args.port}: {exc}",
+                    file=sys.stderr,
+                )
+                return 1
+            self.args.port = self.sockets[0].getsockname()[1]  # the real one for --port 0
+            self.url = self.args.redis_url
+            if not self.url:
+                store = EmbeddedStore(self.args.store_port)
+                try:
+                    # a loop of its own, closed before any fork (stdlib asyncio: uvloop is
+                    # only ever started in the workers)
+                    self.url = asyncio.run(store.start())
+                except StoreStartError as exc:
+                    print(f"presence: cannot start the bundled store: {exc}", file=sys.stderr)
+                    return 1
+                self.bundled = True
+            _preload()
+            return self._supervise()
+        finally:
+            for sock in self.sockets:
+                sock.close()
+            if store is not None:
+                store.stop()
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+            signal.set_wakeup_fd(old_wakeup)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _on_signal(self, signum: int, frame) -> None:
+        self.stopping = True  # the wakeup fd wakes the poll in _supervise
+
+    def _supervise(self) -> int:
+        """Start the workers, restart those that die, until signalled; the exit status."""
+        if not self.stopping:
+            self._spawn(self.workers[0])  # the others once this one serves
+        while not self.stopping:
+            now = time.monotonic()
+            due = [w.restart_at for w in self.workers if w.restart_at is not None]
+            timeout = None if not due else max(0, int((min(due) - now) * 1000) + 1)
+            for fd, _ in self.poller.poll(timeout):
+                if fd == self._wake_r:
+                    _drain_pipe(fd)
+                    continue
+                worker = next(w for w in self.workers if w.pipe == fd)
+                if os.read(fd, 64):
+                    status = self._ready(worker)
+                else:
+                    status = self._exited(worker, self._reap(worker))
+                if status is not None:
+                    self._stop()
+                    return status
+            now = time.monotonic()
+            for w in self.workers:
+                if w.restart_at is not None and w.restart_at <= now and not self.stopping:
+                    w.restart_at = None
+                    self._spawn(w)
+        return self._stop()
+
+    def _ready(self, w: Worker) -> int | None:
+        w.ready = True
+        log.info("worker %s (pid %d) serving", w.name, w.pid)
+        if self.serving:
+            return None
+        if w.index == 0:
+            for other in self.workers[1:]:
+                self._spawn(other)
+        if all(x.ready for x in self.workers):
+            from presence.cli import _announce
+
+            self.serving = True
+            _announce(self.args, self.url, self.bundled, [x.name for x in self.workers])
+        return None
+
+    def _exited(self, w: Worker, status: int) -> int | None:
+        """Handle a worker that exited; returns an exit status when the parent must stop."""
+        code = os.waitstatus_to_exitcode(status)
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited ({code})"
+        if self.stopping:
+            return None
+        if not self.serving:  # start-up: the worker said why on stderr; no restart loop
+            log.error("worker %s (pid %d) %s before serving; stopping", w.name, w.pid, how)
+            return code if code > 0 else 1
+        lived = time.monotonic() - w.started
+        w.quick_deaths = w.quick_deaths + 1 if lived < STABLE_SECONDS else 0
+        if w.quick_deaths >= MAX_QUICK_DEATHS:
+            log.error(
+                "worker %s (pid %d) %s, %d times in a row within %gs of its start; giving up",
+                w.name,
+                w.pid,
+                how,
+                w.quick_deaths,
+                STABLE_SECONDS,
+            )
+            return 1
+        delay = FIRST_BACKOFF * 2 ** (w.quick_deaths - 1) if w.quick_deaths else 0.0
+        log.warning(
+            "worker %s (pid %d) %s after %.1fs; restarting it in %gs",
+            w.name,
+            w.pid,
+            how,
+            lived,
+            delay,
+        )
+        w.pid = 0
+        w.restart_at = time.monotonic() + delay
+        return None
+
+    def _reap(self, w: Worker) -> int:
+        """Wait for a worker whose pipe reached EOF (it exited); its wait status."""
+        self.poller.unregister(w.pipe)
+        os.close(w.pipe)
+        w.pipe, w.ready = -1, False
+        _, status = os.waitpid(w.pid, 0)
+        return status
+
+    def _stop(self) -> int:
+        """SIGTERM every worker, wait for them (SIGKILL after STOP_GRACE); the exit status."""
+        self.stopping = True
+        for sock in self.sockets:  # the port closes as soon as the workers closed theirs
+            sock.close()
+        running = [w for w in self.workers if w.pipe >= 0]
+        for w in running:
+            _signal(w.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        while running and time.monotonic() < deadline:
+            for fd, _ in self.poller.poll(100):
+                if fd == self._wake_r:
+                    _drain_pipe(fd)
+                elif not os.read(fd, 64):
+                    w = next(w for w in running if w.pipe == fd)
+                    code = os.waitstatus_to_exitcode(self._reap(w))
+                    if code not in (0, -signal.SIGTERM):
+                        log.warning(
+                            "worker %s (pid %d) stopped with status %d", w.name, w.pid, code
+                        )
+                    running.remove(w)
+        for w in running:
+            log.error(
+                "worker %s (pid %d) did not stop within %gs; killed", w.name, w.pid, STOP_GRACE
+            )
+            _signal(w.pid, signal.SIGKILL)
+            self._reap(w)
+        log.info("stopped")
+        return 1 if running else 0
+
+    def _spawn(self, w: Worker) -> None:
+        """Fork worker `w`; the child never returns from here."""
+        read_end, write_end = os.pipe()
+        sys.stdout.flush()  # else the child would write the parent's buffered output again
+        sys.stderr.flush()
+        gc.freeze()  # the parent's objects stay shared with the child (no refcount writes)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        pid = os.fork()
+        if pid == 0:
+            self._child(w, read_end, write_end)  # exits
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        os.close(write_end)
+        w.pid, w.pipe, w.started, w.ready = pid, read_end, time.monotonic(), False
+        self.poller.register(read_end, select.POLLIN)
+        log.debug("worker %s forked (pid %d)", w.name, pid)
+
+    # ------------------------------------------------------------------ a worker
+
+    def _child(self, w: Worker, read_end: int, ready_fd: int):
+        code = 1
+        try:
+            parent = os.getppid()
+            signal.set_wakeup_fd(-1)
+            for sig in _STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+            for fd in (read_end, self._wake_r, self._wake_w, *(x.pipe for x in self.workers)):
+                if fd >= 0:
+                    os.close(fd)
+            _die_with_parent(parent)
+            args = copy.copy(self.args)
+            args.node_id = w.name
+            code = _run_worker(args, self.url, self.bundled, self.sockets, ready_fd)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+
+
+def _run_worker(args, url: str, bundled: bool, sockets: list, ready_fd: int) -> int:
+    """A worker's node on a loop created here, after the fork."""
+    from presence.cli import _run_node
+    from presence.service.gateway import StoreSetupError
+
+    sockets = [_OneAcceptPerWakeup.of(sock) for sock in sockets]
+
+    async def node() -> int:
+        try:
+            return await _run_node(
+                args, url, bundled, sockets=sockets, ready=lambda: os.write(ready_fd, b"r")
+            )
+        except StoreSetupError as exc:
+            print(f"presence: {exc}", file=sys.stderr)
+            return 1
+
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(node())
+    return uvloop.run(node())
+
+
+class _OneAcceptPerWakeup(socket.socket):
+    """A worker's copy of the shared listening socket that gives Tornado one connection
+    each time the socket is readable (Tornado's handler takes all that are queued, up to
+    128). The socket stays readable while connections are queued, so the workers accept
+    in turns, and a busy worker, back in its loop later, takes fewer."""
+
+    _took_one = False
+
+    @classmethod
+    def of(cls, sock: socket.socket) -> _OneAcceptPerWakeup:
+        one = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        one.setblocking(False)
+        return one
+
+    def accept(self):
+        # Tornado calls accept() until BlockingIOError: every second call ends its loop
+        self._took_one = not self._took_one
+        if not self._took_one:
+            raise BlockingIOError
+        return super().accept()
+
+
+def _preload() -> None:
+    """Import what every worker needs once, in the parent: forks start faster and share it."""
+    import presence.service.gateway
+    import presence.service.model
+    import presence.service.subscriber
+    import presence.web.app  # noqa: F401
+
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        pass
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGTERM this worker when the parent dies (it drains like on a stop)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _drain_pipe(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
