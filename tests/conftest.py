@@ -7,6 +7,7 @@ call, into a skip, or a failure under REQUIRE_ALL=1 (tests.helpers.missing_tool)
 
 import pytest
 
+from presence import testing
 from presence.testing import ToolMissing, bundled_store, redis_server
 from tests.helpers import missing_tool
 
@@ -39,6 +40,18 @@ def store_port():
     """Port of a bundled store process started for this test session."""
     with bundled_store() as port:
         yield port
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A presence.testing.Cluster (3 primaries, 3 replicas) for this test session; skips
+    without redis-server/redis-cli (fails under REQUIRE_ALL=1).
+
+    Shared: a test may fail over nodes (roles change; ask .primaries()) but must leave the
+    cluster healthy; a test that kills nodes starts a cluster of its own.
+    """
+    with testing.redis_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(params=["store", "redis"])

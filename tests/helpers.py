@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import pytest
 
 from presence.testing import ToolMissing, find_tool, require_all
+
+T = TypeVar("T")
 
 
 def missing_tool(exc: ToolMissing):
@@ -20,3 +28,49 @@ def need_tool(name: str) -> str:
         return find_tool(name)
     except ToolMissing as exc:
         missing_tool(exc)
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    message: str | None = None,
+) -> T:
+    """Call `predicate` until it returns something truthy and return that; fail the test
+    with `message` (and the last value seen) if `timeout` seconds pass first.
+
+    Use it instead of sleeping a fixed time and then asserting: it returns as soon as the
+    condition holds and waits longer on a loaded machine.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"{message or 'condition not met'} after {timeout}s (last value: {value!r})"
+            )
+        time.sleep(interval)
+
+
+async def wait_until_async(
+    predicate: Callable[[], T | Awaitable[T]],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    message: str | None = None,
+) -> T:
+    """`wait_until` for coroutines: `predicate` may be a plain or an async function; the
+    event loop keeps running between the calls."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"{message or 'condition not met'} after {timeout}s (last value: {value!r})"
+            )
+        await asyncio.sleep(interval)
