@@ -389,7 +389,7 @@ class Presence:
 
     def _recorded(self, channel: str, event: dict) -> None:
         self.stats.events[event["type"]] += 1
-        if event["type"] != "message" and self.timers is not None:
+        if event["type"] in ("leave", "offline") and self.timers is not None:
             self.timers.disarm(channel, event["user"])
         self.woken(channel)  # pub/sub will tell us too; waking now saves the round trip
         self.woken(None)  # the event is in the global feed too

@@ -263,8 +263,8 @@ class _Listener:
             try:
                 await self.owner.gateway.ensure_expiry_events(self.client, self.setup)
                 await pubsub.subscribe(self.setup.channel)
-                if self.wanted:
-                    await pubsub.ssubscribe(*self.wanted)
+                for name in list(self.wanted):  # one each: a cluster refuses other slots'
+                    await pubsub.ssubscribe(name)
                 self.live, delay = True, 0.05
                 self.owner.resubscribed()
                 await self._dispatch(pubsub)
