@@ -34,10 +34,11 @@ def wait_until(
     predicate: Callable[[], T],
     timeout: float = 10.0,
     interval: float = 0.05,
-    message: str | None = None,
+    message: str | Callable[[], str] | None = None,
 ) -> T:
     """Call `predicate` until it returns something truthy and return that; fail the test
-    with `message` (and the last value seen) if `timeout` seconds pass first.
+    with `message` (a string, or a function called then) and the last value seen if
+    `timeout` seconds pass first.
 
     Use it instead of sleeping a fixed time and then asserting: it returns as soon as the
     condition holds and waits longer on a loaded machine.
@@ -48,9 +49,7 @@ def wait_until(
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"{message or 'condition not met'} after {timeout}s (last value: {value!r})"
-            )
+            raise AssertionError(_timed_out(message, timeout, value))
         time.sleep(interval)
 
 
@@ -58,7 +57,7 @@ async def wait_until_async(
     predicate: Callable[[], T | Awaitable[T]],
     timeout: float = 10.0,
     interval: float = 0.05,
-    message: str | None = None,
+    message: str | Callable[[], str] | None = None,
 ) -> T:
     """`wait_until` for coroutines: `predicate` may be a plain or an async function; the
     event loop keeps running between the calls."""
@@ -70,7 +69,10 @@ async def wait_until_async(
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"{message or 'condition not met'} after {timeout}s (last value: {value!r})"
-            )
+            raise AssertionError(_timed_out(message, timeout, value))
         await asyncio.sleep(interval)
+
+
+def _timed_out(message, timeout: float, value) -> str:
+    text = message() if callable(message) else message
+    return f"{text or 'condition not met'} after {timeout}s (last value: {value!r})"

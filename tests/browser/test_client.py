@@ -23,6 +23,7 @@ from tests.browser.helpers import (
     wait_members,
     wait_state,
 )
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -204,13 +205,18 @@ def test_duplicated_tab_takes_a_new_connection_id(contexts, pages, service, chan
     tab2.wait_for_function("c => client.conn !== c", arg=conn)
     assert tab1.evaluate("client.conn") == conn
     assert tab2.evaluate("sessionStorage.getItem('presence.conn')") == tab2.evaluate("client.conn")
-    deadline = time.monotonic() + 5
-    while True:  # the service counts two connections for carol
+
+    def channel_info() -> dict:
         with urllib.request.urlopen(f"{service}/api/channels/{channel}") as answer:
-            body = json.load(answer)
-        if body["connections"] == 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+            return json.load(answer)
+
+    # the service counts two connections for carol
+    body = wait_until(
+        lambda: (info := channel_info())["connections"] == 2 and info,
+        timeout=10,
+        interval=0.1,
+        message="carol's second connection never counted",
+    )
     assert (body["users"], body["connections"]) == (1, 2)
 
 

@@ -20,10 +20,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-try:
-    from presence.testing import free_port
-except ImportError:
-    from tests.servers import free_port
+from presence.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 30.0

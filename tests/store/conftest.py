@@ -2,29 +2,8 @@
 
 import pytest
 
+from tests.store.helpers import Events, Pair
 from tests.store.rawclient import RawClient
-
-
-class Pair:
-    """One raw client to the bundled store and one to redis-server, fed the same commands."""
-
-    def __init__(self, store_port: int, redis_port: int) -> None:
-        self.store_port, self.redis_port = store_port, redis_port
-        self.store = RawClient(store_port)
-        self.redis = RawClient(redis_port)
-
-    def call(self, *args) -> tuple[bytes, bytes]:
-        return self.store.call(*args), self.redis.call(*args)
-
-    def same(self, *args) -> bytes:
-        """Send one command to both; assert the raw replies are identical; return the reply."""
-        ours, theirs = self.call(*args)
-        assert ours == theirs, f"{args!r}: store {ours!r} != redis {theirs!r}"
-        return ours
-
-    def close(self) -> None:
-        self.store.close()
-        self.redis.close()
 
 
 @pytest.fixture
@@ -54,3 +33,13 @@ def store(store_port):
     client.call("FLUSHALL")
     yield client
     client.close()
+
+
+@pytest.fixture
+def events(pair, store_port, redis_port):
+    """Keyspace and keyevent notifications (KEA) captured from both servers (see Events).
+
+    test_notify.py overrides it with a Listener of its own."""
+    e = Events(pair, store_port, redis_port)
+    yield e
+    e.close()

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
+from tests.store.helpers import command_info_head
 from tests.store.rawclient import RawClient
-from tests.store.test_hash import command_info_head
 
 VALUE = b"\x00\xff\x0f\xf0\x81\x00\x01\x80"
 

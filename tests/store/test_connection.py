@@ -8,8 +8,7 @@ import re
 import pytest
 
 from presence.testing import bundled_store, redis_server
-from tests.store.conftest import Pair
-from tests.store.test_generic import run
+from tests.store.helpers import Pair, run
 
 
 def without_id(reply: bytes) -> bytes:

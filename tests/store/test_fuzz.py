@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.store.helpers import Listener
 from tests.store.rawclient import RawClient, encode_command
 
 FUZZ = settings(
@@ -277,8 +278,6 @@ def test_pipelined_random_commands_answer_like_redis(pair, commands):
 @given(commands=st.lists(COMMANDS, min_size=1, max_size=20))
 def test_random_commands_emit_the_same_keyspace_events(pair, commands):
     """Replies and, with KEA plus key-miss events, every notification in the same order."""
-    from tests.store.test_notify import Listener
-
     for client in (pair.store, pair.redis):
         client.call("FLUSHALL")
         client.call("SELECT", "0")

@@ -16,6 +16,7 @@ from collections import Counter
 
 from presence.store.config import Config
 from presence.store.server import Server
+from tests.helpers import wait_until_async
 
 try:
     from uvloop import run
@@ -53,7 +54,7 @@ async def session(port: int, payload: bytes, until: bytes, reset: bool = False) 
         sock.close()
 
 
-async def burst(port: int, run: int) -> None:
+async def burst(server: Server, port: int, run: int) -> None:
     async def client(i: int) -> None:
         tag = f"{{c{i % 4}}}"
         done = f"done-{run}-{i}"
@@ -94,7 +95,11 @@ async def burst(port: int, run: int) -> None:
         blocked.setblocking(False)
         await loop.sock_connect(blocked, ("127.0.0.1", port))
         await loop.sock_sendall(blocked, command("BLPOP", f"never{i}", 0))
-        await asyncio.sleep(0.02)
+        addr = "%s:%d" % blocked.getsockname()
+        await wait_until_async(
+            lambda: any(c.addr == addr and c.blocked for c in server.clients.values()),
+            message="the BLPOP never blocked",
+        )
         blocked.close()
         await session(port, b"*x\r\n", b"\r\n")
         await session(port, b"*3\r\n$3\r\nSET\r\n", b"", reset=True)
@@ -107,9 +112,11 @@ async def burst(port: int, run: int) -> None:
         )
 
     await asyncio.gather(subscriber(), *(client(i) for i in range(CLIENTS)))
-    await asyncio.sleep(
-        0.1
-    )  # the keys expire (PX 30) and are announced; the server sees the closes
+    # the keys expire (PX 30) and are announced; the server sees the closes
+    await wait_until_async(
+        lambda: not server.clients and not server.keyspace.keys_with_deadline(),
+        message="connections or expiring keys left after the burst",
+    )
 
 
 async def scenario() -> tuple[int, str]:
@@ -123,11 +130,11 @@ async def scenario() -> tuple[int, str]:
     await server.start()
     port = free
     try:
-        await burst(port, 0)  # warm up
+        await burst(server, port, 0)  # warm up
         gc.collect()
         gc.disable()
         try:
-            await burst(port, 1)
+            await burst(server, port, 1)
             gc.set_debug(gc.DEBUG_SAVEALL)
             found = gc.collect()
             kinds = Counter(type(o).__qualname__ for o in gc.garbage).most_common(8)

@@ -2,10 +2,7 @@
 
 import pytest
 
-
-def run(pair, *commands):
-    for command in commands:
-        pair.same(*command.split()) if isinstance(command, str) else pair.same(*command)
+from tests.store.helpers import array_items, run
 
 
 def test_del_exists_touch_unlink(pair):
@@ -222,13 +219,7 @@ def test_keys_patterns(pair, pattern):
         pair.store.call("SET", key, "1")
         pair.redis.call("SET", key, "1")
     ours, theirs = pair.store.call("KEYS", pattern), pair.redis.call("KEYS", pattern)
-    assert _items(ours) == _items(theirs), pattern
-
-
-def _items(reply: bytes) -> list[bytes]:
-    """The elements of a flat RESP array of bulk strings, sorted."""
-    lines = reply.split(b"\r\n")
-    return sorted(lines[i] for i in range(2, len(lines) - 1, 2))
+    assert array_items(ours) == array_items(theirs), pattern
 
 
 def _scan_all(client, *options) -> set[bytes]:
@@ -238,7 +229,7 @@ def _scan_all(client, *options) -> set[bytes]:
         _head, _, rest = reply.partition(b"\r\n$")
         _, _, rest = rest.partition(b"\r\n")
         cursor, _, rest = rest.partition(b"\r\n")
-        seen.update(_items(b"*x\r\n" + rest.partition(b"\r\n")[2]))
+        seen.update(array_items(b"*x\r\n" + rest.partition(b"\r\n")[2]))
         if cursor == b"0":
             return seen
 

@@ -1,12 +1,14 @@
-"""Hash commands against real redis-server: the same replies, byte for byte, and the same events.
-
-The helpers at the top (unordered comparison, RESP3 switch, keyspace-event capture) are
-shared with test_set.py.
-"""
+"""Hash commands against real redis-server: the same replies, byte for byte, and the same events."""
 
 import pytest
 
-from tests.store.rawclient import RawClient
+from tests.store.helpers import (
+    command_info_head,
+    same_unordered,
+    scan_all,
+    split_aggregate,
+    watch_outcome,
+)
 
 HASH_COMMANDS = [
     ("HSET", "k", "f", "v"),
@@ -28,95 +30,6 @@ HASH_COMMANDS = [
     ("HRANDFIELD", "k", "2", "WITHVALUES"),
     ("HSCAN", "k", "0"),
 ]
-
-
-# ------------------------------------------------------------ helpers shared with test_set.py
-
-
-def split_aggregate(raw: bytes) -> tuple[bytes, list[bytes]]:
-    """The header line of an aggregate reply and the raw bytes of each element."""
-    parser = RawClient.__new__(RawClient)
-    parser.buf = raw
-    pos = raw.index(b"\r\n") + 2
-    items = []
-    while pos < len(raw):
-        end = parser._reply_end(pos)
-        items.append(raw[pos:end])
-        pos = end
-    return raw[: raw.index(b"\r\n") + 2], items
-
-
-def canonical(raw: bytes, pairs: bool = False):
-    """An aggregate reply with its elements (or element pairs) sorted: order-free comparison."""
-    header, items = split_aggregate(raw)
-    if pairs:
-        items = [items[i] + items[i + 1] for i in range(0, len(items), 2)]
-    return header, sorted(items)
-
-
-def same_unordered(pair, *args, pairs: bool = False) -> bytes:
-    """Like pair.same, where Redis's element order is an implementation detail."""
-    ours, theirs = pair.call(*args)
-    assert canonical(ours, pairs) == canonical(theirs, pairs), f"{args!r}: {ours!r} != {theirs!r}"
-    return ours
-
-
-def scan_all(client, command: str, key: str, *options) -> tuple[list[bytes], int]:
-    """Every element a full HSCAN/SSCAN iteration returns, and the number of calls."""
-    cursor, found, calls = b"0", [], 0
-    while True:
-        _header, (raw_cursor, raw_items) = split_aggregate(
-            client.call(command, key, cursor, *options)
-        )
-        calls += 1
-        cursor = raw_cursor.split(b"\r\n")[1]
-        found += split_aggregate(raw_items)[1]
-        if cursor == b"0":
-            return found, calls
-
-
-class Events:
-    """Keyspace and keyevent notifications (KEA) captured from both servers."""
-
-    def __init__(self, pair, store_port: int, redis_port: int) -> None:
-        self.pair = pair
-        self.subscribers = [RawClient(store_port), RawClient(redis_port)]
-        for client, subscriber in zip((pair.store, pair.redis), self.subscribers, strict=False):
-            client.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
-            subscriber.send("PSUBSCRIBE", "__key*@0__:*", "end-of-events")
-            subscriber.read_reply()
-            subscriber.read_reply()
-
-    def collect(self) -> tuple[list[bytes], list[bytes]]:
-        """Messages published since the last collect(), from the store and from Redis."""
-        out = []
-        for client, subscriber in zip(
-            (self.pair.store, self.pair.redis), self.subscribers, strict=False
-        ):
-            client.call("PUBLISH", "end-of-events", "x")
-            messages = []
-            while (message := subscriber.read_reply()).find(b"end-of-events") < 0:
-                messages.append(message)
-            out.append(messages)
-        return out[0], out[1]
-
-    def assert_same(self, expected_count: int | None = None) -> list[bytes]:
-        ours, theirs = self.collect()
-        assert ours == theirs
-        if expected_count is not None:
-            assert len(ours) == expected_count, ours
-        return ours
-
-    def close(self) -> None:
-        for subscriber in self.subscribers:
-            subscriber.close()
-
-
-@pytest.fixture
-def events(pair, store_port, redis_port):
-    e = Events(pair, store_port, redis_port)
-    yield e
-    e.close()
 
 
 # ------------------------------------------------------------ writes and reads
@@ -526,21 +439,6 @@ def test_writes_keep_the_ttl(pair):
     pair.same("TTL", "h")
 
 
-def watch_outcome(pair, store_port, redis_port, key: str, *command) -> bytes:
-    """EXEC's reply after another client ran `command` on the WATCHed `key`, same on both."""
-    replies = []
-    for watcher, port in ((pair.store, store_port), (pair.redis, redis_port)):
-        other = RawClient(port)
-        watcher.call("WATCH", key)
-        other.call(*command)
-        other.close()
-        watcher.call("multi")  # lower case: the store queues an upper-case EXEC (see report)
-        watcher.call("PING")
-        replies.append(watcher.call("exec"))
-    assert replies[0] == replies[1], (command, replies)
-    return replies[0]
-
-
 @pytest.mark.parametrize(
     "command",
     [
@@ -560,11 +458,6 @@ def watch_outcome(pair, store_port, redis_port, key: str, *command) -> bytes:
 def test_watch_sees_hash_writes(pair, store_port, redis_port, command):
     pair.same("HSET", "h", "a", "1")
     watch_outcome(pair, store_port, redis_port, "h", *command)
-
-
-def command_info_head(raw: bytes) -> list[bytes]:
-    """COMMAND INFO's name, arity, flags, key positions and ACL categories (not key specs)."""
-    return split_aggregate(split_aggregate(raw)[1][0])[1][:7]
 
 
 @pytest.mark.parametrize("name", sorted({c[0] for c in HASH_COMMANDS}))

@@ -4,14 +4,14 @@ import asyncio
 import random
 import socket
 import threading
-import time
 
 import pytest
 
 from presence.store.config import Config
 from presence.store.server import Server
+from tests.helpers import wait_until_async
+from tests.store.helpers import command_info_head, wait_blocked, wait_closed, watch_outcome
 from tests.store.rawclient import RawClient
-from tests.store.test_hash import command_info_head, watch_outcome
 
 
 def port_of(client: RawClient) -> int:
@@ -247,7 +247,8 @@ def _blocked_pair(pair, *command):
     waiters = [RawClient(port_of(pair.store)), RawClient(port_of(pair.redis))]
     for w in waiters:
         w.send(*command)
-    time.sleep(0.1)
+    for w in waiters:
+        wait_blocked(port_of(w), w, command[0])
     return waiters
 
 
@@ -307,7 +308,7 @@ def test_blocked_client_keeps_its_pipeline_in_order(store):
     """Commands pipelined behind a blocking one run after it is answered; others are not blocked."""
     waiter = RawClient(port_of(store))
     waiter.send_raw(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n*1\r\n$4\r\nPING\r\n")
-    time.sleep(0.1)
+    wait_blocked(port_of(store), waiter, "BLPOP")
     waiter.send("LLEN", "q")
     assert store.call("PING") == b"+PONG\r\n"
     assert store.call("RPUSH", "q", "a", "b") == b":2\r\n"
@@ -322,12 +323,11 @@ def test_blocked_client_keeps_its_pipeline_in_order(store):
 def test_disconnected_waiter_gets_nothing(store):
     gone = RawClient(port_of(store))
     gone.send("BLPOP", "q", "0")
-    time.sleep(0.05)
-    gone.close()
-    time.sleep(0.05)
+    wait_blocked(port_of(store), gone, "BLPOP")
+    wait_closed(port_of(store), gone)
     live = RawClient(port_of(store))
     live.send("BLPOP", "q", "0")
-    time.sleep(0.05)
+    wait_blocked(port_of(store), live, "BLPOP")
     store.call("RPUSH", "q", "a")
     assert live.read_reply() == b"*2\r\n$1\r\nq\r\n$1\r\na\r\n"
     live.close()
@@ -632,8 +632,10 @@ async def _release_scenario():
             (b"BZPOPMIN z 0\r\n", True, b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"),
         ):
             writer.write(command + b"PING\r\n")
-            await asyncio.sleep(0.05)
-            blocked = [c for c in server.clients.values() if c.blocked is not None]
+            blocked = await wait_until_async(
+                lambda: [c for c in server.clients.values() if c.blocked is not None],
+                message="no client blocked",
+            )
             assert len(blocked) == 1 and release(blocked[0], error)
             assert not release(blocked[0], error)
             assert await reader.readuntil(b"+PONG\r\n") == reply + b"+PONG\r\n"

@@ -8,40 +8,13 @@ import time
 
 import pytest
 
+from tests.store.helpers import Listener, run
 from tests.store.rawclient import RawClient
-from tests.store.test_generic import run
-
-
-class Listener:
-    """A raw client on each server, pattern-subscribed to every notification channel."""
-
-    def __init__(self, pair, pattern="__key*__:*") -> None:
-        self.clients = [
-            RawClient(pair.store.sock.getpeername()[1]),
-            RawClient(pair.redis.sock.getpeername()[1]),
-        ]
-        for client in self.clients:
-            client.call("PSUBSCRIBE", pattern)
-
-    def received(self) -> list[list[bytes]]:
-        """The messages each listener got so far (a PING marks the end), store first."""
-        out = []
-        for client in self.clients:
-            client.send("PING")
-            got = []
-            while (reply := client.read_reply()) != b"*2\r\n$4\r\npong\r\n$0\r\n\r\n":
-                got.append(reply)
-            out.append(got)
-        return out
-
-    def close(self) -> None:
-        for client in self.clients:
-            client.close()
 
 
 @pytest.fixture
 def events(pair):
-    """Configure KEA on both servers and return a Listener."""
+    """Configure KEA on both servers and return a Listener (overrides conftest's `events`)."""
     for client in (pair.store, pair.redis):
         client.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
     listener = Listener(pair)

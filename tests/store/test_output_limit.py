@@ -1,9 +1,9 @@
 """A subscriber that stops reading is disconnected at client-output-buffer-limit pubsub."""
 
 import socket
-import time
 
 from presence.testing import bundled_store
+from tests.helpers import wait_until
 from tests.store.rawclient import RawClient
 
 
@@ -12,8 +12,11 @@ def test_slow_subscriber_is_disconnected_and_others_keep_working():
         slow = socket.create_connection(("127.0.0.1", port))
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.sendall(b"SUBSCRIBE news\r\n")
-        time.sleep(0.2)
         publisher = RawClient(port)
+        wait_until(
+            lambda: publisher.call("PUBSUB", "NUMSUB", "news") == b"*2\r\n$4\r\nnews\r\n:1\r\n",
+            message="the slow subscriber never subscribed",
+        )
         payload = b"x" * 65536
         receivers = []
         for _ in range(200):  # 12.5 MiB, far past the 1 MiB hard limit

@@ -8,10 +8,10 @@ read it in one piece.
 """
 
 import socket
-import time
 
 import pytest
 
+from tests.store.helpers import wait_blocked
 from tests.store.rawclient import RawClient, encode_command
 
 
@@ -102,7 +102,7 @@ def test_protocol_error_after_valid_commands_runs_them_first(pair):
 def test_pipeline_behind_a_blocking_pop_runs_when_it_is_answered(pair, redis_port, store_port):
     for client, port in ((pair.store, store_port), (pair.redis, redis_port)):
         client.send_raw(pipeline(("BLPOP", "q", "0"), ("SET", "after", "1"), ("GET", "after")))
-        time.sleep(0.2)
+        wait_blocked(port, client, "BLPOP")
         with RawClient(port) as pusher:
             assert pusher.call("GET", "after") == b"$-1\r\n"  # not run while blocked
             assert pusher.call("RPUSH", "q", "item") == b":1\r\n"

@@ -7,8 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from presence.store.pubsub import glob_match
-from tests.store.conftest import Pair
-from tests.store.test_generic import _items, run
+from tests.store.helpers import Pair, array_items, run, same_replies, same_reply_sets
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
@@ -18,33 +17,6 @@ def proto_pair(pair, request):
         for client in (pair.store, pair.redis):
             client.call("HELLO", "3")
     return pair
-
-
-def same_replies(pair, n: int, *command) -> list[bytes]:
-    """Send `command` (if any) to both; read `n` replies from each; assert they are identical."""
-    for client in (pair.store, pair.redis):
-        if command:
-            client.send(*command)
-    got = []
-    for _ in range(n):
-        ours, theirs = pair.store.read_reply(), pair.redis.read_reply()
-        assert ours == theirs, (command, ours, theirs)
-        got.append(ours)
-    return got
-
-
-def same_reply_sets(pair, n: int, *command) -> None:
-    """Like same_replies, for replies in Redis's hash-table order: compare them without the
-    order, and without the running subscription counts (which follow the order)."""
-    for client in (pair.store, pair.redis):
-        if command:
-            client.send(*command)
-    ours = sorted(_without_count(pair.store.read_reply()) for _ in range(n))
-    assert ours == sorted(_without_count(pair.redis.read_reply()) for _ in range(n)), command
-
-
-def _without_count(reply: bytes) -> bytes:
-    return reply.rsplit(b":", 1)[0] if reply.startswith((b"*3", b">3")) else reply
 
 
 @pytest.fixture
@@ -111,8 +83,8 @@ def test_pubsub_introspection(pair, publisher):
     same_replies(pair, 2, "PSUBSCRIBE", "a*", "a*b")
     for pattern in ["*", "ab?", "x", "nomatch", "a[b]c"]:
         ours, theirs = publisher.call("PUBSUB", "CHANNELS", pattern)
-        assert _items(ours) == _items(theirs)
-    assert _items(publisher.store.call("PUBSUB", "CHANNELS")) == _items(
+        assert array_items(ours) == array_items(theirs)
+    assert array_items(publisher.store.call("PUBSUB", "CHANNELS")) == array_items(
         publisher.redis.call("PUBSUB", "CHANNELS")
     )
     publisher.same("PUBSUB", "NUMSUB", "abc", "x", "none", "abc")
@@ -235,9 +207,9 @@ def test_glob_matches_redis_keys(pair, pattern):
         if client.call("EXISTS", "foo") == b":0\r\n":
             for key in SUBJECTS:
                 client.call("SET", key, "1")
-    assert _items(pair.store.call("KEYS", pattern)) == _items(pair.redis.call("KEYS", pattern)), (
-        pattern
-    )
+    assert array_items(pair.store.call("KEYS", pattern)) == array_items(
+        pair.redis.call("KEYS", pattern)
+    ), pattern
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,8 @@ replies are compared with their elements sorted.
 
 import pytest
 
-from tests.store.test_hash import (  # noqa: F401  (fixtures)
+from tests.store.helpers import (
     command_info_head,
-    events,
     same_unordered,
     scan_all,
     split_aggregate,

@@ -4,7 +4,6 @@ redis-server 7.0.15 in a non-cluster setup, under RESP2 and RESP3; then redis-py
 import asyncio
 import os
 import socket
-import time
 
 import pytest
 import redis
@@ -13,11 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from presence.testing import bundled_store
-from tests.store.conftest import Pair
+from tests.helpers import wait_until, wait_until_async
+from tests.store.helpers import (
+    Pair,
+    array_items,
+    run,
+    same_replies,
+    same_reply_sets,
+    split_aggregate,
+)
 from tests.store.rawclient import RawClient
-from tests.store.test_generic import _items, run
-from tests.store.test_hash import split_aggregate
-from tests.store.test_pubsub import same_replies, same_reply_sets
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
@@ -41,26 +45,34 @@ def publisher(pair):
 
 def settle(pair, timeout: float = 5.0) -> None:
     """Wait until both servers forgot the subscriptions of connections closed earlier."""
-    deadline = time.monotonic() + timeout
     for client in (pair.store, pair.redis):
-        while (
-            client.call("PUBSUB", "SHARDCHANNELS") != b"*0\r\n"
-            or client.call("PUBSUB", "CHANNELS") != b"*0\r\n"
-        ):
-            assert time.monotonic() < deadline, "earlier subscriptions were never dropped"
-            time.sleep(0.01)
+        wait_until(
+            lambda client=client: (
+                client.call("PUBSUB", "SHARDCHANNELS") == b"*0\r\n"
+                and client.call("PUBSUB", "CHANNELS") == b"*0\r\n"
+            ),
+            timeout=timeout,
+            interval=0.01,
+            message="earlier subscriptions were never dropped",
+        )
 
 
 def wait_same(pair, *command, timeout: float = 5.0) -> bytes:
     """Poll `command` on both servers until the replies agree (a disconnect is processed
     asynchronously); return the reply."""
-    deadline = time.monotonic() + timeout
-    while True:
-        ours, theirs = pair.call(*command)
-        if ours == theirs:
-            return ours
-        assert time.monotonic() < deadline, (command, ours, theirs)
-        time.sleep(0.01)
+    replies: list[bytes] = []
+
+    def agree() -> bool:
+        replies[:] = pair.call(*command)
+        return replies[0] == replies[1]
+
+    wait_until(
+        agree,
+        timeout=timeout,
+        interval=0.01,
+        message=lambda: f"{command!r}: store {replies[0]!r} != redis {replies[1]!r}",
+    )
+    return replies[0]
 
 
 # ---------------------------------------------------------------- replies and counts
@@ -192,9 +204,9 @@ def test_pubsub_shard_introspection(pair, publisher):
     same_replies(pair, 4, "SSUBSCRIBE", "abc", "abd", "x", "\xff")
     for pattern in ["*", "ab?", "x", "nomatch", "a[b]c", "[^a]*", "\\x", "", "\xff"]:
         ours, theirs = publisher.call("PUBSUB", "SHARDCHANNELS", pattern)
-        assert _items(ours) == _items(theirs), pattern
+        assert array_items(ours) == array_items(theirs), pattern
         publisher.same("PUBSUB", "CHANNELS", pattern)  # no regular channel is active
-    assert _items(publisher.store.call("PUBSUB", "SHARDCHANNELS")) == _items(
+    assert array_items(publisher.store.call("PUBSUB", "SHARDCHANNELS")) == array_items(
         publisher.redis.call("PUBSUB", "SHARDCHANNELS")
     )
     publisher.same("PUBSUB", "SHARDNUMSUB", "abc", "x", "none", "abc", "\xff")
@@ -404,7 +416,7 @@ def test_command_list_and_count(pair):
         ("COMMAND", "LIST", "FILTERBY", "PATTERN", "pubsub*"),
     ):
         ours, theirs = pair.call(*args)
-        assert _items(ours) == _items(theirs), args
+        assert array_items(ours) == array_items(theirs), args
     count = int(pair.store.call("COMMAND", "COUNT")[1:-2])
     table = split_aggregate(pair.store.call("COMMAND"))[1]
     assert count == len(table)
@@ -473,10 +485,11 @@ def test_slow_shard_subscriber_is_disconnected_at_the_pubsub_limit():
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.sendall(b"SSUBSCRIBE news\r\n")
         publisher = RawClient(port)
-        deadline = time.monotonic() + 5
-        while publisher.call("PUBSUB", "SHARDNUMSUB", "news").endswith(b":0\r\n"):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(
+            lambda: not publisher.call("PUBSUB", "SHARDNUMSUB", "news").endswith(b":0\r\n"),
+            interval=0.01,
+            message="the slow subscriber never subscribed",
+        )
         payload = b"x" * 65536
         receivers = [publisher.call("SPUBLISH", "news", payload) for _ in range(200)]
         assert receivers[0] == b":1\r\n"
@@ -554,10 +567,11 @@ def test_redis_py_asyncio_sharded_pubsub(store_url):
                         received.append((message["type"], message["channel"], message["data"]))
 
             task = asyncio.ensure_future(listen())
-            for _ in range(100):
-                if (await r.pubsub_shardnumsub("s1"))[0][1] == 1:
-                    break
-                await asyncio.sleep(0.01)
+
+            async def subscribed() -> bool:
+                return (await r.pubsub_shardnumsub("s1"))[0][1] == 1
+
+            await wait_until_async(subscribed, interval=0.01, message="s1 never subscribed")
             assert await r.spublish("s1", "one") == 1
             assert await r.spublish("c1", "not for the channel") == 0
             assert await r.publish("c1", "two") == 1

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.store.test_generic import run
+from tests.store.helpers import run
 
 
 def test_set_get_basics(pair):

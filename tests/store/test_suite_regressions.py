@@ -5,6 +5,7 @@ import time
 import pytest
 
 from presence.testing import bundled_store, redis_server
+from tests.store.helpers import wait_blocked
 from tests.store.rawclient import RawClient
 
 
@@ -84,7 +85,7 @@ def test_a_key_created_by_rename_copy_move_wakes_blpop(store_port, redis_port, c
             setup.call("RPUSH", "src", "x")
         waiter = RawClient(port)
         waiter.send("BLPOP", "foo", "5")
-        time.sleep(0.2)
+        wait_blocked(port, waiter, "BLPOP")
         setup.call(*create)
         replies.append(waiter.read_reply())
         waiter.close()
@@ -99,7 +100,7 @@ def test_client_unblock(store_port, redis_port, mode):
         waiter, admin = RawClient(port), RawClient(port)
         waiter_id = waiter.call("CLIENT", "ID")[1:-2]
         waiter.send("BLPOP", "nothing-here", "10")
-        time.sleep(0.2)
+        wait_blocked(port, waiter, "BLPOP")
         answers.append(
             (
                 admin.call("CLIENT", "UNBLOCK", waiter_id, *mode),

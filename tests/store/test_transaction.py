@@ -4,8 +4,7 @@ import time
 
 import pytest
 
-from tests.store.conftest import Pair
-from tests.store.test_generic import run
+from tests.store.helpers import Pair, run
 
 
 def test_multi_exec_basics(pair):

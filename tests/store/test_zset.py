@@ -1,12 +1,11 @@
 """Sorted-set commands, differential against redis-server: replies, errors, RESP3, events."""
 
 import random
-import time
 
 import pytest
 
+from tests.store.helpers import command_info_head, wait_blocked, watch_outcome
 from tests.store.rawclient import RawClient
-from tests.store.test_hash import command_info_head, watch_outcome
 
 SCORES = ["1", "1.5", "0.1", "1.1", "-2.5", "1e17", "1e20", "inf", "-inf", "-0", "3"]
 
@@ -712,7 +711,8 @@ def _blocked_pair(pair, proto, *command):
     for w in waiters:
         w.call("HELLO", str(proto))
         w.send(*command)
-    time.sleep(0.1)
+    for w in waiters:
+        wait_blocked(w.sock.getpeername()[1], w, command[0])
     return waiters
 
 
