@@ -41,7 +41,7 @@ import urllib.request
 from contextlib import contextmanager
 
 from presence.bench import Client, hammer, raise_open_files_limit
-from presence.testing import ROOT, free_port, redis_server, stop, wait_for_port
+from presence.testing import ROOT, free_port, redis_cluster, redis_server, stop, wait_for_port
 
 # ---------------------------------------------------------------- processes
 
@@ -80,6 +80,7 @@ def service(
     poll_timeout: float = 25,
     log_level: str = "warning",
     workers: int = 1,
+    *flags: str,
 ):
     """Run `presence serve` (bundled store unless `redis_url`); yield (base URL, process)."""
     port = free_port()
@@ -101,6 +102,7 @@ def service(
         cmd += ["--redis-url", redis_url]
     if workers != 1:
         cmd += ["--workers", str(workers)]
+    cmd += flags
     log = tempfile.TemporaryFile()  # noqa: SIM115 (outlives this block: the caller reads it)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -211,24 +213,42 @@ def presence_bench(url: str, users: int, silent: int, duration: float, grace: fl
     return json.loads(out.stdout)
 
 
+LAG_STORES = {
+    "bundled": "bundled store",
+    "redis": "redis-server 7, hz 10, deadline timers",
+    "redis-notices": "redis-server 7, hz 10, keyspace notices only",
+    "cluster": "3-primary Redis Cluster, 2 nodes, deadline timers",
+}
+
+
 def lag_round(store: str, users: int, args) -> dict:
+    """One offline-lag run of `presence bench` against a fresh deployment on `store`."""
     silent = min(200, users // 5)
-    if store == "bundled":
-        with service(timeout=args.timeout, poll_timeout=args.poll_timeout) as (url, _):
-            return presence_bench(url, users, silent, args.duration, args.timeout)
-    with (
-        redis_server("--notify-keyspace-events", "Ex") as port,
-        service(f"redis://127.0.0.1:{port}/0", args.timeout, args.poll_timeout) as (url, _),
-    ):
+    timing = (args.timeout, args.poll_timeout)
+    with contextlib.ExitStack() as stack:
+        if store == "bundled":
+            url, _ = stack.enter_context(service(None, *timing))
+        elif store == "cluster":
+            cluster = stack.enter_context(redis_cluster())
+            urls = [stack.enter_context(service(cluster.url, *timing))[0] for _ in range(2)]
+            url = ",".join(urls)
+        else:
+            port = stack.enter_context(redis_server())  # defaults: keyspace events off, hz 10
+            timers = "on" if store == "redis" else "off"
+            redis_url = f"redis://127.0.0.1:{port}/0"
+            url, _ = stack.enter_context(
+                service(redis_url, *timing, "warning", 1, "--offline-timers", timers)
+            )
         return presence_bench(url, users, silent, args.duration, args.timeout)
 
 
 def bench_lag(args) -> None:
     rows = []
+    stores = [s for s in args.lag_stores.split(",") if s]
     for users in args.sizes:
-        reports = {"bundled": [], "redis": []}
+        reports: dict[str, list] = {store: [] for store in stores}
         for r in range(args.rounds):
-            order = ["bundled", "redis"] if r % 2 == 0 else ["redis", "bundled"]
+            order = stores if r % 2 == 0 else stores[::-1]
             for store in order:
                 report = lag_round(store, users, args)
                 reports[store].append(report)
@@ -240,8 +260,8 @@ def bench_lag(args) -> None:
                     file=sys.stderr,
                     flush=True,
                 )
-        for store, label in (("bundled", "bundled store"), ("redis", "redis-server 7, hz 10")):
-            rows.append((users, label, reports[store]))
+        for store in stores:
+            rows.append((users, LAG_STORES[store], reports[store]))
     print(
         f"\n### End-to-end offline lag (timeout {args.timeout:g} s, poll timeout "
         f"{args.poll_timeout:g} s, 10 users per channel, {args.rounds} rounds, medians)\n"
@@ -838,6 +858,11 @@ def main() -> None:
         "--duration", type=float, default=10, help="seconds over which the silent users stop (10)"
     )
     p.add_argument("--sizes", default="1000,10000", help="online users of the lag runs")
+    p.add_argument(
+        "--lag-stores",
+        default=",".join(LAG_STORES),
+        help="comma-separated stores of the lag runs: " + ", ".join(LAG_STORES),
+    )
     p.add_argument("--held", type=int, default=10000, help="held polls of the memory runs")
     p.add_argument(
         "--rps-rounds", type=int, default=5, help="alternating rounds of the rps runs (5)"

@@ -296,6 +296,7 @@ class User:
     conn_id: str
     silent: bool = False
     conn: Connection | None = None
+    client: Client | None = None  # the client of the node this user's tab talks to
     cursor: int = 0
     task: asyncio.Task | None = None
     gone: bool = False
@@ -320,8 +321,11 @@ class Bench:
     """One run: join every user, poll, silence some, collect latencies, leave."""
 
     def __init__(self, opts: argparse.Namespace) -> None:
-        url = urlsplit(opts.url)
-        self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
+        self.nodes = []  # (host, port) of each node, users take them in turn
+        for each in opts.url.split(","):
+            url = urlsplit(each.strip())
+            self.nodes.append((url.hostname or "127.0.0.1", url.port or 80))
+        self.host, self.port = self.nodes[0]
         self.opts = opts
         self.run_id = opts.run_id or os.urandom(3).hex()
         self.res = Results()
@@ -351,7 +355,9 @@ class Bench:
 
     async def run(self) -> dict:
         loop = asyncio.get_running_loop()
-        self.client = Client(self.host, self.port)
+        self.clients = [Client(host, port) for host, port in self.nodes]
+        for user in self.users:
+            user.client = self.clients[user.index % len(self.clients)]
         cpu0, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         try:
             gate = asyncio.Semaphore(self.opts.concurrency)
@@ -371,13 +377,14 @@ class Bench:
             await asyncio.sleep(spread)
             await self.await_offlines(silent)
             measured = time.perf_counter() - steady
-            requests = self.client.requests
+            requests = sum(client.requests for client in self.clients)
         finally:
             self.stopping = True
             for user in self.users:
                 if user.task is not None:
                     user.task.cancel()
-            self.client.close()
+            for client in self.clients:
+                client.close()
         if not self.opts.no_leave:
             await self.leave_all()
         if self.opts.trace:
@@ -396,9 +403,9 @@ class Bench:
     async def join(self, user: User, gate: asyncio.Semaphore) -> bool:
         async with gate:
             try:
-                user.conn = await self.client.connect()
+                user.conn = await user.client.connect()
                 t0 = time.perf_counter()
-                status, body = await self.client.get(user.conn, self.path(user, "join"))
+                status, body = await user.client.get(user.conn, self.path(user, "join"))
                 self.res.join.append((time.perf_counter() - t0) * 1000)
             except HTTPError as exc:
                 self.res.errors[f"join: {exc}"] += 1
@@ -419,7 +426,7 @@ class Bench:
         while not user.gone:
             t0, sent_ms = time.perf_counter(), time.time() * 1000
             try:
-                status, body = await self.client.get(
+                status, body = await user.client.get(
                     user.conn, self.path(user, "poll", cursor=user.cursor), self.poll_timeout + 10
                 )
             except HTTPError as exc:
@@ -452,7 +459,7 @@ class Bench:
 
     async def rejoin(self, user: User) -> None:
         try:
-            status, body = await self.client.get(user.conn, self.path(user, "join"))
+            status, body = await user.client.get(user.conn, self.path(user, "join"))
         except HTTPError as exc:
             if not (user.gone or self.stopping):
                 self.res.errors[f"join: {exc}"] += 1
@@ -477,10 +484,10 @@ class Bench:
         self.first_at[name] = min(received, self.first_at.get(name, received))
 
     async def reconnect(self, user: User) -> None:
-        self.client.drop(user.conn)
+        user.client.drop(user.conn)
         await asyncio.sleep(0.5)
         try:
-            user.conn = await self.client.connect()
+            user.conn = await user.client.connect()
         except HTTPError as exc:
             self.res.errors[f"connect: {exc}"] += 1
 
@@ -489,17 +496,17 @@ class Bench:
         user.gone = True
         if user.task is not None:
             user.task.cancel()
-        self.client.drop(user.conn)
+        user.client.drop(user.conn)
         try:
-            user.conn = await self.client.connect()
+            user.conn = await user.client.connect()
             t0, sent = time.perf_counter(), time.time()
-            status, body = await self.client.get(user.conn, self.path(user, "heartbeat"))
+            status, body = await user.client.get(user.conn, self.path(user, "heartbeat"))
         except HTTPError as exc:
             self.res.errors[f"heartbeat: {exc}"] += 1
             return
         answered = time.time()
         self.res.heartbeat.append((time.perf_counter() - t0) * 1000)
-        self.client.drop(user.conn)
+        user.client.drop(user.conn)
         if status != 200 or b'"rejoin"' in body:
             self.res.errors[f"heartbeat: HTTP {status} {body[:60]!r}"] += 1
             return
@@ -638,7 +645,8 @@ def parser() -> argparse.ArgumentParser:
     add(
         "--url",
         default=os.environ.get("PRESENCE_BENCH_URL", "http://127.0.0.1:8080"),
-        help="base URL of the deployment (http://127.0.0.1:8080)",
+        help="base URL of the deployment, or of several nodes comma-separated (users take "
+        "them in turn) (http://127.0.0.1:8080)",
     )
     add("--users", type=int, default=100, help="simulated users, one tab each (100)")
     add("--channels", type=int, default=10, help="channels the users are spread over (10)")

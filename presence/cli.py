@@ -74,6 +74,14 @@ def serve_parser() -> argparse.ArgumentParser:
         "Cluster; a store of the other kind stops start-up with a message saying so (auto)",
     )
     add(
+        "--offline-timers",
+        choices=["auto", "on", "off"],
+        default=_env("offline-timers", "auto"),
+        help="claim a silent user's offline at its deadline from this node instead of "
+        "waiting for the store's expiry notice: auto = on unless the store announces expiries "
+        "at the deadline (the bundled store does; Redis announces them late) (auto)",
+    )
+    add(
         "--timeout",
         type=_positive,
         default=_env("timeout", "30"),
@@ -238,7 +246,9 @@ async def _run_node(
         print(f"presence: cannot reach the store at {url}: {exc}", file=sys.stderr)
         return 1
     model = Presence(gateway, args.timeout, args.poll_timeout, args.history_age)
-    subscriber = Subscriber(model)
+    subscriber = Subscriber(
+        model, timers={"auto": None, "on": True, "off": False}[args.offline_timers]
+    )
     try:
         try:
             await subscriber.start()

@@ -196,8 +196,9 @@ class Gateway:
                 found = await client.config_get("keys-expire-notify")
             except ResponseError:
                 found = {}
-            if found.get("keys-expire-notify"):
-                return ExpirySetup(found["keys-expire-notify"], exact=True)
+            channel = str(found.get("keys-expire-notify") or "")
+            if channel:
+                return ExpirySetup(channel, exact=True)
         db = client.connection_pool.connection_kwargs.get("db", 0)
         setup = ExpirySetup(f"__keyevent@{db}__:expired", exact=False)
         for node in self.router.primaries():
@@ -211,9 +212,8 @@ class Gateway:
         if setup.exact:
             return
         try:
-            flags = (await client.config_get("notify-keyspace-events")).get(
-                "notify-keyspace-events", ""
-            )
+            found = await client.config_get("notify-keyspace-events")
+            flags = str(found.get("notify-keyspace-events") or "")
             if "E" not in flags or not ("x" in flags or "A" in flags):
                 await client.config_set("notify-keyspace-events", flags + "Ex")
         except ResponseError as exc:
@@ -477,7 +477,7 @@ class Gateway:
         if cursor is None:
             seq, current = await self.router.client_for(FEED.seq).mget(FEED.seq, FEED.epoch)
             position = int(seq or 0)
-            return LogSlice(position, position, position, epoch=current)
+            return LogSlice(position, position, position, epoch=_text(current))
         return await self._read_log(FEED, cursor, epoch)
 
     async def _read_log(self, k: LogKeys, cursor: int, epoch: str | None) -> LogSlice:
@@ -598,7 +598,7 @@ class Gateway:
         """(is a member, the member's info) in one read."""
         k = self.keys(channel)
         record = await self.router.client_for(k.seq).hgetall(k.member(user))
-        return bool(record), load_info(record.get("info"))
+        return bool(record), load_info(_text(record.get("info")))
 
     @_translated
     async def channel_known(self, channel: str) -> bool:
@@ -623,11 +623,12 @@ class Gateway:
         )
         commands = []
         for name in names:
-            k = self.keys(name)
+            k = self.keys(str(name))
             commands += [(k.seq, ("ZCARD", k.members)), (k.seq, ("ZCARD", k.connections))]
         replies = await self._per_node(commands)
-        rows = [(name, replies[2 * i], replies[2 * i + 1]) for i, name in enumerate(names)]
-        return rows, (names[-1] if len(names) == limit else None)
+        rows = [(str(name), int(replies[2 * i]), int(replies[2 * i + 1]))
+                for i, name in enumerate(names)]  # fmt: skip
+        return rows, (str(names[-1]) if len(names) == limit else None)
 
     async def _per_node(self, commands: list[tuple[str, tuple]]) -> list:
         """Run (routing key, command) pairs, one pipeline per node at once; replies in order."""
@@ -710,6 +711,11 @@ class Gateway:
         if await self._command(k.seq, "EXISTS", k.seq, k.members):  # a join raced with us
             await self._command(LOGS, "ZADD", LOGS, 0, channel)
         return True
+
+
+def _text(value: str | bytes | None) -> str | None:
+    """A reply as text (the pools decode replies; the type stubs cannot know that)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _queue_registered(channel: str) -> transport.Queue:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,7 +21,7 @@ from presence.service.feed import Feed, Hold, TimerWheel
 from presence.service.gateway import Gateway
 from presence.service.keys import parse_online_key
 from presence.service.names import format_cursor, parse_cursor
-from presence.service.records import ChannelPage, LogSlice, StoreUnavailable
+from presence.service.records import ChannelPage, LogSlice, StoreUnavailable, load_info
 
 log = logging.getLogger("presence.model")
 
@@ -138,7 +137,7 @@ class Presence:
         first = await self.gateway.register(channel, user, conn, now, self._ttl(), info)
         self._arm(channel, user, now)
         if first:
-            await self._record(channel, _event("join", user, _load(info), self.now()))
+            await self._record(channel, _event("join", user, load_info(info), self.now()))
         page = await self._snapshot(channel)
         return {
             "cursor": page.cursor,
@@ -438,7 +437,7 @@ class Presence:
                 return hold
             seen, got = feed.pokes, await self._read(feed, cursor, epoch)
 
-    def _read(self, feed: Feed, cursor: int, epoch: str | None):
+    def _read(self, feed: Feed, cursor: int, epoch: str | None) -> Awaitable[LogSlice]:
         if feed.key is None:
             return self.gateway.read_feed(cursor, epoch)
         return self.gateway.read_channel(feed.key, cursor, epoch)
@@ -533,19 +532,19 @@ class Presence:
 
 async def _outcome(answer: dict | Hold) -> dict:
     """The answer itself: awaited when it is a Hold (released if the wait is cancelled)."""
-    if answer.__class__ is not Hold:
+    if not isinstance(answer, Hold):
         return answer
     try:
-        return await answer.future
+        return await answer
     except asyncio.CancelledError:
         answer.cancel()
         raise
 
 
 def _event(
-    kind: str, user: str, info, ts: int, reason: str | None = None, data: str | None = None
+    kind: str, user: str, info: object, ts: int, reason: str | None = None, data: str | None = None
 ) -> dict:
-    event = {"type": kind, "user": user, "info": info, "ts": ts}
+    event: dict[str, object] = {"type": kind, "user": user, "info": info, "ts": ts}
     if reason is not None:
         event["reason"] = reason
     if data is not None:
@@ -553,16 +552,9 @@ def _event(
     return event
 
 
-def _rejoin(reason: str, cursor) -> dict:
+def _rejoin(reason: str, cursor: str) -> dict:
     return {"rejoin": True, "reason": reason, "cursor": cursor}
 
 
 def _members(page: ChannelPage) -> list[dict]:
-    return [
-        {"user": m.user, "info": m.info, "since": m.since, "connections": m.connections}
-        for m in page.members
-    ]
-
-
-def _load(info: str | None):
-    return None if info is None else json.loads(info)
+    return [m.as_json() for m in page.members]

@@ -45,8 +45,11 @@ class Subscriber:
     unavailable) is fatal and is raised from start().
     """
 
-    def __init__(self, presence: Presence, sweep_interval: float | None = None) -> None:
+    def __init__(self, presence: Presence, sweep_interval: float | None = None,
+                 timers: bool | None = None) -> None:  # fmt: skip
+        """`timers`: arm deadline timers (None: when the store announces expiries late)."""
         self.presence = presence
+        self.timers = timers
         self.gateway = presence.gateway
         self.sweep_interval = sweep_interval or max(presence.timeout / 2, 0.5)
         self.setup: ExpirySetup | None = None
@@ -71,7 +74,7 @@ class Subscriber:
         Raises StoreSetupError (no expiry notifications) or TimeoutError.
         """
         self.setup = await self.gateway.expiry_setup()
-        if not self.setup.exact:
+        if self.timers or (self.timers is None and not self.setup.exact):
             self.presence.enable_deadline_timers()
         self.presence.feed_watcher = self
         self._assign()

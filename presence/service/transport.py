@@ -39,12 +39,13 @@ from redis.maint_notifications import MaintNotificationsConfig
 from presence.service.keys import pack
 from presence.service.records import StoreBusy, StoreSetupError, StoreUnavailable
 
+_HiredisReader: Any = None
+_NOT_ENOUGH_DATA: Any = object()
 try:  # the reader redis-py's hiredis parser keeps, and its "no complete reply yet" value
     from hiredis import Reader as _HiredisReader
     from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
 except ImportError:  # no hiredis (or another redis-py): replies are read through redis-py
-    _HiredisReader = None
-    _NOT_ENOUGH_DATA = object()
+    pass
 
 log = logging.getLogger("presence.transport")
 

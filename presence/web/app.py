@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 import os
 import socket
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from pathlib import Path
 import tornado.httpserver
 import tornado.web
 from tornado.http1connection import HTTP1ServerConnection
+from tornado.httputil import HTTPHeaders
+from tornado.iostream import IOStream
 from tornado.log import access_log
 
 import presence
@@ -54,7 +57,7 @@ class _RequestContext(tornado.httpserver._HTTPRequestContext):
     the address stays the connection's own. That case is skipped; the rest is Tornado's.
     """
 
-    def _apply_xheaders(self, headers) -> None:
+    def _apply_xheaders(self, headers: HTTPHeaders) -> None:
         if any(name in headers for name in _PROXY_HEADERS):
             super()._apply_xheaders(headers)
 
@@ -86,7 +89,7 @@ class HTTPServer(tornado.httpserver.HTTPServer):
     Connections get a _RequestContext (cheaper `xheaders`).
     """
 
-    def handle_stream(self, stream, address: tuple) -> None:
+    def handle_stream(self, stream: IOStream, address: tuple) -> None:
         context = _RequestContext(stream, address, self.protocol, self.trusted_downstream)
         conn = HTTP1ServerConnection(stream, self.conn_params, context)
         self._connections.add(conn)
@@ -103,15 +106,15 @@ class HTTPServer(tornado.httpserver.HTTPServer):
 def make_app(
     presence_model: Presence,
     settings: WebSettings | None = None,
-    subscriber=None,
-    **tornado_settings,
+    subscriber: object = None,
+    **tornado_settings: Any,
 ) -> tornado.web.Application:
     """The service's application over one presence model."""
     settings = settings or WebSettings()
     common = {"presence": presence_model, "settings": settings}
     static = str(settings.static_dir)
     channel = r"/channels/([^/]+)"
-    routes = [
+    routes: list[Any] = [
         (rf"{channel}/join", client.JoinHandler, common),
         (rf"{channel}/poll", client.PollHandler, common),
         (rf"{channel}/heartbeat", client.HeartbeatHandler, common),
