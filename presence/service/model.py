@@ -106,6 +106,12 @@ class Presence:
         if self.timers is None:
             self.timers = DeadlineTimers(self._deadline_due, self.clock)
 
+    def disable_deadline_timers(self) -> None:
+        """Stop claiming offlines on timers (the node stops, or stops listening)."""
+        if self.timers is not None:
+            self.timers.cancel_all()
+            self.timers = None
+
     def now(self) -> int:
         """Milliseconds since the epoch, from the injected clock."""
         return int(self.clock() * 1000)

@@ -97,6 +97,7 @@ class Subscriber:
         await asyncio.gather(*tasks, return_exceptions=True)
         self.listeners.clear()
         self.presence.feed_watcher = None
+        self.presence.disable_deadline_timers()
 
     # -- what the domain asks for -----------------------------------------------------
 
