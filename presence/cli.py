@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+from urllib.parse import urlsplit
 
 USAGE = """usage: presence <command> [options]
 
@@ -275,13 +276,23 @@ async def _run_node(
         await gateway.close()
 
 
+def _without_password(url: str) -> str:
+    """The store URL as it may be printed: its password (if any) replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}***@{host}").geturl()
+
+
 def _announce(
     args: argparse.Namespace, url: str, bundled: bool, workers: list[str] | None = None
 ) -> None:
     host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(args.host, args.host)
     host = f"[{host}]" if ":" in host and not host.startswith("[") else host
     base = f"http://{host}:{args.port}"  # a URL one can open, also when listening on all
-    store = f"bundled store at {url}" if bundled else url
+    store = f"bundled store at {url}" if bundled else _without_password(url)
     node = args.node_id
     if workers:
         node += f" ({len(workers)} workers: {', '.join(workers)})"

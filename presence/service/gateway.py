@@ -190,6 +190,8 @@ class Gateway:
         """
         if self.cluster:
             await self.refresh_topology()
+        for node in self.router.primaries():
+            await self._require_sharded_pubsub(node)
         client = self.router.primaries()[0]
         if not self.cluster:
             try:
@@ -204,6 +206,18 @@ class Gateway:
         for node in self.router.primaries():
             await self.ensure_expiry_events(node, setup)
         return setup
+
+    async def _require_sharded_pubsub(self, client: aioredis.Redis) -> None:
+        """Raise StoreSetupError unless the node knows SPUBLISH (Redis 7.0+, Valkey)."""
+        try:
+            await client.execute_command("SPUBLISH", FEED.wake, "0")
+        except transport.MOVED:
+            return  # it knows the command: the slot is another node's
+        except ResponseError as exc:
+            raise StoreSetupError(
+                f"the store at {self.node_name(client)} lacks sharded pub/sub ({exc}): "
+                "wake-ups need SPUBLISH/SSUBSCRIBE, in Redis 7.0 or later and Valkey"
+            ) from None
 
     @_translated
     async def ensure_expiry_events(self, client: aioredis.Redis, setup: ExpirySetup) -> None:

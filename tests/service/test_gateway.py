@@ -107,3 +107,14 @@ async def test_polls_share_the_events_they_read(node):
     again = await node.poll("room", "bob", "b", 0)
     assert [e["user"] for e in first["events"]] == ["alice", "bob"]
     assert all(a is b for a, b in zip(first["events"], again["events"], strict=False))
+
+
+@pytest.mark.gen_test(timeout=15)
+async def test_a_store_without_sharded_pubsub_stops_start_up():
+    with redis_server("--rename-command", "SPUBLISH", '""') as port:  # as a Redis 6 would
+        gateway = Gateway.from_url(f"redis://127.0.0.1:{port}/0")
+        try:
+            with pytest.raises(StoreSetupError, match="Redis 7.0 or later"):
+                await gateway.expiry_setup()
+        finally:
+            await gateway.close()

@@ -163,3 +163,11 @@ def test_serve_reports_a_bundled_store_that_cannot_start():
     assert proc.returncode == 1
     assert "cannot start the bundled store" in proc.stderr
     assert f"port {store_port}" in proc.stderr
+
+
+def test_the_banner_never_prints_the_store_password():
+    from presence.cli import _without_password
+
+    assert _without_password("redis://:s3cret@10.0.0.5:6379/0") == "redis://:***@10.0.0.5:6379/0"
+    assert _without_password("rediss://app:s3cret@h:1/0") == "rediss://app:***@h:1/0"
+    assert _without_password("redis://h:1/0") == "redis://h:1/0"
