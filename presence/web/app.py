@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import tornado.httpserver
 import tornado.web

@@ -114,7 +114,7 @@ async def test_a_store_without_sharded_pubsub_stops_start_up():
     with redis_server("--rename-command", "SPUBLISH", '""') as port:  # as a Redis 6 would
         gateway = Gateway.from_url(f"redis://127.0.0.1:{port}/0")
         try:
-            with pytest.raises(StoreSetupError, match="Redis 7.0 or later"):
+            with pytest.raises(StoreSetupError, match=r"Redis 7\.0 or later"):
                 await gateway.expiry_setup()
         finally:
             await gateway.close()
