@@ -12,6 +12,7 @@ import pytest
 
 from presence.service.keys import REGISTRY
 from presence.service.model import NotMember
+from tests.helpers import wait_until_async
 from tests.service.helpers import client_for, expire, flush, ident, make_presence
 
 
@@ -180,7 +181,7 @@ async def test_held_poll_wakes_when_another_node_records_an_event(node, other_no
     await node.join("room", "alice", "a", None)
     node.poll_timeout = 10
     held = asyncio.ensure_future(node.poll("room", "alice", "a", 1))
-    await asyncio.sleep(0.05)
+    await wait_until_async(lambda: node.pending == 1, message="the poll is held")
     assert not held.done()
     await other_node.join("room", "bob", "b", None)
     node.woken("room")  # what the subscriber does when the store announces the event
@@ -201,7 +202,7 @@ async def test_cancelled_poll_leaves_no_waiter(node):
     await node.join("room", "alice", "a", None)
     node.poll_timeout = 10
     held = asyncio.ensure_future(node.poll("room", "alice", "a", 1))
-    await asyncio.sleep(0.05)
+    await wait_until_async(lambda: node.pending == 1, message="the poll is held")
     assert node.pending == 1 and node.feeds["room"].waiting == 1
     held.cancel()
     await asyncio.gather(held, return_exceptions=True)
@@ -213,7 +214,7 @@ async def test_shutdown_answers_held_polls_with_reconnect(node):
     await node.join("room", "alice", "a", None)
     node.poll_timeout = 10
     held = asyncio.ensure_future(node.poll("room", "alice", "a", 1))
-    await asyncio.sleep(0.05)
+    await wait_until_async(lambda: node.pending == 1, message="the poll is held")
     node.shutdown()
     got = await asyncio.wait_for(held, 5)
     assert (ident(got["cursor"]), got["events"], got["reconnect"]) == (1, [], True)
@@ -285,7 +286,7 @@ async def test_cancelling_a_hold_ends_its_wait_and_leaves_no_waiter(node):
     node.poll_timeout = 10
     hold = Hold()
     held = asyncio.ensure_future(node.poll("room", "alice", "a", 1, hold))
-    await asyncio.sleep(0.05)
+    await wait_until_async(lambda: node.pending == 1, message="the poll is held")
     assert node.feeds["room"].waiting == 1
     hold.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -480,7 +481,7 @@ async def test_a_cursor_into_a_log_the_store_lost_gets_reset(node, monkeypatch):
         await node.send("room", "alice", f"before {i}")
     old = (await node.poll("room", "alice", "a", 0))["cursor"]
     held = asyncio.ensure_future(node.poll("room", "alice", "a", old))
-    await asyncio.sleep(0.05)
+    await wait_until_async(lambda: node.pending == 1, message="the poll is held")
     await flush(node)  # the store restarted empty
     assert (await node.poll("room", "alice", "a", old))["reason"] == "unknown"
     await node.join("room", "alice", "a", None)
@@ -547,8 +548,7 @@ async def test_a_cancelled_hold_leaves_the_feed_and_the_timer_wheel(node):
     with pytest.raises(asyncio.CancelledError):
         await held
     await node.join("room", "bob", "b", None)  # a later wake-up finds nothing to answer
-    await asyncio.sleep(0.05)
-    assert node.pending == 0 and node.feeds["room"].users == 0
+    await wait_until_async(lambda: node.pending == 0 and node.feeds["room"].users == 0)
 
 
 @pytest.mark.gen_test

@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 from presence.service.subscriber import Subscriber
+from tests.helpers import wait_until_async
 from tests.service.helpers import ident, make_presence
 
 TIMEOUT = 1.0
@@ -57,8 +58,9 @@ async def test_one_offline_per_silent_user_across_two_nodes(nodes):
     offline = [e["user"] for e in events if e["type"] == "offline"]
     assert sorted(offline) == sorted(silent)
     assert [e["type"] for e in events[:8]] == ["join"] * 7 + ["message"]
-    await asyncio.sleep(0.2)  # a node counts its claim just after the store has it
-    assert a.stats.events["offline"] + b.stats.events["offline"] == len(silent)
+    await wait_until_async(  # a node counts its claim just after the store has it
+        lambda: a.stats.events["offline"] + b.stats.events["offline"] == len(silent)
+    )
 
 
 @pytest.mark.gen_test(timeout=20)

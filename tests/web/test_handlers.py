@@ -9,6 +9,7 @@ import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
 
 from presence.web.app import WebSettings, make_app
+from tests.helpers import wait_until_async
 from tests.service.helpers import expire, flush, ident, make_presence
 
 JSONP = re.compile(r"^/\*\*/ typeof (cb|a\.b_\$) === 'function' && \1\((.*)\);$", re.S)
@@ -117,10 +118,10 @@ async def test_join_poll_heartbeat_send_leave(get):
 
 
 @pytest.mark.gen_test
-async def test_held_poll_answers_when_an_event_arrives(get):
+async def test_held_poll_answers_when_an_event_arrives(get, model):
     await get("/channels/room/join", **me())
     held = asyncio.ensure_future(get("/channels/room/poll", **me(cursor=1)))
-    await asyncio.sleep(0.05)
+    await wait_until_async(lambda: model.pending == 1, message="the poll is held")
     await get("/channels/room/join", user="bob", conn="b")
     assert [e["user"] for e in body(await held)["events"]] == ["bob"]
 
