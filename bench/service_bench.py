@@ -421,6 +421,73 @@ def bench_rps(args) -> None:
         )
 
 
+# ---------------------------------------------------------------- capacity
+
+
+async def memory_per_user(url: str, users: int) -> float:
+    """used_memory bytes per online user (one tab, 10 users per channel) in the store at `url`."""
+    from presence.service.gateway import Gateway
+
+    gateway = Gateway.from_url(url)
+    try:
+        await gateway.redis.flushall()
+        before = (await gateway.redis.info("memory"))["used_memory"]
+        gate = asyncio.Semaphore(200)
+
+        async def one(i: int) -> None:
+            async with gate:
+                info = '{"name":"User %d"}' % i
+                await gateway.register(f"cap{i // 10}", f"u{i}", f"c{i}", int(time.time() * 1000),
+                                       30_000, info)  # fmt: skip
+
+        await asyncio.gather(*(one(i) for i in range(users)))
+        return ((await gateway.redis.info("memory"))["used_memory"] - before) / users
+    finally:
+        await gateway.close()
+
+
+def bench_capacity(args) -> None:
+    """What one node process and one store can hold: CPU per poll and heartbeat on each side
+    (redis-server as the store, so the two are apart), memory per online user in the store."""
+    conns = 50
+    heartbeat = [f"/channels/cap-hb-{i % 10}/heartbeat?user=h{i}&conn=c{i}" for i in range(conns)]
+    rows: dict[str, list[dict]] = {"heartbeat": [], "poll": []}
+    with redis_server() as port:
+        store_pid = int(
+            subprocess.run(["redis-cli", "-p", str(port), "info", "server"], capture_output=True,
+                           text=True).stdout.split("process_id:")[1].split()[0]
+        )  # fmt: skip
+        with service(f"redis://127.0.0.1:{port}/0") as (url, proc):
+            poll = run(joined_poll_paths(url, conns))
+            run(join_heartbeat_users(url, conns))
+            for r in range(args.rps_rounds):
+                for name, paths in (("heartbeat", heartbeat), ("poll", poll)):
+                    store0 = own_cpu_seconds(store_pid)
+                    got = run(hammer(url, paths, conns, args.rps_seconds, server_pid=proc.pid))
+                    got["node_us"] = got["server_cpu_s"] / max(got["requests"], 1) * 1e6
+                    got["store_us"] = (
+                        (own_cpu_seconds(store_pid) - store0) / max(got["requests"], 1) * 1e6
+                    )
+                    rows[name].append(got)
+                    print(f"  capacity round {r + 1} {name}: {got['rps']:.0f}/s, node "
+                          f"{got['node_us']:.0f} us, redis {got['store_us']:.1f} us per request",
+                          file=sys.stderr, flush=True)  # fmt: skip
+        redis_bytes = run(memory_per_user(f"redis://127.0.0.1:{port}/0", args.capacity_users))
+    print(f"\n### Capacity of one node process and one store ({args.rps_rounds} rounds, medians)\n")
+    print("| request | node CPU per request | redis-server CPU per request "
+          "| requests/s per node core | requests/s per redis core |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for name, got in rows.items():
+        node_us = median([g["node_us"] for g in got])
+        store_us = median([g["store_us"] for g in got])
+        print(f"| {name} | {node_us:.0f} us | {store_us:.1f} us | {1e6 / node_us:,.0f} "
+              f"| {1e6 / store_us:,.0f} |")  # fmt: skip
+    print(
+        f"\nredis-server memory per online user (one tab, its member record and indexes): "
+        f"{redis_bytes:.0f} bytes ({args.capacity_users:,} users)"
+    )
+
+
 # ---------------------------------------------------------------- memory per held poll
 
 
@@ -838,7 +905,7 @@ def main() -> None:
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
-        "--only", default="lag,rps,memory", help="comma-separated: lag,rps,memory,workers"
+        "--only", default="lag,rps,memory", help="comma-separated: lag,rps,memory,workers,capacity"
     )
     p.add_argument("--quick", action="store_true", help="small sizes, one round: a smoke run")
     p.add_argument("--rounds", type=int, default=3, help="offline-lag rounds per store (3)")
@@ -858,6 +925,9 @@ def main() -> None:
         "--duration", type=float, default=10, help="seconds over which the silent users stop (10)"
     )
     p.add_argument("--sizes", default="1000,10000", help="online users of the lag runs")
+    p.add_argument(
+        "--capacity-users", type=int, default=50000, help="online users of the memory count"
+    )
     p.add_argument(
         "--lag-stores",
         default=",".join(LAG_STORES),
@@ -887,7 +957,7 @@ def main() -> None:
         args.sizes, args.rounds = [200], 1
         args.timeout, args.poll_timeout, args.duration = 5, 4, 3
         args.rps_rounds, args.rps_seconds = 1, 2.0
-        args.memory_rounds, args.held = 1, 500
+        args.memory_rounds, args.held, args.capacity_users = 1, 500, 2000
     limit = raise_open_files_limit()  # inherited by the servers started below
     print(
         f"# presence service benchmark ({time.strftime('%Y-%m-%d %H:%M')}, "
@@ -899,6 +969,7 @@ def main() -> None:
         ("rps", bench_rps),
         ("memory", bench_memory),
         ("workers", bench_workers),
+        ("capacity", bench_capacity),
     )
     for name, section in sections:
         if name in only:
