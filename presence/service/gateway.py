@@ -333,10 +333,7 @@ class Gateway:
 
         def queue(pipe: Packed) -> tuple[int, Any]:
             pipe.zscore(k.conns(user), conn)
-            pipe.set(k.online(user), "1", px=ttl, xx=True)
-            pipe.zadd(k.conns(user), {conn: deadline}, xx=True)
-            pipe.zadd(k.connections, {f"{user}/{conn}": deadline}, xx=True)
-            pipe.zadd(k.deadlines, {user: deadline}, xx=True)
+            pipe.raw(k.refresh_commands(user, conn, deadline, ttl), 4)  # the same four writes
             pipe.hget(k.gone(user), conn)
             if cursor is None:
                 pipe.get(k.seq)
