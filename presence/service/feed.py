@@ -10,11 +10,18 @@ A held poll is one Hold: a small object with one future (the poll's answer), and
 coroutine, task or timer of its own; held polls are many (one per open browser tab), so
 each costs a few hundred bytes. Their timeouts come from one TimerWheel per node, which
 answers the holds due in the same TICK together, with one event-loop timer per bucket.
+
+A feed answers its polls in turns at least PACE apart. A message into a quiet channel is
+answered at once; under a stream of them (more than one per PACE), the wake-ups and the
+polls that come back meanwhile wait for the feed's next turn, and each answer carries the
+events of one PACE: one poll per tab per PACE instead of one per event, which is what a
+node can serve. See Feed.pace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 from collections import deque
@@ -26,6 +33,7 @@ log = logging.getLogger("presence.feed")
 
 TAIL = 256  # events a feed keeps in memory
 TICK = 0.05  # seconds: a held poll times out within [poll_timeout, poll_timeout + TICK)
+PACE = 0.05  # seconds: a feed answers its polls at most once per PACE (Feed.pace)
 
 
 class Hold:
@@ -134,6 +142,9 @@ class Feed:
         "pokes",
         "covered",
         "key",
+        "_last",
+        "paced_until",
+        "_turn",
     )
 
     def __init__(
@@ -155,6 +166,9 @@ class Feed:
         self.held = 0  # polls held on this feed (waiting, or re-reading after a wake-up)
         self.pokes = 0  # how many times the log was announced to have grown
         self.covered = 0  # `pokes` as of the start of the last completed refresh
+        self._last: tuple | None = None  # events_after's last answer: (cursor, seq, epoch, list)
+        self.paced_until = 0.0  # loop time of the feed's next turn (see pace)
+        self._turn: asyncio.Future | None = None  # resolves at that turn, while awaited
 
     @property
     def waiting(self) -> int:
@@ -178,14 +192,32 @@ class Feed:
 
     def events_after(self, cursor: int, epoch: str | None = None) -> list[dict] | None:
         """Events after `cursor` (of the log of `epoch`) from memory; None when memory cannot
-        tell (read the store)."""
-        if self.seq is None or epoch != self.epoch or cursor > self.seq:
+        tell (read the store).
+
+        The polls held on a feed usually wait at the same cursor, so one wake-up asks the
+        same question for each: the answer is computed once and the same list returned
+        while the tail ends at the same event (callers must not modify it). So the
+        answers of one wake-up share their events list, and encoding them can be shared
+        too (presence.web.base.encode_json).
+        """
+        seq = self.seq
+        if seq is None or epoch != self.epoch or cursor > seq:
             return None
-        if cursor == self.seq:
+        if cursor == seq:
             return []
-        if not self.tail or self.tail[0]["id"] > cursor + 1:
+        last = self._last
+        if last is not None and last[0] == cursor and last[1] == seq and last[2] == epoch:
+            return last[3]
+        tail = self.tail
+        if not tail or tail[0]["id"] > cursor + 1:
             return None
-        return [e for e in self.tail if e["id"] > cursor]
+        # ids are consecutive and end at seq: the answer is the tail's last seq - cursor
+        count = seq - cursor
+        events = list(itertools.islice(tail, len(tail) - count, None))
+        if events[0]["id"] != cursor + 1:  # (the invariant says it cannot happen)
+            events = [e for e in tail if e["id"] > cursor]
+        self._last = (cursor, seq, epoch, events)
+        return events
 
     # -- held polls ---------------------------------------------------------------------
 
@@ -227,8 +259,37 @@ class Feed:
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = asyncio.ensure_future(self._refresh())
 
+    def pace(self) -> asyncio.Future | None:
+        """None when a poll of this feed may start now, else a future to await first.
+
+        After a wake-up has answered the feed's polls, the next answers wait for the
+        feed's next turn, PACE later: the wake-ups of the events recorded meanwhile, and
+        the polls that come back meanwhile (they would find those events and answer at
+        once, one or two each). All of them then go together: one store read for the
+        held polls, and every answer with the events of the whole PACE. A turn that
+        passes with nothing to answer costs nothing: the next event is answered at once.
+        """
+        turn = self._turn
+        if turn is not None:
+            return turn
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self.paced_until:
+            return None
+        turn = self._turn = loop.create_future()
+        loop.call_at(self.paced_until, self._next_turn)
+        return turn
+
+    def _next_turn(self) -> None:
+        turn, self._turn = self._turn, None
+        self.paced_until = asyncio.get_running_loop().time() + PACE
+        if turn is not None and not turn.done():
+            turn.set_result(None)
+
     async def _refresh(self) -> None:
         try:
+            turn = self.pace()
+            if turn is not None:
+                await asyncio.shield(turn)  # (shared: cancelling one waiter must not end it)
             while self._stale:
                 self._stale = False
                 mark = self.pokes
@@ -241,6 +302,7 @@ class Feed:
         finally:
             self._refreshing = None
             self.wake()
+            self.paced_until = asyncio.get_running_loop().time() + PACE
 
 
 def _answer_true(feed: Feed, hold: Hold) -> None:

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
+from typing import cast
 
+import tornado
 import tornado.web
+from tornado import httputil
+from tornado.http1connection import HTTP1Connection
 
 from presence.service import names
 from presence.service.records import Event, StoreUnavailable
@@ -60,6 +65,41 @@ def encode_json(value) -> str:
     return text.replace("</", "<\\/")
 
 
+# The last poll answer encoded: (its events list, its cursor, its JSON as bytes). The polls
+# one wake-up answers usually share their cursor, and then their events list (see
+# presence.service.feed.Feed.events_after): their answer is encoded once for all.
+_last_answer: tuple = (None, None, b"")
+
+
+def encode_answer(value: object) -> bytes:
+    """encode_json(value) as UTF-8, reused for the same poll answer as the previous call."""
+    global _last_answer
+    if value.__class__ is dict and len(value) == 2:
+        events = value.get("events")
+        if events:
+            last = _last_answer
+            cursor = value.get("cursor")
+            if last[0] is events and last[1] == cursor:
+                return last[2]
+            body = encode_json(value).encode()
+            _last_answer = (events, cursor, body)
+            return body
+    return encode_json(value).encode()
+
+
+_SERVER = "TornadoServer/%s" % tornado.version
+_date: tuple[int, str] = (0, "")
+
+
+def http_date() -> str:
+    """The Date header's value for now (formatted once per second)."""
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, httputil.format_timestamp(now))
+    return _date[1]
+
+
 class BaseHandler(tornado.web.RequestHandler):
     """JSON/JSONP rendering, CORS, parameter parsing and error bodies."""
 
@@ -80,9 +120,23 @@ class BaseHandler(tornado.web.RequestHandler):
     def compute_etag(self) -> None:
         return None  # answers are live state, never revalidated
 
-    def set_default_headers(self) -> None:
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("X-Content-Type-Options", "nosniff")
+    def check_etag_header(self) -> bool:
+        return False  # what Tornado's answers without an Etag (compute_etag gives none)
+
+    def clear(self) -> None:
+        """Tornado's clear() (Server, Content-Type, Date) plus Cache-Control: no-store and
+        X-Content-Type-Options: nosniff, each header written as is: these values need
+        none of set_header's checks, and the date is formatted once per second."""
+        headers = httputil.HTTPHeaders()
+        headers["Server"] = _SERVER
+        headers["Content-Type"] = "text/html; charset=UTF-8"
+        headers["Date"] = http_date()
+        headers["Cache-Control"] = "no-store"
+        headers["X-Content-Type-Options"] = "nosniff"
+        self._headers = headers
+        self._write_buffer = []
+        self._status_code = 200
+        self._reason = "OK"
 
     def options(self, *args) -> None:
         """CORS preflight for JSON clients (POST with a JSON body, DELETE with a token)."""
@@ -98,14 +152,45 @@ class BaseHandler(tornado.web.RequestHandler):
     def reply(self, value, status: int = 200) -> None:
         """Finish with `value` as JSONP (when a callback was given) or JSON."""
         self.set_status(status)
-        body = encode_json(value)
-        if self.callback is not None:
-            self.set_header("Content-Type", "text/javascript; charset=UTF-8")
-            self.finish(f"/**/ typeof {self.callback} === 'function' && {self.callback}({body});")
+        body = encode_answer(value)
+        headers = self._headers
+        callback = self.callback
+        if callback is not None:
+            headers["Content-Type"] = "text/javascript; charset=UTF-8"
+            name = callback.encode()  # ASCII: names.is_callback
+            body = b"/**/ typeof %s === 'function' && %s(%s);" % (name, name, body)
         else:
-            self._cors()
-            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            headers["Access-Control-Allow-Origin"] = "*"
+            headers["Content-Type"] = "application/json; charset=UTF-8"
+        self.finish_body(body)
+
+    def finish_body(self, body: bytes) -> None:
+        """finish(body) for a response that is all of `body`: what Tornado's finish() does
+        for it, minus the steps that cannot apply here (no Etag, no output transform, no
+        cookie, nothing written before). Anything else goes through finish()."""
+        if (
+            self._headers_written
+            or self._write_buffer
+            or self._transforms
+            or self._finished
+            or self._status_code in _NO_CONTENT
+            or self.request.method == "HEAD"
+            or hasattr(self, "_new_cookie")
+        ):
             self.finish(body)
+            return
+        self._headers["Content-Length"] = str(len(body))
+        connection = cast(HTTP1Connection, self.request.connection)
+        connection.set_close_callback(None)
+        self._headers_written = True
+        connection.write_headers(
+            httputil.ResponseStartLine("", self._status_code, self._reason), self._headers, body
+        )
+        connection.finish()
+        self._log()
+        self._finished = True
+        self.on_finish()
+        self._break_cycles()
 
     def write_error(self, status_code: int, **kwargs) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -186,6 +271,9 @@ class BaseHandler(tornado.web.RequestHandler):
         if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
             raise BadParam(name, f"{name} must be an integer from {low} to {high}")
         return int(raw)
+
+
+_NO_CONTENT = frozenset((*range(100, 200), 204, 304))  # statuses whose answers have no body
 
 
 class NotFoundHandler(BaseHandler):

@@ -106,14 +106,19 @@ class LongPollHandler(BaseHandler):
         request = self.request
         request.arguments = request.query_arguments = _NO_ARGUMENTS
 
-    async def answer_held(self, start) -> None:
+    async def answer_held(self, start, turn: asyncio.Future | None = None) -> None:
         """Reply with `start(hold)`'s answer, awaiting the Hold when the domain holds it.
 
-        If the client goes away meanwhile, nothing is answered.
+        `turn` (see Feed.pace) is awaited first. If the client goes away meanwhile,
+        nothing is answered.
         """
         self.release_arguments()
         self.hold = hold = Hold()
         try:
+            if turn is not None:
+                await asyncio.shield(turn)  # (shared: cancelling one waiter must not end it)
+                if hold.gone:
+                    return
             answer = await start(hold)
             if answer is hold:
                 answer = await hold.future
@@ -133,8 +138,10 @@ class PollHandler(LongPollHandler, ClientHandler):
     async def get(self, channel: str) -> None:
         channel, user, conn = self.params(channel)
         cursor = self.name_arg("cursor", names.is_cursor)
+        feed = self.presence.feeds.get(channel)
         await self.answer_held(
-            lambda hold: self.presence.start_poll(channel, user, conn, cursor, hold)
+            lambda hold: self.presence.start_poll(channel, user, conn, cursor, hold),
+            None if feed is None else feed.pace(),
         )
 
     post = get

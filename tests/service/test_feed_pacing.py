@@ -1,0 +1,115 @@
+"""A feed's turns (Feed.pace) and the answers one wake-up shares (events list, encoding)."""
+
+import asyncio
+
+import pytest
+
+from presence.service import feed as feed_module
+from presence.service.feed import Feed, Hold
+from presence.service.records import Event, LogSlice
+from presence.web.base import encode_answer, encode_json
+
+
+def events(*ids):
+    return [{"id": i, "type": "message"} for i in ids]
+
+
+def growing_log():
+    """A fetch whose log grows by one event per read, and the reads it served."""
+    reads = []
+
+    async def fetch(cursor, epoch):
+        reads.append(cursor)
+        return LogSlice(cursor, cursor + 1, 0, events(cursor + 1))
+
+    return fetch, reads
+
+
+@pytest.mark.gen_test
+async def test_an_event_into_a_quiet_feed_is_answered_at_once():
+    fetch, _ = growing_log()
+    feed = Feed(fetch)
+    feed.observe(LogSlice(5, 5, 0, []))
+    loop = asyncio.get_running_loop()
+    assert feed.pace() is None
+    hold = feed.hold(Hold())
+    start = loop.time()
+    feed.poke()
+    assert await hold is True
+    assert loop.time() - start < feed_module.PACE
+
+
+@pytest.mark.gen_test
+async def test_after_a_wake_up_the_next_answers_wait_for_the_feeds_next_turn():
+    fetch, reads = growing_log()
+    feed = Feed(fetch)
+    feed.observe(LogSlice(5, 5, 0, []))
+    loop = asyncio.get_running_loop()
+    first = feed.hold(Hold())
+    feed.poke()
+    assert await first is True
+    woken = loop.time()
+    # a poll that comes back now waits for the turn, and so does the next wake-up
+    turn = feed.pace()
+    assert turn is not None and feed.pace() is turn  # one shared future per turn
+    second = feed.hold(Hold())
+    feed.poke()
+    feed.poke()
+    await asyncio.sleep(0.01)
+    assert not second.future.done() and reads == [5]
+    assert await second is True
+    assert turn.done() and loop.time() - woken >= feed_module.PACE * 0.9
+    assert reads == [5, 6]  # the pokes of the whole turn: one read
+
+
+@pytest.mark.gen_test
+async def test_a_waiter_cancelled_during_a_turn_leaves_the_others_waiting():
+    fetch, _ = growing_log()
+    feed = Feed(fetch)
+    feed.observe(LogSlice(5, 5, 0, []))
+    hold = feed.hold(Hold())
+    feed.poke()
+    await hold
+    turn = feed.pace()
+    assert turn is not None
+    gone = asyncio.ensure_future(asyncio.shield(turn))
+    staying = asyncio.ensure_future(asyncio.shield(turn))
+    await asyncio.sleep(0)
+    gone.cancel()
+    await staying
+    assert turn.done() and not turn.cancelled()
+
+
+@pytest.mark.gen_test
+async def test_a_turn_with_nothing_to_answer_leaves_the_feed_quiet():
+    fetch, _ = growing_log()
+    feed = Feed(fetch)
+    feed.observe(LogSlice(5, 5, 0, []))
+    hold = feed.hold(Hold())
+    feed.poke()
+    await hold
+    await feed.pace()
+    await asyncio.sleep(feed_module.PACE * 1.2)
+    assert feed.pace() is None  # the next event is answered at once again
+
+
+def test_polls_at_one_cursor_share_their_answer():
+    feed = Feed(fetch=None)
+    feed.observe(LogSlice(2, 5, 0, events(3, 4, 5)))
+    shared = feed.events_after(3)
+    assert [e["id"] for e in shared] == [4, 5]
+    assert feed.events_after(3) is shared  # the same list for every poll at that cursor
+    assert [e["id"] for e in feed.events_after(2)] == [3, 4, 5]
+    feed.observe(LogSlice(5, 6, 0, events(6)))
+    assert [e["id"] for e in feed.events_after(3)] == [4, 5, 6]  # a new tail, a new answer
+
+
+def test_an_answer_is_encoded_once_per_events_list_and_cursor():
+    shared = [Event(4, '{"type":"message","data":"</script>"}')]
+    first = encode_answer({"cursor": "e:4", "events": shared})
+    assert first == encode_json({"cursor": "e:4", "events": shared}).encode()
+    assert b"</" not in first
+    assert encode_answer({"cursor": "e:4", "events": shared}) is first
+    other = encode_answer({"cursor": "e:4", "events": list(shared)})
+    assert other == first and other is not first  # another list: encoded again
+    assert encode_answer({"cursor": "f:4", "events": shared}) != first
