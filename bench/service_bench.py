@@ -41,7 +41,15 @@ import urllib.request
 from contextlib import contextmanager
 
 from presence.bench import Client, hammer, raise_open_files_limit
-from presence.testing import ROOT, free_port, redis_cluster, redis_server, stop, wait_for_port
+from presence.testing import (
+    ROOT,
+    bundled_store,
+    free_port,
+    redis_cluster,
+    redis_server,
+    stop,
+    wait_for_port,
+)
 
 # ---------------------------------------------------------------- processes
 
@@ -446,46 +454,57 @@ async def memory_per_user(url: str, users: int) -> float:
         await gateway.close()
 
 
-def bench_capacity(args) -> None:
-    """What one node process and one store can hold: CPU per poll and heartbeat on each side
-    (redis-server as the store, so the two are apart), memory per online user in the store."""
+def store_pid_of(port: int) -> int:
+    """The pid of the Redis-compatible server on `port` (INFO server's process_id)."""
+    out = subprocess.run(["redis-cli", "-p", str(port), "info", "server"], capture_output=True,
+                         text=True).stdout  # fmt: skip
+    return int(out.split("process_id:")[1].split()[0])
+
+
+def capacity_of(port: int, args) -> dict:
+    """CPU per heartbeat and per poll of one node and of the store on `port`, and the store's
+    memory per online user."""
     conns = 50
     heartbeat = [f"/channels/cap-hb-{i % 10}/heartbeat?user=h{i}&conn=c{i}" for i in range(conns)]
     rows: dict[str, list[dict]] = {"heartbeat": [], "poll": []}
+    store_pid = store_pid_of(port)
+    with service(f"redis://127.0.0.1:{port}/0") as (url, proc):
+        poll = run(joined_poll_paths(url, conns))
+        run(join_heartbeat_users(url, conns))
+        for r in range(args.rps_rounds):
+            for name, paths in (("heartbeat", heartbeat), ("poll", poll)):
+                store0 = own_cpu_seconds(store_pid)
+                got = run(hammer(url, paths, conns, args.rps_seconds, server_pid=proc.pid))
+                requests = max(got["requests"], 1)
+                got["node_us"] = got["server_cpu_s"] / requests * 1e6
+                got["store_us"] = (own_cpu_seconds(store_pid) - store0) / requests * 1e6
+                rows[name].append(got)
+                print(f"  capacity round {r + 1} {name}: {got['rps']:.0f}/s, node "
+                      f"{got['node_us']:.0f} us, store {got['store_us']:.1f} us per request",
+                      file=sys.stderr, flush=True)  # fmt: skip
+    memory = run(memory_per_user(f"redis://127.0.0.1:{port}/0", args.capacity_users))
+    return {"rows": rows, "memory": memory}
+
+
+def bench_capacity(args) -> None:
+    """What one node process and one store can hold: CPU per poll and heartbeat on each side
+    (the store in a process of its own, so the two are apart), memory per online user."""
+    found = {}
     with redis_server() as port:
-        store_pid = int(
-            subprocess.run(["redis-cli", "-p", str(port), "info", "server"], capture_output=True,
-                           text=True).stdout.split("process_id:")[1].split()[0]
-        )  # fmt: skip
-        with service(f"redis://127.0.0.1:{port}/0") as (url, proc):
-            poll = run(joined_poll_paths(url, conns))
-            run(join_heartbeat_users(url, conns))
-            for r in range(args.rps_rounds):
-                for name, paths in (("heartbeat", heartbeat), ("poll", poll)):
-                    store0 = own_cpu_seconds(store_pid)
-                    got = run(hammer(url, paths, conns, args.rps_seconds, server_pid=proc.pid))
-                    got["node_us"] = got["server_cpu_s"] / max(got["requests"], 1) * 1e6
-                    got["store_us"] = (
-                        (own_cpu_seconds(store_pid) - store0) / max(got["requests"], 1) * 1e6
-                    )
-                    rows[name].append(got)
-                    print(f"  capacity round {r + 1} {name}: {got['rps']:.0f}/s, node "
-                          f"{got['node_us']:.0f} us, redis {got['store_us']:.1f} us per request",
-                          file=sys.stderr, flush=True)  # fmt: skip
-        redis_bytes = run(memory_per_user(f"redis://127.0.0.1:{port}/0", args.capacity_users))
+        found["redis-server"] = capacity_of(port, args)
+    with bundled_store("--keys-expire-notify", "presence:expired") as port:
+        found["bundled store"] = capacity_of(port, args)
     print(f"\n### Capacity of one node process and one store ({args.rps_rounds} rounds, medians)\n")
-    print("| request | node CPU per request | redis-server CPU per request "
-          "| requests/s per node core | requests/s per redis core |")  # fmt: skip
-    print("|---|---|---|---|---|")
-    for name, got in rows.items():
-        node_us = median([g["node_us"] for g in got])
-        store_us = median([g["store_us"] for g in got])
-        print(f"| {name} | {node_us:.0f} us | {store_us:.1f} us | {1e6 / node_us:,.0f} "
-              f"| {1e6 / store_us:,.0f} |")  # fmt: skip
-    print(
-        f"\nredis-server memory per online user (one tab, its member record and indexes): "
-        f"{redis_bytes:.0f} bytes ({args.capacity_users:,} users)"
-    )
+    print("| store | request | node CPU per request | store CPU per request "
+          "| requests/s per node core | requests/s per store core | store memory per online user |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for store, got in found.items():
+        for name, reps in got["rows"].items():
+            node_us = median([g["node_us"] for g in reps])
+            store_us = median([g["store_us"] for g in reps])
+            print(f"| {store} | {name} | {node_us:.0f} us | {store_us:.1f} us "
+                  f"| {1e6 / node_us:,.0f} | {1e6 / store_us:,.0f} "
+                  f"| {got['memory']:,.0f} B ({args.capacity_users:,} users) |")  # fmt: skip
 
 
 # ---------------------------------------------------------------- memory per held poll
