@@ -52,7 +52,8 @@ from presence.service.transport import STORE_DOWN, Packed, Router
 _GONE = {"offline": "expired", "leave": "left", "kick": "kicked"}  # removal -> tab's reason
 _EVENTS_CACHED = 10_000  # parsed events kept for reuse (see Gateway._event)
 _READ_COMMANDS = 3  # commands of a log read (see Gateway._queue_read)
-_READ_RETRIES = 50  # log reads that found the log trimmed meanwhile, before StoreBusy
+_READ_RETRIES = 50  # log reads that found more appended than they read, before StoreBusy
+_READ_SLACK = 4  # events a log read takes beyond the newest seen, for those appended since
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -100,7 +101,7 @@ class Gateway:
         self.router = router
         self.history = history
         self._batcher = transport.Batcher(router)
-        self._bases: dict[str, int] = {}  # events key -> last seen base, to read in one trip
+        self._seqs: dict[str, int] = {}  # events key -> newest id seen, to read in one trip
         self._keys: dict[str, ChannelKeys] = {}
         self._events: dict[tuple[int, str], Event] = {}  # recently read events (_event)
 
@@ -501,33 +502,36 @@ class Gateway:
             log = parse(replies)
             if log is not None:
                 return log
-        raise StoreBusy(f"could not read {k.events}: it keeps being trimmed")
+        raise StoreBusy(f"could not read {k.events}: it keeps growing faster than read")
 
     def _queue_read(self, pipe: Packed, k: LogKeys, cursor: int, epoch: str | None
                     ) -> Callable[[list], LogSlice | None]:  # fmt: skip
-        """Queue MGET seq epoch, LLEN and LRANGE from the cached base of the log whose keys
+        """Queue MGET seq epoch, LLEN and LRANGE of the newest events of the log whose keys
         `k` names (_READ_COMMANDS commands); returns a parser of their replies.
 
-        The parser returns None when the base moved (the log was trimmed meanwhile): the
-        LRANGE then started at the wrong index and the read must be repeated.
+        The LRANGE counts from the end: as many events as this node last saw after
+        `cursor`, plus _READ_SLACK for those appended since. Appends go to the end and
+        trims take from the front, so what it reads is the newest events whatever was
+        trimmed meanwhile, and their ids follow from seq. The parser returns None only
+        when more than the slack were appended since: the read must be repeated.
         """
-        guess = self._bases.get(k.events, 0)
-        start = max(cursor - guess, 0)
-        pipe.raw(k.read_commands(start), _READ_COMMANDS)
+        newest = max(self._seqs.get(k.events, 0), cursor)
+        pipe.raw(k.read_commands(newest - cursor + _READ_SLACK), _READ_COMMANDS)
 
         def parse(replies: list) -> LogSlice | None:
             (seq_text, current), length, raw = replies[0], replies[1], replies[2]
             seq = int(seq_text or 0)
             base = seq - length
-            if len(self._bases) > 100_000:
-                self._bases.clear()
-            self._bases[k.events] = base
+            if len(self._seqs) > 100_000:
+                self._seqs.clear()
+            self._seqs[k.events] = seq
             if cursor < base or cursor > seq or (epoch is not None and epoch != current):
                 return LogSlice(cursor, seq, base, reset=True, epoch=current)
-            if base != guess and cursor < seq:
+            if len(raw) < seq - cursor:
                 return None
-            first = base + 1 + start
-            events = [self._event(first + i, item) for i, item in enumerate(raw)]
+            first = cursor + 1  # raw ends at seq: skip what is at or before the cursor
+            skip = len(raw) - (seq - cursor)
+            events = [self._event(first + i, item) for i, item in enumerate(raw[skip:])]
             return LogSlice(cursor, seq, base, events, epoch=current)
 
         return parse

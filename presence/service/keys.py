@@ -83,9 +83,11 @@ class LogKeys:
             + _bulk(events.encode())
         )
 
-    def read_commands(self, start: int) -> bytes:
-        """A log read, packed: MGET seq epoch, LLEN events, LRANGE events start -1."""
-        return b"%b$%d\r\n%d\r\n$2\r\n-1\r\n" % (self._read_head, len(b"%d" % start), start)
+    def read_commands(self, count: int) -> bytes:
+        """A log read, packed: MGET seq epoch, LLEN events, LRANGE events -count -1 (the
+        newest `count` events, count >= 1)."""
+        start = b"%d" % -count
+        return b"%b$%d\r\n%b\r\n$2\r\n-1\r\n" % (self._read_head, len(start), start)
 
 
 FEED = LogKeys(FEED_SEQ, FEED_EVENTS, FEED_EPOCH, FEED_WAKE)

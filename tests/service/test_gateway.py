@@ -1,5 +1,7 @@
 """The store gateway's set-up of expiry notifications, its key names and packed commands."""
 
+import asyncio
+
 import pytest
 
 from presence.service.gateway import Gateway
@@ -67,7 +69,7 @@ def test_the_prepacked_commands_are_what_the_generic_packer_makes_of_them():
     ]
     assert k.refresh_commands("al@ice", "c-1", 1800000030000, 30000) == b"".join(generic)
     assert k.read_commands(12) == pack(b"MGET", k.seq, k.epoch) + pack(b"LLEN", k.events) + pack(
-        b"LRANGE", k.events, 12, -1
+        b"LRANGE", k.events, -12, -1
     )
     packed = Packed()
     packed.set(k.online("al@ice"), "1", px=30000, xx=True)
@@ -118,3 +120,38 @@ async def test_a_store_without_sharded_pubsub_stops_start_up():
                 await gateway.expiry_setup()
         finally:
             await gateway.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_reads_racing_appends_at_a_full_log_answer_every_event_once(store_url, monkeypatch):
+    """A log at its history length is trimmed by every append: a read that races appends
+    still answers the events after its cursor, each once, in one try (reads used to
+    start at a guessed index, which every trim moved: they retried, and under a stream of
+    events ran out of tries, StoreBusy)."""
+    from presence.service import gateway as gateway_module
+    from tests.service.helpers import make_presence
+
+    monkeypatch.setattr(gateway_module, "_READ_RETRIES", 1)
+    gateway = make_presence(store_url, history=20).gateway
+    event = {"type": "message", "user": "a", "info": None, "ts": 1}
+    try:
+        for _ in range(30):
+            await gateway.record("full", event)
+
+        async def appends():
+            for _ in range(100):
+                await gateway.record("full", event)
+
+        writers = asyncio.gather(appends(), appends())
+        cursor, got = 30, []
+        while not writers.done() or cursor < 230:
+            reads = await asyncio.gather(*(gateway.read_channel("full", cursor) for _ in range(5)))
+            for log in reads:
+                assert not log.reset
+                assert [e["id"] for e in log.events] == list(range(cursor + 1, log.seq + 1))
+            got.extend(reads[0].events)
+            cursor = reads[0].seq
+        await writers
+        assert [e["id"] for e in got] == list(range(31, 231))
+    finally:
+        await gateway.close()
