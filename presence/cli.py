@@ -38,6 +38,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -81,6 +88,14 @@ def serve_parser() -> argparse.ArgumentParser:
         help="claim a silent user's offline at its deadline from this node instead of "
         "waiting for the store's expiry notice: auto = on unless the store announces expiries "
         "at the deadline (the bundled store does; Redis announces them late) (auto)",
+    )
+    add(
+        "--answer-pace",
+        type=_non_negative,
+        default=_env("answer-pace", "0.05"),
+        help="seconds between two answers of one channel's held polls under a stream of "
+        "events: each answer then carries the events of that time (one poll per tab per "
+        "pace, not one per event); a quiet channel's event is answered at once; 0 = off (0.05)",
     )
     add(
         "--timeout",
@@ -246,7 +261,9 @@ async def _run_node(
     except StoreUnavailable as exc:
         print(f"presence: cannot reach the store at {url}: {exc}", file=sys.stderr)
         return 1
-    model = Presence(gateway, args.timeout, args.poll_timeout, args.history_age)
+    model = Presence(
+        gateway, args.timeout, args.poll_timeout, args.history_age, answer_pace=args.answer_pace
+    )
     subscriber = Subscriber(
         model, timers={"auto": None, "on": True, "off": False}[args.offline_timers]
     )

@@ -25,9 +25,10 @@ import itertools
 import logging
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
 
-from presence.service.gateway import LogSlice
+from presence.service.records import LogSlice
 
 log = logging.getLogger("presence.feed")
 
@@ -55,7 +56,8 @@ class Hold:
         self.due = 0  # the timer wheel's bucket (an index of TICKs)
         self.slot: set | None = None  # that bucket's set of holds, while in it
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, Any]:
+        assert self.future is not None, "a Hold is awaited only once held"
         return self.future.__await__()
 
     def cancel(self) -> None:
@@ -65,7 +67,7 @@ class Hold:
             self.future.cancel()
         self.release()
 
-    def answer(self, value) -> None:
+    def answer(self, value: object) -> None:
         """Resolve the poll with `value` (once) and release it."""
         if self.future is not None and not self.future.done():
             self.future.set_result(value)
@@ -145,6 +147,7 @@ class Feed:
         "_last",
         "paced_until",
         "_turn",
+        "pace_interval",
     )
 
     def __init__(
@@ -152,8 +155,10 @@ class Feed:
         fetch: Callable[[int, str | None], Awaitable[LogSlice]],
         settle: Callable[[Feed, Hold], None] | None = None,
         key: str | None = None,
+        pace: float = PACE,
     ) -> None:
         self._fetch = fetch
+        self.pace_interval = pace  # seconds between two turns (0: every wake-up at once)
         self._settle = settle or _answer_true
         self.key = key  # the channel (None: the global feed)
         self.seq: int | None = None
@@ -273,7 +278,7 @@ class Feed:
         if turn is not None:
             return turn
         loop = asyncio.get_running_loop()
-        if loop.time() >= self.paced_until:
+        if not self.pace_interval or loop.time() >= self.paced_until:
             return None
         turn = self._turn = loop.create_future()
         loop.call_at(self.paced_until, self._next_turn)
@@ -281,7 +286,7 @@ class Feed:
 
     def _next_turn(self) -> None:
         turn, self._turn = self._turn, None
-        self.paced_until = asyncio.get_running_loop().time() + PACE
+        self.paced_until = asyncio.get_running_loop().time() + self.pace_interval
         if turn is not None and not turn.done():
             turn.set_result(None)
 
@@ -302,7 +307,7 @@ class Feed:
         finally:
             self._refreshing = None
             self.wake()
-            self.paced_until = asyncio.get_running_loop().time() + PACE
+            self.paced_until = asyncio.get_running_loop().time() + self.pace_interval
 
 
 def _answer_true(feed: Feed, hold: Hold) -> None:

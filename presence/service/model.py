@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from presence.service.deadlines import DeadlineTimers
-from presence.service.feed import Feed, Hold, TimerWheel
+from presence.service.feed import PACE, Feed, Hold, TimerWheel
 from presence.service.gateway import Gateway
 from presence.service.keys import parse_online_key
 from presence.service.names import format_cursor, parse_cursor
@@ -82,8 +82,10 @@ class Presence:
         poll_timeout: float = 25,
         history_age: float = 600,
         clock: Callable[[], float] = time.time,
+        answer_pace: float = PACE,
     ) -> None:
         self.gateway = gateway
+        self.answer_pace = answer_pace  # seconds between a feed's answers (see Feed.pace)
         self.timeout = timeout
         self.poll_timeout = poll_timeout
         self.history_age = history_age
@@ -91,7 +93,7 @@ class Presence:
         self.stats = Stats()
         self.closing = False
         self.feeds: dict[str, Feed] = {}
-        self.global_feed = Feed(gateway.read_feed, self._settle)
+        self.global_feed = Feed(gateway.read_feed, self._settle, None, answer_pace)
         self.wheel = TimerWheel(self._expire)  # the timeouts of every held poll
         self._rereads: set[asyncio.Task] = set()
         self._claims = asyncio.Semaphore(CLAIM_CONCURRENCY)
@@ -125,7 +127,10 @@ class Presence:
         feed = self.feeds.get(channel)
         if feed is None:
             feed = self.feeds[channel] = Feed(
-                functools.partial(self.gateway.read_channel, channel), self._settle, channel
+                functools.partial(self.gateway.read_channel, channel),
+                self._settle,
+                channel,
+                self.answer_pace,
             )
             if self.feed_watcher is not None:
                 self.feed_watcher.watch(channel)
@@ -185,6 +190,12 @@ class Presence:
         releases its waiter. See start_poll for the form that handlers use.
         """
         return await _outcome(await self.start_poll(channel, user, conn, cursor, hold))
+
+    def poll_turn(self, channel: str) -> asyncio.Future | None:
+        """None when a poll of `channel` may start now, else a future to await first (the
+        channel's next turn under a stream of events, see Feed.pace)."""
+        feed = self.feeds.get(channel)
+        return None if feed is None else feed.pace()
 
     async def start_poll(
         self, channel: str, user: str, conn: str, cursor: str | int, hold: Hold | None = None

@@ -7,6 +7,7 @@ Reads are JSON with CORS (JSONP too when `callback` is given); writes (kick) nee
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 from presence.service import names
 from presence.service.model import NotMember, UnknownChannel
@@ -17,10 +18,10 @@ MAX_LIMIT = 1000
 
 
 class ApiHandler(BaseHandler):
-    def page_args(self, check) -> tuple[str | None, int]:
+    def page_args(self, check: Callable[[str], bool]) -> tuple[str | None, int]:
         """(cursor, limit): cursor is the last name of the previous page."""
-        cursor = self.name_arg("cursor", check, required=False)
-        limit = self.int_arg("limit", required=False, low=1, high=MAX_LIMIT)
+        cursor = self.optional_name_arg("cursor", check)
+        limit = self.optional_int_arg("limit", low=1, high=MAX_LIMIT)
         return cursor, limit or 100
 
     def require_admin(self) -> None:
@@ -36,7 +37,7 @@ class ApiHandler(BaseHandler):
 class ChannelsHandler(ApiHandler):
     async def get(self) -> None:
         after, limit = self.page_args(names.is_channel)
-        history = self.int_arg("all", required=False, high=1) == 1  # also channels with 0 users
+        history = self.optional_int_arg("all", high=1) == 1  # also channels with 0 users
         rows, following = await self.presence.channels(after, limit, history)
         self.reply(
             {
@@ -87,7 +88,7 @@ class EventsHandler(LongPollHandler, ApiHandler):
     """Long-poll over the global feed of all channels' events (for the dashboard)."""
 
     async def get(self) -> None:
-        cursor = self.name_arg("cursor", names.is_cursor, required=False)
+        cursor = self.optional_name_arg("cursor", names.is_cursor)
         await self.answer_held(lambda hold: self.presence.start_global_events(cursor, hold))
 
 

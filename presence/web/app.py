@@ -133,5 +133,9 @@ def make_app(
     ]
     tornado_settings.setdefault("log_function", log_request)
     return tornado.web.Application(
-        routes, subscriber=subscriber, default_handler_class=NotFoundHandler, **tornado_settings
+        routes,
+        subscriber=subscriber,
+        default_handler_class=NotFoundHandler,
+        default_handler_args=common,
+        **tornado_settings,
     )

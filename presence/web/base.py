@@ -11,7 +11,8 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import cast
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, cast
 
 import tornado
 import tornado.web
@@ -20,6 +21,10 @@ from tornado.http1connection import HTTP1Connection
 
 from presence.service import names
 from presence.service.records import Event, StoreUnavailable
+
+if TYPE_CHECKING:  # (app.py imports this module)
+    from presence.service.model import Presence
+    from presence.web.app import WebSettings
 
 log = logging.getLogger("presence.web")
 
@@ -43,18 +48,19 @@ class NotFound(BadParam):
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps would make one per call
 
 
-def encode_json(value) -> str:
+def encode_json(value: object) -> str:
     """Compact JSON that is also safe inside a <script> (no `</`, no raw U+2028/9).
 
     A poll's answer {"cursor", "events"} of events read from a log is assembled from the
     events' ready JSON (records.Event.json): the same text, without encoding them again.
     """
-    events = value.get("events") if value.__class__ is dict and len(value) == 2 else None
-    if events and "cursor" in value and all(e.__class__ is Event for e in events):
+    answer = cast(dict, value)  # (checked: the class is tested first)
+    events = answer.get("events") if value.__class__ is dict and len(answer) == 2 else None
+    if events and "cursor" in answer and all(e.__class__ is Event for e in events):
         text = "".join(
             (
                 '{"cursor":',
-                _ENCODER.encode(value["cursor"]),
+                _ENCODER.encode(answer["cursor"]),
                 ',"events":[',
                 ",".join([e.json for e in events]),
                 "]}",
@@ -103,7 +109,7 @@ def http_date() -> str:
 class BaseHandler(tornado.web.RequestHandler):
     """JSON/JSONP rendering, CORS, parameter parsing and error bodies."""
 
-    def initialize(self, presence=None, settings=None) -> None:
+    def initialize(self, presence: Presence, settings: WebSettings) -> None:
         self.presence = presence
         self.app_settings = settings
         self.callback: str | None = None
@@ -138,7 +144,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self._status_code = 200
         self._reason = "OK"
 
-    def options(self, *args) -> None:
+    def options(self, *args: str) -> None:
         """CORS preflight for JSON clients (POST with a JSON body, DELETE with a token)."""
         self._cors()
         self.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
@@ -149,7 +155,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def _cors(self) -> None:
         self.set_header("Access-Control-Allow-Origin", "*")
 
-    def reply(self, value, status: int = 200) -> None:
+    def reply(self, value: object, status: int = 200) -> None:
         """Finish with `value` as JSONP (when a callback was given) or JSON."""
         self.set_status(status)
         body = encode_answer(value)
@@ -192,7 +198,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.on_finish()
         self._break_cycles()
 
-    def write_error(self, status_code: int, **kwargs) -> None:
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, BadParam):
             self.reply({"error": exc.message, "param": exc.param}, status_code)
@@ -201,7 +207,12 @@ class BaseHandler(tornado.web.RequestHandler):
         else:
             self.reply({"error": self._reason}, status_code)
 
-    def log_exception(self, typ, value, tb) -> None:
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if isinstance(value, BadParam):
             return
         if isinstance(value, StoreUnavailable):
@@ -217,15 +228,20 @@ class BaseHandler(tornado.web.RequestHandler):
         except UnicodeDecodeError:
             raise BadParam(name or "path", f"{name or 'path'} is not UTF-8") from None
 
-    def arg(self, name: str, required: bool = True) -> str | None:
-        """A parameter from the query, a form body, or a JSON object body."""
+    def arg(self, name: str) -> str:
+        """A required parameter from the query, a form body, or a JSON object body."""
+        value = self.optional_arg(name)
+        if value is None:
+            raise BadParam(name, f"{name} is required")
+        return value
+
+    def optional_arg(self, name: str) -> str | None:
+        """A parameter (see arg), or None when it is not given."""
         value = self.get_argument(name, None, strip=False)
         if value is None and self.request.method == "POST":
             value = self._json_body().get(name)
             if value is not None and not isinstance(value, str):
                 value = json.dumps(value) if name == "info" else str(value)
-        if value is None and required:
-            raise BadParam(name, f"{name} is required")
         return value
 
     def _json_body(self) -> dict:
@@ -241,31 +257,32 @@ class BaseHandler(tornado.web.RequestHandler):
                 self._body_args = body
         return self._body_args
 
-    def name_arg(
-        self,
-        name: str,
-        check: Callable[[str], bool],
-        value: str | None = None,
-        required: bool = True,
+    def name_arg(self, name: str, check: Callable[[str], bool], value: str | None = None) -> str:
+        """A required parameter (or path part `value`) that must satisfy a name rule."""
+        found = self.optional_name_arg(name, check, value)
+        if found is None:
+            raise BadParam(name, f"{name} is required")
+        return found
+
+    def optional_name_arg(
+        self, name: str, check: Callable[[str], bool], value: str | None = None
     ) -> str | None:
-        """A parameter (or path part `value`) that must satisfy a name rule."""
+        """A parameter (or path part `value`) that must satisfy a name rule, if given."""
         if value is None:
             # The query or form value as get_argument would give it, without its machinery:
             # its one rewrite (control characters to spaces) cannot matter, as no name rule
             # accepts either.
             values = self.request.arguments.get(name)
-            value = self.decode_argument(values[-1], name) if values else self.arg(name, required)
+            value = self.decode_argument(values[-1], name) if values else self.optional_arg(name)
             if value is None:
                 return None
         if not check(value):
             raise BadParam(name, f"invalid {name}")
         return value
 
-    def int_arg(
-        self, name: str, required: bool = True, low: int = 0, high: int = 2**53
-    ) -> int | None:
-        """A decimal integer parameter within [low, high]."""
-        raw = self.arg(name, required)
+    def optional_int_arg(self, name: str, low: int = 0, high: int = 2**53) -> int | None:
+        """A decimal integer parameter within [low, high], if given."""
+        raw = self.optional_arg(name)
         if raw is None:
             return None
         if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:

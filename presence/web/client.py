@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 from presence.service import names
 from presence.service.feed import Hold
@@ -35,7 +37,7 @@ class ClientHandler(BaseHandler):
 
     def info_arg(self) -> str | None:
         """The optional `info`: JSON text of at most 1 KB, returned re-encoded compactly."""
-        raw = self.arg("info", required=False)
+        raw = self.optional_arg("info")
         if raw is None:
             return None
         if len(raw.encode("utf-8")) > names.MAX_INFO_BYTES:
@@ -46,7 +48,7 @@ class ClientHandler(BaseHandler):
             raise BadParam("info", "info must be JSON") from None
 
 
-def _reject(constant: str):
+def _reject(constant: str) -> NoReturn:
     raise ValueError(f"{constant} is not JSON")  # Python's json accepts NaN and Infinity
 
 
@@ -106,7 +108,11 @@ class LongPollHandler(BaseHandler):
         request = self.request
         request.arguments = request.query_arguments = _NO_ARGUMENTS
 
-    async def answer_held(self, start, turn: asyncio.Future | None = None) -> None:
+    async def answer_held(
+        self,
+        start: Callable[[Hold], Awaitable[dict | Hold]],
+        turn: asyncio.Future | None = None,
+    ) -> None:
         """Reply with `start(hold)`'s answer, awaiting the Hold when the domain holds it.
 
         `turn` (see Feed.pace) is awaited first. If the client goes away meanwhile,
@@ -120,8 +126,8 @@ class LongPollHandler(BaseHandler):
                 if hold.gone:
                     return
             answer = await start(hold)
-            if answer is hold:
-                answer = await hold.future
+            if isinstance(answer, Hold):
+                answer = await answer
         except asyncio.CancelledError:
             if hold.gone:
                 return  # the client left: nobody to answer
@@ -138,10 +144,9 @@ class PollHandler(LongPollHandler, ClientHandler):
     async def get(self, channel: str) -> None:
         channel, user, conn = self.params(channel)
         cursor = self.name_arg("cursor", names.is_cursor)
-        feed = self.presence.feeds.get(channel)
         await self.answer_held(
             lambda hold: self.presence.start_poll(channel, user, conn, cursor, hold),
-            None if feed is None else feed.pace(),
+            self.presence.poll_turn(channel),
         )
 
     post = get

@@ -113,3 +113,10 @@ def test_an_answer_is_encoded_once_per_events_list_and_cursor():
     other = encode_answer({"cursor": "e:4", "events": list(shared)})
     assert other == first and other is not first  # another list: encoded again
     assert encode_answer({"cursor": "f:4", "events": shared}) != first
+
+
+@pytest.mark.gen_test
+async def test_a_pace_of_zero_answers_every_wake_up_at_once():
+    feed = Feed(lambda cursor, epoch: None, pace=0)
+    feed.paced_until = asyncio.get_running_loop().time() + 60  # as after a turn
+    assert feed.pace() is None
