@@ -57,7 +57,7 @@ class Subscriber:
         self.wakes: set[str | None] = {None}  # logs whose wake-ups we want (None: the feed)
         self._tasks: list[asyncio.Task] = []
         self._inflight: set[asyncio.Task] = set()
-        self._expired: asyncio.Queue[str] = asyncio.Queue()  # keys heard, not yet handled
+        self._expired: asyncio.Queue[str | None] = asyncio.Queue()  # keys heard, not handled
         self._topology_changed = asyncio.Event()
 
     @property
@@ -77,6 +77,7 @@ class Subscriber:
         if self.timers or (self.timers is None and not self.setup.exact):
             self.presence.enable_deadline_timers()
         self.presence.feed_watcher = self
+        self._expired = asyncio.Queue()  # (a stopped subscriber left its workers' sentinels)
         self._assign()
         self._tasks = [
             asyncio.ensure_future(self._follow_topology()),
@@ -91,10 +92,24 @@ class Subscriber:
                 await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *self._inflight, *(x.task for x in self.listeners.values())]
+        """Stop listening, sweeping and claiming; returns within a few seconds.
+
+        A listener's read can outlive its cancellation (redis-py may take it for a read
+        timeout and read on), so stopped listeners also have their connection closed.
+        """
+        listeners = list(self.listeners.values())
+        for listener in listeners:
+            listener.stopped = True
+        for _ in range(CLAIM_WORKERS):  # a worker whose cancel a store call swallowed ends too
+            self._expired.put_nowait(None)
+        tasks = [*self._tasks, *self._inflight, *(x.task for x in listeners)]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        _, pending = await asyncio.wait(tasks, timeout=1) if tasks else (set(), set())
+        if pending:
+            for listener in listeners:
+                await listener.disconnect()
+            await asyncio.wait(pending, timeout=2)
         self.listeners.clear()
         self.presence.feed_watcher = None
         self.presence.disable_deadline_timers()
@@ -187,6 +202,8 @@ class Subscriber:
         """One of CLAIM_WORKERS workers turning queued expired keys into `offline` events."""
         while True:
             key = await self._expired.get()
+            if key is None:
+                return
             try:
                 await self.presence.expired(key)
             except StoreUnavailable:
@@ -226,6 +243,7 @@ class _Listener:
         self.setup = setup
         self.live = False
         self.failure: BaseException | None = None  # a fatal setup error, for start()
+        self.stopped = False
         self.wanted: set[str] = set()
         self.pubsub: Any = None
         self._asked_out: set[str] = set()  # sunsubscribes we sent (others are unsolicited)
@@ -260,9 +278,16 @@ class _Listener:
 
         self.owner._spawn(send())
 
+    async def disconnect(self) -> None:
+        """Close the pub/sub connection under a read that outlived its cancellation."""
+        connection = getattr(self.pubsub, "connection", None)
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
+
     async def _run(self) -> None:
         delay = 0.05
-        while True:
+        while not self.stopped:
             self.pubsub = pubsub = self.client.pubsub()
             try:
                 await self.owner.gateway.ensure_expiry_events(self.client, self.setup)
@@ -277,6 +302,8 @@ class _Listener:
                 log.error("%s", exc)
                 await asyncio.sleep(5)
             except _DOWN as exc:
+                if self.stopped:
+                    return
                 if self.live:
                     log.warning("lost the subscription on %s (%s); reconnecting", self.name, exc)
                 self.owner.topology_changed()
@@ -290,7 +317,7 @@ class _Listener:
 
     async def _dispatch(self, pubsub: Any) -> None:
         expiry = self.setup.channel
-        while True:
+        while not self.stopped:
             message = await pubsub.get_message(timeout=None)
             if message is None:
                 continue

@@ -306,8 +306,8 @@ class Batcher:
 
     `call(key, queue)` runs `queue(packed)` in the next shared transaction of the group of
     `key` (see Router.group) and returns (its replies, what queue handed back). Each call is
-    atomic; calls of one group share one MULTI/EXEC, each group's transactions one write
-    per node. A call whose transaction was refused because the cluster moved is sent again
+    atomic; calls of one group share one MULTI/EXEC, and the transactions for one node go
+    in one write, one write in flight per node (the next gathers meanwhile). A call whose transaction was refused because the cluster moved is sent again
     after the slot map is read again (queue functions must be repeatable); one that keeps
     moving raises StoreBusy.
     """
@@ -316,7 +316,7 @@ class Batcher:
         self.router = router
         self._waiting: list[tuple[str, Queue, asyncio.Future]] = []
         self._flush_due = False
-        self._in_flight = 0  # shared writes sent and not answered
+        self._busy: set[aioredis.Redis] = set()  # nodes with a shared write not yet answered
         self._tasks: set[asyncio.Task] = set()
 
     async def call(self, key: str, queue: Queue) -> tuple[list, Any]:
@@ -331,7 +331,7 @@ class Batcher:
         raise StoreBusy("the cluster kept moving the slot of " + key)
 
     def _schedule(self) -> None:
-        if self._waiting and not self._flush_due and self._in_flight == 0:
+        if self._waiting and not self._flush_due:
             self._flush_due = True
             asyncio.get_running_loop().call_soon(self._flush)
 
@@ -341,11 +341,14 @@ class Batcher:
         per_node: dict[aioredis.Redis, dict[int | None, list[_Call]]] = {}
         for key, queue, future in waiting:
             client, slot = self.router.group(key)
+            if client in self._busy:  # its write in flight: gather for the next one
+                self._waiting.append((key, queue, future))
+                continue
             per_node.setdefault(client, {}).setdefault(slot, []).append((queue, future))
         for client, groups in per_node.items():
             blocks = [calls[i : i + BATCH_MAX] for calls in groups.values()
                       for i in range(0, len(calls), BATCH_MAX)]  # fmt: skip
-            self._in_flight += 1
+            self._busy.add(client)
             task = asyncio.ensure_future(self._send(client, blocks))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -368,7 +371,7 @@ class Batcher:
             for (_, spans), result in zip(packed_blocks, results, strict=True):
                 _settle_block(spans, result)
         finally:
-            self._in_flight -= 1
+            self._busy.discard(client)
             self._schedule()
 
 
