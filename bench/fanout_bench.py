@@ -62,13 +62,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-try:  # the launcher helpers are moving from tests/servers.py to presence/testing.py
-    from presence.testing import free_port, stop, wait_for_port
-except ImportError:
-    from tests.servers import free_port, stop, wait_for_port
+from presence.testing import ROOT, free_port, stop, wait_for_port
 
 SOCKETIO_DIR = ROOT / "bench" / "socketio"
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -106,7 +106,7 @@ class LongPollHandler(BaseHandler):
         """Drop the parsed query of a request about to be held (read already; kept by
         Tornado for the request's lifetime otherwise, about 1 KB per held poll)."""
         request = self.request
-        request.arguments = request.query_arguments = _NO_ARGUMENTS
+        request.arguments, request.query_arguments = {}, {}
 
     async def answer_held(
         self,
@@ -135,9 +135,6 @@ class LongPollHandler(BaseHandler):
             raise
         self.hold = None
         self.reply(answer)
-
-
-_NO_ARGUMENTS: dict = {}
 
 
 class PollHandler(LongPollHandler, ClientHandler):
