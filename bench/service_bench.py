@@ -232,20 +232,21 @@ LAG_STORES = {
 def lag_round(store: str, users: int, args) -> dict:
     """One offline-lag run of `presence bench` against a fresh deployment on `store`."""
     silent = min(200, users // 5)
-    timing = (args.timeout, args.poll_timeout)
+    timing = (args.timeout, args.poll_timeout, "warning", 1)
+    pace = ("--answer-pace", str(args.answer_pace))
     with contextlib.ExitStack() as stack:
         if store == "bundled":
-            url, _ = stack.enter_context(service(None, *timing))
+            url, _ = stack.enter_context(service(None, *timing, *pace))
         elif store == "cluster":
             cluster = stack.enter_context(redis_cluster())
-            urls = [stack.enter_context(service(cluster.url, *timing))[0] for _ in range(2)]
-            url = ",".join(urls)
+            nodes = [stack.enter_context(service(cluster.url, *timing, *pace)) for _ in range(2)]
+            url = ",".join(node_url for node_url, _ in nodes)
         else:
             port = stack.enter_context(redis_server())  # defaults: keyspace events off, hz 10
             timers = "on" if store == "redis" else "off"
             redis_url = f"redis://127.0.0.1:{port}/0"
             url, _ = stack.enter_context(
-                service(redis_url, *timing, "warning", 1, "--offline-timers", timers)
+                service(redis_url, *timing, *pace, "--offline-timers", timers)
             )
         return presence_bench(url, users, silent, args.duration, args.timeout)
 
@@ -946,6 +947,12 @@ def main() -> None:
     p.add_argument("--sizes", default="1000,10000", help="online users of the lag runs")
     p.add_argument(
         "--capacity-users", type=int, default=50000, help="online users of the memory count"
+    )
+    p.add_argument(
+        "--answer-pace",
+        type=float,
+        default=0.05,
+        help="presence --answer-pace of the lag runs (0.05, the default)",
     )
     p.add_argument(
         "--lag-stores",

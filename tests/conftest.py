@@ -9,7 +9,7 @@ import pytest
 
 from presence import testing
 from presence.testing import ToolMissing, bundled_store, redis_server
-from tests.helpers import missing_tool
+from tests.helpers import ClusterURL, missing_tool
 
 
 @pytest.hookimpl(wrapper=True)
@@ -60,12 +60,31 @@ def any_port(request):
     return request.getfixturevalue("store_port" if request.param == "store" else "redis_port")
 
 
-@pytest.fixture(params=["redis", "store"])
-def store_url(request):
-    """URL of an emptied store; each test using this runs against real redis-server and the bundled store."""
+def _emptied(*ports: int) -> None:
     import redis
 
+    for port in ports:
+        with redis.Redis(port=port) as client:
+            client.flushall()
+
+
+@pytest.fixture(params=["redis", "store"])
+def standalone_url(request):
+    """URL of an emptied standalone store: each test using it runs on redis-server and on
+    the bundled store."""
     port = request.getfixturevalue("store_port" if request.param == "store" else "redis_port")
-    with redis.Redis(port=port) as client:
-        client.flushall()
+    _emptied(port)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture(params=["redis", "store", "cluster"])
+def store_url(request):
+    """URL of an emptied store: each test using it runs on redis-server, the bundled store
+    and a 3-primary Redis Cluster (a ClusterURL, so the service routes by slot)."""
+    if request.param == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        _emptied(*cluster.primaries())
+        return ClusterURL(cluster.url)
+    port = request.getfixturevalue("store_port" if request.param == "store" else "redis_port")
+    _emptied(port)
     return f"redis://127.0.0.1:{port}/0"

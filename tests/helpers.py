@@ -15,6 +15,11 @@ from presence.testing import ToolMissing, find_tool, require_all
 T = TypeVar("T")
 
 
+class ClusterURL(str):
+    """The URL of a Redis Cluster node (tests.service.helpers.make_presence then routes by
+    slot)."""
+
+
 def missing_tool(exc: ToolMissing):
     """Skip the running test for a missing tool, or fail it under REQUIRE_ALL=1."""
     if require_all():

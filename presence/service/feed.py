@@ -255,10 +255,18 @@ class Feed:
             if hold.feed is self:
                 self._settle(self, hold)
 
-    def poke(self) -> None:
-        """The log grew: refresh the tail once, then wake the waiters. Nothing if no one waits."""
+    def poke(self, urgent: bool = False) -> None:
+        """The log grew: refresh the tail once, then wake the waiters. Nothing if no one waits.
+
+        `urgent` (a presence event: join, leave, offline) is never paced: the feed's turn
+        comes now, for the polls held and for those waiting for the turn.
+        """
         self.pokes += 1
         self._stale = True
+        if urgent and self._turn is not None:
+            self._next_turn()
+        if urgent:
+            self.paced_until = 0.0
         if not self._waiters:
             return  # every poll reads the store before it waits, so a stale tail is harmless
         if self._refreshing is None or self._refreshing.done():

@@ -373,7 +373,8 @@ class Gateway:
         """Append `event` to the channel's log, then to the global feed; returns it with its id."""
         k = self.keys(channel)
         text = json.dumps(event, separators=(",", ":"))
-        replies, _ = await self._batcher.call(k.seq, _queue_append(k, text, self.history))
+        append = _queue_append(k, text, self.history, event["type"])
+        replies, _ = await self._batcher.call(k.seq, append)
         await self._append_feed(channel, event)
         return {"id": replies[0], **event}
 
@@ -381,7 +382,7 @@ class Gateway:
         """Append a channel's event to the global feed (its own transaction, after the
         channel's: a node that dies between the two leaves the event out of the feed)."""
         text = json.dumps({**event, "channel": channel}, separators=(",", ":"))
-        append = _queue_append(FEED, text, self.history)
+        append = _queue_append(FEED, text, self.history, event["type"])
 
         def queue(pipe: Packed) -> tuple[int, None]:
             count, _ = append(pipe)
@@ -437,8 +438,8 @@ class Gateway:
             info, tabs = state
             event = make_event(info)
             pipe.multi()
-            for command in _append_commands(k, json.dumps(event, separators=(",", ":")),
-                                            self.history):  # fmt: skip
+            text = json.dumps(event, separators=(",", ":"))
+            for command in _append_commands(k, text, self.history, event["type"]):
                 pipe.execute_command(*command)
             pipe.delete(k.online(user), k.member(user), k.conns(user))
             pipe.zrem(k.members, user)
@@ -744,22 +745,26 @@ def _queue_registered(channel: str) -> transport.Queue:
     return queue
 
 
-def _append_commands(k: LogKeys, text: str, history: int) -> list[tuple]:
-    """The commands that append an event (JSON `text`) to a log; the first reply is its id."""
+def _append_commands(k: LogKeys, text: str, history: int, kind: str) -> list[tuple]:
+    """The commands that append an event (JSON `text`) to a log; the first reply is its id.
+
+    The wake-up carries the event's type: nodes answer presence events at once and may
+    pace chat messages (see Feed.pace).
+    """
     return [
         ("INCR", k.seq),
         ("RPUSH", k.events, text),
         ("LTRIM", k.events, -history, -1),
         ("SET", k.epoch, secrets.token_hex(6), "NX"),  # a new log: a new epoch
-        ("SPUBLISH", k.wake, "1"),
+        ("SPUBLISH", k.wake, kind),
     ]
 
 
-def _queue_append(k: LogKeys, text: str, history: int) -> transport.Queue:
+def _queue_append(k: LogKeys, text: str, history: int, kind: str) -> transport.Queue:
     """Queue the append of an event to a log (see _append_commands)."""
 
     def queue(pipe: Packed) -> tuple[int, None]:
-        commands = _append_commands(k, text, history)
+        commands = _append_commands(k, text, history, kind)
         pipe.raw(b"".join(pack(*c) for c in commands), len(commands))
         return len(commands), None
 

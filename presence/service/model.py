@@ -323,12 +323,15 @@ class Presence:
         self.stats.expiries_heard += 1
         await self._claim_offline(*parsed)
 
-    def woken(self, channel: str | None) -> None:
+    def woken(self, channel: str | None, urgent: bool = True) -> None:
         """The store announced that `channel`'s log (None: the global feed) grew, maybe
-        recorded by another node, or that its announcements may have been missed."""
+        recorded by another node, or that its announcements may have been missed.
+
+        Not `urgent` (a chat message): the feed may answer at its next turn (--answer-pace).
+        """
         feed = self.global_feed if channel is None else self.feeds.get(channel)
         if feed is not None:
-            feed.poke()
+            feed.poke(urgent)
 
     async def reconcile(self, wake: bool = True) -> int:
         """Sweep every channel for members whose key vanished unannounced; returns offlines.
@@ -407,8 +410,9 @@ class Presence:
         self.stats.events[event["type"]] += 1
         if event["type"] in ("leave", "offline") and self.timers is not None:
             self.timers.disarm(channel, event["user"])
-        self.woken(channel)  # pub/sub will tell us too; waking now saves the round trip
-        self.woken(None)  # the event is in the global feed too
+        urgent = event["type"] != "message"
+        self.woken(channel, urgent)  # pub/sub will tell us too; waking now saves the round trip
+        self.woken(None, urgent)  # the event is in the global feed too
 
     def _arm(self, channel: str, user: str, now: int) -> None:
         """Watch the deadline of a presence key this node just refreshed (see deadlines)."""

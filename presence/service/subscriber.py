@@ -189,10 +189,11 @@ class Subscriber:
     def heard_expiry(self, key: str) -> None:
         self._expired.put_nowait(key)  # a mass expiry queues keys, not tasks
 
-    def heard_wake(self, name: str) -> None:
+    def heard_wake(self, name: str, kind: object = None) -> None:
+        """A log grew (`kind`: the event's type; other kinds: re-read now)."""
         channel = parse_wake_channel(name)
         if channel is not None:
-            self.presence.woken(channel or None)
+            self.presence.woken(channel or None, urgent=kind != "message")
 
     def resubscribed(self) -> None:
         """A listener (re)subscribed: recover what pub/sub may have lost meanwhile."""
@@ -324,7 +325,9 @@ class _Listener:
             kind = message.get("type")
             if kind == "message" and message["channel"] == expiry:
                 self.owner.heard_expiry(message["data"])
-            elif kind in ("smessage", "ssubscribe"):  # a confirmed subscription: re-read
+            elif kind == "smessage":
+                self.owner.heard_wake(message["channel"], message["data"])
+            elif kind == "ssubscribe":  # a confirmed subscription: re-read
                 self.owner.heard_wake(message["channel"])
             elif kind == "sunsubscribe":
                 name = message["channel"]

@@ -3,7 +3,7 @@ Tornado 6.2; the warnings say nothing about this code, so they are silenced here
 
 import pytest
 
-from tests.service.helpers import ClusterURL, FakeClock, make_presence
+from tests.service.helpers import FakeClock, make_presence
 
 _QUIET = [
     pytest.mark.filterwarnings("ignore:make_current is deprecated:DeprecationWarning"),
@@ -39,21 +39,3 @@ def other_node(store_url, clock, io_loop):
     presence = make_presence(store_url, clock)
     yield presence
     io_loop.run_sync(presence.gateway.close)
-
-
-@pytest.fixture(params=["redis", "store", "cluster"])
-def store_url(request):
-    """URL of an emptied store: each test using it runs on redis-server, the bundled store
-    and a 3-primary Redis Cluster (a ClusterURL, so make_presence routes by slot)."""
-    import redis
-
-    if request.param == "cluster":
-        cluster = request.getfixturevalue("redis_cluster")
-        for port in cluster.primaries():
-            with redis.Redis(port=port) as client:
-                client.flushall()
-        return ClusterURL(cluster.url)
-    port = request.getfixturevalue("store_port" if request.param == "store" else "redis_port")
-    with redis.Redis(port=port) as client:
-        client.flushall()
-    return f"redis://127.0.0.1:{port}/0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from presence.service.gateway import Gateway
 from presence.service.model import Presence
 from presence.service.names import parse_cursor
+from tests.helpers import ClusterURL
 
 
 class FakeClock:
@@ -18,10 +19,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-class ClusterURL(str):
-    """The URL of a Redis Cluster node (make_presence then routes by slot)."""
 
 
 def make_presence(url: str, clock=None, history: int = 1000, **options) -> Presence:

@@ -23,7 +23,8 @@ from presence.service.model import Presence
 from presence.service.records import StoreSetupError, StoreUnavailable
 from presence.service.subscriber import Subscriber
 from presence.testing import ROOT, free_port, stop, wait_for_port
-from tests.service.helpers import ClusterURL, make_presence
+from tests.helpers import ClusterURL
+from tests.service.helpers import make_presence
 
 TIMEOUT = 1.5
 

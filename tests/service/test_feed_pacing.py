@@ -120,3 +120,13 @@ async def test_a_pace_of_zero_answers_every_wake_up_at_once():
     feed = Feed(lambda cursor, epoch: None, pace=0)
     feed.paced_until = asyncio.get_running_loop().time() + 60  # as after a turn
     assert feed.pace() is None
+
+
+@pytest.mark.gen_test
+async def test_a_presence_event_is_never_paced():
+    feed = Feed(lambda cursor, epoch: None, pace=60)
+    feed.paced_until = asyncio.get_running_loop().time() + 60  # a stream of messages went by
+    turn = feed.pace()
+    assert turn is not None and not turn.done()  # the next poll would wait a minute
+    feed.poke(urgent=True)  # a join, leave or offline
+    assert turn.done() and feed.pace() is None  # the waiting polls go now, and the next

@@ -508,9 +508,9 @@ def test_slow_shard_subscriber_is_disconnected_at_the_pubsub_limit():
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
-def test_redis_py_sharded_pubsub(store_url, protocol):
+def test_redis_py_sharded_pubsub(standalone_url, protocol):
     """redis-py's PubSub.ssubscribe/sunsubscribe and Redis.spublish, on Redis and the store."""
-    r = redis.Redis.from_url(store_url, protocol=protocol, decode_responses=True)
+    r = redis.Redis.from_url(standalone_url, protocol=protocol, decode_responses=True)
     p = r.pubsub()
     try:
         p.ssubscribe("shard-a", "shard-b")
@@ -549,11 +549,11 @@ def test_redis_py_sharded_pubsub(store_url, protocol):
         r.close()
 
 
-def test_redis_py_asyncio_sharded_pubsub(store_url):
+def test_redis_py_asyncio_sharded_pubsub(standalone_url):
     """The asyncio client, as the service uses it: get_message(timeout=None) in a loop."""
 
     async def scenario():
-        r = aioredis.Redis.from_url(store_url, decode_responses=True)
+        r = aioredis.Redis.from_url(standalone_url, decode_responses=True)
         p = r.pubsub(ignore_subscribe_messages=True)
         try:
             await p.ssubscribe("s1")

@@ -3,8 +3,6 @@ Tornado 6.2; the warnings say nothing about this code, so they are silenced here
 
 import pytest
 
-from tests.service.helpers import ClusterURL
-
 _QUIET = [
     pytest.mark.filterwarnings("ignore:make_current is deprecated:DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:clear_current is deprecated:DeprecationWarning"),
@@ -17,21 +15,3 @@ def pytest_collection_modifyitems(config, items):
         if str(item.fspath).startswith(here):
             for mark in _QUIET:
                 item.add_marker(mark)
-
-
-@pytest.fixture(params=["redis", "store", "cluster"])
-def store_url(request):
-    """URL of an emptied store: each test using it runs on redis-server, the bundled store
-    and a 3-primary Redis Cluster (a ClusterURL, so make_presence routes by slot)."""
-    import redis
-
-    if request.param == "cluster":
-        cluster = request.getfixturevalue("redis_cluster")
-        for port in cluster.primaries():
-            with redis.Redis(port=port) as client:
-                client.flushall()
-        return ClusterURL(cluster.url)
-    port = request.getfixturevalue("store_port" if request.param == "store" else "redis_port")
-    with redis.Redis(port=port) as client:
-        client.flushall()
-    return f"redis://127.0.0.1:{port}/0"
