@@ -93,9 +93,10 @@ def serve_parser() -> argparse.ArgumentParser:
         "--answer-pace",
         type=_non_negative,
         default=_env("answer-pace", "0.05"),
-        help="seconds between two answers of one channel's held polls under a stream of "
-        "events: each answer then carries the events of that time (one poll per tab per "
-        "pace, not one per event); a quiet channel's event is answered at once; 0 = off (0.05)",
+        help="seconds between two answers of one channel's held polls while chat messages "
+        "stream in: each answer then carries the messages of that time (one poll per tab per "
+        "pace, not one per message), for busy channels; presence events are never paced; "
+        "0 = off (0.05)",
     )
     add(
         "--timeout",

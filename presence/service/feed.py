@@ -34,7 +34,7 @@ log = logging.getLogger("presence.feed")
 
 TAIL = 256  # events a feed keeps in memory
 TICK = 0.05  # seconds: a held poll times out within [poll_timeout, poll_timeout + TICK)
-PACE = 0.05  # seconds: a feed answers its polls at most once per PACE (Feed.pace)
+PACE = 0.05  # seconds: a feed answers its polls at most once per PACE (Feed.pace); 0: off
 
 
 class Hold:
