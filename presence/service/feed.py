@@ -1,10 +1,11 @@
 """Node-local tails of event logs, the long-polls held on them, and when those time out.
 
 A Feed remembers the newest events this node has read from one log (a channel's, or the
-global feed) and holds the polls waiting for more. When the log grows (a wake-up from the
-store's pub/sub or from this node), the feed reads the store once and hands every held
-poll to its `settle` callback (the presence model), so N held polls cost one store read,
-not N.
+global feed) and owns the polls waiting for more: it holds them, and when the log grows (a
+wake-up from the store's pub/sub or from this node) it reads the store once and answers
+every held poll from what it read (or holds it again), so N held polls cost one store read,
+not N. What the feeds of a node share (the poll timeout, the timer wheel, whether the node
+is closing) is one Waits.
 
 A held poll is one Hold: a small object with one future (the poll's answer), and no
 coroutine, task or timer of its own; held polls are many (one per open browser tab), so
@@ -28,6 +29,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
+from presence.service.names import format_cursor
 from presence.service.records import LogSlice
 
 log = logging.getLogger("presence.feed")
@@ -122,17 +124,36 @@ class TimerWheel:
         return sum(len(b) for b in self.buckets.values())
 
 
+class Waits:
+    """What every feed of one node shares: the poll timeout, the timer wheel that answers
+    held polls when it passes, and whether the node is closing (polls then answer at once
+    with a reconnect hint)."""
+
+    def __init__(self, poll_timeout: float = 25.0) -> None:
+        self.poll_timeout = poll_timeout
+        self.closing = False
+        self.wheel = TimerWheel(self._expire)
+        self.rereads: set[asyncio.Task] = set()  # held polls re-reading the store
+
+    @staticmethod
+    def _expire(hold: Hold) -> None:
+        """The poll timeout of `hold` passed: answer it with no events."""
+        hold.answer({"cursor": format_cursor(hold.epoch, hold.cursor), "events": []})
+
+
 class Feed:
     """The tail of one event log as this node has seen it, plus the polls held on it.
 
     Invariant: `tail` holds events with consecutive ids ending at `seq` (possibly none),
-    all of the log of epoch `epoch`. `fetch(cursor, epoch)` reads the store; `settle(feed,
-    hold)` is called for every held poll after a wake-up (it answers it, or holds it again).
+    all of the log of epoch `epoch`. `fetch(cursor, epoch)` reads the store; `reset()`
+    makes the answer of a poll whose cursor is outside the log (the members to start over
+    from: the domain's to read).
     """
 
     __slots__ = (
         "_fetch",
-        "_settle",
+        "waits",
+        "_reset",
         "seq",
         "epoch",
         "tail",
@@ -153,13 +174,15 @@ class Feed:
     def __init__(
         self,
         fetch: Callable[[int, str | None], Awaitable[LogSlice]],
-        settle: Callable[[Feed, Hold], None] | None = None,
+        waits: Waits | None = None,
         key: str | None = None,
         pace: float = PACE,
+        reset: Callable[[], Awaitable[dict]] | None = None,
     ) -> None:
         self._fetch = fetch
+        self.waits = waits or Waits()
+        self._reset = reset or _empty_reset
         self.pace_interval = pace  # seconds between two turns (0: every wake-up at once)
-        self._settle = settle or _answer_true
         self.key = key  # the channel (None: the global feed)
         self.seq: int | None = None
         self.epoch: str | None = None
@@ -226,6 +249,68 @@ class Feed:
 
     # -- held polls ---------------------------------------------------------------------
 
+    async def wait(self, got: LogSlice, seen: int, hold: Hold) -> dict | Hold:
+        """The answer to a poll whose store read found `got`, or `hold`, now held here.
+
+        `seen` is `pokes` from before the store read that produced `got`: a poke after it
+        means the log may have grown since, so the store is read again (no lost wake-up).
+        The poll times out poll_timeout after its first call here (the timer wheel
+        answers it then). Raises CancelledError when `hold` was cancelled.
+        """
+        waits, loop = self.waits, asyncio.get_running_loop()
+        cursor = got.cursor
+        if not hold.due:
+            hold.due = waits.wheel.due(loop.time() + waits.poll_timeout)
+        while True:
+            self.observe(got)
+            if got.reset:
+                return await self._reset()
+            epoch = got.epoch  # a bare cursor (or one from before the log began) adopts it
+            if got.events:
+                return {"cursor": format_cursor(epoch, got.events[-1]["id"]), "events": got.events}
+            if waits.closing:
+                return {"cursor": format_cursor(epoch, cursor), "events": [], "reconnect": True}
+            if self.pokes == seen:
+                if hold.due * waits.wheel.tick <= loop.time():
+                    return {"cursor": format_cursor(epoch, cursor), "events": []}
+                hold.cursor, hold.epoch = cursor, epoch
+                self.hold(hold)
+                if hold.slot is None:
+                    waits.wheel.add(hold)
+                return hold
+            seen, got = self.pokes, await self._fetch(cursor, epoch)
+
+    def _settle(self, hold: Hold) -> None:
+        """After a wake-up: answer `hold` from memory, hold it again, or re-read the store."""
+        if self.waits.closing:
+            hold.answer(
+                {"cursor": format_cursor(hold.epoch, hold.cursor), "events": [], "reconnect": True}
+            )
+            return
+        events = self.events_after(hold.cursor, hold.epoch)
+        if events:
+            hold.answer({"cursor": format_cursor(hold.epoch, events[-1]["id"]), "events": events})
+        elif events == [] and self.covered == self.pokes:
+            self.hold(hold)  # nothing new for it: wait on
+        else:  # memory cannot tell (or the log grew again meanwhile): read the store
+            task = asyncio.ensure_future(self._reread(hold))
+            self.waits.rereads.add(task)
+            task.add_done_callback(self.waits.rereads.discard)
+
+    async def _reread(self, hold: Hold) -> None:
+        try:
+            seen = self.pokes
+            got = await self._fetch(hold.cursor, hold.epoch)
+            answer = await self.wait(got, seen, hold)
+        except asyncio.CancelledError:
+            hold.cancel()
+            return
+        except Exception as exc:  # the store failed: the poll answers the error
+            hold.fail(exc)
+            return
+        if answer is not hold:
+            hold.answer(answer)
+
     def hold(self, hold: Hold) -> Hold:
         """Hold a poll on this feed until a wake-up settles it (or it is released).
 
@@ -253,7 +338,7 @@ class Feed:
         waiters, self._waiters = self._waiters, set()
         for hold in waiters:
             if hold.feed is self:
-                self._settle(self, hold)
+                self._settle(hold)
 
     def poke(self, urgent: bool = False) -> None:
         """The log grew: refresh the tail once, then wake the waiters. Nothing if no one waits.
@@ -318,6 +403,5 @@ class Feed:
             self.paced_until = asyncio.get_running_loop().time() + self.pace_interval
 
 
-def _answer_true(feed: Feed, hold: Hold) -> None:
-    """The default settle: tell the holder that the log may have grown."""
-    hold.answer(True)
+async def _empty_reset() -> dict:
+    return {"reset": True, "cursor": "0", "members": []}

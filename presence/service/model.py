@@ -1,8 +1,10 @@
 """The presence model: who is in which channel, what happened there, and who is waiting.
 
 Handlers call these methods with names already validated (presence.service.names); the
-model decides which events a change means, records them through the gateway, and owns
-the waiting of long-polls. Time comes from an injected clock, so tests can move it.
+model decides which events a change means and records them through the gateway. The
+waiting of long-polls belongs to the feeds (presence.service.feed): the model reads the
+store once for a poll and hands the result to the channel's feed, which answers or holds
+it. Time comes from an injected clock, so tests can move it.
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from presence.service.deadlines import DeadlineTimers
-from presence.service.feed import PACE, Feed, Hold, TimerWheel
+from presence.service.feed import PACE, Feed, Hold, Waits
 from presence.service.gateway import Gateway
 from presence.service.keys import parse_online_key
 from presence.service.names import format_cursor, parse_cursor
-from presence.service.records import ChannelPage, LogSlice, StoreUnavailable, load_info
+from presence.service.records import ChannelPage, StoreUnavailable, load_info
 
 log = logging.getLogger("presence.model")
 
@@ -87,15 +89,14 @@ class Presence:
         self.gateway = gateway
         self.answer_pace = answer_pace  # seconds between a feed's answers (see Feed.pace)
         self.timeout = timeout
-        self.poll_timeout = poll_timeout
+        self.waits = Waits(poll_timeout)  # what the feeds share: poll timeout, timer wheel
         self.history_age = history_age
         self.clock = clock
         self.stats = Stats()
-        self.closing = False
         self.feeds: dict[str, Feed] = {}
-        self.global_feed = Feed(gateway.read_feed, self._settle, None, answer_pace)
-        self.wheel = TimerWheel(self._expire)  # the timeouts of every held poll
-        self._rereads: set[asyncio.Task] = set()
+        self.global_feed = Feed(
+            gateway.read_feed, self.waits, None, answer_pace, reset=self._global_reset
+        )
         self._claims = asyncio.Semaphore(CLAIM_CONCURRENCY)
         # channel -> (taken at, future of its members page), oldest first
         self._snapshots: OrderedDict[str, tuple[float, asyncio.Future]] = OrderedDict()
@@ -114,6 +115,20 @@ class Presence:
             self.timers.cancel_all()
             self.timers = None
 
+    @property
+    def poll_timeout(self) -> float:
+        """Seconds a long-poll is held."""
+        return self.waits.poll_timeout
+
+    @poll_timeout.setter
+    def poll_timeout(self, seconds: float) -> None:
+        self.waits.poll_timeout = seconds
+
+    @property
+    def closing(self) -> bool:
+        """True once shutdown() was called: polls answer at once with a reconnect hint."""
+        return self.waits.closing
+
     def now(self) -> int:
         """Milliseconds since the epoch, from the injected clock."""
         return int(self.clock() * 1000)
@@ -128,9 +143,10 @@ class Presence:
         if feed is None:
             feed = self.feeds[channel] = Feed(
                 functools.partial(self.gateway.read_channel, channel),
-                self._settle,
+                self.waits,
                 channel,
                 self.answer_pace,
+                reset=functools.partial(self._reset, channel),
             )
             if self.feed_watcher is not None:
                 self.feed_watcher.watch(channel)
@@ -225,7 +241,7 @@ class Presence:
                     "cursor": format_cursor(got.epoch, got.events[-1]["id"]),
                     "events": got.events,
                 }
-            return await self._hold(feed, got, seen, hold or Hold())
+            return await feed.wait(got, seen, hold or Hold())
         finally:
             feed.users -= 1
 
@@ -311,7 +327,7 @@ class Presence:
             return {"cursor": format_cursor(got.epoch, got.seq), "events": []}
         epoch, ident = parse_cursor(cursor)
         got = await self.gateway.read_feed(ident, epoch)
-        return await self._hold(feed, got, seen, hold or Hold())
+        return await feed.wait(got, seen, hold or Hold())
 
     # -- store notifications ------------------------------------------------------------
 
@@ -375,7 +391,7 @@ class Presence:
 
     def shutdown(self) -> None:
         """Answer every held poll now with a reconnect hint; later polls answer at once."""
-        self.closing = True
+        self.waits.closing = True
         for feed in [*self.feeds.values(), self.global_feed]:
             feed.wake()
 
@@ -425,78 +441,6 @@ class Presence:
         if remaining == -2:
             await self._claim_offline(channel, user)
         return remaining
-
-    async def _hold(self, feed: Feed, got: LogSlice, seen: int, hold: Hold) -> dict | Hold:
-        """The answer to a poll whose store read found `got`, or `hold`, now held on `feed`.
-
-        `seen` is feed.pokes from before the store read that produced `got`: a poke after
-        it means the log may have grown since, so the store is read again (no lost
-        wake-up). The poll times out poll_timeout after its first call here (the timer
-        wheel answers it then). Raises CancelledError when `hold` was cancelled.
-        """
-        cursor, loop = got.cursor, asyncio.get_running_loop()
-        if not hold.due:
-            hold.due = self.wheel.due(loop.time() + self.poll_timeout)
-        while True:
-            feed.observe(got)
-            if got.reset:
-                return await (
-                    self._reset(feed.key) if feed.key is not None else self._global_reset()
-                )
-            epoch = got.epoch  # a bare cursor (or one from before the log began) adopts it
-            if got.events:
-                return {"cursor": format_cursor(epoch, got.events[-1]["id"]), "events": got.events}
-            if self.closing:
-                return {"cursor": format_cursor(epoch, cursor), "events": [], "reconnect": True}
-            if feed.pokes == seen:
-                if hold.due * self.wheel.tick <= loop.time():
-                    return {"cursor": format_cursor(epoch, cursor), "events": []}
-                hold.cursor, hold.epoch = cursor, epoch
-                feed.hold(hold)
-                if hold.slot is None:
-                    self.wheel.add(hold)
-                return hold
-            seen, got = feed.pokes, await self._read(feed, cursor, epoch)
-
-    def _read(self, feed: Feed, cursor: int, epoch: str | None) -> Awaitable[LogSlice]:
-        if feed.key is None:
-            return self.gateway.read_feed(cursor, epoch)
-        return self.gateway.read_channel(feed.key, cursor, epoch)
-
-    def _settle(self, feed: Feed, hold: Hold) -> None:
-        """After a wake-up of `feed`: answer `hold` from memory, hold it again, or re-read."""
-        if self.closing:
-            hold.answer(
-                {"cursor": format_cursor(hold.epoch, hold.cursor), "events": [], "reconnect": True}
-            )
-            return
-        events = feed.events_after(hold.cursor, hold.epoch)
-        if events:
-            hold.answer({"cursor": format_cursor(hold.epoch, events[-1]["id"]), "events": events})
-        elif events == [] and feed.covered == feed.pokes:
-            feed.hold(hold)  # nothing new for it: wait on
-        else:  # memory cannot tell (or the log grew again meanwhile): read the store
-            task = asyncio.ensure_future(self._reread(feed, hold))
-            self._rereads.add(task)
-            task.add_done_callback(self._rereads.discard)
-
-    async def _reread(self, feed: Feed, hold: Hold) -> None:
-        try:
-            seen = feed.pokes
-            got = await self._read(feed, hold.cursor, hold.epoch)
-            answer = await self._hold(feed, got, seen, hold)
-        except asyncio.CancelledError:
-            hold.cancel()
-            return
-        except Exception as exc:  # the store failed: the poll answers the error
-            hold.fail(exc)
-            return
-        if answer is not hold:
-            hold.answer(answer)
-
-    def _expire(self, hold: Hold) -> None:
-        """The poll timeout of `hold` passed: answer it with no events."""
-        hold.answer({"cursor": format_cursor(hold.epoch, hold.cursor), "events": []})
 
     async def _snapshot(self, channel: str) -> ChannelPage:
         """The channel's first JOIN_MEMBERS members with the log position they match, for joins.

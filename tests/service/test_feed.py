@@ -5,7 +5,14 @@ import asyncio
 import pytest
 
 from presence.service.feed import Feed, Hold, TimerWheel
-from presence.service.gateway import LogSlice
+from presence.service.records import LogSlice
+
+
+def at(cursor):
+    """A poll waiting after `cursor` (of a log before epochs: None)."""
+    hold = Hold()
+    hold.cursor = cursor or 0
+    return hold
 
 
 def events(*ids):
@@ -50,13 +57,14 @@ async def test_poke_refreshes_once_then_settles_every_held_poll():
         reads.append(cursor)
         return LogSlice(cursor, 6, 0, events(6))
 
-    feed = Feed(fetch)  # the default settle answers True: "the log may have grown"
+    feed = Feed(fetch)
     feed.observe(LogSlice(5, 5, 0, []))
-    holds = [feed.hold(Hold()) for _ in range(10)]
+    holds = [feed.hold(at(feed.seq)) for _ in range(10)]
     assert feed.waiting == 10 and feed.held == 10
     feed.poke()
     feed.poke()
-    assert await asyncio.gather(*holds) == [True] * 10
+    answers = await asyncio.gather(*holds)  # one read answers all ten, from the tail
+    assert answers == [{"cursor": "6", "events": events(6)}] * 10
     assert reads in ([5], [5, 6]) and feed.events_after(5) == events(6)
     assert feed.waiting == 0 and feed.held == 0 and feed.users == 0
     assert feed.covered == feed.pokes
@@ -65,7 +73,7 @@ async def test_poke_refreshes_once_then_settles_every_held_poll():
 @pytest.mark.gen_test
 async def test_a_cancelled_hold_leaves_its_feed_and_cannot_be_held_again():
     feed = Feed(fetch=None)
-    hold = feed.hold(Hold())
+    hold = feed.hold(at(feed.seq))
     waiting = asyncio.ensure_future(hold.future)
     await asyncio.sleep(0)
     hold.cancel()

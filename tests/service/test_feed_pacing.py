@@ -11,6 +11,13 @@ from presence.web.base import encode_answer, encode_json
 PACE = 0.05  # what a busy deployment sets with --answer-pace
 
 
+def at(cursor):
+    """A poll waiting after `cursor` (of a log before epochs: None)."""
+    hold = Hold()
+    hold.cursor = cursor or 0
+    return hold
+
+
 def events(*ids):
     return [{"id": i, "type": "message"} for i in ids]
 
@@ -33,10 +40,10 @@ async def test_an_event_into_a_quiet_feed_is_answered_at_once():
     feed.observe(LogSlice(5, 5, 0, []))
     loop = asyncio.get_running_loop()
     assert feed.pace() is None
-    hold = feed.hold(Hold())
+    hold = feed.hold(at(feed.seq))
     start = loop.time()
     feed.poke()
-    assert await hold is True
+    assert (await hold)["events"]
     assert loop.time() - start < PACE
 
 
@@ -46,19 +53,19 @@ async def test_after_a_wake_up_the_next_answers_wait_for_the_feeds_next_turn():
     feed = Feed(fetch, pace=PACE)
     feed.observe(LogSlice(5, 5, 0, []))
     loop = asyncio.get_running_loop()
-    first = feed.hold(Hold())
+    first = feed.hold(at(feed.seq))
     feed.poke()
-    assert await first is True
+    assert (await first)["events"]
     woken = loop.time()
     # a poll that comes back now waits for the turn, and so does the next wake-up
     turn = feed.pace()
     assert turn is not None and feed.pace() is turn  # one shared future per turn
-    second = feed.hold(Hold())
+    second = feed.hold(at(feed.seq))
     feed.poke()
     feed.poke()
     await asyncio.sleep(0.01)
     assert not second.future.done() and reads == [5]
-    assert await second is True
+    assert (await second)["events"]
     assert turn.done() and loop.time() - woken >= PACE * 0.9
     assert reads == [5, 6]  # the pokes of the whole turn: one read
 
@@ -68,7 +75,7 @@ async def test_a_waiter_cancelled_during_a_turn_leaves_the_others_waiting():
     fetch, _ = growing_log()
     feed = Feed(fetch, pace=PACE)
     feed.observe(LogSlice(5, 5, 0, []))
-    hold = feed.hold(Hold())
+    hold = feed.hold(at(feed.seq))
     feed.poke()
     await hold
     turn = feed.pace()
@@ -86,7 +93,7 @@ async def test_a_turn_with_nothing_to_answer_leaves_the_feed_quiet():
     fetch, _ = growing_log()
     feed = Feed(fetch, pace=PACE)
     feed.observe(LogSlice(5, 5, 0, []))
-    hold = feed.hold(Hold())
+    hold = feed.hold(at(feed.seq))
     feed.poke()
     await hold
     await feed.pace()

@@ -529,12 +529,12 @@ async def test_a_held_poll_is_one_hold_answered_by_the_timer_wheel_at_poll_timeo
     loop = asyncio.get_running_loop()
     start = loop.time()
     held = await node.start_poll("room", "alice", "a", 1)
-    assert isinstance(held, Hold) and node.pending == 1 and len(node.wheel) == 1
+    assert isinstance(held, Hold) and node.pending == 1 and len(node.waits.wheel) == 1
     got = await held
     waited = loop.time() - start
     assert (ident(got["cursor"]), got["events"]) == (1, [])
-    assert 0.2 <= waited < 0.2 + node.wheel.tick + 0.2
-    assert node.pending == 0 and node.feeds["room"].waiting == 0 and len(node.wheel) == 0
+    assert 0.2 <= waited < 0.2 + node.waits.wheel.tick + 0.2
+    assert node.pending == 0 and node.feeds["room"].waiting == 0 and len(node.waits.wheel) == 0
 
 
 @pytest.mark.gen_test
@@ -542,9 +542,9 @@ async def test_a_cancelled_hold_leaves_the_feed_and_the_timer_wheel(node):
     await node.join("room", "alice", "a", None)
     node.poll_timeout = 10
     held = await node.start_poll("room", "alice", "a", 1)
-    assert node.feeds["room"].waiting == 1 and len(node.wheel) == 1
+    assert node.feeds["room"].waiting == 1 and len(node.waits.wheel) == 1
     held.cancel()
-    assert node.pending == 0 and node.feeds["room"].waiting == 0 and len(node.wheel) == 0
+    assert node.pending == 0 and node.feeds["room"].waiting == 0 and len(node.waits.wheel) == 0
     with pytest.raises(asyncio.CancelledError):
         await held
     await node.join("room", "bob", "b", None)  # a later wake-up finds nothing to answer
