@@ -276,7 +276,7 @@ async def _run_node(
             return 1
         static = args.static_dir or default_static_dir()
         settings = WebSettings(args.admin_token, args.node_id, static, args.secret)
-        server = HTTPServer(make_app(model, settings, subscriber), xheaders=True)
+        server = HTTPServer(make_app(model, settings), xheaders=True)
         if sockets is None:
             server.listen(args.port, args.host)
         else:

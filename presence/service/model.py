@@ -69,6 +69,9 @@ class FeedWatcher(Protocol):
 
     def unwatch(self, channel: str | None) -> None: ...
 
+    @property
+    def live(self) -> bool: ...
+
 
 class Presence:
     """Presence of users in channels, over one store, as seen by one node.
@@ -388,6 +391,14 @@ class Presence:
             return await self.gateway.ping()
         except StoreUnavailable:
             return False
+
+    async def readiness(self) -> dict:
+        """{ready, store, subscribed, closing}: ready when the store answers, the node hears
+        its notifications (a live subscriber) and it is not shutting down."""
+        store = await self.store_ready()
+        subscribed = self.feed_watcher is not None and self.feed_watcher.live
+        return {"ready": store and subscribed and not self.closing, "store": store,
+                "subscribed": subscribed, "closing": self.closing}  # fmt: skip
 
     def shutdown(self) -> None:
         """Answer every held poll now with a reconnect hint; later polls answer at once."""

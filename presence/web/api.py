@@ -99,19 +99,8 @@ class HealthHandler(BaseHandler):
 
 class ReadyHandler(BaseHandler):
     async def get(self) -> None:
-        subscriber = self.application.settings.get("subscriber")
-        subscribed = bool(subscriber and subscriber.live)
-        reachable = await self.presence.store_ready()
-        ready = reachable and subscribed and not self.presence.closing
-        self.reply(
-            {
-                "ready": ready,
-                "store": reachable,
-                "subscribed": subscribed,
-                "closing": self.presence.closing,
-            },
-            200 if ready else 503,
-        )
+        state = await self.presence.readiness()
+        self.reply(state, 200 if state["ready"] else 503)
 
 
 class MetricsHandler(BaseHandler):

@@ -106,7 +106,6 @@ class HTTPServer(tornado.httpserver.HTTPServer):
 def make_app(
     presence_model: Presence,
     settings: WebSettings | None = None,
-    subscriber: object = None,
     **tornado_settings: Any,
 ) -> tornado.web.Application:
     """The service's application over one presence model."""
@@ -134,7 +133,6 @@ def make_app(
     tornado_settings.setdefault("log_function", log_request)
     return tornado.web.Application(
         routes,
-        subscriber=subscriber,
         default_handler_class=NotFoundHandler,
         default_handler_args=common,
         **tornado_settings,

@@ -30,7 +30,7 @@ def nodes(store_url, io_loop):
         subscriber = Subscriber(model, sweep_interval=30)
         await subscriber.start()
         sock, port = bind_unused_port()
-        server = HTTPServer(make_app(model, WebSettings(node_id=name), subscriber))
+        server = HTTPServer(make_app(model, WebSettings(node_id=name)))
         server.add_sockets([sock])
         started.append((server, subscriber, model))
         return f"http://127.0.0.1:{port}"
