@@ -458,7 +458,8 @@ class Gateway:
         if outcome is None:
             return None
         removal, remaining = outcome
-        await self._append_feed(channel, {k: v for k, v in removal.event.items() if k != "id"})
+        fields = {name: value for name, value in removal.event.items() if name != "id"}
+        await self._append_feed(channel, fields)  # the feed numbers its events itself
         if remaining == 0:
             await self._unregister_if_empty(channel)
         return removal

@@ -32,7 +32,6 @@ from redis.exceptions import (
     TryAgainError,
     WatchError,
 )
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
@@ -473,8 +472,3 @@ async def watched(router: Router, key: str, body: Callable[[Any], Awaitable[Any]
                     break
                 await router.refresh()
     raise StoreBusy(f"a transaction on {key} kept losing its race")
-
-
-def is_store_down(exc: BaseException) -> bool:
-    """True for the errors that mean the store is unreachable or failing over."""
-    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError, *MOVED))
