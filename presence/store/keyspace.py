@@ -225,6 +225,7 @@ class Keyspace:
             None  # the server re-arms its timer
         )
         self.expired_count = 0
+        self.on_expired: Callable[[int, bytes], None] | None = None  # the AOF records a DEL
         self.hits = self.misses = 0  # read lookups that found a key, and that did not (INFO stats)
 
     def tick(self) -> int:
@@ -354,6 +355,8 @@ class Keyspace:
         del db.expires[key]
         db.touch(key)
         self.expired_count += 1
+        if self.on_expired is not None:
+            self.on_expired(db.index, key)
         self.notifier.expired(key, db.index)
 
     def flush_all(self) -> None:
