@@ -132,6 +132,12 @@ def serve_parser() -> argparse.ArgumentParser:
         help="port of the bundled store when it is started (a free one)",
     )
     add(
+        "--data-dir",
+        default=_env("data-dir"),
+        help="directory where the bundled store keeps its data (appendonly yes, fsync "
+        "everysec), so a restart of the store keeps users and events; unset: in memory only",
+    )
+    add(
         "--history",
         type=_positive_int,
         default=_env("history", "1000"),
@@ -230,7 +236,7 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         url = args.redis_url
         if not url:
-            store = EmbeddedStore(args.store_port)
+            store = EmbeddedStore(args.store_port, data_dir=args.data_dir)
             url = await store.start()
         return await _run_node(args, url, store is not None)
     except StoreStartError as exc:

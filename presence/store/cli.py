@@ -15,6 +15,7 @@ import sys
 
 from presence.runtime import tune_gc
 from presence.store.config import DIRECTIVES, Config, ConfigError, parse_config_file
+from presence.store.persistence import AofError
 from presence.store.server import VERSION, Server
 
 log = logging.getLogger("presence.store")
@@ -119,6 +120,9 @@ def main(argv: list[str] | None = None) -> None:
         pass
     try:
         run(serve(config))
+    except AofError as exc:
+        print(f"presence-store: {exc}", file=sys.stderr)
+        sys.exit(1)
     except OSError as exc:
         print(f"presence-store: cannot listen: {exc}", file=sys.stderr)
         sys.exit(1)
