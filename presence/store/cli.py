@@ -29,6 +29,9 @@ Common directives:
   --requirepass PASSWORD       require AUTH
   --keys-expire-notify CHANNEL PUBLISH CHANNEL <key> at every key's expiry
   --notify-keyspace-events F   Redis keyspace notification flags (e.g. Ex, KEA)
+  --appendonly yes|no          keep an append-only file in --dir, load it at start (no)
+  --appendfsync POLICY         everysec (default), always or no
+  --dir DIR                    where the append-only files are (default .)
 Any other redis.conf directive the store knows is accepted the same way.
 """
 
