@@ -65,6 +65,11 @@ class AofError(Exception):
 
 def encode_command(argv: list[bytes]) -> bytes:
     """One command as a RESP array of bulk strings (what an AOF holds)."""
+    if len(argv) == 3:  # SET key value, HSET key... the common case, in one format
+        a, b, c = argv
+        return b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+            len(a), a, len(b), b, len(c), c
+        )  # fmt: skip
     parts = [b"*%d\r\n" % len(argv)]
     for arg in argv:
         parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
@@ -182,7 +187,8 @@ class Persistence:
         self.server = server
         self.client_class = client_class
         self.config = server.config
-        self.on = False  # appending (appendonly yes, and the AOF is open)
+        self._on = self._enable_after_rewrite = False
+        self.recording = False  # writes go into the file: on or enable_after_rewrite
         self.fd: int | None = None  # the increment file being appended to
         self.manifest = Manifest()
         self.pending: list[bytes] = []  # encoded commands not written yet
@@ -206,6 +212,26 @@ class Persistence:
         self.last_rewrite_status = "ok"
         self._cron: asyncio.TimerHandle | None = None
         self._hooked = False
+
+    @property
+    def on(self) -> bool:
+        """Appending: appendonly yes, and the AOF is open."""
+        return self._on
+
+    @on.setter
+    def on(self, value: bool) -> None:
+        self._on = value
+        self.recording = value or self.enable_after_rewrite
+
+    @property
+    def enable_after_rewrite(self) -> bool:
+        """appendonly yes was set live: writes are recorded; the AOF is on once rewritten."""
+        return self._enable_after_rewrite
+
+    @enable_after_rewrite.setter
+    def enable_after_rewrite(self, value: bool) -> None:
+        self._enable_after_rewrite = value
+        self.recording = value or self.on
 
     # ------------------------------------------------------------ paths
 
@@ -257,7 +283,7 @@ class Persistence:
             except AofError as exc:
                 log.error("appendonly yes: %s", exc)
                 self.enable_after_rewrite = False
-        elif value == "no" and (self.on or self.enable_after_rewrite):
+        elif value == "no" and (self.recording):
             self.stop()
             self.enable_after_rewrite = False
             self._schedule_cron()
@@ -387,9 +413,11 @@ class Persistence:
         """`cmd`'s handler, recording what it changed once it has run."""
         handler, name = cmd.handler, cmd.name
         translate = TRANSLATIONS.get(name)
+        as_sent = 3 if name == "set" else -1  # SET key value needs no translation
+        pending = self.pending
 
         def recorded(client, argv):
-            if not (self.on or self.enable_after_rewrite):
+            if not self.recording:
                 return handler(client, argv)
             self.depth += 1
             try:
@@ -400,8 +428,11 @@ class Persistence:
                 self.blocked[client] = argv  # blocked: recorded when served (unblocked)
             elif type(reply) is not Error:
                 db = client.db
-                if translate is None:
-                    self.append(db.index, argv)
+                if translate is None or len(argv) == as_sent:
+                    if db.index != self.selected_db:
+                        self.append(db.index, argv)
+                    else:
+                        pending.append(encode_command(argv))
                 else:
                     for effect in translate(db, argv, reply):
                         self.append(db.index, effect)
@@ -429,7 +460,7 @@ class Persistence:
 
     def record_expiry(self, db_index: int, key: bytes) -> None:
         """A key expired: its DEL goes into the file, so a replay drops it at the same point."""
-        if self.on or self.enable_after_rewrite:
+        if self.recording:
             self.append(db_index, [b"DEL", key])
 
     def append(self, db_index: int, argv: list[bytes]) -> None:
@@ -441,9 +472,10 @@ class Persistence:
 
     def write_pending(self) -> None:
         """Write the queued commands (one write), and fsync them with `appendfsync always`."""
-        if not self.pending or self.fd is None:
+        pending = self.pending
+        if not pending or self.fd is None:
             return
-        data = b"".join(self.pending)
+        data = b"".join(pending)
         try:
             view = memoryview(data)
             while view:
@@ -453,9 +485,9 @@ class Persistence:
             if self.write_status == "ok":
                 log.error("writing the append only file failed: %s", exc)
             self.write_status = "err"
-            self.pending = [bytes(view)]
+            pending[:] = [bytes(view)]
             return
-        self.pending = []
+        pending.clear()
         self.write_status = "ok"
         self.current_size += len(data)
         if self.config["appendfsync"] == "always":
@@ -516,7 +548,7 @@ class Persistence:
         self.rewrite_scheduled = False
         try:
             os.makedirs(self.directory, exist_ok=True)
-            if self.on or self.enable_after_rewrite:
+            if self.recording:
                 self._new_incr()  # writes from now on: the child's snapshot has the rest
                 if self.on:
                     self._save_manifest(self.manifest)
@@ -566,7 +598,7 @@ class Persistence:
         old = self.manifest.files()
         manifest = Manifest(base_seq=self.manifest.base_seq + 1, incr_seq=self.manifest.incr_seq)
         manifest.base = f"{self.config['appendfilename']}.{manifest.base_seq}.base.aof"
-        if self.on or self.enable_after_rewrite:
+        if self.recording:
             manifest.incrs = self.manifest.incrs[-1:]  # the one opened when the child forked
         os.replace(self.child_temp, self._path(manifest.base))
         self._save_manifest(manifest)
@@ -595,7 +627,7 @@ class Persistence:
     def info_fields(self) -> list[tuple[str, object]]:
         """The AOF lines of INFO persistence, in Redis 7.0's order."""
         fields: list[tuple[str, object]] = [
-            ("aof_enabled", int(self.on or self.enable_after_rewrite)),
+            ("aof_enabled", int(self.recording)),
             ("aof_rewrite_in_progress", int(bool(self.child_pid))),
             ("aof_rewrite_scheduled", int(self.rewrite_scheduled)),
             ("aof_last_rewrite_time_sec", self.last_rewrite_seconds),
