@@ -575,6 +575,7 @@ class Bench:
             "heartbeat_ms": summary(res.heartbeat),
             "offline_lag_ms": summary(res.offline_lag),
             "offline_lag_upper_ms": summary(res.offline_lag_upper),
+            "offline_lag_samples_ms": [round(lag, 3) for lag in res.offline_lag],
             "offline_first_ms": summary(list(res.first_seen.values())),
             "offline_deliveries": len(res.offline_lag),
             "offline_expected": expected,
