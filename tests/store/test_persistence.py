@@ -134,7 +134,24 @@ def write_everything(r: redis.Redis, port: int) -> None:
     _wait_blocked(r)
     r.rpush("q2", "moved")
     t.join()
-    assert results == [(b"q", b"x"), b"moved"]
+    for command, push in [
+        (("BZPOPMIN", "zq", 5), lambda: r.zadd("zq", {"low": 1, "high": 2})),
+        (("BLMPOP", 5, 2, "none", "lq", "RIGHT", "COUNT", 2), lambda: r.rpush("lq", 1, 2, 3)),
+        (("BZMPOP", 5, 1, "zq2", "MAX"), lambda: r.zadd("zq2", {"top": 9, "second": 8})),
+    ]:
+        t = threading.Thread(target=lambda c=command: results.append(waiter.execute_command(*c)))
+        t.start()
+        _wait_blocked(r)
+        push()
+        t.join()
+    r.execute_command("BLMPOP", 1, 1, "lq", "LEFT")  # served at once
+    r.spop("set", 0)
+    assert results[:2] == [(b"q", b"x"), b"moved"]
+    assert [r.zrange("zq", 0, -1), r.zrange("zq2", 0, -1), r.lrange("lq", 0, -1)] == [
+        [b"high"],
+        [b"second"],
+        [],
+    ]
     waiter.close()
 
 
@@ -246,6 +263,26 @@ def test_keys_past_their_deadline_expire_at_once_without_a_delay(tmp_path):
         r = store.start()
         assert r.keys("*") == [b"long"]
         assert r.pttl("long") > 990_000
+
+
+def test_config_set_appendonly_yes_keeps_what_was_there_and_no_stops_recording(tmp_path):
+    with store_on(tmp_path) as store:
+        r = store.start("--appendonly", "no")
+        r.set("before", "1", ex=1000)
+        r.rpush("list", "a", "b")
+        assert r.config_set("appendonly", "yes") is True
+        r.rpush("list", "c")
+        _wait_rewrite(r)
+        r.set("after", "2")
+        before = dataset(r, dbs=(0,))
+        store.stop()
+        r = store.start()
+        assert dataset(r, dbs=(0,)) == before
+        assert r.config_set("appendonly", "no") is True
+        assert r.info("persistence")["aof_enabled"] == 0
+        r.set("unrecorded", "3")
+        store.stop()
+        assert dataset(store.start(), dbs=(0,)) == before
 
 
 # ---------------------------------------------------------------- rewrite
