@@ -205,6 +205,13 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    if args.data_dir and args.redis_url:
+        print(
+            "presence serve: --data-dir is where the bundled store keeps its data; with "
+            "--redis-url the store is yours and keeps its own (drop one of the two)",
+            file=sys.stderr,
+        )
+        return 2
     if args.poll_timeout >= args.timeout:
         clamped = args.timeout * 0.8
         log.warning(

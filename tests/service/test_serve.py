@@ -204,3 +204,13 @@ def test_serve_without_data_dir_forgets_members(tmp_path):
     finally:
         stop(proc)
     assert [m["user"] for m in members] == ["bob"]
+
+
+def test_serve_refuses_data_dir_with_a_redis_url(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "presence.cli", "serve", "--redis-url", "redis://127.0.0.1:1/0",
+         "--data-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--data-dir" in result.stderr and "--redis-url" in result.stderr
