@@ -20,6 +20,7 @@ import time
 
 from presence.store import replies
 from presence.store.commands import NO_REPLY, CommandError, load_all
+from presence.store.commands.list import hold_blocked_clients
 from presence.store.config import Config
 from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
 from presence.store.notify import Notifier
@@ -35,6 +36,7 @@ from presence.store.resp import (
     encode,
 )
 from presence.store.scan import ScanCursors
+from presence.store.scripting.engine import Scripts
 
 log = logging.getLogger("presence.store")
 VERSION = "7.0.15"
@@ -439,6 +441,8 @@ class Server:
         self.servers: list[asyncio.base_events.Server] = []
         self._timer: asyncio.TimerHandle | None = None
         self.timer_deadline = NEVER  # when the armed expiry timer is due (ms)
+        self.scripts = Scripts(self)  # EVAL, FUNCTION; `scripts.busy` while one overruns
+        self._fast_while_idle = self.fast_commands
         self.config.on_change = self._config_changed
         self._config_changed("notify-keyspace-events", self.config["notify-keyspace-events"])
         self._config_changed("keys-expire-notify", self.config["keys-expire-notify"])
@@ -546,6 +550,10 @@ class Server:
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return self._refuse(client, replies.wrong_arity(cmd.name), cmd)
+        if self.scripts.busy is not None:
+            refused = self.scripts.busy_error(client, cmd, argv)
+            if refused is not None:
+                return self._refuse(client, refused, cmd)
         if (
             client.multi is not None
             or not client.authenticated
@@ -671,6 +679,8 @@ class Server:
         self.timer_deadline = NEVER
         keyspace = self.keyspace
         keyspace.tick()
+        if self.scripts.busy is not None:
+            return  # nothing expires under a running script; leave_busy() re-arms the timer
         if not self.active_expire:
             self._arm_timer(keyspace.now + 100)  # look again later; lookups still expire keys
             return
@@ -678,6 +688,18 @@ class Server:
         # at once and runs on the next loop iteration, after pending I/O
         keyspace.expire_due(limit=limit)
         self._arm_timer(keyspace.next_deadline())
+
+    # ------------------------------------------------------------ a busy script
+
+    def enter_busy(self) -> None:
+        """A script overran busy-reply-threshold: every command takes the gate (-BUSY)."""
+        self.fast_commands = {}
+        hold_blocked_clients(True)
+
+    def leave_busy(self) -> None:
+        self.fast_commands = self._fast_while_idle
+        hold_blocked_clients(False)
+        self._arm_timer(self.keyspace.next_deadline())
 
     def _config_changed(self, name: str, value) -> None:
         if name == "notify-keyspace-events":

@@ -1,0 +1,623 @@
+"""The Lua side of the sandbox: run once in every fresh Lua state (see `sandbox.LuaState`).
+
+It builds what Redis 7.0 gives a script: the `redis` table, a `pcall` that turns error
+tables into their message, globals that refuse to be created or read when missing, library
+tables that refuse to be changed, no `os`/`io`/`loadfile`/`dofile`/`print`/`require`, and the
+two conversions (a command's RESP reply into Lua values, a script's result into RESP). It
+returns the entry points Python calls: compile, run, load a library, set the key arrays.
+
+Stock Lua has no read-only tables (Redis patches its Lua for them): the globals a script
+sees are an empty proxy whose metatable reads through to the real ones, and each library
+table is such a proxy too; `rawset`, `setmetatable`, `getfenv`/`setfenv` and `loadstring`
+are wrapped so that no script reaches the real tables behind them.
+"""
+
+PRELUDE = r"""
+local py_call, py_log, py_interrupted, py_sha1, py_known, py_register = ...
+
+local type, error, tostring, tonumber, select = type, error, tostring, tonumber, select
+local rawget, rawset, rawequal, next, pairs = rawget, rawset, rawequal, next, pairs
+local setmetatable, getmetatable = setmetatable, getmetatable
+local raw_pcall, xpcall, raw_setfenv, raw_getfenv = pcall, xpcall, setfenv, getfenv
+local raw_loadstring, unpack = loadstring, unpack
+local sub, find, format, gsub, byte, concat = string.sub, string.find, string.format, string.gsub, string.byte, table.concat
+local floor, huge = math.floor, math.huge
+local dbg = debug
+local G = _G
+local SELF = dbg.getinfo(1, "S").source
+
+if jit then jit.off() end  -- compiled traces skip the count hook that SCRIPT KILL relies on
+
+-- ---------------------------------------------------------------- globals
+local allowed = {}
+for name in string.gmatch([[string math table coroutine bit redis xpcall tostring getfenv
+    setmetatable next assert tonumber rawequal collectgarbage getmetatable rawset pcall type
+    _G select unpack gcinfo pairs rawget loadstring ipairs _VERSION setfenv load error
+    newproxy]], "%S+") do
+  allowed[name] = true
+end
+for name in pairs(G) do
+  if not allowed[name] then G[name] = nil end
+end
+
+local protected = setmetatable({}, {__mode = "k"})  -- read-only proxy -> the table behind it
+
+local function refuse()
+  error("Attempt to modify a readonly table", 3)
+end
+
+local RO_META = {}
+local function readonly(t)
+  local proxy = {}
+  protected[proxy] = t
+  setmetatable(proxy, {__index = t, __newindex = function() refuse() end, __metatable = RO_META})
+  return proxy
+end
+RO_META = readonly({})
+
+local function missing_global(_, name)
+  error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+end
+
+-- The environment scripts run in: empty, reading through to `view` (the real globals).
+local function environment(view)
+  local env = {}
+  local meta = {__index = view, __newindex = function() refuse() end, __metatable = RO_META}
+  protected[env] = view
+  setmetatable(env, meta)
+  return env, meta
+end
+
+G.rawset = function(t, k, v)
+  if protected[t] then refuse() end
+  return rawset(t, k, v)
+end
+G.rawget = function(t, k)
+  local behind = protected[t]
+  if behind then return behind[k] end
+  return rawget(t, k)
+end
+G.setmetatable = function(t, m)
+  if protected[t] then refuse() end
+  return setmetatable(t, m)
+end
+
+local ENV
+local function pick_env(found)
+  if found == G then return ENV end
+  return found
+end
+G.getfenv = function(f)
+  if f == nil then f = 1 end
+  if type(f) == "number" then
+    if f == 0 then return ENV end
+    f = f + 1
+  end
+  return pick_env(raw_getfenv(f))
+end
+G.setfenv = function(f, t)
+  if f == 0 or protected[t] == nil and t == G then refuse() end
+  if type(f) == "number" then f = f + 1 end
+  return raw_setfenv(f, t)
+end
+
+local function safe_loadstring(code, name)
+  if type(code) == "string" and byte(code, 1) == 27 then
+    return nil, "binary chunks are not allowed"
+  end
+  local f, err = raw_loadstring(code, name)
+  if f then raw_setfenv(f, ENV) end
+  return f, err
+end
+G.loadstring = safe_loadstring
+G.load = function(source, name)
+  if type(source) == "string" then return safe_loadstring(source, name) end
+  local parts = {}
+  while true do
+    local piece = source()
+    if piece == nil or piece == "" then break end
+    parts[#parts + 1] = piece
+  end
+  return safe_loadstring(concat(parts), name)
+end
+
+-- ---------------------------------------------------------------- replies to Lua values
+local script_resp = 2
+
+local function parse(s, pos)
+  local t = byte(s, pos)
+  local e = find(s, "\r\n", pos, true)
+  local line = sub(s, pos + 1, e - 1)
+  local nxt = e + 2
+  if t == 36 then  -- $ bulk
+    local n = tonumber(line)
+    if n < 0 then return false, nxt end
+    return sub(s, nxt, nxt + n - 1), nxt + n + 2
+  elseif t == 58 then  -- : integer
+    return tonumber(line), nxt
+  elseif t == 43 then  -- + status
+    return {ok = line}, nxt
+  elseif t == 45 then  -- - error
+    return {err = line}, nxt
+  elseif t == 42 or t == 62 then  -- * array, > push
+    local n = tonumber(line)
+    if n < 0 then return false, nxt end
+    local items = {}
+    for i = 1, n do items[i], nxt = parse(s, nxt) end
+    return items, nxt
+  elseif t == 37 then  -- % map
+    local map = {}
+    for _ = 1, tonumber(line) do
+      local k, v
+      k, nxt = parse(s, nxt)
+      v, nxt = parse(s, nxt)
+      if k ~= nil then map[k] = v end
+    end
+    return {map = map}, nxt
+  elseif t == 126 then  -- ~ set
+    local set = {}
+    for _ = 1, tonumber(line) do
+      local k
+      k, nxt = parse(s, nxt)
+      if k ~= nil then set[k] = true end
+    end
+    return {set = set}, nxt
+  elseif t == 95 then  -- _ null
+    return nil, nxt
+  elseif t == 44 then  -- , double
+    local d = tonumber(line)
+    if line == "inf" then d = huge elseif line == "-inf" then d = -huge end
+    return {double = d}, nxt
+  elseif t == 35 then  -- # boolean
+    return line == "t", nxt
+  elseif t == 61 then  -- = verbatim
+    local n = tonumber(line)
+    local body = sub(s, nxt, nxt + n - 1)
+    return {verbatim_string = {format = sub(body, 1, 3), string = sub(body, 5)}}, nxt + n + 2
+  elseif t == 40 then  -- ( big number
+    return {big_number = line}, nxt
+  end
+  error("unexpected reply from the store")
+end
+
+-- luaPushErrorBuff: "-CODE message" or "message" (code ERR) into an error table
+local function error_table(s)
+  local code, msg
+  if byte(s, 1) == 45 then
+    local space = find(s, " ", 1, true)
+    if space then
+      code, msg = sub(s, 2, space - 1), sub(s, space + 1)
+    else
+      code, msg = "ERR", sub(s, 2)
+    end
+  else
+    code, msg = "ERR", s
+  end
+  msg = (gsub((gsub(msg, "^[\r\n]+", "")), "[\r\n]+$", ""))
+  return {err = code .. " " .. msg}
+end
+
+local function command(raise, ...)
+  local raw = py_call(script_resp, ...)
+  local value = parse(raw, 1)
+  if raise and byte(raw, 1) == 45 then error(value) end
+  return value
+end
+
+-- ---------------------------------------------------------------- Lua values to replies
+local function no_newlines(s)
+  return (gsub(s, "[\r\n]", " "))
+end
+
+local function bulk(s)
+  return "$" .. #s .. "\r\n" .. s .. "\r\n"
+end
+
+local function null(proto)
+  if proto == 3 then return "_\r\n" end
+  return "$-1\r\n"
+end
+
+local function integer(n)
+  if n ~= n or n >= 9223372036854775807 or n < -9223372036854775808 then
+    return ":-9223372036854775808\r\n"  -- what the C cast gives on x86-64
+  end
+  if n < 0 then n = -floor(-n) else n = floor(n) end
+  return format(":%.0f\r\n", n)
+end
+
+local function double(d, proto)
+  local text
+  if d == huge then text = "inf" elseif d == -huge then text = "-inf"
+  elseif d ~= d then text = "nan" else text = format("%.17g", d) end
+  if proto == 3 then return "," .. text .. "\r\n" end
+  return bulk(text)
+end
+
+local encode
+encode = function(v, proto, out)
+  local t = type(v)
+  if t == "string" then
+    out[#out + 1] = bulk(v)
+  elseif t == "number" then
+    out[#out + 1] = integer(v)
+  elseif t == "boolean" then
+    if script_resp == 2 then
+      out[#out + 1] = v and ":1\r\n" or null(proto)
+    elseif proto == 3 then
+      out[#out + 1] = v and "#t\r\n" or "#f\r\n"
+    else
+      out[#out + 1] = v and ":1\r\n" or ":0\r\n"
+    end
+  elseif t == "table" then
+    local f = rawget(v, "err")
+    if type(f) == "string" then
+      out[#out + 1] = "-" .. no_newlines(f) .. "\r\n"
+      return
+    end
+    f = rawget(v, "ok")
+    if type(f) == "string" then
+      out[#out + 1] = "+" .. no_newlines(f) .. "\r\n"
+      return
+    end
+    f = rawget(v, "double")
+    if type(f) == "number" then
+      out[#out + 1] = double(f, proto)
+      return
+    end
+    f = rawget(v, "big_number")
+    if type(f) == "string" then
+      f = no_newlines(f)
+      out[#out + 1] = proto == 3 and "(" .. f .. "\r\n" or bulk(f)
+      return
+    end
+    f = rawget(v, "verbatim_string")
+    if type(f) == "table" then
+      local fmt, text = rawget(f, "format"), rawget(f, "string")
+      if type(fmt) == "string" and type(text) == "string" then
+        if proto == 3 then
+          out[#out + 1] = "=" .. (#text + 4) .. "\r\n" .. sub(fmt .. "   ", 1, 3) .. ":" .. text .. "\r\n"
+        else
+          out[#out + 1] = bulk(text)
+        end
+        return
+      end
+    end
+    f = rawget(v, "map")
+    if type(f) == "table" then
+      local at, n = #out + 1, 0
+      out[at] = ""
+      for k, item in next, f do
+        encode(k, proto, out)
+        encode(item, proto, out)
+        n = n + 1
+      end
+      out[at] = proto == 3 and "%" .. n .. "\r\n" or "*" .. (2 * n) .. "\r\n"
+      return
+    end
+    f = rawget(v, "set")
+    if type(f) == "table" then
+      local at, n = #out + 1, 0
+      out[at] = ""
+      for k in next, f do
+        encode(k, proto, out)
+        n = n + 1
+      end
+      out[at] = (proto == 3 and "~" or "*") .. n .. "\r\n"
+      return
+    end
+    local at, n = #out + 1, 0
+    out[at] = ""
+    while true do
+      local item = rawget(v, n + 1)
+      if item == nil then break end
+      n = n + 1
+      encode(item, proto, out)
+    end
+    out[at] = "*" .. n .. "\r\n"
+  else
+    out[#out + 1] = null(proto)
+  end
+end
+
+local function to_reply(v, proto)
+  local out = {}
+  encode(v, proto, out)
+  return concat(out)
+end
+
+-- ---------------------------------------------------------------- the redis table
+local function runtime_api()
+  local redis = {}
+  redis.call = function(...) return command(true, ...) end
+  redis.pcall = function(...) return command(false, ...) end
+  redis.setresp = function(...)
+    if select("#", ...) ~= 1 then error(error_table("redis.setresp() requires one argument.")) end
+    local n = tonumber((...))
+    if n ~= 2 and n ~= 3 then error(error_table("RESP version must be 2 or 3.")) end
+    script_resp = n
+  end
+  redis.sha1hex = function(...)
+    if select("#", ...) ~= 1 then error(error_table("wrong number of arguments")) end
+    local s = ...
+    if type(s) == "number" then s = tostring(s) end
+    if type(s) ~= "string" then s = "" end
+    return py_sha1(s)
+  end
+  redis.error_reply = function(...)
+    local s = ...
+    if select("#", ...) ~= 1 or type(s) ~= "string" then
+      return error_table("wrong number or type of arguments")
+    end
+    if byte(s, 1) ~= 45 then s = "-" .. s end
+    return error_table(s)
+  end
+  redis.status_reply = function(...)
+    local s = ...
+    if select("#", ...) ~= 1 or type(s) ~= "string" then
+      return error_table("wrong number or type of arguments")
+    end
+    return {ok = s}
+  end
+  redis.set_repl = function(...)
+    if select("#", ...) ~= 1 then error(error_table("redis.set_repl() requires two arguments.")) end
+    local flags = tonumber((...)) or 0
+    if flags ~= 0 and flags ~= 1 and flags ~= 2 and flags ~= 3 then
+      error(error_table("Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."))
+    end
+  end
+  redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
+  redis.replicate_commands = function() return true end
+  redis.breakpoint = function() return false end
+  redis.debug = function() end
+  redis.acl_check_cmd = function(...)
+    if select("#", ...) == 0 then
+      error(error_table("Please specify at least one argument for this redis lib call"))
+    end
+    if not py_known(...) then error(error_table("Invalid command passed to redis.acl_check_cmd()")) end
+    return true
+  end
+  return redis
+end
+
+local function add_common(redis)
+  redis.log = function(...)
+    local argc = select("#", ...)
+    if argc < 2 then error(error_table("redis.log() requires two arguments or more.")) end
+    local level = ...
+    if type(level) ~= "number" and tonumber(level) == nil then
+      error(error_table("First argument must be a number (log level)."))
+    end
+    level = tonumber(level)
+    if level < 0 or level > 3 then error(error_table("Invalid debug level.")) end
+    local parts = {}
+    for i = 2, argc do
+      local piece = select(i, ...)
+      if type(piece) == "string" or type(piece) == "number" then parts[#parts + 1] = tostring(piece) end
+    end
+    py_log(floor(level), concat(parts, " "))
+  end
+  redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+  redis.REDIS_VERSION, redis.REDIS_VERSION_NUM = "7.0.15", 0x07000f
+  return redis
+end
+
+G.redis = add_common(runtime_api())
+
+local function fix_pcall(ok, ...)
+  if ok then return ok, ... end
+  local e = ...
+  if type(e) == "table" then
+    local m = e.err
+    if type(m) == "string" or type(m) == "number" then return false, m end
+  end
+  return false, e
+end
+G.pcall = function(...) return fix_pcall(raw_pcall(...)) end
+
+for _, name in ipairs({"string", "math", "table", "coroutine", "bit", "redis"}) do
+  if G[name] ~= nil then G[name] = readonly(G[name]) end
+end
+setmetatable(G, {__index = missing_global, __newindex = function() refuse() end, __metatable = RO_META})
+ENV = environment(G)
+rawset(G, "_G", ENV)
+
+-- ---------------------------------------------------------------- running
+local killed_message = "Script killed by user with SCRIPT KILL..."
+local function hook()
+  if py_interrupted() then
+    dbg.sethook(hook, "l")  -- every line from now on: a pcall cannot swallow the kill
+    error(error_table(killed_message))
+  end
+end
+
+-- the frame an error is reported at: the first one that is neither C nor this prelude
+local function handler(err)
+  local level, info = 2, nil
+  while true do
+    info = dbg.getinfo(level, "nSl")
+    if info == nil or (info.what ~= "C" and info.source ~= SELF) then break end
+    level = level + 1
+  end
+  if type(err) ~= "table" then err = {err = "ERR " .. tostring(err)} end
+  if info then
+    rawset(err, "source", info.source)
+    rawset(err, "line", info.currentline)
+  end
+  return err
+end
+
+local function failure(err, funcname)
+  if type(err) ~= "table" then
+    return "-ERR Error running script " .. funcname .. ", " .. sub(tostring(err), 1, 100) .. "\r\n"
+  end
+  local msg = err.err
+  if type(msg) ~= "string" and type(msg) ~= "number" then msg = "" end
+  local text = tostring(msg)
+  local source, line = err.source, err.line
+  if (type(source) == "string" or type(source) == "number")
+      and (type(line) == "string" or type(line) == "number") then
+    text = text .. " script: " .. funcname .. ", on " .. tostring(source) .. ":" .. tostring(line) .. "."
+  end
+  return "-" .. no_newlines(text) .. "\r\n"
+end
+
+local scripts = {}     -- EVAL scripts by function name (f_<sha1>)
+local libraries = {}   -- function libraries by load key: {function name -> callback}
+
+local entry = {}
+
+-- compile an EVAL script body; nil on success, else the compiler's message
+function entry.compile(name, code)
+  local f, err = raw_loadstring(code, "@user_script")
+  if not f then return err end
+  raw_setfenv(f, ENV)
+  scripts[name] = f
+  return nil
+end
+
+-- run an EVAL script (lib false) or a library's function; the reply as RESP bytes
+function entry.run(name, lib, caller_proto, killed_by, nkeys, args)
+  local is_eval = not lib
+  local f
+  if is_eval then f = scripts[name] else f = libraries[lib][name] end
+  local keys, argv = {}, {}
+  for i = 1, #args do
+    if i <= nkeys then keys[i] = args[i] else argv[i - nkeys] = args[i] end
+  end
+  killed_message = "Script killed by user with " .. killed_by .. "..."
+  script_resp = 2
+  local ok, result
+  dbg.sethook(hook, "", 100000)
+  if is_eval then
+    rawset(G, "KEYS", keys)
+    rawset(G, "ARGV", argv)
+    ok, result = xpcall(f, handler)
+  else
+    ok, result = xpcall(f, handler, keys, argv)
+  end
+  dbg.sethook()
+  local funcname = is_eval and sub(name, 3) or name
+  local reply
+  if ok then
+    local done
+    done, reply = raw_pcall(to_reply, result, caller_proto)
+    if not done then reply = "-ERR reached lua stack limit\r\n" end
+  else
+    reply = failure(result, funcname)
+  end
+  return reply
+end
+
+-- ---------------------------------------------------------------- function libraries
+local load_api = add_common({})
+local register = {}
+local function read_flags(flags)
+  local list = {}
+  local i = 1
+  while true do
+    local flag = flags[i]
+    if flag == nil then break end
+    if type(flag) ~= "string" and type(flag) ~= "number" then return nil end
+    list[#list + 1] = tostring(flag)
+    i = i + 1
+  end
+  return list
+end
+load_api.register_function = function(...)
+  if not register.open then
+    error(error_table("redis.register_function can only be called on FUNCTION LOAD command"))
+  end
+  local argc = select("#", ...)
+  if argc < 1 or argc > 2 then error(error_table("wrong number of arguments to redis.register_function")) end
+  local name, callback, description, flags
+  if argc == 1 then
+    local args = ...
+    if type(args) ~= "table" then
+      error(error_table("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments)."))
+    end
+    for k, v in pairs(args) do
+      if type(k) ~= "string" and type(k) ~= "number" then
+        error(error_table("named argument key given to redis.register_function is not a string"))
+      end
+      local key = string.lower(tostring(k))
+      if key == "function_name" then
+        if type(v) ~= "string" and type(v) ~= "number" then
+          error(error_table("function_name argument given to redis.register_function must be a string"))
+        end
+        name = tostring(v)
+      elseif key == "description" then
+        if type(v) ~= "string" and type(v) ~= "number" then
+          error(error_table("description argument given to redis.register_function must be a string"))
+        end
+        description = tostring(v)
+      elseif key == "callback" then
+        if type(v) ~= "function" then
+          error(error_table("callback argument given to redis.register_function must be a function"))
+        end
+        callback = v
+      elseif key == "flags" then
+        if type(v) ~= "table" then
+          error(error_table("flags argument to redis.register_function must be a table representing function flags"))
+        end
+        flags = read_flags(v)
+        if flags == nil then error(error_table("unknown flag given")) end
+      else
+        error(error_table("unknown argument given to redis.register_function"))
+      end
+    end
+    if name == nil then error(error_table("redis.register_function must get a function name argument")) end
+    if callback == nil then error(error_table("redis.register_function must get a callback argument")) end
+  else
+    local first, second = ...
+    if type(first) ~= "string" and type(first) ~= "number" then
+      error(error_table("first argument to redis.register_function must be a string"))
+    end
+    if type(second) ~= "function" then
+      error(error_table("second argument to redis.register_function must be a function"))
+    end
+    name, callback = tostring(first), second
+  end
+  local problem = py_register(name, description, unpack(flags or {}))
+  if problem then error(error_table(problem)) end
+  if register.functions[name] ~= nil then error(error_table("Function already exists in the library")) end
+  register.functions[name] = callback
+end
+setmetatable(load_api, {__index = missing_global})
+local load_view = setmetatable({redis = readonly(load_api)}, {__index = missing_global})
+
+-- run a library's code, keeping its functions under `key`; nil on success, else the error text
+function entry.load_library(key, code, timeout_ms, clock)
+  local f, err = raw_loadstring(code, "@user_function")
+  if not f then return "Error compiling function: " .. err end
+  local env, meta = environment(load_view)
+  raw_setfenv(f, env)
+  register.open, register.functions = true, {}
+  local started = clock()
+  local function load_hook()
+    if timeout_ms > 0 and clock() - started > timeout_ms then
+      dbg.sethook(load_hook, "l")
+      error(error_table("FUNCTION LOAD timeout"))
+    end
+  end
+  dbg.sethook(load_hook, "", 100000)
+  local ok, problem = raw_pcall(f)
+  dbg.sethook()
+  register.open = false
+  rawset(meta, "__index", G)  -- the functions run with the runtime globals
+  if not ok then
+    local msg
+    if type(problem) == "table" and type(problem.err) == "string" then msg = problem.err
+    else msg = "ERR " .. tostring(problem) end
+    return "Error registering functions: " .. msg
+  end
+  libraries[key] = register.functions
+  return nil
+end
+
+function entry.drop_library(key)
+  libraries[key] = nil
+end
+
+return entry.compile, entry.run, entry.load_library, entry.drop_library
+"""
