@@ -361,10 +361,10 @@ class Scripts:
 
     # ------------------------------------------------------------ callbacks from Lua
 
-    def lua_call(self, resp: int, *args) -> bytes:
-        """redis.call/pcall (worker thread): the command's reply as RESP bytes."""
+    def lua_call(self, resp: int, args):
+        """redis.call/pcall (worker thread): the command's reply value (an Error on failure)."""
         if not args:
-            return b"-ERR Please specify at least one argument for this redis lib call\r\n"
+            return Error("ERR Please specify at least one argument for this redis lib call")
         argv = []
         for arg in args:
             kind = type(arg)
@@ -373,10 +373,10 @@ class Scripts:
             elif kind is int or kind is float:
                 argv.append(b"%.17g" % arg)
             else:
-                return b"-ERR Lua redis lib command arguments must be strings or integers\r\n"
+                return Error("ERR Lua redis lib command arguments must be strings or integers")
         run = self.running
         if run is None:  # a function called at FUNCTION LOAD time has no run
-            return b"-ERR redis.call/pcall can only be called inside a script invocation\r\n"
+            return Error("ERR redis.call/pcall can only be called inside a script invocation")
         run.post(("call", argv, resp))
         return run.answers.get()
 
@@ -511,7 +511,7 @@ class Scripts:
             reply = self.run_command(run, argv, resp)
         except Exception:
             log.exception("a script's command failed")
-            reply = b"-ERR internal error while executing the command\r\n"
+            reply = Error("ERR internal error while executing the command")
         run.answers.put(reply)
 
     def _finish(self, run: Run, raw: bytes):
@@ -520,7 +520,7 @@ class Scripts:
             return Error(raw[1:-2].decode("utf-8", "surrogateescape"))
         return Raw(raw)
 
-    def run_command(self, run: Run, argv: list[bytes], resp: int) -> bytes:
+    def run_command(self, run: Run, argv: list[bytes], resp: int):
         """One redis.call, on the loop thread: checks as Redis's scriptCall, then the command."""
         server = self.server
         cmd = server.commands.get(argv[0].lower())
@@ -547,18 +547,20 @@ class Scripts:
             reply = exc.reply
         except Exception:
             reply = server.internal_error(cmd.name)
-        if reply is NO_REPLY:
-            return client.take_sent() or b"$-1\r\n"
+        if reply is NO_REPLY:  # no command allowed in scripts writes its own replies today
+            client.take_sent()
+            return None
         if type(reply) is Error:
             counters.failed += 1
             server.count_error(reply)
-        return encode(reply, resp)
+        return reply
 
-    def _reject(self, cmd, text: str) -> bytes:
-        self.server.count_error(Error(text))
+    def _reject(self, cmd, text: str) -> Error:
+        error = Error(text)
+        self.server.count_error(error)
         if cmd is not None:
             self.server.command_stats[cmd.name].rejected += 1
-        return b"-%s\r\n" % text.encode()
+        return error
 
     # ------------------------------------------------------------ SCRIPT KILL, BUSY
 

@@ -8,12 +8,14 @@ returns the entry points Python calls: compile, run, load a library, set the key
 
 Stock Lua has no read-only tables (Redis patches its Lua for them): the globals a script
 sees are an empty proxy whose metatable reads through to the real ones, and each library
-table is such a proxy too; `rawset`, `setmetatable`, `getfenv`/`setfenv` and `loadstring`
-are wrapped so that no script reaches the real tables behind them.
+table is such a proxy too; `rawset`, `rawget`, `setmetatable`, `load` and `loadstring`
+are wrapped so that no script reaches the real tables behind them (Debian's Redis 7.0.15,
+the reference, has no `getfenv`, `setfenv` or `newproxy` either).
 """
 
 PRELUDE = r"""
-local py_call, py_log, py_interrupted, py_sha1, py_known, py_register = ...
+local py_call, py_pcall, py_setresp, py_error_text, py_log, py_interrupted, py_sha1, py_known,
+  py_register, py_bit = ...
 
 local type, error, tostring, tonumber, select = type, error, tostring, tonumber, select
 local rawget, rawset, rawequal, next, pairs = rawget, rawset, rawequal, next, pairs
@@ -26,24 +28,32 @@ local dbg = debug
 local G = _G
 local SELF = dbg.getinfo(1, "S").source
 
-if jit then jit.off() end  -- compiled traces skip the count hook that SCRIPT KILL relies on
+-- LuaBitOp's API, computed in Python (Lua 5.1 has no bit library of its own)
+local bit = {}
+for _, name in ipairs({"tobit", "tohex", "bnot", "band", "bor", "bxor", "lshift", "rshift",
+    "arshift", "rol", "ror", "bswap"}) do
+  bit[name] = py_bit[name]
+end
+G.bit = bit
 
 -- ---------------------------------------------------------------- globals
 local allowed = {}
-for name in string.gmatch([[string math table coroutine bit redis xpcall tostring getfenv
+-- Redis 7.0.15 as Debian builds it: no getfenv, setfenv or newproxy either
+for name in string.gmatch([[string math table coroutine bit redis xpcall tostring
     setmetatable next assert tonumber rawequal collectgarbage getmetatable rawset pcall type
-    _G select unpack gcinfo pairs rawget loadstring ipairs _VERSION setfenv load error
-    newproxy]], "%S+") do
+    _G select unpack gcinfo pairs rawget loadstring ipairs _VERSION load error]], "%S+") do
   allowed[name] = true
 end
-for name in pairs(G) do
-  if not allowed[name] then G[name] = nil end
-end
+-- what scripts see as globals: a copy of the allowed ones (lupa itself still uses _G)
+local VIEW = {}
+for name in pairs(allowed) do VIEW[name] = G[name] end
 
 local protected = setmetatable({}, {__mode = "k"})  -- read-only proxy -> the table behind it
 
-local function refuse()
-  error("Attempt to modify a readonly table", 3)
+-- level 3: the script line that assigned (through __newindex); 0: no position, as Redis's
+-- C functions (rawset, setmetatable) report it
+local function refuse(level)
+  error("Attempt to modify a readonly table", level or 3)
 end
 
 local RO_META = {}
@@ -68,38 +78,21 @@ local function environment(view)
   return env, meta
 end
 
-G.rawset = function(t, k, v)
-  if protected[t] then refuse() end
+VIEW.rawset = function(t, k, v)
+  if protected[t] then refuse(0) end
   return rawset(t, k, v)
 end
-G.rawget = function(t, k)
+VIEW.rawget = function(t, k)
   local behind = protected[t]
   if behind then return behind[k] end
   return rawget(t, k)
 end
-G.setmetatable = function(t, m)
-  if protected[t] then refuse() end
+VIEW.setmetatable = function(t, m)
+  if protected[t] then refuse(0) end
   return setmetatable(t, m)
 end
 
 local ENV
-local function pick_env(found)
-  if found == G then return ENV end
-  return found
-end
-G.getfenv = function(f)
-  if f == nil then f = 1 end
-  if type(f) == "number" then
-    if f == 0 then return ENV end
-    f = f + 1
-  end
-  return pick_env(raw_getfenv(f))
-end
-G.setfenv = function(f, t)
-  if f == 0 or protected[t] == nil and t == G then refuse() end
-  if type(f) == "number" then f = f + 1 end
-  return raw_setfenv(f, t)
-end
 
 local function safe_loadstring(code, name)
   if type(code) == "string" and byte(code, 1) == 27 then
@@ -109,8 +102,8 @@ local function safe_loadstring(code, name)
   if f then raw_setfenv(f, ENV) end
   return f, err
 end
-G.loadstring = safe_loadstring
-G.load = function(source, name)
+VIEW.loadstring = safe_loadstring
+VIEW.load = function(source, name)
   if type(source) == "string" then return safe_loadstring(source, name) end
   local parts = {}
   while true do
@@ -119,65 +112,6 @@ G.load = function(source, name)
     parts[#parts + 1] = piece
   end
   return safe_loadstring(concat(parts), name)
-end
-
--- ---------------------------------------------------------------- replies to Lua values
-local script_resp = 2
-
-local function parse(s, pos)
-  local t = byte(s, pos)
-  local e = find(s, "\r\n", pos, true)
-  local line = sub(s, pos + 1, e - 1)
-  local nxt = e + 2
-  if t == 36 then  -- $ bulk
-    local n = tonumber(line)
-    if n < 0 then return false, nxt end
-    return sub(s, nxt, nxt + n - 1), nxt + n + 2
-  elseif t == 58 then  -- : integer
-    return tonumber(line), nxt
-  elseif t == 43 then  -- + status
-    return {ok = line}, nxt
-  elseif t == 45 then  -- - error
-    return {err = line}, nxt
-  elseif t == 42 or t == 62 then  -- * array, > push
-    local n = tonumber(line)
-    if n < 0 then return false, nxt end
-    local items = {}
-    for i = 1, n do items[i], nxt = parse(s, nxt) end
-    return items, nxt
-  elseif t == 37 then  -- % map
-    local map = {}
-    for _ = 1, tonumber(line) do
-      local k, v
-      k, nxt = parse(s, nxt)
-      v, nxt = parse(s, nxt)
-      if k ~= nil then map[k] = v end
-    end
-    return {map = map}, nxt
-  elseif t == 126 then  -- ~ set
-    local set = {}
-    for _ = 1, tonumber(line) do
-      local k
-      k, nxt = parse(s, nxt)
-      if k ~= nil then set[k] = true end
-    end
-    return {set = set}, nxt
-  elseif t == 95 then  -- _ null
-    return nil, nxt
-  elseif t == 44 then  -- , double
-    local d = tonumber(line)
-    if line == "inf" then d = huge elseif line == "-inf" then d = -huge end
-    return {double = d}, nxt
-  elseif t == 35 then  -- # boolean
-    return line == "t", nxt
-  elseif t == 61 then  -- = verbatim
-    local n = tonumber(line)
-    local body = sub(s, nxt, nxt + n - 1)
-    return {verbatim_string = {format = sub(body, 1, 3), string = sub(body, 5)}}, nxt + n + 2
-  elseif t == 40 then  -- ( big number
-    return {big_number = line}, nxt
-  end
-  error("unexpected reply from the store")
 end
 
 -- luaPushErrorBuff: "-CODE message" or "message" (code ERR) into an error table
@@ -197,12 +131,16 @@ local function error_table(s)
   return {err = code .. " " .. msg}
 end
 
-local function command(raise, ...)
-  local raw = py_call(script_resp, ...)
-  local value = parse(raw, 1)
-  if raise and byte(raw, 1) == 45 then error(value) end
-  return value
+-- a Python exception raised by redis.call carries the error reply's text
+local function unwrap(e)
+  if type(e) == "userdata" then
+    local text = py_error_text(e)
+    if text then return {err = text} end
+  end
+  return e
 end
+
+local script_resp = 2  -- what redis.setresp chose (the conversions follow it)
 
 -- ---------------------------------------------------------------- Lua values to replies
 local function no_newlines(s)
@@ -329,13 +267,16 @@ end
 -- ---------------------------------------------------------------- the redis table
 local function runtime_api()
   local redis = {}
-  redis.call = function(...) return command(true, ...) end
-  redis.pcall = function(...) return command(false, ...) end
+  -- C functions (Python callables), so that `return redis.call(...)` keeps the script's
+  -- frame for the error's line, as Redis's C redis.call does
+  redis.call = py_call
+  redis.pcall = py_pcall
   redis.setresp = function(...)
     if select("#", ...) ~= 1 then error(error_table("redis.setresp() requires one argument.")) end
     local n = tonumber((...))
     if n ~= 2 and n ~= 3 then error(error_table("RESP version must be 2 or 3.")) end
     script_resp = n
+    py_setresp(n)
   end
   redis.sha1hex = function(...)
     if select("#", ...) ~= 1 then error(error_table("wrong number of arguments")) end
@@ -402,25 +343,25 @@ local function add_common(redis)
   return redis
 end
 
-G.redis = add_common(runtime_api())
+VIEW.redis = add_common(runtime_api())
 
 local function fix_pcall(ok, ...)
   if ok then return ok, ... end
-  local e = ...
+  local e = unwrap((...))
   if type(e) == "table" then
     local m = e.err
     if type(m) == "string" or type(m) == "number" then return false, m end
   end
   return false, e
 end
-G.pcall = function(...) return fix_pcall(raw_pcall(...)) end
+VIEW.pcall = function(...) return fix_pcall(raw_pcall(...)) end
 
 for _, name in ipairs({"string", "math", "table", "coroutine", "bit", "redis"}) do
-  if G[name] ~= nil then G[name] = readonly(G[name]) end
+  if VIEW[name] ~= nil then VIEW[name] = readonly(VIEW[name]) end
 end
-setmetatable(G, {__index = missing_global, __newindex = function() refuse() end, __metatable = RO_META})
-ENV = environment(G)
-rawset(G, "_G", ENV)
+setmetatable(VIEW, {__index = missing_global, __newindex = function() refuse() end, __metatable = RO_META})
+ENV = environment(VIEW)
+rawset(VIEW, "_G", ENV)
 
 -- ---------------------------------------------------------------- running
 local killed_message = "Script killed by user with SCRIPT KILL..."
@@ -439,6 +380,7 @@ local function handler(err)
     if info == nil or (info.what ~= "C" and info.source ~= SELF) then break end
     level = level + 1
   end
+  err = unwrap(err)
   if type(err) ~= "table" then err = {err = "ERR " .. tostring(err)} end
   if info then
     rawset(err, "source", info.source)
@@ -490,11 +432,11 @@ function entry.run(name, lib, caller_proto, killed_by, nkeys, args)
   local ok, result
   dbg.sethook(hook, "", 100000)
   if is_eval then
-    rawset(G, "KEYS", keys)
-    rawset(G, "ARGV", argv)
+    rawset(VIEW, "KEYS", keys)
+    rawset(VIEW, "ARGV", argv)
     ok, result = xpcall(f, handler)
   else
-    ok, result = xpcall(f, handler, keys, argv)
+    ok, result = xpcall(function() return f(keys, argv) end, handler)
   end
   dbg.sethook()
   local funcname = is_eval and sub(name, 3) or name
@@ -604,7 +546,7 @@ function entry.load_library(key, code, timeout_ms, clock)
   local ok, problem = raw_pcall(f)
   dbg.sethook()
   register.open = false
-  rawset(meta, "__index", G)  -- the functions run with the runtime globals
+  rawset(meta, "__index", VIEW)  -- the functions run with the runtime globals
   if not ok then
     local msg
     if type(problem) == "table" and type(problem.err) == "string" then msg = problem.err
