@@ -387,9 +387,8 @@ class Scripts:
         run = self.running
         return run is not None and run.killed
 
-    def lua_known(self, *args) -> bool:
-        name = args[0] if args and type(args[0]) is bytes else b""
-        return name.lower() in self.server.commands
+    def lua_known(self, name) -> bool:
+        return type(name) is bytes and name.lower() in self.server.commands
 
     def lua_register(self, name: bytes, description, *flags) -> bytes | None:
         """redis.register_function during FUNCTION LOAD: check it; None or the error text."""
@@ -424,7 +423,7 @@ class Scripts:
         keys_and_args = argv[3:]
         lua = self.eval_lua if function is None else self.function_lua
         library = None if function is None else function.library.key
-        kill = b"SCRIPT KILL" if function is None else b"FUNCTION KILL"
+        kill = b"SCRIPT KILL"  # Redis 7.0 says so for FUNCTION KILL too
         protocol = client.protocol
 
         def job() -> None:

@@ -14,7 +14,7 @@ the reference, has no `getfenv`, `setfenv` or `newproxy` either).
 """
 
 PRELUDE = r"""
-local py_call, py_pcall, py_setresp, py_error_text, py_log, py_interrupted, py_sha1, py_known,
+local py_call, py_pcall, py_setresp, py_getresp, py_error_text, py_api, py_interrupted,
   py_register, py_bit = ...
 
 local type, error, tostring, tonumber, select = type, error, tostring, tonumber, select
@@ -259,6 +259,7 @@ encode = function(v, proto, out)
 end
 
 local function to_reply(v, proto)
+  script_resp = py_getresp()
   local out = {}
   encode(v, proto, out)
   return concat(out)
@@ -271,20 +272,9 @@ local function runtime_api()
   -- frame for the error's line, as Redis's C redis.call does
   redis.call = py_call
   redis.pcall = py_pcall
-  redis.setresp = function(...)
-    if select("#", ...) ~= 1 then error(error_table("redis.setresp() requires one argument.")) end
-    local n = tonumber((...))
-    if n ~= 2 and n ~= 3 then error(error_table("RESP version must be 2 or 3.")) end
-    script_resp = n
-    py_setresp(n)
-  end
-  redis.sha1hex = function(...)
-    if select("#", ...) ~= 1 then error(error_table("wrong number of arguments")) end
-    local s = ...
-    if type(s) == "number" then s = tostring(s) end
-    if type(s) ~= "string" then s = "" end
-    return py_sha1(s)
-  end
+  -- the ones that may raise are C functions (Python) too, for the same reason
+  redis.setresp = py_setresp
+  redis.sha1hex = py_api.sha1hex
   redis.error_reply = function(...)
     local s = ...
     if select("#", ...) ~= 1 or type(s) ~= "string" then
@@ -300,44 +290,17 @@ local function runtime_api()
     end
     return {ok = s}
   end
-  redis.set_repl = function(...)
-    if select("#", ...) ~= 1 then error(error_table("redis.set_repl() requires two arguments.")) end
-    local flags = tonumber((...)) or 0
-    if flags ~= 0 and flags ~= 1 and flags ~= 2 and flags ~= 3 then
-      error(error_table("Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."))
-    end
-  end
+  redis.set_repl = py_api.set_repl
   redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
   redis.replicate_commands = function() return true end
   redis.breakpoint = function() return false end
   redis.debug = function() end
-  redis.acl_check_cmd = function(...)
-    if select("#", ...) == 0 then
-      error(error_table("Please specify at least one argument for this redis lib call"))
-    end
-    if not py_known(...) then error(error_table("Invalid command passed to redis.acl_check_cmd()")) end
-    return true
-  end
+  redis.acl_check_cmd = py_api.acl_check_cmd
   return redis
 end
 
 local function add_common(redis)
-  redis.log = function(...)
-    local argc = select("#", ...)
-    if argc < 2 then error(error_table("redis.log() requires two arguments or more.")) end
-    local level = ...
-    if type(level) ~= "number" and tonumber(level) == nil then
-      error(error_table("First argument must be a number (log level)."))
-    end
-    level = tonumber(level)
-    if level < 0 or level > 3 then error(error_table("Invalid debug level.")) end
-    local parts = {}
-    for i = 2, argc do
-      local piece = select(i, ...)
-      if type(piece) == "string" or type(piece) == "number" then parts[#parts + 1] = tostring(piece) end
-    end
-    py_log(floor(level), concat(parts, " "))
-  end
+  redis.log = py_api.log
   redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
   redis.REDIS_VERSION, redis.REDIS_VERSION_NUM = "7.0.15", 0x07000f
   return redis
@@ -368,6 +331,8 @@ local killed_message = "Script killed by user with SCRIPT KILL..."
 local function hook()
   if py_interrupted() then
     dbg.sethook(hook, "l")  -- every line from now on: a pcall cannot swallow the kill
+    local info = dbg.getinfo(2, "S")
+    if info and info.source == SELF then return end  -- not in the error handler: at the script's next line
     error(error_table(killed_message))
   end
 end
@@ -539,6 +504,8 @@ function entry.load_library(key, code, timeout_ms, clock)
   local function load_hook()
     if timeout_ms > 0 and clock() - started > timeout_ms then
       dbg.sethook(load_hook, "l")
+      local info = dbg.getinfo(2, "S")
+      if info and info.source == SELF then return end
       error(error_table("FUNCTION LOAD timeout"))
     end
   end

@@ -59,19 +59,29 @@ class LuaState:
         def pcall(*args):
             return self.to_lua(host.lua_call(self.resp, args))
 
-        def setresp(resp):
+        def setresp(*args):
+            if len(args) != 1:
+                raise CallError(b"ERR redis.setresp() requires one argument.")
+            resp = _number(args[0])
+            if resp not in (2, 3):
+                raise CallError(b"ERR RESP version must be 2 or 3.")
             self.resp = int(resp)
 
+        api = types.SimpleNamespace(
+            sha1hex=_sha1hex,
+            log=lambda *args: _log(host, args),
+            set_repl=_set_repl,
+            acl_check_cmd=lambda *args: _acl_check(host, args),
+        )
         entries = self.runtime.execute(
             PRELUDE,
             call,
             pcall,
             setresp,
+            lambda: self.resp,
             _error_text,
-            host.lua_log,
+            api,
             host.lua_interrupted,
-            sha1hex,
-            host.lua_known,
             host.lua_register,
             BIT,
             name="=sandbox",
@@ -135,6 +145,58 @@ class LuaState:
         if kind is str:
             return reply.encode()
         return bytes(reply)
+
+
+def _number(value) -> float | None:
+    """Lua's tonumber of an argument (numbers and numeric strings), else None."""
+    if type(value) in (int, float):
+        return value
+    if type(value) is bytes:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _sha1hex(*args) -> bytes:
+    if len(args) != 1:
+        raise CallError(b"ERR wrong number of arguments")
+    value = args[0]
+    if type(value) in (int, float):
+        value = (b"%.14g" % value)
+    return sha1hex(value if type(value) is bytes else b"")
+
+
+def _log(host, args) -> None:
+    if len(args) < 2:
+        raise CallError(b"ERR redis.log() requires two arguments or more.")
+    level = _number(args[0])
+    if level is None:
+        raise CallError(b"ERR First argument must be a number (log level).")
+    if not 0 <= level <= 3:
+        raise CallError(b"ERR Invalid debug level.")
+    parts = [a if type(a) is bytes else b"%.14g" % a for a in args[1:] if type(a) in (bytes, int, float)]
+    host.lua_log(int(level), b" ".join(parts))
+
+
+def _set_repl(*args) -> None:
+    """redis.set_repl: checked, then nothing (the store has no replicas or AOF to spare)."""
+    if len(args) != 1:
+        raise CallError(b"ERR redis.set_repl() requires two arguments.")
+    if _number(args[0]) not in (0, 1, 2, 3):
+        raise CallError(
+            b"ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."
+        )
+
+
+def _acl_check(host, args) -> bool:
+    """redis.acl_check_cmd: the store has no ACL, so any known command is allowed."""
+    if not args:
+        raise CallError(b"ERR Please specify at least one argument for this redis lib call")
+    if not host.lua_known(args[0]):
+        raise CallError(b"ERR Invalid command passed to redis.acl_check_cmd()")
+    return True
 
 
 def _error_text(error) -> bytes | None:
