@@ -310,7 +310,11 @@ def test_blocked_client_is_served_after_the_script(pair):
         time.sleep(0.2)
         script = "redis.call('rpush', 'q', 'a') return redis.call('llen', 'q')"
         pair.same("EVAL", script, "0")  # the script still sees its element
-        assert waiting.store.read_reply() == waiting.redis.read_reply() == b"*2\r\n$1\r\nq\r\n$1\r\na\r\n"
+        assert (
+            waiting.store.read_reply()
+            == waiting.redis.read_reply()
+            == b"*2\r\n$1\r\nq\r\n$1\r\na\r\n"
+        )
         pair.same("LLEN", "q")
     finally:
         waiting.close()
@@ -416,7 +420,12 @@ def test_busy_function_kill(pair):
 
 
 def test_config_lua_time_limit_alias(pair):
-    run(pair, "CONFIG SET lua-time-limit 1234", "CONFIG GET lua-time-limit", "CONFIG GET busy-reply-threshold")
+    run(
+        pair,
+        "CONFIG SET lua-time-limit 1234",
+        "CONFIG GET lua-time-limit",
+        "CONFIG GET busy-reply-threshold",
+    )
     pair.same("CONFIG", "SET", "busy-reply-threshold", "5000")
 
 

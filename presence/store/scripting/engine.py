@@ -33,24 +33,122 @@ log = logging.getLogger("presence.store")
 
 # Redis 7.0's CMD_NOSCRIPT commands and subcommands (commands.c): refused inside scripts
 NOSCRIPT = frozenset(
-    """auth hello quit reset wait blmove blpop brpop brpoplpush bzpopmax bzpopmin psubscribe
-    punsubscribe ssubscribe subscribe sunsubscribe unsubscribe eval evalsha evalsha_ro eval_ro
-    fcall fcall_ro bgrewriteaof bgsave debug failover monitor psync replconf replicaof role save
-    shutdown slaveof sync discard exec multi unwatch watch cluster|reset client|caching
-    client|getname client|getredir client|id client|info client|kill client|list
-    client|no-evict client|pause client|reply client|setname client|tracking
-    client|trackinginfo client|unblock client|unpause function|delete function|dump
-    function|flush function|kill function|list function|load function|restore function|stats
-    script|debug script|exists script|flush script|kill script|load acl|cat acl|deluser
-    acl|dryrun acl|genpass acl|getuser acl|list acl|load acl|log acl|save acl|setuser acl|users
-    acl|whoami config|get config|resetstat config|rewrite config|set latency|doctor
-    latency|graph latency|histogram latency|history latency|latest latency|reset module|list
-    module|load module|loadex module|unload""".split()
+    [
+        "auth",
+        "hello",
+        "quit",
+        "reset",
+        "wait",
+        "blmove",
+        "blpop",
+        "brpop",
+        "brpoplpush",
+        "bzpopmax",
+        "bzpopmin",
+        "psubscribe",
+        "punsubscribe",
+        "ssubscribe",
+        "subscribe",
+        "sunsubscribe",
+        "unsubscribe",
+        "eval",
+        "evalsha",
+        "evalsha_ro",
+        "eval_ro",
+        "fcall",
+        "fcall_ro",
+        "bgrewriteaof",
+        "bgsave",
+        "debug",
+        "failover",
+        "monitor",
+        "psync",
+        "replconf",
+        "replicaof",
+        "role",
+        "save",
+        "shutdown",
+        "slaveof",
+        "sync",
+        "discard",
+        "exec",
+        "multi",
+        "unwatch",
+        "watch",
+        "cluster|reset",
+        "client|caching",
+        "client|getname",
+        "client|getredir",
+        "client|id",
+        "client|info",
+        "client|kill",
+        "client|list",
+        "client|no-evict",
+        "client|pause",
+        "client|reply",
+        "client|setname",
+        "client|tracking",
+        "client|trackinginfo",
+        "client|unblock",
+        "client|unpause",
+        "function|delete",
+        "function|dump",
+        "function|flush",
+        "function|kill",
+        "function|list",
+        "function|load",
+        "function|restore",
+        "function|stats",
+        "script|debug",
+        "script|exists",
+        "script|flush",
+        "script|kill",
+        "script|load",
+        "acl|cat",
+        "acl|deluser",
+        "acl|dryrun",
+        "acl|genpass",
+        "acl|getuser",
+        "acl|list",
+        "acl|load",
+        "acl|log",
+        "acl|save",
+        "acl|setuser",
+        "acl|users",
+        "acl|whoami",
+        "config|get",
+        "config|resetstat",
+        "config|rewrite",
+        "config|set",
+        "latency|doctor",
+        "latency|graph",
+        "latency|histogram",
+        "latency|history",
+        "latency|latest",
+        "latency|reset",
+        "module|list",
+        "module|load",
+        "module|loadex",
+        "module|unload",
+    ]
 )
 # Redis 7.0's CMD_ALLOW_BUSY: what other clients may run while a script is busy
 ALLOW_BUSY = frozenset(
-    "function|kill function|stats script|kill auth hello quit reset replconf shutdown discard "
-    "multi unwatch watch".split()
+    [
+        "function|kill",
+        "function|stats",
+        "script|kill",
+        "auth",
+        "hello",
+        "quit",
+        "reset",
+        "replconf",
+        "shutdown",
+        "discard",
+        "multi",
+        "unwatch",
+        "watch",
+    ]
 )
 # Not flagged write, but refused in read-only scripts (CMD_MAY_REPLICATE)
 MAY_REPLICATE = frozenset(["publish", "spublish", "pfcount", "flushall", "flushdb"])
@@ -589,11 +687,15 @@ class Scripts:
         return BUSY_EVAL if run.is_eval else BUSY_FUNCTION
 
 
-CONTAINERS = frozenset(["client", "config", "function", "script", "acl", "latency", "module", "cluster"])
+CONTAINERS = frozenset(
+    ["client", "config", "function", "script", "acl", "latency", "module", "cluster"]
+)
 
 
 def _valid_name(name: bytes) -> bool:
-    return bool(name) and all(c == 95 or 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 for c in name)
+    return bool(name) and all(
+        c == 95 or 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 for c in name
+    )
 
 
 def parse_shebang(body: bytes) -> tuple[frozenset | None, int]:

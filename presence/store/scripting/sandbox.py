@@ -164,7 +164,7 @@ def _sha1hex(*args) -> bytes:
         raise CallError(b"ERR wrong number of arguments")
     value = args[0]
     if type(value) in (int, float):
-        value = (b"%.14g" % value)
+        value = b"%.14g" % value
     return sha1hex(value if type(value) is bytes else b"")
 
 
@@ -176,7 +176,9 @@ def _log(host, args) -> None:
         raise CallError(b"ERR First argument must be a number (log level).")
     if not 0 <= level <= 3:
         raise CallError(b"ERR Invalid debug level.")
-    parts = [a if type(a) is bytes else b"%.14g" % a for a in args[1:] if type(a) in (bytes, int, float)]
+    parts = [
+        a if type(a) is bytes else b"%.14g" % a for a in args[1:] if type(a) in (bytes, int, float)
+    ]
     host.lua_log(int(level), b" ".join(parts))
 
 
@@ -246,5 +248,7 @@ BIT = types.SimpleNamespace(
     arshift=lambda value, n: _bits(_bits(value) >> (_bits(n) & 31)),
     rol=_shift(lambda v, n: (v << n) | (v >> (32 - n)) if n else v),
     ror=_shift(lambda v, n: (v >> n) | (v << (32 - n)) if n else v),
-    bswap=lambda value: _bits(int.from_bytes((_bits(value) & 0xFFFFFFFF).to_bytes(4, "little"), "big")),
+    bswap=lambda value: _bits(
+        int.from_bytes((_bits(value) & 0xFFFFFFFF).to_bytes(4, "little"), "big")
+    ),
 )
