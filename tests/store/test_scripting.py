@@ -163,6 +163,12 @@ def test_eval_arguments_and_script_cache(pair):
     )
 
 
+def test_info_counts_cached_scripts(pair):
+    run(pair, "SCRIPT FLUSH", ["SCRIPT", "LOAD", "return 1"], ["SCRIPT", "LOAD", "return 2"])
+    for reply in pair.call("INFO", "memory"):
+        assert b"number_of_cached_scripts:2\r\n" in reply
+
+
 def test_read_only_scripts_and_shebang_flags(pair):
     run(
         pair,
