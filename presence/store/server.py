@@ -21,6 +21,7 @@ import time
 
 from presence.store import replies
 from presence.store.commands import NO_REPLY, CommandError, load_all
+from presence.store.commands.list import hold_blocked_clients
 from presence.store.config import Config
 from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
 from presence.store.notify import Notifier
@@ -37,6 +38,7 @@ from presence.store.resp import (
     encode,
 )
 from presence.store.scan import ScanCursors
+from presence.store.scripting.engine import Scripts
 
 log = logging.getLogger("presence.store")
 VERSION = "7.0.15"
@@ -433,6 +435,8 @@ class Server:
         self._timer: asyncio.TimerHandle | None = None
         self.timer_deadline = NEVER  # when the armed expiry timer is due (ms)
         self.persistence = Persistence(self, Client)
+        self.scripts = Scripts(self)  # EVAL, FUNCTION; `scripts.busy` while one overruns
+        self._fast_while_idle = self.fast_commands  # swapped out while a script overruns
         self.config.on_change = self._config_changed
         self._config_changed("notify-keyspace-events", self.config["notify-keyspace-events"])
         self._config_changed("keys-expire-notify", self.config["keys-expire-notify"])
@@ -452,14 +456,17 @@ class Server:
             if (c.group in _FAST_GROUPS or c.name in _FAST_EXTRA) and "blocking" not in c.flags
         }
 
-    def wrap_write_commands(self, wrap) -> None:
-        """From now on run each write command's handler as `wrap(command)` (the AOF records)."""
+    def wrap_write_commands(self, wrap, also: frozenset = frozenset()) -> None:
+        """From now on run each write command's handler, and those named in `also`, as
+        `wrap(command)` (the AOF records)."""
         self.commands = {
-            name: dataclasses.replace(c, handler=wrap(c)) if "write" in c.flags else c
+            name: dataclasses.replace(c, handler=wrap(c))
+            if "write" in c.flags or name in also
+            else c
             for name, c in self.commands.items()
         }
         self._lookup = {**self.commands, **{n.upper(): c for n, c in self.commands.items()}}
-        self.fast_commands = self._fast_table()
+        self.fast_commands = self._fast_while_idle = self._fast_table()
 
     # ------------------------------------------------------------ output
 
@@ -567,6 +574,10 @@ class Server:
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return self._refuse(client, replies.wrong_arity(cmd.name), cmd)
+        if self.scripts.busy is not None:
+            refused = self.scripts.busy_error(client, cmd, argv)
+            if refused is not None:
+                return self._refuse(client, refused, cmd)
         if (
             client.multi is not None
             or not client.authenticated
@@ -692,6 +703,8 @@ class Server:
         self.timer_deadline = NEVER
         keyspace = self.keyspace
         keyspace.tick()
+        if self.scripts.busy is not None:
+            return  # nothing expires under a running script; leave_busy() re-arms the timer
         if not self.active_expire:
             self._arm_timer(keyspace.now + 100)  # look again later; lookups still expire keys
             return
@@ -699,6 +712,18 @@ class Server:
         # at once and runs on the next loop iteration, after pending I/O
         keyspace.expire_due(limit=limit)
         self._arm_timer(keyspace.next_deadline())
+
+    # ------------------------------------------------------------ a busy script
+
+    def enter_busy(self) -> None:
+        """A script overran busy-reply-threshold: every command takes the gate (-BUSY)."""
+        self.fast_commands = {}
+        hold_blocked_clients(True)
+
+    def leave_busy(self) -> None:
+        self.fast_commands = self._fast_while_idle
+        hold_blocked_clients(False)
+        self._arm_timer(self.keyspace.next_deadline())
 
     def _config_changed(self, name: str, value) -> None:
         self.persistence.config_changed(name, value)
