@@ -47,17 +47,11 @@ def answer_json(body: bytes) -> object:
     return strict_loads(match.group(2) if match else text)
 
 
-async def exchange(port: int, data: bytes, timeout: float = 5.0, pause: float = 0) -> bytes:
+async def exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
     """Send `data` on a new connection and return everything read until the node closes
-    it (or `timeout`); `pause` seconds pass between the request line and the rest."""
+    it (or `timeout`)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        if pause:
-            line, _, rest = data.partition(b"\r\n")
-            writer.write(line + b"\r\n")
-            await writer.drain()
-            await asyncio.sleep(pause)
-            data = rest
         writer.write(data)
         try:
             await writer.drain()
