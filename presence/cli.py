@@ -172,11 +172,11 @@ def _add_limits(add) -> None:
          "the longest a kept-alive connection idles); then it is closed"),
         ("body-timeout", _positive, "10", "seconds to receive a request's body; then the "
          "connection is closed"),
-        ("max-connections", _positive_int, "10000", "open HTTP connections of a node (the "
+        ("max-connections", _positive_int, "20000", "open HTTP connections of a node (the "
          "file descriptor limit is raised to fit); more are answered 503 and closed"),
         ("max-json-depth", _positive_int, "32", "nesting of arrays and objects in a JSON "
          "body or `info`; deeper: 400"),
-        ("max-held-polls", _positive_int, "9000", "long-polls a node holds at once; more: "
+        ("max-held-polls", _positive_int, "15000", "long-polls a node holds at once; more: "
          "503 with Retry-After"),
         ("max-tabs", _positive_int, "32", "live tabs (conn ids) of one user in one channel; "
          "a join of one more: 429 with Retry-After"),

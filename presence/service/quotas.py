@@ -17,7 +17,7 @@ from dataclasses import dataclass
 class ClientLimits:
     """The per-node and per-client limits of the presence domain (each a serve flag)."""
 
-    max_held_polls: int = 9000  # long-polls held at once by the node
+    max_held_polls: int = 15_000  # long-polls held at once by the node
     max_tabs: int = 32  # live tabs of one user in one channel
     max_channels_per_tab: int = 64  # channels one conn id is in (as this node saw it)
     max_messages_per_second: float = 10.0  # chat messages of one conn id, in bursts as many

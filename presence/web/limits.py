@@ -42,7 +42,7 @@ class Limits:
     max_url_length: int = 16 * 1024  # bytes of the request line's target (414)
     header_timeout: float = 10.0  # seconds to receive a request's headers (or idle between)
     body_timeout: float = 10.0  # seconds to receive a request's body
-    max_connections: int = 10_000  # open HTTP connections (more: 503 and closed)
+    max_connections: int = 20_000  # open HTTP connections (more: 503 and closed)
     max_json_depth: int = strict_json.MAX_DEPTH  # nesting of a JSON body or `info` (400)
 
     def server_options(self) -> dict[str, Any]:
