@@ -7,14 +7,15 @@ an HTTP answer in JSON, decided as early as possible:
 
 - the request line and headers: 414 (URL too long) or 431 (headers too large), answered
   by `LimitedIOStream` when the header block passes the limit while it is being read;
-- the body: 413, decided from Content-Length by `RequestLimits` before the body is read
-  (a chunked body is cut by Tornado when it passes the limit);
+- the body: 413, decided from Content-Length by `RequestLimits` before the body is read,
+  then a lingering close (a chunked body is cut by Tornado when it passes the limit);
 - connections: `Acceptor` accepts without spinning when descriptors run out, and the
   server (presence.web.app.HTTPServer) answers 503 and closes a connection over the cap.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import socket
@@ -25,7 +26,7 @@ from typing import Any
 
 from tornado import httputil
 from tornado.ioloop import IOLoop
-from tornado.iostream import IOStream, UnsatisfiableReadError
+from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
 
 from presence.web import strict_json
 from presence.web.base import encode_json
@@ -161,11 +162,11 @@ class RequestLimits(httputil.HTTPMessageDelegate):
     ) -> Any:
         target = getattr(start_line, "path", "")
         if len(target) > self.limits.max_url_length:
-            return self._refuse(headers, 414, "URI Too Long", "the URL is too long", "url")
+            return self._refuse(414, "URI Too Long", "the URL is too long", "url")
         length = headers.get("Content-Length")
         if length is not None and _declared_length(length) > self.limits.max_body_size:
             message = f"the body must be at most {self.limits.max_body_size} bytes"
-            return self._refuse(headers, 413, "Content Too Large", message, "body")
+            return self._refuse(413, "Content Too Large", message, "body")
         return self.delegate.headers_received(start_line, headers)
 
     def data_received(self, chunk: bytes) -> Any:
@@ -177,24 +178,36 @@ class RequestLimits(httputil.HTTPMessageDelegate):
     def on_connection_close(self) -> None:
         self.delegate.on_connection_close()
 
-    def _refuse(
-        self, headers: httputil.HTTPHeaders, status: int, reason: str, message: str, param: str
-    ) -> None:
-        # Without these, Tornado reads no body: the answer is all that happens.
-        for name in ("Content-Length", "Transfer-Encoding"):
-            if name in headers:
-                del headers[name]
-        head, _, body = refusal(status, reason, message, param).partition(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")[1:]
-        answer = httputil.HTTPHeaders()
-        for line in lines:
-            name, _, value = line.partition(": ")
-            answer[name] = value
-        self.connection.write_headers(
-            httputil.ResponseStartLine("HTTP/1.1", status, reason), answer, body
+    def _refuse(self, status: int, reason: str, message: str, param: str) -> None:
+        # The connection leaves Tornado (which then reads nothing more from it): the answer
+        # and a lingering close are all that happens.
+        stream = self.connection.detach()
+        task = asyncio.ensure_future(
+            answer_and_linger(stream, refusal(status, reason, message, param))
         )
-        self.connection.finish()  # (the body is unread: Tornado closes after the answer)
+        _lingering.add(task)
+        task.add_done_callback(_lingering.discard)
         _throttled.warning("refused a request: %d %s", status, message)
+
+
+LINGER = 2.0  # seconds a refused connection is still read (and dropped) after its answer
+_lingering: set[asyncio.Future] = set()
+
+
+async def answer_and_linger(stream: IOStream, answer: bytes, seconds: float = LINGER) -> None:
+    """Write `answer`, then read and drop what the peer still sends for up to `seconds`
+    (its body), then close: closing with unread input resets the connection, and a peer
+    that gets the reset may lose the answer before reading it (nginx's lingering close)."""
+    try:
+        await stream.write(answer)
+        stream.socket.shutdown(socket.SHUT_WR)
+        async with asyncio.timeout(seconds):
+            while True:
+                await stream.read_bytes(65536, partial=True)
+    except (StreamClosedError, OSError, TimeoutError):
+        pass
+    finally:
+        stream.close()
 
 
 def _declared_length(value: str) -> int:

@@ -41,6 +41,18 @@ async def test_a_body_over_the_limit_is_413_from_its_headers_before_it_is_sent(s
 
 
 @pytest.mark.gen_test
+async def test_a_413_reaches_a_client_that_sends_its_body_without_waiting(start_node):
+    node = start_node(Limits(max_body_size=1000))
+    body = b"[" * 300_000  # still arriving when the answer is written
+    head = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    status, _, answer = parse_answer(
+        await exchange(node.port, request(JOIN, head, body, "POST"), timeout=5)
+    )  # (no reset: the node reads and drops the rest before it closes)
+    assert status == 413 and answer_json(answer)["param"] == "body"
+    assert await members(node) is None
+
+
+@pytest.mark.gen_test
 async def test_a_body_at_the_limit_is_read(start_node):
     node = start_node(Limits(max_body_size=1000))
     text = b'{"user":"alice","conn":"tab1","info":{"n":"' + b"x" * 900 + b'"}}'
