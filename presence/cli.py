@@ -149,6 +149,7 @@ def serve_parser() -> argparse.ArgumentParser:
         default=_env("history-age", "600"),
         help="seconds an event is kept (600)",
     )
+    _add_limits(add)
     add("--static-dir", default=_env("static-dir"), help="folder of the demo page and client")
     add(
         "--workers",
@@ -164,6 +165,33 @@ def serve_parser() -> argparse.ArgumentParser:
         help="(info)",
     )
     return p
+
+
+def _add_limits(add) -> None:
+    """The limits of one node: what a client may send and hold (see README, Limits)."""
+    for flag, kind, default, meaning in (
+        ("max-body-size", _positive_int, "65536", "bytes of a request body; more: 413"),
+        ("max-header-size", _positive_int, "32768", "bytes of a request's line and headers; "
+         "more: 431"),
+        ("max-url-length", _positive_int, "16384", "bytes of a request's URL; more: 414"),
+        ("header-timeout", _positive, "10", "seconds to receive a request's headers (also "
+         "the longest a kept-alive connection idles); then it is closed"),
+        ("body-timeout", _positive, "10", "seconds to receive a request's body; then the "
+         "connection is closed"),
+        ("max-connections", _positive_int, "20000", "open HTTP connections of a node (the "
+         "file descriptor limit is raised to fit); more are answered 503 and closed"),
+        ("max-json-depth", _positive_int, "32", "nesting of arrays and objects in a JSON "
+         "body or `info`; deeper: 400"),
+        ("max-held-polls", _positive_int, "15000", "long-polls a node holds at once; more: "
+         "503 with Retry-After"),
+        ("max-tabs", _positive_int, "32", "live tabs (conn ids) of one user in one channel; "
+         "a join of one more: 429 with Retry-After"),
+        ("max-channels-per-tab", _positive_int, "64", "channels one tab (conn id) is in, "
+         "counted by each node; a join of one more: 429 with Retry-After"),
+        ("max-messages-per-second", _positive, "10", "chat messages one tab (conn id) may "
+         "send per second, in bursts of as many; more: 429 with Retry-After"),
+    ):  # fmt: skip
+        add(f"--{flag}", type=kind, default=_env(flag, default), help=f"{meaning} ({default})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,9 +293,11 @@ async def _run_node(
     from presence.runtime import tune_gc
     from presence.service.gateway import Gateway
     from presence.service.model import Presence
+    from presence.service.quotas import ClientLimits
     from presence.service.records import StoreUnavailable
     from presence.service.subscriber import Subscriber
     from presence.web.app import HTTPServer, WebSettings, default_static_dir, make_app
+    from presence.web.limits import throttle_logs
 
     try:
         gateway = await Gateway.connect(url, args.history, args.store_mode)
@@ -276,8 +306,16 @@ async def _run_node(
         print(f"presence: cannot reach the store at {url}: {exc}", file=sys.stderr)
         return 1
     model = Presence(
-        gateway, args.timeout, args.poll_timeout, args.history_age, answer_pace=args.answer_pace
-    )
+        gateway,
+        args.timeout,
+        args.poll_timeout,
+        args.history_age,
+        answer_pace=args.answer_pace,
+        limits=ClientLimits(
+            args.max_held_polls, args.max_tabs, args.max_channels_per_tab,
+            args.max_messages_per_second,
+        ),
+    )  # fmt: skip
     subscriber = Subscriber(
         model, timers={"auto": None, "on": True, "off": False}[args.offline_timers]
     )
@@ -288,8 +326,11 @@ async def _run_node(
             print(f"presence: could not subscribe to the store at {url}", file=sys.stderr)
             return 1
         static = args.static_dir or default_static_dir()
-        settings = WebSettings(args.admin_token, args.node_id, static, args.secret)
-        server = HTTPServer(make_app(model, settings), xheaders=True)
+        settings = WebSettings(
+            args.admin_token, args.node_id, static, args.secret, network_limits(args)
+        )
+        server = HTTPServer(make_app(model, settings), xheaders=True, limits=settings.limits)
+        throttle_logs()
         if sockets is None:
             server.listen(args.port, args.host)
         else:
@@ -305,6 +346,36 @@ async def _run_node(
     finally:
         await subscriber.stop()
         await gateway.close()
+
+
+FD_RESERVE = 1024  # descriptors kept for the store's connections, files and the rest
+
+
+def network_limits(args: argparse.Namespace):
+    """The node's presence.web.limits.Limits from its flags, after raising the open-file
+    limit to fit --max-connections (lowered, with a warning, when it cannot)."""
+    from presence.runtime import raise_fd_limit
+    from presence.web.limits import Limits
+
+    connections = args.max_connections
+    available = raise_fd_limit(connections + FD_RESERVE) - FD_RESERVE
+    if available < connections:
+        connections = max(available, 64)
+        log.warning(
+            "--max-connections %d is above what the open-file limit allows; using %d "
+            "(raise the hard limit: ulimit -Hn, or LimitNOFILE= under systemd)",
+            args.max_connections,
+            connections,
+        )
+    return Limits(
+        max_body_size=args.max_body_size,
+        max_header_size=args.max_header_size,
+        max_url_length=args.max_url_length,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=connections,
+        max_json_depth=args.max_json_depth,
+    )
 
 
 def _without_password(url: str) -> str:

@@ -31,7 +31,7 @@ def sign(secret: str, user: str, ttl: float = 86400, now: float | None = None) -
 def check(secret: str, user: str, token: str, now: float | None = None) -> str | None:
     """None when `token` is a valid, unexpired token for `user`; otherwise why not."""
     expires, _, signature = token.partition(".")
-    if not expires.isascii() or not expires.isdigit() or not signature or len(token) > 200:
+    if not token.isascii() or not expires.isdigit() or not signature or len(token) > 200:
         return "token is malformed"
     if not hmac.compare_digest(signature, _signature(secret, user, int(expires))):
         return "token is not valid for this user"

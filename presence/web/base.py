@@ -20,7 +20,9 @@ from tornado import httputil
 from tornado.http1connection import HTTP1Connection
 
 from presence.service import names
+from presence.service.quotas import LimitReached
 from presence.service.records import Event, StoreUnavailable
+from presence.web import strict_json
 
 if TYPE_CHECKING:  # (app.py imports this module)
     from presence.service.model import Presence
@@ -45,7 +47,8 @@ class NotFound(BadParam):
         super().__init__(param, message, 404)
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps would make one per call
+# json.dumps would make one per call; NaN and Infinity are not JSON: ValueError, never text
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def encode_json(value: object) -> str:
@@ -204,6 +207,10 @@ class BaseHandler(tornado.web.RequestHandler):
             self.reply({"error": exc.message, "param": exc.param}, status_code)
         elif isinstance(exc, StoreUnavailable):
             self.reply({"error": "store unavailable"}, 503)
+        elif isinstance(exc, LimitReached):
+            self.set_header("Retry-After", str(exc.retry_after))
+            status = 503 if exc.limit == "held_polls" else 429  # the node's limit, or yours
+            self.reply({"error": exc.message, "limit": exc.limit}, status)
         else:
             self.reply({"error": self._reason}, status_code)
 
@@ -213,7 +220,7 @@ class BaseHandler(tornado.web.RequestHandler):
         value: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if isinstance(value, BadParam):
+        if isinstance(value, BadParam | LimitReached):
             return
         if isinstance(value, StoreUnavailable):
             log.warning("store error on %s: %r", self.request.path, value)
@@ -241,7 +248,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if value is None and self.request.method == "POST":
             value = self._json_body().get(name)
             if value is not None and not isinstance(value, str):
-                value = json.dumps(value) if name == "info" else str(value)
+                value = strict_json.dumps(value) if name == "info" else str(value)
         return value
 
     def _json_body(self) -> dict:
@@ -249,13 +256,18 @@ class BaseHandler(tornado.web.RequestHandler):
             self._body_args = {}
             if self.request.headers.get("Content-Type", "").startswith("application/json"):
                 try:
-                    body = json.loads(self.request.body or b"{}")
-                except ValueError:
-                    raise BadParam("body", "the body is not valid JSON") from None
+                    body = strict_json.loads(self.request.body or b"{}", self.max_json_depth)
+                except strict_json.StrictJSONError as exc:
+                    raise BadParam("body", f"the body is not strict JSON: {exc}") from None
                 if not isinstance(body, dict):
                     raise BadParam("body", "the body must be a JSON object")
                 self._body_args = body
         return self._body_args
+
+    @property
+    def max_json_depth(self) -> int:
+        """How deep arrays and objects may nest in a JSON body or `info` (--max-json-depth)."""
+        return self.app_settings.limits.max_json_depth
 
     def name_arg(self, name: str, check: Callable[[str], bool], value: str | None = None) -> str:
         """A required parameter (or path part `value`) that must satisfy a name rule."""
