@@ -20,7 +20,8 @@ USAGE = """usage: presence <command> [options]
 commands:
   serve   run one service node (with no --redis-url it starts the bundled store itself)
   bench   drive a running deployment with simulated users
-  token   print a signed client token: presence token --secret S --user U [--ttl SECONDS]
+  token   print a signed client token:
+          presence token --secret S --user U [--ttl SECONDS] [--channels 'lobby,team-*']
 
 `presence <command> --help` for the options of a command."""
 
@@ -50,6 +51,22 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
     return value
+
+
+def _flag_env(flag: str) -> bool:
+    """An on/off flag's default from PRESENCE_<FLAG>: 1, true, yes or on mean on."""
+    return str(_env(flag, "")).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _admin_tokens(text: str) -> str:
+    """--admin-token checked (its error never repeats a token)."""
+    from presence.web.auth import parse_admin_tokens
+
+    try:
+        parse_admin_tokens(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _workers(text: str) -> int:
@@ -112,8 +129,31 @@ def serve_parser() -> argparse.ArgumentParser:
     )
     add(
         "--admin-token",
+        type=_admin_tokens,
         default=_env("admin-token"),
-        help="bearer token required for /api writes (kick); unset: writes are open",
+        help="bearer tokens for the operator endpoints (/api/*, /metrics): TOKEN or "
+        "NAME=TOKEN, comma-separated; a kick's leave event names the token's NAME ('admin' "
+        "when unnamed); unset: the operator endpoints are open",
+    )
+    add(
+        "--public-api",
+        action="store_true",
+        default=_flag_env("public-api"),
+        help="with --admin-token, let anyone read /api/channels, /api/events and /metrics "
+        "(kicks still need a token; private channels are shown to token holders only) (off)",
+    )
+    add(
+        "--access-log",
+        choices=["off", "errors", "sample", "all"],
+        default=_env("access-log", "errors"),
+        help="which requests get an access-log line: none, answers >= 400, those and one "
+        "in --access-log-sample of the others, or every request (errors)",
+    )
+    add(
+        "--access-log-sample",
+        type=_positive_int,
+        default=_env("access-log-sample", "100"),
+        help="with --access-log sample: log one in this many answers below 400 (100)",
     )
     add(
         "--secret",
@@ -189,8 +229,18 @@ def token(argv: list[str]) -> int:
     p.add_argument("--secret", default=_env("secret"), required=_env("secret") is None)
     p.add_argument("--user", required=True)
     p.add_argument("--ttl", type=float, default=86400, help="seconds the token is valid (1 day)")
+    p.add_argument(
+        "--channels",
+        help="comma-separated channels or prefixes ending in * (e.g. 'lobby,team-*'): the "
+        "token is valid there only, private-* channels included; omitted: any channel but "
+        "private-* ones",
+    )
     args = p.parse_args(argv)
-    print(auth.sign(args.secret, args.user, args.ttl))
+    channels = None if args.channels is None else args.channels.split(",")
+    try:
+        print(auth.sign(args.secret, args.user, args.ttl, channels=channels))
+    except ValueError as exc:
+        p.error(f"--channels: {exc}")
     return 0
 
 
@@ -275,7 +325,15 @@ async def _run_node(
             print(f"presence: could not subscribe to the store at {url}", file=sys.stderr)
             return 1
         static = args.static_dir or default_static_dir()
-        settings = WebSettings(args.admin_token, args.node_id, static, args.secret)
+        settings = WebSettings(
+            args.admin_token,
+            args.node_id,
+            static,
+            args.secret,
+            public_api=args.public_api,
+            access_log=args.access_log,
+            access_log_sample=args.access_log_sample,
+        )
         server = HTTPServer(make_app(model, settings), xheaders=True)
         if sockets is None:
             server.listen(args.port, args.host)

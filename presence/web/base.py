@@ -10,17 +10,20 @@ from __future__ import annotations
 import json
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 import tornado
+import tornado.log
 import tornado.web
 from tornado import httputil
 from tornado.http1connection import HTTP1Connection
 
 from presence.service import names
 from presence.service.records import Event, StoreUnavailable
+from presence.web import auth
 
 if TYPE_CHECKING:  # (app.py imports this module)
     from presence.service.model import Presence
@@ -144,6 +147,38 @@ class BaseHandler(tornado.web.RequestHandler):
         self._status_code = 200
         self._reason = "OK"
 
+    def _request_summary(self) -> str:
+        return request_summary(self.request)
+
+    # -- operator access ----------------------------------------------------------------
+
+    def require_admin(self) -> str | None:
+        """The name of the admin token the request carries (None when no --admin-token is
+        configured); 401 when tokens are configured and it carries none of them."""
+        tokens = self.app_settings.admin_tokens
+        if not tokens:
+            return None
+        name = auth.admin_name(tokens, self.request.headers.get("Authorization", ""))
+        if name is None:
+            self.set_header("WWW-Authenticate", 'Bearer realm="presence"')
+            raise BadParam("Authorization", "a valid admin bearer token is required", 401)
+        return name
+
+    def require_reader(self) -> bool:
+        """Let the request read operator data; True when it may also see private channels.
+
+        With admin tokens configured, reads need one of them unless --public-api opens
+        them; an open read that carries an Authorization header is checked all the same.
+        Private channels are shown to admin-token holders only.
+        """
+        settings = self.app_settings
+        if not settings.admin_tokens:
+            return False
+        if settings.public_api and "Authorization" not in self.request.headers:
+            return False
+        self.require_admin()
+        return True
+
     def options(self, *args: str) -> None:
         """CORS preflight for JSON clients (POST with a JSON body, DELETE with a token)."""
         self._cors()
@@ -218,7 +253,11 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, StoreUnavailable):
             log.warning("store error on %s: %r", self.request.path, value)
             return
-        super().log_exception(typ, value, tb)
+        if isinstance(value, tornado.web.HTTPError):
+            super().log_exception(typ, value, tb)  # (names the request by _request_summary)
+            return
+        # Tornado's own line would print repr(self.request): its URI with any token in it.
+        tornado.log.app_log.error("Uncaught exception %s", self._request_summary(), exc_info=value)
 
     # -- parameters -------------------------------------------------------------------
 
@@ -288,6 +327,28 @@ class BaseHandler(tornado.web.RequestHandler):
         if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
             raise BadParam(name, f"{name} must be an integer from {low} to {high}")
         return int(raw)
+
+
+_SECRET_PARAMS = frozenset(("token",))  # query parameters whose values never reach a log
+
+
+def redacted(uri: str) -> str:
+    """`uri` with the values of its `token` parameters replaced by `***` (however the
+    parameter's name is percent-encoded: Tornado decodes names as it parses them)."""
+    path, question, query = uri.partition("?")
+    if not question or ("token" not in query.lower() and "%" not in query):
+        return uri
+    parts = query.split("&")
+    for i, part in enumerate(parts):
+        name, equals, _ = part.partition("=")
+        if equals and urllib.parse.unquote_plus(name) in _SECRET_PARAMS:
+            parts[i] = f"{name}=***"
+    return f"{path}?{'&'.join(parts)}"
+
+
+def request_summary(request: httputil.HTTPServerRequest) -> str:
+    """What a log line names a request by: `METHOD URI (client address)`, tokens redacted."""
+    return f"{request.method} {redacted(request.uri or '')} ({request.remote_ip})"
 
 
 _NO_CONTENT = frozenset((*range(100, 200), 204, 304))  # statuses whose answers have no body
