@@ -160,7 +160,6 @@ class BaseHandler(tornado.web.RequestHandler):
             return None
         name = auth.admin_name(tokens, self.request.headers.get("Authorization", ""))
         if name is None:
-            self.set_header("WWW-Authenticate", 'Bearer realm="presence"')
             raise BadParam("Authorization", "a valid admin bearer token is required", 401)
         return name
 
@@ -235,6 +234,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if status_code == 401:  # (send_error cleared the headers set before the error)
+            self.set_header("WWW-Authenticate", 'Bearer realm="presence"')
         if isinstance(exc, BadParam):
             self.reply({"error": exc.message, "param": exc.param}, status_code)
         elif isinstance(exc, StoreUnavailable):
