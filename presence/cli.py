@@ -310,7 +310,9 @@ async def _run_node(
         gateway = await Gateway.connect(url, args.history, args.store_mode)
         await gateway.ping()
     except StoreUnavailable as exc:
-        print(f"presence: cannot reach the store at {url}: {exc}", file=sys.stderr)
+        print(
+            f"presence: cannot reach the store at {_without_password(url)}: {exc}", file=sys.stderr
+        )
         return 1
     model = Presence(
         gateway, args.timeout, args.poll_timeout, args.history_age, answer_pace=args.answer_pace
@@ -322,7 +324,10 @@ async def _run_node(
         try:
             await subscriber.start()
         except TimeoutError:
-            print(f"presence: could not subscribe to the store at {url}", file=sys.stderr)
+            print(
+                f"presence: could not subscribe to the store at {_without_password(url)}",
+                file=sys.stderr,
+            )
             return 1
         static = args.static_dir or default_static_dir()
         settings = WebSettings(

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import tornado.httpserver
@@ -21,7 +22,7 @@ from tornado.log import access_log
 import presence
 from presence.service.model import Presence
 from presence.web import api, auth, client
-from presence.web.base import NotFoundHandler, request_summary
+from presence.web.base import NotFoundHandler, log_redacted_exception, request_summary
 
 
 def default_static_dir() -> Path:
@@ -56,7 +57,22 @@ class WebSettings:
         self.admin_tokens = auth.parse_admin_tokens(self.admin_token)
 
 
-class PageHandler(tornado.web.StaticFileHandler):
+class StaticHandler(tornado.web.StaticFileHandler):
+    """Tornado's static files, whose log lines never show a request's tokens."""
+
+    def _request_summary(self) -> str:
+        return request_summary(self.request)
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        log_redacted_exception(self, typ, value, tb)
+
+
+class PageHandler(StaticHandler):
     """Serves one fixed file of static/ (the demo page, the dashboard)."""
 
     def initialize(self, path: str, page: str) -> None:  # type: ignore[override]
@@ -170,7 +186,7 @@ def make_app(
         (r"/metrics", api.MetricsHandler, common),
         (r"/()", PageHandler, {"path": static, "page": "index.html"}),
         (r"/(dashboard)/?", PageHandler, {"path": static, "page": "dashboard.html"}),
-        (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": static}),
+        (r"/static/(.*)", StaticHandler, {"path": static}),
     ]
     tornado_settings.setdefault(
         "log_function", access_logger(settings.access_log, settings.access_log_sample)

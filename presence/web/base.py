@@ -148,7 +148,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self._reason = "OK"
 
     def _request_summary(self) -> str:
-        return request_summary(self.request)
+        return request_summary(self.request)  # (Tornado's own names the token in the URI)
 
     # -- operator access ----------------------------------------------------------------
 
@@ -254,11 +254,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, StoreUnavailable):
             log.warning("store error on %s: %r", self.request.path, value)
             return
-        if isinstance(value, tornado.web.HTTPError):
-            super().log_exception(typ, value, tb)  # (names the request by _request_summary)
-            return
-        # Tornado's own line would print repr(self.request): its URI with any token in it.
-        tornado.log.app_log.error("Uncaught exception %s", self._request_summary(), exc_info=value)
+        log_redacted_exception(self, typ, value, tb)
 
     # -- parameters -------------------------------------------------------------------
 
@@ -350,6 +346,22 @@ def redacted(uri: str) -> str:
 def request_summary(request: httputil.HTTPServerRequest) -> str:
     """What a log line names a request by: `METHOD URI (client address)`, tokens redacted."""
     return f"{request.method} {redacted(request.uri or '')} ({request.remote_ip})"
+
+
+def log_redacted_exception(
+    handler: tornado.web.RequestHandler,
+    typ: type[BaseException] | None,
+    value: BaseException | None,
+    tb: TracebackType | None,
+) -> None:
+    """RequestHandler.log_exception without the request's URI in clear (Tornado's line for
+    an uncaught exception prints repr(request), which holds the query and its tokens)."""
+    if isinstance(value, tornado.web.HTTPError):
+        tornado.web.RequestHandler.log_exception(handler, typ, value, tb)  # (_request_summary)
+        return
+    tornado.log.app_log.error(
+        "Uncaught exception %s", request_summary(handler.request), exc_info=value
+    )
 
 
 _NO_CONTENT = frozenset((*range(100, 200), 204, 304))  # statuses whose answers have no body

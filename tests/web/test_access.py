@@ -205,3 +205,20 @@ async def test_access_log_modes(get, caplog, logged):
 def test_an_unknown_access_log_mode_is_refused():
     with pytest.raises(ValueError):
         WebSettings(access_log="some")
+
+
+@pytest.mark.gen_test
+async def test_error_logs_never_show_a_token(get, model, monkeypatch, caplog):
+    async def broken(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(model, "join", broken)
+    with caplog.at_level(logging.INFO):
+        failed = await get("/channels/room/join", user="alice", conn="a", token="s3cr3t.tok")
+        assert failed.code == 500
+        assert (await get("/static/nothing.js", token="s3cr3t.tok")).code == 404
+        assert (await get("/", token="s3cr3t.tok")).code == 404  # (no index.html here)
+    logged = [r.getMessage() + (r.exc_text or "") for r in caplog.records]
+    assert any("Uncaught exception GET /channels/room/join" in line for line in logged)
+    assert len([line for line in logged if "token=***" in line]) == 4
+    assert not [line for line in logged if "s3cr3t" in line]
