@@ -53,9 +53,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+_ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
 def _flag_env(flag: str) -> bool:
-    """An on/off flag's default from PRESENCE_<FLAG>: 1, true, yes or on mean on."""
-    return str(_env(flag, "")).strip().lower() in ("1", "true", "yes", "on")
+    """An on/off flag's default from PRESENCE_<FLAG> (1, true, yes, on; or 0, false, no,
+    off); any other value stops start-up, as a bad flag would (exit status 2)."""
+    value = str(_env(flag, "")).strip().lower()
+    if value not in _ON + _OFF:
+        variable = "PRESENCE_" + flag.upper().replace("-", "_")
+        print(
+            f"presence serve: {variable} must be one of {', '.join(_ON + _OFF[1:])}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    return value in _ON
 
 
 def _admin_tokens(text: str) -> str:

@@ -222,3 +222,21 @@ async def test_error_logs_never_show_a_token(get, model, monkeypatch, caplog):
     assert any("Uncaught exception GET /channels/room/join" in line for line in logged)
     assert len([line for line in logged if "token=***" in line]) == 4
     assert not [line for line in logged if "s3cr3t" in line]
+
+
+@pytest.mark.parametrize("value,public", [("1", True), ("on", True), ("0", False), ("", False)])
+def test_public_api_comes_from_its_flag_or_variable(monkeypatch, value, public):
+    from presence.cli import serve_parser
+
+    monkeypatch.setenv("PRESENCE_PUBLIC_API", value)
+    assert serve_parser().parse_args([]).public_api is public
+    assert serve_parser().parse_args(["--public-api"]).public_api is True
+
+
+def test_a_bad_public_api_variable_stops_start_up(monkeypatch, capsys):
+    from presence.cli import serve_parser
+
+    monkeypatch.setenv("PRESENCE_PUBLIC_API", "maybe")
+    with pytest.raises(SystemExit) as stopped:
+        serve_parser()
+    assert stopped.value.code == 2 and "PRESENCE_PUBLIC_API" in capsys.readouterr().err
