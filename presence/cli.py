@@ -261,6 +261,9 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    from presence.web.base import install_log_redaction
+
+    install_log_redaction()
     if args.poll_timeout >= args.timeout:
         clamped = args.timeout * 0.8
         log.warning(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -346,6 +347,31 @@ def redacted(uri: str) -> str:
 def request_summary(request: httputil.HTTPServerRequest) -> str:
     """What a log line names a request by: `METHOD URI (client address)`, tokens redacted."""
     return f"{request.method} {redacted(request.uri or '')} ({request.remote_ip})"
+
+
+_SECRETS_IN_TEXT = re.compile(r"(Bearer\s+|token=)[^\s&'\"]+", re.IGNORECASE)
+
+
+class RedactTokens(logging.Filter):
+    """Rewrites a log record's message with `Bearer <x>` and `token=<x>` values as `***`:
+    for the lines Tornado writes itself, such as "Malformed HTTP message ...: Invalid header
+    value 'Bearer ...'" (the service's own lines name requests by request_summary)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "oken" in message or "earer" in message:
+            redacted_message = _SECRETS_IN_TEXT.sub(r"\1***", message)
+            if redacted_message != message:
+                record.msg, record.args = redacted_message, ()
+        return True
+
+
+def install_log_redaction() -> None:
+    """Put a RedactTokens filter on Tornado's loggers (once)."""
+    for name in ("tornado.general", "tornado.application", "tornado.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
 
 
 def log_redacted_exception(

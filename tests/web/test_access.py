@@ -2,6 +2,7 @@
 private channels in operator reads, and what the access log writes (--access-log, tokens
 redacted). Each runs on the bundled store and on redis-server."""
 
+import asyncio
 import json
 import logging
 from urllib.parse import urlencode
@@ -11,7 +12,7 @@ from tornado.httpclient import HTTPRequest
 
 from presence.web import auth
 from presence.web.app import WebSettings, make_app
-from presence.web.base import redacted
+from presence.web.base import install_log_redaction, redacted
 from tests.service.helpers import make_presence
 
 OPS, CI = "t0ps-token", "c1-token"
@@ -240,3 +241,19 @@ def test_a_bad_public_api_variable_stops_start_up(monkeypatch, capsys):
     with pytest.raises(SystemExit) as stopped:
         serve_parser()
     assert stopped.value.code == 2 and "PRESENCE_PUBLIC_API" in capsys.readouterr().err
+
+
+@pytest.mark.gen_test
+async def test_tornados_own_log_lines_never_show_a_token(app, http_server, http_port, caplog):
+    install_log_redaction()
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+    writer.write(
+        b"GET /api/channels?token=s3cr3t.q HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer s3cr3t-admin\x01\r\n\r\n"  # an invalid header value
+    )
+    with caplog.at_level(logging.INFO):
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 400")
+    writer.close()
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("Invalid header value 'Bearer ***" in line for line in logged), logged
+    assert not [line for line in logged if "s3cr3t" in line]
