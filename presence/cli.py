@@ -20,7 +20,8 @@ USAGE = """usage: presence <command> [options]
 commands:
   serve   run one service node (with no --redis-url it starts the bundled store itself)
   bench   drive a running deployment with simulated users
-  token   print a signed client token: presence token --secret S --user U [--ttl SECONDS]
+  token   print a signed client token:
+          presence token --secret S --user U [--ttl SECONDS] [--channels 'lobby,team-*']
 
 `presence <command> --help` for the options of a command."""
 
@@ -50,6 +51,34 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
     return value
+
+
+_ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def _flag_env(flag: str) -> bool:
+    """An on/off flag's default from PRESENCE_<FLAG> (1, true, yes, on; or 0, false, no,
+    off); any other value stops start-up, as a bad flag would (exit status 2)."""
+    value = str(_env(flag, "")).strip().lower()
+    if value not in _ON + _OFF:
+        variable = "PRESENCE_" + flag.upper().replace("-", "_")
+        print(
+            f"presence serve: {variable} must be one of {', '.join(_ON + _OFF[1:])}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    return value in _ON
+
+
+def _admin_tokens(text: str) -> str:
+    """--admin-token checked (its error never repeats a token)."""
+    from presence.web.auth import parse_admin_tokens
+
+    try:
+        parse_admin_tokens(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _workers(text: str) -> int:
@@ -112,8 +141,31 @@ def serve_parser() -> argparse.ArgumentParser:
     )
     add(
         "--admin-token",
+        type=_admin_tokens,
         default=_env("admin-token"),
-        help="bearer token required for /api writes (kick); unset: writes are open",
+        help="bearer tokens for the operator endpoints (/api/*, /metrics): TOKEN or "
+        "NAME=TOKEN, comma-separated; a kick's leave event names the token's NAME ('admin' "
+        "when unnamed); unset: the operator endpoints are open",
+    )
+    add(
+        "--public-api",
+        action="store_true",
+        default=_flag_env("public-api"),
+        help="with --admin-token, let anyone read /api/channels, /api/events and /metrics "
+        "(kicks still need a token; private channels are shown to token holders only) (off)",
+    )
+    add(
+        "--access-log",
+        choices=["off", "errors", "sample", "all"],
+        default=_env("access-log", "errors"),
+        help="which requests get an access-log line: none, answers >= 400, those and one "
+        "in --access-log-sample of the others, or every request (errors)",
+    )
+    add(
+        "--access-log-sample",
+        type=_positive_int,
+        default=_env("access-log-sample", "100"),
+        help="with --access-log sample: log one in this many answers below 400 (100)",
     )
     add(
         "--secret",
@@ -223,8 +275,18 @@ def token(argv: list[str]) -> int:
     p.add_argument("--secret", default=_env("secret"), required=_env("secret") is None)
     p.add_argument("--user", required=True)
     p.add_argument("--ttl", type=float, default=86400, help="seconds the token is valid (1 day)")
+    p.add_argument(
+        "--channels",
+        help="comma-separated channels or prefixes ending in * (e.g. 'lobby,team-*'): the "
+        "token is valid there only, private-* channels included; omitted: any channel but "
+        "private-* ones",
+    )
     args = p.parse_args(argv)
-    print(auth.sign(args.secret, args.user, args.ttl))
+    channels = None if args.channels is None else args.channels.split(",")
+    try:
+        print(auth.sign(args.secret, args.user, args.ttl, channels=channels))
+    except ValueError as exc:
+        p.error(f"--channels: {exc}")
     return 0
 
 
@@ -240,6 +302,9 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from presence.web.base import install_log_redaction
+
+    install_log_redaction()
     if args.poll_timeout >= args.timeout:
         clamped = args.timeout * 0.8
         log.warning(
@@ -303,7 +368,9 @@ async def _run_node(
         gateway = await Gateway.connect(url, args.history, args.store_mode)
         await gateway.ping()
     except StoreUnavailable as exc:
-        print(f"presence: cannot reach the store at {url}: {exc}", file=sys.stderr)
+        print(
+            f"presence: cannot reach the store at {_without_password(url)}: {exc}", file=sys.stderr
+        )
         return 1
     model = Presence(
         gateway,
@@ -323,11 +390,21 @@ async def _run_node(
         try:
             await subscriber.start()
         except TimeoutError:
-            print(f"presence: could not subscribe to the store at {url}", file=sys.stderr)
+            print(
+                f"presence: could not subscribe to the store at {_without_password(url)}",
+                file=sys.stderr,
+            )
             return 1
         static = args.static_dir or default_static_dir()
         settings = WebSettings(
-            args.admin_token, args.node_id, static, args.secret, network_limits(args)
+            args.admin_token,
+            args.node_id,
+            static,
+            args.secret,
+            network_limits(args),
+            public_api=args.public_api,
+            access_log=args.access_log,
+            access_log_sample=args.access_log_sample,
         )
         server = HTTPServer(make_app(model, settings), xheaders=True, limits=settings.limits)
         throttle_logs()

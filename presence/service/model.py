@@ -292,8 +292,9 @@ class Presence:
 
     # -- operator actions and reads ---------------------------------------------------
 
-    async def kick(self, channel: str, user: str) -> dict:
-        """Remove all of a user's tabs; emits `leave` with reason "kicked".
+    async def kick(self, channel: str, user: str, by: str | None = None) -> dict:
+        """Remove all of a user's tabs; emits `leave` with reason "kicked" (and `by`, the
+        name of the admin token that kicked, when given).
 
         Raises UnknownChannel, or NotMember when the channel exists but the user is not in it.
 
@@ -305,7 +306,7 @@ class Presence:
             user,
             self.now(),
             "kick",
-            lambda info: _event("leave", user, info, self.now(), reason="kicked"),
+            lambda info: _event("leave", user, info, self.now(), reason="kicked", by=by),
             self._ttl(),
         )
         if removal is None:
@@ -553,13 +554,21 @@ async def _outcome(answer: dict | Hold) -> dict:
 
 
 def _event(
-    kind: str, user: str, info: object, ts: int, reason: str | None = None, data: str | None = None
+    kind: str,
+    user: str,
+    info: object,
+    ts: int,
+    reason: str | None = None,
+    data: str | None = None,
+    by: str | None = None,
 ) -> dict:
     event: dict[str, object] = {"type": kind, "user": user, "info": info, "ts": ts}
     if reason is not None:
         event["reason"] = reason
     if data is not None:
         event["data"] = data
+    if by is not None:
+        event["by"] = by
     return event
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import tornado.httpserver
@@ -20,8 +22,13 @@ from tornado.log import access_log
 
 import presence
 from presence.service.model import Presence
-from presence.web import api, client
-from presence.web.base import NotFoundHandler, encode_json
+from presence.web import api, auth, client
+from presence.web.base import (
+    NotFoundHandler,
+    encode_json,
+    log_redacted_exception,
+    request_summary,
+)
 from presence.web.limits import (
     TOO_MANY_CONNECTIONS,
     Acceptor,
@@ -38,21 +45,37 @@ def default_static_dir() -> Path:
     return Path(override) if override else Path(presence.__file__).resolve().parents[1] / "static"
 
 
+ACCESS_LOG_MODES = ("off", "errors", "sample", "all")
+
+
 @dataclass
 class WebSettings:
-    """What the handlers need besides the presence domain."""
+    """What the handlers need besides the presence domain.
+
+    `admin_token` is the --admin-token text (`TOKEN` or `NAME=TOKEN`, comma-separated);
+    ValueError when it is malformed (see auth.parse_admin_tokens).
+    """
 
     admin_token: str | None = None
     node_id: str = field(default_factory=socket.gethostname)
     static_dir: Path = field(default_factory=default_static_dir)
     secret: str | None = None  # when set, client endpoints need a signed `token`
     limits: Limits = field(default_factory=Limits)
+    public_api: bool = False  # operator reads open even with admin tokens configured
+    access_log: str = "errors"  # one of ACCESS_LOG_MODES
+    access_log_sample: int = 100  # "sample" logs one in this many answers below 400
+    admin_tokens: dict[str, str] = field(init=False, repr=False)  # token -> name
+
+    def __post_init__(self) -> None:
+        if self.access_log not in ACCESS_LOG_MODES:
+            raise ValueError(f"access_log must be one of {', '.join(ACCESS_LOG_MODES)}")
+        self.admin_tokens = auth.parse_admin_tokens(self.admin_token)
 
 
 class StaticHandler(tornado.web.StaticFileHandler):
     """Tornado's static files, with error answers in JSON like every other answer of the
-    service, and a path with a control character (a NUL, which the file system calls
-    would refuse with an exception) not found."""
+    service, a path with a control character (a NUL, which the file system calls would
+    refuse with an exception) not found, and log lines that never show a request's tokens."""
 
     async def get(self, path: str, include_body: bool = True) -> None:
         if not path.isprintable():
@@ -63,6 +86,17 @@ class StaticHandler(tornado.web.StaticFileHandler):
         self.clear_header("Content-Disposition")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(encode_json({"error": self._reason}))
+
+    def _request_summary(self) -> str:
+        return request_summary(self.request)
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        log_redacted_exception(self, typ, value, tb)
 
 
 class PageHandler(StaticHandler):
@@ -93,7 +127,8 @@ _PROXY_HEADERS = ("X-Forwarded-For", "X-Real-Ip", "X-Scheme", "X-Forwarded-Proto
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
-    """Tornado's access log line, formatted only when the log level lets it through."""
+    """Tornado's access log line (tokens redacted), formatted only when the log level
+    lets it through."""
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     if access_log.isEnabledFor(level):
@@ -101,9 +136,32 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
             level,
             "%d %s %.2fms",
             status,
-            handler._request_summary(),
+            request_summary(handler.request),
             1000.0 * handler.request.request_time(),
         )
+
+
+def access_logger(mode: str, sample: int = 100) -> Callable[[tornado.web.RequestHandler], None]:
+    """The log function of an --access-log mode: "all" logs every answer, "errors" those
+    of status 400 and above, "sample" those and one in `sample` of the others, "off" none."""
+    if mode == "all":
+        return log_request
+    if mode == "off":
+        return lambda handler: None
+    if mode == "errors":
+
+        def log_errors(handler: tornado.web.RequestHandler) -> None:
+            if handler.get_status() >= 400:
+                log_request(handler)
+
+        return log_errors
+    counter = itertools.count()
+
+    def log_sample(handler: tornado.web.RequestHandler) -> None:
+        if handler.get_status() >= 400 or next(counter) % sample == 0:
+            log_request(handler)
+
+    return log_sample
 
 
 class HTTPServer(tornado.httpserver.HTTPServer):
@@ -199,7 +257,9 @@ def make_app(
         (r"/(dashboard)/?", PageHandler, {"path": static, "page": "dashboard.html"}),
         (r"/static/(.*)", StaticHandler, {"path": static}),
     ]
-    tornado_settings.setdefault("log_function", log_request)
+    tornado_settings.setdefault(
+        "log_function", access_logger(settings.access_log, settings.access_log_sample)
+    )
     return tornado.web.Application(
         routes,
         default_handler_class=NotFoundHandler,

@@ -20,7 +20,8 @@ class ClientHandler(BaseHandler):
     """Parses the parameters every client endpoint shares: channel, user, conn."""
 
     def params(self, channel: str) -> tuple[str, str, str]:
-        """(channel, user, conn), all valid; with --secret, `token` must vouch for the user."""
+        """(channel, user, conn), all valid; with --secret, `token` must vouch for the user
+        and allow the channel. A private channel without --secret is refused (403)."""
         parsed = (
             self.name_arg("channel", names.is_channel, channel),
             self.name_arg("user", names.is_user),
@@ -28,9 +29,11 @@ class ClientHandler(BaseHandler):
         )
         secret = self.app_settings.secret
         if secret:
-            problem = auth.check(secret, parsed[1], self.arg("token"))
+            problem = auth.check(secret, parsed[1], self.arg("token"), parsed[0])
             if problem:
                 raise BadParam("token", problem, 403)
+        elif auth.is_private(parsed[0]):
+            raise BadParam("channel", "private channels need a service started with --secret", 403)
         return parsed
 
     def info_arg(self) -> str | None:
