@@ -111,6 +111,20 @@ def serve_parser() -> argparse.ArgumentParser:
         help="seconds a long-poll is held (25)",
     )
     add(
+        "--leave-grace",
+        type=_non_negative,
+        default=_env("leave-grace", "2"),
+        help="seconds a user whose last tab left stays a member: a tab that comes back within "
+        "it (a reload) makes no leave and no join for the others; 0 = off (2)",
+    )
+    add(
+        "--disconnect-grace",
+        type=_non_negative,
+        default=_env("disconnect-grace", "3"),
+        help="seconds after the connection of a held poll closes before its tab is gone, "
+        "unless the tab makes a new request meanwhile (instead of --timeout); 0 = off (3)",
+    )
+    add(
         "--admin-token",
         default=_env("admin-token"),
         help="bearer token required for /api writes (kick); unset: writes are open",
@@ -263,7 +277,13 @@ async def _run_node(
         print(f"presence: cannot reach the store at {url}: {exc}", file=sys.stderr)
         return 1
     model = Presence(
-        gateway, args.timeout, args.poll_timeout, args.history_age, answer_pace=args.answer_pace
+        gateway,
+        args.timeout,
+        args.poll_timeout,
+        args.history_age,
+        answer_pace=args.answer_pace,
+        leave_grace=args.leave_grace,
+        disconnect_grace=args.disconnect_grace,
     )
     subscriber = Subscriber(
         model, timers={"auto": None, "on": True, "off": False}[args.offline_timers]

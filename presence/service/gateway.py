@@ -30,6 +30,7 @@ from presence.service.keys import (
     LOGS,
     PROBE_PREFIX,
     REGISTRY,
+    USERS,
     ChannelKeys,
     LogKeys,
     pack,
@@ -282,12 +283,30 @@ class Gateway:
             pipe.zadd(k.members, {user: 0})
             pipe.zadd(k.deadlines, {user: deadline})
             pipe.hdel(k.gone(user), conn)
+            pipe.raw(pack(b"DEL", k.leaving(user)), 1)  # back within the leave grace
             if info is not None:
                 pipe.hset(k.member(user), "info", info)
-            return 7 + (info is not None), None
+            return 8 + (info is not None), None
 
         replies, _ = await self._batcher.call(k.seq, queue)
-        return bool(replies[0] == 1)
+        first = bool(replies[0] == 1)
+        if first:
+            await self._count_user(user, 1)
+        return first
+
+    async def _count_user(self, user: str, change: int) -> None:
+        """Add `change` to the number of channels `user` is a member of (USERS), after the
+        channel's own transaction (a node that dies between the two leaves a drift that
+        the sweep repairs, see repair_user_counts); users at 0 leave the zset."""
+        commands = pack(b"ZINCRBY", USERS, change, user) + pack(
+            b"ZREMRANGEBYSCORE", USERS, "-inf", 0
+        )
+
+        def queue(pipe: Packed) -> tuple[int, None]:
+            pipe.raw(commands, 2)
+            return 2, None
+
+        await self._batcher.call(USERS, queue)
 
     @_translated
     async def refresh(self, channel: str, user: str, conn: str, now: int, ttl: int,
@@ -414,14 +433,79 @@ class Gateway:
         return bool(replies[3]), int(replies[2])
 
     @_translated
+    async def start_leave_grace(self, channel: str, user: str, now: int, grace: int, ttl: int
+                                ) -> bool:  # fmt: skip
+        """Keep a member whose last tab just left for `grace` ms: True when done.
+
+        Its presence key's TTL is cut to the grace (never lengthened) and the user is
+        marked as leaving: when the key expires, the claim records `leave` (see
+        remove_user), exactly once as any claim; a join within the grace deletes the mark
+        and refreshes the key, and nobody hears anything. False (nothing written) when
+        the user is no longer a member or one of its tabs is alive again.
+        """
+        k = self.keys(channel)
+        deadline = now + grace
+
+        async def attempt(pipe: Any) -> bool:
+            await pipe.watch(k.conns(user), k.member(user), k.online(user))
+            alive = await pipe.zcount(k.conns(user), f"({now}", "+inf")
+            if alive or not await pipe.exists(k.member(user)):
+                await pipe.unwatch()
+                return False
+            pipe.multi()
+            pipe.set(k.leaving(user), "1", px=ttl + grace)
+            pipe.pexpire(k.online(user), grace, lt=True)
+            pipe.zadd(k.deadlines, {user: deadline}, xx=True, lt=True)
+            await pipe.execute()
+            return True
+
+        return bool(await transport.watched(self.router, k.seq, attempt))
+
+    @_translated
+    async def shorten_dropped_tab(self, channel: str, user: str, conn: str, refreshed: int,
+                                  now: int, grace: int) -> int | None:  # fmt: skip
+        """A tab's held poll lost its connection: give the tab `grace` ms to come back.
+
+        Only if the tab's deadline is still `refreshed` (the one that poll's refresh set:
+        a newer request of the tab moved it, and then nothing is done). The tab's
+        deadline becomes now + grace; the user's presence key expires then too unless
+        another tab of the user is alive longer. Returns the user's new deadline (ms)
+        when the presence key was shortened, else None.
+        """
+        k = self.keys(channel)
+        deadline = now + grace
+
+        async def attempt(pipe: Any) -> int | None:
+            await pipe.watch(k.conns(user), k.online(user))
+            tabs = dict(await pipe.zrange(k.conns(user), 0, -1, withscores=True))
+            remaining = await pipe.pttl(k.online(user))
+            if conn not in tabs or int(tabs[conn]) != refreshed or remaining < 0:
+                await pipe.unwatch()
+                return None
+            others = [int(score) for tab, score in tabs.items() if tab != conn]
+            user_deadline = max([deadline, *others])
+            shorten = user_deadline < now + remaining
+            pipe.multi()
+            pipe.zadd(k.conns(user), {conn: deadline}, xx=True)
+            pipe.zadd(k.connections, {f"{user}/{conn}": deadline}, xx=True)
+            if shorten:
+                pipe.pexpire(k.online(user), max(user_deadline - now, 1))
+                pipe.zadd(k.deadlines, {user: user_deadline}, xx=True)
+            await pipe.execute()
+            return user_deadline if shorten else None
+
+        return await transport.watched(self.router, k.seq, attempt)
+
+    @_translated
     async def remove_user(self, channel: str, user: str, now: int, kind: str,
-                          make_event: Callable[[object], dict], ttl: int
+                          make_event: Callable[[object, bool], dict], ttl: int
                           ) -> Removal | None:  # fmt: skip
         """Remove a member and record its event in one transaction, if `kind` still applies.
 
         kind "offline": only if the user's presence key is gone (it expired);
         "leave": only if none of the user's tabs is alive; "kick": whenever a member.
-        `make_event(info)` builds the event. Each of the user's tabs is marked gone (for
+        `make_event(info, left)` builds the event; `left` says the user's last tab left
+        within the leave grace (see start_leave_grace): its expiry is then a `leave`. Each of the user's tabs is marked gone (for
         ttl ms) with reason "expired", "left" or "kicked", which its next poll reports.
         Across any number of nodes racing on the same user, exactly one call returns a
         Removal; the others return None. The global feed and the registry follow in
@@ -430,18 +514,18 @@ class Gateway:
         k = self.keys(channel)
 
         async def attempt(pipe: Any) -> tuple[Removal, int] | None:
-            await pipe.watch(k.online(user), k.member(user), k.conns(user))
+            await pipe.watch(k.online(user), k.member(user), k.conns(user), k.leaving(user))
             state = await _removal_state(pipe, k, user, kind, now)
             if state is None:
                 await pipe.unwatch()
                 return None
-            info, tabs = state
-            event = make_event(info)
+            info, tabs, left = state
+            event = make_event(info, left)
             pipe.multi()
             text = json.dumps(event, separators=(",", ":"))
             for command in _append_commands(k, text, self.history, event["type"]):
                 pipe.execute_command(*command)
-            pipe.delete(k.online(user), k.member(user), k.conns(user))
+            pipe.delete(k.online(user), k.member(user), k.conns(user), k.leaving(user))
             pipe.zrem(k.members, user)
             pipe.zrem(k.deadlines, user)
             if tabs:
@@ -460,6 +544,7 @@ class Gateway:
         removal, remaining = outcome
         fields = {name: value for name, value in removal.event.items() if name != "id"}
         await self._append_feed(channel, fields)  # the feed numbers its events itself
+        await self._count_user(user, -1)
         if remaining == 0:
             await self._unregister_if_empty(channel)
         return removal
@@ -773,8 +858,9 @@ def _queue_append(k: LogKeys, text: str, history: int, kind: str) -> transport.Q
 
 
 async def _removal_state(pipe: Any, k: ChannelKeys, user: str, kind: str, now: int
-                         ) -> tuple[object, dict[str, int]] | None:  # fmt: skip
-    """(info, {tab: deadline}) of a member that `kind` may remove, else None.
+                         ) -> tuple[object, dict[str, int], bool] | None:  # fmt: skip
+    """(info, {tab: deadline}, left within the leave grace) of a member that `kind` may
+    remove, else None.
 
     Reads as little as it can: the nodes that lose an offline race stop after two reads.
     """
@@ -788,4 +874,5 @@ async def _removal_state(pipe: Any, k: ChannelKeys, user: str, kind: str, now: i
     }
     if kind == "leave" and any(deadline > now for deadline in tabs.values()):
         return None
-    return load_info(member.get("info")), tabs
+    left = kind == "offline" and bool(await pipe.exists(k.leaving(user)))
+    return load_info(member.get("info")), tabs, left

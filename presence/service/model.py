@@ -88,8 +88,12 @@ class Presence:
         history_age: float = 600,
         clock: Callable[[], float] = time.time,
         answer_pace: float = PACE,
+        leave_grace: float = 0,
+        disconnect_grace: float = 0,
     ) -> None:
         self.gateway = gateway
+        self.leave_grace = leave_grace  # seconds a left user is kept, in case it comes back
+        self.disconnect_grace = disconnect_grace  # seconds for a dropped held poll's tab
         self.answer_pace = answer_pace  # seconds between a feed's answers (see Feed.pace)
         self.timeout = timeout
         self.waits = Waits(poll_timeout)  # what the feeds share: poll timeout, timer wheel
@@ -238,6 +242,8 @@ class Presence:
             if not status.joined or got is None:
                 return _rejoin(status.reason or "unknown", format_cursor(epoch, ident))
             self._arm(channel, user, now)
+            if hold is not None:
+                hold.refreshed = now + self._ttl()  # for tab_dropped (the disconnect grace)
             if got.events and not got.reset:  # the usual answer: no waiting at all
                 feed.observe(got)
                 return {
@@ -249,22 +255,47 @@ class Presence:
             feed.users -= 1
 
     async def leave(self, channel: str, user: str, conn: str) -> dict:
-        """Forget a tab now; emits `leave` when it was the user's last live tab."""
-        is_member, alive = await self.gateway.drop_connection(
-            channel, user, conn, self.now(), self._ttl()
+        """Forget a tab now; `leave` when it was the user's last live tab.
+
+        With a leave grace, the user stays a member for that long: a join (a reload, a
+        navigation) within it continues silently; otherwise the expiry of its presence key
+        records the `leave` then (see Gateway.start_leave_grace). Without one, now.
+        """
+        now = self.now()
+        is_member, alive = await self.gateway.drop_connection(channel, user, conn, now, self._ttl())
+        if not is_member or alive:
+            return {"ok": True}
+        grace = int(self.leave_grace * 1000)
+        if grace and await self.gateway.start_leave_grace(channel, user, now, grace, self._ttl()):
+            self._arm_at(channel, user, now + grace)
+            return {"ok": True}
+        removal = await self.gateway.remove_user(
+            channel,
+            user,
+            self.now(),
+            "leave",
+            lambda info, _: _event("leave", user, info, self.now()),
+            self._ttl(),
         )
-        if is_member and alive == 0:
-            removal = await self.gateway.remove_user(
-                channel,
-                user,
-                self.now(),
-                "leave",
-                lambda info: _event("leave", user, info, self.now()),
-                self._ttl(),
-            )
-            if removal:
-                self._recorded(channel, removal.event)
+        if removal:
+            self._recorded(channel, removal.event)
         return {"ok": True}
+
+    async def tab_dropped(self, channel: str, user: str, conn: str, hold: Hold) -> None:
+        """The connection of a held poll closed: unless the tab makes a new request within
+        the disconnect grace, it is gone then (and its user `offline` if it was the last),
+        without waiting for the timeout. Nothing when the grace is off or the poll was not
+        held yet; exactly once across nodes like any expiry (see Gateway.shorten_dropped_tab).
+        """
+        grace = int(self.disconnect_grace * 1000)
+        if not grace or hold.refreshed is None:
+            return
+        now = self.now()
+        deadline = await self.gateway.shorten_dropped_tab(
+            channel, user, conn, hold.refreshed, now, grace
+        )
+        if deadline is not None:
+            self._arm_at(channel, user, deadline)
 
     async def send(self, channel: str, user: str, data: str) -> dict:
         """Publish a chat message (with the sender's info) from a member; else NotMember."""
@@ -289,7 +320,7 @@ class Presence:
             user,
             self.now(),
             "kick",
-            lambda info: _event("leave", user, info, self.now(), reason="kicked"),
+            lambda info, _: _event("leave", user, info, self.now(), reason="kicked"),
             self._ttl(),
         )
         if removal is None:
@@ -419,12 +450,13 @@ class Presence:
                 user,
                 now,
                 "offline",
-                lambda info: _event("offline", user, info, now),
+                lambda info, left: _event("leave" if left else "offline", user, info, now),
                 self._ttl(),
             )
         if removal is None:
             return 0
-        self.stats.count_offline(removal.deadline, now)
+        if removal.event["type"] == "offline":
+            self.stats.count_offline(removal.deadline, now)
         self._recorded(channel, removal.event)
         return 1
 
@@ -443,8 +475,12 @@ class Presence:
 
     def _arm(self, channel: str, user: str, now: int) -> None:
         """Watch the deadline of a presence key this node just refreshed (see deadlines)."""
+        self._arm_at(channel, user, now + self._ttl())
+
+    def _arm_at(self, channel: str, user: str, deadline: int) -> None:
+        """Watch a presence key whose deadline this node just set (see deadlines)."""
         if self.timers is not None:
-            self.timers.arm(channel, user, now + self._ttl())
+            self.timers.arm(channel, user, deadline)
 
     async def _deadline_due(self, channel: str, user: str) -> int:
         """A deadline timer fired: claim the offline if the key is gone; its PTTL."""
