@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import signal
@@ -236,17 +237,33 @@ def serve(args: argparse.Namespace) -> int:
         return asyncio.run(_serve(args))
 
 
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """The one-line message of a port that cannot be listened on (exit status 2)."""
+    reason = exc.strerror or str(exc)
+    hint = " (another process uses it: stop it or choose --port)" if exc.errno in (
+        errno.EADDRINUSE, errno.EACCES) else ""  # fmt: skip
+    return f"presence: cannot listen on {host}:{port}: {reason.lower()}{hint}"
+
+
 async def _serve(args: argparse.Namespace) -> int:
+    from tornado.netutil import bind_sockets
+
     from presence.service.embedded import EmbeddedStore, StoreStartError
     from presence.service.gateway import StoreSetupError
 
+    try:
+        sockets = bind_sockets(args.port, args.host)  # first: a port in use stops at once
+    except OSError as exc:
+        print(cannot_listen(args.host, args.port, exc), file=sys.stderr)
+        return 2
+    args.port = sockets[0].getsockname()[1]  # the real one for --port 0
     store = None
     try:
         url = args.redis_url
         if not url:
             store = EmbeddedStore(args.store_port)
             url = await store.start()
-        return await _run_node(args, url, store is not None)
+        return await _run_node(args, url, store is not None, sockets)
     except StoreStartError as exc:
         print(f"presence: cannot start the bundled store: {exc}", file=sys.stderr)
         return 1
@@ -254,6 +271,8 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"presence: {exc}", file=sys.stderr)
         return 1
     finally:
+        for sock in sockets:
+            sock.close()  # (the server has its own references while it runs)
         if store is not None:
             store.stop()
 
@@ -266,6 +285,7 @@ async def _run_node(
     from presence.runtime import tune_gc
     from presence.service.gateway import Gateway
     from presence.service.model import Presence
+    from presence.service.nodes import NodeReporter
     from presence.service.records import StoreUnavailable
     from presence.service.subscriber import Subscriber
     from presence.web.app import HTTPServer, WebSettings, default_static_dir, make_app
@@ -301,12 +321,15 @@ async def _run_node(
             server.listen(args.port, args.host)
         else:
             server.add_sockets(sockets)
+        reporter = NodeReporter(model, args.node_id, f"{args.host}:{args.port}")
+        reporter.start()
         tune_gc()
         if ready is None:
             _announce(args, url, bundled)
         else:
             ready()
         await _until_signalled()
+        await reporter.stop()
         await _drain(server, model)
         return 0
     finally:

@@ -27,12 +27,17 @@ from redis.exceptions import ResponseError
 from presence.service import transport
 from presence.service.keys import (
     FEED,
+    HISTORY,
     LOGS,
+    NODES,
     PROBE_PREFIX,
     REGISTRY,
     USERS,
     ChannelKeys,
     LogKeys,
+    history_claim,
+    lags_key,
+    node_key,
     pack,
 )
 from presence.service.records import (
@@ -558,6 +563,104 @@ class Gateway:
         if await self._command(members, "ZCARD", members):
             await self._command(REGISTRY, "ZADD", REGISTRY, 0, channel)
 
+    # -- operator state (the {:global} keys) -------------------------------------------
+
+    @_translated
+    async def totals(self) -> tuple[int, int]:
+        """(distinct users online across channels, channels with members): two ZCARDs."""
+        users, channels = await self._per_node(
+            [(USERS, ("ZCARD", USERS)), (REGISTRY, ("ZCARD", REGISTRY))]
+        )
+        return int(users), int(channels)
+
+    @_translated
+    async def user_counts(self) -> dict[str, int]:
+        """The whole USERS zset: user -> channels it is counted in (for the repair)."""
+        found: list = await self.router.client_for(USERS).zrange(USERS, 0, -1, withscores=True)
+        return {str(user): int(score) for user, score in found}
+
+    @_translated
+    async def member_names(self, channels: list[str]) -> list[list[str]]:
+        """Every member's name of each channel (one pipeline per node)."""
+        replies = await self._per_node(
+            [(self.keys(c).seq, ("ZRANGE", self.keys(c).members, 0, -1)) for c in channels]
+        )
+        return [[str(name) for name in names] for names in replies]
+
+    @_translated
+    async def set_user_counts(self, counts: dict[str, int]) -> None:
+        """Overwrite the counts of some users (0 removes the user): the repair's fix."""
+        pipe = self.router.client_for(USERS).pipeline(transaction=True)
+        gone = [user for user, count in counts.items() if count <= 0]
+        kept = {user: count for user, count in counts.items() if count > 0}
+        if gone:
+            pipe.zrem(USERS, *gone)
+        if kept:
+            pipe.zadd(USERS, kept)
+        await pipe.execute()
+
+    @_translated
+    async def register_node(self, node: str, record: dict, now: int, ttl: int) -> None:
+        """Announce a service node for `ttl` ms (NODES and its record), forgetting the
+        nodes whose announcement ran out."""
+        pipe = self.router.client_for(NODES).pipeline(transaction=True)
+        pipe.set(node_key(node), json.dumps(record, separators=(",", ":")), px=ttl)
+        pipe.zadd(NODES, {node: now + ttl})
+        pipe.zremrangebyscore(NODES, "-inf", now)
+        await pipe.execute()
+
+    @_translated
+    async def live_nodes(self, now: int) -> list[dict]:
+        """The records of the nodes whose announcement has not run out, by node id."""
+        client = self.router.client_for(NODES)
+        ids = await client.zrangebyscore(NODES, now, "+inf")
+        if not ids:
+            return []
+        records = await client.mget([node_key(str(node)) for node in ids])
+        return [json.loads(r) for r in records if r is not None]
+
+    @_translated
+    async def add_lags(self, interval: int, lags: list[int], keep: int) -> None:
+        """Add offline lags (ms) recorded by this node in `interval` (kept `keep` ms)."""
+        key = lags_key(interval)
+        pipe = self.router.client_for(key).pipeline(transaction=True)
+        pipe.rpush(key, *lags)
+        pipe.pexpire(key, keep)
+        await pipe.execute()
+
+    @_translated
+    async def claim_history_point(self, interval: int, node: str, keep: int) -> bool:
+        """True for exactly one caller per `interval`: the node that writes its point."""
+        key = history_claim(interval)
+        return bool(await self.router.client_for(key).set(key, node, nx=True, px=keep))
+
+    @_translated
+    async def history_inputs(self, interval: int) -> tuple[int, int, list[int], dict | None]:
+        """(global feed's seq, distinct users, lags of `interval`, the newest point)."""
+        client = self.router.client_for(FEED.seq)
+        pipe = client.pipeline(transaction=True)
+        pipe.get(FEED.seq)
+        pipe.zcard(USERS)
+        pipe.lrange(lags_key(interval), 0, -1)
+        pipe.lindex(HISTORY, -1)
+        seq, users, lags, last = await pipe.execute()
+        point = json.loads(last) if last else None
+        return int(seq or 0), int(users), [int(x) for x in lags], point
+
+    @_translated
+    async def add_history_point(self, point: dict, kept: int) -> None:
+        """Append a point to the history, keeping the newest `kept`."""
+        pipe = self.router.client_for(HISTORY).pipeline(transaction=True)
+        pipe.rpush(HISTORY, json.dumps(point, separators=(",", ":")))
+        pipe.ltrim(HISTORY, -kept, -1)
+        await pipe.execute()
+
+    @_translated
+    async def history_points(self, count: int) -> list[dict]:
+        """The newest `count` history points, oldest first."""
+        raw = await self.router.client_for(HISTORY).lrange(HISTORY, -count, -1)
+        return [json.loads(item) for item in raw]
+
     # -- event logs -------------------------------------------------------------------
 
     @_translated
@@ -664,9 +767,10 @@ class Gateway:
     # -- membership reads -------------------------------------------------------------
 
     @_translated
-    async def members_page(self, channel: str, after: str | None, limit: int
-                           ) -> ChannelPage:  # fmt: skip
-        """Counts and the members after `after` (by name), at most `limit`, with one log position.
+    async def members_page(self, channel: str, after: str | None, limit: int,
+                           prefix: str = "") -> ChannelPage:  # fmt: skip
+        """Counts and the members after `after` (by name) whose names start with `prefix`,
+        at most `limit`, with one log position.
 
         The counts are two ZCARDs, O(1) whatever the channel's size: users, and registered
         tabs (a tab that went silent while its user stays online counts until a sweep
@@ -677,7 +781,7 @@ class Gateway:
         pipe = client.pipeline(transaction=True)
         pipe.zcard(k.members)
         pipe.zcard(k.connections)
-        pipe.zrangebylex(k.members, f"({after}" if after else "-", "+", 0, limit)
+        pipe.zrangebylex(k.members, *_lex_range(after, prefix), 0, limit)
         pipe.mget(k.seq, k.epoch)
         users, connections, names, (seq, epoch) = await pipe.execute()
         pipe = client.pipeline(transaction=False)
@@ -712,16 +816,18 @@ class Gateway:
         return bool(users) or bool(has_log)
 
     @_translated
-    async def channels_page(self, after: str | None, limit: int, history: bool = False
+    async def channels_page(self, after: str | None, limit: int, history: bool = False,
+                            prefix: str = ""
                             ) -> tuple[list[tuple[str, int, int]], str | None]:  # fmt: skip
-        """([(channel, users, connections)], next) for the channels after `after` by name.
+        """([(channel, users, connections)], next) for the channels after `after` by name
+        whose names start with `prefix`.
 
         The channels with at least one member; with `history`, every channel with a log
         (including those whose members are all gone).
         """
         index = LOGS if history else REGISTRY
         names = await self.router.client_for(index).zrangebylex(
-            index, f"({after}" if after else "-", "+", 0, limit
+            index, *_lex_range(after, prefix), 0, limit
         )
         commands = []
         for name in names:
@@ -813,6 +919,18 @@ class Gateway:
         if await self._command(k.seq, "EXISTS", k.seq, k.members):  # a join raced with us
             await self._command(LOGS, "ZADD", LOGS, 0, channel)
         return True
+
+
+def _lex_range(after: str | None, prefix: str) -> tuple[str, str]:
+    """ZRANGEBYLEX bounds of the names after `after` that start with `prefix`.
+
+    Names use printable ASCII below DEL (presence.service.names), so every name starting
+    with `prefix` sorts before `prefix` + DEL.
+    """
+    low = f"[{prefix}" if prefix else "-"
+    if after is not None and after >= prefix:
+        low = f"({after}"
+    return low, (f"({prefix}\x7f" if prefix else "+")
 
 
 def _text(value: str | bytes | None) -> str | None:

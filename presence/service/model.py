@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -30,6 +31,10 @@ log = logging.getLogger("presence.model")
 JOIN_MEMBERS = 1000  # members returned with a join or a reset; the REST API pages the rest
 SNAPSHOT_AGE = 1.0  # seconds a node reuses a channel's members snapshot for joins and resets
 CLAIM_CONCURRENCY = 32  # offline claims at once (sweeps and expiries), to spare the pool
+RECENT_LAGS = 100_000  # offline lags a node keeps between two hand-overs to the history
+TOTALS_CHANNELS = 10_000  # channels whose connections /api/stats sums
+REPAIR_EVERY = 8  # sweeps between two repairs of the distinct users count (see repair_users)
+HISTORY_INTERVAL = 10.0  # seconds per history point (see presence.service.nodes)
 
 
 @dataclass
@@ -44,6 +49,8 @@ class Stats:
     lag_sum_ms: int = 0
     lag_max_ms: int = 0
     sweeps: int = 0
+    requests: int = 0  # HTTP requests answered (counted by the web layer)
+    recent_lags: list[int] = field(default_factory=list)  # not yet handed to the history
 
     def count_offline(self, deadline: int | None, now: int) -> None:
         if deadline is None:
@@ -52,6 +59,13 @@ class Stats:
         self.lag_count += 1
         self.lag_sum_ms += lag
         self.lag_max_ms = max(self.lag_max_ms, lag)
+        if len(self.recent_lags) < RECENT_LAGS:
+            self.recent_lags.append(lag)
+
+    def take_lags(self) -> list[int]:
+        """The offline lags (ms) recorded since the last call (see presence.service.nodes)."""
+        lags, self.recent_lags = self.recent_lags, []
+        return lags
 
 
 class NotMember(LookupError):
@@ -92,6 +106,7 @@ class Presence:
         disconnect_grace: float = 0,
     ) -> None:
         self.gateway = gateway
+        self.history_interval = HISTORY_INTERVAL
         self.leave_grace = leave_grace  # seconds a left user is kept, in case it comes back
         self.disconnect_grace = disconnect_grace  # seconds for a dropped held poll's tab
         self.answer_pace = answer_pace  # seconds between a feed's answers (see Feed.pace)
@@ -330,21 +345,91 @@ class Presence:
         self._recorded(channel, removal.event)
         return {"ok": True, "id": removal.event["id"]}
 
-    async def channel(self, channel: str, after: str | None, limit: int) -> ChannelPage | None:
-        """Counts and one page of members; None when the channel is unknown."""
-        page = await self.gateway.members_page(channel, after, limit)
+    async def channel(
+        self, channel: str, after: str | None, limit: int, prefix: str = ""
+    ) -> ChannelPage | None:
+        """Counts and one page of members (whose names start with `prefix`); None when
+        the channel is unknown."""
+        page = await self.gateway.members_page(channel, after, limit, prefix)
         if page.users == 0 and not await self.gateway.channel_known(channel):
             return None
         return page
 
     async def channels(
-        self, after: str | None, limit: int, history: bool = False
+        self, after: str | None, limit: int, history: bool = False, prefix: str = ""
     ) -> tuple[list, str | None]:
-        """One page of the channels with users as ([(channel, users, connections)], next).
+        """One page of the channels with users as ([(channel, users, connections)], next),
+        those whose names start with `prefix`.
 
         With `history`, every channel that has a log, with or without users.
         """
-        return await self.gateway.channels_page(after, limit, history)
+        return await self.gateway.channels_page(after, limit, history, prefix)
+
+    async def totals(self) -> dict:
+        """{users: distinct users online, channels, connections, ts}.
+
+        Users and channels cost O(1) (ZCARDs); connections are summed over the channels
+        (at most TOTALS_CHANNELS of them, see connections_partial).
+        """
+        users, channels = await self.gateway.totals()
+        connections, after, seen = 0, None, 0
+        while seen < TOTALS_CHANNELS:
+            rows, after = await self.gateway.channels_page(after, 1000)
+            seen += len(rows)
+            connections += sum(row[2] for row in rows)
+            if after is None:
+                break
+        answer = {"users": users, "channels": channels, "connections": connections,
+                  "ts": self.now()}  # fmt: skip
+        if after is not None:
+            answer["connections_partial"] = True
+        return answer
+
+    async def nodes(self) -> list[dict]:
+        """The service nodes that announced themselves lately (see presence.service.nodes)."""
+        return await self.gateway.live_nodes(self.now())
+
+    async def history(self, minutes: int) -> list[dict]:
+        """The history points of the last `minutes`, oldest first: {ts, events,
+        offline_lag_p50_ms, offline_lag_p99_ms, users} (events None after a gap)."""
+        count = math.ceil(minutes * 60 / self.history_interval)
+        since = self.now() - minutes * 60_000
+        return [
+            {name: value for name, value in point.items() if name != "seq"}
+            for point in await self.gateway.history_points(count)
+            if point["ts"] >= since
+        ]
+
+    async def repair_users(self) -> int:
+        """Make the distinct users count (USERS) agree with the channels' members; returns
+        the users corrected.
+
+        USERS is written after each channel's transaction, so a node that died in between
+        left it off by one for a user. A user is corrected only when USERS read before
+        and after the channels agree with each other (not with a join or removal that was
+        under way between the channel and USERS); a correction that still raced with one
+        is corrected by the next repair.
+        """
+        before = await self.gateway.user_counts()
+        expected: dict[str, int] = {}
+        after = None
+        while True:
+            rows, after = await self.gateway.channels_page(after, 500, history=True)
+            for names in await self.gateway.member_names([row[0] for row in rows]):
+                for name in names:
+                    expected[name] = expected.get(name, 0) + 1
+            if after is None:
+                break
+        now = await self.gateway.user_counts()
+        fixes = {
+            user: expected.get(user, 0)
+            for user in set(expected) | set(now)
+            if now.get(user, 0) == before.get(user, 0) != expected.get(user, 0)
+        }
+        if fixes:
+            log.warning("distinct users count repaired for %d users", len(fixes))
+            await self.gateway.set_user_counts(fixes)
+        return len(fixes)
 
     async def global_events(self, cursor: str | int | None, hold: Hold | None = None) -> dict:
         """Long-poll over every channel's events (each with "channel"); None: from now on."""
@@ -410,6 +495,8 @@ class Presence:
             if after is None:
                 break
         await self.gateway.trim_events_before(None, cutoff)
+        if wake or self.stats.sweeps % REPAIR_EVERY == 1:
+            await self.repair_users()
         if wake:
             for feed in [*self.feeds.values(), self.global_feed]:
                 feed.poke()

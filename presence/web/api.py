@@ -1,4 +1,5 @@
-"""Operator endpoints: /api/channels, /api/channels/<c>, kick, /api/events, health, metrics.
+"""Operator endpoints: /api/channels, /api/channels/<c>, kick, /api/events, /api/stats,
+/api/nodes, /api/history, health, metrics.
 
 Reads are JSON with CORS (JSONP too when `callback` is given); writes (kick) need
 `Authorization: Bearer <--admin-token>` when an admin token is configured.
@@ -15,6 +16,7 @@ from presence.web.base import BadParam, BaseHandler, NotFound
 from presence.web.client import LongPollHandler
 
 MAX_LIMIT = 1000
+MAX_HISTORY_MINUTES = 1440  # the history keeps one day (presence.service.nodes.HISTORY_KEPT)
 
 
 class ApiHandler(BaseHandler):
@@ -33,12 +35,17 @@ class ApiHandler(BaseHandler):
             self.set_header("WWW-Authenticate", 'Bearer realm="presence"')
             raise BadParam("Authorization", "a valid admin bearer token is required", 401)
 
+    def prefix_arg(self, check: Callable[[str], bool]) -> str:
+        """The optional `prefix` of the names to list ("" for all): a valid name's start."""
+        return self.optional_name_arg("prefix", lambda value: value == "" or check(value)) or ""
+
 
 class ChannelsHandler(ApiHandler):
     async def get(self) -> None:
         after, limit = self.page_args(names.is_channel)
+        prefix = self.prefix_arg(names.is_channel)
         history = self.optional_int_arg("all", high=1) == 1  # also channels with 0 users
-        rows, following = await self.presence.channels(after, limit, history)
+        rows, following = await self.presence.channels(after, limit, history, prefix)
         self.reply(
             {
                 "channels": [{"channel": c, "users": u, "connections": n} for c, u, n in rows],
@@ -51,7 +58,8 @@ class ChannelHandler(ApiHandler):
     async def get(self, channel: str) -> None:
         channel = self.name_arg("channel", names.is_channel, channel)
         after, limit = self.page_args(names.is_user)
-        page = await self.presence.channel(channel, after, limit)
+        prefix = self.prefix_arg(names.is_user)
+        page = await self.presence.channel(channel, after, limit, prefix)
         if page is None:
             raise NotFound("channel", "no such channel")
         self.reply(
@@ -82,6 +90,33 @@ class MemberHandler(ApiHandler):
             raise NotFound("user", "user is not a member of this channel") from None
 
     post = delete  # for clients that cannot send DELETE
+
+
+class StatsHandler(ApiHandler):
+    """Totals across channels: distinct users online, channels, connections."""
+
+    async def get(self) -> None:
+        self.reply(await self.presence.totals())
+
+
+class NodesHandler(ApiHandler):
+    """The service nodes that announced themselves lately, with what each holds."""
+
+    async def get(self) -> None:
+        self.reply({"nodes": await self.presence.nodes()})
+
+
+class HistoryHandler(ApiHandler):
+    """Points of the last `minutes` (default 60): events, offline lag, users."""
+
+    async def get(self) -> None:
+        minutes = self.optional_int_arg("minutes", low=1, high=MAX_HISTORY_MINUTES) or 60
+        self.reply(
+            {
+                "interval": self.presence.history_interval,
+                "points": await self.presence.history(minutes),
+            }
+        )
 
 
 class EventsHandler(LongPollHandler, ApiHandler):

@@ -171,3 +171,22 @@ def test_the_banner_never_prints_the_store_password():
     assert _without_password("redis://:s3cret@10.0.0.5:6379/0") == "redis://:***@10.0.0.5:6379/0"
     assert _without_password("rediss://app:s3cret@h:1/0") == "rediss://app:***@h:1/0"
     assert _without_password("redis://h:1/0") == "redis://h:1/0"
+
+
+def test_serve_reports_a_port_in_use_in_one_line_with_status_2():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "presence.cli", "serve", "--port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"presence: cannot listen on 127.0.0.1:{port}: address already in use "
+        "(another process uses it: stop it or choose --port)"
+    ]
