@@ -34,7 +34,7 @@ CLAIM_CONCURRENCY = 32  # offline claims at once (sweeps and expiries), to spare
 RECENT_LAGS = 100_000  # offline lags a node keeps between two hand-overs to the history
 TOTALS_CHANNELS = 10_000  # channels whose connections /api/stats sums
 REPAIR_EVERY = 8  # sweeps between two repairs of the distinct users count (see repair_users)
-HISTORY_INTERVAL = 10.0  # seconds per history point (see presence.service.nodes)
+HISTORY_INTERVAL = 10  # seconds per history point (see presence.service.nodes)
 
 
 @dataclass

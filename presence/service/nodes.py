@@ -68,7 +68,7 @@ class NodeReporter:
         """Announce this node, hand over its lags, and write a finished point if it wins."""
         gateway, now = self.model.gateway, self.model.now()
         await gateway.register_node(self.node, self.record(now), now, int(NODE_TTL * 1000))
-        interval_ms = int(self.interval * 1000)
+        interval_ms = self.interval * 1000
         lags = self.model.stats.take_lags()
         if lags:
             await gateway.add_lags(now // interval_ms, lags, 4 * interval_ms + 60_000)
@@ -105,7 +105,7 @@ class NodeReporter:
         """Write the history point of `interval` (this node won its claim)."""
         gateway = self.model.gateway
         seq, users, lags, last = await gateway.history_inputs(interval)
-        interval_ms = int(self.interval * 1000)
+        interval_ms = self.interval * 1000
         ts = interval * interval_ms
         follows = last is not None and last["ts"] == ts - interval_ms and seq >= last["seq"]
         lags.sort()
