@@ -104,7 +104,8 @@ def test_dashboard_counts_members_feed_health_and_kick(contexts, pages, service)
     expect(row.locator(".users")).to_have_text("2", timeout=UPDATE_WITHIN)
     expect(row.locator(".connections")).to_have_text("3", timeout=UPDATE_WITHIN)
 
-    row.click()
+    dashboard.fill("#channel-search", channel)
+    row.locator("button.channel-link").click()
     members = dashboard.locator("#members tr.member-row")
     expect(members).to_have_count(2)
     alice_row = dashboard.locator('#members tr[data-user="alice"]')
@@ -120,9 +121,11 @@ def test_dashboard_counts_members_feed_health_and_kick(contexts, pages, service)
 
     kick_bob = dashboard.locator('#members button.kick[data-user="bob"]')
     kick_bob.click()  # no token yet: refused
+    dashboard.click("#kick-confirm")
     expect(dashboard.locator("#action-error")).to_contain_text("admin token was refused")
     dashboard.fill("#token", ADMIN_TOKEN)
     kick_bob.click()
+    dashboard.click("#kick-confirm")
     wait_state(bob, "kicked")
     expect(dashboard.locator('#members tr[data-user="bob"]')).to_have_count(
         0, timeout=UPDATE_WITHIN
