@@ -263,7 +263,9 @@ async def test_an_empty_channel_is_forgotten_once_its_events_age_out(store_url, 
 
 
 @pytest.mark.gen_test
-async def test_join_and_reset_return_the_first_members_the_user_count_and_say_there_are_more(node, monkeypatch):
+async def test_join_and_reset_return_the_first_members_the_user_count_and_say_there_are_more(
+    node, monkeypatch
+):
     from presence.service import model
 
     monkeypatch.setattr(model, "JOIN_MEMBERS", 10)
