@@ -70,6 +70,7 @@ def test_updates_keep_focus_and_selection(contexts, pages, service, channel):
 
 
 def test_search_and_paging_of_channels_and_members(contexts, roomy):
+    """Needs the `prefix` parameter of /api/channels and /api/channels/<c> (helper uxback)."""
     prefix = "pg" + uuid.uuid4().hex[:8]
     names = [f"{prefix}-{c}" for c in "abcde"]
     for name in names:
@@ -158,6 +159,7 @@ def test_phone_shows_members_after_tapping_a_channel(contexts, pages, service, c
 
 
 def test_nodes_distinct_users_and_history(contexts, pages, service, channel):
+    """Needs /api/stats, /api/nodes and /api/history (helper uxback)."""
     other = channel + "-2"
     client = open_client(contexts(), pages, service, "dora", channel)
     client.evaluate("c => client.join(c)", other)  # one user in two channels counts once
