@@ -2,6 +2,9 @@
  * The demo page at "/": pick a name and a channel, see the members, the live feed, and chat.
  * Every string that came from a user is inserted with .text(), never as HTML.
  * Query parameters prefill the form: ?user=alice&name=Alice&channel=lobby&join=1 joins at once.
+ * The member count is the service's (everyone in the channel); the list shows the first
+ * MEMBERS_SHOWN and says "and N more". While the connection is not live (reconnecting,
+ * kicked) the list is greyed and says so: it may be out of date.
  */
 (function ($) {
   "use strict";
@@ -10,6 +13,9 @@
   var channel = null;
   var infos = {};            // user -> info, from the members list: message events may carry none
   var FEED_LIMIT = 200;
+  var MEMBERS_SHOWN = 100;   // list items at most: a channel of thousands stays a short page
+  var ownJoinShown = false;  // our own join is shown once, whether or not its event arrives
+  var lastMembers = [];
 
   function displayName(user, info) {
     info = info || infos[user];
@@ -37,11 +43,13 @@
       text += " (" + detail.attempt + ")";
     }
     $("#state").attr("class", "pill pill-" + state).text(text);
+    setStale(state);
   }
 
   function renderMembers(members) {
+    lastMembers = members;
     var $list = $("#members").empty();
-    $.each(members, function (_, m) {
+    $.each(members.slice(0, MEMBERS_SHOWN), function (_, m) {
       if (m.info) {
         infos[m.user] = m.info;
       }
@@ -56,8 +64,28 @@
       }
       $list.append($item);
     });
-    $("#member-count").text(members.length);
+    renderCount();
     $("#members-empty").prop("hidden", members.length > 0);
+  }
+
+  /** The service's count of everyone in the channel, and "and N more" under the list. */
+  function renderCount() {
+    var users = client && channel ? client.users(channel) : null;
+    var total = users === null || users === undefined ? lastMembers.length : Math.max(users, lastMembers.length);
+    var shown = Math.min(lastMembers.length, MEMBERS_SHOWN);
+    $("#member-count").text(total);
+    $("#members .more").remove();
+    if (total > shown) {
+      $("<li>").addClass("member more").text("and " + (total - shown) + " more").appendTo("#members");
+    }
+  }
+
+  /** Grey the members while they may be out of date, and say why. */
+  function setStale(state) {
+    var why = {retrying: "Reconnecting: this list may be out of date.",
+               kicked: "You were removed: this list no longer updates."}[state] || "";
+    $(".members-card").toggleClass("stale", !!why);
+    $("#stale-note").text(why).prop("hidden", !why);
   }
 
   function addFeed(kind, ts, parts) {
@@ -79,6 +107,12 @@
   }
 
   function showEvent(event) {
+    if (event.type === "join" && client && event.user === client.user && ownJoinShown) {
+      return;  // already shown as "(you) joined" when we came online
+    }
+    if ((event.type === "leave" || event.type === "offline") && client && event.user === client.user) {
+      ownJoinShown = false;  // we come back with a new join, worth showing
+    }
     var who = displayName(event.user, event.info);
     if (event.type === "message") {
       addFeed("message", event.ts, [["author", who], ["text", event.data === undefined ? "" : String(event.data)]]);
@@ -123,13 +157,15 @@
     }
     channel = room;
     infos = {};
+    ownJoinShown = false;
     if (name) {
       infos[user] = {name: name};
     }
     client = $.presence({user: user, info: name ? {name: name} : {}});
     client.on("state", function (state, _, detail) {
       setState(state, detail);
-      if (state === "online" && !$("#feed").children().length) {
+      if (state === "online" && !ownJoinShown) {
+        ownJoinShown = true;
         addFeed("join", null, [["author", displayName(user)], ["verb", "(you) joined #" + room]]);
       }
       if (state === "kicked") {
@@ -138,6 +174,8 @@
       }
     }).on("members", function (members) {
       renderMembers(members);
+    }).on("count", function () {
+      renderCount();
     }).on("event", function (event) {
       showEvent(event);
     }).on("reset", function () {

@@ -10,7 +10,8 @@
  *     client.on("members", function (members, channel) { ...render members... })
  *           .on("join leave offline", function (event, channel) { ...show the event... })
  *           .on("message", function (event, channel) { ...event.data is the text... })
- *           .on("state", function (state, channel, detail) { ...connecting/online/retrying... });
+ *           .on("state", function (state, channel, detail) { ...connecting/online/retrying... })
+ *           .on("count", function (users, channel) { ...everyone in the channel, listed or not... });
  *     client.join("lobby");
  *     client.send("lobby", "hello");
  *   </script>
@@ -31,8 +32,10 @@
  *   requestTimeout ms to wait for a long-poll answer; default: the server's poll timeout
  *                 (or presence timeout) from the join answer plus 5 s. A JSONP request that
  *                 never answers reports no error, so this timeout is what detects a dead poll.
- *   backoff       {base: 500, max: 15000}: retry delay in ms doubles per failure up to max,
- *                 and is jittered to between half and all of that value
+ *   backoff       {base: 500, max: 5000}: retry delay in ms doubles per failure up to max,
+ *                 and is jittered to between half and all of that value (so at most 5 s
+ *                 pass between two tries; the browser's `online` event, and the page
+ *                 becoming visible again, retry at once without waiting for the delay)
  *   leaveOnPageHide  true (default): on pagehide, tell the service this tab left (sendBeacon)
  *   storageKey    sessionStorage key of this tab's connection id (default "presence.conn")
  *
@@ -42,7 +45,10 @@
  *   close()                leave every channel; returns a promise
  *   send(channel, text)    publish a chat message (string <= 4 KB); returns a promise of {ok, id}
  *   members(channel)       current members, one per user however many tabs, sorted by user:
- *                          [{user, info, since, connections}] (since/connections when known)
+ *                          [{user, info, since, connections}] (since/connections when known);
+ *                          in a big channel only the first 1000 and those who joined since
+ *   users(channel)         how many users are in the channel, listed or not (the service's
+ *                          count at join, kept current by events); null before the join answer
  *   state(channel)         "idle" | "connecting" | "online" | "retrying" | "kicked" | "closed"
  *   channels()             names of the channels this client is in
  *   on(types, fn) / off(types, fn)   space-separated event types, as in jQuery
@@ -51,6 +57,7 @@
  *   join, leave, offline, message, event (any of the four): fn(event, channel), where event
  *     is the service's {id, type, user, info, ts, reason?, data?}
  *   members: fn(members, channel) whenever the members list changes
+ *   count:   fn(users, channel) whenever users(channel) changes
  *   state:   fn(state, channel, detail) whenever a channel's connection state changes;
  *            detail has {attempt, delay, error} while retrying and {reason} when closed/kicked
  *   reset:   fn(channel) when the service's history no longer reached our cursor and the
@@ -70,7 +77,15 @@
  *   with "kicked" it stops polling that channel (state "kicked") until join() is called.
  *   Its own `offline` or `leave` event seen while the tab is alive does the same.
  * - The members list starts from the join answer, which holds at most the first 1000
- *   members of a channel (the service says `more`); events keep it current from there.
+ *   members of a channel (the service says `more`, and counts them all in `users`); events
+ *   keep both current from there. A page shows users(channel), not members().length.
+ * - Events are handed to the page in id order, each once: a batch is sorted by id, and an
+ *   event the members snapshot already counts (id at or before the join's cursor, e.g. this
+ *   tab's own join) is dropped.
+ * - Retries: after a failure the delay doubles from backoff.base up to backoff.max. The
+ *   browser's `online` event retries every channel at once (and replaces a poll in flight,
+ *   which may hang on a dead connection); `visibilitychange` to visible retries a channel
+ *   that is waiting to retry.
  * - Cursors are opaque strings ("<epoch>:<id>"); the client only hands back what the
  *   service gave it. A store that restarted empty has new epochs, so the next poll
  *   answers `reset` (after a rejoin) rather than skipping events.
@@ -108,7 +123,7 @@
     channels: [],
     joinTimeout: 10000,
     requestTimeout: null,
-    backoff: {base: 500, max: 15000},
+    backoff: {base: 500, max: 5000},
     leaveOnPageHide: true,
     storageKey: "presence.conn"
   };
@@ -176,6 +191,16 @@
     return map;
   }
 
+  /** The event id a cursor ("<epoch>:<id>", a bare id, or "0") points at; null when it has none. */
+  function cursorId(cursor) {
+    var match = /(?:^|:)(\d+)$/.exec(String(cursor === undefined || cursor === null ? "" : cursor));
+    return match ? Number(match[1]) : null;
+  }
+
+  function byId(a, b) {
+    return (Number(a.id) || 0) - (Number(b.id) || 0);
+  }
+
   function errorText(xhr, status, thrown) {
     var body = xhr && xhr.responseJSON;
     if (body && body.error) {
@@ -200,6 +225,11 @@
     this.rejoins = 0;      // rejoin answers since the last ordinary poll answer
     this.generation = 0;   // bumped on stop(): answers to older loops are ignored
     this.pollTimeout = null;
+    this.lastId = null;    // id of the newest event applied (or counted by the snapshot)
+    this.users = null;     // everyone in the channel, listed in members or not
+    this.more = false;     // the service listed only the first members
+    this.joined = false;   // a join answered since start(): retries poll rather than join
+    this.pending = null;   // "join" or "poll": what the retry timer will do
   }
 
   Channel.prototype.setState = function (state, detail) {
@@ -224,6 +254,8 @@
     this.stop();
     this.failures = 0;
     this.cursor = null;
+    this.lastId = null;
+    this.joined = false;
     this.setState("connecting");
     this.join(this.generation);
   };
@@ -231,6 +263,7 @@
   /** Stop the loop: abort the request in flight and cancel any pending retry. */
   Channel.prototype.stop = function () {
     this.generation += 1;
+    this.pending = null;
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -262,8 +295,10 @@
       self.pollTimeout = answer.poll_timeout || answer.timeout || null;
       if (self.cursor === null || self.cursor === undefined) {
         self.cursor = answer.cursor;
+        self.lastId = cursorId(answer.cursor);
       }
-      self.replaceMembers(answer.members);
+      self.joined = true;
+      self.replaceMembers(answer.members, answer.users, answer.more);
       self.failures = 0;
       self.setState("online");
       self.poll(generation);
@@ -350,8 +385,10 @@
     var ceiling = Math.min(backoff.max, backoff.base * Math.pow(2, this.failures - 1));
     var delay = Math.round(ceiling / 2 + Math.random() * ceiling / 2);
     this.setState("retrying", {attempt: this.failures, delay: delay, error: error});
+    this.pending = action === "poll" ? "poll" : "join";
     this.timer = setTimeout(function () {
       self.timer = null;
+      self.pending = null;
       if (generation === self.generation) {
         if (action === "poll") {
           self.poll(generation);
@@ -360,6 +397,30 @@
         }
       }
     }, delay);
+  };
+
+  /**
+   * Try again now instead of after the backoff delay (the network came back, or the page is
+   * visible again). With `replace`, a request in flight is dropped and sent again too: after
+   * a network change it may hang on a dead connection until its timeout.
+   */
+  Channel.prototype.hurry = function (replace) {
+    if (this.state === "idle" || this.state === "closed" || this.state === "kicked") {
+      return;
+    }
+    var action = this.pending;
+    if (!action && replace && this.request) {
+      action = this.joined ? "poll" : "join";
+    }
+    if (!action) {
+      return;
+    }
+    this.stop();  // new generation: the dropped request's answer, if any, is ignored
+    if (action === "poll") {
+      this.poll(this.generation);
+    } else {
+      this.join(this.generation);
+    }
   };
 
   /**
@@ -373,11 +434,21 @@
     var next = "poll";
     if (answer.reset) {
       this.cursor = answer.cursor;
-      this.replaceMembers(answer.members);
+      this.lastId = cursorId(answer.cursor);
+      this.replaceMembers(answer.members, answer.users, answer.more);
       client.emit("reset", [this.name]);
       return "poll";
     }
-    $.each(answer.events || [], function (_, event) {
+    var before = this.users;
+    var events = (answer.events || []).slice().sort(byId);
+    $.each(events, function (_, event) {
+      var id = Number(event.id);
+      if (self.lastId !== null && id <= self.lastId) {
+        return;  // already counted by the snapshot, or seen: each event once, in order
+      }
+      if (!isNaN(id)) {
+        self.lastId = id;
+      }
       changed = self.apply(event) || changed;
       client.emit(event.type, [event, self.name]);
       client.emit("event", [event, self.name]);
@@ -394,6 +465,9 @@
     if (changed) {
       client.emit("members", [this.members_(), this.name]);
     }
+    if (this.users !== before) {
+      client.emit("count", [this.users, this.name]);
+    }
     if (next === "stop") {
       this.stop();
       this.setState("kicked", {reason: "kicked"});
@@ -401,8 +475,20 @@
     return next;
   };
 
-  /** Update the members map from one event; true when it changed. */
+  /**
+   * Update the members map and the user count from one event; true when the map changed.
+   * A join is a user's first tab and a leave or offline their last, so each moves the count
+   * by one, also for users beyond the listed first page.
+   */
   Channel.prototype.apply = function (event) {
+    var listed = Object.prototype.hasOwnProperty.call(this.members, event.user);
+    if (this.users !== null) {
+      if (event.type === "join" && !listed) {
+        this.users += 1;
+      } else if ((event.type === "leave" || event.type === "offline") && (listed || this.more)) {
+        this.users = Math.max(0, this.users - 1);
+      }
+    }
     if (event.type === "join") {
       var old = this.members[event.user];
       this.members[event.user] = $.extend({}, old, {user: event.user, info: event.info},
@@ -416,9 +502,15 @@
     return false;
   };
 
-  Channel.prototype.replaceMembers = function (snapshot) {
+  /** Take a members snapshot; `users` counts everyone (older services: the listed ones). */
+  Channel.prototype.replaceMembers = function (snapshot, users, more) {
     this.members = membersMap(snapshot);
+    this.more = !!more;
+    var count = Number(users);
+    this.users = users === undefined || users === null || isNaN(count) ?
+      Object.keys(this.members).length : count;
     this.client.emit("members", [this.members_(), this.name]);
+    this.client.emit("count", [this.users, this.name]);
   };
 
   /** The members as a sorted array of copies, safe to hand to page code. */
@@ -447,6 +539,15 @@
     this.hidden = false;
     var self = this;
     this.claimConnectionId();
+    // Back online, or looking at the page again: do not sit out the backoff delay.
+    this.onOnline = function () { self.hurry(true); };
+    this.onVisible = function () {
+      if (document.visibilityState === "visible") {
+        self.hurry(false);
+      }
+    };
+    window.addEventListener("online", this.onOnline);
+    document.addEventListener("visibilitychange", this.onVisible);
     if (this.options.leaveOnPageHide) {
       this.onPageHide = function (e) { self.pageHidden(e); };
       this.onPageShow = function (e) { self.pageShown(e); };
@@ -574,6 +675,8 @@
   Client.prototype.close = function () {
     var self = this;
     var pending = $.map(this.channels(), function (name) { return self.leave(name); });
+    window.removeEventListener("online", this.onOnline);
+    document.removeEventListener("visibilitychange", this.onVisible);
     if (this.options.leaveOnPageHide) {
       window.removeEventListener("pagehide", this.onPageHide);
       window.removeEventListener("pageshow", this.onPageShow);
@@ -609,6 +712,16 @@
 
   Client.prototype.members = function (channel) {
     return this.rooms[channel] ? this.rooms[channel].members_() : [];
+  };
+
+  Client.prototype.users = function (channel) {
+    return this.rooms[channel] ? this.rooms[channel].users : null;
+  };
+
+  /** Retry every channel now; with `replace` also resend requests in flight (see Channel.hurry). */
+  Client.prototype.hurry = function (replace) {
+    $.each(this.rooms, function (_, room) { room.hurry(replace); });
+    return this;
   };
 
   Client.prototype.state = function (channel) {

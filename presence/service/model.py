@@ -182,7 +182,7 @@ class Presence:
     # -- client actions ---------------------------------------------------------------
 
     async def join(self, channel: str, user: str, conn: str, info: str | None) -> dict:
-        """Register a tab; returns {cursor, members, timeout, poll_timeout}.
+        """Register a tab; returns {cursor, members, more, users, timeout, poll_timeout}.
 
         `info` is the user's info as JSON text (None keeps what is stored). Emits `join`
         when this is the user's first live tab in the channel.
@@ -199,6 +199,7 @@ class Presence:
             "cursor": page.cursor,
             "members": _members(page),
             "more": page.next is not None,
+            "users": page.users,
             "timeout": self.timeout,
             "poll_timeout": self.poll_timeout,
         }
@@ -652,6 +653,7 @@ class Presence:
             "cursor": page.cursor,
             "members": _members(page),
             "more": page.next is not None,
+            "users": page.users,
         }
 
     async def _global_reset(self) -> dict:

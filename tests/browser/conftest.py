@@ -42,7 +42,6 @@ ADMIN_TOKEN = "test-admin-token"
 JQUERY_VERSIONS = ["3.7.1", "4.0.0"]
 PAGES = Path(__file__).parent / "pages"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
 def serve_command(port: int) -> list[str]:
@@ -192,10 +191,7 @@ def contexts(browser):
 
 
 def save_screenshot(page, name: str) -> Path:
-    """Save a screenshot under tests/artifacts/; also under docs/screenshots/ with UPDATE_SCREENSHOTS=1."""
+    """Save a screenshot under tests/artifacts/ (the README's pictures come from bench/screenshots.py)."""
     path = artifacts_dir() / name
     page.screenshot(path=str(path))
-    if os.environ.get("UPDATE_SCREENSHOTS", "") not in ("", "0"):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        (SCREENSHOTS / name).write_bytes(path.read_bytes())
     return path

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
-from urllib.parse import urlencode
+from pathlib import Path
+from urllib.parse import urlencode, urlparse
 
 
 def open_client(
@@ -16,6 +18,7 @@ def open_client(
     name: str | None = None,
     transport: str = "jsonp",
     token: str | None = None,
+    backoff: int | None = None,
 ):
     """Open the test page as `user`, joined to `channel`; returns the page once presence.js loaded."""
     query = {"service": service, "jquery": jquery, "user": user, "transport": transport}
@@ -25,6 +28,8 @@ def open_client(
         query["name"] = name
     if token:
         query["token"] = token
+    if backoff:
+        query["backoff"] = str(backoff)
     page = context.new_page()
     page.goto(f"{pages}/client.html?{urlencode(query)}")
     page.wait_for_function("window.t && (window.t.ready || window.t.loadError)")
@@ -71,3 +76,36 @@ def events(page, type_: str | None = None, user: str | None = None) -> list[dict
 def jsonp_body(callback: str, answer: dict) -> str:
     """A JSONP answer exactly as the service writes it."""
     return f"/**/ typeof {callback} === 'function' && {callback}({json.dumps(answer)});"
+
+
+AXE = Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def axe_violations(page) -> list[dict]:
+    """Serious and critical WCAG 2.1 A/AA violations that axe-core finds on the page now."""
+    page.add_script_tag(content=AXE.read_text())
+    found = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})"
+        ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
+        " nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))})))",
+        AXE_TAGS,
+    )
+    return [v for v in found if v["impact"] in ("serious", "critical")]
+
+
+def join_users(service: str, channel: str, users: list[str], info: bool = True) -> None:
+    """Join each user to `channel` over plain HTTP (one keep-alive connection), one tab each."""
+    host = urlparse(service).netloc
+    connection = http.client.HTTPConnection(host, timeout=30)
+    try:
+        for user in users:
+            query = {"user": user, "conn": "c-" + user.replace(".", "_").replace("@", "_")}
+            if info:
+                query["info"] = json.dumps({"name": user.capitalize()})
+            connection.request("GET", f"/channels/{channel}/join?{urlencode(query)}")
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200, (user, response.status)
+    finally:
+        connection.close()

@@ -107,7 +107,8 @@ def test_dashboard_counts_members_feed_health_and_kick(contexts, pages, service)
     expect(row.locator(".users")).to_have_text("2", timeout=UPDATE_WITHIN)
     expect(row.locator(".connections")).to_have_text("3", timeout=UPDATE_WITHIN)
 
-    row.click()
+    dashboard.fill("#channel-search", channel)
+    row.locator("button.channel-link").click()
     members = dashboard.locator("#members tr.member-row")
     expect(members).to_have_count(2)
     alice_row = dashboard.locator('#members tr[data-user="alice"]')
@@ -124,9 +125,11 @@ def test_dashboard_counts_members_feed_health_and_kick(contexts, pages, service)
     kick_bob = dashboard.locator('#members button.kick[data-user="bob"]')
     dashboard.fill("#token", "not-the-token")
     kick_bob.click()  # a wrong token: refused
+    dashboard.click("#kick-confirm")
     expect(dashboard.locator("#action-error")).to_contain_text("admin token was refused")
     dashboard.fill("#token", ADMIN_TOKEN)
     kick_bob.click()
+    dashboard.click("#kick-confirm")
     wait_state(bob, "kicked")
     expect(dashboard.locator('#members tr[data-user="bob"]')).to_have_count(
         0, timeout=UPDATE_WITHIN
@@ -164,6 +167,7 @@ def test_demo_and_dashboard_run_on_jquery_4(contexts, service, channel):
     dashboard = jquery4_context(viewport={"width": 1280, "height": 900}).new_page()
     dashboard.goto(f"{service}/dashboard")
     assert dashboard.evaluate("jQuery.fn.jquery") == "4.0.0"
+    dashboard.fill("#token", ADMIN_TOKEN)  # the service has --admin-token: reads need it
     expect(dashboard.locator(f'#channels tr[data-channel="{channel}"] .users')).to_have_text("2")
     expect(dashboard.locator("#events")).to_contain_text("on jQuery 4")
     expect(dashboard.locator("#health")).to_have_text("ready")

@@ -263,7 +263,9 @@ async def test_an_empty_channel_is_forgotten_once_its_events_age_out(store_url, 
 
 
 @pytest.mark.gen_test
-async def test_join_and_reset_return_the_first_members_and_say_there_are_more(node, monkeypatch):
+async def test_join_and_reset_return_the_first_members_the_user_count_and_say_there_are_more(
+    node, monkeypatch
+):
     from presence.service import model
 
     monkeypatch.setattr(model, "JOIN_MEMBERS", 10)
@@ -271,9 +273,11 @@ async def test_join_and_reset_return_the_first_members_and_say_there_are_more(no
     await asyncio.gather(*(node.join("big", f"user{i:02}", "c", None) for i in range(25)))
     answer = await node.join("big", "zed", "c", None)
     assert len(answer["members"]) == 10 and answer["more"] is True
+    assert answer["users"] == 26  # every user, not only those listed
     assert answer["members"][0]["user"] == "user00"
     reset = await node.poll("big", "zed", "c", 999)
     assert reset["reset"] is True and reset["more"] is True and ident(reset["cursor"]) == 26
+    assert reset["users"] == 26
     page = await node.channel("big", "user09", 1000)
     assert (page.users, len(page.members), page.next) == (26, 16, None)
 
