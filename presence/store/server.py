@@ -101,7 +101,7 @@ class Client(asyncio.Protocol):
         "name",
         "lib_name",
         "lib_ver",
-        "authenticated",
+        "_authenticated",
         "plain",
         "multi",
         "multi_error",
@@ -130,14 +130,17 @@ class Client(asyncio.Protocol):
         self.server = server
         self.id = next(_ids)
         self.transport: asyncio.Transport | None = None
-        self.parser = RequestParser(server.config["proto-max-bulk-len"])
+        authenticated = not server.config["requirepass"]
+        self.parser = RequestParser(
+            server.config["proto-max-bulk-len"], authenticated=authenticated
+        )
         self.protocol = 2
         self.db = server.keyspace.dbs[0]
         self.name = b""
         self.lib_name = b""
         self.lib_ver = b""
-        self.authenticated = not server.config["requirepass"]
-        self.plain = self.authenticated  # see _plain()
+        self._authenticated = authenticated
+        self.plain = authenticated  # see _plain()
         self.multi: list | None = None  # queued commands while in MULTI
         self.multi_error = False  # a queued command was refused: EXEC aborts
         self.watching: set = set()  # (db, key) pairs
@@ -156,6 +159,16 @@ class Client(asyncio.Protocol):
         self._out: list[bytes] | None = None  # replies gathered during one read
         self._held: list[bytes] | None = None  # replies waiting for the end of the loop turn
         self._soft_limit_since = 0.0
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether AUTH is done (or not needed); until then the parser's limits are Redis's
+        unauthenticated ones (10 arguments, 16 KiB each)."""
+        return self._authenticated
+
+    @authenticated.setter
+    def authenticated(self, value: bool) -> None:
+        self._authenticated = self.parser.authenticated = value
 
     # ------------------------------------------------------------ asyncio callbacks
 
@@ -189,8 +202,10 @@ class Client(asyncio.Protocol):
             return
         out = self._out = []
         fast = server.fast_commands if self.plain else _NO_FAST_COMMANDS
+        # before AUTH, one command is parsed at a time: its AUTH lifts the limits for the next
+        limit = BATCH if parser.authenticated else 1
         try:
-            commands = parser.take(data, BATCH)
+            commands = parser.take(data, limit)
             while True:  # batches of at most BATCH commands, each at one clock reading
                 if now >= server.timer_deadline:
                     server.expire_now()  # expiry notifications do not wait for the rest of a pipeline
@@ -236,9 +251,10 @@ class Client(asyncio.Protocol):
                             counters.failed += 1
                             server.count_error(reply)
                         out.append(encode(reply, self.protocol))
-                if len(commands) < BATCH:
+                if len(commands) < limit:
                     break  # that was everything buffered
-                commands = parser.read_commands(BATCH)
+                limit = BATCH if parser.authenticated else 1
+                commands = parser.read_commands(limit)
                 keyspace.now = now = clock()
             if parser.error is not None:
                 out.append(b"-ERR %s\r\n" % str(parser.error).encode("utf-8", "surrogateescape"))
@@ -684,6 +700,9 @@ class Server:
             self.notifier.flags = value
         elif name == "keys-expire-notify":
             self.notifier.keys_expire_notify = value.encode() if isinstance(value, str) else value
+        elif name == "proto-max-bulk-len":
+            for client in self.clients.values():  # Redis reads the global: it applies at once
+                client.parser.max_bulk_len = value
         elif name == "requirepass" and not value:
             for client in self.clients.values():
                 client.authenticated = True

@@ -115,6 +115,27 @@ def parse_int(raw: bytes, error: Error | str | None = None) -> int:
     return value
 
 
+def parse_c_int(raw: bytes) -> int:
+    """An argument Redis reads as a C int (getIntFromObjectOrReply): 64-bit, then 32-bit range."""
+    from presence.store.replies import INT_OUT_OF_RANGE
+
+    value = parse_int(raw)
+    if not -(1 << 31) <= value < (1 << 31):
+        raise CommandError(INT_OUT_OF_RANGE)
+    return value
+
+
+def db_by_index(client, raw: bytes):
+    """The database a SELECT/MOVE/COPY index names; Redis's errors for a bad one."""
+    from presence.store.replies import DB_INDEX_OUT_OF_RANGE
+
+    index = parse_c_int(raw)
+    dbs = client.server.keyspace.dbs
+    if not 0 <= index < len(dbs):
+        raise CommandError(DB_INDEX_OUT_OF_RANGE)
+    return dbs[index]
+
+
 def parse_float(raw: bytes, error: Error | str | None = None) -> float:
     """A float argument as Redis parses it (inf/-inf allowed, nan refused)."""
     from presence.store.replies import NOT_FLOAT

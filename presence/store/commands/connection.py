@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from presence.store import replies
-from presence.store.commands import NO_REPLY, CommandError, command, parse_int
+from presence.store.commands import NO_REPLY, CommandError, command, db_by_index, parse_int
 from presence.store.resp import OK, PONG, Error, Status
 
 # name       arity  flags
@@ -104,13 +104,7 @@ def auth(client, argv):
 
 @command("select", 2, "fast", keys=(0, 0, 0))
 def select(client, argv):
-    try:
-        index = parse_int(argv[1])
-    except CommandError:
-        raise CommandError(replies.NOT_INTEGER) from None
-    if not 0 <= index < len(client.server.keyspace.dbs):
-        raise CommandError(replies.DB_INDEX_OUT_OF_RANGE)
-    client.db = client.server.keyspace.dbs[index]
+    client.db = db_by_index(client, argv[1])
     return OK
 
 

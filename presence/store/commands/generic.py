@@ -11,7 +11,7 @@ from itertools import islice
 
 from presence.store import notify as ev
 from presence.store import replies
-from presence.store.commands import CommandError, command, parse_int
+from presence.store.commands import CommandError, command, db_by_index, parse_int
 from presence.store.keyspace import WrongType, type_name
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Error, Status
@@ -322,7 +322,7 @@ def copy(client, argv):
         if option == b"replace":
             replace = True
         elif option == b"db" and i + 1 < len(argv):
-            target_db = _db_by_index(client, argv[i + 1])
+            target_db = db_by_index(client, argv[i + 1])
             i += 1
         else:
             raise CommandError(replies.SYNTAX)
@@ -350,7 +350,7 @@ def copy(client, argv):
 def move(client, argv):
     """MOVE key db: 1 if the key moved (with its TTL) to an empty slot in that database."""
     key = argv[1]
-    target_db = _db_by_index(client, argv[2])
+    target_db = db_by_index(client, argv[2])
     db = client.db
     if target_db is db:
         raise CommandError("ERR source and destination objects are the same")
@@ -374,14 +374,6 @@ def _wake_blocked(client, db, key: bytes) -> None:
         from presence.store.commands.list import serve_ready
 
         serve_ready(client, db, key)
-
-
-def _db_by_index(client, raw: bytes):
-    index = parse_int(raw)
-    dbs = client.server.keyspace.dbs
-    if not 0 <= index < len(dbs):
-        raise CommandError(replies.DB_INDEX_OUT_OF_RANGE)
-    return dbs[index]
 
 
 def _clone(value):
