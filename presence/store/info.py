@@ -381,10 +381,11 @@ def _commandstats(server) -> str:
         [
             (
                 f"cmdstat_{name}",
-                f"calls={calls},usec=0,usec_per_call=0.00,"
+                f"calls={calls},usec={ns // 1000},"
+                f"usec_per_call={ns // 1000 / calls if calls else 0:.2f},"
                 f"rejected_calls={rejected},failed_calls={failed}",
             )
-            for name, (calls, rejected, failed) in sorted(server.command_stats.items())
+            for name, (calls, ns, rejected, failed) in sorted(server.command_stats.items())
             if calls or rejected
         ],
     )

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import time
+from time import perf_counter_ns
 
 from presence.store import replies
 from presence.store.commands import NO_REPLY, CommandError, load_all
@@ -35,6 +36,7 @@ from presence.store.resp import (
     encode,
 )
 from presence.store.scan import ScanCursors
+from presence.store.slowlog import SlowLog, monitor_line
 
 log = logging.getLogger("presence.store")
 VERSION = "7.0.15"
@@ -202,6 +204,7 @@ class Client(asyncio.Protocol):
             return
         out = self._out = []
         fast = server.fast_commands if self.plain else _NO_FAST_COMMANDS
+        run = server.run_command
         # before AUTH, one command is parsed at a time: its AUTH lifts the limits for the next
         limit = BATCH if parser.authenticated else 1
         try:
@@ -224,18 +227,11 @@ class Client(asyncio.Protocol):
                         self.plain = plain = self._plain()
                         fast = server.fast_commands if plain else _NO_FAST_COMMANDS
                         continue
-                    name, handler, fewest, most, counters = entry
-                    self.last_command = name
-                    if not fewest <= len(argv) <= most:
-                        out.append(encode(server.refuse_arity(self, name), self.protocol))
+                    self.last_command = entry[0]
+                    if not entry[2] <= len(argv) <= entry[3]:
+                        out.append(encode(server.refuse_arity(self, entry[0]), self.protocol))
                         continue
-                    counters.calls += 1
-                    try:
-                        reply = handler(self, argv)
-                    except (WrongType, CommandError) as exc:
-                        reply = exc.reply
-                    except Exception:
-                        reply = server.internal_error(name)
+                    reply = run(self, entry, argv)
                     # the most common replies are encoded inline
                     if type(reply) is bytes:
                         if len(reply) < BULK_HEADER_CACHE:  # three parts joined once, at the end
@@ -247,9 +243,6 @@ class Client(asyncio.Protocol):
                     elif reply is None:
                         out.append(b"$-1\r\n" if self.protocol == 2 else b"_\r\n")
                     elif reply is not NO_REPLY:
-                        if type(reply) is Error:
-                            counters.failed += 1
-                            server.count_error(reply)
                         out.append(encode(reply, self.protocol))
                 if len(commands) < limit:
                     break  # that was everything buffered
@@ -386,15 +379,18 @@ class Client(asyncio.Protocol):
 
 
 class CommandCounters:
-    """One command's INFO commandstats counters: calls, rejected (never ran), failed (error reply)."""
+    """One command's INFO commandstats counters: calls, time spent (ns), rejected (never
+    ran), failed (error reply); and whether SLOWLOG and MONITOR leave it out."""
 
-    __slots__ = ("calls", "rejected", "failed")
+    __slots__ = ("calls", "ns", "rejected", "failed", "logged", "monitored")
 
-    def __init__(self) -> None:
-        self.calls = self.rejected = self.failed = 0
+    def __init__(self, flags=frozenset()) -> None:
+        self.calls = self.ns = self.rejected = self.failed = 0
+        self.logged = "skip-slowlog" not in flags  # EXEC: its commands are logged instead
+        self.monitored = "admin" not in flags and "skip-monitor" not in flags
 
     def __iter__(self):
-        return iter((self.calls, self.rejected, self.failed))
+        return iter((self.calls, self.ns, self.rejected, self.failed))
 
 
 def _format_addr(addr, fallback: str = "") -> str:
@@ -434,20 +430,28 @@ class Server:
             0  # INFO total_net_*_bytes (counted per read and write)
         )
         # name -> CommandCounters; total_commands_processed is the sum of calls
-        self.command_stats = {c.name: CommandCounters() for c in self.commands.values()}
-        # name as sent (either case) -> (name, handler, fewest and most arguments, counters):
-        # the dispatch loop's table
-        self.fast_commands = {
-            sent: (
+        self.command_stats = {c.name: CommandCounters(c.flags) for c in self.commands.values()}
+        # name -> (name, handler, fewest and most arguments, counters): what run_command
+        # and the arity check need, for every command
+        self.entries = {
+            c.name: (
                 c.name,
                 c.handler,
                 abs(c.arity),
                 c.arity if c.arity > 0 else 1 << 30,
                 self.command_stats[c.name],
             )
+            for c in self.commands.values()
+        }
+        # name as sent (either case) -> entry: the dispatch loop's table of data commands
+        self.fast_commands = {
+            sent: self.entries[c.name]
             for sent, c in self._lookup.items()
             if (c.group in _FAST_GROUPS or c.name in _FAST_EXTRA) and "blocking" not in c.flags
         }
+        self.slowlog = SlowLog()
+        self.slow_ns = 10_000_000  # slowlog-log-slower-than, in ns; NEVER when off
+        self.monitors: list[Client] = []  # clients that sent MONITOR, fed by run_command
         self.error_stats: dict[str, int] = {}  # error code -> count
         self.holding: list[Client] = []  # clients with replies held for this loop turn (write_held)
         self.active_expire = True  # DEBUG SET-ACTIVE-EXPIRE 0 leaves expiry to lookups
@@ -458,6 +462,7 @@ class Server:
         self.config.on_change = self._config_changed
         self._config_changed("notify-keyspace-events", self.config["notify-keyspace-events"])
         self._config_changed("keys-expire-notify", self.config["keys-expire-notify"])
+        self._config_changed("slowlog-log-slower-than", self.config["slowlog-log-slower-than"])
 
     # ------------------------------------------------------------ output
 
@@ -527,7 +532,7 @@ class Server:
 
     def reset_command_stats(self) -> None:
         for counters in self.command_stats.values():
-            counters.calls = counters.rejected = counters.failed = 0  # fast_commands holds them too
+            counters.calls = counters.ns = counters.rejected = counters.failed = 0  # entries too
         self.error_stats.clear()
 
     def add_client(self, client: Client) -> None:
@@ -541,6 +546,8 @@ class Server:
 
     def remove_client(self, client: Client) -> None:
         self.clients.pop(client.id, None)
+        if client in self.monitors:
+            self.monitors.remove(client)
         if client.blocked is not None:
             client.blocked.cancel()
         self.hub.drop_client(client)
@@ -559,8 +566,8 @@ class Server:
             client.last_command = name.decode(errors="replace").lower()
             return self._refuse(client, replies.unknown_command(argv[0], argv[1:]))
         client.last_command = cmd.name
-        arity = cmd.arity
-        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+        entry = self.entries[cmd.name]
+        if not entry[2] <= len(argv) <= entry[3]:  # the same check as the fast path's
             return self._refuse(client, replies.wrong_arity(cmd.name), cmd)
         if (
             client.multi is not None
@@ -593,18 +600,45 @@ class Server:
     def call(self, client: Client, cmd, argv: list[bytes]):
         """Run a looked-up command now, at a fresh clock reading (EXEC uses it for queued commands)."""
         self.keyspace.tick()
-        counters = self.command_stats[cmd.name]
-        counters.calls += 1
+        return self.run_command(client, self.entries[cmd.name], argv)
+
+    def run_command(self, client: Client, entry: tuple, argv: list[bytes]):
+        """Run a command's handler and return its reply: the one place any command runs.
+
+        Both dispatch paths come here (the loop's fast path and `call`), after their
+        checks (arity, AUTH, MULTI). It maps exceptions to error replies (a bug costs
+        one `ERR internal error`, never the connection), times the handler for INFO
+        commandstats and SLOWLOG, counts failures, and feeds MONITOR clients.
+        """
+        start = perf_counter_ns()
         try:
-            reply = cmd.handler(client, argv)
+            reply = entry[1](client, argv)
         except (WrongType, CommandError) as exc:
             reply = exc.reply
         except Exception:
-            reply = self.internal_error(cmd.name)
+            reply = self.internal_error(entry[0])
+        spent = perf_counter_ns() - start
+        counters = entry[4]
+        counters.calls += 1
+        counters.ns += spent
         if type(reply) is Error:
             counters.failed += 1
             self.count_error(reply)
+        if spent >= self.slow_ns or self.monitors:
+            self._watched(client, counters, argv, spent)
         return reply
+
+    def _watched(self, client: Client, counters: CommandCounters, argv: list[bytes], spent: int):
+        """Log a slow command; show a command to MONITOR clients (not admin commands)."""
+        if spent >= self.slow_ns and counters.logged:
+            self.slowlog.record(client, argv, spent // 1000, self.config["slowlog-max-len"])
+        if self.monitors and counters.monitored:
+            line = monitor_line(client, client.db.index, argv)
+            for monitor in self.monitors:
+                if monitor is client:  # after the reply to the command itself, as in Redis
+                    asyncio.get_running_loop().call_soon(monitor.send, line)
+                elif not monitor.closing:
+                    monitor.send(line)
 
     def internal_error(self, name: str) -> Error:
         """Log the exception being handled; a bug costs one error reply, never the connection."""
@@ -700,6 +734,8 @@ class Server:
             self.notifier.flags = value
         elif name == "keys-expire-notify":
             self.notifier.keys_expire_notify = value.encode() if isinstance(value, str) else value
+        elif name == "slowlog-log-slower-than":
+            self.slow_ns = NEVER if value < 0 else value * 1000
         elif name == "proto-max-bulk-len":
             for client in self.clients.values():  # Redis reads the global: it applies at once
                 client.parser.max_bulk_len = value

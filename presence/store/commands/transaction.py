@@ -14,7 +14,7 @@ from presence.store.resp import NIL_ARRAY, OK, encode
 
 # name      arity  flags
 # multi       1    fast
-# exec        1    -
+# exec        1    skip-slowlog
 # discard     1    fast
 # watch      -2    fast
 # unwatch     1    fast
@@ -29,7 +29,7 @@ def multi(client, argv):
     return OK
 
 
-@command("exec", 1, "", keys=(0, 0, 0))
+@command("exec", 1, "skip-slowlog", keys=(0, 0, 0))
 def exec_(client, argv):
     """Run the queued commands atomically and reply with all their replies.
 
