@@ -23,7 +23,9 @@ from presence.store import replies
 from presence.store.commands import NO_REPLY, CommandError, load_all
 from presence.store.config import Config
 from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
+from presence.store.latency import LatencyMonitor
 from presence.store.notify import Notifier
+from presence.store.pause import ClientPause
 from presence.store.pubsub import PubSubHub
 from presence.store.resp import (
     BULK_HEADER_CACHE,
@@ -142,7 +144,7 @@ class Client(asyncio.Protocol):
         self.lib_name = b""
         self.lib_ver = b""
         self._authenticated = authenticated
-        self.plain = authenticated  # see _plain()
+        self.plain = authenticated and server.pause.mode is None  # see _plain()
         self.multi: list | None = None  # queued commands while in MULTI
         self.multi_error = False  # a queued command was refused: EXEC aborts
         self.watching: set = set()  # (db, key) pairs
@@ -269,7 +271,8 @@ class Client(asyncio.Protocol):
                 self._check_output_limit()  # for a subscriber
 
     def _plain(self) -> bool:
-        """Whether commands may skip the gate: no MULTI, AUTH done, no subscription, replies on.
+        """Whether commands may skip the gate: no MULTI, AUTH done, no subscription, replies
+        on, no CLIENT PAUSE.
 
         Only a command taking the full path (`Server.execute`) changes any of these for
         its own client, so `data_received` keeps the answer in `plain`, looked at again
@@ -282,6 +285,7 @@ class Client(asyncio.Protocol):
             and not self.patterns
             and not self.shard_channels
             and self.reply_mode is None
+            and self.server.pause.mode is None
         )
 
     def _silenced(self) -> bool:
@@ -382,12 +386,13 @@ class CommandCounters:
     """One command's INFO commandstats counters: calls, time spent (ns), rejected (never
     ran), failed (error reply); and whether SLOWLOG and MONITOR leave it out."""
 
-    __slots__ = ("calls", "ns", "rejected", "failed", "logged", "monitored")
+    __slots__ = ("calls", "ns", "rejected", "failed", "logged", "monitored", "event")
 
     def __init__(self, flags=frozenset()) -> None:
         self.calls = self.ns = self.rejected = self.failed = 0
         self.logged = "skip-slowlog" not in flags  # EXEC: its commands are logged instead
         self.monitored = "admin" not in flags and "skip-monitor" not in flags
+        self.event = b"fast-command" if "fast" in flags else b"command"  # LATENCY's event
 
     def __iter__(self):
         return iter((self.calls, self.ns, self.rejected, self.failed))
@@ -451,7 +456,11 @@ class Server:
         }
         self.slowlog = SlowLog()
         self.slow_ns = 10_000_000  # slowlog-log-slower-than, in ns; NEVER when off
+        self.spike_ns = NEVER  # latency-monitor-threshold, in ns; NEVER when off
+        self.watch_ns = self.slow_ns  # the lower of the two: run_command looks further above it
+        self.latency = LatencyMonitor()
         self.monitors: list[Client] = []  # clients that sent MONITOR, fed by run_command
+        self.pause = ClientPause(self._pause_changed)
         self.error_stats: dict[str, int] = {}  # error code -> count
         self.holding: list[Client] = []  # clients with replies held for this loop turn (write_held)
         self.active_expire = True  # DEBUG SET-ACTIVE-EXPIRE 0 leaves expiry to lookups
@@ -463,6 +472,7 @@ class Server:
         self._config_changed("notify-keyspace-events", self.config["notify-keyspace-events"])
         self._config_changed("keys-expire-notify", self.config["keys-expire-notify"])
         self._config_changed("slowlog-log-slower-than", self.config["slowlog-log-slower-than"])
+        self._config_changed("latency-monitor-threshold", self.config["latency-monitor-threshold"])
 
     # ------------------------------------------------------------ output
 
@@ -543,6 +553,7 @@ class Server:
             client.close()
             return
         self.clients[client.id] = client
+        client.plain = client._plain()  # a pause may have begun since the client was made
 
     def remove_client(self, client: Client) -> None:
         self.clients.pop(client.id, None)
@@ -575,6 +586,7 @@ class Server:
             or client.channels
             or client.patterns
             or client.shard_channels
+            or self.pause.mode is not None
         ):
             refused = self._gate(client, cmd, argv)
             if refused is not None:
@@ -582,7 +594,8 @@ class Server:
         return self.call(client, cmd, argv)
 
     def _gate(self, client: Client, cmd, argv: list[bytes]):
-        """The rare checks: AUTH, RESP2 subscribed context, MULTI queueing; None to run now."""
+        """The rare checks: AUTH, RESP2 subscribed context, CLIENT PAUSE, MULTI queueing; None
+        to run now."""
         if not client.authenticated and "no-auth" not in cmd.flags:
             return self._refuse(client, replies.NOAUTH, cmd)
         if client.protocol == 2 and client.subscribed and cmd.name not in _SUBSCRIBED_OK:
@@ -590,6 +603,9 @@ class Server:
             if cmd.name in _CONTAINERS and len(argv) > 1:  # Redis names the subcommand too
                 shown += "|" + argv[1].decode(errors="replace").lower()
             return self._refuse(client, Error(replies.SUBSCRIBED_CONTEXT.format(shown)), cmd)
+        if self.pause.mode is not None and self.pause.holds(cmd, client):
+            self.pause.postpone(client, argv)  # runs again when the pause ends
+            return NO_REPLY
         if client.multi is not None and cmd.name not in _NOT_QUEUED:
             if "no-multi" in cmd.flags:
                 return self._refuse(client, replies.NOT_IN_MULTI, cmd)
@@ -624,14 +640,17 @@ class Server:
         if type(reply) is Error:
             counters.failed += 1
             self.count_error(reply)
-        if spent >= self.slow_ns or self.monitors:
+        if spent >= self.watch_ns or self.monitors:
             self._watched(client, counters, argv, spent)
         return reply
 
     def _watched(self, client: Client, counters: CommandCounters, argv: list[bytes], spent: int):
-        """Log a slow command; show a command to MONITOR clients (not admin commands)."""
+        """Log a slow command, record a latency spike; show a command to MONITOR clients (not
+        admin commands)."""
         if spent >= self.slow_ns and counters.logged:
             self.slowlog.record(client, argv, spent // 1000, self.config["slowlog-max-len"])
+        if spent >= self.spike_ns:
+            self.latency.add(counters.event, spent // 1_000_000)
         if self.monitors and counters.monitored:
             line = monitor_line(client, client.db.index, argv)
             for monitor in self.monitors:
@@ -721,6 +740,8 @@ class Server:
         self.timer_deadline = NEVER
         keyspace = self.keyspace
         keyspace.tick()
+        if self.pause.mode is not None:
+            return  # expiry waits for the end of the pause (_pause_changed arms the timer)
         if not self.active_expire:
             self._arm_timer(keyspace.now + 100)  # look again later; lookups still expire keys
             return
@@ -729,6 +750,22 @@ class Server:
         keyspace.expire_due(limit=limit)
         self._arm_timer(keyspace.next_deadline())
 
+    def pause_clients(self, mode: str, until: float) -> None:
+        """CLIENT PAUSE: hold commands (all, or writes) until `until` (wall clock, s)."""
+        self.pause.start(mode, until)
+        self._pause_changed()
+
+    def _pause_changed(self) -> None:
+        """A pause began or ended: every client takes the gate (or not); expiry re-armed."""
+        for client in self.clients.values():
+            client.plain = client._plain()
+        if self.pause.mode is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self.timer_deadline = NEVER
+            self._arm_timer(self.keyspace.next_deadline())
+
     def _config_changed(self, name: str, value) -> None:
         if name == "notify-keyspace-events":
             self.notifier.flags = value
@@ -736,6 +773,10 @@ class Server:
             self.notifier.keys_expire_notify = value.encode() if isinstance(value, str) else value
         elif name == "slowlog-log-slower-than":
             self.slow_ns = NEVER if value < 0 else value * 1000
+            self.watch_ns = min(self.slow_ns, self.spike_ns)
+        elif name == "latency-monitor-threshold":
+            self.spike_ns = value * 1_000_000 if value else NEVER
+            self.watch_ns = min(self.slow_ns, self.spike_ns)
         elif name == "proto-max-bulk-len":
             for client in self.clients.values():  # Redis reads the global: it applies at once
                 client.parser.max_bulk_len = value

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from presence.testing import bundled_store
-from tests.store.helpers import split_aggregate
+from presence.testing import bundled_store, redis_server
+from tests.store.helpers import Pair, split_aggregate
 from tests.store.rawclient import RawClient
 
 
@@ -187,3 +187,48 @@ def test_a_second_monitor_gets_no_reply(pair):
             assert client.read_reply() == b"+OK\r\n"
             assert client.read_reply() == b"+PONG\r\n"  # then its own line
             assert client.read_reply().endswith(b'"PING"\r\n')
+
+
+@pytest.fixture(scope="module")
+def debug_pair_ports(debug_port):
+    """The DEBUG-enabled store above and a redis-server that runs DEBUG too."""
+    with redis_server("--enable-debug-command", "yes") as redis_port:
+        yield debug_port, redis_port
+
+
+def latest_shape(raw: bytes) -> list[tuple[bytes, int, int]]:
+    """LATENCY LATEST's events with their latest and worst milliseconds (time left out)."""
+    shape = []
+    for item in split_aggregate(raw)[1]:
+        event, _when, latest, worst = split_aggregate(item)[1]
+        shape.append((event, int(latest[1:-2]), int(worst[1:-2])))
+    return sorted(shape)
+
+
+def test_latency_monitor(debug_pair_ports):
+    pair = Pair(*debug_pair_ports)
+    try:
+        pair.same("LATENCY", "RESET")
+        pair.same("CONFIG", "SET", "latency-monitor-threshold", "0")
+        pair.same("LATENCY", "DOCTOR")  # disabled
+        pair.same("CONFIG", "SET", "latency-monitor-threshold", "40")
+        pair.same("LATENCY", "DOCTOR")  # on, no spike yet
+        pair.same("LATENCY", "LATEST")
+        pair.same("DEBUG", "SLEEP", "0.01")  # under the threshold
+        pair.same("LATENCY", "LATEST")
+        pair.same("DEBUG", "SLEEP", "0.06")
+        ours, theirs = pair.call("LATENCY", "LATEST")
+        [(event, latest, worst)] = latest_shape(ours)
+        assert [(e, w >= 60) for e, _, w in latest_shape(theirs)] == [(event, worst >= 60)]
+        assert event == b"$7\r\ncommand\r\n" and latest == worst >= 60
+        _, samples = split_aggregate(pair.store.call("LATENCY", "HISTORY", "command"))
+        assert len(samples) == 1
+        pair.same("LATENCY", "HISTORY", "nosuchevent")
+        pair.same("LATENCY", "RESET", "nosuchevent")
+        pair.same("LATENCY", "RESET", "command")
+        pair.same("LATENCY", "LATEST")
+    finally:
+        for client in (pair.store, pair.redis):
+            client.call("CONFIG", "SET", "latency-monitor-threshold", "0")
+            client.call("LATENCY", "RESET")
+        pair.close()

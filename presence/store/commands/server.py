@@ -393,23 +393,24 @@ subcommand("slowlog", "help", 2)(
 
 @command("latency", -2, "admin", keys=(0, 0, 0))
 def latency(client, argv):
-    """LATENCY subcommands: the store keeps no latency samples, so every report is empty."""
+    """LATENCY subcommands: the `command` and `fast-command` spikes (latency.py); GRAPH and
+    HISTOGRAM report nothing."""
     return run_subcommand("latency", client, argv)
 
 
 @subcommand("latency", "latest", 2, "admin")
 def latency_latest(client, argv):
-    return []
+    return client.server.latency.latest()
 
 
 @subcommand("latency", "history", 3, "admin")
 def latency_history(client, argv):
-    return []
+    return client.server.latency.history(argv[2].lower())
 
 
 @subcommand("latency", "reset", -2, "admin")
 def latency_reset(client, argv):
-    return 0
+    return client.server.latency.reset([event.lower() for event in argv[2:]])
 
 
 @subcommand("latency", "graph", 3, "admin")
@@ -424,7 +425,10 @@ def latency_histogram(client, argv):
 
 @subcommand("latency", "doctor", 2, "admin")
 def latency_doctor(client, argv):
-    return Verbatim(replies.LATENCY_DOCTOR_DISABLED)
+    monitor = client.server.latency
+    if not monitor.events and not client.server.config["latency-monitor-threshold"]:
+        return Verbatim(replies.LATENCY_DOCTOR_DISABLED)
+    return Verbatim(monitor.doctor())
 
 
 subcommand("latency", "help", 2)(
