@@ -66,5 +66,6 @@ class LatencyMonitor:
 
 NO_SPIKES = (
     "Dave, no latency spike was observed during the lifetime of this Redis instance, not in "
-    "the slightest bit. I honestly think you ought to sleep tonight.\n"
+    "the slightest bit. I honestly think you ought to sit down calmly, take a stress pill, and "
+    "think things over.\n"
 )

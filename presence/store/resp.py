@@ -204,6 +204,7 @@ class RequestParser:
             self._accelerate
             and self.authenticated  # hiredis would buffer what the limits refuse at the header
             and data[:1] == b"*"
+            and _LARGE_COUNT.search(data) is None
             and (
                 (_PLUS not in data and _EQUALS not in data)
                 or (data.find(b"\n+") < 0 and data.find(b"\n=") < 0)
@@ -269,6 +270,7 @@ class RequestParser:
             and data
             and data[0] == 42
             and ((_PLUS not in data and _EQUALS not in data) or self._fits_hiredis(data))
+            and _LARGE_COUNT.search(data) is None
         ):
             self._reader.feed(data + _PROBE)
             self._chunk = data
@@ -439,6 +441,10 @@ class RequestParser:
 
 
 _LENGTH = re.compile(rb"0|-?[1-9][0-9]{0,18}")
+# hiredis allocates an argument count's list as soon as it reads the header (8 bytes per
+# argument: 16 GiB for *2147483647), so a chunk that may announce 100,000 arguments or
+# more goes to the reference parser, which only grows its list as arguments arrive
+_LARGE_COUNT = re.compile(rb"\*[0-9]{6}")
 
 
 def _shown(raw: bytes) -> str:

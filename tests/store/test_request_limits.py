@@ -135,3 +135,16 @@ def test_pair_secured_helper_still_works(secured):
         pair.same("STRLEN", "k")
     finally:
         pair.close()
+
+
+@pytest.mark.parametrize("count", [2147483647, 100000])
+def test_a_huge_argument_count_costs_nothing_until_the_arguments_come(pair, count):
+    """Announcing INT_MAX arguments is valid: both servers wait for them, allocate nothing
+    up front (hiredis would: 16 GiB for INT_MAX), and keep answering everyone."""
+    for port in (pair.store_port, pair.redis_port):
+        with RawClient(port) as announcer, RawClient(port) as other:
+            announcer.send_raw(b"*%d\r\n$4\r\nPING\r\n" % count)
+            assert other.call("PING") == b"+PONG\r\n"
+            host, own_port = announcer.sock.getsockname()[:2]
+            assert other.call("CLIENT", "KILL", "ADDR", f"{host}:{own_port}") == b":1\r\n"
+            assert announcer.read_all() == b""
