@@ -60,6 +60,7 @@ GROUPS = [
     "zset",
     "list",
     "bitmap",
+    "sort",
     "pubsub",
     "transaction",
     "scripting",
