@@ -21,6 +21,7 @@ from time import perf_counter_ns
 
 from presence.store import replies
 from presence.store.commands import NO_REPLY, CommandError, load_all
+from presence.store.commands.transaction import end_transaction, unwatch_all
 from presence.store.config import Config
 from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
 from presence.store.latency import LatencyMonitor
@@ -684,9 +685,7 @@ class Server:
             return error
         client.multi_error = True
         if cmd is not None and cmd.name == "exec":
-            client.multi = None
-            client.multi_error = False
-            unwatch_all(client)
+            end_transaction(client)
             reason = error[4:] if error.startswith("ERR ") else error
             return Error(f"EXECABORT Transaction discarded because of: {reason}")
         return error
@@ -784,18 +783,6 @@ class Server:
             for client in self.clients.values():
                 client.authenticated = True
                 client.plain = client._plain()
-
-
-def unwatch_all(client: Client) -> None:
-    """Forget every key `client` WATCHes."""
-    for db, key in client.watching:
-        watchers = db.watchers.get(key)
-        if watchers is not None:
-            watchers.discard(client)
-            if not watchers:
-                del db.watchers[key]
-    client.watching.clear()
-    client.watch_dirty = False
 
 
 def _has_loop() -> bool:

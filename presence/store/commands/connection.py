@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from presence.store import replies
 from presence.store.commands import NO_REPLY, CommandError, command, db_by_index, parse_int
+from presence.store.commands.transaction import end_transaction
 from presence.store.resp import OK, PONG, Error, Status
 
 # name       arity  flags
@@ -119,11 +120,7 @@ def quit_(client, argv):
 @command("reset", 1, "no-auth fast", keys=(0, 0, 0))
 def reset(client, argv):
     """Back to a fresh connection's state: db 0, RESP2, no MULTI, WATCH or subscriptions."""
-    from presence.store.server import unwatch_all
-
-    client.multi = None
-    client.multi_error = False
-    unwatch_all(client)
+    end_transaction(client)
     client.server.hub.drop_client(client)
     client.db = client.server.keyspace.dbs[0]
     client.protocol = 2
