@@ -20,6 +20,7 @@ import time
 from time import perf_counter_ns
 
 from presence.store import replies
+from presence.store.blocking import Blocking
 from presence.store.commands import NO_REPLY, CommandError, load_all
 from presence.store.commands.transaction import end_transaction, unwatch_all
 from presence.store.config import Config
@@ -462,6 +463,7 @@ class Server:
         self.latency = LatencyMonitor()
         self.monitors: list[Client] = []  # clients that sent MONITOR, fed by run_command
         self.pause = ClientPause(self._pause_changed)
+        self.blocking = Blocking()  # keys made ready for blocked clients (blocking.py)
         self.error_stats: dict[str, int] = {}  # error code -> count
         self.holding: list[Client] = []  # clients with replies held for this loop turn (write_held)
         self.active_expire = True  # DEBUG SET-ACTIVE-EXPIRE 0 leaves expiry to lookups

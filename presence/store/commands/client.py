@@ -10,6 +10,7 @@ import socket
 import time
 
 from presence.store import replies
+from presence.store.blocking import release
 from presence.store.commands import CommandError, command, parse_int
 from presence.store.commands.server import help_for, run_subcommand, subcommand
 from presence.store.pause import ALL, WRITE
@@ -99,8 +100,6 @@ def client_reply(client, argv):
 @subcommand("client", "unblock", -3)
 def client_unblock(client, argv):
     """CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 if that client was blocked and is now answered."""
-    from presence.store.commands.list import release
-
     if len(argv) > 4:
         raise CommandError(replies.wrong_arity("client|unblock"))
     target_id = parse_int(argv[2])

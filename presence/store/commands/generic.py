@@ -11,6 +11,7 @@ from itertools import islice
 
 from presence.store import notify as ev
 from presence.store import replies
+from presence.store.blocking import serve_ready
 from presence.store.commands import CommandError, command, db_by_index, parse_int
 from presence.store.keyspace import WrongType, type_name
 from presence.store.pubsub import glob_match
@@ -371,8 +372,6 @@ def move(client, argv):
 def _wake_blocked(client, db, key: bytes) -> None:
     """A key created by RENAME/COPY/MOVE may be what a blocked BLPOP waits for, as in Redis."""
     if db.blocked:
-        from presence.store.commands.list import serve_ready
-
         serve_ready(client, db, key)
 
 

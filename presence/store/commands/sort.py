@@ -12,9 +12,9 @@ from collections import deque
 
 from presence.store import notify as ev
 from presence.store import replies
+from presence.store.blocking import serve_ready
 from presence.store.commands import CommandError, command, parse_int
 from presence.store.commands.generic import read_key
-from presence.store.commands.list import serve_ready
 from presence.store.keyspace import WrongType
 from presence.store.zset import ZSet
 

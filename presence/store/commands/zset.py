@@ -6,7 +6,7 @@ wrappers that preset its range type and direction, so they reject the same optio
 Redis rejects. ZINCRBY is ZADD INCR; ZPOPMIN/ZPOPMAX, the ZREMRANGEBY* commands and
 ZUNIONSTORE/ZINTERSTORE/ZDIFFSTORE likewise share one implementation each. ZMPOP,
 BZPOPMIN/BZPOPMAX and BZMPOP share `bzpop_generic`, which blocks through the list
-module's machinery (commands/list.py): writes that create a zset call its serve_ready.
+module's machinery (presence/store/blocking.py): writes that create a zset call its serve_ready.
 
 Scores are replied like Redis 7.0's addReplyDouble (`%.17g`): a bulk string under
 RESP2, a double under RESP3, and WITHSCORES pairs nest under RESP3.
@@ -20,6 +20,7 @@ import re
 
 from presence.store import notify as ev
 from presence.store import replies
+from presence.store.blocking import block, may_block, serve_ready
 from presence.store.commands import CommandError, command, parse_int
 from presence.store.commands import list as lists
 from presence.store.commands.generic import read_key
@@ -220,7 +221,7 @@ def zadd_generic(client, key: bytes, flags: set, pairs: list) -> object:
         db.touch(key)
         db.notify(ev.ZSET, b"zincr" if incr else b"zadd", key)
     if added:
-        lists.serve_ready(client, db, key)
+        serve_ready(client, db, key)
     if incr:
         return None if result is None else score_reply(client, result)
     return added + updated if b"ch" in flags else added
@@ -447,7 +448,7 @@ def store_result(client, key: bytes, pairs, event: bytes) -> int:
     db.store(key, zset)
     db.notify(ev.ZSET, event, key)
     size = len(zset)  # the reply: waiters served now may pop from it
-    lists.serve_ready(client, db, key)
+    serve_ready(client, db, key)
     return size
 
 
@@ -551,10 +552,10 @@ def bzpop_generic(client, keys, raw_timeout: bytes, max_end: bool, count: int | 
     """
     timeout = lists.parse_timeout(raw_timeout)
     reply = _zpop_first(client, keys, max_end, count)
-    if reply is not NIL_ARRAY or not lists.may_block(client, name):
+    if reply is not NIL_ARRAY or not may_block(client, name):
         return reply
     serve = _serve_zpop(client, max_end, count)
-    return lists.block(client, keys, timeout, NIL_ARRAY, serve, ZSet)
+    return block(client, keys, timeout, NIL_ARRAY, serve, ZSet)
 
 
 def _zpop_first(client, keys, max_end: bool, count: int | None):
