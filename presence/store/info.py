@@ -16,6 +16,8 @@ import time
 import weakref
 from dataclasses import dataclass, field
 
+from presence.store import REDIS_VERSION
+
 DEFAULT = [
     "server",
     "clients",
@@ -124,15 +126,13 @@ def human(n: int) -> str:
 
 
 def _server(server) -> str:
-    from presence.store.server import VERSION
-
     now = time.time()
     uptime = int(now - server.started)
     ports = server.ports() if server.servers else []
     return _section(
         "Server",
         [
-            ("redis_version", VERSION),
+            ("redis_version", REDIS_VERSION),
             ("redis_git_sha1", "00000000"),
             ("redis_git_dirty", 0),
             ("redis_build_id", "0"),

@@ -19,7 +19,7 @@ import sys
 import time
 from time import perf_counter_ns
 
-from presence.store import replies
+from presence.store import REDIS_VERSION, replies
 from presence.store.blocking import Blocking
 from presence.store.commands import NO_REPLY, CommandError, load_all
 from presence.store.commands.transaction import end_transaction, unwatch_all
@@ -43,7 +43,7 @@ from presence.store.scan import ScanCursors
 from presence.store.slowlog import SlowLog, monitor_line
 
 log = logging.getLogger("presence.store")
-VERSION = "7.0.15"
+VERSION = REDIS_VERSION  # kept for importers of presence.store.server.VERSION
 EXPIRE_SLICE = 2000  # keys expired per timer callback
 EXPIRE_SLICE_INLINE = (
     200  # keys expired between two batches of a pipeline (the timer does the rest)

@@ -27,14 +27,19 @@ def logged(pair):
 
 
 def entries(client, *count) -> list[list[bytes]]:
-    """SLOWLOG GET's entries as [id, args..., addr host, name] (time and port left out)."""
+    """SLOWLOG GET's entries as [id, args..., addr host, name] (time and port left out; ids
+    relative to the oldest entry shown)."""
     _, items = split_aggregate(client.call("SLOWLOG", "GET", *count))
     shown = []
     for item in items:
         _, (entry_id, timestamp, micros, args, addr, name) = split_aggregate(item)
         assert int(micros[1:-2]) >= 0 and int(timestamp[1:-2]) > 1_600_000_000
         host = addr.split(b"\r\n")[1].rsplit(b":", 1)[0]
-        shown.append([entry_id, *split_aggregate(args)[1], host, name])
+        shown.append([int(entry_id[1:-2]), *split_aggregate(args)[1], host, name])
+    if shown:  # ids count from the server's start: compare them from the oldest shown
+        oldest = shown[-1][0]
+        for entry in shown:
+            entry[0] -= oldest
     return shown
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from presence.store import replies
+from presence.store import REDIS_VERSION, replies
 from presence.store.commands import NO_REPLY, CommandError, command, db_by_index, parse_int
 from presence.store.commands.transaction import end_transaction
 from presence.store.resp import OK, PONG, Error, Status
@@ -35,8 +35,6 @@ def echo(client, argv):
 @command("hello", -1, "no-auth fast", keys=(0, 0, 0))
 def hello(client, argv):
     """Switch protocol (2 or 3), optionally AUTH and SETNAME; reply with server facts."""
-    from presence.store.server import VERSION
-
     protocol = client.protocol
     if len(argv) > 1:
         try:
@@ -72,7 +70,7 @@ def hello(client, argv):
     client.protocol = protocol
     return {
         b"server": b"redis",
-        b"version": VERSION.encode(),
+        b"version": REDIS_VERSION.encode(),
         b"proto": protocol,
         b"id": client.id,
         b"mode": b"standalone",
