@@ -6,7 +6,6 @@ TTL, PTTL, EXPIRETIME and PEXPIRETIME over `ttl_generic`.
 
 from __future__ import annotations
 
-import re
 from itertools import islice
 
 from presence.store import notify as ev
@@ -14,6 +13,7 @@ from presence.store import replies
 from presence.store.blocking import serve_ready
 from presence.store.commands import CommandError, command, db_by_index, parse_int
 from presence.store.keyspace import WrongType, type_name
+from presence.store.numbers import parse_cursor, scan_options
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Error, Status
 
@@ -223,8 +223,8 @@ def scan(client, argv):
 
     Every key present for the whole iteration is returned once (see presence.store.scan).
     """
-    cursor = _parse_cursor(argv[1])
-    match, count, kind = _scan_options(argv[2:])
+    cursor = parse_cursor(argv[1])
+    match, count, kind = scan_options(argv[2:], with_type=True)
     db = client.db
     nxt, window = client.server.scans.step(db.data, cursor, count)
     now = db.keyspace.now
@@ -239,45 +239,6 @@ def scan(client, argv):
             continue
         found.append(key)
     return [b"%d" % nxt, found]
-
-
-def _parse_cursor(raw: bytes) -> int:
-    """A cursor read the way Redis's strtoul() reads it: "" is 0, "-1" wraps to 2**64-1."""
-    m = _CURSOR.fullmatch(raw)
-    if m is None or (m[1] and not m[2]):
-        raise CommandError("ERR invalid cursor")
-    value = int(m[2] or b"0")
-    if value >= 1 << 64:
-        raise CommandError("ERR invalid cursor")
-    return -value % (1 << 64) if m[1] == b"-" else value
-
-
-_CURSOR = re.compile(rb"([+-]?)([0-9]*)")
-
-
-def _scan_options(options: list[bytes]):
-    """Parse MATCH/COUNT/TYPE pairs (shared with HSCAN, SSCAN, ZSCAN)."""
-    match = None
-    count = 10
-    kind = None
-    i = 0
-    while i < len(options):
-        option = options[i].lower()
-        if i + 1 >= len(options):
-            raise CommandError(replies.SYNTAX)
-        value = options[i + 1]
-        if option == b"match":
-            match = None if value == b"*" else value
-        elif option == b"count":
-            count = parse_int(value)
-            if count < 1:
-                raise CommandError(replies.SYNTAX)
-        elif option == b"type":
-            kind = value.decode(errors="replace").lower()
-        else:
-            raise CommandError(replies.SYNTAX)
-        i += 2
-    return match, count, kind
 
 
 @command("rename", 3, "write", keys=(1, 2, 1))

@@ -25,6 +25,7 @@ from presence.store.commands import CommandError, command, parse_int
 from presence.store.commands import list as lists
 from presence.store.commands.generic import read_key
 from presence.store.keyspace import WrongType
+from presence.store.numbers import parse_cursor, scan_options
 from presence.store.pubsub import glob_match
 from presence.store.resp import NIL_ARRAY, Double
 from presence.store.zset import ZSet, combine
@@ -56,7 +57,6 @@ OUT_OF_RANGE_SIGNED = (
     "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
 )
 INF = math.inf
-_CURSOR = re.compile(rb"\s*[+-]?[0-9]+")
 _HEX = re.compile(rb"\s*[+-]?0[xX]")
 _INF = re.compile(rb"[+-]?(inf|infinity)", re.I)
 _MANTISSA = re.compile(rb"[eEpP]")
@@ -725,41 +725,16 @@ def _setop_options(options, numkeys: int, op: str, store):
 @command("zscan", -3, "readonly")
 def zscan(client, argv):
     """ZSCAN key cursor [MATCH pattern] [COUNT n]: the whole zset in one call, cursor 0."""
-    _parse_cursor(argv[2])
+    parse_cursor(argv[2])
     zset = read_key(client.db, argv[1], ZSet)
     if zset is None:
         return [b"0", []]
-    pattern = _scan_pattern(argv[3:])
+    pattern, _, _ = scan_options(argv[3:])
     out = []
     for score, member in zset.order:
         if pattern is None or glob_match(pattern, member):
             out += (member, _scan_score(score, zset.skiplist))
     return [b"0", out]
-
-
-def _parse_cursor(raw: bytes) -> int:
-    """A cursor as strtoul reads it (leading spaces and a sign allowed, 64 bits)."""
-    if _CURSOR.fullmatch(raw) is None or abs(int(raw)) >= 1 << 64:
-        raise CommandError("ERR invalid cursor")
-    return int(raw) % (1 << 64)
-
-
-def _scan_pattern(options: list[bytes]) -> bytes | None:
-    pattern = None
-    j = 0
-    while j < len(options):
-        option = options[j].lower()
-        if option == b"count" and j + 1 < len(options):
-            if parse_int(options[j + 1]) < 1:
-                raise CommandError(replies.SYNTAX)
-        elif option == b"match" and j + 1 < len(options):
-            pattern = options[j + 1]
-            if pattern == b"*":
-                pattern = None
-        else:
-            raise CommandError(replies.SYNTAX)
-        j += 2
-    return pattern
 
 
 def _scan_score(score: float, skiplist: bool) -> bytes:
