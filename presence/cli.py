@@ -132,6 +132,12 @@ def serve_parser() -> argparse.ArgumentParser:
         help="port of the bundled store when it is started (a free one)",
     )
     add(
+        "--data-dir",
+        default=_env("data-dir"),
+        help="directory where the bundled store keeps its data (appendonly yes, fsync "
+        "everysec), so a restart of the store keeps users and events; unset: in memory only",
+    )
+    add(
         "--history",
         type=_positive_int,
         default=_env("history", "1000"),
@@ -199,6 +205,13 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    if args.data_dir and args.redis_url:
+        print(
+            "presence serve: --data-dir is where the bundled store keeps its data; with "
+            "--redis-url the store is yours and keeps its own (drop one of the two)",
+            file=sys.stderr,
+        )
+        return 2
     if args.poll_timeout >= args.timeout:
         clamped = args.timeout * 0.8
         log.warning(
@@ -230,7 +243,7 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         url = args.redis_url
         if not url:
-            store = EmbeddedStore(args.store_port)
+            store = EmbeddedStore(args.store_port, data_dir=args.data_dir)
             url = await store.start()
         return await _run_node(args, url, store is not None)
     except StoreStartError as exc:

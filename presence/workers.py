@@ -124,7 +124,7 @@ class Supervisor:
             self.args.port = self.sockets[0].getsockname()[1]  # the real one for --port 0
             self.url = self.args.redis_url
             if not self.url:
-                store = EmbeddedStore(self.args.store_port)
+                store = EmbeddedStore(self.args.store_port, data_dir=self.args.data_dir)
                 try:
                     # a loop of its own, closed before any fork (stdlib asyncio: uvloop is
                     # only ever started in the workers)

@@ -13,6 +13,8 @@ import tempfile
 
 from presence.service.keys import EXPIRY_CHANNEL
 
+LOAD_EXPIRE_DELAY_MS = 3000  # the node's subscriber retries a lost connection every 2 s at most
+
 
 class StoreStartError(RuntimeError):
     """The bundled store did not come up; the message says why (with its log's tail)."""
@@ -38,8 +40,10 @@ class EmbeddedStore:
     The store announces every expired key on presence.service.keys.EXPIRY_CHANNEL.
     """
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", data_dir: str | None = None) -> None:
+        """`data_dir`: keep the data there in an append-only file (None: memory only)."""
         self.host = host
+        self.data_dir = data_dir
         self.port = port or _free_port(host)
         self.proc: subprocess.Popen | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (the store log, read on failure)
@@ -63,6 +67,7 @@ class EmbeddedStore:
             str(self.port),
             "--keys-expire-notify",
             EXPIRY_CHANNEL,
+            *self._persistence_args(),
         ]
         try:
             self.proc = subprocess.Popen(
@@ -93,6 +98,21 @@ class EmbeddedStore:
             f"the bundled store did not listen on {self.host}:{self.port} "
             f"within {timeout:g}s:\n{self.log_tail()}"
         )
+
+    def _persistence_args(self) -> list[str]:
+        """appendonly in `data_dir`; keys that expired while the store was down are announced
+        LOAD_EXPIRE_DELAY_MS after it starts, once the node's subscriber is back."""
+        if not self.data_dir:
+            return []
+        os.makedirs(self.data_dir, exist_ok=True)
+        return [
+            "--appendonly",
+            "yes",
+            "--dir",
+            os.path.abspath(self.data_dir),
+            "--aof-load-expire-delay",
+            str(LOAD_EXPIRE_DELAY_MS),
+        ]
 
     async def _answers_ping(self) -> bool:
         """True when something on our port answers PING like a Redis (not just any listener)."""

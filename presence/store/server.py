@@ -12,6 +12,7 @@ are expired and announced.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import os
@@ -28,6 +29,7 @@ from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
 from presence.store.latency import LatencyMonitor
 from presence.store.notify import Notifier
 from presence.store.pause import ClientPause
+from presence.store.persistence import Persistence
 from presence.store.pubsub import PubSubHub
 from presence.store.resp import (
     BULK_HEADER_CACHE,
@@ -332,6 +334,7 @@ class Client(asyncio.Protocol):
     def unblock(self, reply) -> None:
         """Answer the blocking command, then run the commands that arrived meanwhile (soon)."""
         self.blocked = None
+        self.server.persistence.record_unblocked(self, reply)
         self.send(encode(reply, self.protocol))
         asyncio.get_running_loop().call_soon(self.data_received, b"")
 
@@ -438,24 +441,8 @@ class Server:
         )
         # name -> CommandCounters; total_commands_processed is the sum of calls
         self.command_stats = {c.name: CommandCounters(c.flags) for c in self.commands.values()}
-        # name -> (name, handler, fewest and most arguments, counters): what run_command
-        # and the arity check need, for every command
-        self.entries = {
-            c.name: (
-                c.name,
-                c.handler,
-                abs(c.arity),
-                c.arity if c.arity > 0 else 1 << 30,
-                self.command_stats[c.name],
-            )
-            for c in self.commands.values()
-        }
-        # name as sent (either case) -> entry: the dispatch loop's table of data commands
-        self.fast_commands = {
-            sent: self.entries[c.name]
-            for sent, c in self._lookup.items()
-            if (c.group in _FAST_GROUPS or c.name in _FAST_EXTRA) and "blocking" not in c.flags
-        }
+        self.entries = self._entries_table()
+        self.fast_commands = self._fast_table()
         self.slowlog = SlowLog()
         self.slow_ns = 10_000_000  # slowlog-log-slower-than, in ns; NEVER when off
         self.spike_ns = NEVER  # latency-monitor-threshold, in ns; NEVER when off
@@ -471,11 +458,45 @@ class Server:
         self.servers: list[asyncio.base_events.Server] = []
         self._timer: asyncio.TimerHandle | None = None
         self.timer_deadline = NEVER  # when the armed expiry timer is due (ms)
+        self.persistence = Persistence(self, Client)
         self.config.on_change = self._config_changed
         self._config_changed("notify-keyspace-events", self.config["notify-keyspace-events"])
         self._config_changed("keys-expire-notify", self.config["keys-expire-notify"])
         self._config_changed("slowlog-log-slower-than", self.config["slowlog-log-slower-than"])
         self._config_changed("latency-monitor-threshold", self.config["latency-monitor-threshold"])
+
+    def _entries_table(self) -> dict:
+        """name -> (name, handler, fewest and most arguments, counters): what run_command and
+        the arity check need, for every command."""
+        return {
+            c.name: (
+                c.name,
+                c.handler,
+                abs(c.arity),
+                c.arity if c.arity > 0 else 1 << 30,
+                self.command_stats[c.name],
+            )
+            for c in self.commands.values()
+        }
+
+    def _fast_table(self) -> dict:
+        """The dispatch loop's table: name as sent (either case) -> entry, for the data
+        commands that may skip the gate."""
+        return {
+            sent: self.entries[c.name]
+            for sent, c in self._lookup.items()
+            if (c.group in _FAST_GROUPS or c.name in _FAST_EXTRA) and "blocking" not in c.flags
+        }
+
+    def wrap_write_commands(self, wrap) -> None:
+        """From now on run each write command's handler as `wrap(command)` (the AOF records)."""
+        self.commands = {
+            name: dataclasses.replace(c, handler=wrap(c)) if "write" in c.flags else c
+            for name, c in self.commands.items()
+        }
+        self._lookup = {**self.commands, **{n.upper(): c for n, c in self.commands.items()}}
+        self.entries = self._entries_table()
+        self.fast_commands = self._fast_table()
 
     # ------------------------------------------------------------ output
 
@@ -488,6 +509,7 @@ class Server:
         then woken once per turn, not once per connection (half the system time under
         redis-benchmark).
         """
+        self.persistence.write_pending()  # acknowledged writes reach the file before the replies
         holding, self.holding = self.holding, []
         for client in holding:
             try:
@@ -503,6 +525,7 @@ class Server:
         loop = asyncio.get_running_loop()
         if self.shutdown_requested is None:
             self.shutdown_requested = asyncio.Event()
+        self.persistence.start()  # loads the AOF before anyone can connect
         port = self.config["port"]
         if port:
             hosts = self.config["bind"].split() or ["127.0.0.1"]
@@ -530,6 +553,7 @@ class Server:
         """Stop listening and disconnect every client."""
         if self._timer:
             self._timer.cancel()
+        self.persistence.stop()
         for server in self.servers:
             server.close()
         for client in list(self.clients.values()):
@@ -768,6 +792,7 @@ class Server:
             self._arm_timer(self.keyspace.next_deadline())
 
     def _config_changed(self, name: str, value) -> None:
+        self.persistence.config_changed(name, value)
         if name == "notify-keyspace-events":
             self.notifier.flags = value
         elif name == "keys-expire-notify":
