@@ -20,7 +20,8 @@ USAGE = """usage: presence <command> [options]
 commands:
   serve   run one service node (with no --redis-url it starts the bundled store itself)
   bench   drive a running deployment with simulated users
-  token   print a signed client token: presence token --secret S --user U [--ttl SECONDS]
+  token   print a signed client token:
+          presence token --secret S --user U [--ttl SECONDS] [--channels 'lobby,team-*']
 
 `presence <command> --help` for the options of a command."""
 
@@ -50,6 +51,34 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
     return value
+
+
+_ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def _flag_env(flag: str) -> bool:
+    """An on/off flag's default from PRESENCE_<FLAG> (1, true, yes, on; or 0, false, no,
+    off); any other value stops start-up, as a bad flag would (exit status 2)."""
+    value = str(_env(flag, "")).strip().lower()
+    if value not in _ON + _OFF:
+        variable = "PRESENCE_" + flag.upper().replace("-", "_")
+        print(
+            f"presence serve: {variable} must be one of {', '.join(_ON + _OFF[1:])}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    return value in _ON
+
+
+def _admin_tokens(text: str) -> str:
+    """--admin-token checked (its error never repeats a token)."""
+    from presence.web.auth import parse_admin_tokens
+
+    try:
+        parse_admin_tokens(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _workers(text: str) -> int:
@@ -112,8 +141,31 @@ def serve_parser() -> argparse.ArgumentParser:
     )
     add(
         "--admin-token",
+        type=_admin_tokens,
         default=_env("admin-token"),
-        help="bearer token required for /api writes (kick); unset: writes are open",
+        help="bearer tokens for the operator endpoints (/api/*, /metrics): TOKEN or "
+        "NAME=TOKEN, comma-separated; a kick's leave event names the token's NAME ('admin' "
+        "when unnamed); unset: the operator endpoints are open",
+    )
+    add(
+        "--public-api",
+        action="store_true",
+        default=_flag_env("public-api"),
+        help="with --admin-token, let anyone read /api/channels, /api/events and /metrics "
+        "(kicks still need a token; private channels are shown to token holders only) (off)",
+    )
+    add(
+        "--access-log",
+        choices=["off", "errors", "sample", "all"],
+        default=_env("access-log", "errors"),
+        help="which requests get an access-log line: none, answers >= 400, those and one "
+        "in --access-log-sample of the others, or every request (errors)",
+    )
+    add(
+        "--access-log-sample",
+        type=_positive_int,
+        default=_env("access-log-sample", "100"),
+        help="with --access-log sample: log one in this many answers below 400 (100)",
     )
     add(
         "--secret",
@@ -149,6 +201,7 @@ def serve_parser() -> argparse.ArgumentParser:
         default=_env("history-age", "600"),
         help="seconds an event is kept (600)",
     )
+    _add_limits(add)
     add("--static-dir", default=_env("static-dir"), help="folder of the demo page and client")
     add(
         "--workers",
@@ -164,6 +217,33 @@ def serve_parser() -> argparse.ArgumentParser:
         help="(info)",
     )
     return p
+
+
+def _add_limits(add) -> None:
+    """The limits of one node: what a client may send and hold (see README, Limits)."""
+    for flag, kind, default, meaning in (
+        ("max-body-size", _positive_int, "65536", "bytes of a request body; more: 413"),
+        ("max-header-size", _positive_int, "32768", "bytes of a request's line and headers; "
+         "more: 431"),
+        ("max-url-length", _positive_int, "16384", "bytes of a request's URL; more: 414"),
+        ("header-timeout", _positive, "10", "seconds to receive a request's headers (also "
+         "the longest a kept-alive connection idles); then it is closed"),
+        ("body-timeout", _positive, "10", "seconds to receive a request's body; then the "
+         "connection is closed"),
+        ("max-connections", _positive_int, "20000", "open HTTP connections of a node (the "
+         "file descriptor limit is raised to fit); more are answered 503 and closed"),
+        ("max-json-depth", _positive_int, "32", "nesting of arrays and objects in a JSON "
+         "body or `info`; deeper: 400"),
+        ("max-held-polls", _positive_int, "15000", "long-polls a node holds at once; more: "
+         "503 with Retry-After"),
+        ("max-tabs", _positive_int, "32", "live tabs (conn ids) of one user in one channel; "
+         "a join of one more: 429 with Retry-After"),
+        ("max-channels-per-tab", _positive_int, "64", "channels one tab (conn id) is in, "
+         "counted by each node; a join of one more: 429 with Retry-After"),
+        ("max-messages-per-second", _positive, "10", "chat messages one tab (conn id) may "
+         "send per second, in bursts of as many; more: 429 with Retry-After"),
+    ):  # fmt: skip
+        add(f"--{flag}", type=kind, default=_env(flag, default), help=f"{meaning} ({default})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,8 +275,18 @@ def token(argv: list[str]) -> int:
     p.add_argument("--secret", default=_env("secret"), required=_env("secret") is None)
     p.add_argument("--user", required=True)
     p.add_argument("--ttl", type=float, default=86400, help="seconds the token is valid (1 day)")
+    p.add_argument(
+        "--channels",
+        help="comma-separated channels or prefixes ending in * (e.g. 'lobby,team-*'): the "
+        "token is valid there only, private-* channels included; omitted: any channel but "
+        "private-* ones",
+    )
     args = p.parse_args(argv)
-    print(auth.sign(args.secret, args.user, args.ttl))
+    channels = None if args.channels is None else args.channels.split(",")
+    try:
+        print(auth.sign(args.secret, args.user, args.ttl, channels=channels))
+    except ValueError as exc:
+        p.error(f"--channels: {exc}")
     return 0
 
 
@@ -212,6 +302,9 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from presence.web.base import install_log_redaction
+
+    install_log_redaction()
     if args.poll_timeout >= args.timeout:
         clamped = args.timeout * 0.8
         log.warning(
@@ -265,19 +358,31 @@ async def _run_node(
     from presence.runtime import tune_gc
     from presence.service.gateway import Gateway
     from presence.service.model import Presence
+    from presence.service.quotas import ClientLimits
     from presence.service.records import StoreUnavailable
     from presence.service.subscriber import Subscriber
     from presence.web.app import HTTPServer, WebSettings, default_static_dir, make_app
+    from presence.web.limits import throttle_logs
 
     try:
         gateway = await Gateway.connect(url, args.history, args.store_mode)
         await gateway.ping()
     except StoreUnavailable as exc:
-        print(f"presence: cannot reach the store at {url}: {exc}", file=sys.stderr)
+        print(
+            f"presence: cannot reach the store at {_without_password(url)}: {exc}", file=sys.stderr
+        )
         return 1
     model = Presence(
-        gateway, args.timeout, args.poll_timeout, args.history_age, answer_pace=args.answer_pace
-    )
+        gateway,
+        args.timeout,
+        args.poll_timeout,
+        args.history_age,
+        answer_pace=args.answer_pace,
+        limits=ClientLimits(
+            args.max_held_polls, args.max_tabs, args.max_channels_per_tab,
+            args.max_messages_per_second,
+        ),
+    )  # fmt: skip
     subscriber = Subscriber(
         model, timers={"auto": None, "on": True, "off": False}[args.offline_timers]
     )
@@ -285,11 +390,24 @@ async def _run_node(
         try:
             await subscriber.start()
         except TimeoutError:
-            print(f"presence: could not subscribe to the store at {url}", file=sys.stderr)
+            print(
+                f"presence: could not subscribe to the store at {_without_password(url)}",
+                file=sys.stderr,
+            )
             return 1
         static = args.static_dir or default_static_dir()
-        settings = WebSettings(args.admin_token, args.node_id, static, args.secret)
-        server = HTTPServer(make_app(model, settings), xheaders=True)
+        settings = WebSettings(
+            args.admin_token,
+            args.node_id,
+            static,
+            args.secret,
+            network_limits(args),
+            public_api=args.public_api,
+            access_log=args.access_log,
+            access_log_sample=args.access_log_sample,
+        )
+        server = HTTPServer(make_app(model, settings), xheaders=True, limits=settings.limits)
+        throttle_logs()
         if sockets is None:
             server.listen(args.port, args.host)
         else:
@@ -305,6 +423,36 @@ async def _run_node(
     finally:
         await subscriber.stop()
         await gateway.close()
+
+
+FD_RESERVE = 1024  # descriptors kept for the store's connections, files and the rest
+
+
+def network_limits(args: argparse.Namespace):
+    """The node's presence.web.limits.Limits from its flags, after raising the open-file
+    limit to fit --max-connections (lowered, with a warning, when it cannot)."""
+    from presence.runtime import raise_fd_limit
+    from presence.web.limits import Limits
+
+    connections = args.max_connections
+    available = raise_fd_limit(connections + FD_RESERVE) - FD_RESERVE
+    if available < connections:
+        connections = max(available, 64)
+        log.warning(
+            "--max-connections %d is above what the open-file limit allows; using %d "
+            "(raise the hard limit: ulimit -Hn, or LimitNOFILE= under systemd)",
+            args.max_connections,
+            connections,
+        )
+    return Limits(
+        max_body_size=args.max_body_size,
+        max_header_size=args.max_header_size,
+        max_url_length=args.max_url_length,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=connections,
+        max_json_depth=args.max_json_depth,
+    )
 
 
 def _without_password(url: str) -> str:

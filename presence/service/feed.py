@@ -134,6 +134,7 @@ class Waits:
         self.closing = False
         self.wheel = TimerWheel(self._expire)
         self.rereads: set[asyncio.Task] = set()  # held polls re-reading the store
+        self.held = 0  # polls held on every feed of the node (see Feed.held)
 
     @staticmethod
     def _expire(hold: Hold) -> None:
@@ -324,6 +325,7 @@ class Feed:
             hold.feed = self
             self.users += 1
             self.held += 1
+            self.waits.held += 1
         self._waiters.add(hold)
         return hold
 
@@ -332,6 +334,7 @@ class Feed:
         self._waiters.discard(hold)
         self.users -= 1
         self.held -= 1
+        self.waits.held -= 1
 
     def wake(self) -> None:
         """Settle every held poll now (each is answered, or held again)."""

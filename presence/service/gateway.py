@@ -618,6 +618,16 @@ class Gateway:
         return bool(record), load_info(_text(record.get("info")))
 
     @_translated
+    async def live_tabs(self, channel: str, user: str, conn: str, now: int) -> tuple[int, bool]:
+        """(the user's tabs alive at `now` in the channel, whether `conn` is one of them)."""
+        k = self.keys(channel)
+        count, deadline = await self._per_node(
+            [(k.seq, ("ZCOUNT", k.conns(user), now, "+inf")),
+             (k.seq, ("ZSCORE", k.conns(user), conn))]
+        )  # fmt: skip
+        return int(count), deadline is not None and float(deadline) >= now
+
+    @_translated
     async def channel_known(self, channel: str) -> bool:
         """True when the channel has members or a log."""
         k = self.keys(channel)

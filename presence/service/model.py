@@ -23,12 +23,14 @@ from presence.service.feed import PACE, Feed, Hold, Waits
 from presence.service.gateway import Gateway
 from presence.service.keys import parse_online_key
 from presence.service.names import format_cursor, parse_cursor
+from presence.service.quotas import ClientLimits, LimitReached, TabQuotas
 from presence.service.records import ChannelPage, StoreUnavailable, load_info
 
 log = logging.getLogger("presence.model")
 
 JOIN_MEMBERS = 1000  # members returned with a join or a reset; the REST API pages the rest
 SNAPSHOT_AGE = 1.0  # seconds a node reuses a channel's members snapshot for joins and resets
+HELD_POLLS_RETRY = 2  # seconds a poll refused for want of room waits before trying again
 CLAIM_CONCURRENCY = 32  # offline claims at once (sweeps and expiries), to spare the pool
 
 
@@ -88,8 +90,11 @@ class Presence:
         history_age: float = 600,
         clock: Callable[[], float] = time.time,
         answer_pace: float = PACE,
+        limits: ClientLimits | None = None,
     ) -> None:
         self.gateway = gateway
+        self.limits = limits or ClientLimits()
+        self.quotas = TabQuotas(self.limits, idle=timeout)  # node-local, see quotas
         self.answer_pace = answer_pace  # seconds between a feed's answers (see Feed.pace)
         self.timeout = timeout
         self.waits = Waits(poll_timeout)  # what the feeds share: poll timeout, timer wheel
@@ -164,6 +169,8 @@ class Presence:
         when this is the user's first live tab in the channel.
         """
         now = self.now()
+        await self._admit_tab(channel, user, conn, now)
+        self.quotas.admit_join(conn, channel, now / 1000)
         first = await self.gateway.register(channel, user, conn, now, self._ttl(), info)
         self._arm(channel, user, now)
         if first:
@@ -188,6 +195,7 @@ class Presence:
         if not status.joined:
             return _rejoin(status.reason, format_cursor(status.epoch, status.seq))
         self._arm(channel, user, now)
+        self.quotas.seen(conn, channel, now / 1000)
         return {"ok": True}
 
     async def poll(
@@ -226,6 +234,7 @@ class Presence:
         with no coroutine of the domain held meanwhile. Hold.cancel() (the client went
         away) releases it; awaiting it then raises CancelledError.
         """
+        self._admit_poll()
         feed = self._feed(channel)
         feed.users += 1
         try:
@@ -238,6 +247,7 @@ class Presence:
             if not status.joined or got is None:
                 return _rejoin(status.reason or "unknown", format_cursor(epoch, ident))
             self._arm(channel, user, now)
+            self.quotas.seen(conn, channel, now / 1000)
             if got.events and not got.reset:  # the usual answer: no waiting at all
                 feed.observe(got)
                 return {
@@ -250,6 +260,7 @@ class Presence:
 
     async def leave(self, channel: str, user: str, conn: str) -> dict:
         """Forget a tab now; emits `leave` when it was the user's last live tab."""
+        self.quotas.left(conn, channel)
         is_member, alive = await self.gateway.drop_connection(
             channel, user, conn, self.now(), self._ttl()
         )
@@ -266,18 +277,24 @@ class Presence:
                 self._recorded(channel, removal.event)
         return {"ok": True}
 
-    async def send(self, channel: str, user: str, data: str) -> dict:
-        """Publish a chat message (with the sender's info) from a member; else NotMember."""
+    async def send(self, channel: str, user: str, data: str, conn: str | None = None) -> dict:
+        """Publish a chat message (with the sender's info) from a member; else NotMember.
+
+        LimitReached when tab `conn` sent max_messages_per_second already (see quotas).
+        """
         is_member, info = await self.gateway.member_info(channel, user)
         if not is_member:
             raise NotMember(user)
+        if conn is not None:
+            self.quotas.spend_message(conn, self.clock())
         event = await self._record(channel, _event("message", user, info, self.now(), data=data))
         return {"ok": True, "id": event["id"]}
 
     # -- operator actions and reads ---------------------------------------------------
 
-    async def kick(self, channel: str, user: str) -> dict:
-        """Remove all of a user's tabs; emits `leave` with reason "kicked".
+    async def kick(self, channel: str, user: str, by: str | None = None) -> dict:
+        """Remove all of a user's tabs; emits `leave` with reason "kicked" (and `by`, the
+        name of the admin token that kicked, when given).
 
         Raises UnknownChannel, or NotMember when the channel exists but the user is not in it.
 
@@ -289,7 +306,7 @@ class Presence:
             user,
             self.now(),
             "kick",
-            lambda info: _event("leave", user, info, self.now(), reason="kicked"),
+            lambda info: _event("leave", user, info, self.now(), reason="kicked", by=by),
             self._ttl(),
         )
         if removal is None:
@@ -328,6 +345,7 @@ class Presence:
         if cursor is None:
             got = await self.gateway.read_feed(None)
             return {"cursor": format_cursor(got.epoch, got.seq), "events": []}
+        self._admit_poll()
         epoch, ident = parse_cursor(cursor)
         got = await self.gateway.read_feed(ident, epoch)
         return await feed.wait(got, seen, hold or Hold())
@@ -379,6 +397,7 @@ class Presence:
             if after is None:
                 break
         await self.gateway.trim_events_before(None, cutoff)
+        self.quotas.forget_idle(now / 1000)
         if wake:
             for feed in [*self.feeds.values(), self.global_feed]:
                 feed.poke()
@@ -410,6 +429,23 @@ class Presence:
 
     def _ttl(self) -> int:
         return int(self.timeout * 1000)
+
+    def _admit_poll(self) -> None:
+        """LimitReached when the node holds max_held_polls polls already."""
+        if self.waits.held >= self.limits.max_held_polls:
+            raise LimitReached(
+                "held_polls", "this node holds as many polls as it may", HELD_POLLS_RETRY
+            )
+
+    async def _admit_tab(self, channel: str, user: str, conn: str, now: int) -> None:
+        """LimitReached when `conn` would be one tab too many of `user` in `channel`."""
+        tabs, registered = await self.gateway.live_tabs(channel, user, conn, now)
+        if not registered and tabs >= self.limits.max_tabs:
+            raise LimitReached(
+                "tabs",
+                f"a user may have at most {self.limits.max_tabs} tabs in a channel",
+                self.timeout,  # a silent tab is gone by then
+            )
 
     async def _claim_offline(self, channel: str, user: str) -> int:
         async with self._claims:
@@ -518,13 +554,21 @@ async def _outcome(answer: dict | Hold) -> dict:
 
 
 def _event(
-    kind: str, user: str, info: object, ts: int, reason: str | None = None, data: str | None = None
+    kind: str,
+    user: str,
+    info: object,
+    ts: int,
+    reason: str | None = None,
+    data: str | None = None,
+    by: str | None = None,
 ) -> dict:
     event: dict[str, object] = {"type": kind, "user": user, "info": info, "ts": ts}
     if reason is not None:
         event["reason"] = reason
     if data is not None:
         event["data"] = data
+    if by is not None:
+        event["by"] = by
     return event
 
 

@@ -143,10 +143,13 @@ class Manifest:
 # ---------------------------------------------------------------- the snapshot (in the child)
 
 
-def write_snapshot(keyspace, path: str) -> None:
-    """Write every live key of every database as commands, then fsync (runs in the child)."""
+def write_snapshot(keyspace, path: str, libraries: tuple[bytes, ...] | list[bytes] = ()) -> None:
+    """Write the function libraries (their code) and every live key of every database as
+    commands, then fsync (runs in the child)."""
     now = keyspace.clock()
     with open(path, "wb", buffering=1 << 20) as out:
+        for code in libraries:
+            out.write(encode_command([b"FUNCTION", b"LOAD", b"REPLACE", code]))
         for db in keyspace.dbs:
             if not db.data:
                 continue

@@ -45,14 +45,21 @@ class _Waiter:
 class Blocking:
     """One server's queue of keys made ready (non-empty) by the command being run."""
 
-    __slots__ = ("ready", "serving")
+    __slots__ = ("ready", "serving", "held")
 
     def __init__(self) -> None:
         self.ready: deque = deque()  # (db, key) pairs
         self.serving = False  # serve_all is running: a served BLMOVE's push queues its key
+        self.held = False  # a script is busy: the keys it fills serve their waiters after it
+
+    def hold(self, held: bool) -> None:
+        """While a busy script runs, hold back serving the keys it fills (Redis serves them after)."""
+        self.held = held
+        if not held and self.ready:
+            asyncio.get_running_loop().call_soon(self.serve_all)
 
     def serve_all(self) -> None:
-        if self.serving:
+        if self.serving or self.held:
             return  # a served BLMOVE pushed: the outer loop serves that key next
         self.serving = True
         try:

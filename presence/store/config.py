@@ -262,7 +262,7 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("pidfile", "", mutable=False),
         Directive("dir", ".", restart=True),
         Directive("dbfilename", "dump.rdb"),
-        Directive("lua-time-limit", "5000", _int),
+        Directive("busy-reply-threshold", "5000", _bounded(0, 9223372036854775807)),
         Directive("slowlog-log-slower-than", "10000", _bounded(-1, 9223372036854775807)),
         Directive("slowlog-max-len", "128", _bounded(0, 9223372036854775807)),
         Directive("latency-tracking", "yes", _yesno),
@@ -295,6 +295,7 @@ ALIASES = {
     "zset-max-ziplist-entries": "zset-max-listpack-entries",
     "zset-max-ziplist-value": "zset-max-listpack-value",
     "slaveof": "replicaof",
+    "lua-time-limit": "busy-reply-threshold",
 }
 
 

@@ -204,7 +204,7 @@ def _memory(server) -> str:
             ("total_system_memory_human", human(_system_memory())),
             ("used_memory_lua", 0),
             ("used_memory_scripts", 0),
-            ("number_of_cached_scripts", 0),
+            ("number_of_cached_scripts", len(server.scripts.scripts)),
             ("maxmemory", maxmemory),
             ("maxmemory_human", human(maxmemory)),
             ("maxmemory_policy", server.config["maxmemory-policy"]),

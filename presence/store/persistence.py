@@ -58,6 +58,8 @@ from presence.store.resp import Error
 
 log = logging.getLogger("presence.store")
 
+# FUNCTION subcommands that change the libraries, recorded as sent (as Redis's AOF does)
+_FUNCTION_CHANGES = frozenset({b"load", b"delete", b"flush", b"restore"})
 CRON_INTERVAL = 0.1  # seconds between two looks at fsync, the rewrite child, auto-rewrite
 
 
@@ -291,7 +293,7 @@ class Persistence:
     def _hook(self) -> None:
         if not self._hooked:
             self.server.keyspace.on_expired = self.record_expiry
-            self.server.wrap_write_commands(self._wrap)
+            self.server.wrap_write_commands(self._wrap, also=frozenset({b"function"}))
             self._hooked = True
 
     def _wrap(self, cmd):
@@ -302,7 +304,9 @@ class Persistence:
         pending = self.pending
 
         def recorded(client, argv):
-            if not self.recording:
+            if not self.recording or (
+                name == "function" and argv[1].lower() not in _FUNCTION_CHANGES
+            ):
                 return handler(client, argv)
             self.depth += 1
             try:
@@ -445,7 +449,8 @@ class Persistence:
             status = 1
             try:
                 gc.disable()  # no finalizer may close a descriptor the child reuses
-                write_snapshot(self.server.keyspace, self.child_temp)
+                libraries = [lib.code for lib in self.server.scripts.libraries.values()]
+                write_snapshot(self.server.keyspace, self.child_temp, libraries)
                 status = 0
             finally:
                 os._exit(status)

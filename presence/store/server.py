@@ -42,6 +42,7 @@ from presence.store.resp import (
     encode,
 )
 from presence.store.scan import ScanCursors
+from presence.store.scripting.engine import Scripts
 from presence.store.slowlog import SlowLog, monitor_line
 
 log = logging.getLogger("presence.store")
@@ -459,6 +460,8 @@ class Server:
         self._timer: asyncio.TimerHandle | None = None
         self.timer_deadline = NEVER  # when the armed expiry timer is due (ms)
         self.persistence = Persistence(self, Client)
+        self.scripts = Scripts(self)  # EVAL, FUNCTION; `scripts.busy` while one overruns
+        self._fast_while_idle = self.fast_commands  # swapped out while a script overruns
         self.config.on_change = self._config_changed
         self._config_changed("notify-keyspace-events", self.config["notify-keyspace-events"])
         self._config_changed("keys-expire-notify", self.config["keys-expire-notify"])
@@ -488,15 +491,18 @@ class Server:
             if (c.group in _FAST_GROUPS or c.name in _FAST_EXTRA) and "blocking" not in c.flags
         }
 
-    def wrap_write_commands(self, wrap) -> None:
-        """From now on run each write command's handler as `wrap(command)` (the AOF records)."""
+    def wrap_write_commands(self, wrap, also: frozenset = frozenset()) -> None:
+        """From now on run each write command's handler, and those named in `also`, as
+        `wrap(command)` (the AOF records)."""
         self.commands = {
-            name: dataclasses.replace(c, handler=wrap(c)) if "write" in c.flags else c
+            name: dataclasses.replace(c, handler=wrap(c))
+            if "write" in c.flags or name in also
+            else c
             for name, c in self.commands.items()
         }
         self._lookup = {**self.commands, **{n.upper(): c for n, c in self.commands.items()}}
         self.entries = self._entries_table()
-        self.fast_commands = self._fast_table()
+        self.fast_commands = self._fast_while_idle = self._fast_table()
 
     # ------------------------------------------------------------ output
 
@@ -607,6 +613,10 @@ class Server:
         entry = self.entries[cmd.name]
         if not entry[2] <= len(argv) <= entry[3]:  # the same check as the fast path's
             return self._refuse(client, replies.wrong_arity(cmd.name), cmd)
+        if self.scripts.busy is not None:
+            refused = self.scripts.busy_error(client, cmd, argv)
+            if refused is not None:
+                return self._refuse(client, refused, cmd)
         if (
             client.multi is not None
             or not client.authenticated
@@ -674,10 +684,11 @@ class Server:
     def _watched(self, client: Client, counters: CommandCounters, argv: list[bytes], spent: int):
         """Log a slow command, record a latency spike; show a command to MONITOR clients (not
         admin commands)."""
-        if spent >= self.slow_ns and counters.logged:
-            self.slowlog.record(client, argv, spent // 1000, self.config["slowlog-max-len"])
-        if spent >= self.spike_ns:
-            self.latency.add(counters.event, spent // 1_000_000)
+        if client.addr:  # a connection's command; a script's or the AOF's are not logged
+            if spent >= self.slow_ns and counters.logged:
+                self.slowlog.record(client, argv, spent // 1000, self.config["slowlog-max-len"])
+            if spent >= self.spike_ns:
+                self.latency.add(counters.event, spent // 1_000_000)
         if self.monitors and counters.monitored:
             line = monitor_line(client, client.db.index, argv)
             for monitor in self.monitors:
@@ -767,6 +778,8 @@ class Server:
         keyspace.tick()
         if self.pause.mode is not None:
             return  # expiry waits for the end of the pause (_pause_changed arms the timer)
+        if self.scripts.busy is not None:
+            return  # nothing expires under a running script; leave_busy() re-arms the timer
         if not self.active_expire:
             self._arm_timer(keyspace.now + 100)  # look again later; lookups still expire keys
             return
@@ -790,6 +803,18 @@ class Server:
                 self._timer = None
             self.timer_deadline = NEVER
             self._arm_timer(self.keyspace.next_deadline())
+
+    # ------------------------------------------------------------ a busy script
+
+    def enter_busy(self) -> None:
+        """A script overran busy-reply-threshold: every command takes the gate (-BUSY)."""
+        self.fast_commands = {}
+        self.blocking.hold(True)
+
+    def leave_busy(self) -> None:
+        self.fast_commands = self._fast_while_idle
+        self.blocking.hold(False)
+        self._arm_timer(self.keyspace.next_deadline())
 
     def _config_changed(self, name: str, value) -> None:
         self.persistence.config_changed(name, value)

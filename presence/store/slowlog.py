@@ -82,7 +82,12 @@ def _shown_args(argv: list[bytes]) -> list[bytes]:
 def monitor_line(client, db_index: int, argv: list[bytes]) -> bytes:
     """One MONITOR line: `+<secs.micros> [<db> <addr>] "arg" ...` with Redis's quoting."""
     now = time.time()
-    where = f"unix:{client.addr[:-2]}" if client.addr.endswith(":0") else client.addr
+    if not client.addr:  # a script's own client
+        where = "lua"
+    elif client.addr.endswith(":0"):
+        where = f"unix:{client.addr[:-2]}"
+    else:
+        where = client.addr
     args = b" ".join(quote(arg) for arg in redact(argv))
     head = "+%d.%06d [%d %s] " % (int(now), int(now * 1_000_000) % 1_000_000, db_index, where)
     return head.encode() + args + b"\r\n"

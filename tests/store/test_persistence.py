@@ -434,3 +434,43 @@ def _aof_bytes(data_dir) -> int:
 def _incr_file(data_dir) -> str:
     directory = os.path.join(data_dir, "appendonlydir")
     return os.path.join(directory, sorted(f for f in os.listdir(directory) if "incr" in f)[-1])
+
+
+def test_script_writes_survive_kill_9_as_their_effects(tmp_path):
+    """A Lua script's writes reach the file as the commands it ran (effects replication):
+    a random choice made by the script replays as what it chose, not as a new draw."""
+    with store_on(tmp_path) as store:
+        r = store.start()
+        r.sadd("pool", *range(20))
+        popped = r.eval("return redis.call('SPOP', KEYS[1], 5)", 1, "pool")
+        r.eval("redis.call('SET', KEYS[1], ARGV[1], 'PX', 600000)", 1, "k", "v")
+        function = "#!lua name=lib\nredis.register_function('bump', " \
+                   "function(keys) return redis.call('INCRBY', keys[1], 7) end)"  # fmt: skip
+        r.function_load(function)
+        assert r.fcall("bump", 1, "n") == 7
+        before = dataset(r)
+        store.kill()
+        r = store.start()
+        after = dataset(r)
+        assert r.fcall("bump", 1, "n") == 14  # the library was kept too, as Redis keeps it
+    assert after == before
+    assert len(popped) == 5 and not set(popped) & set(after[(0, b"pool")][1])
+    assert len(after[(0, b"pool")][1]) == 15
+    assert after[(0, b"k")] == ("string", b"v", True)
+
+
+def test_function_libraries_survive_a_rewrite_and_a_restart(tmp_path):
+    with store_on(tmp_path) as store:
+        r = store.start()
+        r.function_load("#!lua name=a\nredis.register_function('one', function() return 1 end)")
+        r.function_load("#!lua name=b\nredis.register_function('two', function() return 2 end)")
+        r.function_delete("b")
+        assert r.bgrewriteaof() is True
+        _wait_rewrite(r)
+        r.function_load("#!lua name=c\nredis.register_function('three', function() return 3 end)")
+        store.stop()
+        r = store.start()
+        names = sorted(dict(zip(lib[::2], lib[1::2], strict=True))[b"library_name"]
+                       for lib in r.function_list())  # fmt: skip
+        assert names == [b"a", b"c"]
+        assert (r.fcall("one", 0), r.fcall("three", 0)) == (1, 3)
