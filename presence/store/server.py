@@ -94,6 +94,8 @@ _ids = itertools.count(1)
 _FAST_GROUPS = frozenset(["generic", "string", "hash", "set", "zset", "list", "bitmap"])
 _FAST_EXTRA = frozenset(["ping", "echo", "select", "dbsize", "time"])
 _NO_FAST_COMMANDS: dict = {}
+# Scripts are shown to MONITOR clients before they run, so before the commands they call
+_SHOWN_BEFORE_RUN = frozenset(["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"])
 BATCH = 64  # commands of a pipeline run at one clock reading
 
 
@@ -392,13 +394,14 @@ class CommandCounters:
     """One command's INFO commandstats counters: calls, time spent (ns), rejected (never
     ran), failed (error reply); and whether SLOWLOG and MONITOR leave it out."""
 
-    __slots__ = ("calls", "ns", "rejected", "failed", "logged", "monitored", "event")
+    __slots__ = ("calls", "ns", "rejected", "failed", "logged", "monitored", "event", "shown_first")
 
-    def __init__(self, flags=frozenset()) -> None:
+    def __init__(self, flags=frozenset(), name: str = "") -> None:
         self.calls = self.ns = self.rejected = self.failed = 0
         self.logged = "skip-slowlog" not in flags  # EXEC: its commands are logged instead
         self.monitored = "admin" not in flags and "skip-monitor" not in flags
         self.event = b"fast-command" if "fast" in flags else b"command"  # LATENCY's event
+        self.shown_first = name in _SHOWN_BEFORE_RUN
 
     def __iter__(self):
         return iter((self.calls, self.ns, self.rejected, self.failed))
@@ -441,7 +444,9 @@ class Server:
             0  # INFO total_net_*_bytes (counted per read and write)
         )
         # name -> CommandCounters; total_commands_processed is the sum of calls
-        self.command_stats = {c.name: CommandCounters(c.flags) for c in self.commands.values()}
+        self.command_stats = {
+            c.name: CommandCounters(c.flags, c.name) for c in self.commands.values()
+        }
         self.entries = self._entries_table()
         self.fast_commands = self._fast_table()
         self.slowlog = SlowLog()
@@ -663,6 +668,8 @@ class Server:
         one `ERR internal error`, never the connection), times the handler for INFO
         commandstats and SLOWLOG, counts failures, and feeds MONITOR clients.
         """
+        if self.monitors and entry[4].shown_first:
+            self._show(client, argv)  # a script: before the commands it runs, as in Redis
         start = perf_counter_ns()
         try:
             reply = entry[1](client, argv)
@@ -689,13 +696,17 @@ class Server:
                 self.slowlog.record(client, argv, spent // 1000, self.config["slowlog-max-len"])
             if spent >= self.spike_ns:
                 self.latency.add(counters.event, spent // 1_000_000)
-        if self.monitors and counters.monitored:
-            line = monitor_line(client, client.db.index, argv)
-            for monitor in self.monitors:
-                if monitor is client:  # after the reply to the command itself, as in Redis
-                    asyncio.get_running_loop().call_soon(monitor.send, line)
-                elif not monitor.closing:
-                    monitor.send(line)
+        if self.monitors and counters.monitored and not counters.shown_first:
+            self._show(client, argv)
+
+    def _show(self, client: Client, argv: list[bytes]) -> None:
+        """Send MONITOR clients the line for `argv`."""
+        line = monitor_line(client, client.db.index, argv)
+        for monitor in self.monitors:
+            if monitor is client:  # after the reply to the command itself, as in Redis
+                asyncio.get_running_loop().call_soon(monitor.send, line)
+            elif not monitor.closing:
+                monitor.send(line)
 
     def internal_error(self, name: str) -> Error:
         """Log the exception being handled; a bug costs one error reply, never the connection."""

@@ -159,6 +159,8 @@ def monitored(port: int, commands) -> list[bytes]:
             lines.append(watcher.read_reply())
     return [
         re.sub(rb"^\+\d+\.\d{6} \[(\d+) 127\.0\.0\.1:\d+\]", rb"+T [\1 ADDR]", line)
+        if b" lua]" not in line
+        else re.sub(rb"^\+\d+\.\d{6} ", b"+T ", line)
         for line in lines
     ]
 
@@ -177,10 +179,12 @@ def test_monitor_lines(pair):
         ("EXEC",),
         ("GET",),  # refused for its arity: not shown
         ("SELECT", "0"),
+        ("EVAL", "return redis.call('incr', KEYS[1])", "1", "n"),  # [0 lua] "incr" "n"
     ]
     ours, theirs = monitored(pair.store_port, commands), monitored(pair.redis_port, commands)
     assert ours == theirs
     assert ours[0] == b'+T [0 ADDR] "SET" "k" "v"\r\n'
+    assert ours[-2] == b'+T [0 lua] "incr" "n"\r\n'
 
 
 def test_a_second_monitor_gets_no_reply(pair):
