@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import signal
@@ -138,6 +139,20 @@ def serve_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=_env("poll-timeout", "25"),
         help="seconds a long-poll is held (25)",
+    )
+    add(
+        "--leave-grace",
+        type=_non_negative,
+        default=_env("leave-grace", "2"),
+        help="seconds a user whose last tab left stays a member: a tab that comes back within "
+        "it (a reload) makes no leave and no join for the others; 0 = off (2)",
+    )
+    add(
+        "--disconnect-grace",
+        type=_non_negative,
+        default=_env("disconnect-grace", "3"),
+        help="seconds after the connection of a held poll closes before its tab is gone, "
+        "unless the tab makes a new request meanwhile (instead of --timeout); 0 = off (3)",
     )
     add(
         "--admin-token",
@@ -328,17 +343,33 @@ def serve(args: argparse.Namespace) -> int:
         return asyncio.run(_serve(args))
 
 
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """The one-line message of a port that cannot be listened on (exit status 2)."""
+    reason = exc.strerror or str(exc)
+    hint = " (another process uses it: stop it or choose --port)" if exc.errno in (
+        errno.EADDRINUSE, errno.EACCES) else ""  # fmt: skip
+    return f"presence: cannot listen on {host}:{port}: {reason.lower()}{hint}"
+
+
 async def _serve(args: argparse.Namespace) -> int:
+    from tornado.netutil import bind_sockets
+
     from presence.service.embedded import EmbeddedStore, StoreStartError
     from presence.service.gateway import StoreSetupError
 
+    try:
+        sockets = bind_sockets(args.port, args.host)  # first: a port in use stops at once
+    except OSError as exc:
+        print(cannot_listen(args.host, args.port, exc), file=sys.stderr)
+        return 2
+    args.port = sockets[0].getsockname()[1]  # the real one for --port 0
     store = None
     try:
         url = args.redis_url
         if not url:
             store = EmbeddedStore(args.store_port, data_dir=args.data_dir)
             url = await store.start()
-        return await _run_node(args, url, store is not None)
+        return await _run_node(args, url, store is not None, sockets)
     except StoreStartError as exc:
         print(f"presence: cannot start the bundled store: {exc}", file=sys.stderr)
         return 1
@@ -346,6 +377,8 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"presence: {exc}", file=sys.stderr)
         return 1
     finally:
+        for sock in sockets:
+            sock.close()  # (the server has its own references while it runs)
         if store is not None:
             store.stop()
 
@@ -358,6 +391,7 @@ async def _run_node(
     from presence.runtime import tune_gc
     from presence.service.gateway import Gateway
     from presence.service.model import Presence
+    from presence.service.nodes import NodeReporter
     from presence.service.quotas import ClientLimits
     from presence.service.records import StoreUnavailable
     from presence.service.subscriber import Subscriber
@@ -382,6 +416,8 @@ async def _run_node(
             args.max_held_polls, args.max_tabs, args.max_channels_per_tab,
             args.max_messages_per_second,
         ),
+        leave_grace=args.leave_grace,
+        disconnect_grace=args.disconnect_grace,
     )  # fmt: skip
     subscriber = Subscriber(
         model, timers={"auto": None, "on": True, "off": False}[args.offline_timers]
@@ -412,12 +448,15 @@ async def _run_node(
             server.listen(args.port, args.host)
         else:
             server.add_sockets(sockets)
+        reporter = NodeReporter(model, args.node_id, f"{args.host}:{args.port}")
+        reporter.start()
         tune_gc()
         if ready is None:
             _announce(args, url, bundled)
         else:
             ready()
         await _until_signalled()
+        await reporter.stop()
         await _drain(server, model)
         return 0
     finally:

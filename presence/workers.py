@@ -116,11 +116,10 @@ class Supervisor:
             try:
                 self.sockets = bind_sockets(self.args.port, self.args.host)
             except OSError as exc:
-                print(
-                    f"presence: cannot listen on {self.args.host}:{self.args.port}: {exc}",
-                    file=sys.stderr,
-                )
-                return 1
+                from presence.cli import cannot_listen
+
+                print(cannot_listen(self.args.host, self.args.port, exc), file=sys.stderr)
+                return 2
             self.args.port = self.sockets[0].getsockname()[1]  # the real one for --port 0
             self.url = self.args.redis_url
             if not self.url:

@@ -47,10 +47,11 @@ class Hold:
     after; `feed` the feed it is counted on (None before it is held, and once finished).
     """
 
-    __slots__ = ("future", "gone", "feed", "cursor", "epoch", "due", "slot")
+    __slots__ = ("future", "gone", "feed", "cursor", "epoch", "due", "slot", "refreshed")
 
     def __init__(self) -> None:
         self.future: asyncio.Future | None = None
+        self.refreshed: int | None = None  # the tab's deadline (ms) its poll's refresh set
         self.gone = False
         self.feed: Feed | None = None
         self.cursor = 0

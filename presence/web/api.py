@@ -1,4 +1,5 @@
-"""Operator endpoints: /api/channels, /api/channels/<c>, kick, /api/events, health, metrics.
+"""Operator endpoints: /api/channels, /api/channels/<c>, kick, /api/events, /api/stats,
+/api/nodes, /api/history, health, metrics.
 
 Reads are JSON with CORS (JSONP too when `callback` is given). With --admin-token, every
 endpoint here but /healthz and /readyz needs `Authorization: Bearer <token>` (reads are
@@ -16,6 +17,7 @@ from presence.web.base import BadParam, BaseHandler, NotFound
 from presence.web.client import LongPollHandler
 
 MAX_LIMIT = 1000
+MAX_HISTORY_MINUTES = 1440  # the history keeps one day (presence.service.nodes.HISTORY_KEPT)
 
 
 class ApiHandler(BaseHandler):
@@ -25,13 +27,18 @@ class ApiHandler(BaseHandler):
         limit = self.optional_int_arg("limit", low=1, high=MAX_LIMIT)
         return cursor, limit or 100
 
+    def prefix_arg(self, check: Callable[[str], bool]) -> str:
+        """The optional `prefix` of the names to list ("" for all): a valid name's start."""
+        return self.optional_name_arg("prefix", lambda value: value == "" or check(value)) or ""
+
 
 class ChannelsHandler(ApiHandler):
     async def get(self) -> None:
         see_private = self.require_reader()
         after, limit = self.page_args(names.is_channel)
+        prefix = self.prefix_arg(names.is_channel)
         history = self.optional_int_arg("all", high=1) == 1  # also channels with 0 users
-        rows, following = await self.presence.channels(after, limit, history)
+        rows, following = await self.presence.channels(after, limit, history, prefix)
         if not see_private:  # (a page may then hold fewer than `limit` rows)
             rows = [row for row in rows if not auth.is_private(row[0])]
         self.reply(
@@ -49,7 +56,8 @@ class ChannelHandler(ApiHandler):
         if auth.is_private(channel) and not see_private:
             raise BadParam("channel", "a private channel is shown to admin tokens only", 403)
         after, limit = self.page_args(names.is_user)
-        page = await self.presence.channel(channel, after, limit)
+        prefix = self.prefix_arg(names.is_user)
+        page = await self.presence.channel(channel, after, limit, prefix)
         if page is None:
             raise NotFound("channel", "no such channel")
         self.reply(
@@ -80,6 +88,36 @@ class MemberHandler(ApiHandler):
             raise NotFound("user", "user is not a member of this channel") from None
 
     post = delete  # for clients that cannot send DELETE
+
+
+class StatsHandler(ApiHandler):
+    """Totals across channels: distinct users online, channels, connections."""
+
+    async def get(self) -> None:
+        self.require_reader()
+        self.reply(await self.presence.totals())
+
+
+class NodesHandler(ApiHandler):
+    """The service nodes that announced themselves lately, with what each holds."""
+
+    async def get(self) -> None:
+        self.require_reader()
+        self.reply({"nodes": await self.presence.nodes()})
+
+
+class HistoryHandler(ApiHandler):
+    """Points of the last `minutes` (default 60): events, offline lag, users."""
+
+    async def get(self) -> None:
+        self.require_reader()
+        minutes = self.optional_int_arg("minutes", low=1, high=MAX_HISTORY_MINUTES) or 60
+        self.reply(
+            {
+                "interval": self.presence.history_interval,
+                "points": await self.presence.history(minutes),
+            }
+        )
 
 
 class EventsHandler(LongPollHandler, ApiHandler):

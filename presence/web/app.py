@@ -123,6 +123,13 @@ class _RequestContext(tornado.httpserver._HTTPRequestContext):
             super()._apply_xheaders(headers)
 
 
+class FaviconHandler(PageHandler):
+    """/favicon.ico, which browsers ask for by themselves: static/favicon.svg."""
+
+    def get_content_type(self) -> str:
+        return "image/svg+xml"
+
+
 _PROXY_HEADERS = ("X-Forwarded-For", "X-Real-Ip", "X-Scheme", "X-Forwarded-Proto")
 
 
@@ -250,11 +257,15 @@ def make_app(
         (r"/api/channels/([^/]+)/?", api.ChannelHandler, common),
         (r"/api/channels/([^/]+)/members/([^/]+)/?", api.MemberHandler, common),
         (r"/api/events", api.EventsHandler, common),
+        (r"/api/stats", api.StatsHandler, common),
+        (r"/api/nodes", api.NodesHandler, common),
+        (r"/api/history", api.HistoryHandler, common),
         (r"/healthz", api.HealthHandler, common),
         (r"/readyz", api.ReadyHandler, common),
         (r"/metrics", api.MetricsHandler, common),
         (r"/()", PageHandler, {"path": static, "page": "index.html"}),
         (r"/(dashboard)/?", PageHandler, {"path": static, "page": "dashboard.html"}),
+        (r"/(favicon\.ico)", FaviconHandler, {"path": static, "page": "favicon.svg"}),
         (r"/static/(.*)", StaticHandler, {"path": static}),
     ]
     tornado_settings.setdefault(

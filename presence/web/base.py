@@ -129,6 +129,9 @@ class BaseHandler(tornado.web.RequestHandler):
                 raise BadParam("callback", "callback must be a JavaScript identifier path")
             self.callback = raw
 
+    def on_finish(self) -> None:
+        self.presence.stats.requests += 1  # for the node's requests/s (presence.service.nodes)
+
     def compute_etag(self) -> None:
         return None  # answers are live state, never revalidated
 

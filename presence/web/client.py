@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from presence.service import names
 from presence.service.feed import Hold
 from presence.service.model import NotMember
+from presence.service.records import StoreUnavailable
 from presence.web import auth, strict_json
 from presence.web.base import BadParam, BaseHandler, NotFound
 
@@ -134,10 +135,31 @@ class LongPollHandler(BaseHandler):
         self.reply(answer)
 
 
+_dropped_tabs: set[asyncio.Task] = set()  # tab_dropped calls under way (kept referenced)
+
+
 class PollHandler(LongPollHandler, ClientHandler):
+    tab: tuple[str, str, str] | None = None
+
+    def on_connection_close(self) -> None:
+        """A held poll's connection closed: the domain gives its tab the disconnect grace."""
+        hold = self.hold
+        super().on_connection_close()
+        if hold is not None and self.tab is not None:
+            task = asyncio.ensure_future(self._drop_tab(self.tab, hold))
+            _dropped_tabs.add(task)
+            task.add_done_callback(_dropped_tabs.discard)
+
+    async def _drop_tab(self, tab: tuple[str, str, str], hold: Hold) -> None:
+        try:
+            await self.presence.tab_dropped(*tab, hold)
+        except StoreUnavailable:
+            pass  # the tab's presence key then expires after the full timeout
+
     async def get(self, channel: str) -> None:
         channel, user, conn = self.params(channel)
         cursor = self.name_arg("cursor", names.is_cursor)
+        self.tab = (channel, user, conn)
         await self.answer_held(
             lambda hold: self.presence.start_poll(channel, user, conn, cursor, hold),
             self.presence.poll_turn(channel),

@@ -214,3 +214,22 @@ def test_serve_refuses_data_dir_with_a_redis_url(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "--data-dir" in result.stderr and "--redis-url" in result.stderr
+
+
+def test_serve_reports_a_port_in_use_in_one_line_with_status_2():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "presence.cli", "serve", "--port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"presence: cannot listen on 127.0.0.1:{port}: address already in use "
+        "(another process uses it: stop it or choose --port)"
+    ]

@@ -16,7 +16,15 @@ from presence.web.base import install_log_redaction, redacted
 from tests.service.helpers import make_presence
 
 OPS, CI = "t0ps-token", "c1-token"
-READS = ["/api/channels", "/api/channels/room", "/api/events", "/metrics"]
+READS = [
+    "/api/channels",
+    "/api/channels/room",
+    "/api/events",
+    "/api/stats",
+    "/api/nodes",
+    "/api/history",
+    "/metrics",
+]
 
 
 @pytest.fixture
