@@ -48,6 +48,18 @@ def _memory_value(text: str) -> int:
     return value
 
 
+def _bounded_memory(low: int, high: int) -> Callable[[str], int]:
+    """A memory directive that Redis range-checks (proto-max-bulk-len: 1mb and up)."""
+
+    def parse(text: str) -> int:
+        value = _memory_value(text)
+        if not low <= value <= high:
+            raise ConfigError(f"argument must be between {low} and {high} inclusive")
+        return value
+
+    return parse
+
+
 def _memory(text: str) -> int:
     """Redis memory units: 1k=1000, 1kb=1024, 1m, 1mb, 1g, 1gb."""
     t = text.strip().lower()
@@ -198,7 +210,9 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("requirepass", ""),
         Directive("keys-expire-notify", ""),
         Directive("notify-keyspace-events", "", _flags, notify.format_flags),
-        Directive("proto-max-bulk-len", "536870912", _int),
+        Directive(
+            "proto-max-bulk-len", "536870912", _bounded_memory(1024 * 1024, 9223372036854775807)
+        ),
         Directive(
             "client-output-buffer-limit",
             _format_limits(DEFAULT_BUFFER_LIMITS),

@@ -16,6 +16,8 @@ import time
 import weakref
 from dataclasses import dataclass, field
 
+from presence.store import REDIS_VERSION
+
 DEFAULT = [
     "server",
     "clients",
@@ -124,15 +126,13 @@ def human(n: int) -> str:
 
 
 def _server(server) -> str:
-    from presence.store.server import VERSION
-
     now = time.time()
     uptime = int(now - server.started)
     ports = server.ports() if server.servers else []
     return _section(
         "Server",
         [
-            ("redis_version", VERSION),
+            ("redis_version", REDIS_VERSION),
             ("redis_git_sha1", "00000000"),
             ("redis_git_dirty", 0),
             ("redis_build_id", "0"),
@@ -370,10 +370,11 @@ def _commandstats(server) -> str:
         [
             (
                 f"cmdstat_{name}",
-                f"calls={calls},usec=0,usec_per_call=0.00,"
+                f"calls={calls},usec={ns // 1000},"
+                f"usec_per_call={ns // 1000 / calls if calls else 0:.2f},"
                 f"rejected_calls={rejected},failed_calls={failed}",
             )
-            for name, (calls, rejected, failed) in sorted(server.command_stats.items())
+            for name, (calls, ns, rejected, failed) in sorted(server.command_stats.items())
             if calls or rejected
         ],
     )

@@ -19,6 +19,7 @@ AUTH_NOT_CONFIGURED = Error(
     "Are you sure your configuration is correct?"
 )
 DB_INDEX_OUT_OF_RANGE = Error("ERR DB index is out of range")
+INT_OUT_OF_RANGE = Error("ERR value is out of range, value must between -2147483648 and 2147483647")
 INVALID_EXPIRE = "ERR invalid expire time in '{}' command"
 NESTED_MULTI = Error("ERR MULTI calls can not be nested")
 EXEC_WITHOUT_MULTI = Error("ERR EXEC without MULTI")

@@ -57,7 +57,9 @@ __all__ = [
 
 DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024  # proto-max-bulk-len, as in Redis
 MAX_INLINE_LEN = 64 * 1024  # PROTO_INLINE_MAX_SIZE
-MAX_MULTIBULK_LEN = 1024 * 1024  # Redis refuses more arguments than this (unauthenticated: 10)
+MAX_MULTIBULK_LEN = 2147483647  # INT_MAX: Redis refuses a larger argument count
+UNAUTHENTICATED_MAX_ARGS = 10  # before AUTH, Redis refuses a larger argument count...
+UNAUTHENTICATED_MAX_BULK = 16384  # ... or a longer argument, as soon as the header is read
 
 
 class ProtocolError(Exception):
@@ -130,8 +132,11 @@ class RequestParser:
 
     The pure-Python parser (`_next_reference`) is the reference: it gives Redis's
     exact error texts, understands inline commands, and refuses a bulk argument longer
-    than `max_bulk_len`, an inline line longer than 64 KiB or a multibulk count over 1M
-    as soon as the header is seen.
+    than `max_bulk_len`, an inline line longer than 64 KiB or a multibulk count over
+    INT_MAX as soon as the header is seen. While `authenticated` is False (a client that
+    owes AUTH) it also refuses more than 10 arguments or an argument over 16 KiB, at the
+    header, so an unauthenticated peer cannot make the server buffer much; the caller
+    then reads one command at a time, so an AUTH lifts the limits for the next one.
 
     When hiredis is installed, a chunk that arrives while nothing is pending and starts
     with '*' goes through hiredis's C reader instead (about 15x faster). The chunk is
@@ -154,9 +159,15 @@ class RequestParser:
         "_chunk",
         "_ready",
         "error",
+        "authenticated",
     )
 
-    def __init__(self, max_bulk_len: int = DEFAULT_MAX_BULK_LEN, accelerate: bool = True) -> None:
+    def __init__(
+        self,
+        max_bulk_len: int = DEFAULT_MAX_BULK_LEN,
+        accelerate: bool = True,
+        authenticated: bool = True,
+    ) -> None:
         self._buf = bytearray()
         self._pos = 0
         self.max_bulk_len = max_bulk_len
@@ -171,6 +182,7 @@ class RequestParser:
         self.error: ProtocolError | None = (
             None  # malformed input met (after the commands before it)
         )
+        self.authenticated = authenticated  # False: the unauthenticated limits apply
 
     def feed(self, data: bytes) -> None:
         """Append received bytes; never raises."""
@@ -196,7 +208,9 @@ class RequestParser:
         # b"+" in data first tries the bytes as an int and raises, which costs 8x as much).
         return (
             self._accelerate
+            and self.authenticated  # hiredis would buffer what the limits refuse at the header
             and data[:1] == b"*"
+            and _LARGE_COUNT.search(data) is None
             and (
                 (_PLUS not in data and _EQUALS not in data)
                 or (data.find(b"\n+") < 0 and data.find(b"\n=") < 0)
@@ -258,9 +272,11 @@ class RequestParser:
             and self.error is None
             and self._pos == len(self._buf)
             and self._accelerate
+            and self.authenticated
             and data
             and data[0] == 42
             and ((_PLUS not in data and _EQUALS not in data) or self._fits_hiredis(data))
+            and _LARGE_COUNT.search(data) is None
         ):
             self._reader.feed(data + _PROBE)
             self._chunk = data
@@ -378,6 +394,8 @@ class RequestParser:
         count = _parse_length(line[1:])
         if count is None or count > MAX_MULTIBULK_LEN:
             raise ProtocolError("Protocol error: invalid multibulk length")
+        if count > UNAUTHENTICATED_MAX_ARGS and not self.authenticated:
+            raise ProtocolError("Protocol error: unauthenticated multibulk length")
         if count <= 0:
             return []  # Redis ignores '*0' and '*-1' requests
         self._args = []
@@ -403,6 +421,8 @@ class RequestParser:
                 n = _parse_length(line[1:])
                 if n is None or n < 0 or n > self.max_bulk_len:
                     raise ProtocolError("Protocol error: invalid bulk length")
+                if n > UNAUTHENTICATED_MAX_BULK and not self.authenticated:
+                    raise ProtocolError("Protocol error: unauthenticated bulk length")
                 self._bulk_len = n
             n = self._bulk_len
             pos = self._pos
@@ -427,6 +447,10 @@ class RequestParser:
 
 
 _LENGTH = re.compile(rb"0|-?[1-9][0-9]{0,18}")
+# hiredis allocates an argument count's list as soon as it reads the header (8 bytes per
+# argument: 16 GiB for *2147483647), so a chunk that may announce 100,000 arguments or
+# more goes to the reference parser, which only grows its list as arguments arrive
+_LARGE_COUNT = re.compile(rb"\*[0-9]{6}")
 
 
 def _shown(raw: bytes) -> str:

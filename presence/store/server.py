@@ -18,13 +18,17 @@ import logging
 import os
 import sys
 import time
+from time import perf_counter_ns
 
-from presence.store import replies
+from presence.store import REDIS_VERSION, replies
+from presence.store.blocking import Blocking
 from presence.store.commands import NO_REPLY, CommandError, load_all
-from presence.store.commands.list import hold_blocked_clients
+from presence.store.commands.transaction import end_transaction, unwatch_all
 from presence.store.config import Config
 from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
+from presence.store.latency import LatencyMonitor
 from presence.store.notify import Notifier
+from presence.store.pause import ClientPause
 from presence.store.persistence import Persistence
 from presence.store.pubsub import PubSubHub
 from presence.store.resp import (
@@ -39,9 +43,10 @@ from presence.store.resp import (
 )
 from presence.store.scan import ScanCursors
 from presence.store.scripting.engine import Scripts
+from presence.store.slowlog import SlowLog, monitor_line
 
 log = logging.getLogger("presence.store")
-VERSION = "7.0.15"
+VERSION = REDIS_VERSION  # kept for importers of presence.store.server.VERSION
 EXPIRE_SLICE = 2000  # keys expired per timer callback
 EXPIRE_SLICE_INLINE = (
     200  # keys expired between two batches of a pipeline (the timer does the rest)
@@ -89,6 +94,8 @@ _ids = itertools.count(1)
 _FAST_GROUPS = frozenset(["generic", "string", "hash", "set", "zset", "list", "bitmap"])
 _FAST_EXTRA = frozenset(["ping", "echo", "select", "dbsize", "time"])
 _NO_FAST_COMMANDS: dict = {}
+# Scripts are shown to MONITOR clients before they run, so before the commands they call
+_SHOWN_BEFORE_RUN = frozenset(["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"])
 BATCH = 64  # commands of a pipeline run at one clock reading
 
 
@@ -105,7 +112,7 @@ class Client(asyncio.Protocol):
         "name",
         "lib_name",
         "lib_ver",
-        "authenticated",
+        "_authenticated",
         "plain",
         "multi",
         "multi_error",
@@ -134,14 +141,17 @@ class Client(asyncio.Protocol):
         self.server = server
         self.id = next(_ids)
         self.transport: asyncio.Transport | None = None
-        self.parser = RequestParser(server.config["proto-max-bulk-len"])
+        authenticated = not server.config["requirepass"]
+        self.parser = RequestParser(
+            server.config["proto-max-bulk-len"], authenticated=authenticated
+        )
         self.protocol = 2
         self.db = server.keyspace.dbs[0]
         self.name = b""
         self.lib_name = b""
         self.lib_ver = b""
-        self.authenticated = not server.config["requirepass"]
-        self.plain = self.authenticated  # see _plain()
+        self._authenticated = authenticated
+        self.plain = authenticated and server.pause.mode is None  # see _plain()
         self.multi: list | None = None  # queued commands while in MULTI
         self.multi_error = False  # a queued command was refused: EXEC aborts
         self.watching: set = set()  # (db, key) pairs
@@ -160,6 +170,16 @@ class Client(asyncio.Protocol):
         self._out: list[bytes] | None = None  # replies gathered during one read
         self._held: list[bytes] | None = None  # replies waiting for the end of the loop turn
         self._soft_limit_since = 0.0
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether AUTH is done (or not needed); until then the parser's limits are Redis's
+        unauthenticated ones (10 arguments, 16 KiB each)."""
+        return self._authenticated
+
+    @authenticated.setter
+    def authenticated(self, value: bool) -> None:
+        self._authenticated = self.parser.authenticated = value
 
     # ------------------------------------------------------------ asyncio callbacks
 
@@ -193,8 +213,11 @@ class Client(asyncio.Protocol):
             return
         out = self._out = []
         fast = server.fast_commands if self.plain else _NO_FAST_COMMANDS
+        run = server.run_command
+        # before AUTH, one command is parsed at a time: its AUTH lifts the limits for the next
+        limit = BATCH if parser.authenticated else 1
         try:
-            commands = parser.take(data, BATCH)
+            commands = parser.take(data, limit)
             while True:  # batches of at most BATCH commands, each at one clock reading
                 if now >= server.timer_deadline:
                     server.expire_now()  # expiry notifications do not wait for the rest of a pipeline
@@ -213,18 +236,11 @@ class Client(asyncio.Protocol):
                         self.plain = plain = self._plain()
                         fast = server.fast_commands if plain else _NO_FAST_COMMANDS
                         continue
-                    name, handler, fewest, most, counters = entry
-                    self.last_command = name
-                    if not fewest <= len(argv) <= most:
-                        out.append(encode(server.refuse_arity(self, name), self.protocol))
+                    self.last_command = entry[0]
+                    if not entry[2] <= len(argv) <= entry[3]:
+                        out.append(encode(server.refuse_arity(self, entry[0]), self.protocol))
                         continue
-                    counters.calls += 1
-                    try:
-                        reply = handler(self, argv)
-                    except (WrongType, CommandError) as exc:
-                        reply = exc.reply
-                    except Exception:
-                        reply = server.internal_error(name)
+                    reply = run(self, entry, argv)
                     # the most common replies are encoded inline
                     if type(reply) is bytes:
                         if len(reply) < BULK_HEADER_CACHE:  # three parts joined once, at the end
@@ -236,13 +252,11 @@ class Client(asyncio.Protocol):
                     elif reply is None:
                         out.append(b"$-1\r\n" if self.protocol == 2 else b"_\r\n")
                     elif reply is not NO_REPLY:
-                        if type(reply) is Error:
-                            counters.failed += 1
-                            server.count_error(reply)
                         out.append(encode(reply, self.protocol))
-                if len(commands) < BATCH:
+                if len(commands) < limit:
                     break  # that was everything buffered
-                commands = parser.read_commands(BATCH)
+                limit = BATCH if parser.authenticated else 1
+                commands = parser.read_commands(limit)
                 keyspace.now = now = clock()
             if parser.error is not None:
                 out.append(b"-ERR %s\r\n" % str(parser.error).encode("utf-8", "surrogateescape"))
@@ -264,7 +278,8 @@ class Client(asyncio.Protocol):
                 self._check_output_limit()  # for a subscriber
 
     def _plain(self) -> bool:
-        """Whether commands may skip the gate: no MULTI, AUTH done, no subscription, replies on.
+        """Whether commands may skip the gate: no MULTI, AUTH done, no subscription, replies
+        on, no CLIENT PAUSE.
 
         Only a command taking the full path (`Server.execute`) changes any of these for
         its own client, so `data_received` keeps the answer in `plain`, looked at again
@@ -277,6 +292,7 @@ class Client(asyncio.Protocol):
             and not self.patterns
             and not self.shard_channels
             and self.reply_mode is None
+            and self.server.pause.mode is None
         )
 
     def _silenced(self) -> bool:
@@ -375,15 +391,20 @@ class Client(asyncio.Protocol):
 
 
 class CommandCounters:
-    """One command's INFO commandstats counters: calls, rejected (never ran), failed (error reply)."""
+    """One command's INFO commandstats counters: calls, time spent (ns), rejected (never
+    ran), failed (error reply); and whether SLOWLOG and MONITOR leave it out."""
 
-    __slots__ = ("calls", "rejected", "failed")
+    __slots__ = ("calls", "ns", "rejected", "failed", "logged", "monitored", "event", "shown_first")
 
-    def __init__(self) -> None:
-        self.calls = self.rejected = self.failed = 0
+    def __init__(self, flags=frozenset(), name: str = "") -> None:
+        self.calls = self.ns = self.rejected = self.failed = 0
+        self.logged = "skip-slowlog" not in flags  # EXEC: its commands are logged instead
+        self.monitored = "admin" not in flags and "skip-monitor" not in flags
+        self.event = b"fast-command" if "fast" in flags else b"command"  # LATENCY's event
+        self.shown_first = name in _SHOWN_BEFORE_RUN
 
     def __iter__(self):
-        return iter((self.calls, self.rejected, self.failed))
+        return iter((self.calls, self.ns, self.rejected, self.failed))
 
 
 def _format_addr(addr, fallback: str = "") -> str:
@@ -423,10 +444,19 @@ class Server:
             0  # INFO total_net_*_bytes (counted per read and write)
         )
         # name -> CommandCounters; total_commands_processed is the sum of calls
-        self.command_stats = {c.name: CommandCounters() for c in self.commands.values()}
-        # name as sent (either case) -> (name, handler, fewest and most arguments, counters):
-        # the dispatch loop's table
+        self.command_stats = {
+            c.name: CommandCounters(c.flags, c.name) for c in self.commands.values()
+        }
+        self.entries = self._entries_table()
         self.fast_commands = self._fast_table()
+        self.slowlog = SlowLog()
+        self.slow_ns = 10_000_000  # slowlog-log-slower-than, in ns; NEVER when off
+        self.spike_ns = NEVER  # latency-monitor-threshold, in ns; NEVER when off
+        self.watch_ns = self.slow_ns  # the lower of the two: run_command looks further above it
+        self.latency = LatencyMonitor()
+        self.monitors: list[Client] = []  # clients that sent MONITOR, fed by run_command
+        self.pause = ClientPause(self._pause_changed)
+        self.blocking = Blocking()  # keys made ready for blocked clients (blocking.py)
         self.error_stats: dict[str, int] = {}  # error code -> count
         self.holding: list[Client] = []  # clients with replies held for this loop turn (write_held)
         self.active_expire = True  # DEBUG SET-ACTIVE-EXPIRE 0 leaves expiry to lookups
@@ -440,18 +470,28 @@ class Server:
         self.config.on_change = self._config_changed
         self._config_changed("notify-keyspace-events", self.config["notify-keyspace-events"])
         self._config_changed("keys-expire-notify", self.config["keys-expire-notify"])
+        self._config_changed("slowlog-log-slower-than", self.config["slowlog-log-slower-than"])
+        self._config_changed("latency-monitor-threshold", self.config["latency-monitor-threshold"])
 
-    def _fast_table(self) -> dict:
-        """The dispatch loop's table: name as sent (either case) -> (name, handler, fewest
-        and most arguments, counters), for the commands that may skip the gate."""
+    def _entries_table(self) -> dict:
+        """name -> (name, handler, fewest and most arguments, counters): what run_command and
+        the arity check need, for every command."""
         return {
-            sent: (
+            c.name: (
                 c.name,
                 c.handler,
                 abs(c.arity),
                 c.arity if c.arity > 0 else 1 << 30,
                 self.command_stats[c.name],
             )
+            for c in self.commands.values()
+        }
+
+    def _fast_table(self) -> dict:
+        """The dispatch loop's table: name as sent (either case) -> entry, for the data
+        commands that may skip the gate."""
+        return {
+            sent: self.entries[c.name]
             for sent, c in self._lookup.items()
             if (c.group in _FAST_GROUPS or c.name in _FAST_EXTRA) and "blocking" not in c.flags
         }
@@ -466,6 +506,7 @@ class Server:
             for name, c in self.commands.items()
         }
         self._lookup = {**self.commands, **{n.upper(): c for n, c in self.commands.items()}}
+        self.entries = self._entries_table()
         self.fast_commands = self._fast_while_idle = self._fast_table()
 
     # ------------------------------------------------------------ output
@@ -539,7 +580,7 @@ class Server:
 
     def reset_command_stats(self) -> None:
         for counters in self.command_stats.values():
-            counters.calls = counters.rejected = counters.failed = 0  # fast_commands holds them too
+            counters.calls = counters.ns = counters.rejected = counters.failed = 0  # entries too
         self.error_stats.clear()
 
     def add_client(self, client: Client) -> None:
@@ -550,9 +591,12 @@ class Server:
             client.close()
             return
         self.clients[client.id] = client
+        client.plain = client._plain()  # a pause may have begun since the client was made
 
     def remove_client(self, client: Client) -> None:
         self.clients.pop(client.id, None)
+        if client in self.monitors:
+            self.monitors.remove(client)
         if client.blocked is not None:
             client.blocked.cancel()
         self.hub.drop_client(client)
@@ -571,8 +615,8 @@ class Server:
             client.last_command = name.decode(errors="replace").lower()
             return self._refuse(client, replies.unknown_command(argv[0], argv[1:]))
         client.last_command = cmd.name
-        arity = cmd.arity
-        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+        entry = self.entries[cmd.name]
+        if not entry[2] <= len(argv) <= entry[3]:  # the same check as the fast path's
             return self._refuse(client, replies.wrong_arity(cmd.name), cmd)
         if self.scripts.busy is not None:
             refused = self.scripts.busy_error(client, cmd, argv)
@@ -584,6 +628,7 @@ class Server:
             or client.channels
             or client.patterns
             or client.shard_channels
+            or self.pause.mode is not None
         ):
             refused = self._gate(client, cmd, argv)
             if refused is not None:
@@ -591,7 +636,8 @@ class Server:
         return self.call(client, cmd, argv)
 
     def _gate(self, client: Client, cmd, argv: list[bytes]):
-        """The rare checks: AUTH, RESP2 subscribed context, MULTI queueing; None to run now."""
+        """The rare checks: AUTH, RESP2 subscribed context, CLIENT PAUSE, MULTI queueing; None
+        to run now."""
         if not client.authenticated and "no-auth" not in cmd.flags:
             return self._refuse(client, replies.NOAUTH, cmd)
         if client.protocol == 2 and client.subscribed and cmd.name not in _SUBSCRIBED_OK:
@@ -599,6 +645,9 @@ class Server:
             if cmd.name in _CONTAINERS and len(argv) > 1:  # Redis names the subcommand too
                 shown += "|" + argv[1].decode(errors="replace").lower()
             return self._refuse(client, Error(replies.SUBSCRIBED_CONTEXT.format(shown)), cmd)
+        if self.pause.mode is not None and self.pause.holds(cmd, client):
+            self.pause.postpone(client, argv)  # runs again when the pause ends
+            return NO_REPLY
         if client.multi is not None and cmd.name not in _NOT_QUEUED:
             if "no-multi" in cmd.flags:
                 return self._refuse(client, replies.NOT_IN_MULTI, cmd)
@@ -609,18 +658,55 @@ class Server:
     def call(self, client: Client, cmd, argv: list[bytes]):
         """Run a looked-up command now, at a fresh clock reading (EXEC uses it for queued commands)."""
         self.keyspace.tick()
-        counters = self.command_stats[cmd.name]
-        counters.calls += 1
+        return self.run_command(client, self.entries[cmd.name], argv)
+
+    def run_command(self, client: Client, entry: tuple, argv: list[bytes]):
+        """Run a command's handler and return its reply: the one place any command runs.
+
+        Both dispatch paths come here (the loop's fast path and `call`), after their
+        checks (arity, AUTH, MULTI). It maps exceptions to error replies (a bug costs
+        one `ERR internal error`, never the connection), times the handler for INFO
+        commandstats and SLOWLOG, counts failures, and feeds MONITOR clients.
+        """
+        if self.monitors and entry[4].shown_first:
+            self._show(client, argv)  # a script: before the commands it runs, as in Redis
+        start = perf_counter_ns()
         try:
-            reply = cmd.handler(client, argv)
+            reply = entry[1](client, argv)
         except (WrongType, CommandError) as exc:
             reply = exc.reply
         except Exception:
-            reply = self.internal_error(cmd.name)
+            reply = self.internal_error(entry[0])
+        spent = perf_counter_ns() - start
+        counters = entry[4]
+        counters.calls += 1
+        counters.ns += spent
         if type(reply) is Error:
             counters.failed += 1
             self.count_error(reply)
+        if spent >= self.watch_ns or self.monitors:
+            self._watched(client, counters, argv, spent)
         return reply
+
+    def _watched(self, client: Client, counters: CommandCounters, argv: list[bytes], spent: int):
+        """Log a slow command, record a latency spike; show a command to MONITOR clients (not
+        admin commands)."""
+        if client.addr:  # a connection's command; a script's or the AOF's are not logged
+            if spent >= self.slow_ns and counters.logged:
+                self.slowlog.record(client, argv, spent // 1000, self.config["slowlog-max-len"])
+            if spent >= self.spike_ns:
+                self.latency.add(counters.event, spent // 1_000_000)
+        if self.monitors and counters.monitored and not counters.shown_first:
+            self._show(client, argv)
+
+    def _show(self, client: Client, argv: list[bytes]) -> None:
+        """Send MONITOR clients the line for `argv`."""
+        line = monitor_line(client, client.db.index, argv)
+        for monitor in self.monitors:
+            if monitor is client:  # after the reply to the command itself, as in Redis
+                asyncio.get_running_loop().call_soon(monitor.send, line)
+            elif not monitor.closing:
+                monitor.send(line)
 
     def internal_error(self, name: str) -> Error:
         """Log the exception being handled; a bug costs one error reply, never the connection."""
@@ -647,9 +733,7 @@ class Server:
             return error
         client.multi_error = True
         if cmd is not None and cmd.name == "exec":
-            client.multi = None
-            client.multi_error = False
-            unwatch_all(client)
+            end_transaction(client)
             reason = error[4:] if error.startswith("ERR ") else error
             return Error(f"EXECABORT Transaction discarded because of: {reason}")
         return error
@@ -703,6 +787,8 @@ class Server:
         self.timer_deadline = NEVER
         keyspace = self.keyspace
         keyspace.tick()
+        if self.pause.mode is not None:
+            return  # expiry waits for the end of the pause (_pause_changed arms the timer)
         if self.scripts.busy is not None:
             return  # nothing expires under a running script; leave_busy() re-arms the timer
         if not self.active_expire:
@@ -713,16 +799,32 @@ class Server:
         keyspace.expire_due(limit=limit)
         self._arm_timer(keyspace.next_deadline())
 
+    def pause_clients(self, mode: str, until: float) -> None:
+        """CLIENT PAUSE: hold commands (all, or writes) until `until` (wall clock, s)."""
+        self.pause.start(mode, until)
+        self._pause_changed()
+
+    def _pause_changed(self) -> None:
+        """A pause began or ended: every client takes the gate (or not); expiry re-armed."""
+        for client in self.clients.values():
+            client.plain = client._plain()
+        if self.pause.mode is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self.timer_deadline = NEVER
+            self._arm_timer(self.keyspace.next_deadline())
+
     # ------------------------------------------------------------ a busy script
 
     def enter_busy(self) -> None:
         """A script overran busy-reply-threshold: every command takes the gate (-BUSY)."""
         self.fast_commands = {}
-        hold_blocked_clients(True)
+        self.blocking.hold(True)
 
     def leave_busy(self) -> None:
         self.fast_commands = self._fast_while_idle
-        hold_blocked_clients(False)
+        self.blocking.hold(False)
         self._arm_timer(self.keyspace.next_deadline())
 
     def _config_changed(self, name: str, value) -> None:
@@ -731,22 +833,19 @@ class Server:
             self.notifier.flags = value
         elif name == "keys-expire-notify":
             self.notifier.keys_expire_notify = value.encode() if isinstance(value, str) else value
+        elif name == "slowlog-log-slower-than":
+            self.slow_ns = NEVER if value < 0 else value * 1000
+            self.watch_ns = min(self.slow_ns, self.spike_ns)
+        elif name == "latency-monitor-threshold":
+            self.spike_ns = value * 1_000_000 if value else NEVER
+            self.watch_ns = min(self.slow_ns, self.spike_ns)
+        elif name == "proto-max-bulk-len":
+            for client in self.clients.values():  # Redis reads the global: it applies at once
+                client.parser.max_bulk_len = value
         elif name == "requirepass" and not value:
             for client in self.clients.values():
                 client.authenticated = True
                 client.plain = client._plain()
-
-
-def unwatch_all(client: Client) -> None:
-    """Forget every key `client` WATCHes."""
-    for db, key in client.watching:
-        watchers = db.watchers.get(key)
-        if watchers is not None:
-            watchers.discard(client)
-            if not watchers:
-                del db.watchers[key]
-    client.watching.clear()
-    client.watch_dirty = False
 
 
 def _has_loop() -> bool:

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from presence.store.blocking import release
 from presence.store.config import Config
 from presence.store.server import Server
 from tests.helpers import wait_until_async
@@ -611,13 +612,11 @@ def test_blmpop_times_out(pair):
 
 
 def test_release_answers_a_blocked_client():
-    """list.release (for CLIENT UNBLOCK): the timeout reply, or the UNBLOCKED error; False if not blocked."""
+    """blocking.release (for CLIENT UNBLOCK): the timeout reply, or the UNBLOCKED error; False if not blocked."""
     asyncio.run(_release_scenario())
 
 
 async def _release_scenario():
-    from presence.store.commands.list import release
-
     config = Config()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

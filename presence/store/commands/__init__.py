@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from presence.store import replies
 from presence.store.resp import Error
 
 
@@ -60,6 +61,7 @@ GROUPS = [
     "zset",
     "list",
     "bitmap",
+    "sort",
     "pubsub",
     "transaction",
     "scripting",
@@ -105,24 +107,37 @@ def load_all() -> dict[bytes, Command]:
 
 def parse_int(raw: bytes, error: Error | str | None = None) -> int:
     """An integer argument as Redis parses it (no spaces, no '+', fits 64 bits)."""
-    from presence.store.replies import NOT_INTEGER
-
     if _INTEGER.fullmatch(raw) is None:
-        raise CommandError(error or NOT_INTEGER)
+        raise CommandError(error or replies.NOT_INTEGER)
     value = int(raw)
     if not -(1 << 63) <= value < (1 << 63):
-        raise CommandError(error or NOT_INTEGER)
+        raise CommandError(error or replies.NOT_INTEGER)
     return value
+
+
+def parse_c_int(raw: bytes) -> int:
+    """An argument Redis reads as a C int (getIntFromObjectOrReply): 64-bit, then 32-bit range."""
+    value = parse_int(raw)
+    if not -(1 << 31) <= value < (1 << 31):
+        raise CommandError(replies.INT_OUT_OF_RANGE)
+    return value
+
+
+def db_by_index(client, raw: bytes):
+    """The database a SELECT/MOVE/COPY index names; Redis's errors for a bad one."""
+    index = parse_c_int(raw)
+    dbs = client.server.keyspace.dbs
+    if not 0 <= index < len(dbs):
+        raise CommandError(replies.DB_INDEX_OUT_OF_RANGE)
+    return dbs[index]
 
 
 def parse_float(raw: bytes, error: Error | str | None = None) -> float:
     """A float argument as Redis parses it (inf/-inf allowed, nan refused)."""
-    from presence.store.replies import NOT_FLOAT
-
     try:
         value = float(raw)
     except ValueError:
-        raise CommandError(error or NOT_FLOAT) from None
+        raise CommandError(error or replies.NOT_FLOAT) from None
     if value != value or b"_" in raw or raw[:1].isspace() or raw[-1:].isspace() or not raw:
-        raise CommandError(error or NOT_FLOAT)
+        raise CommandError(error or replies.NOT_FLOAT)
     return value

@@ -10,13 +10,15 @@ import socket
 import time
 
 from presence.store import replies
+from presence.store.blocking import release
 from presence.store.commands import CommandError, command, parse_int
 from presence.store.commands.server import help_for, run_subcommand, subcommand
+from presence.store.pause import ALL, WRITE
 from presence.store.resp import OK, Verbatim
 
 # name        arity  flags
 # client       -2    -     (id, getname, setname, list, info, kill, setinfo, no-evict,
-#                           no-touch, getredir, unpause, help)
+#                           no-touch, getredir, pause, unpause, help)
 
 _TYPES = (b"normal", b"master", b"replica", b"slave", b"pubsub")
 
@@ -98,8 +100,6 @@ def client_reply(client, argv):
 @subcommand("client", "unblock", -3)
 def client_unblock(client, argv):
     """CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 if that client was blocked and is now answered."""
-    from presence.store.commands.list import release
-
     if len(argv) > 4:
         raise CommandError(replies.wrong_arity("client|unblock"))
     target_id = parse_int(argv[2])
@@ -116,8 +116,28 @@ def client_getredir(client, argv):
     return -1
 
 
+@subcommand("client", "pause", -3)
+def client_pause(client, argv):
+    """CLIENT PAUSE timeout-ms [WRITE|ALL]: hold commands (writes only, or all) that long."""
+    if len(argv) > 4:
+        raise CommandError(replies.subcommand_syntax(argv[1], "client"))
+    mode = ALL
+    if len(argv) == 4:  # Redis looks at the mode before the timeout
+        mode = {b"write": WRITE, b"all": ALL}.get(argv[3].lower())
+        if mode is None:
+            raise CommandError("ERR CLIENT PAUSE mode must be WRITE or ALL")
+    milliseconds = parse_int(argv[2], replies.TIMEOUT_NOT_INTEGER)
+    if milliseconds < 0:
+        raise CommandError(replies.TIMEOUT_NEGATIVE)
+    client.server.pause_clients(mode, time.time() + milliseconds / 1000)
+    return OK
+
+
 @subcommand("client", "unpause", 2)
 def client_unpause(client, argv):
+    """End a CLIENT PAUSE now; the held commands run."""
+    if client.server.pause.mode is not None:
+        client.server.pause.end()
     return OK
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from presence.store import replies
-from presence.store.commands import NO_REPLY, CommandError, command, parse_int
+from presence.store import REDIS_VERSION, replies
+from presence.store.commands import NO_REPLY, CommandError, command, db_by_index, parse_int
+from presence.store.commands.transaction import end_transaction
 from presence.store.resp import OK, PONG, Error, Status
 
 # name       arity  flags
@@ -34,8 +35,6 @@ def echo(client, argv):
 @command("hello", -1, "no-auth fast", keys=(0, 0, 0))
 def hello(client, argv):
     """Switch protocol (2 or 3), optionally AUTH and SETNAME; reply with server facts."""
-    from presence.store.server import VERSION
-
     protocol = client.protocol
     if len(argv) > 1:
         try:
@@ -71,7 +70,7 @@ def hello(client, argv):
     client.protocol = protocol
     return {
         b"server": b"redis",
-        b"version": VERSION.encode(),
+        b"version": REDIS_VERSION.encode(),
         b"proto": protocol,
         b"id": client.id,
         b"mode": b"standalone",
@@ -104,13 +103,7 @@ def auth(client, argv):
 
 @command("select", 2, "fast", keys=(0, 0, 0))
 def select(client, argv):
-    try:
-        index = parse_int(argv[1])
-    except CommandError:
-        raise CommandError(replies.NOT_INTEGER) from None
-    if not 0 <= index < len(client.server.keyspace.dbs):
-        raise CommandError(replies.DB_INDEX_OUT_OF_RANGE)
-    client.db = client.server.keyspace.dbs[index]
+    client.db = db_by_index(client, argv[1])
     return OK
 
 
@@ -125,11 +118,7 @@ def quit_(client, argv):
 @command("reset", 1, "no-auth fast", keys=(0, 0, 0))
 def reset(client, argv):
     """Back to a fresh connection's state: db 0, RESP2, no MULTI, WATCH or subscriptions."""
-    from presence.store.server import unwatch_all
-
-    client.multi = None
-    client.multi_error = False
-    unwatch_all(client)
+    end_transaction(client)
     client.server.hub.drop_client(client)
     client.db = client.server.keyspace.dbs[0]
     client.protocol = 2

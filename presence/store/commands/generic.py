@@ -6,13 +6,14 @@ TTL, PTTL, EXPIRETIME and PEXPIRETIME over `ttl_generic`.
 
 from __future__ import annotations
 
-import re
 from itertools import islice
 
 from presence.store import notify as ev
 from presence.store import replies
-from presence.store.commands import CommandError, command, parse_int
+from presence.store.blocking import serve_ready
+from presence.store.commands import CommandError, command, db_by_index, parse_int
 from presence.store.keyspace import WrongType, type_name
+from presence.store.numbers import parse_cursor, scan_options
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Error, Status
 
@@ -222,8 +223,8 @@ def scan(client, argv):
 
     Every key present for the whole iteration is returned once (see presence.store.scan).
     """
-    cursor = _parse_cursor(argv[1])
-    match, count, kind = _scan_options(argv[2:])
+    cursor = parse_cursor(argv[1])
+    match, count, kind = scan_options(argv[2:], with_type=True)
     db = client.db
     nxt, window = client.server.scans.step(db.data, cursor, count)
     now = db.keyspace.now
@@ -238,45 +239,6 @@ def scan(client, argv):
             continue
         found.append(key)
     return [b"%d" % nxt, found]
-
-
-def _parse_cursor(raw: bytes) -> int:
-    """A cursor read the way Redis's strtoul() reads it: "" is 0, "-1" wraps to 2**64-1."""
-    m = _CURSOR.fullmatch(raw)
-    if m is None or (m[1] and not m[2]):
-        raise CommandError("ERR invalid cursor")
-    value = int(m[2] or b"0")
-    if value >= 1 << 64:
-        raise CommandError("ERR invalid cursor")
-    return -value % (1 << 64) if m[1] == b"-" else value
-
-
-_CURSOR = re.compile(rb"([+-]?)([0-9]*)")
-
-
-def _scan_options(options: list[bytes]):
-    """Parse MATCH/COUNT/TYPE pairs (shared with HSCAN, SSCAN, ZSCAN)."""
-    match = None
-    count = 10
-    kind = None
-    i = 0
-    while i < len(options):
-        option = options[i].lower()
-        if i + 1 >= len(options):
-            raise CommandError(replies.SYNTAX)
-        value = options[i + 1]
-        if option == b"match":
-            match = None if value == b"*" else value
-        elif option == b"count":
-            count = parse_int(value)
-            if count < 1:
-                raise CommandError(replies.SYNTAX)
-        elif option == b"type":
-            kind = value.decode(errors="replace").lower()
-        else:
-            raise CommandError(replies.SYNTAX)
-        i += 2
-    return match, count, kind
 
 
 @command("rename", 3, "write", keys=(1, 2, 1))
@@ -322,7 +284,7 @@ def copy(client, argv):
         if option == b"replace":
             replace = True
         elif option == b"db" and i + 1 < len(argv):
-            target_db = _db_by_index(client, argv[i + 1])
+            target_db = db_by_index(client, argv[i + 1])
             i += 1
         else:
             raise CommandError(replies.SYNTAX)
@@ -350,7 +312,7 @@ def copy(client, argv):
 def move(client, argv):
     """MOVE key db: 1 if the key moved (with its TTL) to an empty slot in that database."""
     key = argv[1]
-    target_db = _db_by_index(client, argv[2])
+    target_db = db_by_index(client, argv[2])
     db = client.db
     if target_db is db:
         raise CommandError("ERR source and destination objects are the same")
@@ -371,17 +333,7 @@ def move(client, argv):
 def _wake_blocked(client, db, key: bytes) -> None:
     """A key created by RENAME/COPY/MOVE may be what a blocked BLPOP waits for, as in Redis."""
     if db.blocked:
-        from presence.store.commands.list import serve_ready
-
         serve_ready(client, db, key)
-
-
-def _db_by_index(client, raw: bytes):
-    index = parse_int(raw)
-    dbs = client.server.keyspace.dbs
-    if not 0 <= index < len(dbs):
-        raise CommandError(replies.DB_INDEX_OUT_OF_RANGE)
-    return dbs[index]
 
 
 def _clone(value):

@@ -17,7 +17,8 @@ from itertools import islice
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.commands import CommandError, command, parse_int
-from presence.store.commands.generic import _parse_cursor, _scan_options, read_key
+from presence.store.commands.generic import read_key
+from presence.store.numbers import parse_cursor, scan_options
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK
 
@@ -252,7 +253,7 @@ def random_members(collection, count: int) -> list:
 @command("hscan", -3, "readonly")
 def hscan(client, argv):
     """HSCAN key cursor [MATCH pattern] [COUNT n]: a small hash comes whole, cursor 0."""
-    cursor = _parse_cursor(argv[2])
+    cursor = parse_cursor(argv[2])
     h = read_key(client.db, argv[1], dict)
     if h is None:
         return [b"0", []]
@@ -270,7 +271,7 @@ def scan_step(client, collection, cursor: int, options: list[bytes], small: bool
     with cursor 0, as Redis does. Otherwise every member present for the whole iteration
     is returned once (see presence.store.scan).
     """
-    match, count = scan_options(options)
+    match, count, _ = scan_options(options)
     if small:
         window, nxt = collection, 0
     else:
@@ -278,16 +279,6 @@ def scan_step(client, collection, cursor: int, options: list[bytes], small: bool
     if match is not None:
         window = [m for m in window if glob_match(match, m)]
     return b"%d" % nxt, list(window)
-
-
-def scan_options(options: list[bytes]):
-    """(match, count) from MATCH/COUNT pairs; TYPE is a syntax error here, in Redis's order."""
-    for i in range(0, len(options) - 1, 2):
-        if options[i].lower() == b"type":
-            _scan_options(options[:i])  # an earlier bad option is reported first
-            raise CommandError(replies.SYNTAX)
-    match, count, _ = _scan_options(options)
-    return match, count
 
 
 # ------------------------------------------------------------ long double arithmetic

@@ -440,11 +440,13 @@ def memory_usage(client, argv):
     while rest:
         if rest[0].lower() == b"samples" and len(rest) >= 2:
             samples = parse_int(rest[1])
+            if samples < 0:  # Redis: a syntax error, not a range error
+                raise CommandError(replies.SYNTAX)
             rest = rest[2:]
         else:
             raise CommandError(replies.SYNTAX)
     value = client.db.get(argv[2])  # not a counted lookup in Redis either (dictFind)
-    return None if value is None else estimate_bytes(argv[2], value, max(samples, 0))
+    return None if value is None else estimate_bytes(argv[2], value, samples)
 
 
 @subcommand("memory", "stats", 2)

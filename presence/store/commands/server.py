@@ -37,6 +37,7 @@ from presence.store.resp import OK, Status, Verbatim
 # readonly       1   fast
 # readwrite      1   fast
 # slowlog       -2   admin          (get, len, reset, help)
+# monitor        1   admin
 # latency       -2   admin          (latest, history, reset, doctor, graph, histogram, help)
 
 
@@ -346,7 +347,7 @@ def readwrite(client, argv):
 
 @command("slowlog", -2, "admin", keys=(0, 0, 0))
 def slowlog(client, argv):
-    """SLOWLOG GET | LEN | RESET | HELP: the store records no slow commands."""
+    """SLOWLOG GET | LEN | RESET | HELP: commands that took slowlog-log-slower-than or longer."""
     if argv[1].lower() == b"get" and len(argv) > 3:
         raise CommandError(replies.subcommand_syntax(argv[1], "slowlog"))
     return run_subcommand("slowlog", client, argv)
@@ -354,18 +355,35 @@ def slowlog(client, argv):
 
 @subcommand("slowlog", "get", -2, "admin")
 def slowlog_get(client, argv):
-    if len(argv) > 2 and parse_int(argv[2], replies.SLOWLOG_COUNT) < -1:
-        raise CommandError(replies.SLOWLOG_COUNT)
-    return []
+    count = 10
+    if len(argv) > 2:
+        count = parse_int(argv[2], replies.SLOWLOG_COUNT)
+        if count < -1:
+            raise CommandError(replies.SLOWLOG_COUNT)
+    return client.server.slowlog.newest(count)
 
 
 @subcommand("slowlog", "len", 2, "admin")
 def slowlog_len(client, argv):
-    return 0
+    return len(client.server.slowlog.entries)
 
 
 @subcommand("slowlog", "reset", 2, "admin")
 def slowlog_reset(client, argv):
+    client.server.slowlog.reset()
+    return OK
+
+
+@command("monitor", 1, "admin", keys=(0, 0, 0))
+def monitor(client, argv):
+    """OK, then a line for every command run (admin ones aside) until the connection closes.
+
+    A second MONITOR gets no reply at all, as in Redis.
+    """
+    monitors = client.server.monitors
+    if client in monitors:
+        return NO_REPLY
+    monitors.append(client)
     return OK
 
 
@@ -389,23 +407,24 @@ subcommand("slowlog", "help", 2)(
 
 @command("latency", -2, "admin", keys=(0, 0, 0))
 def latency(client, argv):
-    """LATENCY subcommands: the store keeps no latency samples, so every report is empty."""
+    """LATENCY subcommands: the `command` and `fast-command` spikes (latency.py); GRAPH and
+    HISTOGRAM report nothing."""
     return run_subcommand("latency", client, argv)
 
 
 @subcommand("latency", "latest", 2, "admin")
 def latency_latest(client, argv):
-    return []
+    return client.server.latency.latest()
 
 
 @subcommand("latency", "history", 3, "admin")
 def latency_history(client, argv):
-    return []
+    return client.server.latency.history(argv[2].lower())
 
 
 @subcommand("latency", "reset", -2, "admin")
 def latency_reset(client, argv):
-    return 0
+    return client.server.latency.reset([event.lower() for event in argv[2:]])
 
 
 @subcommand("latency", "graph", 3, "admin")
@@ -420,7 +439,10 @@ def latency_histogram(client, argv):
 
 @subcommand("latency", "doctor", 2, "admin")
 def latency_doctor(client, argv):
-    return Verbatim(replies.LATENCY_DOCTOR_DISABLED)
+    monitor = client.server.latency
+    if not monitor.events and not client.server.config["latency-monitor-threshold"]:
+        return Verbatim(replies.LATENCY_DOCTOR_DISABLED)
+    return Verbatim(monitor.doctor())
 
 
 subcommand("latency", "help", 2)(

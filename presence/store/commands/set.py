@@ -15,8 +15,9 @@ import re
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.commands import CommandError, command
-from presence.store.commands.generic import _parse_cursor, read_key
+from presence.store.commands.generic import read_key
 from presence.store.commands.hash import LONG_MAX, parse_range, random_members, scan_step
+from presence.store.numbers import parse_cursor
 from presence.store.resp import Set
 
 # name            arity  flags
@@ -266,7 +267,7 @@ def sintercard(client, argv):
 @command("sscan", -3, "readonly")
 def sscan(client, argv):
     """SSCAN key cursor [MATCH pattern] [COUNT n]: an intset-sized set comes whole, cursor 0."""
-    cursor = _parse_cursor(argv[2])
+    cursor = parse_cursor(argv[2])
     s = read_key(client.db, argv[1], set)
     if s is None:
         return [b"0", []]

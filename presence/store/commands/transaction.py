@@ -14,10 +14,29 @@ from presence.store.resp import NIL_ARRAY, OK, encode
 
 # name      arity  flags
 # multi       1    fast
-# exec        1    -
+# exec        1    skip-slowlog
 # discard     1    fast
 # watch      -2    fast
 # unwatch     1    fast
+
+
+def unwatch_all(client) -> None:
+    """Forget every key `client` WATCHes."""
+    for db, key in client.watching:
+        watchers = db.watchers.get(key)
+        if watchers is not None:
+            watchers.discard(client)
+            if not watchers:
+                del db.watchers[key]
+    client.watching.clear()
+    client.watch_dirty = False
+
+
+def end_transaction(client) -> None:
+    """Leave MULTI (if in it) and drop every WATCH: after EXEC, DISCARD, an aborted EXEC, RESET."""
+    client.multi = None
+    client.multi_error = False
+    unwatch_all(client)
 
 
 @command("multi", 1, "fast", keys=(0, 0, 0))
@@ -29,15 +48,13 @@ def multi(client, argv):
     return OK
 
 
-@command("exec", 1, "", keys=(0, 0, 0))
+@command("exec", 1, "skip-slowlog", keys=(0, 0, 0))
 def exec_(client, argv):
     """Run the queued commands atomically and reply with all their replies.
 
     The reply is written as it is produced, like Redis does: an array header, then each
     command's reply, so a command that writes its own replies (SUBSCRIBE) fits in.
     """
-    from presence.store.server import unwatch_all
-
     if client.multi is None:
         raise CommandError(replies.EXEC_WITHOUT_MULTI)
     queued, failed, dirty = (
@@ -45,9 +62,7 @@ def exec_(client, argv):
         client.multi_error,
         client.watch_dirty or _expired_since_watch(client),
     )
-    client.multi = None
-    client.multi_error = False
-    unwatch_all(client)
+    end_transaction(client)
     if failed:
         raise CommandError(replies.EXECABORT)
     if dirty:
@@ -76,13 +91,9 @@ def _expired_since_watch(client) -> bool:
 
 @command("discard", 1, "fast", keys=(0, 0, 0))
 def discard(client, argv):
-    from presence.store.server import unwatch_all
-
     if client.multi is None:
         raise CommandError(replies.DISCARD_WITHOUT_MULTI)
-    client.multi = None
-    client.multi_error = False
-    unwatch_all(client)
+    end_transaction(client)
     return OK
 
 
@@ -101,7 +112,5 @@ def watch(client, argv):
 
 @command("unwatch", 1, "fast", keys=(0, 0, 0))
 def unwatch(client, argv):
-    from presence.store.server import unwatch_all
-
     unwatch_all(client)
     return OK

@@ -6,7 +6,7 @@ wrappers that preset its range type and direction, so they reject the same optio
 Redis rejects. ZINCRBY is ZADD INCR; ZPOPMIN/ZPOPMAX, the ZREMRANGEBY* commands and
 ZUNIONSTORE/ZINTERSTORE/ZDIFFSTORE likewise share one implementation each. ZMPOP,
 BZPOPMIN/BZPOPMAX and BZMPOP share `bzpop_generic`, which blocks through the list
-module's machinery (commands/list.py): writes that create a zset call its serve_ready.
+module's machinery (presence/store/blocking.py): writes that create a zset call its serve_ready.
 
 Scores are replied like Redis 7.0's addReplyDouble (`%.17g`): a bulk string under
 RESP2, a double under RESP3, and WITHSCORES pairs nest under RESP3.
@@ -20,10 +20,12 @@ import re
 
 from presence.store import notify as ev
 from presence.store import replies
+from presence.store.blocking import block, may_block, serve_ready
 from presence.store.commands import CommandError, command, parse_int
 from presence.store.commands import list as lists
 from presence.store.commands.generic import read_key
 from presence.store.keyspace import WrongType
+from presence.store.numbers import parse_cursor, scan_options
 from presence.store.pubsub import glob_match
 from presence.store.resp import NIL_ARRAY, Double
 from presence.store.zset import ZSet, combine
@@ -55,7 +57,6 @@ OUT_OF_RANGE_SIGNED = (
     "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
 )
 INF = math.inf
-_CURSOR = re.compile(rb"\s*[+-]?[0-9]+")
 _HEX = re.compile(rb"\s*[+-]?0[xX]")
 _INF = re.compile(rb"[+-]?(inf|infinity)", re.I)
 _MANTISSA = re.compile(rb"[eEpP]")
@@ -220,7 +221,7 @@ def zadd_generic(client, key: bytes, flags: set, pairs: list) -> object:
         db.touch(key)
         db.notify(ev.ZSET, b"zincr" if incr else b"zadd", key)
     if added:
-        lists.serve_ready(client, db, key)
+        serve_ready(client, db, key)
     if incr:
         return None if result is None else score_reply(client, result)
     return added + updated if b"ch" in flags else added
@@ -447,7 +448,7 @@ def store_result(client, key: bytes, pairs, event: bytes) -> int:
     db.store(key, zset)
     db.notify(ev.ZSET, event, key)
     size = len(zset)  # the reply: waiters served now may pop from it
-    lists.serve_ready(client, db, key)
+    serve_ready(client, db, key)
     return size
 
 
@@ -551,10 +552,10 @@ def bzpop_generic(client, keys, raw_timeout: bytes, max_end: bool, count: int | 
     """
     timeout = lists.parse_timeout(raw_timeout)
     reply = _zpop_first(client, keys, max_end, count)
-    if reply is not NIL_ARRAY or not lists.may_block(client, name):
+    if reply is not NIL_ARRAY or not may_block(client, name):
         return reply
     serve = _serve_zpop(client, max_end, count)
-    return lists.block(client, keys, timeout, NIL_ARRAY, serve, ZSet)
+    return block(client, keys, timeout, NIL_ARRAY, serve, ZSet)
 
 
 def _zpop_first(client, keys, max_end: bool, count: int | None):
@@ -724,41 +725,16 @@ def _setop_options(options, numkeys: int, op: str, store):
 @command("zscan", -3, "readonly")
 def zscan(client, argv):
     """ZSCAN key cursor [MATCH pattern] [COUNT n]: the whole zset in one call, cursor 0."""
-    _parse_cursor(argv[2])
+    parse_cursor(argv[2])
     zset = read_key(client.db, argv[1], ZSet)
     if zset is None:
         return [b"0", []]
-    pattern = _scan_pattern(argv[3:])
+    pattern, _, _ = scan_options(argv[3:])
     out = []
     for score, member in zset.order:
         if pattern is None or glob_match(pattern, member):
             out += (member, _scan_score(score, zset.skiplist))
     return [b"0", out]
-
-
-def _parse_cursor(raw: bytes) -> int:
-    """A cursor as strtoul reads it (leading spaces and a sign allowed, 64 bits)."""
-    if _CURSOR.fullmatch(raw) is None or abs(int(raw)) >= 1 << 64:
-        raise CommandError("ERR invalid cursor")
-    return int(raw) % (1 << 64)
-
-
-def _scan_pattern(options: list[bytes]) -> bytes | None:
-    pattern = None
-    j = 0
-    while j < len(options):
-        option = options[j].lower()
-        if option == b"count" and j + 1 < len(options):
-            if parse_int(options[j + 1]) < 1:
-                raise CommandError(replies.SYNTAX)
-        elif option == b"match" and j + 1 < len(options):
-            pattern = options[j + 1]
-            if pattern == b"*":
-                pattern = None
-        else:
-            raise CommandError(replies.SYNTAX)
-        j += 2
-    return pattern
 
 
 def _scan_score(score: float, skiplist: bool) -> bytes:

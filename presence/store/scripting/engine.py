@@ -25,7 +25,6 @@ import time
 
 from presence.store import replies
 from presence.store.commands import NO_REPLY, CommandError
-from presence.store.keyspace import WrongType
 from presence.store.resp import Error, Raw, encode, split_inline
 from presence.store.scripting.sandbox import LuaError, LuaState, sha1hex
 
@@ -636,20 +635,10 @@ class Scripts:
         client = run.script_client  # type: ignore[attr-defined]
         client.protocol = resp
         server.keyspace.now = run.snapshot_ms
-        counters = server.command_stats[cmd.name]
-        counters.calls += 1
-        try:
-            reply = cmd.handler(client, argv)
-        except (WrongType, CommandError) as exc:
-            reply = exc.reply
-        except Exception:
-            reply = server.internal_error(cmd.name)
+        reply = server.run_command(client, server.entries[cmd.name], argv)  # the one place
         if reply is NO_REPLY:  # no command allowed in scripts writes its own replies today
             client.take_sent()
             return None
-        if type(reply) is Error:
-            counters.failed += 1
-            server.count_error(reply)
         return reply
 
     def _reject(self, cmd, text: str) -> Error:

@@ -1,0 +1,209 @@
+"""SORT and SORT_RO: a list, set or sorted set's elements, sorted by their own value or
+by keys a pattern names, with GET, LIMIT, ASC/DESC, ALPHA and STORE, as Redis 7.0 does.
+
+SORT is `sort_generic` with STORE allowed; SORT_RO refuses STORE as a syntax error.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+
+from presence.store import notify as ev
+from presence.store import replies
+from presence.store.blocking import serve_ready
+from presence.store.commands import CommandError, command, parse_int
+from presence.store.commands.generic import read_key
+from presence.store.keyspace import WrongType
+from presence.store.zset import ZSet
+
+# name      arity  flags
+# sort       -2    write denyoom movablekeys
+# sort_ro    -2    readonly movablekeys
+
+NOT_DOUBLE = "ERR One or more scores can't be converted into double"
+_LONG = (-(1 << 63), (1 << 63) - 1)
+
+
+@command("sort", -2, "write denyoom movablekeys", keys=(1, 1, 1))
+def sort(client, argv):
+    return sort_generic(client, argv, readonly=False)
+
+
+@command("sort_ro", -2, "readonly movablekeys", keys=(1, 1, 1))
+def sort_ro(client, argv):
+    return sort_generic(client, argv, readonly=True)
+
+
+def sort_generic(client, argv, readonly: bool):
+    """The sorted elements (or, with GET, what the patterns find for them); with STORE, the
+    number of elements stored as a list at the destination (deleted when there are none)."""
+    options = _parse(argv, readonly)
+    db = client.db
+    value = read_key(db, argv[1])
+    if value is not None and not isinstance(value, (deque, set, ZSet)):
+        raise WrongType()
+    if value is None:
+        value = deque()
+    by, dont_sort, alpha = options["by"], options["dont_sort"], options["alpha"]
+    if dont_sort and type(value) is set and options["store"] is not None:
+        dont_sort, alpha, by = False, True, None  # a stored result must not follow hash order
+    elements, start, end = _load(value, dont_sort, options)
+    if not dont_sort:
+        elements = _sorted(db, elements, by, alpha, options["desc"])
+    chosen = elements[start : end + 1]
+    gets = options["gets"]
+    if gets:
+        output = [_lookup(db, pattern, element) for element in chosen for pattern in gets]
+    else:
+        output = list(chosen)
+    store = options["store"]
+    if store is None:
+        return output
+    if output:
+        db.store(store, deque(b"" if item is None else item for item in output))
+        db.notify(ev.LIST, b"sortstore", store)
+        serve_ready(client, db, store)
+    elif db.delete(store):
+        db.notify(ev.GENERIC, b"del", store)
+    return len(output)
+
+
+def _parse(argv, readonly: bool) -> dict:
+    options: dict = {
+        "desc": False,
+        "alpha": False,
+        "limit": (0, -1),
+        "store": None,
+        "by": None,
+        "dont_sort": False,
+        "gets": [],
+    }
+    i = 2
+    while i < len(argv):
+        word, left = argv[i].lower(), len(argv) - i - 1
+        if word == b"asc":
+            options["desc"] = False
+        elif word == b"desc":
+            options["desc"] = True
+        elif word == b"alpha":
+            options["alpha"] = True
+        elif word == b"limit" and left >= 2:
+            options["limit"] = (parse_int(argv[i + 1]), parse_int(argv[i + 2]))
+            i += 2
+        elif word == b"store" and left >= 1 and not readonly:
+            options["store"] = argv[i + 1]
+            i += 1
+        elif word == b"by" and left >= 1:
+            options["by"] = argv[i + 1]
+            options["dont_sort"] = b"*" not in argv[i + 1]  # a constant weight: no sorting
+            i += 1
+        elif word == b"get" and left >= 1:
+            options["gets"].append(argv[i + 1])
+            i += 1
+        else:
+            raise CommandError(replies.SYNTAX)
+        i += 1
+    return options
+
+
+def _load(value, dont_sort: bool, options: dict) -> tuple[list[bytes], int, int]:
+    """The elements to sort, and the LIMIT's first and last index into them (Redis's
+    clamping: an offset past the end selects nothing, a negative count everything after it)."""
+    size = len(value)
+    offset, count = options["limit"]
+    start = min(max(offset, 0), size)
+    count = min(max(count, -1), size)
+    end = size - 1 if count < 0 else start + count - 1
+    if start >= size:
+        start, end = size - 1, size - 2
+    end = min(end, size - 1)
+    if type(value) is ZSet:
+        members = [member for _, member in value.order]
+        elements = members if dont_sort else list(value.scores)
+    else:
+        elements = list(value)
+    if dont_sort and options["desc"] and type(value) is not set:  # native order, reversed
+        elements.reverse()
+    return elements, start, end
+
+
+def _sorted(db, elements: list[bytes], by: bytes | None, alpha: bool, desc: bool) -> list[bytes]:
+    """Sort as Redis's sortCompare: numbers (ties by the element's bytes) or bytes (ALPHA);
+    by a pattern's values when BY names one (a missing one weighs 0, or sorts first)."""
+    weights = elements if by is None else [_lookup(db, by, e) for e in elements]
+    if alpha:
+        if by is None:
+            keyed = [(e, e) for e in elements]
+        else:
+            keyed = [((w is not None, w or b""), e) for w, e in zip(weights, elements, strict=True)]
+        keyed.sort(key=lambda pair: pair[0], reverse=desc)
+        return [e for _, e in keyed]
+    scores = []
+    for weight in weights:
+        if weight is None:
+            scores.append(0.0)
+            continue
+        score = strtod(weight)
+        if score is None:
+            raise CommandError(NOT_DOUBLE)
+        scores.append(score)
+    ordered = sorted(zip(scores, elements, strict=True), reverse=desc)
+    return [e for _, e in ordered]
+
+
+def _lookup(db, pattern: bytes, element: bytes) -> bytes | None:
+    """What a BY/GET pattern names for `element` (Redis's lookupKeyByPattern): `#` is the
+    element; the first `*` is replaced by it; `key->field` reads a hash field. None when
+    there is no `*`, no such key, or a value of the wrong type."""
+    if pattern == b"#":
+        return element
+    star = pattern.find(b"*")
+    if star < 0:
+        return None
+    arrow = pattern.find(b"->", star + 1)
+    field = None
+    if arrow >= 0 and arrow + 2 < len(pattern):
+        field = pattern[arrow + 2 :]
+        pattern = pattern[:arrow]
+    value = read_key(db, pattern[:star] + element + pattern[star + 1 :])
+    if field is not None:
+        return value.get(field) if type(value) is dict else None
+    return value if type(value) is bytes else None
+
+
+_STRTOD = re.compile(
+    rb"[ \t\n\v\f\r]*([+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    rb"|0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+    rb"|(?i:inf(?:inity)?|nan)))"
+)
+
+
+def strtod(text: bytes) -> float | None:
+    """`text` as a double the way SORT reads one (C's strtod over the whole string, leading
+    whitespace allowed); None for anything else, NaN, or a value out of a double's range."""
+    if not text:
+        return 0.0  # strtod converts nothing and stops at the end: Redis takes 0
+    match = _STRTOD.fullmatch(text)
+    if match is None:
+        return None
+    number = match.group(1)
+    body = number.lstrip(b"+-")
+    if body[:2].lower() == b"0x":
+        value = float.fromhex(number.decode())
+    else:
+        value = float(number)
+    if math.isnan(value):
+        return None
+    if math.isinf(value) and b"inf" not in body.lower():
+        return None  # overflow: ERANGE
+    if value == 0.0 and _nonzero_mantissa(body):
+        return None  # underflow to zero: ERANGE
+    return value
+
+
+def _nonzero_mantissa(body: bytes) -> bool:
+    if body[:2].lower() == b"0x":
+        return any(c not in b"0." for c in body[2:].lower().split(b"p")[0])
+    return any(c not in b"0." for c in body.lower().split(b"e")[0])
