@@ -86,17 +86,15 @@ def test_search_and_paging_of_channels_and_members(contexts, roomy):
     join_users(roomy, names[0], [f"u-{c}" for c in "abcd"])
     page = open_dashboard(contexts, roomy, "?limit=2")
 
-    def shown(table):
-        return page.locator(f"#{table} tr").evaluate_all("rows => rows.map(r => r.dataset.key)")
-
     page.fill("#channel-search", prefix)
     expect(page.locator("#channels tr").first).to_have_attribute("data-channel", names[0])
     expect(page.locator("#channels tr")).to_have_count(2)
-    assert shown("channels") == names[:2]
+    expect(page.locator("#channels tr").nth(1)).to_have_attribute("data-channel", names[1])
     page.click("#channels-next")
     expect(page.locator("#channels-page")).to_have_text("page 2")
     expect(page.locator("#channels tr").first).to_have_attribute("data-channel", names[2])
-    assert shown("channels") == names[2:4]
+    expect(page.locator("#channels tr").nth(1)).to_have_attribute("data-channel", names[3])
+    expect(page.locator("#channels tr")).to_have_count(2)
     page.click("#channels-next")
     expect(page.locator("#channels-page")).to_have_text("page 3")
     expect(page.locator("#channels tr").first).to_have_attribute("data-channel", names[4])
@@ -107,7 +105,8 @@ def test_search_and_paging_of_channels_and_members(contexts, roomy):
 
     page.locator(f'#channels tr[data-channel="{names[0]}"] button.channel-link').click()
     expect(page.locator("#members tr")).to_have_count(2)
-    assert shown("members") == ["solo", "u-a"] or shown("members") == ["solo", "u-a"][::-1]
+    for user in ("solo", "u-a"):  # the first page of 2, by user id
+        expect(page.locator(f'#members tr[data-user="{user}"]')).to_have_count(1)
     expect(page.locator("#members-more")).to_contain_text("Showing 2 of 5 members")
     page.click("#members-next")
     expect(page.locator('#members tr[data-user="u-b"]')).to_have_count(1)
