@@ -240,9 +240,10 @@
     var view = channelsView;
     var asked = view.prefix + "|" + view.cursor;
     return api("/api/channels", {data: channelQuery(view)}).then(function (body) {
-      if (asked !== view.prefix + "|" + view.cursor) {
-        return;  // the search or page changed meanwhile
+      if (view !== channelsView || asked !== view.prefix + "|" + view.cursor) {
+        return;  // the search or page changed meanwhile: a stale answer
       }
+      $("#channels").attr("data-prefix", view.prefix);  // what the rows shown match
       // A node without prefix search ignores `prefix`: filter here too.
       var channels = $.grep(body.channels || [], function (c) {
         return String(c.channel).indexOf(view.prefix) === 0;

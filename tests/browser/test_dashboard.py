@@ -87,6 +87,7 @@ def test_search_and_paging_of_channels_and_members(contexts, roomy):
     page = open_dashboard(contexts, roomy, "?limit=2")
 
     page.fill("#channel-search", prefix)
+    expect(page.locator("#channels")).to_have_attribute("data-prefix", prefix)  # search applied
     expect(page.locator("#channels tr").first).to_have_attribute("data-channel", names[0])
     expect(page.locator("#channels tr")).to_have_count(2)
     expect(page.locator("#channels tr").nth(1)).to_have_attribute("data-channel", names[1])
