@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from presence.service.deadlines import DeadlineTimers
+from presence.service.embedded import StoreStatus
 from presence.service.feed import PACE, Feed, Hold, Waits
 from presence.service.gateway import Gateway
 from presence.service.keys import parse_online_key
@@ -105,6 +106,7 @@ class Presence:
         self._snapshots: OrderedDict[str, tuple[float, asyncio.Future]] = OrderedDict()
         self.feed_watcher: FeedWatcher | None = None  # set by the subscriber
         self.timers: DeadlineTimers | None = None  # see enable_deadline_timers
+        self.bundled_store: StoreStatus | None = None  # set when the node supervises one
 
     def enable_deadline_timers(self) -> None:
         """Claim offlines at their deadlines instead of waiting for the store's notice (for
@@ -394,11 +396,17 @@ class Presence:
 
     async def readiness(self) -> dict:
         """{ready, store, subscribed, closing}: ready when the store answers, the node hears
-        its notifications (a live subscriber) and it is not shutting down."""
-        store = await self.store_ready()
+        its notifications (a live subscriber) and it is not shutting down. With a bundled
+        store also {store_up, store_restarts}: not ready while the supervisor has it down."""
+        bundled = self.bundled_store
+        up = bundled is None or bundled.up
+        store = up and await self.store_ready()
         subscribed = self.feed_watcher is not None and self.feed_watcher.live
-        return {"ready": store and subscribed and not self.closing, "store": store,
-                "subscribed": subscribed, "closing": self.closing}  # fmt: skip
+        state: dict[str, bool | int] = {"ready": store and subscribed and not self.closing, "store": store,
+                 "subscribed": subscribed, "closing": self.closing}  # fmt: skip
+        if bundled is not None:
+            state.update(store_up=up, store_restarts=bundled.restarts)
+        return state
 
     def shutdown(self) -> None:
         """Answer every held poll now with a reconnect hint; later polls answer at once."""

@@ -20,6 +20,7 @@ from tornado import httputil
 from tornado.http1connection import HTTP1Connection
 
 from presence.service import names
+from presence.service.outage import OutageLog
 from presence.service.records import Event, StoreUnavailable
 
 if TYPE_CHECKING:  # (app.py imports this module)
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # (app.py imports this module)
     from presence.web.app import WebSettings
 
 log = logging.getLogger("presence.web")
+STORE_ERRORS = OutageLog(log, "store unavailable (answered 503)")  # not a line per request
 
 
 class BadParam(tornado.web.HTTPError):
@@ -216,7 +218,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, BadParam):
             return
         if isinstance(value, StoreUnavailable):
-            log.warning("store error on %s: %r", self.request.path, value)
+            STORE_ERRORS.failed(f"{self.request.path}: {value!r}")
             return
         super().log_exception(typ, value, tb)
 

@@ -58,4 +58,14 @@ async def render_metrics(presence: Presence, node: str) -> str:
         "# TYPE presence_sweeps_total counter",
         f"presence_sweeps_total{{{label}}} {stats.sweeps}",
     ]
+    bundled = presence.bundled_store
+    if bundled is not None:
+        lines += [
+            "# HELP presence_store_up Whether the bundled store this node supervises is running.",
+            "# TYPE presence_store_up gauge",
+            f"presence_store_up{{{label}}} {int(bundled.up)}",
+            "# HELP presence_store_restarts_total Restarts of the bundled store after it died.",
+            "# TYPE presence_store_restarts_total counter",
+            f"presence_store_restarts_total{{{label}}} {bundled.restarts}",
+        ]
     return "\n".join(lines) + "\n"
