@@ -145,7 +145,7 @@ class EmbeddedStore:
     @property
     def where(self) -> str:
         """Where the store listens, without its password (for banners and logs)."""
-        tcp = f" and {self.host}:{self.port}" if self.port else ""
+        tcp = f" and {self.host} port {self.port}" if self.port else ""
         return f"unix socket {self.socket_path}{tcp}"
 
     @property
@@ -190,7 +190,8 @@ class EmbeddedStore:
         while loop.time() < deadline:
             if self.proc.poll() is not None:
                 raise StoreStartError(
-                    f"the bundled store {describe_exit(self.proc.returncode)}:\n{self.log_tail()}"
+                    f"the bundled store {describe_exit(self.proc.returncode)}"
+                    f" (listening on {self.where}):\n{self.log_tail()}"
                 )
             if await self._answers_ping():
                 if self.proc.poll() is None:

@@ -484,6 +484,12 @@ class Presence:
             cached = self._snapshots[channel] = (loop.time(), future)
         return await asyncio.shield(cached[1])
 
+    def forget_snapshots(self) -> None:
+        """Take no more members snapshots from before now (the subscriber calls this when
+        it loses or regains the store: a store that restarted empty has a new log, and a
+        snapshot of the old one would hand a joiner a cursor of a log that is gone)."""
+        self._snapshots.clear()
+
     def _drop_old_snapshots(self, now: float) -> None:
         """Forget the snapshots too old to be reused (each holds a page of members)."""
         snapshots = self._snapshots
