@@ -76,6 +76,8 @@ class Soak:
         self.faults: Counter = Counter()
         self.errors: Counter = Counter()
         self.spurious_rejoins = 0
+        self.rejoin_context: Counter = Counter()  # (reason, last fault and how long ago)
+        self.fault_log: list[tuple[float, str]] = []
         self.stopping = False
         self.round_no = 0
         self.proc: subprocess.Popen | None = None
@@ -155,6 +157,15 @@ class Soak:
             victim = self.rng.choice(workers)
             os.kill(victim, signal.SIGKILL if fault == "node-kill" else signal.SIGTERM)
         self.faults[fault] += 1
+        self.fault_log.append((loop.time(), fault))
+
+    def last_fault(self, now: float) -> str:
+        """The last fault before `now` and how long ago, in whole seconds ("none" if none)."""
+        past = [(at, kind) for at, kind in self.fault_log if at <= now]
+        if not past:
+            return "none"
+        at, kind = past[-1]
+        return f"{kind} {int(now - at)}s before"
 
     async def run_faults(self, until: float) -> None:
         loop = asyncio.get_running_loop()
@@ -233,6 +244,7 @@ class Soak:
                 reason = body.get("reason")
                 if reason != "unknown":  # "expired" while polling: the service thought it gone
                     self.spurious_rejoins += 1
+                    self.rejoin_context[reason, self.last_fault(loop.time())] += 1
                 s.end, s.segments[-1][1] = "vanished", previous_answer
                 drop(client, conn)
                 return
@@ -306,6 +318,9 @@ class Soak:
             "ends_lost_with_the_store": excluded,
             "spurious_offline": spurious,
             "spurious_rejoin": self.spurious_rejoins,
+            "spurious_rejoin_context": {
+                f"{r}, {f}": n for (r, f), n in self.rejoin_context.items()
+            },
         }
 
     def crossed_store_restart(self, s: Session) -> bool:
@@ -515,7 +530,8 @@ def render(report: dict) -> str:
         f"end events expected {v['expected']}, delivered exactly once {v['delivered_once']}, "
         f"missing {v['missing']}, duplicates {v['duplicates']}, wrong type {v['wrong_type']} "
         f"(ends not expected: lost with the store {v['ends_lost_with_the_store']})",
-        f"spurious offline {v['spurious_offline']}, spurious rejoin {v['spurious_rejoin']}",
+        f"spurious offline {v['spurious_offline']}, spurious rejoin {v['spurious_rejoin']} "
+        f"{v['spurious_rejoin_context']}",
         f"retried through faults: {report['errors_retried']}",
     ]
     for when in ("baseline", "peak", "after"):
