@@ -40,7 +40,7 @@ import time
 import urllib.request
 from contextlib import contextmanager
 
-from presence.bench import Client, hammer, raise_open_files_limit
+from presence.bench import Client, hammer, percentile, raise_open_files_limit
 from presence.testing import (
     ROOT,
     bundled_store,
@@ -251,6 +251,45 @@ def lag_round(store: str, users: int, args) -> dict:
         return presence_bench(url, users, silent, args.duration, args.timeout)
 
 
+def plot_lags(rows: list, path: str) -> None:
+    """Write a PNG of the offline-lag distributions (one panel per size, one line per store).
+
+    Each line is the cumulative share of offline deliveries (every observer of every silent
+    user, all rounds) that arrived within x ms of the user's deadline; x is logarithmic so
+    milliseconds and seconds fit one panel.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("--plot needs matplotlib: pip install -e '.[bench]'") from None
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    sizes = sorted({users for users, _, _ in rows})
+    fig, axes = pyplot.subplots(1, len(sizes), figsize=(6.4 * len(sizes), 4.4), squeeze=False)
+    for ax, users in zip(axes[0], sizes, strict=True):
+        ax.set_title(f"{users:,} online users")
+        for size, label, reps in rows:
+            if size != users:
+                continue
+            lags = sorted(lag for r in reps for lag in r["offline_lag_samples_ms"])
+            if not lags:
+                continue
+            share = [(i + 1) / len(lags) for i in range(len(lags))]
+            p99 = percentile(lags, 99)
+            drawn = [max(lag, 0.1) for lag in lags]  # (a log axis has no 0)
+            ax.step(drawn, share, where="post", label=f"{label} (p99 {_ms(p99)})")
+        ax.set_xscale("log")
+        ax.set_xlabel("offline delivered after the deadline (ms, log scale)")
+        ax.set_ylabel("share of deliveries")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(loc="upper left", fontsize="small")
+    fig.suptitle("presence: offline lag, every observer of every silent user")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
+
+
 def bench_lag(args) -> None:
     rows = []
     stores = [s for s in args.lag_stores.split(",") if s]
@@ -271,6 +310,9 @@ def bench_lag(args) -> None:
                 )
         for store in stores:
             rows.append((users, LAG_STORES[store], reports[store]))
+    if args.plot:
+        plot_lags(rows, args.plot)
+        print(f"offline-lag plot written to {args.plot}", file=sys.stderr)
     print(
         f"\n### End-to-end offline lag (timeout {args.timeout:g} s, poll timeout "
         f"{args.poll_timeout:g} s, 10 users per channel, {args.rounds} rounds, medians)\n"
@@ -958,6 +1000,11 @@ def main() -> None:
         "--lag-stores",
         default=",".join(LAG_STORES),
         help="comma-separated stores of the lag runs: " + ", ".join(LAG_STORES),
+    )
+    p.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="write the offline-lag distributions of the lag runs to this PNG (needs matplotlib)",
     )
     p.add_argument("--held", type=int, default=10000, help="held polls of the memory runs")
     p.add_argument(

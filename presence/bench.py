@@ -316,6 +316,7 @@ class Results:
     resets: int = 0
     rejoins: Counter = field(default_factory=Counter)  # polls answered {rejoin}, by reason
     spurious_offline: int = 0  # `offline` for a user that never went silent
+    spurious_events: list[dict] = field(default_factory=list)  # the first 50 of them
     errors: Counter = field(default_factory=Counter)
 
 
@@ -454,7 +455,7 @@ class Bench:
                     res.poll_turnaround.append((time.perf_counter() - t0) * 1000)
                 for event in reply["events"]:
                     if event["type"] == "offline":
-                        self.saw_offline(event["user"], received)
+                        self.saw_offline(event["user"], received, event)
             else:
                 res.empty_polls += 1
             user.cursor = reply["cursor"]
@@ -473,10 +474,12 @@ class Bench:
             self.res.errors[f"join: HTTP {status}"] += 1
             await asyncio.sleep(0.5)
 
-    def saw_offline(self, name: str, received: float) -> None:
+    def saw_offline(self, name: str, received: float, event: dict | None = None) -> None:
         bounds = self.deadlines.get(name)
         if bounds is None:
             self.res.spurious_offline += 1
+            if event is not None and len(self.res.spurious_events) < 50:
+                self.res.spurious_events.append(event)
             return
         lag = (received - bounds[1]) * 1000
         self.res.offline_lag.append(lag)
@@ -577,11 +580,13 @@ class Bench:
             "heartbeat_ms": summary(res.heartbeat),
             "offline_lag_ms": summary(res.offline_lag),
             "offline_lag_upper_ms": summary(res.offline_lag_upper),
+            "offline_lag_samples_ms": [round(lag, 3) for lag in res.offline_lag],
             "offline_first_ms": summary(list(res.first_seen.values())),
             "offline_deliveries": len(res.offline_lag),
             "offline_expected": expected,
             "offline_missed": max(expected - len(res.offline_lag), 0),
             "spurious_offline": res.spurious_offline,
+            "spurious_offline_events": res.spurious_events,
             "resets": res.resets,
             "rejoins": dict(res.rejoins),
             "empty_polls": res.empty_polls,

@@ -161,6 +161,11 @@ def test_bench_against_a_small_node_reports_offline_lag_and_no_errors(small_node
     assert report["offline_lag_ms"]["p50"] > -1000  # measured from its real deadline
     assert report["join_ms"]["count"] == 6
     assert report["requests"] > 6
+    # the raw lags behind the summary, which bench/service_bench.py --plot draws
+    samples = report["offline_lag_samples_ms"]
+    assert len(samples) == 2 and max(samples) == pytest.approx(
+        report["offline_lag_ms"]["max"], abs=0.001
+    )
 
 
 def test_bench_refuses_a_non_http_url():
@@ -173,3 +178,38 @@ def test_bench_refuses_a_non_http_url():
     )
     assert out.returncode == 2
     assert "--url must be http://" in out.stderr
+
+
+def test_service_bench_plots_one_line_per_store(tmp_path, monkeypatch):
+    """bench/service_bench.py --plot: a PNG with a panel per size and a line per store."""
+    pytest.importorskip("matplotlib")  # the `bench` extra; the test extra installs it
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import service_bench
+    finally:
+        sys.path.pop(0)
+    rows = [
+        (100, "bundled store", [{"offline_lag_samples_ms": [1.0, 2.0, 3.0]}]),
+        (100, "redis-server", [{"offline_lag_samples_ms": [900.0, 2000.0]}]),
+        (1000, "bundled store", [{"offline_lag_samples_ms": [4.0]}]),
+    ]
+    drawn = []
+    from matplotlib.axes import Axes
+
+    real_step = Axes.step
+
+    def step(self, x, y, *a, **kw):
+        drawn.append((self.get_title(), kw["label"], list(x), list(y)))
+        return real_step(self, x, y, *a, **kw)
+
+    path = tmp_path / "lag.png"
+    monkeypatch.setattr(Axes, "step", step)
+    service_bench.plot_lags(rows, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [(t, label.split(" (")[0]) for t, label, _, _ in drawn] == [
+        ("100 online users", "bundled store"),
+        ("100 online users", "redis-server"),
+        ("1,000 online users", "bundled store"),
+    ]
+    # a cumulative distribution: sorted lags, shares up to 1
+    assert drawn[1][2] == [900.0, 2000.0] and drawn[1][3] == [0.5, 1.0]
