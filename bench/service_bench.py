@@ -53,6 +53,11 @@ from presence.testing import (
 
 # ---------------------------------------------------------------- processes
 
+# A load generator is not an abusive client: one sender tab streams hundreds of messages a
+# second, and one node holds every poll of the run. Environment variables, not flags, so that
+# a baseline checkout that has no such limits starts too.
+BENCH_LIMITS = {"PRESENCE_MAX_MESSAGES_PER_SECOND": "1000000", "PRESENCE_MAX_HELD_POLLS": "1000000"}
+
 
 def rss_bytes(pid: int) -> int:
     """Resident set size of process `pid` (from /proc)."""
@@ -112,7 +117,9 @@ def service(
         cmd += ["--workers", str(workers)]
     cmd += flags
     log = tempfile.TemporaryFile()  # noqa: SIM115 (outlives this block: the caller reads it)
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **BENCH_LIMITS}
+    )
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
         yield f"http://127.0.0.1:{port}", proc

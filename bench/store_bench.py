@@ -1,6 +1,6 @@
 """Benchmark the bundled store against a real redis-server started in the same run.
 
-    .venv/bin/python bench/store_bench.py [--quick] [--only throughput,expiry,memory]
+    .venv/bin/python bench/store_bench.py [--quick] [--only throughput,expiry,memory,aof]
 
 Reports ratios (store / redis-server) so the figures hold on a noisy, shared machine:
 
@@ -10,7 +10,9 @@ Reports ratios (store / redis-server) so the figures hold on a noisy, shared mac
   absolute deadlines (PXAT), while 10,000 or 100,000 live keys are being refreshed (by a
   process of its own, so the subscriber's clock readings never wait for it);
 * memory: resident memory per key with a TTL, against redis-server's RSS and
-  used_memory for the same keys.
+  used_memory for the same keys;
+* aof: what `appendonly yes` with `appendfsync everysec` costs: SET throughput of a store
+  (and of a redis-server) writing an append-only file, against the same server without.
 
 Both servers are throwaway processes on free loopback ports; nothing else is touched.
 """
@@ -23,6 +25,7 @@ import multiprocessing
 import os
 import statistics
 import subprocess
+import tempfile
 import time
 from contextlib import ExitStack
 
@@ -248,12 +251,38 @@ def bench_memory(keys: int) -> None:
             print(f"| {name} | {(rss - rss0) / keys:.0f} | {used_txt} |")
 
 
+# ---------------------------------------------------------------- append-only file
+
+
+def bench_aof(rounds: int, quick: bool) -> None:
+    """SET throughput with appendonly yes (everysec) over appendonly no, per server."""
+    print(f"\n## appendonly yes, appendfsync everysec: SET, 50 clients (median of {rounds} rounds)")
+    print("| server | pipeline | appendonly no req/s | appendonly yes req/s | yes/no |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as store_dir, tempfile.TemporaryDirectory() as redis_dir:
+        for name, start, data_dir in (
+            ("store", bundled_store, store_dir),
+            ("redis-server", redis_server, redis_dir),
+        ):
+            aof = ("--appendonly", "yes", "--appendfsync", "everysec", "--dir", data_dir)
+            with start() as plain, start(*aof) as logged:
+                for pipeline, requests in ((1, 50_000 if quick else 200_000), (16, 500_000)):
+                    samples: dict[int, list[float]] = {plain: [], logged: []}
+                    for _ in range(rounds):
+                        for port in (plain, logged):
+                            samples[port].append(
+                                redis_benchmark(port, "set", requests, pipeline)[0]
+                            )
+                    off, on = (statistics.median(samples[p]) for p in (plain, logged))
+                    print(f"| {name} | {pipeline} | {off:,.0f} | {on:,.0f} | {on / off:.2f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick", action="store_true", help="smaller runs (a smoke test of the benchmark)"
     )
-    parser.add_argument("--only", default="throughput,expiry,memory")
+    parser.add_argument("--only", default="throughput,expiry,memory,aof")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     parts = args.only.split(",")
@@ -267,6 +296,8 @@ def main() -> None:
             bench_expiry(store_port, redis_port, [10_000] if args.quick else [10_000, 100_000])
     if "memory" in parts:
         bench_memory(20_000 if args.quick else 200_000)
+    if "aof" in parts:
+        bench_aof(1 if args.quick else args.rounds, args.quick)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import signal
@@ -20,7 +21,8 @@ USAGE = """usage: presence <command> [options]
 commands:
   serve   run one service node (with no --redis-url it starts the bundled store itself)
   bench   drive a running deployment with simulated users
-  token   print a signed client token: presence token --secret S --user U [--ttl SECONDS]
+  token   print a signed client token:
+          presence token --secret S --user U [--ttl SECONDS] [--channels 'lobby,team-*']
 
 `presence <command> --help` for the options of a command."""
 
@@ -57,6 +59,34 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
     return value
+
+
+_ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def _flag_env(flag: str) -> bool:
+    """An on/off flag's default from PRESENCE_<FLAG> (1, true, yes, on; or 0, false, no,
+    off); any other value stops start-up, as a bad flag would (exit status 2)."""
+    value = str(_env(flag, "")).strip().lower()
+    if value not in _ON + _OFF:
+        variable = "PRESENCE_" + flag.upper().replace("-", "_")
+        print(
+            f"presence serve: {variable} must be one of {', '.join(_ON + _OFF[1:])}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    return value in _ON
+
+
+def _admin_tokens(text: str) -> str:
+    """--admin-token checked (its error never repeats a token)."""
+    from presence.web.auth import parse_admin_tokens
+
+    try:
+        parse_admin_tokens(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _workers(text: str) -> int:
@@ -118,9 +148,46 @@ def serve_parser() -> argparse.ArgumentParser:
         help="seconds a long-poll is held (25)",
     )
     add(
+        "--leave-grace",
+        type=_non_negative,
+        default=_env("leave-grace", "2"),
+        help="seconds a user whose last tab left stays a member: a tab that comes back within "
+        "it (a reload) makes no leave and no join for the others; 0 = off (2)",
+    )
+    add(
+        "--disconnect-grace",
+        type=_non_negative,
+        default=_env("disconnect-grace", "3"),
+        help="seconds after the connection of a held poll closes before its tab is gone, "
+        "unless the tab makes a new request meanwhile (instead of --timeout); 0 = off (3)",
+    )
+    add(
         "--admin-token",
+        type=_admin_tokens,
         default=_env("admin-token"),
-        help="bearer token required for /api writes (kick); unset: writes are open",
+        help="bearer tokens for the operator endpoints (/api/*, /metrics): TOKEN or "
+        "NAME=TOKEN, comma-separated; a kick's leave event names the token's NAME ('admin' "
+        "when unnamed); unset: the operator endpoints are open",
+    )
+    add(
+        "--public-api",
+        action="store_true",
+        default=_flag_env("public-api"),
+        help="with --admin-token, let anyone read /api/channels, /api/events and /metrics "
+        "(kicks still need a token; private channels are shown to token holders only) (off)",
+    )
+    add(
+        "--access-log",
+        choices=["off", "errors", "sample", "all"],
+        default=_env("access-log", "errors"),
+        help="which requests get an access-log line: none, answers >= 400, those and one "
+        "in --access-log-sample of the others, or every request (errors)",
+    )
+    add(
+        "--access-log-sample",
+        type=_positive_int,
+        default=_env("access-log-sample", "100"),
+        help="with --access-log sample: log one in this many answers below 400 (100)",
     )
     add(
         "--secret",
@@ -154,6 +221,12 @@ def serve_parser() -> argparse.ArgumentParser:
         help="seconds over which --store-restarts counts (60)",
     )
     add(
+        "--data-dir",
+        default=_env("data-dir"),
+        help="directory where the bundled store keeps its data (appendonly yes, fsync "
+        "everysec), so a restart of the store keeps users and events; unset: in memory only",
+    )
+    add(
         "--history",
         type=_positive_int,
         default=_env("history", "1000"),
@@ -165,6 +238,7 @@ def serve_parser() -> argparse.ArgumentParser:
         default=_env("history-age", "600"),
         help="seconds an event is kept (600)",
     )
+    _add_limits(add)
     add("--static-dir", default=_env("static-dir"), help="folder of the demo page and client")
     add(
         "--workers",
@@ -180,6 +254,33 @@ def serve_parser() -> argparse.ArgumentParser:
         help="(info)",
     )
     return p
+
+
+def _add_limits(add) -> None:
+    """The limits of one node: what a client may send and hold (see README, Limits)."""
+    for flag, kind, default, meaning in (
+        ("max-body-size", _positive_int, "65536", "bytes of a request body; more: 413"),
+        ("max-header-size", _positive_int, "32768", "bytes of a request's line and headers; "
+         "more: 431"),
+        ("max-url-length", _positive_int, "16384", "bytes of a request's URL; more: 414"),
+        ("header-timeout", _positive, "10", "seconds to receive a request's headers (also "
+         "the longest a kept-alive connection idles); then it is closed"),
+        ("body-timeout", _positive, "10", "seconds to receive a request's body; then the "
+         "connection is closed"),
+        ("max-connections", _positive_int, "20000", "open HTTP connections of a node (the "
+         "file descriptor limit is raised to fit); more are answered 503 and closed"),
+        ("max-json-depth", _positive_int, "32", "nesting of arrays and objects in a JSON "
+         "body or `info`; deeper: 400"),
+        ("max-held-polls", _positive_int, "15000", "long-polls a node holds at once; more: "
+         "503 with Retry-After"),
+        ("max-tabs", _positive_int, "32", "live tabs (conn ids) of one user in one channel; "
+         "a join of one more: 429 with Retry-After"),
+        ("max-channels-per-tab", _positive_int, "64", "channels one tab (conn id) is in, "
+         "counted by each node; a join of one more: 429 with Retry-After"),
+        ("max-messages-per-second", _positive, "10", "chat messages one tab (conn id) may "
+         "send per second, in bursts of as many; more: 429 with Retry-After"),
+    ):  # fmt: skip
+        add(f"--{flag}", type=kind, default=_env(flag, default), help=f"{meaning} ({default})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,8 +312,18 @@ def token(argv: list[str]) -> int:
     p.add_argument("--secret", default=_env("secret"), required=_env("secret") is None)
     p.add_argument("--user", required=True)
     p.add_argument("--ttl", type=float, default=86400, help="seconds the token is valid (1 day)")
+    p.add_argument(
+        "--channels",
+        help="comma-separated channels or prefixes ending in * (e.g. 'lobby,team-*'): the "
+        "token is valid there only, private-* channels included; omitted: any channel but "
+        "private-* ones",
+    )
     args = p.parse_args(argv)
-    print(auth.sign(args.secret, args.user, args.ttl))
+    channels = None if args.channels is None else args.channels.split(",")
+    try:
+        print(auth.sign(args.secret, args.user, args.ttl, channels=channels))
+    except ValueError as exc:
+        p.error(f"--channels: {exc}")
     return 0
 
 
@@ -221,6 +332,16 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    if args.data_dir and args.redis_url:
+        print(
+            "presence serve: --data-dir is where the bundled store keeps its data; with "
+            "--redis-url the store is yours and keeps its own (drop one of the two)",
+            file=sys.stderr,
+        )
+        return 2
+    from presence.web.base import install_log_redaction
+
+    install_log_redaction()
     if args.poll_timeout >= args.timeout:
         clamped = args.timeout * 0.8
         log.warning(
@@ -244,7 +365,17 @@ def serve(args: argparse.Namespace) -> int:
         return asyncio.run(_serve(args))
 
 
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """The one-line message of a port that cannot be listened on (exit status 2)."""
+    reason = exc.strerror or str(exc)
+    hint = " (another process uses it: stop it or choose --port)" if exc.errno in (
+        errno.EADDRINUSE, errno.EACCES) else ""  # fmt: skip
+    return f"presence: cannot listen on {host}:{port}: {reason.lower()}{hint}"
+
+
 async def _serve(args: argparse.Namespace) -> int:
+    from tornado.netutil import bind_sockets
+
     from presence.service.embedded import (
         EmbeddedStore,
         RestartPolicy,
@@ -254,18 +385,25 @@ async def _serve(args: argparse.Namespace) -> int:
     )
     from presence.service.gateway import StoreSetupError
 
+    try:
+        sockets = bind_sockets(args.port, args.host)  # first: a port in use stops at once
+    except OSError as exc:
+        print(cannot_listen(args.host, args.port, exc), file=sys.stderr)
+        return 2
+    args.port = sockets[0].getsockname()[1]  # the real one for --port 0
     store = None
     try:
         if args.redis_url:
-            return await _run_node(args, args.redis_url, _without_password(args.redis_url))
-        store = EmbeddedStore(args.store_port)
+            label = _without_password(args.redis_url)
+            return await _run_node(args, args.redis_url, label, sockets)
+        store = EmbeddedStore(args.store_port, data_dir=args.data_dir)
         url = await store.start()
         status = StoreStatus()
         policy = RestartPolicy(args.store_restarts, args.store_restart_window)
         supervisor = asyncio.ensure_future(StoreSupervisor(store, policy, status).run())
         try:
             return await _run_node(
-                args, url, f"bundled store on {store.where}", store_status=status,
+                args, url, f"bundled store on {store.where}", sockets, store_status=status,
                 store_lost=supervisor,
             )  # fmt: skip
         finally:
@@ -277,6 +415,8 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"presence: {exc}", file=sys.stderr)
         return 1
     finally:
+        for sock in sockets:
+            sock.close()  # (the server has its own references while it runs)
         if store is not None:
             store.remove()
 
@@ -296,9 +436,12 @@ async def _run_node(
     from presence.runtime import tune_gc
     from presence.service.gateway import Gateway
     from presence.service.model import Presence
+    from presence.service.nodes import NodeReporter
+    from presence.service.quotas import ClientLimits
     from presence.service.records import StoreUnavailable
     from presence.service.subscriber import Subscriber
     from presence.web.app import HTTPServer, WebSettings, default_static_dir, make_app
+    from presence.web.limits import throttle_logs
 
     try:
         gateway = await Gateway.connect(url, args.history, args.store_mode)
@@ -307,8 +450,18 @@ async def _run_node(
         print(f"presence: cannot reach the store at {store_label}: {exc}", file=sys.stderr)
         return 1
     model = Presence(
-        gateway, args.timeout, args.poll_timeout, args.history_age, answer_pace=args.answer_pace
-    )
+        gateway,
+        args.timeout,
+        args.poll_timeout,
+        args.history_age,
+        answer_pace=args.answer_pace,
+        limits=ClientLimits(
+            args.max_held_polls, args.max_tabs, args.max_channels_per_tab,
+            args.max_messages_per_second,
+        ),
+        leave_grace=args.leave_grace,
+        disconnect_grace=args.disconnect_grace,
+    )  # fmt: skip
     model.bundled_store = store_status
     subscriber = Subscriber(
         model, timers={"auto": None, "on": True, "off": False}[args.offline_timers]
@@ -317,26 +470,72 @@ async def _run_node(
         try:
             await subscriber.start()
         except TimeoutError:
-            print(f"presence: could not subscribe to the store at {store_label}", file=sys.stderr)
+            print(
+                f"presence: could not subscribe to the store at {store_label}",
+                file=sys.stderr,
+            )
             return 1
         static = args.static_dir or default_static_dir()
-        settings = WebSettings(args.admin_token, args.node_id, static, args.secret)
-        server = HTTPServer(make_app(model, settings), xheaders=True)
+        settings = WebSettings(
+            args.admin_token,
+            args.node_id,
+            static,
+            args.secret,
+            network_limits(args),
+            public_api=args.public_api,
+            access_log=args.access_log,
+            access_log_sample=args.access_log_sample,
+        )
+        server = HTTPServer(make_app(model, settings), xheaders=True, limits=settings.limits)
+        throttle_logs()
         if sockets is None:
             server.listen(args.port, args.host)
         else:
             server.add_sockets(sockets)
+        reporter = NodeReporter(model, args.node_id, f"{args.host}:{args.port}")
+        reporter.start()
         tune_gc()
         if ready is None:
             _announce(args, store_label)
         else:
             ready()
         signalled = await _until_signalled(store_lost)
+        await reporter.stop()
         await _drain(server, model)
         return 0 if signalled else 1
     finally:
         await subscriber.stop()
         await gateway.close()
+
+
+FD_RESERVE = 1024  # descriptors kept for the store's connections, files and the rest
+
+
+def network_limits(args: argparse.Namespace):
+    """The node's presence.web.limits.Limits from its flags, after raising the open-file
+    limit to fit --max-connections (lowered, with a warning, when it cannot)."""
+    from presence.runtime import raise_fd_limit
+    from presence.web.limits import Limits
+
+    connections = args.max_connections
+    available = raise_fd_limit(connections + FD_RESERVE) - FD_RESERVE
+    if available < connections:
+        connections = max(available, 64)
+        log.warning(
+            "--max-connections %d is above what the open-file limit allows; using %d "
+            "(raise the hard limit: ulimit -Hn, or LimitNOFILE= under systemd)",
+            args.max_connections,
+            connections,
+        )
+    return Limits(
+        max_body_size=args.max_body_size,
+        max_header_size=args.max_header_size,
+        max_url_length=args.max_url_length,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=connections,
+        max_json_depth=args.max_json_depth,
+    )
 
 
 def _without_password(url: str) -> str:

@@ -34,3 +34,24 @@ def tune_gc(thresholds: tuple[int, int, int] = THRESHOLDS) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*thresholds)
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Raise this process's soft limit of open files towards `wanted` (not above the
+    hard limit); returns the soft limit now in force.
+
+    Each HTTP connection is a file descriptor, and the usual soft limit (1024) is far
+    below what a node serves; the hard limit (often 524288 under systemd) is what an
+    unprivileged process may raise it to.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass  # (a platform that refuses: keep the soft limit)
+    return soft

@@ -129,11 +129,10 @@ class Supervisor:
             try:
                 self.sockets = bind_sockets(self.args.port, self.args.host)
             except OSError as exc:
-                print(
-                    f"presence: cannot listen on {self.args.host}:{self.args.port}: {exc}",
-                    file=sys.stderr,
-                )
-                return 1
+                from presence.cli import cannot_listen
+
+                print(cannot_listen(self.args.host, self.args.port, exc), file=sys.stderr)
+                return 2
             self.args.port = self.sockets[0].getsockname()[1]  # the real one for --port 0
             self.url = self.args.redis_url
             if self.url:
@@ -141,7 +140,7 @@ class Supervisor:
 
                 self.store_label = _without_password(self.url)
             else:
-                self.store = EmbeddedStore(self.args.store_port)
+                self.store = EmbeddedStore(self.args.store_port, data_dir=self.args.data_dir)
                 self.store_label = f"bundled store on {self.store.where}"
                 self.store_status = StoreStatus()
                 try:
@@ -342,9 +341,10 @@ class Supervisor:
             return self._schedule_store_restart() is None
         self.store_status.came_back()
         log.warning(
-            "the bundled store is back (pid %s, restart %d); it starts empty",
+            "the bundled store is back (pid %s, restart %d); %s",
             self.store.pid,
             self.store_status.restarts,
+            self.store.contents,
         )
         return True
 

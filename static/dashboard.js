@@ -23,6 +23,10 @@
     return String($("#token").val() || "").trim();
   }
 
+  // ----- access control: KEEP in any rewrite. With --admin-token every /api/* read (and
+  // /metrics) needs "Authorization: Bearer <token>"; api() is the one place that adds it,
+  // from the #token field (kept in sessionStorage under "presence.adminToken"). A 401 means
+  // the token is missing or wrong: needsToken() says so on the page.
   function api(settings) {
     var headers = {};
     if (token()) {
@@ -30,6 +34,11 @@
     }
     return $.ajax($.extend({dataType: "json", timeout: 10000, headers: headers, cache: false}, settings));
   }
+
+  function needsToken(xhr) {
+    return Boolean(xhr && xhr.status === 401);
+  }
+  // ----- end of access control
 
   function fmtSince(since) {
     var seconds = Number(since);
@@ -100,8 +109,8 @@
       if (!selected && channels.length) {
         select(channelName(channels[0]));
       }
-    }, function () {
-      $("#updated").text("cannot reach /api/channels");
+    }, function (xhr) {
+      $("#updated").text(needsToken(xhr) ? "enter the admin token to see the data" : "cannot reach /api/channels");
     });
   }
 
@@ -268,8 +277,8 @@
           } else {
             next();
           }
-        }, function () {
-          failures += 1;
+        }, function (xhr) {
+          failures = needsToken(xhr) ? 3 : failures + 1;  // waiting for a token: retry within 1-2 s
           var ceiling = Math.min(15000, 500 * Math.pow(2, failures - 1));
           setTimeout(next, ceiling / 2 + Math.random() * ceiling / 2);
         });
@@ -366,6 +375,7 @@
       try {
         window.sessionStorage.setItem("presence.adminToken", token());
       } catch (e) { /* storage disabled */ }
+      refreshChannels();  // the reads need the token too: show the data at once
     });
     $("#channels").on("click", "tr.channel-row", function () {
       select($(this).attr("data-channel"));

@@ -19,7 +19,11 @@
  * the service would refuse, since a refused JSONP request is invisible to the page. Options:
  *   user          (required) user id, [A-Za-z0-9_.@-]{1,128}
  *   info          optional object sent as JSON with each join (<= 1 KB); others see it in events
- *   token         optional signed token (required by a service started with --secret)
+ *   token         optional signed token (required by a service started with --secret): one
+ *                 string for every channel, an object {channel: token} (a channel not in it
+ *                 uses the "*" entry, if any), or a function(channel) returning the token.
+ *                 Channel-scoped tokens (`presence token --channels`) are needed for
+ *                 `private-*` channels.
  *   url           service base URL; defaults to the origin this file was loaded from
  *   transport     "jsonp" (default: works from any origin, any browser) or "json" (JSON + CORS)
  *   channels      channel names to join (on the next tick, after your handlers are attached)
@@ -208,8 +212,9 @@
   Channel.prototype.params = function (extra) {
     var client = this.client;
     var params = {user: client.user, conn: client.conn};
-    if (client.options.token) {
-      params.token = client.options.token;
+    var token = client.tokenFor(this.name);
+    if (token) {
+      params.token = token;
     }
     return $.extend(params, extra);
   };
@@ -583,7 +588,23 @@
   Client.prototype.send = function (channel, text) {
     var room = this.rooms[channel];
     var params = room ? room.params({data: String(text)}) : {user: this.user, conn: this.conn, data: String(text)};
+    if (!room && this.tokenFor(channel)) {
+      params.token = this.tokenFor(channel);
+    }
     return this.ajax(channel, "send", params, this.options.joinTimeout);
+  };
+
+  /** The token option's value for one channel (a string, a {channel: token} map, or a function). */
+  Client.prototype.tokenFor = function (channel) {
+    var token = this.options.token;
+    if (typeof token === "function") {
+      return token(channel) || null;
+    }
+    if (token && typeof token === "object") {
+      var own = Object.prototype.hasOwnProperty;
+      return (own.call(token, channel) ? token[channel] : own.call(token, "*") ? token["*"] : null) || null;
+    }
+    return token || null;
   };
 
   Client.prototype.members = function (channel) {

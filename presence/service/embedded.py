@@ -38,6 +38,7 @@ log = logging.getLogger("presence.store")
 
 RESTART_BACKOFF = 0.1  # seconds before the first restart of a dead store; doubles, up to
 MAX_BACKOFF = 5.0  # this, while the store keeps dying within the window
+LOAD_EXPIRE_DELAY_MS = 3000  # the node's subscriber retries a lost connection every 2 s at most
 
 
 class StoreStartError(RuntimeError):
@@ -127,8 +128,10 @@ class EmbeddedStore:
     The store announces every expired key on presence.service.keys.EXPIRY_CHANNEL.
     """
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", data_dir: str | None = None) -> None:
+        """`data_dir`: keep the data there in an append-only file (None: memory only)."""
         self.host = host
+        self.data_dir = data_dir
         self.port = port  # 0: no TCP listener, only the unix socket
         self.dir = tempfile.mkdtemp(prefix="presence-store-")  # mode 0700: ours alone
         self.socket_path = os.path.join(self.dir, "store.sock")
@@ -149,6 +152,11 @@ class EmbeddedStore:
         return f"unix socket {self.socket_path}{tcp}"
 
     @property
+    def contents(self) -> str:
+        """What a restarted store holds, for the log."""
+        return f"it reloads its data from {self.data_dir}" if self.data_dir else "it starts empty"
+
+    @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
@@ -160,6 +168,7 @@ class EmbeddedStore:
             ("unixsocket", self.socket_path),
             ("requirepass", self.password),
             ("keys-expire-notify", EXPIRY_CHANNEL),
+            *self._persistence(),
         ]
 
     def _write_config(self) -> None:
@@ -203,6 +212,18 @@ class EmbeddedStore:
             f"the bundled store did not answer on {self.where} within {timeout:g}s:\n"
             f"{self.log_tail()}"
         )
+
+    def _persistence(self) -> list[tuple[str, str]]:
+        """appendonly in `data_dir`; keys that expired while the store was down are announced
+        LOAD_EXPIRE_DELAY_MS after it starts, once the node's subscriber is back."""
+        if not self.data_dir:
+            return []
+        os.makedirs(self.data_dir, exist_ok=True)
+        return [
+            ("appendonly", "yes"),
+            ("dir", os.path.abspath(self.data_dir)),
+            ("aof-load-expire-delay", str(LOAD_EXPIRE_DELAY_MS)),
+        ]
 
     async def _answers_ping(self) -> bool:
         """True when our socket answers AUTH and PING like a Redis (not just any listener)."""
@@ -311,8 +332,9 @@ class StoreSupervisor:
                 continue
             self.status.came_back()
             log.warning(
-                "the bundled store is back (pid %s, restart %d); it starts empty",
+                "the bundled store is back (pid %s, restart %d); %s",
                 self.store.pid,
                 self.status.restarts,
+                self.store.contents,
             )
             return True

@@ -47,10 +47,11 @@ class Hold:
     after; `feed` the feed it is counted on (None before it is held, and once finished).
     """
 
-    __slots__ = ("future", "gone", "feed", "cursor", "epoch", "due", "slot")
+    __slots__ = ("future", "gone", "feed", "cursor", "epoch", "due", "slot", "refreshed")
 
     def __init__(self) -> None:
         self.future: asyncio.Future | None = None
+        self.refreshed: int | None = None  # the tab's deadline (ms) its poll's refresh set
         self.gone = False
         self.feed: Feed | None = None
         self.cursor = 0
@@ -134,6 +135,7 @@ class Waits:
         self.closing = False
         self.wheel = TimerWheel(self._expire)
         self.rereads: set[asyncio.Task] = set()  # held polls re-reading the store
+        self.held = 0  # polls held on every feed of the node (see Feed.held)
 
     @staticmethod
     def _expire(hold: Hold) -> None:
@@ -324,6 +326,7 @@ class Feed:
             hold.feed = self
             self.users += 1
             self.held += 1
+            self.waits.held += 1
         self._waiters.add(hold)
         return hold
 
@@ -332,6 +335,7 @@ class Feed:
         self._waiters.discard(hold)
         self.users -= 1
         self.held -= 1
+        self.waits.held -= 1
 
     def wake(self) -> None:
         """Settle every held poll now (each is answered, or held again)."""

@@ -27,11 +27,17 @@ from redis.exceptions import ResponseError
 from presence.service import transport
 from presence.service.keys import (
     FEED,
+    HISTORY,
     LOGS,
+    NODES,
     PROBE_PREFIX,
     REGISTRY,
+    USERS,
     ChannelKeys,
     LogKeys,
+    history_claim,
+    lags_key,
+    node_key,
     pack,
 )
 from presence.service.records import (
@@ -282,12 +288,30 @@ class Gateway:
             pipe.zadd(k.members, {user: 0})
             pipe.zadd(k.deadlines, {user: deadline})
             pipe.hdel(k.gone(user), conn)
+            pipe.raw(pack(b"DEL", k.leaving(user)), 1)  # back within the leave grace
             if info is not None:
                 pipe.hset(k.member(user), "info", info)
-            return 7 + (info is not None), None
+            return 8 + (info is not None), None
 
         replies, _ = await self._batcher.call(k.seq, queue)
-        return bool(replies[0] == 1)
+        first = bool(replies[0] == 1)
+        if first:
+            await self._count_user(user, 1)
+        return first
+
+    async def _count_user(self, user: str, change: int) -> None:
+        """Add `change` to the number of channels `user` is a member of (USERS), after the
+        channel's own transaction (a node that dies between the two leaves a drift that
+        the sweep repairs, see repair_user_counts); users at 0 leave the zset."""
+        commands = pack(b"ZINCRBY", USERS, change, user) + pack(
+            b"ZREMRANGEBYSCORE", USERS, "-inf", 0
+        )
+
+        def queue(pipe: Packed) -> tuple[int, None]:
+            pipe.raw(commands, 2)
+            return 2, None
+
+        await self._batcher.call(USERS, queue)
 
     @_translated
     async def refresh(self, channel: str, user: str, conn: str, now: int, ttl: int,
@@ -414,14 +438,79 @@ class Gateway:
         return bool(replies[3]), int(replies[2])
 
     @_translated
+    async def start_leave_grace(self, channel: str, user: str, now: int, grace: int, ttl: int
+                                ) -> bool:  # fmt: skip
+        """Keep a member whose last tab just left for `grace` ms: True when done.
+
+        Its presence key's TTL is cut to the grace (never lengthened) and the user is
+        marked as leaving: when the key expires, the claim records `leave` (see
+        remove_user), exactly once as any claim; a join within the grace deletes the mark
+        and refreshes the key, and nobody hears anything. False (nothing written) when
+        the user is no longer a member or one of its tabs is alive again.
+        """
+        k = self.keys(channel)
+        deadline = now + grace
+
+        async def attempt(pipe: Any) -> bool:
+            await pipe.watch(k.conns(user), k.member(user), k.online(user))
+            alive = await pipe.zcount(k.conns(user), f"({now}", "+inf")
+            if alive or not await pipe.exists(k.member(user)):
+                await pipe.unwatch()
+                return False
+            pipe.multi()
+            pipe.set(k.leaving(user), "1", px=ttl + grace)
+            pipe.pexpire(k.online(user), grace, lt=True)
+            pipe.zadd(k.deadlines, {user: deadline}, xx=True, lt=True)
+            await pipe.execute()
+            return True
+
+        return bool(await transport.watched(self.router, k.seq, attempt))
+
+    @_translated
+    async def shorten_dropped_tab(self, channel: str, user: str, conn: str, refreshed: int,
+                                  now: int, grace: int) -> int | None:  # fmt: skip
+        """A tab's held poll lost its connection: give the tab `grace` ms to come back.
+
+        Only if the tab's deadline is still `refreshed` (the one that poll's refresh set:
+        a newer request of the tab moved it, and then nothing is done). The tab's
+        deadline becomes now + grace; the user's presence key expires then too unless
+        another tab of the user is alive longer. Returns the user's new deadline (ms)
+        when the presence key was shortened, else None.
+        """
+        k = self.keys(channel)
+        deadline = now + grace
+
+        async def attempt(pipe: Any) -> int | None:
+            await pipe.watch(k.conns(user), k.online(user))
+            tabs = dict(await pipe.zrange(k.conns(user), 0, -1, withscores=True))
+            remaining = await pipe.pttl(k.online(user))
+            if conn not in tabs or int(tabs[conn]) != refreshed or remaining < 0:
+                await pipe.unwatch()
+                return None
+            others = [int(score) for tab, score in tabs.items() if tab != conn]
+            user_deadline = max([deadline, *others])
+            shorten = user_deadline < now + remaining
+            pipe.multi()
+            pipe.zadd(k.conns(user), {conn: deadline}, xx=True)
+            pipe.zadd(k.connections, {f"{user}/{conn}": deadline}, xx=True)
+            if shorten:
+                pipe.pexpire(k.online(user), max(user_deadline - now, 1))
+                pipe.zadd(k.deadlines, {user: user_deadline}, xx=True)
+            await pipe.execute()
+            return user_deadline if shorten else None
+
+        return await transport.watched(self.router, k.seq, attempt)
+
+    @_translated
     async def remove_user(self, channel: str, user: str, now: int, kind: str,
-                          make_event: Callable[[object], dict], ttl: int
+                          make_event: Callable[[object, bool], dict], ttl: int
                           ) -> Removal | None:  # fmt: skip
         """Remove a member and record its event in one transaction, if `kind` still applies.
 
         kind "offline": only if the user's presence key is gone (it expired);
         "leave": only if none of the user's tabs is alive; "kick": whenever a member.
-        `make_event(info)` builds the event. Each of the user's tabs is marked gone (for
+        `make_event(info, left)` builds the event; `left` says the user's last tab left
+        within the leave grace (see start_leave_grace): its expiry is then a `leave`. Each of the user's tabs is marked gone (for
         ttl ms) with reason "expired", "left" or "kicked", which its next poll reports.
         Across any number of nodes racing on the same user, exactly one call returns a
         Removal; the others return None. The global feed and the registry follow in
@@ -430,18 +519,18 @@ class Gateway:
         k = self.keys(channel)
 
         async def attempt(pipe: Any) -> tuple[Removal, int] | None:
-            await pipe.watch(k.online(user), k.member(user), k.conns(user))
+            await pipe.watch(k.online(user), k.member(user), k.conns(user), k.leaving(user))
             state = await _removal_state(pipe, k, user, kind, now)
             if state is None:
                 await pipe.unwatch()
                 return None
-            info, tabs = state
-            event = make_event(info)
+            info, tabs, left = state
+            event = make_event(info, left)
             pipe.multi()
             text = json.dumps(event, separators=(",", ":"))
             for command in _append_commands(k, text, self.history, event["type"]):
                 pipe.execute_command(*command)
-            pipe.delete(k.online(user), k.member(user), k.conns(user))
+            pipe.delete(k.online(user), k.member(user), k.conns(user), k.leaving(user))
             pipe.zrem(k.members, user)
             pipe.zrem(k.deadlines, user)
             if tabs:
@@ -460,6 +549,7 @@ class Gateway:
         removal, remaining = outcome
         fields = {name: value for name, value in removal.event.items() if name != "id"}
         await self._append_feed(channel, fields)  # the feed numbers its events itself
+        await self._count_user(user, -1)
         if remaining == 0:
             await self._unregister_if_empty(channel)
         return removal
@@ -472,6 +562,104 @@ class Gateway:
         members = self.keys(channel).members
         if await self._command(members, "ZCARD", members):
             await self._command(REGISTRY, "ZADD", REGISTRY, 0, channel)
+
+    # -- operator state (the {:global} keys) -------------------------------------------
+
+    @_translated
+    async def totals(self) -> tuple[int, int]:
+        """(distinct users online across channels, channels with members): two ZCARDs."""
+        users, channels = await self._per_node(
+            [(USERS, ("ZCARD", USERS)), (REGISTRY, ("ZCARD", REGISTRY))]
+        )
+        return int(users), int(channels)
+
+    @_translated
+    async def user_counts(self) -> dict[str, int]:
+        """The whole USERS zset: user -> channels it is counted in (for the repair)."""
+        found: list = await self.router.client_for(USERS).zrange(USERS, 0, -1, withscores=True)
+        return {str(user): int(score) for user, score in found}
+
+    @_translated
+    async def member_names(self, channels: list[str]) -> list[list[str]]:
+        """Every member's name of each channel (one pipeline per node)."""
+        replies = await self._per_node(
+            [(self.keys(c).seq, ("ZRANGE", self.keys(c).members, 0, -1)) for c in channels]
+        )
+        return [[str(name) for name in names] for names in replies]
+
+    @_translated
+    async def set_user_counts(self, counts: dict[str, int]) -> None:
+        """Overwrite the counts of some users (0 removes the user): the repair's fix."""
+        pipe = self.router.client_for(USERS).pipeline(transaction=True)
+        gone = [user for user, count in counts.items() if count <= 0]
+        kept = {user: count for user, count in counts.items() if count > 0}
+        if gone:
+            pipe.zrem(USERS, *gone)
+        if kept:
+            pipe.zadd(USERS, kept)
+        await pipe.execute()
+
+    @_translated
+    async def register_node(self, node: str, record: dict, now: int, ttl: int) -> None:
+        """Announce a service node for `ttl` ms (NODES and its record), forgetting the
+        nodes whose announcement ran out."""
+        pipe = self.router.client_for(NODES).pipeline(transaction=True)
+        pipe.set(node_key(node), json.dumps(record, separators=(",", ":")), px=ttl)
+        pipe.zadd(NODES, {node: now + ttl})
+        pipe.zremrangebyscore(NODES, "-inf", now)
+        await pipe.execute()
+
+    @_translated
+    async def live_nodes(self, now: int) -> list[dict]:
+        """The records of the nodes whose announcement has not run out, by node id."""
+        client = self.router.client_for(NODES)
+        ids = await client.zrangebyscore(NODES, now, "+inf")
+        if not ids:
+            return []
+        records = await client.mget([node_key(str(node)) for node in ids])
+        return [json.loads(r) for r in records if r is not None]
+
+    @_translated
+    async def add_lags(self, interval: int, lags: list[int], keep: int) -> None:
+        """Add offline lags (ms) recorded by this node in `interval` (kept `keep` ms)."""
+        key = lags_key(interval)
+        pipe = self.router.client_for(key).pipeline(transaction=True)
+        pipe.rpush(key, *lags)
+        pipe.pexpire(key, keep)
+        await pipe.execute()
+
+    @_translated
+    async def claim_history_point(self, interval: int, node: str, keep: int) -> bool:
+        """True for exactly one caller per `interval`: the node that writes its point."""
+        key = history_claim(interval)
+        return bool(await self.router.client_for(key).set(key, node, nx=True, px=keep))
+
+    @_translated
+    async def history_inputs(self, interval: int) -> tuple[int, int, list[int], dict | None]:
+        """(global feed's seq, distinct users, lags of `interval`, the newest point)."""
+        client = self.router.client_for(FEED.seq)
+        pipe = client.pipeline(transaction=True)
+        pipe.get(FEED.seq)
+        pipe.zcard(USERS)
+        pipe.lrange(lags_key(interval), 0, -1)
+        pipe.lindex(HISTORY, -1)
+        seq, users, lags, last = await pipe.execute()
+        point = json.loads(last) if last else None
+        return int(seq or 0), int(users), [int(x) for x in lags], point
+
+    @_translated
+    async def add_history_point(self, point: dict, kept: int) -> None:
+        """Append a point to the history, keeping the newest `kept`."""
+        pipe = self.router.client_for(HISTORY).pipeline(transaction=True)
+        pipe.rpush(HISTORY, json.dumps(point, separators=(",", ":")))
+        pipe.ltrim(HISTORY, -kept, -1)
+        await pipe.execute()
+
+    @_translated
+    async def history_points(self, count: int) -> list[dict]:
+        """The newest `count` history points, oldest first."""
+        raw = await self.router.client_for(HISTORY).lrange(HISTORY, -count, -1)
+        return [json.loads(item) for item in raw]
 
     # -- event logs -------------------------------------------------------------------
 
@@ -579,9 +767,10 @@ class Gateway:
     # -- membership reads -------------------------------------------------------------
 
     @_translated
-    async def members_page(self, channel: str, after: str | None, limit: int
-                           ) -> ChannelPage:  # fmt: skip
-        """Counts and the members after `after` (by name), at most `limit`, with one log position.
+    async def members_page(self, channel: str, after: str | None, limit: int,
+                           prefix: str = "") -> ChannelPage:  # fmt: skip
+        """Counts and the members after `after` (by name) whose names start with `prefix`,
+        at most `limit`, with one log position.
 
         The counts are two ZCARDs, O(1) whatever the channel's size: users, and registered
         tabs (a tab that went silent while its user stays online counts until a sweep
@@ -592,7 +781,7 @@ class Gateway:
         pipe = client.pipeline(transaction=True)
         pipe.zcard(k.members)
         pipe.zcard(k.connections)
-        pipe.zrangebylex(k.members, f"({after}" if after else "-", "+", 0, limit)
+        pipe.zrangebylex(k.members, *_lex_range(after, prefix), 0, limit)
         pipe.mget(k.seq, k.epoch)
         users, connections, names, (seq, epoch) = await pipe.execute()
         pipe = client.pipeline(transaction=False)
@@ -618,6 +807,16 @@ class Gateway:
         return bool(record), load_info(_text(record.get("info")))
 
     @_translated
+    async def live_tabs(self, channel: str, user: str, conn: str, now: int) -> tuple[int, bool]:
+        """(the user's tabs alive at `now` in the channel, whether `conn` is one of them)."""
+        k = self.keys(channel)
+        count, deadline = await self._per_node(
+            [(k.seq, ("ZCOUNT", k.conns(user), now, "+inf")),
+             (k.seq, ("ZSCORE", k.conns(user), conn))]
+        )  # fmt: skip
+        return int(count), deadline is not None and float(deadline) >= now
+
+    @_translated
     async def channel_known(self, channel: str) -> bool:
         """True when the channel has members or a log."""
         k = self.keys(channel)
@@ -627,16 +826,18 @@ class Gateway:
         return bool(users) or bool(has_log)
 
     @_translated
-    async def channels_page(self, after: str | None, limit: int, history: bool = False
+    async def channels_page(self, after: str | None, limit: int, history: bool = False,
+                            prefix: str = ""
                             ) -> tuple[list[tuple[str, int, int]], str | None]:  # fmt: skip
-        """([(channel, users, connections)], next) for the channels after `after` by name.
+        """([(channel, users, connections)], next) for the channels after `after` by name
+        whose names start with `prefix`.
 
         The channels with at least one member; with `history`, every channel with a log
         (including those whose members are all gone).
         """
         index = LOGS if history else REGISTRY
         names = await self.router.client_for(index).zrangebylex(
-            index, f"({after}" if after else "-", "+", 0, limit
+            index, *_lex_range(after, prefix), 0, limit
         )
         commands = []
         for name in names:
@@ -730,6 +931,18 @@ class Gateway:
         return True
 
 
+def _lex_range(after: str | None, prefix: str) -> tuple[str, str]:
+    """ZRANGEBYLEX bounds of the names after `after` that start with `prefix`.
+
+    Names use printable ASCII below DEL (presence.service.names), so every name starting
+    with `prefix` sorts before `prefix` + DEL.
+    """
+    low = f"[{prefix}" if prefix else "-"
+    if after is not None and after >= prefix:
+        low = f"({after}"
+    return low, (f"({prefix}\x7f" if prefix else "+")
+
+
 def _text(value: str | bytes | None) -> str | None:
     """A reply as text (the pools decode replies; the type stubs cannot know that)."""
     return value.decode() if isinstance(value, bytes) else value
@@ -773,8 +986,9 @@ def _queue_append(k: LogKeys, text: str, history: int, kind: str) -> transport.Q
 
 
 async def _removal_state(pipe: Any, k: ChannelKeys, user: str, kind: str, now: int
-                         ) -> tuple[object, dict[str, int]] | None:  # fmt: skip
-    """(info, {tab: deadline}) of a member that `kind` may remove, else None.
+                         ) -> tuple[object, dict[str, int], bool] | None:  # fmt: skip
+    """(info, {tab: deadline}, left within the leave grace) of a member that `kind` may
+    remove, else None.
 
     Reads as little as it can: the nodes that lose an offline race stop after two reads.
     """
@@ -788,4 +1002,5 @@ async def _removal_state(pipe: Any, k: ChannelKeys, user: str, kind: str, now: i
     }
     if kind == "leave" and any(deadline > now for deadline in tabs.values()):
         return None
-    return load_info(member.get("info")), tabs
+    left = kind == "offline" and bool(await pipe.exists(k.leaving(user)))
+    return load_info(member.get("info")), tabs, left

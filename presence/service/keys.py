@@ -14,6 +14,10 @@ channel on one shard and a channel's transaction never crosses slots:
                                  conns:<user> holds conn, with the same deadline.
     presence:{C}:gone:<user>     hash conn -> "kicked" | "expired" | "left", PX = timeout:
                                  why a tab of the user is no longer joined, for its next poll.
+    presence:{C}:leaving:<user>  string, PX = timeout + leave grace: the user's last tab left
+                                 and the user is kept for the leave grace (--leave-grace);
+                                 the expiry of online:<user> then means `leave`, not
+                                 `offline`. A join deletes it.
     presence:{C}:seq             id of the channel's newest event (INCR).
     presence:{C}:epoch           random id of this log, set (NX) with its first event.
     presence:{C}:events          list of the retained events, oldest first, without ids: the
@@ -32,6 +36,16 @@ their own, never in a channel's:
     presence:{:global}:seq, :events, :epoch   the global feed: every channel's events,
                                  each with a "channel" field, same layout as a channel log.
     presence:{:global}:wake      (sharded pub/sub channel) SPUBLISHed with every feed event.
+    presence:{:global}:users     zset user -> number of channels the user is a member of:
+                                 ZCARD = distinct users online. Updated after the channel's
+                                 transaction (+1 on a first join, -1 on a removal); drift
+                                 (a node dying between the two) is repaired by the sweep.
+    presence:{:global}:nodes     zset node id -> ms its registration expires; the record is
+    presence:{:global}:node:<id> string (JSON: address, held polls, requests/s, version,
+                                 started, seen), PX a few refresh intervals.
+    presence:{:global}:history   list of JSON points, one per interval, newest last (capped).
+    presence:{:global}:history:<n>      string, PX: which node writes interval n's point.
+    presence:{:global}:lags:<n>  list of the offline lags (ms) nodes recorded in interval n.
 """
 
 from __future__ import annotations
@@ -46,6 +60,9 @@ FEED_SEQ = f"{GLOBAL_TAG}:seq"
 FEED_EVENTS = f"{GLOBAL_TAG}:events"
 FEED_EPOCH = f"{GLOBAL_TAG}:epoch"
 FEED_WAKE = f"{GLOBAL_TAG}:wake"
+USERS = f"{GLOBAL_TAG}:users"
+NODES = f"{GLOBAL_TAG}:nodes"
+HISTORY = f"{GLOBAL_TAG}:history"
 EXPIRY_CHANNEL = f"{PREFIX}:expired"  # what `presence serve` passes to --keys-expire-notify
 PROBE_PREFIX = f"{PREFIX}:probe:"
 
@@ -136,6 +153,24 @@ class ChannelKeys(LogKeys):
 
     def gone(self, user: str) -> str:
         return f"{self.tag}:gone:{user}"
+
+    def leaving(self, user: str) -> str:
+        return f"{self.tag}:leaving:{user}"
+
+
+def node_key(node: str) -> str:
+    """The registration record of a service node (see NODES)."""
+    return f"{GLOBAL_TAG}:node:{node}"
+
+
+def history_claim(interval: int) -> str:
+    """Who writes the history point of interval number `interval` (SET NX)."""
+    return f"{HISTORY}:{interval}"
+
+
+def lags_key(interval: int) -> str:
+    """The offline lags recorded in interval number `interval`, from every node."""
+    return f"{GLOBAL_TAG}:lags:{interval}"
 
 
 def parse_online_key(key: str) -> tuple[str, str] | None:

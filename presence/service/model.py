@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,13 +25,19 @@ from presence.service.feed import PACE, Feed, Hold, Waits
 from presence.service.gateway import Gateway
 from presence.service.keys import parse_online_key
 from presence.service.names import format_cursor, parse_cursor
+from presence.service.quotas import ClientLimits, LimitReached, TabQuotas
 from presence.service.records import ChannelPage, StoreUnavailable, load_info
 
 log = logging.getLogger("presence.model")
 
 JOIN_MEMBERS = 1000  # members returned with a join or a reset; the REST API pages the rest
 SNAPSHOT_AGE = 1.0  # seconds a node reuses a channel's members snapshot for joins and resets
+HELD_POLLS_RETRY = 2  # seconds a poll refused for want of room waits before trying again
 CLAIM_CONCURRENCY = 32  # offline claims at once (sweeps and expiries), to spare the pool
+RECENT_LAGS = 100_000  # offline lags a node keeps between two hand-overs to the history
+TOTALS_CHANNELS = 10_000  # channels whose connections /api/stats sums
+REPAIR_EVERY = 8  # sweeps between two repairs of the distinct users count (see repair_users)
+HISTORY_INTERVAL = 10  # seconds per history point (see presence.service.nodes)
 
 
 @dataclass
@@ -45,6 +52,8 @@ class Stats:
     lag_sum_ms: int = 0
     lag_max_ms: int = 0
     sweeps: int = 0
+    requests: int = 0  # HTTP requests answered (counted by the web layer)
+    recent_lags: list[int] = field(default_factory=list)  # not yet handed to the history
 
     def count_offline(self, deadline: int | None, now: int) -> None:
         if deadline is None:
@@ -53,6 +62,13 @@ class Stats:
         self.lag_count += 1
         self.lag_sum_ms += lag
         self.lag_max_ms = max(self.lag_max_ms, lag)
+        if len(self.recent_lags) < RECENT_LAGS:
+            self.recent_lags.append(lag)
+
+    def take_lags(self) -> list[int]:
+        """The offline lags (ms) recorded since the last call (see presence.service.nodes)."""
+        lags, self.recent_lags = self.recent_lags, []
+        return lags
 
 
 class NotMember(LookupError):
@@ -89,8 +105,16 @@ class Presence:
         history_age: float = 600,
         clock: Callable[[], float] = time.time,
         answer_pace: float = PACE,
+        limits: ClientLimits | None = None,
+        leave_grace: float = 0,
+        disconnect_grace: float = 0,
     ) -> None:
         self.gateway = gateway
+        self.limits = limits or ClientLimits()
+        self.quotas = TabQuotas(self.limits, idle=timeout)  # node-local, see quotas
+        self.history_interval = HISTORY_INTERVAL
+        self.leave_grace = leave_grace  # seconds a left user is kept, in case it comes back
+        self.disconnect_grace = disconnect_grace  # seconds for a dropped held poll's tab
         self.answer_pace = answer_pace  # seconds between a feed's answers (see Feed.pace)
         self.timeout = timeout
         self.waits = Waits(poll_timeout)  # what the feeds share: poll timeout, timer wheel
@@ -166,6 +190,8 @@ class Presence:
         when this is the user's first live tab in the channel.
         """
         now = self.now()
+        await self._admit_tab(channel, user, conn, now)
+        self.quotas.admit_join(conn, channel, now / 1000)
         first = await self.gateway.register(channel, user, conn, now, self._ttl(), info)
         self._arm(channel, user, now)
         if first:
@@ -190,6 +216,7 @@ class Presence:
         if not status.joined:
             return _rejoin(status.reason, format_cursor(status.epoch, status.seq))
         self._arm(channel, user, now)
+        self.quotas.seen(conn, channel, now / 1000)
         return {"ok": True}
 
     async def poll(
@@ -228,6 +255,7 @@ class Presence:
         with no coroutine of the domain held meanwhile. Hold.cancel() (the client went
         away) releases it; awaiting it then raises CancelledError.
         """
+        self._admit_poll()
         feed = self._feed(channel)
         feed.users += 1
         try:
@@ -240,6 +268,9 @@ class Presence:
             if not status.joined or got is None:
                 return _rejoin(status.reason or "unknown", format_cursor(epoch, ident))
             self._arm(channel, user, now)
+            self.quotas.seen(conn, channel, now / 1000)
+            if hold is not None:
+                hold.refreshed = now + self._ttl()  # for tab_dropped (the disconnect grace)
             if got.events and not got.reset:  # the usual answer: no waiting at all
                 feed.observe(got)
                 return {
@@ -251,35 +282,67 @@ class Presence:
             feed.users -= 1
 
     async def leave(self, channel: str, user: str, conn: str) -> dict:
-        """Forget a tab now; emits `leave` when it was the user's last live tab."""
-        is_member, alive = await self.gateway.drop_connection(
-            channel, user, conn, self.now(), self._ttl()
+        """Forget a tab now; `leave` when it was the user's last live tab.
+
+        With a leave grace, the user stays a member for that long: a join (a reload, a
+        navigation) within it continues silently; otherwise the expiry of its presence key
+        records the `leave` then (see Gateway.start_leave_grace). Without one, now.
+        """
+        self.quotas.left(conn, channel)
+        now = self.now()
+        is_member, alive = await self.gateway.drop_connection(channel, user, conn, now, self._ttl())
+        if not is_member or alive:
+            return {"ok": True}
+        grace = int(self.leave_grace * 1000)
+        if grace and await self.gateway.start_leave_grace(channel, user, now, grace, self._ttl()):
+            self._arm_at(channel, user, now + grace)
+            return {"ok": True}
+        removal = await self.gateway.remove_user(
+            channel,
+            user,
+            self.now(),
+            "leave",
+            lambda info, _: _event("leave", user, info, self.now()),
+            self._ttl(),
         )
-        if is_member and alive == 0:
-            removal = await self.gateway.remove_user(
-                channel,
-                user,
-                self.now(),
-                "leave",
-                lambda info: _event("leave", user, info, self.now()),
-                self._ttl(),
-            )
-            if removal:
-                self._recorded(channel, removal.event)
+        if removal:
+            self._recorded(channel, removal.event)
         return {"ok": True}
 
-    async def send(self, channel: str, user: str, data: str) -> dict:
-        """Publish a chat message (with the sender's info) from a member; else NotMember."""
+    async def tab_dropped(self, channel: str, user: str, conn: str, hold: Hold) -> None:
+        """The connection of a held poll closed: unless the tab makes a new request within
+        the disconnect grace, it is gone then (and its user `offline` if it was the last),
+        without waiting for the timeout. Nothing when the grace is off or the poll was not
+        held yet; exactly once across nodes like any expiry (see Gateway.shorten_dropped_tab).
+        """
+        grace = int(self.disconnect_grace * 1000)
+        if not grace or hold.refreshed is None:
+            return
+        now = self.now()
+        deadline = await self.gateway.shorten_dropped_tab(
+            channel, user, conn, hold.refreshed, now, grace
+        )
+        if deadline is not None:
+            self._arm_at(channel, user, deadline)
+
+    async def send(self, channel: str, user: str, data: str, conn: str | None = None) -> dict:
+        """Publish a chat message (with the sender's info) from a member; else NotMember.
+
+        LimitReached when tab `conn` sent max_messages_per_second already (see quotas).
+        """
         is_member, info = await self.gateway.member_info(channel, user)
         if not is_member:
             raise NotMember(user)
+        if conn is not None:
+            self.quotas.spend_message(conn, self.clock())
         event = await self._record(channel, _event("message", user, info, self.now(), data=data))
         return {"ok": True, "id": event["id"]}
 
     # -- operator actions and reads ---------------------------------------------------
 
-    async def kick(self, channel: str, user: str) -> dict:
-        """Remove all of a user's tabs; emits `leave` with reason "kicked".
+    async def kick(self, channel: str, user: str, by: str | None = None) -> dict:
+        """Remove all of a user's tabs; emits `leave` with reason "kicked" (and `by`, the
+        name of the admin token that kicked, when given).
 
         Raises UnknownChannel, or NotMember when the channel exists but the user is not in it.
 
@@ -291,7 +354,7 @@ class Presence:
             user,
             self.now(),
             "kick",
-            lambda info: _event("leave", user, info, self.now(), reason="kicked"),
+            lambda info, _: _event("leave", user, info, self.now(), reason="kicked", by=by),
             self._ttl(),
         )
         if removal is None:
@@ -301,21 +364,91 @@ class Presence:
         self._recorded(channel, removal.event)
         return {"ok": True, "id": removal.event["id"]}
 
-    async def channel(self, channel: str, after: str | None, limit: int) -> ChannelPage | None:
-        """Counts and one page of members; None when the channel is unknown."""
-        page = await self.gateway.members_page(channel, after, limit)
+    async def channel(
+        self, channel: str, after: str | None, limit: int, prefix: str = ""
+    ) -> ChannelPage | None:
+        """Counts and one page of members (whose names start with `prefix`); None when
+        the channel is unknown."""
+        page = await self.gateway.members_page(channel, after, limit, prefix)
         if page.users == 0 and not await self.gateway.channel_known(channel):
             return None
         return page
 
     async def channels(
-        self, after: str | None, limit: int, history: bool = False
+        self, after: str | None, limit: int, history: bool = False, prefix: str = ""
     ) -> tuple[list, str | None]:
-        """One page of the channels with users as ([(channel, users, connections)], next).
+        """One page of the channels with users as ([(channel, users, connections)], next),
+        those whose names start with `prefix`.
 
         With `history`, every channel that has a log, with or without users.
         """
-        return await self.gateway.channels_page(after, limit, history)
+        return await self.gateway.channels_page(after, limit, history, prefix)
+
+    async def totals(self) -> dict:
+        """{users: distinct users online, channels, connections, ts}.
+
+        Users and channels cost O(1) (ZCARDs); connections are summed over the channels
+        (at most TOTALS_CHANNELS of them, see connections_partial).
+        """
+        users, channels = await self.gateway.totals()
+        connections, after, seen = 0, None, 0
+        while seen < TOTALS_CHANNELS:
+            rows, after = await self.gateway.channels_page(after, 1000)
+            seen += len(rows)
+            connections += sum(row[2] for row in rows)
+            if after is None:
+                break
+        answer = {"users": users, "channels": channels, "connections": connections,
+                  "ts": self.now()}  # fmt: skip
+        if after is not None:
+            answer["connections_partial"] = True
+        return answer
+
+    async def nodes(self) -> list[dict]:
+        """The service nodes that announced themselves lately (see presence.service.nodes)."""
+        return await self.gateway.live_nodes(self.now())
+
+    async def history(self, minutes: int) -> list[dict]:
+        """The history points of the last `minutes`, oldest first: {ts, events,
+        offline_lag_p50_ms, offline_lag_p99_ms, users} (events None after a gap)."""
+        count = math.ceil(minutes * 60 / self.history_interval)
+        since = self.now() - minutes * 60_000
+        return [
+            {name: value for name, value in point.items() if name != "seq"}
+            for point in await self.gateway.history_points(count)
+            if point["ts"] >= since
+        ]
+
+    async def repair_users(self) -> int:
+        """Make the distinct users count (USERS) agree with the channels' members; returns
+        the users corrected.
+
+        USERS is written after each channel's transaction, so a node that died in between
+        left it off by one for a user. A user is corrected only when USERS read before
+        and after the channels agree with each other (not with a join or removal that was
+        under way between the channel and USERS); a correction that still raced with one
+        is corrected by the next repair.
+        """
+        before = await self.gateway.user_counts()
+        expected: dict[str, int] = {}
+        after = None
+        while True:
+            rows, after = await self.gateway.channels_page(after, 500, history=True)
+            for names in await self.gateway.member_names([row[0] for row in rows]):
+                for name in names:
+                    expected[name] = expected.get(name, 0) + 1
+            if after is None:
+                break
+        now = await self.gateway.user_counts()
+        fixes = {
+            user: expected.get(user, 0)
+            for user in set(expected) | set(now)
+            if now.get(user, 0) == before.get(user, 0) != expected.get(user, 0)
+        }
+        if fixes:
+            log.warning("distinct users count repaired for %d users", len(fixes))
+            await self.gateway.set_user_counts(fixes)
+        return len(fixes)
 
     async def global_events(self, cursor: str | int | None, hold: Hold | None = None) -> dict:
         """Long-poll over every channel's events (each with "channel"); None: from now on."""
@@ -330,6 +463,7 @@ class Presence:
         if cursor is None:
             got = await self.gateway.read_feed(None)
             return {"cursor": format_cursor(got.epoch, got.seq), "events": []}
+        self._admit_poll()
         epoch, ident = parse_cursor(cursor)
         got = await self.gateway.read_feed(ident, epoch)
         return await feed.wait(got, seen, hold or Hold())
@@ -381,6 +515,9 @@ class Presence:
             if after is None:
                 break
         await self.gateway.trim_events_before(None, cutoff)
+        self.quotas.forget_idle(now / 1000)
+        if wake or self.stats.sweeps % REPAIR_EVERY == 1:
+            await self.repair_users()
         if wake:
             for feed in [*self.feeds.values(), self.global_feed]:
                 feed.poke()
@@ -419,6 +556,23 @@ class Presence:
     def _ttl(self) -> int:
         return int(self.timeout * 1000)
 
+    def _admit_poll(self) -> None:
+        """LimitReached when the node holds max_held_polls polls already."""
+        if self.waits.held >= self.limits.max_held_polls:
+            raise LimitReached(
+                "held_polls", "this node holds as many polls as it may", HELD_POLLS_RETRY
+            )
+
+    async def _admit_tab(self, channel: str, user: str, conn: str, now: int) -> None:
+        """LimitReached when `conn` would be one tab too many of `user` in `channel`."""
+        tabs, registered = await self.gateway.live_tabs(channel, user, conn, now)
+        if not registered and tabs >= self.limits.max_tabs:
+            raise LimitReached(
+                "tabs",
+                f"a user may have at most {self.limits.max_tabs} tabs in a channel",
+                self.timeout,  # a silent tab is gone by then
+            )
+
     async def _claim_offline(self, channel: str, user: str) -> int:
         async with self._claims:
             now = self.now()
@@ -427,12 +581,13 @@ class Presence:
                 user,
                 now,
                 "offline",
-                lambda info: _event("offline", user, info, now),
+                lambda info, left: _event("leave" if left else "offline", user, info, now),
                 self._ttl(),
             )
         if removal is None:
             return 0
-        self.stats.count_offline(removal.deadline, now)
+        if removal.event["type"] == "offline":
+            self.stats.count_offline(removal.deadline, now)
         self._recorded(channel, removal.event)
         return 1
 
@@ -451,8 +606,12 @@ class Presence:
 
     def _arm(self, channel: str, user: str, now: int) -> None:
         """Watch the deadline of a presence key this node just refreshed (see deadlines)."""
+        self._arm_at(channel, user, now + self._ttl())
+
+    def _arm_at(self, channel: str, user: str, deadline: int) -> None:
+        """Watch a presence key whose deadline this node just set (see deadlines)."""
         if self.timers is not None:
-            self.timers.arm(channel, user, now + self._ttl())
+            self.timers.arm(channel, user, deadline)
 
     async def _deadline_due(self, channel: str, user: str) -> int:
         """A deadline timer fired: claim the offline if the key is gone; its PTTL."""
@@ -532,13 +691,21 @@ async def _outcome(answer: dict | Hold) -> dict:
 
 
 def _event(
-    kind: str, user: str, info: object, ts: int, reason: str | None = None, data: str | None = None
+    kind: str,
+    user: str,
+    info: object,
+    ts: int,
+    reason: str | None = None,
+    data: str | None = None,
+    by: str | None = None,
 ) -> dict:
     event: dict[str, object] = {"type": kind, "user": user, "info": info, "ts": ts}
     if reason is not None:
         event["reason"] = reason
     if data is not None:
         event["data"] = data
+    if by is not None:
+        event["by"] = by
     return event
 
 

@@ -15,12 +15,14 @@ read of all replies. `watched` runs WATCH transactions under one retry policy.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection as AsyncConnection
 from redis.crc import key_slot
 from redis.driver_info import DriverInfo
 from redis.exceptions import (
@@ -61,8 +63,10 @@ _POOL_OPTIONS: dict[str, Any] = {
     "timeout": 30,
     "decode_responses": True,
     "driver_info": DriverInfo(),
-    "maint_notifications_config": MaintNotificationsConfig(enabled=False),
 }
+if "maint_notifications_config" in inspect.signature(AsyncConnection.__init__).parameters:
+    # (redis-py 8.1+; before, asyncio connections make no such handshake)
+    _POOL_OPTIONS["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
 
 Address = tuple[str, int]
 

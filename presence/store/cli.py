@@ -15,6 +15,7 @@ import sys
 
 from presence.runtime import tune_gc
 from presence.store.config import DIRECTIVES, Config, ConfigError, parse_config_file
+from presence.store.persistence import AofError
 from presence.store.server import VERSION, Server
 
 log = logging.getLogger("presence.store")
@@ -28,6 +29,9 @@ Common directives:
   --requirepass PASSWORD       require AUTH
   --keys-expire-notify CHANNEL PUBLISH CHANNEL <key> at every key's expiry
   --notify-keyspace-events F   Redis keyspace notification flags (e.g. Ex, KEA)
+  --appendonly yes|no          keep an append-only file in --dir, load it at start (no)
+  --appendfsync POLICY         everysec (default), always or no
+  --dir DIR                    where the append-only files are (default .)
 Any other redis.conf directive the store knows is accepted the same way.
 """
 
@@ -119,6 +123,9 @@ def main(argv: list[str] | None = None) -> None:
         pass
     try:
         run(serve(config))
+    except AofError as exc:
+        print(f"presence-store: {exc}", file=sys.stderr)
+        sys.exit(1)
     except OSError as exc:
         print(f"presence-store: cannot listen: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -107,6 +107,17 @@ def _yesno(text: str) -> str:
     return text.lower()
 
 
+def _plain_name(directive: str, what: str) -> Callable[[str], str]:
+    """A file or directory name inside `dir`, never a path (Redis's wording when it is)."""
+
+    def parse(text: str) -> str:
+        if not text or "/" in text or text in (".", ".."):
+            raise ConfigError(f"{directive} can't be a path, just a {what}")
+        return text
+
+    return parse
+
+
 def _flags(text: str) -> int:
     try:
         return notify.parse_flags(text)
@@ -202,6 +213,23 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("save", "", _save),
         Directive("appendonly", "no", _yesno),
         Directive("appendfsync", "everysec", _enum("everysec", "always", "no")),
+        Directive(
+            "appendfilename",
+            "appendonly.aof",
+            _plain_name("appendfilename", "filename"),
+            mutable=False,
+        ),
+        Directive(
+            "appenddirname", "appendonlydir", _plain_name("appenddirname", "dirname"), mutable=False
+        ),
+        Directive("auto-aof-rewrite-percentage", "100", _bounded(0)),
+        Directive("auto-aof-rewrite-min-size", "67108864", _memory_value),
+        Directive("aof-load-truncated", "yes", _yesno),
+        Directive("aof-use-rdb-preamble", "yes", _yesno),
+        Directive("aof-timestamp-enabled", "no", _yesno),
+        Directive("aof-rewrite-incremental-fsync", "yes", _yesno),
+        Directive("no-appendfsync-on-rewrite", "no", _yesno),
+        Directive("aof-load-expire-delay", "0", _bounded(0)),
         Directive("maxmemory", "0", _memory_value),
         Directive("maxmemory-policy", "noeviction", _enum(*_POLICIES)),
         Directive("maxmemory-samples", "5", _bounded(1)),
@@ -220,7 +248,7 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("pidfile", "", mutable=False),
         Directive("dir", ".", restart=True),
         Directive("dbfilename", "dump.rdb"),
-        Directive("lua-time-limit", "5000", _int),
+        Directive("busy-reply-threshold", "5000", _bounded(0, 9223372036854775807)),
         Directive("slowlog-log-slower-than", "10000", _bounded(-1, 9223372036854775807)),
         Directive("slowlog-max-len", "128", _bounded(0, 9223372036854775807)),
         Directive("latency-tracking", "yes", _yesno),
@@ -253,6 +281,7 @@ ALIASES = {
     "zset-max-ziplist-entries": "zset-max-listpack-entries",
     "zset-max-ziplist-value": "zset-max-listpack-value",
     "slaveof": "replicaof",
+    "lua-time-limit": "busy-reply-threshold",
 }
 
 

@@ -1,12 +1,14 @@
 """The data: sixteen databases of typed values, and deadlines that fire on time.
 
-Every key with a TTL has an entry in one min-heap of `(deadline_ms, db, key)` shared by
-all databases. The server asks `next_deadline()` and arms one timer for it; when the timer
-fires, `expire_due()` deletes every key whose deadline has passed and announces each
-expiry (keyspace events and `keys-expire-notify`) at that moment, whatever the number of
-keys. Heap entries are never updated in place: a refreshed TTL pushes a new entry and the
-old one is recognised as stale when popped (its deadline no longer matches), and the heap
-is rebuilt when stale entries outnumber live ones. Reads also check the deadline (lazy
+Every key with a TTL has an entry in the bucket of its deadline's millisecond, shared by
+all databases, and a min-heap orders the buckets. The server asks `next_deadline()` and
+arms one timer for it; when the timer fires, `expire_due()` deletes every key whose
+deadline has passed and announces each expiry (keyspace events and `keys-expire-notify`)
+at that moment, whatever the number of keys. Entries are never updated in place: a
+refreshed TTL adds a new entry and the old one is recognised as stale when met (its
+deadline no longer matches), and the buckets are rebuilt when stale entries outnumber
+live ones. A bucket is the bare key while only one key is due in its millisecond, so a
+key costs a dict entry and a heap slot, or a list slot in a busy millisecond. Reads also check the deadline (lazy
 expiry), so a key past its deadline is never returned, even between timer ticks.
 
 Time comes from an injectable clock. The dispatcher stores a reading in `Keyspace.now`
@@ -162,8 +164,7 @@ class Database:
 
     def set_deadline(self, key: bytes, deadline_ms: int) -> None:
         """Give the existing `key` an absolute deadline (ms since epoch)."""
-        self.expires[key] = deadline_ms
-        self.keyspace.schedule(deadline_ms, self.index, key)
+        self.expires[key] = self.keyspace.schedule(deadline_ms, self.index, key)
         self.touch(key)
 
     def persist(self, key: bytes) -> bool:
@@ -214,11 +215,17 @@ class Keyspace:
         self.now = clock()
         self.notifier = notifier or ev.Notifier()
         self.dbs = [Database(i, self) for i in range(DATABASES)]
-        self._heap: list[tuple[int, int, bytes]] = []
+        # deadline ms -> bucket of the keys due then: a bare key (db 0), a (db, key) pair,
+        # or a list [deadline, entry, entry...] when several are due in that millisecond
+        self._due: dict[int, object] = {}
+        self._order: list[int] = []  # heap of the deadlines in _due
+        self._entries = 0  # entries in the buckets, stale ones included
+        self._next_check = 1024  # when _entries reaches it, see whether stale ones dominate
         self.on_earlier_deadline: Callable[[int], None] | None = (
             None  # the server re-arms its timer
         )
         self.expired_count = 0
+        self.on_expired: Callable[[int, bytes], None] | None = None  # the AOF records a DEL
         self.hits = self.misses = 0  # read lookups that found a key, and that did not (INFO stats)
 
     def tick(self) -> int:
@@ -226,22 +233,65 @@ class Keyspace:
         self.now = now = self.clock()
         return now
 
-    def schedule(self, deadline_ms: int, db_index: int, key: bytes) -> None:
-        heap = self._heap
-        earliest = heap[0][0] if heap else None
-        heapq.heappush(heap, (deadline_ms, db_index, key))
-        if len(heap) > 1024 and len(heap) > 3 * self.keys_with_deadline():
-            self._rebuild_heap()
-        if (earliest is None or deadline_ms < earliest) and self.on_earlier_deadline:
-            self.on_earlier_deadline(deadline_ms)
+    def schedule(self, deadline_ms: int, db_index: int, key: bytes) -> int:
+        """Remember that `key` of db `db_index` is due at `deadline_ms`; returns the deadline to store.
+
+        Keys due in the same millisecond share one bucket and one int object for their
+        deadline (the returned one): a burst of writes with one TTL costs a list slot per
+        key instead of a heap tuple and an int.
+        """
+        if self._entries >= self._next_check:
+            self._drop_stale_entries()
+        entry = key if db_index == 0 else (db_index, key)
+        due = self._due
+        bucket = due.get(deadline_ms)
+        self._entries += 1
+        if bucket is None:
+            earliest = self._order[0] if self._order else None
+            due[deadline_ms] = entry
+            heapq.heappush(self._order, deadline_ms)
+            if (earliest is None or deadline_ms < earliest) and self.on_earlier_deadline:
+                self.on_earlier_deadline(deadline_ms)
+            return deadline_ms
+        if type(bucket) is not list:  # a second key due in this millisecond
+            first_db, first_key = self._split(bucket)
+            shared = self.dbs[first_db].expires.get(first_key)
+            if shared != deadline_ms:
+                shared = deadline_ms
+            bucket = due[deadline_ms] = [shared, bucket]
+        bucket.append(entry)
+        return bucket[0]
+
+    @staticmethod
+    def _split(entry) -> tuple[int, bytes]:
+        """(db index, key) of a bucket entry (a bare key stands for db 0)."""
+        return (0, entry) if type(entry) is bytes else entry
 
     def keys_with_deadline(self) -> int:
         return sum(len(db.expires) for db in self.dbs)
 
-    def _rebuild_heap(self) -> None:
-        """Drop stale entries so the heap holds one entry per key with a deadline."""
-        self._heap = [(d, db.index, k) for db in self.dbs for k, d in db.expires.items()]
-        heapq.heapify(self._heap)
+    def _drop_stale_entries(self) -> None:
+        """Rebuild the buckets if stale entries outnumber live ones more than twice."""
+        live = self.keys_with_deadline()
+        if self._entries > 3 * live:
+            self._rebuild()
+        self._next_check = self._entries + max(1024, live)
+
+    def _rebuild(self) -> None:
+        """Drop stale entries so the buckets hold one entry per key with a deadline."""
+        self._due = {}
+        self._order = []
+        self._entries = 0
+        on_earlier, self.on_earlier_deadline = self.on_earlier_deadline, None
+        for db in self.dbs:
+            expires = db.expires
+            for key, deadline in expires.items():
+                expires[key] = self.schedule(deadline, db.index, key)
+        self.on_earlier_deadline = on_earlier
+
+    def _is_live(self, entry, deadline: int) -> bool:
+        db_index, key = self._split(entry)
+        return self.dbs[db_index].expires.get(key) == deadline
 
     def next_deadline(self) -> int | None:
         """The earliest deadline of a key, or None; stale entries met on top are dropped.
@@ -250,27 +300,54 @@ class Keyspace:
         under steady refreshes (a presence node's heartbeats) most deadlines in the heap
         are stale, and a timer for each would wake the server hundreds of times a second.
         """
-        heap = self._heap
-        dbs = self.dbs
-        while heap:
-            deadline, db_index, key = heap[0]
-            if dbs[db_index].expires.get(key) == deadline:
+        order = self._order
+        due = self._due
+        while order:
+            deadline = order[0]
+            bucket = due[deadline]
+            if type(bucket) is list:
+                while len(bucket) > 1 and not self._is_live(bucket[-1], deadline):
+                    bucket.pop()
+                    self._entries -= 1
+                if len(bucket) > 1:
+                    return deadline
+            elif self._is_live(bucket, deadline):
                 return deadline
-            heapq.heappop(heap)
+            else:
+                self._entries -= 1
+            heapq.heappop(order)
+            del due[deadline]
         return None
 
     def expire_due(self, limit: int = 100_000) -> int:
         """Expire every key whose deadline is <= now (at most `limit`); return how many."""
         now = self.now
-        heap = self._heap
+        order = self._order
+        due = self._due
         expired = 0
-        while heap and heap[0][0] <= now and expired < limit:
-            deadline, db_index, key = heapq.heappop(heap)
-            db = self.dbs[db_index]
-            if db.expires.get(key) == deadline:  # not stale: this is the key's current deadline
-                self.expire_key(db, key)
-                expired += 1
+        while order and order[0] <= now and expired < limit:
+            deadline = order[0]
+            bucket = due[deadline]
+            if type(bucket) is list:
+                while len(bucket) > 1 and expired < limit:
+                    expired += self._expire_entry(bucket.pop(), deadline)
+                if len(bucket) > 1:
+                    break  # the limit: the rest of this bucket is for the next slice
+            else:
+                expired += self._expire_entry(bucket, deadline)
+            heapq.heappop(order)
+            del due[deadline]
         return expired
+
+    def _expire_entry(self, entry, deadline: int) -> int:
+        """Expire the key of a bucket entry if `deadline` is still its deadline; 1 if it was."""
+        self._entries -= 1
+        db_index, key = self._split(entry)
+        db = self.dbs[db_index]
+        if db.expires.get(key) == deadline:  # not stale: this is the key's current deadline
+            self.expire_key(db, key)
+            return 1
+        return 0
 
     def expire_key(self, db: Database, key: bytes) -> None:
         """Delete `key` because its deadline passed, and announce it."""
@@ -278,9 +355,13 @@ class Keyspace:
         del db.expires[key]
         db.touch(key)
         self.expired_count += 1
+        if self.on_expired is not None:
+            self.on_expired(db.index, key)
         self.notifier.expired(key, db.index)
 
     def flush_all(self) -> None:
         for db in self.dbs:
             db.flush()
-        self._heap.clear()
+        self._due.clear()
+        self._order.clear()
+        self._entries = 0

@@ -42,6 +42,7 @@ SUBSCRIBED_CONTEXT = (
 
 # Server and client commands (commands/server.py, client.py, introspection.py)
 NO_CONFIG_FILE = Error("ERR The server is running without a config file")
+AOF_REWRITE_IN_PROGRESS = Error("ERR Background append only file rewriting already in progress")
 NO_PERSISTENCE = Error("ERR the bundled store keeps no snapshots (no persistence)")
 INVALID_FIRST_DB = Error("ERR invalid first DB index")
 INVALID_SECOND_DB = Error("ERR invalid second DB index")

@@ -100,6 +100,12 @@ class Verbatim(str):
     __slots__ = ()
 
 
+class Raw(bytes):
+    """A reply already encoded as RESP, sent as it is (a script's result, built by its Lua side)."""
+
+    __slots__ = ()
+
+
 class _NilArray:
     __slots__ = ()
 
@@ -581,6 +587,8 @@ def encode(value, protocol: int = 2) -> bytes:
         return _bulk(data)
     if value is NIL_ARRAY:
         return b"_\r\n" if protocol == 3 else b"*-1\r\n"
+    if t is Raw:
+        return value
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _bulk(bytes(value))
     raise TypeError(f"cannot encode {t.__name__} as RESP")

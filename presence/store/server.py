@@ -12,6 +12,7 @@ are expired and announced.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import os
@@ -20,9 +21,11 @@ import time
 
 from presence.store import replies
 from presence.store.commands import NO_REPLY, CommandError, load_all
+from presence.store.commands.list import hold_blocked_clients
 from presence.store.config import Config
 from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
 from presence.store.notify import Notifier
+from presence.store.persistence import Persistence
 from presence.store.pubsub import PubSubHub
 from presence.store.resp import (
     BULK_HEADER_CACHE,
@@ -35,6 +38,7 @@ from presence.store.resp import (
     encode,
 )
 from presence.store.scan import ScanCursors
+from presence.store.scripting.engine import Scripts
 
 log = logging.getLogger("presence.store")
 VERSION = "7.0.15"
@@ -317,6 +321,7 @@ class Client(asyncio.Protocol):
     def unblock(self, reply) -> None:
         """Answer the blocking command, then run the commands that arrived meanwhile (soon)."""
         self.blocked = None
+        self.server.persistence.record_unblocked(self, reply)
         self.send(encode(reply, self.protocol))
         asyncio.get_running_loop().call_soon(self.data_received, b"")
 
@@ -421,7 +426,25 @@ class Server:
         self.command_stats = {c.name: CommandCounters() for c in self.commands.values()}
         # name as sent (either case) -> (name, handler, fewest and most arguments, counters):
         # the dispatch loop's table
-        self.fast_commands = {
+        self.fast_commands = self._fast_table()
+        self.error_stats: dict[str, int] = {}  # error code -> count
+        self.holding: list[Client] = []  # clients with replies held for this loop turn (write_held)
+        self.active_expire = True  # DEBUG SET-ACTIVE-EXPIRE 0 leaves expiry to lookups
+        self.shutdown_requested = asyncio.Event() if _has_loop() else None
+        self.servers: list[asyncio.base_events.Server] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self.timer_deadline = NEVER  # when the armed expiry timer is due (ms)
+        self.persistence = Persistence(self, Client)
+        self.scripts = Scripts(self)  # EVAL, FUNCTION; `scripts.busy` while one overruns
+        self._fast_while_idle = self.fast_commands  # swapped out while a script overruns
+        self.config.on_change = self._config_changed
+        self._config_changed("notify-keyspace-events", self.config["notify-keyspace-events"])
+        self._config_changed("keys-expire-notify", self.config["keys-expire-notify"])
+
+    def _fast_table(self) -> dict:
+        """The dispatch loop's table: name as sent (either case) -> (name, handler, fewest
+        and most arguments, counters), for the commands that may skip the gate."""
+        return {
             sent: (
                 c.name,
                 c.handler,
@@ -432,16 +455,18 @@ class Server:
             for sent, c in self._lookup.items()
             if (c.group in _FAST_GROUPS or c.name in _FAST_EXTRA) and "blocking" not in c.flags
         }
-        self.error_stats: dict[str, int] = {}  # error code -> count
-        self.holding: list[Client] = []  # clients with replies held for this loop turn (write_held)
-        self.active_expire = True  # DEBUG SET-ACTIVE-EXPIRE 0 leaves expiry to lookups
-        self.shutdown_requested = asyncio.Event() if _has_loop() else None
-        self.servers: list[asyncio.base_events.Server] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self.timer_deadline = NEVER  # when the armed expiry timer is due (ms)
-        self.config.on_change = self._config_changed
-        self._config_changed("notify-keyspace-events", self.config["notify-keyspace-events"])
-        self._config_changed("keys-expire-notify", self.config["keys-expire-notify"])
+
+    def wrap_write_commands(self, wrap, also: frozenset = frozenset()) -> None:
+        """From now on run each write command's handler, and those named in `also`, as
+        `wrap(command)` (the AOF records)."""
+        self.commands = {
+            name: dataclasses.replace(c, handler=wrap(c))
+            if "write" in c.flags or name in also
+            else c
+            for name, c in self.commands.items()
+        }
+        self._lookup = {**self.commands, **{n.upper(): c for n, c in self.commands.items()}}
+        self.fast_commands = self._fast_while_idle = self._fast_table()
 
     # ------------------------------------------------------------ output
 
@@ -454,6 +479,7 @@ class Server:
         then woken once per turn, not once per connection (half the system time under
         redis-benchmark).
         """
+        self.persistence.write_pending()  # acknowledged writes reach the file before the replies
         holding, self.holding = self.holding, []
         for client in holding:
             try:
@@ -469,6 +495,7 @@ class Server:
         loop = asyncio.get_running_loop()
         if self.shutdown_requested is None:
             self.shutdown_requested = asyncio.Event()
+        self.persistence.start()  # loads the AOF before anyone can connect
         port = self.config["port"]
         if port:
             hosts = self.config["bind"].split() or ["127.0.0.1"]
@@ -496,6 +523,7 @@ class Server:
         """Stop listening and disconnect every client."""
         if self._timer:
             self._timer.cancel()
+        self.persistence.stop()
         for server in self.servers:
             server.close()
         for client in list(self.clients.values()):
@@ -546,6 +574,10 @@ class Server:
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return self._refuse(client, replies.wrong_arity(cmd.name), cmd)
+        if self.scripts.busy is not None:
+            refused = self.scripts.busy_error(client, cmd, argv)
+            if refused is not None:
+                return self._refuse(client, refused, cmd)
         if (
             client.multi is not None
             or not client.authenticated
@@ -671,6 +703,8 @@ class Server:
         self.timer_deadline = NEVER
         keyspace = self.keyspace
         keyspace.tick()
+        if self.scripts.busy is not None:
+            return  # nothing expires under a running script; leave_busy() re-arms the timer
         if not self.active_expire:
             self._arm_timer(keyspace.now + 100)  # look again later; lookups still expire keys
             return
@@ -679,7 +713,20 @@ class Server:
         keyspace.expire_due(limit=limit)
         self._arm_timer(keyspace.next_deadline())
 
+    # ------------------------------------------------------------ a busy script
+
+    def enter_busy(self) -> None:
+        """A script overran busy-reply-threshold: every command takes the gate (-BUSY)."""
+        self.fast_commands = {}
+        hold_blocked_clients(True)
+
+    def leave_busy(self) -> None:
+        self.fast_commands = self._fast_while_idle
+        hold_blocked_clients(False)
+        self._arm_timer(self.keyspace.next_deadline())
+
     def _config_changed(self, name: str, value) -> None:
+        self.persistence.config_changed(name, value)
         if name == "notify-keyspace-events":
             self.notifier.flags = value
         elif name == "keys-expire-notify":

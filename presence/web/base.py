@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import urllib.parse
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 import tornado
+import tornado.log
 import tornado.web
 from tornado import httputil
 from tornado.http1connection import HTTP1Connection
 
 from presence.service import names
 from presence.service.outage import OutageLog
+from presence.service.quotas import LimitReached
 from presence.service.records import Event, StoreUnavailable
+from presence.web import auth, strict_json
 
 if TYPE_CHECKING:  # (app.py imports this module)
     from presence.service.model import Presence
@@ -47,7 +52,8 @@ class NotFound(BadParam):
         super().__init__(param, message, 404)
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps would make one per call
+# json.dumps would make one per call; NaN and Infinity are not JSON: ValueError, never text
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def encode_json(value: object) -> str:
@@ -125,6 +131,9 @@ class BaseHandler(tornado.web.RequestHandler):
                 raise BadParam("callback", "callback must be a JavaScript identifier path")
             self.callback = raw
 
+    def on_finish(self) -> None:
+        self.presence.stats.requests += 1  # for the node's requests/s (presence.service.nodes)
+
     def compute_etag(self) -> None:
         return None  # answers are live state, never revalidated
 
@@ -145,6 +154,37 @@ class BaseHandler(tornado.web.RequestHandler):
         self._write_buffer = []
         self._status_code = 200
         self._reason = "OK"
+
+    def _request_summary(self) -> str:
+        return request_summary(self.request)  # (Tornado's own names the token in the URI)
+
+    # -- operator access ----------------------------------------------------------------
+
+    def require_admin(self) -> str | None:
+        """The name of the admin token the request carries (None when no --admin-token is
+        configured); 401 when tokens are configured and it carries none of them."""
+        tokens = self.app_settings.admin_tokens
+        if not tokens:
+            return None
+        name = auth.admin_name(tokens, self.request.headers.get("Authorization", ""))
+        if name is None:
+            raise BadParam("Authorization", "a valid admin bearer token is required", 401)
+        return name
+
+    def require_reader(self) -> bool:
+        """Let the request read operator data; True when it may also see private channels.
+
+        With admin tokens configured, reads need one of them unless --public-api opens
+        them; an open read that carries an Authorization header is checked all the same.
+        Private channels are shown to admin-token holders only.
+        """
+        settings = self.app_settings
+        if not settings.admin_tokens:
+            return False
+        if settings.public_api and "Authorization" not in self.request.headers:
+            return False
+        self.require_admin()
+        return True
 
     def options(self, *args: str) -> None:
         """CORS preflight for JSON clients (POST with a JSON body, DELETE with a token)."""
@@ -202,10 +242,16 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if status_code == 401:  # (send_error cleared the headers set before the error)
+            self.set_header("WWW-Authenticate", 'Bearer realm="presence"')
         if isinstance(exc, BadParam):
             self.reply({"error": exc.message, "param": exc.param}, status_code)
         elif isinstance(exc, StoreUnavailable):
             self.reply({"error": "store unavailable"}, 503)
+        elif isinstance(exc, LimitReached):
+            self.set_header("Retry-After", str(exc.retry_after))
+            status = 503 if exc.limit == "held_polls" else 429  # the node's limit, or yours
+            self.reply({"error": exc.message, "limit": exc.limit}, status)
         else:
             self.reply({"error": self._reason}, status_code)
 
@@ -215,12 +261,12 @@ class BaseHandler(tornado.web.RequestHandler):
         value: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if isinstance(value, BadParam):
+        if isinstance(value, BadParam | LimitReached):
             return
         if isinstance(value, StoreUnavailable):
             STORE_ERRORS.failed(f"{self.request.path}: {value!r}")
             return
-        super().log_exception(typ, value, tb)
+        log_redacted_exception(self, typ, value, tb)
 
     # -- parameters -------------------------------------------------------------------
 
@@ -243,7 +289,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if value is None and self.request.method == "POST":
             value = self._json_body().get(name)
             if value is not None and not isinstance(value, str):
-                value = json.dumps(value) if name == "info" else str(value)
+                value = strict_json.dumps(value) if name == "info" else str(value)
         return value
 
     def _json_body(self) -> dict:
@@ -251,13 +297,18 @@ class BaseHandler(tornado.web.RequestHandler):
             self._body_args = {}
             if self.request.headers.get("Content-Type", "").startswith("application/json"):
                 try:
-                    body = json.loads(self.request.body or b"{}")
-                except ValueError:
-                    raise BadParam("body", "the body is not valid JSON") from None
+                    body = strict_json.loads(self.request.body or b"{}", self.max_json_depth)
+                except strict_json.StrictJSONError as exc:
+                    raise BadParam("body", f"the body is not strict JSON: {exc}") from None
                 if not isinstance(body, dict):
                     raise BadParam("body", "the body must be a JSON object")
                 self._body_args = body
         return self._body_args
+
+    @property
+    def max_json_depth(self) -> int:
+        """How deep arrays and objects may nest in a JSON body or `info` (--max-json-depth)."""
+        return self.app_settings.limits.max_json_depth
 
     def name_arg(self, name: str, check: Callable[[str], bool], value: str | None = None) -> str:
         """A required parameter (or path part `value`) that must satisfy a name rule."""
@@ -290,6 +341,69 @@ class BaseHandler(tornado.web.RequestHandler):
         if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
             raise BadParam(name, f"{name} must be an integer from {low} to {high}")
         return int(raw)
+
+
+_SECRET_PARAMS = frozenset(("token",))  # query parameters whose values never reach a log
+
+
+def redacted(uri: str) -> str:
+    """`uri` with the values of its `token` parameters replaced by `***` (however the
+    parameter's name is percent-encoded: Tornado decodes names as it parses them)."""
+    path, question, query = uri.partition("?")
+    if not question or ("token" not in query.lower() and "%" not in query):
+        return uri
+    parts = query.split("&")
+    for i, part in enumerate(parts):
+        name, equals, _ = part.partition("=")
+        if equals and urllib.parse.unquote_plus(name) in _SECRET_PARAMS:
+            parts[i] = f"{name}=***"
+    return f"{path}?{'&'.join(parts)}"
+
+
+def request_summary(request: httputil.HTTPServerRequest) -> str:
+    """What a log line names a request by: `METHOD URI (client address)`, tokens redacted."""
+    return f"{request.method} {redacted(request.uri or '')} ({request.remote_ip})"
+
+
+_SECRETS_IN_TEXT = re.compile(r"(Bearer\s+|token=)[^\s&'\"]+", re.IGNORECASE)
+
+
+class RedactTokens(logging.Filter):
+    """Rewrites a log record's message with `Bearer <x>` and `token=<x>` values as `***`:
+    for the lines Tornado writes itself, such as "Malformed HTTP message ...: Invalid header
+    value 'Bearer ...'" (the service's own lines name requests by request_summary)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "oken" in message or "earer" in message:
+            redacted_message = _SECRETS_IN_TEXT.sub(r"\1***", message)
+            if redacted_message != message:
+                record.msg, record.args = redacted_message, ()
+        return True
+
+
+def install_log_redaction() -> None:
+    """Put a RedactTokens filter on Tornado's loggers (once)."""
+    for name in ("tornado.general", "tornado.application", "tornado.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
+
+
+def log_redacted_exception(
+    handler: tornado.web.RequestHandler,
+    typ: type[BaseException] | None,
+    value: BaseException | None,
+    tb: TracebackType | None,
+) -> None:
+    """RequestHandler.log_exception without the request's URI in clear (Tornado's line for
+    an uncaught exception prints repr(request), which holds the query and its tokens)."""
+    if isinstance(value, tornado.web.HTTPError):
+        tornado.web.RequestHandler.log_exception(handler, typ, value, tb)  # (_request_summary)
+        return
+    tornado.log.app_log.error(
+        "Uncaught exception %s", request_summary(handler.request), exc_info=value
+    )
 
 
 _NO_CONTENT = frozenset((*range(100, 200), 204, 304))  # statuses whose answers have no body

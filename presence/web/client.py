@@ -7,14 +7,13 @@ JSONP when `callback` is given and JSON with CORS otherwise.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
-from typing import NoReturn
 
 from presence.service import names
 from presence.service.feed import Hold
 from presence.service.model import NotMember
-from presence.web import auth
+from presence.service.records import StoreUnavailable
+from presence.web import auth, strict_json
 from presence.web.base import BadParam, BaseHandler, NotFound
 
 
@@ -22,7 +21,8 @@ class ClientHandler(BaseHandler):
     """Parses the parameters every client endpoint shares: channel, user, conn."""
 
     def params(self, channel: str) -> tuple[str, str, str]:
-        """(channel, user, conn), all valid; with --secret, `token` must vouch for the user."""
+        """(channel, user, conn), all valid; with --secret, `token` must vouch for the user
+        and allow the channel. A private channel without --secret is refused (403)."""
         parsed = (
             self.name_arg("channel", names.is_channel, channel),
             self.name_arg("user", names.is_user),
@@ -30,9 +30,11 @@ class ClientHandler(BaseHandler):
         )
         secret = self.app_settings.secret
         if secret:
-            problem = auth.check(secret, parsed[1], self.arg("token"))
+            problem = auth.check(secret, parsed[1], self.arg("token"), parsed[0])
             if problem:
                 raise BadParam("token", problem, 403)
+        elif auth.is_private(parsed[0]):
+            raise BadParam("channel", "private channels need a service started with --secret", 403)
         return parsed
 
     def info_arg(self) -> str | None:
@@ -43,13 +45,9 @@ class ClientHandler(BaseHandler):
         if len(raw.encode("utf-8")) > names.MAX_INFO_BYTES:
             raise BadParam("info", f"info must be at most {names.MAX_INFO_BYTES} bytes")
         try:
-            return json.dumps(json.loads(raw, parse_constant=_reject), separators=(",", ":"))
-        except ValueError:
-            raise BadParam("info", "info must be JSON") from None
-
-
-def _reject(constant: str) -> NoReturn:
-    raise ValueError(f"{constant} is not JSON")  # Python's json accepts NaN and Infinity
+            return strict_json.dumps(strict_json.loads(raw, self.max_json_depth))
+        except strict_json.StrictJSONError as exc:
+            raise BadParam("info", f"info must be strict JSON: {exc}") from None
 
 
 class JoinHandler(ClientHandler):
@@ -77,12 +75,12 @@ class LeaveHandler(ClientHandler):
 
 class SendHandler(ClientHandler):
     async def get(self, channel: str) -> None:
-        channel, user, _ = self.params(channel)
+        channel, user, conn = self.params(channel)
         data = self.arg("data")
         if len(data.encode("utf-8")) > names.MAX_DATA_BYTES:
             raise BadParam("data", f"data must be at most {names.MAX_DATA_BYTES} bytes")
         try:
-            self.reply(await self.presence.send(channel, user, data))
+            self.reply(await self.presence.send(channel, user, data, conn))
         except NotMember:
             raise NotFound("user", "user is not a member of this channel") from None
 
@@ -137,10 +135,31 @@ class LongPollHandler(BaseHandler):
         self.reply(answer)
 
 
+_dropped_tabs: set[asyncio.Task] = set()  # tab_dropped calls under way (kept referenced)
+
+
 class PollHandler(LongPollHandler, ClientHandler):
+    tab: tuple[str, str, str] | None = None
+
+    def on_connection_close(self) -> None:
+        """A held poll's connection closed: the domain gives its tab the disconnect grace."""
+        hold = self.hold
+        super().on_connection_close()
+        if hold is not None and self.tab is not None:
+            task = asyncio.ensure_future(self._drop_tab(self.tab, hold))
+            _dropped_tabs.add(task)
+            task.add_done_callback(_dropped_tabs.discard)
+
+    async def _drop_tab(self, tab: tuple[str, str, str], hold: Hold) -> None:
+        try:
+            await self.presence.tab_dropped(*tab, hold)
+        except StoreUnavailable:
+            pass  # the tab's presence key then expires after the full timeout
+
     async def get(self, channel: str) -> None:
         channel, user, conn = self.params(channel)
         cursor = self.name_arg("cursor", names.is_cursor)
+        self.tab = (channel, user, conn)
         await self.answer_held(
             lambda hold: self.presence.start_poll(channel, user, conn, cursor, hold),
             self.presence.poll_turn(channel),

@@ -207,7 +207,7 @@ def test_duplicated_tab_takes_a_new_connection_id(contexts, pages, service, chan
     assert tab2.evaluate("sessionStorage.getItem('presence.conn')") == tab2.evaluate("client.conn")
 
     def channel_info() -> dict:
-        with urllib.request.urlopen(f"{service}/api/channels/{channel}") as answer:
+        with urllib.request.urlopen(admin_request(f"{service}/api/channels/{channel}")) as answer:
             return json.load(answer)
 
     # the service counts two connections for carol
@@ -246,6 +246,20 @@ def test_signed_tokens_with_secret(contexts, pages, channel):
         assert "online" not in mallory.evaluate("window.t.states")
         assert events(alice, "join") == []
         wait_members(alice, channel, ["alice"])
+
+        # A private channel needs a token scoped to it: presence.js takes a {channel: token} map.
+        private = f"private-{channel}"[:64]
+        scoped = subprocess.run(
+            mint + ["--channels", "private-*"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        alice.evaluate(
+            "([c, p, t, s]) => { client.options.token = {[c]: t, [p]: s}; client.join(p); }",
+            [channel, private, token, scoped],
+        )
+        wait_members(alice, private, ["alice"])
+        wait_members(alice, channel, ["alice"])
+        unscoped = open_client(contexts(), pages, service, "alice", private, token=token)
+        wait_state(unscoped, "retrying")
 
 
 def test_one_client_in_two_channels(contexts, pages, service, channel):
@@ -296,18 +310,21 @@ def test_mistakes_the_service_would_refuse_are_thrown_at_once(contexts, pages, s
     )
 
 
-def kick(service: str, channel: str, user: str) -> dict:
-    request = urllib.request.Request(
-        f"{service}/api/channels/{channel}/members/{user}",
-        method="DELETE",
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+def admin_request(url: str, method: str = "GET") -> urllib.request.Request:
+    """A request to an operator endpoint of the session's node, with its admin token."""
+    return urllib.request.Request(
+        url, method=method, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
     )
+
+
+def kick(service: str, channel: str, user: str) -> dict:
+    request = admin_request(f"{service}/api/channels/{channel}/members/{user}", "DELETE")
     with urllib.request.urlopen(request) as answer:
         return json.load(answer)
 
 
 def channel_counts(service: str, channel: str) -> tuple[int, int]:
-    with urllib.request.urlopen(f"{service}/api/channels/{channel}") as answer:
+    with urllib.request.urlopen(admin_request(f"{service}/api/channels/{channel}")) as answer:
         body = json.load(answer)
     return body["users"], body["connections"]
 

@@ -94,6 +94,9 @@ def test_dashboard_counts_members_feed_health_and_kick(contexts, pages, service)
     dashboard.goto(f"{service}/dashboard")
     expect(dashboard.locator("#health")).to_have_text("ready")
     expect(dashboard.locator("#health-list")).to_contain_text("subscribed")
+    # With --admin-token the data needs the token too: the page asks for it.
+    expect(dashboard.locator("#updated")).to_have_text("enter the admin token to see the data")
+    dashboard.fill("#token", ADMIN_TOKEN)
 
     alice_context = contexts()
     alice1 = open_client(alice_context, pages, service, "alice", channel, name="Alice <b>A</b>")
@@ -119,7 +122,8 @@ def test_dashboard_counts_members_feed_health_and_kick(contexts, pages, service)
     expect(row.locator(".users")).to_have_text("2")
 
     kick_bob = dashboard.locator('#members button.kick[data-user="bob"]')
-    kick_bob.click()  # no token yet: refused
+    dashboard.fill("#token", "not-the-token")
+    kick_bob.click()  # a wrong token: refused
     expect(dashboard.locator("#action-error")).to_contain_text("admin token was refused")
     dashboard.fill("#token", ADMIN_TOKEN)
     kick_bob.click()

@@ -172,3 +172,65 @@ def test_the_banner_never_prints_the_store_password():
     assert _without_password("redis://:s3cret@10.0.0.5:6379/0") == "redis://:***@10.0.0.5:6379/0"
     assert _without_password("rediss://app:s3cret@h:1/0") == "rediss://app:***@h:1/0"
     assert _without_password("redis://h:1/0") == "redis://h:1/0"
+
+
+def test_serve_data_dir_keeps_members_across_a_store_restart(tmp_path):
+    """--data-dir: the bundled store keeps its AOF there; a new node (and store) sees alice."""
+    flags = ("--timeout", "60", "--poll-timeout", "20", "--data-dir", str(tmp_path / "data"))
+    proc, port = serve(*flags)
+    try:
+        call(port, "/channels/kept/join", user="alice", conn="a")
+    finally:
+        stop(proc)
+    assert (tmp_path / "data" / "appendonlydir" / "appendonly.aof.manifest").exists()
+    proc, port = serve(*flags)
+    try:
+        members = call(port, "/channels/kept/join", user="bob", conn="b")["members"]
+    finally:
+        stop(proc)
+    assert sorted(m["user"] for m in members) == ["alice", "bob"]
+
+
+def test_serve_without_data_dir_forgets_members(tmp_path):
+    """The control for the test above: without --data-dir a new store starts empty."""
+    flags = ("--timeout", "60", "--poll-timeout", "20")
+    proc, port = serve(*flags)
+    try:
+        call(port, "/channels/kept/join", user="alice", conn="a")
+    finally:
+        stop(proc)
+    proc, port = serve(*flags)
+    try:
+        members = call(port, "/channels/kept/join", user="bob", conn="b")["members"]
+    finally:
+        stop(proc)
+    assert [m["user"] for m in members] == ["bob"]
+
+
+def test_serve_refuses_data_dir_with_a_redis_url(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "presence.cli", "serve", "--redis-url", "redis://127.0.0.1:1/0",
+         "--data-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--data-dir" in result.stderr and "--redis-url" in result.stderr
+
+
+def test_serve_reports_a_port_in_use_in_one_line_with_status_2():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "presence.cli", "serve", "--port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"presence: cannot listen on 127.0.0.1:{port}: address already in use "
+        "(another process uses it: stop it or choose --port)"
+    ]

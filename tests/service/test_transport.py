@@ -37,6 +37,25 @@ def test_tornado_still_has_the_internals_the_http_server_subclasses():
     assert hasattr(server, "conn_params") and hasattr(server, "trusted_downstream")
 
 
+def test_tornado_still_has_the_internals_the_network_limits_rely_on():
+    """presence.web.app.HTTPServer accepts with its own Acceptor (stored where TCPServer.stop
+    looks) and builds LimitedIOStream itself; LimitedIOStream reads the buffered request
+    line to tell 414 from 431. tests/web/test_limits.py checks the behaviour end to end."""
+    import socket
+
+    from tornado.iostream import IOStream
+
+    server = tornado.httpserver.HTTPServer(lambda request: None)
+    assert isinstance(server._sockets, dict) and isinstance(server._handlers, dict)
+    assert callable(server._handle_connection) and callable(server.start_request)
+    assert hasattr(server, "max_buffer_size") and hasattr(server, "read_chunk_size")
+    left, right = socket.socketpair()
+    stream = IOStream(left)
+    assert isinstance(stream._read_buffer, bytearray)
+    stream.close()
+    right.close()
+
+
 def refresh_queue(k: ChannelKeys, user: str):
     def queue(pipe: Packed):
         pipe.raw(pack(b"SET", k.online(user), "1", b"PX", 30000), 1)

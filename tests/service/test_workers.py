@@ -259,8 +259,9 @@ def test_workers_report_a_port_in_use_once():
             text=True,
             timeout=60,
         )
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert proc.stderr.count(f"cannot listen on 127.0.0.1:{port}") == 1
+    assert len(proc.stderr.strip().splitlines()) == 1  # one line, no traceback
     assert "bundled store" not in proc.stderr  # nothing was started
 
 

@@ -200,9 +200,27 @@ def test_heap_is_rebuilt_when_stale_entries_dominate(ks, clock):
     db = put(ks, b"k", 10_000)
     for i in range(5000):
         db.set_deadline(b"k", ks.now + 10_000 + i)
-    assert len(ks._heap) < 3 * 1024  # rebuilt instead of holding 5001 entries
+    assert ks._entries < 3 * 1024  # rebuilt instead of holding 5001 entries
     at(ks, clock, 10_000 + 4998)
     assert ks.expire_due() == 0
+    at(ks, clock, 1)
+    assert ks.expire_due() == 1
+
+
+def test_keys_due_in_one_millisecond_share_a_bucket_and_expire_in_slices(ks, clock, published):
+    deadline = ks.now + 50
+    for i in range(10):
+        ks.dbs[i % 3].store(b"k%d" % i, b"v")
+        ks.dbs[i % 3].set_deadline(b"k%d" % i, deadline)
+    ks.dbs[0].set_deadline(b"k0", deadline + 1)  # refreshed: its first entry is stale
+    shared = {id(ks.dbs[i % 3].expires[b"k%d" % i]) for i in range(1, 10)}
+    assert len(shared) == 1  # one int object for the nine deadlines
+    assert ks.next_deadline() == deadline
+    at(ks, clock, 50)
+    assert ks.expire_due(limit=4) == 4
+    assert ks.expire_due(limit=100) == 5
+    assert sorted(m[1] for m in published.messages) == sorted(b"k%d" % i for i in range(1, 10))
+    assert ks.next_deadline() == deadline + 1
     at(ks, clock, 1)
     assert ks.expire_due() == 1
 

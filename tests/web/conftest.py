@@ -15,3 +15,35 @@ def pytest_collection_modifyitems(config, items):
         if str(item.fspath).startswith(here):
             for mark in _QUIET:
                 item.add_marker(mark)
+
+
+@pytest.fixture
+def start_node(standalone_url, tmp_path, io_loop):
+    """start_node(limits=..., client_limits=..., secret=...) -> tests.web.live.Node: a node
+    over an emptied store (redis-server and the bundled store), stopped after the test."""
+    from tornado.netutil import bind_sockets
+
+    from presence.web.app import HTTPServer, WebSettings, make_app
+    from tests.service.helpers import make_presence
+    from tests.web.live import Node
+
+    (tmp_path / "presence.js").write_text("// client")
+    started = []
+
+    def start(limits=None, client_limits=None, secret=None, **options):
+        model = make_presence(standalone_url, limits=client_limits, **options)
+        settings = WebSettings(node_id="n1", static_dir=tmp_path, secret=secret)
+        if limits is not None:
+            settings.limits = limits
+        server = HTTPServer(make_app(model, settings), xheaders=True, limits=settings.limits)
+        sockets = bind_sockets(0, "127.0.0.1")
+        server.add_sockets(sockets)
+        node = Node(sockets[0].getsockname()[1], model, server)
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        node.server.stop()
+        io_loop.run_sync(node.server.close_all_connections)
+        io_loop.run_sync(node.model.gateway.close)

@@ -34,7 +34,7 @@ def app(model, tmp_path):
 @pytest.fixture
 def get(app, http_client, base_url):
     async def fetch(path, method="GET", **params):
-        headers = params.pop("headers", {})
+        headers = params.pop("headers", {"Authorization": f"Bearer {TOKEN}"})
         body = params.pop("body", None)
         url = base_url + path + ("?" + urlencode(params) if params else "")
         return await http_client.fetch(
@@ -223,7 +223,7 @@ async def test_rest_channels_and_members(get):
 async def test_kick_needs_the_admin_token(get):
     await get("/channels/room/join", **me())
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    assert (await get("/api/channels/room/members/alice", "DELETE")).code == 401
+    assert (await get("/api/channels/room/members/alice", "DELETE", headers={})).code == 401
     wrong = {"Authorization": "Bearer nope"}
     assert (await get("/api/channels/room/members/alice", "DELETE", headers=wrong)).code == 401
     kicked = await get("/api/channels/room/members/alice", "DELETE", headers=auth)

@@ -13,7 +13,8 @@ from tests.service.helpers import make_presence
 @pytest.fixture
 def served(store_url, tmp_path, io_loop):
     model = make_presence(store_url)
-    server = HTTPServer(make_app(model, WebSettings(static_dir=tmp_path)), xheaders=True)
+    settings = WebSettings(static_dir=tmp_path, access_log="all")
+    server = HTTPServer(make_app(model, settings), xheaders=True)
     sockets = bind_sockets(0, "127.0.0.1")
     server.add_sockets(sockets)
     yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}"

@@ -525,6 +525,7 @@ class _Waiter:
 
 _ready: deque = deque()  # (db, key) pairs made non-empty by the command being run
 _serving = False
+_held = False  # a script is busy: the keys it fills serve their waiters after it
 
 
 def parse_timeout(raw: bytes) -> float:
@@ -568,9 +569,17 @@ def serve_ready(client, db, key: bytes) -> None:
         _serve_all()
 
 
+def hold_blocked_clients(held: bool) -> None:
+    """While a busy script runs, hold back serving the keys it fills (Redis serves them after)."""
+    global _held
+    _held = held
+    if not held and _ready:
+        asyncio.get_running_loop().call_soon(_serve_all)
+
+
 def _serve_all() -> None:
     global _serving
-    if _serving:
+    if _serving or _held:
         return  # a served BLMOVE pushed: the outer loop serves that key next
     _serving = True
     try:

@@ -15,6 +15,7 @@ from presence.store import info as info_sections
 from presence.store import replies
 from presence.store.commands import NO_REPLY, CommandError, command, parse_int
 from presence.store.config import ALIASES, DIRECTIVES, ConfigError, canonical
+from presence.store.persistence import AofError
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Status, Verbatim
 
@@ -28,6 +29,7 @@ from presence.store.resp import OK, Status, Verbatim
 # lastsave       1   fast
 # save           1   admin
 # bgsave        -1   admin
+# bgrewriteaof   1   admin no-async-deletion
 # shutdown      -1   admin no-auth
 # time           1   fast
 # role           1   fast
@@ -281,6 +283,18 @@ def bgsave(client, argv):
     if len(argv) > 2 or (len(argv) > 1 and argv[1].lower() != b"schedule"):
         raise CommandError(replies.SYNTAX)
     raise CommandError(replies.NO_PERSISTENCE)
+
+
+@command("bgrewriteaof", 1, "admin no-async-deletion", keys=(0, 0, 0))
+def bgrewriteaof(client, argv):
+    """Rewrite the append-only file from the dataset, in a forked child (persistence.py)."""
+    try:
+        started = client.server.persistence.rewrite()
+    except AofError as exc:
+        raise CommandError(f"ERR {exc}") from None
+    if not started:
+        raise CommandError(replies.AOF_REWRITE_IN_PROGRESS)
+    return Status("Background append only file rewriting started")
 
 
 @command("shutdown", -1, "admin no-auth no-multi", keys=(0, 0, 0))

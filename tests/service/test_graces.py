@@ -1,0 +1,165 @@
+"""The leave grace and the disconnect grace, with real expiry and real subscribers.
+
+Two nodes on one store (redis-server, the bundled store, a Redis Cluster), --timeout 30 s:
+every `leave` or `offline` seen here comes from a grace, not from the timeout. On Redis the
+nodes claim on deadline timers; the bundled store announces the expiry at the deadline.
+"""
+
+import asyncio
+import time
+
+import pytest
+
+from presence.service.feed import Hold
+from presence.service.subscriber import Subscriber
+from tests.helpers import wait_until_async
+from tests.service.helpers import make_presence
+
+LEAVE_GRACE = 0.4
+DISCONNECT_GRACE = 0.4
+
+
+@pytest.fixture
+def nodes(store_url, io_loop):
+    made = [
+        make_presence(store_url, leave_grace=LEAVE_GRACE, disconnect_grace=DISCONNECT_GRACE)
+        for _ in range(2)
+    ]
+    subscribers = [Subscriber(n, sweep_interval=30) for n in made]
+    io_loop.run_sync(lambda: asyncio.gather(*(s.start() for s in subscribers)))
+    yield made
+    for s, n in zip(subscribers, made, strict=True):
+        io_loop.run_sync(s.stop)
+        io_loop.run_sync(n.gateway.close)
+
+
+async def events_of(node, after=0):
+    return [(e["type"], e["user"]) for e in (await node.gateway.read_channel("room", after)).events]
+
+
+async def members(node):
+    return [m.user for m in (await node.channel("room", None, 100)).members]
+
+
+async def held_poll(node, user, conn, cursor):
+    """A poll of `conn` held by `node` (nothing to answer yet): its Hold."""
+    hold = Hold()
+    answer = await node.start_poll("room", user, conn, cursor, hold)
+    assert answer is hold
+    return hold
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_reload_within_the_leave_grace_is_silent(nodes):
+    a, b = nodes
+    await a.join("room", "watcher", "w", None)
+    await a.join("room", "alice", "tab1", None)
+    await a.leave("room", "alice", "tab1")  # the page unloads...
+    await b.join("room", "alice", "tab1", None)  # ...and the reloaded page joins again
+    await a.leave("room", "alice", "tab1")
+    await b.join("room", "alice", "tab2", None)  # a new connection id comes back as well
+    await asyncio.sleep(LEAVE_GRACE * 3)
+    assert await events_of(a) == [("join", "watcher"), ("join", "alice")]
+    assert await members(a) == ["alice", "watcher"]
+    assert (await b.poll("room", "alice", "tab2", 2))["events"] == []
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_leave_without_return_is_one_leave_after_the_grace(nodes):
+    a, b = nodes
+    await a.join("room", "watcher", "w", None)
+    await b.join("room", "alice", "tab1", None)
+    await b.leave("room", "alice", "tab1")
+    assert await events_of(a, 2) == []  # not yet: alice may come back
+    await wait_until_async(lambda: a.stats.events["leave"] + b.stats.events["leave"] == 1)
+    await asyncio.sleep(0.2)
+    assert await events_of(a, 2) == [("leave", "alice")]  # a leave, not an offline
+    assert a.stats.events["offline"] + b.stats.events["offline"] == 0
+    assert await members(a) == ["watcher"]
+    got = await a.poll("room", "alice", "tab1", 3)
+    assert (got["rejoin"], got["reason"]) == (True, "left")
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_second_tab_alive_makes_a_leave_silent(nodes):
+    a, b = nodes
+    await a.join("room", "alice", "tab1", None)
+    await b.join("room", "alice", "tab2", None)
+    await a.leave("room", "alice", "tab1")
+    await asyncio.sleep(LEAVE_GRACE * 3)
+    assert await events_of(a) == [("join", "alice")]
+    assert await members(a) == ["alice"]
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_dropped_held_poll_is_offline_after_the_disconnect_grace(nodes):
+    a, b = nodes
+    await a.join("room", "watcher", "w", None)
+    joined = await b.join("room", "alice", "tab1", None)
+    hold = await held_poll(b, "alice", "tab1", joined["cursor"])
+    hold.cancel()  # what the handler does when the connection closes
+    await b.tab_dropped("room", "alice", "tab1", hold)
+    await wait_until_async(lambda: a.stats.events["offline"] + b.stats.events["offline"] == 1)
+    await asyncio.sleep(0.2)
+    assert await events_of(a, 2) == [("offline", "alice")]
+    got = await b.poll("room", "alice", "tab1", 2)
+    assert (got["rejoin"], got["reason"]) == (True, "expired")
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_new_request_within_the_disconnect_grace_keeps_the_tab(nodes):
+    a, b = nodes
+    joined = await a.join("room", "alice", "tab1", None)
+    hold = await held_poll(a, "alice", "tab1", joined["cursor"])
+    hold.cancel()
+    await a.tab_dropped("room", "alice", "tab1", hold)
+    await b.heartbeat("room", "alice", "tab1")  # the tab is back (through the other node)
+    await asyncio.sleep(DISCONNECT_GRACE * 3)
+    assert await events_of(a) == [("join", "alice")]
+    assert await members(a) == ["alice"]
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_drop_reported_after_a_newer_request_changes_nothing(nodes):
+    a = nodes[0]
+    joined = await a.join("room", "alice", "tab1", None)
+    old = await held_poll(a, "alice", "tab1", joined["cursor"])
+    a.clock = lambda: 1.0 + time.time()  # the next refresh is a newer one
+    newer = await held_poll(a, "alice", "tab1", joined["cursor"])
+    old.cancel()
+    await a.tab_dropped("room", "alice", "tab1", old)  # the close of the older poll, late
+    key = a.gateway.keys("room").online("alice")
+    assert await a.gateway.router.client_for(key).pttl(key) > 20_000
+    newer.cancel()
+    await asyncio.sleep(DISCONNECT_GRACE * 2)
+    assert await members(a) == ["alice"]
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_dropping_one_of_two_tabs_keeps_the_user(nodes):
+    a, b = nodes
+    joined = await a.join("room", "alice", "tab1", None)
+    await b.join("room", "alice", "tab2", None)
+    hold = await held_poll(a, "alice", "tab1", joined["cursor"])
+    hold.cancel()
+    await a.tab_dropped("room", "alice", "tab1", hold)
+    await asyncio.sleep(DISCONNECT_GRACE * 3)
+    assert await events_of(a) == [("join", "alice")]
+    page = await a.channel("room", None, 10)
+    assert page.users == 1
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_graces_off_keep_the_old_behaviour(store_url):
+    node = make_presence(store_url)  # leave_grace = disconnect_grace = 0
+    try:
+        joined = await node.join("room", "alice", "tab1", None)
+        hold = await held_poll(node, "alice", "tab1", joined["cursor"])
+        hold.cancel()
+        await node.tab_dropped("room", "alice", "tab1", hold)
+        key = node.gateway.keys("room").online("alice")
+        assert await node.gateway.router.client_for(key).pttl(key) > 20_000
+        await node.leave("room", "alice", "tab1")
+        assert await events_of(node) == [("join", "alice"), ("leave", "alice")]
+    finally:
+        await node.gateway.close()
