@@ -91,7 +91,8 @@ class Soak:
     def start_deployment(self) -> None:
         flags = ["--workers", "2", "--port", str(self.port), "--node-id", "soak",
                  "--timeout", str(self.opts.timeout), "--poll-timeout", str(self.opts.poll_timeout),
-                 "--store-restarts", "1000", "--log-level", "warning"]  # fmt: skip
+                 "--store-restarts", "1000", "--log-level", "warning",
+                 "--leave-grace", str(self.opts.leave_grace)]  # fmt: skip
         if self.opts.store == "redis":
             self.redis_port = free_port()
             self.start_redis()
@@ -137,8 +138,10 @@ class Soak:
         pids = [self.proc.pid, *self.children()[0]]
         fds = sum(_fd_count(p) for p in pids)
         rss = sum(_rss_kib(p) for p in pids) / 1024
-        http = _connections_on(self.port) & {i for p in pids for i in _socket_inodes(p)}
-        return {"fds": fds, "http_connections": len(http), "rss_mib": round(rss, 1)}
+        sockets = {i for p in pids for i in _socket_inodes(p)}
+        http = _connections_on(self.port) & sockets
+        return {"fds": fds, "sockets": len(sockets), "http_connections": len(http),
+                "rss_mib": round(rss, 1)}  # fmt: skip
 
     async def inject(self, fault: str) -> None:
         loop = asyncio.get_running_loop()
@@ -272,7 +275,7 @@ class Soak:
                 break
             self.errors["leave retried"] += 1
             await asyncio.sleep(0.3)
-        s.end, s.end_until = "leave", loop.time()
+        s.end, s.end_until = "leave", loop.time() + self.opts.leave_grace  # recorded after it
         drop(client, conn)
 
     # -- the verdict ------------------------------------------------------------------
@@ -492,6 +495,7 @@ def parser() -> argparse.ArgumentParser:
     add("--fault-every", type=float, default=30, help="seconds between two faults (30)")
     add("--timeout", type=float, default=20, help="the nodes' --timeout (20)")
     add("--poll-timeout", type=float, default=15, help="the nodes' --poll-timeout (15)")
+    add("--leave-grace", type=float, default=2, help="the nodes' --leave-grace (2)")
     add("--min-life", type=float, default=30, help="shortest session, seconds (30)")
     add("--max-life", type=float, default=240, help="longest session, seconds (240)")
     add("--send-ratio", type=float, default=0.05, help="polls preceded by a message (0.05)")
@@ -537,7 +541,8 @@ def render(report: dict) -> str:
     for when in ("baseline", "peak", "after"):
         n = nodes[when]
         lines.append(
-            f"nodes {when}: {n['fds']} fds ({n['http_connections']} HTTP connections), "
+            f"nodes {when}: {n['fds']} fds ({n['sockets']} sockets, of which "
+            f"{n['http_connections']} HTTP connections; the others: listening, store), "
             f"{n['rss_mib']} MiB RSS"
         )
     lines.append("PASS" if passed(report) else "FAIL")
