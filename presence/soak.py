@@ -210,7 +210,7 @@ class Soak:
 
     async def session(self, client: Client, s: Session, until: float) -> None:
         loop = asyncio.get_running_loop()
-        who = f"user={quote(s.name)}&conn=c"
+        who = f"user={quote(s.name)}&conn=c{quote(s.name)}"  # a tab of its own
         base = f"/channels/{s.channel}"
         conn: Connection | None = None
         s.joined_at = loop.time()
@@ -218,7 +218,7 @@ class Soak:
             conn, status, body = await self.request(client, conn, f"{base}/join?{who}", 10)
             if status == 200 and body and "cursor" in body:
                 break
-            self.errors["join retried"] += 1
+            self.errors[f"join retried ({status})"] += 1
             await asyncio.sleep(0.3)
             if self.stopping:
                 return
@@ -396,9 +396,8 @@ class Soak:
         while True:
             await asyncio.sleep(1)
             now = self.node_usage()
-            peak["fds"] = max(peak["fds"], now["fds"])
-            peak["rss_mib"] = max(peak["rss_mib"], now["rss_mib"])
-            peak["http_connections"] = max(peak["http_connections"], now["http_connections"])
+            for key, value in now.items():
+                peak[key] = max(peak[key], value)
 
 
 def drop(client: Client, conn: Connection | None) -> None:
