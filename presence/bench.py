@@ -12,6 +12,8 @@ The server's timeout comes from the join reply. The deadline the server set lies
 that heartbeat's sending and its answer, so this lag may be understated by at most the
 heartbeat's latency; the report also gives the upper bound, measured from the sending.
 
+`presence bench --soak` is another benchmark: see presence.soak.
+
 The HTTP client is a bare asyncio Protocol (no streams, no per-request task or timer): a
 held long-poll costs one socket and one future, so one process drives 10,000 of them.
 """
@@ -687,7 +689,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    opts = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if "--soak" in argv:  # a deployment of its own, with faults: see presence.soak
+        from presence.soak import main as soak
+
+        return soak(argv)
+    opts = parser().parse_args(argv)
     if urlsplit(opts.url).scheme != "http":
         print("presence bench: --url must be http://host:port", file=sys.stderr)
         return 2

@@ -54,6 +54,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
@@ -196,7 +203,22 @@ def serve_parser() -> argparse.ArgumentParser:
         "--store-port",
         type=int,
         default=_env("store-port", "0"),
-        help="port of the bundled store when it is started (a free one)",
+        help="also let the bundled store listen on TCP 127.0.0.1:<port> (password-protected: "
+        "the password is in store.conf of its private directory); 0 = only its private unix "
+        "socket (0)",
+    )
+    add(
+        "--store-restarts",
+        type=_count,
+        default=_env("store-restarts", "5"),
+        help="restarts of a dead bundled store allowed within --store-restart-window; one "
+        "more death and the node exits 1 (for systemd to restart the unit) (5)",
+    )
+    add(
+        "--store-restart-window",
+        type=_positive,
+        default=_env("store-restart-window", "60"),
+        help="seconds over which --store-restarts counts (60)",
     )
     add(
         "--data-dir",
@@ -354,7 +376,13 @@ def cannot_listen(host: str, port: int, exc: OSError) -> str:
 async def _serve(args: argparse.Namespace) -> int:
     from tornado.netutil import bind_sockets
 
-    from presence.service.embedded import EmbeddedStore, StoreStartError
+    from presence.service.embedded import (
+        EmbeddedStore,
+        RestartPolicy,
+        StoreStartError,
+        StoreStatus,
+        StoreSupervisor,
+    )
     from presence.service.gateway import StoreSetupError
 
     try:
@@ -365,11 +393,21 @@ async def _serve(args: argparse.Namespace) -> int:
     args.port = sockets[0].getsockname()[1]  # the real one for --port 0
     store = None
     try:
-        url = args.redis_url
-        if not url:
-            store = EmbeddedStore(args.store_port, data_dir=args.data_dir)
-            url = await store.start()
-        return await _run_node(args, url, store is not None, sockets)
+        if args.redis_url:
+            label = _without_password(args.redis_url)
+            return await _run_node(args, args.redis_url, label, sockets)
+        store = EmbeddedStore(args.store_port, data_dir=args.data_dir)
+        url = await store.start()
+        status = StoreStatus()
+        policy = RestartPolicy(args.store_restarts, args.store_restart_window)
+        supervisor = asyncio.ensure_future(StoreSupervisor(store, policy, status).run())
+        try:
+            return await _run_node(
+                args, url, f"bundled store on {store.where}", sockets, store_status=status,
+                store_lost=supervisor,
+            )  # fmt: skip
+        finally:
+            supervisor.cancel()
     except StoreStartError as exc:
         print(f"presence: cannot start the bundled store: {exc}", file=sys.stderr)
         return 1
@@ -380,14 +418,21 @@ async def _serve(args: argparse.Namespace) -> int:
         for sock in sockets:
             sock.close()  # (the server has its own references while it runs)
         if store is not None:
-            store.stop()
+            store.remove()
 
 
 async def _run_node(
-    args: argparse.Namespace, url: str, bundled: bool, sockets=None, ready=None
+    args: argparse.Namespace,
+    url: str,
+    store_label: str,
+    sockets=None,
+    ready=None,
+    store_status=None,
+    store_lost: asyncio.Future | None = None,
 ) -> int:
-    """Serve until signalled. A worker of presence.workers passes the listening `sockets`
-    its parent bound and a `ready()` to call instead of printing the announcement."""
+    """Serve until signalled (exit 0) or until `store_lost` is done: the supervisor of the
+    bundled store gave up on it (exit 1). A worker of presence.workers passes the listening
+    `sockets` its parent bound and a `ready()` to call instead of printing the announcement."""
     from presence.runtime import tune_gc
     from presence.service.gateway import Gateway
     from presence.service.model import Presence
@@ -402,9 +447,7 @@ async def _run_node(
         gateway = await Gateway.connect(url, args.history, args.store_mode)
         await gateway.ping()
     except StoreUnavailable as exc:
-        print(
-            f"presence: cannot reach the store at {_without_password(url)}: {exc}", file=sys.stderr
-        )
+        print(f"presence: cannot reach the store at {store_label}: {exc}", file=sys.stderr)
         return 1
     model = Presence(
         gateway,
@@ -419,6 +462,7 @@ async def _run_node(
         leave_grace=args.leave_grace,
         disconnect_grace=args.disconnect_grace,
     )  # fmt: skip
+    model.bundled_store = store_status
     subscriber = Subscriber(
         model, timers={"auto": None, "on": True, "off": False}[args.offline_timers]
     )
@@ -427,7 +471,7 @@ async def _run_node(
             await subscriber.start()
         except TimeoutError:
             print(
-                f"presence: could not subscribe to the store at {_without_password(url)}",
+                f"presence: could not subscribe to the store at {store_label}",
                 file=sys.stderr,
             )
             return 1
@@ -452,13 +496,13 @@ async def _run_node(
         reporter.start()
         tune_gc()
         if ready is None:
-            _announce(args, url, bundled)
+            _announce(args, store_label)
         else:
             ready()
-        await _until_signalled()
+        signalled = await _until_signalled(store_lost)
         await reporter.stop()
         await _drain(server, model)
-        return 0
+        return 0 if signalled else 1
     finally:
         await subscriber.stop()
         await gateway.close()
@@ -504,18 +548,15 @@ def _without_password(url: str) -> str:
     return parts._replace(netloc=f"{user}***@{host}").geturl()
 
 
-def _announce(
-    args: argparse.Namespace, url: str, bundled: bool, workers: list[str] | None = None
-) -> None:
+def _announce(args: argparse.Namespace, store_label: str, workers: list[str] | None = None) -> None:
     host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(args.host, args.host)
     host = f"[{host}]" if ":" in host and not host.startswith("[") else host
     base = f"http://{host}:{args.port}"  # a URL one can open, also when listening on all
-    store = f"bundled store at {url}" if bundled else _without_password(url)
     node = args.node_id
     if workers:
         node += f" ({len(workers)} workers: {', '.join(workers)})"
     print(
-        f"presence node {node} listening on {args.host}:{args.port} (store: {store})\n"
+        f"presence node {node} listening on {args.host}:{args.port} (store: {store_label})\n"
         f"  demo page:  {base}/\n"
         f"  dashboard:  {base}/dashboard\n"
         f"  API:        {base}/api/channels   health: {base}/healthz   metrics: {base}/metrics",
@@ -523,12 +564,20 @@ def _announce(
     )
 
 
-async def _until_signalled() -> None:
+async def _until_signalled(store_lost: asyncio.Future | None = None) -> bool:
+    """Wait for SIGTERM/SIGINT (True) or for `store_lost` to be done (False)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    signalled = asyncio.ensure_future(stop.wait())
+    waits: list[asyncio.Future] = [signalled] if store_lost is None else [signalled, store_lost]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    if not signalled.done():
+        signalled.cancel()
+        log.error("stopping: the bundled store cannot be kept running")
+        return False
+    return True
 
 
 async def _drain(server, model, grace: float = 3.0) -> None:

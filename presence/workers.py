@@ -6,7 +6,10 @@ Nodes share nothing but the store, so N processes on one machine are simply N no
 * binds the listening socket(s) once (tornado.netutil.bind_sockets), so a port in use
   is reported once, before anything else starts;
 * starts the bundled store once (without --redis-url), on a throwaway event loop that is
-  closed before any fork;
+  closed before any fork, and supervises it as a single node does (presence.service.embedded):
+  its death is heard at once (a pidfd in the parent's poll), it is restarted after a backoff
+  (--store-restarts within --store-restart-window, else the parent stops the workers and
+  exits 1), and the workers read its state (/readyz, /metrics) from a shared StoreStatus;
 * forks the workers: each builds its own event loop (uvloop when installed), store
   connection pool, subscriber and HTTP server on the inherited socket, and tells the
   parent through a pipe when it serves. Worker 0 starts first: when it cannot (store
@@ -59,6 +62,14 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from presence.service.embedded import (
+    EmbeddedStore,
+    RestartPolicy,
+    StoreStartError,
+    StoreStatus,
+    describe_exit,
+)
+
 log = logging.getLogger("presence")
 
 STABLE_SECONDS = 10.0  # a worker that dies sooner after its start died "at once"
@@ -92,7 +103,12 @@ class Supervisor:
         self.workers = [Worker(i, f"{args.node_id}-{i}") for i in range(count)]
         self.sockets: list = []
         self.url = ""
-        self.bundled = False
+        self.store_label = ""
+        self.store: EmbeddedStore | None = None
+        self.store_status: StoreStatus | None = None
+        self.store_fd = -1  # pidfd of the bundled store: readable once it exited
+        self.store_restart_at: float | None = None
+        self.store_policy = RestartPolicy(args.store_restarts, args.store_restart_window)
         self.stopping = False
         self.serving = False  # all workers have served once: the announcement is out
         self.poller = select.poll()
@@ -103,15 +119,12 @@ class Supervisor:
     def main(self) -> int:
         from tornado.netutil import bind_sockets
 
-        from presence.service.embedded import EmbeddedStore, StoreStartError
-
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self.poller.register(self._wake_r, select.POLLIN)
         old_wakeup = signal.set_wakeup_fd(self._wake_w)
         old_handlers = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
-        store = None
         try:
             try:
                 self.sockets = bind_sockets(self.args.port, self.args.host)
@@ -122,23 +135,27 @@ class Supervisor:
                 return 2
             self.args.port = self.sockets[0].getsockname()[1]  # the real one for --port 0
             self.url = self.args.redis_url
-            if not self.url:
-                store = EmbeddedStore(self.args.store_port, data_dir=self.args.data_dir)
+            if self.url:
+                from presence.cli import _without_password
+
+                self.store_label = _without_password(self.url)
+            else:
+                self.store = EmbeddedStore(self.args.store_port, data_dir=self.args.data_dir)
+                self.store_label = f"bundled store on {self.store.where}"
+                self.store_status = StoreStatus()
                 try:
-                    # a loop of its own, closed before any fork (stdlib asyncio: uvloop is
-                    # only ever started in the workers)
-                    self.url = asyncio.run(store.start())
+                    self.url = self._start_store()
                 except StoreStartError as exc:
                     print(f"presence: cannot start the bundled store: {exc}", file=sys.stderr)
                     return 1
-                self.bundled = True
             _preload()
             return self._supervise()
         finally:
             for sock in self.sockets:
                 sock.close()
-            if store is not None:
-                store.stop()
+            self._unwatch_store()
+            if self.store is not None:
+                self.store.remove()
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
             signal.set_wakeup_fd(old_wakeup)
@@ -155,10 +172,17 @@ class Supervisor:
         while not self.stopping:
             now = time.monotonic()
             due = [w.restart_at for w in self.workers if w.restart_at is not None]
+            due += [self.store_restart_at] if self.store_restart_at is not None else []
             timeout = None if not due else max(0, int((min(due) - now) * 1000) + 1)
             for fd, _ in self.poller.poll(timeout):
                 if fd == self._wake_r:
                     _drain_pipe(fd)
+                    continue
+                if fd == self.store_fd:
+                    status = self._store_exited()
+                    if status is not None:
+                        self._stop()
+                        return status
                     continue
                 worker = next(w for w in self.workers if w.pipe == fd)
                 if os.read(fd, 64):
@@ -169,6 +193,10 @@ class Supervisor:
                     self._stop()
                     return status
             now = time.monotonic()
+            store_due = self.store_restart_at is not None and self.store_restart_at <= now
+            if store_due and not self._restart_store():
+                self._stop()
+                return 1
             for w in self.workers:
                 if w.restart_at is not None and w.restart_at <= now and not self.stopping:
                     w.restart_at = None
@@ -187,7 +215,7 @@ class Supervisor:
             from presence.cli import _announce
 
             self.serving = True
-            _announce(self.args, self.url, self.bundled, [x.name for x in self.workers])
+            _announce(self.args, self.store_label, [x.name for x in self.workers])
         return None
 
     def _exited(self, w: Worker, status: int) -> int | None:
@@ -262,6 +290,66 @@ class Supervisor:
         log.info("stopped")
         return 1 if running else 0
 
+    # ------------------------------------------------------------------ the bundled store
+
+    def _start_store(self) -> str:
+        """Start the bundled store and watch for its exit; its URL. Raises StoreStartError."""
+        assert self.store is not None
+        # a loop of its own, closed before any fork (stdlib asyncio: uvloop is only ever
+        # started in the workers)
+        url = asyncio.run(self.store.start())
+        self.store_fd = self.store.exit_fd()
+        self.poller.register(self.store_fd, select.POLLIN)
+        return url
+
+    def _unwatch_store(self) -> None:
+        if self.store_fd >= 0:
+            self.poller.unregister(self.store_fd)
+            os.close(self.store_fd)
+            self.store_fd = -1
+
+    def _store_exited(self) -> int | None:
+        """Reap the dead store and schedule its restart; 1 when the policy gives up."""
+        assert self.store is not None and self.store_status is not None
+        self._unwatch_store()
+        code = self.store.reap()
+        self.store_status.went_down()
+        log.warning("the bundled store (pid %s) %s", self.store.pid, describe_exit(code or 0))
+        return self._schedule_store_restart()
+
+    def _schedule_store_restart(self) -> int | None:
+        delay = self.store_policy.next_delay()
+        if delay is None:
+            log.error(
+                "the bundled store died %d times within %gs; giving up (exit 1)",
+                self.store_policy.max_restarts + 1,
+                self.store_policy.window,
+            )
+            return 1
+        log.warning("restarting the bundled store in %gs", delay)
+        self.store_restart_at = time.monotonic() + delay
+        return None
+
+    def _restart_store(self) -> bool:
+        """Start the store again (its URL is unchanged); False once the policy gives up."""
+        assert self.store is not None and self.store_status is not None
+        self.store_restart_at = None
+        try:
+            self._start_store()
+        except StoreStartError as exc:
+            log.error("restarting the bundled store failed: %s", exc)
+            return self._schedule_store_restart() is None
+        self.store_status.came_back()
+        log.warning(
+            "the bundled store is back (pid %s, restart %d); %s",
+            self.store.pid,
+            self.store_status.restarts,
+            self.store.contents,
+        )
+        return True
+
+    # ------------------------------------------------------------------ workers
+
     def _spawn(self, w: Worker) -> None:
         """Fork worker `w`; the child never returns from here."""
         read_end, write_end = os.pipe()
@@ -288,13 +376,16 @@ class Supervisor:
             for sig in _STOP_SIGNALS:
                 signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-            for fd in (read_end, self._wake_r, self._wake_w, *(x.pipe for x in self.workers)):
+            fds = (read_end, self._wake_r, self._wake_w, self.store_fd)
+            for fd in (*fds, *(x.pipe for x in self.workers)):
                 if fd >= 0:
                     os.close(fd)
             _die_with_parent(parent)
             args = copy.copy(self.args)
             args.node_id = w.name
-            code = _run_worker(args, self.url, self.bundled, self.sockets, ready_fd)
+            code = _run_worker(
+                args, self.url, self.store_label, self.sockets, ready_fd, self.store_status
+            )
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
@@ -307,7 +398,9 @@ class Supervisor:
                 os._exit(code)
 
 
-def _run_worker(args, url: str, bundled: bool, sockets: list, ready_fd: int) -> int:
+def _run_worker(
+    args, url: str, store_label: str, sockets: list, ready_fd: int, store_status
+) -> int:
     """A worker's node on a loop created here, after the fork."""
     from presence.cli import _run_node
     from presence.service.gateway import StoreSetupError
@@ -317,7 +410,12 @@ def _run_worker(args, url: str, bundled: bool, sockets: list, ready_fd: int) -> 
     async def node() -> int:
         try:
             return await _run_node(
-                args, url, bundled, sockets=sockets, ready=lambda: os.write(ready_fd, b"r")
+                args,
+                url,
+                store_label,
+                sockets=sockets,
+                ready=lambda: os.write(ready_fd, b"r"),
+                store_status=store_status,
             )
         except StoreSetupError as exc:
             print(f"presence: {exc}", file=sys.stderr)

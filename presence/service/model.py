@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from presence.service.deadlines import DeadlineTimers
+from presence.service.embedded import StoreStatus
 from presence.service.feed import PACE, Feed, Hold, Waits
 from presence.service.gateway import Gateway
 from presence.service.keys import parse_online_key
@@ -129,6 +130,7 @@ class Presence:
         self._snapshots: OrderedDict[str, tuple[float, asyncio.Future]] = OrderedDict()
         self.feed_watcher: FeedWatcher | None = None  # set by the subscriber
         self.timers: DeadlineTimers | None = None  # see enable_deadline_timers
+        self.bundled_store: StoreStatus | None = None  # set when the node supervises one
 
     def enable_deadline_timers(self) -> None:
         """Claim offlines at their deadlines instead of waiting for the store's notice (for
@@ -532,11 +534,17 @@ class Presence:
 
     async def readiness(self) -> dict:
         """{ready, store, subscribed, closing}: ready when the store answers, the node hears
-        its notifications (a live subscriber) and it is not shutting down."""
-        store = await self.store_ready()
+        its notifications (a live subscriber) and it is not shutting down. With a bundled
+        store also {store_up, store_restarts}: not ready while the supervisor has it down."""
+        bundled = self.bundled_store
+        up = bundled is None or bundled.up
+        store = up and await self.store_ready()
         subscribed = self.feed_watcher is not None and self.feed_watcher.live
-        return {"ready": store and subscribed and not self.closing, "store": store,
-                "subscribed": subscribed, "closing": self.closing}  # fmt: skip
+        state: dict[str, bool | int] = {"ready": store and subscribed and not self.closing, "store": store,
+                 "subscribed": subscribed, "closing": self.closing}  # fmt: skip
+        if bundled is not None:
+            state.update(store_up=up, store_restarts=bundled.restarts)
+        return state
 
     def shutdown(self) -> None:
         """Answer every held poll now with a reconnect hint; later polls answer at once."""
@@ -635,6 +643,12 @@ class Presence:
             future = asyncio.ensure_future(self.gateway.members_page(channel, None, JOIN_MEMBERS))
             cached = self._snapshots[channel] = (loop.time(), future)
         return await asyncio.shield(cached[1])
+
+    def forget_snapshots(self) -> None:
+        """Take no more members snapshots from before now (the subscriber calls this when
+        it loses or regains the store: a store that restarted empty has a new log, and a
+        snapshot of the old one would hand a joiner a cursor of a log that is gone)."""
+        self._snapshots.clear()
 
     def _drop_old_snapshots(self, now: float) -> None:
         """Forget the snapshots too old to be reused (each holds a page of members)."""

@@ -197,6 +197,7 @@ class Subscriber:
 
     def resubscribed(self) -> None:
         """A listener (re)subscribed: recover what pub/sub may have lost meanwhile."""
+        self.presence.forget_snapshots()  # the store may have restarted empty meanwhile
         self._spawn(self.presence.reconcile())
 
     async def _handle_expiries(self) -> None:
@@ -307,6 +308,7 @@ class _Listener:
                     return
                 if self.live:
                     log.warning("lost the subscription on %s (%s); reconnecting", self.name, exc)
+                    self.owner.presence.forget_snapshots()  # of a store that may come back empty
                 self.owner.topology_changed()
                 self.live = False
                 await asyncio.sleep(delay)

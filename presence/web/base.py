@@ -23,6 +23,7 @@ from tornado import httputil
 from tornado.http1connection import HTTP1Connection
 
 from presence.service import names
+from presence.service.outage import OutageLog
 from presence.service.quotas import LimitReached
 from presence.service.records import Event, StoreUnavailable
 from presence.web import auth, strict_json
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # (app.py imports this module)
     from presence.web.app import WebSettings
 
 log = logging.getLogger("presence.web")
+STORE_ERRORS = OutageLog(log, "store unavailable (answered 503)")  # not a line per request
 
 
 class BadParam(tornado.web.HTTPError):
@@ -262,7 +264,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, BadParam | LimitReached):
             return
         if isinstance(value, StoreUnavailable):
-            log.warning("store error on %s: %r", self.request.path, value)
+            STORE_ERRORS.failed(f"{self.request.path}: {value!r}")
             return
         log_redacted_exception(self, typ, value, tb)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from presence.service.model import Presence
+from presence.service.records import StoreUnavailable
 
 MAX_CHANNELS = 10_000  # channels summed per scrape; beyond this the totals are partial
 
@@ -21,20 +22,26 @@ async def totals(presence: Presence) -> tuple[int, int, int]:
 
 
 async def render_metrics(presence: Presence, node: str) -> str:
-    """The /metrics body."""
-    channels, users, connections = await totals(presence)
+    """The /metrics body; without the store-wide totals while the store does not answer."""
     stats = presence.stats
     label = f'node="{node}"'
-    lines = [
-        "# HELP presence_channels Channels with at least one user online.",
-        "# TYPE presence_channels gauge",
-        f"presence_channels {channels}",
-        "# HELP presence_online_users Users online, summed over channels.",
-        "# TYPE presence_online_users gauge",
-        f"presence_online_users {users}",
-        "# HELP presence_connections Live connections (tabs), summed over channels.",
-        "# TYPE presence_connections gauge",
-        f"presence_connections {connections}",
+    try:
+        channels, users, connections = await totals(presence)
+    except StoreUnavailable:  # the node's own figures below are still worth a scrape
+        lines = []
+    else:
+        lines = [
+            "# HELP presence_channels Channels with at least one user online.",
+            "# TYPE presence_channels gauge",
+            f"presence_channels {channels}",
+            "# HELP presence_online_users Users online, summed over channels.",
+            "# TYPE presence_online_users gauge",
+            f"presence_online_users {users}",
+            "# HELP presence_connections Live connections (tabs), summed over channels.",
+            "# TYPE presence_connections gauge",
+            f"presence_connections {connections}",
+        ]
+    lines += [
         "# HELP presence_pending_polls Long-polls held by this node.",
         "# TYPE presence_pending_polls gauge",
         f"presence_pending_polls{{{label}}} {presence.pending}",
@@ -58,4 +65,14 @@ async def render_metrics(presence: Presence, node: str) -> str:
         "# TYPE presence_sweeps_total counter",
         f"presence_sweeps_total{{{label}}} {stats.sweeps}",
     ]
+    bundled = presence.bundled_store
+    if bundled is not None:
+        lines += [
+            "# HELP presence_store_up Whether the bundled store this node supervises is running.",
+            "# TYPE presence_store_up gauge",
+            f"presence_store_up{{{label}}} {int(bundled.up)}",
+            "# HELP presence_store_restarts_total Restarts of the bundled store after it died.",
+            "# TYPE presence_store_restarts_total counter",
+            f"presence_store_restarts_total{{{label}}} {bundled.restarts}",
+        ]
     return "\n".join(lines) + "\n"

@@ -136,7 +136,7 @@ def served():
 def test_two_workers_share_the_port_and_the_store_restart_and_stop(served):
     banner = served.wait_for("the announcement", lambda: "".join(served.out[:4]))
     assert "presence node w (2 workers: w-0, w-1) listening on" in banner
-    store_port = int(re.search(r"bundled store at redis://127.0.0.1:(\d+)", banner).group(1))
+    store_socket = re.search(r"bundled store on unix socket (\S+)\)", banner).group(1)
 
     # both workers accept connections on the one port
     seen: set[str] = set()
@@ -203,7 +203,7 @@ def test_two_workers_share_the_port_and_the_store_restart_and_stop(served):
     assert held1 == {"cursor": bob_cursor, "events": [], "reconnect": True}
     assert served.proc.wait(DEADLINE) == 0
     served.wait_for("workers and store gone", lambda: all(gone(p) for p in processes), alive=False)
-    assert not listening(store_port)
+    assert not os.path.exists(os.path.dirname(store_socket))  # its private directory too
     assert not listening(served.port)
 
 

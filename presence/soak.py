@@ -1,0 +1,561 @@
+"""`presence bench --soak`: users come and go for minutes while faults are injected.
+
+The soak starts its own deployment, `presence serve --workers 2` (two nodes on one port,
+over the bundled store, or over a redis-server it starts with `--store redis`), and drives
+it with `--users` tabs (presence.bench's bare HTTP client). Each tab runs sessions one
+after the other: a session joins under a fresh user name, long-polls (sending a message
+now and then) for a random lifetime, then leaves or goes silent (stops polling). Every
+session records each event its polls return. On a schedule (`--fault-every`) it kills
+the store (SIGKILL: the bundled store is restarted by `presence serve`, a redis-server
+by the soak), SIGKILLs a node, or SIGTERMs a node (it drains; the parent restarts both).
+
+What it checks, once the last offline had time to arrive:
+
+* exactly once: every session S that ended by `leave` or by going silent must be reported
+  (`leave` or `offline`, whichever it was) exactly once to every other session O of its
+  channel that was listening throughout: O's event stream was unbroken (no reset) from
+  before S ended until after the event was due. Missing, duplicate and wrong-type
+  deliveries are counted;
+* no spurious offline: no `offline` for a session that was still polling or that left,
+  and no poll told to rejoin because its tab `expired` while it was polling;
+* the nodes' open file descriptors and RSS, before the load (after a warm-up round),
+  at the peak and after the load, summed over the node processes.
+
+Across a store restart the store forgets everything: members, logs, cursors. Sessions
+that were joined when the store died get `rejoin` (reason `unknown`) on their next poll
+and their membership ends without any event (no one is told they left: the store lost
+them); the soak starts a new session for them. A cursor of the lost log gets a `reset`
+with the new member list. So the exactly-once contract holds per store lifetime: a
+session that was live when the store died is expected nowhere, and a listener's stream
+is unbroken only between resets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from presence.bench import Client, Connection, HTTPError, raise_open_files_limit
+from presence.testing import ROOT, find_tool, free_port, wait_for_port
+
+MARGIN = 1.0  # seconds of slack around an end's window when deciding who must have heard it
+FAULTS = ("store-kill", "node-kill", "node-term")
+
+
+@dataclass(eq=False)
+class Session:
+    """One user's stint in a channel and what its polls returned."""
+
+    name: str
+    channel: str
+    joined_at: float = 0.0  # when its join was sent
+    end: str = ""  # "leave", "silent", "vanished" (the store lost it) or "" (still polling)
+    end_from: float = 0.0  # the end's window: leave sent .. answered; silent: last
+    end_until: float = 0.0  # refresh sent .. answered + timeout
+    segments: list[list[float]] = field(default_factory=list)  # unbroken stream: [from, to]
+    seen: Counter = field(default_factory=Counter)  # (type, user) -> deliveries
+
+
+class Soak:
+    def __init__(self, opts: argparse.Namespace) -> None:
+        self.opts = opts
+        self.sessions: list[Session] = []
+        self.store_kills: list[float] = []
+        self.faults: Counter = Counter()
+        self.errors: Counter = Counter()
+        self.spurious_rejoins = 0
+        self.rejoin_context: Counter = Counter()  # (reason, last fault and how long ago)
+        self.fault_log: list[tuple[float, str]] = []
+        self.stopping = False
+        self.round_no = 0
+        self.proc: subprocess.Popen | None = None
+        self.redis: subprocess.Popen | None = None
+        self.port = free_port()
+        self.workdir = tempfile.mkdtemp(prefix="presence-soak-")
+        self.rng = random.Random(opts.seed)
+
+    # -- the deployment ---------------------------------------------------------------
+
+    def start_deployment(self) -> None:
+        flags = ["--workers", "2", "--port", str(self.port), "--node-id", "soak",
+                 "--timeout", str(self.opts.timeout), "--poll-timeout", str(self.opts.poll_timeout),
+                 "--store-restarts", "1000", "--log-level", "warning",
+                 "--leave-grace", str(self.opts.leave_grace)]  # fmt: skip
+        if self.opts.store == "redis":
+            self.redis_port = free_port()
+            self.start_redis()
+            flags += ["--redis-url", f"redis://127.0.0.1:{self.redis_port}/0"]
+        cmd = [sys.executable, "-m", "presence.cli", "serve", *flags]
+        log = open(os.path.join(self.workdir, "serve.log"), "wb")  # noqa: SIM115 (closed with the dir)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, self.proc, timeout=60)
+
+    def start_redis(self) -> None:
+        cmd = [find_tool("redis-server"), "--port", str(self.redis_port), "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "no", "--dir", self.workdir]  # fmt: skip
+        self.redis = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.redis_port, self.redis)
+
+    def stop_deployment(self) -> None:
+        for proc in (self.proc, self.redis):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def children(self) -> tuple[list[int], int | None]:
+        """(node worker pids, bundled store pid) of the running deployment."""
+        assert self.proc is not None
+        workers, store = [], None
+        for pid in _children(self.proc.pid):
+            if _state(pid) in ("Z", ""):
+                continue
+            if b"presence.store" in _cmdline(pid):
+                store = pid
+            else:
+                workers.append(pid)
+        return workers, store
+
+    def node_usage(self) -> dict:
+        """Open fds and RSS (MiB) summed over the node processes (parent and workers)."""
+        assert self.proc is not None
+        pids = [self.proc.pid, *self.children()[0]]
+        fds = sum(_fd_count(p) for p in pids)
+        rss = sum(_rss_kib(p) for p in pids) / 1024
+        sockets = {i for p in pids for i in _socket_inodes(p)}
+        http = _connections_on(self.port) & sockets
+        return {"fds": fds, "sockets": len(sockets), "http_connections": len(http),
+                "rss_mib": round(rss, 1)}  # fmt: skip
+
+    async def inject(self, fault: str) -> None:
+        loop = asyncio.get_running_loop()
+        workers, store = self.children()
+        if fault == "store-kill":
+            self.store_kills.append(loop.time())
+            if self.opts.store == "redis":
+                assert self.redis is not None
+                self.redis.kill()
+                self.redis.wait()
+                await asyncio.sleep(1.0)  # the soak is redis-server's supervisor
+                await loop.run_in_executor(None, self.start_redis)
+            elif store is not None:
+                os.kill(store, signal.SIGKILL)
+        elif workers:
+            victim = self.rng.choice(workers)
+            os.kill(victim, signal.SIGKILL if fault == "node-kill" else signal.SIGTERM)
+        self.faults[fault] += 1
+        self.fault_log.append((loop.time(), fault))
+
+    def last_fault(self, now: float) -> str:
+        """The last fault before `now` and how long ago, in whole seconds ("none" if none)."""
+        past = [(at, kind) for at, kind in self.fault_log if at <= now]
+        if not past:
+            return "none"
+        at, kind = past[-1]
+        return f"{kind} {int(now - at)}s before"
+
+    async def run_faults(self, until: float) -> None:
+        loop = asyncio.get_running_loop()
+        every = self.opts.fault_every
+        for i in range(10**6):
+            at = loop.time() + every
+            if at > until or self.stopping:
+                return
+            await asyncio.sleep(at - loop.time())
+            await self.inject(FAULTS[i % len(FAULTS)])
+
+    # -- the tabs ---------------------------------------------------------------------
+
+    async def request(self, client: Client, conn: Connection | None, path: str,
+                      timeout: float) -> tuple[Connection, int, dict | None]:  # fmt: skip
+        """GET `path` on `conn` (a new connection when None or broken); (conn, status, body).
+        Status 0: it failed below HTTP (the connection is then dropped)."""
+        try:
+            if conn is None or conn.closed:
+                conn = await client.connect()
+            status, body = await client.get(conn, path, timeout)
+        except HTTPError:
+            drop(client, conn)
+            return None, 0, None  # type: ignore[return-value]
+        try:
+            return conn, status, json.loads(body)
+        except ValueError:
+            return conn, status, None
+
+    async def tab(self, client: Client, slot: int, until: float) -> None:
+        """Sessions one after the other until `until`, then the last one leaves."""
+        k = 0
+        while not self.stopping:
+            channel = f"soak{slot % self.opts.channels}"
+            session = Session(f"r{self.round_no}u{slot}-{k}", channel)
+            k += 1
+            self.sessions.append(session)
+            await self.session(client, session, until)
+
+    async def session(self, client: Client, s: Session, until: float) -> None:
+        loop = asyncio.get_running_loop()
+        who = f"user={quote(s.name)}&conn=c{quote(s.name)}"  # a tab of its own
+        base = f"/channels/{s.channel}"
+        conn: Connection | None = None
+        s.joined_at = loop.time()
+        while True:  # join, retried through faults
+            conn, status, body = await self.request(client, conn, f"{base}/join?{who}", 10)
+            if status == 200 and body and "cursor" in body:
+                break
+            self.errors[f"join retried ({status})"] += 1
+            await asyncio.sleep(0.3)
+            if self.stopping:
+                return
+        cursor = body["cursor"]
+        s.segments.append([s.joined_at, 0.0])
+        lifetime = self.rng.uniform(self.opts.min_life, self.opts.max_life)
+        ends_at = min(loop.time() + lifetime, until)
+        last_refresh = (loop.time(), loop.time())
+        last_answer = loop.time()
+        while True:
+            if loop.time() >= ends_at:
+                silent = loop.time() < until and self.rng.random() < 0.5
+                break
+            if self.rng.random() < self.opts.send_ratio:
+                conn, _, _ = await self.request(client, conn, f"{base}/send?{who}&data=hi", 10)
+            sent = loop.time()
+            path = f"{base}/poll?{who}&cursor={quote(cursor)}"
+            conn, status, body = await self.request(client, conn, path, self.opts.timeout + 5)
+            if status != 200 or body is None:
+                self.errors[f"poll status {status}"] += 1
+                await asyncio.sleep(0.3)
+                continue
+            last_refresh = (sent, loop.time())
+            previous_answer, last_answer = last_answer, loop.time()
+            if body.get("rejoin"):
+                reason = body.get("reason")
+                if reason != "unknown":  # "expired" while polling: the service thought it gone
+                    self.spurious_rejoins += 1
+                    self.rejoin_context[reason, self.last_fault(loop.time())] += 1
+                s.end, s.segments[-1][1] = "vanished", previous_answer
+                drop(client, conn)
+                return
+            if body.get("reset"):
+                s.segments[-1][1] = previous_answer
+                s.segments.append([loop.time(), 0.0])
+            for event in body.get("events", ()):
+                s.seen[event["type"], event["user"]] += 1
+            cursor = body["cursor"]
+            if body.get("reconnect"):
+                drop(client, conn)
+                conn = None
+        if silent:  # the tab closes: no more refreshes
+            drop(client, conn)
+            s.end, s.segments[-1][1] = "silent", last_refresh[0]
+            # due at the deadline; at the latest by the next sweep of a node (timeout / 2)
+            due = last_refresh[1] + self.opts.timeout * 1.5
+            s.end_from, s.end_until = last_refresh[0], due
+            return
+        s.segments[-1][1] = loop.time()
+        s.end_from = loop.time()
+        while True:
+            conn, status, _ = await self.request(client, conn, f"{base}/leave?{who}", 10)
+            if status == 200:
+                break
+            self.errors["leave retried"] += 1
+            await asyncio.sleep(0.3)
+        s.end, s.end_until = "leave", loop.time() + self.opts.leave_grace  # recorded after it
+        drop(client, conn)
+
+    # -- the verdict ------------------------------------------------------------------
+
+    def verdict(self) -> dict:
+        """Expected vs seen end events, duplicates, missing, spurious offlines."""
+        by_channel: dict[str, list[Session]] = {}
+        for s in self.sessions:
+            by_channel.setdefault(s.channel, []).append(s)
+        expected = delivered = missing = duplicates = wrong = excluded = 0
+        spurious = 0
+        for members in by_channel.values():
+            ended = {s.name: s for s in members}
+            for o in members:
+                for (kind, user), n in o.seen.items():
+                    if kind == "offline" and ended.get(user) and ended[user].end != "silent":
+                        spurious += n
+            for s in members:
+                if s.end not in ("leave", "silent"):
+                    continue
+                if self.crossed_store_restart(s):
+                    excluded += 1
+                    continue
+                kind = "leave" if s.end == "leave" else "offline"
+                other = "offline" if kind == "leave" else "leave"
+                for o in members:
+                    if o is s or not self.listened(o, s):
+                        continue
+                    expected += 1
+                    n = o.seen[kind, s.name]
+                    delivered += n == 1
+                    missing += n == 0 and o.seen[other, s.name] == 0
+                    duplicates += max(n - 1, 0)
+                    wrong += o.seen[other, s.name]
+        return {
+            "sessions": len(self.sessions),
+            "ends": Counter(s.end or "polling" for s in self.sessions),
+            "expected": expected,
+            "delivered_once": delivered,
+            "missing": missing,
+            "duplicates": duplicates,
+            "wrong_type": wrong,
+            "ends_lost_with_the_store": excluded,
+            "spurious_offline": spurious,
+            "spurious_rejoin": self.spurious_rejoins,
+            "spurious_rejoin_context": {
+                f"{r}, {f}": n for (r, f), n in self.rejoin_context.items()
+            },
+        }
+
+    def crossed_store_restart(self, s: Session) -> bool:
+        """True when the store died while `s` was joined or its end was due."""
+        return any(s.joined_at - MARGIN <= k <= s.end_until + MARGIN for k in self.store_kills)
+
+    @staticmethod
+    def listened(o: Session, s: Session) -> bool:
+        """True when `o`'s stream was unbroken over the whole window of `s`'s end event."""
+        return any(
+            start < s.end_from - MARGIN and s.end_until + MARGIN < stop
+            for start, stop in o.segments
+            if stop
+        )
+
+    # -- the run ----------------------------------------------------------------------
+
+    async def round(self, seconds: float, faults: bool) -> None:
+        loop = asyncio.get_running_loop()
+        self.stopping = False
+        self.round_no += 1
+        client = Client("127.0.0.1", self.port)
+        until = loop.time() + seconds
+        tabs = []
+        for slot in range(self.opts.users):
+            tabs.append(asyncio.ensure_future(self.tab(client, slot, until)))
+            if slot % 50 == 49:
+                await asyncio.sleep(0.05)  # a ramp, not a storm of connects
+        fault_task = asyncio.ensure_future(self.run_faults(until - self.opts.timeout))
+        if not faults:
+            fault_task.cancel()
+        await asyncio.sleep(max(until - loop.time(), 0))
+        self.stopping = True
+        await asyncio.gather(*tabs)
+        fault_task.cancel()
+        client.close()
+
+    async def run(self) -> dict:
+        loop = asyncio.get_running_loop()
+        started = time.time()
+        self.start_deployment()
+        try:
+            # a warm-up round, no faults: pools and caches grow to their working size
+            await self.round(self.opts.warmup, faults=False)
+            self.sessions.clear()
+            await asyncio.sleep(self.opts.timeout + 2)
+            baseline = self.node_usage()
+            peak = dict(baseline)
+            sampler = asyncio.ensure_future(self.sample(peak))
+            begun = loop.time()
+            await self.round(self.opts.duration, faults=True)
+            await asyncio.sleep(self.opts.timeout + 3)  # the last offlines fall due
+            sampler.cancel()
+            after = self.node_usage()
+            return {
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+                "store": self.opts.store,
+                "users": self.opts.users,
+                "channels": self.opts.channels,
+                "duration_s": round(loop.time() - begun, 1),
+                "faults": dict(self.faults),
+                "verdict": self.verdict(),
+                "errors_retried": dict(self.errors),
+                "nodes": {"baseline": baseline, "peak": peak, "after": after},
+            }
+        finally:
+            self.stop_deployment()
+
+    async def sample(self, peak: dict) -> None:
+        while True:
+            await asyncio.sleep(1)
+            now = self.node_usage()
+            for key, value in now.items():
+                peak[key] = max(peak[key], value)
+
+
+def drop(client: Client, conn: Connection | None) -> None:
+    if conn is not None:
+        client.drop(conn)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(c) for c in fh.read().split()]
+    except OSError:
+        return []
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
+
+
+def _fd_count(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+def _connections_on(port: int) -> set[str]:
+    """Inodes of the established (not listening) TCP sockets whose local port is `port`."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                rows = fh.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] != "0A":
+                inodes.add(cols[9])
+    return inodes
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="presence bench --soak",
+        description="Start a two-node deployment, drive it for minutes while injecting "
+        "faults, then check exactly-once delivery and resources.",
+    )
+    add = p.add_argument
+    add("--soak", action="store_true", help=argparse.SUPPRESS)
+    add("--store", choices=["bundled", "redis"], default="bundled", help="(bundled)")
+    add("--users", type=int, default=2000, help="tabs at once (2000)")
+    add("--channels", type=int, default=100, help="channels the tabs are spread over (100)")
+    add("--duration", type=float, default=240, help="seconds of load with faults (240)")
+    add("--warmup", type=float, default=20, help="seconds of a first round without faults (20)")
+    add("--fault-every", type=float, default=30, help="seconds between two faults (30)")
+    add("--timeout", type=float, default=20, help="the nodes' --timeout (20)")
+    add("--poll-timeout", type=float, default=15, help="the nodes' --poll-timeout (15)")
+    add("--leave-grace", type=float, default=2, help="the nodes' --leave-grace (2)")
+    add("--min-life", type=float, default=30, help="shortest session, seconds (30)")
+    add("--max-life", type=float, default=240, help="longest session, seconds (240)")
+    add("--send-ratio", type=float, default=0.05, help="polls preceded by a message (0.05)")
+    add("--seed", type=int, default=1, help="random seed (1)")
+    add("--short", action="store_true", help="a smoke test: 60 users, 20 s, a fault every 4 s")
+    add("--json", action="store_true", help="print the report as JSON")
+    return p
+
+
+def options(argv: list[str]) -> argparse.Namespace:
+    opts = parser().parse_args(argv)
+    if opts.short:
+        opts.users, opts.channels, opts.duration, opts.warmup = 60, 6, 20, 4
+        opts.fault_every, opts.timeout, opts.poll_timeout = 4, 3, 2
+        opts.min_life, opts.max_life = 2, 8
+    return opts
+
+
+def passed(report: dict) -> bool:
+    v = report["verdict"]
+    return (
+        v["expected"] > 0
+        and v["delivered_once"] == v["expected"]
+        and v["spurious_offline"] == 0
+        and v["spurious_rejoin"] == 0
+    )
+
+
+def render(report: dict) -> str:
+    v, nodes = report["verdict"], report["nodes"]
+    lines = [
+        f"soak {report['date']}: {report['users']} users in {report['channels']} channels on "
+        f"{report['store']} store, two nodes, {report['duration_s']} s",
+        f"faults: {report['faults']}",
+        f"sessions: {v['sessions']} {dict(v['ends'])}",
+        f"end events expected {v['expected']}, delivered exactly once {v['delivered_once']}, "
+        f"missing {v['missing']}, duplicates {v['duplicates']}, wrong type {v['wrong_type']} "
+        f"(ends not expected: lost with the store {v['ends_lost_with_the_store']})",
+        f"spurious offline {v['spurious_offline']}, spurious rejoin {v['spurious_rejoin']} "
+        f"{v['spurious_rejoin_context']}",
+        f"retried through faults: {report['errors_retried']}",
+    ]
+    for when in ("baseline", "peak", "after"):
+        n = nodes[when]
+        lines.append(
+            f"nodes {when}: {n['fds']} fds ({n['sockets']} sockets, of which "
+            f"{n['http_connections']} HTTP connections; the others: listening, store), "
+            f"{n['rss_mib']} MiB RSS"
+        )
+    lines.append("PASS" if passed(report) else "FAIL")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    opts = options(argv)
+    raise_open_files_limit()
+    try:
+        import uvloop
+
+        report = uvloop.run(Soak(opts).run())
+    except ImportError:
+        report = asyncio.run(Soak(opts).run())
+    print(json.dumps(report, indent=2) if opts.json else render(report))
+    return 0 if passed(report) else 1
