@@ -320,9 +320,9 @@ class Gateway:
         """Keep a joined tab alive until now + ttl (ms) and, given a cursor, read the log.
 
         Never registers anything: every write is XX (it only updates what exists), so a
-        tab that was kicked, left or expired stays gone and Refresh says why. One leak is
-        accepted: a tab that left while another tab of its user is alive extends the
-        user's presence key once. Without a cursor, Refresh.seq and .epoch are read only
+        tab that was kicked, left or expired stays gone and Refresh says why. The user's
+        presence key, which such a stray refresh did lengthen, gets its deadline back
+        (_undo_stray_refresh). Without a cursor, Refresh.seq and .epoch are read only
         for a tab that is not joined; `epoch` is the cursor's (None: the log's).
 
         The usual case, a joined tab, takes four writes: SET XX of the presence key and
@@ -372,6 +372,8 @@ class Gateway:
             status = Refresh(True)
         else:
             status = Refresh(False, marker or ("expired" if registered else "unknown"))
+            if replies[1]:  # SET XX found the user's key: this stray refresh lengthened it
+                await self._undo_stray_refresh(k, user, deadline, deadline - ttl)
         if parse is None:
             status.seq, status.epoch = int(replies[6] or 0), replies[7]
             return status, None
@@ -379,6 +381,32 @@ class Gateway:
         if log is None:
             log = await self._read_log(k, cursor or 0, epoch)
         return status, log
+
+    async def _undo_stray_refresh(self, k: ChannelKeys, user: str, stray: int, now: int
+                                  ) -> None:  # fmt: skip
+        """Give the user's presence key back the deadline it had before a refresh from a
+        tab that is no longer registered (a poll in flight when the tab left, was kicked
+        or expired) set it to `stray`: the latest deadline of the user's live tabs, or
+        of its leave grace (the `leaving` mark holds it); with neither, now, so that the
+        usual claim ends the user. A deadline later than `stray` is a live tab's newer
+        refresh and stays."""
+
+        async def attempt(pipe: Any) -> None:
+            await pipe.watch(k.online(user), k.conns(user), k.leaving(user))
+            latest = await pipe.zrange(k.conns(user), -1, -1, withscores=True)
+            leaving = await pipe.get(k.leaving(user))
+            deadline = max(
+                [int(score) for _, score in latest]
+                + ([int(leaving)] if leaving and leaving.isdigit() else [])
+                + [now]
+            )
+            pipe.multi()
+            if deadline < stray:
+                pipe.pexpireat(k.online(user), deadline, lt=True)
+                pipe.zadd(k.deadlines, {user: deadline}, xx=True, lt=True)
+            await pipe.execute()
+
+        await transport.watched(self.router, k.seq, attempt)
 
     @_translated
     async def presence_ttl(self, channel: str, user: str) -> int:
@@ -458,7 +486,7 @@ class Gateway:
                 await pipe.unwatch()
                 return False
             pipe.multi()
-            pipe.set(k.leaving(user), "1", px=ttl + grace)
+            pipe.set(k.leaving(user), str(deadline), px=ttl + grace)  # (the grace's end)
             pipe.pexpire(k.online(user), grace, lt=True)
             pipe.zadd(k.deadlines, {user: deadline}, xx=True, lt=True)
             await pipe.execute()

@@ -163,3 +163,36 @@ async def test_graces_off_keep_the_old_behaviour(store_url):
         assert await events_of(node) == [("join", "alice"), ("leave", "alice")]
     finally:
         await node.gateway.close()
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_stray_poll_after_the_leave_does_not_stretch_the_grace(nodes):
+    """A poll that was in flight when the page closed arrives after the leave: it is told
+    to rejoin, and the user's key keeps the grace's deadline (the leave comes after the
+    grace, not after --timeout)."""
+    a, b = nodes
+    await a.join("room", "watcher", "w", None)
+    await b.join("room", "alice", "tab1", None)
+    await b.leave("room", "alice", "tab1")
+    got = await a.poll("room", "alice", "tab1", 2)  # the stray poll
+    assert (got["rejoin"], got["reason"]) == (True, "left")
+    remaining = await a.gateway.presence_ttl("room", "alice")
+    assert remaining == -2 or remaining <= LEAVE_GRACE * 1000
+    await wait_until_async(lambda: a.stats.events["leave"] + b.stats.events["leave"] == 1)
+    assert await events_of(a, 2) == [("leave", "alice")]
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_stray_poll_of_a_left_tab_keeps_the_other_tabs_deadline(nodes):
+    """The leak the README used to accept: a tab that left while another tab of its user
+    lives no longer extends the user's key by a full --timeout."""
+    a, b = nodes
+    await a.join("room", "alice", "tab1", None)
+    await a.join("room", "alice", "tab2", None)
+    before = await a.gateway.presence_ttl("room", "alice")
+    await a.leave("room", "alice", "tab1")
+    await asyncio.sleep(0.3)
+    got = await b.poll("room", "alice", "tab1", 1)  # the stray poll of the tab that left
+    assert (got["rejoin"], got["reason"]) == (True, "left")
+    after = await a.gateway.presence_ttl("room", "alice")
+    assert after < before - 150  # tab2's deadline, 0.3 s nearer; not one from tab1's poll
