@@ -21,6 +21,8 @@ import time
 from time import perf_counter_ns
 
 from presence.store import REDIS_VERSION, replies
+from presence.store.acl import User, default_user
+from presence.store.acl import refusal as acl_refusal
 from presence.store.blocking import Blocking
 from presence.store.commands import NO_REPLY, CommandError, load_all
 from presence.store.commands.transaction import end_transaction, unwatch_all
@@ -113,6 +115,7 @@ class Client(asyncio.Protocol):
         "lib_name",
         "lib_ver",
         "_authenticated",
+        "user",
         "plain",
         "multi",
         "multi_error",
@@ -151,6 +154,7 @@ class Client(asyncio.Protocol):
         self.lib_name = b""
         self.lib_ver = b""
         self._authenticated = authenticated
+        self.user = server.acl_users[b"default"]  # the ACL user commands run as
         self.plain = authenticated and server.pause.mode is None  # see _plain()
         self.multi: list | None = None  # queued commands while in MULTI
         self.multi_error = False  # a queued command was refused: EXEC aborts
@@ -431,6 +435,7 @@ class Server:
         # exact-case lookup first: clients send "GET" or "get", rarely "Get"
         self._lookup = {**self.commands, **{n.upper(): c for n, c in self.commands.items()}}
         self.clients: dict[int, Client] = {}
+        self.acl_users: dict[bytes, User] = {b"default": default_user()}  # ACL SETUSER
         self.started = time.time()
         self.stats = {
             "total_connections_received": 0,
@@ -670,6 +675,10 @@ class Server:
         """
         if self.monitors and entry[4].shown_first:
             self._show(client, argv)  # a script: before the commands it runs, as in Redis
+        if not client.user.unrestricted:
+            denied = acl_refusal(client.user, self.commands[entry[0].encode()], argv)
+            if denied is not None:
+                return self._refuse(client, Error(denied), self.commands[entry[0].encode()])
         start = perf_counter_ns()
         try:
             reply = entry[1](client, argv)

@@ -65,6 +65,7 @@ GROUPS = [
     "pubsub",
     "transaction",
     "scripting",
+    "acl",
 ]
 
 

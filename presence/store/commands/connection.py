@@ -80,11 +80,20 @@ def hello(client, argv):
 
 
 def _authenticate(client, username: bytes, password: bytes) -> Error | None:
-    """Check credentials for the default user; None on success, else the error reply."""
-    required = client.server.config["requirepass"]
-    if username != b"default" or (required and password != required.encode()):
+    """Check credentials against the ACL users; None on success (the connection now runs
+    as that user), else the error reply. requirepass is the default user's password."""
+    server = client.server
+    user = server.acl_users.get(username)
+    if user is None:
         return replies.WRONGPASS
-    client.authenticated = True  # with no requirepass the default user is "nopass"
+    if username == b"default" and user.nopass:
+        required = server.config["requirepass"]
+        if not user.enabled or (required and password != required.encode()):
+            return replies.WRONGPASS
+    elif not user.check_password(password):
+        return replies.WRONGPASS
+    client.user = user
+    client.authenticated = True
     return None
 
 
@@ -123,5 +132,6 @@ def reset(client, argv):
     client.db = client.server.keyspace.dbs[0]
     client.protocol = 2
     client.name = b""
+    client.user = client.server.acl_users[b"default"]
     client.authenticated = not client.server.config["requirepass"]
     return Status("RESET")

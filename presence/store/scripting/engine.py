@@ -222,6 +222,7 @@ class ScriptClient:
         "multi",
         "multi_error",
         "authenticated",
+        "user",
         "plain",
         "channels",
         "patterns",
@@ -254,6 +255,7 @@ class ScriptClient:
         self.watch_dirty = self.closing = self.no_evict = self.no_touch = False
         self.blocked = self.reply_mode = None
         self.last_command = "exec"
+        self.user = server.acl_users[b"default"]  # start() puts the caller's ACL user here
         self._sent: list[bytes] = []
 
     def send(self, data: bytes) -> None:
@@ -516,6 +518,7 @@ class Scripts:
             server.keyspace.now,
         )
         run.script_client = ScriptClient(server, client.db)  # type: ignore[attr-defined]
+        run.script_client.user = client.user  # type: ignore[attr-defined]
         numkeys = int(argv[2])
         keys_and_args = argv[3:]
         lua = self.eval_lua if function is None else self.function_lua

@@ -1,0 +1,193 @@
+"""ACL: users (SETUSER, GETUSER, DELUSER, USERS, LIST, WHOAMI), CAT, DRYRUN, GENPASS.
+
+The model and the check commands go through live in presence/store/acl.py.
+"""
+
+from __future__ import annotations
+
+from presence.store import replies
+from presence.store.acl import (
+    CATEGORIES,
+    DRYRUN,
+    AclError,
+    User,
+    categories_of,
+    denial,
+    genpass,
+)
+from presence.store.commands import COMMANDS, CommandError, command, parse_int
+from presence.store.commands.server import help_for, run_subcommand, subcommand
+from presence.store.resp import OK
+
+# name  arity  flags
+# acl    -2    (container; its subcommands are admin but WHOAMI, CAT, GENPASS)
+
+
+@command("acl", -2, "", keys=(0, 0, 0))
+def acl(client, argv):
+    """ACL SETUSER | GETUSER | DELUSER | USERS | LIST | WHOAMI | CAT | DRYRUN | GENPASS | HELP."""
+    return run_subcommand("acl", client, argv)
+
+
+@subcommand("acl", "setuser", -3, "admin")
+def acl_setuser(client, argv):
+    """Create or change a user, rules applied left to right; a bad rule changes nothing."""
+    name = argv[2]
+    if b" " in name or b"\0" in name:
+        raise CommandError("ERR Usernames can't contain spaces or null characters")
+    users = client.server.acl_users
+    user = _copy(users.get(name) or User(name))
+    for rule in argv[3:]:
+        try:
+            user.apply(rule, COMMANDS)
+        except AclError as exc:
+            shown = rule.decode(errors="replace")
+            raise CommandError(f"ERR Error in ACL SETUSER modifier '{shown}': {exc}") from None
+    if name in users:
+        users[name].__dict__.update(user.__dict__)  # connected clients see the change
+    else:
+        users[name] = user
+    return OK
+
+
+def _copy(user: User) -> User:
+    copy = User(user.name)
+    copy.__dict__.update(user.__dict__)
+    copy.passwords = list(user.passwords)
+    copy.allowed = set(user.allowed)
+    copy.command_rules = list(user.command_rules)
+    copy.key_patterns = list(user.key_patterns)
+    copy.channel_patterns = list(user.channel_patterns)
+    return copy
+
+
+@subcommand("acl", "getuser", 3, "admin")
+def acl_getuser(client, argv):
+    user = client.server.acl_users.get(argv[2])
+    if user is None:
+        return None
+    flags = [b"on" if user.enabled else b"off"]
+    if user.nopass:
+        flags.append(b"nopass")
+    words = user.describe()
+    return {
+        b"flags": flags,
+        b"passwords": [d.encode() for d in user.passwords],
+        b"commands": b" ".join(w for w in words if w[:1] in (b"+", b"-")),
+        b"keys": b" ".join(w for w in words if w[:1] == b"~"),
+        b"channels": b" ".join(w for w in words if w[:1] == b"&"),
+        b"selectors": [],
+    }
+
+
+@subcommand("acl", "deluser", -3, "admin")
+def acl_deluser(client, argv):
+    """Delete users (not `default`); their connections are closed. Replies how many went."""
+    server = client.server
+    if b"default" in argv[2:]:
+        raise CommandError("ERR The 'default' user cannot be removed")
+    deleted = 0
+    for name in dict.fromkeys(argv[2:]):
+        user = server.acl_users.pop(name, None)
+        if user is None:
+            continue
+        deleted += 1
+        for other in list(server.clients.values()):
+            if other.user is user and other is not client:
+                other.close()
+            elif other.user is user:
+                other.closing = True  # after this reply, as Redis does
+    return deleted
+
+
+@subcommand("acl", "users", 2, "admin")
+def acl_users(client, argv):
+    return sorted(client.server.acl_users)
+
+
+@subcommand("acl", "list", 2, "admin")
+def acl_list(client, argv):
+    return [
+        b" ".join([b"user", name, *user.describe()])
+        for name, user in sorted(client.server.acl_users.items())
+    ]
+
+
+@subcommand("acl", "whoami", 2, "")
+def acl_whoami(client, argv):
+    return client.user.name
+
+
+@subcommand("acl", "cat", -2, "")
+def acl_cat(client, argv):
+    """The categories, or the commands of one (those this store has)."""
+    if len(argv) > 3:
+        raise CommandError(replies.wrong_arity("acl|cat"))
+    if len(argv) == 2:
+        return [c.encode() for c in CATEGORIES]
+    category = argv[2].lower().decode(errors="replace")
+    if category not in CATEGORIES:
+        raise CommandError(f"ERR Unknown category '{argv[2].decode(errors='replace')}'")
+    return [name for name, cmd in COMMANDS.items() if category in categories_of(cmd)]
+
+
+@subcommand("acl", "dryrun", -4, "admin")
+def acl_dryrun(client, argv):
+    """OK if the user may run the command, else the reason (a bulk string, as Redis)."""
+    user = client.server.acl_users.get(argv[2])
+    if user is None:
+        raise CommandError(f"ERR User '{argv[2].decode(errors='replace')}' not found")
+    cmd = COMMANDS.get(argv[3].lower())
+    if cmd is None:
+        raise CommandError(f"ERR Command '{argv[3].decode(errors='replace')}' not found")
+    rest = argv[3:]
+    if (cmd.arity > 0 and len(rest) != cmd.arity) or len(rest) < -cmd.arity:
+        raise CommandError(replies.wrong_arity(cmd.name))
+    found = denial(user, cmd, rest)
+    if found is None:
+        return OK
+    return DRYRUN[found[0]].format(found[1]).encode()
+
+
+@subcommand("acl", "genpass", -2, "")
+def acl_genpass(client, argv):
+    bits = 256
+    if len(argv) > 3:
+        raise CommandError(replies.wrong_arity("acl|genpass"))
+    if len(argv) == 3:
+        bits = parse_int(argv[2])
+        if not 0 < bits <= 4096:
+            raise CommandError(
+                "ERR ACL GENPASS argument must be the number of bits for the output "
+                "password, a positive number up to 4096"
+            )
+    return genpass(bits)
+
+
+subcommand("acl", "help", 2)(
+    help_for(
+        "acl",
+        [
+            "CAT [<category>]",
+            "    List all commands that belong to <category>, or all command categories",
+            "    when no category is specified.",
+            "DELUSER <username> [<username> ...]",
+            "    Delete a list of users.",
+            "DRYRUN <username> <command> [<arg> ...]",
+            "    Returns whether the user can execute the given command without executing the command.",
+            "GETUSER <username>",
+            "    Get the user's details.",
+            "GENPASS [<bits>]",
+            "    Generate a secure 256-bit user password. The optional `bits` argument can",
+            "    be used to specify a different size.",
+            "LIST",
+            "    Show users details in config file format.",
+            "SETUSER <username> <attribute> [<attribute> ...]",
+            "    Create or modify a user with the specified attributes.",
+            "USERS",
+            "    List all usernames.",
+            "WHOAMI",
+            "    Return the current connection username.",
+        ],
+    )
+)
