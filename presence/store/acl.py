@@ -118,6 +118,7 @@ class User:
         self.name = name
         self.enabled = False
         self.nopass = False
+        self.payload_flag = b""  # b"sanitize-payload" / b"skip-sanitize-payload" once set
         self.passwords: list[str] = []  # sha256 hex, in the order added
         self.all_commands = False
         self.allowed: set[str] = set()  # command names, when not all_commands
@@ -196,8 +197,11 @@ class User:
                     "empty list of channels"
                 )
             self.channel_patterns.append(rule[1:])
+        elif low in (b"sanitize-payload", b"skip-sanitize-payload"):
+            self.payload_flag = low
         elif low == b"reset":
             self.__init__(self.name)  # type: ignore[misc]
+            self.payload_flag = b"sanitize-payload"
         else:
             raise AclError("Syntax error")
         self.unrestricted = self.all_commands and self.all_keys and self.all_channels
@@ -236,12 +240,19 @@ class User:
             return channel in self.channel_patterns
         return any(glob_match(p, channel) for p in self.channel_patterns)
 
-    def describe(self) -> list[bytes]:
-        """The user's rules, as ACL LIST shows them (flags, passwords, keys, channels,
-        commands)."""
+    def flags(self) -> list[bytes]:
+        """ACL GETUSER's flags: on/off, nopass, the payload sanitizing flag."""
         words = [b"on" if self.enabled else b"off"]
         if self.nopass:
             words.append(b"nopass")
+        if self.payload_flag:
+            words.append(self.payload_flag)
+        return words
+
+    def describe(self) -> list[bytes]:
+        """The user's rules, as ACL LIST shows them (flags, passwords, keys, channels,
+        commands)."""
+        words = self.flags()
         words += [b"#" + d.encode() for d in self.passwords]
         if self.all_keys:
             words.append(b"~*")
@@ -330,3 +341,18 @@ def keys_of(cmd, argv: list[bytes]) -> list[bytes]:
         return []
     last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
     return argv[cmd.first_key : min(last, len(argv) - 1) + 1 : cmd.step]
+
+
+_IN_SCRIPT = {
+    NOPERM["key"]: "ERR The user executing the script can't access at least one of the keys "
+    "mentioned in the command arguments",
+    NOPERM["channel"]: "ERR The user executing the script can't publish to the channel "
+    "mentioned in the command",
+}
+
+
+def in_script(error: str) -> str:
+    """The error redis.call raises for a NOPERM refusal (Redis's scriptVerifyACL wording)."""
+    if error.startswith("NOPERM this user has no permissions to run"):
+        return "ERR The user executing the script can't run this command or subcommand"
+    return _IN_SCRIPT.get(error, error)

@@ -654,6 +654,10 @@ class Server:
             self.pause.postpone(client, argv)  # runs again when the pause ends
             return NO_REPLY
         if client.multi is not None and cmd.name not in _NOT_QUEUED:
+            if not client.user.unrestricted:  # refused when queued, as in Redis
+                denied = acl_refusal(client.user, cmd, argv)
+                if denied is not None:
+                    return self._refuse(client, Error(denied), cmd)
             if "no-multi" in cmd.flags:
                 return self._refuse(client, replies.NOT_IN_MULTI, cmd)
             client.multi.append((cmd, argv))
@@ -678,7 +682,7 @@ class Server:
         if not client.user.unrestricted:
             denied = acl_refusal(client.user, self.commands[entry[0].encode()], argv)
             if denied is not None:
-                return self._refuse(client, Error(denied), self.commands[entry[0].encode()])
+                return self._refuse_denied(client, entry[0], denied)
         start = perf_counter_ns()
         try:
             reply = entry[1](client, argv)
@@ -696,6 +700,14 @@ class Server:
         if spent >= self.watch_ns or self.monitors:
             self._watched(client, counters, argv, spent)
         return reply
+
+    def _refuse_denied(self, client: Client, name: str, denied: str) -> Error:
+        """An ACL refusal; EXEC's aborts the transaction (even outside MULTI, as Redis says)."""
+        cmd = self.commands[name.encode()]
+        if name == "exec" and client.multi is None:
+            self._refuse(client, Error(denied), cmd)
+            return Error(f"EXECABORT Transaction discarded because of: {denied}")
+        return self._refuse(client, Error(denied), cmd)
 
     def _watched(self, client: Client, counters: CommandCounters, argv: list[bytes], spent: int):
         """Log a slow command, record a latency spike; show a command to MONITOR clients (not

@@ -66,9 +66,7 @@ def acl_getuser(client, argv):
     user = client.server.acl_users.get(argv[2])
     if user is None:
         return None
-    flags = [b"on" if user.enabled else b"off"]
-    if user.nopass:
-        flags.append(b"nopass")
+    flags = user.flags()
     words = user.describe()
     return {
         b"flags": flags,

@@ -24,6 +24,7 @@ import threading
 import time
 
 from presence.store import replies
+from presence.store.acl import in_script as acl_in_script
 from presence.store.commands import NO_REPLY, CommandError
 from presence.store.resp import Error, Raw, encode, split_inline
 from presence.store.scripting.sandbox import LuaError, LuaState, sha1hex
@@ -639,6 +640,8 @@ class Scripts:
         client.protocol = resp
         server.keyspace.now = run.snapshot_ms
         reply = server.run_command(client, server.entries[cmd.name], argv)  # the one place
+        if type(reply) is Error and reply.startswith("NOPERM "):
+            return Error(acl_in_script(reply))
         if reply is NO_REPLY:  # no command allowed in scripts writes its own replies today
             client.take_sent()
             return None

@@ -1,0 +1,164 @@
+"""ACL users and NOPERM checks (presence/store/acl.py, commands/acl.py), differential
+against redis-server: the same commands give the same raw replies on both."""
+
+import pytest
+
+from tests.store.helpers import Pair
+from tests.store.rawclient import RawClient
+
+USERS = ["alice", "bob", "carol", "dave"]
+
+
+@pytest.fixture
+def acl(pair):
+    """The pair, with the test's users deleted afterwards on both servers."""
+    yield pair
+    pair.same("ACL", "DELUSER", *USERS)  # noqa: may be 0..4, the same on both
+
+
+def as_user(pair: Pair, user: str, password: str) -> Pair:
+    """A second pair of connections, authenticated as `user` on both servers."""
+    other = Pair(pair.store_port, pair.redis_port)
+    assert other.same("AUTH", user, password) == b"+OK\r\n"
+    return other
+
+
+def test_setuser_getuser_list_users(acl):
+    acl.same("ACL", "SETUSER", "alice", "on", ">p1", "~k*", "&ch", "+@hash", "+get")
+    acl.same("ACL", "GETUSER", "alice")
+    acl.same("ACL", "GETUSER", "default")
+    acl.same("ACL", "GETUSER", "nobody")
+    acl.same("ACL", "LIST")
+    acl.same("ACL", "USERS")
+    acl.same("ACL", "WHOAMI")
+    acl.same("ACL", "SETUSER", "alice", "<p1", "nopass", "allkeys", "allchannels", "+@all", "-set")
+    acl.same("ACL", "LIST")
+    acl.same("ACL", "SETUSER", "alice", "reset")
+    acl.same("ACL", "GETUSER", "alice")
+    acl.same("ACL", "SETUSER", "bob", "#" + "a" * 64, ">x", "resetpass", "off")
+    acl.same("ACL", "GETUSER", "bob")
+
+
+@pytest.mark.parametrize(
+    "rule",
+    ["+nosuchcommand", "+@nosuchcategory", "#abc", "#" + "A" * 64, "<nope", "whatever"],
+)
+def test_setuser_bad_rule_changes_nothing(acl, rule):
+    acl.same("ACL", "SETUSER", "alice", "on", ">p1", "~a")
+    acl.same("ACL", "SETUSER", "alice", "off", "~b", rule)
+    acl.same("ACL", "GETUSER", "alice")
+
+
+def test_setuser_errors(acl):
+    acl.same("ACL", "SETUSER", "a b")
+    acl.same("ACL", "SETUSER", "alice", "allkeys", "~x")
+    acl.same("ACL", "SETUSER", "alice", "allchannels", "&x")
+    acl.same("ACL", "DELUSER", "default")
+    acl.same("ACL", "DELUSER", "alice", "nobody")
+    acl.same("ACL", "NOSUCH")
+    acl.same("ACL", "GETUSER")
+    acl.same("ACL", "WHOAMI", "x")
+
+
+def test_auth_as_user(acl):
+    acl.same("ACL", "SETUSER", "alice", "on", ">secret", "+@all", "~*")
+    other = Pair(acl.store_port, acl.redis_port)
+    other.same("AUTH", "alice", "wrong")
+    other.same("AUTH", "nobody", "secret")
+    other.same("ACL", "WHOAMI")
+    other.same("AUTH", "alice", "secret")
+    other.same("ACL", "WHOAMI")
+    other.same("RESET")
+    other.same("ACL", "WHOAMI")
+    other.same("HELLO", "2", "AUTH", "alice", "wrong")
+    acl.same("ACL", "SETUSER", "alice", "off")
+    other.same("AUTH", "alice", "secret")
+    acl.same("ACL", "SETUSER", "bob", "on", "nopass", "+@all")
+    other.same("AUTH", "bob", "anything")
+    other.same("ACL", "WHOAMI")
+    other.close()
+
+
+def test_noperm_commands_keys_channels(acl):
+    acl.same("ACL", "SETUSER", "carol", "on", ">pw", "~a*", "&news", "+get", "+@hash", "+publish")
+    carol = as_user(acl, "carol", "pw")
+    carol.same("GET", "abc")
+    carol.same("GET", "b")
+    carol.same("SET", "a", "1")
+    carol.same("HSET", "ah", "f", "v")
+    carol.same("HSET", "bh", "f", "v")
+    carol.same("CONFIG", "GET", "maxmemory")
+    carol.same("ACL", "WHOAMI")
+    carol.same("PUBLISH", "news", "x")
+    carol.same("PUBLISH", "sports", "x")
+    carol.same("PING")
+    carol.same("MULTI")
+    carol.same("GET", "b")
+    carol.same("EXEC")
+    carol.close()
+
+
+def test_changes_apply_to_connected_clients(acl):
+    acl.same("ACL", "SETUSER", "dave", "on", ">pw", "~*", "+@all")
+    dave = as_user(acl, "dave", "pw")
+    dave.same("SET", "k", "v")
+    acl.same("ACL", "SETUSER", "dave", "-set")
+    dave.same("SET", "k", "v")
+    dave.same("GET", "k")
+    dave.close()
+
+
+def test_deluser_closes_its_connections(acl):
+    acl.same("ACL", "SETUSER", "dave", "on", ">pw", "~*", "+@all")
+    dave = as_user(acl, "dave", "pw")
+    acl.same("ACL", "DELUSER", "dave")
+    for client in (dave.store, dave.redis):
+        client.send("PING")
+        assert client.read_all() == b""
+    dave.close()
+
+
+def test_script_commands_are_checked(acl):
+    acl.same("ACL", "SETUSER", "dave", "on", ">pw", "~a*", "+@all", "-set")
+    dave = as_user(acl, "dave", "pw")
+    dave.same("EVAL", "return redis.call('set','a','1')", "0")
+    dave.same("EVAL", "return redis.call('get',KEYS[1])", "1", "a")
+    dave.same("EVAL", "return redis.call('get',KEYS[1])", "1", "b")
+    dave.same("EVAL", "return redis.call('get','b')", "0")
+    dave.same("EVAL", "return redis.pcall('get','b')", "0")
+    dave.close()
+
+
+def test_dryrun_cat_genpass(acl):
+    acl.same("ACL", "SETUSER", "carol", "on", "nopass", "~a*", "+get")
+    acl.same("ACL", "DRYRUN", "carol", "get", "a")
+    acl.same("ACL", "DRYRUN", "carol", "get", "b")
+    acl.same("ACL", "DRYRUN", "carol", "set", "a", "1")
+    acl.same("ACL", "DRYRUN", "nobody", "get", "a")
+    acl.same("ACL", "DRYRUN", "carol", "nosuch", "a")
+    acl.same("ACL", "CAT", "nosuch")
+    acl.same("ACL", "GENPASS", "0")
+    acl.same("ACL", "GENPASS", "5000")
+    for bits, length in ((None, 64), ("5", 2), ("128", 32)):
+        args = ["ACL", "GENPASS"] + ([bits] if bits else [])
+        ours, theirs = acl.call(*args)
+        assert len(ours) == len(theirs) == len(f"${length}\r\n") + length + 2
+
+
+def test_cat_lists_redis_categories_and_commands(acl):
+    """Every category the store names is Redis's; each command listed under a category
+    there is listed under it here too (for the commands the store has)."""
+    ours, theirs = acl.call("ACL", "CAT")
+    ours_set, theirs_set = set(ours.split(b"\r\n")[2::2]), set(theirs.split(b"\r\n")[2::2])
+    assert ours_set <= theirs_set
+    store = RawClient(acl.store_port)
+    have = set(store.call("COMMAND", "LIST").split(b"\r\n")[2::2])
+    store.close()
+    mismatches = {}
+    for category in sorted(c.decode() for c in ours_set):
+        ours, theirs = acl.call("ACL", "CAT", category)
+        mine = set(ours.split(b"\r\n")[2::2])
+        redis = set(theirs.split(b"\r\n")[2::2]) & have
+        if mine != redis:
+            mismatches[category] = (sorted(mine - redis), sorted(redis - mine))
+    assert mismatches == {}
