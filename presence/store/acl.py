@@ -10,97 +10,28 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from presence.store.aclcategories import CATEGORIES_OF
 from presence.store.pubsub import glob_match
 
-# Command groups (the modules in presence/store/commands) -> Redis's category.
-_GROUP_CATEGORY = {
-    "generic": "keyspace",
-    "string": "string",
-    "hash": "hash",
-    "list": "list",
-    "set": "set",
-    "zset": "sortedset",
-    "bitmap": "bitmap",
-    "pubsub": "pubsub",
-    "transaction": "transaction",
-    "scripting": "scripting",
-    "connection": "connection",
-}
 CATEGORIES = [
-    "keyspace",
-    "read",
-    "write",
-    "set",
-    "sortedset",
-    "list",
-    "hash",
-    "string",
-    "bitmap",
-    "hyperloglog",
-    "geo",
-    "stream",
-    "pubsub",
-    "admin",
-    "fast",
-    "slow",
-    "blocking",
-    "dangerous",
-    "connection",
-    "transaction",
-    "scripting",
-]
+    "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
+    "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking",
+    "dangerous", "connection", "transaction", "scripting",
+]  # fmt: skip
 # Commands evaluating scripts: their keys follow the numkeys argument.
 _NUMKEYS_AT_2 = frozenset(["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"])
-_DANGEROUS = frozenset(
-    [
-        "flushall",
-        "flushdb",
-        "keys",
-        "sort",
-        "sort_ro",
-        "debug",
-        "config",
-        "save",
-        "bgsave",
-        "bgrewriteaof",
-        "shutdown",
-        "monitor",
-        "client",
-        "slowlog",
-        "latency",
-        "info",
-        "acl",
-        "swapdb",
-        "role",
-        "replicaof",
-        "slaveof",
-        "sync",
-        "psync",
-        "migrate",
-        "restore",
-        "lastsave",
-        "failover",
-    ]
-)
+SUBCOMMAND_NAMES = frozenset(n for n in CATEGORIES_OF if "|" in n)  # "config|get", ...
+CONTAINERS = frozenset(n.split("|")[0] for n in SUBCOMMAND_NAMES)
 
 
-def categories_of(cmd) -> set[str]:
-    """The ACL categories of a registered command: its group's, and those its flags imply."""
-    found = set()
-    if cmd.group in _GROUP_CATEGORY:
-        found.add(_GROUP_CATEGORY[cmd.group])
-    if "write" in cmd.flags:
-        found.add("write")
-    if "readonly" in cmd.flags:
-        found.add("read")
-    found.add("fast" if "fast" in cmd.flags else "slow")
-    if "blocking" in cmd.flags:
-        found.add("blocking")
-    if "admin" in cmd.flags:
-        found.update(("admin", "dangerous"))
-    if cmd.name in _DANGEROUS:
-        found.add("dangerous")
-    return found
+def in_category(category: str) -> list[str]:
+    """The commands (`container|sub` for subcommands) in an ACL category, as ACL CAT lists."""
+    return [name for name, cats in CATEGORIES_OF.items() if category in cats.split()]
+
+
+def _every_command(commands: dict) -> set[str]:
+    """Every name a rule can allow: plain commands, and containers' subcommands."""
+    return {c.name for c in commands.values() if c.name not in CONTAINERS} | SUBCOMMAND_NAMES
 
 
 class AclError(Exception):
@@ -166,13 +97,16 @@ class User:
             category = low[2:].decode(errors="replace")
             if category not in CATEGORIES:
                 raise AclError("Unknown command or category name in ACL")
-            names = {c.name for c in commands.values() if category in categories_of(c)}
-            self._change_commands(low, names, commands)
+            self._change_commands(low, set(in_category(category)), commands)
         elif rule[:1] in (b"+", b"-"):
             name = low[1:].decode(errors="replace")
-            if name.encode() not in commands:
+            if name in CONTAINERS:
+                names = {n for n in SUBCOMMAND_NAMES if n.startswith(name + "|")}
+            elif name in SUBCOMMAND_NAMES or name.encode() in commands:
+                names = {name}
+            else:
                 raise AclError("Unknown command or category name in ACL")
-            self._change_commands(low, {name}, commands)
+            self._change_commands(low, names, commands)
         elif low in (b"allkeys", b"~*"):
             self.all_keys, self.key_patterns = True, []
         elif low == b"resetkeys":
@@ -216,7 +150,7 @@ class User:
         if self.all_commands:
             if allow:
                 return
-            self.all_commands, self.allowed = False, {c.name for c in commands.values()}
+            self.all_commands, self.allowed = False, _every_command(commands)
         self.command_rules.append(rule)
         if allow:
             self.allowed |= names
@@ -226,8 +160,16 @@ class User:
     def check_password(self, password: bytes) -> bool:
         return self.enabled and (self.nopass or hash_password(password) in self.passwords)
 
-    def may_run(self, name: str) -> bool:
-        return self.all_commands or name in self.allowed
+    def may_run(self, name: str, argv: list[bytes]) -> bool:
+        """Whether the user may run command `name` (for a container, argv[1]'s subcommand)."""
+        if self.all_commands:
+            return True
+        if name not in CONTAINERS:
+            return name in self.allowed
+        if len(argv) < 2:
+            return False
+        path = name + "|" + argv[1].decode(errors="replace").lower()
+        return path in self.allowed or path not in SUBCOMMAND_NAMES  # unknown: its own error
 
     def may_access_key(self, key: bytes) -> bool:
         return self.all_keys or any(glob_match(p, key) for p in self.key_patterns)
@@ -294,7 +236,6 @@ DRYRUN = {
     "channel": "This user has no permissions to access the '{}' channel",
 }
 _SUBSCRIBE = frozenset(["subscribe", "ssubscribe", "publish", "spublish"])
-CONTAINERS = frozenset(["config", "client", "acl", "command", "object", "script", "function"])
 
 
 def denial(user: User, cmd, argv: list[bytes]) -> tuple[str, str] | None:
@@ -302,7 +243,7 @@ def denial(user: User, cmd, argv: list[bytes]) -> tuple[str, str] | None:
     name = cmd.name
     if "no-auth" in cmd.flags:
         return None
-    if not user.may_run(name):
+    if not user.may_run(name, argv):
         shown = name
         if len(argv) > 1 and name in CONTAINERS:
             shown += "|" + argv[1].decode(errors="replace").lower()

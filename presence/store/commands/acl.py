@@ -11,9 +11,9 @@ from presence.store.acl import (
     DRYRUN,
     AclError,
     User,
-    categories_of,
     denial,
     genpass,
+    in_category,
 )
 from presence.store.commands import COMMANDS, CommandError, command, parse_int
 from presence.store.commands.server import help_for, run_subcommand, subcommand
@@ -126,7 +126,7 @@ def acl_cat(client, argv):
     category = argv[2].lower().decode(errors="replace")
     if category not in CATEGORIES:
         raise CommandError(f"ERR Unknown category '{argv[2].decode(errors='replace')}'")
-    return [name for name, cmd in COMMANDS.items() if category in categories_of(cmd)]
+    return [name.encode() for name in in_category(category)]
 
 
 @subcommand("acl", "dryrun", -4, "admin")
