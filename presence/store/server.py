@@ -474,6 +474,7 @@ class Server:
         self._fast_while_idle = self.fast_commands  # swapped out while a script overruns
         self.config.on_change = self._config_changed
         self._config_changed("notify-keyspace-events", self.config["notify-keyspace-events"])
+        self._requirepass_to_default_user(self.config["requirepass"])
         self._config_changed("keys-expire-notify", self.config["keys-expire-notify"])
         self._config_changed("slowlog-log-slower-than", self.config["slowlog-log-slower-than"])
         self._config_changed("latency-monitor-threshold", self.config["latency-monitor-threshold"])
@@ -701,6 +702,12 @@ class Server:
             self._watched(client, counters, argv, spent)
         return reply
 
+    def _requirepass_to_default_user(self, password: str) -> None:
+        """requirepass is the default user's one password (none: nopass), as in Redis."""
+        user = self.acl_users[b"default"]
+        user.apply(b"resetpass", self.commands)
+        user.apply(b">" + password.encode() if password else b"nopass", self.commands)
+
     def _refuse_denied(self, client: Client, name: str, denied: str) -> Error:
         """An ACL refusal; EXEC's aborts the transaction (even outside MULTI, as Redis says)."""
         cmd = self.commands[name.encode()]
@@ -863,7 +870,9 @@ class Server:
         elif name == "proto-max-bulk-len":
             for client in self.clients.values():  # Redis reads the global: it applies at once
                 client.parser.max_bulk_len = value
-        elif name == "requirepass" and not value:
+        elif name == "requirepass":
+            self._requirepass_to_default_user(value)
+        if name == "requirepass" and not value:
             for client in self.clients.values():
                 client.authenticated = True
                 client.plain = client._plain()

@@ -194,3 +194,17 @@ def test_subcommand_rules(acl):
     carol.same("CLIENT", "GETNAME")
     carol.same("CLIENT", "KILL", "ID", "999999")
     carol.close()
+
+
+def test_requirepass_is_the_default_users_password(acl):
+    try:
+        acl.same("CONFIG", "SET", "requirepass", "s3cret")
+        acl.same("ACL", "GETUSER", "default")
+        other = Pair(acl.store_port, acl.redis_port)
+        other.same("AUTH", "default", "wrong")
+        other.same("AUTH", "default", "s3cret")
+        other.same("ACL", "WHOAMI")
+        other.close()
+    finally:
+        acl.same("CONFIG", "SET", "requirepass", "")
+    acl.same("ACL", "GETUSER", "default")

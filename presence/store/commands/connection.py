@@ -82,15 +82,8 @@ def hello(client, argv):
 def _authenticate(client, username: bytes, password: bytes) -> Error | None:
     """Check credentials against the ACL users; None on success (the connection now runs
     as that user), else the error reply. requirepass is the default user's password."""
-    server = client.server
-    user = server.acl_users.get(username)
-    if user is None:
-        return replies.WRONGPASS
-    if username == b"default" and user.nopass:
-        required = server.config["requirepass"]
-        if not user.enabled or (required and password != required.encode()):
-            return replies.WRONGPASS
-    elif not user.check_password(password):
+    user = client.server.acl_users.get(username)
+    if user is None or not user.check_password(password):
         return replies.WRONGPASS
     client.user = user
     client.authenticated = True
