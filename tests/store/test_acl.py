@@ -208,3 +208,13 @@ def test_requirepass_is_the_default_users_password(acl):
     finally:
         acl.same("CONFIG", "SET", "requirepass", "")
     acl.same("ACL", "GETUSER", "default")
+
+
+def test_script_acl_check_cmd(acl):
+    acl.same("ACL", "SETUSER", "dave", "on", ">pw", "~a*", "+@all", "-set")
+    dave = as_user(acl, "dave", "pw")
+    dave.same("EVAL", "return redis.acl_check_cmd('set','a','1')", "0")
+    dave.same("EVAL", "return redis.acl_check_cmd('get','a')", "0")
+    dave.same("EVAL", "return redis.acl_check_cmd('get','b')", "0")
+    dave.same("EVAL", "return redis.acl_check_cmd('nosuch')", "0")
+    dave.close()

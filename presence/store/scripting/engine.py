@@ -24,6 +24,7 @@ import threading
 import time
 
 from presence.store import replies
+from presence.store.acl import denial as acl_denial
 from presence.store.acl import in_script as acl_in_script
 from presence.store.commands import NO_REPLY, CommandError
 from presence.store.resp import Error, Raw, encode, split_inline
@@ -489,6 +490,13 @@ class Scripts:
 
     def lua_known(self, name) -> bool:
         return type(name) is bytes and name.lower() in self.server.commands
+
+    def lua_acl_allows(self, args) -> bool:
+        """redis.acl_check_cmd: whether the script's user may run `args` (a known command)."""
+        argv = [a if type(a) is bytes else str(a).encode() for a in args]
+        run = self.running
+        user = run.script_client.user if run is not None else self.server.acl_users[b"default"]
+        return acl_denial(user, self.server.commands[argv[0].lower()], argv) is None
 
     def lua_register(self, name: bytes, description, *flags) -> bytes | None:
         """redis.register_function during FUNCTION LOAD: check it; None or the error text."""

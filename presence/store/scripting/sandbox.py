@@ -193,12 +193,12 @@ def _set_repl(*args) -> None:
 
 
 def _acl_check(host, args) -> bool:
-    """redis.acl_check_cmd: the store has no ACL, so any known command is allowed."""
+    """redis.acl_check_cmd: whether the script's ACL user may run the command."""
     if not args:
         raise CallError(b"ERR Please specify at least one argument for this redis lib call")
     if not host.lua_known(args[0]):
         raise CallError(b"ERR Invalid command passed to redis.acl_check_cmd()")
-    return True
+    return host.lua_acl_allows(args)
 
 
 def _error_text(error) -> bytes | None:
