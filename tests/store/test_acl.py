@@ -15,7 +15,7 @@ USERS = ["alice", "bob", "carol", "dave"]
 def acl(pair):
     """The pair, with the test's users deleted afterwards on both servers."""
     yield pair
-    pair.same("ACL", "DELUSER", *USERS)  # noqa: may be 0..4, the same on both
+    pair.same("ACL", "DELUSER", *USERS)  # how many existed: the same on both
 
 
 def as_user(pair: Pair, user: str, password: str) -> Pair:
@@ -217,4 +217,14 @@ def test_script_acl_check_cmd(acl):
     dave.same("EVAL", "return redis.acl_check_cmd('get','a')", "0")
     dave.same("EVAL", "return redis.acl_check_cmd('get','b')", "0")
     dave.same("EVAL", "return redis.acl_check_cmd('nosuch')", "0")
+    dave.close()
+
+
+def test_client_list_and_kill_by_user(acl):
+    acl.same("ACL", "SETUSER", "dave", "on", ">pw", "~*", "+@all")
+    dave = as_user(acl, "dave", "pw")
+    for client in (dave.store, dave.redis):
+        assert b" user=dave " in client.call("CLIENT", "INFO")
+    acl.same("CLIENT", "KILL", "USER", "nobody")
+    acl.same("CLIENT", "KILL", "USER", "dave")
     dave.close()

@@ -179,7 +179,7 @@ def describe(c, now: float | None = None) -> str:
         ("tot-mem", 1024 + qbuf + omem + multi_mem),
         ("events", "rw" if omem else "r"),
         ("cmd", _command_name(c.last_command)),
-        ("user", "default"),
+        ("user", c.user.name.decode(errors="replace")),
         ("redir", -1),
         ("resp", c.protocol),
     ]
@@ -261,7 +261,7 @@ def client_kill(client, argv):
         return OK
     if len(argv) % 2:
         raise CommandError(replies.SYNTAX)
-    tests, skipme = _kill_filters(argv[2:])
+    tests, skipme = _kill_filters(argv[2:], client.server.acl_users)
     victims = [
         c
         for c in client.server.clients.values()
@@ -271,7 +271,7 @@ def client_kill(client, argv):
     return len(victims)
 
 
-def _kill_filters(args) -> tuple[list, bool]:
+def _kill_filters(args, users: dict) -> tuple[list, bool]:
     """Parse `option value` pairs into predicates on a client, and SKIPME."""
     tests, skipme = [], True
     for option, raw in zip(args[::2], args[1::2], strict=False):
@@ -290,8 +290,10 @@ def _kill_filters(args) -> tuple[list, bool]:
         elif option == b"laddr":
             tests.append(lambda c, value=value: c.laddr == value)
         elif option == b"user":
-            if value != "default":
+            user = users.get(raw)
+            if user is None:
                 raise CommandError(f"ERR No such user '{value}'")
+            tests.append(lambda c, user=user: c.user is user)
         elif option == b"skipme" and raw.lower() in (b"yes", b"no"):
             skipme = raw.lower() == b"yes"
         else:
