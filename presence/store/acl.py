@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 
 from presence.store.aclcategories import CATEGORIES_OF
 from presence.store.pubsub import glob_match
@@ -297,3 +298,35 @@ def in_script(error: str) -> str:
     if error.startswith("NOPERM this user has no permissions to run"):
         return "ERR The user executing the script can't run this command or subcommand"
     return _IN_SCRIPT.get(error, error)
+
+
+class AclLog:
+    """ACL LOG: the latest refusals and failed AUTHs, newest first, at most `max_len`; a
+    refusal like one logged in the last 60 seconds counts into it (Redis's grouping)."""
+
+    GROUPING_SECONDS = 60.0
+
+    def __init__(self, max_len: int = 128) -> None:
+        self.max_len = max_len
+        self.entries: list[dict] = []
+
+    def record(
+        self, reason: str, context: str, obj: str, username: bytes, client_info: str
+    ) -> None:
+        now = time.time()
+        for i, entry in enumerate(self.entries):
+            if (entry["reason"], entry["context"], entry["object"], entry["username"]) == (
+                reason,
+                context,
+                obj,
+                username,
+            ) and now - entry["ctime"] <= self.GROUPING_SECONDS:
+                entry["count"] += 1
+                entry["ctime"], entry["client-info"] = now, client_info
+                self.entries.insert(0, self.entries.pop(i))
+                return
+        self.entries.insert(0, {
+            "count": 1, "reason": reason, "context": context, "object": obj,
+            "username": username, "ctime": now, "client-info": client_info,
+        })  # fmt: skip
+        del self.entries[self.max_len :]

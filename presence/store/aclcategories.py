@@ -14,6 +14,7 @@ CATEGORIES_OF = {
     "acl|getuser": "admin slow dangerous",
     "acl|help": "slow",
     "acl|list": "admin slow dangerous",
+    "acl|log": "admin slow dangerous",
     "acl|setuser": "admin slow dangerous",
     "acl|users": "admin slow dangerous",
     "acl|whoami": "slow",

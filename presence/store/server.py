@@ -21,8 +21,8 @@ import time
 from time import perf_counter_ns
 
 from presence.store import REDIS_VERSION, replies
-from presence.store.acl import User, default_user
-from presence.store.acl import refusal as acl_refusal
+from presence.store.acl import NOPERM, AclLog, User, default_user
+from presence.store.acl import denial as acl_denial
 from presence.store.blocking import Blocking
 from presence.store.commands import NO_REPLY, CommandError, load_all
 from presence.store.commands.transaction import end_transaction, unwatch_all
@@ -436,6 +436,7 @@ class Server:
         self._lookup = {**self.commands, **{n.upper(): c for n, c in self.commands.items()}}
         self.clients: dict[int, Client] = {}
         self.acl_users: dict[bytes, User] = {b"default": default_user()}  # ACL SETUSER
+        self.acl_log = AclLog()
         self.started = time.time()
         self.stats = {
             "total_connections_received": 0,
@@ -656,7 +657,7 @@ class Server:
             return NO_REPLY
         if client.multi is not None and cmd.name not in _NOT_QUEUED:
             if not client.user.unrestricted:  # refused when queued, as in Redis
-                denied = acl_refusal(client.user, cmd, argv)
+                denied = self._acl_denied(client, cmd, argv, "toplevel")
                 if denied is not None:
                     return self._refuse(client, Error(denied), cmd)
             if "no-multi" in cmd.flags:
@@ -681,7 +682,7 @@ class Server:
         if self.monitors and entry[4].shown_first:
             self._show(client, argv)  # a script: before the commands it runs, as in Redis
         if not client.user.unrestricted:
-            denied = acl_refusal(client.user, self.commands[entry[0].encode()], argv)
+            denied = self._acl_denied(client, self.commands[entry[0].encode()], argv)
             if denied is not None:
                 return self._refuse_denied(client, entry[0], denied)
         start = perf_counter_ns()
@@ -701,6 +702,28 @@ class Server:
         if spent >= self.watch_ns or self.monitors:
             self._watched(client, counters, argv, spent)
         return reply
+
+    def _acl_denied(self, client, cmd, argv: list[bytes], context: str = "") -> str | None:
+        """Redis's NOPERM text if `client`'s user may not run `argv` (logged in ACL LOG)."""
+        found = acl_denial(client.user, cmd, argv)
+        if found is None:
+            return None
+        reason, obj = found
+        if client.id == 0:  # the script client (ScriptClient): log its caller
+            running = self.scripts.running
+            context, shown = "lua", running.caller if running is not None else None
+        else:
+            context = context or ("multi" if client.last_command == "exec" else "toplevel")
+            shown = client
+        self.acl_log_record(reason, context, obj, client.user.name, shown)
+        return NOPERM[reason].format(obj)
+
+    def acl_log_record(self, reason: str, context: str, obj: str, username: bytes, client):
+        """Add an ACL LOG entry; `client` (may be None) gives its client-info."""
+        from presence.store.commands.client import describe
+
+        info = describe(client) if client is not None and client.transport else ""
+        self.acl_log.record(reason, context, obj, username, info)
 
     def _requirepass_to_default_user(self, password: str) -> None:
         """requirepass is the default user's one password (none: nopass), as in Redis."""

@@ -228,3 +228,52 @@ def test_client_list_and_kill_by_user(acl):
     acl.same("CLIENT", "KILL", "USER", "nobody")
     acl.same("CLIENT", "KILL", "USER", "dave")
     dave.close()
+
+
+def parse(lines: list[bytes], i: int = 0):
+    """One RESP2 value from `lines` at `i`: (value, next index)."""
+    head = lines[i]
+    if head[:1] == b"*":
+        items = []
+        i += 1
+        for _ in range(int(head[1:])):
+            item, i = parse(lines, i)
+            items.append(item)
+        return items, i
+    if head[:1] == b"$":
+        return lines[i + 1], i + 2
+    return head, i + 1
+
+
+def log_entries(raw: bytes) -> list[dict]:
+    """ACL LOG's entries (RESP2), without age-seconds, and client-info's cmd/user only."""
+    entries = []
+    for flat in parse(raw.split(b"\r\n"))[0]:
+        entry = dict(zip(flat[::2], flat[1::2], strict=True))
+        entry[b"age-seconds"] = b"?"
+        entry[b"client-info"] = b" ".join(
+            w for w in entry[b"client-info"].split() if w.split(b"=")[0] in (b"cmd", b"user")
+        )
+        entries.append(entry)
+    return entries
+
+
+def test_acl_log(acl):
+    acl.same("ACL", "LOG", "RESET")
+    acl.same("ACL", "SETUSER", "carol", "on", ">pw", "~a*", "+get", "+eval")
+    carol = as_user(acl, "carol", "pw")
+    carol.same("GET", "b")
+    carol.same("SET", "a", "1")
+    carol.same("GET", "b")
+    carol.same("EVAL", "return redis.call('get','zz')", "0")
+    carol.same("AUTH", "nobody", "x")
+    ours, theirs = acl.call("ACL", "LOG")
+    assert log_entries(ours) == log_entries(theirs)
+    assert len(log_entries(ours)) == 4
+    ours, theirs = acl.call("ACL", "LOG", "2")
+    assert log_entries(ours) == log_entries(theirs)
+    acl.same("ACL", "LOG", "-1")
+    acl.same("ACL", "LOG", "x")
+    acl.same("ACL", "LOG", "RESET")
+    acl.same("ACL", "LOG")
+    carol.close()

@@ -5,6 +5,8 @@ The model and the check commands go through live in presence/store/acl.py.
 
 from __future__ import annotations
 
+import time
+
 from presence.store import replies
 from presence.store.acl import (
     CATEGORIES,
@@ -17,7 +19,7 @@ from presence.store.acl import (
 )
 from presence.store.commands import COMMANDS, CommandError, command, parse_int
 from presence.store.commands.server import help_for, run_subcommand, subcommand
-from presence.store.resp import OK
+from presence.store.resp import OK, Double
 
 # name  arity  flags
 # acl    -2    (container; its subcommands are admin but WHOAMI, CAT, GENPASS)
@@ -162,6 +164,33 @@ def acl_genpass(client, argv):
     return genpass(bits)
 
 
+@subcommand("acl", "log", -2, "admin")
+def acl_log(client, argv):
+    """ACL LOG [count | RESET]: the latest refusals and failed AUTHs, newest first."""
+    log = client.server.acl_log
+    if len(argv) > 3:
+        raise CommandError(replies.wrong_arity("acl|log"))
+    count = len(log.entries)
+    if len(argv) == 3:
+        if argv[2].lower() == b"reset":
+            log.entries.clear()
+            return OK
+        count = max(parse_int(argv[2]), 0)  # a negative count lists nothing, as in Redis
+    now = time.time()
+    return [
+        {
+            b"count": e["count"],
+            b"reason": e["reason"].encode(),
+            b"context": e["context"].encode(),
+            b"object": e["object"].encode(),
+            b"username": e["username"],
+            b"age-seconds": Double(round(now - e["ctime"], 3)),
+            b"client-info": e["client-info"].encode(),
+        }
+        for e in log.entries[:count]
+    ]
+
+
 subcommand("acl", "help", 2)(
     help_for(
         "acl",
@@ -180,6 +209,8 @@ subcommand("acl", "help", 2)(
             "    be used to specify a different size.",
             "LIST",
             "    Show users details in config file format.",
+            "LOG [<count> | RESET]",
+            "    Show the ACL log entries.",
             "SETUSER <username> <attribute> [<attribute> ...]",
             "    Create or modify a user with the specified attributes.",
             "USERS",

@@ -84,6 +84,7 @@ def _authenticate(client, username: bytes, password: bytes) -> Error | None:
     as that user), else the error reply. requirepass is the default user's password."""
     user = client.server.acl_users.get(username)
     if user is None or not user.check_password(password):
+        client.server.acl_log_record("auth", "toplevel", "AUTH", username, client)
         return replies.WRONGPASS
     client.user = user
     client.authenticated = True
