@@ -26,6 +26,7 @@ commands:
 
 `presence <command> --help` for the options of a command."""
 
+DEFAULT_MAX_CONNECTIONS = 20000  # --max-connections; lowered to fit the open-file limit
 log = logging.getLogger("presence")
 
 
@@ -267,7 +268,7 @@ def _add_limits(add) -> None:
          "the longest a kept-alive connection idles); then it is closed"),
         ("body-timeout", _positive, "10", "seconds to receive a request's body; then the "
          "connection is closed"),
-        ("max-connections", _positive_int, "20000", "open HTTP connections of a node (the "
+        ("max-connections", _positive_int, str(DEFAULT_MAX_CONNECTIONS), "open HTTP connections of a node (the "
          "file descriptor limit is raised to fit); more are answered 503 and closed"),
         ("max-json-depth", _positive_int, "32", "nesting of arrays and objects in a JSON "
          "body or `info`; deeper: 400"),
@@ -521,7 +522,10 @@ def network_limits(args: argparse.Namespace):
     available = raise_fd_limit(connections + FD_RESERVE) - FD_RESERVE
     if available < connections:
         connections = max(available, 64)
-        log.warning(
+        # the default only says "as many as fit": a fresh machine's limit is no news
+        level = logging.INFO if args.max_connections == DEFAULT_MAX_CONNECTIONS else logging.WARNING
+        log.log(
+            level,
             "--max-connections %d is above what the open-file limit allows; using %d "
             "(raise the hard limit: ulimit -Hn, or LimitNOFILE= under systemd)",
             args.max_connections,

@@ -604,8 +604,8 @@ def encode(value, protocol: int = 2) -> bytes:
     if t is Double or t is float:
         text = format_double(value)
         return b",%s\r\n" % text if protocol == 3 else _bulk(text)
-    if t is Verbatim:
-        data = value.encode()
+    if t is Verbatim:  # INFO: may quote error codes of raw bytes, surrogate-escaped
+        data = value.encode("utf-8", "surrogateescape")
         if protocol == 3:
             return b"=%d\r\ntxt:%s\r\n" % (len(data) + 4, data)
         return _bulk(data)

@@ -234,3 +234,21 @@ def test_serve_reports_a_port_in_use_in_one_line_with_status_2():
         f"presence: cannot listen on 127.0.0.1:{port}: address already in use "
         "(another process uses it: stop it or choose --port)"
     ]
+
+
+def test_only_an_asked_for_connection_cap_warns_when_the_file_limit_lowers_it(caplog, monkeypatch):
+    """The default cap means "as many as fit": lowering it to the open-file limit is
+    logged at info; a cap the operator set and cannot have is a warning."""
+    import logging
+
+    from presence import cli, runtime
+
+    monkeypatch.setattr(runtime, "raise_fd_limit", lambda wanted: 1000)
+    caplog.set_level(logging.INFO, logger="presence")
+    args = cli.serve_parser().parse_args([])
+    assert cli.network_limits(args).max_connections < 1000
+    assert [r.levelname for r in caplog.records if "--max-connections" in r.message] == ["INFO"]
+    caplog.clear()
+    args = cli.serve_parser().parse_args(["--max-connections", "5000"])
+    assert cli.network_limits(args).max_connections < 1000
+    assert [r.levelname for r in caplog.records if "--max-connections" in r.message] == ["WARNING"]

@@ -446,3 +446,15 @@ def test_keys_do_not_expire_during_a_script(store_port):
         )
         assert client.call("EVAL", script, "0") == b"$1\r\nv\r\n"
         assert client.call("GET", "k") == b"$-1\r\n"
+
+
+def test_info_errorstats_with_an_error_code_of_raw_bytes(pair):
+    """A script's error_reply may name an error in bytes that are not UTF-8: INFO
+    errorstats then quotes them, as Redis does, and the connection lives on."""
+    pair.same("CONFIG", "RESETSTAT")
+    script = "return redis.error_reply(ARGV[1])"
+    pair.same("EVAL", script, "0", b"\xff\xfeBAD code")
+    store, redis = pair.call("INFO", "errorstats")
+    assert b"errorstat_\xff\xfeBAD:count=1" in redis
+    assert b"errorstat_\xff\xfeBAD:count=1" in store
+    pair.same("PING")
