@@ -144,7 +144,8 @@ class Client(asyncio.Protocol):
         self.server = server
         self.id = next(_ids)
         self.transport: asyncio.Transport | None = None
-        authenticated = not server.config["requirepass"]
+        default = server.acl_users[b"default"]
+        authenticated = default.enabled and default.nopass  # requirepass: not nopass
         self.parser = RequestParser(
             server.config["proto-max-bulk-len"], authenticated=authenticated
         )

@@ -277,3 +277,16 @@ def test_acl_log(acl):
     acl.same("ACL", "LOG", "RESET")
     acl.same("ACL", "LOG")
     carol.close()
+
+
+def test_default_user_with_a_password_needs_auth(acl):
+    try:
+        acl.same("ACL", "SETUSER", "default", ">pw")
+        acl.same("ACL", "SETUSER", "default", "resetpass", ">pw")
+        other = Pair(acl.store_port, acl.redis_port)
+        other.same("GET", "a")
+        other.same("AUTH", "pw")
+        other.same("GET", "a")
+        other.close()
+    finally:
+        acl.same("ACL", "SETUSER", "default", "nopass")

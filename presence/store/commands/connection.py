@@ -96,7 +96,7 @@ def auth(client, argv):
     if len(argv) > 3:
         raise CommandError(replies.SYNTAX)
     if len(argv) == 2:
-        if not client.server.config["requirepass"]:
+        if client.server.acl_users[b"default"].nopass:
             raise CommandError(replies.AUTH_NOT_CONFIGURED)
         username, password = b"default", argv[1]
     else:
@@ -126,6 +126,6 @@ def reset(client, argv):
     client.db = client.server.keyspace.dbs[0]
     client.protocol = 2
     client.name = b""
-    client.user = client.server.acl_users[b"default"]
-    client.authenticated = not client.server.config["requirepass"]
+    client.user = default = client.server.acl_users[b"default"]
+    client.authenticated = default.enabled and default.nopass
     return Status("RESET")
