@@ -330,3 +330,69 @@ class AclLog:
             "username": username, "ctime": now, "client-info": client_info,
         })  # fmt: skip
         del self.entries[self.max_len :]
+
+
+NO_ACL_FILE = (
+    "ERR This Redis instance is not configured to use an ACL file. You may want to specify "
+    "users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a "
+    "Redis configuration file set) in order to store users in the Redis configuration."
+)
+
+
+class AclFileError(Exception):
+    """An ACL file that cannot be loaded; the message is Redis's (every line's errors)."""
+
+
+def parse_acl_file(path: str, commands: dict) -> dict[bytes, User]:
+    """The users an ACL file describes (one `user <name> <rules...>` a line, as ACL LIST
+    prints them), Redis 7.0's way: every line is checked and every error reported, and any
+    error means no users (AclFileError). `default` is added (on, nopass, +@all) if absent."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise AclFileError(f"Error loading ACLs, opening file '{path}': {exc.strerror}") from None
+    users: dict[bytes, User] = {}
+    errors: list[str] = []
+    for number, line in enumerate(data.split(b"\n"), 1):
+        line = line.strip(b" \t\r\n")
+        if not line:
+            continue
+        argv = line.split(b" ")
+        if argv[0] != b"user" or len(argv) < 2:
+            errors.append(
+                f"{path}:{number} should start with user keyword followed by the username. "
+            )
+            continue
+        name = argv[1]
+        if b"\0" in name:
+            shown = name.decode(errors="replace")
+            errors.append(f"'{path}:{number}: username '{shown}' contains invalid characters. ")
+            continue
+        if name in users:
+            shown = name.decode(errors="replace")
+            errors.append(f"WARNING: Duplicate user '{shown}' found on line {number}. ")
+            continue
+        user = users[name] = User(name)
+        reported = False
+        for rule in argv[2:]:
+            rule = rule.strip(b"\t\r\n")
+            try:
+                user.apply(rule, commands)
+            except AclError as exc:
+                if str(exc) == "Unknown command or category name in ACL":
+                    shown = rule.decode(errors="replace")  # Redis shows every unknown name
+                    errors.append(
+                        f"{path}:{number}: Error in applying operation '{shown}': {exc}. "
+                    )
+                elif not reported:  # only the first other error: it may explain the rest
+                    errors.append(f"{path}:{number}: {exc}. ")
+                    reported = True
+    if errors:
+        raise AclFileError(
+            "".join(errors) + "WARNING: ACL errors detected, no change to the previously "
+            "active ACL rules was performed"
+        )
+    if b"default" not in users:
+        users[b"default"] = default_user()
+    return users

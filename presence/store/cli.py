@@ -14,6 +14,7 @@ import signal
 import sys
 
 from presence.runtime import tune_gc
+from presence.store.acl import AclFileError
 from presence.store.config import DIRECTIVES, Config, ConfigError, parse_config_file
 from presence.store.persistence import AofError
 from presence.store.server import VERSION, Server
@@ -27,6 +28,7 @@ Common directives:
   --port N                     TCP port (default 6380; 0 disables TCP)
   --unixsocket PATH            also listen on a unix socket
   --requirepass PASSWORD       require AUTH
+  --aclfile PATH               ACL users, one `user <name> <rules>` a line (ACL LOAD/SAVE)
   --keys-expire-notify CHANNEL PUBLISH CHANNEL <key> at every key's expiry
   --notify-keyspace-events F   Redis keyspace notification flags (e.g. Ex, KEA)
   --appendonly yes|no          keep an append-only file in --dir, load it at start (no)
@@ -125,6 +127,9 @@ def main(argv: list[str] | None = None) -> None:
         run(serve(config))
     except AofError as exc:
         print(f"presence-store: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except AclFileError as exc:
+        print(f"presence-store: Aborting startup because of ACL errors: {exc}", file=sys.stderr)
         sys.exit(1)
     except OSError as exc:
         print(f"presence-store: cannot listen: {exc}", file=sys.stderr)

@@ -208,6 +208,7 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("port", "6380", _bounded(0, 65535), restart=True),
         Directive("unixsocket", "", mutable=False),
         Directive("requirepass", ""),
+        Directive("aclfile", "", mutable=False),
         Directive("keys-expire-notify", ""),
         Directive("notify-keyspace-events", "", _flags, notify.format_flags),
         Directive(

@@ -12,6 +12,7 @@ are expired and announced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -21,7 +22,7 @@ import time
 from time import perf_counter_ns
 
 from presence.store import REDIS_VERSION, replies
-from presence.store.acl import NOPERM, AclLog, User, default_user
+from presence.store.acl import NOPERM, AclLog, User, default_user, parse_acl_file
 from presence.store.acl import denial as acl_denial
 from presence.store.blocking import Blocking
 from presence.store.commands import NO_REPLY, CommandError, load_all
@@ -477,6 +478,8 @@ class Server:
         self.config.on_change = self._config_changed
         self._config_changed("notify-keyspace-events", self.config["notify-keyspace-events"])
         self._requirepass_to_default_user(self.config["requirepass"])
+        if self.config["aclfile"]:  # after requirepass, as Redis: the file's default wins
+            self.load_acl_file()
         self._config_changed("keys-expire-notify", self.config["keys-expire-notify"])
         self._config_changed("slowlog-log-slower-than", self.config["slowlog-log-slower-than"])
         self._config_changed("latency-monitor-threshold", self.config["latency-monitor-threshold"])
@@ -725,6 +728,43 @@ class Server:
 
         info = describe(client) if client is not None and client.transport else ""
         self.acl_log.record(reason, context, obj, username, info)
+
+    def load_acl_file(self, current: Client | None = None) -> None:
+        """Replace the users by the aclfile's, all or nothing (AclFileError: no change).
+        As Redis 7.0, connections of every user but `default` are closed (`current`, the
+        one running ACL LOAD, after its reply); `default` keeps its identity."""
+        users = parse_acl_file(self.config["aclfile"], self.commands)
+        old = self.acl_users
+        default = old[b"default"]
+        default.__dict__.update(users[b"default"].__dict__)
+        users[b"default"] = default
+        self.acl_users = users
+        for other in list(self.clients.values()):
+            if other.user is default:
+                continue
+            if other is current:
+                other.closing = True
+            else:
+                other.close()
+
+    def save_acl_file(self) -> None:
+        """Write the users to the aclfile (a temporary file renamed over it), as ACL LIST."""
+        path = self.config["aclfile"]
+        lines = [
+            b" ".join([b"user", name, *user.describe()]) + b"\n"
+            for name, user in sorted(self.acl_users.items())
+        ]
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(b"".join(lines))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def _requirepass_to_default_user(self, password: str) -> None:
         """requirepass is the default user's one password (none: nopass), as in Redis."""

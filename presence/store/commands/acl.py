@@ -1,17 +1,21 @@
-"""ACL: users (SETUSER, GETUSER, DELUSER, USERS, LIST, WHOAMI), CAT, DRYRUN, GENPASS.
+"""ACL: users (SETUSER, GETUSER, DELUSER, USERS, LIST, WHOAMI), CAT, DRYRUN, GENPASS, LOG,
+LOAD, SAVE (the aclfile).
 
 The model and the check commands go through live in presence/store/acl.py.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from presence.store import replies
 from presence.store.acl import (
     CATEGORIES,
     DRYRUN,
+    NO_ACL_FILE,
     AclError,
+    AclFileError,
     User,
     denial,
     genpass,
@@ -20,6 +24,8 @@ from presence.store.acl import (
 from presence.store.commands import COMMANDS, CommandError, command, parse_int
 from presence.store.commands.server import help_for, run_subcommand, subcommand
 from presence.store.resp import OK, Double
+
+log = logging.getLogger("presence.store")
 
 # name  arity  flags
 # acl    -2    (container; its subcommands are admin but WHOAMI, CAT, GENPASS)
@@ -164,6 +170,36 @@ def acl_genpass(client, argv):
     return genpass(bits)
 
 
+@subcommand("acl", "load", 2, "admin")
+def acl_load(client, argv):
+    """Replace the users by the aclfile's; any error in the file changes nothing."""
+    server = client.server
+    if not server.config["aclfile"]:
+        raise CommandError(NO_ACL_FILE)
+    try:
+        server.load_acl_file(client)
+    except AclFileError as exc:
+        raise CommandError(f"ERR {exc}") from None
+    return OK
+
+
+@subcommand("acl", "save", 2, "admin")
+def acl_save(client, argv):
+    """Write the users to the aclfile, one `user` line each as ACL LIST shows them."""
+    server = client.server
+    if not server.config["aclfile"]:
+        raise CommandError(NO_ACL_FILE)
+    try:
+        server.save_acl_file()
+    except OSError as exc:
+        log.warning("ACL SAVE: cannot write %s: %s", server.config["aclfile"], exc)
+        raise CommandError(
+            "ERR There was an error trying to save the ACLs. Please check the server logs "
+            "for more information"
+        ) from None
+    return OK
+
+
 @subcommand("acl", "log", -2, "admin")
 def acl_log(client, argv):
     """ACL LOG [count | RESET]: the latest refusals and failed AUTHs, newest first."""
@@ -209,12 +245,16 @@ subcommand("acl", "help", 2)(
             "    be used to specify a different size.",
             "LIST",
             "    Show users details in config file format.",
+            "LOAD",
+            "    Reload users from the ACL file.",
             "LOG [<count> | RESET]",
             "    Show the ACL log entries.",
+            "SAVE",
+            "    Save the current config to the ACL file.",
             "SETUSER <username> <attribute> [<attribute> ...]",
             "    Create or modify a user with the specified attributes.",
             "USERS",
-            "    List all usernames.",
+            "    List all the registered usernames.",
             "WHOAMI",
             "    Return the current connection username.",
         ],
