@@ -14,17 +14,17 @@ import asyncio
 import pytest
 import redis
 
-from presence.service.gateway import StoreSetupError
+from presence.service.gateway import Gateway, StoreSetupError
 from presence.service.subscriber import Subscriber
 from presence.testing import bundled_store, redis_server
-from tests.helpers import wait_until_async
+from tests.helpers import ClusterURL, wait_until_async
 from tests.service.helpers import make_presence
 from tests.service.test_multinode import TIMEOUT, watch
 
 # The README's line, after `ACL SETUSER presence` (keep the two the same).
 RULES = (
     "on >s3cret resetkeys ~presence:* resetchannels &presence:* &__keyevent@*__:expired "
-    "-@all +ping +hello +config|get +config|set +get +set +del +exists +mget +incr +pttl "
+    "-@all +ping +hello +info +config|get +config|set +get +set +del +exists +mget +incr +pttl "
     "+pexpire +pexpireat +hget +hset +hsetnx +hdel +hgetall +rpush +lrange +ltrim +llen "
     "+lindex +zadd +zcard +zcount +zincrby +zrange +zrangebylex +zrangebyscore +zrem "
     "+zremrangebyscore +zscore +watch +unwatch +multi +exec +discard +subscribe +unsubscribe "
@@ -50,8 +50,25 @@ def _server(kind: str, aclfile: str, events: bool = True):
     return bundled_store("--aclfile", aclfile, *extra)  # as `presence serve` runs it
 
 
-@pytest.fixture(params=["redis", "store"])
+@pytest.fixture(params=["redis", "store", "cluster"])
 def restricted_url(request, tmp_path):
+    if request.param == "cluster":  # the session's cluster: the user on every node, then gone
+        cluster = request.getfixturevalue("redis_cluster")
+        nodes = cluster.alive
+        for port in nodes:
+            with cluster.client(port) as client:
+                client.execute_command("ACL", "SETUSER", "presence", "reset", *RULES.split())
+                client.execute_command("ACL", "SETUSER", "presence", "+cluster|slots")
+                if port in cluster.primaries():
+                    client.flushall()
+                client.acl_log_reset()
+        try:
+            yield ClusterURL(cluster.url.replace("redis://", "redis://presence:s3cret@"))
+        finally:
+            for port in nodes:
+                with cluster.client(port) as client:
+                    client.acl_deluser("presence")
+        return
     rules = RULES + (SETINFO if request.param == "store" else "")
     with _server(request.param, _aclfile(tmp_path, rules)) as port:
         yield f"redis://presence:s3cret@127.0.0.1:{port}/0"
@@ -91,9 +108,14 @@ async def test_multinode_scenario_as_the_restricted_user(nodes, restricted_url):
         lambda: a.stats.events["offline"] + b.stats.events["offline"] == len(silent)
     )
     assert await a.gateway.ping()
-    admin = restricted_url.replace("presence:s3cret", f"default:{ADMIN}")
-    with redis.Redis.from_url(admin) as client:  # nothing was refused
-        assert client.acl_log() == []
+    gateway = await Gateway.connect(restricted_url)  # as `presence serve`: INFO cluster
+    assert gateway.cluster == isinstance(restricted_url, ClusterURL)
+    await gateway.close()
+    for client in a.gateway.primaries():  # nothing was refused (ACL LOG as the admin)
+        port = client.connection_pool.connection_kwargs["port"]
+        admin = {} if isinstance(restricted_url, ClusterURL) else {"password": ADMIN}
+        with redis.Redis(port=port, **admin) as c:
+            assert c.acl_log() == []
 
 
 @pytest.mark.parametrize(
