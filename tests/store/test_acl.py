@@ -97,6 +97,8 @@ def test_noperm_commands_keys_channels(acl):
     carol.same("MULTI")
     carol.same("GET", "b")
     carol.same("EXEC")
+    carol.same("SHUTDOWN", "NOSAVE")  # flagged no-auth in the store, still checked
+    carol.same("PING")
     carol.close()
 
 
