@@ -13,12 +13,12 @@ per command was a measurable part of the dispatch loop's cost.
 from __future__ import annotations
 
 import importlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from presence.store import replies
-from presence.store.resp import Error
+from presence.store.numbers import parse_c_int
+from presence.store.replies import CommandError
 
 
 @dataclass(slots=True, frozen=True)
@@ -36,16 +36,7 @@ class Command:
     not_key: bool = False  # its key positions name channels (Redis's NOT_KEY key spec)
 
 
-class CommandError(Exception):
-    """Raised by a handler to answer with an error reply (its argument)."""
-
-    def __init__(self, reply: Error | str) -> None:
-        super().__init__(reply)
-        self.reply = Error(reply)
-
-
 NO_REPLY = object()
-_INTEGER = re.compile(rb"-?[1-9][0-9]{0,19}|0")
 COMMANDS: dict[bytes, Command] = {}
 
 # Modules holding command groups, imported by load_all() in this order.
@@ -106,24 +97,6 @@ def load_all() -> dict[bytes, Command]:
     return COMMANDS
 
 
-def parse_int(raw: bytes, error: Error | str | None = None) -> int:
-    """An integer argument as Redis parses it (no spaces, no '+', fits 64 bits)."""
-    if _INTEGER.fullmatch(raw) is None:
-        raise CommandError(error or replies.NOT_INTEGER)
-    value = int(raw)
-    if not -(1 << 63) <= value < (1 << 63):
-        raise CommandError(error or replies.NOT_INTEGER)
-    return value
-
-
-def parse_c_int(raw: bytes) -> int:
-    """An argument Redis reads as a C int (getIntFromObjectOrReply): 64-bit, then 32-bit range."""
-    value = parse_int(raw)
-    if not -(1 << 31) <= value < (1 << 31):
-        raise CommandError(replies.INT_OUT_OF_RANGE)
-    return value
-
-
 def db_by_index(client, raw: bytes):
     """The database a SELECT/MOVE/COPY index names; Redis's errors for a bad one."""
     index = parse_c_int(raw)
@@ -131,14 +104,3 @@ def db_by_index(client, raw: bytes):
     if not 0 <= index < len(dbs):
         raise CommandError(replies.DB_INDEX_OUT_OF_RANGE)
     return dbs[index]
-
-
-def parse_float(raw: bytes, error: Error | str | None = None) -> float:
-    """A float argument as Redis parses it (inf/-inf allowed, nan refused)."""
-    try:
-        value = float(raw)
-    except ValueError:
-        raise CommandError(error or replies.NOT_FLOAT) from None
-    if value != value or b"_" in raw or raw[:1].isspace() or raw[-1:].isspace() or not raw:
-        raise CommandError(error or replies.NOT_FLOAT)
-    return value

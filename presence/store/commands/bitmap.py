@@ -13,8 +13,9 @@ from operator import and_, or_, xor
 
 from presence.store import notify as ev
 from presence.store import replies
-from presence.store.commands import CommandError, command, parse_int
+from presence.store.commands import CommandError, command
 from presence.store.commands.generic import read_key
+from presence.store.numbers import parse_int
 
 # name          arity  flags
 # setbit          4    write denyoom

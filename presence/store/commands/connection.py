@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from presence.store import REDIS_VERSION, replies
-from presence.store.commands import NO_REPLY, CommandError, command, db_by_index, parse_int
+from presence.store.commands import NO_REPLY, CommandError, command, db_by_index
 from presence.store.commands.transaction import end_transaction
+from presence.store.numbers import parse_int
 from presence.store.resp import OK, PONG, Error, Status
 
 # name       arity  flags

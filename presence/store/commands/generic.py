@@ -11,9 +11,9 @@ from itertools import islice
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.blocking import serve_ready
-from presence.store.commands import CommandError, command, db_by_index, parse_int
+from presence.store.commands import CommandError, command, db_by_index
 from presence.store.keyspace import WrongType, type_name
-from presence.store.numbers import parse_cursor, scan_options
+from presence.store.numbers import parse_cursor, parse_int, scan_options
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Error, Status
 

@@ -18,11 +18,12 @@ from collections import deque
 from itertools import islice
 
 from presence.store import replies
-from presence.store.commands import COMMANDS, CommandError, command, parse_int
+from presence.store.commands import COMMANDS, CommandError, command
 from presence.store.commands.generic import read_key
 from presence.store.commands.server import SUBCOMMANDS, help_for, run_subcommand, subcommand
 from presence.store.info import rss_bytes
 from presence.store.keyspace import type_name
+from presence.store.numbers import parse_int
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Set, Status, Verbatim
 

@@ -17,10 +17,10 @@ from itertools import islice
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.blocking import block, may_block, serve_ready
-from presence.store.commands import CommandError, command, parse_int
-from presence.store.commands import zset as zsets
+from presence.store.commands import CommandError, command
 from presence.store.commands.generic import read_key
 from presence.store.keyspace import WrongType
+from presence.store.numbers import parse_double, parse_int
 from presence.store.resp import NIL_ARRAY, OK
 
 # name          arity  flags
@@ -494,7 +494,7 @@ def _serve_move(client, target: bytes, source_end: bytes, target_end: bytes):
 
 def parse_timeout(raw: bytes) -> float:
     """A blocking timeout in seconds (0: forever), rounded up to whole milliseconds like Redis."""
-    ms = zsets.parse_double(raw, "ERR timeout is not a float or out of range") * 1000
+    ms = parse_double(raw, "ERR timeout is not a float or out of range") * 1000
     if ms < 0 or ms >= 1 << 63:  # Redis's cast of a too-large timeout wraps it negative
         raise CommandError(replies.TIMEOUT_NEGATIVE)
     return math.ceil(ms) / 1000

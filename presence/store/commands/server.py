@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from presence.store import info as info_sections
 from presence.store import replies
-from presence.store.commands import NO_REPLY, CommandError, command, parse_int
+from presence.store.commands import NO_REPLY, CommandError, command
 from presence.store.config import ALIASES, DIRECTIVES, ConfigError, canonical
+from presence.store.numbers import parse_int
 from presence.store.persistence import AofError
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Status, Verbatim

@@ -10,14 +10,13 @@ STORE and CARD forms are wrappers over `_combine` and `_store`.
 from __future__ import annotations
 
 import random
-import re
 
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.commands import CommandError, command
 from presence.store.commands.generic import read_key
-from presence.store.commands.hash import LONG_MAX, parse_range, random_members, scan_step
-from presence.store.numbers import parse_cursor
+from presence.store.commands.hash import LONG_MAX, random_members, scan_step
+from presence.store.numbers import as_int64, parse_cursor, parse_range
 from presence.store.resp import Set
 
 # name            arity  flags
@@ -36,7 +35,6 @@ from presence.store.resp import Set
 # sdiff            -2    readonly         (sdiffstore -3 write denyoom)
 # sscan            -3    readonly
 
-_INT64 = re.compile(rb"-?[1-9][0-9]{0,18}|0")
 MUST_BE_POSITIVE = "ERR value is out of range, must be positive"
 
 
@@ -52,10 +50,8 @@ def intset_order(client, members) -> list | None:
         return None
     numbers = []
     for member in members:
-        if _INT64.fullmatch(member) is None:
-            return None
-        number = int(member)
-        if not -(1 << 63) <= number < (1 << 63):
+        number = as_int64(member)
+        if number is None:
             return None
         numbers.append(number)
     return [b"%d" % n for n in sorted(numbers)]
