@@ -34,6 +34,7 @@ class Command:
     step: int
     group: str
     not_key: bool = False  # its key positions name channels (Redis's NOT_KEY key spec)
+    specs: tuple = ()  # Redis's key specs when not derived from the flags: see `key_specs`
 
 
 NO_REPLY = object()
@@ -66,11 +67,13 @@ def command(
     flags: str = "",
     keys: tuple[int, int, int] = (1, 1, 1),
     not_key: bool = False,
+    specs: tuple = (),
 ):
     """Register the decorated function as command `name`; a second registration is an error.
 
     `not_key` marks `keys` as positions of arguments that are not keys (shard channels):
     COMMAND INFO shows them in a NOT_KEY key spec and COMMAND GETKEYS finds no keys.
+    `specs` declares Redis's key specs where they differ from the default (see `key_specs`).
     """
 
     def register(handler: Callable) -> Callable:
@@ -79,7 +82,14 @@ def command(
             raise RuntimeError(f"command {name!r} is registered twice")
         group = handler.__module__.rsplit(".", 1)[-1]
         COMMANDS[lowered] = Command(
-            name.lower(), handler, arity, frozenset(flags.split()), *keys, group, not_key
+            name.lower(),
+            handler,
+            arity,
+            frozenset(flags.split()),
+            *keys,
+            group,
+            not_key,
+            _specs(specs),
         )
         return handler
 
@@ -104,3 +114,75 @@ def db_by_index(client, raw: bytes):
     if not 0 <= index < len(dbs):
         raise CommandError(replies.DB_INDEX_OUT_OF_RANGE)
     return dbs[index]
+
+
+@dataclass(slots=True, frozen=True)
+class Subcommand:
+    """One subcommand of a container command (`config|get`) and its arity."""
+
+    name: str
+    handler: Callable
+    arity: int
+    flags: frozenset
+    first_key: int
+    last_key: int
+    step: int
+    specs: tuple = ()
+
+
+SUBCOMMANDS: dict[str, dict[bytes, Subcommand]] = {}
+
+
+def subcommand(
+    container: str,
+    name: str,
+    arity: int,
+    flags: str = "",
+    keys: tuple[int, int, int] = (0, 0, 0),
+    specs: tuple = (),
+):
+    """Register the decorated `handler(client, argv)` as `container name`; arity counts both
+    (argv is the whole command: argv[0] the container, argv[1] the subcommand)."""
+
+    def register(handler: Callable) -> Callable:
+        table = SUBCOMMANDS.setdefault(container, {})
+        if name.encode() in table:
+            raise RuntimeError(f"subcommand {container}|{name} is registered twice")
+        table[name.encode()] = Subcommand(
+            f"{container}|{name}", handler, arity, frozenset(flags.split()), *keys, _specs(specs)
+        )
+        return handler
+
+    return register
+
+
+def run_subcommand(container: str, client, argv):
+    """Run `argv[1]` of `container` with Redis's unknown-subcommand and arity errors."""
+    sub = SUBCOMMANDS[container].get(argv[1].lower())
+    if sub is None:
+        raise CommandError(replies.unknown_subcommand(argv[1], container))
+    if (sub.arity > 0 and len(argv) != sub.arity) or len(argv) < -sub.arity:
+        raise CommandError(replies.wrong_arity(sub.name))
+    return sub.handler(client, argv)
+
+
+def _specs(specs: tuple) -> tuple:
+    """Declared key specs as ((flag, ...), begin index, lastkey, keystep) tuples."""
+    return tuple((tuple(flags.split()), begin, last, step) for flags, begin, last, step in specs)
+
+
+def key_specs(cmd) -> tuple:
+    """A command's key specs in Redis's terms: ((flag, ...), begin index, lastkey, keystep),
+    lastkey relative to the begin index (-1: the last argument). Declared ones when the
+    registration gave `specs`; otherwise one spec over the command's key range, its flags
+    derived from the command's (RW update for a write, RO access for a read)."""
+    if cmd.specs:
+        return cmd.specs
+    if cmd.first_key <= 0:
+        return ()
+    if getattr(cmd, "not_key", False):
+        flags: tuple = ("not_key",)
+    else:
+        flags = ("RW", "update") if "write" in cmd.flags else ("RO", "access")
+    last = cmd.last_key - cmd.first_key if cmd.last_key >= 0 else cmd.last_key
+    return ((flags, cmd.first_key, last, cmd.step),)

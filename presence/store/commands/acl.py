@@ -17,8 +17,8 @@ from presence.store.acl import (
     genpass,
     in_category,
 )
-from presence.store.commands import COMMANDS, CommandError, command
-from presence.store.commands.server import help_for, run_subcommand, subcommand
+from presence.store.commands import COMMANDS, CommandError, command, run_subcommand, subcommand
+from presence.store.commands.server import help_for
 from presence.store.numbers import parse_int
 from presence.store.resp import OK, Double
 

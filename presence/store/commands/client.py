@@ -11,8 +11,8 @@ import time
 
 from presence.store import replies
 from presence.store.blocking import release
-from presence.store.commands import CommandError, command
-from presence.store.commands.server import help_for, run_subcommand, subcommand
+from presence.store.commands import CommandError, command, run_subcommand, subcommand
+from presence.store.commands.server import help_for
 from presence.store.numbers import parse_int
 from presence.store.pause import ALL, WRITE
 from presence.store.resp import OK, Verbatim

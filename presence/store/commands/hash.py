@@ -86,7 +86,7 @@ def _hset(db, argv, name: str) -> int:
     return len(h) - before
 
 
-@command("hsetnx", 4, "write denyoom fast")
+@command("hsetnx", 4, "write denyoom fast", specs=(("RW insert", 1, 0, 1),))
 def hsetnx(client, argv):
     db = client.db
     _, key, field, value = argv
@@ -135,7 +135,7 @@ def _hgetall(db, key: bytes, fields: bool, values: bool):
     return list(h) if fields else list(h.values())
 
 
-@command("hdel", -3, "write fast")
+@command("hdel", -3, "write fast", specs=(("RW delete", 1, 0, 1),))
 def hdel(client, argv):
     db = client.db
     key = argv[1]
@@ -154,24 +154,24 @@ def hdel(client, argv):
     return deleted
 
 
-@command("hexists", 3, "readonly fast")
+@command("hexists", 3, "readonly fast", specs=(("RO", 1, 0, 1),))
 def hexists(client, argv):
     h = read_key(client.db, argv[1], dict)
     return int(h is not None and argv[2] in h)
 
 
-@command("hlen", 2, "readonly fast")
+@command("hlen", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
 def hlen(client, argv):
     return len(read_key(client.db, argv[1], dict) or ())
 
 
-@command("hstrlen", 3, "readonly fast")
+@command("hstrlen", 3, "readonly fast", specs=(("RO", 1, 0, 1),))
 def hstrlen(client, argv):
     h = read_key(client.db, argv[1], dict)
     return len(h.get(argv[2], b"")) if h is not None else 0
 
 
-@command("hincrby", 4, "write denyoom fast")
+@command("hincrby", 4, "write denyoom fast", specs=(("RW access update", 1, 0, 1),))
 def hincrby(client, argv):
     db = client.db
     _, key, field, raw = argv
@@ -186,7 +186,7 @@ def hincrby(client, argv):
     return value
 
 
-@command("hincrbyfloat", 4, "write denyoom fast")
+@command("hincrbyfloat", 4, "write denyoom fast", specs=(("RW access update", 1, 0, 1),))
 def hincrbyfloat(client, argv):
     db = client.db
     _, key, field, raw = argv

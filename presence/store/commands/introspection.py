@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import re
 import socket
 import struct
@@ -18,14 +19,22 @@ from collections import deque
 from itertools import islice
 
 from presence.store import replies
-from presence.store.commands import COMMANDS, CommandError, command
+from presence.store.commands import (
+    COMMANDS,
+    SUBCOMMANDS,
+    CommandError,
+    command,
+    key_specs,
+    run_subcommand,
+    subcommand,
+)
 from presence.store.commands.generic import read_key
-from presence.store.commands.server import SUBCOMMANDS, help_for, run_subcommand, subcommand
+from presence.store.commands.server import help_for
 from presence.store.info import rss_bytes
 from presence.store.keyspace import type_name
 from presence.store.numbers import parse_int
 from presence.store.pubsub import glob_match
-from presence.store.resp import OK, Set, Status, Verbatim
+from presence.store.resp import OK, Double, Set, Status, Verbatim
 
 # name        arity  flags
 # command      -1    -              (count, list, info, docs, getkeys, getkeysandflags, help)
@@ -142,22 +151,16 @@ def _acl_categories(cmd, group: str) -> list[str]:
 
 
 def _key_specs(cmd) -> list[dict]:
-    if cmd.first_key <= 0:
-        return []
-    if getattr(cmd, "not_key", False):
-        access = ["not_key"]
-    else:
-        access = ["RW", "update"] if "write" in cmd.flags else ["RO", "access"]
-    last = cmd.last_key - cmd.first_key if cmd.last_key >= 0 else cmd.last_key
     return [
         {
-            b"flags": Set(Status(f) for f in access),
-            b"begin_search": {b"type": b"index", b"spec": {b"index": cmd.first_key}},
+            b"flags": Set(Status(f) for f in flags),
+            b"begin_search": {b"type": b"index", b"spec": {b"index": begin}},
             b"find_keys": {
                 b"type": b"range",
-                b"spec": {b"lastkey": last, b"keystep": cmd.step, b"limit": 0},
+                b"spec": {b"lastkey": last, b"keystep": step, b"limit": 0},
             },
         }
+        for flags, begin, last, step in key_specs(cmd)
     ]
 
 
@@ -257,11 +260,41 @@ def _keys_of(argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
         raise CommandError(replies.NO_KEY_ARGUMENTS)
     if (cmd.arity > 0 and len(argv) != cmd.arity) or len(argv) < -cmd.arity:
         raise CommandError(replies.INVALID_COMMAND_ARGS)
-    if cmd.first_key <= 0:
+    specs = key_specs(cmd)
+    if not specs:
         raise CommandError(replies.NO_KEY_ARGUMENTS)
-    last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
-    flags = ["RW", "update"] if "write" in cmd.flags else ["RO", "access"]
-    return [(argv[i], flags) for i in range(cmd.first_key, min(last, len(argv) - 1) + 1, cmd.step)]
+    found = []
+    for flags, begin, last, step in specs:
+        end = len(argv) + last if last < 0 else begin + last
+        if "variable_flags" in flags:  # the command's getkeys proc decides, as in Redis
+            flags = _VARIABLE_FLAGS[cmd.name](argv)
+        keys = range(begin, min(end, len(argv) - 1) + 1, step)
+        found.extend((argv[i], list(flags)) for i in keys)
+    return found
+
+
+def _set_key_flags(argv: list[bytes]) -> tuple[str, ...]:
+    """Redis's setGetKeys: SET ... GET reads the old value, a plain SET overwrites."""
+    if any(arg.lower() == b"get" for arg in argv[3:]):
+        return ("RW", "access", "update")
+    return ("OW", "update")
+
+
+def _bitfield_key_flags(argv: list[bytes]) -> tuple[str, ...]:
+    """Redis's bitfieldGetKeys: read-only when every operation is GET (or OVERFLOW)."""
+    i = 2
+    while i < len(argv):
+        op, rest = argv[i].lower(), len(argv) - i - 1
+        if op == b"get" and rest >= 2:
+            i += 3
+        elif op == b"overflow" and rest >= 1:
+            i += 2
+        else:  # SET, INCRBY or a syntax error: not read-only
+            return ("RW", "access", "update")
+    return ("RO", "access")
+
+
+_VARIABLE_FLAGS = {"set": _set_key_flags, "bitfield": _bitfield_key_flags}
 
 
 subcommand("command", "help", 2)(
@@ -337,19 +370,19 @@ def _lfu(client) -> bool:
     return client.server.config["maxmemory-policy"].endswith("-lfu")
 
 
-@subcommand("object", "encoding", 3, "readonly", keys=(2, 2, 1))
+@subcommand("object", "encoding", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),))
 def object_encoding(client, argv):
     value = read_key(client.db, argv[2], notify=False)
     return None if value is None else encoding(value, client.server.config).encode()
 
 
-@subcommand("object", "refcount", 3, "readonly", keys=(2, 2, 1))
+@subcommand("object", "refcount", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),))
 def object_refcount(client, argv):
     value = read_key(client.db, argv[2], notify=False)
     return None if value is None else _refcount(value)
 
 
-@subcommand("object", "idletime", 3, "readonly", keys=(2, 2, 1))
+@subcommand("object", "idletime", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),))
 def object_idletime(client, argv):
     """Seconds since last access: the store does not track access times, so 0."""
     if read_key(client.db, argv[2], notify=False) is None:
@@ -359,7 +392,7 @@ def object_idletime(client, argv):
     return 0
 
 
-@subcommand("object", "freq", 3, "readonly", keys=(2, 2, 1))
+@subcommand("object", "freq", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),))
 def object_freq(client, argv):
     """The LFU counter: the store does not track access frequency, so 0."""
     if read_key(client.db, argv[2], notify=False) is None:
@@ -434,7 +467,7 @@ def memory(client, argv):
     return run_subcommand("memory", client, argv)
 
 
-@subcommand("memory", "usage", -3, "readonly", keys=(2, 2, 1))
+@subcommand("memory", "usage", -3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),))
 def memory_usage(client, argv):
     samples = 5
     rest = argv[3:]
@@ -452,20 +485,65 @@ def memory_usage(client, argv):
 
 @subcommand("memory", "stats", 2)
 def memory_stats(client, argv):
+    """Redis 7.0's MEMORY STATS fields, in its order, from the process's RSS (the store has
+    no allocator of its own to ask: allocated, active and resident are all the RSS)."""
     rss = rss_bytes()
-    keys = sum(len(db.data) for db in client.server.keyspace.dbs)
-    return {
+    keys = 0
+    stats: dict = {
         b"peak.allocated": rss,
         b"total.allocated": rss,
         b"startup.allocated": 0,
         b"replication.backlog": 0,
         b"clients.slaves": 0,
         b"clients.normal": 0,
+        b"cluster.links": 0,
         b"aof.buffer": 0,
-        b"keys.count": keys,
-        b"keys.bytes-per-key": rss // keys if keys else 0,
-        b"dataset.bytes": rss,
+        b"lua.caches": 0,
+        b"functions.caches": 0,
     }
+    overhead = 0
+    for db in client.server.keyspace.dbs:
+        if not db.data:
+            continue
+        keys += len(db.data)
+        main, expires = _dict_bytes(len(db.data)), _dict_bytes(len(db.expires))
+        overhead += main + expires
+        stats[b"db.%d" % db.index] = {
+            b"overhead.hashtable.main": main,
+            b"overhead.hashtable.expires": expires,
+            b"overhead.hashtable.slot-to-keys": 0,
+        }
+    dataset = max(rss - overhead, 0)
+    stats.update(
+        {
+            b"overhead.total": overhead,
+            b"keys.count": keys,
+            b"keys.bytes-per-key": rss // keys if keys else 0,
+            b"dataset.bytes": dataset,
+            b"dataset.percentage": Double(dataset * 100 / (rss or 1)),
+            b"peak.percentage": Double(100.0),
+            b"allocator.allocated": rss,
+            b"allocator.active": rss,
+            b"allocator.resident": rss,
+            b"allocator-fragmentation.ratio": Double(1.0),
+            b"allocator-fragmentation.bytes": 0,
+            b"allocator-rss.ratio": Double(1.0),
+            b"allocator-rss.bytes": 0,
+            b"rss-overhead.ratio": Double(1.0),
+            b"rss-overhead.bytes": 0,
+            b"fragmentation": Double(1.0),
+            b"fragmentation.bytes": 0,
+        }
+    )
+    return stats
+
+
+def _dict_bytes(entries: int) -> int:
+    """What Redis's dict of `entries` keys costs: its entries (24 bytes) and its bucket array
+    (8 bytes a slot, a power of two at least as large as the entries)."""
+    if not entries:
+        return 0
+    return entries * 24 + (1 << (entries - 1).bit_length()) * 8
 
 
 DOCTOR_MIN_BYTES = 5 * 1024 * 1024  # under this much data Redis gives no report
@@ -645,8 +723,6 @@ _DEBUG_HELP = [
 
 
 def _debug_log(client, args):
-    import logging
-
     logging.getLogger("presence.store").warning("DEBUG LOG: %s", args[0].decode(errors="replace"))
     return OK
 

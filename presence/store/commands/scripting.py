@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 
-from presence.store.commands import CommandError, command
-from presence.store.commands.server import help_for, run_subcommand, subcommand
+from presence.store.commands import CommandError, command, run_subcommand, subcommand
+from presence.store.commands.server import help_for
 from presence.store.numbers import parse_int
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Set, Status

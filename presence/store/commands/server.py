@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from presence.store import info as info_sections
 from presence.store import replies
-from presence.store.commands import NO_REPLY, CommandError, command
+from presence.store.commands import (
+    NO_REPLY,
+    CommandError,
+    command,
+    run_subcommand,
+    subcommand,
+)
 from presence.store.config import ALIASES, DIRECTIVES, ConfigError, canonical
 from presence.store.numbers import parse_int
 from presence.store.persistence import AofError
@@ -40,50 +45,6 @@ from presence.store.resp import OK, Status, Verbatim
 # slowlog       -2   admin          (get, len, reset, help)
 # monitor        1   admin
 # latency       -2   admin          (latest, history, reset, doctor, graph, histogram, help)
-
-
-@dataclass(slots=True, frozen=True)
-class Subcommand:
-    """One subcommand of a container command (`config|get`) and its arity."""
-
-    name: str
-    handler: Callable
-    arity: int
-    flags: frozenset
-    first_key: int
-    last_key: int
-    step: int
-
-
-SUBCOMMANDS: dict[str, dict[bytes, Subcommand]] = {}
-
-
-def subcommand(
-    container: str, name: str, arity: int, flags: str = "", keys: tuple[int, int, int] = (0, 0, 0)
-):
-    """Register the decorated `handler(client, argv)` as `container name`; arity counts both
-    (argv is the whole command: argv[0] the container, argv[1] the subcommand)."""
-
-    def register(handler: Callable) -> Callable:
-        table = SUBCOMMANDS.setdefault(container, {})
-        if name.encode() in table:
-            raise RuntimeError(f"subcommand {container}|{name} is registered twice")
-        table[name.encode()] = Subcommand(
-            f"{container}|{name}", handler, arity, frozenset(flags.split()), *keys
-        )
-        return handler
-
-    return register
-
-
-def run_subcommand(container: str, client, argv):
-    """Run `argv[1]` of `container` with Redis's unknown-subcommand and arity errors."""
-    sub = SUBCOMMANDS[container].get(argv[1].lower())
-    if sub is None:
-        raise CommandError(replies.unknown_subcommand(argv[1], container))
-    if (sub.arity > 0 and len(argv) != sub.arity) or len(argv) < -sub.arity:
-        raise CommandError(replies.wrong_arity(sub.name))
-    return sub.handler(client, argv)
 
 
 def help_reply(lines: list[str]) -> list[Status]:

@@ -57,7 +57,7 @@ def intset_order(client, members) -> list | None:
     return [b"%d" % n for n in sorted(numbers)]
 
 
-@command("sadd", -3, "write denyoom fast")
+@command("sadd", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),))
 def sadd(client, argv):
     db = client.db
     key = argv[1]
@@ -74,7 +74,7 @@ def sadd(client, argv):
     return added
 
 
-@command("srem", -3, "write fast")
+@command("srem", -3, "write fast", specs=(("RW delete", 1, 0, 1),))
 def srem(client, argv):
     db = client.db
     key = argv[1]
@@ -97,7 +97,7 @@ def smembers(client, argv):
     return Set(ordered(client, read_key(client.db, argv[1], set) or ()))
 
 
-@command("sismember", 3, "readonly fast")
+@command("sismember", 3, "readonly fast", specs=(("RO", 1, 0, 1),))
 def sismember(client, argv):
     s = read_key(client.db, argv[1], set)
     return int(s is not None and argv[2] in s)
@@ -109,12 +109,12 @@ def smismember(client, argv):
     return [int(member in s) for member in argv[2:]]
 
 
-@command("scard", 2, "readonly fast")
+@command("scard", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
 def scard(client, argv):
     return len(read_key(client.db, argv[1], set) or ())
 
 
-@command("spop", -2, "write fast")
+@command("spop", -2, "write fast", specs=(("RW access delete", 1, 0, 1),))
 def spop(client, argv):
     """SPOP key [count]: one member (or nil), or a set of up to `count` members."""
     if len(argv) > 3:
@@ -156,7 +156,16 @@ def srandmember(client, argv):
     return random_members(s, count)
 
 
-@command("smove", 4, "write fast", keys=(1, 2, 1))
+@command(
+    "smove",
+    4,
+    "write fast",
+    keys=(1, 2, 1),
+    specs=(
+        ("RW access delete", 1, 0, 1),
+        ("RW insert", 2, 0, 1),
+    ),
+)
 def smove(client, argv):
     db = client.db
     _, src_key, dst_key, member = argv
@@ -198,17 +207,44 @@ def sdiff(client, argv):
     return Set(ordered(client, _combine(client.db, argv[1:], "diff")))
 
 
-@command("sinterstore", -3, "write denyoom", keys=(1, -1, 1))
+@command(
+    "sinterstore",
+    -3,
+    "write denyoom",
+    keys=(1, -1, 1),
+    specs=(
+        ("RW update", 1, 0, 1),
+        ("RO access", 2, -1, 1),
+    ),
+)
 def sinterstore(client, argv):
     return _store(client.db, argv[1], _combine(client.db, argv[2:], "inter"), b"sinterstore")
 
 
-@command("sunionstore", -3, "write denyoom", keys=(1, -1, 1))
+@command(
+    "sunionstore",
+    -3,
+    "write denyoom",
+    keys=(1, -1, 1),
+    specs=(
+        ("OW update", 1, 0, 1),
+        ("RO access", 2, -1, 1),
+    ),
+)
 def sunionstore(client, argv):
     return _store(client.db, argv[1], _combine(client.db, argv[2:], "union"), b"sunionstore")
 
 
-@command("sdiffstore", -3, "write denyoom", keys=(1, -1, 1))
+@command(
+    "sdiffstore",
+    -3,
+    "write denyoom",
+    keys=(1, -1, 1),
+    specs=(
+        ("OW update", 1, 0, 1),
+        ("RO access", 2, -1, 1),
+    ),
+)
 def sdiffstore(client, argv):
     return _store(client.db, argv[1], _combine(client.db, argv[2:], "diff"), b"sdiffstore")
 

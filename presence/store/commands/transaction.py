@@ -97,7 +97,7 @@ def discard(client, argv):
     return OK
 
 
-@command("watch", -2, "fast", keys=(1, -1, 1))
+@command("watch", -2, "fast", keys=(1, -1, 1), specs=(("RO", 1, -1, 1),))
 def watch(client, argv):
     if client.multi is not None:
         raise CommandError(replies.WATCH_IN_MULTI)

@@ -153,7 +153,7 @@ def zadd(client, argv):
     return zadd_generic(client, argv[1], flags, pairs)
 
 
-@command("zincrby", 4, "write denyoom fast")
+@command("zincrby", 4, "write denyoom fast", specs=(("RW access update", 1, 0, 1),))
 def zincrby(client, argv):
     return zadd_generic(client, argv[1], {b"incr"}, [(parse_double(argv[2]), argv[3])])
 
@@ -208,7 +208,7 @@ def _zadd_one(zset: ZSet, member: bytes, score: float, flags: set):
     return "updated", score
 
 
-@command("zrem", -3, "write fast")
+@command("zrem", -3, "write fast", specs=(("RW delete", 1, 0, 1),))
 def zrem(client, argv):
     db = client.db
     key = argv[1]
@@ -246,7 +246,7 @@ def zmscore(client, argv):
     return [None if s is None else score_reply(client, s) for s in scores]
 
 
-@command("zcard", 2, "readonly fast")
+@command("zcard", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
 def zcard(client, argv):
     return len(read_key(client.db, argv[1], ZSet) or ())
 
@@ -321,7 +321,16 @@ def zrevrangebylex(client, argv):
     return zrange_generic(client, argv[1:], LEX, True)
 
 
-@command("zrangestore", -5, "write denyoom", keys=(1, 2, 1))
+@command(
+    "zrangestore",
+    -5,
+    "write denyoom",
+    keys=(1, 2, 1),
+    specs=(
+        ("OW update", 1, 0, 1),
+        ("RO access", 2, 0, 1),
+    ),
+)
 def zrangestore(client, argv):
     return zrange_generic(client, argv[2:], None, None, store=argv[1])
 
@@ -414,17 +423,17 @@ def store_result(client, key: bytes, pairs, event: bytes) -> int:
 # ------------------------------------------------------------ removing ranges
 
 
-@command("zremrangebyscore", 4, "write")
+@command("zremrangebyscore", 4, "write", specs=(("RW delete", 1, 0, 1),))
 def zremrangebyscore(client, argv):
     return _remove_range(client, argv[1:], SCORE, b"zremrangebyscore")
 
 
-@command("zremrangebyrank", 4, "write")
+@command("zremrangebyrank", 4, "write", specs=(("RW delete", 1, 0, 1),))
 def zremrangebyrank(client, argv):
     return _remove_range(client, argv[1:], RANK, b"zremrangebyrank")
 
 
-@command("zremrangebylex", 4, "write")
+@command("zremrangebylex", 4, "write", specs=(("RW delete", 1, 0, 1),))
 def zremrangebylex(client, argv):
     return _remove_range(client, argv[1:], LEX, b"zremrangebylex")
 
@@ -444,12 +453,12 @@ def _remove_range(client, args, rangetype: str, event: bytes) -> int:
 # ------------------------------------------------------------ pops and random members
 
 
-@command("zpopmin", -2, "write fast")
+@command("zpopmin", -2, "write fast", specs=(("RW access delete", 1, 0, 1),))
 def zpopmin(client, argv):
     return _pop(client, argv[1:], max_end=False)
 
 
-@command("zpopmax", -2, "write fast")
+@command("zpopmax", -2, "write fast", specs=(("RW access delete", 1, 0, 1),))
 def zpopmax(client, argv):
     return _pop(client, argv[1:], max_end=True)
 
@@ -488,12 +497,24 @@ def zmpop(client, argv):
     return _zpop_first(client, keys, end == b"max", count)
 
 
-@command("bzpopmin", -3, "write noscript blocking fast", keys=(1, -2, 1))
+@command(
+    "bzpopmin",
+    -3,
+    "write noscript blocking fast",
+    keys=(1, -2, 1),
+    specs=(("RW access delete", 1, -2, 1),),
+)
 def bzpopmin(client, argv):
     return bzpop_generic(client, argv[1:-1], argv[-1], False, None, "bzpopmin")
 
 
-@command("bzpopmax", -3, "write noscript blocking fast", keys=(1, -2, 1))
+@command(
+    "bzpopmax",
+    -3,
+    "write noscript blocking fast",
+    keys=(1, -2, 1),
+    specs=(("RW access delete", 1, -2, 1),),
+)
 def bzpopmax(client, argv):
     return bzpop_generic(client, argv[1:-1], argv[-1], True, None, "bzpopmax")
 
