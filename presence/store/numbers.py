@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from fractions import Fraction
 
 from presence.store import replies
@@ -81,8 +82,8 @@ def strtod(text: bytes) -> tuple[float, bool] | None:
     """`text` read whole by C's strtod (leading whitespace allowed; decimal, hex, inf, nan):
     (value, erange), or None if strtod would stop before the end or convert nothing.
 
-    `erange` is strtod's ERANGE as Redis's callers test it: an overflow to +-inf or an
-    underflow to zero (a subnormal result is not flagged).
+    `erange` is strtod's ERANGE: an overflow to +-inf, an underflow to zero or to a
+    subnormal (getDoubleFromObject forgives the subnormal, SORT does not).
     """
     match = _STRTOD.fullmatch(text)
     if match is None:
@@ -102,16 +103,19 @@ def strtod(text: bytes) -> tuple[float, bool] | None:
     if value == 0.0:
         mantissa = body[2:].lower().split(b"p")[0] if hexadecimal else body.lower().split(b"e")[0]
         return value, any(c not in b"0." for c in mantissa)
-    return value, False
+    return value, abs(value) < sys.float_info.min  # a subnormal result: glibc's ERANGE too
 
 
 def parse_double(raw: bytes, error: Error | str = replies.NOT_FLOAT) -> float:
     """A score, increment, weight or timeout as Redis's getDoubleFromObject reads it: not
     empty, no leading space, no NaN, no overflow or underflow to zero."""
     parsed = strtod(raw) if raw and raw[0] not in _WHITESPACE else None
-    if parsed is None or parsed[1] or parsed[0] != parsed[0]:
+    if parsed is None or parsed[0] != parsed[0]:
         raise CommandError(error)
-    return parsed[0]
+    value, erange = parsed
+    if erange and (value == 0 or math.isinf(value)):
+        raise CommandError(error)
+    return value
 
 
 def parse_score_bound(raw: bytes, error: str) -> tuple[float, bool]:

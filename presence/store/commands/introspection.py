@@ -32,7 +32,7 @@ from presence.store.commands.generic import read_key
 from presence.store.commands.server import help_for
 from presence.store.info import rss_bytes
 from presence.store.keyspace import type_name
-from presence.store.numbers import parse_int
+from presence.store.numbers import as_int64, parse_int
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Double, Set, Status, Verbatim
 
@@ -114,7 +114,6 @@ _GROUP_DOCS = {
     "client": "connection",
     "introspection": "server",
 }
-_INTEGER = re.compile(rb"-?[1-9][0-9]{0,18}|0")
 SHARED_REFCOUNT = 2147483647  # Redis shares the integers 0..9999 and reports INT_MAX for them
 
 
@@ -330,7 +329,7 @@ subcommand("command", "help", 2)(
 def encoding(value, config) -> str:
     """The encoding Redis 7.0 would use for a value of this shape and size."""
     if type(value) is bytes:
-        if len(value) <= 20 and _INTEGER.fullmatch(value) and -(1 << 63) <= int(value) < (1 << 63):
+        if as_int64(value) is not None:
             return "int"
         return "embstr" if len(value) <= 44 else "raw"
     if type(value) is dict:
@@ -343,7 +342,7 @@ def encoding(value, config) -> str:
         )
     if type(value) is set:
         small = len(value) <= config["set-max-intset-entries"]
-        return "intset" if small and all(_INTEGER.fullmatch(m) for m in value) else "hashtable"
+        return "intset" if small and all(as_int64(m) is not None for m in value) else "hashtable"
     if type(value) is deque:
         return "quicklist"
     scores = getattr(value, "scores", None)
@@ -355,9 +354,8 @@ def encoding(value, config) -> str:
 
 
 def _refcount(value) -> int:
-    if type(value) is bytes and _INTEGER.fullmatch(value) and 0 <= int(value) < 10000:
-        return SHARED_REFCOUNT
-    return 1
+    number = as_int64(value) if type(value) is bytes else None
+    return SHARED_REFCOUNT if number is not None and 0 <= number < 10000 else 1
 
 
 @command("object", -2, "", keys=(2, 2, 1))
@@ -434,7 +432,7 @@ def estimate_bytes(key: bytes, value, samples: int = 5) -> int:
     """
     overhead = 24 + 16 + _sds(key)
     if type(value) is bytes:
-        return overhead + (0 if len(value) <= 20 and _INTEGER.fullmatch(value) else _sds(value))
+        return overhead + (0 if as_int64(value) is not None else _sds(value))
     size = len(value)
     if not size:
         return overhead
