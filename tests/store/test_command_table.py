@@ -140,3 +140,27 @@ def test_memory_stats_fields(store_port, redis_port, protocol):
     assert {k: type(v) for k, v in ours.items()} == {k: type(v) for k, v in theirs.items()}
     assert list(_pairs(ours[b"db.0"])) == list(_pairs(theirs[b"db.0"]))
     assert 0 <= float(ours[b"dataset.percentage"]) <= 100
+
+
+def test_acl_categories_of_every_command(conns):
+    """COMMAND INFO's categories come from the table ACL CAT reads: Redis 7.0's, in its order."""
+    store, server = conns
+    names = sorted(name.decode() for name in _call(store, "COMMAND", "LIST"))
+    differ = {}
+    for name in names:
+        theirs = _call(server, "COMMAND", "INFO", name)[0]
+        if theirs is None:
+            continue
+        ours = _call(store, "COMMAND", "INFO", name)[0]
+        if ours[6] != theirs[6]:
+            differ[name] = (ours[6], theirs[6])
+    assert not differ
+
+
+@pytest.mark.parametrize("category", ["keyspace", "dangerous", "scripting", "connection", "list"])
+def test_command_list_by_aclcat(pair, category):
+    """Every command the store lists in a category, Redis 7.0 lists there too (CLIENT SETINFO
+    and NO-TOUCH, from 7.2, aside)."""
+    ours, theirs = pair.call("COMMAND", "LIST", "FILTERBY", "ACLCAT", category)
+    ours_names = set(ours.split(b"\r\n")[2::2]) - {b"client|setinfo", b"client|no-touch"}
+    assert ours_names <= set(theirs.split(b"\r\n")[2::2])

@@ -19,6 +19,7 @@ from collections import deque
 from itertools import islice
 
 from presence.store import replies
+from presence.store.aclcategories import CATEGORIES_OF
 from presence.store.commands import (
     COMMANDS,
     SUBCOMMANDS,
@@ -142,10 +143,15 @@ def _flags(cmd) -> list[str]:
 
 
 def _acl_categories(cmd, group: str) -> list[str]:
-    """Redis's implicit categories (from flags) plus the group's own, in Redis's order."""
-    cats = {_GROUP_ACL.get(group, ""), "fast" if "fast" in cmd.flags else "slow"}
-    for flag in cmd.flags:
-        cats.update(_FLAG_ACL.get(flag, ()))
+    """The command's categories in Redis 7.0 (the table ACL CAT reads), in Redis's order;
+    for a command missing from it, Redis's implicit ones (from flags) plus the group's."""
+    listed = CATEGORIES_OF.get(cmd.name)
+    if listed is not None:
+        cats = set(listed.split())
+    else:
+        cats = {_GROUP_ACL.get(group, ""), "fast" if "fast" in cmd.flags else "slow"}
+        for flag in cmd.flags:
+            cats.update(_FLAG_ACL.get(flag, ()))
     return ["@" + c for c in _ACL_ORDER if c in cats]
 
 
