@@ -32,7 +32,7 @@ def acl(client, argv):
     return run_subcommand("acl", client, argv)
 
 
-@subcommand("acl", "setuser", -3, "admin")
+@subcommand("acl", "setuser", -3, "admin noscript loading stale")
 def acl_setuser(client, argv):
     """Create or change a user, rules applied left to right; a bad rule changes nothing."""
     name = argv[2]
@@ -64,7 +64,7 @@ def _copy(user: User) -> User:
     return copy
 
 
-@subcommand("acl", "getuser", 3, "admin")
+@subcommand("acl", "getuser", 3, "admin noscript loading stale")
 def acl_getuser(client, argv):
     user = client.server.acl_users.get(argv[2])
     if user is None:
@@ -81,7 +81,7 @@ def acl_getuser(client, argv):
     }
 
 
-@subcommand("acl", "deluser", -3, "admin")
+@subcommand("acl", "deluser", -3, "admin noscript loading stale")
 def acl_deluser(client, argv):
     """Delete users (not `default`); their connections are closed. Replies how many went."""
     server = client.server
@@ -101,12 +101,12 @@ def acl_deluser(client, argv):
     return deleted
 
 
-@subcommand("acl", "users", 2, "admin")
+@subcommand("acl", "users", 2, "admin noscript loading stale")
 def acl_users(client, argv):
     return sorted(client.server.acl_users)
 
 
-@subcommand("acl", "list", 2, "admin")
+@subcommand("acl", "list", 2, "admin noscript loading stale")
 def acl_list(client, argv):
     return [
         b" ".join([b"user", name, *user.describe()])
@@ -114,12 +114,12 @@ def acl_list(client, argv):
     ]
 
 
-@subcommand("acl", "whoami", 2, "")
+@subcommand("acl", "whoami", 2, "noscript loading stale")
 def acl_whoami(client, argv):
     return client.user.name
 
 
-@subcommand("acl", "cat", -2, "")
+@subcommand("acl", "cat", -2, "noscript loading stale")
 def acl_cat(client, argv):
     """The categories, or the commands of one (those this store has)."""
     if len(argv) > 3:
@@ -132,7 +132,7 @@ def acl_cat(client, argv):
     return [name.encode() for name in in_category(category)]
 
 
-@subcommand("acl", "dryrun", -4, "admin")
+@subcommand("acl", "dryrun", -4, "admin noscript loading stale")
 def acl_dryrun(client, argv):
     """OK if the user may run the command, else the reason (a bulk string, as Redis)."""
     user = client.server.acl_users.get(argv[2])
@@ -150,7 +150,7 @@ def acl_dryrun(client, argv):
     return DRYRUN[found[0]].format(found[1]).encode()
 
 
-@subcommand("acl", "genpass", -2, "")
+@subcommand("acl", "genpass", -2, "noscript loading stale")
 def acl_genpass(client, argv):
     bits = 256
     if len(argv) > 3:
@@ -165,7 +165,7 @@ def acl_genpass(client, argv):
     return genpass(bits)
 
 
-@subcommand("acl", "log", -2, "admin")
+@subcommand("acl", "log", -2, "admin noscript loading stale")
 def acl_log(client, argv):
     """ACL LOG [count | RESET]: the latest refusals and failed AUTHs, newest first."""
     log = client.server.acl_log
@@ -192,7 +192,7 @@ def acl_log(client, argv):
     ]
 
 
-subcommand("acl", "help", 2)(
+subcommand("acl", "help", 2, "loading stale")(
     help_for(
         "acl",
         [

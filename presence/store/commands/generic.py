@@ -295,7 +295,7 @@ def _rename(client, src: bytes, dst: bytes, nx: bool) -> int:
 @command(
     "copy",
     -3,
-    "write",
+    "write denyoom",
     keys=(1, 2, 1),
     specs=(
         ("RO access", 1, 0, 1),

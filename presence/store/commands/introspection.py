@@ -62,6 +62,7 @@ _FLAG_ORDER = [
     "no_auth",
     "may_replicate",
     "no_mandatory_keys",
+    "no_async_loading",
     "no_multi",
     "movablekeys",
     "allow_busy",
@@ -121,7 +122,7 @@ SHARED_REFCOUNT = 2147483647  # Redis shares the integers 0..9999 and reports IN
 # ---------------------------------------------------------------- COMMAND
 
 
-@command("command", -1, "", keys=(0, 0, 0))
+@command("command", -1, "loading stale", keys=(0, 0, 0))
 def command_(client, argv):
     """COMMAND: every command's entry; with a subcommand, COUNT/LIST/INFO/DOCS/GETKEYS."""
     if len(argv) == 1:
@@ -193,12 +194,12 @@ def _group_of(cmd) -> str:
     return parent.group if parent else ""
 
 
-@subcommand("command", "count", 2)
+@subcommand("command", "count", 2, "loading stale")
 def command_count(client, argv):
     return len(COMMANDS)
 
 
-@subcommand("command", "list", -2)
+@subcommand("command", "list", -2, "loading stale")
 def command_list(client, argv):
     """Every command and subcommand name, optionally FILTERBY MODULE, ACLCAT or PATTERN."""
     names = []
@@ -220,7 +221,7 @@ def command_list(client, argv):
     raise CommandError(replies.SYNTAX)
 
 
-@subcommand("command", "info", -2)
+@subcommand("command", "info", -2, "loading stale")
 def command_info(client, argv):
     """The entry of each named command (nil for unknown ones); all commands without names."""
     if len(argv) == 2:
@@ -228,7 +229,7 @@ def command_info(client, argv):
     return [_entry(cmd) if (cmd := _lookup(name)) else None for name in argv[2:]]
 
 
-@subcommand("command", "docs", -2)
+@subcommand("command", "docs", -2, "loading stale")
 def command_docs(client, argv):
     """Minimal documentation (summary from the handler's docstring, group) per command."""
     wanted = [_lookup(name) for name in argv[2:]] if len(argv) > 2 else list(COMMANDS.values())
@@ -244,12 +245,12 @@ def _docs(cmd) -> dict:
     }
 
 
-@subcommand("command", "getkeys", -4)
+@subcommand("command", "getkeys", -4, "loading stale")
 def command_getkeys(client, argv):
     return [key for key, _ in _keys_of(argv[2:])]
 
 
-@subcommand("command", "getkeysandflags", -4)
+@subcommand("command", "getkeysandflags", -4, "loading stale")
 def command_getkeysandflags(client, argv):
     return [[key, Set(Status(f) for f in flags)] for key, flags in _keys_of(argv[2:])]
 
@@ -302,7 +303,7 @@ def _bitfield_key_flags(argv: list[bytes]) -> tuple[str, ...]:
 _VARIABLE_FLAGS = {"set": _set_key_flags, "bitfield": _bitfield_key_flags}
 
 
-subcommand("command", "help", 2)(
+subcommand("command", "help", 2, "loading stale")(
     help_for(
         "command",
         [
@@ -406,7 +407,7 @@ def object_freq(client, argv):
     return 0
 
 
-subcommand("object", "help", 2)(
+subcommand("object", "help", 2, "loading stale")(
     help_for(
         "object",
         [
@@ -576,7 +577,7 @@ def memory_purge(client, argv):
     return OK
 
 
-subcommand("memory", "help", 2)(
+subcommand("memory", "help", 2, "loading stale")(
     help_for(
         "memory",
         [

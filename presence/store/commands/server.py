@@ -72,7 +72,7 @@ def config(client, argv):
     return run_subcommand("config", client, argv)
 
 
-@subcommand("config", "get", -3, "admin")
+@subcommand("config", "get", -3, "admin noscript loading stale")
 def config_get(client, argv):
     """A map of every directive matching any pattern; an exact name is echoed as given."""
     cfg = client.server.config
@@ -94,7 +94,7 @@ def config_get(client, argv):
     return dict(found.values())
 
 
-@subcommand("config", "set", -4, "admin")
+@subcommand("config", "set", -4, "admin noscript loading stale")
 def config_set(client, argv):
     """Set several directives atomically: all are checked before any is applied."""
     if len(argv) % 2:
@@ -130,7 +130,7 @@ def _check_value(cfg, name: str, value: str) -> None:
         raise ConfigError("the store cannot change it while running; restart with the new value")
 
 
-@subcommand("config", "resetstat", 2, "admin")
+@subcommand("config", "resetstat", 2, "admin noscript loading stale")
 def config_resetstat(client, argv):
     """Zero the counters INFO reports."""
     server = client.server
@@ -143,12 +143,12 @@ def config_resetstat(client, argv):
     return OK
 
 
-@subcommand("config", "rewrite", 2, "admin")
+@subcommand("config", "rewrite", 2, "admin noscript loading stale")
 def config_rewrite(client, argv):
     raise CommandError(replies.NO_CONFIG_FILE)
 
 
-subcommand("config", "help", 2)(
+subcommand("config", "help", 2, "loading stale")(
     help_for(
         "config",
         [
@@ -168,7 +168,7 @@ subcommand("config", "help", 2)(
 # ---------------------------------------------------------------- INFO
 
 
-@command("info", -1, "", keys=(0, 0, 0))
+@command("info", -1, "loading stale", keys=(0, 0, 0))
 def info(client, argv):
     """The named INFO sections (default set without arguments) as one text reply."""
     return Verbatim(
@@ -230,25 +230,25 @@ def swapdb(client, argv):
 # ---------------------------------------------------------------- persistence and lifecycle
 
 
-@command("lastsave", 1, "fast", keys=(0, 0, 0))
+@command("lastsave", 1, "fast loading stale", keys=(0, 0, 0))
 def lastsave(client, argv):
     """The Unix time of the last save: the store never saves, so its start time."""
     return int(client.server.started)
 
 
-@command("save", 1, "admin no-multi", keys=(0, 0, 0))
+@command("save", 1, "admin no-multi noscript no-async-loading", keys=(0, 0, 0))
 def save(client, argv):
     raise CommandError(replies.NO_PERSISTENCE)
 
 
-@command("bgsave", -1, "admin", keys=(0, 0, 0))
+@command("bgsave", -1, "admin noscript no-async-loading", keys=(0, 0, 0))
 def bgsave(client, argv):
     if len(argv) > 2 or (len(argv) > 1 and argv[1].lower() != b"schedule"):
         raise CommandError(replies.SYNTAX)
     raise CommandError(replies.NO_PERSISTENCE)
 
 
-@command("bgrewriteaof", 1, "admin no-async-deletion", keys=(0, 0, 0))
+@command("bgrewriteaof", 1, "admin no-async-deletion noscript no-async-loading", keys=(0, 0, 0))
 def bgrewriteaof(client, argv):
     """Rewrite the append-only file from the dataset, in a forked child (persistence.py)."""
     try:
@@ -260,7 +260,7 @@ def bgrewriteaof(client, argv):
     return Status("Background append only file rewriting started")
 
 
-@command("shutdown", -1, "admin no-auth no-multi", keys=(0, 0, 0))
+@command("shutdown", -1, "admin no-auth no-multi noscript loading stale allow-busy", keys=(0, 0, 0))
 def shutdown(client, argv):
     """Stop the server; like Redis, a successful SHUTDOWN sends no reply."""
     if not client.authenticated:
@@ -269,7 +269,7 @@ def shutdown(client, argv):
     return NO_REPLY
 
 
-@command("time", 1, "fast", keys=(0, 0, 0))
+@command("time", 1, "fast loading stale", keys=(0, 0, 0))
 def time_(client, argv):
     now = time.time_ns() // 1000
     return [b"%d" % (now // 1_000_000), b"%d" % (now % 1_000_000)]
@@ -278,13 +278,13 @@ def time_(client, argv):
 # ---------------------------------------------------------------- replication stand-ins
 
 
-@command("role", 1, "fast", keys=(0, 0, 0))
+@command("role", 1, "fast noscript loading stale", keys=(0, 0, 0))
 def role(client, argv):
     """A master with no replicas."""
     return [b"master", 0, []]
 
 
-@command("wait", 3, "", keys=(0, 0, 0))
+@command("wait", 3, "noscript", keys=(0, 0, 0))
 def wait(client, argv):
     """No replicas acknowledge anything: 0, after validating the arguments like Redis."""
     parse_int(argv[1])
@@ -294,12 +294,12 @@ def wait(client, argv):
     return 0
 
 
-@command("readonly", 1, "fast", keys=(0, 0, 0))
+@command("readonly", 1, "fast loading stale", keys=(0, 0, 0))
 def readonly(client, argv):
     raise CommandError(replies.CLUSTER_DISABLED)
 
 
-@command("readwrite", 1, "fast", keys=(0, 0, 0))
+@command("readwrite", 1, "fast loading stale", keys=(0, 0, 0))
 def readwrite(client, argv):
     raise CommandError(replies.CLUSTER_DISABLED)
 
@@ -315,7 +315,7 @@ def slowlog(client, argv):
     return run_subcommand("slowlog", client, argv)
 
 
-@subcommand("slowlog", "get", -2, "admin")
+@subcommand("slowlog", "get", -2, "admin loading stale")
 def slowlog_get(client, argv):
     count = 10
     if len(argv) > 2:
@@ -325,18 +325,18 @@ def slowlog_get(client, argv):
     return client.server.slowlog.newest(count)
 
 
-@subcommand("slowlog", "len", 2, "admin")
+@subcommand("slowlog", "len", 2, "admin loading stale")
 def slowlog_len(client, argv):
     return len(client.server.slowlog.entries)
 
 
-@subcommand("slowlog", "reset", 2, "admin")
+@subcommand("slowlog", "reset", 2, "admin loading stale")
 def slowlog_reset(client, argv):
     client.server.slowlog.reset()
     return OK
 
 
-@command("monitor", 1, "admin", keys=(0, 0, 0))
+@command("monitor", 1, "admin noscript loading stale", keys=(0, 0, 0))
 def monitor(client, argv):
     """OK, then a line for every command run (admin ones aside) until the connection closes.
 
@@ -349,7 +349,7 @@ def monitor(client, argv):
     return OK
 
 
-subcommand("slowlog", "help", 2)(
+subcommand("slowlog", "help", 2, "loading stale")(
     help_for(
         "slowlog",
         [
@@ -374,32 +374,32 @@ def latency(client, argv):
     return run_subcommand("latency", client, argv)
 
 
-@subcommand("latency", "latest", 2, "admin")
+@subcommand("latency", "latest", 2, "admin noscript loading stale")
 def latency_latest(client, argv):
     return client.server.latency.latest()
 
 
-@subcommand("latency", "history", 3, "admin")
+@subcommand("latency", "history", 3, "admin noscript loading stale")
 def latency_history(client, argv):
     return client.server.latency.history(argv[2].lower())
 
 
-@subcommand("latency", "reset", -2, "admin")
+@subcommand("latency", "reset", -2, "admin noscript loading stale")
 def latency_reset(client, argv):
     return client.server.latency.reset([event.lower() for event in argv[2:]])
 
 
-@subcommand("latency", "graph", 3, "admin")
+@subcommand("latency", "graph", 3, "admin noscript loading stale")
 def latency_graph(client, argv):
     raise CommandError(f"ERR No samples available for event '{argv[2].decode(errors='replace')}'")
 
 
-@subcommand("latency", "histogram", -2, "admin")
+@subcommand("latency", "histogram", -2, "admin noscript loading stale")
 def latency_histogram(client, argv):
     return {}
 
 
-@subcommand("latency", "doctor", 2, "admin")
+@subcommand("latency", "doctor", 2, "admin noscript loading stale")
 def latency_doctor(client, argv):
     monitor = client.server.latency
     if not monitor.events and not client.server.config["latency-monitor-threshold"]:
@@ -407,7 +407,7 @@ def latency_doctor(client, argv):
     return Verbatim(monitor.doctor())
 
 
-subcommand("latency", "help", 2)(
+subcommand("latency", "help", 2, "loading stale")(
     help_for(
         "latency",
         [

@@ -47,7 +47,7 @@ def get(client, argv):
     return value
 
 
-@command("set", -3, "write", specs=(("RW access update variable_flags", 1, 0, 1),))
+@command("set", -3, "write denyoom", specs=(("RW access update variable_flags", 1, 0, 1),))
 def set_(client, argv):
     """SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]."""
     db = client.db
@@ -120,7 +120,7 @@ def expiry_deadline(raw: bytes, unit_ms: int, relative: bool, now: int, name: st
     return deadline
 
 
-@command("setnx", 3, "write fast", specs=(("OW insert", 1, 0, 1),))
+@command("setnx", 3, "write fast denyoom", specs=(("OW insert", 1, 0, 1),))
 def setnx(client, argv):
     db = client.db
     if db.get(argv[1]) is not None:
@@ -130,12 +130,12 @@ def setnx(client, argv):
     return 1
 
 
-@command("setex", 4, "write", specs=(("OW update", 1, 0, 1),))
+@command("setex", 4, "write denyoom", specs=(("OW update", 1, 0, 1),))
 def setex(client, argv):
     return _setex(client, argv, 1000, "setex")
 
 
-@command("psetex", 4, "write", specs=(("OW update", 1, 0, 1),))
+@command("psetex", 4, "write denyoom", specs=(("OW update", 1, 0, 1),))
 def psetex(client, argv):
     return _setex(client, argv, 1, "psetex")
 
@@ -151,7 +151,7 @@ def _setex(client, argv, unit_ms: int, name: str):
     return OK
 
 
-@command("getset", 3, "write fast", specs=(("RW access update", 1, 0, 1),))
+@command("getset", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
 def getset(client, argv):
     db = client.db
     old = read_key(db, argv[1], bytes)
@@ -202,7 +202,7 @@ def mget(client, argv):
     return out
 
 
-@command("mset", -3, "write", keys=(1, -1, 2), specs=(("OW update", 1, -1, 2),))
+@command("mset", -3, "write denyoom", keys=(1, -1, 2), specs=(("OW update", 1, -1, 2),))
 def mset(client, argv):
     if len(argv) % 2 == 0:
         raise CommandError(replies.wrong_arity("mset"))
@@ -213,7 +213,7 @@ def mset(client, argv):
     return OK
 
 
-@command("msetnx", -3, "write", keys=(1, -1, 2), specs=(("OW insert", 1, -1, 2),))
+@command("msetnx", -3, "write denyoom", keys=(1, -1, 2), specs=(("OW insert", 1, -1, 2),))
 def msetnx(client, argv):
     if len(argv) % 2 == 0:
         raise CommandError(replies.wrong_arity("msetnx"))
@@ -226,22 +226,22 @@ def msetnx(client, argv):
     return 1
 
 
-@command("incr", 2, "write fast", specs=(("RW access update", 1, 0, 1),))
+@command("incr", 2, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
 def incr(client, argv):
     return _incr_by(client.db, argv[1], 1)
 
 
-@command("decr", 2, "write fast", specs=(("RW access update", 1, 0, 1),))
+@command("decr", 2, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
 def decr(client, argv):
     return _incr_by(client.db, argv[1], -1)
 
 
-@command("incrby", 3, "write fast", specs=(("RW access update", 1, 0, 1),))
+@command("incrby", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
 def incrby(client, argv):
     return _incr_by(client.db, argv[1], parse_int(argv[2]))
 
 
-@command("decrby", 3, "write fast", specs=(("RW access update", 1, 0, 1),))
+@command("decrby", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
 def decrby(client, argv):
     amount = parse_int(argv[2])
     if amount == -(1 << 63):
@@ -264,7 +264,7 @@ def _incr_by(db, key: bytes, amount: int) -> int:
     return value
 
 
-@command("incrbyfloat", 3, "write fast", specs=(("RW access update", 1, 0, 1),))
+@command("incrbyfloat", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
 def incrbyfloat(client, argv):
     """Add in 80-bit long double arithmetic and print like Redis (`%.17Lf`, zeros trimmed)."""
     db = client.db
@@ -283,7 +283,7 @@ def incrbyfloat(client, argv):
     return text
 
 
-@command("append", 3, "write fast", specs=(("RW insert", 1, 0, 1),))
+@command("append", 3, "write fast denyoom", specs=(("RW insert", 1, 0, 1),))
 def append(client, argv):
     db = client.db
     old = db.get_typed(argv[1], bytes) or b""
@@ -329,7 +329,7 @@ def getrange(client, argv):
     return value[start : end + 1]
 
 
-@command("setrange", 4, "write")
+@command("setrange", 4, "write denyoom")
 def setrange(client, argv):
     db = client.db
     _, key, raw, patch = argv
