@@ -4,6 +4,9 @@ redis-server: for every command the store has, its key specs are Redis 7.0's."""
 import pytest
 import redis
 
+from presence.store.aclcategories import CATEGORIES_OF
+from presence.store.commands import SUBCOMMANDS, load_all
+
 # Key specs Redis finds by a key count (keynum) or with a begin-search the store's registry
 # cannot declare yet (`find_keys` of type range only): the store reports none or one range.
 KEYNUM_GAPS = {
@@ -187,3 +190,12 @@ def test_flags_and_arity_of_every_command(conns):
         if [ours[i] for i in fields] != [theirs[i] for i in fields]:
             differ[name] = ([ours[i] for i in fields], [theirs[i] for i in fields])
     assert not differ
+
+
+def test_every_registered_command_has_acl_categories():
+    """A command's ACL categories live in aclcategories.py, beside its registration: a new
+    command (or subcommand) without an entry there fails here instead of falling back to
+    categories derived from its flags."""
+    names = {cmd.name for cmd in load_all().values()}
+    names |= {sub.name for table in SUBCOMMANDS.values() for sub in table.values()}
+    assert sorted(names - set(CATEGORIES_OF)) == []
