@@ -8,6 +8,13 @@ replies itself, as SUBSCRIBE does). Arity follows Redis's convention (it counts 
 name; negative means "at least"); the dispatcher checks it, so handlers can index
 `argv` freely up to the arity. The whole list is passed, not a slice of it: a slice
 per command was a measurable part of the dispatch loop's cost.
+
+A registration declares everything COMMAND reports: arity, flags (Redis 7.0's, hyphenated:
+`skip-monitor` shows as `skip_monitor`), legacy key positions, and key specs where they
+differ from the default one (`specs=`, see `key_specs`). Subcommands register here too
+(`subcommand`). A command's ACL categories are Redis's table in presence/store/aclcategories.py
+(tests/store/test_command_table.py fails for a command missing from it). Number, cursor and
+scan-option parsers are in presence/store/numbers.py.
 """
 
 from __future__ import annotations
