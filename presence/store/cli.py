@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 
+from presence import __version__
 from presence.runtime import tune_gc
 from presence.store.acl import AclFileError
 from presence.store.config import DIRECTIVES, Config, ConfigError, parse_config_file
@@ -97,8 +98,6 @@ async def serve(config: Config) -> None:
 
 
 def _version() -> str:
-    from presence import __version__
-
     return __version__
 
 
@@ -118,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     run = asyncio.run
     try:
-        import uvloop
+        import uvloop  # not installed on Windows (pyproject.toml): optional, not an import cycle
 
         run = uvloop.run  # about 1.3x the request rate of the default loop here
     except ImportError:

@@ -5,6 +5,15 @@ Error texts are differential-tested against a real redis-server (tests/store/).
 
 from presence.store.resp import Error
 
+
+class CommandError(Exception):
+    """Raised by a handler (or a parser in presence.store.numbers) to answer with an error reply."""
+
+    def __init__(self, reply: Error | str) -> None:
+        super().__init__(reply)
+        self.reply = Error(reply)
+
+
 WRONGTYPE = Error("WRONGTYPE Operation against a key holding the wrong kind of value")
 SYNTAX = Error("ERR syntax error")
 NOT_INTEGER = Error("ERR value is not an integer or out of range")

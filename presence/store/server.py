@@ -26,6 +26,7 @@ from presence.store.acl import NOPERM, AclLog, User, default_user, parse_acl_fil
 from presence.store.acl import denial as acl_denial
 from presence.store.blocking import Blocking
 from presence.store.commands import NO_REPLY, CommandError, load_all
+from presence.store.commands.client import describe
 from presence.store.commands.transaction import end_transaction, unwatch_all
 from presence.store.config import Config
 from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
@@ -724,8 +725,6 @@ class Server:
 
     def acl_log_record(self, reason: str, context: str, obj: str, username: bytes, client):
         """Add an ACL LOG entry; `client` (may be None) gives its client-info."""
-        from presence.store.commands.client import describe
-
         info = describe(client) if client is not None and client.transport else ""
         self.acl_log.record(reason, context, obj, username, info)
 

@@ -3,8 +3,7 @@ against redis-server: the same commands give the same raw replies on both."""
 
 import pytest
 
-from presence.store.commands import load_all
-from presence.store.commands.server import SUBCOMMANDS
+from presence.store.commands import SUBCOMMANDS, load_all
 from tests.store.helpers import Pair
 from tests.store.rawclient import RawClient
 

@@ -21,8 +21,9 @@ from presence.store.acl import (
     genpass,
     in_category,
 )
-from presence.store.commands import COMMANDS, CommandError, command, parse_int
-from presence.store.commands.server import help_for, run_subcommand, subcommand
+from presence.store.commands import COMMANDS, CommandError, command, run_subcommand, subcommand
+from presence.store.commands.server import help_for
+from presence.store.numbers import parse_int
 from presence.store.resp import OK, Double
 
 log = logging.getLogger("presence.store")
@@ -37,7 +38,7 @@ def acl(client, argv):
     return run_subcommand("acl", client, argv)
 
 
-@subcommand("acl", "setuser", -3, "admin")
+@subcommand("acl", "setuser", -3, "admin noscript loading stale")
 def acl_setuser(client, argv):
     """Create or change a user, rules applied left to right; a bad rule changes nothing."""
     name = argv[2]
@@ -69,7 +70,7 @@ def _copy(user: User) -> User:
     return copy
 
 
-@subcommand("acl", "getuser", 3, "admin")
+@subcommand("acl", "getuser", 3, "admin noscript loading stale")
 def acl_getuser(client, argv):
     user = client.server.acl_users.get(argv[2])
     if user is None:
@@ -86,7 +87,7 @@ def acl_getuser(client, argv):
     }
 
 
-@subcommand("acl", "deluser", -3, "admin")
+@subcommand("acl", "deluser", -3, "admin noscript loading stale")
 def acl_deluser(client, argv):
     """Delete users (not `default`); their connections are closed. Replies how many went."""
     server = client.server
@@ -106,12 +107,12 @@ def acl_deluser(client, argv):
     return deleted
 
 
-@subcommand("acl", "users", 2, "admin")
+@subcommand("acl", "users", 2, "admin noscript loading stale")
 def acl_users(client, argv):
     return sorted(client.server.acl_users)
 
 
-@subcommand("acl", "list", 2, "admin")
+@subcommand("acl", "list", 2, "admin noscript loading stale")
 def acl_list(client, argv):
     return [
         b" ".join([b"user", name, *user.describe()])
@@ -119,12 +120,12 @@ def acl_list(client, argv):
     ]
 
 
-@subcommand("acl", "whoami", 2, "")
+@subcommand("acl", "whoami", 2, "noscript loading stale")
 def acl_whoami(client, argv):
     return client.user.name
 
 
-@subcommand("acl", "cat", -2, "")
+@subcommand("acl", "cat", -2, "noscript loading stale")
 def acl_cat(client, argv):
     """The categories, or the commands of one (those this store has)."""
     if len(argv) > 3:
@@ -137,7 +138,7 @@ def acl_cat(client, argv):
     return [name.encode() for name in in_category(category)]
 
 
-@subcommand("acl", "dryrun", -4, "admin")
+@subcommand("acl", "dryrun", -4, "admin noscript loading stale")
 def acl_dryrun(client, argv):
     """OK if the user may run the command, else the reason (a bulk string, as Redis)."""
     user = client.server.acl_users.get(argv[2])
@@ -155,7 +156,7 @@ def acl_dryrun(client, argv):
     return DRYRUN[found[0]].format(found[1]).encode()
 
 
-@subcommand("acl", "genpass", -2, "")
+@subcommand("acl", "genpass", -2, "noscript loading stale")
 def acl_genpass(client, argv):
     bits = 256
     if len(argv) > 3:
@@ -170,7 +171,7 @@ def acl_genpass(client, argv):
     return genpass(bits)
 
 
-@subcommand("acl", "load", 2, "admin")
+@subcommand("acl", "load", 2, "admin noscript loading stale")
 def acl_load(client, argv):
     """Replace the users by the aclfile's; any error in the file changes nothing."""
     server = client.server
@@ -183,7 +184,7 @@ def acl_load(client, argv):
     return OK
 
 
-@subcommand("acl", "save", 2, "admin")
+@subcommand("acl", "save", 2, "admin noscript loading stale")
 def acl_save(client, argv):
     """Write the users to the aclfile, one `user` line each as ACL LIST shows them."""
     server = client.server
@@ -200,7 +201,7 @@ def acl_save(client, argv):
     return OK
 
 
-@subcommand("acl", "log", -2, "admin")
+@subcommand("acl", "log", -2, "admin noscript loading stale")
 def acl_log(client, argv):
     """ACL LOG [count | RESET]: the latest refusals and failed AUTHs, newest first."""
     log = client.server.acl_log
@@ -227,7 +228,7 @@ def acl_log(client, argv):
     ]
 
 
-subcommand("acl", "help", 2)(
+subcommand("acl", "help", 2, "loading stale")(
     help_for(
         "acl",
         [

@@ -13,8 +13,9 @@ from operator import and_, or_, xor
 
 from presence.store import notify as ev
 from presence.store import replies
-from presence.store.commands import CommandError, command, parse_int
+from presence.store.commands import CommandError, command
 from presence.store.commands.generic import read_key
+from presence.store.numbers import parse_int
 
 # name          arity  flags
 # setbit          4    write denyoom
@@ -41,7 +42,7 @@ def parse_offset(client, raw: bytes, field_bits: int = 0) -> int:
     return offset
 
 
-@command("setbit", 4, "write denyoom")
+@command("setbit", 4, "write denyoom", specs=(("RW access update", 1, 0, 1),))
 def setbit(client, argv):
     """SETBIT key offset 0|1: the bit's previous value; grows the string with zero bytes."""
     key = argv[1]
@@ -122,7 +123,16 @@ def bitpos(client, argv):
 _BITOPS = {b"and": and_, b"or": or_, b"xor": xor, b"not": None}
 
 
-@command("bitop", -4, "write denyoom", keys=(2, -1, 1))
+@command(
+    "bitop",
+    -4,
+    "write denyoom",
+    keys=(2, -1, 1),
+    specs=(
+        ("OW update", 2, 0, 1),
+        ("RO access", 3, -1, 1),
+    ),
+)
 def bitop(client, argv):
     """BITOP AND|OR|XOR|NOT destkey key [key ...]: the result's length; missing keys are zeros.
 
@@ -184,7 +194,7 @@ def _bit(value: bytes, i: int) -> int:
 # ------------------------------------------------------------ BITFIELD
 
 
-@command("bitfield", -2, "write denyoom")
+@command("bitfield", -2, "write denyoom", specs=(("RW access update variable_flags", 1, 0, 1),))
 def bitfield(client, argv):
     """BITFIELD key [GET type offset] [SET type offset value] [INCRBY type offset incr] [OVERFLOW WRAP|SAT|FAIL]."""
     return bitfield_generic(client, argv[1:], readonly=False)

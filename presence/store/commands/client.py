@@ -11,8 +11,9 @@ import time
 
 from presence.store import replies
 from presence.store.blocking import release
-from presence.store.commands import CommandError, command, parse_int
-from presence.store.commands.server import help_for, run_subcommand, subcommand
+from presence.store.commands import CommandError, command, run_subcommand, subcommand
+from presence.store.commands.server import help_for
+from presence.store.numbers import parse_int
 from presence.store.pause import ALL, WRITE
 from presence.store.resp import OK, Verbatim
 
@@ -30,17 +31,17 @@ def client_(client, argv):
     return run_subcommand("client", client, argv)
 
 
-@subcommand("client", "id", 2)
+@subcommand("client", "id", 2, "noscript loading stale")
 def client_id(client, argv):
     return client.id
 
 
-@subcommand("client", "getname", 2)
+@subcommand("client", "getname", 2, "noscript loading stale")
 def client_getname(client, argv):
     return client.name or None
 
 
-@subcommand("client", "setname", 3)
+@subcommand("client", "setname", 3, "noscript loading stale")
 def client_setname(client, argv):
     """Name the connection; an empty name clears it."""
     client.name = _valid(argv[2], replies.CLIENT_NAME_INVALID)
@@ -68,7 +69,7 @@ def _valid(value: bytes, error) -> bytes:
     return value
 
 
-@subcommand("client", "no-evict", 3)
+@subcommand("client", "no-evict", 3, "admin noscript loading stale")
 def client_no_evict(client, argv):
     client.no_evict = _on_off(argv[2])
     return OK
@@ -87,7 +88,7 @@ def _on_off(raw: bytes) -> bool:
     return word == b"on"
 
 
-@subcommand("client", "reply", 3)
+@subcommand("client", "reply", 3, "noscript loading stale")
 def client_reply(client, argv):
     """CLIENT REPLY ON|OFF|SKIP: OFF and SKIP also silence their own reply."""
     mode = argv[2].lower()
@@ -97,7 +98,7 @@ def client_reply(client, argv):
     return OK
 
 
-@subcommand("client", "unblock", -3)
+@subcommand("client", "unblock", -3, "admin noscript loading stale")
 def client_unblock(client, argv):
     """CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 if that client was blocked and is now answered."""
     if len(argv) > 4:
@@ -110,13 +111,13 @@ def client_unblock(client, argv):
     return int(target is not None and release(target, error=mode == b"error"))
 
 
-@subcommand("client", "getredir", 2)
+@subcommand("client", "getredir", 2, "noscript loading stale")
 def client_getredir(client, argv):
     """No tracking redirection: -1."""
     return -1
 
 
-@subcommand("client", "pause", -3)
+@subcommand("client", "pause", -3, "admin noscript loading stale")
 def client_pause(client, argv):
     """CLIENT PAUSE timeout-ms [WRITE|ALL]: hold commands (writes only, or all) that long."""
     if len(argv) > 4:
@@ -133,7 +134,7 @@ def client_pause(client, argv):
     return OK
 
 
-@subcommand("client", "unpause", 2)
+@subcommand("client", "unpause", 2, "admin noscript loading stale")
 def client_unpause(client, argv):
     """End a CLIENT PAUSE now; the held commands run."""
     if client.server.pause.mode is not None:
@@ -222,7 +223,7 @@ def _client_type(raw: bytes) -> bytes:
     return raw.lower()
 
 
-@subcommand("client", "list", -2)
+@subcommand("client", "list", -2, "admin noscript loading stale")
 def client_list(client, argv):
     """One line per connection, optionally only TYPE t or ID id [id ...]."""
     everyone = client.server.clients
@@ -240,7 +241,7 @@ def client_list(client, argv):
     return Verbatim("".join(describe(c, now) + "\n" for c in chosen))
 
 
-@subcommand("client", "info", 2)
+@subcommand("client", "info", 2, "noscript loading stale")
 def client_info(client, argv):
     return Verbatim(describe(client) + "\n")
 
@@ -248,7 +249,7 @@ def client_info(client, argv):
 # ---------------------------------------------------------------- KILL
 
 
-@subcommand("client", "kill", -3)
+@subcommand("client", "kill", -3, "admin noscript loading stale")
 def client_kill(client, argv):
     """Old form `CLIENT KILL addr` (OK or an error); new form with filters -> how many."""
     if len(argv) == 3:
@@ -310,7 +311,7 @@ def _kill(me, victims) -> None:
             victim.close()
 
 
-subcommand("client", "help", 2)(
+subcommand("client", "help", 2, "loading stale")(
     help_for(
         "client",
         [

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from presence.store import REDIS_VERSION, replies
-from presence.store.commands import NO_REPLY, CommandError, command, db_by_index, parse_int
+from presence.store.commands import NO_REPLY, CommandError, command, db_by_index
 from presence.store.commands.transaction import end_transaction
+from presence.store.numbers import parse_int
 from presence.store.resp import OK, PONG, Error, Status
 
 # name       arity  flags
@@ -27,12 +28,12 @@ def ping(client, argv):
     return argv[1] if len(argv) > 1 else PONG
 
 
-@command("echo", 2, "fast", keys=(0, 0, 0))
+@command("echo", 2, "fast loading stale", keys=(0, 0, 0))
 def echo(client, argv):
     return argv[1]
 
 
-@command("hello", -1, "no-auth fast", keys=(0, 0, 0))
+@command("hello", -1, "no-auth fast noscript loading stale allow-busy", keys=(0, 0, 0))
 def hello(client, argv):
     """Switch protocol (2 or 3), optionally AUTH and SETNAME; reply with server facts."""
     protocol = client.protocol
@@ -91,7 +92,7 @@ def _authenticate(client, username: bytes, password: bytes) -> Error | None:
     return None
 
 
-@command("auth", -2, "no-auth fast", keys=(0, 0, 0))
+@command("auth", -2, "no-auth fast noscript loading stale allow-busy", keys=(0, 0, 0))
 def auth(client, argv):
     if len(argv) > 3:
         raise CommandError(replies.SYNTAX)
@@ -104,13 +105,13 @@ def auth(client, argv):
     return _authenticate(client, username, password) or OK
 
 
-@command("select", 2, "fast", keys=(0, 0, 0))
+@command("select", 2, "fast loading stale", keys=(0, 0, 0))
 def select(client, argv):
     client.db = db_by_index(client, argv[1])
     return OK
 
 
-@command("quit", -1, "no-auth fast", keys=(0, 0, 0))
+@command("quit", -1, "no-auth fast noscript loading stale allow-busy", keys=(0, 0, 0))
 def quit_(client, argv):
     """OK, then the connection closes once the reply is written."""
     client.send(b"+OK\r\n")
@@ -118,7 +119,7 @@ def quit_(client, argv):
     return NO_REPLY
 
 
-@command("reset", 1, "no-auth fast", keys=(0, 0, 0))
+@command("reset", 1, "no-auth fast noscript loading stale allow-busy", keys=(0, 0, 0))
 def reset(client, argv):
     """Back to a fresh connection's state: db 0, RESP2, no MULTI, WATCH or subscriptions."""
     end_transaction(client)

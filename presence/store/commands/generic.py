@@ -6,14 +6,15 @@ TTL, PTTL, EXPIRETIME and PEXPIRETIME over `ttl_generic`.
 
 from __future__ import annotations
 
+import random
 from itertools import islice
 
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.blocking import serve_ready
-from presence.store.commands import CommandError, command, db_by_index, parse_int
+from presence.store.commands import CommandError, command, db_by_index
 from presence.store.keyspace import WrongType, type_name
-from presence.store.numbers import parse_cursor, scan_options
+from presence.store.numbers import parse_cursor, parse_int, scan_options
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Error, Status
 
@@ -55,12 +56,12 @@ def read_key(db, key: bytes, kind: type | None = None, notify: bool = True):
     return value
 
 
-@command("del", -2, "write", keys=(1, -1, 1))
+@command("del", -2, "write", keys=(1, -1, 1), specs=(("RM delete", 1, -1, 1),))
 def del_(client, argv):
     return _delete_keys(client.db, argv[1:])
 
 
-@command("unlink", -2, "write fast", keys=(1, -1, 1))
+@command("unlink", -2, "write fast", keys=(1, -1, 1), specs=(("RM delete", 1, -1, 1),))
 def unlink(client, argv):
     return _delete_keys(client.db, argv[1:])
 
@@ -74,13 +75,13 @@ def _delete_keys(db, keys) -> int:
     return removed
 
 
-@command("exists", -2, "readonly fast", keys=(1, -1, 1))
+@command("exists", -2, "readonly fast", keys=(1, -1, 1), specs=(("RO", 1, -1, 1),))
 def exists(client, argv):
     db = client.db
     return sum(1 for key in argv[1:] if read_key(db, key) is not None)
 
 
-@command("touch", -2, "readonly fast", keys=(1, -1, 1))
+@command("touch", -2, "readonly fast", keys=(1, -1, 1), specs=(("RO", 1, -1, 1),))
 def touch(client, argv):
     db = client.db
     return sum(1 for key in argv[1:] if read_key(db, key) is not None)
@@ -202,7 +203,7 @@ def persist(client, argv):
     return 1
 
 
-@command("type", 2, "readonly fast")
+@command("type", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
 def type_(client, argv):
     value = read_key(client.db, argv[1])
     return Status("none" if value is None else type_name(value))
@@ -241,13 +242,31 @@ def scan(client, argv):
     return [b"%d" % nxt, found]
 
 
-@command("rename", 3, "write", keys=(1, 2, 1))
+@command(
+    "rename",
+    3,
+    "write",
+    keys=(1, 2, 1),
+    specs=(
+        ("RW access delete", 1, 0, 1),
+        ("OW update", 2, 0, 1),
+    ),
+)
 def rename(client, argv):
     _rename(client, argv[1], argv[2], nx=False)
     return OK
 
 
-@command("renamenx", 3, "write fast", keys=(1, 2, 1))
+@command(
+    "renamenx",
+    3,
+    "write fast",
+    keys=(1, 2, 1),
+    specs=(
+        ("RW access delete", 1, 0, 1),
+        ("OW insert", 2, 0, 1),
+    ),
+)
 def renamenx(client, argv):
     return _rename(client, argv[1], argv[2], nx=True)
 
@@ -273,7 +292,16 @@ def _rename(client, src: bytes, dst: bytes, nx: bool) -> int:
     return 1
 
 
-@command("copy", -3, "write", keys=(1, 2, 1))
+@command(
+    "copy",
+    -3,
+    "write denyoom",
+    keys=(1, 2, 1),
+    specs=(
+        ("RO access", 1, 0, 1),
+        ("OW update", 2, 0, 1),
+    ),
+)
 def copy(client, argv):
     """COPY source destination [DB index] [REPLACE]: 1 if copied (value and TTL), else 0."""
     source, target = argv[1], argv[2]
@@ -308,7 +336,7 @@ def copy(client, argv):
     return 1
 
 
-@command("move", 3, "write fast", keys=(1, 1, 1))
+@command("move", 3, "write fast", keys=(1, 1, 1), specs=(("RW access update", 1, 0, 1),))
 def move(client, argv):
     """MOVE key db: 1 if the key moved (with its TTL) to an empty slot in that database."""
     key = argv[1]
@@ -345,8 +373,6 @@ def _clone(value):
 
 @command("randomkey", 1, "readonly", keys=(0, 0, 0))
 def randomkey(client, argv):
-    import random
-
     db = client.db
     for _ in range(100):
         if not db.data:

@@ -10,15 +10,20 @@ HINCRBYFLOAT computes in x87 long double and prints like Redis's `%.17Lf`, so
 from __future__ import annotations
 
 import random
-import re
-from fractions import Fraction
 from itertools import islice
 
 from presence.store import notify as ev
 from presence.store import replies
-from presence.store.commands import CommandError, command, parse_int
+from presence.store.commands import CommandError, command
 from presence.store.commands.generic import read_key
-from presence.store.numbers import parse_cursor, scan_options
+from presence.store.numbers import (
+    LongDouble,
+    parse_cursor,
+    parse_int,
+    parse_long_double,
+    parse_range,
+    scan_options,
+)
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK
 
@@ -44,16 +49,6 @@ NAN_OR_INFINITY = "ERR value is NaN or Infinity"
 INCR_NAN_OR_INFINITY = "ERR increment would produce NaN or Infinity"
 VALUE_OUT_OF_RANGE = "ERR value is out of range"
 LONG_MAX = (1 << 63) - 1
-
-
-def parse_range(raw: bytes, low: int, high: int, error: str | None = None) -> int:
-    """A long argument within [low, high], with Redis's getRangeLongFromObjectOrReply errors."""
-    value = parse_int(raw, error)
-    if not low <= value <= high:
-        raise CommandError(
-            error or f"ERR value is out of range, value must between {low} and {high}"
-        )
-    return value
 
 
 def _writable(db, key: bytes) -> dict:
@@ -91,7 +86,7 @@ def _hset(db, argv, name: str) -> int:
     return len(h) - before
 
 
-@command("hsetnx", 4, "write denyoom fast")
+@command("hsetnx", 4, "write denyoom fast", specs=(("RW insert", 1, 0, 1),))
 def hsetnx(client, argv):
     db = client.db
     _, key, field, value = argv
@@ -140,7 +135,7 @@ def _hgetall(db, key: bytes, fields: bool, values: bool):
     return list(h) if fields else list(h.values())
 
 
-@command("hdel", -3, "write fast")
+@command("hdel", -3, "write fast", specs=(("RW delete", 1, 0, 1),))
 def hdel(client, argv):
     db = client.db
     key = argv[1]
@@ -159,24 +154,24 @@ def hdel(client, argv):
     return deleted
 
 
-@command("hexists", 3, "readonly fast")
+@command("hexists", 3, "readonly fast", specs=(("RO", 1, 0, 1),))
 def hexists(client, argv):
     h = read_key(client.db, argv[1], dict)
     return int(h is not None and argv[2] in h)
 
 
-@command("hlen", 2, "readonly fast")
+@command("hlen", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
 def hlen(client, argv):
     return len(read_key(client.db, argv[1], dict) or ())
 
 
-@command("hstrlen", 3, "readonly fast")
+@command("hstrlen", 3, "readonly fast", specs=(("RO", 1, 0, 1),))
 def hstrlen(client, argv):
     h = read_key(client.db, argv[1], dict)
     return len(h.get(argv[2], b"")) if h is not None else 0
 
 
-@command("hincrby", 4, "write denyoom fast")
+@command("hincrby", 4, "write denyoom fast", specs=(("RW access update", 1, 0, 1),))
 def hincrby(client, argv):
     db = client.db
     _, key, field, raw = argv
@@ -191,7 +186,7 @@ def hincrby(client, argv):
     return value
 
 
-@command("hincrbyfloat", 4, "write denyoom fast")
+@command("hincrbyfloat", 4, "write denyoom fast", specs=(("RW access update", 1, 0, 1),))
 def hincrbyfloat(client, argv):
     db = client.db
     _, key, field, raw = argv
@@ -279,144 +274,3 @@ def scan_step(client, collection, cursor: int, options: list[bytes], small: bool
     if match is not None:
         window = [m for m in window if glob_match(match, m)]
     return b"%d" % nxt, list(window)
-
-
-# ------------------------------------------------------------ long double arithmetic
-
-_DECIMAL = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_HEX = re.compile(rb"([+-]?)0[xX]([0-9a-fA-F]*)\.?([0-9a-fA-F]*)(?:[pP]([+-]?\d+))?")
-_INFINITY = re.compile(rb"[+-]?(?:inf|infinity)", re.IGNORECASE)
-_MAX_CHARS = 5 * 1024  # MAX_LONG_DOUBLE_CHARS: longer strings are not floats to Redis
-
-
-class LongDouble:
-    """An x87 80-bit extended float (64-bit significand), the `long double` Redis adds in.
-
-    Held as an exact Fraction already rounded to the format, or as +-inf.
-    """
-
-    __slots__ = ("value", "inf")
-    SIGNIFICAND = 64
-    MIN_EXP = -16382  # smallest normal exponent; below it the quantum stays 2**-16445
-    MAX_EXP = 16383
-    ZERO: LongDouble
-
-    def __init__(self, value: Fraction, inf: int = 0) -> None:
-        self.value, self.inf = value, inf
-
-    @classmethod
-    def rounded(cls, exact: Fraction) -> LongDouble:
-        """The long double nearest to `exact` (ties to even); +-inf past the largest."""
-        if exact == 0:
-            return cls(Fraction(0))
-        num, den = abs(exact.numerator), exact.denominator
-        exp = num.bit_length() - den.bit_length()
-        if (num << max(0, -exp)) < (den << max(0, exp)):
-            exp -= 1
-        if exp > cls.MAX_EXP:
-            return cls(Fraction(0), 1 if exact > 0 else -1)
-        quantum = max(exp, cls.MIN_EXP) - (cls.SIGNIFICAND - 1)
-        if quantum < 0:
-            num <<= -quantum
-        else:
-            den <<= quantum
-        n, rem = divmod(num, den)
-        if 2 * rem > den or (2 * rem == den and n & 1):
-            n += 1
-        if n.bit_length() + quantum > cls.MAX_EXP + 1:
-            return cls(Fraction(0), 1 if exact > 0 else -1)
-        magnitude = Fraction(n << quantum) if quantum >= 0 else Fraction(n, 1 << -quantum)
-        return cls(magnitude if exact > 0 else -magnitude)
-
-    def is_finite(self) -> bool:
-        return not self.inf
-
-    def __add__(self, other: LongDouble) -> LongDouble:
-        if self.inf or other.inf:
-            inf = self.inf + other.inf
-            return LongDouble(Fraction(0), inf) if inf else LongDouble(Fraction(0), 2)  # 2: nan
-        return LongDouble.rounded(self.value + other.value)
-
-    def human(self) -> bytes:
-        """`%.17Lf` with trailing zeros (and a bare '.') removed, `-0` as `0` (LD_STR_HUMAN)."""
-        scaled = self.value * 10**17
-        units = round(abs(scaled))  # exact value, ties to even, like glibc printf
-        whole, frac = divmod(units, 10**17)
-        text = ("%s.%017d" % (_int_to_text(whole), frac)).rstrip("0").rstrip(".")
-        if self.value < 0 and text != "0":
-            text = "-" + text
-        return text.encode()
-
-
-LongDouble.ZERO = LongDouble(Fraction(0))
-
-
-def parse_long_double(raw: bytes) -> LongDouble | None:
-    """`raw` as Redis's string2ld reads it (strtold: decimal, hex, inf), or None if invalid.
-
-    Invalid: empty, too long, leading space or trailing junk, nan, and values strtold
-    reports as out of range (overflow, or underflow to zero).
-    """
-    if not raw or len(raw) >= _MAX_CHARS:
-        return None
-    if _INFINITY.fullmatch(raw):
-        return LongDouble(Fraction(0), -1 if raw[:1] == b"-" else 1)
-    if _DECIMAL.fullmatch(raw):
-        exact = _decimal_fraction(raw)
-    else:
-        match = _HEX.fullmatch(raw)
-        if match is None or not (match[2] or match[3]):
-            return None
-        exact = _hex_fraction(*match.groups())
-    if exact is None:
-        return None
-    result = LongDouble.rounded(exact)
-    if not result.is_finite() or (result.value == 0 and exact != 0):
-        return None
-    return result
-
-
-def _decimal_fraction(raw: bytes) -> Fraction | None:
-    """The exact value of a decimal literal; None when its exponent is far out of range."""
-    mantissa, _, exponent = raw.lower().partition(b"e")
-    digits = mantissa.lstrip(b"+-").replace(b".", b"").lstrip(b"0")
-    if not digits:
-        return Fraction(0)
-    exp10 = int(exponent or b"0")
-    if not -6000 < exp10 + len(mantissa) < 6000:  # beyond any long double
-        return None
-    whole, _, frac = mantissa.lstrip(b"+-").partition(b".")
-    exp10 -= len(frac)
-    value = _text_to_int(whole + frac) * Fraction(10) ** exp10
-    return -value if mantissa[:1] == b"-" else value
-
-
-# Python refuses int <-> decimal text conversions beyond 4300 digits; long doubles reach 4933
-_CHUNK = 4000
-
-
-def _text_to_int(digits: bytes) -> int:
-    if len(digits) <= _CHUNK:
-        return int(digits)
-    return _text_to_int(digits[:-_CHUNK]) * 10**_CHUNK + int(digits[-_CHUNK:])
-
-
-def _int_to_text(n: int) -> str:
-    if n < 10**_CHUNK:
-        return "%d" % n
-    high, low = divmod(n, 10**_CHUNK)
-    return _int_to_text(high) + "%0*d" % (_CHUNK, low)
-
-
-def _hex_fraction(
-    sign: bytes, whole: bytes, frac: bytes, exponent: bytes | None
-) -> Fraction | None:
-    """The exact value of a hex float literal; None when its exponent is far out of range."""
-    digits = (whole + frac).lstrip(b"0")
-    if not digits:
-        return Fraction(0)
-    exp2 = int(exponent or b"0") - 4 * len(frac)
-    if not -20000 < exp2 + 4 * len(digits) < 20000:
-        return None
-    value = Fraction(int(whole + frac, 16)) * Fraction(2) ** exp2
-    return -value if sign == b"-" else value

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import re
 import socket
 import struct
@@ -18,13 +19,23 @@ from collections import deque
 from itertools import islice
 
 from presence.store import replies
-from presence.store.commands import COMMANDS, CommandError, command, parse_int
+from presence.store.aclcategories import CATEGORIES_OF
+from presence.store.commands import (
+    COMMANDS,
+    SUBCOMMANDS,
+    CommandError,
+    command,
+    key_specs,
+    run_subcommand,
+    subcommand,
+)
 from presence.store.commands.generic import read_key
-from presence.store.commands.server import SUBCOMMANDS, help_for, run_subcommand, subcommand
+from presence.store.commands.server import help_for
 from presence.store.info import rss_bytes
 from presence.store.keyspace import type_name
+from presence.store.numbers import as_int64, parse_int
 from presence.store.pubsub import glob_match
-from presence.store.resp import OK, Set, Status, Verbatim
+from presence.store.resp import OK, Double, Set, Status, Verbatim
 
 # name        arity  flags
 # command      -1    -              (count, list, info, docs, getkeys, getkeysandflags, help)
@@ -51,6 +62,7 @@ _FLAG_ORDER = [
     "no_auth",
     "may_replicate",
     "no_mandatory_keys",
+    "no_async_loading",
     "no_multi",
     "movablekeys",
     "allow_busy",
@@ -104,14 +116,13 @@ _GROUP_DOCS = {
     "client": "connection",
     "introspection": "server",
 }
-_INTEGER = re.compile(rb"-?[1-9][0-9]{0,18}|0")
 SHARED_REFCOUNT = 2147483647  # Redis shares the integers 0..9999 and reports INT_MAX for them
 
 
 # ---------------------------------------------------------------- COMMAND
 
 
-@command("command", -1, "", keys=(0, 0, 0))
+@command("command", -1, "loading stale", keys=(0, 0, 0))
 def command_(client, argv):
     """COMMAND: every command's entry; with a subcommand, COUNT/LIST/INFO/DOCS/GETKEYS."""
     if len(argv) == 1:
@@ -133,30 +144,29 @@ def _flags(cmd) -> list[str]:
 
 
 def _acl_categories(cmd, group: str) -> list[str]:
-    """Redis's implicit categories (from flags) plus the group's own, in Redis's order."""
-    cats = {_GROUP_ACL.get(group, ""), "fast" if "fast" in cmd.flags else "slow"}
-    for flag in cmd.flags:
-        cats.update(_FLAG_ACL.get(flag, ()))
+    """The command's categories in Redis 7.0 (the table ACL CAT reads), in Redis's order;
+    for a command missing from it, Redis's implicit ones (from flags) plus the group's."""
+    listed = CATEGORIES_OF.get(cmd.name)
+    if listed is not None:
+        cats = set(listed.split())
+    else:
+        cats = {_GROUP_ACL.get(group, ""), "fast" if "fast" in cmd.flags else "slow"}
+        for flag in cmd.flags:
+            cats.update(_FLAG_ACL.get(flag, ()))
     return ["@" + c for c in _ACL_ORDER if c in cats]
 
 
 def _key_specs(cmd) -> list[dict]:
-    if cmd.first_key <= 0:
-        return []
-    if getattr(cmd, "not_key", False):
-        access = ["not_key"]
-    else:
-        access = ["RW", "update"] if "write" in cmd.flags else ["RO", "access"]
-    last = cmd.last_key - cmd.first_key if cmd.last_key >= 0 else cmd.last_key
     return [
         {
-            b"flags": Set(Status(f) for f in access),
-            b"begin_search": {b"type": b"index", b"spec": {b"index": cmd.first_key}},
+            b"flags": Set(Status(f) for f in flags),
+            b"begin_search": {b"type": b"index", b"spec": {b"index": begin}},
             b"find_keys": {
                 b"type": b"range",
-                b"spec": {b"lastkey": last, b"keystep": cmd.step, b"limit": 0},
+                b"spec": {b"lastkey": last, b"keystep": step, b"limit": 0},
             },
         }
+        for flags, begin, last, step in key_specs(cmd)
     ]
 
 
@@ -184,12 +194,12 @@ def _group_of(cmd) -> str:
     return parent.group if parent else ""
 
 
-@subcommand("command", "count", 2)
+@subcommand("command", "count", 2, "loading stale")
 def command_count(client, argv):
     return len(COMMANDS)
 
 
-@subcommand("command", "list", -2)
+@subcommand("command", "list", -2, "loading stale")
 def command_list(client, argv):
     """Every command and subcommand name, optionally FILTERBY MODULE, ACLCAT or PATTERN."""
     names = []
@@ -211,7 +221,7 @@ def command_list(client, argv):
     raise CommandError(replies.SYNTAX)
 
 
-@subcommand("command", "info", -2)
+@subcommand("command", "info", -2, "loading stale")
 def command_info(client, argv):
     """The entry of each named command (nil for unknown ones); all commands without names."""
     if len(argv) == 2:
@@ -219,7 +229,7 @@ def command_info(client, argv):
     return [_entry(cmd) if (cmd := _lookup(name)) else None for name in argv[2:]]
 
 
-@subcommand("command", "docs", -2)
+@subcommand("command", "docs", -2, "loading stale")
 def command_docs(client, argv):
     """Minimal documentation (summary from the handler's docstring, group) per command."""
     wanted = [_lookup(name) for name in argv[2:]] if len(argv) > 2 else list(COMMANDS.values())
@@ -235,12 +245,12 @@ def _docs(cmd) -> dict:
     }
 
 
-@subcommand("command", "getkeys", -4)
+@subcommand("command", "getkeys", -4, "loading stale")
 def command_getkeys(client, argv):
     return [key for key, _ in _keys_of(argv[2:])]
 
 
-@subcommand("command", "getkeysandflags", -4)
+@subcommand("command", "getkeysandflags", -4, "loading stale")
 def command_getkeysandflags(client, argv):
     return [[key, Set(Status(f) for f in flags)] for key, flags in _keys_of(argv[2:])]
 
@@ -256,14 +266,44 @@ def _keys_of(argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
         raise CommandError(replies.NO_KEY_ARGUMENTS)
     if (cmd.arity > 0 and len(argv) != cmd.arity) or len(argv) < -cmd.arity:
         raise CommandError(replies.INVALID_COMMAND_ARGS)
-    if cmd.first_key <= 0:
+    specs = key_specs(cmd)
+    if not specs:
         raise CommandError(replies.NO_KEY_ARGUMENTS)
-    last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
-    flags = ["RW", "update"] if "write" in cmd.flags else ["RO", "access"]
-    return [(argv[i], flags) for i in range(cmd.first_key, min(last, len(argv) - 1) + 1, cmd.step)]
+    found = []
+    for flags, begin, last, step in specs:
+        end = len(argv) + last if last < 0 else begin + last
+        if "variable_flags" in flags:  # the command's getkeys proc decides, as in Redis
+            flags = _VARIABLE_FLAGS[cmd.name](argv)
+        keys = range(begin, min(end, len(argv) - 1) + 1, step)
+        found.extend((argv[i], list(flags)) for i in keys)
+    return found
 
 
-subcommand("command", "help", 2)(
+def _set_key_flags(argv: list[bytes]) -> tuple[str, ...]:
+    """Redis's setGetKeys: SET ... GET reads the old value, a plain SET overwrites."""
+    if any(arg.lower() == b"get" for arg in argv[3:]):
+        return ("RW", "access", "update")
+    return ("OW", "update")
+
+
+def _bitfield_key_flags(argv: list[bytes]) -> tuple[str, ...]:
+    """Redis's bitfieldGetKeys: read-only when every operation is GET (or OVERFLOW)."""
+    i = 2
+    while i < len(argv):
+        op, rest = argv[i].lower(), len(argv) - i - 1
+        if op == b"get" and rest >= 2:
+            i += 3
+        elif op == b"overflow" and rest >= 1:
+            i += 2
+        else:  # SET, INCRBY or a syntax error: not read-only
+            return ("RW", "access", "update")
+    return ("RO", "access")
+
+
+_VARIABLE_FLAGS = {"set": _set_key_flags, "bitfield": _bitfield_key_flags}
+
+
+subcommand("command", "help", 2, "loading stale")(
     help_for(
         "command",
         [
@@ -296,7 +336,7 @@ subcommand("command", "help", 2)(
 def encoding(value, config) -> str:
     """The encoding Redis 7.0 would use for a value of this shape and size."""
     if type(value) is bytes:
-        if len(value) <= 20 and _INTEGER.fullmatch(value) and -(1 << 63) <= int(value) < (1 << 63):
+        if as_int64(value) is not None:
             return "int"
         return "embstr" if len(value) <= 44 else "raw"
     if type(value) is dict:
@@ -309,7 +349,7 @@ def encoding(value, config) -> str:
         )
     if type(value) is set:
         small = len(value) <= config["set-max-intset-entries"]
-        return "intset" if small and all(_INTEGER.fullmatch(m) for m in value) else "hashtable"
+        return "intset" if small and all(as_int64(m) is not None for m in value) else "hashtable"
     if type(value) is deque:
         return "quicklist"
     scores = getattr(value, "scores", None)
@@ -321,9 +361,8 @@ def encoding(value, config) -> str:
 
 
 def _refcount(value) -> int:
-    if type(value) is bytes and _INTEGER.fullmatch(value) and 0 <= int(value) < 10000:
-        return SHARED_REFCOUNT
-    return 1
+    number = as_int64(value) if type(value) is bytes else None
+    return SHARED_REFCOUNT if number is not None and 0 <= number < 10000 else 1
 
 
 @command("object", -2, "", keys=(2, 2, 1))
@@ -336,19 +375,19 @@ def _lfu(client) -> bool:
     return client.server.config["maxmemory-policy"].endswith("-lfu")
 
 
-@subcommand("object", "encoding", 3, "readonly", keys=(2, 2, 1))
+@subcommand("object", "encoding", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),))
 def object_encoding(client, argv):
     value = read_key(client.db, argv[2], notify=False)
     return None if value is None else encoding(value, client.server.config).encode()
 
 
-@subcommand("object", "refcount", 3, "readonly", keys=(2, 2, 1))
+@subcommand("object", "refcount", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),))
 def object_refcount(client, argv):
     value = read_key(client.db, argv[2], notify=False)
     return None if value is None else _refcount(value)
 
 
-@subcommand("object", "idletime", 3, "readonly", keys=(2, 2, 1))
+@subcommand("object", "idletime", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),))
 def object_idletime(client, argv):
     """Seconds since last access: the store does not track access times, so 0."""
     if read_key(client.db, argv[2], notify=False) is None:
@@ -358,7 +397,7 @@ def object_idletime(client, argv):
     return 0
 
 
-@subcommand("object", "freq", 3, "readonly", keys=(2, 2, 1))
+@subcommand("object", "freq", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),))
 def object_freq(client, argv):
     """The LFU counter: the store does not track access frequency, so 0."""
     if read_key(client.db, argv[2], notify=False) is None:
@@ -368,7 +407,7 @@ def object_freq(client, argv):
     return 0
 
 
-subcommand("object", "help", 2)(
+subcommand("object", "help", 2, "loading stale")(
     help_for(
         "object",
         [
@@ -400,7 +439,7 @@ def estimate_bytes(key: bytes, value, samples: int = 5) -> int:
     """
     overhead = 24 + 16 + _sds(key)
     if type(value) is bytes:
-        return overhead + (0 if len(value) <= 20 and _INTEGER.fullmatch(value) else _sds(value))
+        return overhead + (0 if as_int64(value) is not None else _sds(value))
     size = len(value)
     if not size:
         return overhead
@@ -433,7 +472,7 @@ def memory(client, argv):
     return run_subcommand("memory", client, argv)
 
 
-@subcommand("memory", "usage", -3, "readonly", keys=(2, 2, 1))
+@subcommand("memory", "usage", -3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),))
 def memory_usage(client, argv):
     samples = 5
     rest = argv[3:]
@@ -451,20 +490,65 @@ def memory_usage(client, argv):
 
 @subcommand("memory", "stats", 2)
 def memory_stats(client, argv):
+    """Redis 7.0's MEMORY STATS fields, in its order, from the process's RSS (the store has
+    no allocator of its own to ask: allocated, active and resident are all the RSS)."""
     rss = rss_bytes()
-    keys = sum(len(db.data) for db in client.server.keyspace.dbs)
-    return {
+    keys = 0
+    stats: dict = {
         b"peak.allocated": rss,
         b"total.allocated": rss,
         b"startup.allocated": 0,
         b"replication.backlog": 0,
         b"clients.slaves": 0,
         b"clients.normal": 0,
+        b"cluster.links": 0,
         b"aof.buffer": 0,
-        b"keys.count": keys,
-        b"keys.bytes-per-key": rss // keys if keys else 0,
-        b"dataset.bytes": rss,
+        b"lua.caches": 0,
+        b"functions.caches": 0,
     }
+    overhead = 0
+    for db in client.server.keyspace.dbs:
+        if not db.data:
+            continue
+        keys += len(db.data)
+        main, expires = _dict_bytes(len(db.data)), _dict_bytes(len(db.expires))
+        overhead += main + expires
+        stats[b"db.%d" % db.index] = {
+            b"overhead.hashtable.main": main,
+            b"overhead.hashtable.expires": expires,
+            b"overhead.hashtable.slot-to-keys": 0,
+        }
+    dataset = max(rss - overhead, 0)
+    stats.update(
+        {
+            b"overhead.total": overhead,
+            b"keys.count": keys,
+            b"keys.bytes-per-key": rss // keys if keys else 0,
+            b"dataset.bytes": dataset,
+            b"dataset.percentage": Double(dataset * 100 / (rss or 1)),
+            b"peak.percentage": Double(100.0),
+            b"allocator.allocated": rss,
+            b"allocator.active": rss,
+            b"allocator.resident": rss,
+            b"allocator-fragmentation.ratio": Double(1.0),
+            b"allocator-fragmentation.bytes": 0,
+            b"allocator-rss.ratio": Double(1.0),
+            b"allocator-rss.bytes": 0,
+            b"rss-overhead.ratio": Double(1.0),
+            b"rss-overhead.bytes": 0,
+            b"fragmentation": Double(1.0),
+            b"fragmentation.bytes": 0,
+        }
+    )
+    return stats
+
+
+def _dict_bytes(entries: int) -> int:
+    """What Redis's dict of `entries` keys costs: its entries (24 bytes) and its bucket array
+    (8 bytes a slot, a power of two at least as large as the entries)."""
+    if not entries:
+        return 0
+    return entries * 24 + (1 << (entries - 1).bit_length()) * 8
 
 
 DOCTOR_MIN_BYTES = 5 * 1024 * 1024  # under this much data Redis gives no report
@@ -493,7 +577,7 @@ def memory_purge(client, argv):
     return OK
 
 
-subcommand("memory", "help", 2)(
+subcommand("memory", "help", 2, "loading stale")(
     help_for(
         "memory",
         [
@@ -644,8 +728,6 @@ _DEBUG_HELP = [
 
 
 def _debug_log(client, args):
-    import logging
-
     logging.getLogger("presence.store").warning("DEBUG LOG: %s", args[0].decode(errors="replace"))
     return OK
 

@@ -17,10 +17,10 @@ from itertools import islice
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.blocking import block, may_block, serve_ready
-from presence.store.commands import CommandError, command, parse_int
-from presence.store.commands import zset as zsets
+from presence.store.commands import CommandError, command
 from presence.store.commands.generic import read_key
 from presence.store.keyspace import WrongType
+from presence.store.numbers import parse_double, parse_int
 from presence.store.resp import NIL_ARRAY, OK
 
 # name          arity  flags
@@ -46,22 +46,22 @@ LEFT, RIGHT = b"left", b"right"
 # ------------------------------------------------------------ pushes
 
 
-@command("lpush", -3, "write denyoom fast")
+@command("lpush", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),))
 def lpush(client, argv):
     return push_generic(client, argv, LEFT, only_existing=False)
 
 
-@command("rpush", -3, "write denyoom fast")
+@command("rpush", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),))
 def rpush(client, argv):
     return push_generic(client, argv, RIGHT, only_existing=False)
 
 
-@command("lpushx", -3, "write denyoom fast")
+@command("lpushx", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),))
 def lpushx(client, argv):
     return push_generic(client, argv, LEFT, only_existing=True)
 
 
-@command("rpushx", -3, "write denyoom fast")
+@command("rpushx", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),))
 def rpushx(client, argv):
     return push_generic(client, argv, RIGHT, only_existing=True)
 
@@ -90,12 +90,12 @@ def push_generic(client, argv, end: bytes, only_existing: bool) -> int:
 # ------------------------------------------------------------ pops
 
 
-@command("lpop", -2, "write fast")
+@command("lpop", -2, "write fast", specs=(("RW access delete", 1, 0, 1),))
 def lpop(client, argv):
     return pop_generic(client, argv, LEFT)
 
 
-@command("rpop", -2, "write fast")
+@command("rpop", -2, "write fast", specs=(("RW access delete", 1, 0, 1),))
 def rpop(client, argv):
     return pop_generic(client, argv, RIGHT)
 
@@ -135,7 +135,7 @@ def note_removal(db, key: bytes, items: deque, event: bytes) -> None:
 # ------------------------------------------------------------ reads
 
 
-@command("llen", 2, "readonly fast")
+@command("llen", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
 def llen(client, argv):
     return len(read_key(client.db, argv[1], deque) or ())
 
@@ -248,7 +248,7 @@ def lset(client, argv):
     return OK
 
 
-@command("lrem", 4, "write")
+@command("lrem", 4, "write", specs=(("RW delete", 1, 0, 1),))
 def lrem(client, argv):
     """LREM key count element: count > 0 from the head, < 0 from the tail, 0 all."""
     count = parse_int(argv[2])
@@ -270,7 +270,7 @@ def lrem(client, argv):
     return removed
 
 
-@command("ltrim", 4, "write")
+@command("ltrim", 4, "write", specs=(("RW delete", 1, 0, 1),))
 def ltrim(client, argv):
     start, stop = parse_int(argv[2]), parse_int(argv[3])
     db = client.db
@@ -286,7 +286,7 @@ def ltrim(client, argv):
     return OK
 
 
-@command("linsert", 5, "write denyoom")
+@command("linsert", 5, "write denyoom", specs=(("RW insert", 1, 0, 1),))
 def linsert(client, argv):
     """LINSERT key BEFORE|AFTER pivot element: the new length, -1 without the pivot, 0 without the key."""
     where = argv[2].lower()
@@ -309,13 +309,31 @@ def linsert(client, argv):
 # ------------------------------------------------------------ moves
 
 
-@command("lmove", 5, "write denyoom", keys=(1, 2, 1))
+@command(
+    "lmove",
+    5,
+    "write denyoom",
+    keys=(1, 2, 1),
+    specs=(
+        ("RW access delete", 1, 0, 1),
+        ("RW insert", 2, 0, 1),
+    ),
+)
 def lmove(client, argv):
     source_end, target_end = parse_end(argv[3]), parse_end(argv[4])
     return lmove_generic(client, argv[1], argv[2], source_end, target_end)
 
 
-@command("rpoplpush", 3, "write denyoom", keys=(1, 2, 1))
+@command(
+    "rpoplpush",
+    3,
+    "write denyoom",
+    keys=(1, 2, 1),
+    specs=(
+        ("RW access delete", 1, 0, 1),
+        ("RW insert", 2, 0, 1),
+    ),
+)
 def rpoplpush(client, argv):
     return lmove_generic(client, argv[1], argv[2], RIGHT, LEFT)
 
@@ -420,23 +438,45 @@ def _serve_mpop(end: bytes, count: int):
 # ------------------------------------------------------------ blocking forms
 
 
-@command("blpop", -3, "write noscript blocking", keys=(1, -2, 1))
+@command(
+    "blpop", -3, "write noscript blocking", keys=(1, -2, 1), specs=(("RW access delete", 1, -2, 1),)
+)
 def blpop(client, argv):
     return bpop_generic(client, argv, LEFT, "blpop")
 
 
-@command("brpop", -3, "write noscript blocking", keys=(1, -2, 1))
+@command(
+    "brpop", -3, "write noscript blocking", keys=(1, -2, 1), specs=(("RW access delete", 1, -2, 1),)
+)
 def brpop(client, argv):
     return bpop_generic(client, argv, RIGHT, "brpop")
 
 
-@command("blmove", 6, "write denyoom noscript blocking", keys=(1, 2, 1))
+@command(
+    "blmove",
+    6,
+    "write denyoom noscript blocking",
+    keys=(1, 2, 1),
+    specs=(
+        ("RW access delete", 1, 0, 1),
+        ("RW insert", 2, 0, 1),
+    ),
+)
 def blmove(client, argv):
     source_end, target_end = parse_end(argv[3]), parse_end(argv[4])
     return bmove_generic(client, argv[1], argv[2], argv[5], (source_end, target_end), "blmove")
 
 
-@command("brpoplpush", 4, "write denyoom noscript blocking", keys=(1, 2, 1))
+@command(
+    "brpoplpush",
+    4,
+    "write denyoom noscript blocking",
+    keys=(1, 2, 1),
+    specs=(
+        ("RW access delete", 1, 0, 1),
+        ("RW insert", 2, 0, 1),
+    ),
+)
 def brpoplpush(client, argv):
     return bmove_generic(client, argv[1], argv[2], argv[3], (RIGHT, LEFT), "brpoplpush")
 
@@ -494,7 +534,7 @@ def _serve_move(client, target: bytes, source_end: bytes, target_end: bytes):
 
 def parse_timeout(raw: bytes) -> float:
     """A blocking timeout in seconds (0: forever), rounded up to whole milliseconds like Redis."""
-    ms = zsets.parse_double(raw, "ERR timeout is not a float or out of range") * 1000
+    ms = parse_double(raw, "ERR timeout is not a float or out of range") * 1000
     if ms < 0 or ms >= 1 << 63:  # Redis's cast of a too-large timeout wraps it negative
         raise CommandError(replies.TIMEOUT_NEGATIVE)
     return math.ceil(ms) / 1000

@@ -13,8 +13,8 @@ RESP2 client in the subscribed context.
 from __future__ import annotations
 
 from presence.store import replies
-from presence.store.commands import NO_REPLY, CommandError, command
-from presence.store.commands.server import help_for, run_subcommand, subcommand
+from presence.store.commands import NO_REPLY, CommandError, command, run_subcommand, subcommand
+from presence.store.commands.server import help_for
 from presence.store.pubsub import glob_match
 from presence.store.resp import Push
 

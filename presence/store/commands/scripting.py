@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 
-from presence.store.commands import CommandError, command, parse_int
-from presence.store.commands.server import help_for, run_subcommand, subcommand
+from presence.store.commands import CommandError, command, run_subcommand, subcommand
+from presence.store.commands.server import help_for
+from presence.store.numbers import parse_int
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Set, Status
 from presence.store.scripting import payload
@@ -56,22 +57,32 @@ def _eval(client, argv, evalsha: bool, read_only: bool):
     return scripts.start(client, argv, b"f_" + sha, None, read_only)
 
 
-@command("eval", -3, "noscript stale movablekeys", keys=(0, 0, 0))
+@command("eval", -3, "noscript stale movablekeys skip-monitor no-mandatory-keys", keys=(0, 0, 0))
 def eval_(client, argv):
     return _eval(client, argv, evalsha=False, read_only=False)
 
 
-@command("evalsha", -3, "noscript stale movablekeys", keys=(0, 0, 0))
+@command("evalsha", -3, "noscript stale movablekeys skip-monitor no-mandatory-keys", keys=(0, 0, 0))
 def evalsha(client, argv):
     return _eval(client, argv, evalsha=True, read_only=False)
 
 
-@command("eval_ro", -3, "noscript stale readonly movablekeys", keys=(0, 0, 0))
+@command(
+    "eval_ro",
+    -3,
+    "noscript stale readonly movablekeys skip-monitor no-mandatory-keys",
+    keys=(0, 0, 0),
+)
 def eval_ro(client, argv):
     return _eval(client, argv, evalsha=False, read_only=True)
 
 
-@command("evalsha_ro", -3, "noscript stale readonly movablekeys", keys=(0, 0, 0))
+@command(
+    "evalsha_ro",
+    -3,
+    "noscript stale readonly movablekeys skip-monitor no-mandatory-keys",
+    keys=(0, 0, 0),
+)
 def evalsha_ro(client, argv):
     return _eval(client, argv, evalsha=True, read_only=True)
 
@@ -88,12 +99,17 @@ def _fcall(client, argv, read_only: bool):
     return scripts.start(client, argv, function.name, function, read_only)
 
 
-@command("fcall", -3, "noscript stale movablekeys", keys=(0, 0, 0))
+@command("fcall", -3, "noscript stale movablekeys skip-monitor no-mandatory-keys", keys=(0, 0, 0))
 def fcall(client, argv):
     return _fcall(client, argv, read_only=False)
 
 
-@command("fcall_ro", -3, "noscript stale readonly movablekeys", keys=(0, 0, 0))
+@command(
+    "fcall_ro",
+    -3,
+    "noscript stale readonly movablekeys skip-monitor no-mandatory-keys",
+    keys=(0, 0, 0),
+)
 def fcall_ro(client, argv):
     return _fcall(client, argv, read_only=True)
 

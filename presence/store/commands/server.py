@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from presence.store import info as info_sections
 from presence.store import replies
-from presence.store.commands import NO_REPLY, CommandError, command, parse_int
+from presence.store.commands import (
+    NO_REPLY,
+    CommandError,
+    command,
+    run_subcommand,
+    subcommand,
+)
 from presence.store.config import ALIASES, DIRECTIVES, ConfigError, canonical
+from presence.store.numbers import parse_int
 from presence.store.persistence import AofError
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Status, Verbatim
@@ -39,50 +45,6 @@ from presence.store.resp import OK, Status, Verbatim
 # slowlog       -2   admin          (get, len, reset, help)
 # monitor        1   admin
 # latency       -2   admin          (latest, history, reset, doctor, graph, histogram, help)
-
-
-@dataclass(slots=True, frozen=True)
-class Subcommand:
-    """One subcommand of a container command (`config|get`) and its arity."""
-
-    name: str
-    handler: Callable
-    arity: int
-    flags: frozenset
-    first_key: int
-    last_key: int
-    step: int
-
-
-SUBCOMMANDS: dict[str, dict[bytes, Subcommand]] = {}
-
-
-def subcommand(
-    container: str, name: str, arity: int, flags: str = "", keys: tuple[int, int, int] = (0, 0, 0)
-):
-    """Register the decorated `handler(client, argv)` as `container name`; arity counts both
-    (argv is the whole command: argv[0] the container, argv[1] the subcommand)."""
-
-    def register(handler: Callable) -> Callable:
-        table = SUBCOMMANDS.setdefault(container, {})
-        if name.encode() in table:
-            raise RuntimeError(f"subcommand {container}|{name} is registered twice")
-        table[name.encode()] = Subcommand(
-            f"{container}|{name}", handler, arity, frozenset(flags.split()), *keys
-        )
-        return handler
-
-    return register
-
-
-def run_subcommand(container: str, client, argv):
-    """Run `argv[1]` of `container` with Redis's unknown-subcommand and arity errors."""
-    sub = SUBCOMMANDS[container].get(argv[1].lower())
-    if sub is None:
-        raise CommandError(replies.unknown_subcommand(argv[1], container))
-    if (sub.arity > 0 and len(argv) != sub.arity) or len(argv) < -sub.arity:
-        raise CommandError(replies.wrong_arity(sub.name))
-    return sub.handler(client, argv)
 
 
 def help_reply(lines: list[str]) -> list[Status]:
@@ -110,7 +72,7 @@ def config(client, argv):
     return run_subcommand("config", client, argv)
 
 
-@subcommand("config", "get", -3, "admin")
+@subcommand("config", "get", -3, "admin noscript loading stale")
 def config_get(client, argv):
     """A map of every directive matching any pattern; an exact name is echoed as given."""
     cfg = client.server.config
@@ -132,7 +94,7 @@ def config_get(client, argv):
     return dict(found.values())
 
 
-@subcommand("config", "set", -4, "admin")
+@subcommand("config", "set", -4, "admin noscript loading stale")
 def config_set(client, argv):
     """Set several directives atomically: all are checked before any is applied."""
     if len(argv) % 2:
@@ -168,7 +130,7 @@ def _check_value(cfg, name: str, value: str) -> None:
         raise ConfigError("the store cannot change it while running; restart with the new value")
 
 
-@subcommand("config", "resetstat", 2, "admin")
+@subcommand("config", "resetstat", 2, "admin noscript loading stale")
 def config_resetstat(client, argv):
     """Zero the counters INFO reports."""
     server = client.server
@@ -181,12 +143,12 @@ def config_resetstat(client, argv):
     return OK
 
 
-@subcommand("config", "rewrite", 2, "admin")
+@subcommand("config", "rewrite", 2, "admin noscript loading stale")
 def config_rewrite(client, argv):
     raise CommandError(replies.NO_CONFIG_FILE)
 
 
-subcommand("config", "help", 2)(
+subcommand("config", "help", 2, "loading stale")(
     help_for(
         "config",
         [
@@ -206,7 +168,7 @@ subcommand("config", "help", 2)(
 # ---------------------------------------------------------------- INFO
 
 
-@command("info", -1, "", keys=(0, 0, 0))
+@command("info", -1, "loading stale", keys=(0, 0, 0))
 def info(client, argv):
     """The named INFO sections (default set without arguments) as one text reply."""
     return Verbatim(
@@ -268,25 +230,25 @@ def swapdb(client, argv):
 # ---------------------------------------------------------------- persistence and lifecycle
 
 
-@command("lastsave", 1, "fast", keys=(0, 0, 0))
+@command("lastsave", 1, "fast loading stale", keys=(0, 0, 0))
 def lastsave(client, argv):
     """The Unix time of the last save: the store never saves, so its start time."""
     return int(client.server.started)
 
 
-@command("save", 1, "admin no-multi", keys=(0, 0, 0))
+@command("save", 1, "admin no-multi noscript no-async-loading", keys=(0, 0, 0))
 def save(client, argv):
     raise CommandError(replies.NO_PERSISTENCE)
 
 
-@command("bgsave", -1, "admin", keys=(0, 0, 0))
+@command("bgsave", -1, "admin noscript no-async-loading", keys=(0, 0, 0))
 def bgsave(client, argv):
     if len(argv) > 2 or (len(argv) > 1 and argv[1].lower() != b"schedule"):
         raise CommandError(replies.SYNTAX)
     raise CommandError(replies.NO_PERSISTENCE)
 
 
-@command("bgrewriteaof", 1, "admin no-async-deletion", keys=(0, 0, 0))
+@command("bgrewriteaof", 1, "admin no-async-deletion noscript no-async-loading", keys=(0, 0, 0))
 def bgrewriteaof(client, argv):
     """Rewrite the append-only file from the dataset, in a forked child (persistence.py)."""
     try:
@@ -298,7 +260,7 @@ def bgrewriteaof(client, argv):
     return Status("Background append only file rewriting started")
 
 
-@command("shutdown", -1, "admin no-auth no-multi", keys=(0, 0, 0))
+@command("shutdown", -1, "admin no-auth no-multi noscript loading stale allow-busy", keys=(0, 0, 0))
 def shutdown(client, argv):
     """Stop the server; like Redis, a successful SHUTDOWN sends no reply."""
     if not client.authenticated:
@@ -307,7 +269,7 @@ def shutdown(client, argv):
     return NO_REPLY
 
 
-@command("time", 1, "fast", keys=(0, 0, 0))
+@command("time", 1, "fast loading stale", keys=(0, 0, 0))
 def time_(client, argv):
     now = time.time_ns() // 1000
     return [b"%d" % (now // 1_000_000), b"%d" % (now % 1_000_000)]
@@ -316,13 +278,13 @@ def time_(client, argv):
 # ---------------------------------------------------------------- replication stand-ins
 
 
-@command("role", 1, "fast", keys=(0, 0, 0))
+@command("role", 1, "fast noscript loading stale", keys=(0, 0, 0))
 def role(client, argv):
     """A master with no replicas."""
     return [b"master", 0, []]
 
 
-@command("wait", 3, "", keys=(0, 0, 0))
+@command("wait", 3, "noscript", keys=(0, 0, 0))
 def wait(client, argv):
     """No replicas acknowledge anything: 0, after validating the arguments like Redis."""
     parse_int(argv[1])
@@ -332,12 +294,12 @@ def wait(client, argv):
     return 0
 
 
-@command("readonly", 1, "fast", keys=(0, 0, 0))
+@command("readonly", 1, "fast loading stale", keys=(0, 0, 0))
 def readonly(client, argv):
     raise CommandError(replies.CLUSTER_DISABLED)
 
 
-@command("readwrite", 1, "fast", keys=(0, 0, 0))
+@command("readwrite", 1, "fast loading stale", keys=(0, 0, 0))
 def readwrite(client, argv):
     raise CommandError(replies.CLUSTER_DISABLED)
 
@@ -353,7 +315,7 @@ def slowlog(client, argv):
     return run_subcommand("slowlog", client, argv)
 
 
-@subcommand("slowlog", "get", -2, "admin")
+@subcommand("slowlog", "get", -2, "admin loading stale")
 def slowlog_get(client, argv):
     count = 10
     if len(argv) > 2:
@@ -363,18 +325,18 @@ def slowlog_get(client, argv):
     return client.server.slowlog.newest(count)
 
 
-@subcommand("slowlog", "len", 2, "admin")
+@subcommand("slowlog", "len", 2, "admin loading stale")
 def slowlog_len(client, argv):
     return len(client.server.slowlog.entries)
 
 
-@subcommand("slowlog", "reset", 2, "admin")
+@subcommand("slowlog", "reset", 2, "admin loading stale")
 def slowlog_reset(client, argv):
     client.server.slowlog.reset()
     return OK
 
 
-@command("monitor", 1, "admin", keys=(0, 0, 0))
+@command("monitor", 1, "admin noscript loading stale", keys=(0, 0, 0))
 def monitor(client, argv):
     """OK, then a line for every command run (admin ones aside) until the connection closes.
 
@@ -387,7 +349,7 @@ def monitor(client, argv):
     return OK
 
 
-subcommand("slowlog", "help", 2)(
+subcommand("slowlog", "help", 2, "loading stale")(
     help_for(
         "slowlog",
         [
@@ -412,32 +374,32 @@ def latency(client, argv):
     return run_subcommand("latency", client, argv)
 
 
-@subcommand("latency", "latest", 2, "admin")
+@subcommand("latency", "latest", 2, "admin noscript loading stale")
 def latency_latest(client, argv):
     return client.server.latency.latest()
 
 
-@subcommand("latency", "history", 3, "admin")
+@subcommand("latency", "history", 3, "admin noscript loading stale")
 def latency_history(client, argv):
     return client.server.latency.history(argv[2].lower())
 
 
-@subcommand("latency", "reset", -2, "admin")
+@subcommand("latency", "reset", -2, "admin noscript loading stale")
 def latency_reset(client, argv):
     return client.server.latency.reset([event.lower() for event in argv[2:]])
 
 
-@subcommand("latency", "graph", 3, "admin")
+@subcommand("latency", "graph", 3, "admin noscript loading stale")
 def latency_graph(client, argv):
     raise CommandError(f"ERR No samples available for event '{argv[2].decode(errors='replace')}'")
 
 
-@subcommand("latency", "histogram", -2, "admin")
+@subcommand("latency", "histogram", -2, "admin noscript loading stale")
 def latency_histogram(client, argv):
     return {}
 
 
-@subcommand("latency", "doctor", 2, "admin")
+@subcommand("latency", "doctor", 2, "admin noscript loading stale")
 def latency_doctor(client, argv):
     monitor = client.server.latency
     if not monitor.events and not client.server.config["latency-monitor-threshold"]:
@@ -445,7 +407,7 @@ def latency_doctor(client, argv):
     return Verbatim(monitor.doctor())
 
 
-subcommand("latency", "help", 2)(
+subcommand("latency", "help", 2, "loading stale")(
     help_for(
         "latency",
         [

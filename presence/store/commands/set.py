@@ -10,14 +10,13 @@ STORE and CARD forms are wrappers over `_combine` and `_store`.
 from __future__ import annotations
 
 import random
-import re
 
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.commands import CommandError, command
 from presence.store.commands.generic import read_key
-from presence.store.commands.hash import LONG_MAX, parse_range, random_members, scan_step
-from presence.store.numbers import parse_cursor
+from presence.store.commands.hash import LONG_MAX, random_members, scan_step
+from presence.store.numbers import as_int64, parse_cursor, parse_range
 from presence.store.resp import Set
 
 # name            arity  flags
@@ -36,7 +35,6 @@ from presence.store.resp import Set
 # sdiff            -2    readonly         (sdiffstore -3 write denyoom)
 # sscan            -3    readonly
 
-_INT64 = re.compile(rb"-?[1-9][0-9]{0,18}|0")
 MUST_BE_POSITIVE = "ERR value is out of range, must be positive"
 
 
@@ -52,16 +50,14 @@ def intset_order(client, members) -> list | None:
         return None
     numbers = []
     for member in members:
-        if _INT64.fullmatch(member) is None:
-            return None
-        number = int(member)
-        if not -(1 << 63) <= number < (1 << 63):
+        number = as_int64(member)
+        if number is None:
             return None
         numbers.append(number)
     return [b"%d" % n for n in sorted(numbers)]
 
 
-@command("sadd", -3, "write denyoom fast")
+@command("sadd", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),))
 def sadd(client, argv):
     db = client.db
     key = argv[1]
@@ -78,7 +74,7 @@ def sadd(client, argv):
     return added
 
 
-@command("srem", -3, "write fast")
+@command("srem", -3, "write fast", specs=(("RW delete", 1, 0, 1),))
 def srem(client, argv):
     db = client.db
     key = argv[1]
@@ -101,7 +97,7 @@ def smembers(client, argv):
     return Set(ordered(client, read_key(client.db, argv[1], set) or ()))
 
 
-@command("sismember", 3, "readonly fast")
+@command("sismember", 3, "readonly fast", specs=(("RO", 1, 0, 1),))
 def sismember(client, argv):
     s = read_key(client.db, argv[1], set)
     return int(s is not None and argv[2] in s)
@@ -113,12 +109,12 @@ def smismember(client, argv):
     return [int(member in s) for member in argv[2:]]
 
 
-@command("scard", 2, "readonly fast")
+@command("scard", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
 def scard(client, argv):
     return len(read_key(client.db, argv[1], set) or ())
 
 
-@command("spop", -2, "write fast")
+@command("spop", -2, "write fast", specs=(("RW access delete", 1, 0, 1),))
 def spop(client, argv):
     """SPOP key [count]: one member (or nil), or a set of up to `count` members."""
     if len(argv) > 3:
@@ -160,7 +156,16 @@ def srandmember(client, argv):
     return random_members(s, count)
 
 
-@command("smove", 4, "write fast", keys=(1, 2, 1))
+@command(
+    "smove",
+    4,
+    "write fast",
+    keys=(1, 2, 1),
+    specs=(
+        ("RW access delete", 1, 0, 1),
+        ("RW insert", 2, 0, 1),
+    ),
+)
 def smove(client, argv):
     db = client.db
     _, src_key, dst_key, member = argv
@@ -202,17 +207,44 @@ def sdiff(client, argv):
     return Set(ordered(client, _combine(client.db, argv[1:], "diff")))
 
 
-@command("sinterstore", -3, "write denyoom", keys=(1, -1, 1))
+@command(
+    "sinterstore",
+    -3,
+    "write denyoom",
+    keys=(1, -1, 1),
+    specs=(
+        ("RW update", 1, 0, 1),
+        ("RO access", 2, -1, 1),
+    ),
+)
 def sinterstore(client, argv):
     return _store(client.db, argv[1], _combine(client.db, argv[2:], "inter"), b"sinterstore")
 
 
-@command("sunionstore", -3, "write denyoom", keys=(1, -1, 1))
+@command(
+    "sunionstore",
+    -3,
+    "write denyoom",
+    keys=(1, -1, 1),
+    specs=(
+        ("OW update", 1, 0, 1),
+        ("RO access", 2, -1, 1),
+    ),
+)
 def sunionstore(client, argv):
     return _store(client.db, argv[1], _combine(client.db, argv[2:], "union"), b"sunionstore")
 
 
-@command("sdiffstore", -3, "write denyoom", keys=(1, -1, 1))
+@command(
+    "sdiffstore",
+    -3,
+    "write denyoom",
+    keys=(1, -1, 1),
+    specs=(
+        ("OW update", 1, 0, 1),
+        ("RO access", 2, -1, 1),
+    ),
+)
 def sdiffstore(client, argv):
     return _store(client.db, argv[1], _combine(client.db, argv[2:], "diff"), b"sdiffstore")
 

@@ -6,16 +6,15 @@ SORT is `sort_generic` with STORE allowed; SORT_RO refuses STORE as a syntax err
 
 from __future__ import annotations
 
-import math
-import re
 from collections import deque
 
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.blocking import serve_ready
-from presence.store.commands import CommandError, command, parse_int
+from presence.store.commands import CommandError, command
 from presence.store.commands.generic import read_key
 from presence.store.keyspace import WrongType
+from presence.store.numbers import parse_int, parse_sort_double
 from presence.store.zset import ZSet
 
 # name      arity  flags
@@ -145,7 +144,7 @@ def _sorted(db, elements: list[bytes], by: bytes | None, alpha: bool, desc: bool
         if weight is None:
             scores.append(0.0)
             continue
-        score = strtod(weight)
+        score = parse_sort_double(weight)
         if score is None:
             raise CommandError(NOT_DOUBLE)
         scores.append(score)
@@ -171,39 +170,3 @@ def _lookup(db, pattern: bytes, element: bytes) -> bytes | None:
     if field is not None:
         return value.get(field) if type(value) is dict else None
     return value if type(value) is bytes else None
-
-
-_STRTOD = re.compile(
-    rb"[ \t\n\v\f\r]*([+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-    rb"|0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
-    rb"|(?i:inf(?:inity)?|nan)))"
-)
-
-
-def strtod(text: bytes) -> float | None:
-    """`text` as a double the way SORT reads one (C's strtod over the whole string, leading
-    whitespace allowed); None for anything else, NaN, or a value out of a double's range."""
-    if not text:
-        return 0.0  # strtod converts nothing and stops at the end: Redis takes 0
-    match = _STRTOD.fullmatch(text)
-    if match is None:
-        return None
-    number = match.group(1)
-    body = number.lstrip(b"+-")
-    if body[:2].lower() == b"0x":
-        value = float.fromhex(number.decode())
-    else:
-        value = float(number)
-    if math.isnan(value):
-        return None
-    if math.isinf(value) and b"inf" not in body.lower():
-        return None  # overflow: ERANGE
-    if value == 0.0 and _nonzero_mantissa(body):
-        return None  # underflow to zero: ERANGE
-    return value
-
-
-def _nonzero_mantissa(body: bytes) -> bool:
-    if body[:2].lower() == b"0x":
-        return any(c not in b"0." for c in body[2:].lower().split(b"p")[0])
-    return any(c not in b"0." for c in body.lower().split(b"e")[0])

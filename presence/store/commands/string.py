@@ -10,14 +10,12 @@ IDX reports the same matches in the same order.
 
 from __future__ import annotations
 
-import re
-from fractions import Fraction
-
 from presence.store import notify as ev
 from presence.store import replies
-from presence.store.commands import CommandError, command, parse_int
+from presence.store.commands import CommandError, command
 from presence.store.commands.generic import read_key
 from presence.store.keyspace import WrongType
+from presence.store.numbers import LongDouble, parse_int, parse_long_double
 from presence.store.resp import OK
 
 # name          arity  flags
@@ -49,7 +47,7 @@ def get(client, argv):
     return value
 
 
-@command("set", -3, "write")
+@command("set", -3, "write denyoom", specs=(("RW access update variable_flags", 1, 0, 1),))
 def set_(client, argv):
     """SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]."""
     db = client.db
@@ -122,7 +120,7 @@ def expiry_deadline(raw: bytes, unit_ms: int, relative: bool, now: int, name: st
     return deadline
 
 
-@command("setnx", 3, "write fast")
+@command("setnx", 3, "write fast denyoom", specs=(("OW insert", 1, 0, 1),))
 def setnx(client, argv):
     db = client.db
     if db.get(argv[1]) is not None:
@@ -132,12 +130,12 @@ def setnx(client, argv):
     return 1
 
 
-@command("setex", 4, "write")
+@command("setex", 4, "write denyoom", specs=(("OW update", 1, 0, 1),))
 def setex(client, argv):
     return _setex(client, argv, 1000, "setex")
 
 
-@command("psetex", 4, "write")
+@command("psetex", 4, "write denyoom", specs=(("OW update", 1, 0, 1),))
 def psetex(client, argv):
     return _setex(client, argv, 1, "psetex")
 
@@ -153,7 +151,7 @@ def _setex(client, argv, unit_ms: int, name: str):
     return OK
 
 
-@command("getset", 3, "write fast")
+@command("getset", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
 def getset(client, argv):
     db = client.db
     old = read_key(db, argv[1], bytes)
@@ -162,7 +160,7 @@ def getset(client, argv):
     return old
 
 
-@command("getdel", 2, "write fast")
+@command("getdel", 2, "write fast", specs=(("RW access delete", 1, 0, 1),))
 def getdel(client, argv):
     db = client.db
     old = read_key(db, argv[1], bytes)
@@ -172,7 +170,7 @@ def getdel(client, argv):
     return old
 
 
-@command("getex", -2, "write fast")
+@command("getex", -2, "write fast", specs=(("RW access update", 1, 0, 1),))
 def getex(client, argv):
     """GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]."""
     db = client.db
@@ -204,7 +202,7 @@ def mget(client, argv):
     return out
 
 
-@command("mset", -3, "write", keys=(1, -1, 2))
+@command("mset", -3, "write denyoom", keys=(1, -1, 2), specs=(("OW update", 1, -1, 2),))
 def mset(client, argv):
     if len(argv) % 2 == 0:
         raise CommandError(replies.wrong_arity("mset"))
@@ -215,7 +213,7 @@ def mset(client, argv):
     return OK
 
 
-@command("msetnx", -3, "write", keys=(1, -1, 2))
+@command("msetnx", -3, "write denyoom", keys=(1, -1, 2), specs=(("OW insert", 1, -1, 2),))
 def msetnx(client, argv):
     if len(argv) % 2 == 0:
         raise CommandError(replies.wrong_arity("msetnx"))
@@ -228,22 +226,22 @@ def msetnx(client, argv):
     return 1
 
 
-@command("incr", 2, "write fast")
+@command("incr", 2, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
 def incr(client, argv):
     return _incr_by(client.db, argv[1], 1)
 
 
-@command("decr", 2, "write fast")
+@command("decr", 2, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
 def decr(client, argv):
     return _incr_by(client.db, argv[1], -1)
 
 
-@command("incrby", 3, "write fast")
+@command("incrby", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
 def incrby(client, argv):
     return _incr_by(client.db, argv[1], parse_int(argv[2]))
 
 
-@command("decrby", 3, "write fast")
+@command("decrby", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
 def decrby(client, argv):
     amount = parse_int(argv[2])
     if amount == -(1 << 63):
@@ -266,92 +264,26 @@ def _incr_by(db, key: bytes, amount: int) -> int:
     return value
 
 
-@command("incrbyfloat", 3, "write fast")
+@command("incrbyfloat", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
 def incrbyfloat(client, argv):
     """Add in 80-bit long double arithmetic and print like Redis (`%.17Lf`, zeros trimmed)."""
     db = client.db
     key = argv[1]
     old = db.get_typed(key, bytes)
-    current = Fraction(0) if old is None else parse_long_double(old)
+    current = LongDouble.ZERO if old is None else parse_long_double(old)
     increment = parse_long_double(argv[2])
-    value = None
-    if type(current) is Fraction and type(increment) is Fraction:  # else an infinity was given
-        value = _round_long_double(current + increment)
-    if value is None:
+    if current is None or increment is None:
+        raise CommandError(replies.NOT_FLOAT)
+    value = current + increment
+    if not value.is_finite():
         raise CommandError("ERR increment would produce NaN or Infinity")
-    text = format_long_double(value)
+    text = value.human()
     db.store(key, text, keep_ttl=True)
     db.notify(ev.STRING, b"incrbyfloat", key)
     return text
 
 
-_LD_BITS = 64  # x87 extended precision: 64-bit significand
-_LD_MIN_EXP = -16382  # smallest normal binary exponent
-_LD_MAX = 1 << 16384  # the first value that is infinite
-_DECIMAL = re.compile(rb"([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?")
-_HEX = re.compile(rb"([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?\d+))?")
-
-
-def parse_long_double(raw: bytes) -> Fraction | float:
-    """The exact value strtold() would read from `raw`, as Redis's string2ld accepts it.
-
-    Infinities come back as float('inf') / float('-inf'). Raises
-    CommandError("ERR value is not a valid float") for anything else, NaN included.
-    """
-    if not raw or len(raw) >= 5120 or raw[:1].isspace():
-        raise CommandError(replies.NOT_FLOAT)
-    hexm = _HEX.fullmatch(raw)
-    m = hexm or _DECIMAL.fullmatch(raw)
-    if m is None or not (m[2] or m[3]):
-        if raw.lower().lstrip(b"+-") in (b"inf", b"infinity") and raw[1:2] not in b"+-":
-            return float("-inf") if raw[:1] == b"-" else float("inf")
-        raise CommandError(replies.NOT_FLOAT)
-    base, scale = (16, 2) if hexm else (10, 10)
-    digits = (m[2] + (m[3] or b"")).lstrip(b"0")
-    if not digits:
-        return Fraction(0)
-    exponent = int(m[4] or 0) - len(m[3] or b"") * (4 if hexm else 1)
-    magnitude = len(digits) * (4 if hexm else 1) + exponent  # in powers of `scale`
-    if not -6000 * (4 if hexm else 1) < magnitude < 5000 * (4 if hexm else 1):
-        raise CommandError(replies.NOT_FLOAT)  # strtold's ERANGE: overflow or underflow to 0
-    value = _round_long_double(int(digits, base) * Fraction(scale) ** exponent)
-    if not value:
-        raise CommandError(replies.NOT_FLOAT)
-    return -value if m[1] == b"-" else value
-
-
-def _round_long_double(x: Fraction) -> Fraction | None:
-    """`x` rounded (half to even) to the nearest long double; None if that is infinite."""
-    if x == 0:
-        return x
-    mag = abs(x)
-    exp = mag.numerator.bit_length() - mag.denominator.bit_length()
-    if Fraction(2) ** exp > mag:
-        exp -= 1
-    quantum = Fraction(2) ** (max(exp, _LD_MIN_EXP) - (_LD_BITS - 1))
-    rounded = round(mag / quantum) * quantum
-    if rounded >= _LD_MAX:
-        return None
-    return rounded if x > 0 else -rounded
-
-
-def format_long_double(value: Fraction) -> bytes:
-    """`%.17Lf` (round half to even), then trailing zeros and a bare '.' removed; never "-0"."""
-    scaled = round(abs(value) * 10**17)
-    whole, frac = divmod(scaled, 10**17)
-    text = (_decimal_digits(whole) + b".%017d" % frac).rstrip(b"0").rstrip(b".")
-    return b"-" + text if value < 0 and text != b"0" else text
-
-
-def _decimal_digits(n: int) -> bytes:
-    """`n` in decimal, past Python's 4300-digit int-to-str limit (long doubles reach 4933)."""
-    if n < 10**4000:
-        return b"%d" % n
-    high, low = divmod(n, 10**4000)
-    return _decimal_digits(high) + b"%s" % str(low).zfill(4000).encode()
-
-
-@command("append", 3, "write fast")
+@command("append", 3, "write fast denyoom", specs=(("RW insert", 1, 0, 1),))
 def append(client, argv):
     db = client.db
     old = db.get_typed(argv[1], bytes) or b""
@@ -368,7 +300,7 @@ def _check_length(client, length: int) -> None:
         raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
 
 
-@command("strlen", 2, "readonly fast")
+@command("strlen", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
 def strlen(client, argv):
     value = read_key(client.db, argv[1], bytes)
     return 0 if value is None else len(value)
@@ -397,7 +329,7 @@ def getrange(client, argv):
     return value[start : end + 1]
 
 
-@command("setrange", 4, "write")
+@command("setrange", 4, "write denyoom")
 def setrange(client, argv):
     db = client.db
     _, key, raw, patch = argv

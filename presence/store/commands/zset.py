@@ -16,16 +16,21 @@ from __future__ import annotations
 
 import math
 import random
-import re
 
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.blocking import block, may_block, serve_ready
-from presence.store.commands import CommandError, command, parse_int
+from presence.store.commands import CommandError, command
 from presence.store.commands import list as lists
 from presence.store.commands.generic import read_key
 from presence.store.keyspace import WrongType
-from presence.store.numbers import parse_cursor, scan_options
+from presence.store.numbers import (
+    parse_cursor,
+    parse_double,
+    parse_int,
+    parse_score_bound,
+    scan_options,
+)
 from presence.store.pubsub import glob_match
 from presence.store.resp import NIL_ARRAY, Double
 from presence.store.zset import ZSet, combine
@@ -57,10 +62,6 @@ OUT_OF_RANGE_SIGNED = (
     "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
 )
 INF = math.inf
-_HEX = re.compile(rb"\s*[+-]?0[xX]")
-_INF = re.compile(rb"[+-]?(inf|infinity)", re.I)
-_MANTISSA = re.compile(rb"[eEpP]")
-_NONZERO = re.compile(rb"[1-9]|0[xX].*[1-9a-fA-F]")
 
 
 # ------------------------------------------------------------ reply helpers
@@ -93,48 +94,6 @@ def pairs_reply(client, pairs, withscores: bool) -> list:
 # ------------------------------------------------------------ argument parsing
 
 
-def parse_score_bound(raw: bytes) -> tuple[float, bool]:
-    """`1.5`, `(1.5`, `-inf`, `+inf` as (value, exclusive), parsed like Redis's strtod."""
-    exclusive = raw[:1] == b"("
-    text = raw[1:] if exclusive else raw
-    if not text.strip():
-        if text:
-            raise CommandError(NOT_FLOAT_RANGE)
-        return 0.0, exclusive  # strtod("") is 0 and Redis accepts it
-    value = strtod(text)
-    if value is None or value != value:
-        raise CommandError(NOT_FLOAT_RANGE)
-    return value, exclusive
-
-
-def strtod(text: bytes) -> float | None:
-    """`text` read whole by C's strtod (decimal or hex, leading spaces allowed), or None."""
-    if b"_" in text or text[-1:].isspace():
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    if _HEX.match(text) is None:
-        return None
-    try:
-        return float.fromhex(text.decode("ascii"))
-    except (ValueError, UnicodeDecodeError, OverflowError):
-        return None
-
-
-def parse_double(raw: bytes, error: str = replies.NOT_FLOAT) -> float:
-    """A score, increment or weight as Redis's getDoubleFromObject reads it (no NaN, no overflow)."""
-    value = strtod(raw) if raw and not raw[:1].isspace() else None
-    if value is None or value != value:
-        raise CommandError(error)
-    if value in (INF, -INF) and not _INF.fullmatch(raw):
-        raise CommandError(error)  # strtod overflowed: ERANGE
-    if value == 0 and _NONZERO.search(_MANTISSA.split(raw)[0]):
-        raise CommandError(error)  # strtod underflowed to zero: ERANGE
-    return value
-
-
 def parse_lex_bound(raw: bytes) -> tuple[int, bytes, bool]:
     """`-`, `+`, `[member`, `(member` as (kind, member, exclusive); see presence.store.zset."""
     if raw == b"-":
@@ -149,7 +108,7 @@ def parse_lex_bound(raw: bytes) -> tuple[int, bytes, bool]:
 def parse_range(rangetype: str, low: bytes, high: bytes):
     """Parse both ends of a range of `rangetype` (rank bounds are integers)."""
     if rangetype == SCORE:
-        return parse_score_bound(low), parse_score_bound(high)
+        return parse_score_bound(low, NOT_FLOAT_RANGE), parse_score_bound(high, NOT_FLOAT_RANGE)
     if rangetype == LEX:
         return parse_lex_bound(low), parse_lex_bound(high)
     return parse_int(low), parse_int(high)
@@ -194,7 +153,7 @@ def zadd(client, argv):
     return zadd_generic(client, argv[1], flags, pairs)
 
 
-@command("zincrby", 4, "write denyoom fast")
+@command("zincrby", 4, "write denyoom fast", specs=(("RW access update", 1, 0, 1),))
 def zincrby(client, argv):
     return zadd_generic(client, argv[1], {b"incr"}, [(parse_double(argv[2]), argv[3])])
 
@@ -249,7 +208,7 @@ def _zadd_one(zset: ZSet, member: bytes, score: float, flags: set):
     return "updated", score
 
 
-@command("zrem", -3, "write fast")
+@command("zrem", -3, "write fast", specs=(("RW delete", 1, 0, 1),))
 def zrem(client, argv):
     db = client.db
     key = argv[1]
@@ -287,7 +246,7 @@ def zmscore(client, argv):
     return [None if s is None else score_reply(client, s) for s in scores]
 
 
-@command("zcard", 2, "readonly fast")
+@command("zcard", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
 def zcard(client, argv):
     return len(read_key(client.db, argv[1], ZSet) or ())
 
@@ -362,7 +321,16 @@ def zrevrangebylex(client, argv):
     return zrange_generic(client, argv[1:], LEX, True)
 
 
-@command("zrangestore", -5, "write denyoom", keys=(1, 2, 1))
+@command(
+    "zrangestore",
+    -5,
+    "write denyoom",
+    keys=(1, 2, 1),
+    specs=(
+        ("OW update", 1, 0, 1),
+        ("RO access", 2, 0, 1),
+    ),
+)
 def zrangestore(client, argv):
     return zrange_generic(client, argv[2:], None, None, store=argv[1])
 
@@ -455,17 +423,17 @@ def store_result(client, key: bytes, pairs, event: bytes) -> int:
 # ------------------------------------------------------------ removing ranges
 
 
-@command("zremrangebyscore", 4, "write")
+@command("zremrangebyscore", 4, "write", specs=(("RW delete", 1, 0, 1),))
 def zremrangebyscore(client, argv):
     return _remove_range(client, argv[1:], SCORE, b"zremrangebyscore")
 
 
-@command("zremrangebyrank", 4, "write")
+@command("zremrangebyrank", 4, "write", specs=(("RW delete", 1, 0, 1),))
 def zremrangebyrank(client, argv):
     return _remove_range(client, argv[1:], RANK, b"zremrangebyrank")
 
 
-@command("zremrangebylex", 4, "write")
+@command("zremrangebylex", 4, "write", specs=(("RW delete", 1, 0, 1),))
 def zremrangebylex(client, argv):
     return _remove_range(client, argv[1:], LEX, b"zremrangebylex")
 
@@ -485,12 +453,12 @@ def _remove_range(client, args, rangetype: str, event: bytes) -> int:
 # ------------------------------------------------------------ pops and random members
 
 
-@command("zpopmin", -2, "write fast")
+@command("zpopmin", -2, "write fast", specs=(("RW access delete", 1, 0, 1),))
 def zpopmin(client, argv):
     return _pop(client, argv[1:], max_end=False)
 
 
-@command("zpopmax", -2, "write fast")
+@command("zpopmax", -2, "write fast", specs=(("RW access delete", 1, 0, 1),))
 def zpopmax(client, argv):
     return _pop(client, argv[1:], max_end=True)
 
@@ -529,12 +497,24 @@ def zmpop(client, argv):
     return _zpop_first(client, keys, end == b"max", count)
 
 
-@command("bzpopmin", -3, "write noscript blocking fast", keys=(1, -2, 1))
+@command(
+    "bzpopmin",
+    -3,
+    "write noscript blocking fast",
+    keys=(1, -2, 1),
+    specs=(("RW access delete", 1, -2, 1),),
+)
 def bzpopmin(client, argv):
     return bzpop_generic(client, argv[1:-1], argv[-1], False, None, "bzpopmin")
 
 
-@command("bzpopmax", -3, "write noscript blocking fast", keys=(1, -2, 1))
+@command(
+    "bzpopmax",
+    -3,
+    "write noscript blocking fast",
+    keys=(1, -2, 1),
+    specs=(("RW access delete", 1, -2, 1),),
+)
 def bzpopmax(client, argv):
     return bzpop_generic(client, argv[1:-1], argv[-1], True, None, "bzpopmax")
 
