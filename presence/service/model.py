@@ -38,6 +38,8 @@ RECENT_LAGS = 100_000  # offline lags a node keeps between two hand-overs to the
 TOTALS_CHANNELS = 10_000  # channels whose connections /api/stats sums
 REPAIR_EVERY = 8  # sweeps between two repairs of the distinct users count (see repair_users)
 HISTORY_INTERVAL = 10  # seconds per history point (see presence.service.nodes)
+LATE_ANSWER = 0.25  # seconds: a poll answered later than this past its poll timeout
+# (counted from its refresh) refreshes its tab again as it answers (see _answered)
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Stats:
     lag_sum_ms: int = 0
     lag_max_ms: int = 0
     sweeps: int = 0
+    late_answers: int = 0  # polls answered late, whose tab was refreshed again (_answered)
     requests: int = 0  # HTTP requests answered (counted by the web layer)
     recent_lags: list[int] = field(default_factory=list)  # not yet handed to the history
 
@@ -126,6 +129,7 @@ class Presence:
             gateway.read_feed, self.waits, None, answer_pace, reset=self._global_reset
         )
         self._claims = asyncio.Semaphore(CLAIM_CONCURRENCY)
+        self._late_refreshes: set[asyncio.Task] = set()  # see _answered
         # channel -> (taken at, future of its members page), oldest first
         self._snapshots: OrderedDict[str, tuple[float, asyncio.Future]] = OrderedDict()
         self.feed_watcher: FeedWatcher | None = None  # set by the subscriber
@@ -263,6 +267,7 @@ class Presence:
             seen = feed.pokes
             epoch, ident = parse_cursor(cursor)
             now = self.now()
+            sent = asyncio.get_running_loop().time()
             status, got = await self.gateway.refresh(
                 channel, user, conn, now, self._ttl(), cursor=ident, epoch=epoch
             )
@@ -270,15 +275,24 @@ class Presence:
                 return _rejoin(status.reason or "unknown", format_cursor(epoch, ident))
             self._arm(channel, user, now)
             self.quotas.seen(conn, channel, now / 1000)
-            if hold is not None:
-                hold.refreshed = now + self._ttl()  # for tab_dropped (the disconnect grace)
             if got.events and not got.reset:  # the usual answer: no waiting at all
                 feed.observe(got)
                 return {
                     "cursor": format_cursor(got.epoch, got.events[-1]["id"]),
                     "events": got.events,
                 }
-            return await feed.wait(got, seen, hold or Hold())
+            hold = hold or Hold()
+            hold.refreshed = now + self._ttl()  # for tab_dropped (the disconnect grace)
+            if not hold.due:  # the hold counts from the refresh's sending, not its reply
+                hold.due = self.waits.wheel.due(sent + self.poll_timeout)
+            answer = await feed.wait(got, seen, hold)
+            if answer is hold and hold.future is not None:
+                hold.future.add_done_callback(
+                    functools.partial(self._answered, channel, user, conn, now)
+                )
+            else:
+                self._answered(channel, user, conn, now)
+            return answer
         finally:
             feed.users -= 1
 
@@ -613,6 +627,34 @@ class Presence:
         """Watch a presence key whose deadline this node just set (see deadlines)."""
         if self.timers is not None:
             self.timers.arm(channel, user, deadline)
+
+    def _answered(
+        self, channel: str, user: str, conn: str, refreshed: int, future: object = None
+    ) -> None:
+        """A poll whose refresh was sent at `refreshed` (ms) is answered now: when that is
+        later than its poll timeout by more than LATE_ANSWER (this node is overloaded), its
+        tab is refreshed again right away, so the tab keeps the whole margin between
+        --poll-timeout and --timeout for its next request. The tab is provably there: its
+        connection is still open (a closed one cancels the hold, and then nothing is done).
+        One store round trip, only for late answers; none at normal load.
+        """
+        if isinstance(future, asyncio.Future) and (future.cancelled() or future.exception()):
+            return
+        now = self.now()
+        if now - refreshed <= (self.poll_timeout + LATE_ANSWER) * 1000:
+            return
+        self.stats.late_answers += 1
+        task = asyncio.ensure_future(self._refresh_late(channel, user, conn, now))
+        self._late_refreshes.add(task)
+        task.add_done_callback(self._late_refreshes.discard)
+
+    async def _refresh_late(self, channel: str, user: str, conn: str, now: int) -> None:
+        try:
+            status, _ = await self.gateway.refresh(channel, user, conn, now, self._ttl())
+        except Exception:  # the store is away: the tab's next poll refreshes it, or not
+            return
+        if status.joined:
+            self._arm(channel, user, now)
 
     async def _deadline_due(self, channel: str, user: str) -> int:
         """A deadline timer fired: claim the offline if the key is gone; its PTTL."""

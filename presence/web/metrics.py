@@ -64,6 +64,9 @@ async def render_metrics(presence: Presence, node: str) -> str:
         "# HELP presence_sweeps_total Reconciliation sweeps run by this node.",
         "# TYPE presence_sweeps_total counter",
         f"presence_sweeps_total{{{label}}} {stats.sweeps}",
+        "# HELP presence_late_answers_total Polls answered late, whose tab was refreshed again.",
+        "# TYPE presence_late_answers_total counter",
+        f"presence_late_answers_total{{{label}}} {stats.late_answers}",
     ]
     bundled = presence.bundled_store
     if bundled is not None:

@@ -308,6 +308,7 @@ async def test_health_ready_metrics(get, model):
     assert "presence_online_users 1\n" in metrics
     assert 'presence_events_total{node="n1",type="join"} 1\n' in metrics
     assert "presence_pending_polls" in metrics and "presence_expiry_lag_seconds_count" in metrics
+    assert 'presence_late_answers_total{node="n1"} 0\n' in metrics
 
 
 @pytest.mark.gen_test
