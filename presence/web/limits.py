@@ -11,6 +11,7 @@ an HTTP answer in JSON (JSONP when the request line arrived whole and carries a 
 - the body: 413, decided from Content-Length by `RequestLimits` before the body is read,
   or for a chunked body as soon as a chunk's size takes it past the limit (before that
   chunk is read), then a lingering close;
+- a request Tornado cannot parse: 400 in JSON (`LimitedIOStream.write`), not a bare 400;
 - connections: `Acceptor` accepts without spinning when descriptors run out, and the
   server (presence.web.app.HTTPServer) answers 503 and closes a connection over the cap.
 """
@@ -114,6 +115,11 @@ def callback_of(target: str | bytes) -> str | None:
 
 
 TOO_MANY_CONNECTIONS = refusal(503, "Service Unavailable", "too many connections")
+# What Tornado writes, bare, for a request it cannot parse (a bad request line, header,
+# Content-Length or chunk), before it closes the connection; LimitedIOStream answers
+# MALFORMED in JSON instead (no JSONP: the request may not even have a parsable URL).
+TORNADO_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\n\r\n"
+MALFORMED = refusal(400, "Bad Request", "malformed HTTP request", "http")
 
 
 def answer_before_close(connection: socket.socket, answer: bytes) -> None:
@@ -160,6 +166,11 @@ class LimitedIOStream(IOStream):
     def read_bytes(self, num_bytes: int, partial: bool = False) -> Any:
         self.reading_headers = False
         return super().read_bytes(num_bytes, partial)
+
+    def write(self, data: bytes | memoryview) -> Any:
+        if data == TORNADO_BAD_REQUEST:  # (Tornado's answer to a malformed request)
+            data = MALFORMED
+        return super().write(data)
 
     def close(self, exc_info: Any = False) -> None:
         if self.reading_headers and isinstance(exc_info, UnsatisfiableReadError):

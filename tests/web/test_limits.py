@@ -307,3 +307,21 @@ def test_limit_flags_come_from_the_environment_and_raise_the_open_file_limit(mon
     assert network_limits(huge).max_connections == max(
         resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1024, 64
     )  # what the open-file limit leaves, with a warning
+
+
+@pytest.mark.gen_test
+async def test_a_request_that_cannot_be_parsed_is_400_in_json_not_a_bare_400(start_node):
+    node = start_node()
+    post = "Content-Type: application/json\r\n"
+    for data in [
+        request(JOIN, post + "Content-Length: abc\r\n", method="POST"),
+        request(JOIN, post + "Content-Length: 1, 2\r\n", b"{", "POST"),
+        request(JOIN, CHUNKED, b"zz\r\n", "POST"),
+        request(JOIN, post + "Transfer-Encoding: gzip\r\n", method="POST"),
+        request(JOIN, "no colon here\r\n"),
+        b"GET\r\n\r\n",
+    ]:
+        status, headers, body = parse_answer(await exchange(node.port, data, timeout=3))
+        assert status == 400 and headers["connection"] == "close", data
+        assert answer_json(body) == {"error": "malformed HTTP request", "param": "http"}
+    assert await members(node) is None
