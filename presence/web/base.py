@@ -20,6 +20,7 @@ import tornado
 import tornado.log
 import tornado.web
 from tornado import httputil
+from tornado.escape import parse_qs_bytes
 from tornado.http1connection import HTTP1Connection
 
 from presence.service import names
@@ -242,6 +243,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if self.callback is None:  # an error before prepare() read it (405, a bad path)
+            self.callback = callback_of(self.request.uri or "")
         if status_code == 401:  # (send_error cleared the headers set before the error)
             self.set_header("WWW-Authenticate", 'Bearer realm="presence"')
         if isinstance(exc, BadParam):
@@ -341,6 +344,25 @@ class BaseHandler(tornado.web.RequestHandler):
         if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
             raise BadParam(name, f"{name} must be an integer from {low} to {high}")
         return int(raw)
+
+
+def callback_of(target: str | bytes) -> str | None:
+    """The JSONP callback a request target asks for, as BaseHandler.prepare reads it (the
+    last `callback` query parameter), or None when it has none or an invalid one (an
+    invalid callback is answered in JSON, as the handlers do)."""
+    if isinstance(target, bytes):
+        target = target.decode("latin-1")  # (Tornado's reading of a request line)
+    _, question, query = target.partition("?")
+    if not question or "callback" not in query:
+        return None
+    values = parse_qs_bytes(query, keep_blank_values=True).get("callback")
+    if not values:
+        return None
+    try:
+        value = values[-1].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return value if names.is_callback(value) else None
 
 
 _SECRET_PARAMS = frozenset(("token",))  # query parameters whose values never reach a log

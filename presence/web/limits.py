@@ -28,14 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from tornado import httputil
-from tornado.escape import parse_qs_bytes
 from tornado.http1connection import HTTP1Connection, _QuietException
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
 
-from presence.service import names
 from presence.web import strict_json
-from presence.web.base import encode_json
+from presence.web.base import callback_of, encode_json
 
 log = logging.getLogger("presence.web")
 
@@ -93,25 +91,6 @@ def refusal(
         f"{retry}\r\n"
     )
     return head.encode() + body
-
-
-def callback_of(target: str | bytes) -> str | None:
-    """The JSONP callback a request target asks for, as BaseHandler.prepare reads it (the
-    last `callback` query parameter), or None when it has none or an invalid one (an
-    invalid callback is answered in JSON, as the handlers do)."""
-    if isinstance(target, bytes):
-        target = target.decode("latin-1")  # (Tornado's reading of a request line)
-    _, question, query = target.partition("?")
-    if not question or "callback" not in query:
-        return None
-    values = parse_qs_bytes(query, keep_blank_values=True).get("callback")
-    if not values:
-        return None
-    try:
-        value = values[-1].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return value if names.is_callback(value) else None
 
 
 TOO_MANY_CONNECTIONS = refusal(503, "Service Unavailable", "too many connections")
