@@ -388,19 +388,37 @@ def request_summary(request: httputil.HTTPServerRequest) -> str:
 
 
 _SECRETS_IN_TEXT = re.compile(r"(Bearer\s+|token=)[^\s&'\"]+", re.IGNORECASE)
+# Tornado's line for a malformed header quotes the header's value, whatever header it is
+# (Authorization: Basic ..., a cookie): the value is never written.
+_BAD_HEADER_VALUE = re.compile(r"(Invalid header value ).*", re.DOTALL)
+
+
+def redact_text(text: str) -> str:
+    """`text` with `Bearer <x>` and `token=<x>` values, and the value quoted by Tornado's
+    "Invalid header value" message, written `***`."""
+    if "oken" in text or "earer" in text:
+        text = _SECRETS_IN_TEXT.sub(r"\1***", text)
+    if "Invalid header value" in text:
+        text = _BAD_HEADER_VALUE.sub(r"\1***", text)
+    return text
 
 
 class RedactTokens(logging.Filter):
-    """Rewrites a log record's message with `Bearer <x>` and `token=<x>` values as `***`:
-    for the lines Tornado writes itself, such as "Malformed HTTP message ...: Invalid header
-    value 'Bearer ...'" (the service's own lines name requests by request_summary)."""
+    """Rewrites a log record's message, and its traceback, with `Bearer <x>` and
+    `token=<x>` values as `***`: for the lines Tornado writes itself, such as "Malformed
+    HTTP message ...: Invalid header value '...'" (whose value is not written at all), and
+    exceptions whose text holds a URL (the service's own lines name requests by
+    request_summary)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "oken" in message or "earer" in message:
-            redacted_message = _SECRETS_IN_TEXT.sub(r"\1***", message)
-            if redacted_message != message:
-                record.msg, record.args = redacted_message, ()
+        redacted_message = redact_text(message)
+        if redacted_message != message:
+            record.msg, record.args = redacted_message, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
         return True
 
 
