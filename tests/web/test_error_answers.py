@@ -61,3 +61,56 @@ async def test_every_4xx_is_jsonp_when_a_valid_callback_asks_for_it(start_node):
             assert answer.headers["Content-Type"].startswith("application/json")
             assert answer.headers["Access-Control-Allow-Origin"] == "*"
             assert not JSONP.match(answer.body.decode()) and answer_json(answer.body)
+
+
+@pytest.mark.gen_test
+async def test_a_refused_request_changes_no_member_and_no_event(start_node):
+    """Whatever refused it (a parameter, a token, a limit, a size, a malformed request):
+    the channel's members and the global feed stay as they were."""
+    from presence.web.limits import Limits
+    from tests.web.live import exchange, parse_answer
+
+    node = start_node(Limits(max_body_size=1000, max_url_length=300, max_header_size=3000),
+                      secret=SECRET, admin_token=ADMIN,
+                      client_limits=ClientLimits(max_tabs=1, max_messages_per_second=1))  # fmt: skip
+    client = AsyncHTTPClient()
+
+    async def get(target, headers=None, method="GET"):
+        return await client.fetch(node.url + target, method=method, headers=headers,
+                                  raise_error=False, allow_nonstandard_methods=True)  # fmt: skip
+
+    mine = f"user=alice&conn=t1&token={token()}"
+    assert (await get(f"/channels/room/join?{mine}")).code == 200
+    assert (await get(f"/channels/room/send?{mine}&data=1")).code == 200
+
+    async def state():
+        room = answer_json((await get("/api/channels/room", BEARER)).body)
+        feed = answer_json((await get("/api/events", BEARER)).body)
+        return room, feed["cursor"]
+
+    before = await state()
+    refused = [
+        (f"/channels/room/join?{mine}&info=1e999", 400),
+        (f"/channels/room/join?{mine}&info=%22%5Cud800%22", 400),
+        ("/channels/room/join?user=bob&conn=t2&token=" + token(), 403),
+        (f"/channels/private-x/join?{mine}", 403),
+        (f"/channels/room/join?user=alice&conn=t2&token={token()}", 429),
+        (f"/channels/other/send?{mine}&data=x", 404),
+        (f"/channels/room/send?{mine}&data=2", 429),
+        (f"/channels/room/send?{mine}&data=" + "x" * 5000, 414),
+    ]  # fmt: skip
+    for target, status in refused:
+        assert (await get(target)).code == status, target
+    for headers in ({}, {"Authorization": "Bearer nope"}):
+        assert (await get("/api/channels/room/members/alice", headers, "DELETE")).code == 401
+    post = "Content-Type: application/x-www-form-urlencoded\r\n"
+    target = "/channels/room/leave?" + mine
+    for head, body in [
+        (f"{post}Content-Length: 5000\r\n", b"x" * 5000),  # 413
+        (f"{post}Transfer-Encoding: chunked\r\n", b"2000\r\n" + b"x" * 0x2000),  # 413
+        (f"X-Big: {'y' * 3000}\r\n", b""),  # 431
+        (f"{post}Content-Length: 1, 2\r\n", b"x"),  # malformed
+    ]:
+        data = f"POST {target} HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode() + body
+        assert parse_answer(await exchange(node.port, data, 3))[0] in (400, 413, 431)
+    assert await state() == before
