@@ -20,6 +20,7 @@ import tornado
 import tornado.log
 import tornado.web
 from tornado import httputil
+from tornado.escape import parse_qs_bytes
 from tornado.http1connection import HTTP1Connection
 
 from presence.service import names
@@ -242,6 +243,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if self.callback is None:  # an error before prepare() read it (405, a bad path)
+            self.callback = callback_of(self.request.uri or "")
         if status_code == 401:  # (send_error cleared the headers set before the error)
             self.set_header("WWW-Authenticate", 'Bearer realm="presence"')
         if isinstance(exc, BadParam):
@@ -343,6 +346,25 @@ class BaseHandler(tornado.web.RequestHandler):
         return int(raw)
 
 
+def callback_of(target: str | bytes) -> str | None:
+    """The JSONP callback a request target asks for, as BaseHandler.prepare reads it (the
+    last `callback` query parameter), or None when it has none or an invalid one (an
+    invalid callback is answered in JSON, as the handlers do)."""
+    if isinstance(target, bytes):
+        target = target.decode("latin-1")  # (Tornado's reading of a request line)
+    _, question, query = target.partition("?")
+    if not question or "callback" not in query:
+        return None
+    values = parse_qs_bytes(query, keep_blank_values=True).get("callback")
+    if not values:
+        return None
+    try:
+        value = values[-1].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return value if names.is_callback(value) else None
+
+
 _SECRET_PARAMS = frozenset(("token",))  # query parameters whose values never reach a log
 
 
@@ -366,19 +388,37 @@ def request_summary(request: httputil.HTTPServerRequest) -> str:
 
 
 _SECRETS_IN_TEXT = re.compile(r"(Bearer\s+|token=)[^\s&'\"]+", re.IGNORECASE)
+# Tornado's line for a malformed header quotes the header's value, whatever header it is
+# (Authorization: Basic ..., a cookie): the value is never written.
+_BAD_HEADER_VALUE = re.compile(r"(Invalid header value ).*", re.DOTALL)
+
+
+def redact_text(text: str) -> str:
+    """`text` with `Bearer <x>` and `token=<x>` values, and the value quoted by Tornado's
+    "Invalid header value" message, written `***`."""
+    if "oken" in text or "earer" in text:
+        text = _SECRETS_IN_TEXT.sub(r"\1***", text)
+    if "Invalid header value" in text:
+        text = _BAD_HEADER_VALUE.sub(r"\1***", text)
+    return text
 
 
 class RedactTokens(logging.Filter):
-    """Rewrites a log record's message with `Bearer <x>` and `token=<x>` values as `***`:
-    for the lines Tornado writes itself, such as "Malformed HTTP message ...: Invalid header
-    value 'Bearer ...'" (the service's own lines name requests by request_summary)."""
+    """Rewrites a log record's message, and its traceback, with `Bearer <x>` and
+    `token=<x>` values as `***`: for the lines Tornado writes itself, such as "Malformed
+    HTTP message ...: Invalid header value '...'" (whose value is not written at all), and
+    exceptions whose text holds a URL (the service's own lines name requests by
+    request_summary)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "oken" in message or "earer" in message:
-            redacted_message = _SECRETS_IN_TEXT.sub(r"\1***", message)
-            if redacted_message != message:
-                record.msg, record.args = redacted_message, ()
+        redacted_message = redact_text(message)
+        if redacted_message != message:
+            record.msg, record.args = redacted_message, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
         return True
 
 

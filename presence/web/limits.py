@@ -3,12 +3,15 @@
 Tornado enforces some limits by closing the connection without a word (a header block
 over `max_header_size`) or with a bare 400 (a Content-Length over `max_body_size`), and its
 accept loop spins when the process runs out of file descriptors. Here every limit gets
-an HTTP answer in JSON, decided as early as possible:
+an HTTP answer in JSON (JSONP when the request line arrived whole and carries a valid
+`callback`, as every other error of the service), decided as early as possible:
 
 - the request line and headers: 414 (URL too long) or 431 (headers too large), answered
   by `LimitedIOStream` when the header block passes the limit while it is being read;
 - the body: 413, decided from Content-Length by `RequestLimits` before the body is read,
-  then a lingering close (a chunked body is cut by Tornado when it passes the limit);
+  or for a chunked body as soon as a chunk's size takes it past the limit (before that
+  chunk is read), then a lingering close;
+- a request Tornado cannot parse: 400 in JSON (`LimitedIOStream.write`), not a bare 400;
 - connections: `Acceptor` accepts without spinning when descriptors run out, and the
   server (presence.web.app.HTTPServer) answers 503 and closes a connection over the cap.
 """
@@ -25,11 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from tornado import httputil
+from tornado.http1connection import HTTP1Connection, _QuietException
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
 
 from presence.web import strict_json
-from presence.web.base import encode_json
+from presence.web.base import callback_of, encode_json
 
 log = logging.getLogger("presence.web")
 
@@ -56,28 +60,45 @@ class Limits:
         }
 
 
-def refusal(status: int, reason: str, message: str, param: str | None = None) -> bytes:
-    """A complete HTTP/1.1 answer in JSON that closes the connection (for answers written
-    below the application: no handler exists for the request)."""
+def refusal(
+    status: int,
+    reason: str,
+    message: str,
+    param: str | None = None,
+    callback: str | None = None,
+) -> bytes:
+    """A complete HTTP/1.1 answer that closes the connection (for answers written below
+    the application: no handler exists for the request). JSON with CORS, or JSONP when a
+    `callback` (already checked by callback_of) is given, as BaseHandler.reply writes."""
     error: dict[str, str] = {"error": message}
     if param is not None:
         error["param"] = param
     body = encode_json(error).encode()
+    if callback is not None:
+        name = callback.encode()  # ASCII: names.is_callback
+        body = b"/**/ typeof %s === 'function' && %s(%s);" % (name, name, body)
+        kind = "Content-Type: text/javascript; charset=UTF-8\r\n"
+    else:
+        kind = "Content-Type: application/json; charset=UTF-8\r\nAccess-Control-Allow-Origin: *\r\n"
     retry = "Retry-After: 1\r\n" if status == 503 else ""
     head = (
         f"HTTP/1.1 {status} {reason}\r\n"
-        "Content-Type: application/json; charset=UTF-8\r\n"
+        f"{kind}"
         f"Content-Length: {len(body)}\r\n"
         "Connection: close\r\n"
         "Cache-Control: no-store\r\n"
         "X-Content-Type-Options: nosniff\r\n"
-        "Access-Control-Allow-Origin: *\r\n"
         f"{retry}\r\n"
     )
     return head.encode() + body
 
 
 TOO_MANY_CONNECTIONS = refusal(503, "Service Unavailable", "too many connections")
+# What Tornado writes, bare, for a request it cannot parse (a bad request line, header,
+# Content-Length or chunk), before it closes the connection; LimitedIOStream answers
+# MALFORMED in JSON instead (no JSONP: the request may not even have a parsable URL).
+TORNADO_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\n\r\n"
+MALFORMED = refusal(400, "Bad Request", "malformed HTTP request", "http")
 
 
 def answer_before_close(connection: socket.socket, answer: bytes) -> None:
@@ -125,6 +146,11 @@ class LimitedIOStream(IOStream):
         self.reading_headers = False
         return super().read_bytes(num_bytes, partial)
 
+    def write(self, data: bytes | memoryview) -> Any:
+        if data == TORNADO_BAD_REQUEST:  # (Tornado's answer to a malformed request)
+            data = MALFORMED
+        return super().write(data)
+
     def close(self, exc_info: Any = False) -> None:
         if self.reading_headers and isinstance(exc_info, UnsatisfiableReadError):
             self.reading_headers = False
@@ -133,20 +159,30 @@ class LimitedIOStream(IOStream):
         super().close(exc_info)
 
     def _oversized_answer(self) -> bytes:
-        """414 when the request line has not ended within the URL limit, else 431."""
+        """414 when the request line has not ended within the URL limit, else 431 (JSONP
+        when the request line, read whole, asks for it)."""
         line_limit = self.max_url_length + len(b"OPTIONS  HTTP/1.1\r")
-        if self._read_buffer.find(b"\n", 0, line_limit + 1) < 0:
+        end = self._read_buffer.find(b"\n", 0, line_limit + 1)
+        if end < 0:
             return refusal(414, "URI Too Long", "the URL is too long", "url")
+        words = bytes(self._read_buffer[:end]).split(b" ")
+        callback = callback_of(words[1]) if len(words) == 3 else None
         return refusal(
-            431, "Request Header Fields Too Large", "the headers are too large", "headers"
+            431,
+            "Request Header Fields Too Large",
+            "the headers are too large",
+            "headers",
+            callback,
         )
 
 
 class RequestLimits(httputil.HTTPMessageDelegate):
     """Passes a request on to `delegate`, unless its headers already say it is too large:
-    then answers 414 (URL) or 413 (declared body), reads no body, and closes."""
+    then answers 414 (URL) or 413 (declared body), reads no body, and closes. A chunked
+    body is answered 413 as soon as a chunk's size takes it past the limit (before that
+    chunk is read): Tornado would answer a bare 400."""
 
-    __slots__ = ("delegate", "connection", "limits")
+    __slots__ = ("delegate", "connection", "limits", "target")
 
     def __init__(
         self, delegate: httputil.HTTPMessageDelegate, connection: Any, limits: Limits
@@ -154,20 +190,41 @@ class RequestLimits(httputil.HTTPMessageDelegate):
         self.delegate = delegate
         self.connection = connection
         self.limits = limits
+        self.target = ""
 
     def headers_received(
         self,
         start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
         headers: httputil.HTTPHeaders,
     ) -> Any:
-        target = getattr(start_line, "path", "")
+        self.target = target = getattr(start_line, "path", "")
         if len(target) > self.limits.max_url_length:
             return self._refuse(414, "URI Too Long", "the URL is too long", "url")
         length = headers.get("Content-Length")
         if length is not None and _declared_length(length) > self.limits.max_body_size:
-            message = f"the body must be at most {self.limits.max_body_size} bytes"
-            return self._refuse(413, "Content Too Large", message, "body")
+            return self._refuse_body()
+        if "Transfer-Encoding" in headers and isinstance(self.connection, HTTP1Connection):
+            self._limit_chunked_body(self.connection)
         return self.delegate.headers_received(start_line, headers)
+
+    def _limit_chunked_body(self, connection: HTTP1Connection) -> None:
+        """Make this request's connection answer 413 instead of Tornado's bare 400 when
+        its chunked body passes the limit (Tornado checks each chunk's declared size
+        against max_body_size before reading the chunk)."""
+        read_chunked_body = connection._read_chunked_body
+
+        async def limited(delegate: httputil.HTTPMessageDelegate) -> None:
+            try:
+                await read_chunked_body(delegate)
+            except httputil.HTTPInputError as exc:
+                if str(exc) != "chunked body too large" or connection.stream is None:
+                    raise
+                self._refuse_body()  # (detaches the stream: Tornado reads no more of it)
+                # Out of Tornado's reading loop without finishing the request: the
+                # delegate is told the connection closed, and nothing more is logged.
+                raise _QuietException from None
+
+        connection._read_chunked_body = limited  # type: ignore[method-assign]  # (this request only)
 
     def data_received(self, chunk: bytes) -> Any:
         return self.delegate.data_received(chunk)
@@ -178,13 +235,16 @@ class RequestLimits(httputil.HTTPMessageDelegate):
     def on_connection_close(self) -> None:
         self.delegate.on_connection_close()
 
+    def _refuse_body(self) -> None:
+        message = f"the body must be at most {self.limits.max_body_size} bytes"
+        self._refuse(413, "Content Too Large", message, "body")
+
     def _refuse(self, status: int, reason: str, message: str, param: str) -> None:
         # The connection leaves Tornado (which then reads nothing more from it): the answer
         # and a lingering close are all that happens.
         stream = self.connection.detach()
-        task = asyncio.ensure_future(
-            answer_and_linger(stream, refusal(status, reason, message, param))
-        )
+        answer = refusal(status, reason, message, param, callback_of(self.target))
+        task = asyncio.ensure_future(answer_and_linger(stream, answer))
         _lingering.add(task)
         task.add_done_callback(_lingering.discard)
         _throttled.warning("refused a request: %d %s", status, message)

@@ -19,7 +19,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def start_node(standalone_url, tmp_path, io_loop):
-    """start_node(limits=..., client_limits=..., secret=...) -> tests.web.live.Node: a node
+    """start_node(limits=..., client_limits=..., secret=..., admin_token=...) -> tests.web.live.Node: a node
     over an emptied store (redis-server and the bundled store), stopped after the test."""
     from tornado.netutil import bind_sockets
 
@@ -30,9 +30,9 @@ def start_node(standalone_url, tmp_path, io_loop):
     (tmp_path / "presence.js").write_text("// client")
     started = []
 
-    def start(limits=None, client_limits=None, secret=None, **options):
+    def start(limits=None, client_limits=None, secret=None, admin_token=None, **options):
         model = make_presence(standalone_url, limits=client_limits, **options)
-        settings = WebSettings(node_id="n1", static_dir=tmp_path, secret=secret)
+        settings = WebSettings(admin_token, "n1", tmp_path, secret)
         if limits is not None:
             settings.limits = limits
         server = HTTPServer(make_app(model, settings), xheaders=True, limits=settings.limits)

@@ -263,5 +263,5 @@ async def test_tornados_own_log_lines_never_show_a_token(app, http_server, http_
         assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 400")
     writer.close()
     logged = [r.getMessage() for r in caplog.records]
-    assert any("Invalid header value 'Bearer ***" in line for line in logged), logged
+    assert any("Invalid header value ***" in line for line in logged), logged
     assert not [line for line in logged if "s3cr3t" in line]

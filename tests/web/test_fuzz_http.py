@@ -2,7 +2,10 @@
 
 Whatever a client sends: no answer is a 5xx, every answer is strict JSON (or JSONP of
 it; pages and static files aside), and a refused request (4xx) changes nothing in the
-store. Runs on the bundled store and on redis-server, with and without --secret.
+store. Runs on the bundled store and on redis-server, in three configurations: open (no
+--secret, no --admin-token), closed (--secret and --admin-token) and public reads
+(--admin-token with --public-api); requests carry a valid, a wrong or a malformed admin
+token, or none.
 """
 
 from __future__ import annotations
@@ -34,22 +37,24 @@ class ThreadNode:
     """A node (with its subscriber) serving from its own event loop in a thread, so that
     hypothesis can drive it with plain blocking requests."""
 
-    def __init__(self, port: int, static_dir, secret: str | None) -> None:
+    def __init__(self, port: int, static_dir, secret: str | None, admin: str | None = ADMIN,
+                 public_api: bool = False) -> None:  # fmt: skip
         self.store_port = port
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.port = self.call(self._start(static_dir, secret))
+        self.port = self.call(self._start(static_dir, secret, admin, public_api))
 
     def call(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
 
-    async def _start(self, static_dir, secret) -> int:
+    async def _start(self, static_dir, secret, admin, public_api) -> int:
         self.model = make_presence(f"redis://127.0.0.1:{self.store_port}/0",
                                    timeout=600, poll_timeout=0.1)  # fmt: skip
         self.subscriber = Subscriber(self.model)
         await self.subscriber.start()
-        settings = WebSettings(ADMIN, "fuzz", static_dir, secret, Limits(max_body_size=20_000))
+        settings = WebSettings(admin, "fuzz", static_dir, secret, Limits(max_body_size=20_000),
+                               public_api)  # fmt: skip
         self.server = HTTPServer(make_app(self.model, settings), xheaders=True,
                                  limits=settings.limits)  # fmt: skip
         sockets = bind_sockets(0, "127.0.0.1")
@@ -77,15 +82,23 @@ def store(request):
     client.close()
 
 
-@pytest.fixture(scope="module", params=[None, SECRET], ids=["open", "secret"])
+CONFIGS = {  # id: (--secret, --admin-token, --public-api)
+    "open": (None, None, False),
+    "closed": (SECRET, ADMIN, False),
+    "public": (None, ADMIN, True),
+}
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
 def node(request, store, tmp_path_factory):
     static = tmp_path_factory.mktemp("static")
     (static / "presence.js").write_text("// client")
     (static / "index.html").write_text("<h1>demo</h1>")
     (static / "dashboard.html").write_text("<h1>dash</h1>")
     port = store.connection_pool.connection_kwargs["port"]
-    running = ThreadNode(port, static, request.param)
-    running.secret = request.param
+    secret, admin, public_api = CONFIGS[request.param]
+    running = ThreadNode(port, static, secret, admin, public_api)
+    running.secret = secret
     yield running
     running.stop()
 
@@ -120,15 +133,16 @@ WEIRD = st.sampled_from(
 RAW = st.binary(max_size=24)  # percent-encoded as is: often not UTF-8
 VALUE = st.one_of(NAMES, WEIRD, st.text(max_size=24), RAW)
 PARAMS = st.sampled_from(
-    ["user", "conn", "cursor", "info", "data", "callback", "token", "limit", "all", "channel"]
+    "user conn cursor info data callback token limit all channel prefix minutes".split()  # noqa: SIM905
 )
 TEMPLATES = [
     "/channels/{}/join", "/channels/{}/poll", "/channels/{}/heartbeat", "/channels/{}/leave",
     "/channels/{}/send", "/api/channels", "/api/channels/{}", "/api/channels/{}/members/{}",
-    "/api/events", "/healthz", "/readyz", "/metrics", "/", "/dashboard", "/static/{}",
-    "/{}", "/channels/{}", "/api/{}",
+    "/api/events", "/api/stats", "/api/nodes", "/api/history", "/healthz", "/readyz",
+    "/metrics", "/", "/dashboard", "/favicon.ico", "/static/{}", "/{}", "/channels/{}",
+    "/api/{}", "/api/channels/{}/members", "/channels/{}/{}",
 ]  # fmt: skip
-PAGES = ("/static/", "/dashboard")
+PAGES = ("/static/", "/dashboard", "/favicon.ico")
 
 
 def encode(value: str | bytes) -> str:
@@ -136,7 +150,8 @@ def encode(value: str | bytes) -> str:
     return quote(raw, safe="")
 
 
-VALID = {"user": "alice", "conn": "tab1", "cursor": "0", "data": "hi", "info": '{"n":1}'}
+VALID = {"user": "alice", "conn": "tab1", "cursor": "0", "data": "hi", "info": '{"n":1}',
+         "prefix": "r", "limit": "10", "minutes": "5"}  # fmt: skip
 
 
 @st.composite
@@ -156,7 +171,9 @@ def requests(draw):
     method = draw(st.sampled_from(["GET", "GET", "POST", "DELETE", "OPTIONS", "PUT"]))
     headers: dict[str, str] = {}
     if draw(st.booleans()):
-        headers["Authorization"] = draw(st.sampled_from([f"Bearer {ADMIN}", "Bearer x", "é"]))
+        headers["Authorization"] = draw(st.sampled_from(
+            [f"Bearer {ADMIN}", f"bearer {ADMIN}", f"Bearer {ADMIN}x", "Bearer x", "Bearer ",
+             f"Basic {ADMIN}", ADMIN, "é"]))  # fmt: skip
     body = b""
     in_body = method == "POST" and draw(st.booleans())
     query = "&".join(f"{encode(k)}={encode(v)}" for k, v in params.items())

@@ -11,7 +11,7 @@ from tornado.httpclient import AsyncHTTPClient
 from presence.service.quotas import ClientLimits
 from presence.web.limits import Acceptor, Limits, Throttle
 from tests.helpers import wait_until_async
-from tests.web.live import answer_json, exchange, parse_answer
+from tests.web.live import JSONP, answer_json, exchange, parse_answer
 
 JOIN = "/channels/room/join?user=alice&conn=tab1"
 
@@ -66,17 +66,80 @@ async def test_a_body_at_the_limit_is_read(start_node):
     assert await members(node) == ["alice"]
 
 
+CHUNKED = "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+TOO_LARGE = {"error": "the body must be at most 1000 bytes", "param": "body"}
+
+
 @pytest.mark.gen_test
-async def test_a_chunked_body_is_cut_when_it_passes_the_limit(start_node):
+async def test_a_chunked_body_over_the_limit_is_413_like_a_declared_one(start_node):
     node = start_node(Limits(max_body_size=1000))
     chunks = b"".join(b"200\r\n" + b" " * 512 + b"\r\n" for _ in range(100)) + b"0\r\n\r\n"
-    raw = await exchange(
-        node.port,
-        request(JOIN, "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n",
-                chunks, "POST"),
-        timeout=2,
-    )  # fmt: skip
-    assert parse_answer(raw)[0] == 400 and await members(node) is None
+    raw = await exchange(node.port, request(JOIN, CHUNKED, chunks, "POST"), timeout=3)
+    status, headers, body = parse_answer(raw)
+    assert status == 413 and headers["connection"] == "close"
+    assert answer_json(body) == TOO_LARGE
+    assert await members(node) is None
+
+
+@pytest.mark.gen_test
+async def test_a_chunked_body_is_refused_from_a_chunk_size_before_the_chunk_is_read(start_node):
+    node = start_node(Limits(max_body_size=1000, body_timeout=30))
+    reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+    # 100 bytes, then a chunk that declares 99 MB and never comes: answered at once
+    writer.write(request(JOIN, CHUNKED, b"64\r\n" + b" " * 100 + b"\r\n5E7B000\r\n", "POST"))
+    async with asyncio.timeout(3):  # (long before the body timeout)
+        status, _, body = parse_answer(await reader.read(65536))
+    assert status == 413 and answer_json(body) == TOO_LARGE
+    writer.close()
+    assert await members(node) is None
+    refused = await exchange(node.port, request(JOIN + "&callback=cb", CHUNKED,
+                                                b"5E7B000\r\n", "POST"), timeout=3)  # fmt: skip
+    assert refused.endswith(b"cb({" + body[1:-1] + b"});")
+
+
+@pytest.mark.gen_test
+async def test_a_chunked_body_within_the_limit_is_read(start_node):
+    node = start_node(Limits(max_body_size=1000))
+    text = b'{"user":"alice","conn":"tab1"}'
+    chunks = b"%x\r\n%s\r\n0\r\n\r\n" % (len(text), text)
+    raw = await exchange(node.port, request("/channels/room/join",
+                                            CHUNKED + "Connection: close\r\n", chunks, "POST"))  # fmt: skip
+    assert parse_answer(raw)[0] == 200
+    assert await members(node) == ["alice"]
+
+
+def jsonp(body: bytes, callback: str = "cb") -> object:
+    """The JSON a JSONP answer calls `callback` with (AssertionError when it is not that)."""
+    text = body.decode()
+    assert JSONP.match(text) and JSONP.match(text).group(1) == callback, text
+    return answer_json(body)
+
+
+@pytest.mark.gen_test
+async def test_size_refusals_are_jsonp_when_the_request_line_asks_for_it(start_node):
+    node = start_node(Limits(max_body_size=1000, max_url_length=200, max_header_size=4000))
+    post = "Content-Type: application/json\r\nContent-Length: 5000\r\n"
+    cases = [  # (request, status, param)
+        (request(JOIN + "&callback=cb", post, method="POST"), 413, "body"),
+        (request(JOIN + "&callback=cb", CHUNKED, b"2000\r\n", "POST"), 413, "body"),
+        (request(JOIN + "&callback=cb&info=" + "x" * 300), 414, "url"),
+        (request(JOIN + "&callback=cb", "X-Big: " + "y" * 5000 + "\r\n"), 431, "headers"),
+    ]
+    for data, status, param in cases:
+        got, headers, body = parse_answer(await exchange(node.port, data, timeout=3))
+        assert got == status and headers["content-type"].startswith("text/javascript")
+        assert "access-control-allow-origin" not in headers
+        assert jsonp(body)["param"] == param
+    # an invalid callback, or a request line that did not arrive whole: JSON, with CORS
+    for data, status in [
+        (request(JOIN + "&callback=alert(1)", post, method="POST"), 413),
+        (request(JOIN + "&callback=%FF", "X-Big: " + "y" * 5000 + "\r\n"), 431),
+        (request(JOIN + "&callback=cb&info=" + "x" * 5000), 414),
+    ]:
+        got, headers, body = parse_answer(await exchange(node.port, data, timeout=3))
+        assert got == status and headers["content-type"].startswith("application/json")
+        assert headers["access-control-allow-origin"] == "*"
+        assert not JSONP.match(body.decode()) and answer_json(body)
 
 
 @pytest.mark.gen_test
@@ -244,3 +307,21 @@ def test_limit_flags_come_from_the_environment_and_raise_the_open_file_limit(mon
     assert network_limits(huge).max_connections == max(
         resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1024, 64
     )  # what the open-file limit leaves, with a warning
+
+
+@pytest.mark.gen_test
+async def test_a_request_that_cannot_be_parsed_is_400_in_json_not_a_bare_400(start_node):
+    node = start_node()
+    post = "Content-Type: application/json\r\n"
+    for data in [
+        request(JOIN, post + "Content-Length: abc\r\n", method="POST"),
+        request(JOIN, post + "Content-Length: 1, 2\r\n", b"{", "POST"),
+        request(JOIN, CHUNKED, b"zz\r\n", "POST"),
+        request(JOIN, post + "Transfer-Encoding: gzip\r\n", method="POST"),
+        request(JOIN, "no colon here\r\n"),
+        b"GET\r\n\r\n",
+    ]:
+        status, headers, body = parse_answer(await exchange(node.port, data, timeout=3))
+        assert status == 400 and headers["connection"] == "close", data
+        assert answer_json(body) == {"error": "malformed HTTP request", "param": "http"}
+    assert await members(node) is None

@@ -126,3 +126,47 @@ async def test_a_static_path_that_cannot_be_a_file_is_404_in_json(start_node, pa
     assert status == 404
     assert headers["content-type"].startswith("application/json")
     assert json.loads(body) == {"error": "Not Found"}
+
+
+ADMIN_TOKEN = {"Authorization": "Bearer adm1n"}
+EVERY_ENDPOINT = [  # (method, path, parameters): every endpoint of the README's HTTP API
+    ("GET", "/channels/room/join", {**ME, "info": '{"s":"\\ud83d\\ude00\\u2028</script>"}'}),
+    ("GET", "/channels/room/poll", {**ME, "cursor": "0"}),
+    ("GET", "/channels/room/poll", {**ME, "cursor": "1"}),
+    ("GET", "/channels/room/heartbeat", ME),
+    ("GET", "/channels/room/send", {**ME, "data": "\U0001f600 \u2028 </script> \x7f"}),
+    ("POST", "/channels/room/send", {**ME, "data": "é"}),
+    ("GET", "/channels/other/poll", {**ME, "cursor": "0"}),  # (rejoin)
+    ("GET", "/api/channels", {}),
+    ("GET", "/api/channels", {"all": "1", "prefix": "r", "limit": "1"}),
+    ("GET", "/api/channels/room", {"prefix": "a", "limit": "5"}),
+    ("GET", "/api/events", {}),
+    ("GET", "/api/events", {"cursor": "0"}),
+    ("GET", "/api/stats", {}),
+    ("GET", "/api/nodes", {}),
+    ("GET", "/api/history", {"minutes": "5"}),
+    ("GET", "/healthz", {}),
+    ("GET", "/readyz", {}),
+    ("GET", "/nowhere", {}),
+    ("GET", "/channels/room/leave", ME),
+    ("DELETE", "/api/channels/room/members/alice", {}),
+]
+
+
+@pytest.mark.gen_test
+async def test_every_answer_of_every_endpoint_is_strict_json_or_jsonp_of_it(start_node):
+    node = start_node(admin_token="ops=adm1n", poll_timeout=0.2)
+    info = '{"big":1e308,"tiny":5e-324,"neg":-0.0,"s":"\\ud83d\\ude00 \\u2028 \\"</script>"}'
+    await fetch(node, "/channels/room/join", **ME, info=info)
+    for jsonp in (False, True):
+        await fetch(node, "/channels/room/join", user="bob", conn="b1", info=info)
+        for method, path, params in EVERY_ENDPOINT:
+            query = {**params, "callback": "cb"} if jsonp else params
+            body = urlencode(query) if method == "POST" else None
+            answer = await fetch(node, path, method, body, ADMIN_TOKEN,
+                                 **({} if method == "POST" else query))  # fmt: skip
+            assert answer.code < 500 or path == "/readyz", (path, answer.code)  # (no subscriber)
+            text = answer.body.decode("utf-8")  # (strict: no lone surrogate can be in it)
+            assert text.startswith("/**/ typeof cb") == (jsonp and method != "POST"), text
+            answer_json(answer.body)  # strict JSON, or JSONP of it (raises otherwise)
+            assert "</" not in text  # (safe inside a <script> element)
