@@ -167,6 +167,14 @@ class RequestLimits(httputil.HTTPMessageDelegate):
         if length is not None and _declared_length(length) > self.limits.max_body_size:
             message = f"the body must be at most {self.limits.max_body_size} bytes"
             return self._refuse(413, "Content Too Large", message, "body")
+        return self.accepted(start_line, headers)
+
+    def accepted(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+    ) -> Any:
+        """The request is within the limits: on to the delegate."""
         return self.delegate.headers_received(start_line, headers)
 
     def data_received(self, chunk: bytes) -> Any:
