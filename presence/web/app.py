@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import tornado.httpserver
 import tornado.web
@@ -29,6 +29,7 @@ from presence.web.base import (
     log_redacted_exception,
     request_summary,
 )
+from presence.web.lean import LeanDelegate, lean_target
 from presence.web.limits import (
     TOO_MANY_CONNECTIONS,
     Acceptor,
@@ -226,8 +227,13 @@ class HTTPServer(tornado.httpserver.HTTPServer):
     def start_request(
         self, server_conn: object, request_conn: httputil.HTTPConnection
     ) -> httputil.HTTPMessageDelegate:
-        delegate = super().start_request(server_conn, request_conn)
-        return RequestLimits(delegate, request_conn, self.limits)
+        return _Dispatch(self, server_conn, request_conn)
+
+    def application_delegate(
+        self, server_conn: object, request_conn: httputil.HTTPConnection
+    ) -> httputil.HTTPMessageDelegate:
+        """Tornado's delegate for a request: routed by the Application."""
+        return super().start_request(server_conn, request_conn)
 
     def on_close(self, server_conn: object) -> None:
         stream = getattr(server_conn, "stream", None)
@@ -235,6 +241,59 @@ class HTTPServer(tornado.httpserver.HTTPServer):
         if error is not None:
             error.__traceback__ = None
         super().on_close(server_conn)
+
+
+class _Dispatch(RequestLimits):
+    """One request: refused when over the limits (RequestLimits), else routed at the
+    start line: a GET poll or heartbeat straight to its handler (presence.web.lean), any
+    other request through the Application."""
+
+    __slots__ = ("server", "server_conn")
+
+    def __init__(
+        self, server: HTTPServer, server_conn: object, request_conn: httputil.HTTPConnection
+    ) -> None:
+        super().__init__(cast(httputil.HTTPMessageDelegate, None), request_conn, server.limits)
+        self.server = server
+        self.server_conn = server_conn
+
+    def accepted(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+    ) -> Any:
+        server = self.server
+        app = server.request_callback
+        target = None
+        if isinstance(start_line, httputil.RequestStartLine):
+            target = lean_target(app, start_line, headers)
+        if target is None:
+            self.delegate = server.application_delegate(self.server_conn, self.connection)
+            return self.delegate.headers_received(start_line, headers)
+        context = None
+        if server.xheaders:  # (what Tornado's _ProxyAdapter does)
+            context = self.connection.context
+            context._apply_xheaders(headers)
+        request = httputil.HTTPServerRequest(
+            connection=self.connection,
+            server_connection=self.server_conn,
+            start_line=cast(httputil.RequestStartLine, start_line),
+            headers=headers,
+        )
+        self.delegate = LeanDelegate(cast(tornado.web.Application, app), request, target, context)
+        return None
+
+    # (no delegate when the request was refused over a limit: nothing more to pass on)
+    def data_received(self, chunk: bytes) -> Any:
+        return None if self.delegate is None else self.delegate.data_received(chunk)
+
+    def finish(self) -> None:
+        if self.delegate is not None:
+            self.delegate.finish()
+
+    def on_connection_close(self) -> None:
+        if self.delegate is not None:
+            self.delegate.on_connection_close()
 
 
 def make_app(
@@ -268,6 +327,11 @@ def make_app(
         (r"/(favicon\.ico)", FaviconHandler, {"path": static, "page": "favicon.svg"}),
         (r"/static/(.*)", StaticHandler, {"path": static}),
     ]
+    # GET poll and heartbeat requests skip the routing (presence.web.lean): same handlers
+    tornado_settings.setdefault(
+        "lean_routes",
+        {"poll": (client.PollHandler, common), "heartbeat": (client.HeartbeatHandler, common)},
+    )
     tornado_settings.setdefault(
         "log_function", access_logger(settings.access_log, settings.access_log_sample)
     )

@@ -205,6 +205,14 @@ class RequestLimits(httputil.HTTPMessageDelegate):
             return self._refuse_body()
         if "Transfer-Encoding" in headers and isinstance(self.connection, HTTP1Connection):
             self._limit_chunked_body(self.connection)
+        return self.accepted(start_line, headers)
+
+    def accepted(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+    ) -> Any:
+        """The request is within the limits: on to the delegate."""
         return self.delegate.headers_received(start_line, headers)
 
     def _limit_chunked_body(self, connection: HTTP1Connection) -> None:
