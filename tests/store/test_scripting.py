@@ -4,6 +4,7 @@ Same script, same reply, byte for byte: conversions both ways, error texts, EVAL
 script cache, FUNCTION and FCALL, atomicity, -BUSY and SCRIPT KILL, notifications.
 """
 
+import json
 import time
 
 import pytest
@@ -458,3 +459,137 @@ def test_info_errorstats_with_an_error_code_of_raw_bytes(pair):
     assert b"errorstat_\xff\xfeBAD:count=1" in redis
     assert b"errorstat_\xff\xfeBAD:count=1" in store
     pair.same("PING")
+
+
+CJSON = [
+    "return cjson.encode({1,2,3})",
+    "return cjson.encode({})",
+    "return cjson.encode({a=1})",
+    "return cjson.encode({a={b={1,{c='d'}}}})",
+    "return cjson.encode({1,nil,3})",
+    "return cjson.encode({[1]=1,[3]=3})",
+    "return cjson.encode({[-1]=1})",
+    "return cjson.encode({[1.5]=true})",
+    "return cjson.encode({'a/b\"\\\\', '\\1\\8\\127\\t\\n\\r\\12\\31', 'caf\\195\\169', '\\0'})",
+    "return cjson.encode({1, 1.5, 1e20, -0.5, 3.14159265358979, 1/3, 100, 2^53, -0})",
+    "return cjson.encode({true, false, cjson.null})",
+    "return cjson.encode('x')",
+    "return cjson.encode(nil)",
+    "return cjson.encode({a=cjson.null})",
+    "return cjson.encode(cjson.decode('{}'))",
+    'return cjson.decode(\'[1,"a",{"b":2}]\')[3].b',
+    'return cjson.decode(\'{"keya": "a", "keyb": "b"}\').keyb',
+    "return table.concat(cjson.decode('[0.0, -5e3, -1, 0.3e-3, 1023.2, 0e10]'), ' ')",
+    'return cjson.decode(\'"\\\\u00e9\\\\ud83d\\\\ude00\\\\/\\\\n\\\\""\')',
+    "return cjson.decode(' [ true , false ] ')",
+    "return {type(cjson.decode('null')), cjson.decode('[null]')[1] == cjson.null}",
+    "return {tostring(cjson.null), type(cjson.null)}",
+    "return #cjson.decode('[]')",
+    "return cjson.decode(12)",
+    "return {cjson.decode('0x10'), cjson.decode('01'), cjson.decode('-2.5e1')}",
+    "return {cjson._NAME, cjson._VERSION}",
+    "return {cjson.encode_max_depth(), cjson.decode_max_depth(), cjson.encode_keep_buffer()}",
+    "return {pcall(cjson.decode, 'x')}",
+    'return cjson.encode(cjson.decode(\'[1,[2,[3,{"a":[4]}]],"s"]\'))',
+]
+
+# errors are compared with the call outside `return` (a tail call): see test_cjson_tail_call
+CJSON_ERRORS = [
+    "local r = cjson.encode({[20]=1}) return r",
+    "local r = cjson.encode({[false]=1}) return r",
+    "local r = cjson.encode(1/0) return r",
+    "local r = cjson.encode(function() end) return r",
+    "local r = cjson.encode() return r",
+    "local r = cjson.encode(1, 2) return r",
+    "local t = {} local x = t for i=1,1100 do x[1] = {} x = x[1] end local r = cjson.encode(t) return r",
+    "local r = cjson.decode('') return r",
+    "local r = cjson.decode('xyz') return r",
+    "local r = cjson.decode('[1,') return r",
+    "local r = cjson.decode('[1 2]') return r",
+    "local r = cjson.decode('[1,]') return r",
+    "local r = cjson.decode('[1]]') return r",
+    "local r = cjson.decode('{1:2}') return r",
+    "local r = cjson.decode('{\"a\" 2}') return r",
+    "local r = cjson.decode('{\"a\":2 3}') return r",
+    "local r = cjson.decode('{\"a\":1,}') return r",
+    "local r = cjson.decode('1 2') return r",
+    "local r = cjson.decode('\"abc') return r",
+    "local r = cjson.decode('\"a\\0b\"') return r",
+    "local r = cjson.decode('\"\\\\x\"') return r",
+    "local r = cjson.decode('\"\\\\ud800\"') return r",
+    "local r = cjson.decode('\"\\\\udc00\"') return r",
+    "local r = cjson.decode('-') return r",
+    "local r = cjson.decode() return r",
+    "local r = cjson.decode({}) return r",
+    "local r = cjson.decode(string.rep('[', 1001)) return r",
+    "local r = cjson.encode(string) return r",
+    "return {cjson.encode({KEYS}), cjson.encode(setmetatable({}, {__index={a=1}}))}",
+    "return {pcall(cjson.encode, function() end)}",
+    "cjson.encode = function() return 1 end",
+    "cjson.foo = 1",
+]
+
+
+@pytest.mark.parametrize("script", CJSON + CJSON_ERRORS)
+def test_cjson(pair, script):
+    pair.same("EVAL", script, "0")
+
+
+def test_cjson_object_order_free(pair):
+    """Key order in an encoded object is the hash's: compare the objects decoded."""
+    script = "return cjson.encode({s1='Some string', n1=100, a1={'x','y'}, b1=true, b2=false})"
+    ours, theirs = pair.call("EVAL", script, "0")
+    assert json.loads(ours.split(b"\r\n")[1]) == json.loads(theirs.split(b"\r\n")[1])
+
+
+def test_cjson_settings(pair):
+    """Redis's smoke test: the settings hold in the scripting state until SCRIPT FLUSH."""
+    smoke = """
+        local some_map = {s1='Some string', n1=100, a1={'Some','String','Array'}, b1=true}
+        local decoded = cjson.decode(cjson.encode(some_map))
+        assert(decoded.s1 == 'Some string' and decoded.a1[3] == 'Array')
+        cjson.encode_keep_buffer(false)
+        local table1 = {one='one', [1]='one'}
+        decoded = cjson.decode(cjson.encode(table1))
+        assert(decoded['one'] == 'one' and decoded['1'] == 'one')
+        assert(pcall(cjson.encode, {[false]='false'}) == false)
+        cjson.encode_max_depth(1)
+        assert(pcall(cjson.encode, some_map) == false)
+        cjson.decode_max_depth(1)
+        assert(pcall(cjson.decode, '{"obj": {"array": [1,2,3,4]}}') == false)
+        return 'OK'
+    """
+    run(
+        pair,
+        ["EVAL", smoke, "0"],
+        ["EVAL", "return {cjson.encode_max_depth(), cjson.decode_max_depth()}", "0"],
+        ["EVAL", "local r = cjson.encode({{1}}) return r", "0"],
+        ["EVAL", "local r = cjson.decode('[[1]]') return r", "0"],
+        ["EVAL", "cjson.encode_number_precision(3) return cjson.encode(3.14159)", "0"],
+        ["EVAL", "cjson.encode_invalid_numbers('null') return cjson.encode({1/0})", "0"],
+        ["EVAL", "return {cjson.encode_sparse_array(true)}", "0"],
+        ["EVAL", "local r = cjson.encode({[20]=1}) return r", "0"],
+        "SCRIPT FLUSH",
+        ["EVAL", "return {cjson.encode_max_depth(), cjson.encode(3.14159)}", "0"],
+    )
+
+
+def test_cjson_in_functions(pair):
+    library = (
+        "#!lua name=cj\n"
+        "redis.register_function('cj', function(keys, args)"
+        " return cjson.encode(cjson.decode(args[1])) end)"
+    )
+    run(
+        pair,
+        ["FUNCTION", "LOAD", "REPLACE", library],
+        ["FCALL", "cj", "0", '[1,{"a":null},"\\u00e9"]'],
+        ["FCALL", "cj", "0", "[1,"],
+        ["FUNCTION", "DELETE", "cj"],
+    )
+
+
+def test_cjson_tail_call(store):
+    """`return cjson.decode(bad)` loses the script's line here (Redis's C function keeps it)."""
+    reply = store.call("EVAL", "return cjson.decode('x')", "0")
+    assert reply.startswith(b"-ERR Expected value but found invalid token at character 1 script: ")

@@ -2,9 +2,9 @@
 
 It builds what Redis 7.0 gives a script: the `redis` table, a `pcall` that turns error
 tables into their message, globals that refuse to be created or read when missing, library
-tables that refuse to be changed, no `os`/`io`/`loadfile`/`dofile`/`print`/`require`, and the
-two conversions (a command's RESP reply into Lua values, a script's result into RESP). It
-returns the entry points Python calls: compile, run, load a library, set the key arrays.
+tables that refuse to be changed, no `os`/`io`/`loadfile`/`dofile`/`print`/`require`, `cjson`
+(lua-cjson 2.1 in Lua) and the two conversions (a command's RESP reply into Lua values, a
+script's result into RESP). It returns the entry points Python calls: compile, run, load a library, set the key arrays.
 
 Stock Lua has no read-only tables (Redis patches its Lua for them): the globals a script
 sees are an empty proxy whose metatable reads through to the real ones, and each library
@@ -39,7 +39,7 @@ G.bit = bit
 -- ---------------------------------------------------------------- globals
 local allowed = {}
 -- Redis 7.0.15 as Debian builds it: no getfenv, setfenv or newproxy either
-for name in string.gmatch([[string math table coroutine bit redis xpcall tostring
+for name in string.gmatch([[string math table coroutine bit cjson redis xpcall tostring
     setmetatable next assert tonumber rawequal collectgarbage getmetatable rawset pcall type
     _G select unpack gcinfo pairs rawget loadstring ipairs _VERSION load error]], "%S+") do
   allowed[name] = true
@@ -77,6 +77,314 @@ local function environment(view)
   setmetatable(env, meta)
   return env, meta
 end
+
+-- ---------------------------------------------------------------- cjson (lua-cjson 2.1)
+-- In Lua rather than C: Redis's messages, `%.14g` numbers, `\/` escapes, sparse arrays and
+-- depth limits; cjson.null is a unique userdata (Redis's is a NULL lightuserdata).
+local cjson = {_NAME = "cjson", _VERSION = "2.1.0"}
+do
+  local char, lower, match, tostr = string.char, string.lower, string.match, tostring
+  local null = newproxy(true)
+  getmetatable(null).__tostring = function() return "userdata: (nil)" end
+  cjson.null = null
+  local cfg = {encode_depth = 1000, decode_depth = 1000, precision = 14, keep = true,
+    sparse_convert = false, sparse_ratio = 2, sparse_safe = 10, enc_invalid = false,
+    dec_invalid = true}
+  local numfmt = "%.14g"
+
+  local escapes = {["\""] = "\\\"", ["\\"] = "\\\\", ["/"] = "\\/", ["\b"] = "\\b",
+    ["\t"] = "\\t", ["\n"] = "\\n", ["\f"] = "\\f", ["\r"] = "\\r", ["\127"] = "\\u007f"}
+  for i = 0, 31 do
+    local c = char(i)
+    if not escapes[c] then escapes[c] = format("\\u%04x", i) end
+  end
+  local function quote(s)
+    return "\"" .. gsub(s, "[%z\1-\31\"\\/\127]", escapes) .. "\""
+  end
+
+  local function fail(msg) error(msg, 0) end
+
+  local function number(n)
+    if n ~= n or n == huge or n == -huge then
+      if cfg.enc_invalid == "null" then return "null" end
+      if not cfg.enc_invalid then fail("Cannot serialise number: must not be NaN or Inf") end
+      if n ~= n then return "nan" end
+      return n > 0 and "inf" or "-inf"
+    end
+    return format(numfmt, n)
+  end
+
+  -- lua_array_length: the array's length, or -1 when the table is an object
+  local function array_length(t)
+    local max, items = 0, 0
+    for k in next, t do
+      if type(k) == "number" and k >= 1 and floor(k) == k then
+        if k > max then max = k end
+        items = items + 1
+      else
+        return -1
+      end
+    end
+    if cfg.sparse_ratio > 0 and max > items * cfg.sparse_ratio and max > cfg.sparse_safe then
+      if not cfg.sparse_convert then fail("Cannot serialise table: excessively sparse array") end
+      return -1
+    end
+    return max
+  end
+
+  local enc
+  enc = function(v, depth, out)
+    local t = type(v)
+    if t == "string" then
+      out[#out + 1] = quote(v)
+    elseif t == "number" then
+      out[#out + 1] = number(v)
+    elseif t == "boolean" then
+      out[#out + 1] = v and "true" or "false"
+    elseif t == "nil" or v == null then
+      out[#out + 1] = "null"
+    elseif t == "table" then
+      v = protected[v] or v  -- a read-only library table: the one behind it
+      depth = depth + 1
+      if depth > cfg.encode_depth then fail("Cannot serialise, excessive nesting (" .. depth .. ")") end
+      local n = array_length(v)
+      if n > 0 then
+        out[#out + 1] = "["
+        for i = 1, n do
+          if i > 1 then out[#out + 1] = "," end
+          enc(rawget(v, i), depth, out)
+        end
+        out[#out + 1] = "]"
+      else
+        out[#out + 1] = "{"
+        local first = true
+        for k, item in next, v do
+          if not first then out[#out + 1] = "," end
+          first = false
+          local kt = type(k)
+          if kt == "string" then out[#out + 1] = quote(k)
+          elseif kt == "number" then out[#out + 1] = "\"" .. number(k) .. "\""
+          else fail("Cannot serialise " .. kt .. ": table key must be a number or string") end
+          out[#out + 1] = ":"
+          enc(item, depth, out)
+        end
+        out[#out + 1] = "}"
+      end
+    else
+      fail("Cannot serialise " .. t .. ": type not supported")
+    end
+  end
+
+  local function encode(...)
+    if select("#", ...) ~= 1 then fail("bad argument #1 to 'encode' (expected 1 argument)") end
+    local out = {}
+    enc((...), 0, out)
+    return concat(out)
+  end
+
+  -- ---- decoding
+  local TOKENS = {["{"] = "T_OBJ_BEGIN", ["}"] = "T_OBJ_END", ["["] = "T_ARR_BEGIN",
+    ["]"] = "T_ARR_END", [":"] = "T_COLON", [","] = "T_COMMA"}
+  local unescapes = {["\""] = "\"", ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f",
+    n = "\n", r = "\r", t = "\t"}
+
+  local function utf8(cp)
+    if cp < 0x80 then return char(cp) end
+    if cp < 0x800 then return char(0xC0 + floor(cp / 64), 0x80 + cp % 64) end
+    if cp < 0x10000 then
+      return char(0xE0 + floor(cp / 4096), 0x80 + floor(cp / 64) % 64, 0x80 + cp % 64)
+    end
+    return char(0xF0 + floor(cp / 262144), 0x80 + floor(cp / 4096) % 64,
+      0x80 + floor(cp / 64) % 64, 0x80 + cp % 64)
+  end
+
+  -- the next token at s[pos...]: kind, value, start, next position (kind "error": value is
+  -- lua-cjson's message and start the character it names)
+  local function token(s, pos)
+    pos = find(s, "[^ \t\n\r]", pos) or #s + 1
+    local c = sub(s, pos, pos)
+    if c == "" or c == "\0" then return "T_END", nil, pos, pos end
+    if TOKENS[c] then return TOKENS[c], c, pos, pos + 1 end
+    if c == "\"" then
+      local parts, i = {}, pos + 1
+      while true do
+        local j = find(s, "[%z\"\\]", i)
+        if not j or byte(s, j) == 0 then return "error", "unexpected end of string", j or #s + 1 end
+        parts[#parts + 1] = sub(s, i, j - 1)
+        if byte(s, j) == 34 then return "T_STRING", concat(parts), pos, j + 1 end
+        local e = sub(s, j + 1, j + 1)
+        if e == "u" then
+          local hex = match(s, "^%x%x%x%x", j + 2)
+          local cp = hex and tonumber(hex, 16)
+          local after = j + 6
+          if cp and cp >= 0xD800 and cp <= 0xDBFF then
+            local low = match(s, "^\\u(%x%x%x%x)", after)
+            low = low and tonumber(low, 16)
+            if low and low >= 0xDC00 and low <= 0xDFFF then
+              cp = 0x10000 + (cp - 0xD800) * 1024 + (low - 0xDC00)
+              after = after + 6
+            else
+              cp = nil
+            end
+          elseif cp and cp >= 0xDC00 and cp <= 0xDFFF then
+            cp = nil
+          end
+          if not cp then return "error", "invalid unicode escape code", j end
+          parts[#parts + 1] = utf8(cp)
+          i = after
+        elseif unescapes[e] then
+          parts[#parts + 1] = unescapes[e]
+          i = j + 2
+        else
+          return "error", "invalid escape code", j
+        end
+      end
+    end
+    local rest = lower(sub(s, pos, pos + 8))
+    if find(c, "^[%-%d]") or (cfg.dec_invalid and (find(rest, "^inf") or find(rest, "^nan"))) then
+      local text = match(s, "^-?0[xX]%x+", pos)
+        or (cfg.dec_invalid and (match(rest, "^-?infinity") or match(rest, "^-?inf") or match(rest, "^-?nan")))
+        or match(s, "^-?%d+%.?%d*[eE][%+%-]?%d+", pos) or match(s, "^-?%.%d+[eE][%+%-]?%d+", pos)
+        or match(s, "^-?%d+%.?%d*", pos) or match(s, "^-?%.%d+", pos)
+      local n
+      if text then
+        local bare = gsub(text, "^-", "")
+        if bare == "inf" or bare == "infinity" then n = huge
+        elseif bare == "nan" then n = 0 / 0
+        else n = tonumber(bare) end
+        if n and sub(text, 1, 1) == "-" then n = -n end
+      end
+      if not n then return "error", "invalid number", pos end
+      return "T_NUMBER", n, pos, pos + #text
+    end
+    if sub(s, pos, pos + 3) == "true" then return "T_BOOLEAN", true, pos, pos + 4 end
+    if sub(s, pos, pos + 4) == "false" then return "T_BOOLEAN", false, pos, pos + 5 end
+    if sub(s, pos, pos + 3) == "null" then return "T_NULL", null, pos, pos + 4 end
+    return "error", "invalid token", pos
+  end
+
+  local function expected(what, kind, value, at)
+    if kind == "error" then kind = value end
+    fail("Expected " .. what .. " but found " .. kind .. " at character " .. at)
+  end
+
+  local value
+  local function descend(depth, at)
+    depth = depth + 1
+    if depth > cfg.decode_depth then
+      fail("Found too many nested data structures (" .. depth .. ") at character " .. at)
+    end
+    return depth
+  end
+
+  value = function(s, pos, depth)
+    local kind, v, at, nxt = token(s, pos)
+    if kind == "T_STRING" or kind == "T_NUMBER" or kind == "T_BOOLEAN" or kind == "T_NULL" then
+      return v, nxt
+    end
+    if kind == "T_OBJ_BEGIN" then
+      depth = descend(depth, at)
+      local t = {}
+      kind, v, at, nxt = token(s, nxt)
+      if kind == "T_OBJ_END" then return t, nxt end
+      while true do
+        if kind ~= "T_STRING" then expected("object key string", kind, v, at) end
+        local key = v
+        kind, v, at, nxt = token(s, nxt)
+        if kind ~= "T_COLON" then expected("colon", kind, v, at) end
+        t[key], nxt = value(s, nxt, depth)
+        kind, v, at, nxt = token(s, nxt)
+        if kind == "T_OBJ_END" then return t, nxt end
+        if kind ~= "T_COMMA" then expected("comma or object end", kind, v, at) end
+        kind, v, at, nxt = token(s, nxt)
+      end
+    end
+    if kind == "T_ARR_BEGIN" then
+      depth = descend(depth, at)
+      local t, n = {}, 0
+      kind, v, at, nxt = token(s, nxt)
+      if kind == "T_ARR_END" then return t, nxt end
+      nxt = at
+      while true do
+        n = n + 1
+        t[n], nxt = value(s, nxt, depth)
+        kind, v, at, nxt = token(s, nxt)
+        if kind == "T_ARR_END" then return t, nxt end
+        if kind ~= "T_COMMA" then expected("comma or array end", kind, v, at) end
+      end
+    end
+    expected("value", kind, v, at)
+  end
+
+  local function decode(...)
+    if select("#", ...) ~= 1 then fail("bad argument #1 to 'decode' (expected 1 argument)") end
+    local text = ...
+    local t = type(text)
+    if t == "number" then text = tostr(text)
+    elseif t ~= "string" then
+      fail("bad argument #1 to 'decode' (string expected, got " .. t .. ")")
+    end
+    local v, nxt = value(text, 1, 0)
+    local kind, tv, at = token(text, nxt)
+    if kind ~= "T_END" then expected("the end", kind, tv, at) end
+    return v
+  end
+
+  -- errors are raised at the caller's line (`user_script:1:`); in Redis these are C
+  -- functions, which keep the script's frame even in `return cjson.decode(x)`: here such a
+  -- tail call loses it (see docs/store.md)
+  local function guarded(ok, ...)
+    if ok then return ... end
+    error((...), 3)
+  end
+  cjson.encode = function(...)
+    local result = guarded(raw_pcall(encode, ...))
+    return result
+  end
+  cjson.decode = function(...)
+    local result = guarded(raw_pcall(decode, ...))
+    return result
+  end
+
+  -- the configuration functions: each sets (when given) and returns its setting
+  local function flag(v) if v then return 1 end return 0 end
+  cjson.encode_max_depth = function(n)
+    if n ~= nil then cfg.encode_depth = tonumber(n) end
+    return cfg.encode_depth
+  end
+  cjson.decode_max_depth = function(n)
+    if n ~= nil then cfg.decode_depth = tonumber(n) end
+    return cfg.decode_depth
+  end
+  cjson.encode_number_precision = function(n)
+    if n ~= nil then
+      n = tonumber(n)
+      if not n or n < 1 or n > 14 then error("bad argument #1 to 'encode_number_precision' (expected integer between 1 and 14)", 2) end
+      cfg.precision, numfmt = n, "%." .. n .. "g"
+    end
+    return cfg.precision
+  end
+  cjson.encode_keep_buffer = function(v)
+    if v ~= nil then cfg.keep = v and true or false end
+    return flag(cfg.keep)
+  end
+  cjson.encode_invalid_numbers = function(v)
+    if v ~= nil then cfg.enc_invalid = (v == "null") and "null" or (v and true or false) end
+    if cfg.enc_invalid == "null" then return "null" end
+    return flag(cfg.enc_invalid)
+  end
+  cjson.decode_invalid_numbers = function(v)
+    if v ~= nil then cfg.dec_invalid = v and true or false end
+    return flag(cfg.dec_invalid)
+  end
+  cjson.encode_sparse_array = function(convert, ratio, safe)
+    if convert ~= nil then cfg.sparse_convert = convert and true or false end
+    if ratio ~= nil then cfg.sparse_ratio = tonumber(ratio) end
+    if safe ~= nil then cfg.sparse_safe = tonumber(safe) end
+    return flag(cfg.sparse_convert), cfg.sparse_ratio, cfg.sparse_safe
+  end
+end
+VIEW.cjson = cjson
 
 VIEW.rawset = function(t, k, v)
   if protected[t] then refuse(0) end
@@ -319,7 +627,7 @@ local function fix_pcall(ok, ...)
 end
 VIEW.pcall = function(...) return fix_pcall(raw_pcall(...)) end
 
-for _, name in ipairs({"string", "math", "table", "coroutine", "bit", "redis"}) do
+for _, name in ipairs({"string", "math", "table", "coroutine", "bit", "cjson", "redis"}) do
   if VIEW[name] ~= nil then VIEW[name] = readonly(VIEW[name]) end
 end
 setmetatable(VIEW, {__index = missing_global, __newindex = function() refuse() end, __metatable = RO_META})
