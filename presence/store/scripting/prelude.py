@@ -4,7 +4,8 @@ It builds what Redis 7.0 gives a script: the `redis` table, a `pcall` that turns
 tables into their message, globals that refuse to be created or read when missing, library
 tables that refuse to be changed, no `os`/`io`/`loadfile`/`dofile`/`print`/`require`, `cjson`
 (lua-cjson 2.1 in Lua) and the two conversions (a command's RESP reply into Lua values, a
-script's result into RESP). It returns the entry points Python calls: compile, run, load a library, set the key arrays.
+script's result into RESP). It returns the entry points Python calls: compile, run, load a
+library, set the key arrays.
 
 Stock Lua has no read-only tables (Redis patches its Lua for them): the globals a script
 sees are an empty proxy whose metatable reads through to the real ones, and each library
