@@ -29,6 +29,7 @@ from redis.exceptions import (
     AskError,
     ClusterDownError,
     MovedError,
+    NoPermissionError,
     RedisError,
     ResponseError,
     TryAgainError,
@@ -214,6 +215,12 @@ async def connect(url: str, mode: str = "auto", max_connections: int = 64) -> Ro
     pool = client.connection_pool
     try:
         info = await client.info("cluster")
+    except NoPermissionError as exc:
+        await client.aclose()
+        raise StoreSetupError(
+            f"the store user of {url} may not run INFO ({exc}): grant it +info (the node "
+            "asks INFO cluster to tell a Redis Cluster from a standalone server)"
+        ) from exc
     except ResponseError:
         info = {}
     except STORE_DOWN as exc:

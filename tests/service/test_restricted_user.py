@@ -16,6 +16,7 @@ import redis
 
 from presence.service.gateway import Gateway, StoreSetupError
 from presence.service.subscriber import Subscriber
+from presence.service.transport import connect
 from presence.testing import bundled_store, redis_server
 from tests.helpers import ClusterURL, wait_until_async
 from tests.service.helpers import make_presence
@@ -155,3 +156,16 @@ async def test_no_expiry_events_and_no_config_set_stops_start_up(kind, tmp_path)
                 await Subscriber(node).start()
         finally:
             await node.gateway.close()
+
+
+@pytest.mark.parametrize("kind", ["redis", "store"])
+@pytest.mark.gen_test(timeout=30)
+async def test_a_user_without_info_stops_start_up_saying_to_grant_it(kind, tmp_path):
+    """Without INFO the node cannot tell a cluster from a standalone server: it says so
+    instead of guessing (a guess of "standalone" on a cluster fails later, misleadingly)."""
+    rules = RULES.replace(" +info", "") + (SETINFO if kind == "store" else "")
+    with _server(kind, _aclfile(tmp_path, rules)) as port:
+        url = f"redis://presence:s3cret@127.0.0.1:{port}/0"
+        for mode in ("auto", "cluster", "standalone"):
+            with pytest.raises(StoreSetupError, match=r"grant it \+info"):
+                await connect(url, mode)
