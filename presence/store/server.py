@@ -106,6 +106,8 @@ BATCH = 64  # commands of a pipeline run at one clock reading
 class Client(asyncio.Protocol):
     """One client connection and its session state (db, protocol, MULTI, subscriptions)."""
 
+    in_script = False  # Redis's CLIENT_SCRIPT: a script's commands run as a ScriptClient
+
     __slots__ = (
         "server",
         "id",

@@ -157,3 +157,12 @@ def test_sort_store_wakes_a_blocked_pop(pair, store_port, redis_port):
                 pass
             got.append([client.call("SORT", "src", "STORE", "dst"), waiter.read_reply()])
     assert got[0] == got[1] == [b":2\r\n", b"*2\r\n$3\r\ndst\r\n$1\r\n1\r\n"]
+
+
+def test_sort_of_a_set_by_a_constant_is_ordered_inside_a_script(data):
+    """Redis orders a set's SORT ... BY <constant> output when a script runs it (its
+    CLIENT_SCRIPT rule), as it does with STORE; outside a script the order is the set's own."""
+    run(data, "SADD letters c a b zz aa")
+    data.same("EVAL", "return redis.call('SORT', KEYS[1], 'BY', 'nosort')", "1", "letters")
+    data.same("EVAL", "return redis.call('SORT', KEYS[1], 'BY', 'x', 'GET', '#')", "1", "s")
+    data.same("EVAL", "return redis.call('SORT', KEYS[1], 'BY', 'nosort')", "1", "l")

@@ -46,8 +46,9 @@ def sort_generic(client, argv, readonly: bool):
     if value is None:
         value = deque()
     by, dont_sort, alpha = options["by"], options["dont_sort"], options["alpha"]
-    if dont_sort and type(value) is set and options["store"] is not None:
-        dont_sort, alpha, by = False, True, None  # a stored result must not follow hash order
+    if dont_sort and type(value) is set and (options["store"] is not None or client.in_script):
+        # a stored or scripted result must not follow hash order (Redis: for replication)
+        dont_sort, alpha, by = False, True, None
     elements, start, end = _load(value, dont_sort, options)
     if not dont_sort:
         elements = _sorted(db, elements, by, alpha, options["desc"])

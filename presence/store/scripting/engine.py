@@ -215,6 +215,8 @@ class ScriptClient:
     at once, and clients blocked on keys the script fills are served after it, as in Redis.
     """
 
+    in_script = True  # Redis's CLIENT_SCRIPT (SORT of a set orders its output, for one)
+
     __slots__ = (
         "server",
         "db",
