@@ -33,7 +33,7 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
 
 from presence.web import strict_json
-from presence.web.base import callback_of, encode_json
+from presence.web.base import callback_of, encode_json, jsonp
 
 log = logging.getLogger("presence.web")
 
@@ -75,8 +75,7 @@ def refusal(
         error["param"] = param
     body = encode_json(error).encode()
     if callback is not None:
-        name = callback.encode()  # ASCII: names.is_callback
-        body = b"/**/ typeof %s === 'function' && %s(%s);" % (name, name, body)
+        body = jsonp(callback, body)
         kind = "Content-Type: text/javascript; charset=UTF-8\r\n"
     else:
         kind = "Content-Type: application/json; charset=UTF-8\r\nAccess-Control-Allow-Origin: *\r\n"
