@@ -3,9 +3,9 @@
 It builds what Redis 7.0 gives a script: the `redis` table, a `pcall` that turns error
 tables into their message, globals that refuse to be created or read when missing, library
 tables that refuse to be changed, no `os`/`io`/`loadfile`/`dofile`/`print`/`require`, `cjson`
-(lua-cjson 2.1 in Lua) and the two conversions (a command's RESP reply into Lua values, a
-script's result into RESP). It returns the entry points Python calls: compile, run, load a
-library, set the key arrays.
+(lua-cjson 2.1 in Lua), `cmsgpack` and `struct` (spliced in from `binlibs`) and the two
+conversions (a command's RESP reply into Lua values, a script's result into RESP). It
+returns the entry points Python calls: compile, run, load a library, set the key arrays.
 
 Stock Lua has no read-only tables (Redis patches its Lua for them): the globals a script
 sees are an empty proxy whose metatable reads through to the real ones, and each library
@@ -14,7 +14,10 @@ are wrapped so that no script reaches the real tables behind them (Debian's Redi
 the reference, has no `getfenv`, `setfenv` or `newproxy` either).
 """
 
-PRELUDE = r"""
+from presence.store.scripting.binlibs import BINLIBS
+
+PRELUDE = (
+    r"""
 local py_call, py_pcall, py_setresp, py_getresp, py_error_text, py_api, py_interrupted,
   py_register, py_bit = ...
 
@@ -40,7 +43,7 @@ G.bit = bit
 -- ---------------------------------------------------------------- globals
 local allowed = {}
 -- Redis 7.0.15 as Debian builds it: no getfenv, setfenv or newproxy either
-for name in string.gmatch([[string math table coroutine bit cjson redis xpcall tostring
+for name in string.gmatch([[string math table coroutine bit cjson cmsgpack struct redis xpcall tostring
     setmetatable next assert tonumber rawequal collectgarbage getmetatable rawset pcall type
     _G select unpack gcinfo pairs rawget loadstring ipairs _VERSION load error]], "%S+") do
   allowed[name] = true
@@ -386,7 +389,9 @@ do
   end
 end
 VIEW.cjson = cjson
-
+"""
+    + BINLIBS
+    + r"""
 VIEW.rawset = function(t, k, v)
   if protected[t] then refuse(0) end
   return rawset(t, k, v)
@@ -628,7 +633,8 @@ local function fix_pcall(ok, ...)
 end
 VIEW.pcall = function(...) return fix_pcall(raw_pcall(...)) end
 
-for _, name in ipairs({"string", "math", "table", "coroutine", "bit", "cjson", "redis"}) do
+for _, name in ipairs({"string", "math", "table", "coroutine", "bit", "cjson", "cmsgpack", "struct",
+    "redis"}) do
   if VIEW[name] ~= nil then VIEW[name] = readonly(VIEW[name]) end
 end
 setmetatable(VIEW, {__index = missing_global, __newindex = function() refuse() end, __metatable = RO_META})
@@ -839,3 +845,4 @@ end
 
 return entry.compile, entry.run, entry.load_library, entry.drop_library
 """
+)
