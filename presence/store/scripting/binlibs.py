@@ -581,6 +581,9 @@ do
     local nargs = select("#", ...)
     local args = {...}
     local fmt = checkformat(args, nargs)
+    -- b_pack pushes a nil above its arguments: a missing one is "nil", then "no value" (past
+    -- 8 KB of output, lauxlib's buffer pieces would sit there too: not emulated)
+    nargs = nargs + 1
     local big, align = false, 1
     local out, total, arg, i = {}, 0, 2, 1
     while i <= #fmt do
