@@ -263,24 +263,33 @@ do
     return "\203" .. be32(hi) .. be32(lo)
   end
 
+  -- the pieces of the string being packed (no script code runs while pack works)
+  local buf, nbuf = {}, 0
+
   -- v is at stack slot `top` (the C code's Lua stack, which bounds it)
   local encode
-  encode = function(v, level, top, out)
+  encode = function(v, level, top)
     local t = type(v)
+    if t == "number" then
+      nbuf = nbuf + 1
+      if v >= 0 and v <= 127 and v == floor(v) then buf[nbuf] = char(v)
+      else buf[nbuf] = mp_number(v) end
+      return
+    end
     if t == "table" and level == MAX_NESTING then t = "nil" end
     if t == "string" then
       local n = #v
-      if n < 32 then out[#out + 1] = char(0xa0 + n)
-      elseif n <= 255 then out[#out + 1] = char(0xd9, n)
-      else out[#out + 1] = header(n, 0, -1, 0xda, 0xdb) end
-      out[#out + 1] = v
+      if n < 32 then buf[nbuf + 1] = char(0xa0 + n)
+      elseif n <= 255 then buf[nbuf + 1] = char(0xd9, n)
+      else buf[nbuf + 1] = header(n, 0, -1, 0xda, 0xdb) end
+      buf[nbuf + 2] = v
+      nbuf = nbuf + 2
     elseif t == "boolean" then
-      out[#out + 1] = v and "\195" or "\194"
-    elseif t == "number" then
-      out[#out + 1] = mp_number(v)
+      nbuf = nbuf + 1
+      buf[nbuf] = v and "\195" or "\194"
     elseif t == "table" then
       v = protected[v] or v
-      checkstack(top, 2, "in function table_is_an_array")
+      if top + 2 > MAXCSTACK then checkstack(top, 2, "in function table_is_an_array") end
       local count, max, array = 0, 0, true
       for k in next, v do
         if type(k) ~= "number" or k <= 0 or k ~= floor(k) or k >= TWO31 then
@@ -292,20 +301,25 @@ do
       end
       if array and count == max then
         checkstack(top, 1, "in function mp_encode_lua_table_as_array")
-        out[#out + 1] = header(count, 0x90, 15, 0xdc, 0xdd)
-        for i = 1, count do encode(rawget(v, i), level + 1, top + 1, out) end
+        nbuf = nbuf + 1
+        buf[nbuf] = header(count, 0x90, 15, 0xdc, 0xdd)
+        level, top = level + 1, top + 1
+        for i = 1, count do encode(rawget(v, i), level, top) end
       else
         checkstack(top, 3, "in function mp_encode_lua_table_as_map")
         count = 0
         for _ in next, v do count = count + 1 end
-        out[#out + 1] = header(count, 0x80, 15, 0xde, 0xdf)
+        nbuf = nbuf + 1
+        buf[nbuf] = header(count, 0x80, 15, 0xde, 0xdf)
+        level = level + 1
         for k, item in next, v do
-          encode(k, level + 1, top + 3, out)
-          encode(item, level + 1, top + 2, out)
+          encode(k, level, top + 3)
+          encode(item, level, top + 2)
         end
       end
     else
-      out[#out + 1] = "\192"
+      nbuf = nbuf + 1
+      buf[nbuf] = "\192"
     end
   end
 
@@ -313,9 +327,12 @@ do
     local nargs = select("#", ...)
     if nargs == 0 then argerror(0, "MessagePack pack needs input.") end
     if nargs + nargs > MAXCSTACK then argerror(0, "Too many arguments for MessagePack pack.") end
-    local args, out = {...}, {}
-    for i = 1, nargs do encode(args[i], 0, nargs + i, out) end
-    return concat(out)
+    local args = {...}
+    buf, nbuf = {}, 0
+    for i = 1, nargs do encode(args[i], 0, nargs + i) end
+    local packed = concat(buf, "", 1, nbuf)
+    buf = {}
+    return packed
   end
 
   local function eof() raise("Missing bytes in input.", true) end
@@ -349,7 +366,9 @@ do
   decode = function(s, len, pos, top)
     local left = len - pos + 1
     if left < 1 then eof() end
-    checkstack(top, 1, "too many return values at once; use unpack_one or unpack_limit instead.")
+    if top + 1 > MAXCSTACK then
+      checkstack(top, 1, "too many return values at once; use unpack_one or unpack_limit instead.")
+    end
     local c = byte(s, pos)
     if c < 0x80 then return c, pos + 1 end
     if c >= 0xe0 then return c - 256, pos + 1 end
