@@ -26,7 +26,7 @@ from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Status, Verbatim
 
 # name        arity  flags
-# config        -2   admin          (get, set, resetstat, rewrite, help)
+# config        -2   -              (get, set, resetstat, rewrite, help)
 # info          -1   -
 # dbsize         1   readonly fast
 # flushdb       -1   write
@@ -42,9 +42,9 @@ from presence.store.resp import OK, Status, Verbatim
 # wait           3   -
 # readonly       1   fast
 # readwrite      1   fast
-# slowlog       -2   admin          (get, len, reset, help)
+# slowlog       -2   -              (get, len, reset, help)
 # monitor        1   admin
-# latency       -2   admin          (latest, history, reset, doctor, graph, histogram, help)
+# latency       -2   -              (latest, history, reset, doctor, graph, histogram, help)
 
 
 def help_reply(lines: list[str]) -> list[Status]:
@@ -66,7 +66,7 @@ def help_for(container: str, entries: list[str]) -> Callable:
 # ---------------------------------------------------------------- CONFIG
 
 
-@command("config", -2, "admin", keys=(0, 0, 0))
+@command("config", -2, "", keys=(0, 0, 0))
 def config(client, argv):
     """CONFIG GET | SET | RESETSTAT | REWRITE | HELP."""
     return run_subcommand("config", client, argv)
@@ -168,7 +168,7 @@ subcommand("config", "help", 2, "loading stale")(
 # ---------------------------------------------------------------- INFO
 
 
-@command("info", -1, "loading stale", keys=(0, 0, 0))
+@command("info", -1, "loading stale", keys=(0, 0, 0), acl="dangerous")
 def info(client, argv):
     """The named INFO sections (default set without arguments) as one text reply."""
     return Verbatim(
@@ -179,12 +179,12 @@ def info(client, argv):
 # ---------------------------------------------------------------- databases
 
 
-@command("dbsize", 1, "readonly fast", keys=(0, 0, 0))
+@command("dbsize", 1, "readonly fast", keys=(0, 0, 0), acl="keyspace")
 def dbsize(client, argv):
     return len(client.db)
 
 
-@command("flushdb", -1, "write", keys=(0, 0, 0))
+@command("flushdb", -1, "write", keys=(0, 0, 0), acl="keyspace dangerous")
 def flushdb(client, argv):
     """Remove every key of the selected database (ASYNC and SYNC are both synchronous)."""
     _check_flush_args(argv[1:])
@@ -192,7 +192,7 @@ def flushdb(client, argv):
     return OK
 
 
-@command("flushall", -1, "write", keys=(0, 0, 0))
+@command("flushall", -1, "write", keys=(0, 0, 0), acl="keyspace dangerous")
 def flushall(client, argv):
     """Remove every key of every database."""
     _check_flush_args(argv[1:])
@@ -205,7 +205,7 @@ def _check_flush_args(args):
         raise CommandError(replies.SYNTAX)
 
 
-@command("swapdb", 3, "write fast", keys=(0, 0, 0))
+@command("swapdb", 3, "write fast", keys=(0, 0, 0), acl="keyspace dangerous")
 def swapdb(client, argv):
     """Exchange the contents of two databases; clients keep their selected index."""
     keyspace = client.server.keyspace
@@ -230,7 +230,7 @@ def swapdb(client, argv):
 # ---------------------------------------------------------------- persistence and lifecycle
 
 
-@command("lastsave", 1, "fast loading stale", keys=(0, 0, 0))
+@command("lastsave", 1, "fast loading stale", keys=(0, 0, 0), acl="admin dangerous")
 def lastsave(client, argv):
     """The Unix time of the last save: the store never saves, so its start time."""
     return int(client.server.started)
@@ -278,13 +278,13 @@ def time_(client, argv):
 # ---------------------------------------------------------------- replication stand-ins
 
 
-@command("role", 1, "fast noscript loading stale", keys=(0, 0, 0))
+@command("role", 1, "fast noscript loading stale", keys=(0, 0, 0), acl="admin dangerous")
 def role(client, argv):
     """A master with no replicas."""
     return [b"master", 0, []]
 
 
-@command("wait", 3, "noscript", keys=(0, 0, 0))
+@command("wait", 3, "noscript", keys=(0, 0, 0), acl="connection")
 def wait(client, argv):
     """No replicas acknowledge anything: 0, after validating the arguments like Redis."""
     parse_int(argv[1])
@@ -294,12 +294,12 @@ def wait(client, argv):
     return 0
 
 
-@command("readonly", 1, "fast loading stale", keys=(0, 0, 0))
+@command("readonly", 1, "fast loading stale", keys=(0, 0, 0), acl="connection")
 def readonly(client, argv):
     raise CommandError(replies.CLUSTER_DISABLED)
 
 
-@command("readwrite", 1, "fast loading stale", keys=(0, 0, 0))
+@command("readwrite", 1, "fast loading stale", keys=(0, 0, 0), acl="connection")
 def readwrite(client, argv):
     raise CommandError(replies.CLUSTER_DISABLED)
 
@@ -307,7 +307,7 @@ def readwrite(client, argv):
 # ---------------------------------------------------------------- SLOWLOG and LATENCY (always empty)
 
 
-@command("slowlog", -2, "admin", keys=(0, 0, 0))
+@command("slowlog", -2, "", keys=(0, 0, 0))
 def slowlog(client, argv):
     """SLOWLOG GET | LEN | RESET | HELP: commands that took slowlog-log-slower-than or longer."""
     if argv[1].lower() == b"get" and len(argv) > 3:
@@ -367,7 +367,7 @@ subcommand("slowlog", "help", 2, "loading stale")(
 )
 
 
-@command("latency", -2, "admin", keys=(0, 0, 0))
+@command("latency", -2, "", keys=(0, 0, 0))
 def latency(client, argv):
     """LATENCY subcommands: the `command` and `fast-command` spikes (latency.py); GRAPH and
     HISTOGRAM report nothing."""
