@@ -18,9 +18,11 @@ import hashlib
 import secrets
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from presence.store.commands import CATEGORIES, COMMANDS, SUBCOMMANDS, find_keys, has_keys
 from presence.store.pubsub import glob_match
+from presence.store.redisonly import REDIS_ONLY
 
 # Redis's no-auth commands, which its ACL check lets through. Not every command flagged
 # no-auth here: SHUTDOWN is (its handler answers NOAUTH itself) but a user needs it granted.
@@ -29,29 +31,66 @@ READ, WRITE = 1, 2  # a key pattern's permissions (Redis's ACL_READ/WRITE_PERMIS
 _UNKNOWN = "Unknown command or category name in ACL"
 
 
-def every_command() -> Iterator:
-    """Every command of the registry, each container followed by its subcommands (the
-    order Redis walks its command table in)."""
+@dataclass(slots=True, frozen=True)
+class RedisOnly:
+    """A Redis 7.0 command the store does not have: a name and categories for ACL's bits."""
+
+    name: str
+    categories: tuple
+
+
+_REDIS_ONLY = {name: RedisOnly(name, tuple(cats.split())) for name, cats in REDIS_ONLY.items()}
+_REDIS_ONLY_SUBS: dict[str, list[RedisOnly]] = {}
+for _entry in _REDIS_ONLY.values():
+    if "|" in _entry.name:
+        _REDIS_ONLY_SUBS.setdefault(_entry.name.split("|")[0], []).append(_entry)
+
+
+def registered_commands() -> Iterator:
+    """Every command of the registry, each container followed by its subcommands."""
     for cmd in COMMANDS.values():
         yield cmd
         yield from SUBCOMMANDS.get(cmd.name, {}).values()
 
 
+def every_command() -> Iterator:
+    """What a user's command bits cover, as in Redis 7.0: the registry's commands and
+    Redis's others (presence/store/redisonly.py), each container followed by its
+    subcommands."""
+    for cmd in COMMANDS.values():
+        yield cmd
+        yield from SUBCOMMANDS.get(cmd.name, {}).values()
+        yield from _REDIS_ONLY_SUBS.get(cmd.name, ())
+    for entry in _REDIS_ONLY.values():
+        if "|" not in entry.name:
+            yield entry
+            yield from _REDIS_ONLY_SUBS.get(entry.name, ())
+
+
+def _subcommand_names(name: str) -> list[str]:
+    registered = [sub.name for sub in SUBCOMMANDS.get(name, {}).values()]
+    return registered + [sub.name for sub in _REDIS_ONLY_SUBS.get(name, ())]
+
+
 def in_category(category: str) -> list[str]:
-    """The commands (`container|sub` for subcommands) in an ACL category, as ACL CAT lists."""
-    return [cmd.name for cmd in every_command() if category in cmd.categories]
+    """The commands (`container|sub` for subcommands) in an ACL category, as ACL CAT lists
+    them (the store's own)."""
+    return [cmd.name for cmd in registered_commands() if category in cmd.categories]
 
 
 def lookup(name: str):
     """The command or subcommand `name` ("get", "config|get") names, as Redis's
-    ACLLookupCommand finds it, or None."""
+    ACLLookupCommand finds it (Redis's commands the store lacks included), or None."""
     parts = name.lower().split("|")
     if len(parts) > 2:
         return None
-    cmd = COMMANDS.get(parts[0].encode())
+    cmd = COMMANDS.get(parts[0].encode()) or _REDIS_ONLY.get(parts[0])
     if cmd is None or len(parts) == 1:
         return cmd
-    return SUBCOMMANDS.get(cmd.name, {}).get(parts[1].encode())
+    if not _subcommand_names(cmd.name):
+        return None
+    sub = SUBCOMMANDS.get(cmd.name, {}).get(parts[1].encode())
+    return sub or _REDIS_ONLY.get(name.lower())
 
 
 class AclError(Exception):
@@ -65,7 +104,7 @@ def hash_password(password: bytes) -> str:
 def _set_perm(bits: set[str], cmd, allow: bool) -> None:
     """Redis's ACLChangeSelectorPerm on a set of allowed names: a container's subcommands
     follow it."""
-    names = [cmd.name, *(s.name for s in SUBCOMMANDS.get(cmd.name, {}).values())]
+    names = [cmd.name, *_subcommand_names(cmd.name)]
     if allow:
         bits.update(names)
     else:
@@ -216,7 +255,7 @@ class User:
                     raise AclError("Syntax error")
                 offset += 1
         pattern = rule[offset:]
-        if b" " in pattern:
+        if not perms or b" " in pattern:  # redis-server 7.0.15 refuses `%~p` too
             raise AclError("Syntax error")
         for entry in self.key_patterns:
             if entry[0] == pattern:  # the same pattern again adds its permissions
@@ -240,7 +279,7 @@ class User:
             raise AclError("Allowing first-arg of a subcommand is not supported")
         if not arg:
             raise AclError("Syntax error")
-        if cmd.name in SUBCOMMANDS:
+        if _subcommand_names(cmd.name):
             sub = lookup(name)
             if sub is None:
                 raise AclError(_UNKNOWN)
@@ -303,6 +342,11 @@ class User:
             for pattern, perms in self.key_patterns
         )
 
+    def reads_every_key(self) -> bool:
+        """Whether the user may read any key (Redis's ACLSelectorHasUnrestrictedKeyAccess
+        for CMD_KEY_ACCESS): allkeys, or a `*` pattern with read permission."""
+        return self.all_keys or any(p == b"*" and perms & READ for p, perms in self.key_patterns)
+
     def may_access_channel(self, channel: bytes, literal: bool = False) -> bool:
         """Whether a channel (or, `literal`, a PSUBSCRIBE pattern as written) is allowed."""
         if self.all_channels:
@@ -324,7 +368,7 @@ class User:
         """The key patterns as ACL LIST shows them (`~p`, `%R~p`, `%W~p`)."""
         if self.all_keys:
             return [b"~*"]
-        prefix = {READ | WRITE: b"~", READ: b"%R~", WRITE: b"%W~", 0: b"%~"}
+        prefix = {READ | WRITE: b"~", READ: b"%R~", WRITE: b"%W~"}
         return [prefix[perms] + pattern for pattern, perms in self.key_patterns]
 
     def describe_commands(self) -> list[bytes]:

@@ -22,6 +22,7 @@ from presence.store.zset import ZSet
 # sort_ro    -2    readonly movablekeys
 
 NOT_DOUBLE = "ERR One or more scores can't be converted into double"
+_DENIED = "ERR {} option of SORT denied due to insufficient ACL permissions."
 _LONG = (-(1 << 63), (1 << 63) - 1)
 
 
@@ -93,7 +94,7 @@ def sort_ro(client, argv):
 def sort_generic(client, argv, readonly: bool):
     """The sorted elements (or, with GET, what the patterns find for them); with STORE, the
     number of elements stored as a list at the destination (deleted when there are none)."""
-    options = _parse(argv, readonly)
+    options = _parse(argv, readonly, client.user.reads_every_key())
     db = client.db
     value = read_key(db, argv[1])
     if value is not None and not isinstance(value, (deque, set, ZSet)):
@@ -125,7 +126,9 @@ def sort_generic(client, argv, readonly: bool):
     return len(output)
 
 
-def _parse(argv, readonly: bool) -> dict:
+def _parse(argv, readonly: bool, every_key: bool) -> dict:
+    """SORT's options. BY with a pattern and GET need a user who may read every key (Redis:
+    the keys they touch are not known in advance)."""
     options: dict = {
         "desc": False,
         "alpha": False,
@@ -151,10 +154,14 @@ def _parse(argv, readonly: bool) -> dict:
             options["store"] = argv[i + 1]
             i += 1
         elif word == b"by" and left >= 1:
+            if b"*" in argv[i + 1] and not every_key:
+                raise CommandError(_DENIED.format("BY"))
             options["by"] = argv[i + 1]
             options["dont_sort"] = b"*" not in argv[i + 1]  # a constant weight: no sorting
             i += 1
         elif word == b"get" and left >= 1:
+            if not every_key:
+                raise CommandError(_DENIED.format("GET"))
             options["gets"].append(argv[i + 1])
             i += 1
         else:
