@@ -5,7 +5,7 @@ import pytest
 import redis
 
 from presence.store.commands import SUBCOMMANDS, find_keys, load_all
-from tests.store.helpers import array_items, split_aggregate
+from tests.store.helpers import array_items, canonical, split_aggregate
 
 
 def _connect(port: int, protocol: int = 2) -> redis.Connection:
@@ -58,6 +58,42 @@ def test_key_specs_of_every_command(pair):
         pair.call("HELLO", "2")
     assert not differ
     assert len(names) > 250
+
+
+def _fields(reply: bytes) -> list[bytes]:
+    """The ten raw fields of a one-command COMMAND INFO reply."""
+    _, (entry,) = split_aggregate(reply)
+    return split_aggregate(entry)[1]
+
+
+# Containers whose subcommand lists differ: CLIENT has 7.2's SETINFO and NO-TOUCH and lacks
+# TRACKING, CACHING and TRACKINGINFO; SCRIPT's EXISTS has the `stale` flag (see FLAG_GAPS).
+SUBCOMMAND_GAPS = {"client", "script"}
+
+
+def test_command_info_of_every_command(pair):
+    """Each command's whole COMMAND INFO entry, RESP2 and RESP3: name, arity, flags, legacy
+    key positions, ACL categories, tips, key specs byte for byte; subcommands order-free
+    (Redis lists them in its dict's order, which changes from one process to the next)."""
+    names = [n.decode() for n in array_items(pair.store.call("COMMAND", "LIST"))]
+    differ = []
+    for protocol in ("2", "3"):
+        pair.call("HELLO", protocol)
+        for name in names:
+            ours, theirs = pair.call("COMMAND", "INFO", name)
+            if theirs in (b"*1\r\n$-1\r\n", b"*1\r\n_\r\n"):
+                continue
+            ours_f, theirs_f = _fields(ours), _fields(theirs)
+            for i in range(10):
+                if (i == 2 and name in FLAG_GAPS) or (i == 9 and name in SUBCOMMAND_GAPS):
+                    continue
+                mine, other = ours_f[i], theirs_f[i]
+                if i == 9:
+                    mine, other = canonical(mine), canonical(other)
+                if mine != other:
+                    differ.append((protocol, name, i, mine, other))
+    pair.call("HELLO", "2")
+    assert differ == []
 
 
 @pytest.mark.parametrize(

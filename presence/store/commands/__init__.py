@@ -13,8 +13,9 @@ A registration is the one place a command is declared: arity, flags (Redis 7.0's
 hyphenated: `skip-monitor` shows as `skip_monitor`), legacy key positions, key specs where
 they differ from the default one (`specs=`, see `key_specs`; `KeySpec`, `keynum` and
 `unknown` for the ones a range cannot say), the procedure Redis falls back on to find keys
-(`getkeys=`, see `find_keys`), and the ACL categories Redis declares for it (`acl=`; the
-ones Redis derives from flags are added, see `categories_of`). Subcommands register here
+(`getkeys=`, see `find_keys`), the ACL categories Redis declares for it (`acl=`; the
+ones Redis derives from flags are added, see `categories_of`) and its command tips
+(`tips=`). Subcommands register here
 too (`subcommand`). COMMAND, COMMAND GETKEYS and the ACL checks read only this registry.
 Number, cursor and scan-option parsers are in presence/store/numbers.py.
 """
@@ -103,6 +104,7 @@ class Command:
     specs: tuple = ()  # Redis's key specs when not derived from the flags: see `key_specs`
     getkeys: Callable | None = None  # Redis's getkeys_proc: see `find_keys`
     categories: tuple = ()  # its ACL categories, in Redis's order
+    tips: tuple = ()  # Redis's command tips (nondeterministic_output, request_policy:...)
 
 
 NO_REPLY = object()
@@ -138,6 +140,7 @@ def command(
     specs: tuple = (),
     getkeys: Callable | None = None,
     acl: str = "",
+    tips: str = "",
 ):
     """Register the decorated function as command `name`; a second registration is an error.
 
@@ -145,7 +148,8 @@ def command(
     COMMAND INFO shows them in a NOT_KEY key spec and COMMAND GETKEYS finds no keys.
     `specs` declares Redis's key specs where they differ from the default (see `key_specs`),
     `getkeys` the procedure Redis uses when they cannot say (see `find_keys`), `acl` the
-    ACL categories Redis's command table gives it beyond those its flags imply.
+    ACL categories Redis's command table gives it beyond those its flags imply, `tips` its
+    command tips (COMMAND INFO).
     """
 
     def register(handler: Callable) -> Callable:
@@ -165,6 +169,7 @@ def command(
             _specs(specs),
             getkeys,
             categories_of(flagset, acl),
+            tuple(tips.split()),
         )
         return handler
 
@@ -204,6 +209,7 @@ class Subcommand:
     step: int
     specs: tuple = ()
     categories: tuple = ()
+    tips: tuple = ()
     getkeys: Callable | None = None
     not_key: bool = False
 
@@ -219,10 +225,11 @@ def subcommand(
     keys: tuple[int, int, int] = (0, 0, 0),
     specs: tuple = (),
     acl: str = "",
+    tips: str = "",
 ):
     """Register the decorated `handler(client, argv)` as `container name`; arity counts both
-    (argv is the whole command: argv[0] the container, argv[1] the subcommand). `specs` and
-    `acl` as for `command`."""
+    (argv is the whole command: argv[0] the container, argv[1] the subcommand). `specs`,
+    `acl` and `tips` as for `command`."""
 
     def register(handler: Callable) -> Callable:
         table = SUBCOMMANDS.setdefault(container, {})
@@ -237,6 +244,7 @@ def subcommand(
             *keys,
             _specs(specs),
             categories_of(flagset, acl),
+            tuple(tips.split()),
         )
         return handler
 

@@ -223,7 +223,14 @@ def _client_type(raw: bytes) -> bytes:
     return raw.lower()
 
 
-@subcommand("client", "list", -2, "admin noscript loading stale", acl="connection")
+@subcommand(
+    "client",
+    "list",
+    -2,
+    "admin noscript loading stale",
+    acl="connection",
+    tips="nondeterministic_output",
+)
 def client_list(client, argv):
     """One line per connection, optionally only TYPE t or ID id [id ...]."""
     everyone = client.server.clients
@@ -241,7 +248,9 @@ def client_list(client, argv):
     return Verbatim("".join(describe(c, now) + "\n" for c in chosen))
 
 
-@subcommand("client", "info", 2, "noscript loading stale", acl="connection")
+@subcommand(
+    "client", "info", 2, "noscript loading stale", acl="connection", tips="nondeterministic_output"
+)
 def client_info(client, argv):
     return Verbatim(describe(client) + "\n")
 

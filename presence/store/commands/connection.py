@@ -18,7 +18,14 @@ from presence.store.resp import OK, PONG, Error, Status
 # reset         1   no-auth fast
 
 
-@command("ping", -1, "fast", keys=(0, 0, 0), acl="connection")
+@command(
+    "ping",
+    -1,
+    "fast",
+    keys=(0, 0, 0),
+    acl="connection",
+    tips="request_policy:all_shards response_policy:all_succeeded",
+)
 def ping(client, argv):
     """PONG, or the argument; inside RESP2 subscribed mode a ["pong", msg] array."""
     if len(argv) > 2:

@@ -56,13 +56,27 @@ def read_key(db, key: bytes, kind: type | None = None, notify: bool = True):
     return value
 
 
-@command("del", -2, "write", keys=(1, -1, 1), specs=(("RM delete", 1, -1, 1),), acl="keyspace")
+@command(
+    "del",
+    -2,
+    "write",
+    keys=(1, -1, 1),
+    specs=(("RM delete", 1, -1, 1),),
+    acl="keyspace",
+    tips="request_policy:multi_shard response_policy:agg_sum",
+)
 def del_(client, argv):
     return _delete_keys(client.db, argv[1:])
 
 
 @command(
-    "unlink", -2, "write fast", keys=(1, -1, 1), specs=(("RM delete", 1, -1, 1),), acl="keyspace"
+    "unlink",
+    -2,
+    "write fast",
+    keys=(1, -1, 1),
+    specs=(("RM delete", 1, -1, 1),),
+    acl="keyspace",
+    tips="request_policy:multi_shard response_policy:agg_sum",
 )
 def unlink(client, argv):
     return _delete_keys(client.db, argv[1:])
@@ -77,13 +91,29 @@ def _delete_keys(db, keys) -> int:
     return removed
 
 
-@command("exists", -2, "readonly fast", keys=(1, -1, 1), specs=(("RO", 1, -1, 1),), acl="keyspace")
+@command(
+    "exists",
+    -2,
+    "readonly fast",
+    keys=(1, -1, 1),
+    specs=(("RO", 1, -1, 1),),
+    acl="keyspace",
+    tips="request_policy:multi_shard response_policy:agg_sum",
+)
 def exists(client, argv):
     db = client.db
     return sum(1 for key in argv[1:] if read_key(db, key) is not None)
 
 
-@command("touch", -2, "readonly fast", keys=(1, -1, 1), specs=(("RO", 1, -1, 1),), acl="keyspace")
+@command(
+    "touch",
+    -2,
+    "readonly fast",
+    keys=(1, -1, 1),
+    specs=(("RO", 1, -1, 1),),
+    acl="keyspace",
+    tips="request_policy:multi_shard response_policy:agg_sum",
+)
 def touch(client, argv):
     db = client.db
     return sum(1 for key in argv[1:] if read_key(db, key) is not None)
@@ -161,12 +191,12 @@ def expire_generic(client, argv, name: str, unit_ms: int, relative: bool) -> int
     return 1
 
 
-@command("ttl", 2, "readonly fast", acl="keyspace")
+@command("ttl", 2, "readonly fast", acl="keyspace", tips="nondeterministic_output")
 def ttl(client, argv):
     return ttl_generic(client, argv[1], ms=False, absolute=False)
 
 
-@command("pttl", 2, "readonly fast", acl="keyspace")
+@command("pttl", 2, "readonly fast", acl="keyspace", tips="nondeterministic_output")
 def pttl(client, argv):
     return ttl_generic(client, argv[1], ms=True, absolute=False)
 
@@ -211,7 +241,14 @@ def type_(client, argv):
     return Status("none" if value is None else type_name(value))
 
 
-@command("keys", 2, "readonly", keys=(0, 0, 0), acl="keyspace dangerous")
+@command(
+    "keys",
+    2,
+    "readonly",
+    keys=(0, 0, 0),
+    acl="keyspace dangerous",
+    tips="request_policy:all_shards nondeterministic_output_order",
+)
 def keys(client, argv):
     pattern = argv[1]
     live = client.db.live_keys()
@@ -220,7 +257,14 @@ def keys(client, argv):
     return [k for k in live if glob_match(pattern, k)]
 
 
-@command("scan", -2, "readonly", keys=(0, 0, 0), acl="keyspace")
+@command(
+    "scan",
+    -2,
+    "readonly",
+    keys=(0, 0, 0),
+    acl="keyspace",
+    tips="nondeterministic_output request_policy:special",
+)
 def scan(client, argv):
     """SCAN cursor [MATCH pattern] [COUNT n] [TYPE type].
 
@@ -378,7 +422,14 @@ def _clone(value):
     return value.copy() if hasattr(value, "copy") else type(value)(value)
 
 
-@command("randomkey", 1, "readonly", keys=(0, 0, 0), acl="keyspace")
+@command(
+    "randomkey",
+    1,
+    "readonly",
+    keys=(0, 0, 0),
+    acl="keyspace",
+    tips="request_policy:all_shards nondeterministic_output",
+)
 def randomkey(client, argv):
     db = client.db
     for _ in range(100):

@@ -110,17 +110,17 @@ def hmget(client, argv):
     return [h.get(field) for field in argv[2:]]
 
 
-@command("hgetall", 2, "readonly", acl="hash")
+@command("hgetall", 2, "readonly", acl="hash", tips="nondeterministic_output_order")
 def hgetall(client, argv):
     return _hgetall(client.db, argv[1], fields=True, values=True)
 
 
-@command("hkeys", 2, "readonly", acl="hash")
+@command("hkeys", 2, "readonly", acl="hash", tips="nondeterministic_output_order")
 def hkeys(client, argv):
     return _hgetall(client.db, argv[1], fields=True, values=False)
 
 
-@command("hvals", 2, "readonly", acl="hash")
+@command("hvals", 2, "readonly", acl="hash", tips="nondeterministic_output_order")
 def hvals(client, argv):
     return _hgetall(client.db, argv[1], fields=False, values=True)
 
@@ -210,7 +210,7 @@ def hincrbyfloat(client, argv):
     return text
 
 
-@command("hrandfield", -2, "readonly", acl="hash")
+@command("hrandfield", -2, "readonly", acl="hash", tips="nondeterministic_output")
 def hrandfield(client, argv):
     """HRANDFIELD key [count [WITHVALUES]]: distinct fields for count > 0, repeats for < 0."""
     if len(argv) == 2:
@@ -247,7 +247,7 @@ def random_members(collection, count: int) -> list:
     return random.sample(list(collection), count)
 
 
-@command("hscan", -3, "readonly", acl="hash")
+@command("hscan", -3, "readonly", acl="hash", tips="nondeterministic_output")
 def hscan(client, argv):
     """HSCAN key cursor [MATCH pattern] [COUNT n]: a small hash comes whole, cursor 0."""
     cursor = parse_cursor(argv[2])

@@ -79,7 +79,14 @@ SHARED_REFCOUNT = 2147483647  # Redis shares the integers 0..9999 and reports IN
 # ---------------------------------------------------------------- COMMAND
 
 
-@command("command", -1, "loading stale", keys=(0, 0, 0), acl="connection")
+@command(
+    "command",
+    -1,
+    "loading stale",
+    keys=(0, 0, 0),
+    acl="connection",
+    tips="nondeterministic_output_order",
+)
 def command_(client, argv):
     """COMMAND: every command's entry; with a subcommand, COUNT/LIST/INFO/DOCS/GETKEYS."""
     if len(argv) == 1:
@@ -132,9 +139,9 @@ def _entry(cmd) -> list:
         cmd.last_key,
         cmd.step,
         Set(Status("@" + c) for c in cmd.categories),
-        Set(),
+        Set(t.encode() for t in cmd.tips),
         Set(_key_specs(cmd)),
-        Set(_entry(sub) for sub in container.values()),
+        [_entry(sub) for sub in container.values()] if container else Set(),
     ]
 
 
@@ -150,7 +157,9 @@ def command_count(client, argv):
     return len(COMMANDS)
 
 
-@subcommand("command", "list", -2, "loading stale", acl="connection")
+@subcommand(
+    "command", "list", -2, "loading stale", acl="connection", tips="nondeterministic_output_order"
+)
 def command_list(client, argv):
     """Every command and subcommand name, optionally FILTERBY MODULE, ACLCAT or PATTERN."""
     names = []
@@ -172,7 +181,9 @@ def command_list(client, argv):
     raise CommandError(replies.SYNTAX)
 
 
-@subcommand("command", "info", -2, "loading stale", acl="connection")
+@subcommand(
+    "command", "info", -2, "loading stale", acl="connection", tips="nondeterministic_output_order"
+)
 def command_info(client, argv):
     """The entry of each named command (nil for unknown ones); all commands without names."""
     if len(argv) == 2:
@@ -180,7 +191,9 @@ def command_info(client, argv):
     return [_entry(cmd) if (cmd := _lookup(name)) else None for name in argv[2:]]
 
 
-@subcommand("command", "docs", -2, "loading stale", acl="connection")
+@subcommand(
+    "command", "docs", -2, "loading stale", acl="connection", tips="nondeterministic_output_order"
+)
 def command_docs(client, argv):
     """Minimal documentation (summary from the handler's docstring, group) per command."""
     wanted = [_lookup(name) for name in argv[2:]] if len(argv) > 2 else list(COMMANDS.values())
@@ -297,7 +310,14 @@ def _lfu(client) -> bool:
 
 
 @subcommand(
-    "object", "encoding", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),), acl="keyspace"
+    "object",
+    "encoding",
+    3,
+    "readonly",
+    keys=(2, 2, 1),
+    specs=(("RO", 2, 0, 1),),
+    acl="keyspace",
+    tips="nondeterministic_output",
 )
 def object_encoding(client, argv):
     value = read_key(client.db, argv[2], notify=False)
@@ -305,7 +325,14 @@ def object_encoding(client, argv):
 
 
 @subcommand(
-    "object", "refcount", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),), acl="keyspace"
+    "object",
+    "refcount",
+    3,
+    "readonly",
+    keys=(2, 2, 1),
+    specs=(("RO", 2, 0, 1),),
+    acl="keyspace",
+    tips="nondeterministic_output",
 )
 def object_refcount(client, argv):
     value = read_key(client.db, argv[2], notify=False)
@@ -313,7 +340,14 @@ def object_refcount(client, argv):
 
 
 @subcommand(
-    "object", "idletime", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),), acl="keyspace"
+    "object",
+    "idletime",
+    3,
+    "readonly",
+    keys=(2, 2, 1),
+    specs=(("RO", 2, 0, 1),),
+    acl="keyspace",
+    tips="nondeterministic_output",
 )
 def object_idletime(client, argv):
     """Seconds since last access: the store does not track access times, so 0."""
@@ -325,7 +359,14 @@ def object_idletime(client, argv):
 
 
 @subcommand(
-    "object", "freq", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),), acl="keyspace"
+    "object",
+    "freq",
+    3,
+    "readonly",
+    keys=(2, 2, 1),
+    specs=(("RO", 2, 0, 1),),
+    acl="keyspace",
+    tips="nondeterministic_output",
 )
 def object_freq(client, argv):
     """The LFU counter: the store does not track access frequency, so 0."""
@@ -417,7 +458,12 @@ def memory_usage(client, argv):
     return None if value is None else estimate_bytes(argv[2], value, samples)
 
 
-@subcommand("memory", "stats", 2)
+@subcommand(
+    "memory",
+    "stats",
+    2,
+    tips="nondeterministic_output request_policy:all_shards response_policy:special",
+)
 def memory_stats(client, argv):
     """Redis 7.0's MEMORY STATS fields, in its order, from the process's RSS (the store has
     no allocator of its own to ask: allocated, active and resident are all the RSS)."""
@@ -483,7 +529,12 @@ def _dict_bytes(entries: int) -> int:
 DOCTOR_MIN_BYTES = 5 * 1024 * 1024  # under this much data Redis gives no report
 
 
-@subcommand("memory", "doctor", 2)
+@subcommand(
+    "memory",
+    "doctor",
+    2,
+    tips="nondeterministic_output request_policy:all_shards response_policy:special",
+)
 def memory_doctor(client, argv):
     """Redis's two answers for a healthy server: too little data to judge (under 5 MB,
     here by MEMORY USAGE's estimates of the keys), or no issue found."""
@@ -496,12 +547,17 @@ def memory_doctor(client, argv):
     return Verbatim(replies.MEMORY_DOCTOR_EMPTY)
 
 
-@subcommand("memory", "malloc-stats", 2)
+@subcommand(
+    "memory",
+    "malloc-stats",
+    2,
+    tips="nondeterministic_output request_policy:all_shards response_policy:special",
+)
 def memory_malloc_stats(client, argv):
     return Verbatim("Stats not supported for the current allocator")
 
 
-@subcommand("memory", "purge", 2)
+@subcommand("memory", "purge", 2, tips="request_policy:all_shards response_policy:all_succeeded")
 def memory_purge(client, argv):
     return OK
 

@@ -207,25 +207,53 @@ subcommand("script", "help", 2, "loading stale", acl="scripting")(
 )
 
 
-@subcommand("script", "load", 3, "noscript stale", acl="scripting")
+@subcommand(
+    "script",
+    "load",
+    3,
+    "noscript stale",
+    acl="scripting",
+    tips="request_policy:all_nodes response_policy:all_succeeded",
+)
 def script_load(client, argv):
     return client.server.scripts.load_script(argv[2])
 
 
-@subcommand("script", "exists", -3, "noscript stale", acl="scripting")
+@subcommand(
+    "script",
+    "exists",
+    -3,
+    "noscript stale",
+    acl="scripting",
+    tips="request_policy:all_shards response_policy:agg_logical_and",
+)
 def script_exists(client, argv):
     cached = client.server.scripts.scripts
     return [1 if sha.lower() in cached else 0 for sha in argv[2:]]
 
 
-@subcommand("script", "flush", -2, "noscript", acl="scripting")
+@subcommand(
+    "script",
+    "flush",
+    -2,
+    "noscript",
+    acl="scripting",
+    tips="request_policy:all_nodes response_policy:all_succeeded",
+)
 def script_flush(client, argv):
     _flush_mode(argv, "ERR SCRIPT FLUSH only support SYNC|ASYNC option")
     client.server.scripts.flush_scripts()
     return OK
 
 
-@subcommand("script", "kill", 2, "noscript allow_busy", acl="scripting")
+@subcommand(
+    "script",
+    "kill",
+    2,
+    "noscript allow_busy",
+    acl="scripting",
+    tips="request_policy:all_shards response_policy:one_succeeded",
+)
 def script_kill(client, argv):
     refused = client.server.scripts.kill(is_eval=True)
     if refused is not None:
@@ -297,7 +325,14 @@ subcommand("function", "help", 2, "loading stale", acl="scripting")(
 )
 
 
-@subcommand("function", "load", -3, "write denyoom noscript", acl="scripting")
+@subcommand(
+    "function",
+    "load",
+    -3,
+    "write denyoom noscript",
+    acl="scripting",
+    tips="request_policy:all_shards response_policy:all_succeeded",
+)
 def function_load(client, argv):
     """FUNCTION LOAD [REPLACE] code."""
     replace = False
@@ -308,13 +343,27 @@ def function_load(client, argv):
     return client.server.scripts.load_library(argv[-1], replace)
 
 
-@subcommand("function", "delete", 3, "write noscript", acl="scripting")
+@subcommand(
+    "function",
+    "delete",
+    3,
+    "write noscript",
+    acl="scripting",
+    tips="request_policy:all_shards response_policy:all_succeeded",
+)
 def function_delete(client, argv):
     client.server.scripts.delete_library(argv[2])
     return OK
 
 
-@subcommand("function", "flush", -2, "write noscript", acl="scripting")
+@subcommand(
+    "function",
+    "flush",
+    -2,
+    "write noscript",
+    acl="scripting",
+    tips="request_policy:all_shards response_policy:all_succeeded",
+)
 def function_flush(client, argv):
     """FUNCTION FLUSH [ASYNC|SYNC]."""
     _flush_mode(argv, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
@@ -322,7 +371,9 @@ def function_flush(client, argv):
     return OK
 
 
-@subcommand("function", "list", -2, "noscript", acl="scripting")
+@subcommand(
+    "function", "list", -2, "noscript", acl="scripting", tips="nondeterministic_output_order"
+)
 def function_list(client, argv):
     """FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE]: one map per library."""
     with_code, pattern = False, None
@@ -366,7 +417,14 @@ def function_dump(client, argv):
     return payload.dump([lib.code for lib in client.server.scripts.libraries.values()])
 
 
-@subcommand("function", "restore", -3, "write denyoom noscript", acl="scripting")
+@subcommand(
+    "function",
+    "restore",
+    -3,
+    "write denyoom noscript",
+    acl="scripting",
+    tips="request_policy:all_shards response_policy:all_succeeded",
+)
 def function_restore(client, argv):
     """FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]."""
     if len(argv) > 4:
@@ -388,7 +446,14 @@ def function_restore(client, argv):
     return OK
 
 
-@subcommand("function", "stats", 2, "noscript allow_busy", acl="scripting")
+@subcommand(
+    "function",
+    "stats",
+    2,
+    "noscript allow_busy",
+    acl="scripting",
+    tips="nondeterministic_output request_policy:all_shards response_policy:special",
+)
 def function_stats(client, argv):
     scripts = client.server.scripts
     run = scripts.running
@@ -412,7 +477,14 @@ def function_stats(client, argv):
     }
 
 
-@subcommand("function", "kill", 2, "noscript allow_busy", acl="scripting")
+@subcommand(
+    "function",
+    "kill",
+    2,
+    "noscript allow_busy",
+    acl="scripting",
+    tips="request_policy:all_shards response_policy:one_succeeded",
+)
 def function_kill(client, argv):
     refused = client.server.scripts.kill(is_eval=False)
     if refused is not None:

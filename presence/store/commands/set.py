@@ -92,7 +92,7 @@ def srem(client, argv):
     return removed
 
 
-@command("smembers", 2, "readonly", acl="set")
+@command("smembers", 2, "readonly", acl="set", tips="nondeterministic_output_order")
 def smembers(client, argv):
     return Set(ordered(client, read_key(client.db, argv[1], set) or ()))
 
@@ -114,7 +114,14 @@ def scard(client, argv):
     return len(read_key(client.db, argv[1], set) or ())
 
 
-@command("spop", -2, "write fast", specs=(("RW access delete", 1, 0, 1),), acl="set")
+@command(
+    "spop",
+    -2,
+    "write fast",
+    specs=(("RW access delete", 1, 0, 1),),
+    acl="set",
+    tips="nondeterministic_output",
+)
 def spop(client, argv):
     """SPOP key [count]: one member (or nil), or a set of up to `count` members."""
     if len(argv) > 3:
@@ -139,7 +146,7 @@ def spop(client, argv):
     return popped[0] if count is None else Set(popped)
 
 
-@command("srandmember", -2, "readonly", acl="set")
+@command("srandmember", -2, "readonly", acl="set", tips="nondeterministic_output")
 def srandmember(client, argv):
     """SRANDMEMBER key [count]: distinct members for count > 0, repeats allowed for < 0."""
     if len(argv) > 3:
@@ -193,17 +200,17 @@ def smove(client, argv):
     return 1
 
 
-@command("sinter", -2, "readonly", keys=(1, -1, 1), acl="set")
+@command("sinter", -2, "readonly", keys=(1, -1, 1), acl="set", tips="nondeterministic_output_order")
 def sinter(client, argv):
     return Set(ordered(client, _combine(client.db, argv[1:], "inter")))
 
 
-@command("sunion", -2, "readonly", keys=(1, -1, 1), acl="set")
+@command("sunion", -2, "readonly", keys=(1, -1, 1), acl="set", tips="nondeterministic_output_order")
 def sunion(client, argv):
     return Set(ordered(client, _combine(client.db, argv[1:], "union")))
 
 
-@command("sdiff", -2, "readonly", keys=(1, -1, 1), acl="set")
+@command("sdiff", -2, "readonly", keys=(1, -1, 1), acl="set", tips="nondeterministic_output_order")
 def sdiff(client, argv):
     return Set(ordered(client, _combine(client.db, argv[1:], "diff")))
 
@@ -308,7 +315,7 @@ def sintercard(client, argv):
     return min(size, limit) if limit else size
 
 
-@command("sscan", -3, "readonly", acl="set")
+@command("sscan", -3, "readonly", acl="set", tips="nondeterministic_output")
 def sscan(client, argv):
     """SSCAN key cursor [MATCH pattern] [COUNT n]: an intset-sized set comes whole, cursor 0."""
     cursor = parse_cursor(argv[2])

@@ -220,7 +220,9 @@ def getex(client, argv):
     return value
 
 
-@command("mget", -2, "readonly fast", keys=(1, -1, 1), acl="string")
+@command(
+    "mget", -2, "readonly fast", keys=(1, -1, 1), acl="string", tips="request_policy:multi_shard"
+)
 def mget(client, argv):
     db = client.db
     out = []
@@ -231,7 +233,13 @@ def mget(client, argv):
 
 
 @command(
-    "mset", -3, "write denyoom", keys=(1, -1, 2), specs=(("OW update", 1, -1, 2),), acl="string"
+    "mset",
+    -3,
+    "write denyoom",
+    keys=(1, -1, 2),
+    specs=(("OW update", 1, -1, 2),),
+    acl="string",
+    tips="request_policy:multi_shard response_policy:all_succeeded",
 )
 def mset(client, argv):
     if len(argv) % 2 == 0:
@@ -244,7 +252,13 @@ def mset(client, argv):
 
 
 @command(
-    "msetnx", -3, "write denyoom", keys=(1, -1, 2), specs=(("OW insert", 1, -1, 2),), acl="string"
+    "msetnx",
+    -3,
+    "write denyoom",
+    keys=(1, -1, 2),
+    specs=(("OW insert", 1, -1, 2),),
+    acl="string",
+    tips="request_policy:multi_shard response_policy:agg_min",
 )
 def msetnx(client, argv):
     if len(argv) % 2 == 0:

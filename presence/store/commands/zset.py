@@ -579,7 +579,7 @@ def _serve_zpop(client, max_end: bool, count: int | None):
     return serve
 
 
-@command("zrandmember", -2, "readonly", acl="sortedset")
+@command("zrandmember", -2, "readonly", acl="sortedset", tips="nondeterministic_output")
 def zrandmember(client, argv):
     """ZRANDMEMBER key [count [WITHSCORES]]: negative counts may repeat members."""
     if len(argv) == 2:
@@ -779,7 +779,7 @@ def _setop_options(options, numkeys: int, op: str, store):
 # ------------------------------------------------------------ ZSCAN
 
 
-@command("zscan", -3, "readonly", acl="sortedset")
+@command("zscan", -3, "readonly", acl="sortedset", tips="nondeterministic_output")
 def zscan(client, argv):
     """ZSCAN key cursor [MATCH pattern] [COUNT n]: the whole zset in one call, cursor 0."""
     parse_cursor(argv[2])
