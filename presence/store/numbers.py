@@ -1,6 +1,7 @@
 """Every number, cursor and scan-option parser of the store, read the way Redis reads them.
 
 - integers: `as_int64` (Redis's string2ll: no spaces, no '+', no leading zeros, 64 bits),
+  `atoi` (C's atoi, where Redis uses it),
   `parse_int` (getLongLongFromObjectOrReply), `parse_c_int` (getIntFromObjectOrReply),
   `parse_range` (getRangeLongFromObjectOrReply);
 - doubles: `strtod` (C's strtod over the whole text), on which `parse_double`
@@ -39,6 +40,20 @@ def as_int64(raw: bytes) -> int | None:
         return None
     value = int(raw)
     return value if _INT64_MIN <= value < _INT64_END else None
+
+
+_ATOI = re.compile(rb"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+
+
+def atoi(raw: bytes) -> int:
+    """`raw` as glibc's atoi reads it: `(int) strtol(raw, NULL, 10)`, leading spaces and a
+    sign allowed, stopping at the first other character (0 if no digits), 64-bit clamped,
+    then cut to a C int."""
+    match = _ATOI.match(raw)
+    if match is None:
+        return 0
+    value = min(max(int(match.group(1)), _INT64_MIN), _INT64_END - 1) & 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def parse_int(raw: bytes, error: Error | str | None = None) -> int:

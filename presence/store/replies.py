@@ -68,6 +68,7 @@ CLIENT_NAME_INVALID = Error(
 INVALID_COMMAND = Error("ERR Invalid command specified")
 INVALID_COMMAND_ARGS = Error("ERR Invalid number of arguments specified for command")
 NO_KEY_ARGUMENTS = Error("ERR The command has no key arguments")
+INVALID_KEY_ARGS = Error("ERR Invalid arguments specified for command")
 LFU_NOT_SELECTED = Error(
     "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note "
     "that when switching between policies at runtime LRU and LFU data will take some time to "

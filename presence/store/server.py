@@ -25,7 +25,7 @@ from presence.store import REDIS_VERSION, replies
 from presence.store.acl import NOPERM, AclLog, User, default_user, parse_acl_file
 from presence.store.acl import denial as acl_denial
 from presence.store.blocking import Blocking
-from presence.store.commands import NO_REPLY, CommandError, load_all
+from presence.store.commands import NO_REPLY, SUBCOMMANDS, CommandError, load_all
 from presence.store.commands.client import describe
 from presence.store.commands.transaction import end_transaction, unwatch_all
 from presence.store.config import Config
@@ -71,6 +71,7 @@ _SUBSCRIBED_OK = frozenset(
         "reset",
     ]
 )
+_UNMONITORED = frozenset(["admin", "skip-monitor"])  # MONITOR does not show these
 # Commands that run at once inside MULTI instead of being queued.
 # Commands whose first argument is a subcommand, named "config|get" in some errors.
 _CONTAINERS = frozenset(
@@ -403,12 +404,16 @@ class CommandCounters:
     """One command's INFO commandstats counters: calls, time spent (ns), rejected (never
     ran), failed (error reply); and whether SLOWLOG and MONITOR leave it out."""
 
-    __slots__ = ("calls", "ns", "rejected", "failed", "logged", "monitored", "event", "shown_first")
+    __slots__ = (
+        "calls", "ns", "rejected", "failed", "logged", "monitored", "event", "shown_first",
+        "subcommands",
+    )  # fmt: skip
 
     def __init__(self, flags=frozenset(), name: str = "") -> None:
         self.calls = self.ns = self.rejected = self.failed = 0
         self.logged = "skip-slowlog" not in flags  # EXEC: its commands are logged instead
         self.monitored = "admin" not in flags and "skip-monitor" not in flags
+        self.subcommands = SUBCOMMANDS.get(name)  # a container: its subcommand's flags decide
         self.event = b"fast-command" if "fast" in flags else b"command"  # LATENCY's event
         self.shown_first = name in _SHOWN_BEFORE_RUN
 
@@ -734,7 +739,7 @@ class Server:
         """Replace the users by the aclfile's, all or nothing (AclFileError: no change).
         As Redis 7.0, connections of every user but `default` are closed (`current`, the
         one running ACL LOAD, after its reply); `default` keeps its identity."""
-        users = parse_acl_file(self.config["aclfile"], self.commands)
+        users = parse_acl_file(self.config["aclfile"])
         old = self.acl_users
         default = old[b"default"]
         default.__dict__.update(users[b"default"].__dict__)
@@ -770,8 +775,8 @@ class Server:
     def _requirepass_to_default_user(self, password: str) -> None:
         """requirepass is the default user's one password (none: nopass), as in Redis."""
         user = self.acl_users[b"default"]
-        user.apply(b"resetpass", self.commands)
-        user.apply(b">" + password.encode() if password else b"nopass", self.commands)
+        user.apply(b"resetpass")
+        user.apply(b">" + password.encode() if password else b"nopass")
 
     def _refuse_denied(self, client: Client, name: str, denied: str) -> Error:
         """An ACL refusal; EXEC's aborts the transaction (even outside MULTI, as Redis says)."""
@@ -790,7 +795,9 @@ class Server:
             if spent >= self.spike_ns:
                 self.latency.add(counters.event, spent // 1_000_000)
         if self.monitors and counters.monitored and not counters.shown_first:
-            self._show(client, argv)
+            sub = counters.subcommands.get(argv[1].lower()) if counters.subcommands else None
+            if sub is None or not sub.flags & _UNMONITORED:  # Redis: the subcommand's flags
+                self._show(client, argv)
 
     def _show(self, client: Client, argv: list[bytes]) -> None:
         """Send MONITOR clients the line for `argv`."""

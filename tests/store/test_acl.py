@@ -291,3 +291,194 @@ def test_default_user_with_a_password_needs_auth(acl):
         other.close()
     finally:
         acl.same("ACL", "SETUSER", "default", "nopass")
+
+
+def rules(line: bytes) -> tuple[list[bytes], list[bytes]]:
+    """An ACL LIST line (or GETUSER's commands) as (the words up to the last category rule,
+    the single-command rules sorted): Redis 7.0 emits those in its command dict's order,
+    which changes from one redis-server process to the next."""
+    words = line.split()
+    singles = [w for w in words if w[:1] in (b"+", b"-") and w[1:2] != b"@"]
+    return [w for w in words if w not in singles], sorted(singles)
+
+
+def user_line(client: RawClient, name: bytes) -> bytes:
+    lines = client.call("ACL", "LIST").split(b"\r\n")
+    return next(line for line in lines if line.startswith(b"user " + name + b" "))
+
+
+def getuser_fields(client: RawClient, name: str) -> list:
+    """ACL GETUSER's reply (RESP2) with its command rules made order-free (see `rules`)."""
+    flat, _ = parse(client.call("ACL", "GETUSER", name).split(b"\r\n"))
+    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+    fields[b"commands"] = rules(fields[b"commands"])
+    return list(fields.items())
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["+get", "+@hash", "-hget", "+config|get"],
+        ["+@all", "-get"],
+        ["+@all", "-@string", "+get"],
+        ["-@all", "+@read", "-@hash"],
+        ["+@read", "+@write"],
+        ["+@all", "-@dangerous"],
+        ["+@all", "-@admin", "+config|get"],
+        ["+config", "-config|set"],
+        ["+client", "-@dangerous"],
+        ["+select|0", "+select|1"],
+        ["+@all", "-select", "+select|0"],
+        ["+@slow", "-config"],
+        ["+@fast", "+@pubsub", "-publish"],
+        ["+@scripting", "+@transaction", "+@connection"],
+        ["+@keyspace", "-@keyspace", "+del"],
+        ["+@list", "+@sortedset", "+@set", "-sort"],
+        ["allcommands", "-@write", "+set"],
+        ["+@all", "-@all", "+acl|whoami"],
+        ["+@geo", "-geoadd", "+xinfo|stream"],  # commands the store lacks count as in Redis
+        ["%R~r*", "%W~w*", "~b*", "%RW~x*", "%R~b*", "%W~r*"],
+        ["~a*", "~a*", "&c", "&c", "%rw~z", "%wR~y"],
+    ],
+)
+def test_list_and_getuser_rebuild_rules_as_redis_7_0(acl, given):
+    """ACL LIST and GETUSER show the rules Redis 7.0 rebuilds from a user's command bits
+    (+@all or -@all, the categories that fit best, then single commands), not the rules as
+    given; key patterns with their permissions, duplicates merged."""
+    acl.same("ACL", "SETUSER", "alice", "on", "nopass", *given)
+    ours, theirs = user_line(acl.store, b"alice"), user_line(acl.redis, b"alice")
+    assert rules(ours) == rules(theirs)
+    assert getuser_fields(acl.store, "alice") == getuser_fields(acl.redis, "alice")
+    # what the store prints means the same to redis-server: the same bits come back
+    acl.same("ACL", "SETUSER", "bob", "reset", *ours.split()[2:])
+    assert rules(user_line(acl.redis, b"bob"))[1] == rules(theirs)[1]
+
+
+def test_getuser_flags_are_a_set_in_resp3(acl):
+    acl.call("HELLO", "3")
+    acl.same("ACL", "SETUSER", "alice", "on", "nopass", "%R~r*", "+get", "&x")
+    acl.same("ACL", "GETUSER", "alice")
+    acl.same("ACL", "GETUSER", "default")
+    acl.call("HELLO", "2")
+
+
+@pytest.mark.parametrize(
+    "rule",
+    ["%X~a", "%~a", "%R", "%RR~a", "~a b", "&a b", "+select|", "+config|get|x", "+nosuch|x",
+     "-select|0", "+config|nosuch", "+xadd", "-xinfo|stream", "+xinfo|nosuch"],
+)  # fmt: skip
+def test_setuser_rule_errors_and_odd_rules(acl, rule):
+    acl.same("ACL", "SETUSER", "alice", "on")
+    acl.same("ACL", "SETUSER", "alice", rule)
+    ours, theirs = user_line(acl.store, b"alice"), user_line(acl.redis, b"alice")
+    assert rules(ours) == rules(theirs)
+
+
+def test_users_are_listed_in_redis_order(acl):
+    names = ["bob", "Alice", "alice", "al", "carol-1", "Carol", "dave_", "DAVE"]
+    try:
+        for name in names:
+            acl.same("ACL", "SETUSER", name, "on", "nopass")
+        acl.same("ACL", "USERS")
+        acl.same("ACL", "LIST")
+    finally:
+        acl.same("ACL", "DELUSER", *names)
+
+
+def test_key_permissions_follow_the_key_specs(acl):
+    """%R~ allows keys a command reads, %W~ keys it writes, by the key specs' flags (RO
+    access, OW update, RW insert...), for keynum commands too."""
+    acl.same("ACL", "SETUSER", "carol", "on", ">pw", "%R~r*", "%W~w*", "~b*", "+@all")
+    acl.same("MSET", "r1", "1", "w1", "2", "b1", "3")
+    acl.same("RPUSH", "rl", "3", "1", "2")
+    carol = as_user(acl, "carol", "pw")
+    for command in [
+        ("GET", "r1"),
+        ("GET", "w1"),
+        ("SET", "w1", "x"),
+        ("SET", "r1", "x"),
+        ("SET", "w1", "x", "GET"),  # SET ... GET reads too
+        ("APPEND", "w1", "x"),  # RW insert
+        ("APPEND", "b1", "x"),
+        ("COPY", "r1", "w2"),
+        ("COPY", "w1", "r2"),
+        ("DEL", "w2"),
+        ("EXISTS", "w1"),  # RO without access: any pattern
+        ("LPUSH", "w3", "x"),
+        ("LPOP", "w3"),  # RW access delete: needs both
+        ("EVAL", "return 1", "1", "r1"),
+        ("EVAL", "return 1", "1", "b1"),
+        ("EVAL_RO", "return 1", "1", "r1"),
+        ("EVAL_RO", "return 1", "1", "w1"),
+        ("ZUNIONSTORE", "w4", "2", "r1", "r2"),
+        ("ZUNIONSTORE", "r4", "1", "r1"),
+        ("ZUNIONSTORE", "w4", "2", "r1", "w1"),
+        ("ZINTERCARD", "2", "r1", "r2"),
+        ("SINTERCARD", "2", "r1", "w1"),
+        ("LMPOP", "1", "rl", "LEFT"),
+        ("LMPOP", "1", "bl", "LEFT"),
+        ("SORT", "rl", "STORE", "w5"),
+        ("SORT", "rl", "STORE", "r5"),
+        ("SORT_RO", "rl"),
+        ("OBJECT", "ENCODING", "r1"),
+        ("OBJECT", "ENCODING", "x1"),
+        ("MEMORY", "USAGE", "x1"),
+    ]:
+        carol.same(*command)
+    for command in [("GET", "w1"), ("LPOP", "w3"), ("ZUNIONSTORE", "r4", "1", "r1")]:
+        acl.same("ACL", "DRYRUN", "carol", *command)
+    carol.close()
+    acl.same("DEL", "r1", "w1", "b1", "rl", "w4", "w5")
+
+
+def test_keynum_commands_check_their_keys(acl):
+    """EVAL, FCALL and the other commands whose keys follow a count are checked by their key
+    specs: a key outside the user's patterns is NOPERM before the command runs."""
+    acl.same("ACL", "SETUSER", "dave", "on", ">pw", "~a*", "+@all")
+    dave = as_user(acl, "dave", "pw")
+    for command in [
+        ("EVAL", "return 1", "1", "b"),
+        ("EVAL", "return 1", "1", "a"),
+        ("EVAL", "return 1", "2", "a", "b"),
+        ("EVAL", "return 1", "0", "b"),  # b is an argument, not a key
+        ("EVAL", "return 1", "5", "a"),  # a bad count: no keys found, the command's error
+        ("EVALSHA", "0" * 40, "1", "b"),
+        ("EVAL_RO", "return 1", "1", "b"),
+        ("FCALL", "nosuch", "1", "b"),
+        ("FCALL", "nosuch", "1", "a"),
+        ("FCALL_RO", "nosuch", "1", "b"),
+        ("ZUNION", "2", "a", "b"),
+        ("ZINTER", "1", "a"),
+        ("ZDIFF", "2", "a", "b"),
+        ("ZDIFFSTORE", "b", "1", "a"),
+        ("ZINTERSTORE", "a2", "2", "a", "b"),
+        ("ZINTERCARD", "2", "a", "b"),
+        ("SINTERCARD", "1", "b"),
+        ("LMPOP", "2", "a", "b", "LEFT"),
+        ("BLMPOP", "0.01", "2", "a", "b", "LEFT"),
+        ("ZMPOP", "1", "b", "MIN"),
+        ("BZMPOP", "0.01", "1", "b", "MIN"),
+        ("SORT", "a", "STORE", "b"),
+        ("SORT", "a", "BY", "b*"),  # BY with a pattern, GET: only for a user of every key
+        ("SORT", "a", "BY", "nosort"),
+        ("SORT", "a", "GET", "#"),
+        ("SORT", "a", "LIMIT", "x", "1", "GET", "#"),
+        ("EVAL", "return redis.pcall('sort', KEYS[1], 'get', '#')", "1", "a"),
+        ("SORT_RO", "b"),
+    ]:
+        dave.same(*command)
+    ours, theirs = acl.call("ACL", "LOG", "1")
+    assert log_entries(ours) == log_entries(theirs)
+    dave.close()
+
+
+@pytest.mark.parametrize("keys", [["%R~*"], ["%W~*"], ["~*"], ["%R~*", "%W~w*"], ["~a*", "~*x"]])
+def test_sort_by_and_get_need_every_key_readable(acl, keys):
+    acl.same("ACL", "SETUSER", "dave", "on", ">pw", "+@all", *keys)
+    acl.same("RPUSH", "sl", "2", "1")
+    dave = as_user(acl, "dave", "pw")
+    dave.same("SORT", "sl", "BY", "w_*")
+    dave.same("SORT", "sl", "GET", "#")
+    dave.same("SORT_RO", "sl", "BY", "w_*", "GET", "#")
+    dave.close()
+    acl.same("DEL", "sl")

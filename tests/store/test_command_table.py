@@ -4,34 +4,8 @@ redis-server: for every command the store has, its key specs are Redis 7.0's."""
 import pytest
 import redis
 
-from presence.store.aclcategories import CATEGORIES_OF
-from presence.store.commands import SUBCOMMANDS, load_all
-
-# Key specs Redis finds by a key count (keynum) or with a begin-search the store's registry
-# cannot declare yet (`find_keys` of type range only): the store reports none or one range.
-KEYNUM_GAPS = {
-    "blmpop",
-    "bzmpop",
-    "eval",
-    "eval_ro",
-    "evalsha",
-    "evalsha_ro",
-    "fcall",
-    "fcall_ro",
-    "lmpop",
-    "sintercard",
-    "sort",
-    "sort_ro",
-    "zdiff",
-    "zdiffstore",
-    "zinter",
-    "zintercard",
-    "zinterstore",
-    "zmpop",
-    "zunion",
-    "zunionstore",
-    "object",  # the container: Redis gives it no key spec, only its subcommands
-}
+from presence.store.commands import SUBCOMMANDS, find_keys, load_all
+from tests.store.helpers import array_items, canonical, split_aggregate
 
 
 def _connect(port: int, protocol: int = 2) -> redis.Connection:
@@ -49,25 +23,6 @@ def _pairs(value) -> dict:
     return value if isinstance(value, dict) else dict(zip(value[::2], value[1::2], strict=True))
 
 
-def _specs(conn, name: str):
-    entry = _call(conn, "COMMAND", "INFO", name)[0]
-    if entry is None:
-        return None
-    specs = []
-    for spec in entry[8]:
-        spec = _pairs(spec)
-        specs.append(
-            (
-                sorted(spec[b"flags"]),
-                _pairs(spec[b"begin_search"])[b"type"],
-                sorted(_pairs(_pairs(spec[b"begin_search"])[b"spec"]).items()),
-                _pairs(spec[b"find_keys"])[b"type"],
-                sorted(_pairs(_pairs(spec[b"find_keys"])[b"spec"]).items()),
-            )
-        )
-    return specs
-
-
 @pytest.fixture(scope="module")
 def conns(store_port, redis_port):
     store, server = _connect(store_port), _connect(redis_port)
@@ -76,19 +31,69 @@ def conns(store_port, redis_port):
     server.disconnect()
 
 
-def test_key_specs_of_every_command(conns):
-    store, server = conns
-    names = sorted(name.decode() for name in _call(store, "COMMAND", "LIST"))
+def _key_specs_field(reply: bytes) -> bytes:
+    """The raw key-spec field (the 9th) of a one-command COMMAND INFO reply."""
+    _, (entry,) = split_aggregate(reply)
+    return split_aggregate(entry)[1][8]
+
+
+def _redis_has(pair, name: str) -> bool:
+    return pair.redis.call("COMMAND", "INFO", name) != b"*1\r\n$-1\r\n"
+
+
+def test_key_specs_of_every_command(pair):
+    """COMMAND INFO's key specs, byte for byte (notes, flags, begin_search, find_keys, in
+    Redis's order), for every command and subcommand the store has, keynum ones included."""
+    names = [n.decode() for n in array_items(pair.store.call("COMMAND", "LIST"))]
     differ = {}
     for name in names:
-        theirs = _specs(server, name)
-        if theirs is None or name in KEYNUM_GAPS:
-            continue
-        ours = _specs(store, name)
-        if ours != theirs:
-            differ[name] = (ours, theirs)
+        if not _redis_has(pair, name):
+            continue  # CLIENT SETINFO and NO-TOUCH are 7.2's
+        for protocol in ("2", "3"):
+            pair.call("HELLO", protocol)
+            ours, theirs = (_key_specs_field(c.call("COMMAND", "INFO", name)) for c in
+                            (pair.store, pair.redis))  # fmt: skip
+            if ours != theirs:
+                differ[(name, protocol)] = (ours, theirs)
+        pair.call("HELLO", "2")
     assert not differ
     assert len(names) > 250
+
+
+def _fields(reply: bytes) -> list[bytes]:
+    """The ten raw fields of a one-command COMMAND INFO reply."""
+    _, (entry,) = split_aggregate(reply)
+    return split_aggregate(entry)[1]
+
+
+# Containers whose subcommand lists differ: CLIENT has 7.2's SETINFO and NO-TOUCH and lacks
+# TRACKING, CACHING and TRACKINGINFO; SCRIPT's EXISTS has the `stale` flag (see FLAG_GAPS).
+SUBCOMMAND_GAPS = {"client", "script"}
+
+
+def test_command_info_of_every_command(pair):
+    """Each command's whole COMMAND INFO entry, RESP2 and RESP3: name, arity, flags, legacy
+    key positions, ACL categories, tips, key specs byte for byte; subcommands order-free
+    (Redis lists them in its dict's order, which changes from one process to the next)."""
+    names = [n.decode() for n in array_items(pair.store.call("COMMAND", "LIST"))]
+    differ = []
+    for protocol in ("2", "3"):
+        pair.call("HELLO", protocol)
+        for name in names:
+            ours, theirs = pair.call("COMMAND", "INFO", name)
+            if theirs in (b"*1\r\n$-1\r\n", b"*1\r\n_\r\n"):
+                continue
+            ours_f, theirs_f = _fields(ours), _fields(theirs)
+            for i in range(10):
+                if (i == 2 and name in FLAG_GAPS) or (i == 9 and name in SUBCOMMAND_GAPS):
+                    continue
+                mine, other = ours_f[i], theirs_f[i]
+                if i == 9:
+                    mine, other = canonical(mine), canonical(other)
+                if mine != other:
+                    differ.append((protocol, name, i, mine, other))
+    pair.call("HELLO", "2")
+    assert differ == []
 
 
 @pytest.mark.parametrize(
@@ -169,11 +174,9 @@ def test_command_list_by_aclcat(pair, category):
     assert ours_names <= set(theirs.split(b"\r\n")[2::2])
 
 
-# Flags the store has beyond Redis 7.0's, left as they are: the CONFIG, LATENCY and SLOWLOG
-# containers are admin (the store's MONITOR filter reads a command's flags: not checked
-# whether removing it changes what MONITOR shows), BGREWRITEAOF no_async_deletion, SHUTDOWN
-# no_auth, SCRIPT EXISTS stale. OBJECT's legacy key positions differ too (2 2 1, Redis 0 0 0).
-FLAG_GAPS = {"config", "latency", "slowlog", "bgrewriteaof", "shutdown", "script|exists"}
+# Flags the store has beyond Redis 7.0's, left as they are: BGREWRITEAOF no_async_deletion,
+# SHUTDOWN no_auth, SCRIPT EXISTS stale.
+FLAG_GAPS = {"bgrewriteaof", "shutdown", "script|exists"}
 
 
 def test_flags_and_arity_of_every_command(conns):
@@ -186,16 +189,107 @@ def test_flags_and_arity_of_every_command(conns):
         if theirs is None or name in FLAG_GAPS:
             continue
         ours = _call(store, "COMMAND", "INFO", name)[0]
-        fields = (1, 2) if name == "object" else (1, 2, 3, 4, 5)
+        fields = (1, 2, 3, 4, 5)
         if [ours[i] for i in fields] != [theirs[i] for i in fields]:
             differ[name] = ([ours[i] for i in fields], [theirs[i] for i in fields])
     assert not differ
 
 
-def test_every_registered_command_has_acl_categories():
-    """A command's ACL categories live in aclcategories.py, beside its registration: a new
-    command (or subcommand) without an entry there fails here instead of falling back to
-    categories derived from its flags."""
-    names = {cmd.name for cmd in load_all().values()}
-    names |= {sub.name for table in SUBCOMMANDS.values() for sub in table.values()}
-    assert sorted(names - set(CATEGORIES_OF)) == []
+def test_categories_are_declared_with_each_registration():
+    """No separate table: each command's categories come from its registration (`acl=`) and
+    its flags, as Redis derives @write, @read, @admin, @dangerous, @fast/@slow..."""
+    table = load_all()
+    assert table[b"get"].categories == ("read", "string", "fast")
+    assert table[b"config"].categories == ("slow",)
+    assert SUBCOMMANDS["config"][b"get"].categories == ("admin", "slow", "dangerous")
+    assert table[b"eval_ro"].categories == ("slow", "scripting")  # no @read for scripting
+
+
+# Argument lines for COMMAND GETKEYS: counts, words, zeros, negative and atoi-only counts,
+# and STORE/GET/LIMIT keywords (SORT), at every length around each command's arity.
+_ARG_PATTERNS = [
+    lambda n: [str(i + 1) for i in range(n)],
+    lambda n: ["1"] * n,
+    lambda n: [f"a{i}" for i in range(n)],
+    lambda n: (["2", "x", "y", "STORE", "d", "GET", "LIMIT"] + ["z"] * n)[:n],
+    lambda n: ["0"] * n,
+    lambda n: (["-1", "a", "b", "c"] + ["z"] * n)[:n],
+    lambda n: ([" 2x", "a", "b", "c"] + ["z"] * n)[:n],
+    lambda n: (["4294967297", "a", "b"] + ["z"] * n)[:n],
+]
+
+
+def test_getkeys_of_every_command(pair):
+    """COMMAND GETKEYS and GETKEYSANDFLAGS of every command and subcommand the store has, on
+    argument lines of every length around its arity: the same keys, flags and errors
+    (no key arguments, wrong number of arguments, a key count out of range...)."""
+    names = [n.decode() for n in array_items(pair.store.call("COMMAND", "LIST"))]
+    differ, checked = [], 0
+    for name in names:
+        if not _redis_has(pair, name):
+            continue
+        head = name.split("|")
+        arity = abs(load_all()[head[0].encode()].arity)
+        if len(head) == 2:
+            arity = abs(SUBCOMMANDS[head[0]][head[1].encode()].arity)
+        base = arity - len(head)
+        for n in range(max(base - 1, 0), base + 4):
+            for pattern in _ARG_PATTERNS:
+                for sub in ("GETKEYS", "GETKEYSANDFLAGS"):
+                    ours, theirs = pair.call("COMMAND", sub, *head, *pattern(n))
+                    checked += 1
+                    if ours != theirs:
+                        differ.append((sub, head, pattern(n), ours, theirs))
+    assert differ == []
+    assert checked > 15000
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("NOSUCH", "a"),
+        ("CONFIG", "NOSUCH", "a"),
+        ("config", "get", "x"),
+        ("CONFIG",),
+        ("PING",),
+        ("PUBLISH", "ch", "m"),
+        ("SPUBLISH", "ch", "m"),
+        ("GET",),
+        ("GET", "a", "b"),
+        ("EVAL", "return 1", "0"),
+        ("EVAL", "return 1", "3", "a"),
+        ("EVAL", "return 1", "2", "a", "b", "c"),
+        ("EVAL", "return 1", "-1"),
+        ("EVAL", "return 1", "x"),
+        ("EVAL", "return 1", "1x", "a"),
+        ("FCALL", "f", "2", "a", "b"),
+        ("ZUNIONSTORE", "d", "2", "a", "b", "WEIGHTS", "1", "2"),
+        ("ZUNIONSTORE", "d", "3", "a", "b"),
+        ("ZUNIONSTORE", "d", "0", "a"),
+        ("ZINTERCARD", "2", "a", "b", "LIMIT", "1"),
+        ("SINTERCARD", "1", "a"),
+        ("LMPOP", "2", "a", "b", "LEFT"),
+        ("BLMPOP", "0", "2", "a", "b", "LEFT"),
+        ("ZMPOP", "1", "z", "MIN"),
+        ("BZMPOP", "0", "1", "z", "MIN"),
+        ("SORT", "l", "BY", "w_*", "GET", "#", "LIMIT", "0", "1", "STORE", "d"),
+        ("SORT", "l", "STORE", "d1", "STORE", "d2"),
+        ("SORT", "l", "STORE"),
+        ("SORT_RO", "l", "BY", "w_*"),
+        ("OBJECT", "ENCODING", "k"),
+        ("MEMORY", "USAGE", "k"),
+    ],
+)
+def test_getkeys_errors_and_movable_keys(pair, command):
+    pair.same("COMMAND", "GETKEYS", *command)
+    pair.same("COMMAND", "GETKEYSANDFLAGS", *command)
+
+
+def test_find_keys_falls_back_on_the_getkeys_procedure():
+    """A key count C's atoi reads but Redis's string2ll does not: the key specs cannot say,
+    the registered procedure finds the keys (without flags), as in Redis."""
+    table = load_all()
+    assert find_keys(table[b"eval"], [b"eval", b"s", b"1x", b"k"]) == [(3, ())]
+    assert find_keys(table[b"eval"], [b"eval", b"s", b"1", b"k"]) == [
+        (3, ("RW", "access", "update"))
+    ]

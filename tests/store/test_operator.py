@@ -172,6 +172,11 @@ def test_monitor_lines(pair):
         ("SELECT", "2"),
         ("GET", "k"),
         ("CONFIG", "GET", "port"),  # admin: not shown
+        ("CONFIG", "HELP"),  # a container's subcommand decides: CONFIG HELP is not admin
+        ("CLIENT", "GETNAME"),
+        ("CLIENT", "NO-EVICT", "off"),  # admin subcommand of a container that is not
+        ("SLOWLOG", "LEN"),
+        ("LATENCY", "HELP"),
         ("AUTH", "pw"),  # redacted
         ("HELLO", "2", "AUTH", "default", "pw"),
         ("MULTI",),

@@ -11,7 +11,6 @@ import time
 
 from presence.store import replies
 from presence.store.acl import (
-    CATEGORIES,
     DRYRUN,
     NO_ACL_FILE,
     AclError,
@@ -21,10 +20,17 @@ from presence.store.acl import (
     genpass,
     in_category,
 )
-from presence.store.commands import COMMANDS, CommandError, command, run_subcommand, subcommand
+from presence.store.commands import (
+    CATEGORIES,
+    COMMANDS,
+    CommandError,
+    command,
+    run_subcommand,
+    subcommand,
+)
 from presence.store.commands.server import help_for
 from presence.store.numbers import parse_int
-from presence.store.resp import OK, Double
+from presence.store.resp import OK, Double, Set
 
 log = logging.getLogger("presence.store")
 
@@ -45,10 +51,10 @@ def acl_setuser(client, argv):
     if b" " in name or b"\0" in name:
         raise CommandError("ERR Usernames can't contain spaces or null characters")
     users = client.server.acl_users
-    user = _copy(users.get(name) or User(name))
+    user = (users.get(name) or User(name)).copy()
     for rule in argv[3:]:
         try:
-            user.apply(rule, COMMANDS)
+            user.apply(rule)
         except AclError as exc:
             shown = rule.decode(errors="replace")
             raise CommandError(f"ERR Error in ACL SETUSER modifier '{shown}': {exc}") from None
@@ -59,30 +65,21 @@ def acl_setuser(client, argv):
     return OK
 
 
-def _copy(user: User) -> User:
-    copy = User(user.name)
-    copy.__dict__.update(user.__dict__)
-    copy.passwords = list(user.passwords)
-    copy.allowed = set(user.allowed)
-    copy.command_rules = list(user.command_rules)
-    copy.key_patterns = list(user.key_patterns)
-    copy.channel_patterns = list(user.channel_patterns)
-    return copy
-
-
 @subcommand("acl", "getuser", 3, "admin noscript loading stale")
 def acl_getuser(client, argv):
     user = client.server.acl_users.get(argv[2])
     if user is None:
         return None
-    flags = user.flags()
-    words = user.describe()
+    if user.all_channels:
+        channels = b"&*"
+    else:
+        channels = b" ".join(b"&" + p for p in user.channel_patterns)
     return {
-        b"flags": flags,
+        b"flags": Set(user.flags()),
         b"passwords": [d.encode() for d in user.passwords],
-        b"commands": b" ".join(w for w in words if w[:1] in (b"+", b"-")),
-        b"keys": b" ".join(w for w in words if w[:1] == b"~"),
-        b"channels": b" ".join(w for w in words if w[:1] == b"&"),
+        b"commands": b" ".join(user.describe_commands()),
+        b"keys": b" ".join(user.describe_keys()),
+        b"channels": channels,
         b"selectors": [],
     }
 

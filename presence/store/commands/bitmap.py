@@ -42,7 +42,7 @@ def parse_offset(client, raw: bytes, field_bits: int = 0) -> int:
     return offset
 
 
-@command("setbit", 4, "write denyoom", specs=(("RW access update", 1, 0, 1),))
+@command("setbit", 4, "write denyoom", specs=(("RW access update", 1, 0, 1),), acl="bitmap")
 def setbit(client, argv):
     """SETBIT key offset 0|1: the bit's previous value; grows the string with zero bytes."""
     key = argv[1]
@@ -64,7 +64,7 @@ def setbit(client, argv):
     return previous
 
 
-@command("getbit", 3, "readonly fast")
+@command("getbit", 3, "readonly fast", acl="bitmap")
 def getbit(client, argv):
     offset = parse_offset(client, argv[2])
     value = read_key(client.db, argv[1], bytes) or b""
@@ -72,7 +72,7 @@ def getbit(client, argv):
     return int(byte < len(value) and bool(value[byte] & (0x80 >> (offset & 7))))
 
 
-@command("bitcount", -2, "readonly")
+@command("bitcount", -2, "readonly", acl="bitmap")
 def bitcount(client, argv):
     """BITCOUNT key [start end [BYTE|BIT]]: set bits in the range (0 without the key)."""
     value = read_key(client.db, argv[1], bytes)
@@ -94,7 +94,7 @@ def bitcount(client, argv):
     )
 
 
-@command("bitpos", -3, "readonly")
+@command("bitpos", -3, "readonly", acl="bitmap")
 def bitpos(client, argv):
     """BITPOS key 0|1 [start [end [BYTE|BIT]]]: the first such bit's position, or -1.
 
@@ -132,6 +132,7 @@ _BITOPS = {b"and": and_, b"or": or_, b"xor": xor, b"not": None}
         ("OW update", 2, 0, 1),
         ("RO access", 3, -1, 1),
     ),
+    acl="bitmap",
 )
 def bitop(client, argv):
     """BITOP AND|OR|XOR|NOT destkey key [key ...]: the result's length; missing keys are zeros.
@@ -194,13 +195,42 @@ def _bit(value: bytes, i: int) -> int:
 # ------------------------------------------------------------ BITFIELD
 
 
-@command("bitfield", -2, "write denyoom", specs=(("RW access update variable_flags", 1, 0, 1),))
+def bitfield_getkeys(argv: list[bytes]) -> list[tuple[int, tuple[str, ...]]]:
+    """Redis's bitfieldGetKeys: read-only when every operation is GET (or OVERFLOW)."""
+    i = 2
+    while i < len(argv):
+        op, rest = argv[i].lower(), len(argv) - i - 1
+        if op == b"get" and rest >= 2:
+            i += 3
+        elif op == b"overflow" and rest >= 1:
+            i += 2
+        else:  # SET, INCRBY or a syntax error: not read-only
+            return [(1, ("RW", "access", "update"))]
+    return [(1, ("RO", "access"))]
+
+
+@command(
+    "bitfield",
+    -2,
+    "write denyoom",
+    specs=(
+        (
+            "RW access update variable_flags",
+            1,
+            0,
+            1,
+            "This command allows both access and modification of the key",
+        ),
+    ),
+    getkeys=bitfield_getkeys,
+    acl="bitmap",
+)
 def bitfield(client, argv):
     """BITFIELD key [GET type offset] [SET type offset value] [INCRBY type offset incr] [OVERFLOW WRAP|SAT|FAIL]."""
     return bitfield_generic(client, argv[1:], readonly=False)
 
 
-@command("bitfield_ro", -2, "readonly fast")
+@command("bitfield_ro", -2, "readonly fast", acl="bitmap")
 def bitfield_ro(client, argv):
     return bitfield_generic(client, argv[1:], readonly=True)
 

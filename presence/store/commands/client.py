@@ -31,24 +31,24 @@ def client_(client, argv):
     return run_subcommand("client", client, argv)
 
 
-@subcommand("client", "id", 2, "noscript loading stale")
+@subcommand("client", "id", 2, "noscript loading stale", acl="connection")
 def client_id(client, argv):
     return client.id
 
 
-@subcommand("client", "getname", 2, "noscript loading stale")
+@subcommand("client", "getname", 2, "noscript loading stale", acl="connection")
 def client_getname(client, argv):
     return client.name or None
 
 
-@subcommand("client", "setname", 3, "noscript loading stale")
+@subcommand("client", "setname", 3, "noscript loading stale", acl="connection")
 def client_setname(client, argv):
     """Name the connection; an empty name clears it."""
     client.name = _valid(argv[2], replies.CLIENT_NAME_INVALID)
     return OK
 
 
-@subcommand("client", "setinfo", 4)
+@subcommand("client", "setinfo", 4, acl="connection")
 def client_setinfo(client, argv):
     """Record the client library's name or version (Redis 7.2's LIB-NAME / LIB-VER)."""
     attr = argv[2].decode(errors="replace")
@@ -69,13 +69,13 @@ def _valid(value: bytes, error) -> bytes:
     return value
 
 
-@subcommand("client", "no-evict", 3, "admin noscript loading stale")
+@subcommand("client", "no-evict", 3, "admin noscript loading stale", acl="connection")
 def client_no_evict(client, argv):
     client.no_evict = _on_off(argv[2])
     return OK
 
 
-@subcommand("client", "no-touch", 3)
+@subcommand("client", "no-touch", 3, acl="connection")
 def client_no_touch(client, argv):
     client.no_touch = _on_off(argv[2])
     return OK
@@ -88,7 +88,7 @@ def _on_off(raw: bytes) -> bool:
     return word == b"on"
 
 
-@subcommand("client", "reply", 3, "noscript loading stale")
+@subcommand("client", "reply", 3, "noscript loading stale", acl="connection")
 def client_reply(client, argv):
     """CLIENT REPLY ON|OFF|SKIP: OFF and SKIP also silence their own reply."""
     mode = argv[2].lower()
@@ -98,7 +98,7 @@ def client_reply(client, argv):
     return OK
 
 
-@subcommand("client", "unblock", -3, "admin noscript loading stale")
+@subcommand("client", "unblock", -3, "admin noscript loading stale", acl="connection")
 def client_unblock(client, argv):
     """CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 if that client was blocked and is now answered."""
     if len(argv) > 4:
@@ -111,13 +111,13 @@ def client_unblock(client, argv):
     return int(target is not None and release(target, error=mode == b"error"))
 
 
-@subcommand("client", "getredir", 2, "noscript loading stale")
+@subcommand("client", "getredir", 2, "noscript loading stale", acl="connection")
 def client_getredir(client, argv):
     """No tracking redirection: -1."""
     return -1
 
 
-@subcommand("client", "pause", -3, "admin noscript loading stale")
+@subcommand("client", "pause", -3, "admin noscript loading stale", acl="connection")
 def client_pause(client, argv):
     """CLIENT PAUSE timeout-ms [WRITE|ALL]: hold commands (writes only, or all) that long."""
     if len(argv) > 4:
@@ -134,7 +134,7 @@ def client_pause(client, argv):
     return OK
 
 
-@subcommand("client", "unpause", 2, "admin noscript loading stale")
+@subcommand("client", "unpause", 2, "admin noscript loading stale", acl="connection")
 def client_unpause(client, argv):
     """End a CLIENT PAUSE now; the held commands run."""
     if client.server.pause.mode is not None:
@@ -223,7 +223,14 @@ def _client_type(raw: bytes) -> bytes:
     return raw.lower()
 
 
-@subcommand("client", "list", -2, "admin noscript loading stale")
+@subcommand(
+    "client",
+    "list",
+    -2,
+    "admin noscript loading stale",
+    acl="connection",
+    tips="nondeterministic_output",
+)
 def client_list(client, argv):
     """One line per connection, optionally only TYPE t or ID id [id ...]."""
     everyone = client.server.clients
@@ -241,7 +248,9 @@ def client_list(client, argv):
     return Verbatim("".join(describe(c, now) + "\n" for c in chosen))
 
 
-@subcommand("client", "info", 2, "noscript loading stale")
+@subcommand(
+    "client", "info", 2, "noscript loading stale", acl="connection", tips="nondeterministic_output"
+)
 def client_info(client, argv):
     return Verbatim(describe(client) + "\n")
 
@@ -249,7 +258,7 @@ def client_info(client, argv):
 # ---------------------------------------------------------------- KILL
 
 
-@subcommand("client", "kill", -3, "admin noscript loading stale")
+@subcommand("client", "kill", -3, "admin noscript loading stale", acl="connection")
 def client_kill(client, argv):
     """Old form `CLIENT KILL addr` (OK or an error); new form with filters -> how many."""
     if len(argv) == 3:
@@ -311,7 +320,7 @@ def _kill(me, victims) -> None:
             victim.close()
 
 
-subcommand("client", "help", 2, "loading stale")(
+subcommand("client", "help", 2, "loading stale", acl="connection")(
     help_for(
         "client",
         [

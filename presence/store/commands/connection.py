@@ -18,7 +18,14 @@ from presence.store.resp import OK, PONG, Error, Status
 # reset         1   no-auth fast
 
 
-@command("ping", -1, "fast", keys=(0, 0, 0))
+@command(
+    "ping",
+    -1,
+    "fast",
+    keys=(0, 0, 0),
+    acl="connection",
+    tips="request_policy:all_shards response_policy:all_succeeded",
+)
 def ping(client, argv):
     """PONG, or the argument; inside RESP2 subscribed mode a ["pong", msg] array."""
     if len(argv) > 2:
@@ -28,12 +35,14 @@ def ping(client, argv):
     return argv[1] if len(argv) > 1 else PONG
 
 
-@command("echo", 2, "fast loading stale", keys=(0, 0, 0))
+@command("echo", 2, "fast loading stale", keys=(0, 0, 0), acl="connection")
 def echo(client, argv):
     return argv[1]
 
 
-@command("hello", -1, "no-auth fast noscript loading stale allow-busy", keys=(0, 0, 0))
+@command(
+    "hello", -1, "no-auth fast noscript loading stale allow-busy", keys=(0, 0, 0), acl="connection"
+)
 def hello(client, argv):
     """Switch protocol (2 or 3), optionally AUTH and SETNAME; reply with server facts."""
     protocol = client.protocol
@@ -92,7 +101,9 @@ def _authenticate(client, username: bytes, password: bytes) -> Error | None:
     return None
 
 
-@command("auth", -2, "no-auth fast noscript loading stale allow-busy", keys=(0, 0, 0))
+@command(
+    "auth", -2, "no-auth fast noscript loading stale allow-busy", keys=(0, 0, 0), acl="connection"
+)
 def auth(client, argv):
     if len(argv) > 3:
         raise CommandError(replies.SYNTAX)
@@ -105,13 +116,15 @@ def auth(client, argv):
     return _authenticate(client, username, password) or OK
 
 
-@command("select", 2, "fast loading stale", keys=(0, 0, 0))
+@command("select", 2, "fast loading stale", keys=(0, 0, 0), acl="connection")
 def select(client, argv):
     client.db = db_by_index(client, argv[1])
     return OK
 
 
-@command("quit", -1, "no-auth fast noscript loading stale allow-busy", keys=(0, 0, 0))
+@command(
+    "quit", -1, "no-auth fast noscript loading stale allow-busy", keys=(0, 0, 0), acl="connection"
+)
 def quit_(client, argv):
     """OK, then the connection closes once the reply is written."""
     client.send(b"+OK\r\n")
@@ -119,7 +132,9 @@ def quit_(client, argv):
     return NO_REPLY
 
 
-@command("reset", 1, "no-auth fast noscript loading stale allow-busy", keys=(0, 0, 0))
+@command(
+    "reset", 1, "no-auth fast noscript loading stale allow-busy", keys=(0, 0, 0), acl="connection"
+)
 def reset(client, argv):
     """Back to a fresh connection's state: db 0, RESP2, no MULTI, WATCH or subscriptions."""
     end_transaction(client)

@@ -56,12 +56,28 @@ def read_key(db, key: bytes, kind: type | None = None, notify: bool = True):
     return value
 
 
-@command("del", -2, "write", keys=(1, -1, 1), specs=(("RM delete", 1, -1, 1),))
+@command(
+    "del",
+    -2,
+    "write",
+    keys=(1, -1, 1),
+    specs=(("RM delete", 1, -1, 1),),
+    acl="keyspace",
+    tips="request_policy:multi_shard response_policy:agg_sum",
+)
 def del_(client, argv):
     return _delete_keys(client.db, argv[1:])
 
 
-@command("unlink", -2, "write fast", keys=(1, -1, 1), specs=(("RM delete", 1, -1, 1),))
+@command(
+    "unlink",
+    -2,
+    "write fast",
+    keys=(1, -1, 1),
+    specs=(("RM delete", 1, -1, 1),),
+    acl="keyspace",
+    tips="request_policy:multi_shard response_policy:agg_sum",
+)
 def unlink(client, argv):
     return _delete_keys(client.db, argv[1:])
 
@@ -75,34 +91,50 @@ def _delete_keys(db, keys) -> int:
     return removed
 
 
-@command("exists", -2, "readonly fast", keys=(1, -1, 1), specs=(("RO", 1, -1, 1),))
+@command(
+    "exists",
+    -2,
+    "readonly fast",
+    keys=(1, -1, 1),
+    specs=(("RO", 1, -1, 1),),
+    acl="keyspace",
+    tips="request_policy:multi_shard response_policy:agg_sum",
+)
 def exists(client, argv):
     db = client.db
     return sum(1 for key in argv[1:] if read_key(db, key) is not None)
 
 
-@command("touch", -2, "readonly fast", keys=(1, -1, 1), specs=(("RO", 1, -1, 1),))
+@command(
+    "touch",
+    -2,
+    "readonly fast",
+    keys=(1, -1, 1),
+    specs=(("RO", 1, -1, 1),),
+    acl="keyspace",
+    tips="request_policy:multi_shard response_policy:agg_sum",
+)
 def touch(client, argv):
     db = client.db
     return sum(1 for key in argv[1:] if read_key(db, key) is not None)
 
 
-@command("expire", -3, "write fast")
+@command("expire", -3, "write fast", acl="keyspace")
 def expire(client, argv):
     return expire_generic(client, argv, "expire", 1000, relative=True)
 
 
-@command("pexpire", -3, "write fast")
+@command("pexpire", -3, "write fast", acl="keyspace")
 def pexpire(client, argv):
     return expire_generic(client, argv, "pexpire", 1, relative=True)
 
 
-@command("expireat", -3, "write fast")
+@command("expireat", -3, "write fast", acl="keyspace")
 def expireat(client, argv):
     return expire_generic(client, argv, "expireat", 1000, relative=False)
 
 
-@command("pexpireat", -3, "write fast")
+@command("pexpireat", -3, "write fast", acl="keyspace")
 def pexpireat(client, argv):
     return expire_generic(client, argv, "pexpireat", 1, relative=False)
 
@@ -159,22 +191,22 @@ def expire_generic(client, argv, name: str, unit_ms: int, relative: bool) -> int
     return 1
 
 
-@command("ttl", 2, "readonly fast")
+@command("ttl", 2, "readonly fast", acl="keyspace", tips="nondeterministic_output")
 def ttl(client, argv):
     return ttl_generic(client, argv[1], ms=False, absolute=False)
 
 
-@command("pttl", 2, "readonly fast")
+@command("pttl", 2, "readonly fast", acl="keyspace", tips="nondeterministic_output")
 def pttl(client, argv):
     return ttl_generic(client, argv[1], ms=True, absolute=False)
 
 
-@command("expiretime", 2, "readonly fast")
+@command("expiretime", 2, "readonly fast", acl="keyspace")
 def expiretime(client, argv):
     return ttl_generic(client, argv[1], ms=False, absolute=True)
 
 
-@command("pexpiretime", 2, "readonly fast")
+@command("pexpiretime", 2, "readonly fast", acl="keyspace")
 def pexpiretime(client, argv):
     return ttl_generic(client, argv[1], ms=True, absolute=True)
 
@@ -193,7 +225,7 @@ def ttl_generic(client, key: bytes, ms: bool, absolute: bool) -> int:
     return left if ms else (left + 500) // 1000
 
 
-@command("persist", 2, "write fast")
+@command("persist", 2, "write fast", acl="keyspace")
 def persist(client, argv):
     db = client.db
     key = argv[1]
@@ -203,13 +235,20 @@ def persist(client, argv):
     return 1
 
 
-@command("type", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
+@command("type", 2, "readonly fast", specs=(("RO", 1, 0, 1),), acl="keyspace")
 def type_(client, argv):
     value = read_key(client.db, argv[1])
     return Status("none" if value is None else type_name(value))
 
 
-@command("keys", 2, "readonly", keys=(0, 0, 0))
+@command(
+    "keys",
+    2,
+    "readonly",
+    keys=(0, 0, 0),
+    acl="keyspace dangerous",
+    tips="request_policy:all_shards nondeterministic_output_order",
+)
 def keys(client, argv):
     pattern = argv[1]
     live = client.db.live_keys()
@@ -218,7 +257,14 @@ def keys(client, argv):
     return [k for k in live if glob_match(pattern, k)]
 
 
-@command("scan", -2, "readonly", keys=(0, 0, 0))
+@command(
+    "scan",
+    -2,
+    "readonly",
+    keys=(0, 0, 0),
+    acl="keyspace",
+    tips="nondeterministic_output request_policy:special",
+)
 def scan(client, argv):
     """SCAN cursor [MATCH pattern] [COUNT n] [TYPE type].
 
@@ -251,6 +297,7 @@ def scan(client, argv):
         ("RW access delete", 1, 0, 1),
         ("OW update", 2, 0, 1),
     ),
+    acl="keyspace",
 )
 def rename(client, argv):
     _rename(client, argv[1], argv[2], nx=False)
@@ -266,6 +313,7 @@ def rename(client, argv):
         ("RW access delete", 1, 0, 1),
         ("OW insert", 2, 0, 1),
     ),
+    acl="keyspace",
 )
 def renamenx(client, argv):
     return _rename(client, argv[1], argv[2], nx=True)
@@ -301,6 +349,7 @@ def _rename(client, src: bytes, dst: bytes, nx: bool) -> int:
         ("RO access", 1, 0, 1),
         ("OW update", 2, 0, 1),
     ),
+    acl="keyspace",
 )
 def copy(client, argv):
     """COPY source destination [DB index] [REPLACE]: 1 if copied (value and TTL), else 0."""
@@ -336,7 +385,9 @@ def copy(client, argv):
     return 1
 
 
-@command("move", 3, "write fast", keys=(1, 1, 1), specs=(("RW access update", 1, 0, 1),))
+@command(
+    "move", 3, "write fast", keys=(1, 1, 1), specs=(("RW access update", 1, 0, 1),), acl="keyspace"
+)
 def move(client, argv):
     """MOVE key db: 1 if the key moved (with its TTL) to an empty slot in that database."""
     key = argv[1]
@@ -371,7 +422,14 @@ def _clone(value):
     return value.copy() if hasattr(value, "copy") else type(value)(value)
 
 
-@command("randomkey", 1, "readonly", keys=(0, 0, 0))
+@command(
+    "randomkey",
+    1,
+    "readonly",
+    keys=(0, 0, 0),
+    acl="keyspace",
+    tips="request_policy:all_shards nondeterministic_output",
+)
 def randomkey(client, argv):
     db = client.db
     for _ in range(100):

@@ -62,12 +62,12 @@ def _writable(db, key: bytes) -> dict:
     return h
 
 
-@command("hset", -4, "write denyoom fast")
+@command("hset", -4, "write denyoom fast", acl="hash")
 def hset(client, argv):
     return _hset(client.db, argv, "hset")
 
 
-@command("hmset", -4, "write denyoom fast")
+@command("hmset", -4, "write denyoom fast", acl="hash")
 def hmset(client, argv):
     _hset(client.db, argv, "hmset")
     return OK
@@ -86,7 +86,7 @@ def _hset(db, argv, name: str) -> int:
     return len(h) - before
 
 
-@command("hsetnx", 4, "write denyoom fast", specs=(("RW insert", 1, 0, 1),))
+@command("hsetnx", 4, "write denyoom fast", specs=(("RW insert", 1, 0, 1),), acl="hash")
 def hsetnx(client, argv):
     db = client.db
     _, key, field, value = argv
@@ -98,29 +98,29 @@ def hsetnx(client, argv):
     return 1
 
 
-@command("hget", 3, "readonly fast")
+@command("hget", 3, "readonly fast", acl="hash")
 def hget(client, argv):
     h = read_key(client.db, argv[1], dict)
     return None if h is None else h.get(argv[2])
 
 
-@command("hmget", -3, "readonly fast")
+@command("hmget", -3, "readonly fast", acl="hash")
 def hmget(client, argv):
     h = read_key(client.db, argv[1], dict) or {}
     return [h.get(field) for field in argv[2:]]
 
 
-@command("hgetall", 2, "readonly")
+@command("hgetall", 2, "readonly", acl="hash", tips="nondeterministic_output_order")
 def hgetall(client, argv):
     return _hgetall(client.db, argv[1], fields=True, values=True)
 
 
-@command("hkeys", 2, "readonly")
+@command("hkeys", 2, "readonly", acl="hash", tips="nondeterministic_output_order")
 def hkeys(client, argv):
     return _hgetall(client.db, argv[1], fields=True, values=False)
 
 
-@command("hvals", 2, "readonly")
+@command("hvals", 2, "readonly", acl="hash", tips="nondeterministic_output_order")
 def hvals(client, argv):
     return _hgetall(client.db, argv[1], fields=False, values=True)
 
@@ -135,7 +135,7 @@ def _hgetall(db, key: bytes, fields: bool, values: bool):
     return list(h) if fields else list(h.values())
 
 
-@command("hdel", -3, "write fast", specs=(("RW delete", 1, 0, 1),))
+@command("hdel", -3, "write fast", specs=(("RW delete", 1, 0, 1),), acl="hash")
 def hdel(client, argv):
     db = client.db
     key = argv[1]
@@ -154,24 +154,24 @@ def hdel(client, argv):
     return deleted
 
 
-@command("hexists", 3, "readonly fast", specs=(("RO", 1, 0, 1),))
+@command("hexists", 3, "readonly fast", specs=(("RO", 1, 0, 1),), acl="hash")
 def hexists(client, argv):
     h = read_key(client.db, argv[1], dict)
     return int(h is not None and argv[2] in h)
 
 
-@command("hlen", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
+@command("hlen", 2, "readonly fast", specs=(("RO", 1, 0, 1),), acl="hash")
 def hlen(client, argv):
     return len(read_key(client.db, argv[1], dict) or ())
 
 
-@command("hstrlen", 3, "readonly fast", specs=(("RO", 1, 0, 1),))
+@command("hstrlen", 3, "readonly fast", specs=(("RO", 1, 0, 1),), acl="hash")
 def hstrlen(client, argv):
     h = read_key(client.db, argv[1], dict)
     return len(h.get(argv[2], b"")) if h is not None else 0
 
 
-@command("hincrby", 4, "write denyoom fast", specs=(("RW access update", 1, 0, 1),))
+@command("hincrby", 4, "write denyoom fast", specs=(("RW access update", 1, 0, 1),), acl="hash")
 def hincrby(client, argv):
     db = client.db
     _, key, field, raw = argv
@@ -186,7 +186,9 @@ def hincrby(client, argv):
     return value
 
 
-@command("hincrbyfloat", 4, "write denyoom fast", specs=(("RW access update", 1, 0, 1),))
+@command(
+    "hincrbyfloat", 4, "write denyoom fast", specs=(("RW access update", 1, 0, 1),), acl="hash"
+)
 def hincrbyfloat(client, argv):
     db = client.db
     _, key, field, raw = argv
@@ -208,7 +210,7 @@ def hincrbyfloat(client, argv):
     return text
 
 
-@command("hrandfield", -2, "readonly")
+@command("hrandfield", -2, "readonly", acl="hash", tips="nondeterministic_output")
 def hrandfield(client, argv):
     """HRANDFIELD key [count [WITHVALUES]]: distinct fields for count > 0, repeats for < 0."""
     if len(argv) == 2:
@@ -245,7 +247,7 @@ def random_members(collection, count: int) -> list:
     return random.sample(list(collection), count)
 
 
-@command("hscan", -3, "readonly")
+@command("hscan", -3, "readonly", acl="hash", tips="nondeterministic_output")
 def hscan(client, argv):
     """HSCAN key cursor [MATCH pattern] [COUNT n]: a small hash comes whole, cursor 0."""
     cursor = parse_cursor(argv[2])

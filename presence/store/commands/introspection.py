@@ -1,8 +1,7 @@
 """Introspection: COMMAND (the command table), OBJECT, MEMORY, DEBUG.
 
 COMMAND's replies are built from the registry (`@command` and `@subcommand`), in
-Redis 7's format: flags, ACL categories and key specs are derived from each command's
-flags, group and key positions. OBJECT ENCODING and MEMORY USAGE report what Redis
+Redis 7's format: flags, ACL categories and key specs as each registration declares them. OBJECT ENCODING and MEMORY USAGE report what Redis
 would choose for a value of that shape and size (the store keeps Python objects).
 """
 
@@ -19,12 +18,13 @@ from collections import deque
 from itertools import islice
 
 from presence.store import replies
-from presence.store.aclcategories import CATEGORIES_OF
 from presence.store.commands import (
     COMMANDS,
     SUBCOMMANDS,
     CommandError,
     command,
+    find_keys,
+    has_keys,
     key_specs,
     run_subcommand,
     subcommand,
@@ -67,49 +67,6 @@ _FLAG_ORDER = [
     "movablekeys",
     "allow_busy",
 ]
-_ACL_ORDER = [
-    "keyspace",
-    "read",
-    "write",
-    "set",
-    "sortedset",
-    "list",
-    "hash",
-    "string",
-    "bitmap",
-    "hyperloglog",
-    "geo",
-    "stream",
-    "pubsub",
-    "admin",
-    "fast",
-    "slow",
-    "blocking",
-    "dangerous",
-    "connection",
-    "transaction",
-    "scripting",
-]
-# @pubsub comes from the pubsub flag, which PUBSUB and PUBSUB HELP lack (as in Redis)
-_GROUP_ACL = {
-    "generic": "keyspace",
-    "string": "string",
-    "hash": "hash",
-    "set": "set",
-    "bitmap": "bitmap",
-    "zset": "sortedset",
-    "list": "list",
-    "transaction": "transaction",
-    "connection": "connection",
-    "client": "connection",
-}
-_FLAG_ACL = {
-    "write": ("write",),
-    "readonly": ("read",),
-    "admin": ("admin", "dangerous"),
-    "pubsub": ("pubsub",),
-    "blocking": ("blocking",),
-}
 _GROUP_DOCS = {
     "zset": "sorted-set",
     "transaction": "transactions",
@@ -122,7 +79,14 @@ SHARED_REFCOUNT = 2147483647  # Redis shares the integers 0..9999 and reports IN
 # ---------------------------------------------------------------- COMMAND
 
 
-@command("command", -1, "loading stale", keys=(0, 0, 0))
+@command(
+    "command",
+    -1,
+    "loading stale",
+    keys=(0, 0, 0),
+    acl="connection",
+    tips="nondeterministic_output_order",
+)
 def command_(client, argv):
     """COMMAND: every command's entry; with a subcommand, COUNT/LIST/INFO/DOCS/GETKEYS."""
     if len(argv) == 1:
@@ -143,31 +107,25 @@ def _flags(cmd) -> list[str]:
     return sorted(names, key=lambda f: _FLAG_ORDER.index(f) if f in _FLAG_ORDER else 99)
 
 
-def _acl_categories(cmd, group: str) -> list[str]:
-    """The command's categories in Redis 7.0 (the table ACL CAT reads), in Redis's order;
-    for a command missing from it, Redis's implicit ones (from flags) plus the group's."""
-    listed = CATEGORIES_OF.get(cmd.name)
-    if listed is not None:
-        cats = set(listed.split())
-    else:
-        cats = {_GROUP_ACL.get(group, ""), "fast" if "fast" in cmd.flags else "slow"}
-        for flag in cmd.flags:
-            cats.update(_FLAG_ACL.get(flag, ()))
-    return ["@" + c for c in _ACL_ORDER if c in cats]
-
-
 def _key_specs(cmd) -> list[dict]:
-    return [
-        {
-            b"flags": Set(Status(f) for f in flags),
-            b"begin_search": {b"type": b"index", b"spec": {b"index": begin}},
-            b"find_keys": {
-                b"type": b"range",
-                b"spec": {b"lastkey": last, b"keystep": step, b"limit": 0},
-            },
-        }
-        for flags, begin, last, step in key_specs(cmd)
-    ]
+    return [_key_spec(spec) for spec in key_specs(cmd)]
+
+
+def _key_spec(spec) -> dict:
+    """One key spec as COMMAND INFO shows it (Redis's addReplyCommandKeySpecs)."""
+    entry: dict = {b"notes": spec.notes.encode()} if spec.notes else {}
+    entry[b"flags"] = Set(Status(f) for f in spec.flags)
+    if spec.kind == "unknown":
+        entry[b"begin_search"] = {b"type": b"unknown", b"spec": {}}
+        entry[b"find_keys"] = {b"type": b"unknown", b"spec": {}}
+        return entry
+    entry[b"begin_search"] = {b"type": b"index", b"spec": {b"index": spec.begin}}
+    if spec.kind == "keynum":
+        found = {b"keynumidx": spec.keynumidx, b"firstkey": spec.firstkey, b"keystep": spec.step}
+    else:
+        found = {b"lastkey": spec.last, b"keystep": spec.step, b"limit": spec.limit}
+    entry[b"find_keys"] = {b"type": spec.kind.encode(), b"spec": found}
+    return entry
 
 
 def _entry(cmd) -> list:
@@ -180,10 +138,10 @@ def _entry(cmd) -> list:
         cmd.first_key,
         cmd.last_key,
         cmd.step,
-        Set(Status(c) for c in _acl_categories(cmd, _group_of(cmd))),
-        Set(),
+        Set(Status("@" + c) for c in cmd.categories),
+        Set(t.encode() for t in cmd.tips),
         Set(_key_specs(cmd)),
-        Set(_entry(sub) for sub in container.values()),
+        [_entry(sub) for sub in container.values()] if container else Set(),
     ]
 
 
@@ -194,12 +152,14 @@ def _group_of(cmd) -> str:
     return parent.group if parent else ""
 
 
-@subcommand("command", "count", 2, "loading stale")
+@subcommand("command", "count", 2, "loading stale", acl="connection")
 def command_count(client, argv):
     return len(COMMANDS)
 
 
-@subcommand("command", "list", -2, "loading stale")
+@subcommand(
+    "command", "list", -2, "loading stale", acl="connection", tips="nondeterministic_output_order"
+)
 def command_list(client, argv):
     """Every command and subcommand name, optionally FILTERBY MODULE, ACLCAT or PATTERN."""
     names = []
@@ -214,14 +174,16 @@ def command_list(client, argv):
     if kind == b"module":
         return []
     if kind == b"aclcat":
-        wanted = "@" + value.decode(errors="replace").lower()
-        return [c.name.encode() for c in names if wanted in _acl_categories(c, _group_of(c))]
+        wanted = value.decode(errors="replace").lower()
+        return [c.name.encode() for c in names if wanted in c.categories]
     if kind == b"pattern":
         return [c.name.encode() for c in names if glob_match(value.lower(), c.name.encode())]
     raise CommandError(replies.SYNTAX)
 
 
-@subcommand("command", "info", -2, "loading stale")
+@subcommand(
+    "command", "info", -2, "loading stale", acl="connection", tips="nondeterministic_output_order"
+)
 def command_info(client, argv):
     """The entry of each named command (nil for unknown ones); all commands without names."""
     if len(argv) == 2:
@@ -229,7 +191,9 @@ def command_info(client, argv):
     return [_entry(cmd) if (cmd := _lookup(name)) else None for name in argv[2:]]
 
 
-@subcommand("command", "docs", -2, "loading stale")
+@subcommand(
+    "command", "docs", -2, "loading stale", acl="connection", tips="nondeterministic_output_order"
+)
 def command_docs(client, argv):
     """Minimal documentation (summary from the handler's docstring, group) per command."""
     wanted = [_lookup(name) for name in argv[2:]] if len(argv) > 2 else list(COMMANDS.values())
@@ -245,65 +209,35 @@ def _docs(cmd) -> dict:
     }
 
 
-@subcommand("command", "getkeys", -4, "loading stale")
+@subcommand("command", "getkeys", -4, "loading stale", acl="connection")
 def command_getkeys(client, argv):
-    return [key for key, _ in _keys_of(argv[2:])]
+    return [argv[2 + i] for i, _ in _keys_of(argv[2:])]
 
 
-@subcommand("command", "getkeysandflags", -4, "loading stale")
+@subcommand("command", "getkeysandflags", -4, "loading stale", acl="connection")
 def command_getkeysandflags(client, argv):
-    return [[key, Set(Status(f) for f in flags)] for key, flags in _keys_of(argv[2:])]
+    return [[argv[2 + i], Set(Status(f) for f in flags)] for i, flags in _keys_of(argv[2:])]
 
 
-def _keys_of(argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
-    """The key arguments of a full command line, with their access flags."""
+def _keys_of(argv: list[bytes]) -> list[tuple[int, tuple[str, ...]]]:
+    """The key positions of a full command line with their flags, or Redis's error
+    (getKeysSubcommandImpl: the command, then whether it has keys, then its arity)."""
     cmd = COMMANDS.get(argv[0].lower())
+    if cmd is not None and len(argv) > 1 and cmd.name in SUBCOMMANDS:
+        cmd = SUBCOMMANDS[cmd.name].get(argv[1].lower())
     if cmd is None:
         raise CommandError(replies.INVALID_COMMAND)
-    if cmd.name in SUBCOMMANDS and len(argv) > 1:
-        cmd = SUBCOMMANDS[cmd.name].get(argv[1].lower(), cmd)
-    if getattr(cmd, "not_key", False):  # checked before the arity, as Redis does
+    if not has_keys(cmd):
         raise CommandError(replies.NO_KEY_ARGUMENTS)
     if (cmd.arity > 0 and len(argv) != cmd.arity) or len(argv) < -cmd.arity:
         raise CommandError(replies.INVALID_COMMAND_ARGS)
-    specs = key_specs(cmd)
-    if not specs:
-        raise CommandError(replies.NO_KEY_ARGUMENTS)
-    found = []
-    for flags, begin, last, step in specs:
-        end = len(argv) + last if last < 0 else begin + last
-        if "variable_flags" in flags:  # the command's getkeys proc decides, as in Redis
-            flags = _VARIABLE_FLAGS[cmd.name](argv)
-        keys = range(begin, min(end, len(argv) - 1) + 1, step)
-        found.extend((argv[i], list(flags)) for i in keys)
+    found = find_keys(cmd, argv)
+    if not found and "no-mandatory-keys" not in cmd.flags:
+        raise CommandError(replies.INVALID_KEY_ARGS)
     return found
 
 
-def _set_key_flags(argv: list[bytes]) -> tuple[str, ...]:
-    """Redis's setGetKeys: SET ... GET reads the old value, a plain SET overwrites."""
-    if any(arg.lower() == b"get" for arg in argv[3:]):
-        return ("RW", "access", "update")
-    return ("OW", "update")
-
-
-def _bitfield_key_flags(argv: list[bytes]) -> tuple[str, ...]:
-    """Redis's bitfieldGetKeys: read-only when every operation is GET (or OVERFLOW)."""
-    i = 2
-    while i < len(argv):
-        op, rest = argv[i].lower(), len(argv) - i - 1
-        if op == b"get" and rest >= 2:
-            i += 3
-        elif op == b"overflow" and rest >= 1:
-            i += 2
-        else:  # SET, INCRBY or a syntax error: not read-only
-            return ("RW", "access", "update")
-    return ("RO", "access")
-
-
-_VARIABLE_FLAGS = {"set": _set_key_flags, "bitfield": _bitfield_key_flags}
-
-
-subcommand("command", "help", 2, "loading stale")(
+subcommand("command", "help", 2, "loading stale", acl="connection")(
     help_for(
         "command",
         [
@@ -365,7 +299,7 @@ def _refcount(value) -> int:
     return SHARED_REFCOUNT if number is not None and 0 <= number < 10000 else 1
 
 
-@command("object", -2, "", keys=(2, 2, 1))
+@command("object", -2, "", keys=(0, 0, 0))
 def object_(client, argv):
     """OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP."""
     return run_subcommand("object", client, argv)
@@ -375,19 +309,46 @@ def _lfu(client) -> bool:
     return client.server.config["maxmemory-policy"].endswith("-lfu")
 
 
-@subcommand("object", "encoding", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),))
+@subcommand(
+    "object",
+    "encoding",
+    3,
+    "readonly",
+    keys=(2, 2, 1),
+    specs=(("RO", 2, 0, 1),),
+    acl="keyspace",
+    tips="nondeterministic_output",
+)
 def object_encoding(client, argv):
     value = read_key(client.db, argv[2], notify=False)
     return None if value is None else encoding(value, client.server.config).encode()
 
 
-@subcommand("object", "refcount", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),))
+@subcommand(
+    "object",
+    "refcount",
+    3,
+    "readonly",
+    keys=(2, 2, 1),
+    specs=(("RO", 2, 0, 1),),
+    acl="keyspace",
+    tips="nondeterministic_output",
+)
 def object_refcount(client, argv):
     value = read_key(client.db, argv[2], notify=False)
     return None if value is None else _refcount(value)
 
 
-@subcommand("object", "idletime", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),))
+@subcommand(
+    "object",
+    "idletime",
+    3,
+    "readonly",
+    keys=(2, 2, 1),
+    specs=(("RO", 2, 0, 1),),
+    acl="keyspace",
+    tips="nondeterministic_output",
+)
 def object_idletime(client, argv):
     """Seconds since last access: the store does not track access times, so 0."""
     if read_key(client.db, argv[2], notify=False) is None:
@@ -397,7 +358,16 @@ def object_idletime(client, argv):
     return 0
 
 
-@subcommand("object", "freq", 3, "readonly", keys=(2, 2, 1), specs=(("RO", 2, 0, 1),))
+@subcommand(
+    "object",
+    "freq",
+    3,
+    "readonly",
+    keys=(2, 2, 1),
+    specs=(("RO", 2, 0, 1),),
+    acl="keyspace",
+    tips="nondeterministic_output",
+)
 def object_freq(client, argv):
     """The LFU counter: the store does not track access frequency, so 0."""
     if read_key(client.db, argv[2], notify=False) is None:
@@ -407,7 +377,7 @@ def object_freq(client, argv):
     return 0
 
 
-subcommand("object", "help", 2, "loading stale")(
+subcommand("object", "help", 2, "loading stale", acl="keyspace")(
     help_for(
         "object",
         [
@@ -488,7 +458,12 @@ def memory_usage(client, argv):
     return None if value is None else estimate_bytes(argv[2], value, samples)
 
 
-@subcommand("memory", "stats", 2)
+@subcommand(
+    "memory",
+    "stats",
+    2,
+    tips="nondeterministic_output request_policy:all_shards response_policy:special",
+)
 def memory_stats(client, argv):
     """Redis 7.0's MEMORY STATS fields, in its order, from the process's RSS (the store has
     no allocator of its own to ask: allocated, active and resident are all the RSS)."""
@@ -554,7 +529,12 @@ def _dict_bytes(entries: int) -> int:
 DOCTOR_MIN_BYTES = 5 * 1024 * 1024  # under this much data Redis gives no report
 
 
-@subcommand("memory", "doctor", 2)
+@subcommand(
+    "memory",
+    "doctor",
+    2,
+    tips="nondeterministic_output request_policy:all_shards response_policy:special",
+)
 def memory_doctor(client, argv):
     """Redis's two answers for a healthy server: too little data to judge (under 5 MB,
     here by MEMORY USAGE's estimates of the keys), or no issue found."""
@@ -567,12 +547,17 @@ def memory_doctor(client, argv):
     return Verbatim(replies.MEMORY_DOCTOR_EMPTY)
 
 
-@subcommand("memory", "malloc-stats", 2)
+@subcommand(
+    "memory",
+    "malloc-stats",
+    2,
+    tips="nondeterministic_output request_policy:all_shards response_policy:special",
+)
 def memory_malloc_stats(client, argv):
     return Verbatim("Stats not supported for the current allocator")
 
 
-@subcommand("memory", "purge", 2)
+@subcommand("memory", "purge", 2, tips="request_policy:all_shards response_policy:all_succeeded")
 def memory_purge(client, argv):
     return OK
 

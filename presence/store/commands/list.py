@@ -17,7 +17,7 @@ from itertools import islice
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.blocking import block, may_block, serve_ready
-from presence.store.commands import CommandError, command
+from presence.store.commands import CommandError, command, keynum, numkeys_getkeys
 from presence.store.commands.generic import read_key
 from presence.store.keyspace import WrongType
 from presence.store.numbers import parse_double, parse_int
@@ -46,22 +46,22 @@ LEFT, RIGHT = b"left", b"right"
 # ------------------------------------------------------------ pushes
 
 
-@command("lpush", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),))
+@command("lpush", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),), acl="list")
 def lpush(client, argv):
     return push_generic(client, argv, LEFT, only_existing=False)
 
 
-@command("rpush", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),))
+@command("rpush", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),), acl="list")
 def rpush(client, argv):
     return push_generic(client, argv, RIGHT, only_existing=False)
 
 
-@command("lpushx", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),))
+@command("lpushx", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),), acl="list")
 def lpushx(client, argv):
     return push_generic(client, argv, LEFT, only_existing=True)
 
 
-@command("rpushx", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),))
+@command("rpushx", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),), acl="list")
 def rpushx(client, argv):
     return push_generic(client, argv, RIGHT, only_existing=True)
 
@@ -90,12 +90,12 @@ def push_generic(client, argv, end: bytes, only_existing: bool) -> int:
 # ------------------------------------------------------------ pops
 
 
-@command("lpop", -2, "write fast", specs=(("RW access delete", 1, 0, 1),))
+@command("lpop", -2, "write fast", specs=(("RW access delete", 1, 0, 1),), acl="list")
 def lpop(client, argv):
     return pop_generic(client, argv, LEFT)
 
 
-@command("rpop", -2, "write fast", specs=(("RW access delete", 1, 0, 1),))
+@command("rpop", -2, "write fast", specs=(("RW access delete", 1, 0, 1),), acl="list")
 def rpop(client, argv):
     return pop_generic(client, argv, RIGHT)
 
@@ -135,12 +135,12 @@ def note_removal(db, key: bytes, items: deque, event: bytes) -> None:
 # ------------------------------------------------------------ reads
 
 
-@command("llen", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
+@command("llen", 2, "readonly fast", specs=(("RO", 1, 0, 1),), acl="list")
 def llen(client, argv):
     return len(read_key(client.db, argv[1], deque) or ())
 
 
-@command("lrange", 4, "readonly")
+@command("lrange", 4, "readonly", acl="list")
 def lrange(client, argv):
     start, stop = parse_int(argv[2]), parse_int(argv[3])
     items = read_key(client.db, argv[1], deque)
@@ -161,7 +161,7 @@ def index_slice(n: int, start: int, stop: int) -> tuple[int, int]:
     return start, min(stop, n - 1) + 1
 
 
-@command("lindex", 3, "readonly")
+@command("lindex", 3, "readonly", acl="list")
 def lindex(client, argv):
     items = read_key(client.db, argv[1], deque)
     if items is None:
@@ -172,7 +172,7 @@ def lindex(client, argv):
     return items[index] if 0 <= index < len(items) else None
 
 
-@command("lpos", -3, "readonly")
+@command("lpos", -3, "readonly", acl="list")
 def lpos(client, argv):
     """LPOS key element [RANK r] [COUNT c] [MAXLEN m]: indexes of matches, from the tail if r < 0."""
     rank, count, maxlen = _lpos_options(argv[3:])
@@ -231,7 +231,7 @@ def _non_negative(raw: bytes, error: str) -> int:
 # ------------------------------------------------------------ edits in place
 
 
-@command("lset", 4, "write denyoom")
+@command("lset", 4, "write denyoom", acl="list")
 def lset(client, argv):
     db = client.db
     items = db.get_typed(argv[1], deque)
@@ -248,7 +248,7 @@ def lset(client, argv):
     return OK
 
 
-@command("lrem", 4, "write", specs=(("RW delete", 1, 0, 1),))
+@command("lrem", 4, "write", specs=(("RW delete", 1, 0, 1),), acl="list")
 def lrem(client, argv):
     """LREM key count element: count > 0 from the head, < 0 from the tail, 0 all."""
     count = parse_int(argv[2])
@@ -270,7 +270,7 @@ def lrem(client, argv):
     return removed
 
 
-@command("ltrim", 4, "write", specs=(("RW delete", 1, 0, 1),))
+@command("ltrim", 4, "write", specs=(("RW delete", 1, 0, 1),), acl="list")
 def ltrim(client, argv):
     start, stop = parse_int(argv[2]), parse_int(argv[3])
     db = client.db
@@ -286,7 +286,7 @@ def ltrim(client, argv):
     return OK
 
 
-@command("linsert", 5, "write denyoom", specs=(("RW insert", 1, 0, 1),))
+@command("linsert", 5, "write denyoom", specs=(("RW insert", 1, 0, 1),), acl="list")
 def linsert(client, argv):
     """LINSERT key BEFORE|AFTER pivot element: the new length, -1 without the pivot, 0 without the key."""
     where = argv[2].lower()
@@ -318,6 +318,7 @@ def linsert(client, argv):
         ("RW access delete", 1, 0, 1),
         ("RW insert", 2, 0, 1),
     ),
+    acl="list",
 )
 def lmove(client, argv):
     source_end, target_end = parse_end(argv[3]), parse_end(argv[4])
@@ -333,6 +334,7 @@ def lmove(client, argv):
         ("RW access delete", 1, 0, 1),
         ("RW insert", 2, 0, 1),
     ),
+    acl="list",
 )
 def rpoplpush(client, argv):
     return lmove_generic(client, argv[1], argv[2], RIGHT, LEFT)
@@ -378,13 +380,29 @@ def move_one(
 # ------------------------------------------------------------ LMPOP, BLMPOP
 
 
-@command("lmpop", -4, "write movablekeys", keys=(0, 0, 0))
+@command(
+    "lmpop",
+    -4,
+    "write movablekeys",
+    keys=(0, 0, 0),
+    specs=(keynum("RW access delete", 1),),
+    getkeys=numkeys_getkeys(1),
+    acl="list",
+)
 def lmpop(client, argv):
     keys, end, count = parse_mpop(argv[1:], (LEFT, RIGHT))
     return _mpop_now(client, keys, end, count)
 
 
-@command("blmpop", -5, "write blocking movablekeys", keys=(0, 0, 0))
+@command(
+    "blmpop",
+    -5,
+    "write blocking movablekeys",
+    keys=(0, 0, 0),
+    specs=(keynum("RW access delete", 2),),
+    getkeys=numkeys_getkeys(2),
+    acl="list",
+)
 def blmpop(client, argv):
     keys, end, count = parse_mpop(argv[2:], (LEFT, RIGHT))
     timeout = parse_timeout(argv[1])
@@ -439,14 +457,24 @@ def _serve_mpop(end: bytes, count: int):
 
 
 @command(
-    "blpop", -3, "write noscript blocking", keys=(1, -2, 1), specs=(("RW access delete", 1, -2, 1),)
+    "blpop",
+    -3,
+    "write noscript blocking",
+    keys=(1, -2, 1),
+    specs=(("RW access delete", 1, -2, 1),),
+    acl="list",
 )
 def blpop(client, argv):
     return bpop_generic(client, argv, LEFT, "blpop")
 
 
 @command(
-    "brpop", -3, "write noscript blocking", keys=(1, -2, 1), specs=(("RW access delete", 1, -2, 1),)
+    "brpop",
+    -3,
+    "write noscript blocking",
+    keys=(1, -2, 1),
+    specs=(("RW access delete", 1, -2, 1),),
+    acl="list",
 )
 def brpop(client, argv):
     return bpop_generic(client, argv, RIGHT, "brpop")
@@ -461,6 +489,7 @@ def brpop(client, argv):
         ("RW access delete", 1, 0, 1),
         ("RW insert", 2, 0, 1),
     ),
+    acl="list",
 )
 def blmove(client, argv):
     source_end, target_end = parse_end(argv[3]), parse_end(argv[4])
@@ -476,6 +505,7 @@ def blmove(client, argv):
         ("RW access delete", 1, 0, 1),
         ("RW insert", 2, 0, 1),
     ),
+    acl="list",
 )
 def brpoplpush(client, argv):
     return bmove_generic(client, argv[1], argv[2], argv[3], (RIGHT, LEFT), "brpoplpush")

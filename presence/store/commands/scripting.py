@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import time
 
-from presence.store.commands import CommandError, command, run_subcommand, subcommand
+from presence.store.commands import (
+    CommandError,
+    command,
+    keynum,
+    numkeys_getkeys,
+    run_subcommand,
+    subcommand,
+)
 from presence.store.commands.server import help_for
 from presence.store.numbers import parse_int
 from presence.store.pubsub import glob_match
@@ -57,12 +64,34 @@ def _eval(client, argv, evalsha: bool, read_only: bool):
     return scripts.start(client, argv, b"f_" + sha, None, read_only)
 
 
-@command("eval", -3, "noscript stale movablekeys skip-monitor no-mandatory-keys", keys=(0, 0, 0))
+@command(
+    "eval",
+    -3,
+    "noscript stale movablekeys skip-monitor no-mandatory-keys",
+    keys=(0, 0, 0),
+    specs=(
+        keynum(
+            "RW access update",
+            2,
+            notes="We cannot tell how the keys will be used so we assume the worst, RW and UPDATE",
+        ),
+    ),
+    getkeys=numkeys_getkeys(2),
+    acl="scripting",
+)
 def eval_(client, argv):
     return _eval(client, argv, evalsha=False, read_only=False)
 
 
-@command("evalsha", -3, "noscript stale movablekeys skip-monitor no-mandatory-keys", keys=(0, 0, 0))
+@command(
+    "evalsha",
+    -3,
+    "noscript stale movablekeys skip-monitor no-mandatory-keys",
+    keys=(0, 0, 0),
+    specs=(keynum("RW access update", 2),),
+    getkeys=numkeys_getkeys(2),
+    acl="scripting",
+)
 def evalsha(client, argv):
     return _eval(client, argv, evalsha=True, read_only=False)
 
@@ -72,6 +101,15 @@ def evalsha(client, argv):
     -3,
     "noscript stale readonly movablekeys skip-monitor no-mandatory-keys",
     keys=(0, 0, 0),
+    specs=(
+        keynum(
+            "RO access",
+            2,
+            notes="We cannot tell how the keys will be used so we assume the worst, RO and ACCESS",
+        ),
+    ),
+    getkeys=numkeys_getkeys(2),
+    acl="scripting",
 )
 def eval_ro(client, argv):
     return _eval(client, argv, evalsha=False, read_only=True)
@@ -82,6 +120,9 @@ def eval_ro(client, argv):
     -3,
     "noscript stale readonly movablekeys skip-monitor no-mandatory-keys",
     keys=(0, 0, 0),
+    specs=(keynum("RO access", 2),),
+    getkeys=numkeys_getkeys(2),
+    acl="scripting",
 )
 def evalsha_ro(client, argv):
     return _eval(client, argv, evalsha=True, read_only=True)
@@ -99,7 +140,21 @@ def _fcall(client, argv, read_only: bool):
     return scripts.start(client, argv, function.name, function, read_only)
 
 
-@command("fcall", -3, "noscript stale movablekeys skip-monitor no-mandatory-keys", keys=(0, 0, 0))
+@command(
+    "fcall",
+    -3,
+    "noscript stale movablekeys skip-monitor no-mandatory-keys",
+    keys=(0, 0, 0),
+    specs=(
+        keynum(
+            "RW access update",
+            2,
+            notes="We cannot tell how the keys will be used so we assume the worst, RW and UPDATE",
+        ),
+    ),
+    getkeys=numkeys_getkeys(2),
+    acl="scripting",
+)
 def fcall(client, argv):
     return _fcall(client, argv, read_only=False)
 
@@ -109,6 +164,15 @@ def fcall(client, argv):
     -3,
     "noscript stale readonly movablekeys skip-monitor no-mandatory-keys",
     keys=(0, 0, 0),
+    specs=(
+        keynum(
+            "RO access",
+            2,
+            notes="We cannot tell how the keys will be used so we assume the worst, RO and ACCESS",
+        ),
+    ),
+    getkeys=numkeys_getkeys(2),
+    acl="scripting",
 )
 def fcall_ro(client, argv):
     return _fcall(client, argv, read_only=True)
@@ -122,7 +186,7 @@ def script(client, argv):
     return run_subcommand("script", client, argv)
 
 
-subcommand("script", "help", 2, "loading stale")(
+subcommand("script", "help", 2, "loading stale", acl="scripting")(
     help_for(
         "SCRIPT",
         [
@@ -143,25 +207,53 @@ subcommand("script", "help", 2, "loading stale")(
 )
 
 
-@subcommand("script", "load", 3, "noscript stale")
+@subcommand(
+    "script",
+    "load",
+    3,
+    "noscript stale",
+    acl="scripting",
+    tips="request_policy:all_nodes response_policy:all_succeeded",
+)
 def script_load(client, argv):
     return client.server.scripts.load_script(argv[2])
 
 
-@subcommand("script", "exists", -3, "noscript stale")
+@subcommand(
+    "script",
+    "exists",
+    -3,
+    "noscript stale",
+    acl="scripting",
+    tips="request_policy:all_shards response_policy:agg_logical_and",
+)
 def script_exists(client, argv):
     cached = client.server.scripts.scripts
     return [1 if sha.lower() in cached else 0 for sha in argv[2:]]
 
 
-@subcommand("script", "flush", -2, "noscript")
+@subcommand(
+    "script",
+    "flush",
+    -2,
+    "noscript",
+    acl="scripting",
+    tips="request_policy:all_nodes response_policy:all_succeeded",
+)
 def script_flush(client, argv):
     _flush_mode(argv, "ERR SCRIPT FLUSH only support SYNC|ASYNC option")
     client.server.scripts.flush_scripts()
     return OK
 
 
-@subcommand("script", "kill", 2, "noscript allow_busy")
+@subcommand(
+    "script",
+    "kill",
+    2,
+    "noscript allow_busy",
+    acl="scripting",
+    tips="request_policy:all_shards response_policy:one_succeeded",
+)
 def script_kill(client, argv):
     refused = client.server.scripts.kill(is_eval=True)
     if refused is not None:
@@ -169,7 +261,7 @@ def script_kill(client, argv):
     return OK
 
 
-@subcommand("script", "debug", 3, "noscript")
+@subcommand("script", "debug", 3, "noscript", acl="scripting")
 def script_debug(client, argv):
     raise CommandError("ERR the bundled store has no Lua debugger (SCRIPT DEBUG)")
 
@@ -187,7 +279,7 @@ def function(client, argv):
     return run_subcommand("function", client, argv)
 
 
-subcommand("function", "help", 2, "loading stale")(
+subcommand("function", "help", 2, "loading stale", acl="scripting")(
     help_for(
         "FUNCTION",
         [
@@ -233,7 +325,14 @@ subcommand("function", "help", 2, "loading stale")(
 )
 
 
-@subcommand("function", "load", -3, "write denyoom noscript")
+@subcommand(
+    "function",
+    "load",
+    -3,
+    "write denyoom noscript",
+    acl="scripting",
+    tips="request_policy:all_shards response_policy:all_succeeded",
+)
 def function_load(client, argv):
     """FUNCTION LOAD [REPLACE] code."""
     replace = False
@@ -244,13 +343,27 @@ def function_load(client, argv):
     return client.server.scripts.load_library(argv[-1], replace)
 
 
-@subcommand("function", "delete", 3, "write noscript")
+@subcommand(
+    "function",
+    "delete",
+    3,
+    "write noscript",
+    acl="scripting",
+    tips="request_policy:all_shards response_policy:all_succeeded",
+)
 def function_delete(client, argv):
     client.server.scripts.delete_library(argv[2])
     return OK
 
 
-@subcommand("function", "flush", -2, "write noscript")
+@subcommand(
+    "function",
+    "flush",
+    -2,
+    "write noscript",
+    acl="scripting",
+    tips="request_policy:all_shards response_policy:all_succeeded",
+)
 def function_flush(client, argv):
     """FUNCTION FLUSH [ASYNC|SYNC]."""
     _flush_mode(argv, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
@@ -258,7 +371,9 @@ def function_flush(client, argv):
     return OK
 
 
-@subcommand("function", "list", -2, "noscript")
+@subcommand(
+    "function", "list", -2, "noscript", acl="scripting", tips="nondeterministic_output_order"
+)
 def function_list(client, argv):
     """FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE]: one map per library."""
     with_code, pattern = False, None
@@ -297,12 +412,19 @@ def function_list(client, argv):
     return listed
 
 
-@subcommand("function", "dump", 2, "noscript")
+@subcommand("function", "dump", 2, "noscript", acl="scripting")
 def function_dump(client, argv):
     return payload.dump([lib.code for lib in client.server.scripts.libraries.values()])
 
 
-@subcommand("function", "restore", -3, "write denyoom noscript")
+@subcommand(
+    "function",
+    "restore",
+    -3,
+    "write denyoom noscript",
+    acl="scripting",
+    tips="request_policy:all_shards response_policy:all_succeeded",
+)
 def function_restore(client, argv):
     """FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]."""
     if len(argv) > 4:
@@ -324,7 +446,14 @@ def function_restore(client, argv):
     return OK
 
 
-@subcommand("function", "stats", 2, "noscript allow_busy")
+@subcommand(
+    "function",
+    "stats",
+    2,
+    "noscript allow_busy",
+    acl="scripting",
+    tips="nondeterministic_output request_policy:all_shards response_policy:special",
+)
 def function_stats(client, argv):
     scripts = client.server.scripts
     run = scripts.running
@@ -348,7 +477,14 @@ def function_stats(client, argv):
     }
 
 
-@subcommand("function", "kill", 2, "noscript allow_busy")
+@subcommand(
+    "function",
+    "kill",
+    2,
+    "noscript allow_busy",
+    acl="scripting",
+    tips="request_policy:all_shards response_policy:one_succeeded",
+)
 def function_kill(client, argv):
     refused = client.server.scripts.kill(is_eval=False)
     if refused is not None:

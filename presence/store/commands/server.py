@@ -26,7 +26,7 @@ from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Status, Verbatim
 
 # name        arity  flags
-# config        -2   admin          (get, set, resetstat, rewrite, help)
+# config        -2   -              (get, set, resetstat, rewrite, help)
 # info          -1   -
 # dbsize         1   readonly fast
 # flushdb       -1   write
@@ -42,9 +42,9 @@ from presence.store.resp import OK, Status, Verbatim
 # wait           3   -
 # readonly       1   fast
 # readwrite      1   fast
-# slowlog       -2   admin          (get, len, reset, help)
+# slowlog       -2   -              (get, len, reset, help)
 # monitor        1   admin
-# latency       -2   admin          (latest, history, reset, doctor, graph, histogram, help)
+# latency       -2   -              (latest, history, reset, doctor, graph, histogram, help)
 
 
 def help_reply(lines: list[str]) -> list[Status]:
@@ -66,7 +66,7 @@ def help_for(container: str, entries: list[str]) -> Callable:
 # ---------------------------------------------------------------- CONFIG
 
 
-@command("config", -2, "admin", keys=(0, 0, 0))
+@command("config", -2, "", keys=(0, 0, 0))
 def config(client, argv):
     """CONFIG GET | SET | RESETSTAT | REWRITE | HELP."""
     return run_subcommand("config", client, argv)
@@ -94,7 +94,13 @@ def config_get(client, argv):
     return dict(found.values())
 
 
-@subcommand("config", "set", -4, "admin noscript loading stale")
+@subcommand(
+    "config",
+    "set",
+    -4,
+    "admin noscript loading stale",
+    tips="request_policy:all_nodes response_policy:all_succeeded",
+)
 def config_set(client, argv):
     """Set several directives atomically: all are checked before any is applied."""
     if len(argv) % 2:
@@ -168,7 +174,14 @@ subcommand("config", "help", 2, "loading stale")(
 # ---------------------------------------------------------------- INFO
 
 
-@command("info", -1, "loading stale", keys=(0, 0, 0))
+@command(
+    "info",
+    -1,
+    "loading stale",
+    keys=(0, 0, 0),
+    acl="dangerous",
+    tips="nondeterministic_output request_policy:all_shards response_policy:special",
+)
 def info(client, argv):
     """The named INFO sections (default set without arguments) as one text reply."""
     return Verbatim(
@@ -179,12 +192,26 @@ def info(client, argv):
 # ---------------------------------------------------------------- databases
 
 
-@command("dbsize", 1, "readonly fast", keys=(0, 0, 0))
+@command(
+    "dbsize",
+    1,
+    "readonly fast",
+    keys=(0, 0, 0),
+    acl="keyspace",
+    tips="request_policy:all_shards response_policy:agg_sum",
+)
 def dbsize(client, argv):
     return len(client.db)
 
 
-@command("flushdb", -1, "write", keys=(0, 0, 0))
+@command(
+    "flushdb",
+    -1,
+    "write",
+    keys=(0, 0, 0),
+    acl="keyspace dangerous",
+    tips="request_policy:all_shards response_policy:all_succeeded",
+)
 def flushdb(client, argv):
     """Remove every key of the selected database (ASYNC and SYNC are both synchronous)."""
     _check_flush_args(argv[1:])
@@ -192,7 +219,14 @@ def flushdb(client, argv):
     return OK
 
 
-@command("flushall", -1, "write", keys=(0, 0, 0))
+@command(
+    "flushall",
+    -1,
+    "write",
+    keys=(0, 0, 0),
+    acl="keyspace dangerous",
+    tips="request_policy:all_shards response_policy:all_succeeded",
+)
 def flushall(client, argv):
     """Remove every key of every database."""
     _check_flush_args(argv[1:])
@@ -205,7 +239,7 @@ def _check_flush_args(args):
         raise CommandError(replies.SYNTAX)
 
 
-@command("swapdb", 3, "write fast", keys=(0, 0, 0))
+@command("swapdb", 3, "write fast", keys=(0, 0, 0), acl="keyspace dangerous")
 def swapdb(client, argv):
     """Exchange the contents of two databases; clients keep their selected index."""
     keyspace = client.server.keyspace
@@ -230,7 +264,14 @@ def swapdb(client, argv):
 # ---------------------------------------------------------------- persistence and lifecycle
 
 
-@command("lastsave", 1, "fast loading stale", keys=(0, 0, 0))
+@command(
+    "lastsave",
+    1,
+    "fast loading stale",
+    keys=(0, 0, 0),
+    acl="admin dangerous",
+    tips="nondeterministic_output",
+)
 def lastsave(client, argv):
     """The Unix time of the last save: the store never saves, so its start time."""
     return int(client.server.started)
@@ -269,7 +310,7 @@ def shutdown(client, argv):
     return NO_REPLY
 
 
-@command("time", 1, "fast loading stale", keys=(0, 0, 0))
+@command("time", 1, "fast loading stale", keys=(0, 0, 0), tips="nondeterministic_output")
 def time_(client, argv):
     now = time.time_ns() // 1000
     return [b"%d" % (now // 1_000_000), b"%d" % (now % 1_000_000)]
@@ -278,13 +319,20 @@ def time_(client, argv):
 # ---------------------------------------------------------------- replication stand-ins
 
 
-@command("role", 1, "fast noscript loading stale", keys=(0, 0, 0))
+@command("role", 1, "fast noscript loading stale", keys=(0, 0, 0), acl="admin dangerous")
 def role(client, argv):
     """A master with no replicas."""
     return [b"master", 0, []]
 
 
-@command("wait", 3, "noscript", keys=(0, 0, 0))
+@command(
+    "wait",
+    3,
+    "noscript",
+    keys=(0, 0, 0),
+    acl="connection",
+    tips="request_policy:all_shards response_policy:agg_min",
+)
 def wait(client, argv):
     """No replicas acknowledge anything: 0, after validating the arguments like Redis."""
     parse_int(argv[1])
@@ -294,12 +342,12 @@ def wait(client, argv):
     return 0
 
 
-@command("readonly", 1, "fast loading stale", keys=(0, 0, 0))
+@command("readonly", 1, "fast loading stale", keys=(0, 0, 0), acl="connection")
 def readonly(client, argv):
     raise CommandError(replies.CLUSTER_DISABLED)
 
 
-@command("readwrite", 1, "fast loading stale", keys=(0, 0, 0))
+@command("readwrite", 1, "fast loading stale", keys=(0, 0, 0), acl="connection")
 def readwrite(client, argv):
     raise CommandError(replies.CLUSTER_DISABLED)
 
@@ -307,7 +355,7 @@ def readwrite(client, argv):
 # ---------------------------------------------------------------- SLOWLOG and LATENCY (always empty)
 
 
-@command("slowlog", -2, "admin", keys=(0, 0, 0))
+@command("slowlog", -2, "", keys=(0, 0, 0))
 def slowlog(client, argv):
     """SLOWLOG GET | LEN | RESET | HELP: commands that took slowlog-log-slower-than or longer."""
     if argv[1].lower() == b"get" and len(argv) > 3:
@@ -315,7 +363,13 @@ def slowlog(client, argv):
     return run_subcommand("slowlog", client, argv)
 
 
-@subcommand("slowlog", "get", -2, "admin loading stale")
+@subcommand(
+    "slowlog",
+    "get",
+    -2,
+    "admin loading stale",
+    tips="request_policy:all_nodes nondeterministic_output",
+)
 def slowlog_get(client, argv):
     count = 10
     if len(argv) > 2:
@@ -325,12 +379,24 @@ def slowlog_get(client, argv):
     return client.server.slowlog.newest(count)
 
 
-@subcommand("slowlog", "len", 2, "admin loading stale")
+@subcommand(
+    "slowlog",
+    "len",
+    2,
+    "admin loading stale",
+    tips="request_policy:all_nodes response_policy:agg_sum nondeterministic_output",
+)
 def slowlog_len(client, argv):
     return len(client.server.slowlog.entries)
 
 
-@subcommand("slowlog", "reset", 2, "admin loading stale")
+@subcommand(
+    "slowlog",
+    "reset",
+    2,
+    "admin loading stale",
+    tips="request_policy:all_nodes response_policy:all_succeeded",
+)
 def slowlog_reset(client, argv):
     client.server.slowlog.reset()
     return OK
@@ -367,39 +433,75 @@ subcommand("slowlog", "help", 2, "loading stale")(
 )
 
 
-@command("latency", -2, "admin", keys=(0, 0, 0))
+@command("latency", -2, "", keys=(0, 0, 0))
 def latency(client, argv):
     """LATENCY subcommands: the `command` and `fast-command` spikes (latency.py); GRAPH and
     HISTOGRAM report nothing."""
     return run_subcommand("latency", client, argv)
 
 
-@subcommand("latency", "latest", 2, "admin noscript loading stale")
+@subcommand(
+    "latency",
+    "latest",
+    2,
+    "admin noscript loading stale",
+    tips="nondeterministic_output request_policy:all_nodes response_policy:special",
+)
 def latency_latest(client, argv):
     return client.server.latency.latest()
 
 
-@subcommand("latency", "history", 3, "admin noscript loading stale")
+@subcommand(
+    "latency",
+    "history",
+    3,
+    "admin noscript loading stale",
+    tips="nondeterministic_output request_policy:all_nodes response_policy:special",
+)
 def latency_history(client, argv):
     return client.server.latency.history(argv[2].lower())
 
 
-@subcommand("latency", "reset", -2, "admin noscript loading stale")
+@subcommand(
+    "latency",
+    "reset",
+    -2,
+    "admin noscript loading stale",
+    tips="request_policy:all_nodes response_policy:all_succeeded",
+)
 def latency_reset(client, argv):
     return client.server.latency.reset([event.lower() for event in argv[2:]])
 
 
-@subcommand("latency", "graph", 3, "admin noscript loading stale")
+@subcommand(
+    "latency",
+    "graph",
+    3,
+    "admin noscript loading stale",
+    tips="nondeterministic_output request_policy:all_nodes response_policy:special",
+)
 def latency_graph(client, argv):
     raise CommandError(f"ERR No samples available for event '{argv[2].decode(errors='replace')}'")
 
 
-@subcommand("latency", "histogram", -2, "admin noscript loading stale")
+@subcommand(
+    "latency",
+    "histogram",
+    -2,
+    "admin noscript loading stale",
+    tips="nondeterministic_output request_policy:all_nodes response_policy:special",
+)
 def latency_histogram(client, argv):
     return {}
 
 
-@subcommand("latency", "doctor", 2, "admin noscript loading stale")
+@subcommand(
+    "latency",
+    "doctor",
+    2,
+    "admin noscript loading stale",
+    tips="nondeterministic_output request_policy:all_nodes response_policy:special",
+)
 def latency_doctor(client, argv):
     monitor = client.server.latency
     if not monitor.events and not client.server.config["latency-monitor-threshold"]:

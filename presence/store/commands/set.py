@@ -13,7 +13,7 @@ import random
 
 from presence.store import notify as ev
 from presence.store import replies
-from presence.store.commands import CommandError, command
+from presence.store.commands import CommandError, command, keynum, numkeys_getkeys
 from presence.store.commands.generic import read_key
 from presence.store.commands.hash import LONG_MAX, random_members, scan_step
 from presence.store.numbers import as_int64, parse_cursor, parse_range
@@ -57,7 +57,7 @@ def intset_order(client, members) -> list | None:
     return [b"%d" % n for n in sorted(numbers)]
 
 
-@command("sadd", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),))
+@command("sadd", -3, "write denyoom fast", specs=(("RW insert", 1, 0, 1),), acl="set")
 def sadd(client, argv):
     db = client.db
     key = argv[1]
@@ -74,7 +74,7 @@ def sadd(client, argv):
     return added
 
 
-@command("srem", -3, "write fast", specs=(("RW delete", 1, 0, 1),))
+@command("srem", -3, "write fast", specs=(("RW delete", 1, 0, 1),), acl="set")
 def srem(client, argv):
     db = client.db
     key = argv[1]
@@ -92,29 +92,36 @@ def srem(client, argv):
     return removed
 
 
-@command("smembers", 2, "readonly")
+@command("smembers", 2, "readonly", acl="set", tips="nondeterministic_output_order")
 def smembers(client, argv):
     return Set(ordered(client, read_key(client.db, argv[1], set) or ()))
 
 
-@command("sismember", 3, "readonly fast", specs=(("RO", 1, 0, 1),))
+@command("sismember", 3, "readonly fast", specs=(("RO", 1, 0, 1),), acl="set")
 def sismember(client, argv):
     s = read_key(client.db, argv[1], set)
     return int(s is not None and argv[2] in s)
 
 
-@command("smismember", -3, "readonly fast")
+@command("smismember", -3, "readonly fast", acl="set")
 def smismember(client, argv):
     s = read_key(client.db, argv[1], set) or ()
     return [int(member in s) for member in argv[2:]]
 
 
-@command("scard", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
+@command("scard", 2, "readonly fast", specs=(("RO", 1, 0, 1),), acl="set")
 def scard(client, argv):
     return len(read_key(client.db, argv[1], set) or ())
 
 
-@command("spop", -2, "write fast", specs=(("RW access delete", 1, 0, 1),))
+@command(
+    "spop",
+    -2,
+    "write fast",
+    specs=(("RW access delete", 1, 0, 1),),
+    acl="set",
+    tips="nondeterministic_output",
+)
 def spop(client, argv):
     """SPOP key [count]: one member (or nil), or a set of up to `count` members."""
     if len(argv) > 3:
@@ -139,7 +146,7 @@ def spop(client, argv):
     return popped[0] if count is None else Set(popped)
 
 
-@command("srandmember", -2, "readonly")
+@command("srandmember", -2, "readonly", acl="set", tips="nondeterministic_output")
 def srandmember(client, argv):
     """SRANDMEMBER key [count]: distinct members for count > 0, repeats allowed for < 0."""
     if len(argv) > 3:
@@ -165,6 +172,7 @@ def srandmember(client, argv):
         ("RW access delete", 1, 0, 1),
         ("RW insert", 2, 0, 1),
     ),
+    acl="set",
 )
 def smove(client, argv):
     db = client.db
@@ -192,17 +200,17 @@ def smove(client, argv):
     return 1
 
 
-@command("sinter", -2, "readonly", keys=(1, -1, 1))
+@command("sinter", -2, "readonly", keys=(1, -1, 1), acl="set", tips="nondeterministic_output_order")
 def sinter(client, argv):
     return Set(ordered(client, _combine(client.db, argv[1:], "inter")))
 
 
-@command("sunion", -2, "readonly", keys=(1, -1, 1))
+@command("sunion", -2, "readonly", keys=(1, -1, 1), acl="set", tips="nondeterministic_output_order")
 def sunion(client, argv):
     return Set(ordered(client, _combine(client.db, argv[1:], "union")))
 
 
-@command("sdiff", -2, "readonly", keys=(1, -1, 1))
+@command("sdiff", -2, "readonly", keys=(1, -1, 1), acl="set", tips="nondeterministic_output_order")
 def sdiff(client, argv):
     return Set(ordered(client, _combine(client.db, argv[1:], "diff")))
 
@@ -216,6 +224,7 @@ def sdiff(client, argv):
         ("RW update", 1, 0, 1),
         ("RO access", 2, -1, 1),
     ),
+    acl="set",
 )
 def sinterstore(client, argv):
     return _store(client.db, argv[1], _combine(client.db, argv[2:], "inter"), b"sinterstore")
@@ -230,6 +239,7 @@ def sinterstore(client, argv):
         ("OW update", 1, 0, 1),
         ("RO access", 2, -1, 1),
     ),
+    acl="set",
 )
 def sunionstore(client, argv):
     return _store(client.db, argv[1], _combine(client.db, argv[2:], "union"), b"sunionstore")
@@ -244,6 +254,7 @@ def sunionstore(client, argv):
         ("OW update", 1, 0, 1),
         ("RO access", 2, -1, 1),
     ),
+    acl="set",
 )
 def sdiffstore(client, argv):
     return _store(client.db, argv[1], _combine(client.db, argv[2:], "diff"), b"sdiffstore")
@@ -277,7 +288,15 @@ def _store(db, dst: bytes, result: set, event: bytes) -> int:
     return len(result)
 
 
-@command("sintercard", -3, "readonly movablekeys", keys=(0, 0, 0))
+@command(
+    "sintercard",
+    -3,
+    "readonly movablekeys",
+    keys=(0, 0, 0),
+    specs=(keynum("RO access", 1),),
+    getkeys=numkeys_getkeys(1),
+    acl="set",
+)
 def sintercard(client, argv):
     """SINTERCARD numkeys key [key ...] [LIMIT limit]: the intersection's size, capped."""
     numkeys = parse_range(argv[1], 1, LONG_MAX, "ERR numkeys should be greater than 0")
@@ -296,7 +315,7 @@ def sintercard(client, argv):
     return min(size, limit) if limit else size
 
 
-@command("sscan", -3, "readonly")
+@command("sscan", -3, "readonly", acl="set", tips="nondeterministic_output")
 def sscan(client, argv):
     """SSCAN key cursor [MATCH pattern] [COUNT n]: an intset-sized set comes whole, cursor 0."""
     cursor = parse_cursor(argv[2])

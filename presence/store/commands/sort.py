@@ -11,7 +11,7 @@ from collections import deque
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.blocking import serve_ready
-from presence.store.commands import CommandError, command
+from presence.store.commands import CommandError, command, unknown
 from presence.store.commands.generic import read_key
 from presence.store.keyspace import WrongType
 from presence.store.numbers import parse_int, parse_sort_double
@@ -22,15 +22,71 @@ from presence.store.zset import ZSet
 # sort_ro    -2    readonly movablekeys
 
 NOT_DOUBLE = "ERR One or more scores can't be converted into double"
+_DENIED = "ERR {} option of SORT denied due to insufficient ACL permissions."
 _LONG = (-(1 << 63), (1 << 63) - 1)
 
 
-@command("sort", -2, "write denyoom movablekeys", keys=(1, 1, 1))
+def sort_getkeys(argv: list[bytes]) -> list[tuple[int, tuple[str, ...]]]:
+    """Redis's sortGetKeys: the key sorted, and the last STORE's destination (options
+    skipped the way Redis skips them: LIMIT 2 arguments, GET and BY 1)."""
+    found = [(1, ("RO", "access"))]
+    store = None
+    i = 2
+    while i < len(argv):
+        arg = argv[i].lower()
+        if arg == b"limit":
+            i += 2
+        elif arg in (b"get", b"by"):
+            i += 1
+        elif arg == b"store" and i + 1 < len(argv):
+            store = (i + 1, ("OW", "update"))
+        i += 1
+    return found + [store] if store else found
+
+
+def sort_ro_getkeys(argv: list[bytes]) -> list[tuple[int, tuple[str, ...]]]:
+    """Redis's sortROGetKeys: the key sorted."""
+    return [(1, ("RO", "access"))]
+
+
+@command(
+    "sort",
+    -2,
+    "write denyoom movablekeys",
+    keys=(1, 1, 1),
+    specs=(
+        ("RO access", 1, 0, 1),
+        unknown(
+            "RO access",
+            notes="For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort",
+        ),
+        unknown(
+            "OW update",
+            notes="For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array",
+        ),
+    ),
+    getkeys=sort_getkeys,
+    acl="set sortedset list dangerous",
+)
 def sort(client, argv):
     return sort_generic(client, argv, readonly=False)
 
 
-@command("sort_ro", -2, "readonly movablekeys", keys=(1, 1, 1))
+@command(
+    "sort_ro",
+    -2,
+    "readonly movablekeys",
+    keys=(1, 1, 1),
+    specs=(
+        ("RO access", 1, 0, 1),
+        unknown(
+            "RO access",
+            notes="For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort",
+        ),
+    ),
+    getkeys=sort_ro_getkeys,
+    acl="set sortedset list dangerous",
+)
 def sort_ro(client, argv):
     return sort_generic(client, argv, readonly=True)
 
@@ -38,7 +94,7 @@ def sort_ro(client, argv):
 def sort_generic(client, argv, readonly: bool):
     """The sorted elements (or, with GET, what the patterns find for them); with STORE, the
     number of elements stored as a list at the destination (deleted when there are none)."""
-    options = _parse(argv, readonly)
+    options = _parse(argv, readonly, client.user.reads_every_key())
     db = client.db
     value = read_key(db, argv[1])
     if value is not None and not isinstance(value, (deque, set, ZSet)):
@@ -70,7 +126,9 @@ def sort_generic(client, argv, readonly: bool):
     return len(output)
 
 
-def _parse(argv, readonly: bool) -> dict:
+def _parse(argv, readonly: bool, every_key: bool) -> dict:
+    """SORT's options. BY with a pattern and GET need a user who may read every key (Redis:
+    the keys they touch are not known in advance)."""
     options: dict = {
         "desc": False,
         "alpha": False,
@@ -96,10 +154,14 @@ def _parse(argv, readonly: bool) -> dict:
             options["store"] = argv[i + 1]
             i += 1
         elif word == b"by" and left >= 1:
+            if b"*" in argv[i + 1] and not every_key:
+                raise CommandError(_DENIED.format("BY"))
             options["by"] = argv[i + 1]
             options["dont_sort"] = b"*" not in argv[i + 1]  # a constant weight: no sorting
             i += 1
         elif word == b"get" and left >= 1:
+            if not every_key:
+                raise CommandError(_DENIED.format("GET"))
             options["gets"].append(argv[i + 1])
             i += 1
         else:

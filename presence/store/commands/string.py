@@ -29,7 +29,7 @@ from presence.store.resp import OK
 # lcs            -3    readonly
 
 
-@command("get", 2, "readonly fast")
+@command("get", 2, "readonly fast", acl="string")
 def get(client, argv):
     """`read_key(db, key, bytes)`, inlined: the most common command of all."""
     db = client.db
@@ -47,7 +47,29 @@ def get(client, argv):
     return value
 
 
-@command("set", -3, "write denyoom", specs=(("RW access update variable_flags", 1, 0, 1),))
+def set_getkeys(argv: list[bytes]) -> list[tuple[int, tuple[str, ...]]]:
+    """Redis's setGetKeys: SET ... GET reads the old value, a plain SET overwrites."""
+    if any(arg.lower() == b"get" for arg in argv[3:]):
+        return [(1, ("RW", "access", "update"))]
+    return [(1, ("OW", "update"))]
+
+
+@command(
+    "set",
+    -3,
+    "write denyoom",
+    specs=(
+        (
+            "RW access update variable_flags",
+            1,
+            0,
+            1,
+            "RW and ACCESS due to the optional `GET` argument",
+        ),
+    ),
+    getkeys=set_getkeys,
+    acl="string",
+)
 def set_(client, argv):
     """SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]."""
     db = client.db
@@ -120,7 +142,7 @@ def expiry_deadline(raw: bytes, unit_ms: int, relative: bool, now: int, name: st
     return deadline
 
 
-@command("setnx", 3, "write fast denyoom", specs=(("OW insert", 1, 0, 1),))
+@command("setnx", 3, "write fast denyoom", specs=(("OW insert", 1, 0, 1),), acl="string")
 def setnx(client, argv):
     db = client.db
     if db.get(argv[1]) is not None:
@@ -130,12 +152,12 @@ def setnx(client, argv):
     return 1
 
 
-@command("setex", 4, "write denyoom", specs=(("OW update", 1, 0, 1),))
+@command("setex", 4, "write denyoom", specs=(("OW update", 1, 0, 1),), acl="string")
 def setex(client, argv):
     return _setex(client, argv, 1000, "setex")
 
 
-@command("psetex", 4, "write denyoom", specs=(("OW update", 1, 0, 1),))
+@command("psetex", 4, "write denyoom", specs=(("OW update", 1, 0, 1),), acl="string")
 def psetex(client, argv):
     return _setex(client, argv, 1, "psetex")
 
@@ -151,7 +173,7 @@ def _setex(client, argv, unit_ms: int, name: str):
     return OK
 
 
-@command("getset", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
+@command("getset", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),), acl="string")
 def getset(client, argv):
     db = client.db
     old = read_key(db, argv[1], bytes)
@@ -160,7 +182,7 @@ def getset(client, argv):
     return old
 
 
-@command("getdel", 2, "write fast", specs=(("RW access delete", 1, 0, 1),))
+@command("getdel", 2, "write fast", specs=(("RW access delete", 1, 0, 1),), acl="string")
 def getdel(client, argv):
     db = client.db
     old = read_key(db, argv[1], bytes)
@@ -170,7 +192,13 @@ def getdel(client, argv):
     return old
 
 
-@command("getex", -2, "write fast", specs=(("RW access update", 1, 0, 1),))
+@command(
+    "getex",
+    -2,
+    "write fast",
+    specs=(("RW access update", 1, 0, 1, "RW and UPDATE because it changes the TTL"),),
+    acl="string",
+)
 def getex(client, argv):
     """GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]."""
     db = client.db
@@ -192,7 +220,9 @@ def getex(client, argv):
     return value
 
 
-@command("mget", -2, "readonly fast", keys=(1, -1, 1))
+@command(
+    "mget", -2, "readonly fast", keys=(1, -1, 1), acl="string", tips="request_policy:multi_shard"
+)
 def mget(client, argv):
     db = client.db
     out = []
@@ -202,7 +232,15 @@ def mget(client, argv):
     return out
 
 
-@command("mset", -3, "write denyoom", keys=(1, -1, 2), specs=(("OW update", 1, -1, 2),))
+@command(
+    "mset",
+    -3,
+    "write denyoom",
+    keys=(1, -1, 2),
+    specs=(("OW update", 1, -1, 2),),
+    acl="string",
+    tips="request_policy:multi_shard response_policy:all_succeeded",
+)
 def mset(client, argv):
     if len(argv) % 2 == 0:
         raise CommandError(replies.wrong_arity("mset"))
@@ -213,7 +251,15 @@ def mset(client, argv):
     return OK
 
 
-@command("msetnx", -3, "write denyoom", keys=(1, -1, 2), specs=(("OW insert", 1, -1, 2),))
+@command(
+    "msetnx",
+    -3,
+    "write denyoom",
+    keys=(1, -1, 2),
+    specs=(("OW insert", 1, -1, 2),),
+    acl="string",
+    tips="request_policy:multi_shard response_policy:agg_min",
+)
 def msetnx(client, argv):
     if len(argv) % 2 == 0:
         raise CommandError(replies.wrong_arity("msetnx"))
@@ -226,22 +272,22 @@ def msetnx(client, argv):
     return 1
 
 
-@command("incr", 2, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
+@command("incr", 2, "write fast denyoom", specs=(("RW access update", 1, 0, 1),), acl="string")
 def incr(client, argv):
     return _incr_by(client.db, argv[1], 1)
 
 
-@command("decr", 2, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
+@command("decr", 2, "write fast denyoom", specs=(("RW access update", 1, 0, 1),), acl="string")
 def decr(client, argv):
     return _incr_by(client.db, argv[1], -1)
 
 
-@command("incrby", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
+@command("incrby", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),), acl="string")
 def incrby(client, argv):
     return _incr_by(client.db, argv[1], parse_int(argv[2]))
 
 
-@command("decrby", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
+@command("decrby", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),), acl="string")
 def decrby(client, argv):
     amount = parse_int(argv[2])
     if amount == -(1 << 63):
@@ -264,7 +310,9 @@ def _incr_by(db, key: bytes, amount: int) -> int:
     return value
 
 
-@command("incrbyfloat", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),))
+@command(
+    "incrbyfloat", 3, "write fast denyoom", specs=(("RW access update", 1, 0, 1),), acl="string"
+)
 def incrbyfloat(client, argv):
     """Add in 80-bit long double arithmetic and print like Redis (`%.17Lf`, zeros trimmed)."""
     db = client.db
@@ -283,7 +331,7 @@ def incrbyfloat(client, argv):
     return text
 
 
-@command("append", 3, "write fast denyoom", specs=(("RW insert", 1, 0, 1),))
+@command("append", 3, "write fast denyoom", specs=(("RW insert", 1, 0, 1),), acl="string")
 def append(client, argv):
     db = client.db
     old = db.get_typed(argv[1], bytes) or b""
@@ -300,19 +348,19 @@ def _check_length(client, length: int) -> None:
         raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
 
 
-@command("strlen", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
+@command("strlen", 2, "readonly fast", specs=(("RO", 1, 0, 1),), acl="string")
 def strlen(client, argv):
     value = read_key(client.db, argv[1], bytes)
     return 0 if value is None else len(value)
 
 
-@command("substr", 4, "readonly")
+@command("substr", 4, "readonly", acl="string")
 def substr(client, argv):
     """SUBSTR key start end: GETRANGE's old name, still served by Redis."""
     return getrange(client, argv)
 
 
-@command("getrange", 4, "readonly")
+@command("getrange", 4, "readonly", acl="string")
 def getrange(client, argv):
     start, end = parse_int(argv[2]), parse_int(argv[3])
     value = read_key(client.db, argv[1], bytes) or b""
@@ -329,7 +377,7 @@ def getrange(client, argv):
     return value[start : end + 1]
 
 
-@command("setrange", 4, "write denyoom")
+@command("setrange", 4, "write denyoom", acl="string")
 def setrange(client, argv):
     db = client.db
     _, key, raw, patch = argv
@@ -352,7 +400,7 @@ def setrange(client, argv):
 # ------------------------------------------------------------ LCS
 
 
-@command("lcs", -3, "readonly", keys=(1, 2, 1))
+@command("lcs", -3, "readonly", keys=(1, 2, 1), acl="string")
 def lcs(client, argv):
     """LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]: the longest common subsequence.
 

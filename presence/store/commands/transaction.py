@@ -39,7 +39,7 @@ def end_transaction(client) -> None:
     unwatch_all(client)
 
 
-@command("multi", 1, "fast noscript loading stale allow-busy", keys=(0, 0, 0))
+@command("multi", 1, "fast noscript loading stale allow-busy", keys=(0, 0, 0), acl="transaction")
 def multi(client, argv):
     if client.multi is not None:
         raise CommandError(replies.NESTED_MULTI)
@@ -48,7 +48,7 @@ def multi(client, argv):
     return OK
 
 
-@command("exec", 1, "skip-slowlog noscript loading stale", keys=(0, 0, 0))
+@command("exec", 1, "skip-slowlog noscript loading stale", keys=(0, 0, 0), acl="transaction")
 def exec_(client, argv):
     """Run the queued commands atomically and reply with all their replies.
 
@@ -89,7 +89,7 @@ def _expired_since_watch(client) -> bool:
     return False
 
 
-@command("discard", 1, "fast noscript loading stale allow-busy", keys=(0, 0, 0))
+@command("discard", 1, "fast noscript loading stale allow-busy", keys=(0, 0, 0), acl="transaction")
 def discard(client, argv):
     if client.multi is None:
         raise CommandError(replies.DISCARD_WITHOUT_MULTI)
@@ -103,6 +103,7 @@ def discard(client, argv):
     "fast noscript loading stale allow-busy",
     keys=(1, -1, 1),
     specs=(("RO", 1, -1, 1),),
+    acl="transaction",
 )
 def watch(client, argv):
     if client.multi is not None:
@@ -116,7 +117,7 @@ def watch(client, argv):
     return OK
 
 
-@command("unwatch", 1, "fast noscript loading stale allow-busy", keys=(0, 0, 0))
+@command("unwatch", 1, "fast noscript loading stale allow-busy", keys=(0, 0, 0), acl="transaction")
 def unwatch(client, argv):
     unwatch_all(client)
     return OK

@@ -20,7 +20,7 @@ import random
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.blocking import block, may_block, serve_ready
-from presence.store.commands import CommandError, command
+from presence.store.commands import CommandError, command, keynum, numkeys_getkeys
 from presence.store.commands import list as lists
 from presence.store.commands.generic import read_key
 from presence.store.keyspace import WrongType
@@ -132,7 +132,7 @@ def slice_of(zset: ZSet, rangetype: str, low, high, reverse: bool = False) -> tu
 _ZADD_FLAGS = (b"nx", b"xx", b"gt", b"lt", b"ch", b"incr")
 
 
-@command("zadd", -4, "write denyoom fast")
+@command("zadd", -4, "write denyoom fast", acl="sortedset")
 def zadd(client, argv):
     """ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]."""
     flags = set()
@@ -153,7 +153,9 @@ def zadd(client, argv):
     return zadd_generic(client, argv[1], flags, pairs)
 
 
-@command("zincrby", 4, "write denyoom fast", specs=(("RW access update", 1, 0, 1),))
+@command(
+    "zincrby", 4, "write denyoom fast", specs=(("RW access update", 1, 0, 1),), acl="sortedset"
+)
 def zincrby(client, argv):
     return zadd_generic(client, argv[1], {b"incr"}, [(parse_double(argv[2]), argv[3])])
 
@@ -208,7 +210,7 @@ def _zadd_one(zset: ZSet, member: bytes, score: float, flags: set):
     return "updated", score
 
 
-@command("zrem", -3, "write fast", specs=(("RW delete", 1, 0, 1),))
+@command("zrem", -3, "write fast", specs=(("RW delete", 1, 0, 1),), acl="sortedset")
 def zrem(client, argv):
     db = client.db
     key = argv[1]
@@ -232,31 +234,31 @@ def notify_removal(db, key: bytes, zset: ZSet, event: bytes) -> None:
 # ------------------------------------------------------------ single-member reads
 
 
-@command("zscore", 3, "readonly fast")
+@command("zscore", 3, "readonly fast", acl="sortedset")
 def zscore(client, argv):
     zset = read_key(client.db, argv[1], ZSet)
     score = None if zset is None else zset.score(argv[2])
     return None if score is None else score_reply(client, score)
 
 
-@command("zmscore", -3, "readonly fast")
+@command("zmscore", -3, "readonly fast", acl="sortedset")
 def zmscore(client, argv):
     zset = read_key(client.db, argv[1], ZSet) or ZSet()
     scores = [zset.score(member) for member in argv[2:]]
     return [None if s is None else score_reply(client, s) for s in scores]
 
 
-@command("zcard", 2, "readonly fast", specs=(("RO", 1, 0, 1),))
+@command("zcard", 2, "readonly fast", specs=(("RO", 1, 0, 1),), acl="sortedset")
 def zcard(client, argv):
     return len(read_key(client.db, argv[1], ZSet) or ())
 
 
-@command("zrank", 3, "readonly fast")
+@command("zrank", 3, "readonly fast", acl="sortedset")
 def zrank(client, argv):
     return _rank(client, argv[1:], reverse=False)
 
 
-@command("zrevrank", 3, "readonly fast")
+@command("zrevrank", 3, "readonly fast", acl="sortedset")
 def zrevrank(client, argv):
     return _rank(client, argv[1:], reverse=True)
 
@@ -269,12 +271,12 @@ def _rank(client, args, reverse: bool):
     return len(zset) - 1 - rank if reverse else rank
 
 
-@command("zcount", 4, "readonly fast")
+@command("zcount", 4, "readonly fast", acl="sortedset")
 def zcount(client, argv):
     return _count(client, argv[1:], SCORE)
 
 
-@command("zlexcount", 4, "readonly fast")
+@command("zlexcount", 4, "readonly fast", acl="sortedset")
 def zlexcount(client, argv):
     return _count(client, argv[1:], LEX)
 
@@ -291,32 +293,32 @@ def _count(client, args, rangetype: str) -> int:
 # ------------------------------------------------------------ ZRANGE and its wrappers
 
 
-@command("zrange", -4, "readonly")
+@command("zrange", -4, "readonly", acl="sortedset")
 def zrange(client, argv):
     return zrange_generic(client, argv[1:], None, None)
 
 
-@command("zrevrange", -4, "readonly")
+@command("zrevrange", -4, "readonly", acl="sortedset")
 def zrevrange(client, argv):
     return zrange_generic(client, argv[1:], RANK, True)
 
 
-@command("zrangebyscore", -4, "readonly")
+@command("zrangebyscore", -4, "readonly", acl="sortedset")
 def zrangebyscore(client, argv):
     return zrange_generic(client, argv[1:], SCORE, False)
 
 
-@command("zrevrangebyscore", -4, "readonly")
+@command("zrevrangebyscore", -4, "readonly", acl="sortedset")
 def zrevrangebyscore(client, argv):
     return zrange_generic(client, argv[1:], SCORE, True)
 
 
-@command("zrangebylex", -4, "readonly")
+@command("zrangebylex", -4, "readonly", acl="sortedset")
 def zrangebylex(client, argv):
     return zrange_generic(client, argv[1:], LEX, False)
 
 
-@command("zrevrangebylex", -4, "readonly")
+@command("zrevrangebylex", -4, "readonly", acl="sortedset")
 def zrevrangebylex(client, argv):
     return zrange_generic(client, argv[1:], LEX, True)
 
@@ -330,6 +332,7 @@ def zrevrangebylex(client, argv):
         ("OW update", 1, 0, 1),
         ("RO access", 2, 0, 1),
     ),
+    acl="sortedset",
 )
 def zrangestore(client, argv):
     return zrange_generic(client, argv[2:], None, None, store=argv[1])
@@ -423,17 +426,17 @@ def store_result(client, key: bytes, pairs, event: bytes) -> int:
 # ------------------------------------------------------------ removing ranges
 
 
-@command("zremrangebyscore", 4, "write", specs=(("RW delete", 1, 0, 1),))
+@command("zremrangebyscore", 4, "write", specs=(("RW delete", 1, 0, 1),), acl="sortedset")
 def zremrangebyscore(client, argv):
     return _remove_range(client, argv[1:], SCORE, b"zremrangebyscore")
 
 
-@command("zremrangebyrank", 4, "write", specs=(("RW delete", 1, 0, 1),))
+@command("zremrangebyrank", 4, "write", specs=(("RW delete", 1, 0, 1),), acl="sortedset")
 def zremrangebyrank(client, argv):
     return _remove_range(client, argv[1:], RANK, b"zremrangebyrank")
 
 
-@command("zremrangebylex", 4, "write", specs=(("RW delete", 1, 0, 1),))
+@command("zremrangebylex", 4, "write", specs=(("RW delete", 1, 0, 1),), acl="sortedset")
 def zremrangebylex(client, argv):
     return _remove_range(client, argv[1:], LEX, b"zremrangebylex")
 
@@ -453,12 +456,12 @@ def _remove_range(client, args, rangetype: str, event: bytes) -> int:
 # ------------------------------------------------------------ pops and random members
 
 
-@command("zpopmin", -2, "write fast", specs=(("RW access delete", 1, 0, 1),))
+@command("zpopmin", -2, "write fast", specs=(("RW access delete", 1, 0, 1),), acl="sortedset")
 def zpopmin(client, argv):
     return _pop(client, argv[1:], max_end=False)
 
 
-@command("zpopmax", -2, "write fast", specs=(("RW access delete", 1, 0, 1),))
+@command("zpopmax", -2, "write fast", specs=(("RW access delete", 1, 0, 1),), acl="sortedset")
 def zpopmax(client, argv):
     return _pop(client, argv[1:], max_end=True)
 
@@ -491,7 +494,15 @@ def pop_pairs(db, key: bytes, count: int, max_end: bool) -> list:
     return pairs
 
 
-@command("zmpop", -4, "write movablekeys", keys=(0, 0, 0))
+@command(
+    "zmpop",
+    -4,
+    "write movablekeys",
+    keys=(0, 0, 0),
+    specs=(keynum("RW access delete", 1),),
+    getkeys=numkeys_getkeys(1),
+    acl="sortedset",
+)
 def zmpop(client, argv):
     keys, end, count = lists.parse_mpop(argv[1:], (b"min", b"max"))
     return _zpop_first(client, keys, end == b"max", count)
@@ -503,6 +514,7 @@ def zmpop(client, argv):
     "write noscript blocking fast",
     keys=(1, -2, 1),
     specs=(("RW access delete", 1, -2, 1),),
+    acl="sortedset",
 )
 def bzpopmin(client, argv):
     return bzpop_generic(client, argv[1:-1], argv[-1], False, None, "bzpopmin")
@@ -514,12 +526,21 @@ def bzpopmin(client, argv):
     "write noscript blocking fast",
     keys=(1, -2, 1),
     specs=(("RW access delete", 1, -2, 1),),
+    acl="sortedset",
 )
 def bzpopmax(client, argv):
     return bzpop_generic(client, argv[1:-1], argv[-1], True, None, "bzpopmax")
 
 
-@command("bzmpop", -5, "write blocking movablekeys", keys=(0, 0, 0))
+@command(
+    "bzmpop",
+    -5,
+    "write blocking movablekeys",
+    keys=(0, 0, 0),
+    specs=(keynum("RW access delete", 2),),
+    getkeys=numkeys_getkeys(2),
+    acl="sortedset",
+)
 def bzmpop(client, argv):
     keys, end, count = lists.parse_mpop(argv[2:], (b"min", b"max"))
     return bzpop_generic(client, keys, argv[1], end == b"max", count, "bzmpop")
@@ -558,7 +579,7 @@ def _serve_zpop(client, max_end: bool, count: int | None):
     return serve
 
 
-@command("zrandmember", -2, "readonly")
+@command("zrandmember", -2, "readonly", acl="sortedset", tips="nondeterministic_output")
 def zrandmember(client, argv):
     """ZRANDMEMBER key [count [WITHSCORES]]: negative counts may repeat members."""
     if len(argv) == 2:
@@ -586,37 +607,93 @@ def zrandmember(client, argv):
 # ------------------------------------------------------------ set algebra
 
 
-@command("zunionstore", -4, "write denyoom movablekeys", keys=(1, 1, 1))
+@command(
+    "zunionstore",
+    -4,
+    "write denyoom movablekeys",
+    keys=(1, 1, 1),
+    specs=(("OW update", 1, 0, 1), keynum("RO access", 2)),
+    getkeys=numkeys_getkeys(2, store_at=1),
+    acl="sortedset",
+)
 def zunionstore(client, argv):
     return setop_generic(client, argv[2:], "union", store=argv[1])
 
 
-@command("zinterstore", -4, "write denyoom movablekeys", keys=(1, 1, 1))
+@command(
+    "zinterstore",
+    -4,
+    "write denyoom movablekeys",
+    keys=(1, 1, 1),
+    specs=(("OW update", 1, 0, 1), keynum("RO access", 2)),
+    getkeys=numkeys_getkeys(2, store_at=1),
+    acl="sortedset",
+)
 def zinterstore(client, argv):
     return setop_generic(client, argv[2:], "inter", store=argv[1])
 
 
-@command("zdiffstore", -4, "write denyoom movablekeys", keys=(1, 1, 1))
+@command(
+    "zdiffstore",
+    -4,
+    "write denyoom movablekeys",
+    keys=(1, 1, 1),
+    specs=(("OW update", 1, 0, 1), keynum("RO access", 2)),
+    getkeys=numkeys_getkeys(2, store_at=1),
+    acl="sortedset",
+)
 def zdiffstore(client, argv):
     return setop_generic(client, argv[2:], "diff", store=argv[1])
 
 
-@command("zunion", -3, "readonly movablekeys", keys=(0, 0, 0))
+@command(
+    "zunion",
+    -3,
+    "readonly movablekeys",
+    keys=(0, 0, 0),
+    specs=(keynum("RO access", 1),),
+    getkeys=numkeys_getkeys(1),
+    acl="sortedset",
+)
 def zunion(client, argv):
     return setop_generic(client, argv[1:], "union")
 
 
-@command("zinter", -3, "readonly movablekeys", keys=(0, 0, 0))
+@command(
+    "zinter",
+    -3,
+    "readonly movablekeys",
+    keys=(0, 0, 0),
+    specs=(keynum("RO access", 1),),
+    getkeys=numkeys_getkeys(1),
+    acl="sortedset",
+)
 def zinter(client, argv):
     return setop_generic(client, argv[1:], "inter")
 
 
-@command("zdiff", -3, "readonly movablekeys", keys=(0, 0, 0))
+@command(
+    "zdiff",
+    -3,
+    "readonly movablekeys",
+    keys=(0, 0, 0),
+    specs=(keynum("RO access", 1),),
+    getkeys=numkeys_getkeys(1),
+    acl="sortedset",
+)
 def zdiff(client, argv):
     return setop_generic(client, argv[1:], "diff")
 
 
-@command("zintercard", -3, "readonly movablekeys", keys=(0, 0, 0))
+@command(
+    "zintercard",
+    -3,
+    "readonly movablekeys",
+    keys=(0, 0, 0),
+    specs=(keynum("RO access", 1),),
+    getkeys=numkeys_getkeys(1),
+    acl="sortedset",
+)
 def zintercard(client, argv):
     """ZINTERCARD numkeys key [key ...] [LIMIT limit]: the intersection's size, at most limit (0: all)."""
     sources = _sources(client, argv[1:], "zintercard")
@@ -702,7 +779,7 @@ def _setop_options(options, numkeys: int, op: str, store):
 # ------------------------------------------------------------ ZSCAN
 
 
-@command("zscan", -3, "readonly")
+@command("zscan", -3, "readonly", acl="sortedset", tips="nondeterministic_output")
 def zscan(client, argv):
     """ZSCAN key cursor [MATCH pattern] [COUNT n]: the whole zset in one call, cursor 0."""
     parse_cursor(argv[2])
