@@ -4,9 +4,11 @@ Same script on the store and on redis-server, same reply byte for byte: packed b
 returned as hex, numbers through `%.17g` or `tostring`, errors with their text and line.
 """
 
+import time
+
 import pytest
 
-from tests.store.helpers import run
+from tests.store.helpers import Pair, run
 
 HEX = (
     "local function hex(s) local h = '' for i = 1, #s do"
@@ -356,6 +358,9 @@ def test_in_functions(pair):
         ["FCALL", "mp", "0", b"\xc1", b"\x00\x00\x01\x00"],
         ["FCALL", "mp", "0", b"\x80", b"\x00"],
         ["FUNCTION", "DELETE", "mp"],
+        # as in Redis, library code run by FUNCTION LOAD itself sees only `redis`
+        ["FUNCTION", "LOAD", "#!lua name=early\nlocal a = cmsgpack.pack(1)"],
+        ["FUNCTION", "LOAD", "#!lua name=early\nlocal a = struct.size('b')"],
     )
 
 
@@ -368,6 +373,27 @@ def test_binary_arguments(pair):
         ["EVAL", "return cmsgpack.unpack(redis.call('get', KEYS[1]))[3].b * 2", "1", "k"],
         ["EVAL", "return {struct.unpack('<hBc2', ARGV[1])}", "0", b"\xfe\xff\x07ok"],
     )
+
+
+def test_script_kill_inside_the_libraries(pair):
+    """SCRIPT KILL stops a script that spends its time in cmsgpack and struct."""
+    other = Pair(pair.store_port, pair.redis_port)
+    # small calls: Redis's hook, which serves SCRIPT KILL, counts Lua instructions only
+    spin = (
+        "while true do cmsgpack.unpack(cmsgpack.pack({1, 'x', 1.5, {a=2}}))"
+        " struct.unpack('>I>d', struct.pack('>I>d', 1, 2)) end"
+    )
+    try:
+        run(pair, "CONFIG SET lua-time-limit 100")
+        for client in (pair.store, pair.redis):
+            client.send("EVAL", spin, "0")
+        time.sleep(0.4)
+        other.same("SCRIPT", "KILL")
+        assert pair.store.read_reply() == pair.redis.read_reply()
+        other.same("PING")
+    finally:
+        pair.same("CONFIG", "SET", "lua-time-limit", "5000")
+        other.close()
 
 
 def test_tail_call(store):
