@@ -160,6 +160,15 @@ CMSGPACK_ERRORS = [
 
 # struct.pack bytes (hex), struct.unpack values, struct.size
 STRUCT = [
+    # c0 after a number: (size_t) of it, as x86-64 converts (2^64 and more wrap to 0)
+    r"return {struct.unpack('dc0', struct.pack('d', 2^70) .. 'xyz')}",
+    r"return {struct.unpack('dc0', struct.pack('d', 2^64) .. 'xyz')}",
+    r"return {struct.unpack('dc0', struct.pack('d', 2.9) .. 'xyz')}",
+    r"return {struct.unpack('dc0', struct.pack('d', -0.5) .. 'xyz')}",
+    r"return {pcall(struct.unpack, 'dc0', struct.pack('d', -1) .. 'xyz')}",
+    r"return {pcall(struct.unpack, 'dc0', struct.pack('d', 0/0) .. 'xyz')}",
+    r"return {pcall(struct.unpack, 'dc0', struct.pack('d', 1/0) .. 'xyz')}",
+    r"return {pcall(struct.unpack, 'dc0', struct.pack('d', 2^63) .. 'xyz')}",
     r"return hex(struct.pack('bBhHlLiI', -1, 255, -2, 65535, -3, 2^40, -4, 4294967295))",
     r"return hex(struct.pack('>bBhHlLiI', -1, 255, -2, 65535, -3, 2^40, -4, 4294967295))",
     r"return hex(struct.pack('<i3I3i5I7', -1, 65537, -2^35, 2^50+3))",

@@ -708,9 +708,13 @@ do
         if size == 0 then
           local previous = n > 0 and tonumber(results[n])
           if not previous then raise("format 'c0' needs a previous size", true) end
+          -- (size_t) of the number on x86-64: NaN and negatives are huge (-1 here),
+          -- 2^64 and more wrap to 0
           if previous ~= previous then size = -1
+          elseif previous >= 18446744073709551616 then size = 0
           elseif previous >= 0 then size = floor(previous)
           else size = ceil(previous) end
+          if size < 0 then size = -1 end
           n = n - 1
           if not fits(size) then argerror(2, "data string too short") end
         end
