@@ -160,6 +160,14 @@ CMSGPACK_ERRORS = [
 
 # struct.pack bytes (hex), struct.unpack values, struct.size
 STRUCT = [
+    # NaN payloads (Lua cannot see them; the sandbox reads them through Python)
+    r"return hex(cmsgpack.pack(cmsgpack.unpack('\203\127\249\114\31\0\0\0\1')))",
+    r"return hex(cmsgpack.pack(cmsgpack.unpack('\203\255\240\0\0\0\0\0\1')))",
+    r"return hex(cmsgpack.pack(cmsgpack.unpack('\202\127\128\0\1')))",
+    r"return hex(cmsgpack.pack(cmsgpack.unpack('\202\255\191\255\255')))",
+    r"return hex(struct.pack('>f>d', struct.unpack('>d', '\127\249\114\31\0\0\0\1')))",
+    r"return hex(struct.pack('>d>f', struct.unpack('>f', '\255\128\0\3')))",
+    r"return hex(struct.pack('<d<f', -(0/0), -(0/0)))",
     # c0 after a number: (size_t) of it, as x86-64 converts (2^64 and more wrap to 0)
     r"return {struct.unpack('dc0', struct.pack('d', 2^70) .. 'xyz')}",
     r"return {struct.unpack('dc0', struct.pack('d', 2^64) .. 'xyz')}",

@@ -3,7 +3,7 @@
 A Lua fragment that `prelude.PRELUDE` splices in after cjson: it sets `VIEW.cmsgpack` and
 `VIEW.struct`. Lua 5.1 numbers are doubles and it has no bit operators, so bytes are made
 and read with arithmetic (`frexp`/`ldexp` for IEEE 754 bits), 64-bit integers as two 32-bit
-words. The results are the C libraries' on x86-64, byte for byte: integer and float widths,
+words; only a NaN's bits, which Lua cannot see, come from Python (`sandbox.IEEE`). The results are the C libraries' on x86-64, byte for byte: integer and float widths,
 float32 where a double survives the round trip, the out-of-range casts (`(unsigned long)NaN`
 is 2^63), the 8000-slot C stack (LUAI_MAXCSTACK) that bounds how many values `unpack`
 returns, and lauxlib's error texts ("bad argument #1 to 'pack' (...)", the caller's line).
@@ -20,8 +20,6 @@ do
   local char, rep, match = string.char, string.rep, string.match
   local TWO32, TWO31, TWO63 = 4294967296, 2147483648, 2^63
   local MAXCSTACK = 8000  -- LUAI_MAXCSTACK: the stack slots a C function may use
-  local NEG_NAN = 0 / 0   -- x86's default NaN has its sign bit set
-  local POS_NAN = -NEG_NAN
 
   -- ---------------------------------------------------------------- lauxlib's errors
   -- the library functions (each a C function's frame in Redis). No function here tail-calls
@@ -144,9 +142,18 @@ do
     return hi * TWO32 + lo
   end
 
-  local function negative(d)  -- the sign bit, NaN and -0 included
-    if d ~= d then return sub(format("%f", d), 1, 1) == "-" end
+  local function negative(d)  -- the sign bit, -0 included (not for NaN)
     return d < 0 or (d == 0 and 1 / d < 0)
+  end
+
+  -- a NaN's bits (payload included: Lua cannot see them, Python can) and back
+  local function nan_words(d)
+    local bits = py_ieee.bits(d)
+    return read32(bits, 1), read32(bits, 5)
+  end
+
+  local function nan_value(hi, lo)
+    return py_ieee.value(be32(hi) .. be32(lo))
   end
 
   local function round_even(x)  -- x >= 0
@@ -156,11 +163,18 @@ do
     return f
   end
 
-  -- (float)d: the bits of the nearest float32 (ties to even; too large: infinity)
+  -- (float)d: the bits of the nearest float32 (ties to even; too large: infinity; a NaN
+  -- quiet, the top of its payload kept, as x86's cvtsd2ss makes it)
   local function float_bits(d)
+    if d ~= d then
+      local hi, lo = nan_words(d)
+      local sign = hi >= TWO31 and TWO31 or 0
+      local payload = (hi % 1048576) * 8 + floor(lo / 536870912)
+      if payload < 4194304 then payload = payload + 4194304 end
+      return sign + 0x7F800000 + payload
+    end
     local sign = 0
     if negative(d) then sign, d = TWO31, -d end
-    if d ~= d then return sign + 0x7FC00000 end
     if d == huge then return sign + 0x7F800000 end
     if d == 0 then return sign end
     local m, e = frexp(d)
@@ -171,13 +185,18 @@ do
     return sign + (e + 126) * 8388608 + (r - 8388608)
   end
 
+  -- (double)f of a float's bits (a NaN quiet, as cvtss2sd makes it)
   local function float_value(bits)
     local neg = bits >= TWO31
     if neg then bits = bits - TWO31 end
     local exponent, mantissa = floor(bits / 8388608), bits % 8388608
     local v
     if exponent == 255 then
-      if mantissa ~= 0 then return neg and NEG_NAN or POS_NAN end
+      if mantissa ~= 0 then
+        if mantissa < 4194304 then mantissa = mantissa + 4194304 end
+        return nan_value((neg and TWO31 or 0) + 0x7FF00000 + floor(mantissa / 8),
+          mantissa % 8 * 536870912)
+      end
       v = huge
     elseif exponent == 0 then
       v = ldexp(mantissa, -149)
@@ -189,9 +208,9 @@ do
   end
 
   local function double_words(d)
+    if d ~= d then return nan_words(d) end
     local sign = 0
     if negative(d) then sign, d = TWO31, -d end
-    if d ~= d then return sign + 0x7FF80000, 0 end
     if d == huge then return sign + 0x7FF00000, 0 end
     if d == 0 then return sign, 0 end
     local m, e = frexp(d)
@@ -206,13 +225,14 @@ do
   end
 
   local function double_value(hi, lo)
+    local bits = hi
     local neg = hi >= TWO31
     if neg then hi = hi - TWO31 end
     local exponent = floor(hi / 1048576)
     local fraction = (hi % 1048576) * TWO32 + lo
     local v
     if exponent == 2047 then
-      if fraction ~= 0 then return neg and NEG_NAN or POS_NAN end
+      if fraction ~= 0 then return nan_value(bits, lo) end
       v = huge
     elseif exponent == 0 then
       v = ldexp(fraction, -1074)

@@ -19,7 +19,7 @@ from presence.store.scripting.binlibs import BINLIBS
 PRELUDE = (
     r"""
 local py_call, py_pcall, py_setresp, py_getresp, py_error_text, py_api, py_interrupted,
-  py_register, py_bit = ...
+  py_register, py_bit, py_ieee = ...
 
 local type, error, tostring, tonumber, select = type, error, tostring, tonumber, select
 local rawget, rawset, rawequal, next, pairs = rawget, rawset, rawequal, next, pairs

@@ -13,6 +13,7 @@ error messages name (`on @user_script:3.`).
 from __future__ import annotations
 
 import hashlib
+import struct
 import types
 from collections.abc import Callable
 
@@ -84,6 +85,7 @@ class LuaState:
             host.lua_interrupted,
             host.lua_register,
             BIT,
+            IEEE,
             name="=sandbox",
         )
         self._compile, self._run, self._load_library, self._drop_library = entries
@@ -252,3 +254,10 @@ BIT = types.SimpleNamespace(
         int.from_bytes((_bits(value) & 0xFFFFFFFF).to_bytes(4, "little"), "big")
     ),
 )
+
+
+IEEE = types.SimpleNamespace(
+    bits=lambda value: struct.pack(">d", value),
+    value=lambda bits: struct.unpack(">d", bits)[0],
+)
+"""A double's 8 bytes and back, for NaNs, whose payload Lua cannot read (cmsgpack, struct)."""
