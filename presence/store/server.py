@@ -24,7 +24,7 @@ from time import perf_counter_ns
 from presence.store import REDIS_VERSION, replies
 from presence.store.acl import NOPERM, AclLog, User, default_user, parse_acl_file
 from presence.store.acl import denial as acl_denial
-from presence.store.blocking import Blocking
+from presence.store.blocking import Blocking, serve_later
 from presence.store.commands import NO_REPLY, SUBCOMMANDS, CommandError, load_all
 from presence.store.commands.client import describe
 from presence.store.commands.transaction import end_transaction, unwatch_all
@@ -441,6 +441,7 @@ class Server:
         self.notifier = Notifier(self.hub.publish)
         self.keyspace = Keyspace(clock, self.notifier)
         self.keyspace.on_earlier_deadline = self._arm_timer
+        self.keyspace.on_stream_gone = lambda db, key: serve_later(self, db, key)
         self.commands = load_all()
         # exact-case lookup first: clients send "GET" or "get", rarely "Get"
         self._lookup = {**self.commands, **{n.upper(): c for n, c in self.commands.items()}}
