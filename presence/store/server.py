@@ -347,6 +347,11 @@ class Client(asyncio.Protocol):
     def unblock(self, reply) -> None:
         """Answer the blocking command, then run the commands that arrived meanwhile (soon)."""
         self.blocked = None
+        if type(reply) is Error:  # UNBLOCKED, NOGROUP: counted as the command's failure
+            self.server.count_error(reply)
+            counters = self.server.command_stats.get(self.last_command)
+            if counters is not None:
+                counters.failed += 1
         self.server.persistence.record_unblocked(self, reply)
         self.send(encode(reply, self.protocol))
         asyncio.get_running_loop().call_soon(self.data_received, b"")

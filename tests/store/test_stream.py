@@ -644,3 +644,25 @@ def test_events_fixture_sees_xadd(pair, store_port, redis_port):
     pair.same("XADD", "s", "1-0", "f", "v")
     assert len(events.assert_same()) == 2
     events.close()
+
+
+def test_xreadgroup_history_starts_after_the_id(pair):
+    run(pair, "XGROUP CREATE s g $ MKSTREAM", "XADD s 666 k v", "XDEL s 666", "XADD s 667 k v",
+        "XREADGROUP GROUP g c STREAMS s >")  # fmt: skip
+    for sid in ("0", "600", "666", "666-0", "667", "667-0", "700"):
+        pair.same("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", sid)
+    run(pair, "XACK s g 667", "XREADGROUP GROUP g c STREAMS s 0")
+
+
+def test_error_of_a_blocked_xreadgroup_is_counted(pair):
+    run(pair, "CONFIG RESETSTAT", "XGROUP CREATE s g $ MKSTREAM")
+    waiters = _blocked_pair(pair, "XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS",
+                            "s", ">")  # fmt: skip
+    pair.same("XGROUP", "DESTROY", "s", "g")
+    assert _read_both(waiters).startswith(b"-NOGROUP")
+    stats = [re.findall(rb"errorstat_\w+:count=\d+|total_error_replies:\d+", c.call("INFO"))
+             for c in (pair.store, pair.redis)]  # fmt: skip
+    assert stats[0] == stats[1] and stats[0]
+    calls = [re.search(rb"cmdstat_xreadgroup:calls=1,.*,rejected_calls=0,failed_calls=1",
+                       c.call("INFO", "commandstats")) for c in (pair.store, pair.redis)]  # fmt: skip
+    assert all(calls)

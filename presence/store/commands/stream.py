@@ -27,6 +27,7 @@ from presence.store.commands import (
 )
 from presence.store.commands.generic import read_key
 from presence.store.commands.server import help_for
+from presence.store.keyspace import wall_clock_ms
 from presence.store.numbers import as_int64, parse_int
 from presence.store.resp import NIL_ARRAY, OK, Error, Raw, encode
 from presence.store.stream import (
@@ -137,7 +138,9 @@ def _nogroup(key: bytes, group: bytes) -> CommandError:
 
 
 def _now(client) -> int:
-    return client.server.keyspace.now
+    """The wall clock in ms, read afresh as Redis's mstime() (auto IDs, delivery and seen
+    times): not the keyspace's clock, which stands at 0 while the append-only file loads."""
+    return wall_clock_ms()
 
 
 def _lookup_write(db, key: bytes) -> Stream | None:
@@ -298,8 +301,8 @@ def xadd(client, argv):
         if args.approx:
             _rewrite_trim(effect, stream, args)
     effect[args.idpos] = _id(sid)
-    EFFECTS.append(effect)
-    _signal(client, db, key)
+    _signal(client, db, key)  # a served XREADGROUP records its own effects meanwhile
+    EFFECTS[:] = [effect]
     return _id(sid)
 
 
@@ -630,7 +633,7 @@ def _xread(client, argv, group_mode: bool):
             if noack and created:
                 EFFECTS.append([b"XGROUP", b"CREATECONSUMER", key, group_name, consumer_name])
         if history:
-            entries = _history(stream, gt, count, consumer, now)
+            entries = _history(stream, gt + 1, count, consumer, now)
         else:
             entries = _deliver(stream, gt + 1, count, group, consumer, noack, now, key,
                                group_name)  # fmt: skip
