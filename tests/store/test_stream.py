@@ -666,3 +666,24 @@ def test_error_of_a_blocked_xreadgroup_is_counted(pair):
     calls = [re.search(rb"cmdstat_xreadgroup:calls=1,.*,rejected_calls=0,failed_calls=1",
                        c.call("INFO", "commandstats")) for c in (pair.store, pair.redis)]  # fmt: skip
     assert all(calls)
+
+
+def test_swapdb_serves_and_unblocks_waiters(pair):
+    """SWAPDB: a waiter whose key now has data is served, an XREADGROUP whose stream is gone
+    gets UNBLOCKED (Redis 7.0's scanDatabaseForReadyKeys / scanDatabaseForDeletedStreams)."""
+    run(pair, "SELECT 4", "RPUSH l a", "SELECT 9", "FLUSHDB", "XADD s 1-0 f v",
+        "XGROUP CREATE s g $")  # fmt: skip
+    waiters = []
+    for command in (("BLPOP", "l", "0"), ("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0",
+                                          "STREAMS", "s", ">")):  # fmt: skip
+        pair_waiters = [RawClient(port_of(pair.store)), RawClient(port_of(pair.redis))]
+        for w in pair_waiters:
+            w.call("SELECT", "9")
+            w.send(*command)
+        for w in pair_waiters:
+            wait_blocked(port_of(w), w, command[0])
+        waiters.append(pair_waiters)
+    pair.same("SWAPDB", "4", "9")
+    assert [_read_both(w) for w in waiters] == [b"*2\r\n$1\r\nl\r\n$1\r\na\r\n",
+                                                b"-UNBLOCKED the stream key no longer exists\r\n"]  # fmt: skip
+    run(pair, "FLUSHALL", "SELECT 0")
