@@ -666,6 +666,8 @@ def _streams_reply(client, served: list[tuple[bytes, list]]):
     """XREAD's reply: [[key, entries] ...] in RESP2, a map (keys may repeat) in RESP3."""
     if client.protocol == 2:
         return [[key, entries] for key, entries in served]
+    if len({key for key, _ in served}) == len(served):
+        return dict(served)  # (a script under RESP3 gets a map table)
     return Raw(
         b"%%%d\r\n" % len(served)
         + b"".join(encode(key, 3) + encode(entries, 3) for key, entries in served)
