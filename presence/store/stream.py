@@ -205,11 +205,12 @@ class Stream:
         live = len(node.ids)
         node.size += _int_size(live + 1) - _int_size(live)
         same = fields == node.fields
-        entry = (
-            tuple(x for pair in zip(node.fields, items[1::2], strict=True) for x in pair)
-            if same
-            else tuple(items)
-        )
+        if same:  # share the node's field names
+            shared = list(items)
+            shared[0::2] = node.fields
+            entry = tuple(shared)
+        else:
+            entry = tuple(items)
         size = 2 + _int_size(_signed64((sid >> 64) - (node.master >> 64)))
         size += _int_size(_signed64((sid & MAX64) - (node.master & MAX64)))
         size += sum(map(_str_size, items[1::2]))
