@@ -687,3 +687,21 @@ def test_swapdb_serves_and_unblocks_waiters(pair):
     assert [_read_both(w) for w in waiters] == [b"*2\r\n$1\r\nl\r\n$1\r\na\r\n",
                                                 b"-UNBLOCKED the stream key no longer exists\r\n"]  # fmt: skip
     run(pair, "FLUSHALL", "SELECT 0")
+
+
+def test_client_unblock_error_is_counted(pair):
+    """CLIENT UNBLOCK ... ERROR counts the UNBLOCKED error as Redis does (any blocking command;
+    Redis also counts it as a failure of CLIENT UNBLOCK itself, the store does not)."""
+    pair.same("CONFIG", "RESETSTAT")
+    for command in (("BLPOP", "l", "0"), ("XREAD", "BLOCK", "0", "STREAMS", "s", "$")):
+        waiters = _blocked_pair(pair, *command)
+        for admin in (pair.store, pair.redis):
+            line = admin.call("CLIENT", "LIST")
+            ids = re.findall(rb"id=(\d+) .*?cmd=" + command[0].lower().encode(), line)
+            assert admin.call("CLIENT", "UNBLOCK", ids[0], "ERROR") == b":1\r\n"
+        assert _read_both(waiters).startswith(b"-UNBLOCKED")
+    stats = [sorted(re.findall(rb"errorstat_\w+:count=\d+|total_error_replies:\d+|"
+                               rb"cmdstat_(?:blpop|xread):calls=\d+,.*failed_calls=\d+",
+                               c.call("INFO", "all"))) for c in (pair.store, pair.redis)]  # fmt: skip
+    stats = [[re.sub(rb"usec=\d+,usec_per_call=[\d.]+,", b"", x) for x in s] for s in stats]
+    assert stats[0] == stats[1] and stats[0]
