@@ -153,9 +153,16 @@ class Group:
                 nack.consumer.pel.pop(sid, None)
         return nack
 
-    def pending_from(self, start: int):
-        """Pending IDs >= start, in order (a snapshot: safe to change the PEL meanwhile)."""
-        return self.order[bisect_left(self.order, start) :]
+    def pending_from(self, start: int, limit: int | None = None) -> list[int]:
+        """Up to `limit` pending IDs >= start, in order (a copy: the PEL may change meanwhile)."""
+        i = bisect_left(self.order, start)
+        return self.order[i : None if limit is None else i + limit]
+
+    def iter_pending(self, start: int):
+        """Pending IDs >= start, in order, while the PEL does not change."""
+        order = self.order
+        for i in range(bisect_left(order, start), len(order)):
+            yield order[i]
 
     def sorted_consumers(self) -> list[Consumer]:
         return [self.consumers[name] for name in sorted(self.consumers)]

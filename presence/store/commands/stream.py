@@ -291,6 +291,8 @@ def xadd(client, argv):
         raise CommandError(
             "ERR The ID specified in XADD is equal or smaller than the target stream top item"
         )
+    if sum(map(len, argv[fields_at:])) > 1 << 30:
+        raise CommandError("ERR Elements are too large to be stored")
     stream.append(sid, argv[fields_at:], *_node_limits(client))
     db.touch(key)
     db.notify(ev.STREAM, b"xadd", key)
@@ -986,7 +988,7 @@ def xpending(client, argv):
         ids = sorted(s for s in pel if s >= start)
     else:
         pel = group.pel
-        ids = group.pending_from(start)
+        ids = group.iter_pending(start)
     out = []
     for sid in ids:
         if not count or sid > end:
@@ -1127,7 +1129,7 @@ def xautoclaim(client, argv):
     consumer = None
     claimed: list = []
     deleted: list[bytes] = []
-    pending = group.pending_from(start)
+    pending = group.pending_from(start, attempts + 1)
     at = 0
     while attempts and count and at < len(pending):
         attempts -= 1
