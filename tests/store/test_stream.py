@@ -3,6 +3,7 @@ and events; where a reply holds times (idle, delivery and seen times) the rest i
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -705,3 +706,97 @@ def test_client_unblock_error_is_counted(pair):
                                c.call("INFO", "all"))) for c in (pair.store, pair.redis)]  # fmt: skip
     stats = [[re.sub(rb"usec=\d+,usec_per_call=[\d.]+,", b"", x) for x in s] for s in stats]
     assert stats[0] == stats[1] and stats[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_stream_operations(pair, node_config, seed):
+    """Random XADD/XDEL/XTRIM/XRANGE/XINFO STREAM sequences: the same replies, node layout
+    (radix-tree figures) included, with small nodes split by count or by bytes."""
+    rng = random.Random(seed)
+    entries, max_bytes = rng.choice([(5, 4096), (10, 0), (100, 300), (7, 150), (100, 4096)])
+    for client in (pair.store, pair.redis):
+        client.call("CONFIG", "SET", "stream-node-max-entries", str(entries))
+        client.call("CONFIG", "SET", "stream-node-max-bytes", str(max_bytes))
+    ms, seq, ids = 1, 0, []
+
+    def value() -> str:
+        return rng.choice(
+            ["", "7", "-12", "300", "65536", "9" * 19, "007", "x" * rng.randrange(90)]
+        )
+
+    for _ in range(250):
+        op = rng.random()
+        if op < 0.45:
+            if rng.random() < 0.5:
+                ms, seq = ms + rng.randrange(1, 5000), 0
+            else:
+                seq += rng.randrange(1, 3)
+            fields = rng.choice([["a", value()], ["a", value(), "b", value()], ["c", value()]])
+            trim = rng.choice([[], [], ["MAXLEN", "~", str(rng.randrange(60))],
+                               ["MINID", "=", f"{max(1, ms - 20000)}"],
+                               ["MAXLEN", "~", str(rng.randrange(60)), "LIMIT", "12"]])  # fmt: skip
+            pair.same("XADD", "s", *trim, f"{ms}-{seq}", *fields)
+            ids.append(f"{ms}-{seq}")
+        elif op < 0.6 and ids:
+            pair.same("XDEL", "s", *rng.sample(ids, min(len(ids), rng.randrange(1, 4))))
+        elif op < 0.68:
+            how = rng.choice(["~", "="])
+            if rng.random() < 0.5:
+                pair.same("XTRIM", "s", "MAXLEN", how, str(rng.randrange(80)))
+            else:
+                pair.same("XTRIM", "s", "MINID", how, f"{max(1, ms - rng.randrange(60000))}")
+        elif op < 0.9 and ids:
+            a, b = sorted(rng.sample(ids, 2)) if len(ids) > 1 else (ids[0], ids[0])
+            a = rng.choice([a, "-", "(" + a])
+            b = rng.choice([b, "+", "(" + b])
+            command = rng.choice([("XRANGE", "s", a, b), ("XREVRANGE", "s", b, a)])
+            pair.same(*command, "COUNT", str(rng.randrange(0, 40)))
+        else:
+            pair.same("XINFO", "STREAM", "s")
+            pair.same("XLEN", "s")
+    pair.same("XINFO", "STREAM", "s")
+    pair.same("XRANGE", "s", "-", "+")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_consumer_group_operations(pair, seed):
+    """Random group traffic: deliveries, acks, claims, deletions, trims, SETID: the same
+    replies, XINFO GROUPS' entries-read and lag and XPENDING's summary included."""
+    rng = random.Random(seed)
+    pair.same("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")
+    pair.same("XGROUP", "CREATE", "s", "h", "0", "ENTRIESREAD", "0")
+    ids, n = [], 0
+    for _ in range(200):
+        op = rng.random()
+        group = rng.choice(["g", "h"])
+        consumer = rng.choice(["c1", "c2", "c3"])
+        if op < 0.3:
+            n += 1
+            pair.same("XADD", "s", f"{n}-0", "f", str(n))
+            ids.append(f"{n}-0")
+        elif op < 0.45:
+            pair.same("XREADGROUP", "GROUP", group, consumer, "COUNT", str(rng.randrange(1, 4)),
+                      *(["NOACK"] if rng.random() < 0.2 else []), "STREAMS", "s", ">")  # fmt: skip
+        elif op < 0.5:
+            pair.same("XREADGROUP", "GROUP", group, consumer, "STREAMS", "s",
+                      rng.choice(["0", *ids[:2]]))  # fmt: skip
+        elif op < 0.6 and ids:
+            pair.same("XACK", "s", group, *rng.sample(ids, min(len(ids), 3)))
+        elif op < 0.67 and ids:
+            pair.same("XCLAIM", "s", group, consumer, "0", *rng.sample(ids, min(len(ids), 3)),
+                      "JUSTID")  # fmt: skip
+        elif op < 0.72:
+            pair.same("XAUTOCLAIM", "s", group, consumer, "0", "0", "COUNT",
+                      str(rng.randrange(1, 4)), "JUSTID")  # fmt: skip
+        elif op < 0.8 and ids:
+            pair.same("XDEL", "s", rng.choice(ids))
+        elif op < 0.83:
+            pair.same("XTRIM", "s", "MAXLEN", str(rng.randrange(10)))
+        elif op < 0.86 and ids:
+            pair.same("XGROUP", "SETID", "s", group, rng.choice(ids + ["0", "$"]),
+                      *(["ENTRIESREAD", str(rng.randrange(n + 1))] if rng.random() < 0.5 else []))  # fmt: skip
+        else:
+            pair.same("XINFO", "GROUPS", "s")
+            pair.same("XPENDING", "s", group)
+    pair.same("XINFO", "GROUPS", "s")
+    same_but(pair, _full_mask, "XINFO", "STREAM", "s", "FULL")
