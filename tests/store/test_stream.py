@@ -8,7 +8,14 @@ import re
 
 import pytest
 
-from tests.store.helpers import Events, run, same_unordered, split_aggregate, wait_blocked
+from tests.store.helpers import (
+    Events,
+    run,
+    same_unordered,
+    split_aggregate,
+    wait_blocked,
+    watch_outcome,
+)
 from tests.store.rawclient import RawClient
 
 
@@ -800,3 +807,28 @@ def test_random_consumer_group_operations(pair, seed):
             pair.same("XPENDING", "s", group)
     pair.same("XINFO", "GROUPS", "s")
     same_but(pair, _full_mask, "XINFO", "STREAM", "s", "FULL")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("XADD", "s", "9-0", "f", "v"),
+        ("XDEL", "s", "1-0"),
+        ("XDEL", "s", "7-0"),
+        ("XTRIM", "s", "MAXLEN", "0"),
+        ("XSETID", "s", "8-0"),
+        ("XGROUP", "CREATE", "s", "g2", "$"),
+        ("XGROUP", "CREATE", "n", "g", "$", "MKSTREAM"),
+        ("XGROUP", "SETID", "s", "g", "0"),
+        ("XGROUP", "CREATECONSUMER", "s", "g", "c"),
+        ("XGROUP", "DESTROY", "s", "g"),
+        ("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"),
+        ("XACK", "s", "g", "1-0"),
+    ],
+)
+def test_watch_sees_what_redis_signals(pair, command):
+    """WATCH is spoiled by XADD, XDEL, XTRIM and a stream XGROUP CREATE MKSTREAM makes, not
+    by the group commands or XSETID (Redis's signalModifiedKey calls)."""
+    run(pair, "XADD s 1-0 f v", "XGROUP CREATE s g 0", "XREADGROUP GROUP g c0 STREAMS s >")
+    key = "n" if command[2] == "n" else "s"
+    watch_outcome(pair, port_of(pair.store), port_of(pair.redis), key, *command)

@@ -414,7 +414,6 @@ def xsetid(client, argv):
         stream.entries_added = entries_added
     if max_deleted:
         stream.max_deleted = max_deleted
-    db.touch(key)
     db.notify(ev.STREAM, b"xsetid", key)
     EFFECTS.append(list(argv))
     return OK
@@ -845,7 +844,6 @@ def xgroup_create(client, argv):
     if argv[3] in stream.groups:
         raise CommandError("BUSYGROUP Consumer Group name already exists")
     stream.groups[argv[3]] = Group(sid, entries_read)
-    db.touch(key)
     db.notify(ev.STREAM, b"xgroup-create", key)
     return OK
 
@@ -858,7 +856,6 @@ def xgroup_setid(client, argv):
         raise _syntax(argv)
     sid = stream.last_id if argv[4] == b"$" else parse_id(argv[4])[0]
     group.last_id, group.entries_read = sid, entries_read
-    client.db.touch(argv[2])
     client.db.notify(ev.STREAM, b"xgroup-setid", argv[2])
     return OK
 
@@ -871,7 +868,6 @@ def xgroup_destroy(client, argv):
         return 0
     del stream.groups[argv[3]]
     db = client.db
-    db.touch(argv[2])
     db.notify(ev.STREAM, b"xgroup-destroy", argv[2])
     _signal(client, db, argv[2])
     return 1
@@ -884,7 +880,6 @@ def xgroup_createconsumer(client, argv):
     if argv[4] in group.consumers:
         return 0
     group.consumers[argv[4]] = Consumer(argv[4], _now(client))
-    client.db.touch(argv[2])
     client.db.notify(ev.STREAM, b"xgroup-createconsumer", argv[2])
     return 1
 
@@ -900,7 +895,6 @@ def xgroup_delconsumer(client, argv):
     for sid in list(consumer.pel):
         group.drop_pending(sid)
     del group.consumers[argv[4]]
-    client.db.touch(argv[2])
     client.db.notify(ev.STREAM, b"xgroup-delconsumer", argv[2])
     return pending
 
