@@ -832,3 +832,18 @@ def test_watch_sees_what_redis_signals(pair, command):
     run(pair, "XADD s 1-0 f v", "XGROUP CREATE s g 0", "XREADGROUP GROUP g c0 STREAMS s >")
     key = "n" if command[2] == "n" else "s"
     watch_outcome(pair, port_of(pair.store), port_of(pair.redis), key, *command)
+
+
+def test_keyspace_hits_and_misses(pair):
+    """Stream reads count hits and misses as Redis's lookups do (XREAD looks each key up
+    twice; writes count nothing)."""
+    run(pair, "CONFIG RESETSTAT", "XADD s 1-0 f v", "XGROUP CREATE s g 0")
+    for command in ("XLEN s", "XLEN nos", "XRANGE nos - +", "XREVRANGE s + -",
+                    "XREAD STREAMS s nos 0 0", "XREADGROUP GROUP g c STREAMS s >", "XACK s g 1-0",
+                    "XACK nos g 1-0", "XPENDING s g", "XCLAIM s g c 0 1-0", "XINFO STREAM s",
+                    "XINFO GROUPS nos", "XDEL s 9-0", "XTRIM nos MAXLEN 0", "XSETID s 5-0",
+                    "XAUTOCLAIM s g c 0 0"):  # fmt: skip
+        pair.call(*command.split())
+    stats = [re.findall(rb"keyspace_(?:hits|misses):\d+", c.call("INFO", "stats"))
+             for c in (pair.store, pair.redis)]  # fmt: skip
+    assert stats[0] == stats[1] and len(stats[0]) == 2

@@ -615,7 +615,7 @@ def _xread(client, argv, group_mode: bool):
     served = []
     now = _now(client)
     for key, gt, group in zip(keys, ids, groups, strict=True):
-        stream = db.get(key)
+        stream = read_key(db, key)  # a second counted lookup, as in Redis
         if stream is None:
             continue
         history = False
