@@ -468,27 +468,25 @@ def _range(client, argv, rev: bool):
 # ------------------------------------------------------------ XREAD, XREADGROUP
 
 
-def _streams_getkeys(argv: list[bytes]) -> list[tuple[int, tuple[str, ...]]]:
-    """Redis's xreadGetKeys: the keys after STREAMS (none when unbalanced)."""
-    found = 0
-    for i in range(1, len(argv)):
+def _xread_getkeys(argv: list[bytes]) -> list[tuple[int, tuple[str, ...]]]:
+    """Redis's xreadGetKeys: the keys after STREAMS, options skipped (none when unbalanced)."""
+    i, streams_at = 1, -1
+    while i < len(argv):
         arg = argv[i].lower()
         if arg in (b"block", b"count"):
-            continue
-        if arg == b"streams":
-            found = i
+            i += 1
+        elif arg == b"group":
+            i += 2
+        elif arg == b"streams":
+            streams_at = i
             break
-    if not found:
+        elif arg != b"noack":
+            break
+        i += 1
+    num = len(argv) - streams_at - 1
+    if streams_at == -1 or num == 0 or num % 2:
         return []
-    num = len(argv) - found - 1
-    if num == 0 or num % 2:
-        return []
-    first = found + 1
-    return [(first + k, ("RO", "access")) for k in range(num // 2)]
-
-
-def _xread_getkeys(argv):
-    return _streams_getkeys(argv)
+    return [(streams_at + 1 + k, ()) for k in range(num // 2)]
 
 
 @command(
