@@ -532,6 +532,10 @@ def test_xreadgroup_xack_xpending(pair, proto):
     same_but(pair, _consumers_mask, "XINFO", "CONSUMERS", "s", "g")
     same_but(pair, _full_mask, "XINFO", "STREAM", "s", "FULL")
     same_but(pair, _full_mask, "XINFO", "STREAM", "s", "FULL", "COUNT", "1")
+    for args in (("STREAM", "s", "FULL"), ("CONSUMERS", "s", "g")):  # raw, times and idles out
+        ours, theirs = (re.sub(rb"(seen-time|idle)\r\n:\d+|:1[6-9]\d{11}\r\n", b"T", r)
+                        for r in pair.call("XINFO", *args))  # fmt: skip
+        assert ours == theirs
     run(pair, "XINFO STREAM s FULL COUNT", "XINFO STREAM s FOO", "XINFO CONSUMERS s nog",
         "XINFO GROUPS nos", "XINFO FOO s", "XINFO HELP")  # fmt: skip
 
