@@ -10,6 +10,7 @@ import os
 from collections import deque
 from dataclasses import dataclass, field
 
+from presence.store.stream import EFFECTS, Stream, format_id
 from presence.store.zset import ZSet
 
 ITEMS_PER_COMMAND = 64  # elements per HSET/SADD/RPUSH/ZADD in a rewritten base (as Redis)
@@ -182,11 +183,37 @@ def _key_commands(key: bytes, value):
     elif type(value) is ZSet:
         name, step = b"ZADD", 2
         items = [x for m, s in value.scores.items() for x in (repr(s).encode(), m)]
+    elif type(value) is Stream:
+        yield from _stream_commands(key, value)
+        return
     else:
         raise TypeError(f"cannot write a {type(value).__name__} to the AOF")
     chunk = ITEMS_PER_COMMAND * step
     for i in range(0, len(items), chunk):
         yield [name, key, *items[i : i + chunk]]
+
+
+def _stream_commands(key: bytes, stream: Stream):
+    """Redis's rewriteStreamObject: XADDs (or the XADD MAXLEN 0 trick for an empty stream),
+    XSETID, then each group, its consumers and their pending entries."""
+    if stream.length:
+        for sid, items in stream.range(0, (1 << 128) - 1):
+            yield [b"XADD", key, format_id(sid), *items]
+    else:
+        yield [b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"]
+    yield [b"XSETID", key, format_id(stream.last_id), b"ENTRIESADDED",
+           b"%d" % stream.entries_added, b"MAXDELETEDID", format_id(stream.max_deleted)]  # fmt: skip
+    for name in sorted(stream.groups):
+        group = stream.groups[name]
+        yield [b"XGROUP", b"CREATE", key, name, format_id(group.last_id), b"ENTRIESREAD",
+               b"%d" % group.entries_read]  # fmt: skip
+        for consumer in group.sorted_consumers():
+            yield [b"XGROUP", b"CREATECONSUMER", key, name, consumer.name]
+            for sid in sorted(consumer.pel):
+                nack = consumer.pel[sid]
+                yield [b"XCLAIM", key, name, consumer.name, b"0", format_id(sid), b"TIME",
+                       b"%d" % nack.time, b"RETRYCOUNT", b"%d" % nack.count, b"JUSTID",
+                       b"FORCE"]  # fmt: skip
 
 
 # ---------------------------------------------------------------- translations
@@ -281,4 +308,9 @@ TRANSLATIONS = {
     "brpoplpush": _move(b"RPOPLPUSH", 2),
     "blmpop": _mpop(b"LMPOP"),
     "bzmpop": _mpop(b"ZMPOP"),
+    # stream writes record what Redis propagates for them (presence.store.stream.EFFECTS)
+    **dict.fromkeys(
+        ("xadd", "xtrim", "xdel", "xsetid", "xack", "xreadgroup", "xclaim", "xautoclaim"),
+        lambda db, argv, reply: list(EFFECTS),
+    ),
 }

@@ -8,7 +8,9 @@ running the client's further commands (they stay buffered in its parser). A push
 blocked, as Redis does, and wakes waiters on lists a served BLMOVE fills. Answering a
 waiter goes through `client.unblock(reply)`, which then runs the buffered commands.
 Blocking sorted-set pops (BZPOPMIN, BZMPOP in commands/zset.py) park here too: each
-waiter names the type (`kind`) of value that serves it.
+waiter names the type (`kind`) of value that serves it. A waiter of kind None (XREAD,
+XREADGROUP in commands/stream.py) is offered whatever the key holds, even nothing, and
+answers KEEP to stay blocked.
 
 The queue of keys made ready is per server (`Server.blocking`); waiters live in their
 database (`Database.blocked`).
@@ -21,6 +23,8 @@ from collections import deque
 
 from presence.store.commands import NO_REPLY
 from presence.store.resp import Error
+
+KEEP = object()  # a kind-None waiter's answer: not served, stay blocked
 
 
 class _Waiter:
@@ -74,10 +78,11 @@ def may_block(client, name: str) -> bool:
     return client.last_command == name
 
 
-def block(client, keys, timeout: float, timeout_reply, serve, kind: type = deque) -> object:
+def block(client, keys, timeout: float, timeout_reply, serve, kind: type | None = deque) -> object:
     """Park `client` on `keys` until `serve(db, key, value)` answers it or `timeout` passes.
 
-    Only a key holding a non-empty value of `kind` (deque, ZSet) serves the waiter.
+    Only a key holding a non-empty value of `kind` (deque, ZSet) serves the waiter; with
+    kind None, `serve` sees every value (None too) and returns KEEP when it is not served.
     """
     waiter = _Waiter(client, keys, timeout_reply, serve, kind)
     for key in waiter.keys:
@@ -86,6 +91,14 @@ def block(client, keys, timeout: float, timeout_reply, serve, kind: type = deque
     if timeout:
         waiter.timer = asyncio.get_running_loop().call_later(timeout, _time_out, waiter)
     return NO_REPLY
+
+
+def serve_later(server, db, key: bytes) -> None:
+    """Serve `key`'s waiters after the running command (a stream key deleted or replaced:
+    its XREADGROUP waiters get an error, as in Redis 7.0)."""
+    blocking = server.blocking
+    blocking.ready.append((db, key))
+    asyncio.get_running_loop().call_soon(blocking.serve_all)
 
 
 def serve_ready(client, db, key: bytes) -> None:
@@ -107,9 +120,17 @@ def _serve_key(db, key: bytes) -> None:
     """Serve the key's waiters in blocking order; those waiting for another type stay blocked."""
     for waiter in list(db.blocked.get(key, ())):
         value = db.get(key)
-        if not value:
-            return
-        if type(value) is not waiter.kind or waiter.client.blocked is not waiter:
+        if waiter.client.blocked is not waiter:
+            continue
+        if waiter.kind is None:
+            if waiter.client.closing:
+                _forget(waiter)
+            else:
+                reply = waiter.serve(db, key, value)
+                if reply is not KEEP:
+                    _answer(waiter, reply)
+            continue
+        if not value or type(value) is not waiter.kind:
             continue
         if waiter.client.closing:
             _forget(waiter)

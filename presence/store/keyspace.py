@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 
 from presence.store import notify as ev
 from presence.store.replies import WRONGTYPE
+from presence.store.stream import Stream
 from presence.store.zset import ZSet
 
 DATABASES = 16
@@ -60,6 +61,7 @@ TYPE_NAMES: dict[type, str] = {
     set: "set",
     deque: "list",
     ZSet: "zset",
+    Stream: "stream",
 }
 
 
@@ -71,7 +73,7 @@ def type_name(value) -> str:
 class Database:
     """One numbered keyspace (SELECT n): values, their deadlines, watchers.
 
-    Values are `bytes` (string), `dict` (hash), `set`, `deque` (list) or `ZSet`.
+    Values are `bytes` (string), `dict` (hash), `set`, `deque` (list), `ZSet` or `Stream`.
     Writers must go through `store`/`delete`/`touch` so WATCH and deadlines stay right.
     """
 
@@ -145,6 +147,8 @@ class Database:
                     self.keyspace.expire_key(self, key)  # announce the expiry before the overwrite
                 elif not keep_ttl:
                     del expires[key]
+        if self.blocked and key in self.blocked:
+            self._stream_gone(key, value)
         flags = self.keyspace.notifier.flags
         if flags and flags & ev.NEW and key not in self.data:
             self.data[key] = value
@@ -157,10 +161,21 @@ class Database:
         """Remove `key` and its deadline; True if a live key was removed."""
         if self.get(key) is None:
             return False
+        if self.blocked and key in self.blocked:
+            self._stream_gone(key)
         del self.data[key]
         self.expires.pop(key, None)
         self.touch(key)
         return True
+
+    def _stream_gone(self, key: bytes, replacement=None) -> None:
+        """`key` is deleted or replaced while clients block on it: if it held a stream, its
+        blocked XREADGROUPs are answered after the command (Redis 7.0's UNBLOCKED error)."""
+        old = self.data.get(key)
+        if type(old) is Stream and old is not replacement:
+            on_gone = self.keyspace.on_stream_gone
+            if on_gone is not None:
+                on_gone(self, key)
 
     def set_deadline(self, key: bytes, deadline_ms: int) -> None:
         """Give the existing `key` an absolute deadline (ms since epoch)."""
@@ -195,6 +210,8 @@ class Database:
         if self.watchers:
             for key in self.data:
                 self.touch(key)
+        for key in list(self.blocked):
+            self._stream_gone(key)
         self.data.clear()
         self.expires.clear()
 
@@ -226,6 +243,8 @@ class Keyspace:
         )
         self.expired_count = 0
         self.on_expired: Callable[[int, bytes], None] | None = None  # the AOF records a DEL
+        # a stream key clients block on went away: the server serves them (blocking.py)
+        self.on_stream_gone: Callable[[Database, bytes], None] | None = None
         self.hits = self.misses = 0  # read lookups that found a key, and that did not (INFO stats)
 
     def tick(self) -> int:
@@ -351,6 +370,8 @@ class Keyspace:
 
     def expire_key(self, db: Database, key: bytes) -> None:
         """Delete `key` because its deadline passed, and announce it."""
+        if db.blocked and key in db.blocked:
+            db._stream_gone(key)
         del db.data[key]
         del db.expires[key]
         db.touch(key)

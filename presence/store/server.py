@@ -24,7 +24,7 @@ from time import perf_counter_ns
 from presence.store import REDIS_VERSION, replies
 from presence.store.acl import NOPERM, AclLog, User, default_user, parse_acl_file
 from presence.store.acl import denial as acl_denial
-from presence.store.blocking import Blocking
+from presence.store.blocking import Blocking, serve_later
 from presence.store.commands import NO_REPLY, SUBCOMMANDS, CommandError, load_all
 from presence.store.commands.client import describe
 from presence.store.commands.transaction import end_transaction, unwatch_all
@@ -347,6 +347,11 @@ class Client(asyncio.Protocol):
     def unblock(self, reply) -> None:
         """Answer the blocking command, then run the commands that arrived meanwhile (soon)."""
         self.blocked = None
+        if type(reply) is Error:  # UNBLOCKED, NOGROUP: counted as the command's failure
+            self.server.count_error(reply)
+            counters = self.server.command_stats.get(self.last_command)
+            if counters is not None:
+                counters.failed += 1
         self.server.persistence.record_unblocked(self, reply)
         self.send(encode(reply, self.protocol))
         asyncio.get_running_loop().call_soon(self.data_received, b"")
@@ -441,6 +446,7 @@ class Server:
         self.notifier = Notifier(self.hub.publish)
         self.keyspace = Keyspace(clock, self.notifier)
         self.keyspace.on_earlier_deadline = self._arm_timer
+        self.keyspace.on_stream_gone = lambda db, key: serve_later(self, db, key)
         self.commands = load_all()
         # exact-case lookup first: clients send "GET" or "get", rarely "Get"
         self._lookup = {**self.commands, **{n.upper(): c for n, c in self.commands.items()}}

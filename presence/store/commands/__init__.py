@@ -35,8 +35,10 @@ from presence.store.replies import CommandError
 class KeySpec:
     """One of Redis's key specs: where a command's keys are and how it uses them.
 
-    `begin` is the begin_search index (0: unknown); `kind` the find_keys type: "range" (keys
-    from `begin` to `begin + last`, or to `last` from the end when negative, every `step`),
+    `begin` is the begin_search index (0: unknown), or with `keyword` where the search for
+    that keyword starts (the keys follow it); `kind` the find_keys type: "range" (keys
+    from `begin` to `begin + last`, or to `last` from the end when negative, every `step`;
+    with `limit`, a 1/limit share of the rest),
     "keynum" (the count at `begin + keynumidx`, keys from `begin + firstkey`, every `step`)
     or "unknown"."""
 
@@ -49,6 +51,7 @@ class KeySpec:
     keynumidx: int = 0
     firstkey: int = 1
     notes: str = ""
+    keyword: str = ""
 
 
 def keynum(flags: str, begin: int, keynumidx: int = 0, firstkey: int = 1, step: int = 1,
@@ -128,6 +131,7 @@ GROUPS = [
     "transaction",
     "scripting",
     "acl",
+    "stream",
 ]
 
 
@@ -314,8 +318,17 @@ def _keys_by_specs(specs: tuple, argv: list[bytes], arity: int):
         if "not_key" in spec.flags:
             continue
         first = spec.begin
+        if spec.keyword:
+            first = _after_keyword(spec, argv)
+            if not first:
+                continue
         if spec.kind == "range":
-            last = first + spec.last if spec.last >= 0 else argc + spec.last
+            if spec.last >= 0:
+                last = first + spec.last
+            elif spec.limit:
+                last = first + ((argc - first) // spec.limit + spec.last)
+            else:
+                last = argc + spec.last
         elif spec.kind == "keynum":
             if spec.keynumidx >= argc or first + spec.keynumidx >= argc:
                 return None
@@ -332,6 +345,22 @@ def _keys_by_specs(specs: tuple, argv: list[bytes], arity: int):
         if "incomplete" in spec.flags:
             return None
     return found
+
+
+def _after_keyword(spec: KeySpec, argv: list[bytes]) -> int:
+    """Redis's KSPEC_BS_KEYWORD search: the index after the keyword, 0 if it is not there."""
+    argc = len(argv)
+    start = spec.begin if spec.begin > 0 else argc + spec.begin
+    end = argc - 1 if spec.begin > 0 else 0
+    step = 1 if start <= end else -1
+    i = start
+    while i != end:
+        if i >= argc or i < 1:
+            break
+        if argv[i].lower() == spec.keyword.lower().encode():
+            return i + 1
+        i += step
+    return 0
 
 
 def _c_int(value: int) -> int:

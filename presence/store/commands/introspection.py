@@ -36,6 +36,7 @@ from presence.store.keyspace import type_name
 from presence.store.numbers import as_int64, parse_int
 from presence.store.pubsub import glob_match
 from presence.store.resp import OK, Double, Set, Status, Verbatim
+from presence.store.stream import Stream
 
 # name        arity  flags
 # command      -1    -              (count, list, info, docs, getkeys, getkeysandflags, help)
@@ -119,7 +120,13 @@ def _key_spec(spec) -> dict:
         entry[b"begin_search"] = {b"type": b"unknown", b"spec": {}}
         entry[b"find_keys"] = {b"type": b"unknown", b"spec": {}}
         return entry
-    entry[b"begin_search"] = {b"type": b"index", b"spec": {b"index": spec.begin}}
+    if spec.keyword:
+        entry[b"begin_search"] = {
+            b"type": b"keyword",
+            b"spec": {b"keyword": spec.keyword.encode(), b"startfrom": spec.begin},
+        }
+    else:
+        entry[b"begin_search"] = {b"type": b"index", b"spec": {b"index": spec.begin}}
     if spec.kind == "keynum":
         found = {b"keynumidx": spec.keynumidx, b"firstkey": spec.firstkey, b"keystep": spec.step}
     else:
@@ -286,6 +293,8 @@ def encoding(value, config) -> str:
         return "intset" if small and all(as_int64(m) is not None for m in value) else "hashtable"
     if type(value) is deque:
         return "quicklist"
+    if type(value) is Stream:
+        return "stream"
     scores = getattr(value, "scores", None)
     if scores is not None:
         limit = config["zset-max-listpack-value"]
@@ -410,6 +419,8 @@ def estimate_bytes(key: bytes, value, samples: int = 5) -> int:
     overhead = 24 + 16 + _sds(key)
     if type(value) is bytes:
         return overhead + (0 if as_int64(value) is not None else _sds(value))
+    if type(value) is Stream:  # the listpacks' bytes, as Redis counts them
+        return overhead + 64 + sum(node.size + 16 for node in value.nodes)
     size = len(value)
     if not size:
         return overhead
@@ -665,6 +676,10 @@ def _key_digest(db, key: bytes, prefix: bytes = b"") -> bytes:
         pairs = items.items() if isinstance(items, dict) else ((m, b"") for m in items)
         for member, extra in sorted(pairs):
             h.update(struct.pack(">I", len(member)) + member + repr(extra).encode())
+    elif type(value) is Stream:
+        for sid, items in value.range(0, (1 << 128) - 1):
+            h.update(b"%d" % sid + b"".join(struct.pack(">I", len(x)) + x for x in items))
+        h.update(b"%d:%d:%d" % (value.last_id, value.entries_added, len(value.groups)))
     else:
         for item in value:
             h.update(struct.pack(">I", len(item)) + item)

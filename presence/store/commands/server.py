@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from presence.store import info as info_sections
 from presence.store import replies
+from presence.store.blocking import serve_later
 from presence.store.commands import (
     NO_REPLY,
     CommandError,
@@ -258,6 +259,8 @@ def swapdb(client, argv):
         for key in list(db.watchers):
             if key in a.data or key in b.data:
                 db.touch(key)
+        for key in list(db.blocked):  # what a blocked client waits for may be there now,
+            serve_later(client.server, db, key)  # or its stream gone (Redis 7.0 does both)
     return OK
 
 
