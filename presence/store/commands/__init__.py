@@ -132,6 +132,7 @@ GROUPS = [
     "scripting",
     "acl",
     "stream",
+    "dump",
 ]
 
 
