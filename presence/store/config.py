@@ -272,6 +272,7 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("latency-monitor-threshold", "0", _bounded(0, 9223372036854775807)),
         Directive("cluster-enabled", "no", _yesno, mutable=False),
         Directive("enable-debug-command", "no", _enum("no", "yes", "local"), mutable=False),
+        Directive("enable-module-command", "no", _enum("no", "yes", "local"), mutable=False),
         Directive("activerehashing", "yes", _yesno),
         Directive("active-expire-effort", "1", _bounded(1, 10)),
         Directive("lazyfree-lazy-eviction", "no", _yesno),

@@ -86,6 +86,13 @@ DEBUG_NOT_ALLOWED = Error(
     "you can run it from a local connection, otherwise you need to set this option in the "
     "configuration file, and then restart the server."
 )
+MODULE_NOT_ALLOWED = Error(
+    'ERR MODULE command not allowed. If the enable-module-command option is set to "local", '
+    "you can run it from a local connection, otherwise you need to set this option in the "
+    "configuration file, and then restart the server."
+)
+MODULE_LOAD_FAILED = Error("ERR Error loading the extension. Please check the server logs.")
+MODULE_UNLOAD_NO_SUCH = Error("ERR Error unloading module: no such module with that name")
 LATENCY_DOCTOR_DISABLED = (
     "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. "
     'You may use "CONFIG SET latency-monitor-threshold <milliseconds>." in order to enable it. '

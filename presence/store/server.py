@@ -25,7 +25,13 @@ from presence.store import REDIS_VERSION, replies
 from presence.store.acl import NOPERM, AclLog, User, default_user, parse_acl_file
 from presence.store.acl import denial as acl_denial
 from presence.store.blocking import Blocking, serve_later
-from presence.store.commands import NO_REPLY, SUBCOMMANDS, CommandError, load_all
+from presence.store.commands import (
+    NO_REPLY,
+    SUBCOMMANDS,
+    CommandError,
+    load_all,
+    subcommand_refusal,
+)
 from presence.store.commands.client import describe
 from presence.store.commands.transaction import end_transaction, unwatch_all
 from presence.store.config import Config
@@ -680,6 +686,10 @@ class Server:
                     return self._refuse(client, Error(denied), cmd)
             if "no-multi" in cmd.flags:
                 return self._refuse(client, replies.NOT_IN_MULTI, cmd)
+            if cmd.name in SUBCOMMANDS:  # Redis looks the subcommand up before queueing
+                bad_sub = subcommand_refusal(cmd.name, argv)
+                if bad_sub is not None:
+                    return self._refuse(client, bad_sub, cmd)
             client.multi.append((cmd, argv))
             return QUEUED
         return None

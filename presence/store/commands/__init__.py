@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from presence.store import replies
 from presence.store.numbers import as_int64, atoi, parse_c_int
 from presence.store.replies import CommandError
+from presence.store.resp import Error
 
 
 @dataclass(slots=True, frozen=True)
@@ -133,6 +134,7 @@ GROUPS = [
     "acl",
     "stream",
     "dump",
+    "cluster",
 ]
 
 
@@ -264,6 +266,20 @@ def run_subcommand(container: str, client, argv):
     if (sub.arity > 0 and len(argv) != sub.arity) or len(argv) < -sub.arity:
         raise CommandError(replies.wrong_arity(sub.name))
     return sub.handler(client, argv)
+
+
+def subcommand_refusal(container: str, argv) -> Error | None:
+    """The error `run_subcommand` would raise for `argv` (unknown subcommand, wrong arity),
+    or None: Redis checks both before queueing a command in MULTI."""
+    table = SUBCOMMANDS.get(container)
+    if table is None or len(argv) < 2:
+        return None
+    sub = table.get(argv[1].lower())
+    if sub is None:
+        return replies.unknown_subcommand(argv[1], container)
+    if (sub.arity > 0 and len(argv) != sub.arity) or len(argv) < -sub.arity:
+        return replies.wrong_arity(sub.name)
+    return None
 
 
 def _specs(specs: tuple) -> tuple:

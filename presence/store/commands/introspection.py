@@ -743,3 +743,64 @@ _DEBUG = {
     b"log": (_debug_log, 2),
     b"help": (lambda client, args: [Status(line) for line in _DEBUG_HELP], 1),
 }
+
+
+# ---------------------------------------------------------------- MODULE (none can be loaded)
+
+
+@command("module", -2, "", keys=(0, 0, 0))
+def module(client, argv):
+    """MODULE LIST | LOAD | LOADEX | UNLOAD | HELP: the store loads no modules."""
+    return run_subcommand("module", client, argv)
+
+
+@subcommand("module", "list", 2, "admin noscript", tips="nondeterministic_output_order")
+def module_list(client, argv):
+    """The loaded modules: none."""
+    return []
+
+
+def _module_allowed(client) -> None:
+    """Redis's refusal of LOAD/LOADEX/UNLOAD unless enable-module-command allows them."""
+    allowed = client.server.config["enable-module-command"]
+    if allowed == "no" or (allowed == "local" and not _is_local(client)):
+        raise CommandError(replies.MODULE_NOT_ALLOWED)
+
+
+@subcommand("module", "load", -3, "admin noscript no-async-loading")
+def module_load(client, argv):
+    """Fails as Redis does for a library it cannot load: the store loads none."""
+    _module_allowed(client)
+    raise CommandError(replies.MODULE_LOAD_FAILED)
+
+
+@subcommand("module", "loadex", -3, "admin noscript no-async-loading")
+def module_loadex(client, argv):
+    """Fails as Redis does for a library it cannot load: the store loads none."""
+    _module_allowed(client)
+    raise CommandError(replies.MODULE_LOAD_FAILED)
+
+
+@subcommand("module", "unload", 3, "admin noscript no-async-loading")
+def module_unload(client, argv):
+    """Fails: no module has that name."""
+    _module_allowed(client)
+    raise CommandError(replies.MODULE_UNLOAD_NO_SUCH)
+
+
+subcommand("module", "help", 2, "loading stale")(
+    help_for(
+        "module",
+        [
+            "LIST",
+            "    Return a list of loaded modules.",
+            "LOAD <path> [<arg> ...]",
+            "    Load a module library from <path>, passing to it any optional arguments.",
+            "LOADEX <path> [[CONFIG NAME VALUE] [CONFIG NAME VALUE]] [ARGS ...]",
+            "    Load a module library from <path>, while passing it module configurations and "
+            "optional arguments.",
+            "UNLOAD <name>",
+            "    Unload a module.",
+        ],
+    )
+)

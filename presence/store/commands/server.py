@@ -41,8 +41,6 @@ from presence.store.resp import OK, Status, Verbatim
 # time           1   fast
 # role           1   fast
 # wait           3   -
-# readonly       1   fast
-# readwrite      1   fast
 # slowlog       -2   -              (get, len, reset, help)
 # monitor        1   admin
 # latency       -2   -              (latest, history, reset, doctor, graph, histogram, help)
@@ -343,16 +341,6 @@ def wait(client, argv):
     if timeout < 0:
         raise CommandError(replies.TIMEOUT_NEGATIVE)
     return 0
-
-
-@command("readonly", 1, "fast loading stale", keys=(0, 0, 0), acl="connection")
-def readonly(client, argv):
-    raise CommandError(replies.CLUSTER_DISABLED)
-
-
-@command("readwrite", 1, "fast loading stale", keys=(0, 0, 0), acl="connection")
-def readwrite(client, argv):
-    raise CommandError(replies.CLUSTER_DISABLED)
 
 
 # ---------------------------------------------------------------- SLOWLOG and LATENCY (always empty)
