@@ -326,9 +326,10 @@ class Gateway:
         for a tab that is not joined; `epoch` is the cursor's (None: the log's).
 
         The usual case, a joined tab, takes four writes: SET XX of the presence key and
-        ZADD XX of the tab's deadline in conns:<user> (with CH: 1 says the tab was there),
-        connections and deadlines. Anything else (the key or the tab missing, or the same
-        deadline written twice in one millisecond) repeats the refresh in the exact form,
+        ZADD XX GT of the tab's deadline in conns:<user> (with CH: 1 says the tab was
+        there), connections and deadlines (GT: a late refresh never moves one earlier).
+        Anything else (the key or the tab missing, or a deadline not later than the one
+        stored: twice in one millisecond, or a late refresh) repeats the refresh in the exact form,
         which also reads whether the tab is registered and why it is gone.
         """
         k = self.keys(channel)

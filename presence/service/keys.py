@@ -129,17 +129,21 @@ class ChannelKeys(LogKeys):
 
     def refresh_commands(self, user: str, conn: str, deadline: int, ttl: int) -> bytes:
         """The four writes of a joined tab's refresh, packed in RESP: SET <online> 1 PX ttl
-        XX, ZADD <conns> XX CH deadline conn, ZADD <connections> XX deadline user/conn,
-        ZADD <deadlines> XX deadline user (what `pack` would make of them, only faster)."""
+        XX, ZADD <conns> XX GT CH deadline conn, ZADD <connections> XX GT deadline
+        user/conn, ZADD <deadlines> XX GT deadline user (what `pack` would make of them,
+        only faster). GT: a refresh that arrives after a newer one (a late re-refresh, a
+        poll answered by a draining node, two nodes racing) never moves a deadline
+        earlier, where a sweep would take a live tab for dead (Redis 6.2+)."""
         u, c, d = user.encode(), conn.encode(), _bulk(b"%d" % deadline)
         connections, deadlines = self._tails
         return b"".join((
             b"*6\r\n$3\r\nSET\r\n", _bulk(self._tag + b":online:" + u),
             b"$1\r\n1\r\n$2\r\nPX\r\n", _bulk(b"%d" % ttl), b"$2\r\nXX\r\n",
-            b"*6\r\n$4\r\nZADD\r\n", _bulk(self._tag + b":conns:" + u),
-            b"$2\r\nXX\r\n$2\r\nCH\r\n", d, _bulk(c),
-            b"*5\r\n$4\r\nZADD\r\n", connections, b"$2\r\nXX\r\n", d, _bulk(u + b"/" + c),
-            b"*5\r\n$4\r\nZADD\r\n", deadlines, b"$2\r\nXX\r\n", d, _bulk(u),
+            b"*7\r\n$4\r\nZADD\r\n", _bulk(self._tag + b":conns:" + u),
+            b"$2\r\nXX\r\n$2\r\nGT\r\n$2\r\nCH\r\n", d, _bulk(c),
+            b"*6\r\n$4\r\nZADD\r\n", connections, b"$2\r\nXX\r\n$2\r\nGT\r\n", d,
+            _bulk(u + b"/" + c),
+            b"*6\r\n$4\r\nZADD\r\n", deadlines, b"$2\r\nXX\r\n$2\r\nGT\r\n", d, _bulk(u),
         ))  # fmt: skip
 
     def online(self, user: str) -> str:

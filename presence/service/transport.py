@@ -299,9 +299,11 @@ class Packed:
     def hdel(self, name: str, *keys: str) -> None:
         self._add(b"HDEL", name, *keys)
 
-    def zadd(self, name: str, mapping: dict, xx: bool = False, ch: bool = False) -> None:
+    def zadd(self, name: str, mapping: dict, xx: bool = False, ch: bool = False,
+             gt: bool = False) -> None:  # fmt: skip
         pairs = [item for member, score in mapping.items() for item in (score, member)]
-        self._add(b"ZADD", name, *((b"XX",) if xx else ()), *((b"CH",) if ch else ()), *pairs)
+        flags = (b"XX",) * xx + (b"GT",) * gt + (b"CH",) * ch
+        self._add(b"ZADD", name, *flags, *pairs)
 
     def zscore(self, name: str, member: str) -> None:
         self._add(b"ZSCORE", name, member)

@@ -63,9 +63,9 @@ def test_the_prepacked_commands_are_what_the_generic_packer_makes_of_them():
     k = ChannelKeys("room.1")
     generic = [
         pack(b"SET", k.online("al@ice"), "1", b"PX", 30000, b"XX"),
-        pack(b"ZADD", k.conns("al@ice"), b"XX", b"CH", 1800000030000, "c-1"),
-        pack(b"ZADD", k.connections, b"XX", 1800000030000, "al@ice/c-1"),
-        pack(b"ZADD", k.deadlines, b"XX", 1800000030000, "al@ice"),
+        pack(b"ZADD", k.conns("al@ice"), b"XX", b"GT", b"CH", 1800000030000, "c-1"),
+        pack(b"ZADD", k.connections, b"XX", b"GT", 1800000030000, "al@ice/c-1"),
+        pack(b"ZADD", k.deadlines, b"XX", b"GT", 1800000030000, "al@ice"),
     ]
     assert k.refresh_commands("al@ice", "c-1", 1800000030000, 30000) == b"".join(generic)
     assert k.read_commands(12) == pack(b"MGET", k.seq, k.epoch) + pack(b"LLEN", k.events) + pack(
@@ -73,7 +73,7 @@ def test_the_prepacked_commands_are_what_the_generic_packer_makes_of_them():
     )
     packed = Packed()
     packed.set(k.online("al@ice"), "1", px=30000, xx=True)
-    packed.zadd(k.conns("al@ice"), {"c-1": 1800000030000}, xx=True, ch=True)
+    packed.zadd(k.conns("al@ice"), {"c-1": 1800000030000}, xx=True, ch=True, gt=True)
     assert packed.parts == generic[:2] and packed.count == 2
 
 

@@ -179,3 +179,22 @@ async def test_concurrent_refreshes_joins_and_removals_keep_the_indexes_in_step(
         await assert_consistent(node, "room", users)
         if rng.random() < 0.5:
             clock.advance(rng.choice([0.001, 0.5]))
+
+
+@pytest.mark.gen_test
+async def test_a_late_refresh_never_moves_a_deadline_earlier(node, clock):
+    """A refresh stamped earlier than one already applied (a late re-refresh, a poll
+    answered by a draining node, two nodes racing) arrives second: every deadline keeps
+    the newer, later value, else a sweep would prune the live tab as dead."""
+    await node.join("room", "alice", "a", None)
+    early = node.now() + 1000
+    clock.advance(5)
+    assert await node.heartbeat("room", "alice", "a") == {"ok": True}
+    newest = node.now() + 30_000
+    status, _ = await node.gateway.refresh("room", "alice", "a", early, 30_000)
+    assert status.joined  # still joined: the tab is there, only its deadline stays
+    got = await state(node, "room", "alice")
+    assert got["conns"] == got["connections"] == {"a": newest}
+    assert got["deadlines"] == newest
+    dead = await node.gateway.sweep_candidates(["room"], early + 30_000 + 1, 0)
+    assert dead[0].dead == [] and dead[0].overdue == []
