@@ -2,7 +2,7 @@
 (as COMMAND INFO lists them, flags' implied ones included).
 
 Not a command table: none of these runs (they answer `unknown command`). They are here for
-ACL's bit arithmetic only. In Redis a rule such as `+@read` also allows XRANGE or PFCOUNT,
+ACL's bit arithmetic only. In Redis a rule such as `+@read` also allows GEOSEARCH or LOLWUT,
 and ACL LIST / GETUSER rebuild a user's rules by counting each category's commands, these
 included; counting them too is what makes the store's ACL LIST print Redis's rules (and an
 ACL LIST line that names one of them is accepted back by ACL SETUSER and the aclfile).
@@ -14,7 +14,6 @@ REDIS_ONLY = {
     "client|caching": "slow connection",
     "client|tracking": "slow connection",
     "client|trackinginfo": "slow connection",
-    "dump": "keyspace read slow",
     "failover": "admin slow dangerous",
     "geoadd": "write geo slow",
     "geodist": "read geo slow",
@@ -28,15 +27,9 @@ REDIS_ONLY = {
     "geosearchstore": "write geo slow",
     "lolwut": "read fast",
     "migrate": "keyspace write slow dangerous",
-    "pfadd": "write hyperloglog fast",
-    "pfcount": "read hyperloglog slow",
-    "pfdebug": "write hyperloglog admin slow dangerous",
-    "pfmerge": "write hyperloglog slow",
-    "pfselftest": "hyperloglog admin slow dangerous",
     "psync": "admin slow dangerous",
     "replconf": "admin slow dangerous",
     "replicaof": "admin slow dangerous",
-    "restore": "keyspace write slow dangerous",
     "restore-asking": "keyspace write slow dangerous",
     "slaveof": "admin slow dangerous",
     "sync": "admin slow dangerous",

@@ -127,6 +127,7 @@ GROUPS = [
     "zset",
     "list",
     "bitmap",
+    "hyperloglog",
     "sort",
     "pubsub",
     "transaction",
