@@ -50,20 +50,21 @@ class InvalidHLL(Exception):
     """A sparse representation whose opcodes do not cover exactly 16384 registers."""
 
 
+_UNPACK = [struct.Struct(f"<{n}Q").unpack_from for n in range(64)]
+
+
 def murmurhash64a(data: bytes, seed: int = SEED) -> int:
     """Redis's MurmurHash64A (endian-neutral: words read little-endian)."""
     n = len(data)
     h = (seed ^ (n * _M)) & _MASK64
     words = n >> 3
     if words:
-        for k in struct.unpack_from(f"<{words}Q", data):
+        unpack_words = _UNPACK[words] if words < 64 else struct.Struct(f"<{words}Q").unpack_from
+        for k in unpack_words(data):
             k = (k * _M) & _MASK64
-            k ^= k >> 47
-            h ^= (k * _M) & _MASK64
-            h = (h * _M) & _MASK64
+            h = ((h ^ (((k ^ (k >> 47)) * _M) & _MASK64)) * _M) & _MASK64
     if n & 7:
-        h ^= int.from_bytes(data[words << 3 :], "little")
-        h = (h * _M) & _MASK64
+        h = ((h ^ int.from_bytes(data[words << 3 :], "little")) * _M) & _MASK64
     h ^= h >> 47
     h = (h * _M) & _MASK64
     return h ^ (h >> 47)
@@ -186,6 +187,7 @@ def estimate(hist: list[int]) -> int:
 
 _ONE = [bytes([b]) for b in range(256)]
 _LOW6 = bytes(b & 63 for b in range(256))
+_VAL1 = [b""] + [_ONE[0x80 | ((v - 1) << 2)] for v in range(1, SPARSE_VAL_MAX_VALUE + 1)]
 
 
 def _op_bytes(value: int, length: int) -> bytes:
@@ -194,10 +196,6 @@ def _op_bytes(value: int, length: int) -> bytes:
     if value == 0:
         return _ONE[length - 1]
     return bytes([0x40 | ((length - 1) >> 8), (length - 1) & 0xFF])
-
-
-def _zero_op(length: int) -> tuple[int, int]:
-    return (_XZERO if length > SPARSE_ZERO_MAX_LEN else 0), length
 
 
 class Sparse:
@@ -258,34 +256,35 @@ class Sparse:
             return 0
         if runlen == 1 and value >= 0:  # a VAL or ZERO of one register: rewritten in place
             vals[i] = count
-            chunks[i] = _ONE[0x80 | ((count - 1) << 2)]
+            chunks[i] = _VAL1[count]
         else:
-            last = first + runlen - 1
-            seq: list[tuple[int, int]] = []
-            if value <= 0:
-                if index != first:
-                    seq.append(_zero_op(index - first))
-                seq.append((count, 1))
-                if index != last:
-                    seq.append(_zero_op(last - index))
-            else:
-                if index != first:
-                    seq.append((value, index - first))
-                seq.append((count, 1))
-                if index != last:
-                    seq.append((value, last - index))
-            seqlen = sum(2 if v == _XZERO else 1 for v, _ in seq)
-            delta = seqlen - (2 if value == _XZERO else 1)
+            left, right = index - first, first + runlen - 1 - index
+            if value <= 0:  # split a ZERO / XZERO run around the register
+                delta = (left > 0) + (left > SPARSE_ZERO_MAX_LEN) + (right > 0)
+                delta += (right > SPARSE_ZERO_MAX_LEN) + 1 - (2 if value else 1)
+                lv = _XZERO if left > SPARSE_ZERO_MAX_LEN else 0
+                rv = _XZERO if right > SPARSE_ZERO_MAX_LEN else 0
+            else:  # split a VAL run
+                delta = (left > 0) + (right > 0)
+                lv = rv = value
             if delta > 0 and HEADER + self.nbytes + delta > max_bytes:
                 return PROMOTE
-            new_starts, start = [], first
-            for _, length in seq:
-                new_starts.append(start)
-                start += length
-            starts[i : i + 1] = new_starts
-            vals[i : i + 1] = [v for v, _ in seq]
-            lens[i : i + 1] = [length for _, length in seq]
-            chunks[i : i + 1] = [_op_bytes(v, length) for v, length in seq]
+            new_vals, new_lens, new_chunks, new_starts = [count], [1], [_VAL1[count]], [index]
+            if left:
+                new_vals.insert(0, lv)
+                new_lens.insert(0, left)
+                new_chunks.insert(0, _op_bytes(lv, left))
+                new_starts.insert(0, first)
+            if right:
+                new_vals.append(rv)
+                new_lens.append(right)
+                new_chunks.append(_op_bytes(rv, right))
+                new_starts.append(index + 1)
+            j = i + 1
+            starts[i:j] = new_starts
+            vals[i:j] = new_vals
+            lens[i:j] = new_lens
+            chunks[i:j] = new_chunks
             self.nbytes += delta
         if self.registers is not None:
             self.registers[index] = count
@@ -295,20 +294,21 @@ class Sparse:
     def _merge_from(self, p: int) -> None:
         """Merge equal adjacent VAL opcodes, scanning at most 5 opcodes from `p`."""
         vals, lens, chunks = self.vals, self.lens, self.chunks
-        scan = 5
-        while p < len(vals) and scan:
+        scan, n = 5, len(vals)
+        while p < n and scan:
             scan -= 1
             value = vals[p]
             if value <= 0:
                 p += 1
                 continue
-            if p + 1 < len(vals) and vals[p + 1] == value:
+            if p + 1 < n and vals[p + 1] == value:
                 length = lens[p] + lens[p + 1]
                 if length <= SPARSE_VAL_MAX_LEN:
                     lens[p] = length
                     chunks[p] = _ONE[0x80 | ((value - 1) << 2) | (length - 1)]
                     del vals[p + 1], lens[p + 1], chunks[p + 1], self.starts[p + 1]
                     self.nbytes -= 1
+                    n -= 1
                     continue
             p += 1
 
@@ -362,8 +362,8 @@ class HLL:
         if value[4] == SPARSE:
             self._body = value[HEADER:]
             self.sparse = parse_sparse(self._body, own=edit)
-        else:
-            self.dense = bytearray(value[HEADER:])
+        else:  # one zero byte past the end, as the sds terminator Redis's macros touch
+            self.dense = bytearray(value[HEADER:]) + b"\0"
 
     @property
     def encoding(self) -> int:
@@ -375,7 +375,7 @@ class HLL:
             _remember(body, self.sparse)
             return bytes(self.header) + body
         assert self.dense is not None
-        return bytes(self.header) + bytes(self.dense)
+        return bytes(self.header) + bytes(self.dense[:DENSE_BYTES])
 
     def unchanged(self) -> None:
         """Give an edited, unchanged sparse body back to the cache."""
@@ -401,7 +401,11 @@ class HLL:
         registers = self.sparse.registers
         if registers is None:
             raise InvalidHLL()
-        self.dense = pack(registers)
+        self.set_registers(registers)
+
+    def set_registers(self, registers: bytes | bytearray) -> None:
+        """Make the value dense with these registers (header kept)."""
+        self.dense = pack(registers) + b"\0"
         self.sparse = None
         self.header[4] = DENSE
 
@@ -409,9 +413,38 @@ class HLL:
         """hllAdd for each element: how many changed a register; InvalidHLL (after the
         ones before it were applied, as in Redis) for a corrupted sparse body."""
         updated = 0
-        for element in elements:
-            index, count = pattern(element)
-            updated += self.set(index, count, max_bytes)
+        rest = iter(elements)
+        sparse = self.sparse
+        if sparse is not None:
+            sparse_set = sparse.set
+            for element in rest:
+                index, count = pattern(element)
+                result = sparse_set(index, count, max_bytes)
+                if result == 1:
+                    updated += 1
+                elif result == PROMOTE:
+                    updated += self.set(index, count, max_bytes)
+                    break
+                elif result == -1:
+                    if updated:
+                        self.invalidate()
+                    raise InvalidHLL()
+        if self.sparse is None:
+            dense = self.dense
+            assert dense is not None
+            for element in rest:
+                index, count = pattern(element)
+                b = index * 6
+                shift = b & 7
+                b >>= 3
+                word = dense[b] | (dense[b + 1] << 8)
+                if count > (word >> shift) & 63:
+                    word = (word & ~(63 << shift)) | (count << shift)
+                    dense[b] = word & 0xFF
+                    dense[b + 1] = word >> 8
+                    updated += 1
+        if updated:
+            self.invalidate()
         return updated
 
     def set(self, index: int, count: int, max_bytes: int) -> int:
@@ -429,13 +462,12 @@ class HLL:
         assert dense is not None
         pos = index * 6
         b, shift = pos >> 3, pos & 7
-        word = dense[b] | (dense[b + 1] << 8) if b + 1 < DENSE_BYTES else dense[b]
+        word = dense[b] | (dense[b + 1] << 8)
         if count <= (word >> shift) & 63:
             return 0
         word = (word & ~(63 << shift)) | (count << shift)
         dense[b] = word & 0xFF
-        if b + 1 < DENSE_BYTES:
-            dense[b + 1] = word >> 8
+        dense[b + 1] = word >> 8
         return 1
 
     def registers(self) -> bytes | bytearray:
@@ -445,7 +477,7 @@ class HLL:
                 raise InvalidHLL()
             return self.sparse.registers
         assert self.dense is not None
-        return unpack(self.dense)
+        return unpack(self.dense[:DENSE_BYTES])
 
     def count(self) -> int:
         return estimate(histogram(self.registers()))

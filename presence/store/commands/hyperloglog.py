@@ -134,7 +134,7 @@ def pfmerge(client, argv):
                 if sketch.sparse is None:
                     break
     if sketch.sparse is None:
-        sketch.dense = hll.pack(registers)
+        sketch.set_registers(registers)
     sketch.invalidate()
     db.store(dest, sketch.value(), keep_ttl=True)
     db.notify(ev.STRING, b"pfadd", dest)
