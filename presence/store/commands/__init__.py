@@ -128,6 +128,7 @@ GROUPS = [
     "list",
     "bitmap",
     "hyperloglog",
+    "geo",
     "sort",
     "pubsub",
     "transaction",
