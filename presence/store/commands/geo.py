@@ -302,12 +302,7 @@ def _points_in_shape(zset: ZSet, shape: Shape, limit: int) -> list:
             break
         low, high = geohash.box_scores(box)
         start, end = zset.index_range_by_score(float(low), False, float(high), True)
-        for score, member in order[start:end]:
-            inside = shape.contains(score)
-            if inside is not None:
-                found.append((member, score, *inside))
-            if found and limit and len(found) >= limit:
-                break
+        shape.scan(order[start:end], found, limit)
         last = i
     return found
 
