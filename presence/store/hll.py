@@ -129,18 +129,28 @@ def pack(registers: bytes | bytearray) -> bytearray:
     return out
 
 
+def _max_int(x: int, y: int) -> int:
+    """Byte-wise MAX of two register arrays read as little-endian integers (bytes < 128)."""
+    mask = ((((x | _H80) - y) & _H80) >> 7) * 0xFF  # 0xff where x >= y
+    return (x & mask) | (y & ~mask)
+
+
 def maximum(a: bytes | bytearray, b: bytes | bytearray) -> bytes:
     """Register-wise MAX of two register arrays (values below 128)."""
     x, y = int.from_bytes(a, "little"), int.from_bytes(b, "little")
-    mask = ((((x | _H80) - y) & _H80) >> 7) * 0xFF  # 0xff where x >= y
-    return ((x & mask) | (y & ~mask)).to_bytes(REGISTERS, "little")
+    return _max_int(x, y).to_bytes(REGISTERS, "little")
 
 
 def histogram(registers: bytes | bytearray) -> list[int]:
     """How many registers hold each value (64 slots, as hllCount's reghisto)."""
     hist = [0] * 64
-    for value in range(max(registers) + 1):
-        hist[value] = registers.count(value)
+    seen = 0
+    for value in range(64):
+        found = registers.count(value)
+        hist[value] = found
+        seen += found
+        if seen == len(registers):
+            break
     return hist
 
 
@@ -484,15 +494,15 @@ class HLL:
 
 
 def merge_registers(values) -> tuple[bytes, bool]:
-    """The register-wise MAX of HyperLogLog values (None entries skipped) and whether one
-    was dense; InvalidHLL for a corrupted sparse one."""
-    merged: bytes | bytearray = bytes(REGISTERS)
+    """The register-wise MAX of HyperLogLog values and whether one was dense; InvalidHLL
+    for a corrupted sparse one."""
+    merged = 0
     dense = False
     for value in values:
         hll = HLL(value)
         dense = dense or hll.encoding == DENSE
-        merged = maximum(merged, hll.registers())
-    return bytes(merged), dense
+        merged = _max_int(merged, int.from_bytes(hll.registers(), "little"))
+    return merged.to_bytes(REGISTERS, "little"), dense
 
 
 def self_test(max_bytes: int, cycles: int = 20, elements: int = 100_000) -> str | None:
