@@ -355,6 +355,89 @@ def box_scores(h: Hash) -> tuple[int, int]:
     return (bits << shift) & _MASK64, ((bits + 1) << shift) & _MASK64
 
 
+def _med3(a: list, i: int, j: int, k: int, cmp) -> int:
+    if cmp(a[i], a[j]) < 0:
+        return j if cmp(a[j], a[k]) < 0 else (k if cmp(a[i], a[k]) < 0 else i)
+    return j if cmp(a[j], a[k]) > 0 else (i if cmp(a[i], a[k]) < 0 else k)
+
+
+def pqsort(a: list, cmp, lrange: int, rrange: int) -> None:
+    """Redis's pqsort (pqsort.c): BSD quicksort that only sorts the parts overlapping
+    positions lrange..rrange, in place. Not stable; the same order of equal elements as
+    Redis's, which GEORADIUS ... COUNT shows for points at equal distances."""
+    # addresses as pqsort.c computes them, with elements 2 units wide
+    _pqsort(a, 0, len(a), cmp, lrange * 2, rrange * 2 + 1)
+
+
+def _pqsort(a: list, base: int, n: int, cmp, low: int, high: int) -> None:
+    while True:
+        if n < 7:
+            for m in range(base + 1, base + n):
+                j = m
+                while j > base and cmp(a[j - 1], a[j]) > 0:
+                    a[j], a[j - 1] = a[j - 1], a[j]
+                    j -= 1
+            return
+        m = base + n // 2
+        if n > 7:
+            first, last = base, base + n - 1
+            if n > 40:
+                d = n // 8
+                first = _med3(a, first, first + d, first + 2 * d, cmp)
+                m = _med3(a, m - d, m, m + d, cmp)
+                last = _med3(a, last - 2 * d, last - d, last, cmp)
+            m = _med3(a, first, m, last, cmp)
+        a[base], a[m] = a[m], a[base]
+        pa = pb = base + 1
+        pc = pd = base + n - 1
+        while True:
+            while pb <= pc:
+                result = cmp(a[pb], a[base])
+                if result > 0:
+                    break
+                if result == 0:
+                    a[pa], a[pb] = a[pb], a[pa]
+                    pa += 1
+                pb += 1
+            while pb <= pc:
+                result = cmp(a[pc], a[base])
+                if result < 0:
+                    break
+                if result == 0:
+                    a[pc], a[pd] = a[pd], a[pc]
+                    pd -= 1
+                pc -= 1
+            if pb > pc:
+                break
+            a[pb], a[pc] = a[pc], a[pb]
+            pb += 1
+            pc -= 1
+        pn = base + n
+        r = min(pa - base, pb - pa)
+        _vecswap(a, base, pb - r, r)
+        r = min(pd - pc, pn - pd - 1)
+        _vecswap(a, pb, pn - r, r)
+        r = pb - pa
+        if r > 1 and _overlaps(low, high, base, r):
+            _pqsort(a, base, r, cmp, low, high)
+        r = pd - pc
+        if r <= 1:
+            return
+        base, n = pn - r, r
+        if not _overlaps(low, high, base, n):
+            return
+
+
+def _overlaps(low: int, high: int, base: int, n: int) -> bool:
+    start, end = base * 2, (base + n) * 2 - 1
+    return not ((low < start and high < start) or (low > end and high > end))
+
+
+def _vecswap(a: list, i: int, j: int, n: int) -> None:
+    for k in range(n):
+        a[i + k], a[j + k] = a[j + k], a[i + k]
+
+
 def format_distance(d: float) -> bytes:
     """fixedpoint_d2string(d, 4): four decimals, rounded half to even."""
     if d == 0:

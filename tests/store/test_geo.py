@@ -254,3 +254,21 @@ def test_geo_inside_scripts(pair):
     pair.same("EVAL", script, "1", "Sicily")
     pair.call("HELLO", "3")
     pair.same("EVAL", "redis.setresp(3); " + script, "1", "Sicily")
+
+
+def test_count_orders_equal_distances_as_redis(pair, proto):
+    """COUNT below the number of matches: Redis's partial quicksort, whose order of points
+    at equal distances is not the input's."""
+    args = []
+    for i in range(60):
+        args += ["2.0", "3.0", f"same{i}"]
+    rng = random.Random(12)
+    for i in range(60):
+        args += [repr(2 + rng.uniform(-0.5, 0.5)), repr(3 + rng.uniform(-0.5, 0.5)), f"r{i}"]
+    pair.same("GEOADD", "eq", *args)
+    for count in ("1", "7", "40", "61", "100", "119", "120", "500"):
+        for order in ("ASC", "DESC"):
+            pair.same("GEORADIUS", "eq", "2", "3", "200", "km", "COUNT", count, order)
+            pair.same("GEOSEARCH", "eq", "FROMMEMBER", "r3", "BYBOX", "300", "300", "km",
+                      "COUNT", count, order, "WITHDIST")  # fmt: skip
+    pair.same("GEORADIUS", "eq", "2", "3", "200", "km", "COUNT", "5")

@@ -257,10 +257,13 @@ def search_generic(client, argv, src: int, flags: int):
     points = _points_in_shape(zset, shape, count if any_ else 0)
     if not points and store_key is None:
         return []
+    returned = min(count, len(points)) if count else len(points)
     if sort:
-        points.sort(key=_by_distance, reverse=sort == 2)
-    if count:
-        points = points[:count]
+        if returned == len(points):  # glibc's qsort: a stable merge sort
+            points.sort(key=_by_distance, reverse=sort == 2)
+        else:
+            geohash.pqsort(points, _ascending if sort == 1 else _descending, 0, returned - 1)
+    points = points[:returned]
     conversion = shape.conversion
     if store_key is not None:
         pairs = [(dist / conversion if store_dist else score, member)
@@ -284,6 +287,15 @@ def search_generic(client, argv, src: int, flags: int):
 
 def _by_distance(point) -> float:
     return point[4]
+
+
+def _ascending(a, b) -> int:
+    """sort_gp_asc."""
+    return 1 if a[4] > b[4] else 0 if a[4] == b[4] else -1
+
+
+def _descending(a, b) -> int:
+    return -_ascending(a, b)
 
 
 def _points_in_shape(zset: ZSet, shape: Shape, limit: int) -> list:
