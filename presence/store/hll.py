@@ -47,7 +47,8 @@ INVALID = "INVALIDOBJ Corrupted HLL object detected"
 
 
 class InvalidHLL(Exception):
-    """A sparse representation whose opcodes do not cover exactly 16384 registers."""
+    """A sparse representation whose opcodes do not cover exactly 16384 registers. From
+    `HLL.add`, `args[0]` counts the registers changed before the element that failed."""
 
 
 _UNPACK = [struct.Struct(f"<{n}Q").unpack_from for n in range(64)]
@@ -290,16 +291,30 @@ class Sparse:
                 new_lens.append(right)
                 new_chunks.append(_op_bytes(rv, right))
                 new_starts.append(index + 1)
+            if value == _XZERO and len(chunks[i]) == 1:
+                self._cut_last_byte(new_vals, new_lens, new_chunks, new_starts)
             j = i + 1
             starts[i:j] = new_starts
             vals[i:j] = new_vals
             lens[i:j] = new_lens
             chunks[i:j] = new_chunks
             self.nbytes += delta
-        if self.registers is not None:
+        if self.registers is not None and self.total == REGISTERS:
             self.registers[index] = count
+        else:
+            self.registers = None
         self._merge_from(i - 1 if i > 0 else 0)
         return 1
+
+    def _cut_last_byte(self, vals: list, lens: list, chunks: list, starts: list) -> None:
+        """Splitting an XZERO cut short at the end of the string (its second byte was the
+        string's terminator): Redis counts it 2 bytes long, so the new opcodes' last byte
+        lands past the string's new end and is lost."""
+        if len(chunks[-1]) == 2:
+            chunks[-1] = chunks[-1][:1]
+            return
+        self.total -= lens[-1]
+        del vals[-1], lens[-1], chunks[-1], starts[-1]
 
     def _merge_from(self, p: int) -> None:
         """Merge equal adjacent VAL opcodes, scanning at most 5 opcodes from `p`."""
@@ -438,7 +453,7 @@ class HLL:
                 elif result == -1:
                     if updated:
                         self.invalidate()
-                    raise InvalidHLL()
+                    raise InvalidHLL(updated)
         if self.sparse is None:
             dense = self.dense
             assert dense is not None

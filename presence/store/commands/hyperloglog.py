@@ -54,7 +54,9 @@ def pfadd(client, argv):
         sketch, updated = HLL(_checked(value), edit=True), 0
     try:
         updated += sketch.add(argv[2:], _max_bytes(client))
-    except InvalidHLL:
+    except InvalidHLL as exc:
+        if exc.args and exc.args[0]:  # Redis edited the value in place: kept, unannounced
+            db.data[key] = sketch.value()
         raise CommandError(hll.INVALID) from None
     if not updated:
         sketch.unchanged()
