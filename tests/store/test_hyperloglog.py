@@ -1,0 +1,223 @@
+"""HyperLogLog commands (presence/store/commands/hyperloglog.py, presence/store/hll.py),
+differential against redis-server: replies and the values' bytes (GET, DUMP)."""
+
+import random
+
+import pytest
+
+from presence.store import hll
+from tests.store.helpers import run
+
+
+def _elements(rng: random.Random, n: int, prefix: str = "e") -> list[str]:
+    return [f"{prefix}{rng.random()}" for _ in range(n)]
+
+
+def test_murmurhash64a_and_pattern():
+    # values computed by Redis's MurmurHash64A (hyperloglog.c) for these inputs
+    assert hll.murmurhash64a(b"") == hll.murmurhash64a(b"", hll.SEED)
+    for data in (b"", b"a", b"abcdefgh", b"abcdefghi", bytes(range(37))):
+        index, count = hll.pattern(data)
+        assert 0 <= index < hll.REGISTERS and 1 <= count <= hll.Q + 1
+
+
+def test_pack_unpack_and_maximum():
+    rng = random.Random(1)
+    registers = bytes(rng.randrange(64) for _ in range(hll.REGISTERS))
+    assert bytes(hll.unpack(hll.pack(registers))) == registers
+    other = bytes(rng.randrange(64) for _ in range(hll.REGISTERS))
+    assert hll.maximum(registers, other) == bytes(map(max, registers, other))
+
+
+def test_pfadd_pfcount_basics(pair, proto):
+    run(
+        pair,
+        "PFADD h",
+        "EXISTS h",
+        "GET h",
+        "PFCOUNT h",
+        "GET h",
+        "PFADD h a b c",
+        "PFADD h a b c",
+        "GET h",
+        "PFCOUNT h",
+        "GET h",
+        ["PFADD", "h", ""],
+        "PFCOUNT nokey",
+        "PFCOUNT nokey h",
+        "PFADD",
+        "PFCOUNT",
+        "PFMERGE",
+        "PFDEBUG ENCODING",
+        "PFDEBUG ENCODING h x",
+        "PFDEBUG DECODE h",
+        "PFDEBUG ENCODING h",
+        "PFDEBUG NOSUCH h",
+        "PFDEBUG ENCODING nokey",
+        "PFDEBUG NOSUCH nokey",
+    )
+
+
+def test_bytes_match_through_sparse_and_dense(pair):
+    """The same elements in the same order give the same bytes in both encodings, across
+    the promotion to dense, with the cached-cardinality bit as Redis sets it."""
+    rng = random.Random(7)
+    for n in range(60):
+        batch = _elements(rng, rng.choice([1, 3, 10, 50]))
+        pair.same("PFADD", "h", *batch)
+        pair.same("GET", "h")
+        if n % 5 == 0:
+            pair.same("PFCOUNT", "h")
+            pair.same("GET", "h")
+            pair.same("PFDEBUG", "ENCODING", "h")
+    pair.same("PFDEBUG", "DECODE", "h")
+    pair.same("DUMP", "h")
+
+
+@pytest.mark.parametrize("max_bytes", ["0", "200", "3000", "10000"])
+def test_hll_sparse_max_bytes(pair, max_bytes):
+    run(pair, f"CONFIG SET hll-sparse-max-bytes {max_bytes}")
+    try:
+        rng = random.Random(int(max_bytes))
+        for _ in range(40):
+            pair.same("PFADD", "h", *_elements(rng, 20))
+            pair.same("PFDEBUG", "ENCODING", "h")
+        pair.same("GET", "h")
+        pair.same("PFCOUNT", "h")
+        run(pair, "CONFIG GET hll-sparse-max-bytes")
+    finally:
+        run(pair, "CONFIG SET hll-sparse-max-bytes 3000")
+
+
+def test_pfdebug(pair):
+    rng = random.Random(3)
+    pair.same("PFADD", "h", *_elements(rng, 30))
+    run(pair, "PFDEBUG DECODE h", "PFDEBUG ENCODING h", "PFDEBUG GETREG h", "GET h")
+    pair.same("PFADD", "h2", *_elements(rng, 30))
+    run(pair, "PFDEBUG TODENSE h2", "PFDEBUG TODENSE h2", "PFDEBUG ENCODING h2", "GET h2")
+    run(pair, "PFDEBUG DECODE h2", "PFDEBUG GETREG h2", "PFCOUNT h2", "GET h2")
+    run(pair, "SET s x", "PFDEBUG ENCODING s", "LPUSH l x", "PFDEBUG GETREG l")
+
+
+def test_pfmerge_and_union(pair):
+    rng = random.Random(11)
+    sizes = {"a": 5, "b": 40, "c": 400, "d": 3000}
+    for key, size in sizes.items():
+        pair.same("PFADD", key, *_elements(rng, size, key))
+    run(
+        pair,
+        "PFCOUNT a b",
+        "PFCOUNT a b c d",
+        "PFCOUNT a nokey",
+        "PFMERGE m1 a b",
+        "GET m1",
+        "PFDEBUG ENCODING m1",
+        "PFMERGE m2 a b c",
+        "GET m2",
+        "PFMERGE m3 a d",
+        "GET m3",
+        "PFDEBUG ENCODING m3",
+        "PFMERGE a c",
+        "GET a",
+        "PFMERGE empty",
+        "GET empty",
+        "PFMERGE empty2 nokey",
+        "GET empty2",
+        "PFCOUNT m1 m2 m3",
+    )
+    # a sparse destination merged with many registers is promoted on the way
+    pair.same("PFADD", "big", *_elements(rng, 1200, "big"))
+    run(pair, "PFMERGE b big", "GET b", "PFDEBUG ENCODING b")
+
+
+def test_type_and_corruption_errors(pair):
+    run(
+        pair,
+        "SET foo bar",
+        "PFADD foo 1",
+        "PFCOUNT foo",
+        "PFCOUNT foo nokey",
+        "PFMERGE bar foo",
+        "PFMERGE foo bar",
+        "LPUSH lst a",
+        "PFADD lst 1",
+        "PFCOUNT lst",
+        "PFADD h a b c",
+        "APPEND h hello",
+        "PFCOUNT h",
+        "PFCOUNT h h",
+        "PFMERGE m h",
+        "PFADD h x y z",
+        "PFADD h2 a b c",
+        "SETRANGE h2 0 0123",
+        "PFCOUNT h2",
+        "PFADD h3 a b c",
+        "SETRANGE h3 4 x",
+        "PFCOUNT h3",
+    )
+    pair.same("PFADD", "h4", "a", "b", "c")
+    pair.same("SETRANGE", "h4", "4", "\x00")
+    pair.same("PFCOUNT", "h4")
+
+
+def test_fuzzed_values(pair):
+    """Randomly corrupted bytes: the same error or count on both servers."""
+    rng = random.Random(5)
+    for _ in range(150):
+        pair.same("DEL", "h")
+        pair.same("PFADD", "h", *_elements(rng, rng.randrange(3000)))
+        length = int(pair.same("STRLEN", "h")[1:-2])
+        for _ in range(rng.randrange(1, 4)):
+            pair.same("SETRANGE", "h", str(rng.randrange(length)), bytes([rng.randrange(256)]))
+        pair.same("PFCOUNT", "h")
+        pair.same("PFADD", "h", *_elements(rng, 5))
+        pair.same("GET", "h")
+        pair.same("PFCOUNT", "h", "nokey")
+
+
+def test_cache_bit_and_ttl(pair):
+    run(
+        pair,
+        "PFADD h a b c",
+        "EXPIRE h 100",
+        "PFCOUNT h",
+        "GETRANGE h 15 15",
+        "PFADD h a b c",
+        "GETRANGE h 15 15",
+        "PFADD h 1 2 3",
+        "GETRANGE h 15 15",
+        "TTL h",
+        "PFMERGE h h",
+        "TTL h",
+    )
+
+
+def test_dump_restore_across_servers(pair):
+    """A HyperLogLog dumped by redis-server restores on the store and counts the same."""
+    rng = random.Random(9)
+    for key, n in (("s", 50), ("d", 5000)):
+        pair.same("PFADD", key, *_elements(rng, n))
+        payload = pair.redis.call("DUMP", key)
+        body = payload.split(b"\r\n", 1)[1][:-2]
+        pair.store.call("DEL", key)
+        assert pair.store.call("RESTORE", key, "0", body) == b"+OK\r\n"
+        pair.same("PFCOUNT", key)
+        pair.same("GET", key)
+
+
+def test_keyspace_events(pair, events):
+    run(pair, "PFADD h a", "PFADD h a", "PFMERGE h2 h", "PFCOUNT h2", "PFDEBUG TODENSE h")
+    events.assert_same()
+
+
+def test_pfselftest(pair):
+    assert pair.store.call("PFSELFTEST") == b"+OK\r\n"
+
+
+def test_command_info(pair):
+    for name in ("pfadd", "pfcount", "pfmerge", "pfdebug", "pfselftest"):
+        pair.same("COMMAND", "INFO", name)
+        _, theirs = pair.call("COMMAND", "DOCS", name)
+        assert b"hyperloglog" in theirs and b"hyperloglog" in pair.store.call(
+            "COMMAND", "DOCS", name
+        )
