@@ -220,6 +220,12 @@ class Feed:
         self.tail.extend(e for e in got.events if e["id"] > self.seq)
         self.seq = got.seq
 
+    def forget(self) -> None:
+        """Drop the tail (memory only: the next read goes to the store)."""
+        self.seq = None
+        self.tail.clear()
+        self._last = None
+
     def events_after(self, cursor: int, epoch: str | None = None) -> list[dict] | None:
         """Events after `cursor` (of the log of `epoch`) from memory; None when memory cannot
         tell (read the store).

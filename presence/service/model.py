@@ -166,6 +166,23 @@ class Presence:
         """Milliseconds since the epoch, from the injected clock."""
         return int(self.clock() * 1000)
 
+    def kept(self) -> dict[str, int]:
+        """What this node holds in memory about users, tabs, channels and events, by kind
+        (/metrics: presence_kept). Everything here is forgotten once unused: with no
+        members and no traffic left, two sweeps bring every count to 0."""
+        feeds = self.feeds.values()
+        return {
+            "feeds": len(self.feeds),
+            "feed_events": sum(len(f.tail) for f in feeds) + len(self.global_feed.tail),
+            "held_polls": self.pending,
+            "tabs": len(self.quotas.channels),
+            "message_budgets": len(self.quotas.buckets),
+            "deadline_timers": len(self.timers) if self.timers is not None else 0,
+            "snapshots": len(self._snapshots),
+            "late_refreshes": len(self._late_refreshes),
+            **self.gateway.cached(),
+        }
+
     @property
     def pending(self) -> int:
         """Polls held now (waiting for events, or re-reading the store after a wake-up)."""
@@ -513,6 +530,7 @@ class Presence:
         re-read the store.
         """
         self.stats.sweeps += 1
+        self.gateway.age_caches()
         found, after, now = 0, None, self.now()
         cutoff = now - int(self.history_age * 1000)
         while True:
@@ -537,6 +555,7 @@ class Presence:
             for feed in [*self.feeds.values(), self.global_feed]:
                 feed.poke()
         self._drop_idle_feeds()
+        self._drop_old_snapshots(asyncio.get_running_loop().time())
         return found
 
     async def store_ready(self) -> bool:
@@ -721,6 +740,8 @@ class Presence:
             del self.feeds[channel]
             if self.feed_watcher is not None:
                 self.feed_watcher.unwatch(channel)
+        if not self.global_feed.users:
+            self.global_feed.forget()
 
 
 async def _outcome(answer: dict | Hold) -> dict:
