@@ -14,8 +14,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import json
+import os
+import signal
 import time
+import tracemalloc
+from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 # CPython counts container allocations minus deallocations: a young collection after
 # 50,000 more live containers (default 700), a middle one every 50 young ones, a full
@@ -131,3 +137,56 @@ class MemoryTrimmer:
         self.peak = load
         self.last = self.clock()
         return True
+
+
+def rss_kib() -> int:
+    """This process's resident set size in KiB (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
+    except OSError:
+        return 0
+
+
+class MemoryProbe:
+    """`presence serve --memory-probe DIR`: on SIGUSR2, a node writes what holds its memory
+    to DIR, for finding leaks (presence bench --soak --trace-memory compares them).
+
+    Each report is <pid>-<n>.json (RSS, the collector's counts and objects by type, and
+    `extra()`: the node's own counts) and, since tracemalloc traces from the probe's start
+    (which slows the node down: a diagnosis, not for production), <pid>-<n>.tracemalloc,
+    a snapshot to compare with tracemalloc.Snapshot.load(...).compare_to(...).
+    """
+
+    def __init__(self, directory: str, extra: Callable[[], dict] = dict, frames: int = 8) -> None:
+        self.directory = directory
+        self.extra = extra
+        self.count = 0
+        tracemalloc.start(frames)
+
+    def install(self, loop: Any) -> None:
+        """Write a report on each SIGUSR2 to this process (`loop`: its asyncio loop)."""
+        loop.add_signal_handler(signal.SIGUSR2, self.write)
+
+    def write(self) -> str:
+        """Write one report now; returns its path without the suffix."""
+        self.count += 1
+        base = os.path.join(self.directory, f"{os.getpid()}-{self.count}")
+        gc.collect()
+        trim_memory()
+        types = Counter(type(o).__name__ for o in gc.get_objects())
+        tracemalloc.take_snapshot().dump(base + ".tracemalloc")
+        report = {
+            "pid": os.getpid(),
+            "rss_kib": rss_kib(),
+            "traced_kib": tracemalloc.get_traced_memory()[0] // 1024,
+            "gc_counts": gc.get_count(),
+            "gc_objects": sum(types.values()),
+            "gc_frozen": gc.get_freeze_count(),
+            "types": dict(types.most_common(25)),
+            **self.extra(),
+        }
+        with open(base + ".json.part", "w") as fh:
+            json.dump(report, fh)
+        os.replace(base + ".json.part", base + ".json")  # complete when it appears
+        return base

@@ -47,7 +47,7 @@ class Hold:
     after; `feed` the feed it is counted on (None before it is held, and once finished).
     """
 
-    __slots__ = ("future", "gone", "feed", "cursor", "epoch", "due", "slot", "refreshed")
+    __slots__ = ("future", "gone", "feed", "cursor", "epoch", "due", "slot", "refreshed", "tab")
 
     def __init__(self) -> None:
         self.future: asyncio.Future | None = None
@@ -58,6 +58,7 @@ class Hold:
         self.epoch: str | None = None
         self.due = 0  # the timer wheel's bucket (an index of TICKs)
         self.slot: set | None = None  # that bucket's set of holds, while in it
+        self.tab: tuple[str, str, str] | None = None  # (channel, user, conn) of a client poll
 
     def __await__(self) -> Generator[Any, None, Any]:
         assert self.future is not None, "a Hold is awaited only once held"
@@ -203,6 +204,10 @@ class Feed:
     @property
     def waiting(self) -> int:
         return len(self._waiters)
+
+    def holds(self) -> list[Hold]:
+        """The polls held here now."""
+        return list(self._waiters)
 
     def observe(self, got: LogSlice) -> None:
         """Merge what a store read returned into the tail."""

@@ -222,6 +222,26 @@ async def test_shutdown_answers_held_polls_with_reconnect(node):
 
 
 @pytest.mark.gen_test
+async def test_drain_refreshes_held_tabs_before_answering_reconnect(node, clock):
+    """A drained tab gets a whole --timeout from the drain, not from its poll: a slow
+    takeover by another node cannot let its key expire."""
+    await node.join("room", "alice", "a", None)
+    await node.join("room", "bob", "b", None)
+    node.poll_timeout = 30
+    held = asyncio.ensure_future(node.poll("room", "alice", "a", 2))
+    await wait_until_async(lambda: node.pending == 1, message="the poll is held")
+    k = node.gateway.keys("room")
+    deadlines = client_for(node, k.seq)
+    polled = await deadlines.zscore(k.deadlines, "alice")
+    clock.advance(20)
+    assert await node.drain() == 1
+    got = await asyncio.wait_for(held, 5)
+    assert got["reconnect"] is True
+    assert await deadlines.zscore(k.deadlines, "alice") == polled + 20_000
+    assert await deadlines.zscore(k.deadlines, "bob") == polled  # not held here: untouched
+
+
+@pytest.mark.gen_test
 async def test_global_feed_carries_every_channel(node):
     start = await node.global_events(None)
     await node.join("one", "alice", "a", None)
