@@ -162,7 +162,25 @@ class Soak:
                 "rss_mib": round(sum(each), 1), "rss_mib_each": each,
                 "workers": pids[1:]}  # fmt: skip
 
+    def store_refusals(self) -> int | None:
+        """Commands the bundled store refused the nodes (its ACL LOG: the node is a
+        restricted user, see presence.service.embedded); None with another store."""
+        store = self.children()[1]
+        if self.opts.store != "bundled" or store is None:
+            return None
+        config = _cmdline(store).split(b"\0")[-2].decode()  # (python -m presence.store CONF)
+        with open(os.path.join(os.path.dirname(config), "users.acl")) as fh:
+            password = next(x.split(">", 1)[1] for x in fh.read().split() if x.startswith(">"))
+        socket_path = os.path.join(os.path.dirname(config), "store.sock")
+        reply = subprocess.run(
+            [find_tool("redis-cli"), "-s", socket_path, "--no-auth-warning", "-a", password,
+             "ACL", "LOG"], capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        lines = reply.stdout.split("\n")  # ACL LOG's entries: ..., count, <n>, reason, ...
+        return sum(int(lines[i + 1]) for i, x in enumerate(lines[:-1]) if x == "count")
+
     async def inject(self, fault: str) -> None:
+
         loop = asyncio.get_running_loop()
         workers, store = self.children()
         if fault == "store-kill":
@@ -468,6 +486,7 @@ class Soak:
             await asyncio.sleep(self.opts.settle)
             sampler.cancel()
             after = self.node_usage()
+            refusals = self.store_refusals()
             growth = []
             if self.opts.trace_memory:
                 await self.memory_reports("after")
@@ -481,6 +500,7 @@ class Soak:
                 "faults": dict(self.faults),
                 "verdict": self.verdict(),
                 "errors_retried": dict(self.errors),
+                "store_refusals": refusals,
                 "late_polls": self.late_polls,
                 "latest_poll_s": round(self.latest_poll, 1),
                 "soak_loop_stalls": len(self.loop_stalls),
@@ -713,6 +733,7 @@ def render(report: dict) -> str:
         f"spurious offline {v['spurious_offline']}, spurious rejoin {v['spurious_rejoin']} "
         f"{v['spurious_rejoin_context']}",
         f"retried through faults: {report['errors_retried']}",
+        f"commands the store refused the nodes (ACL LOG): {report['store_refusals']}",
         f"polls answered over {LATE_POLL:g} s past --poll-timeout: {report['late_polls']} "
         f"(latest {report['latest_poll_s']} s past); soak loop stalls over {STALL:g} s: "
         f"{report['soak_loop_stalls']} (longest {report['soak_loop_stall_max_s']} s)",
