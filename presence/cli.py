@@ -205,7 +205,7 @@ def serve_parser() -> argparse.ArgumentParser:
         type=int,
         default=_env("store-port", "0"),
         help="also let the bundled store listen on TCP 127.0.0.1:<port> (password-protected: "
-        "the password is in store.conf of its private directory); 0 = only its private unix "
+        "the passwords are in users.acl of its private directory); 0 = only its private unix "
         "socket (0)",
     )
     add(

@@ -17,6 +17,8 @@ import gc
 import json
 import os
 import signal
+import sys
+import tempfile
 import time
 import tracemalloc
 from collections import Counter
@@ -141,11 +143,81 @@ class MemoryTrimmer:
 
 def rss_kib() -> int:
     """This process's resident set size in KiB (0 where /proc is not there)."""
+    return proc_status().get("VmRSS", 0)
+
+
+def proc_status(pid: int | str = "self") -> dict[str, int]:
+    """The sizes (KiB) of /proc/<pid>/status: VmRSS, RssAnon (the heaps: what a leak
+    grows), RssFile (code and files mapped, shared with other processes), RssShmem..."""
+    found = {}
     try:
-        with open("/proc/self/status") as fh:
-            return next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                name, _, value = line.partition(":")
+                if value.strip().endswith(" kB"):
+                    found[name] = int(value.split()[0])
     except OSError:
-        return 0
+        pass
+    return found
+
+
+_MALLINFO2 = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2.split()]
+
+
+def heap_usage() -> dict[str, int]:
+    """What the allocators hold (KiB): glibc's heap in use and free (mallinfo2: C objects
+    and Python objects over 512 bytes), and pymalloc's arenas (Python's small objects):
+    arenas held, blocks in use. Empty where unavailable."""
+    usage: dict[str, int] = {}
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallinfo2 = libc.mallinfo2
+        mallinfo2.restype = _MallInfo2
+        info = mallinfo2()
+        usage.update(
+            malloc_in_use=info.uordblks // 1024,
+            malloc_free=info.fordblks // 1024,
+            malloc_mmapped=info.hblkhd // 1024,
+        )
+    except (OSError, AttributeError, TypeError):
+        pass
+    usage.update(_pymalloc_stats())
+    return usage
+
+
+def _pymalloc_stats() -> dict[str, int]:
+    """pymalloc's arenas and blocks (KiB), from sys._debugmallocstats (written to fd 2)."""
+    if not hasattr(sys, "_debugmallocstats"):
+        return {}
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode("ascii", "replace")
+    stats = {}
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        value = value.strip().replace(",", "")
+        if name.startswith("# arenas allocated current"):
+            stats["pymalloc_arenas"] = int(value)
+        elif name.startswith("# bytes in allocated blocks"):
+            stats["pymalloc_in_use"] = int(value) // 1024
+        elif name.startswith("# bytes in available blocks"):
+            stats["pymalloc_free_blocks"] = int(value) // 1024
+        elif name.startswith("Total"):  # the arenas' (the next Total is the arena map's)
+            stats["pymalloc_held"] = int(value) // 1024
+            break
+    return stats
 
 
 class MemoryProbe:
@@ -179,6 +251,8 @@ class MemoryProbe:
         report = {
             "pid": os.getpid(),
             "rss_kib": rss_kib(),
+            "status": {k: v for k, v in proc_status().items() if k.startswith("Rss")},
+            "heap": heap_usage(),
             "traced_kib": tracemalloc.get_traced_memory()[0] // 1024,
             "gc_counts": gc.get_count(),
             "gc_objects": sum(types.values()),

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from presence.bench import Client, Connection, HTTPError, raise_open_files_limit
+from presence.runtime import proc_status
 from presence.testing import ROOT, find_tool, free_port, wait_for_port
 
 MARGIN = 1.0  # seconds of slack around an end's window when deciding who must have heard it
@@ -155,11 +156,13 @@ class Soak:
         assert self.proc is not None
         pids = [self.proc.pid, *self.children()[0]]
         fds = sum(_fd_count(p) for p in pids)
-        each = [round(_rss_kib(p) / 1024, 1) for p in pids]
+        status = [proc_status(p) for p in pids]
+        each = [round(x.get("VmRSS", 0) / 1024, 1) for x in status]
+        anon = round(sum(x.get("RssAnon", 0) for x in status) / 1024, 1)
         sockets = {i for p in pids for i in _socket_inodes(p)}
         http = _connections_on(self.port) & sockets
         return {"fds": fds, "sockets": len(sockets), "http_connections": len(http),
-                "rss_mib": round(sum(each), 1), "rss_mib_each": each,
+                "rss_mib": round(sum(each), 1), "rss_mib_each": each, "anon_mib": anon,
                 "workers": pids[1:]}  # fmt: skip
 
     def store_refusals(self) -> int | None:
@@ -515,7 +518,7 @@ class Soak:
         while True:
             await asyncio.sleep(1)
             now = self.node_usage()
-            for key in ("fds", "sockets", "http_connections", "rss_mib"):
+            for key in ("fds", "sockets", "http_connections", "rss_mib", "anon_mib"):
                 peak[key] = max(peak[key], now[key])
 
     async def watch_loop(self) -> None:
@@ -564,6 +567,8 @@ class Soak:
                 f"{after['gc_objects']}, kept {sum(base['kept'].values())} -> "
                 f"{sum(after['kept'].values())} {after['kept']}"
             )
+            lines.append(f"  RSS by kind (KiB) {base['status']} -> {after['status']}")
+            lines.append(f"  heaps (KiB) {base['heap']} -> {after['heap']}")
             grown = Counter(after["types"])
             grown.subtract(base["types"])
             lines.append(f"  object types grown: {dict(grown.most_common(8))}")
@@ -639,17 +644,6 @@ def _connections_on(port: int) -> set[str]:
             if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] != "0A":
                 inodes.add(cols[9])
     return inodes
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -743,7 +737,8 @@ def render(report: dict) -> str:
         lines.append(
             f"nodes {when}: {n['fds']} fds ({n['sockets']} sockets, of which "
             f"{n['http_connections']} HTTP connections; the others: listening, store), "
-            f"{n['rss_mib']} MiB RSS"
+            f"{n['rss_mib']} MiB RSS ({n['anon_mib']} MiB of it anonymous: heaps; per process "
+            f"{n['rss_mib_each']})"
         )
     lines.append("PASS" if passed(report) else "FAIL")
     return "\n".join(lines + report["memory_growth"] + report.get("explained", []))
