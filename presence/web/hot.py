@@ -144,8 +144,11 @@ class HotPaths:
         args = _query(query)
         if args is None:
             return False
+        quoted = match.group(1)
         try:
-            channel = url_unescape(match.group(1), encoding=None, plus=False).decode("utf-8")
+            if b"%" in quoted:
+                quoted = url_unescape(quoted, encoding=None, plus=False)
+            channel = quoted.decode("utf-8")
         except UnicodeDecodeError:
             return False
         user, tab, callback = args.get("user"), args.get("conn"), args.get("callback")
@@ -180,9 +183,9 @@ class HotPaths:
             tab_key = (channel, user, tab)
             conn.close_callback = functools.partial(self._dropped, hold, tab_key)
             turn = presence.poll_turn(channel)
-            task = asyncio.ensure_future(self._poll(answer, tab_key, cursor, hold, turn))
+            task = conn.server.loop.create_task(self._poll(answer, tab_key, cursor, hold, turn))
         else:
-            task = asyncio.ensure_future(self._heartbeat(answer, channel, user, tab))
+            task = conn.server.loop.create_task(self._heartbeat(answer, channel, user, tab))
         self.running.add(task)  # (referenced until done: the loop keeps tasks weakly)
         task.add_done_callback(self.running.discard)
         return True
@@ -369,6 +372,15 @@ def _query(query: bytes) -> dict[str, str] | None:
     answers those itself)."""
     if not query:
         return {}
+    if query.isascii() and b"%" not in query and b"+" not in query:  # (the usual query)
+        if query.count(b"&") >= _MAX_FIELDS:
+            return None
+        plain: dict[str, str] = {}
+        for field in query.decode().split("&"):
+            if field:
+                key, _, text = field.partition("=")
+                plain[key] = text
+        return plain
     parts = query.split(b"&")
     if len(parts) > _MAX_FIELDS:
         return None
