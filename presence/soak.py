@@ -43,14 +43,18 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from presence.bench import Client, Connection, HTTPError, raise_open_files_limit
+from presence.runtime import proc_status
 from presence.testing import ROOT, find_tool, free_port, wait_for_port
 
 MARGIN = 1.0  # seconds of slack around an end's window when deciding who must have heard it
+LATE_POLL = 2.0  # seconds past --poll-timeout after which a poll's answer counts as late
+STALL = 0.5  # seconds the soak's own event loop may lag before it counts as a stall
 FAULTS = ("store-kill", "node-kill", "node-term")
 
 
@@ -66,6 +70,10 @@ class Session:
     end_until: float = 0.0  # refresh sent .. answered + timeout
     segments: list[list[float]] = field(default_factory=list)  # unbroken stream: [from, to]
     seen: Counter = field(default_factory=Counter)  # (type, user) -> deliveries
+    history: list[tuple[float, str]] = field(default_factory=list)  # for --explain
+
+    def note(self, at: float, what: str) -> None:
+        self.history.append((at, what))
 
 
 class Soak:
@@ -78,6 +86,13 @@ class Soak:
         self.spurious_rejoins = 0
         self.rejoin_context: Counter = Counter()  # (reason, last fault and how long ago)
         self.fault_log: list[tuple[float, str]] = []
+        self.loop_stalls: list[tuple[float, float]] = []  # (when, seconds): the soak's own loop
+        self.late_polls = 0  # polls answered later than --poll-timeout + LATE_POLL
+        self.latest_poll = 0.0  # the latest answer, past --poll-timeout (seconds)
+        self.reports: dict[str, list[dict]] = {}  # --trace-memory: when -> worker reports
+        self.failures: list[tuple[str, Session, Session | None]] = []  # see verdict
+        self.rejoined: list[Session] = []  # sessions told to rejoin while polling
+        self.began = 0.0  # loop time of the start of the run
         self.stopping = False
         self.round_no = 0
         self.proc: subprocess.Popen | None = None
@@ -93,6 +108,10 @@ class Soak:
                  "--timeout", str(self.opts.timeout), "--poll-timeout", str(self.opts.poll_timeout),
                  "--store-restarts", "1000", "--log-level", "warning",
                  "--leave-grace", str(self.opts.leave_grace)]  # fmt: skip
+        if self.opts.trace_memory:
+            self.probe_dir = os.path.join(self.workdir, "memory")
+            os.makedirs(self.probe_dir)
+            flags += ["--memory-probe", self.probe_dir]
         if self.opts.store == "redis":
             self.redis_port = free_port()
             self.start_redis()
@@ -137,13 +156,34 @@ class Soak:
         assert self.proc is not None
         pids = [self.proc.pid, *self.children()[0]]
         fds = sum(_fd_count(p) for p in pids)
-        rss = sum(_rss_kib(p) for p in pids) / 1024
+        status = [proc_status(p) for p in pids]
+        each = [round(x.get("VmRSS", 0) / 1024, 1) for x in status]
+        anon = round(sum(x.get("RssAnon", 0) for x in status) / 1024, 1)
         sockets = {i for p in pids for i in _socket_inodes(p)}
         http = _connections_on(self.port) & sockets
         return {"fds": fds, "sockets": len(sockets), "http_connections": len(http),
-                "rss_mib": round(rss, 1)}  # fmt: skip
+                "rss_mib": round(sum(each), 1), "rss_mib_each": each, "anon_mib": anon,
+                "workers": pids[1:]}  # fmt: skip
+
+    def store_refusals(self) -> int | None:
+        """Commands the bundled store refused the nodes (its ACL LOG: the node is a
+        restricted user, see presence.service.embedded); None with another store."""
+        store = self.children()[1]
+        if self.opts.store != "bundled" or store is None:
+            return None
+        config = _cmdline(store).split(b"\0")[-2].decode()  # (python -m presence.store CONF)
+        with open(os.path.join(os.path.dirname(config), "users.acl")) as fh:
+            password = next(x.split(">", 1)[1] for x in fh.read().split() if x.startswith(">"))
+        socket_path = os.path.join(os.path.dirname(config), "store.sock")
+        reply = subprocess.run(
+            [find_tool("redis-cli"), "-s", socket_path, "--no-auth-warning", "-a", password,
+             "ACL", "LOG"], capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        lines = reply.stdout.split("\n")  # ACL LOG's entries: ..., count, <n>, reason, ...
+        return sum(int(lines[i + 1]) for i, x in enumerate(lines[:-1]) if x == "count")
 
     async def inject(self, fault: str) -> None:
+
         loop = asyncio.get_running_loop()
         workers, store = self.children()
         if fault == "store-kill":
@@ -218,11 +258,13 @@ class Soak:
             conn, status, body = await self.request(client, conn, f"{base}/join?{who}", 10)
             if status == 200 and body and "cursor" in body:
                 break
+            s.note(loop.time(), f"join answered {status}")
             self.errors[f"join retried ({status})"] += 1
             await asyncio.sleep(0.3)
             if self.stopping:
                 return
         cursor = body["cursor"]
+        s.note(loop.time(), f"joined, cursor {cursor}")
         s.segments.append([s.joined_at, 0.0])
         lifetime = self.rng.uniform(self.opts.min_life, self.opts.max_life)
         ends_at = min(loop.time() + lifetime, until)
@@ -237,30 +279,43 @@ class Soak:
             sent = loop.time()
             path = f"{base}/poll?{who}&cursor={quote(cursor)}"
             conn, status, body = await self.request(client, conn, path, self.opts.timeout + 5)
+            now = loop.time()
+            if now - sent > self.opts.poll_timeout + LATE_POLL:
+                self.late_polls += 1
+                s.note(now, f"poll sent at {self.t(sent)} answered late")
+            self.latest_poll = max(self.latest_poll, now - sent - self.opts.poll_timeout)
             if status != 200 or body is None:
+                s.note(now, f"poll sent at {self.t(sent)} answered {status}")
                 self.errors[f"poll status {status}"] += 1
                 await asyncio.sleep(0.3)
                 continue
-            last_refresh = (sent, loop.time())
-            previous_answer, last_answer = last_answer, loop.time()
+            last_refresh = (sent, now)
+            previous_answer, last_answer = last_answer, now
             if body.get("rejoin"):
                 reason = body.get("reason")
+                s.note(now, f"poll sent at {self.t(sent)}: rejoin, reason {reason}")
                 if reason != "unknown":  # "expired" while polling: the service thought it gone
                     self.spurious_rejoins += 1
-                    self.rejoin_context[reason, self.last_fault(loop.time())] += 1
+                    self.rejoined.append(s)
+                    self.rejoin_context[reason, self.last_fault(now)] += 1
                 s.end, s.segments[-1][1] = "vanished", previous_answer
                 drop(client, conn)
                 return
             if body.get("reset"):
+                s.note(now, f"poll sent at {self.t(sent)}: reset to {body.get('cursor')}")
                 s.segments[-1][1] = previous_answer
-                s.segments.append([loop.time(), 0.0])
+                s.segments.append([now, 0.0])
             for event in body.get("events", ()):
                 s.seen[event["type"], event["user"]] += 1
+                if event["type"] != "message":
+                    s.note(now, f"heard {event['type']} {event['user']} (id {event['id']})")
             cursor = body["cursor"]
             if body.get("reconnect"):
+                s.note(now, f"poll sent at {self.t(sent)}: reconnect")
                 drop(client, conn)
                 conn = None
         if silent:  # the tab closes: no more refreshes
+            s.note(loop.time(), f"goes silent; last refresh sent at {self.t(last_refresh[0])}")
             drop(client, conn)
             s.end, s.segments[-1][1] = "silent", last_refresh[0]
             # due at the deadline; at the latest by the next sweep of a node (timeout / 2)
@@ -269,30 +324,36 @@ class Soak:
             return
         s.segments[-1][1] = loop.time()
         s.end_from = loop.time()
+        s.note(loop.time(), "leaves")
         while True:
             conn, status, _ = await self.request(client, conn, f"{base}/leave?{who}", 10)
             if status == 200:
                 break
+            s.note(loop.time(), f"leave answered {status}")
             self.errors["leave retried"] += 1
             await asyncio.sleep(0.3)
         s.end, s.end_until = "leave", loop.time() + self.opts.leave_grace  # recorded after it
+        s.note(loop.time(), "left")
         drop(client, conn)
 
     # -- the verdict ------------------------------------------------------------------
 
     def verdict(self) -> dict:
-        """Expected vs seen end events, duplicates, missing, spurious offlines."""
+        """Expected vs seen end events, duplicates, missing, spurious offlines; each failure
+        is also kept in `failures` (what --explain prints)."""
         by_channel: dict[str, list[Session]] = {}
         for s in self.sessions:
             by_channel.setdefault(s.channel, []).append(s)
         expected = delivered = missing = duplicates = wrong = excluded = 0
         spurious = 0
+        failures = self.failures = []
         for members in by_channel.values():
             ended = {s.name: s for s in members}
             for o in members:
                 for (kind, user), n in o.seen.items():
                     if kind == "offline" and ended.get(user) and ended[user].end != "silent":
                         spurious += n
+                        failures.append(("spurious offline", ended[user], o))
             for s in members:
                 if s.end not in ("leave", "silent"):
                     continue
@@ -310,6 +371,10 @@ class Soak:
                     missing += n == 0 and o.seen[other, s.name] == 0
                     duplicates += max(n - 1, 0)
                     wrong += o.seen[other, s.name]
+                    if n != 1:
+                        failure = f"{kind} heard {n} times, {other} {o.seen[other, s.name]} times"
+                        failures.append((failure, s, o))
+        failures += [("told to rejoin while polling", s, None) for s in self.rejoined]
         return {
             "sessions": len(self.sessions),
             "ends": Counter(s.end or "polling" for s in self.sessions),
@@ -325,6 +390,46 @@ class Soak:
                 f"{r}, {f}": n for (r, f), n in self.rejoin_context.items()
             },
         }
+
+    def explain(self, count: int) -> str:
+        """The histories of the first `count` failures: the user that ended, the listener
+        that should have heard it, and the faults around (times in seconds of the run)."""
+        lines: list[str] = []
+        users = sorted({id(s): s for _, s, _ in self.failures}.values(), key=lambda s: s.joined_at)
+        for s in users[:count]:
+            mine = [(f, o) for f, x, o in self.failures if x is s]
+            due = f" (due {self.t(s.end_from)} .. {self.t(s.end_until)})" if s.end_until else ""
+            lines.append(
+                f"-- {s.name} in {s.channel}: joined at {self.t(s.joined_at)}, end "
+                f"{s.end or '-'}{due}; {len(mine)} failures: {mine[0][0]}"
+            )
+            last = s.history[-1][0] if s.history else s.joined_at
+            start, stop = s.joined_at - 5, max(s.end_until, last) + 5
+            entries = [*s.history]
+            entries += [(at, f"FAULT {kind}") for at, kind in self.fault_log if start <= at <= stop]
+            entries += [
+                (at, f"soak loop stalled {lag:.1f}s")
+                for at, lag in self.loop_stalls
+                if start <= at <= stop
+            ]
+            lines += [f"   {self.t(at):>7}  {what}" for at, what in sorted(entries)]
+            for failure, o in mine[:2]:
+                if o is None:
+                    continue
+                lines.append(
+                    f"   listener {o.name} ({failure}): stream unbroken over "
+                    + ", ".join(f"{self.t(a)}..{self.t(b)}" for a, b in o.segments)
+                )
+                lines += [
+                    f"     {self.t(at):>7}  {what}"
+                    for at, what in o.history
+                    if start <= at <= stop and (s.name in what or "heard" not in what)
+                ]
+        return "\n".join(lines)
+
+    def t(self, at: float) -> str:
+        """A loop time as seconds since the run began."""
+        return f"{at - self.began:.1f}"
 
     def crossed_store_restart(self, s: Session) -> bool:
         """True when the store died while `s` was joined or its end was due."""
@@ -370,14 +475,25 @@ class Soak:
             await self.round(self.opts.warmup, faults=False)
             self.sessions.clear()
             await asyncio.sleep(self.opts.timeout + 2)
+            if self.opts.trace_memory:
+                await self.memory_reports("baseline")
             baseline = self.node_usage()
             peak = dict(baseline)
             sampler = asyncio.ensure_future(self.sample(peak))
-            begun = loop.time()
+            watcher = asyncio.ensure_future(self.watch_loop())
+            begun = self.began = loop.time()
             await self.round(self.opts.duration, faults=True)
             await asyncio.sleep(self.opts.timeout + 3)  # the last offlines fall due
+            watcher.cancel()
+            # two sweeps (--timeout / 2 apart) age the nodes' caches out, a third trims
+            await asyncio.sleep(self.opts.settle)
             sampler.cancel()
             after = self.node_usage()
+            refusals = self.store_refusals()
+            growth = []
+            if self.opts.trace_memory:
+                await self.memory_reports("after")
+                growth = self.memory_growth()  # (before the snapshots go with the workdir)
             return {
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
                 "store": self.opts.store,
@@ -387,7 +503,13 @@ class Soak:
                 "faults": dict(self.faults),
                 "verdict": self.verdict(),
                 "errors_retried": dict(self.errors),
+                "store_refusals": refusals,
+                "late_polls": self.late_polls,
+                "latest_poll_s": round(self.latest_poll, 1),
+                "soak_loop_stalls": len(self.loop_stalls),
+                "soak_loop_stall_max_s": round(max((x for _, x in self.loop_stalls), default=0), 1),
                 "nodes": {"baseline": baseline, "peak": peak, "after": after},
+                "memory_growth": growth,
             }
         finally:
             self.stop_deployment()
@@ -396,8 +518,65 @@ class Soak:
         while True:
             await asyncio.sleep(1)
             now = self.node_usage()
-            for key, value in now.items():
-                peak[key] = max(peak[key], value)
+            for key in ("fds", "sockets", "http_connections", "rss_mib", "anon_mib"):
+                peak[key] = max(peak[key], now[key])
+
+    async def watch_loop(self) -> None:
+        """Record the stalls of the soak's own event loop (a stalled soak sends its polls
+        late: a tab it fails to keep alive is its fault, not the service's)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.1)
+            lag = loop.time() - before - 0.1
+            if lag > STALL:
+                self.loop_stalls.append((before, lag))
+
+    async def memory_reports(self, when: str) -> None:
+        """--trace-memory: every worker writes a report (presence.runtime.MemoryProbe)."""
+        workers = self.children()[0]
+        done = {name for name in os.listdir(self.probe_dir) if name.endswith(".json")}
+        for pid in workers:
+            os.kill(pid, signal.SIGUSR2)
+        reports, loop = [], asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while len(reports) < len(workers) and loop.time() < deadline:
+            await asyncio.sleep(0.5)
+            for name in sorted(os.listdir(self.probe_dir)):
+                if name.endswith(".json") and name not in done:
+                    done.add(name)
+                    with open(os.path.join(self.probe_dir, name)) as fh:
+                        report = json.load(fh)
+                    report["snapshot"] = os.path.join(self.probe_dir, name[:-5] + ".tracemalloc")
+                    reports.append(report)
+        self.reports[when] = reports
+
+    def memory_growth(self, top: int = 15) -> list[str]:
+        """What grew between the baseline and the end, per worker alive at both."""
+        lines = []
+        before = {r["pid"]: r for r in self.reports.get("baseline", ())}
+        for after in self.reports.get("after", ()):
+            base = before.get(after["pid"])
+            if base is None:
+                lines.append(f"worker {after['pid']}: restarted during the run, no baseline")
+                continue
+            lines.append(
+                f"worker {after['pid']} ({after.get('node')}): RSS {base['rss_kib'] // 1024} -> "
+                f"{after['rss_kib'] // 1024} MiB, traced {base['traced_kib'] // 1024} -> "
+                f"{after['traced_kib'] // 1024} MiB, gc objects {base['gc_objects']} -> "
+                f"{after['gc_objects']}, kept {sum(base['kept'].values())} -> "
+                f"{sum(after['kept'].values())} {after['kept']}"
+            )
+            lines.append(f"  RSS by kind (KiB) {base['status']} -> {after['status']}")
+            lines.append(f"  heaps (KiB) {base['heap']} -> {after['heap']}")
+            grown = Counter(after["types"])
+            grown.subtract(base["types"])
+            lines.append(f"  object types grown: {dict(grown.most_common(8))}")
+            old = tracemalloc.Snapshot.load(base["snapshot"])
+            new = tracemalloc.Snapshot.load(after["snapshot"])
+            for stat in new.compare_to(old, "lineno")[:top]:
+                lines.append(f"  {stat}")
+        return lines
 
 
 def drop(client: Client, conn: Connection | None) -> None:
@@ -467,17 +646,6 @@ def _connections_on(port: int) -> set[str]:
     return inodes
 
 
-def _rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="presence bench --soak",
@@ -500,6 +668,27 @@ def parser() -> argparse.ArgumentParser:
     add("--send-ratio", type=float, default=0.05, help="polls preceded by a message (0.05)")
     add("--seed", type=int, default=1, help="random seed (1)")
     add("--short", action="store_true", help="a smoke test: 60 users, 20 s, a fault every 4 s")
+    add(
+        "--settle",
+        type=float,
+        default=None,
+        help="seconds between the last offline and measuring memory and fds: the nodes' "
+        "sweeps age their caches out meanwhile (1.6 x --timeout)",
+    )
+    add(
+        "--explain",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the history of the first N users whose end was not delivered exactly "
+        "once (or who were reported offline, or told to rejoin, while polling)",
+    )
+    add(
+        "--trace-memory",
+        action="store_true",
+        help="run the nodes with --memory-probe and print what grew in each worker between "
+        "the baseline and the end (tracemalloc; slows the nodes down)",
+    )
     add("--json", action="store_true", help="print the report as JSON")
     return p
 
@@ -510,6 +699,8 @@ def options(argv: list[str]) -> argparse.Namespace:
         opts.users, opts.channels, opts.duration, opts.warmup = 60, 6, 20, 4
         opts.fault_every, opts.timeout, opts.poll_timeout = 4, 3, 2
         opts.min_life, opts.max_life = 2, 8
+    if opts.settle is None:
+        opts.settle = 1.6 * opts.timeout
     return opts
 
 
@@ -536,26 +727,34 @@ def render(report: dict) -> str:
         f"spurious offline {v['spurious_offline']}, spurious rejoin {v['spurious_rejoin']} "
         f"{v['spurious_rejoin_context']}",
         f"retried through faults: {report['errors_retried']}",
+        f"commands the store refused the nodes (ACL LOG): {report['store_refusals']}",
+        f"polls answered over {LATE_POLL:g} s past --poll-timeout: {report['late_polls']} "
+        f"(latest {report['latest_poll_s']} s past); soak loop stalls over {STALL:g} s: "
+        f"{report['soak_loop_stalls']} (longest {report['soak_loop_stall_max_s']} s)",
     ]
     for when in ("baseline", "peak", "after"):
         n = nodes[when]
         lines.append(
             f"nodes {when}: {n['fds']} fds ({n['sockets']} sockets, of which "
             f"{n['http_connections']} HTTP connections; the others: listening, store), "
-            f"{n['rss_mib']} MiB RSS"
+            f"{n['rss_mib']} MiB RSS ({n['anon_mib']} MiB of it anonymous: heaps; per process "
+            f"{n['rss_mib_each']})"
         )
     lines.append("PASS" if passed(report) else "FAIL")
-    return "\n".join(lines)
+    return "\n".join(lines + report["memory_growth"] + report.get("explained", []))
 
 
 def main(argv: list[str]) -> int:
     opts = options(argv)
     raise_open_files_limit()
+    soak = Soak(opts)
     try:
         import uvloop
 
-        report = uvloop.run(Soak(opts).run())
+        report = uvloop.run(soak.run())
     except ImportError:
-        report = asyncio.run(Soak(opts).run())
+        report = asyncio.run(soak.run())
+    if opts.explain:
+        report["explained"] = soak.explain(opts.explain).splitlines()
     print(json.dumps(report, indent=2) if opts.json else render(report))
     return 0 if passed(report) else 1

@@ -359,12 +359,12 @@ def object_refcount(client, argv):
     tips="nondeterministic_output",
 )
 def object_idletime(client, argv):
-    """Seconds since last access: the store does not track access times, so 0."""
+    """Seconds since last access: tracked under an LRU maxmemory policy, else 0."""
     if read_key(client.db, argv[2], notify=False) is None:
         return None
     if _lfu(client):
         raise CommandError(replies.LFU_SELECTED)
-    return 0
+    return client.server.limits.object_idletime(client.db, argv[2])
 
 
 @subcommand(
@@ -378,12 +378,12 @@ def object_idletime(client, argv):
     tips="nondeterministic_output",
 )
 def object_freq(client, argv):
-    """The LFU counter: the store does not track access frequency, so 0."""
+    """The LFU counter: tracked under an LFU maxmemory policy (maxmemory set), else 0."""
     if read_key(client.db, argv[2], notify=False) is None:
         return None
     if not _lfu(client):
         raise CommandError(replies.LFU_NOT_SELECTED)
-    return 0
+    return client.server.limits.object_freq(client.db, argv[2])
 
 
 subcommand("object", "help", 2, "loading stale", acl="keyspace")(

@@ -143,6 +143,7 @@ def config_resetstat(client, argv):
         server.stats[name] = 0
     server.net_input_bytes = server.net_output_bytes = 0
     server.keyspace.expired_count = server.keyspace.hits = server.keyspace.misses = 0
+    server.limits.evicted_keys = 0
     server.reset_command_stats()
     info_sections.reset(server)
     return OK

@@ -291,6 +291,7 @@ class Run:
     def __init__(self, caller, argv, name: bytes, is_eval: bool, read_only: bool, now_ms: int):
         self.caller, self.argv, self.name, self.is_eval = caller, argv, name, is_eval
         self.read_only = read_only
+        self.allow_oom = False  # the script's allow-oom flag (maxmemory)
         self.dirty = False  # a write ran: SCRIPT KILL refuses (UNKILLABLE)
         self.killed = False
         self.caller_gone = False
@@ -517,7 +518,15 @@ class Scripts:
 
     # ------------------------------------------------------------ running
 
-    def start(self, client, argv, name: bytes, function: Function | None, read_only: bool):
+    def start(
+        self,
+        client,
+        argv,
+        name: bytes,
+        function: Function | None,
+        read_only: bool,
+        allow_oom: bool = False,
+    ):
         """Run a script for `client` and return its reply (NO_REPLY once parked as busy)."""
         server = self.server
         run = Run(
@@ -528,6 +537,7 @@ class Scripts:
             read_only,
             server.keyspace.now,
         )
+        run.allow_oom = allow_oom
         run.script_client = ScriptClient(server, client.db)  # type: ignore[attr-defined]
         run.script_client.user = client.user  # type: ignore[attr-defined]
         numkeys = int(argv[2])
@@ -644,12 +654,20 @@ class Scripts:
         writes = "write" in cmd.flags
         if run.read_only and (writes or cmd.name in MAY_REPLICATE):
             return self._reject(cmd, "ERR Write commands are not allowed from read-only scripts.")
+        limits = server.limits
+        if limits.on:  # maxmemory, min-replicas-to-write: before the script's first write
+            refused = limits.script_call_refusal(cmd, run.dirty, run.allow_oom)
+            if refused is not None:
+                return self._reject(cmd, refused)
         if writes:
             run.dirty = True
         client = run.script_client  # type: ignore[attr-defined]
         client.protocol = resp
         server.keyspace.now = run.snapshot_ms
-        reply = server.run_command(client, server.entries[cmd.name], argv)  # the one place
+        if limits.accounting:
+            reply = limits.run(client, cmd, argv, server.entries[cmd.name])
+        else:
+            reply = server.run_command(client, server.entries[cmd.name], argv)  # the one place
         if type(reply) is Error and reply.startswith("NOPERM "):
             return Error(acl_in_script(reply))
         if reply is NO_REPLY:  # no command allowed in scripts writes its own replies today
