@@ -152,7 +152,7 @@ def pfmerge(client, argv):
     acl="hyperloglog",
 )
 def pfdebug(client, argv):
-    """Internal commands for debugging HyperLogLog values."""
+    """Internal commands for debugging HyperLogLog values"""
     db, key = client.db, argv[2]
     value = db.get(key)
     if value is None:
@@ -186,7 +186,7 @@ def pfdebug(client, argv):
 
 @command("pfselftest", 1, "admin", keys=(0, 0, 0), acl="hyperloglog")
 def pfselftest(client, argv):
-    """An internal command for testing HyperLogLog values."""
+    """An internal command for testing HyperLogLog values"""
     failure = hll.self_test(_max_bytes(client))
     if failure is not None:
         raise CommandError(failure)
