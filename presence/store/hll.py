@@ -448,9 +448,14 @@ class HLL:
                 if result == 1:
                     updated += 1
                 elif result == PROMOTE:
-                    updated += self.set(index, count, max_bytes)
-                    break
-                elif result == -1:
+                    try:
+                        self.to_dense()
+                    except InvalidHLL:
+                        result = -1
+                    else:
+                        updated += self.set(index, count, max_bytes)
+                        break
+                if result == -1:
                     if updated:
                         self.invalidate()
                     raise InvalidHLL(updated)

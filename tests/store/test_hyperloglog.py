@@ -273,3 +273,18 @@ def test_split_of_an_xzero_cut_at_the_end(pair):
         run(pair, ["SETRANGE", "h", str(length - 1), "\x40"], "PFDEBUG DECODE h")
         run(pair, ["PFADD", "h", second], "GET h", "PFDEBUG DECODE h", ["PFADD", "h", last[2]])
         run(pair, "GET h", "PFADD h x y z", "GET h", "PFCOUNT h")
+
+
+def test_corrupted_value_promoted_by_its_size(pair):
+    """A corrupted sparse value that PFADD grows past hll-sparse-max-bytes: the promotion
+    fails (INVALIDOBJ) and the elements added before it stay, as in Redis."""
+    rng = random.Random(31)
+    pair.same("PFADD", "h", *_elements(rng, 200))
+    pair.same("APPEND", "h", "\x00")  # one more ZERO opcode: 16385 registers
+    run(pair, "CONFIG SET hll-sparse-max-bytes 700")
+    try:
+        for _ in range(10):
+            pair.same("PFADD", "h", *_elements(rng, 40))
+            pair.same("GET", "h")
+    finally:
+        run(pair, "CONFIG SET hll-sparse-max-bytes 3000")
