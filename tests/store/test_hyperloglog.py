@@ -288,3 +288,12 @@ def test_corrupted_value_promoted_by_its_size(pair):
             pair.same("GET", "h")
     finally:
         run(pair, "CONFIG SET hll-sparse-max-bytes 3000")
+
+
+def test_encoding_and_error_stats(pair):
+    rng = random.Random(41)
+    run(pair, "CONFIG RESETSTAT", "PFADD s a", "OBJECT ENCODING s")
+    pair.same("PFADD", "d", *_elements(rng, 3000))
+    run(pair, "OBJECT ENCODING d", "SET x 1", "PFADD x a", "APPEND s zz", "PFCOUNT s")
+    ours, theirs = (c.call("INFO", "errorstats") for c in (pair.store, pair.redis))
+    assert ours.split(b"\r\n")[2:] == theirs.split(b"\r\n")[2:]
