@@ -116,16 +116,12 @@ _STEP_MAX_DIV = float(1 << STEP_MAX)
 _LAT_SCALE, _LON_SCALE = LAT_MAX - LAT_MIN, LONG_MAX - LONG_MIN
 
 
-_DECODED: dict[float, tuple[float, float]] = {}
-DECODED_CACHE = 1 << 17  # positions remembered by score (searches decode the same members)
+POSITION_CACHE = 65_536  # positions searches remember, by score (about 16 MB when full)
 
 
 def decode_score(score: float) -> tuple[float, float]:
     """decodeGeohash: a member's longitude and latitude from its score (the box's centre,
     clamped to the valid ranges). Same arithmetic as `decode`, deinterleaving by table."""
-    known = _DECODED.get(score)
-    if known is not None:
-        return known
     bits = int(score) if 0.0 <= score < 4503599627370496.0 else score_to_bits(score)
     e, o = _EVEN_BITS, _ODD_BITS
     w0, w1, w2, w3 = bits & 0xFFFF, (bits >> 16) & 0xFFFF, (bits >> 32) & 0xFFFF, bits >> 48
@@ -141,9 +137,6 @@ def decode_score(score: float) -> tuple[float, float]:
     ) / 2
     lon = LONG_MAX if lon > LONG_MAX else LONG_MIN if lon < LONG_MIN else lon
     lat = LAT_MAX if lat > LAT_MAX else LAT_MIN if lat < LAT_MIN else lat
-    if len(_DECODED) >= DECODED_CACHE:
-        _DECODED.clear()
-    _DECODED[score] = (lon, lat)
     return lon, lat
 
 
@@ -342,7 +335,7 @@ def _point(score: float) -> tuple[float, float, float, float, float]:
     lon, lat = decode_score(score)
     lat_r = lat * D_R
     point = (lon, lat, lon * D_R, lat_r, math.cos(lat_r))
-    if len(_POINTS) >= DECODED_CACHE:
+    if len(_POINTS) >= POSITION_CACHE:
         _POINTS.clear()
     _POINTS[score] = point
     return point

@@ -351,11 +351,11 @@ class Sparse:
 
 
 _CACHE: dict[bytes, Sparse] = {}
-_CACHE_SIZE = 64
+SPARSE_CACHE = 64  # parsed sparse bodies kept, by their bytes (a few MB at most)
 
 
 def _remember(body: bytes, sparse: Sparse) -> None:
-    if len(_CACHE) >= _CACHE_SIZE:
+    if len(_CACHE) >= SPARSE_CACHE:
         del _CACHE[next(iter(_CACHE))]
     _CACHE[body] = sparse
 
