@@ -259,10 +259,12 @@ def search_generic(client, argv, src: int, flags: int):
         return []
     returned = min(count, len(points)) if count else len(points)
     if sort:
-        if returned == len(points):  # glibc's qsort: a stable merge sort
-            points.sort(key=_by_distance, reverse=sort == 2)
-        else:
+        ordered = sorted(points, key=_by_distance, reverse=sort == 2)  # glibc's qsort: stable
+        if returned < len(points) and _ties(ordered, returned):
+            # Redis's partial quicksort: the same as a sort but for equal distances
             geohash.pqsort(points, _ascending if sort == 1 else _descending, 0, returned - 1)
+        else:
+            points = ordered
     points = points[:returned]
     conversion = shape.conversion
     if store_key is not None:
@@ -287,6 +289,11 @@ def search_generic(client, argv, src: int, flags: int):
 
 def _by_distance(point) -> float:
     return point[4]
+
+
+def _ties(ordered: list, n: int) -> bool:
+    """Whether two of the first n + 1 sorted points are at the same distance."""
+    return any(ordered[i][4] == ordered[i + 1][4] for i in range(min(n, len(ordered) - 1)))
 
 
 def _ascending(a, b) -> int:
