@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from presence.store import geohash
-from tests.store.helpers import run
+from tests.store.helpers import run, watch_outcome
 
 SICILY = ["13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"]
 
@@ -295,3 +295,30 @@ def test_command_docs_summary_and_group(store_port, redis_port):
         })  # fmt: skip
     assert docs[0] == docs[1]
     assert len(docs[0]) == len(names)
+
+
+def test_watch(pair, store_port, redis_port):
+    run(pair, ["GEOADD", "Sicily", *SICILY])
+    assert watch_outcome(pair, store_port, redis_port, "Sicily", "GEOADD", "Sicily",
+                         *SICILY[:3]) != b"*-1\r\n"  # fmt: skip
+    assert watch_outcome(pair, store_port, redis_port, "Sicily", "GEOADD", "Sicily",
+                         "1", "2", "new") == b"*-1\r\n"  # fmt: skip
+    assert watch_outcome(pair, store_port, redis_port, "d", "GEORADIUS", "Sicily", "15", "37",
+                         "200", "km", "STORE", "d") == b"*-1\r\n"  # fmt: skip
+    assert watch_outcome(pair, store_port, redis_port, "d", "GEOSEARCHSTORE", "d", "Sicily",
+                         "FROMLONLAT", "0", "0", "BYRADIUS", "1", "km") == b"*-1\r\n"  # fmt: skip
+    assert watch_outcome(pair, store_port, redis_port, "Sicily", "GEOSEARCH", "Sicily",
+                         "FROMLONLAT", "15", "37", "BYRADIUS", "200", "km") != b"*-1\r\n"  # fmt: skip
+
+
+def test_in_multi(pair, proto):
+    run(pair, ["GEOADD", "Sicily", *SICILY], "MULTI")
+    run(
+        pair,
+        "GEOPOS Sicily Palermo",
+        "GEODIST Sicily Palermo Catania",
+        "GEOADD Sicily 1 2",
+        "GEOSEARCH Sicily FROMLONLAT 15 37 BYRADIUS 200 km WITHCOORD",
+        "PFADD h a",
+    )
+    pair.same("EXEC")

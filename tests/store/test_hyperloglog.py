@@ -6,7 +6,7 @@ import random
 import pytest
 
 from presence.store import hll
-from tests.store.helpers import run
+from tests.store.helpers import run, watch_outcome
 
 
 def _elements(rng: random.Random, n: int, prefix: str = "e") -> list[str]:
@@ -297,3 +297,18 @@ def test_encoding_and_error_stats(pair):
     run(pair, "OBJECT ENCODING d", "SET x 1", "PFADD x a", "APPEND s zz", "PFCOUNT s")
     ours, theirs = (c.call("INFO", "errorstats") for c in (pair.store, pair.redis))
     assert ours.split(b"\r\n")[2:] == theirs.split(b"\r\n")[2:]
+
+
+def test_watch(pair, store_port, redis_port):
+    """PFCOUNT that refreshes the cached cardinality spoils a WATCH (Redis signals the key
+    modified); one that reads the cache, a PFADD that changes nothing and PFDEBUG TODENSE
+    do not."""
+    pair.same("PFADD", "h", "a", "b")
+    assert watch_outcome(pair, store_port, redis_port, "h", "PFCOUNT", "h") == b"*-1\r\n"
+    assert watch_outcome(pair, store_port, redis_port, "h", "PFCOUNT", "h") != b"*-1\r\n"
+    assert watch_outcome(pair, store_port, redis_port, "h", "PFADD", "h", "a") != b"*-1\r\n"
+    assert watch_outcome(pair, store_port, redis_port, "h", "PFADD", "h", "z") == b"*-1\r\n"
+    assert watch_outcome(pair, store_port, redis_port, "h", "PFMERGE", "h") == b"*-1\r\n"
+    pair.same("PFADD", "d", *[f"x{i}" for i in range(50)])
+    # PFDEBUG converts in place without signalling the key
+    assert watch_outcome(pair, store_port, redis_port, "d", "PFDEBUG", "TODENSE", "d") != b"*-1\r\n"

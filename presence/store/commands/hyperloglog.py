@@ -163,7 +163,7 @@ def pfdebug(client, argv):
         if sub == b"getreg":
             if sketch.encoding == hll.SPARSE:
                 sketch.to_dense()
-                db.store(key, sketch.value(), keep_ttl=True)
+                db.data[key] = sketch.value()  # converted in place: no WATCH spoiled
             return list(sketch.registers())
         if sub == b"decode":
             if sketch.sparse is None:
@@ -175,7 +175,7 @@ def pfdebug(client, argv):
             if sketch.encoding == hll.DENSE:
                 return 0
             sketch.to_dense()
-            db.store(key, sketch.value(), keep_ttl=True)
+            db.data[key] = sketch.value()
             return 1
     except InvalidHLL:
         raise CommandError(hll.INVALID) from None
