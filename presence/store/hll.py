@@ -513,15 +513,33 @@ class HLL:
         return estimate(histogram(self.registers()))
 
 
+_DENSE_CACHE: dict[bytes, int] = {}
+DENSE_CACHE = 16  # dense bodies whose registers unions keep unpacked, by their bytes
+
+
+def _dense_registers(body: bytes) -> int:
+    """A dense body's registers as one little-endian integer (a byte each), remembered."""
+    registers = _DENSE_CACHE.get(body)
+    if registers is None:
+        registers = int.from_bytes(unpack(body), "little")
+        if len(_DENSE_CACHE) >= DENSE_CACHE:
+            del _DENSE_CACHE[next(iter(_DENSE_CACHE))]
+        _DENSE_CACHE[body] = registers
+    return registers
+
+
 def merge_registers(values) -> tuple[bytes, bool]:
     """The register-wise MAX of HyperLogLog values and whether one was dense; InvalidHLL
     for a corrupted sparse one."""
     merged = 0
     dense = False
     for value in values:
-        hll = HLL(value)
-        dense = dense or hll.encoding == DENSE
-        merged = _max_int(merged, int.from_bytes(hll.registers(), "little"))
+        if value[4] == DENSE:
+            dense = True
+            merged = _max_int(merged, _dense_registers(value[HEADER:]))
+        else:
+            registers = HLL(value).registers()
+            merged = _max_int(merged, int.from_bytes(registers, "little"))
     return merged.to_bytes(REGISTERS, "little"), dense
 
 
