@@ -10,6 +10,7 @@ import os
 from collections import deque
 from dataclasses import dataclass, field
 
+from presence.store import hll
 from presence.store.stream import EFFECTS, Stream, format_id
 from presence.store.zset import ZSet
 
@@ -318,6 +319,7 @@ TRANSLATIONS = {
     "georadius": lambda db, argv, reply: [argv] if _stores(argv) else [],
     "georadiusbymember": lambda db, argv, reply: [argv] if _stores(argv) else [],
     "pfdebug": lambda db, argv, reply: [argv] if argv[1].lower() in (b"getreg", b"todense") else [],
+    "pfcount": lambda db, argv, reply: list(hll.PROPAGATE),
     # stream writes record what Redis propagates for them (presence.store.stream.EFFECTS)
     **dict.fromkeys(
         ("xadd", "xtrim", "xdel", "xsetid", "xack", "xreadgroup", "xclaim", "xautoclaim"),

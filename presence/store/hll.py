@@ -42,6 +42,10 @@ _MASK64 = (1 << 64) - 1
 _XZERO = -1  # `vals` entry of an XZERO opcode (0: ZERO, 1..32: VAL)
 PROMOTE = 2  # Sparse.set: the register needs the dense form
 
+# What the last PFCOUNT asks the append-only file to record: itself when it refreshed the
+# cached cardinality (Redis propagates it then), else nothing.
+PROPAGATE: list[list[bytes]] = []
+
 NOT_HLL = "WRONGTYPE Key is not a valid HyperLogLog string value."
 INVALID = "INVALIDOBJ Corrupted HLL object detected"
 

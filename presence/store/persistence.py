@@ -293,7 +293,9 @@ class Persistence:
     def _hook(self) -> None:
         if not self._hooked:
             self.server.keyspace.on_expired = self.record_expiry
-            self.server.wrap_write_commands(self._wrap, also=frozenset({b"function", b"xgroup"}))
+            self.server.wrap_write_commands(
+                self._wrap, also=frozenset({b"function", b"xgroup", b"pfcount"})
+            )
             self._hooked = True
 
     def _wrap(self, cmd):

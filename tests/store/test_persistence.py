@@ -552,9 +552,9 @@ def test_streams_survive_a_restart_and_a_rewrite(tmp_path):
 
 
 def test_hyperloglogs_and_geo_sets_survive_a_restart_and_a_rewrite(tmp_path):
-    """PFADD/PFMERGE/PFDEBUG and GEOADD/GEO... STORE replay to the same bytes and scores;
-    GEORADIUS without STORE and PFDEBUG ENCODING are not recorded (Redis does not
-    propagate them)."""
+    """PFADD/PFMERGE/PFDEBUG and GEOADD/GEO... STORE replay to the same bytes and scores,
+    PFCOUNT's cached cardinality included (recorded when PFCOUNT refreshes it); GEORADIUS
+    without STORE and PFDEBUG ENCODING are not recorded (Redis does not propagate them)."""
     with store_on(tmp_path) as store:
         r = store.start()
         r.pfadd("h1", *[f"a{i}" for i in range(50)])
@@ -563,6 +563,8 @@ def test_hyperloglogs_and_geo_sets_survive_a_restart_and_a_rewrite(tmp_path):
         r.pfadd("h4", "x", "y")
         r.execute_command("PFDEBUG", "TODENSE", "h4")
         r.execute_command("PFDEBUG", "ENCODING", "h1")
+        assert r.pfcount("h1") == r.pfcount("h1") == 50  # recorded once: when it caches
+        r.pfcount("h1", "h2")
         r.geoadd("g", [13.361389, 38.115556, "Palermo", 15.087269, 37.502669, "Catania"])
         r.execute_command("GEORADIUS", "g", 15, 37, 200, "km", "STOREDIST", "d")
         r.execute_command("GEORADIUS", "g", 15, 37, 200, "km", "WITHDIST")
@@ -574,6 +576,7 @@ def test_hyperloglogs_and_geo_sets_survive_a_restart_and_a_rewrite(tmp_path):
         with open(_incr_file(tmp_path), "rb") as fh:
             recorded = fh.read()
         assert recorded.count(b"GEORADIUS") == 1 and b"ENCODING" not in recorded
+        assert recorded.count(b"PFCOUNT") == 1
         store.kill()
         r = store.start()
         assert [r.dump(k) for k in keys] == before

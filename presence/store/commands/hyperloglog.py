@@ -78,6 +78,7 @@ def pfadd(client, argv):
 def pfcount(client, argv):
     """Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s)."""
     db = client.db
+    hll.PROPAGATE.clear()
     if len(argv) > 2:
         values = []
         for key in argv[1:]:
@@ -101,6 +102,7 @@ def pfcount(client, argv):
             raise CommandError(hll.INVALID) from None
         sketch.cache(card)
         db.store(argv[1], sketch.value(), keep_ttl=True)
+        hll.PROPAGATE.append([b"PFCOUNT", argv[1]])
     return card
 
 
