@@ -102,12 +102,41 @@ def score_to_bits(score: float) -> int:
     return int(score)
 
 
+def _halves(n: int) -> tuple[int, int]:
+    even = odd = 0
+    for bit in range(8):
+        even |= ((n >> (2 * bit)) & 1) << bit
+        odd |= ((n >> (2 * bit + 1)) & 1) << bit
+    return even, odd
+
+
+_EVEN_BITS = bytes(_halves(n)[0] for n in range(1 << 16))  # the even bits of 16, packed
+_ODD_BITS = bytes(_halves(n)[1] for n in range(1 << 16))
+_STEP_MAX_DIV = float(1 << STEP_MAX)
+_LAT_SCALE, _LON_SCALE = LAT_MAX - LAT_MIN, LONG_MAX - LONG_MIN
+
+
+POSITION_CACHE = 65_536  # positions searches remember, by score (about 16 MB when full)
+
+
 def decode_score(score: float) -> tuple[float, float]:
     """decodeGeohash: a member's longitude and latitude from its score (the box's centre,
-    clamped to the valid ranges)."""
-    lon_min, lon_max, lat_min, lat_max = decode(score_to_bits(score), STEP_MAX)
-    lon = min(max((lon_min + lon_max) / 2, LONG_MIN), LONG_MAX)
-    lat = min(max((lat_min + lat_max) / 2, LAT_MIN), LAT_MAX)
+    clamped to the valid ranges). Same arithmetic as `decode`, deinterleaving by table."""
+    bits = int(score) if 0.0 <= score < 4503599627370496.0 else score_to_bits(score)
+    e, o = _EVEN_BITS, _ODD_BITS
+    w0, w1, w2, w3 = bits & 0xFFFF, (bits >> 16) & 0xFFFF, (bits >> 32) & 0xFFFF, bits >> 48
+    ilat = e[w0] | (e[w1] << 8) | (e[w2] << 16) | (e[w3] << 24)
+    ilon = o[w0] | (o[w1] << 8) | (o[w2] << 16) | (o[w3] << 24)
+    lon = (
+        (LONG_MIN + (ilon * 1.0 / _STEP_MAX_DIV) * _LON_SCALE)
+        + (LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / _STEP_MAX_DIV) * _LON_SCALE)
+    ) / 2
+    lat = (
+        (LAT_MIN + (ilat * 1.0 / _STEP_MAX_DIV) * _LAT_SCALE)
+        + (LAT_MIN + (((ilat + 1) & 0xFFFFFFFF) * 1.0 / _STEP_MAX_DIV) * _LAT_SCALE)
+    ) / 2
+    lon = LONG_MAX if lon > LONG_MAX else LONG_MIN if lon < LONG_MIN else lon
+    lat = LAT_MAX if lat > LAT_MAX else LAT_MIN if lat < LAT_MIN else lat
     return lon, lat
 
 
@@ -257,18 +286,59 @@ class Shape:
 
     def contains(self, score: float) -> tuple[float, float, float] | None:
         """geoWithinShape: (lon, lat, distance in meters) of a point inside, else None."""
-        lon, lat = decode_score(score)
-        if self.radius is not None:
-            dist = distance(self.lon, self.lat, lon, lat)
-            if dist > self.radius * self.conversion:
-                return None
-            return lon, lat, dist
-        width, height = self.width * self.conversion, self.height * self.conversion
-        if lat_distance(lat, self.lat) > height / 2:
-            return None
-        if distance(lon, lat, self.lon, lat) > width / 2:
-            return None
-        return lon, lat, distance(self.lon, self.lat, lon, lat)
+        found: list = []
+        self.scan([(score, b"")], found, 0)
+        return found[0][2:] if found else None
+
+    def scan(self, pairs, found: list, limit: int) -> None:
+        """geoGetPointsInRange's loop over (score, member) pairs: append (member, score,
+        lon, lat, distance) for each point inside; stop once `limit` (if any) are found.
+        geohashGetDistance inlined, with each point's radians and cosine remembered."""
+        sin, asin, sqrt = math.sin, math.asin, math.sqrt
+        clon_r, clat_r = self.lon * D_R, self.lat * D_R
+        cos_clat = math.cos(clat_r)
+        radius = None if self.radius is None else self.radius * self.conversion
+        half_w, half_h = self.width * self.conversion / 2, self.height * self.conversion / 2
+        append, two_r = found.append, 2.0 * EARTH_RADIUS
+        for score, member in pairs:
+            point = _POINTS.get(score)
+            if point is None:
+                point = _point(score)
+            lon, lat, lon_r, lat_r, cos_lat = point
+            if radius is None:  # box: latitude distance, then longitude distance at `lat`
+                if EARTH_RADIUS * abs(clat_r - lat_r) > half_h:
+                    continue
+                v = sin((clon_r - lon_r) / 2)
+                if v == 0.0:
+                    if EARTH_RADIUS * abs(lat_r - lat_r) > half_w:
+                        continue
+                elif two_r * asin(sqrt(0.0 + cos_lat * cos_lat * v * v)) > half_w:
+                    continue
+            v = sin((lon_r - clon_r) / 2)
+            if v == 0.0:
+                dist = EARTH_RADIUS * abs(lat_r - clat_r)
+            else:
+                u = sin((lat_r - clat_r) / 2)
+                dist = two_r * asin(sqrt(u * u + cos_clat * cos_lat * v * v))
+            if radius is not None and dist > radius:
+                continue
+            append((member, score, lon, lat, dist))
+            if limit and len(found) >= limit:
+                return
+
+
+_POINTS: dict[float, tuple[float, float, float, float, float]] = {}
+
+
+def _point(score: float) -> tuple[float, float, float, float, float]:
+    """A member's lon, lat, their radians and the latitude's cosine, remembered by score."""
+    lon, lat = decode_score(score)
+    lat_r = lat * D_R
+    point = (lon, lat, lon * D_R, lat_r, math.cos(lat_r))
+    if len(_POINTS) >= POSITION_CACHE:
+        _POINTS.clear()
+    _POINTS[score] = point
+    return point
 
 
 def box_scores(h: Hash) -> tuple[int, int]:
@@ -276,6 +346,89 @@ def box_scores(h: Hash) -> tuple[int, int]:
     bits, step = h
     shift = 52 - step * 2
     return (bits << shift) & _MASK64, ((bits + 1) << shift) & _MASK64
+
+
+def _med3(a: list, i: int, j: int, k: int, cmp) -> int:
+    if cmp(a[i], a[j]) < 0:
+        return j if cmp(a[j], a[k]) < 0 else (k if cmp(a[i], a[k]) < 0 else i)
+    return j if cmp(a[j], a[k]) > 0 else (i if cmp(a[i], a[k]) < 0 else k)
+
+
+def pqsort(a: list, cmp, lrange: int, rrange: int) -> None:
+    """Redis's pqsort (pqsort.c): BSD quicksort that only sorts the parts overlapping
+    positions lrange..rrange, in place. Not stable; the same order of equal elements as
+    Redis's, which GEORADIUS ... COUNT shows for points at equal distances."""
+    # addresses as pqsort.c computes them, with elements 2 units wide
+    _pqsort(a, 0, len(a), cmp, lrange * 2, rrange * 2 + 1)
+
+
+def _pqsort(a: list, base: int, n: int, cmp, low: int, high: int) -> None:
+    while True:
+        if n < 7:
+            for m in range(base + 1, base + n):
+                j = m
+                while j > base and cmp(a[j - 1], a[j]) > 0:
+                    a[j], a[j - 1] = a[j - 1], a[j]
+                    j -= 1
+            return
+        m = base + n // 2
+        if n > 7:
+            first, last = base, base + n - 1
+            if n > 40:
+                d = n // 8
+                first = _med3(a, first, first + d, first + 2 * d, cmp)
+                m = _med3(a, m - d, m, m + d, cmp)
+                last = _med3(a, last - 2 * d, last - d, last, cmp)
+            m = _med3(a, first, m, last, cmp)
+        a[base], a[m] = a[m], a[base]
+        pa = pb = base + 1
+        pc = pd = base + n - 1
+        while True:
+            while pb <= pc:
+                result = cmp(a[pb], a[base])
+                if result > 0:
+                    break
+                if result == 0:
+                    a[pa], a[pb] = a[pb], a[pa]
+                    pa += 1
+                pb += 1
+            while pb <= pc:
+                result = cmp(a[pc], a[base])
+                if result < 0:
+                    break
+                if result == 0:
+                    a[pc], a[pd] = a[pd], a[pc]
+                    pd -= 1
+                pc -= 1
+            if pb > pc:
+                break
+            a[pb], a[pc] = a[pc], a[pb]
+            pb += 1
+            pc -= 1
+        pn = base + n
+        r = min(pa - base, pb - pa)
+        _vecswap(a, base, pb - r, r)
+        r = min(pd - pc, pn - pd - 1)
+        _vecswap(a, pb, pn - r, r)
+        r = pb - pa
+        if r > 1 and _overlaps(low, high, base, r):
+            _pqsort(a, base, r, cmp, low, high)
+        r = pd - pc
+        if r <= 1:
+            return
+        base, n = pn - r, r
+        if not _overlaps(low, high, base, n):
+            return
+
+
+def _overlaps(low: int, high: int, base: int, n: int) -> bool:
+    start, end = base * 2, (base + n) * 2 - 1
+    return not ((low < start and high < start) or (low > end and high > end))
+
+
+def _vecswap(a: list, i: int, j: int, n: int) -> None:
+    for k in range(n):
+        a[i + k], a[j + k] = a[j + k], a[i + k]
 
 
 def format_distance(d: float) -> bytes:

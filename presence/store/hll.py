@@ -47,7 +47,8 @@ INVALID = "INVALIDOBJ Corrupted HLL object detected"
 
 
 class InvalidHLL(Exception):
-    """A sparse representation whose opcodes do not cover exactly 16384 registers."""
+    """A sparse representation whose opcodes do not cover exactly 16384 registers. From
+    `HLL.add`, `args[0]` counts the registers changed before the element that failed."""
 
 
 _UNPACK = [struct.Struct(f"<{n}Q").unpack_from for n in range(64)]
@@ -129,18 +130,28 @@ def pack(registers: bytes | bytearray) -> bytearray:
     return out
 
 
+def _max_int(x: int, y: int) -> int:
+    """Byte-wise MAX of two register arrays read as little-endian integers (bytes < 128)."""
+    mask = ((((x | _H80) - y) & _H80) >> 7) * 0xFF  # 0xff where x >= y
+    return (x & mask) | (y & ~mask)
+
+
 def maximum(a: bytes | bytearray, b: bytes | bytearray) -> bytes:
     """Register-wise MAX of two register arrays (values below 128)."""
     x, y = int.from_bytes(a, "little"), int.from_bytes(b, "little")
-    mask = ((((x | _H80) - y) & _H80) >> 7) * 0xFF  # 0xff where x >= y
-    return ((x & mask) | (y & ~mask)).to_bytes(REGISTERS, "little")
+    return _max_int(x, y).to_bytes(REGISTERS, "little")
 
 
 def histogram(registers: bytes | bytearray) -> list[int]:
     """How many registers hold each value (64 slots, as hllCount's reghisto)."""
     hist = [0] * 64
-    for value in range(max(registers) + 1):
-        hist[value] = registers.count(value)
+    seen = 0
+    for value in range(64):
+        found = registers.count(value)
+        hist[value] = found
+        seen += found
+        if seen == len(registers):
+            break
     return hist
 
 
@@ -280,16 +291,30 @@ class Sparse:
                 new_lens.append(right)
                 new_chunks.append(_op_bytes(rv, right))
                 new_starts.append(index + 1)
+            if value == _XZERO and len(chunks[i]) == 1:
+                self._cut_last_byte(new_vals, new_lens, new_chunks, new_starts)
             j = i + 1
             starts[i:j] = new_starts
             vals[i:j] = new_vals
             lens[i:j] = new_lens
             chunks[i:j] = new_chunks
             self.nbytes += delta
-        if self.registers is not None:
+        if self.registers is not None and self.total == REGISTERS:
             self.registers[index] = count
+        else:
+            self.registers = None
         self._merge_from(i - 1 if i > 0 else 0)
         return 1
+
+    def _cut_last_byte(self, vals: list, lens: list, chunks: list, starts: list) -> None:
+        """Splitting an XZERO cut short at the end of the string (its second byte was the
+        string's terminator): Redis counts it 2 bytes long, so the new opcodes' last byte
+        lands past the string's new end and is lost."""
+        if len(chunks[-1]) == 2:
+            chunks[-1] = chunks[-1][:1]
+            return
+        self.total -= lens[-1]
+        del vals[-1], lens[-1], chunks[-1], starts[-1]
 
     def _merge_from(self, p: int) -> None:
         """Merge equal adjacent VAL opcodes, scanning at most 5 opcodes from `p`."""
@@ -326,11 +351,11 @@ class Sparse:
 
 
 _CACHE: dict[bytes, Sparse] = {}
-_CACHE_SIZE = 64
+SPARSE_CACHE = 64  # parsed sparse bodies kept, by their bytes (a few MB at most)
 
 
 def _remember(body: bytes, sparse: Sparse) -> None:
-    if len(_CACHE) >= _CACHE_SIZE:
+    if len(_CACHE) >= SPARSE_CACHE:
         del _CACHE[next(iter(_CACHE))]
     _CACHE[body] = sparse
 
@@ -423,12 +448,17 @@ class HLL:
                 if result == 1:
                     updated += 1
                 elif result == PROMOTE:
-                    updated += self.set(index, count, max_bytes)
-                    break
-                elif result == -1:
+                    try:
+                        self.to_dense()
+                    except InvalidHLL:
+                        result = -1
+                    else:
+                        updated += self.set(index, count, max_bytes)
+                        break
+                if result == -1:
                     if updated:
                         self.invalidate()
-                    raise InvalidHLL()
+                    raise InvalidHLL(updated)
         if self.sparse is None:
             dense = self.dense
             assert dense is not None
@@ -484,15 +514,15 @@ class HLL:
 
 
 def merge_registers(values) -> tuple[bytes, bool]:
-    """The register-wise MAX of HyperLogLog values (None entries skipped) and whether one
-    was dense; InvalidHLL for a corrupted sparse one."""
-    merged: bytes | bytearray = bytes(REGISTERS)
+    """The register-wise MAX of HyperLogLog values and whether one was dense; InvalidHLL
+    for a corrupted sparse one."""
+    merged = 0
     dense = False
     for value in values:
         hll = HLL(value)
         dense = dense or hll.encoding == DENSE
-        merged = maximum(merged, hll.registers())
-    return bytes(merged), dense
+        merged = _max_int(merged, int.from_bytes(hll.registers(), "little"))
+    return merged.to_bytes(REGISTERS, "little"), dense
 
 
 def self_test(max_bytes: int, cycles: int = 20, elements: int = 100_000) -> str | None:

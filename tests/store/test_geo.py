@@ -4,6 +4,7 @@ against redis-server: scores, replies byte for byte (RESP2 and RESP3), errors, s
 import random
 
 import pytest
+import redis
 
 from presence.store import geohash
 from tests.store.helpers import run
@@ -254,3 +255,43 @@ def test_geo_inside_scripts(pair):
     pair.same("EVAL", script, "1", "Sicily")
     pair.call("HELLO", "3")
     pair.same("EVAL", "redis.setresp(3); " + script, "1", "Sicily")
+
+
+def test_count_orders_equal_distances_as_redis(pair, proto):
+    """COUNT below the number of matches: Redis's partial quicksort, whose order of points
+    at equal distances is not the input's."""
+    args = []
+    for i in range(60):
+        args += ["2.0", "3.0", f"same{i}"]
+    rng = random.Random(12)
+    for i in range(60):
+        args += [repr(2 + rng.uniform(-0.5, 0.5)), repr(3 + rng.uniform(-0.5, 0.5)), f"r{i}"]
+    pair.same("GEOADD", "eq", *args)
+    for count in ("1", "7", "40", "61", "100", "119", "120", "500"):
+        for order in ("ASC", "DESC"):
+            pair.same("GEORADIUS", "eq", "2", "3", "200", "km", "COUNT", count, order)
+            pair.same("GEOSEARCH", "eq", "FROMMEMBER", "r3", "BYBOX", "300", "300", "km",
+                      "COUNT", count, order, "WITHDIST")  # fmt: skip
+    pair.same("GEORADIUS", "eq", "2", "3", "200", "km", "COUNT", "5")
+
+
+def test_command_docs_summary_and_group(store_port, redis_port):
+    """COMMAND DOCS of the GEO and HyperLogLog commands: Redis's summary and group."""
+    names = ["geoadd", "geopos", "geodist", "geohash", "georadius", "georadius_ro",
+             "georadiusbymember", "georadiusbymember_ro", "geosearch", "geosearchstore",
+             "pfadd", "pfcount", "pfmerge", "pfdebug", "pfselftest"]  # fmt: skip
+    docs = []
+    for port in (store_port, redis_port):
+        conn = redis.Connection(port=port, protocol=2)
+        conn.connect()
+        conn.send_command("COMMAND", "DOCS", *names)
+        reply = conn.read_response()
+        conn.disconnect()
+        flat = dict(zip(reply[::2], reply[1::2], strict=True))
+        docs.append({
+            name: {k: v for k, v in zip(entry[::2], entry[1::2], strict=True)
+                   if k in (b"summary", b"group")}
+            for name, entry in flat.items()
+        })  # fmt: skip
+    assert docs[0] == docs[1]
+    assert len(docs[0]) == len(names)

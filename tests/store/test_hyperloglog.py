@@ -221,3 +221,79 @@ def test_command_info(pair):
         assert b"hyperloglog" in theirs and b"hyperloglog" in pair.store.call(
             "COMMAND", "DOCS", name
         )
+
+
+@pytest.mark.parametrize("seed", range(21, 29))
+def test_corrupted_values_everywhere(pair, seed):
+    """Corrupted sparse values through every command that reads them, and a last opcode cut
+    in half (Redis reads the string's terminating zero byte as its second byte)."""
+    rng = random.Random(seed)
+    for i in range(60):
+        pair.same("DEL", "h", "m")
+        pair.same("PFADD", "h", *_elements(rng, rng.choice([3, 30, 300])))
+        length = int(pair.same("STRLEN", "h")[1:-2])
+        if i % 3 == 0:
+            pair.same("SETRANGE", "h", str(length - 1), bytes([0x40 | rng.randrange(64)]))
+        elif i % 3 == 1:
+            pair.same("APPEND", "h", bytes([rng.randrange(256)]))
+        else:
+            pair.same("SETRANGE", "h", str(rng.randrange(16, length)), bytes([rng.randrange(256)]))
+        for command in (
+            ["PFDEBUG", "DECODE", "h"],
+            ["PFADD", "h", *_elements(rng, 3)],
+            ["GET", "h"],
+            ["PFCOUNT", "h"],
+            ["PFMERGE", "m", "h"],
+            ["PFMERGE", "h", "h"],
+            ["PFDEBUG", "TODENSE", "h"],
+            ["GET", "h"],
+            ["PFDEBUG", "GETREG", "h"],
+        ):
+            pair.same(*command)
+
+
+def _hitting(register: int, n: int) -> list[bytes]:
+    """The first n elements (decimal numbers) that fall in `register`."""
+    found, i = [], 0
+    while len(found) < n:
+        if hll.pattern(b"%d" % i)[0] == register:
+            found.append(b"%d" % i)
+        i += 1
+    return found
+
+
+def test_split_of_an_xzero_cut_at_the_end(pair):
+    """A last opcode cut to its first byte, then split by PFADD: Redis loses the last byte
+    of the new opcodes (written past the string's end); the store does the same."""
+    last, near = _hitting(16383, 3), _hitting(16380, 1)
+    for first, second in ((last[0], last[1]), (last[0], near[0]), (b"a", near[0])):
+        pair.same("DEL", "h")
+        pair.same("PFADD", "h", "a", first)
+        length = len(pair.redis.call("GET", "h").split(b"\r\n", 1)[1]) - 2
+        run(pair, ["SETRANGE", "h", str(length - 1), "\x40"], "PFDEBUG DECODE h")
+        run(pair, ["PFADD", "h", second], "GET h", "PFDEBUG DECODE h", ["PFADD", "h", last[2]])
+        run(pair, "GET h", "PFADD h x y z", "GET h", "PFCOUNT h")
+
+
+def test_corrupted_value_promoted_by_its_size(pair):
+    """A corrupted sparse value that PFADD grows past hll-sparse-max-bytes: the promotion
+    fails (INVALIDOBJ) and the elements added before it stay, as in Redis."""
+    rng = random.Random(31)
+    pair.same("PFADD", "h", *_elements(rng, 200))
+    pair.same("APPEND", "h", "\x00")  # one more ZERO opcode: 16385 registers
+    run(pair, "CONFIG SET hll-sparse-max-bytes 700")
+    try:
+        for _ in range(10):
+            pair.same("PFADD", "h", *_elements(rng, 40))
+            pair.same("GET", "h")
+    finally:
+        run(pair, "CONFIG SET hll-sparse-max-bytes 3000")
+
+
+def test_encoding_and_error_stats(pair):
+    rng = random.Random(41)
+    run(pair, "CONFIG RESETSTAT", "PFADD s a", "OBJECT ENCODING s")
+    pair.same("PFADD", "d", *_elements(rng, 3000))
+    run(pair, "OBJECT ENCODING d", "SET x 1", "PFADD x a", "APPEND s zz", "PFCOUNT s")
+    ours, theirs = (c.call("INFO", "errorstats") for c in (pair.store, pair.redis))
+    assert ours.split(b"\r\n")[2:] == theirs.split(b"\r\n")[2:]

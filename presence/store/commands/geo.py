@@ -257,10 +257,15 @@ def search_generic(client, argv, src: int, flags: int):
     points = _points_in_shape(zset, shape, count if any_ else 0)
     if not points and store_key is None:
         return []
+    returned = min(count, len(points)) if count else len(points)
     if sort:
-        points.sort(key=_by_distance, reverse=sort == 2)
-    if count:
-        points = points[:count]
+        ordered = sorted(points, key=_by_distance, reverse=sort == 2)  # glibc's qsort: stable
+        if returned < len(points) and _ties(ordered, returned):
+            # Redis's partial quicksort: the same as a sort but for equal distances
+            geohash.pqsort(points, _ascending if sort == 1 else _descending, 0, returned - 1)
+        else:
+            points = ordered
+    points = points[:returned]
     conversion = shape.conversion
     if store_key is not None:
         pairs = [(dist / conversion if store_dist else score, member)
@@ -286,6 +291,20 @@ def _by_distance(point) -> float:
     return point[4]
 
 
+def _ties(ordered: list, n: int) -> bool:
+    """Whether two of the first n + 1 sorted points are at the same distance."""
+    return any(ordered[i][4] == ordered[i + 1][4] for i in range(min(n, len(ordered) - 1)))
+
+
+def _ascending(a, b) -> int:
+    """sort_gp_asc."""
+    return 1 if a[4] > b[4] else 0 if a[4] == b[4] else -1
+
+
+def _descending(a, b) -> int:
+    return -_ascending(a, b)
+
+
 def _points_in_shape(zset: ZSet, shape: Shape, limit: int) -> list:
     """membersOfAllNeighbors: (member, score, lon, lat, distance) of the points inside,
     box by box in Redis's order; with `limit` (ANY), stops once that many are found."""
@@ -302,12 +321,7 @@ def _points_in_shape(zset: ZSet, shape: Shape, limit: int) -> list:
             break
         low, high = geohash.box_scores(box)
         start, end = zset.index_range_by_score(float(low), False, float(high), True)
-        for score, member in order[start:end]:
-            inside = shape.contains(score)
-            if inside is not None:
-                found.append((member, score, *inside))
-            if found and limit and len(found) >= limit:
-                break
+        shape.scan(order[start:end], found, limit)
         last = i
     return found
 

@@ -54,7 +54,9 @@ def pfadd(client, argv):
         sketch, updated = HLL(_checked(value), edit=True), 0
     try:
         updated += sketch.add(argv[2:], _max_bytes(client))
-    except InvalidHLL:
+    except InvalidHLL as exc:
+        if exc.args and exc.args[0]:  # Redis edited the value in place: kept, unannounced
+            db.data[key] = sketch.value()
         raise CommandError(hll.INVALID) from None
     if not updated:
         sketch.unchanged()
@@ -150,7 +152,7 @@ def pfmerge(client, argv):
     acl="hyperloglog",
 )
 def pfdebug(client, argv):
-    """Internal commands for debugging HyperLogLog values."""
+    """Internal commands for debugging HyperLogLog values"""
     db, key = client.db, argv[2]
     value = db.get(key)
     if value is None:
@@ -184,7 +186,7 @@ def pfdebug(client, argv):
 
 @command("pfselftest", 1, "admin", keys=(0, 0, 0), acl="hyperloglog")
 def pfselftest(client, argv):
-    """An internal command for testing HyperLogLog values."""
+    """An internal command for testing HyperLogLog values"""
     failure = hll.self_test(_max_bytes(client))
     if failure is not None:
         raise CommandError(failure)
