@@ -115,15 +115,15 @@ class Limits:
         self.lfu = self.accounting and self.policy.endswith("-lfu")
         self.tracking = self.accounting and (self.lfu or self.policy.endswith("-lru"))
         self.on = self.accounting or self.no_replicas
+        if self.tracking and (not was_tracking or self.lfu != was_lfu):
+            self._seed_recency()
+        elif not self.tracking:
+            self.recency = []
         if self.accounting and not was_accounting:
             self.recount()
         elif not self.accounting:
             self.sizes = []
             self.used = STARTUP_BYTES
-        if self.tracking and (not was_tracking or self.lfu != was_lfu):
-            self._seed_recency()
-        elif not self.tracking:
-            self.recency = []
         keyspace = self.server.keyspace
         keyspace.on_gone = self.forget if self.accounting else None
         if self.accounting:
@@ -321,10 +321,16 @@ class Limits:
 
     # ------------------------------------------------------------ eviction
 
+    def settle(self) -> None:
+        """After a command (not inside a script or EXEC): evict what it took over the limit,
+        as Redis does before the next command of any client (reads skip `admit` here)."""
+        if self.accounting and self.used > self.maxmemory and self.server.scripts.running is None:
+            self.evict()
+
     def evict(self) -> bool:
         """Redis's performEvictions: evict keys by the policy until used memory is at most
         maxmemory; False (EVICT_FAIL) when it cannot get there."""
-        if self.used <= self.maxmemory:
+        if not self.accounting or self.used <= self.maxmemory:
             return True
         if self.policy == "noeviction":
             return False

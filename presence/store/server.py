@@ -673,6 +673,10 @@ class Server:
             refused = self._gate(client, cmd, argv)
             if refused is not None:
                 return refused
+        if self.limits.accounting:
+            reply = self.call(client, cmd, argv)
+            self.limits.settle()  # reads that skip `admit` see the keys evicted already
+            return reply
         return self.call(client, cmd, argv)
 
     def _gate(self, client: Client, cmd, argv: list[bytes]):
