@@ -215,6 +215,29 @@ def test_allkeys_policies_evict_and_never_refuse(limits, policy):
         assert keys + evicted >= 2000  # Redis may evict again for INFO (its buffers count)
 
 
+def test_noeviction_refuses_the_rest_of_a_pipeline(limits):
+    for client in (limits.store, limits.redis):
+        _near_limit(client, 100_000)
+        client.call("CONFIG", "RESETSTAT")
+        replies = _fill(client, 200, 2000)
+        first = replies.index(OOM)
+        assert 10 < first < 200
+        assert set(replies[first:]) == {OOM}  # none after the first refusal is written
+        rejected = f"rejected_calls={200 - first},failed_calls=0"
+        assert rejected in stat_line(client, "cmdstat_set")
+        assert stat_line(client, "errorstat_OOM") == f"count={200 - first}"
+        assert client.call("DEL", "k0") == b":1\r\n"  # DEL is no denyoom command
+        assert client.call("FLUSHDB") == b"+OK\r\n"
+        assert client.call("SET", "k0", "v") == b"+OK\r\n"  # under the limit again
+
+
+def test_object_freq_and_idletime_under_lfu_and_lru(limits):
+    run(limits, "CONFIG SET maxmemory 1gb", "CONFIG SET maxmemory-policy allkeys-lfu")
+    run(limits, "SET k v", "OBJECT FREQ k", "GET k", "OBJECT FREQ k", "OBJECT IDLETIME k")
+    run(limits, "CONFIG SET maxmemory-policy allkeys-lru", "SET k v", "OBJECT IDLETIME k")
+    run(limits, "OBJECT FREQ k")
+
+
 def test_volatile_policies_need_keys_with_a_ttl(limits):
     for client in (limits.store, limits.redis):
         client.call("CONFIG", "SET", "maxmemory-policy", "volatile-lru")
