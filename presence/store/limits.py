@@ -42,6 +42,7 @@ SCRIPT_OOM = Error(
     "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'"
 )
 STARTUP_BYTES = 876_024  # Redis 7.0.15's used_memory_startup (INFO memory, this machine class)
+STRING_BYTES = 24 + 16 + 8  # a string key's entry, object and two sds headers (estimate_bytes)
 RANDOM_REACH = 65_536  # a random victim is one of the first this many keys (see _random_key)
 LRU_REACH = 1_000  # keys a volatile-lru/lfu victim search looks past before giving up
 LFU_LOG_FACTOR = 10  # Redis's lfu-log-factor default
@@ -164,6 +165,18 @@ class Limits:
         after = self.after
         denyoom = "denyoom" in cmd.flags
         counters = self.server.command_stats[cmd.name]
+        first = cmd.first_key
+        if (
+            first > 0
+            and first == cmd.last_key
+            and "movablekeys" not in cmd.flags
+            and cmd.name not in _RECOUNT
+            and cmd.name not in ("move", "copy")
+        ):
+            # the common case, a command of one key (SET, INCR, HSET, GET...), inlined
+            wrapper = self._one_key(cmd, handler, first, denyoom, counters)
+            self._wrappers[handler] = wrapper
+            return wrapper
 
         def wrapper(client, argv):
             if self.over and denyoom:  # went over earlier in this pipeline's batch
@@ -178,6 +191,54 @@ class Limits:
             return reply
 
         self._wrappers[handler] = wrapper
+        return wrapper
+
+    def _one_key(self, cmd, handler, first: int, denyoom: bool, counters):
+        """`_wrapped` for a command of one key (argv[first])."""
+        write = "write" in cmd.flags
+        touch = self.tracking and cmd.name not in _NO_TOUCH
+        lru = touch and not self.lfu
+        samples = self.samples
+        keyspace = self.server.keyspace
+
+        def wrapper(client, argv):
+            if write and self.over and denyoom:  # over earlier in this pipeline's batch
+                counters.calls -= 1  # run_command counts it back: rejected, not called
+                counters.failed -= 1
+                counters.rejected += 1
+                return OOM
+            reply = handler(client, argv)
+            db = client.db
+            key = argv[first]
+            value = db.data.get(key)
+            if write:
+                sizes = self.sizes[db.index]
+                old = sizes.get(key, 0)
+                if value is None:
+                    if old:
+                        del sizes[key]
+                        self.used -= old
+                else:
+                    new = (
+                        STRING_BYTES + len(key) + len(value)
+                        if type(value) is bytes
+                        else estimate_bytes(key, value, samples)
+                    )
+                    sizes[key] = new
+                    self.used += new - old
+            if touch:
+                recency = self.recency[db.index]
+                if value is None:
+                    recency.pop(key, None)
+                elif lru:
+                    recency[key] = keyspace.now
+                    recency.move_to_end(key)
+                else:
+                    self._touch(recency, key)
+            if write and self.used > self.maxmemory:
+                self.settle()
+            return reply
+
         return wrapper
 
     def _set_over(self, over: bool) -> None:
@@ -272,7 +333,7 @@ class Limits:
                 del sizes[key]
                 self.used -= old
             return
-        new = estimate_bytes(key, value, self.samples)
+        new = _estimate(key, value, self.samples)
         sizes[key] = new
         self.used += new - old
 
@@ -300,7 +361,7 @@ class Limits:
         """Estimate every key again (O(keys)): maxmemory set, FLUSH*, SWAPDB."""
         samples = self.samples
         self.sizes = [
-            {key: estimate_bytes(key, value, samples) for key, value in db.data.items()}
+            {key: _estimate(key, value, samples) for key, value in db.data.items()}
             for db in self.server.keyspace.dbs
         ]
         self.used = STARTUP_BYTES + sum(sum(s.values()) for s in self.sizes)
@@ -466,10 +527,17 @@ class Limits:
         db.notify(notify.EVICTED, b"evicted", key)
 
 
+def _estimate(key: bytes, value, samples: int) -> int:
+    """MEMORY USAGE's estimate of a key, a string's short-cut (no integer encoding)."""
+    if type(value) is bytes:
+        return STRING_BYTES + len(key) + len(value)
+    return estimate_bytes(key, value, samples)
+
+
 def _keys(cmd, argv: list[bytes]) -> list[bytes]:
-    """The keys `argv` names: its legacy key range when that says all, else `find_keys`."""
+    """The keys `argv` names: its legacy key range unless the keys move, else `find_keys`."""
     first = cmd.first_key
-    if first > 0 and cmd.getkeys is None and "movablekeys" not in cmd.flags:
+    if first > 0 and "movablekeys" not in cmd.flags:  # SET's getkeys is for its flags only
         last = cmd.last_key
         end = len(argv) + last + 1 if last < 0 else last + 1
         return argv[first : end : cmd.step]
