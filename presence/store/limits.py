@@ -250,7 +250,10 @@ class Limits:
     # ------------------------------------------------------------ processCommand
 
     def admit(self, client, cmd, argv: list[bytes]) -> Error | None:
-        """Redis's processCommand checks: evict, then OOM, then NOREPLICAS; None to go on."""
+        """Redis's processCommand checks: evict, then OOM, then NOREPLICAS; None to go on.
+        The AOF's commands are obeyed (Redis's mustObeyClient): loading never evicts."""
+        if self.server.persistence.loading:
+            return None
         if client.multi is not None and cmd.name == "exec":
             write = denyoom = False
             for queued, queued_argv in client.multi:
@@ -430,7 +433,13 @@ class Limits:
     def settle(self) -> None:
         """After a command (not inside a script or EXEC): evict what it took over the limit,
         as Redis does before the next command of any client (reads skip `admit` here)."""
-        if self.accounting and self.used > self.maxmemory and self.server.scripts.running is None:
+        server = self.server
+        if (
+            self.accounting
+            and self.used > self.maxmemory
+            and server.scripts.running is None
+            and not server.persistence.loading
+        ):
             self._set_over(not self.evict())
         elif self.over and self.used <= self.maxmemory:
             self._set_over(False)

@@ -8,9 +8,11 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis
 
 from tests.store.helpers import Listener, run, same_unordered
 from tests.store.rawclient import RawClient
+from tests.store.test_persistence import store_on
 
 RESET = [
     ("CONFIG", "SET", "maxmemory", "0"),
@@ -333,3 +335,28 @@ def test_scripts_without_enough_replicas(limits):
     limits.same("EVAL", "return redis.call('set','x', 1)", "1", "x")
     limits.same("EVAL", "return redis.pcall('set','x', 1)", "1", "x")
     run(limits, "CONFIG SET min-replicas-to-write 0", "GET x")
+
+
+# ------------------------------------------------------------------ the append-only file
+
+
+def test_loading_the_aof_obeys_no_maxmemory(tmp_path):
+    """The AOF's commands are obeyed (Redis's mustObeyClient): all keys load, the limit
+    applies to the next write; an evicted key is a DEL in the file."""
+    with store_on(tmp_path) as store:
+        r = store.start()
+        r.mset({f"k{i}": b"v" * 10_000 for i in range(200)})
+        store.stop()
+        r = store.start("--maxmemory", "1mb")
+        assert r.dbsize() == 200
+        with pytest.raises(
+            redis.exceptions.ResponseError, match="command not allowed when used memory"
+        ):
+            r.set("x", "y")
+        r.config_set("maxmemory-policy", "allkeys-random")
+        assert r.set("x", "y") is True
+        kept = r.dbsize()
+        assert kept < 200
+        store.stop()
+        r = store.start()  # no limit: the evictions were recorded as DELs
+        assert r.dbsize() == kept
