@@ -15,7 +15,7 @@ Reports ratios (store / redis-server) so the figures hold on a noisy, shared mac
   (and of a redis-server) writing an append-only file, against the same server without.
 * limits (not in the default set): what `maxmemory` costs the store: SET and GET
   throughput of stores with `maxmemory 1gb` (never reached; noeviction, allkeys-random,
-  allkeys-lru) against a store without, the stores measured alternately.
+  allkeys-lru, allkeys-lfu) against a store without, the stores measured alternately.
 
 Both servers are throwaway processes on free loopback ports; nothing else is touched.
 """
@@ -288,7 +288,7 @@ def bench_limits(rounds: int, quick: bool) -> None:
     print("|---|---|---|---|---|---|")
     with ExitStack() as stack:
         plain = stack.enter_context(bundled_store())
-        for policy in ("noeviction", "allkeys-random", "allkeys-lru"):
+        for policy in ("noeviction", "allkeys-random", "allkeys-lru", "allkeys-lfu"):
             limited = stack.enter_context(
                 bundled_store("--maxmemory", "1gb", "--maxmemory-policy", policy)
             )
