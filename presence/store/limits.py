@@ -48,6 +48,9 @@ LRU_REACH = 1_000  # keys a volatile-lru/lfu victim search looks past before giv
 LFU_LOG_FACTOR = 10  # Redis's lfu-log-factor default
 LFU_DECAY_MINUTES = 1  # Redis's lfu-decay-time default
 LFU_INIT = 5  # Redis's LFU_INIT_VAL: a new key's counter
+# LFULogIncr's odds of counting an access, by the counter's value
+_LFU_ODDS = [1.0 / (max(0, counter - LFU_INIT) * LFU_LOG_FACTOR + 1) for counter in range(256)]
+_random = random.random
 _SCRIPTS = frozenset(["eval", "evalsha", "eval_ro", "evalsha_ro"])
 _FUNCTIONS = frozenset(["fcall", "fcall_ro"])
 # MULTI under OOM refuses every command but these (processCommand's reject_cmd_on_oom)
@@ -402,15 +405,13 @@ class Limits:
             recency.move_to_end(key)
             return
         word = recency.get(key)
-        minutes = _minutes(now)
+        minutes = (now // 60_000) & 0xFFFF
         if word is None:  # a new key starts at LFU_INIT_VAL, not counted as an access
             recency[key] = (minutes << 8) | LFU_INIT
             return
-        counter = _decayed(word, minutes)
-        if counter < 255:  # Redis's LFULogIncr
-            base = max(0, counter - LFU_INIT)
-            if random.random() < 1.0 / (base * LFU_LOG_FACTOR + 1):
-                counter += 1
+        counter = word & 0xFF if word >> 8 == minutes else _decayed(word, minutes)
+        if counter < 255 and _random() < _LFU_ODDS[counter]:  # Redis's LFULogIncr
+            counter += 1
         recency[key] = (minutes << 8) | counter
         recency.move_to_end(key)
 
