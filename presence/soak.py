@@ -54,6 +54,7 @@ from presence.testing import ROOT, find_tool, free_port, wait_for_port
 
 MARGIN = 1.0  # seconds of slack around an end's window when deciding who must have heard it
 LATE_POLL = 2.0  # seconds past --poll-timeout after which a poll's answer counts as late
+SLOW_CONNECT = 0.9  # seconds: a TCP connect this slow had its SYN dropped (a full backlog)
 STALL = 0.5  # seconds the soak's own event loop may lag before it counts as a stall
 FAULTS = ("store-kill", "node-kill", "node-term")
 
@@ -87,6 +88,7 @@ class Soak:
         self.rejoin_context: Counter = Counter()  # (reason, last fault and how long ago)
         self.fault_log: list[tuple[float, str]] = []
         self.loop_stalls: list[tuple[float, float]] = []  # (when, seconds): the soak's own loop
+        self.slow_connects = 0  # see request
         self.late_polls = 0  # polls answered later than --poll-timeout + LATE_POLL
         self.latest_poll = 0.0  # the latest answer, past --poll-timeout (seconds)
         self.reports: dict[str, list[dict]] = {}  # --trace-memory: when -> worker reports
@@ -108,17 +110,17 @@ class Soak:
                  "--timeout", str(self.opts.timeout), "--poll-timeout", str(self.opts.poll_timeout),
                  "--store-restarts", "1000", "--log-level", "warning",
                  "--leave-grace", str(self.opts.leave_grace)]  # fmt: skip
-        if self.opts.trace_memory:
-            self.probe_dir = os.path.join(self.workdir, "memory")
-            os.makedirs(self.probe_dir)
-            flags += ["--memory-probe", self.probe_dir]
+        self.probe_dir = os.path.join(self.workdir, "memory")
+        os.makedirs(self.probe_dir)
+        flags += ["--memory-probe", self.probe_dir]
+        env = dict(os.environ, PYTHONTRACEMALLOC="1") if self.opts.trace_memory else None
         if self.opts.store == "redis":
             self.redis_port = free_port()
             self.start_redis()
             flags += ["--redis-url", f"redis://127.0.0.1:{self.redis_port}/0"]
         cmd = [sys.executable, "-m", "presence.cli", "serve", *flags]
         log = open(os.path.join(self.workdir, "serve.log"), "wb")  # noqa: SIM115 (closed with the dir)
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         wait_for_port(self.port, self.proc, timeout=60)
 
     def start_redis(self) -> None:
@@ -223,12 +225,21 @@ class Soak:
     # -- the tabs ---------------------------------------------------------------------
 
     async def request(self, client: Client, conn: Connection | None, path: str,
-                      timeout: float) -> tuple[Connection, int, dict | None]:  # fmt: skip
+                      timeout: float, s: Session | None = None
+                      ) -> tuple[Connection, int, dict | None]:  # fmt: skip
         """GET `path` on `conn` (a new connection when None or broken); (conn, status, body).
-        Status 0: it failed below HTTP (the connection is then dropped)."""
+        Status 0: it failed below HTTP (the connection is then dropped). A connect slower
+        than SLOW_CONNECT is counted (and noted in `s`'s history)."""
         try:
             if conn is None or conn.closed:
+                loop = asyncio.get_running_loop()
+                began = loop.time()
                 conn = await client.connect()
+                took = loop.time() - began
+                if took > SLOW_CONNECT:
+                    self.slow_connects += 1
+                    if s is not None:
+                        s.note(loop.time(), f"connect took {took:.1f}s")
             status, body = await client.get(conn, path, timeout)
         except HTTPError:
             drop(client, conn)
@@ -255,7 +266,7 @@ class Soak:
         conn: Connection | None = None
         s.joined_at = loop.time()
         while True:  # join, retried through faults
-            conn, status, body = await self.request(client, conn, f"{base}/join?{who}", 10)
+            conn, status, body = await self.request(client, conn, f"{base}/join?{who}", 10, s)
             if status == 200 and body and "cursor" in body:
                 break
             s.note(loop.time(), f"join answered {status}")
@@ -275,14 +286,15 @@ class Soak:
                 silent = loop.time() < until and self.rng.random() < 0.5
                 break
             if self.rng.random() < self.opts.send_ratio:
-                conn, _, _ = await self.request(client, conn, f"{base}/send?{who}&data=hi", 10)
+                conn, _, _ = await self.request(client, conn, f"{base}/send?{who}&data=hi", 10, s)
             sent = loop.time()
             path = f"{base}/poll?{who}&cursor={quote(cursor)}"
-            conn, status, body = await self.request(client, conn, path, self.opts.timeout + 5)
+            conn, status, body = await self.request(client, conn, path, self.opts.timeout + 5, s)
             now = loop.time()
             if now - sent > self.opts.poll_timeout + LATE_POLL:
                 self.late_polls += 1
-                s.note(now, f"poll sent at {self.t(sent)} answered late")
+            if status == 200 and body is not None and not body.get("events"):
+                s.note(now, f"poll sent at {self.t(sent)}: nothing")
             self.latest_poll = max(self.latest_poll, now - sent - self.opts.poll_timeout)
             if status != 200 or body is None:
                 s.note(now, f"poll sent at {self.t(sent)} answered {status}")
@@ -305,10 +317,13 @@ class Soak:
                 s.note(now, f"poll sent at {self.t(sent)}: reset to {body.get('cursor')}")
                 s.segments[-1][1] = previous_answer
                 s.segments.append([now, 0.0])
+            heard = []
             for event in body.get("events", ()):
                 s.seen[event["type"], event["user"]] += 1
                 if event["type"] != "message":
-                    s.note(now, f"heard {event['type']} {event['user']} (id {event['id']})")
+                    heard.append(f"{event['type']} {event['user']} ({event['id']})")
+            if body.get("events"):
+                s.note(now, f"poll sent at {self.t(sent)}: heard {', '.join(heard) or 'messages'}")
             cursor = body["cursor"]
             if body.get("reconnect"):
                 s.note(now, f"poll sent at {self.t(sent)}: reconnect")
@@ -326,7 +341,7 @@ class Soak:
         s.end_from = loop.time()
         s.note(loop.time(), "leaves")
         while True:
-            conn, status, _ = await self.request(client, conn, f"{base}/leave?{who}", 10)
+            conn, status, _ = await self.request(client, conn, f"{base}/leave?{who}", 10, s)
             if status == 200:
                 break
             s.note(loop.time(), f"leave answered {status}")
@@ -475,13 +490,13 @@ class Soak:
             await self.round(self.opts.warmup, faults=False)
             self.sessions.clear()
             await asyncio.sleep(self.opts.timeout + 2)
-            if self.opts.trace_memory:
-                await self.memory_reports("baseline")
             baseline = self.node_usage()
+            await self.memory_reports("baseline")
             peak = dict(baseline)
             sampler = asyncio.ensure_future(self.sample(peak))
             watcher = asyncio.ensure_future(self.watch_loop())
             begun = self.began = loop.time()
+            overflows = _listen_overflows()
             await self.round(self.opts.duration, faults=True)
             await asyncio.sleep(self.opts.timeout + 3)  # the last offlines fall due
             watcher.cancel()
@@ -490,10 +505,8 @@ class Soak:
             sampler.cancel()
             after = self.node_usage()
             refusals = self.store_refusals()
-            growth = []
-            if self.opts.trace_memory:
-                await self.memory_reports("after")
-                growth = self.memory_growth()  # (before the snapshots go with the workdir)
+            await self.memory_reports("after")
+            growth = self.memory_growth()  # (before the snapshots go with the workdir)
             return {
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
                 "store": self.opts.store,
@@ -505,6 +518,8 @@ class Soak:
                 "errors_retried": dict(self.errors),
                 "store_refusals": refusals,
                 "late_polls": self.late_polls,
+                "slow_connects": self.slow_connects,
+                "listen_overflows": _listen_overflows() - overflows,
                 "latest_poll_s": round(self.latest_poll, 1),
                 "soak_loop_stalls": len(self.loop_stalls),
                 "soak_loop_stall_max_s": round(max((x for _, x in self.loop_stalls), default=0), 1),
@@ -533,7 +548,7 @@ class Soak:
                 self.loop_stalls.append((before, lag))
 
     async def memory_reports(self, when: str) -> None:
-        """--trace-memory: every worker writes a report (presence.runtime.MemoryProbe)."""
+        """Every worker writes a report (presence.runtime.MemoryProbe: serve --memory-probe)."""
         workers = self.children()[0]
         done = {name for name in os.listdir(self.probe_dir) if name.endswith(".json")}
         for pid in workers:
@@ -547,36 +562,60 @@ class Soak:
                     done.add(name)
                     with open(os.path.join(self.probe_dir, name)) as fh:
                         report = json.load(fh)
-                    report["snapshot"] = os.path.join(self.probe_dir, name[:-5] + ".tracemalloc")
                     reports.append(report)
         self.reports[when] = reports
 
     def memory_growth(self, top: int = 15) -> list[str]:
-        """What grew between the baseline and the end, per worker alive at both."""
+        """What each worker holds at the baseline and at the end (and, with
+        --trace-memory, what grew, by line of code, in those alive at both)."""
         lines = []
         before = {r["pid"]: r for r in self.reports.get("baseline", ())}
         for after in self.reports.get("after", ()):
-            base = before.get(after["pid"])
-            if base is None:
-                lines.append(f"worker {after['pid']}: restarted during the run, no baseline")
-                continue
+            base = before.get(after["pid"], {})
             lines.append(
-                f"worker {after['pid']} ({after.get('node')}): RSS {base['rss_kib'] // 1024} -> "
-                f"{after['rss_kib'] // 1024} MiB, traced {base['traced_kib'] // 1024} -> "
-                f"{after['traced_kib'] // 1024} MiB, gc objects {base['gc_objects']} -> "
-                f"{after['gc_objects']}, kept {sum(base['kept'].values())} -> "
-                f"{sum(after['kept'].values())} {after['kept']}"
+                f"worker {after['pid']} ({after.get('node')}"
+                + (", restarted during the run" if not base else "")
+                + f"): after a full collection and malloc_trim: {_kib(base, 'rss_kib')} -> "
+                f"{_kib(after, 'rss_kib')} MiB RSS (before the trim {_kib(base, 'rss_kib_untrimmed')}"
+                f" -> {_kib(after, 'rss_kib_untrimmed')}); kept {sum(base.get('kept', {}).values())}"
+                f" -> {sum(after['kept'].values())} {_nonzero(after['kept'])}"
             )
-            lines.append(f"  RSS by kind (KiB) {base['status']} -> {after['status']}")
-            lines.append(f"  heaps (KiB) {base['heap']} -> {after['heap']}")
+            lines.append(f"  RSS by kind (KiB) {base.get('status')} -> {after['status']}")
+            lines.append(f"  heaps (KiB) {base.get('heap')} -> {after['heap']}")
+            if not base:
+                continue
             grown = Counter(after["types"])
             grown.subtract(base["types"])
-            lines.append(f"  object types grown: {dict(grown.most_common(8))}")
-            old = tracemalloc.Snapshot.load(base["snapshot"])
-            new = tracemalloc.Snapshot.load(after["snapshot"])
-            for stat in new.compare_to(old, "lineno")[:top]:
-                lines.append(f"  {stat}")
+            lines.append(
+                f"  gc objects {base['gc_objects']} -> {after['gc_objects']}; types grown: "
+                f"{dict(grown.most_common(8))}"
+            )
+            snapshots = [os.path.join(self.probe_dir, f"{r['pid']}-{n}.tracemalloc")
+                         for r, n in ((base, 1), (after, 2))]  # fmt: skip
+            if all(os.path.exists(x) for x in snapshots):
+                old, new = (tracemalloc.Snapshot.load(x) for x in snapshots)
+                lines.append(f"  traced {base['traced_kib']} -> {after['traced_kib']} KiB; grown:")
+                lines += [f"  {stat}" for stat in new.compare_to(old, "lineno")[:top]]
         return lines
+
+
+def _listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listen backlog was full
+    (TcpExt ListenOverflows; machine-wide)."""
+    try:
+        with open("/proc/net/netstat") as fh:
+            rows = [line.split() for line in fh if line.startswith("TcpExt:")]
+        return int(dict(zip(rows[0], rows[1], strict=True))["ListenOverflows"])
+    except (OSError, KeyError, IndexError, ValueError):
+        return 0
+
+
+def _kib(report: dict, name: str) -> str:
+    return str(report[name] // 1024) if name in report else "?"
+
+
+def _nonzero(counts: dict) -> dict:
+    return {k: v for k, v in counts.items() if v}
 
 
 def drop(client: Client, conn: Connection | None) -> None:
@@ -728,6 +767,8 @@ def render(report: dict) -> str:
         f"{v['spurious_rejoin_context']}",
         f"retried through faults: {report['errors_retried']}",
         f"commands the store refused the nodes (ACL LOG): {report['store_refusals']}",
+        f"connects over {SLOW_CONNECT:g} s (a SYN dropped): {report['slow_connects']}; listen "
+        f"backlog overflows (kernel, machine-wide): {report['listen_overflows']}",
         f"polls answered over {LATE_POLL:g} s past --poll-timeout: {report['late_polls']} "
         f"(latest {report['latest_poll_s']} s past); soak loop stalls over {STALL:g} s: "
         f"{report['soak_loop_stalls']} (longest {report['soak_loop_stall_max_s']} s)",
