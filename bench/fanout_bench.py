@@ -3,6 +3,7 @@
     .venv/bin/python bench/fanout_bench.py [--clients 100] [--rate 200] [--seconds 10]
                                            [--rounds 3] [--log-level warning]
                                            [--baseline-root DIR] [--profile DIR]
+                                           [--engines own,tornado]
 
 About three minutes with the defaults. Starts everything itself on free loopback ports:
 `presence serve` (with its bundled store, a child process) and the minimal Socket.IO 4
@@ -34,7 +35,8 @@ node process alone and node + store, paired round by round (medians and range).
 CPU per delivered message depends on how many messages an answer carries: a node that
 cannot answer every poll in time answers fewer, fuller polls (and its latency grows), so
 read the latency and messages per answer with it. `--rate 20` measures the cost of one
-answer per message. `--baseline-root` runs a second node from another checkout (say a
+answer per message. `--engines own,tornado` runs one node per HTTP engine (`--http-engine`,
+passed as PRESENCE_HTTP_ENGINE) in the same alternation. `--baseline-root` runs a second node from another checkout (say a
 `git worktree` of an earlier commit) in the same alternation: before/after in one run.
 
 The receivers are callbacks on a bare asyncio Protocol (no task, future or coroutine per

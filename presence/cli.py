@@ -266,8 +266,9 @@ def serve_parser() -> argparse.ArgumentParser:
         "--memory-probe",
         metavar="DIR",
         default=_env("memory-probe"),
-        help="diagnosis: trace allocations (slower) and, on SIGUSR2, write what holds the "
-        "node's memory to DIR (presence.runtime.MemoryProbe); unset: off",
+        help="diagnosis: on SIGUSR2, write what holds the node's memory to DIR (with "
+        "PYTHONTRACEMALLOC=1 also a tracemalloc snapshot; presence.runtime.MemoryProbe); "
+        "unset: off",
     )
     return p
 

@@ -222,19 +222,19 @@ def _pymalloc_stats() -> dict[str, int]:
 
 class MemoryProbe:
     """`presence serve --memory-probe DIR`: on SIGUSR2, a node writes what holds its memory
-    to DIR, for finding leaks (presence bench --soak --trace-memory compares them).
+    to DIR, for finding leaks (presence bench --soak compares the reports of its workers).
 
-    Each report is <pid>-<n>.json (RSS, the collector's counts and objects by type, and
-    `extra()`: the node's own counts) and, since tracemalloc traces from the probe's start
-    (which slows the node down: a diagnosis, not for production), <pid>-<n>.tracemalloc,
-    a snapshot to compare with tracemalloc.Snapshot.load(...).compare_to(...).
+    Each report is <pid>-<n>.json: RSS before and after a full collection and
+    trim_memory(), RSS by kind, the allocators' heaps (heap_usage), the collector's objects
+    by type, and `extra()` (the node's own counts). When tracemalloc traces (PYTHONTRACEMALLOC=1
+    in the node's environment: slower, a diagnosis), also <pid>-<n>.tracemalloc, a snapshot
+    to compare with tracemalloc.Snapshot.load(...).compare_to(...).
     """
 
-    def __init__(self, directory: str, extra: Callable[[], dict] = dict, frames: int = 8) -> None:
+    def __init__(self, directory: str, extra: Callable[[], dict] = dict) -> None:
         self.directory = directory
         self.extra = extra
         self.count = 0
-        tracemalloc.start(frames)
 
     def install(self, loop: Any) -> None:
         """Write a report on each SIGUSR2 to this process (`loop`: its asyncio loop)."""
@@ -244,20 +244,23 @@ class MemoryProbe:
         """Write one report now; returns its path without the suffix."""
         self.count += 1
         base = os.path.join(self.directory, f"{os.getpid()}-{self.count}")
+        untrimmed = rss_kib()
         gc.collect()
         trim_memory()
         types = Counter(type(o).__name__ for o in gc.get_objects())
-        tracemalloc.take_snapshot().dump(base + ".tracemalloc")
+        traced = tracemalloc.is_tracing()
+        if traced:
+            tracemalloc.take_snapshot().dump(base + ".tracemalloc")
         report = {
             "pid": os.getpid(),
+            "rss_kib_untrimmed": untrimmed,
             "rss_kib": rss_kib(),
             "status": {k: v for k, v in proc_status().items() if k.startswith("Rss")},
             "heap": heap_usage(),
-            "traced_kib": tracemalloc.get_traced_memory()[0] // 1024,
-            "gc_counts": gc.get_count(),
+            "traced_kib": tracemalloc.get_traced_memory()[0] // 1024 if traced else None,
             "gc_objects": sum(types.values()),
             "gc_frozen": gc.get_freeze_count(),
-            "types": dict(types.most_common(25)),
+            "types": dict(types.most_common(40)),
             **self.extra(),
         }
         with open(base + ".json.part", "w") as fh:

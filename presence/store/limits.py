@@ -14,9 +14,13 @@ Used memory is an estimate kept while `maxmemory` > 0 (`accounting`): Redis 7.0.
 dropped when a key expires or is evicted. Setting `maxmemory` counts every key once (O(keys));
 with `maxmemory` 0 (the default) nothing here runs.
 
-While a limit is set, the commands it concerns leave the dispatch loop's fast path
-(`Server.fast_commands`) for `Server.execute`: writes and `denyoom` commands, and every
-command under an LRU or LFU policy (their keys' access is recorded for eviction).
+While used memory is under `maxmemory`, data commands stay on the dispatch loop's fast
+path (`Server.fast_commands`), wrapped (`_wrapped`): a write re-estimates its keys, and
+evicts at once what it took over the limit (Redis evicts before the next command of any
+client: the same to every observer); under an LRU or LFU policy every command records its
+keys' access. When eviction cannot get under the limit (`noeviction`, no volatile key),
+`over` is set and writes and `denyoom` commands take `Server.execute`, whose `admit` refuses
+them; `min-replicas-to-write` sends every write there.
 """
 
 from __future__ import annotations
@@ -38,11 +42,15 @@ SCRIPT_OOM = Error(
     "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'"
 )
 STARTUP_BYTES = 876_024  # Redis 7.0.15's used_memory_startup (INFO memory, this machine class)
+STRING_BYTES = 24 + 16 + 8  # a string key's entry, object and two sds headers (estimate_bytes)
 RANDOM_REACH = 65_536  # a random victim is one of the first this many keys (see _random_key)
 LRU_REACH = 1_000  # keys a volatile-lru/lfu victim search looks past before giving up
 LFU_LOG_FACTOR = 10  # Redis's lfu-log-factor default
 LFU_DECAY_MINUTES = 1  # Redis's lfu-decay-time default
 LFU_INIT = 5  # Redis's LFU_INIT_VAL: a new key's counter
+# LFULogIncr's odds of counting an access, by the counter's value
+_LFU_ODDS = [1.0 / (max(0, counter - LFU_INIT) * LFU_LOG_FACTOR + 1) for counter in range(256)]
+_random = random.random
 _SCRIPTS = frozenset(["eval", "evalsha", "eval_ro", "evalsha_ro"])
 _FUNCTIONS = frozenset(["fcall", "fcall_ro"])
 # MULTI under OOM refuses every command but these (processCommand's reject_cmd_on_oom)
@@ -100,6 +108,8 @@ class Limits:
         self.sizes: list[dict[bytes, int]] = []  # per db: key -> estimated bytes
         self.recency: list[OrderedDict] = []  # per db: key -> ms (LRU) or LFU word, oldest first
         self.evicted_keys = 0
+        self.over = False  # used > maxmemory after a failed eviction: denyoom takes `admit`
+        self._wrappers: dict = {}  # a command's handler -> its fast-path wrapper
         self._next_db = itertools.cycle(range(len(server.keyspace.dbs)))
 
     # ------------------------------------------------------------ configuration
@@ -115,40 +125,138 @@ class Limits:
         self.lfu = self.accounting and self.policy.endswith("-lfu")
         self.tracking = self.accounting and (self.lfu or self.policy.endswith("-lru"))
         self.on = self.accounting or self.no_replicas
+        self.over = False
+        self._wrappers = {}
+        if self.tracking and (not was_tracking or self.lfu != was_lfu):
+            self._seed_recency()
+        elif not self.tracking:
+            self.recency = []
         if self.accounting and not was_accounting:
             self.recount()
         elif not self.accounting:
             self.sizes = []
             self.used = STARTUP_BYTES
-        if self.tracking and (not was_tracking or self.lfu != was_lfu):
-            self._seed_recency()
-        elif not self.tracking:
-            self.recency = []
         keyspace = self.server.keyspace
         keyspace.on_gone = self.forget if self.accounting else None
         if self.accounting:
-            self.evict()  # Redis's updateMaxmemory evicts at once
+            self.over = not self.evict()  # Redis's updateMaxmemory evicts at once
 
     def fast_commands(self, table: dict) -> dict:
         """The dispatch loop's fast table under these limits: without the commands that
-        must pass `admit` (all of them while keys' access is tracked)."""
+        must pass `admit`, the others wrapped to account for their keys (`_wrapped`)."""
         if not self.on:
             return table
-        if self.tracking:
-            return {}
-        return {
-            sent: entry
-            for sent, entry in table.items()
-            if not self._concerned(self.server.commands[entry[0].encode()].flags)
-        }
+        out = {}
+        commands = self.server.commands
+        for sent, entry in table.items():
+            cmd = commands[entry[0].encode()]
+            write = "write" in cmd.flags
+            if write and self.no_replicas:
+                continue
+            if self.over and (write or "denyoom" in cmd.flags):
+                continue
+            if self.accounting and (write or (self.tracking and cmd.name not in _NO_TOUCH)):
+                entry = (entry[0], self._wrapped(cmd, entry[1]), *entry[2:])
+            out[sent] = entry
+        return out
 
-    def _concerned(self, flags) -> bool:
-        return "write" in flags or (self.accounting and "denyoom" in flags)
+    def _wrapped(self, cmd, handler):
+        """`handler` accounting for the keys it names (fast path, under the limit)."""
+        wrapper = self._wrappers.get(handler)
+        if wrapper is not None:
+            return wrapper
+        after = self.after
+        denyoom = "denyoom" in cmd.flags
+        counters = self.server.command_stats[cmd.name]
+        first = cmd.first_key
+        if (
+            first > 0
+            and first == cmd.last_key
+            and "movablekeys" not in cmd.flags
+            and cmd.name not in _RECOUNT
+            and cmd.name not in ("move", "copy")
+        ):
+            # the common case, a command of one key (SET, INCR, HSET, GET...), inlined
+            wrapper = self._one_key(cmd, handler, first, denyoom, counters)
+            self._wrappers[handler] = wrapper
+            return wrapper
+
+        def wrapper(client, argv):
+            if self.over and denyoom:  # went over earlier in this pipeline's batch
+                counters.calls -= 1  # run_command counts it back: rejected, not called
+                counters.failed -= 1
+                counters.rejected += 1
+                return OOM
+            reply = handler(client, argv)
+            after(client, cmd, argv)
+            if self.used > self.maxmemory:
+                self.settle()
+            return reply
+
+        self._wrappers[handler] = wrapper
+        return wrapper
+
+    def _one_key(self, cmd, handler, first: int, denyoom: bool, counters):
+        """`_wrapped` for a command of one key (argv[first])."""
+        write = "write" in cmd.flags
+        touch = self.tracking and cmd.name not in _NO_TOUCH
+        lru = touch and not self.lfu
+        samples = self.samples
+        keyspace = self.server.keyspace
+
+        def wrapper(client, argv):
+            if write and self.over and denyoom:  # over earlier in this pipeline's batch
+                counters.calls -= 1  # run_command counts it back: rejected, not called
+                counters.failed -= 1
+                counters.rejected += 1
+                return OOM
+            reply = handler(client, argv)
+            db = client.db
+            key = argv[first]
+            value = db.data.get(key)
+            if write:
+                sizes = self.sizes[db.index]
+                old = sizes.get(key, 0)
+                if value is None:
+                    if old:
+                        del sizes[key]
+                        self.used -= old
+                else:
+                    new = (
+                        STRING_BYTES + len(key) + len(value)
+                        if type(value) is bytes
+                        else estimate_bytes(key, value, samples)
+                    )
+                    sizes[key] = new
+                    self.used += new - old
+            if touch:
+                recency = self.recency[db.index]
+                if value is None:
+                    recency.pop(key, None)
+                elif lru:
+                    recency[key] = keyspace.now
+                    recency.move_to_end(key)
+                else:
+                    self._touch(recency, key)
+            if write and self.used > self.maxmemory:
+                self.settle()
+            return reply
+
+        return wrapper
+
+    def _set_over(self, over: bool) -> None:
+        """Used memory stays over maxmemory (or is back under): the fast table changes."""
+        if over != self.over:
+            self.over = over
+            self.server.refresh_fast_commands()
 
     # ------------------------------------------------------------ processCommand
 
     def admit(self, client, cmd, argv: list[bytes]) -> Error | None:
-        """Redis's processCommand checks: evict, then OOM, then NOREPLICAS; None to go on."""
+        """Redis's processCommand checks: evict, then OOM, then NOREPLICAS; None to go on.
+        The AOF's commands are obeyed (Redis's mustObeyClient): loading never evicts."""
+        if self.server.persistence.loading:
+            return None
         if client.multi is not None and cmd.name == "exec":
             write = denyoom = False
             for queued, queued_argv in client.multi:
@@ -158,6 +266,8 @@ class Limits:
             write, denyoom = script_flags(self.server, cmd, argv)
         if self.accounting:
             oom = not self.evict()
+            if oom != self.over:
+                self._set_over(oom)
             reject = denyoom or (client.multi is not None and cmd.name not in _MULTI_OOM_OK)
             if oom and reject:
                 return OOM
@@ -204,19 +314,18 @@ class Limits:
             return
         db = client.db
         index = db.index
-        positions = find_keys(cmd, argv)
+        keys = _keys(cmd, argv)
         if write and self.accounting:
             sizes = self.sizes[index]
             data = db.data
-            for i, _flags in positions:
-                self._resize(sizes, data, argv[i])
+            for key in keys:
+                self._resize(sizes, data, key)
             if cmd.name in ("move", "copy"):
                 self._other_db(cmd.name, argv)
         if self.tracking:
             recency = self.recency[index]
             data = db.data
-            for i, _flags in positions:
-                key = argv[i]
+            for key in keys:
                 if key in data:
                     self._touch(recency, key)
                 else:
@@ -230,7 +339,7 @@ class Limits:
                 del sizes[key]
                 self.used -= old
             return
-        new = estimate_bytes(key, value, self.samples)
+        new = _estimate(key, value, self.samples)
         sizes[key] = new
         self.used += new - old
 
@@ -258,7 +367,7 @@ class Limits:
         """Estimate every key again (O(keys)): maxmemory set, FLUSH*, SWAPDB."""
         samples = self.samples
         self.sizes = [
-            {key: estimate_bytes(key, value, samples) for key, value in db.data.items()}
+            {key: _estimate(key, value, samples) for key, value in db.data.items()}
             for db in self.server.keyspace.dbs
         ]
         self.used = STARTUP_BYTES + sum(sum(s.values()) for s in self.sizes)
@@ -296,12 +405,13 @@ class Limits:
             recency.move_to_end(key)
             return
         word = recency.get(key)
-        minutes = _minutes(now)
-        counter = LFU_INIT if word is None else _decayed(word, minutes)
-        if counter < 255:  # Redis's LFULogIncr
-            base = max(0, counter - LFU_INIT)
-            if random.random() < 1.0 / (base * LFU_LOG_FACTOR + 1):
-                counter += 1
+        minutes = (now // 60_000) & 0xFFFF
+        if word is None:  # a new key starts at LFU_INIT_VAL, not counted as an access
+            recency[key] = (minutes << 8) | LFU_INIT
+            return
+        counter = word & 0xFF if word >> 8 == minutes else _decayed(word, minutes)
+        if counter < 255 and _random() < _LFU_ODDS[counter]:  # Redis's LFULogIncr
+            counter += 1
         recency[key] = (minutes << 8) | counter
         recency.move_to_end(key)
 
@@ -321,10 +431,24 @@ class Limits:
 
     # ------------------------------------------------------------ eviction
 
+    def settle(self) -> None:
+        """After a command (not inside a script or EXEC): evict what it took over the limit,
+        as Redis does before the next command of any client (reads skip `admit` here)."""
+        server = self.server
+        if (
+            self.accounting
+            and self.used > self.maxmemory
+            and server.scripts.running is None
+            and not server.persistence.loading
+        ):
+            self._set_over(not self.evict())
+        elif self.over and self.used <= self.maxmemory:
+            self._set_over(False)
+
     def evict(self) -> bool:
         """Redis's performEvictions: evict keys by the policy until used memory is at most
         maxmemory; False (EVICT_FAIL) when it cannot get there."""
-        if self.used <= self.maxmemory:
+        if not self.accounting or self.used <= self.maxmemory:
             return True
         if self.policy == "noeviction":
             return False
@@ -411,6 +535,23 @@ class Limits:
         self.evicted_keys += 1
         server.persistence.record_expiry(index, key)  # a DEL in the append-only file
         db.notify(notify.EVICTED, b"evicted", key)
+
+
+def _estimate(key: bytes, value, samples: int) -> int:
+    """MEMORY USAGE's estimate of a key, a string's short-cut (no integer encoding)."""
+    if type(value) is bytes:
+        return STRING_BYTES + len(key) + len(value)
+    return estimate_bytes(key, value, samples)
+
+
+def _keys(cmd, argv: list[bytes]) -> list[bytes]:
+    """The keys `argv` names: its legacy key range unless the keys move, else `find_keys`."""
+    first = cmd.first_key
+    if first > 0 and "movablekeys" not in cmd.flags:  # SET's getkeys is for its flags only
+        last = cmd.last_key
+        end = len(argv) + last + 1 if last < 0 else last + 1
+        return argv[first : end : cmd.step]
+    return [argv[i] for i, _flags in find_keys(cmd, argv)]
 
 
 def _minutes(now_ms: int) -> int:

@@ -673,6 +673,10 @@ class Server:
             refused = self._gate(client, cmd, argv)
             if refused is not None:
                 return refused
+        if self.limits.accounting:
+            reply = self.call(client, cmd, argv)
+            self.limits.settle()  # reads that skip `admit` see the keys evicted already
+            return reply
         return self.call(client, cmd, argv)
 
     def _gate(self, client: Client, cmd, argv: list[bytes]):
@@ -949,6 +953,12 @@ class Server:
         self.fast_commands = {}
         self.blocking.hold(True)
 
+    def refresh_fast_commands(self) -> None:
+        """Build the fast table again (a write limit changed what may skip the gate)."""
+        self._fast_while_idle = self._fast_table()
+        if self.scripts.busy is None:
+            self.fast_commands = self._fast_while_idle
+
     def leave_busy(self) -> None:
         self.fast_commands = self._fast_while_idle
         self.blocking.hold(False)
@@ -973,9 +983,7 @@ class Server:
             self._requirepass_to_default_user(value)
         elif name.startswith(("maxmemory", "min-replicas-")):
             self.limits.configure(self.config)
-            self._fast_while_idle = self._fast_table()
-            if self.scripts.busy is None:
-                self.fast_commands = self._fast_while_idle
+            self.refresh_fast_commands()
         if name == "requirepass" and not value:
             for client in self.clients.values():
                 client.authenticated = True

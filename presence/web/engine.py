@@ -16,7 +16,7 @@ the body timeout close the connection without an answer; connections over the ca
 answered 503 and closed, and accepting pauses when descriptors run out (limits.Acceptor).
 
 Requests on one connection are answered in order: requests pipelined behind one being
-answered wait, parsed, and reading pauses meanwhile.
+answered wait, parsed (reading pauses once PIPELINE of them wait).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from presence.web.limits import (
 log = logging.getLogger("presence.web")
 
 _PROXY_HEADERS = ("X-Forwarded-For", "X-Real-Ip", "X-Scheme", "X-Forwarded-Proto")
-WRITE_HIGH_WATER = 256 * 1024  # bytes buffered for a client before a handler's flush waits
+PIPELINE = 16  # parsed requests waiting behind the one answered before reading pauses
 
 
 class Context(_HTTPRequestContext):
@@ -374,7 +374,10 @@ class Connection(asyncio.Protocol, httputil.HTTPConnection):
             self.dispatch(request)
         else:
             self.pipeline.append(request)
-            if self.transport is not None:
+            if len(self.pipeline) >= PIPELINE and self.transport is not None:
+                # Enough waiting: read no more until they are answered. (Until then the
+                # connection is still read, so a client that closes it is noticed and its
+                # held poll released, as Tornado notices it.)
                 self.transport.pause_reading()
 
     # -- limits ------------------------------------------------------------------------

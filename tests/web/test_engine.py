@@ -228,3 +228,19 @@ async def test_a_closed_poll_connection_releases_its_hold(start_node):
     writer.close()
     await wait_until_async(lambda: node.model.pending == 0)
     await wait_until_async(lambda: not node.server._connections)
+
+
+@pytest.mark.gen_test
+async def test_a_client_gone_with_a_request_pipelined_behind_its_held_poll_is_noticed(
+    start_node, http_engine
+):
+    if http_engine == "tornado":
+        pytest.skip("Tornado's HTTP/1 connection notices the close only when the poll ends")
+    node = start_node(poll_timeout=10)
+    cursor = (await node.model.join("room", "alice", "tab1", None))["cursor"]
+    _, writer = await asyncio.open_connection("127.0.0.1", node.port)
+    writer.write(request(f"/channels/room/poll?user=alice&conn=tab1&cursor={cursor}"))
+    writer.write(request(BEAT))
+    await wait_until_async(lambda: node.model.pending == 1)
+    writer.close()
+    await wait_until_async(lambda: node.model.pending == 0)  # long before the poll timeout

@@ -118,11 +118,11 @@ def config_set(client, argv):
             raise CommandError(replies.config_set_failed(shown, "duplicate parameter"))
         seen.add(name)
         parsed.append((shown, name, raw_value.decode(errors="replace")))
-    for _, name, value in parsed:
+    for shown, name, value in parsed:
         try:
             _check_value(client.server.config, name, value)
-        except ConfigError as exc:
-            raise CommandError(replies.config_set_failed(name, str(exc))) from None
+        except ConfigError as exc:  # an alias is named as such (Redis 7.0's alias entries)
+            raise CommandError(replies.config_set_failed(shown.lower(), str(exc))) from None
     for _, name, value in parsed:
         client.server.config.set(name, value)
     return OK

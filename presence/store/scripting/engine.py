@@ -292,6 +292,7 @@ class Run:
         self.caller, self.argv, self.name, self.is_eval = caller, argv, name, is_eval
         self.read_only = read_only
         self.allow_oom = False  # the script's allow-oom flag (maxmemory)
+        self.call_errors: list[Error] = []  # error replies redis.call/pcall got (counted then)
         self.dirty = False  # a write ran: SCRIPT KILL refuses (UNKILLABLE)
         self.killed = False
         self.caller_gone = False
@@ -482,7 +483,10 @@ class Scripts:
         if run is None:  # a function called at FUNCTION LOAD time has no run
             return Error("ERR redis.call/pcall can only be called inside a script invocation")
         run.post(("call", argv, resp))
-        return run.answers.get()
+        reply = run.answers.get()
+        if type(reply) is Error:
+            run.call_errors.append(reply)
+        return reply
 
     def lua_log(self, level: int, message: bytes) -> None:
         log.log(_LOG_LEVELS[level], "%s", message.decode(errors="replace"))
@@ -637,8 +641,23 @@ class Scripts:
     def _finish(self, run: Run, raw: bytes):
         self.running = None
         if raw[:1] == b"-":
-            return Error(raw[1:-2].decode("utf-8", "surrogateescape"))
+            error = Error(raw[1:-2].decode("utf-8", "surrogateescape"))
+            self._uncount_relayed(run, error)
+            return error
         return Raw(raw)
+
+    def _uncount_relayed(self, run: Run, error: Error) -> None:
+        """A script's error that relays a redis.call/pcall error reply is counted once in
+        INFO errorstats (Redis's ignore_error_stats_update): the command's count is taken
+        back here, the script's reply counts it again (and the script's failed_calls)."""
+        for inner in run.call_errors:
+            if error.startswith(inner):
+                stats = self.server.error_stats
+                code = inner.split(" ", 1)[0]
+                if stats.get(code):
+                    stats[code] -= 1
+                    self.server.stats["total_error_replies"] -= 1
+                return
 
     def run_command(self, run: Run, argv: list[bytes], resp: int):
         """One redis.call, on the loop thread: checks as Redis's scriptCall, then the command."""
@@ -739,7 +758,7 @@ def parse_shebang(body: bytes) -> tuple[frozenset | None, int]:
     for part in parts[1:]:
         if not part.startswith(b"flags="):
             raise CommandError("ERR Unknown lua shebang option: " + part.decode(errors="replace"))
-        for flag in part[6:].split(b","):
+        for flag in part[6:].split(b",") if part[6:] else ():  # "flags=": none (sdssplitlen)
             text = flag.decode(errors="replace")
             if text not in SCRIPT_FLAGS:
                 raise CommandError("ERR Unexpected flag in script shebang: " + text)

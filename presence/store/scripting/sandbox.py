@@ -31,6 +31,7 @@ from presence.store.resp import (
     format_double,
 )
 from presence.store.scripting.prelude import PRELUDE
+from presence.store.scripting.untail import untail
 
 LuaError = lupa.LuaError
 
@@ -78,7 +79,13 @@ class LuaState:
                 raise CallError(b"ERR RESP version must be 2 or 3.")
             self.resp = int(resp)
 
+        def packed(function):  # redis.call's arguments past DIRECT_ARGS, as one table
+            return lambda table, count: function(*[table[i] for i in range(1, int(count) + 1)])
+
         api = types.SimpleNamespace(
+            call_packed=packed(call),
+            pcall_packed=packed(pcall),
+            untail=untail,
             sha1hex=_sha1hex,
             log=lambda *args: _log(host, args),
             set_repl=_set_repl,
