@@ -11,7 +11,7 @@ same distances. Sans-IO: numbers in, numbers out.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 STEP_MAX = 26
 LAT_MIN, LAT_MAX = -85.05112878, 85.05112878
@@ -235,7 +235,6 @@ class Shape:
     radius: float | None = None
     width: float = 0.0
     height: float = 0.0
-    bounds: tuple[float, float, float, float] = field(default=(0.0, 0.0, 0.0, 0.0))
 
     def bounding_box(self) -> tuple[float, float, float, float]:
         """geohashBoundingBox: min lon, min lat, max lon, max lat."""
@@ -251,7 +250,7 @@ class Shape:
     def boxes(self) -> list[Hash]:
         """geohashCalculateAreasByShapeWGS84 then membersOfAllNeighbors's list: the centre
         box and its neighbours, (0, 0) for the ones left out."""
-        min_lon, min_lat, max_lon, max_lat = self.bounds = self.bounding_box()
+        min_lon, min_lat, max_lon, max_lat = self.bounding_box()
         if self.radius is not None:
             radius_meters = self.radius
         else:
@@ -283,12 +282,6 @@ class Shape:
             if area[1] > max_lon:
                 around[2] = around[6] = around[4] = zero
         return [h, *around]
-
-    def contains(self, score: float) -> tuple[float, float, float] | None:
-        """geoWithinShape: (lon, lat, distance in meters) of a point inside, else None."""
-        found: list = []
-        self.scan([(score, b"")], found, 0)
-        return found[0][2:] if found else None
 
     def scan(self, pairs, found: list, limit: int) -> None:
         """geoGetPointsInRange's loop over (score, member) pairs: append (member, score,
