@@ -67,6 +67,20 @@ def pfadd(client, argv):
     return 1
 
 
+def _merged_registers(db, keys: list[bytes]):
+    """The register-wise maximum of the HyperLogLogs at `keys` (missing keys skipped) and
+    whether any of them is dense; WRONGTYPE or INVALIDOBJ as Redis for a bad one."""
+    values = []
+    for key in keys:
+        value = read_key(db, key)
+        if value is not None:
+            values.append(_checked(value))
+    try:
+        return hll.merge_registers(values)
+    except InvalidHLL:
+        raise CommandError(hll.INVALID) from None
+
+
 @command(
     "pfcount",
     -2,
@@ -80,15 +94,7 @@ def pfcount(client, argv):
     db = client.db
     hll.PROPAGATE.clear()
     if len(argv) > 2:
-        values = []
-        for key in argv[1:]:
-            value = read_key(db, key)
-            if value is not None:
-                values.append(_checked(value))
-        try:
-            registers, _ = hll.merge_registers(values)
-        except InvalidHLL:
-            raise CommandError(hll.INVALID) from None
+        registers, _ = _merged_registers(db, argv[1:])
         return hll.estimate(hll.histogram(registers))
     value = read_key(db, argv[1])
     if value is None:
@@ -117,15 +123,7 @@ def pfcount(client, argv):
 def pfmerge(client, argv):
     """Merge N different HyperLogLogs into a single one."""
     db, dest = client.db, argv[1]
-    values = []
-    for key in argv[1:]:
-        value = read_key(db, key)
-        if value is not None:
-            values.append(_checked(value))
-    try:
-        registers, use_dense = hll.merge_registers(values)
-    except InvalidHLL:
-        raise CommandError(hll.INVALID) from None
+    registers, use_dense = _merged_registers(db, argv[1:])
     current = db.get(dest)
     sketch = HLL(hll.empty_sparse() if current is None else current, edit=True)
     if use_dense:
