@@ -205,7 +205,7 @@ def serve_parser() -> argparse.ArgumentParser:
         type=int,
         default=_env("store-port", "0"),
         help="also let the bundled store listen on TCP 127.0.0.1:<port> (password-protected: "
-        "the password is in store.conf of its private directory); 0 = only its private unix "
+        "the passwords are in users.acl of its private directory); 0 = only its private unix "
         "socket (0)",
     )
     add(
@@ -261,6 +261,14 @@ def serve_parser() -> argparse.ArgumentParser:
         default=_env("log-level", "info"),
         choices=["debug", "info", "warning", "error"],
         help="(info)",
+    )
+    add(
+        "--memory-probe",
+        metavar="DIR",
+        default=_env("memory-probe"),
+        help="diagnosis: on SIGUSR2, write what holds the node's memory to DIR (with "
+        "PYTHONTRACEMALLOC=1 also a tracemalloc snapshot; presence.runtime.MemoryProbe); "
+        "unset: off",
     )
     return p
 
@@ -442,7 +450,7 @@ async def _run_node(
     """Serve until signalled (exit 0) or until `store_lost` is done: the supervisor of the
     bundled store gave up on it (exit 1). A worker of presence.workers passes the listening
     `sockets` its parent bound and a `ready()` to call instead of printing the announcement."""
-    from presence.runtime import tune_gc
+    from presence.runtime import MemoryProbe, tune_gc
     from presence.service.gateway import Gateway
     from presence.service.model import Presence
     from presence.service.nodes import NodeReporter
@@ -504,6 +512,11 @@ async def _run_node(
         reporter = NodeReporter(model, args.node_id, f"{args.host}:{args.port}")
         reporter.start()
         tune_gc()
+        if args.memory_probe:
+            probe = MemoryProbe(
+                args.memory_probe, lambda: {"node": args.node_id, "kept": model.kept()}
+            )
+            probe.install(asyncio.get_running_loop())
         if ready is None:
             _announce(args, store_label)
         else:
@@ -593,9 +606,10 @@ async def _until_signalled(store_lost: asyncio.Future | None = None) -> bool:
 
 
 async def _drain(server, model, grace: float = 3.0) -> None:
-    """Stop accepting, answer held polls with a reconnect hint, then close connections."""
+    """Stop accepting, refresh the held polls' tabs (at most 2 s) and answer them with a
+    reconnect hint, then close connections."""
     server.stop()
-    model.shutdown()
+    await model.drain()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
     while model.pending and loop.time() < deadline:
