@@ -200,6 +200,7 @@ class Connection(asyncio.Protocol, httputil.HTTPConnection):
         self.drained: list[asyncio.Future] = []
         self.good_host: bytes | None = None  # the last Host header found valid (hot.py)
         self.parsing = False  # inside parser.feed_data
+        self.ending = False  # a final answer is written: nothing more is served
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -259,9 +260,11 @@ class Connection(asyncio.Protocol, httputil.HTTPConnection):
         except httptools.HttpParserUpgrade:
             self.keep_alive = False  # served as a plain request; nothing more is read
             self.refusing = True
-        except httptools.HttpParserCallbackError:
-            if not self.refusing:
-                raise
+        except httptools.HttpParserCallbackError as exc:
+            if not self.refusing:  # (a bug of ours or of a delegate: as Tornado, log, close)
+                app_log.error("Uncaught exception serving %s", self.context, exc_info=exc)
+                self.refusing = True
+                self.close()
         except httptools.HttpParserError as exc:
             if not self.refusing:
                 gen_log.info("Malformed HTTP message from %s: %s", self.context, exc)
@@ -431,6 +434,7 @@ class Connection(asyncio.Protocol, httputil.HTTPConnection):
         answer, linger = final
         transport = self.transport
         self.deadline = None
+        self.ending = True
         if transport is None or self.closed:
             return
         transport.write(answer)
@@ -611,20 +615,20 @@ class Connection(asyncio.Protocol, httputil.HTTPConnection):
         """The active request is answered: close, or serve the next one."""
         self.close_callback = None
         self.active = None
-        if self.closed:
+        if self.closed or self.ending:
             return
         if not self.keep_alive:
             self.close()
             return
         pipeline = self.pipeline
-        while pipeline and self.active is None and not self.closed:
+        while pipeline and self.active is None and not self.closed and not self.ending:
             item = pipeline.popleft()
             if isinstance(item, Request):
                 self.dispatch(item)
             else:
                 self.write_final(item)
                 return
-        if self.active is None and not self.closed:
+        if self.active is None and not self.closed and not self.ending:
             transport = self.transport
             if transport is not None:
                 transport.resume_reading()

@@ -129,8 +129,6 @@ class HotPaths:
                 host = value
             elif lowered == b"connection":
                 connection = value
-            elif lowered in _PROXY and self.log_all:
-                pass
         if _HOST is None:
             pass
         elif host is None:

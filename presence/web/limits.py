@@ -14,6 +14,9 @@ an HTTP answer in JSON (JSONP when the request line arrived whole and carries a 
 - a request Tornado cannot parse: 400 in JSON (`LimitedIOStream.write`), not a bare 400;
 - connections: `Acceptor` accepts without spinning when descriptors run out, and the
   server (presence.web.app.HTTPServer) answers 503 and closes a connection over the cap.
+
+These are the Tornado engine's mechanisms; the own engine (presence.web.engine) enforces
+the same limits with the same answers (`refusal`, `Acceptor`, `answer_before_close`).
 """
 
 from __future__ import annotations

@@ -274,3 +274,24 @@ def test_workers_flag_and_environment(monkeypatch):
     assert serve_parser().parse_args([]).workers == 3
     with pytest.raises(SystemExit):
         serve_parser().parse_args(["--workers", "-1"])
+
+
+def test_a_worker_that_just_accepted_leaves_the_next_queued_connection_to_another(monkeypatch):
+    from presence.workers import _OneAcceptPerWakeup
+
+    monkeypatch.setattr(_OneAcceptPerWakeup, "GAP", 3600.0)  # (no timing in this test)
+    listener = socket.create_server(("127.0.0.1", 0))
+    first, second = (_OneAcceptPerWakeup.of(listener.dup()) for _ in range(2))
+    clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+    try:
+        accepted = [first.accept()[0]]
+        for _ in range(3):  # the end of its wake-up, then every later one: nothing for it
+            with pytest.raises(BlockingIOError):
+                first.accept()
+        accepted.append(second.accept()[0])  # the other worker takes the next one
+        first._last = 0.0  # (as if GAP had passed)
+        accepted.append(first.accept()[0])
+        assert len(accepted) == 3
+    finally:
+        for sock in [*accepted, *clients, first, second, listener]:
+            sock.close()

@@ -244,3 +244,27 @@ async def test_a_client_gone_with_a_request_pipelined_behind_its_held_poll_is_no
     await wait_until_async(lambda: node.model.pending == 1)
     writer.close()
     await wait_until_async(lambda: node.model.pending == 0)  # long before the poll timeout
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(
+    "refused, status, param",
+    [
+        (request("/healthz?" + "a" * 300), 414, "url"),
+        (request("/healthz", "X-Big: " + "y" * 5000 + "\r\n"), 431, "headers"),
+        (
+            request(
+                JOIN, "Content-Type: application/json\r\nContent-Length: 5000\r\n", method="POST"
+            ),
+            413,
+            "body",
+        ),
+    ],
+)
+async def test_size_refusals_on_a_kept_alive_connection_follow_its_earlier_answers(
+    start_node, refused, status, param
+):
+    node = start_node(Limits(max_url_length=200, max_header_size=4000, max_body_size=1000))
+    got = answers(await exchange(node.port, request(BEAT) + request("/healthz") + refused, 3))
+    assert [s for s, _, _ in got] == [200, 200, status]
+    assert got[2][1]["connection"] == "close" and answer_json(got[2][2])["param"] == param
