@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from presence.store.commands import CATEGORIES, COMMANDS, SUBCOMMANDS, find_keys, has_keys
-from presence.store.pubsub import glob_match
+from presence.store.pubsub import glob_matcher
 from presence.store.redisonly import REDIS_ONLY
 
 # Redis's no-auth commands, which its ACL check lets through. Not every command flagged
@@ -338,7 +338,7 @@ class User:
         if "insert" in flags or "delete" in flags or "update" in flags:
             needed |= WRITE
         return any(
-            perms & needed == needed and glob_match(pattern, key)
+            perms & needed == needed and glob_matcher(pattern)(key)
             for pattern, perms in self.key_patterns
         )
 
@@ -353,7 +353,7 @@ class User:
             return True
         if literal:
             return channel in self.channel_patterns
-        return any(glob_match(p, channel) for p in self.channel_patterns)
+        return any(glob_matcher(p)(channel) for p in self.channel_patterns)
 
     def flags(self) -> list[bytes]:
         """ACL GETUSER's flags: on/off, nopass, the payload sanitizing flag."""

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from presence.store.pubsub import glob_match
+from presence.store.pubsub import glob_match, glob_matcher
 from tests.store.helpers import Pair, array_items, run, same_replies, same_reply_sets
 
 
@@ -276,3 +276,14 @@ def test_random_subscription_sequences_match_redis(pair, protocol, actions):
             pair.same("PUBSUB", "NUMSUB", "a", "b", "ab", "x*")
     finally:
         subscriber.close()
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [b"", b"*", b"**", b"a", b"abc", b"a*", b"ab**", b"a\\*", b"a?*", b"[a]*", b"*a", b"a*b"],
+)
+def test_glob_matcher_answers_as_glob_match(pattern):
+    """The shortcuts (literal, `prefix*`, `*`) give glob_match's answers, quirks included."""
+    subjects = [b"", b"a", b"ab", b"abc", b"abcd", b"b", b"a*", b"a\\", b"ba", b"aab"]
+    for subject in subjects:
+        assert glob_matcher(pattern)(subject) is glob_match(pattern, subject), subject

@@ -311,19 +311,32 @@ def key_specs(cmd) -> tuple:
     return (KeySpec(flags, cmd.first_key, "range", last, cmd.step),)
 
 
+# Per command name: (the command, its key specs, has_keys, whether the specs can find its
+# keys), computed once: ACL and maxmemory find every command's keys on the hot path.
+_KEY_PLANS: dict[str, tuple] = {}
+
+
+def _key_plan(cmd) -> tuple:
+    plan = _KEY_PLANS.get(cmd.name)
+    if plan is None or plan[0] is not cmd:
+        specs = key_specs(cmd)
+        keyed = any("not_key" not in s.flags for s in specs)
+        by_specs = keyed and not any("variable_flags" in s.flags for s in specs)
+        plan = _KEY_PLANS[cmd.name] = (cmd, specs, keyed or cmd.getkeys is not None, by_specs)
+    return plan
+
+
 def has_keys(cmd) -> bool:
     """Redis's doesCommandHaveKeys: a getkeys procedure, or a key spec not NOT_KEY."""
-    return cmd.getkeys is not None or any("not_key" not in s.flags for s in key_specs(cmd))
+    return _key_plan(cmd)[2]
 
 
 def find_keys(cmd, argv: list[bytes]) -> list[tuple[int, tuple[str, ...]]]:
     """The positions of `argv`'s keys and their key-spec flags, as Redis 7.0's
     getKeysFromCommandWithSpecs finds them: by the key specs when they can say (none marked
     variable_flags, none unknown or out of bounds), else by the command's `getkeys`."""
-    specs = key_specs(cmd)
-    if any("not_key" not in s.flags for s in specs) and not any(
-        "variable_flags" in s.flags for s in specs
-    ):
+    _, specs, _, by_specs = _key_plan(cmd)
+    if by_specs:
         found = _keys_by_specs(specs, argv, cmd.arity)
         if found is not None:
             return found
