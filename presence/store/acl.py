@@ -136,6 +136,7 @@ class User:
         self.all_channels = False
         self.channel_patterns: list[bytes] = []
         self.unrestricted = False
+        self.generation = 0  # bumped by every rule applied: a check made earlier still holds
 
     def copy(self) -> User:
         """An independent copy (ACL SETUSER applies rules to one, all or nothing)."""
@@ -150,6 +151,7 @@ class User:
 
     def apply(self, rule: bytes) -> None:
         """Apply one ACL SETUSER rule (Redis 7.0's ACLSetUser); AclError if it is not valid."""
+        self.generation += 1
         low = rule.lower()
         if low == b"on":
             self.enabled = True
@@ -436,6 +438,17 @@ def genpass(bits: int = 256) -> bytes:
     return secrets.token_hex((bits + 7) // 8)[: (bits + 3) // 4].encode()
 
 
+# EXEC's refusal of a queued command whose check fails again at execution (Redis 7.0's
+# execCommand): the user's rules changed after it was queued.
+RULES_CHANGED = (
+    "NOPERM ACLs rules changed between the moment the transaction was accumulated and the "
+    "EXEC call. This command is no longer allowed for the following reason: {}"
+)
+RULES_CHANGED_REASONS = {
+    "command": "no permission to execute the command or subcommand",
+    "key": "no permission to touch the specified keys",
+    "channel": "no permission to access one of the channels used as arguments",
+}
 NOPERM = {
     "command": "NOPERM this user has no permissions to run the '{}' command",
     "key": "NOPERM this user has no permissions to access one of the keys used as arguments",

@@ -22,7 +22,15 @@ import time
 from time import perf_counter_ns
 
 from presence.store import REDIS_VERSION, replies
-from presence.store.acl import NOPERM, AclLog, User, default_user, parse_acl_file
+from presence.store.acl import (
+    NOPERM,
+    RULES_CHANGED,
+    RULES_CHANGED_REASONS,
+    AclLog,
+    User,
+    default_user,
+    parse_acl_file,
+)
 from presence.store.acl import denial as acl_denial
 from presence.store.blocking import Blocking, serve_later
 from presence.store.commands import (
@@ -131,6 +139,8 @@ class Client(asyncio.Protocol):
         "plain",
         "multi",
         "multi_error",
+        "multi_rules",
+        "acl_checked_under",
         "watching",
         "watch_dirty",
         "channels",
@@ -171,6 +181,12 @@ class Client(asyncio.Protocol):
         self.plain = authenticated and server.pause.mode is None  # see _plain()
         self.multi: list | None = None  # queued commands while in MULTI
         self.multi_error = False  # a queued command was refused: EXEC aborts
+        # (user, generation) at MULTI: the rules every queued command was checked against;
+        # EXEC sets acl_checked_under to it while it runs them, so run_command checks again
+        # only when the rules changed since (ACL SETUSER, AUTH in the transaction), as Redis
+        # would refuse only then.
+        self.multi_rules: tuple | None = None
+        self.acl_checked_under: tuple | None = None
         self.watching: set = set()  # (db, key) pairs
         self.watch_dirty = False
         self.channels: set[bytes] = set()
@@ -724,7 +740,8 @@ class Server:
         """
         if self.monitors and entry[4].shown_first:
             self._show(client, argv)  # a script: before the commands it runs, as in Redis
-        if not client.user.unrestricted:
+        user = client.user
+        if not user.unrestricted and client.acl_checked_under != (user, user.generation):
             denied = self._acl_denied(client, self.commands[entry[0].encode()], argv)
             if denied is not None:
                 return self._refuse_denied(client, entry[0], denied)
@@ -759,6 +776,8 @@ class Server:
             context = context or ("multi" if client.last_command == "exec" else "toplevel")
             shown = client
         self.acl_log_record(reason, context, obj, client.user.name, shown)
+        if client.acl_checked_under is not None:  # in EXEC: the rules changed since MULTI
+            return RULES_CHANGED.format(RULES_CHANGED_REASONS[reason])
         return NOPERM[reason].format(obj)
 
     def acl_log_record(self, reason: str, context: str, obj: str, username: bytes, client):

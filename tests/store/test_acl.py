@@ -493,3 +493,33 @@ def test_redis_only_table_names_no_command_the_store_has():
         sub.name for subs in SUBCOMMANDS.values() for sub in subs.values()
     }
     assert not have & set(REDIS_ONLY)
+
+
+@pytest.mark.parametrize("change", [("-set",), ("resetkeys", "~other*"), ("off",)])
+def test_rules_changed_between_queueing_and_exec_refuse_at_exec(acl, change):
+    """EXEC checks each queued command again when the user's rules changed after MULTI
+    (Redis's 'ACLs rules changed' NOPERM in the reply array); unchanged rules run it all."""
+    acl.same("ACL", "SETUSER", "alice", "on", ">pw", "~k*", "+@all")
+    alice = as_user(acl, "alice", "pw")
+    for rules_change in ((), change):
+        alice.same("MULTI")
+        alice.same("SET", "k1", "v")
+        alice.same("GET", "k1")
+        if rules_change:
+            acl.same("ACL", "SETUSER", "alice", *rules_change)
+        alice.same("EXEC")
+    alice.same("ACL", "WHOAMI")
+    alice.close()
+
+
+def test_auth_inside_multi_checks_the_rest_as_the_new_user(acl):
+    """AUTH queued in a transaction: the commands after it run as the new user at EXEC."""
+    acl.same("ACL", "SETUSER", "alice", "on", ">pw", "~k*", "+@all")
+    acl.same("ACL", "SETUSER", "bob", "on", ">pw", "~b*", "+@all")
+    alice = as_user(acl, "alice", "pw")
+    alice.same("MULTI")
+    alice.same("AUTH", "bob", "pw")
+    alice.same("SET", "k1", "v")
+    alice.same("SET", "b1", "v")
+    alice.same("EXEC")
+    alice.close()

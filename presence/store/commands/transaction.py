@@ -45,6 +45,7 @@ def multi(client, argv):
         raise CommandError(replies.NESTED_MULTI)
     client.multi = []
     client.multi_error = False
+    client.multi_rules = (client.user, client.user.generation)
     return OK
 
 
@@ -69,10 +70,14 @@ def exec_(client, argv):
         return NIL_ARRAY
     call = client.server.call
     client.send(b"*%d\r\n" % len(queued))
-    for cmd, argv in queued:
-        reply = call(client, cmd, argv)
-        if reply is not NO_REPLY:
-            client.send(encode(reply, client.protocol))
+    client.acl_checked_under = client.multi_rules  # each was checked when queued
+    try:
+        for cmd, argv in queued:
+            reply = call(client, cmd, argv)
+            if reply is not NO_REPLY:
+                client.send(encode(reply, client.protocol))
+    finally:
+        client.acl_checked_under = None
     return NO_REPLY
 
 

@@ -225,6 +225,7 @@ class ScriptClient:
         "name",
         "multi",
         "multi_error",
+        "acl_checked_under",
         "authenticated",
         "user",
         "plain",
@@ -252,6 +253,7 @@ class ScriptClient:
         self.id, self.name, self.addr, self.laddr = 0, b"", "", ""
         self.lib_name = self.lib_ver = b""
         self.multi, self.multi_error, self.authenticated, self.plain = None, False, True, True
+        self.acl_checked_under = None  # a script's commands are always checked
         self.channels: set = set()
         self.patterns: set = set()
         self.shard_channels: set = set()
