@@ -6,6 +6,7 @@ also has (CONFIG, INFO fields, BGREWRITEAOF, the file format) is compared with r
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -15,8 +16,10 @@ import threading
 import time
 from contextlib import contextmanager
 
+import pytest
 import redis
 
+from presence.store import persistence
 from presence.testing import ROOT, free_port, redis_server, stop, wait_for_port
 from tests.store.rawclient import RawClient
 
@@ -585,3 +588,50 @@ def test_hyperloglogs_and_geo_sets_survive_a_restart_and_a_rewrite(tmp_path):
         store.stop()
         r = store.start()
         assert [r.dump(k) for k in keys] == before
+
+
+@pytest.mark.parametrize("policy, fsyncs", [("always", 3), ("everysec", 0), ("no", 0)])
+def test_appendfsync_policy_decides_the_fsync_after_each_write(
+    tmp_path, monkeypatch, policy, fsyncs
+):
+    """`always` fsyncs every write of the file before the reply goes out; `everysec` and `no`
+    leave it to the cron thread (at most once a second) and to the kernel."""
+    calls = []
+    monkeypatch.setattr(persistence, "_fsync", calls.append)
+    aof = persistence.Persistence.__new__(persistence.Persistence)
+    aof.config = {"appendfsync": policy}
+    aof.fd = os.open(tmp_path / "appendonly.aof", os.O_WRONLY | os.O_CREAT)
+    aof.pending, aof.write_status, aof.current_size = [], "ok", 0
+    try:
+        for _ in range(3):
+            aof.pending.append(b"*1\r\n$4\r\nPING\r\n")
+            aof.write_pending()
+        assert calls == [aof.fd] * fsyncs
+        assert aof.current_size == 3 * 14
+    finally:
+        os.close(aof.fd)
+
+
+def test_everysec_fsyncs_from_a_thread_at_most_once_a_second(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(
+        persistence, "_fsync_and_close", lambda fd: (synced.append(fd), os.close(fd))
+    )
+    aof = persistence.Persistence.__new__(persistence.Persistence)
+    aof.fd = os.open(tmp_path / "appendonly.aof", os.O_WRONLY | os.O_CREAT)
+    aof.fsync_in_flight, aof.delayed_fsync = None, 0
+
+    async def cron_turns():
+        aof.last_fsync = time.monotonic()
+        aof._fsync_in_background()  # less than a second since the last: nothing
+        assert aof.fsync_in_flight is None
+        aof.last_fsync -= 1.0
+        aof._fsync_in_background()
+        await aof.fsync_in_flight
+        aof._fsync_in_background()  # just done: not again
+        return len(synced)
+
+    try:
+        assert asyncio.run(cron_turns()) == 1
+    finally:
+        os.close(aof.fd)
