@@ -205,7 +205,7 @@ def serve_parser() -> argparse.ArgumentParser:
         type=int,
         default=_env("store-port", "0"),
         help="also let the bundled store listen on TCP 127.0.0.1:<port> (password-protected: "
-        "the password is in store.conf of its private directory); 0 = only its private unix "
+        "the passwords are in users.acl of its private directory); 0 = only its private unix "
         "socket (0)",
     )
     add(
@@ -242,6 +242,14 @@ def serve_parser() -> argparse.ArgumentParser:
     _add_limits(add)
     add("--static-dir", default=_env("static-dir"), help="folder of the demo page and client")
     add(
+        "--http-engine",
+        choices=["own", "tornado"],
+        default=_env("http-engine", "own"),
+        help="the HTTP/1.1 server: own (asyncio and httptools, polls and heartbeats served "
+        "without a Tornado request) or tornado (Tornado's HTTPServer); the same answers and "
+        "limits on both (own)",
+    )
+    add(
         "--workers",
         type=_workers,
         default=_env("workers", "1"),
@@ -253,6 +261,14 @@ def serve_parser() -> argparse.ArgumentParser:
         default=_env("log-level", "info"),
         choices=["debug", "info", "warning", "error"],
         help="(info)",
+    )
+    add(
+        "--memory-probe",
+        metavar="DIR",
+        default=_env("memory-probe"),
+        help="diagnosis: on SIGUSR2, write what holds the node's memory to DIR (with "
+        "PYTHONTRACEMALLOC=1 also a tracemalloc snapshot; presence.runtime.MemoryProbe); "
+        "unset: off",
     )
     return p
 
@@ -434,14 +450,14 @@ async def _run_node(
     """Serve until signalled (exit 0) or until `store_lost` is done: the supervisor of the
     bundled store gave up on it (exit 1). A worker of presence.workers passes the listening
     `sockets` its parent bound and a `ready()` to call instead of printing the announcement."""
-    from presence.runtime import tune_gc
+    from presence.runtime import MemoryProbe, tune_gc
     from presence.service.gateway import Gateway
     from presence.service.model import Presence
     from presence.service.nodes import NodeReporter
     from presence.service.quotas import ClientLimits
     from presence.service.records import StoreUnavailable
     from presence.service.subscriber import Subscriber
-    from presence.web.app import HTTPServer, WebSettings, default_static_dir, make_app
+    from presence.web.app import WebSettings, default_static_dir, make_app, make_server
     from presence.web.limits import throttle_logs
 
     try:
@@ -487,7 +503,7 @@ async def _run_node(
             access_log=args.access_log,
             access_log_sample=args.access_log_sample,
         )
-        server = HTTPServer(make_app(model, settings), xheaders=True, limits=settings.limits)
+        server = make_server(make_app(model, settings), args.http_engine, settings.limits)
         throttle_logs()
         if sockets is None:
             server.listen(args.port, args.host)
@@ -496,6 +512,11 @@ async def _run_node(
         reporter = NodeReporter(model, args.node_id, f"{args.host}:{args.port}")
         reporter.start()
         tune_gc()
+        if args.memory_probe:
+            probe = MemoryProbe(
+                args.memory_probe, lambda: {"node": args.node_id, "kept": model.kept()}
+            )
+            probe.install(asyncio.get_running_loop())
         if ready is None:
             _announce(args, store_label)
         else:
@@ -585,9 +606,10 @@ async def _until_signalled(store_lost: asyncio.Future | None = None) -> bool:
 
 
 async def _drain(server, model, grace: float = 3.0) -> None:
-    """Stop accepting, answer held polls with a reconnect hint, then close connections."""
+    """Stop accepting, refresh the held polls' tabs (at most 2 s) and answer them with a
+    reconnect hint, then close connections."""
     server.stop()
-    model.shutdown()
+    await model.drain()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
     while model.pending and loop.time() < deadline:

@@ -1,4 +1,5 @@
-"""Process-wide settings of a long-running server: the cyclic garbage collector.
+"""Process-wide settings of a long-running server: the cyclic garbage collector, giving
+freed memory back to the system, the open-file limit.
 
 A busy node holds a large heap (one handler, stream and held poll per connection, the
 store's keyspace); with CPython's default thresholds (700, 10, 10) a full collection
@@ -10,7 +11,19 @@ all memory is freed by reference counting and the collector can run rarely.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 # CPython counts container allocations minus deallocations: a young collection after
 # 50,000 more live containers (default 700), a middle one every 50 young ones, a full
@@ -55,3 +68,202 @@ def raise_fd_limit(wanted: int) -> int:
         except (ValueError, OSError):
             pass  # (a platform that refuses: keep the soft limit)
     return soft
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None (musl, macOS, Windows: nothing to call)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+_TRIM = _malloc_trim()
+
+
+def trim_memory() -> bool:
+    """Give the C heap's free pages back to the system now; False where there is no
+    glibc (then nothing is done).
+
+    CPython allocates objects over 512 bytes (most strings of an event or a request, the
+    tables of big dicts and sets) with malloc; freed, they stay in glibc's heap, and when
+    some live object sits above them the heap cannot shrink: RSS stays at its peak after
+    a burst of polls or events is gone. malloc_trim(0) returns every free page of the heap
+    to the system (madvise), wherever it is. It costs about 10 ms per 200 MB of heap
+    (measured on this project's machine), so it is called after large frees only (see
+    MemoryTrimmer). Small objects live in pymalloc's arenas, which CPython unmaps itself
+    once they are empty.
+    """
+    if _TRIM is None:
+        return False
+    _TRIM(0)
+    return True
+
+
+TRIM_DROP = 1000  # a fall of the load by this much (and a quarter) since its peak trims
+TRIM_IDLE = 60.0  # seconds: an idle node trims once after this long without a trim
+
+
+class MemoryTrimmer:
+    """Decides when to call trim_memory(), from a measure of what the process holds (held
+    polls, cached entries: any count that grows with the memory in use), given now and
+    then (the periodic sweep does, see presence.service.subscriber).
+
+    It trims when the load fell by TRIM_DROP and a quarter since its peak (a burst is
+    over: its memory is free), and when the load is lower than at the last trim and
+    TRIM_IDLE seconds passed since the last trim (a slow decline). The peak starts again
+    at each trim.
+    """
+
+    def __init__(self, trim: Callable[[], bool] = trim_memory,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.trim = trim
+        self.clock = clock
+        self.peak = 0
+        self.last = clock()
+        self.trims = 0
+
+    def observe(self, load: int) -> bool:
+        """Note the current load; True when it trimmed."""
+        self.peak = max(self.peak, load)
+        drop = self.peak - load
+        burst_over = drop >= TRIM_DROP and drop * 4 >= self.peak
+        idle = load < self.peak and self.clock() - self.last >= TRIM_IDLE
+        if not (burst_over or idle):
+            return False
+        self.trim()
+        self.trims += 1
+        self.peak = load
+        self.last = self.clock()
+        return True
+
+
+def rss_kib() -> int:
+    """This process's resident set size in KiB (0 where /proc is not there)."""
+    return proc_status().get("VmRSS", 0)
+
+
+def proc_status(pid: int | str = "self") -> dict[str, int]:
+    """The sizes (KiB) of /proc/<pid>/status: VmRSS, RssAnon (the heaps: what a leak
+    grows), RssFile (code and files mapped, shared with other processes), RssShmem..."""
+    found = {}
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                name, _, value = line.partition(":")
+                if value.strip().endswith(" kB"):
+                    found[name] = int(value.split()[0])
+    except OSError:
+        pass
+    return found
+
+
+_MALLINFO2 = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2.split()]
+
+
+def heap_usage() -> dict[str, int]:
+    """What the allocators hold (KiB): glibc's heap in use and free (mallinfo2: C objects
+    and Python objects over 512 bytes), and pymalloc's arenas (Python's small objects):
+    arenas held, blocks in use. Empty where unavailable."""
+    usage: dict[str, int] = {}
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallinfo2 = libc.mallinfo2
+        mallinfo2.restype = _MallInfo2
+        info = mallinfo2()
+        usage.update(
+            malloc_in_use=info.uordblks // 1024,
+            malloc_free=info.fordblks // 1024,
+            malloc_mmapped=info.hblkhd // 1024,
+        )
+    except (OSError, AttributeError, TypeError):
+        pass
+    usage.update(_pymalloc_stats())
+    return usage
+
+
+def _pymalloc_stats() -> dict[str, int]:
+    """pymalloc's arenas and blocks (KiB), from sys._debugmallocstats (written to fd 2)."""
+    if not hasattr(sys, "_debugmallocstats"):
+        return {}
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode("ascii", "replace")
+    stats = {}
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        value = value.strip().replace(",", "")
+        if name.startswith("# arenas allocated current"):
+            stats["pymalloc_arenas"] = int(value)
+        elif name.startswith("# bytes in allocated blocks"):
+            stats["pymalloc_in_use"] = int(value) // 1024
+        elif name.startswith("# bytes in available blocks"):
+            stats["pymalloc_free_blocks"] = int(value) // 1024
+        elif name.startswith("Total"):  # the arenas' (the next Total is the arena map's)
+            stats["pymalloc_held"] = int(value) // 1024
+            break
+    return stats
+
+
+class MemoryProbe:
+    """`presence serve --memory-probe DIR`: on SIGUSR2, a node writes what holds its memory
+    to DIR, for finding leaks (presence bench --soak compares the reports of its workers).
+
+    Each report is <pid>-<n>.json: RSS before and after a full collection and
+    trim_memory(), RSS by kind, the allocators' heaps (heap_usage), the collector's objects
+    by type, and `extra()` (the node's own counts). When tracemalloc traces (PYTHONTRACEMALLOC=1
+    in the node's environment: slower, a diagnosis), also <pid>-<n>.tracemalloc, a snapshot
+    to compare with tracemalloc.Snapshot.load(...).compare_to(...).
+    """
+
+    def __init__(self, directory: str, extra: Callable[[], dict] = dict) -> None:
+        self.directory = directory
+        self.extra = extra
+        self.count = 0
+
+    def install(self, loop: Any) -> None:
+        """Write a report on each SIGUSR2 to this process (`loop`: its asyncio loop)."""
+        loop.add_signal_handler(signal.SIGUSR2, self.write)
+
+    def write(self) -> str:
+        """Write one report now; returns its path without the suffix."""
+        self.count += 1
+        base = os.path.join(self.directory, f"{os.getpid()}-{self.count}")
+        untrimmed = rss_kib()
+        gc.collect()
+        trim_memory()
+        types = Counter(type(o).__name__ for o in gc.get_objects())
+        traced = tracemalloc.is_tracing()
+        if traced:
+            tracemalloc.take_snapshot().dump(base + ".tracemalloc")
+        report = {
+            "pid": os.getpid(),
+            "rss_kib_untrimmed": untrimmed,
+            "rss_kib": rss_kib(),
+            "status": {k: v for k, v in proc_status().items() if k.startswith("Rss")},
+            "heap": heap_usage(),
+            "traced_kib": tracemalloc.get_traced_memory()[0] // 1024 if traced else None,
+            "gc_objects": sum(types.values()),
+            "gc_frozen": gc.get_freeze_count(),
+            "types": dict(types.most_common(40)),
+            **self.extra(),
+        }
+        with open(base + ".json.part", "w") as fh:
+            json.dump(report, fh)
+        os.replace(base + ".json.part", base + ".json")  # complete when it appears
+        return base

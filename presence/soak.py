@@ -43,14 +43,19 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from presence.bench import Client, Connection, HTTPError, raise_open_files_limit
+from presence.runtime import proc_status
 from presence.testing import ROOT, find_tool, free_port, wait_for_port
 
 MARGIN = 1.0  # seconds of slack around an end's window when deciding who must have heard it
+LATE_POLL = 2.0  # seconds past --poll-timeout after which a poll's answer counts as late
+SLOW_CONNECT = 0.9  # seconds: a TCP connect this slow had its SYN dropped (a full backlog)
+STALL = 0.5  # seconds the soak's own event loop may lag before it counts as a stall
 FAULTS = ("store-kill", "node-kill", "node-term")
 
 
@@ -66,6 +71,11 @@ class Session:
     end_until: float = 0.0  # refresh sent .. answered + timeout
     segments: list[list[float]] = field(default_factory=list)  # unbroken stream: [from, to]
     seen: Counter = field(default_factory=Counter)  # (type, user) -> deliveries
+    history: list[tuple[float, str]] = field(default_factory=list)  # for --explain
+    either: bool = False  # a leave answered after the tab's deadline: leave or offline
+
+    def note(self, at: float, what: str) -> None:
+        self.history.append((at, what))
 
 
 class Soak:
@@ -78,6 +88,16 @@ class Soak:
         self.spurious_rejoins = 0
         self.rejoin_context: Counter = Counter()  # (reason, last fault and how long ago)
         self.fault_log: list[tuple[float, str]] = []
+        self.loop_stalls: list[tuple[float, float]] = []  # (when, seconds): the soak's own loop
+        self.slow_connects = 0  # see request
+        self.late_tabs = 0  # tabs the soak itself let expire (a poll or leave sent too late)
+        self.sends: set[asyncio.Task] = set()
+        self.late_polls = 0  # polls answered later than --poll-timeout + LATE_POLL
+        self.latest_poll = 0.0  # the latest answer, past --poll-timeout (seconds)
+        self.reports: dict[str, list[dict]] = {}  # --trace-memory: when -> worker reports
+        self.failures: list[tuple[str, Session, Session | None]] = []  # see verdict
+        self.rejoined: list[Session] = []  # sessions told to rejoin while polling
+        self.began = 0.0  # loop time of the start of the run
         self.stopping = False
         self.round_no = 0
         self.proc: subprocess.Popen | None = None
@@ -93,13 +113,17 @@ class Soak:
                  "--timeout", str(self.opts.timeout), "--poll-timeout", str(self.opts.poll_timeout),
                  "--store-restarts", "1000", "--log-level", "warning",
                  "--leave-grace", str(self.opts.leave_grace)]  # fmt: skip
+        self.probe_dir = os.path.join(self.workdir, "memory")
+        os.makedirs(self.probe_dir)
+        flags += ["--memory-probe", self.probe_dir]
+        env = dict(os.environ, PYTHONTRACEMALLOC="1") if self.opts.trace_memory else None
         if self.opts.store == "redis":
             self.redis_port = free_port()
             self.start_redis()
             flags += ["--redis-url", f"redis://127.0.0.1:{self.redis_port}/0"]
         cmd = [sys.executable, "-m", "presence.cli", "serve", *flags]
         log = open(os.path.join(self.workdir, "serve.log"), "wb")  # noqa: SIM115 (closed with the dir)
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         wait_for_port(self.port, self.proc, timeout=60)
 
     def start_redis(self) -> None:
@@ -137,13 +161,34 @@ class Soak:
         assert self.proc is not None
         pids = [self.proc.pid, *self.children()[0]]
         fds = sum(_fd_count(p) for p in pids)
-        rss = sum(_rss_kib(p) for p in pids) / 1024
+        status = [proc_status(p) for p in pids]
+        each = [round(x.get("VmRSS", 0) / 1024, 1) for x in status]
+        anon = round(sum(x.get("RssAnon", 0) for x in status) / 1024, 1)
         sockets = {i for p in pids for i in _socket_inodes(p)}
         http = _connections_on(self.port) & sockets
         return {"fds": fds, "sockets": len(sockets), "http_connections": len(http),
-                "rss_mib": round(rss, 1)}  # fmt: skip
+                "rss_mib": round(sum(each), 1), "rss_mib_each": each, "anon_mib": anon,
+                "workers": pids[1:]}  # fmt: skip
+
+    def store_refusals(self) -> int | None:
+        """Commands the bundled store refused the nodes (its ACL LOG: the node is a
+        restricted user, see presence.service.embedded); None with another store."""
+        store = self.children()[1]
+        if self.opts.store != "bundled" or store is None:
+            return None
+        config = _cmdline(store).split(b"\0")[-2].decode()  # (python -m presence.store CONF)
+        with open(os.path.join(os.path.dirname(config), "users.acl")) as fh:
+            password = next(x.split(">", 1)[1] for x in fh.read().split() if x.startswith(">"))
+        socket_path = os.path.join(os.path.dirname(config), "store.sock")
+        reply = subprocess.run(
+            [find_tool("redis-cli"), "-s", socket_path, "--no-auth-warning", "-a", password,
+             "ACL", "LOG"], capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        lines = reply.stdout.split("\n")  # ACL LOG's entries: ..., count, <n>, reason, ...
+        return sum(int(lines[i + 1]) for i, x in enumerate(lines[:-1]) if x == "count")
 
     async def inject(self, fault: str) -> None:
+
         loop = asyncio.get_running_loop()
         workers, store = self.children()
         if fault == "store-kill":
@@ -178,17 +223,26 @@ class Soak:
             if at > until or self.stopping:
                 return
             await asyncio.sleep(at - loop.time())
-            await self.inject(FAULTS[i % len(FAULTS)])
+            await self.inject(self.opts.faults[i % len(self.opts.faults)])
 
     # -- the tabs ---------------------------------------------------------------------
 
     async def request(self, client: Client, conn: Connection | None, path: str,
-                      timeout: float) -> tuple[Connection, int, dict | None]:  # fmt: skip
+                      timeout: float, s: Session | None = None
+                      ) -> tuple[Connection, int, dict | None]:  # fmt: skip
         """GET `path` on `conn` (a new connection when None or broken); (conn, status, body).
-        Status 0: it failed below HTTP (the connection is then dropped)."""
+        Status 0: it failed below HTTP (the connection is then dropped). A connect slower
+        than SLOW_CONNECT is counted (and noted in `s`'s history)."""
         try:
             if conn is None or conn.closed:
+                loop = asyncio.get_running_loop()
+                began = loop.time()
                 conn = await client.connect()
+                took = loop.time() - began
+                if took > SLOW_CONNECT:
+                    self.slow_connects += 1
+                    if s is not None:
+                        s.note(loop.time(), f"connect took {took:.1f}s")
             status, body = await client.get(conn, path, timeout)
         except HTTPError:
             drop(client, conn)
@@ -215,52 +269,83 @@ class Soak:
         conn: Connection | None = None
         s.joined_at = loop.time()
         while True:  # join, retried through faults
-            conn, status, body = await self.request(client, conn, f"{base}/join?{who}", 10)
+            conn, status, body = await self.request(client, conn, f"{base}/join?{who}", 10, s)
             if status == 200 and body and "cursor" in body:
                 break
+            s.note(loop.time(), f"join answered {status}")
             self.errors[f"join retried ({status})"] += 1
             await asyncio.sleep(0.3)
             if self.stopping:
                 return
         cursor = body["cursor"]
+        s.note(loop.time(), f"joined, cursor {cursor}")
         s.segments.append([s.joined_at, 0.0])
         lifetime = self.rng.uniform(self.opts.min_life, self.opts.max_life)
         ends_at = min(loop.time() + lifetime, until)
         last_refresh = (loop.time(), loop.time())
         last_answer = loop.time()
+        attempt = s.joined_at  # when the latest request that may have refreshed the tab was sent
+        sending: asyncio.Task | None = None
         while True:
             if loop.time() >= ends_at:
                 silent = loop.time() < until and self.rng.random() < 0.5
                 break
-            if self.rng.random() < self.opts.send_ratio:
-                conn, _, _ = await self.request(client, conn, f"{base}/send?{who}&data=hi", 10)
-            sent = loop.time()
+            if self.rng.random() < self.opts.send_ratio and (sending is None or sending.done()):
+                # beside the poll, as a browser sends it (a slow send never delays a poll)
+                sending = asyncio.ensure_future(self.send(client, s, f"{base}/send?{who}&data=hi"))
+                self.sends.add(sending)
+                sending.add_done_callback(self.sends.discard)
+            sent, deadline = loop.time(), attempt + self.opts.timeout
+            attempt = sent
             path = f"{base}/poll?{who}&cursor={quote(cursor)}"
-            conn, status, body = await self.request(client, conn, path, self.opts.timeout + 5)
+            conn, status, body = await self.request(client, conn, path, self.opts.timeout + 5, s)
+            now = loop.time()
+            if now - sent > self.opts.poll_timeout + LATE_POLL:
+                self.late_polls += 1
+            if status == 200 and body is not None and not body.get("events"):
+                s.note(now, f"poll sent at {self.t(sent)}: nothing")
+            self.latest_poll = max(self.latest_poll, now - sent - self.opts.poll_timeout)
             if status != 200 or body is None:
+                s.note(now, f"poll sent at {self.t(sent)} answered {status}")
                 self.errors[f"poll status {status}"] += 1
                 await asyncio.sleep(0.3)
                 continue
-            last_refresh = (sent, loop.time())
-            previous_answer, last_answer = last_answer, loop.time()
+            last_refresh = (sent, now)
+            previous_answer, last_answer = last_answer, now
             if body.get("rejoin"):
                 reason = body.get("reason")
-                if reason != "unknown":  # "expired" while polling: the service thought it gone
-                    self.spurious_rejoins += 1
-                    self.rejoin_context[reason, self.last_fault(loop.time())] += 1
+                s.note(now, f"poll sent at {self.t(sent)}: rejoin, reason {reason}")
                 s.end, s.segments[-1][1] = "vanished", previous_answer
+                if reason != "unknown" and sent > deadline:  # the soak itself was too late
+                    s.note(
+                        now, f"(sent after the tab's deadline, {self.t(deadline)} at the latest)"
+                    )
+                    s.end, s.end_from, s.end_until = "late", deadline - self.opts.timeout, now
+                    self.late_tabs += 1
+                elif reason != "unknown":  # "expired" while polling: the service thought it gone
+                    self.spurious_rejoins += 1
+                    self.rejoined.append(s)
+                    self.rejoin_context[reason, self.last_fault(now)] += 1
                 drop(client, conn)
                 return
             if body.get("reset"):
+                s.note(now, f"poll sent at {self.t(sent)}: reset to {body.get('cursor')}")
                 s.segments[-1][1] = previous_answer
-                s.segments.append([loop.time(), 0.0])
+                s.segments.append([now, 0.0])
+            heard = []
             for event in body.get("events", ()):
                 s.seen[event["type"], event["user"]] += 1
+                if event["type"] != "message":
+                    heard.append(f"{event['type']} {event['user']} ({event['id']})")
+            if body.get("events"):
+                s.note(now, f"poll sent at {self.t(sent)}: heard {', '.join(heard) or 'messages'}")
             cursor = body["cursor"]
             if body.get("reconnect"):
+                s.note(now, f"poll sent at {self.t(sent)}: reconnect")
                 drop(client, conn)
                 conn = None
         if silent:  # the tab closes: no more refreshes
+            s.note(loop.time(), f"goes silent; last refresh sent at {self.t(last_refresh[0])}")
             drop(client, conn)
             s.end, s.segments[-1][1] = "silent", last_refresh[0]
             # due at the deadline; at the latest by the next sweep of a node (timeout / 2)
@@ -269,32 +354,57 @@ class Soak:
             return
         s.segments[-1][1] = loop.time()
         s.end_from = loop.time()
+        deadline = attempt + self.opts.timeout  # the tab's, at the latest
+        s.note(loop.time(), "leaves")
         while True:
-            conn, status, _ = await self.request(client, conn, f"{base}/leave?{who}", 10)
+            conn, status, _ = await self.request(client, conn, f"{base}/leave?{who}", 10, s)
             if status == 200:
                 break
+            s.note(loop.time(), f"leave answered {status}")
             self.errors["leave retried"] += 1
             await asyncio.sleep(0.3)
         s.end, s.end_until = "leave", loop.time() + self.opts.leave_grace  # recorded after it
+        s.note(loop.time(), "left")
+        if s.end_from > deadline:  # the soak sent it too late: the tab had expired
+            s.note(
+                loop.time(), f"(the leave was sent after the tab's deadline, {self.t(deadline)})"
+            )
+            s.end, s.end_from = "late", deadline - self.opts.timeout
+            s.end_until = deadline + self.opts.timeout * 0.5
+            self.late_tabs += 1
+        elif loop.time() > deadline:  # sent in time, answered late: either event is right
+            s.either = True
+        drop(client, conn)
+
+    async def send(self, client: Client, s: Session, path: str) -> None:
+        """A chat message on a connection of its own; the answer is not checked."""
+        loop = asyncio.get_running_loop()
+        conn, status, _ = await self.request(client, None, path, 10, s)
+        if status != 200:
+            s.note(loop.time(), f"send answered {status}")
         drop(client, conn)
 
     # -- the verdict ------------------------------------------------------------------
 
     def verdict(self) -> dict:
-        """Expected vs seen end events, duplicates, missing, spurious offlines."""
+        """Expected vs seen end events, duplicates, missing, spurious offlines; each failure
+        is also kept in `failures` (what --explain prints)."""
         by_channel: dict[str, list[Session]] = {}
         for s in self.sessions:
             by_channel.setdefault(s.channel, []).append(s)
         expected = delivered = missing = duplicates = wrong = excluded = 0
         spurious = 0
+        failures = self.failures = []
         for members in by_channel.values():
             ended = {s.name: s for s in members}
             for o in members:
                 for (kind, user), n in o.seen.items():
-                    if kind == "offline" and ended.get(user) and ended[user].end != "silent":
+                    x = ended.get(user)
+                    if kind == "offline" and x and x.end not in ("silent", "late") and not x.either:
                         spurious += n
+                        failures.append(("spurious offline", x, o))
             for s in members:
-                if s.end not in ("leave", "silent"):
+                if s.end not in ("leave", "silent", "late"):
                     continue
                 if self.crossed_store_restart(s):
                     excluded += 1
@@ -305,11 +415,17 @@ class Soak:
                     if o is s or not self.listened(o, s):
                         continue
                     expected += 1
-                    n = o.seen[kind, s.name]
+                    n, m = o.seen[kind, s.name], o.seen[other, s.name]
+                    if s.either:  # either is right, once in all
+                        n, m = n + m, 0
                     delivered += n == 1
-                    missing += n == 0 and o.seen[other, s.name] == 0
+                    missing += n == 0 and m == 0
                     duplicates += max(n - 1, 0)
-                    wrong += o.seen[other, s.name]
+                    wrong += m
+                    if n != 1:
+                        failure = f"{kind} heard {n} times, {other} {m} times"
+                        failures.append((failure, s, o))
+        failures += [("told to rejoin while polling", s, None) for s in self.rejoined]
         return {
             "sessions": len(self.sessions),
             "ends": Counter(s.end or "polling" for s in self.sessions),
@@ -320,11 +436,52 @@ class Soak:
             "wrong_type": wrong,
             "ends_lost_with_the_store": excluded,
             "spurious_offline": spurious,
+            "late_tabs": self.late_tabs,
             "spurious_rejoin": self.spurious_rejoins,
             "spurious_rejoin_context": {
                 f"{r}, {f}": n for (r, f), n in self.rejoin_context.items()
             },
         }
+
+    def explain(self, count: int) -> str:
+        """The histories of the first `count` failures: the user that ended, the listener
+        that should have heard it, and the faults around (times in seconds of the run)."""
+        lines: list[str] = []
+        users = sorted({id(s): s for _, s, _ in self.failures}.values(), key=lambda s: s.joined_at)
+        for s in users[:count]:
+            mine = [(f, o) for f, x, o in self.failures if x is s]
+            due = f" (due {self.t(s.end_from)} .. {self.t(s.end_until)})" if s.end_until else ""
+            lines.append(
+                f"-- {s.name} in {s.channel}: joined at {self.t(s.joined_at)}, end "
+                f"{s.end or '-'}{due}; {len(mine)} failures: {mine[0][0]}"
+            )
+            last = s.history[-1][0] if s.history else s.joined_at
+            start, stop = s.joined_at - 5, max(s.end_until, last) + 5
+            entries = [*s.history]
+            entries += [(at, f"FAULT {kind}") for at, kind in self.fault_log if start <= at <= stop]
+            entries += [
+                (at, f"soak loop stalled {lag:.1f}s")
+                for at, lag in self.loop_stalls
+                if start <= at <= stop
+            ]
+            lines += [f"   {self.t(at):>7}  {what}" for at, what in sorted(entries)]
+            for failure, o in mine[:2]:
+                if o is None:
+                    continue
+                lines.append(
+                    f"   listener {o.name} ({failure}): stream unbroken over "
+                    + ", ".join(f"{self.t(a)}..{self.t(b)}" for a, b in o.segments)
+                )
+                lines += [
+                    f"     {self.t(at):>7}  {what}"
+                    for at, what in o.history
+                    if start <= at <= stop and (s.name in what or "heard" not in what)
+                ]
+        return "\n".join(lines)
+
+    def t(self, at: float) -> str:
+        """A loop time as seconds since the run began."""
+        return f"{at - self.began:.1f}"
 
     def crossed_store_restart(self, s: Session) -> bool:
         """True when the store died while `s` was joined or its end was due."""
@@ -358,6 +515,7 @@ class Soak:
         await asyncio.sleep(max(until - loop.time(), 0))
         self.stopping = True
         await asyncio.gather(*tabs)
+        await asyncio.gather(*self.sends)
         fault_task.cancel()
         client.close()
 
@@ -371,13 +529,22 @@ class Soak:
             self.sessions.clear()
             await asyncio.sleep(self.opts.timeout + 2)
             baseline = self.node_usage()
+            await self.memory_reports("baseline")
             peak = dict(baseline)
             sampler = asyncio.ensure_future(self.sample(peak))
-            begun = loop.time()
+            watcher = asyncio.ensure_future(self.watch_loop())
+            begun = self.began = loop.time()
+            overflows = _listen_overflows()
             await self.round(self.opts.duration, faults=True)
             await asyncio.sleep(self.opts.timeout + 3)  # the last offlines fall due
+            watcher.cancel()
+            # two sweeps (--timeout / 2 apart) age the nodes' caches out, a third trims
+            await asyncio.sleep(self.opts.settle)
             sampler.cancel()
             after = self.node_usage()
+            refusals = self.store_refusals()
+            await self.memory_reports("after")
+            growth = self.memory_growth()  # (before the snapshots go with the workdir)
             return {
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
                 "store": self.opts.store,
@@ -387,7 +554,15 @@ class Soak:
                 "faults": dict(self.faults),
                 "verdict": self.verdict(),
                 "errors_retried": dict(self.errors),
+                "store_refusals": refusals,
+                "late_polls": self.late_polls,
+                "slow_connects": self.slow_connects,
+                "listen_overflows": _listen_overflows() - overflows,
+                "latest_poll_s": round(self.latest_poll, 1),
+                "soak_loop_stalls": len(self.loop_stalls),
+                "soak_loop_stall_max_s": round(max((x for _, x in self.loop_stalls), default=0), 1),
                 "nodes": {"baseline": baseline, "peak": peak, "after": after},
+                "memory_growth": growth,
             }
         finally:
             self.stop_deployment()
@@ -396,8 +571,89 @@ class Soak:
         while True:
             await asyncio.sleep(1)
             now = self.node_usage()
-            for key, value in now.items():
-                peak[key] = max(peak[key], value)
+            for key in ("fds", "sockets", "http_connections", "rss_mib", "anon_mib"):
+                peak[key] = max(peak[key], now[key])
+
+    async def watch_loop(self) -> None:
+        """Record the stalls of the soak's own event loop (a stalled soak sends its polls
+        late: a tab it fails to keep alive is its fault, not the service's)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.1)
+            lag = loop.time() - before - 0.1
+            if lag > STALL:
+                self.loop_stalls.append((before, lag))
+
+    async def memory_reports(self, when: str) -> None:
+        """Every worker writes a report (presence.runtime.MemoryProbe: serve --memory-probe)."""
+        workers = self.children()[0]
+        done = {name for name in os.listdir(self.probe_dir) if name.endswith(".json")}
+        for pid in workers:
+            os.kill(pid, signal.SIGUSR2)
+        reports, loop = [], asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while len(reports) < len(workers) and loop.time() < deadline:
+            await asyncio.sleep(0.5)
+            for name in sorted(os.listdir(self.probe_dir)):
+                if name.endswith(".json") and name not in done:
+                    done.add(name)
+                    with open(os.path.join(self.probe_dir, name)) as fh:
+                        report = json.load(fh)
+                    reports.append(report)
+        self.reports[when] = reports
+
+    def memory_growth(self, top: int = 15) -> list[str]:
+        """What each worker holds at the baseline and at the end (and, with
+        --trace-memory, what grew, by line of code, in those alive at both)."""
+        lines = []
+        before = {r["pid"]: r for r in self.reports.get("baseline", ())}
+        for after in self.reports.get("after", ()):
+            base = before.get(after["pid"], {})
+            lines.append(
+                f"worker {after['pid']} ({after.get('node')}"
+                + (", restarted during the run" if not base else "")
+                + f"): after a full collection and malloc_trim: {_kib(base, 'rss_kib')} -> "
+                f"{_kib(after, 'rss_kib')} MiB RSS (before the trim {_kib(base, 'rss_kib_untrimmed')}"
+                f" -> {_kib(after, 'rss_kib_untrimmed')}); kept {sum(base.get('kept', {}).values())}"
+                f" -> {sum(after['kept'].values())} {_nonzero(after['kept'])}"
+            )
+            lines.append(f"  RSS by kind (KiB) {base.get('status')} -> {after['status']}")
+            lines.append(f"  heaps (KiB) {base.get('heap')} -> {after['heap']}")
+            if not base:
+                continue
+            grown = Counter(after["types"])
+            grown.subtract(base["types"])
+            lines.append(
+                f"  gc objects {base['gc_objects']} -> {after['gc_objects']}; types grown: "
+                f"{dict(grown.most_common(8))}"
+            )
+            snapshots = [os.path.join(self.probe_dir, f"{r['pid']}-{n}.tracemalloc")
+                         for r, n in ((base, 1), (after, 2))]  # fmt: skip
+            if all(os.path.exists(x) for x in snapshots):
+                old, new = (tracemalloc.Snapshot.load(x) for x in snapshots)
+                lines.append(f"  traced {base['traced_kib']} -> {after['traced_kib']} KiB; grown:")
+                lines += [f"  {stat}" for stat in new.compare_to(old, "lineno")[:top]]
+        return lines
+
+
+def _listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listen backlog was full
+    (TcpExt ListenOverflows; machine-wide)."""
+    try:
+        with open("/proc/net/netstat") as fh:
+            rows = [line.split() for line in fh if line.startswith("TcpExt:")]
+        return int(dict(zip(rows[0], rows[1], strict=True))["ListenOverflows"])
+    except (OSError, KeyError, IndexError, ValueError):
+        return 0
+
+
+def _kib(report: dict, name: str) -> str:
+    return str(report[name] // 1024) if name in report else "?"
+
+
+def _nonzero(counts: dict) -> dict:
+    return {k: v for k, v in counts.items() if v}
 
 
 def drop(client: Client, conn: Connection | None) -> None:
@@ -467,17 +723,6 @@ def _connections_on(port: int) -> set[str]:
     return inodes
 
 
-def _rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="presence bench --soak",
@@ -492,6 +737,12 @@ def parser() -> argparse.ArgumentParser:
     add("--duration", type=float, default=240, help="seconds of load with faults (240)")
     add("--warmup", type=float, default=20, help="seconds of a first round without faults (20)")
     add("--fault-every", type=float, default=30, help="seconds between two faults (30)")
+    add(
+        "--faults",
+        type=_faults,
+        default=FAULTS,
+        help=f"the faults injected in turn, comma-separated ({','.join(FAULTS)})",
+    )
     add("--timeout", type=float, default=20, help="the nodes' --timeout (20)")
     add("--poll-timeout", type=float, default=15, help="the nodes' --poll-timeout (15)")
     add("--leave-grace", type=float, default=2, help="the nodes' --leave-grace (2)")
@@ -500,8 +751,36 @@ def parser() -> argparse.ArgumentParser:
     add("--send-ratio", type=float, default=0.05, help="polls preceded by a message (0.05)")
     add("--seed", type=int, default=1, help="random seed (1)")
     add("--short", action="store_true", help="a smoke test: 60 users, 20 s, a fault every 4 s")
+    add(
+        "--settle",
+        type=float,
+        default=None,
+        help="seconds between the last offline and measuring memory and fds: the nodes' "
+        "sweeps age their caches out meanwhile (1.6 x --timeout)",
+    )
+    add(
+        "--explain",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the history of the first N users whose end was not delivered exactly "
+        "once (or who were reported offline, or told to rejoin, while polling)",
+    )
+    add(
+        "--trace-memory",
+        action="store_true",
+        help="run the nodes with PYTHONTRACEMALLOC=1 and print what grew in each worker "
+        "between the baseline and the end, by line of code (slows the nodes down)",
+    )
     add("--json", action="store_true", help="print the report as JSON")
     return p
+
+
+def _faults(text: str) -> tuple[str, ...]:
+    names = tuple(x for x in text.split(",") if x)
+    if not names or set(names) - set(FAULTS):
+        raise argparse.ArgumentTypeError(f"faults are among {', '.join(FAULTS)}")
+    return names
 
 
 def options(argv: list[str]) -> argparse.Namespace:
@@ -510,6 +789,8 @@ def options(argv: list[str]) -> argparse.Namespace:
         opts.users, opts.channels, opts.duration, opts.warmup = 60, 6, 20, 4
         opts.fault_every, opts.timeout, opts.poll_timeout = 4, 3, 2
         opts.min_life, opts.max_life = 2, 8
+    if opts.settle is None:
+        opts.settle = 1.6 * opts.timeout
     return opts
 
 
@@ -535,27 +816,39 @@ def render(report: dict) -> str:
         f"(ends not expected: lost with the store {v['ends_lost_with_the_store']})",
         f"spurious offline {v['spurious_offline']}, spurious rejoin {v['spurious_rejoin']} "
         f"{v['spurious_rejoin_context']}",
+        f"tabs the soak let expire (a poll or leave sent after the tab's deadline; their "
+        f"offline is expected): {v['late_tabs']}",
         f"retried through faults: {report['errors_retried']}",
+        f"commands the store refused the nodes (ACL LOG): {report['store_refusals']}",
+        f"connects over {SLOW_CONNECT:g} s (a SYN dropped): {report['slow_connects']}; listen "
+        f"backlog overflows (kernel, machine-wide): {report['listen_overflows']}",
+        f"polls answered over {LATE_POLL:g} s past --poll-timeout: {report['late_polls']} "
+        f"(latest {report['latest_poll_s']} s past); soak loop stalls over {STALL:g} s: "
+        f"{report['soak_loop_stalls']} (longest {report['soak_loop_stall_max_s']} s)",
     ]
     for when in ("baseline", "peak", "after"):
         n = nodes[when]
         lines.append(
             f"nodes {when}: {n['fds']} fds ({n['sockets']} sockets, of which "
             f"{n['http_connections']} HTTP connections; the others: listening, store), "
-            f"{n['rss_mib']} MiB RSS"
+            f"{n['rss_mib']} MiB RSS ({n['anon_mib']} MiB of it anonymous: heaps; per process "
+            f"{n['rss_mib_each']})"
         )
     lines.append("PASS" if passed(report) else "FAIL")
-    return "\n".join(lines)
+    return "\n".join(lines + report["memory_growth"] + report.get("explained", []))
 
 
 def main(argv: list[str]) -> int:
     opts = options(argv)
     raise_open_files_limit()
+    soak = Soak(opts)
     try:
         import uvloop
 
-        report = uvloop.run(Soak(opts).run())
+        report = uvloop.run(soak.run())
     except ImportError:
-        report = asyncio.run(Soak(opts).run())
+        report = asyncio.run(soak.run())
+    if opts.explain:
+        report["explained"] = soak.explain(opts.explain).splitlines()
     print(json.dumps(report, indent=2) if opts.json else render(report))
     return 0 if passed(report) else 1

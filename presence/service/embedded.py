@@ -3,8 +3,12 @@
 The child listens on a unix socket in a private directory (mode 0700, made by
 tempfile.mkdtemp) and requires a password generated at start-up: another local user can
 neither reach the socket nor, on the optional TCP port (`--store-port`), get past AUTH.
-The password reaches the child in a config file of that directory (mode 0600), never on
-its command line, which every user can read in `ps`.
+The node itself logs in as the ACL user `presence`, allowed only the commands, keys and
+channels the service uses (NODE_ACL_RULES): a node that misbehaves, or whose process is
+made to send what it should not, cannot FLUSHALL, CONFIG SET, SHUTDOWN, run scripts or
+read other keys; the `default` user (all rights) is the operator's and the supervisor's.
+Passwords reach the child in files of that directory (mode 0600: store.conf, users.acl),
+never on its command line, which every user can read in `ps`.
 
 When the child dies (SIGKILL, SHUTDOWN, a crash), the node hears it at once (a pidfd
 becomes readable, see `exit_fd`), reaps it and starts a new one after a backoff
@@ -38,6 +42,18 @@ log = logging.getLogger("presence.store")
 
 RESTART_BACKOFF = 0.1  # seconds before the first restart of a dead store; doubles, up to
 MAX_BACKOFF = 5.0  # this, while the store keeps dying within the window
+NODE_USER = "presence"  # the ACL user a node logs in as
+# What a node may do on the bundled store: README.md's line for Redis ("A restricted store
+# user"), without what the bundled store does not need (CONFIG SET and the keyspace-event
+# channel: it announces expiries on keys-expire-notify, a channel under presence:), with
+# CLIENT SETINFO (redis-py names its connections with it).
+NODE_ACL_RULES = (
+    "resetkeys ~presence:* resetchannels &presence:* -@all +ping +hello +info +config|get "
+    "+client|setinfo +get +set +del +exists +mget +incr +pttl +pexpire +pexpireat +hget +hset "
+    "+hsetnx +hdel +hgetall +rpush +lrange +ltrim +llen +lindex +zadd +zcard +zcount +zincrby "
+    "+zrange +zrangebylex +zrangebyscore +zrem +zremrangebyscore +zscore +watch +unwatch "
+    "+multi +exec +discard +subscribe +unsubscribe +ssubscribe +sunsubscribe +spublish"
+)
 LOAD_EXPIRE_DELAY_MS = 3000  # the node's subscriber retries a lost connection every 2 s at most
 
 
@@ -136,14 +152,17 @@ class EmbeddedStore:
         self.dir = tempfile.mkdtemp(prefix="presence-store-")  # mode 0700: ours alone
         self.socket_path = os.path.join(self.dir, "store.sock")
         self.config_path = os.path.join(self.dir, "store.conf")
-        self.password = secrets.token_hex(32)
+        self.acl_path = os.path.join(self.dir, "users.acl")
+        self.password = secrets.token_hex(32)  # the default user's: the operator's
+        self.node_password = secrets.token_hex(32)  # NODE_USER's
         self.proc: subprocess.Popen | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (the store log, read on failure)
 
     @property
     def url(self) -> str:
-        """The redis-py URL of the socket, password included (print `where` instead)."""
-        return f"unix://:{self.password}@{quote(self.socket_path)}?db=0"
+        """The redis-py URL of the socket for a node (NODE_USER), password included (print
+        `where` instead)."""
+        return f"unix://{NODE_USER}:{self.node_password}@{quote(self.socket_path)}?db=0"
 
     @property
     def where(self) -> str:
@@ -166,15 +185,26 @@ class EmbeddedStore:
             ("bind", self.host),
             ("port", str(self.port)),
             ("unixsocket", self.socket_path),
-            ("requirepass", self.password),
+            ("aclfile", self.acl_path),
             ("keys-expire-notify", EXPIRY_CHANNEL),
             *self._persistence(),
         ]
 
+    def users(self) -> list[str]:
+        """The child's ACL users, as aclfile lines: the operator, then the node."""
+        return [
+            f"user default on >{self.password} ~* &* +@all",
+            f"user {NODE_USER} on >{self.node_password} {NODE_ACL_RULES}",
+        ]
+
     def _write_config(self) -> None:
-        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(f"{name} {value}\n" for name, value in self.directives())
+        for path, lines in (
+            (self.acl_path, self.users()),
+            (self.config_path, [f"{name} {value}" for name, value in self.directives()]),
+        ):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.writelines(f"{line}\n" for line in lines)
 
     async def start(self, timeout: float = 15) -> str:
         """Spawn the store and wait until it answers; returns its URL (with the password).

@@ -47,7 +47,7 @@ class Hold:
     after; `feed` the feed it is counted on (None before it is held, and once finished).
     """
 
-    __slots__ = ("future", "gone", "feed", "cursor", "epoch", "due", "slot", "refreshed")
+    __slots__ = ("future", "gone", "feed", "cursor", "epoch", "due", "slot", "refreshed", "tab")
 
     def __init__(self) -> None:
         self.future: asyncio.Future | None = None
@@ -58,6 +58,7 @@ class Hold:
         self.epoch: str | None = None
         self.due = 0  # the timer wheel's bucket (an index of TICKs)
         self.slot: set | None = None  # that bucket's set of holds, while in it
+        self.tab: tuple[str, str, str] | None = None  # (channel, user, conn) of a client poll
 
     def __await__(self) -> Generator[Any, None, Any]:
         assert self.future is not None, "a Hold is awaited only once held"
@@ -204,6 +205,10 @@ class Feed:
     def waiting(self) -> int:
         return len(self._waiters)
 
+    def holds(self) -> list[Hold]:
+        """The polls held here now."""
+        return list(self._waiters)
+
     def observe(self, got: LogSlice) -> None:
         """Merge what a store read returned into the tail."""
         if got.reset:  # the tail no longer matches the log; make readers go to the store
@@ -219,6 +224,12 @@ class Feed:
             return
         self.tail.extend(e for e in got.events if e["id"] > self.seq)
         self.seq = got.seq
+
+    def forget(self) -> None:
+        """Drop the tail (memory only: the next read goes to the store)."""
+        self.seq = None
+        self.tail.clear()
+        self._last = None
 
     def events_after(self, cursor: int, epoch: str | None = None) -> list[dict] | None:
         """Events after `cursor` (of the log of `epoch`) from memory; None when memory cannot

@@ -40,6 +40,7 @@ from presence.service.keys import (
     node_key,
     pack,
 )
+from presence.service.recent import Recent
 from presence.service.records import (
     ChannelPage,
     Event,
@@ -56,7 +57,8 @@ from presence.service.records import (
 from presence.service.transport import STORE_DOWN, Packed, Router
 
 _GONE = {"offline": "expired", "leave": "left", "kick": "kicked"}  # removal -> tab's reason
-_EVENTS_CACHED = 10_000  # parsed events kept for reuse (see Gateway._event)
+_EVENTS_CACHED = 10_000  # parsed events kept for reuse per generation (see Gateway._event)
+_CHANNELS_CACHED = 100_000  # channels whose keys and log position are kept per generation
 _READ_COMMANDS = 3  # commands of a log read (see Gateway._queue_read)
 _READ_RETRIES = 50  # log reads that found more appended than they read, before StoreBusy
 _READ_SLACK = 4  # events a log read takes beyond the newest seen, for those appended since
@@ -107,9 +109,10 @@ class Gateway:
         self.router = router
         self.history = history
         self._batcher = transport.Batcher(router)
-        self._seqs: dict[str, int] = {}  # events key -> newest id seen, to read in one trip
-        self._keys: dict[str, ChannelKeys] = {}
-        self._events: dict[tuple[int, str], Event] = {}  # recently read events (_event)
+        # what is cached per channel and per event, kept while used (see presence.service.recent)
+        self._seqs: Recent[str, int] = Recent(_CHANNELS_CACHED)  # events key -> newest id seen
+        self._keys: Recent[str, ChannelKeys] = Recent(_CHANNELS_CACHED)
+        self._events: Recent[tuple[int, str], Event] = Recent(_EVENTS_CACHED)  # see _event
 
     @classmethod
     async def connect(cls, url: str, history: int = 1000, mode: str = "auto",
@@ -143,10 +146,20 @@ class Gateway:
     def keys(self, channel: str) -> ChannelKeys:
         keys = self._keys.get(channel)
         if keys is None:
-            if len(self._keys) > 100_000:
-                self._keys.clear()
-            keys = self._keys[channel] = ChannelKeys(channel)
+            keys = ChannelKeys(channel)
+            self._keys.put(channel, keys)
         return keys
+
+    def age_caches(self) -> None:
+        """Forget what was cached per channel and event and not used since the last call
+        (the sweep calls this; see presence.service.recent)."""
+        for cache in (self._seqs, self._keys, self._events):
+            cache.age()
+
+    def cached(self) -> dict[str, int]:
+        """Entries of each cache: {"channel_keys", "log_positions", "events"}."""
+        return {"channel_keys": len(self._keys), "log_positions": len(self._seqs),
+                "events": len(self._events)}  # fmt: skip
 
     async def close(self) -> None:
         await self.router.close()
@@ -734,16 +747,14 @@ class Gateway:
         trimmed meanwhile, and their ids follow from seq. The parser returns None only
         when more than the slack were appended since: the read must be repeated.
         """
-        newest = max(self._seqs.get(k.events, 0), cursor)
+        newest = max(self._seqs.get(k.events) or 0, cursor)
         pipe.raw(k.read_commands(newest - cursor + _READ_SLACK), _READ_COMMANDS)
 
         def parse(replies: list) -> LogSlice | None:
             (seq_text, current), length, raw = replies[0], replies[1], replies[2]
             seq = int(seq_text or 0)
             base = seq - length
-            if len(self._seqs) > 100_000:
-                self._seqs.clear()
-            self._seqs[k.events] = seq
+            self._seqs.put(k.events, seq)
             if cursor < base or cursor > seq or (epoch is not None and epoch != current):
                 return LogSlice(cursor, seq, base, reset=True, epoch=current)
             if len(raw) < seq - cursor:
@@ -764,9 +775,8 @@ class Gateway:
         """
         event = self._events.get((ident, raw))
         if event is None:
-            if len(self._events) >= _EVENTS_CACHED:
-                self._events.clear()
-            event = self._events[(ident, raw)] = Event(ident, raw)
+            event = Event(ident, raw)
+            self._events.put((ident, raw), event)
         return event
 
     @_translated
@@ -953,6 +963,8 @@ class Gateway:
 
         if not await transport.watched(self.router, k.seq, attempt):
             return False
+        self._seqs.pop(k.events)
+        self._keys.pop(channel)
         await self._command(LOGS, "ZREM", LOGS, channel)
         await self._command(REGISTRY, "ZREM", REGISTRY, channel)
         if await self._command(k.seq, "EXISTS", k.seq, k.members):  # a join raced with us

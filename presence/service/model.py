@@ -38,6 +38,7 @@ RECENT_LAGS = 100_000  # offline lags a node keeps between two hand-overs to the
 TOTALS_CHANNELS = 10_000  # channels whose connections /api/stats sums
 REPAIR_EVERY = 8  # sweeps between two repairs of the distinct users count (see repair_users)
 HISTORY_INTERVAL = 10  # seconds per history point (see presence.service.nodes)
+DRAIN_REFRESH = 2.0  # seconds a draining node spends refreshing its held tabs (see drain)
 LATE_ANSWER = 0.25  # seconds: a poll answered later than this past its poll timeout
 # (counted from its refresh) refreshes its tab again as it answers (see _answered)
 
@@ -166,6 +167,23 @@ class Presence:
         """Milliseconds since the epoch, from the injected clock."""
         return int(self.clock() * 1000)
 
+    def kept(self) -> dict[str, int]:
+        """What this node holds in memory about users, tabs, channels and events, by kind
+        (/metrics: presence_kept). Everything here is forgotten once unused: with no
+        members and no traffic left, two sweeps bring every count to 0."""
+        feeds = self.feeds.values()
+        return {
+            "feeds": len(self.feeds),
+            "feed_events": sum(len(f.tail) for f in feeds) + len(self.global_feed.tail),
+            "held_polls": self.pending,
+            "tabs": len(self.quotas.channels),
+            "message_budgets": len(self.quotas.buckets),
+            "deadline_timers": len(self.timers) if self.timers is not None else 0,
+            "snapshots": len(self._snapshots),
+            "late_refreshes": len(self._late_refreshes),
+            **self.gateway.cached(),
+        }
+
     @property
     def pending(self) -> int:
         """Polls held now (waiting for events, or re-reading the store after a wake-up)."""
@@ -282,6 +300,7 @@ class Presence:
                     "events": got.events,
                 }
             hold = hold or Hold()
+            hold.tab = (channel, user, conn)  # for drain
             hold.refreshed = now + self._ttl()  # for tab_dropped (the disconnect grace)
             if not hold.due:  # the hold counts from the refresh's sending, not its reply
                 hold.due = self.waits.wheel.due(sent + self.poll_timeout)
@@ -513,6 +532,7 @@ class Presence:
         re-read the store.
         """
         self.stats.sweeps += 1
+        self.gateway.age_caches()
         found, after, now = 0, None, self.now()
         cutoff = now - int(self.history_age * 1000)
         while True:
@@ -537,6 +557,7 @@ class Presence:
             for feed in [*self.feeds.values(), self.global_feed]:
                 feed.poke()
         self._drop_idle_feeds()
+        self._drop_old_snapshots(asyncio.get_running_loop().time())
         return found
 
     async def store_ready(self) -> bool:
@@ -559,6 +580,39 @@ class Presence:
         if bundled is not None:
             state.update(store_up=up, store_restarts=bundled.restarts)
         return state
+
+    async def drain(self, within: float = DRAIN_REFRESH) -> int:
+        """Refresh the presence key of every tab whose poll this node holds (for at most
+        `within` seconds), then shutdown(); returns the tabs refreshed.
+
+        A drained tab polls again on another node at once, but that node may be slow to
+        answer (it takes over every tab of this one, maybe while this one's replacement
+        starts): with its deadline pushed a whole --timeout away, a slow takeover is
+        never mistaken for a tab gone silent (a false offline).
+        """
+        tabs = {h.tab for feed in self.feeds.values() for h in feed.holds() if h.tab}
+        done = 0
+        gate = asyncio.Semaphore(CLAIM_CONCURRENCY * 8)
+
+        async def refresh(channel: str, user: str, conn: str) -> None:
+            nonlocal done
+            async with gate:
+                now = self.now()
+                try:
+                    status, _ = await self.gateway.refresh(channel, user, conn, now, self._ttl())
+                except StoreUnavailable:
+                    return
+                if status.joined:
+                    done += 1
+
+        work = asyncio.gather(*(refresh(*tab) for tab in tabs))
+        try:
+            async with asyncio.timeout(within):
+                await work
+        except TimeoutError:
+            log.warning("drain: refreshed %d of %d held tabs within %gs", done, len(tabs), within)
+        self.shutdown()
+        return done
 
     def shutdown(self) -> None:
         """Answer every held poll now with a reconnect hint; later polls answer at once."""
@@ -721,6 +775,8 @@ class Presence:
             del self.feeds[channel]
             if self.feed_watcher is not None:
                 self.feed_watcher.unwatch(channel)
+        if not self.global_feed.users:
+            self.global_feed.forget()
 
 
 async def _outcome(answer: dict | Hold) -> dict:

@@ -25,6 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from presence.runtime import MemoryTrimmer
 from presence.service.gateway import ExpirySetup
 from presence.service.keys import parse_wake_channel, wake_channel
 from presence.service.model import Presence
@@ -59,6 +60,7 @@ class Subscriber:
         self._inflight: set[asyncio.Task] = set()
         self._expired: asyncio.Queue[str | None] = asyncio.Queue()  # keys heard, not handled
         self._topology_changed = asyncio.Event()
+        self.trimmer = MemoryTrimmer()  # see _sweep_periodically
 
     @property
     def live(self) -> bool:
@@ -224,6 +226,8 @@ class Subscriber:
             log.warning("handling a notification failed: %r", task.exception())
 
     async def _sweep_periodically(self) -> None:
+        """Sweep every sweep_interval; after each, give memory back to the system when
+        what the node holds fell a lot (presence.runtime.MemoryTrimmer)."""
         while True:
             await asyncio.sleep(self.sweep_interval)
             try:
@@ -232,6 +236,7 @@ class Subscriber:
                 pass  # the listeners report the outage and reconcile when back
             except Exception:
                 log.exception("periodic sweep failed")
+            self.trimmer.observe(sum(self.presence.kept().values()))
 
 
 class _Listener:
@@ -291,6 +296,7 @@ class _Listener:
         delay = 0.05
         while not self.stopped:
             self.pubsub = pubsub = self.client.pubsub()
+            self._asked_out.clear()  # a new connection: nothing asked on it yet
             try:
                 await self.owner.gateway.ensure_expiry_events(self.client, self.setup)
                 await pubsub.subscribe(self.setup.channel)

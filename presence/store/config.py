@@ -290,6 +290,7 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("set-max-intset-entries", "512", _bounded(0, _INT_MAX)),
         Directive("zset-max-listpack-entries", "128", _bounded(0, 9223372036854775807)),
         Directive("zset-max-listpack-value", "64", _bounded(0, 9223372036854775807)),
+        Directive("hll-sparse-max-bytes", "3000", _bounded_memory(0, 9223372036854775807)),
         Directive("stream-node-max-bytes", "4096", _bounded_memory(0, 9223372036854775807)),
         Directive("stream-node-max-entries", "100", _bounded(0, 9223372036854775807)),
     ]

@@ -45,6 +45,12 @@ async def render_metrics(presence: Presence, node: str) -> str:
         "# HELP presence_pending_polls Long-polls held by this node.",
         "# TYPE presence_pending_polls gauge",
         f"presence_pending_polls{{{label}}} {presence.pending}",
+        "# HELP presence_kept Entries this node keeps in memory about users, tabs, channels "
+        "and events, by kind (back to 0 when no one is left).",
+        "# TYPE presence_kept gauge",
+    ]
+    lines += [f'presence_kept{{{label},kind="{k}"}} {n}' for k, n in presence.kept().items()]
+    lines += [
         "# HELP presence_events_total Events recorded by this node, by type.",
         "# TYPE presence_events_total counter",
     ]

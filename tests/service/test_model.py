@@ -10,6 +10,7 @@ import random
 
 import pytest
 
+from presence.service import model
 from presence.service.keys import REGISTRY
 from presence.service.model import NotMember
 from tests.helpers import wait_until_async
@@ -218,6 +219,26 @@ async def test_shutdown_answers_held_polls_with_reconnect(node):
     node.shutdown()
     got = await asyncio.wait_for(held, 5)
     assert (ident(got["cursor"]), got["events"], got["reconnect"]) == (1, [], True)
+
+
+@pytest.mark.gen_test
+async def test_drain_refreshes_held_tabs_before_answering_reconnect(node, clock):
+    """A drained tab gets a whole --timeout from the drain, not from its poll: a slow
+    takeover by another node cannot let its key expire."""
+    await node.join("room", "alice", "a", None)
+    await node.join("room", "bob", "b", None)
+    node.poll_timeout = 30
+    held = asyncio.ensure_future(node.poll("room", "alice", "a", 2))
+    await wait_until_async(lambda: node.pending == 1, message="the poll is held")
+    k = node.gateway.keys("room")
+    deadlines = client_for(node, k.seq)
+    polled = await deadlines.zscore(k.deadlines, "alice")
+    clock.advance(20)
+    assert await node.drain() == 1
+    got = await asyncio.wait_for(held, 5)
+    assert got["reconnect"] is True
+    assert await deadlines.zscore(k.deadlines, "alice") == polled + 20_000
+    assert await deadlines.zscore(k.deadlines, "bob") == polled  # not held here: untouched
 
 
 @pytest.mark.gen_test
@@ -569,3 +590,43 @@ async def test_snapshots_too_old_to_reuse_are_forgotten(node, monkeypatch):
     answer = await node.join("one", "dave", "d", None)  # taken again, exact as before
     assert {m["user"] for m in answer["members"]} == {"alice", "dave"}
     assert list(node._snapshots) == ["three", "one"]
+
+
+@pytest.mark.gen_test
+async def test_nothing_is_kept_once_everyone_left_or_expired(store_url, clock, monkeypatch):
+    """Feeds, tails, quotas, snapshots and the gateway's caches of channels and events all
+    empty out once the users are gone and their logs aged out (two sweeps)."""
+    node = make_presence(store_url, clock, history_age=60)
+    watcher = make_presence(store_url, clock, history_age=60)
+    feed = await watcher.global_events(None)
+    for c in range(3):
+        for u in range(4):
+            await node.join(f"room{c}", f"u{u}", f"tab{u}", '{"n": 1}')
+        await node.send(f"room{c}", "u0", "hello", conn="tab0")
+        got = await node.poll(f"room{c}", "u1", "tab1", 0)
+        assert got["events"]
+    await node.join("room0", "u0", "tab0b", None)
+    kept = node.kept()
+    assert kept["feeds"] == 3 and kept["events"] > 0 and kept["tabs"] == 5
+    assert kept["channel_keys"] == 3 and kept["message_budgets"] == 1
+    await watcher.global_events(feed["cursor"])
+    assert watcher.kept()["events"] > 0
+    for c in range(3):  # half leave, the others go silent
+        for u in range(2):
+            await node.leave(f"room{c}", f"u{u}", f"tab{u}")
+    await node.leave("room0", "u0", "tab0b")
+    clock.advance(31)
+    for c in range(3):
+        for u in range(2, 4):
+            await expire(node, f"room{c}", f"u{u}")
+    assert await node.reconcile() == 6
+    clock.advance(61)  # their events age out; the channels are forgotten
+    monkeypatch.setattr(model, "SNAPSHOT_AGE", 0)  # (a second of the loop's time)
+    for n in (node, watcher):
+        await n.reconcile()
+        await n.reconcile()
+    assert (await node.channels(None, 10, history=True))[0] == []
+    assert node.kept() == dict.fromkeys(node.kept(), 0)
+    assert watcher.kept() == dict.fromkeys(watcher.kept(), 0)
+    await watcher.gateway.close()
+    await node.gateway.close()

@@ -59,3 +59,21 @@ def test_the_verdict_counts_missing_duplicate_and_spurious_deliveries():
     soak.store_kills = [20.5]  # the store died while s (and x) were joined: not expected
     verdict = soak.verdict()
     assert verdict["expected"] == 2 and verdict["ends_lost_with_the_store"] == 2
+
+
+def test_tabs_the_soak_let_expire_expect_their_offline_and_late_leaves_either_event():
+    """A tab whose own poll or leave went out after its deadline (the soak was late) is
+    expected `offline`; a leave sent in time but answered after the deadline may be
+    reported either way, once."""
+    soak = Soak(fast())
+    listener = Session("o", "c", joined_at=0, segments=[[0.0, 100.0]])
+    late = Session("l", "c", joined_at=1, end="late", end_from=10, end_until=31)
+    either = Session("e", "c", joined_at=1, end="leave", end_from=40, end_until=42, either=True)
+    strict = Session("s", "c", joined_at=1, end="leave", end_from=50, end_until=52)
+    soak.sessions = [listener, late, either, strict]
+    listener.seen.update({("offline", "l"): 1, ("offline", "e"): 1, ("offline", "s"): 1})
+    verdict = soak.verdict()
+    assert (verdict["expected"], verdict["delivered_once"]) == (3, 2)
+    assert verdict["spurious_offline"] == 1 and verdict["wrong_type"] == 1  # only s's
+    listener.seen[("leave", "e")] = 1  # both: a duplicate
+    assert soak.verdict()["duplicates"] == 1

@@ -22,6 +22,7 @@ import urllib.request
 from urllib.parse import urlencode
 
 import pytest
+import redis
 
 from presence.service.embedded import RestartPolicy
 from presence.service.outage import OutageLog
@@ -131,9 +132,10 @@ def send_raw(path_or_port: str | int, payload: bytes) -> bytes:
         return sock.recv(1000)
 
 
-def store_password(socket_path: str) -> str:
-    with open(os.path.join(os.path.dirname(socket_path), "store.conf")) as fh:
-        return re.search(r"requirepass (\S+)", fh.read()).group(1)
+def store_password(socket_path: str, user: str = "default") -> str:
+    """The password of `user` in the bundled store's users.acl."""
+    with open(os.path.join(os.path.dirname(socket_path), "users.acl")) as fh:
+        return re.search(rf"^user {user} on >(\S+)", fh.read(), re.M).group(1)
 
 
 @pytest.fixture
@@ -207,10 +209,11 @@ def test_the_store_is_private_to_its_user():
         store = n.store_pid()
         directory = os.path.dirname(n.socket_path)
         assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700  # others cannot reach the socket
-        conf = os.path.join(directory, "store.conf")
-        assert stat.S_IMODE(os.stat(conf).st_mode) == 0o600
+        for name in ("store.conf", "users.acl"):
+            assert stat.S_IMODE(os.stat(os.path.join(directory, name)).st_mode) == 0o600
         password = store_password(n.socket_path)
         assert len(password) >= 32 and password.encode() not in cmdline(store)  # not in `ps`
+        assert store_password(n.socket_path, "presence").encode() not in cmdline(store)
         # without the password nothing gets through, SHUTDOWN included
         assert send_raw(tcp, b"SHUTDOWN NOSAVE\r\n").startswith(b"-NOAUTH")
         assert send_raw(n.socket_path, b"SHUTDOWN NOSAVE\r\n").startswith(b"-NOAUTH")
@@ -220,6 +223,47 @@ def test_the_store_is_private_to_its_user():
     finally:
         n.stop()
     assert not os.path.exists(directory)  # removed on stop
+
+
+def test_the_node_is_a_restricted_user_of_its_store():
+    """The node logs in as `presence` (NODE_ACL_RULES): serving works, nothing it was
+    refused shows in ACL LOG, and what only an operator may do is refused (NOPERM)."""
+    n = Node()
+    try:
+        status, _ = n.get("/channels/room/join", user="alice", conn="a")
+        assert status == 200
+        assert n.get("/channels/room/poll", user="alice", conn="a", cursor="0")[0] == 200
+        assert n.get("/channels/room/send", user="alice", conn="a", data="hi")[0] == 200
+        assert n.get("/api/channels/room")[0] == 200 and "presence_kept" in n.get("/metrics")[1]
+        node_auth = f"AUTH presence {store_password(n.socket_path, 'presence')}\r\n".encode()
+        assert send_raw(n.socket_path, node_auth) == b"+OK\r\n"
+        admin = redis.Redis(unix_socket_path=n.socket_path, password=store_password(n.socket_path))
+        with admin:
+            assert admin.execute_command("ACL", "WHOAMI") == b"default"
+            assert admin.acl_log() == []  # the service was refused nothing
+            node = redis.Redis(
+                unix_socket_path=n.socket_path,
+                username="presence",
+                password=store_password(n.socket_path, "presence"),
+            )
+            with node:
+                assert node.ping()
+                for command in (
+                    ("FLUSHALL",),
+                    ("CONFIG", "SET", "keys-expire-notify", ""),
+                    ("SHUTDOWN", "NOSAVE"),
+                    ("KEYS", "*"),
+                    ("EVAL", "return 1", "0"),
+                    ("ACL", "SETUSER", "presence", "+@all"),
+                    ("DEBUG", "SLEEP", "0"),
+                ):
+                    with pytest.raises(redis.exceptions.NoPermissionError):
+                        node.execute_command(*command)
+                with pytest.raises(redis.exceptions.NoPermissionError):
+                    node.get("other:key")  # outside presence:*
+            assert admin.ping() and n.store_pid() is not None  # nothing was shut down
+    finally:
+        n.stop()
 
 
 def test_a_store_that_keeps_dying_makes_the_node_exit_1():

@@ -31,6 +31,7 @@ from presence.store.commands import (
 )
 from presence.store.commands.generic import read_key
 from presence.store.commands.server import help_for
+from presence.store.hll import is_hll
 from presence.store.info import rss_bytes
 from presence.store.keyspace import type_name
 from presence.store.numbers import as_int64, parse_int
@@ -279,6 +280,8 @@ def encoding(value, config) -> str:
     if type(value) is bytes:
         if as_int64(value) is not None:
             return "int"
+        if is_hll(value):  # PFADD/PFMERGE build their value raw, whatever its size
+            return "raw"
         return "embstr" if len(value) <= 44 else "raw"
     if type(value) is dict:
         small = len(value) <= config["hash-max-listpack-entries"]

@@ -19,7 +19,17 @@ from collections.abc import Callable
 
 from lupa import lua51 as lupa
 
-from presence.store.resp import NIL_ARRAY, Double, Error, Push, Set, Status, Verbatim, format_double
+from presence.store.resp import (
+    NIL_ARRAY,
+    Double,
+    DoubleText,
+    Error,
+    Push,
+    Set,
+    Status,
+    Verbatim,
+    format_double,
+)
 from presence.store.scripting.prelude import PRELUDE
 from presence.store.scripting.untail import untail
 
@@ -146,6 +156,8 @@ class LuaState:
             return reply if resp3 else int(reply)
         if kind is Double or kind is float:
             return table({b"double": float(reply)}) if resp3 else format_double(reply)
+        if kind is DoubleText:
+            return table({b"double": float(reply)}) if resp3 else bytes(reply)
         if kind is Verbatim:
             text = reply.encode()
             if resp3:

@@ -1,0 +1,67 @@
+"""presence.runtime: giving freed memory back (malloc_trim) and when a node does it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from presence import runtime
+from presence.runtime import TRIM_DROP, TRIM_IDLE, MemoryTrimmer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_trims_when_a_burst_is_over_not_while_it_lasts():
+    trims: list[int] = []
+    clock = Clock()
+    trimmer = MemoryTrimmer(lambda: trims.append(1) or True, clock)
+    for load in (0, 2000, 8000, 7000):  # growing, then a small fall
+        assert not trimmer.observe(load)
+    assert trimmer.observe(8000 - TRIM_DROP - 1500)  # a quarter and TRIM_DROP below the peak
+    assert trims == [1]
+    assert not trimmer.observe(5000)  # the peak started again at the trim
+    assert trimmer.observe(0)
+    assert not trimmer.observe(0) and len(trims) == 2
+
+
+def test_a_slow_decline_trims_once_a_minute():
+    clock = Clock()
+    trimmer = MemoryTrimmer(lambda: True, clock)
+    trimmer.observe(500)
+    clock.now += TRIM_IDLE / 2
+    assert not trimmer.observe(400)  # too soon, too small for a burst
+    clock.now += TRIM_IDLE / 2
+    assert trimmer.observe(300)
+    clock.now += TRIM_IDLE * 2
+    assert not trimmer.observe(300)  # no fall since: nothing to give back
+
+
+def test_trim_memory_gives_freed_heap_back():
+    """A process that freed 150 MB of strings gets its RSS back with trim_memory()."""
+    code = """
+import sys
+from presence.runtime import trim_memory
+def rss():
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmRSS"))
+keep, junk = [], []
+for i in range(250_000):
+    junk.append("x" * 600 + str(i))
+    if i % 100 == 0:
+        keep.append("y" * 600 + str(i))  # live among the freed ones: the heap cannot shrink
+del junk
+before = rss()
+assert trim_memory()
+print(before, rss())
+"""
+    if runtime._TRIM is None:
+        return  # not glibc: trim_memory() is a no-op there
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after = map(int, out.stdout.split())
+    assert before - after > 100_000  # KiB
