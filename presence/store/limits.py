@@ -30,7 +30,7 @@ import random
 from collections import OrderedDict
 
 from presence.store import notify
-from presence.store.commands import CommandError, find_keys
+from presence.store.commands import SUBCOMMANDS, CommandError, find_keys
 from presence.store.commands.introspection import estimate_bytes
 from presence.store.resp import Error
 from presence.store.scripting.engine import parse_shebang
@@ -62,9 +62,10 @@ _RECOUNT = frozenset(["flushall", "flushdb", "swapdb"])
 
 
 def script_flags(server, cmd, argv: list[bytes]) -> tuple[bool, bool]:
-    """(write, denyoom) for `argv`, as Redis's getCommandFlags: a script's declared flags
-    replace EVAL's and FCALL's own (scriptFlagsToCmdFlags)."""
-    flags = cmd.flags
+    """(write, denyoom) for `argv`, as Redis's getCommandFlags: a subcommand's flags for a
+    container (FUNCTION LOAD, XGROUP CREATE), a script's declared flags instead of EVAL's and
+    FCALL's own (scriptFlagsToCmdFlags)."""
+    flags = _flags(cmd, argv)
     write, denyoom = "write" in flags, "denyoom" in flags
     declared = None
     if cmd.name in _SCRIPTS and len(argv) > 1:
@@ -285,14 +286,15 @@ class Limits:
             return SCRIPT_OOM
         return None
 
-    def script_call_refusal(self, cmd, dirty: bool, allow_oom: bool) -> str | None:
+    def script_call_refusal(self, cmd, argv, dirty: bool, allow_oom: bool) -> str | None:
         """scriptCall's checks (scriptVerifyWriteCommandAllow, scriptVerifyOOM) for a command
         a script calls; its error text or None."""
         if dirty:
             return None
-        if self.no_replicas and "write" in cmd.flags:
+        flags = _flags(cmd, argv)
+        if self.no_replicas and "write" in flags:
             return NOREPLICAS
-        if not allow_oom and self.accounting and self.pre_command_oom and "denyoom" in cmd.flags:
+        if not allow_oom and self.accounting and self.pre_command_oom and "denyoom" in flags:
             return OOM
         return None
 
@@ -306,7 +308,8 @@ class Limits:
 
     def after(self, client, cmd, argv: list[bytes]) -> None:
         """Re-estimate the keys `argv` wrote; record their access under LRU/LFU."""
-        write = "write" in cmd.flags
+        target = _resolved(cmd, argv)  # a container's subcommand (XGROUP CREATE)
+        write = "write" in target.flags
         if not write and (not self.tracking or cmd.name in _NO_TOUCH):
             return
         if cmd.name in _RECOUNT:
@@ -314,7 +317,7 @@ class Limits:
             return
         db = client.db
         index = db.index
-        keys = _keys(cmd, argv)
+        keys = _keys(target, argv)
         if write and self.accounting:
             sizes = self.sizes[index]
             data = db.data
@@ -535,6 +538,20 @@ class Limits:
         self.evicted_keys += 1
         server.persistence.record_expiry(index, key)  # a DEL in the append-only file
         db.notify(notify.EVICTED, b"evicted", key)
+
+
+def _resolved(cmd, argv: list[bytes]):
+    """What Redis looks at for `argv`: its subcommand for a container, else `cmd`."""
+    table = SUBCOMMANDS.get(cmd.name)
+    if table is not None and len(argv) > 1:
+        sub = table.get(argv[1].lower())
+        if sub is not None:
+            return sub
+    return cmd
+
+
+def _flags(cmd, argv: list[bytes]) -> frozenset:
+    return _resolved(cmd, argv).flags
 
 
 def _estimate(key: bytes, value, samples: int) -> int:

@@ -360,3 +360,27 @@ def test_loading_the_aof_obeys_no_maxmemory(tmp_path):
         store.stop()
         r = store.start()  # no limit: the evictions were recorded as DELs
         assert r.dbsize() == kept
+
+
+# ------------------------------------------------------------------ subcommands
+
+
+def test_subcommands_are_judged_by_their_own_flags(limits):
+    code = "#!lua name=sublib\nredis.register_function('f', function() return 1 end)"
+    run(limits, "XADD st * a 1", "CONFIG SET maxmemory 1")
+    limits.same("FUNCTION", "LOAD", code)  # write denyoom
+    limits.same("XGROUP", "CREATE", "st", "g", "$")  # write denyoom
+    limits.same("XGROUP", "CREATE", "st2", "g", "$", "MKSTREAM")
+    limits.same("XINFO", "STREAM", "st")  # a read
+    limits.same("EVAL", "return redis.call('xgroup', 'create', 'st', 'g', '$')", "0")
+    run(
+        limits,
+        "CONFIG SET maxmemory 0",
+        "XGROUP CREATE st g $",
+        "CONFIG SET min-replicas-to-write 1",
+    )
+    limits.same("XGROUP", "DESTROY", "st", "g")  # write
+    limits.same("EVAL", "return redis.call('xgroup', 'destroy', 'st', 'g')", "0")
+    limits.same("FUNCTION", "LOAD", code)
+    limits.same("FUNCTION", "LIST")
+    run(limits, "CONFIG SET min-replicas-to-write 0", "XGROUP DESTROY st g")

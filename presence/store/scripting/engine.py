@@ -675,7 +675,7 @@ class Scripts:
             return self._reject(cmd, "ERR Write commands are not allowed from read-only scripts.")
         limits = server.limits
         if limits.on:  # maxmemory, min-replicas-to-write: before the script's first write
-            refused = limits.script_call_refusal(cmd, run.dirty, run.allow_oom)
+            refused = limits.script_call_refusal(cmd, argv, run.dirty, run.allow_oom)
             if refused is not None:
                 return self._reject(cmd, refused)
         if writes:
