@@ -284,8 +284,11 @@ def bench_limits(rounds: int, quick: bool) -> None:
     """SET/GET throughput of stores with maxmemory set (never reached), against one without."""
     print("\n## maxmemory's cost: stores with `maxmemory 1gb` against one without")
     print(f"(median of {rounds} alternating rounds, redis-benchmark -c 50 -r 100000)")
-    print("| store | test | pipeline | maxmemory 0 req/s | with maxmemory req/s | ratio |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| store | test | pipeline | maxmemory 0 req/s | with maxmemory req/s | ratio | "
+        "store CPU per request, without / with | CPU ratio (without/with) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     with ExitStack() as stack:
         plain = stack.enter_context(bundled_store())
         for policy in ("noeviction", "allkeys-random", "allkeys-lru", "allkeys-lfu"):
@@ -296,14 +299,20 @@ def bench_limits(rounds: int, quick: bool) -> None:
                 if quick and pipeline == 16:
                     requests = 200_000
                 for test in ("set", "get"):
-                    samples: dict[int, list[float]] = {plain: [], limited: []}
+                    samples: dict[int, list[tuple[float, float]]] = {plain: [], limited: []}
                     for _ in range(rounds):
                         for port in (plain, limited):
-                            samples[port].append(redis_benchmark(port, test, requests, pipeline)[0])
-                    off, on = (statistics.median(samples[p]) for p in (plain, limited))
+                            samples[port].append(redis_benchmark(port, test, requests, pipeline))
+                    off, on = (
+                        statistics.median(r for r, _ in samples[p]) for p in (plain, limited)
+                    )
+                    cpu_off, cpu_on = (
+                        statistics.median(c for _, c in samples[p]) for p in (plain, limited)
+                    )
                     print(
                         f"| {policy} | {test.upper()} | {pipeline} | {off:,.0f} | {on:,.0f} | "
-                        f"{on / off:.2f}x |"
+                        f"{on / off:.2f}x | {cpu_off:.2f} / {cpu_on:.2f} us | "
+                        f"{cpu_off / cpu_on:.2f}x |"
                     )
 
 

@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections import OrderedDict
 
 from presence.store import notify
-from presence.store.commands import CommandError, find_keys
+from presence.store.commands import SUBCOMMANDS, CommandError, find_keys
 from presence.store.commands.introspection import estimate_bytes
 from presence.store.resp import Error
 from presence.store.scripting.engine import parse_shebang
@@ -43,8 +42,6 @@ SCRIPT_OOM = Error(
 )
 STARTUP_BYTES = 876_024  # Redis 7.0.15's used_memory_startup (INFO memory, this machine class)
 STRING_BYTES = 24 + 16 + 8  # a string key's entry, object and two sds headers (estimate_bytes)
-RANDOM_REACH = 65_536  # a random victim is one of the first this many keys (see _random_key)
-LRU_REACH = 1_000  # keys a volatile-lru/lfu victim search looks past before giving up
 LFU_LOG_FACTOR = 10  # Redis's lfu-log-factor default
 LFU_DECAY_MINUTES = 1  # Redis's lfu-decay-time default
 LFU_INIT = 5  # Redis's LFU_INIT_VAL: a new key's counter
@@ -62,9 +59,10 @@ _RECOUNT = frozenset(["flushall", "flushdb", "swapdb"])
 
 
 def script_flags(server, cmd, argv: list[bytes]) -> tuple[bool, bool]:
-    """(write, denyoom) for `argv`, as Redis's getCommandFlags: a script's declared flags
-    replace EVAL's and FCALL's own (scriptFlagsToCmdFlags)."""
-    flags = cmd.flags
+    """(write, denyoom) for `argv`, as Redis's getCommandFlags: a subcommand's flags for a
+    container (FUNCTION LOAD, XGROUP CREATE), a script's declared flags instead of EVAL's and
+    FCALL's own (scriptFlagsToCmdFlags)."""
+    flags = _flags(cmd, argv)
     write, denyoom = "write" in flags, "denyoom" in flags
     declared = None
     if cmd.name in _SCRIPTS and len(argv) > 1:
@@ -102,11 +100,12 @@ class Limits:
         self.no_replicas = False  # min-replicas-to-write > 0 and min-replicas-max-lag > 0
         self.pre_command_oom = False  # Redis's pre_command_oom_state: OOM when the command began
         self.accounting = False  # maxmemory > 0: `used` is kept
-        self.tracking = False  # an LRU/LFU policy: keys' access is recorded (`recency`)
+        self.tracking = False  # an LRU/LFU policy: keys' access is recorded (`access`)
         self.lfu = False
         self.used = STARTUP_BYTES
         self.sizes: list[dict[bytes, int]] = []  # per db: key -> estimated bytes
-        self.recency: list[OrderedDict] = []  # per db: key -> ms (LRU) or LFU word, oldest first
+        self.access: list[dict[bytes, int]] = []  # per db: key -> last access ms (LRU), LFU word
+        self._snapshots: dict = {}  # (db, volatile) -> [keys listed, draws left] (_sample)
         self.evicted_keys = 0
         self.over = False  # used > maxmemory after a failed eviction: denyoom takes `admit`
         self._wrappers: dict = {}  # a command's handler -> its fast-path wrapper
@@ -128,9 +127,10 @@ class Limits:
         self.over = False
         self._wrappers = {}
         if self.tracking and (not was_tracking or self.lfu != was_lfu):
-            self._seed_recency()
+            self._seed_access()
         elif not self.tracking:
-            self.recency = []
+            self.access = []
+        self._snapshots = {}
         if self.accounting and not was_accounting:
             self.recount()
         elif not self.accounting:
@@ -230,14 +230,13 @@ class Limits:
                     sizes[key] = new
                     self.used += new - old
             if touch:
-                recency = self.recency[db.index]
+                access = self.access[db.index]
                 if value is None:
-                    recency.pop(key, None)
+                    access.pop(key, None)
                 elif lru:
-                    recency[key] = keyspace.now
-                    recency.move_to_end(key)
+                    access[key] = keyspace.now
                 else:
-                    self._touch(recency, key)
+                    self._touch(access, key)
             if write and self.used > self.maxmemory:
                 self.settle()
             return reply
@@ -285,14 +284,15 @@ class Limits:
             return SCRIPT_OOM
         return None
 
-    def script_call_refusal(self, cmd, dirty: bool, allow_oom: bool) -> str | None:
+    def script_call_refusal(self, cmd, argv, dirty: bool, allow_oom: bool) -> str | None:
         """scriptCall's checks (scriptVerifyWriteCommandAllow, scriptVerifyOOM) for a command
         a script calls; its error text or None."""
         if dirty:
             return None
-        if self.no_replicas and "write" in cmd.flags:
+        flags = _flags(cmd, argv)
+        if self.no_replicas and "write" in flags:
             return NOREPLICAS
-        if not allow_oom and self.accounting and self.pre_command_oom and "denyoom" in cmd.flags:
+        if not allow_oom and self.accounting and self.pre_command_oom and "denyoom" in flags:
             return OOM
         return None
 
@@ -306,7 +306,8 @@ class Limits:
 
     def after(self, client, cmd, argv: list[bytes]) -> None:
         """Re-estimate the keys `argv` wrote; record their access under LRU/LFU."""
-        write = "write" in cmd.flags
+        target = _resolved(cmd, argv)  # a container's subcommand (XGROUP CREATE)
+        write = "write" in target.flags
         if not write and (not self.tracking or cmd.name in _NO_TOUCH):
             return
         if cmd.name in _RECOUNT:
@@ -314,7 +315,7 @@ class Limits:
             return
         db = client.db
         index = db.index
-        keys = _keys(cmd, argv)
+        keys = _keys(target, argv)
         if write and self.accounting:
             sizes = self.sizes[index]
             data = db.data
@@ -323,13 +324,13 @@ class Limits:
             if cmd.name in ("move", "copy"):
                 self._other_db(cmd.name, argv)
         if self.tracking:
-            recency = self.recency[index]
+            access = self.access[index]
             data = db.data
             for key in keys:
                 if key in data:
-                    self._touch(recency, key)
+                    self._touch(access, key)
                 else:
-                    recency.pop(key, None)
+                    access.pop(key, None)
 
     def _resize(self, sizes: dict, data: dict, key: bytes) -> None:
         value = data.get(key)
@@ -361,7 +362,7 @@ class Limits:
             db = self.server.keyspace.dbs[index]
             self._resize(self.sizes[index], db.data, key)
             if self.tracking and key in db.data:
-                self._touch(self.recency[index], key)
+                self._touch(self.access[index], key)
 
     def recount(self) -> None:
         """Estimate every key again (O(keys)): maxmemory set, FLUSH*, SWAPDB."""
@@ -372,61 +373,59 @@ class Limits:
         ]
         self.used = STARTUP_BYTES + sum(sum(s.values()) for s in self.sizes)
         if self.tracking:
-            for recency, db in zip(self.recency, self.server.keyspace.dbs, strict=True):
-                for key in [k for k in recency if k not in db.data]:
-                    del recency[key]
+            for access, db in zip(self.access, self.server.keyspace.dbs, strict=True):
+                for key in [k for k in access if k not in db.data]:
+                    del access[key]
                 for key in db.data:
-                    if key not in recency:
-                        self._touch(recency, key)
+                    if key not in access:
+                        self._touch(access, key)
 
     def forget(self, db, key: bytes) -> None:
         """A key is going (expired): its bytes leave the estimate (Keyspace.on_gone)."""
         if self.sizes:
             old = self.sizes[db.index].pop(key, 0)
             self.used -= old
-        if self.recency:
-            self.recency[db.index].pop(key, None)
+        if self.access:
+            self.access[db.index].pop(key, None)
 
     def used_memory(self) -> int:
         return self.used
 
     # ------------------------------------------------------------ LRU / LFU
 
-    def _seed_recency(self) -> None:
+    def _seed_access(self) -> None:
         now = self.server.keyspace.now
         word = (_minutes(now) << 8) | LFU_INIT if self.lfu else now
-        self.recency = [OrderedDict.fromkeys(db.data, word) for db in self.server.keyspace.dbs]
+        self.access = [dict.fromkeys(db.data, word) for db in self.server.keyspace.dbs]
 
-    def _touch(self, recency: OrderedDict, key: bytes) -> None:
-        """Record an access: to the end of the LRU order; LFU: counter decayed, then bumped."""
+    def _touch(self, access: dict, key: bytes) -> None:
+        """Record an access: LRU, its time; LFU, the counter decayed, then bumped."""
         now = self.server.keyspace.now
         if not self.lfu:
-            recency[key] = now
-            recency.move_to_end(key)
+            access[key] = now
             return
-        word = recency.get(key)
+        word = access.get(key)
         minutes = (now // 60_000) & 0xFFFF
         if word is None:  # a new key starts at LFU_INIT_VAL, not counted as an access
-            recency[key] = (minutes << 8) | LFU_INIT
+            access[key] = (minutes << 8) | LFU_INIT
             return
         counter = word & 0xFF if word >> 8 == minutes else _decayed(word, minutes)
         if counter < 255 and _random() < _LFU_ODDS[counter]:  # Redis's LFULogIncr
             counter += 1
-        recency[key] = (minutes << 8) | counter
-        recency.move_to_end(key)
+        access[key] = (minutes << 8) | counter
 
     def object_freq(self, db, key: bytes) -> int:
         """OBJECT FREQ's counter (decayed), or 0 when not tracked."""
-        if not self.lfu or not self.recency:
+        if not self.lfu or not self.access:
             return 0
-        word = self.recency[db.index].get(key)
+        word = self.access[db.index].get(key)
         return 0 if word is None else _decayed(word, _minutes(self.server.keyspace.now))
 
     def object_idletime(self, db, key: bytes) -> int:
         """OBJECT IDLETIME's seconds, or 0 when not tracked."""
-        if self.lfu or not self.recency:
+        if self.lfu or not self.access:
             return 0
-        last = self.recency[db.index].get(key)
+        last = self.access[db.index].get(key)
         return 0 if last is None else max(0, (self.server.keyspace.now - last) // 1000)
 
     # ------------------------------------------------------------ eviction
@@ -460,62 +459,60 @@ class Limits:
         return True
 
     def _victim(self):
-        """(db, key) the policy evicts next, or None when nothing can go."""
+        """(db, key) the policy evicts next, or None when nothing can go: Redis's sampling,
+        `maxmemory-samples` random keys per database, the best candidate of them all."""
         dbs = self.server.keyspace.dbs
         policy = self.policy
+        volatile = policy.startswith("volatile")
         if policy.endswith("-random"):
-            volatile = policy.startswith("volatile")
             for _ in range(len(dbs)):  # Redis: round robin over the databases
                 db = dbs[next(self._next_db)]
-                keys = db.expires if volatile else db.data
-                if keys:
-                    return db, _random_key(keys)
+                picked = self._sample(db, volatile, 1)
+                if picked:
+                    return db, picked[0]
             return None
-        if policy == "volatile-ttl":
-            best = None
-            for db in dbs:
-                for key in _sample(db.expires, self.samples):
-                    deadline = db.expires[key]
-                    if best is None or deadline < best[0]:
-                        best = (deadline, db, key)
-            return None if best is None else best[1:]
-        volatile = policy.startswith("volatile")
-        return self._least_used(dbs, volatile)
-
-    def _least_used(self, dbs, volatile: bool):
-        """LRU: the least recently used key; LFU: of a few least recently used ones, the
-        least frequently used (volatile-: keys with a deadline only)."""
-        now_minutes = _minutes(self.server.keyspace.now)
         best = None
-        for db, recency in zip(dbs, self.recency, strict=True):
-            if not recency:
+        now_minutes = _minutes(self.server.keyspace.now)
+        for db in dbs:
+            if not (db.expires if volatile else db.data):
                 continue
-            candidates = []
-            looked = 0
-            for key, word in recency.items():
-                looked += 1
-                if key not in db.data:
-                    continue
-                if volatile and key not in db.expires:
-                    if looked >= LRU_REACH:
-                        break
-                    continue
-                candidates.append((key, word))
-                if not self.lfu or len(candidates) >= self.samples:
-                    break
-            for key, word in candidates:
-                rank = _decayed(word, now_minutes) if self.lfu else word
+            access = self.access[db.index] if self.access else None
+            for key in self._sample(db, volatile, self.samples):
+                if policy == "volatile-ttl":
+                    rank = db.expires[key]
+                elif self.lfu:
+                    word = access.get(key) if access is not None else None
+                    rank = 0 if word is None else _decayed(word, now_minutes)
+                else:  # LRU: the oldest access (a key never seen counts as the oldest)
+                    rank = access.get(key, 0) if access is not None else 0
                 if best is None or rank < best[0]:
                     best = (rank, db, key)
-        if best is None:
-            self._drop_stale()
-            return None
-        return best[1:]
+        return None if best is None else best[1:]
 
-    def _drop_stale(self) -> None:
-        for db, recency in zip(self.server.keyspace.dbs, self.recency, strict=True):
-            for key in [k for k in recency if k not in db.data]:
-                del recency[key]
+    def _sample(self, db, volatile: bool, count: int) -> list[bytes]:
+        """`count` random live keys of `db` (with a deadline if `volatile`), possibly fewer.
+
+        A Python dict has no random pick: keys are drawn from a snapshot list of them, taken
+        again once a quarter of its length has been drawn (O(1) a key, amortized) or when
+        a draw finds only keys gone since; keys added since the snapshot wait for the next.
+        """
+        keys = db.expires if volatile else db.data
+        if not keys:
+            return []
+        slot = (db.index, volatile)
+        snapshot = self._snapshots.get(slot)
+        for attempt in range(2):
+            if snapshot is None or snapshot[1] <= 0 or attempt:
+                listed = list(keys)
+                snapshot = self._snapshots[slot] = [listed, max(16, len(listed) // 4)]
+            listed = snapshot[0]
+            snapshot[1] -= count
+            size = len(listed)
+            picked = {listed[int(_random() * size)] for _ in range(count)}
+            live = [key for key in picked if key in keys]
+            if live:
+                return live
+        return []
 
     def _evict(self, db, key: bytes) -> None:
         """Delete `key` as Redis's eviction does: AOF DEL, `evicted` event, evicted_keys."""
@@ -523,8 +520,8 @@ class Limits:
         index = db.index
         if self.sizes:
             self.used -= self.sizes[index].pop(key, 0)
-        if self.recency:
-            self.recency[index].pop(key, None)
+        if self.access:
+            self.access[index].pop(key, None)
         if key not in db.data:
             return
         if db.blocked and key in db.blocked:
@@ -535,6 +532,20 @@ class Limits:
         self.evicted_keys += 1
         server.persistence.record_expiry(index, key)  # a DEL in the append-only file
         db.notify(notify.EVICTED, b"evicted", key)
+
+
+def _resolved(cmd, argv: list[bytes]):
+    """What Redis looks at for `argv`: its subcommand for a container, else `cmd`."""
+    table = SUBCOMMANDS.get(cmd.name)
+    if table is not None and len(argv) > 1:
+        sub = table.get(argv[1].lower())
+        if sub is not None:
+            return sub
+    return cmd
+
+
+def _flags(cmd, argv: list[bytes]) -> frozenset:
+    return _resolved(cmd, argv).flags
 
 
 def _estimate(key: bytes, value, samples: int) -> int:
@@ -564,18 +575,3 @@ def _decayed(word: int, now_minutes: int) -> int:
     elapsed = (now_minutes - (word >> 8)) & 0xFFFF
     periods = elapsed // LFU_DECAY_MINUTES
     return max(0, counter - periods)
-
-
-def _random_key(keys: dict) -> bytes:
-    """A random key of `keys`: uniform over the first RANDOM_REACH keys in the dict's order
-    (a Python dict has no O(1) random pick)."""
-    offset = random.randrange(min(len(keys), RANDOM_REACH))
-    return next(itertools.islice(iter(keys), offset, None))
-
-
-def _sample(keys: dict, count: int) -> list[bytes]:
-    """`count` keys from a random place of `keys` (maxmemory-samples)."""
-    if not keys:
-        return []
-    offset = random.randrange(max(1, min(len(keys), RANDOM_REACH) - count + 1))
-    return list(itertools.islice(iter(keys), offset, offset + count))

@@ -75,6 +75,17 @@ def test_error_lines_of_calls_in_tail_position(pair, body):
     pair.same("EVAL", body, "0")
 
 
+def test_read_only_scripts_judge_a_subcommand_by_its_flags(pair):
+    """XGROUP CREATE is a write (the XGROUP container is not flagged): refused in EVAL_RO."""
+    pair.same("XADD", "st", "1-1", "a", "1")
+    pair.same("EVAL_RO", "return redis.call('xgroup', 'create', 'st', 'g', '$')", "1", "st")
+    pair.same(
+        "EVAL", "#!lua flags=no-writes\nreturn redis.pcall('xgroup', 'create', 'st', 'g', '$')", "0"
+    )
+    pair.same("EVAL_RO", "return redis.call('xinfo', 'groups', 'st')", "1", "st")
+    pair.same("EVAL", "return redis.call('xgroup', 'create', 'st', 'g', '$')", "1", "st")
+
+
 def test_untail_patches_only_calls_of_redis_call():
     lua = LuaState(_Host())
     dump = lua.runtime.eval("string.dump")

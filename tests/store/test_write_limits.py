@@ -360,3 +360,61 @@ def test_loading_the_aof_obeys_no_maxmemory(tmp_path):
         store.stop()
         r = store.start()  # no limit: the evictions were recorded as DELs
         assert r.dbsize() == kept
+
+
+# ------------------------------------------------------------------ subcommands
+
+
+def test_subcommands_are_judged_by_their_own_flags(limits):
+    code = "#!lua name=sublib\nredis.register_function('f', function() return 1 end)"
+    run(limits, "XADD st 1-1 a 1", "CONFIG SET maxmemory 1")
+    limits.same("FUNCTION", "LOAD", code)  # write denyoom
+    limits.same("XGROUP", "CREATE", "st", "g", "$")  # write denyoom
+    limits.same("XGROUP", "CREATE", "st2", "g", "$", "MKSTREAM")
+    limits.same("XINFO", "STREAM", "st")  # a read
+    limits.same("EVAL", "return redis.call('xgroup', 'create', 'st', 'g', '$')", "0")
+    run(
+        limits,
+        "CONFIG SET maxmemory 0",
+        "XGROUP CREATE st g $",
+        "CONFIG SET min-replicas-to-write 1",
+    )
+    limits.same("XGROUP", "DESTROY", "st", "g")  # write
+    limits.same("EVAL", "return redis.call('xgroup', 'destroy', 'st', 'g')", "0")
+    limits.same("FUNCTION", "LOAD", code)
+    limits.same("FUNCTION", "LIST")
+    run(limits, "CONFIG SET min-replicas-to-write 0", "XGROUP DESTROY st g")
+
+
+def test_transactions_without_enough_replicas(limits):
+    run(limits, "SET x v", "CONFIG SET min-replicas-to-write 1", "MULTI")
+    assert limits.same("SET", "x", "1") == NOREPLICAS  # refused when queued
+    run(limits, "GET x")
+    limits.same("EXEC")  # EXECABORT
+    run(limits, "MULTI", "GET x", "EXEC")
+    run(limits, "MULTI")
+    limits.same("EVAL", "#!lua flags=no-writes\nreturn redis.call('get','x')", "1", "x")
+    limits.same("EVAL", "#!lua\nreturn 1", "0")
+    limits.same("EXEC")
+
+
+def _config_aside(pair, *args) -> None:
+    """CONFIG SET on both servers from other connections (the pair's may be in MULTI)."""
+    for port in (pair.store_port, pair.redis_port):
+        with RawClient(port) as other:
+            assert other.call("CONFIG", "SET", *args) == b"+OK\r\n"
+
+
+def test_queued_scripts_under_oom(limits):
+    run(limits, "SET x v", "MULTI", "GET x")
+    limits.same("EVAL", "#!lua\nreturn 1", "0")  # queued: declared flags, so denyoom
+    _config_aside(limits, "maxmemory", "1")
+    limits.same("EXEC")  # EXECABORT: a queued command is denyoom
+    _config_aside(limits, "maxmemory", "0")
+    run(limits, "MULTI", "GET x")
+    limits.same("EVAL", "#!lua flags=no-writes\nreturn 1", "0")
+    _config_aside(limits, "maxmemory", "1")
+    limits.same("EXEC")  # runs: nothing queued is denyoom
+    run(limits, "MULTI")
+    limits.same("EVAL", "return redis.call('set', 'x', 1)", "0")  # OOM: MULTI queues nothing
+    limits.same("EXEC")  # EXECABORT

@@ -26,7 +26,7 @@ import time
 from presence.store import replies
 from presence.store.acl import denial as acl_denial
 from presence.store.acl import in_script as acl_in_script
-from presence.store.commands import NO_REPLY, CommandError
+from presence.store.commands import NO_REPLY, SUBCOMMANDS, CommandError
 from presence.store.resp import Error, Raw, encode, split_inline
 from presence.store.scripting.sandbox import LuaError, LuaState, sha1hex
 
@@ -672,12 +672,18 @@ class Scripts:
         path = command_path(argv, cmd.name in CONTAINERS)
         if path in NOSCRIPT or cmd.name in NOSCRIPT:
             return self._reject(cmd, "ERR This Redis command is not allowed from script")
-        writes = "write" in cmd.flags
+        flags = cmd.flags
+        table = SUBCOMMANDS.get(cmd.name)  # a container: its subcommand's flags (XGROUP CREATE)
+        if table is not None and len(argv) > 1:
+            sub = table.get(argv[1].lower())
+            if sub is not None:
+                flags = sub.flags
+        writes = "write" in flags
         if run.read_only and (writes or cmd.name in MAY_REPLICATE):
             return self._reject(cmd, "ERR Write commands are not allowed from read-only scripts.")
         limits = server.limits
         if limits.on:  # maxmemory, min-replicas-to-write: before the script's first write
-            refused = limits.script_call_refusal(cmd, run.dirty, run.allow_oom)
+            refused = limits.script_call_refusal(cmd, argv, run.dirty, run.allow_oom)
             if refused is not None:
                 return self._reject(cmd, refused)
         if writes:
