@@ -116,7 +116,11 @@ class Soak:
         self.probe_dir = os.path.join(self.workdir, "memory")
         os.makedirs(self.probe_dir)
         flags += ["--memory-probe", self.probe_dir]
-        env = dict(os.environ, PYTHONTRACEMALLOC="1") if self.opts.trace_memory else None
+        env = dict(os.environ)
+        if self.opts.trace_memory:
+            env["PYTHONTRACEMALLOC"] = "1"
+        if self.opts.node_malloc:
+            env["PYTHONMALLOC"] = self.opts.node_malloc
         if self.opts.store == "redis":
             self.redis_port = free_port()
             self.start_redis()
@@ -771,6 +775,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the nodes with PYTHONTRACEMALLOC=1 and print what grew in each worker "
         "between the baseline and the end, by line of code (slows the nodes down)",
+    )
+    add(
+        "--node-malloc",
+        choices=["malloc", "pymalloc"],
+        default=None,
+        help="PYTHONMALLOC for the nodes (unset: CPython's default, pymalloc)",
     )
     add("--json", action="store_true", help="print the report as JSON")
     return p
