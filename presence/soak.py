@@ -620,7 +620,8 @@ class Soak:
                 + f"): after a full collection and malloc_trim: {_kib(base, 'rss_kib')} -> "
                 f"{_kib(after, 'rss_kib')} MiB RSS (before the trim {_kib(base, 'rss_kib_untrimmed')}"
                 f" -> {_kib(after, 'rss_kib_untrimmed')}); kept {sum(base.get('kept', {}).values())}"
-                f" -> {sum(after['kept'].values())} {_nonzero(after['kept'])}"
+                f" -> {sum(after['kept'].values())} {_nonzero(after['kept'])}; the node's own "
+                f"trims: {after.get('trims')}, giving back {after.get('trimmed_kib')} KiB"
             )
             lines.append(f"  RSS by kind (KiB) {base.get('status')} -> {after['status']}")
             lines.append(f"  heaps (KiB) {base.get('heap')} -> {after['heap']}")
