@@ -3,6 +3,7 @@
     .venv/bin/python bench/fanout_bench.py [--clients 100] [--rate 200] [--seconds 10]
                                            [--rounds 3] [--log-level warning]
                                            [--baseline-root DIR] [--profile DIR]
+                                           [--engines own,tornado]
 
 About three minutes with the defaults. Starts everything itself on free loopback ports:
 `presence serve` (with its bundled store, a child process) and the minimal Socket.IO 4
@@ -34,7 +35,8 @@ node process alone and node + store, paired round by round (medians and range).
 CPU per delivered message depends on how many messages an answer carries: a node that
 cannot answer every poll in time answers fewer, fuller polls (and its latency grows), so
 read the latency and messages per answer with it. `--rate 20` measures the cost of one
-answer per message. `--baseline-root` runs a second node from another checkout (say a
+answer per message. `--engines own,tornado` runs one node per HTTP engine (`--http-engine`,
+passed as PRESENCE_HTTP_ENGINE) in the same alternation. `--baseline-root` runs a second node from another checkout (say a
 `git worktree` of an earlier commit) in the same alternation: before/after in one run.
 
 The receivers are callbacks on a bare asyncio Protocol (no task, future or coroutine per
@@ -114,18 +116,22 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 @contextmanager
-def presence_node(log_level: str, root: Path = ROOT, logs: list | None = None):
-    """`presence serve` of the checkout `root` with its bundled store; yields (port, node
-    pid, store pid). Its log (a temporary file) is appended to `logs`."""
+def presence_node(
+    log_level: str, root: Path = ROOT, logs: list | None = None, engine: str | None = None
+):
+    """`presence serve` of the checkout `root` with its bundled store, on HTTP engine
+    `engine` (PRESENCE_HTTP_ENGINE: a checkout without the flag ignores it); yields (port,
+    node pid, store pid). Its log (a temporary file) is appended to `logs`."""
     port = free_port()
     cmd = [
         *(sys.executable, "-m", "presence.cli", "serve", "--port", str(port)),
         *("--log-level", log_level),
     ]
     log = tempfile.TemporaryFile()  # noqa: SIM115 (read below on failure)
-    proc = subprocess.Popen(
-        cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **BENCH_LIMITS}
-    )
+    env = {**os.environ, **BENCH_LIMITS}
+    if engine is not None:
+        env["PRESENCE_HTTP_ENGINE"] = engine
+    proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env)
     if logs is not None:
         logs.append((root, log))
     try:
@@ -700,6 +706,12 @@ def main() -> None:
     p.add_argument("--log-level", default="warning", help="of presence serve (warning)")
     p.add_argument("--only", default="presence,socketio", help="presence,socketio")
     p.add_argument(
+        "--engines",
+        default="own",
+        help="HTTP engines of `presence serve` (--http-engine), each a node of its own in "
+        "the alternation: own, tornado, or own,tornado (own)",
+    )
+    p.add_argument(
         "--baseline-root",
         help="another checkout (e.g. a git worktree of an earlier commit): its `presence "
         "serve` joins the alternation as a third server, for before/after in one run",
@@ -718,12 +730,20 @@ def main() -> None:
         flush=True,
     )
     servers: dict[str, tuple] = {}
+    labels = {
+        "baseline": f"presence serve of {args.baseline_root} (bundled store)",
+        "socketio": "Socket.IO 4 on Node (polling)",
+    }
     results: dict[str, list] = {}
     logs: list = []
     with contextlib.ExitStack() as stack:
         if "presence" in only:
-            port, node, store = stack.enter_context(presence_node(args.log_level, ROOT, logs))
-            servers["presence"] = (port, {"node": node, "store": store})
+            for engine in args.engines.split(","):
+                kind = "presence" if engine == args.engines.split(",")[0] else f"presence-{engine}"
+                labels[kind] = f"presence serve, {engine} engine (bundled store)"
+                node_of = presence_node(args.log_level, ROOT, logs, engine)
+                port, node, store = stack.enter_context(node_of)
+                servers[kind] = (port, {"node": node, "store": store})
         if args.baseline_root:
             root = Path(args.baseline_root).resolve()
             port, node, store = stack.enter_context(presence_node(args.log_level, root, logs))
@@ -763,11 +783,6 @@ def main() -> None:
         "load generator |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    labels = {
-        "presence": "presence serve (bundled store)",
-        "baseline": f"presence serve of {args.baseline_root} (bundled store)",
-        "socketio": "Socket.IO 4 on Node (polling)",
-    }
     for kind, got in results.items():
         delivered = sum(g["delivered"] for g in got)
         expected = sum(g["expected"] for g in got)
@@ -788,8 +803,8 @@ def main() -> None:
             f"| {median([g['us']['client'] for g in got]):.1f} us |"
         )
     print()
-    for kind in ("presence", "baseline"):
-        if kind in results and "socketio" in results:
+    for kind in results:
+        if kind != "socketio" and "socketio" in results:
             pairs = list(zip(results[kind], results["socketio"], strict=False))
             node = [a["us"]["node"] / b["us"]["socketio"] for a, b in pairs]
             both = [(a["us"]["node"] + a["us"]["store"]) / b["us"]["socketio"] for a, b in pairs]

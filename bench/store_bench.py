@@ -13,6 +13,9 @@ Reports ratios (store / redis-server) so the figures hold on a noisy, shared mac
   used_memory for the same keys;
 * aof: what `appendonly yes` with `appendfsync everysec` costs: SET throughput of a store
   (and of a redis-server) writing an append-only file, against the same server without.
+* limits (not in the default set): what `maxmemory` costs the store: SET and GET
+  throughput of stores with `maxmemory 1gb` (never reached; noeviction, allkeys-random,
+  allkeys-lru, allkeys-lfu) against a store without, the stores measured alternately.
 
 Both servers are throwaway processes on free loopback ports; nothing else is touched.
 """
@@ -277,6 +280,33 @@ def bench_aof(rounds: int, quick: bool) -> None:
                     print(f"| {name} | {pipeline} | {off:,.0f} | {on:,.0f} | {on / off:.2f}x |")
 
 
+def bench_limits(rounds: int, quick: bool) -> None:
+    """SET/GET throughput of stores with maxmemory set (never reached), against one without."""
+    print("\n## maxmemory's cost: stores with `maxmemory 1gb` against one without")
+    print(f"(median of {rounds} alternating rounds, redis-benchmark -c 50 -r 100000)")
+    print("| store | test | pipeline | maxmemory 0 req/s | with maxmemory req/s | ratio |")
+    print("|---|---|---|---|---|---|")
+    with ExitStack() as stack:
+        plain = stack.enter_context(bundled_store())
+        for policy in ("noeviction", "allkeys-random", "allkeys-lru", "allkeys-lfu"):
+            limited = stack.enter_context(
+                bundled_store("--maxmemory", "1gb", "--maxmemory-policy", policy)
+            )
+            for pipeline, requests in ((1, 50_000 if quick else 200_000), (16, 1_000_000)):
+                if quick and pipeline == 16:
+                    requests = 200_000
+                for test in ("set", "get"):
+                    samples: dict[int, list[float]] = {plain: [], limited: []}
+                    for _ in range(rounds):
+                        for port in (plain, limited):
+                            samples[port].append(redis_benchmark(port, test, requests, pipeline)[0])
+                    off, on = (statistics.median(samples[p]) for p in (plain, limited))
+                    print(
+                        f"| {policy} | {test.upper()} | {pipeline} | {off:,.0f} | {on:,.0f} | "
+                        f"{on / off:.2f}x |"
+                    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -298,6 +328,8 @@ def main() -> None:
         bench_memory(20_000 if args.quick else 200_000)
     if "aof" in parts:
         bench_aof(1 if args.quick else args.rounds, args.quick)
+    if "limits" in parts:
+        bench_limits(1 if args.quick else args.rounds, args.quick)
 
 
 if __name__ == "__main__":

@@ -242,6 +242,14 @@ def serve_parser() -> argparse.ArgumentParser:
     _add_limits(add)
     add("--static-dir", default=_env("static-dir"), help="folder of the demo page and client")
     add(
+        "--http-engine",
+        choices=["own", "tornado"],
+        default=_env("http-engine", "own"),
+        help="the HTTP/1.1 server: own (asyncio and httptools, polls and heartbeats served "
+        "without a Tornado request) or tornado (Tornado's HTTPServer); the same answers and "
+        "limits on both (own)",
+    )
+    add(
         "--workers",
         type=_workers,
         default=_env("workers", "1"),
@@ -449,7 +457,7 @@ async def _run_node(
     from presence.service.quotas import ClientLimits
     from presence.service.records import StoreUnavailable
     from presence.service.subscriber import Subscriber
-    from presence.web.app import HTTPServer, WebSettings, default_static_dir, make_app
+    from presence.web.app import WebSettings, default_static_dir, make_app, make_server
     from presence.web.limits import throttle_logs
 
     try:
@@ -495,7 +503,7 @@ async def _run_node(
             access_log=args.access_log,
             access_log_sample=args.access_log_sample,
         )
-        server = HTTPServer(make_app(model, settings), xheaders=True, limits=settings.limits)
+        server = make_server(make_app(model, settings), args.http_engine, settings.limits)
         throttle_logs()
         if sockets is None:
             server.listen(args.port, args.host)

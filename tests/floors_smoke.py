@@ -118,7 +118,10 @@ def check_fast_path() -> None:
 
 
 def main() -> int:
-    versions = {name: metadata.version(name) for name in ("tornado", "redis", "hiredis", "lupa")}
+    versions = {
+        name: metadata.version(name)
+        for name in ("tornado", "redis", "hiredis", "lupa", "httptools")
+    }
     try:
         versions["uvloop"] = metadata.version("uvloop")
     except metadata.PackageNotFoundError:

@@ -271,6 +271,11 @@ def _pop(name: bytes):
     return translate
 
 
+def _stores(argv: list[bytes]) -> bool:
+    """A GEORADIUS[BYMEMBER] with a STORE or STOREDIST key (as georadiusGetKeys finds it)."""
+    return any(a.lower() in (b"store", b"storedist") for a in argv[5:-1])
+
+
 def _move(name: bytes, arguments: int):
     def translate(db, argv, reply):
         return [[name, *argv[1 : 1 + arguments]]] if reply is not None else []
@@ -308,6 +313,11 @@ TRANSLATIONS = {
     "brpoplpush": _move(b"RPOPLPUSH", 2),
     "blmpop": _mpop(b"LMPOP"),
     "bzmpop": _mpop(b"ZMPOP"),
+    # GEORADIUS[BYMEMBER] changes nothing without STORE/STOREDIST, PFDEBUG only with
+    # GETREG/TODENSE (Redis propagates them then only)
+    "georadius": lambda db, argv, reply: [argv] if _stores(argv) else [],
+    "georadiusbymember": lambda db, argv, reply: [argv] if _stores(argv) else [],
+    "pfdebug": lambda db, argv, reply: [argv] if argv[1].lower() in (b"getreg", b"todense") else [],
     # stream writes record what Redis propagates for them (presence.store.stream.EFFECTS)
     **dict.fromkeys(
         ("xadd", "xtrim", "xdel", "xsetid", "xack", "xreadgroup", "xclaim", "xautoclaim"),

@@ -250,6 +250,8 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("maxmemory-samples", "5", _bounded(1)),
         Directive("maxmemory-eviction-tenacity", "10", _bounded(0, 100)),
         Directive("maxmemory-clients", "0", _memory_or_percent),
+        Directive("min-replicas-to-write", "0", _bounded(0, _INT_MAX)),
+        Directive("min-replicas-max-lag", "10", _bounded(0, _INT_MAX)),
         Directive("replicaof", "", mutable=False),
         Directive("repl-backlog-size", "1048576", _memory_value),
         Directive("key-load-delay", "0", _bounded(-2147483648), hidden=True),
@@ -288,6 +290,7 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("set-max-intset-entries", "512", _bounded(0, _INT_MAX)),
         Directive("zset-max-listpack-entries", "128", _bounded(0, 9223372036854775807)),
         Directive("zset-max-listpack-value", "64", _bounded(0, 9223372036854775807)),
+        Directive("hll-sparse-max-bytes", "3000", _bounded_memory(0, 9223372036854775807)),
         Directive("stream-node-max-bytes", "4096", _bounded_memory(0, 9223372036854775807)),
         Directive("stream-node-max-entries", "100", _bounded(0, 9223372036854775807)),
     ]
@@ -302,6 +305,8 @@ ALIASES = {
     "zset-max-ziplist-value": "zset-max-listpack-value",
     "slaveof": "replicaof",
     "lua-time-limit": "busy-reply-threshold",
+    "min-slaves-to-write": "min-replicas-to-write",
+    "min-slaves-max-lag": "min-replicas-max-lag",
 }
 
 

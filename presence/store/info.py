@@ -187,11 +187,13 @@ def _memory(server) -> str:
     sampler.peak_rss = max(sampler.peak_rss, rss)
     peak = sampler.peak_rss
     maxmemory = server.config["maxmemory"]
+    # with maxmemory set, what eviction compares with it (limits.py); else the RSS
+    used = server.limits.used if server.limits.accounting else rss
     return _section(
         "Memory",
         [
-            ("used_memory", rss),
-            ("used_memory_human", human(rss)),
+            ("used_memory", used),
+            ("used_memory_human", human(used)),
             ("used_memory_rss", rss),
             ("used_memory_rss_human", human(rss)),
             ("used_memory_peak", peak),
@@ -292,7 +294,7 @@ def _stats(server) -> str:
             ("expired_stale_perc", "0.00"),
             ("expired_time_cap_reached_count", 0),
             ("expire_cycle_cpu_milliseconds", 0),
-            ("evicted_keys", 0),
+            ("evicted_keys", server.limits.evicted_keys),
             ("evicted_clients", 0),
             ("keyspace_hits", server.keyspace.hits),
             ("keyspace_misses", server.keyspace.misses),
@@ -324,6 +326,7 @@ def _replication(server) -> str:
         [
             ("role", "master"),
             ("connected_slaves", 0),
+            *([("min_slaves_good_slaves", 0)] if server.limits.no_replicas else []),
             ("master_failover_state", "no-failover"),
             ("master_replid", _sampler(server).replid),
             ("master_replid2", "0" * 40),

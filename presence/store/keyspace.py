@@ -243,6 +243,7 @@ class Keyspace:
         )
         self.expired_count = 0
         self.on_expired: Callable[[int, bytes], None] | None = None  # the AOF records a DEL
+        self.on_gone: Callable[[Database, bytes], None] | None = None  # maxmemory's accounting
         # a stream key clients block on went away: the server serves them (blocking.py)
         self.on_stream_gone: Callable[[Database, bytes], None] | None = None
         self.hits = self.misses = 0  # read lookups that found a key, and that did not (INFO stats)
@@ -372,6 +373,8 @@ class Keyspace:
         """Delete `key` because its deadline passed, and announce it."""
         if db.blocked and key in db.blocked:
             db._stream_gone(key)
+        if self.on_gone is not None:
+            self.on_gone(db, key)
         del db.data[key]
         del db.expires[key]
         db.touch(key)

@@ -42,6 +42,25 @@ def as_int64(raw: bytes) -> int | None:
     return value if _INT64_MIN <= value < _INT64_END else None
 
 
+_ULL = re.compile(rb"[ \t\n\x0b\x0c\r]*([+-]?)([0-9]+)")
+_NEGATIVE = re.compile(rb"-[1-9][0-9]*")
+_UINT64_MAX = (1 << 64) - 1
+
+
+def string2ull(raw: bytes) -> int | None:
+    """Redis's string2ull: string2ll (negatives refused), else strtoull over the whole text
+    (leading spaces and a sign allowed, a negative wrapping modulo 2**64), or None."""
+    if _NEGATIVE.fullmatch(raw) and int(raw) >= _INT64_MIN:
+        return None
+    match = _ULL.fullmatch(raw)
+    if match is None:
+        return None
+    value = int(match.group(2))
+    if value > _UINT64_MAX:
+        return None
+    return (-value) & _UINT64_MAX if match.group(1) == b"-" else value
+
+
 _ATOI = re.compile(rb"[ \t\n\v\f\r]*([+-]?[0-9]+)")
 
 

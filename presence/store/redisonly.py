@@ -2,7 +2,7 @@
 (as COMMAND INFO lists them, flags' implied ones included).
 
 Not a command table: none of these runs (they answer `unknown command`). They are here for
-ACL's bit arithmetic only. In Redis a rule such as `+@read` also allows XRANGE or PFCOUNT,
+ACL's bit arithmetic only. In Redis a rule such as `+@read` also allows LOLWUT,
 and ACL LIST / GETUSER rebuild a user's rules by counting each category's commands, these
 included; counting them too is what makes the store's ACL LIST print Redis's rules (and an
 ACL LIST line that names one of them is accepted back by ACL SETUSER and the aclfile).
@@ -14,29 +14,12 @@ REDIS_ONLY = {
     "client|caching": "slow connection",
     "client|tracking": "slow connection",
     "client|trackinginfo": "slow connection",
-    "dump": "keyspace read slow",
     "failover": "admin slow dangerous",
-    "geoadd": "write geo slow",
-    "geodist": "read geo slow",
-    "geohash": "read geo slow",
-    "geopos": "read geo slow",
-    "georadius": "write geo slow",
-    "georadius_ro": "read geo slow",
-    "georadiusbymember": "write geo slow",
-    "georadiusbymember_ro": "read geo slow",
-    "geosearch": "read geo slow",
-    "geosearchstore": "write geo slow",
     "lolwut": "read fast",
     "migrate": "keyspace write slow dangerous",
-    "pfadd": "write hyperloglog fast",
-    "pfcount": "read hyperloglog slow",
-    "pfdebug": "write hyperloglog admin slow dangerous",
-    "pfmerge": "write hyperloglog slow",
-    "pfselftest": "hyperloglog admin slow dangerous",
     "psync": "admin slow dangerous",
     "replconf": "admin slow dangerous",
     "replicaof": "admin slow dangerous",
-    "restore": "keyspace write slow dangerous",
     "restore-asking": "keyspace write slow dangerous",
     "slaveof": "admin slow dangerous",
     "sync": "admin slow dangerous",

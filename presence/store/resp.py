@@ -84,6 +84,13 @@ class Double(float):
     __slots__ = ()
 
 
+class DoubleText(bytes):
+    """A double reply given as its text (GEOPOS's `%.17Lf` coordinates): a RESP3 double, or
+    a bulk string under RESP2."""
+
+    __slots__ = ()
+
+
 class Set(list):
     """A set reply: RESP3 `~`, a plain array under RESP2."""
 
@@ -613,6 +620,8 @@ def encode(value, protocol: int = 2) -> bytes:
         return b"_\r\n" if protocol == 3 else b"*-1\r\n"
     if t is Raw:
         return value
+    if t is DoubleText:
+        return b",%s\r\n" % value if protocol == 3 else _bulk(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _bulk(bytes(value))
     raise TypeError(f"cannot encode {t.__name__} as RESP")

@@ -37,6 +37,7 @@ from presence.store.commands.transaction import end_transaction, unwatch_all
 from presence.store.config import Config
 from presence.store.keyspace import Keyspace, WrongType, wall_clock_ms
 from presence.store.latency import LatencyMonitor
+from presence.store.limits import Limits
 from presence.store.notify import Notifier
 from presence.store.pause import ClientPause
 from presence.store.persistence import Persistence
@@ -476,6 +477,7 @@ class Server:
             c.name: CommandCounters(c.flags, c.name) for c in self.commands.values()
         }
         self.entries = self._entries_table()
+        self.limits = Limits(self)  # maxmemory, min-replicas-to-write (limits.py)
         self.fast_commands = self._fast_table()
         self.slowlog = SlowLog()
         self.slow_ns = 10_000_000  # slowlog-log-slower-than, in ns; NEVER when off
@@ -503,6 +505,7 @@ class Server:
         self._config_changed("keys-expire-notify", self.config["keys-expire-notify"])
         self._config_changed("slowlog-log-slower-than", self.config["slowlog-log-slower-than"])
         self._config_changed("latency-monitor-threshold", self.config["latency-monitor-threshold"])
+        self._config_changed("maxmemory", self.config["maxmemory"])
 
     def _entries_table(self) -> dict:
         """name -> (name, handler, fewest and most arguments, counters): what run_command and
@@ -520,12 +523,14 @@ class Server:
 
     def _fast_table(self) -> dict:
         """The dispatch loop's table: name as sent (either case) -> entry, for the data
-        commands that may skip the gate."""
-        return {
-            sent: self.entries[c.name]
-            for sent, c in self._lookup.items()
-            if (c.group in _FAST_GROUPS or c.name in _FAST_EXTRA) and "blocking" not in c.flags
-        }
+        commands that may skip the gate (not those a write limit must look at)."""
+        return self.limits.fast_commands(
+            {
+                sent: self.entries[c.name]
+                for sent, c in self._lookup.items()
+                if (c.group in _FAST_GROUPS or c.name in _FAST_EXTRA) and "blocking" not in c.flags
+            }
+        )
 
     def wrap_write_commands(self, wrap, also: frozenset = frozenset()) -> None:
         """From now on run each write command's handler, and those named in `also`, as
@@ -653,6 +658,10 @@ class Server:
             refused = self.scripts.busy_error(client, cmd, argv)
             if refused is not None:
                 return self._refuse(client, refused, cmd)
+        elif self.limits.on and client.authenticated:  # maxmemory, min-replicas-to-write
+            refused = self.limits.admit(client, cmd, argv)
+            if refused is not None:
+                return self._refuse(client, refused, cmd)
         if (
             client.multi is not None
             or not client.authenticated
@@ -664,6 +673,10 @@ class Server:
             refused = self._gate(client, cmd, argv)
             if refused is not None:
                 return refused
+        if self.limits.accounting:
+            reply = self.call(client, cmd, argv)
+            self.limits.settle()  # reads that skip `admit` see the keys evicted already
+            return reply
         return self.call(client, cmd, argv)
 
     def _gate(self, client: Client, cmd, argv: list[bytes]):
@@ -697,6 +710,8 @@ class Server:
     def call(self, client: Client, cmd, argv: list[bytes]):
         """Run a looked-up command now, at a fresh clock reading (EXEC uses it for queued commands)."""
         self.keyspace.tick()
+        if self.limits.accounting:
+            return self.limits.run(client, cmd, argv, self.entries[cmd.name])
         return self.run_command(client, self.entries[cmd.name], argv)
 
     def run_command(self, client: Client, entry: tuple, argv: list[bytes]):
@@ -938,6 +953,12 @@ class Server:
         self.fast_commands = {}
         self.blocking.hold(True)
 
+    def refresh_fast_commands(self) -> None:
+        """Build the fast table again (a write limit changed what may skip the gate)."""
+        self._fast_while_idle = self._fast_table()
+        if self.scripts.busy is None:
+            self.fast_commands = self._fast_while_idle
+
     def leave_busy(self) -> None:
         self.fast_commands = self._fast_while_idle
         self.blocking.hold(False)
@@ -960,6 +981,9 @@ class Server:
                 client.parser.max_bulk_len = value
         elif name == "requirepass":
             self._requirepass_to_default_user(value)
+        elif name.startswith(("maxmemory", "min-replicas-")):
+            self.limits.configure(self.config)
+            self.refresh_fast_commands()
         if name == "requirepass" and not value:
             for client in self.clients.values():
                 client.authenticated = True

@@ -18,8 +18,9 @@ trees order them.
 from __future__ import annotations
 
 import itertools
-import re
 from bisect import bisect_left, bisect_right, insort
+
+from presence.store.numbers import as_int64
 
 MAX64 = (1 << 64) - 1
 MAX_ID = (1 << 128) - 1
@@ -27,7 +28,6 @@ INVALID_READ = -1  # Redis's SCG_INVALID_ENTRIES_READ: the group's read counter 
 # The commands the last stream write propagates, as Redis would (generated IDs, exact trims,
 # deliveries as XCLAIM): commands/stream.py fills it, the append-only file records it.
 EFFECTS: list[list[bytes]] = []
-_INT = re.compile(rb"-?[1-9][0-9]{0,19}|0")
 _LISTPACK_HEADER = 7  # total-bytes, count, end byte
 
 
@@ -53,10 +53,9 @@ def _int_size(value: int) -> int:
 
 def _str_size(raw: bytes) -> int:
     """Bytes of a string listpack element (an integer-looking one is stored as an integer)."""
-    if len(raw) <= 20 and _INT.fullmatch(raw):
-        value = int(raw)
-        if -(1 << 63) <= value < 1 << 63:
-            return _int_size(value)
+    value = as_int64(raw) if len(raw) <= 20 else None
+    if value is not None:
+        return _int_size(value)
     n = len(raw)
     encoded = n + (1 if n <= 63 else 2 if n <= 4095 else 5)
     return encoded + _backlen(encoded)

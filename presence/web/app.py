@@ -29,6 +29,8 @@ from presence.web.base import (
     log_redacted_exception,
     request_summary,
 )
+from presence.web.engine import HTTPEngine
+from presence.web.hot import HotPaths
 from presence.web.lean import LeanDelegate, lean_target
 from presence.web.limits import (
     TOO_MANY_CONNECTIONS,
@@ -294,6 +296,26 @@ class _Dispatch(RequestLimits):
     def on_connection_close(self) -> None:
         if self.delegate is not None:
             self.delegate.on_connection_close()
+
+
+HTTP_ENGINES = ("own", "tornado")
+
+
+def make_server(
+    app: tornado.web.Application,
+    engine: str = "own",
+    limits: Limits | None = None,
+    xheaders: bool = True,
+) -> HTTPServer | HTTPEngine:
+    """The HTTP server of a node (`--http-engine`): "own" (presence.web.engine, with the
+    hot paths of presence.web.hot) or "tornado" (HTTPServer above). Both serve the same
+    Application with the same limits and the same answers."""
+    if engine == "tornado":
+        return HTTPServer(app, xheaders=xheaders, limits=limits)
+    if engine != "own":
+        raise ValueError(f"engine must be one of {', '.join(HTTP_ENGINES)}")
+    hot = HotPaths(app) if app.settings.get("lean_routes") else None
+    return HTTPEngine(app, limits, xheaders, hot)
 
 
 def make_app(

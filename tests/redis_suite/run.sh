@@ -47,6 +47,8 @@ while [ $# -gt 0 ]; do
         --shim) shim=1 ;;
         --multidb) DB_MODE="" ;;
         --debug) DENY_TAGS="${DENY_TAGS/-needs:debug /}"; STORE_ARGS+=(--enable-debug-command yes) ;;
+        --pfdebug) DENY_TAGS="${DENY_TAGS/-needs:pfdebug /}" ;;
+        --maxmemory) DENY_TAGS="${DENY_TAGS/-needs:config-maxmemory /}" ;;
         --full) DB_MODE=""; DENY_TAGS="${DENY_TAGS/-needs:debug /}"; STORE_ARGS+=(--enable-debug-command yes) ;;
         --rev) rev="$2"; shift ;;
         --worktree) rev=worktree ;;

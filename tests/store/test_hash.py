@@ -374,7 +374,7 @@ def test_hscan_errors(pair):
         pair.same("HSCAN", *args)
 
 
-@pytest.mark.parametrize("size, value", [(300, "v"), (20, "x" * 65)])
+@pytest.mark.parametrize("size, value", [(600, "v"), (20, "x" * 65)])
 def test_hscan_iterates_big_hashes_completely(pair, size, value):
     pair.same("HSET", "h", *[x for i in range(size) for x in (f"f{i}", f"{value}{i}")])
     for options in ((), ("COUNT", "7"), ("MATCH", "f1*", "COUNT", "50")):

@@ -3,6 +3,8 @@ compared with redis-server."""
 
 import pytest
 
+from presence.store.numbers import string2ull
+
 CURSORS = ["", " 1", "1 ", "+0", "-0", "-", "+", "abc", "18446744073709551616", "0x1", "00"]
 
 
@@ -124,3 +126,21 @@ def test_integer_parsers(pair, text):
     pair.same("OBJECT", "ENCODING", "ni")
     pair.same("OBJECT", "REFCOUNT", "ni")
     pair.same("DEL", "ni", "nset")
+
+
+@pytest.mark.parametrize(
+    "raw, value",
+    [
+        (b"0", 0),
+        (b"18446744073709551615", (1 << 64) - 1),
+        (b"18446744073709551616", None),
+        (b"-1", None),
+        (b"-9223372036854775809", (1 << 64) - 9223372036854775809),
+        (b"  +7", 7),
+        (b"7 ", None),
+        (b"", None),
+    ],
+)
+def test_string2ull_reads_as_redis(raw, value):
+    """Redis's string2ull: negatives string2ll accepts are refused, others wrap as strtoull."""
+    assert string2ull(raw) == value

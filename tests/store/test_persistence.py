@@ -549,3 +549,36 @@ def test_streams_survive_a_restart_and_a_rewrite(tmp_path):
         r = store.start()
         assert [_stream_state(r, "s"), _stream_state(r, "e")] == after
         assert r.type("s") == b"stream"
+
+
+def test_hyperloglogs_and_geo_sets_survive_a_restart_and_a_rewrite(tmp_path):
+    """PFADD/PFMERGE/PFDEBUG and GEOADD/GEO... STORE replay to the same bytes and scores;
+    GEORADIUS without STORE and PFDEBUG ENCODING are not recorded (Redis does not
+    propagate them)."""
+    with store_on(tmp_path) as store:
+        r = store.start()
+        r.pfadd("h1", *[f"a{i}" for i in range(50)])
+        r.pfadd("h2", *[f"b{i}" for i in range(3000)])
+        r.pfmerge("h3", "h1", "h2")
+        r.pfadd("h4", "x", "y")
+        r.execute_command("PFDEBUG", "TODENSE", "h4")
+        r.execute_command("PFDEBUG", "ENCODING", "h1")
+        r.geoadd("g", [13.361389, 38.115556, "Palermo", 15.087269, 37.502669, "Catania"])
+        r.execute_command("GEORADIUS", "g", 15, 37, 200, "km", "STOREDIST", "d")
+        r.execute_command("GEORADIUS", "g", 15, 37, 200, "km", "WITHDIST")
+        r.execute_command(
+            "GEOSEARCHSTORE", "s", "g", "FROMMEMBER", "Palermo", "BYRADIUS", 300, "km"
+        )
+        keys = ["h1", "h2", "h3", "h4", "g", "d", "s"]
+        before = [r.dump(k) for k in keys]
+        with open(_incr_file(tmp_path), "rb") as fh:
+            recorded = fh.read()
+        assert recorded.count(b"GEORADIUS") == 1 and b"ENCODING" not in recorded
+        store.kill()
+        r = store.start()
+        assert [r.dump(k) for k in keys] == before
+        assert r.bgrewriteaof() is True
+        _wait_rewrite(r)
+        store.stop()
+        r = store.start()
+        assert [r.dump(k) for k in keys] == before

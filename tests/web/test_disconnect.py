@@ -14,7 +14,7 @@ from tornado.netutil import bind_sockets
 
 from presence.service.names import format_cursor
 from presence.service.subscriber import Subscriber
-from presence.web.app import HTTPServer, WebSettings, make_app
+from presence.web.app import WebSettings, make_app, make_server
 from tests.helpers import wait_until_async
 from tests.service.helpers import make_presence
 
@@ -22,11 +22,11 @@ GRACE = 0.3
 
 
 @pytest.fixture
-def served(standalone_url, tmp_path, io_loop):
+def served(standalone_url, tmp_path, io_loop, http_engine):
     model = make_presence(standalone_url, poll_timeout=10, disconnect_grace=GRACE)
     subscriber = Subscriber(model, sweep_interval=30)
     io_loop.run_sync(subscriber.start)
-    server = HTTPServer(make_app(model, WebSettings(static_dir=tmp_path)), xheaders=True)
+    server = make_server(make_app(model, WebSettings(static_dir=tmp_path)), http_engine)
     sockets = bind_sockets(0, "127.0.0.1")
     server.add_sockets(sockets)
     yield model, sockets[0].getsockname()[1]

@@ -24,9 +24,10 @@ from tornado.netutil import bind_sockets
 
 from presence.service.subscriber import Subscriber
 from presence.web import auth
-from presence.web.app import HTTPServer, WebSettings, make_app
+from presence.web.app import WebSettings, make_app, make_server
 from presence.web.limits import Limits
 from tests.service.helpers import make_presence
+from tests.web.conftest import ENGINES
 from tests.web.live import answer_json
 
 SECRET = "s3cret"
@@ -38,8 +39,9 @@ class ThreadNode:
     hypothesis can drive it with plain blocking requests."""
 
     def __init__(self, port: int, static_dir, secret: str | None, admin: str | None = ADMIN,
-                 public_api: bool = False) -> None:  # fmt: skip
+                 public_api: bool = False, engine: str = "own") -> None:  # fmt: skip
         self.store_port = port
+        self.engine = engine
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -55,8 +57,7 @@ class ThreadNode:
         await self.subscriber.start()
         settings = WebSettings(admin, "fuzz", static_dir, secret, Limits(max_body_size=20_000),
                                public_api)  # fmt: skip
-        self.server = HTTPServer(make_app(self.model, settings), xheaders=True,
-                                 limits=settings.limits)  # fmt: skip
+        self.server = make_server(make_app(self.model, settings), self.engine, settings.limits)
         sockets = bind_sockets(0, "127.0.0.1")
         self.server.add_sockets(sockets)
         return sockets[0].getsockname()[1]
@@ -89,15 +90,20 @@ CONFIGS = {  # id: (--secret, --admin-token, --public-api)
 }
 
 
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request):
+    return request.param
+
+
 @pytest.fixture(scope="module", params=list(CONFIGS))
-def node(request, store, tmp_path_factory):
+def node(request, store, engine, tmp_path_factory):
     static = tmp_path_factory.mktemp("static")
     (static / "presence.js").write_text("// client")
     (static / "index.html").write_text("<h1>demo</h1>")
     (static / "dashboard.html").write_text("<h1>dash</h1>")
     port = store.connection_pool.connection_kwargs["port"]
     secret, admin, public_api = CONFIGS[request.param]
-    running = ThreadNode(port, static, secret, admin, public_api)
+    running = ThreadNode(port, static, secret, admin, public_api, engine)
     running.secret = secret
     yield running
     running.stop()

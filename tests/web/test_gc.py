@@ -19,7 +19,7 @@ from collections import Counter
 import pytest
 from tornado.netutil import bind_sockets
 
-from presence.web.app import HTTPServer, WebSettings, make_app
+from presence.web.app import WebSettings, make_app, make_server
 from tests.service.helpers import make_presence
 
 USERS = 20
@@ -33,8 +33,8 @@ def model(store_url, io_loop):
 
 
 @pytest.fixture
-def port(model, tmp_path, io_loop):
-    server = HTTPServer(make_app(model, WebSettings(static_dir=tmp_path)))
+def port(model, tmp_path, io_loop, http_engine):
+    server = make_server(make_app(model, WebSettings(static_dir=tmp_path)), http_engine)
     sockets = bind_sockets(0, "127.0.0.1")
     server.add_sockets(sockets)
     yield sockets[0].getsockname()[1]

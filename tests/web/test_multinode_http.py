@@ -10,18 +10,17 @@ from urllib.parse import urlencode
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient
-from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 from presence.service.subscriber import Subscriber
-from presence.web.app import WebSettings, make_app
+from presence.web.app import WebSettings, make_app, make_server
 from tests.service.helpers import make_presence
 
 TIMEOUT = 1.0
 
 
 @pytest.fixture
-def nodes(store_url, io_loop):
+def nodes(store_url, io_loop, http_engine):
     """Base URLs of two running nodes."""
     started = []
 
@@ -30,7 +29,7 @@ def nodes(store_url, io_loop):
         subscriber = Subscriber(model, sweep_interval=30)
         await subscriber.start()
         sock, port = bind_unused_port()
-        server = HTTPServer(make_app(model, WebSettings(node_id=name)))
+        server = make_server(make_app(model, WebSettings(node_id=name)), http_engine)
         server.add_sockets([sock])
         started.append((server, subscriber, model))
         return f"http://127.0.0.1:{port}"

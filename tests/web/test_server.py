@@ -6,15 +6,15 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient
 from tornado.netutil import bind_sockets
 
-from presence.web.app import HTTPServer, WebSettings, make_app
+from presence.web.app import WebSettings, make_app, make_server
 from tests.service.helpers import make_presence
 
 
 @pytest.fixture
-def served(store_url, tmp_path, io_loop):
+def served(store_url, tmp_path, io_loop, http_engine):
     model = make_presence(store_url)
     settings = WebSettings(static_dir=tmp_path, access_log="all")
-    server = HTTPServer(make_app(model, settings), xheaders=True)
+    server = make_server(make_app(model, settings), http_engine)
     sockets = bind_sockets(0, "127.0.0.1")
     server.add_sockets(sockets)
     yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}"

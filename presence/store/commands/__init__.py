@@ -127,6 +127,8 @@ GROUPS = [
     "zset",
     "list",
     "bitmap",
+    "hyperloglog",
+    "geo",
     "sort",
     "pubsub",
     "transaction",

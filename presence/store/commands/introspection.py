@@ -31,6 +31,7 @@ from presence.store.commands import (
 )
 from presence.store.commands.generic import read_key
 from presence.store.commands.server import help_for
+from presence.store.hll import is_hll
 from presence.store.info import rss_bytes
 from presence.store.keyspace import type_name
 from presence.store.numbers import as_int64, parse_int
@@ -279,6 +280,8 @@ def encoding(value, config) -> str:
     if type(value) is bytes:
         if as_int64(value) is not None:
             return "int"
+        if is_hll(value):  # PFADD/PFMERGE build their value raw, whatever its size
+            return "raw"
         return "embstr" if len(value) <= 44 else "raw"
     if type(value) is dict:
         small = len(value) <= config["hash-max-listpack-entries"]
@@ -359,12 +362,12 @@ def object_refcount(client, argv):
     tips="nondeterministic_output",
 )
 def object_idletime(client, argv):
-    """Seconds since last access: the store does not track access times, so 0."""
+    """Seconds since last access: tracked under an LRU maxmemory policy, else 0."""
     if read_key(client.db, argv[2], notify=False) is None:
         return None
     if _lfu(client):
         raise CommandError(replies.LFU_SELECTED)
-    return 0
+    return client.server.limits.object_idletime(client.db, argv[2])
 
 
 @subcommand(
@@ -378,12 +381,12 @@ def object_idletime(client, argv):
     tips="nondeterministic_output",
 )
 def object_freq(client, argv):
-    """The LFU counter: the store does not track access frequency, so 0."""
+    """The LFU counter: tracked under an LFU maxmemory policy (maxmemory set), else 0."""
     if read_key(client.db, argv[2], notify=False) is None:
         return None
     if not _lfu(client):
         raise CommandError(replies.LFU_NOT_SELECTED)
-    return 0
+    return client.server.limits.object_freq(client.db, argv[2])
 
 
 subcommand("object", "help", 2, "loading stale", acl="keyspace")(

@@ -60,8 +60,13 @@ def _eval(client, argv, evalsha: bool, read_only: bool):
     flags = scripts.scripts[sha].flags
     if flags is not None and "no-writes" not in flags and read_only:
         raise CommandError(RO_WITH_WRITE_FLAG)
+    if flags is not None and client.server.limits.on:
+        refused = client.server.limits.script_refusal(flags)
+        if refused is not None:
+            raise CommandError(refused)
     read_only = read_only or (flags is not None and "no-writes" in flags)
-    return scripts.start(client, argv, b"f_" + sha, None, read_only)
+    allow_oom = flags is not None and "allow-oom" in flags
+    return scripts.start(client, argv, b"f_" + sha, None, read_only, allow_oom)
 
 
 @command(
@@ -136,8 +141,13 @@ def _fcall(client, argv, read_only: bool):
     _numkeys(argv, "ERR Bad number of keys provided")
     if read_only and "no-writes" not in function.flags:
         raise CommandError(RO_WITH_WRITE_FLAG)
+    if client.server.limits.on:
+        refused = client.server.limits.script_refusal(function.flags)
+        if refused is not None:
+            raise CommandError(refused)
     read_only = read_only or "no-writes" in function.flags
-    return scripts.start(client, argv, function.name, function, read_only)
+    allow_oom = "allow-oom" in function.flags
+    return scripts.start(client, argv, function.name, function, read_only, allow_oom)
 
 
 @command(

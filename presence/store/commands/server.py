@@ -118,11 +118,11 @@ def config_set(client, argv):
             raise CommandError(replies.config_set_failed(shown, "duplicate parameter"))
         seen.add(name)
         parsed.append((shown, name, raw_value.decode(errors="replace")))
-    for _, name, value in parsed:
+    for shown, name, value in parsed:
         try:
             _check_value(client.server.config, name, value)
-        except ConfigError as exc:
-            raise CommandError(replies.config_set_failed(name, str(exc))) from None
+        except ConfigError as exc:  # an alias is named as such (Redis 7.0's alias entries)
+            raise CommandError(replies.config_set_failed(shown.lower(), str(exc))) from None
     for _, name, value in parsed:
         client.server.config.set(name, value)
     return OK
@@ -143,6 +143,7 @@ def config_resetstat(client, argv):
         server.stats[name] = 0
     server.net_input_bytes = server.net_output_bytes = 0
     server.keyspace.expired_count = server.keyspace.hits = server.keyspace.misses = 0
+    server.limits.evicted_keys = 0
     server.reset_command_stats()
     info_sections.reset(server)
     return OK

@@ -13,8 +13,6 @@ records those instead (presence/store/aoffile.py).
 
 from __future__ import annotations
 
-import re
-
 from presence.store import notify as ev
 from presence.store import replies
 from presence.store.blocking import KEEP, block, serve_ready
@@ -28,7 +26,7 @@ from presence.store.commands import (
 from presence.store.commands.generic import read_key
 from presence.store.commands.server import help_for
 from presence.store.keyspace import wall_clock_ms
-from presence.store.numbers import as_int64, parse_int
+from presence.store.numbers import as_int64, parse_int, string2ull
 from presence.store.resp import NIL_ARRAY, OK, Error, Raw, encode
 from presence.store.stream import (
     EFFECTS,
@@ -55,25 +53,10 @@ from presence.store.stream import (
 # xinfo          -2    (stream, groups, consumers, help)
 
 INVALID_ID = "ERR Invalid stream ID specified as stream command argument"
-_ULL = re.compile(rb"[ \t\n\x0b\x0c\r]*([+-]?)([0-9]+)")
-_NEGATIVE = re.compile(rb"-[1-9][0-9]*")
 BLOCKED_DEFAULT_COUNT = 1000
 
 
 # ------------------------------------------------------------ IDs
-
-
-def _ull(raw: bytes) -> int | None:
-    """Redis's string2ull: string2ll (negatives refused), else strtoull over the whole text."""
-    if _NEGATIVE.fullmatch(raw) and int(raw) >= -(1 << 63):
-        return None
-    match = _ULL.fullmatch(raw)
-    if match is None:
-        return None
-    value = int(match.group(2))
-    if value > MAX64:
-        return None
-    return (-value) & MAX64 if match.group(1) == b"-" else value
 
 
 def parse_id(raw: bytes, missing_seq: int = 0, strict: bool = False, seq_star: bool = False):
@@ -87,14 +70,14 @@ def parse_id(raw: bytes, missing_seq: int = 0, strict: bool = False, seq_star: b
         return (0 if raw == b"-" else MAX_ID), True
     raw = raw.split(b"\0", 1)[0]
     ms_part, dash, seq_part = raw.partition(b"-")
-    ms = _ull(ms_part)
+    ms = string2ull(ms_part)
     if ms is None:
         raise CommandError(INVALID_ID)
     if not dash:
         return ms << 64 | missing_seq, True
     if seq_star and seq_part == b"*":
         return ms << 64, False
-    seq = _ull(seq_part)
+    seq = string2ull(seq_part)
     if seq is None:
         raise CommandError(INVALID_ID)
     return ms << 64 | seq, True

@@ -291,6 +291,8 @@ class Run:
     def __init__(self, caller, argv, name: bytes, is_eval: bool, read_only: bool, now_ms: int):
         self.caller, self.argv, self.name, self.is_eval = caller, argv, name, is_eval
         self.read_only = read_only
+        self.allow_oom = False  # the script's allow-oom flag (maxmemory)
+        self.call_errors: list[Error] = []  # error replies redis.call/pcall got (counted then)
         self.dirty = False  # a write ran: SCRIPT KILL refuses (UNKILLABLE)
         self.killed = False
         self.caller_gone = False
@@ -481,7 +483,10 @@ class Scripts:
         if run is None:  # a function called at FUNCTION LOAD time has no run
             return Error("ERR redis.call/pcall can only be called inside a script invocation")
         run.post(("call", argv, resp))
-        return run.answers.get()
+        reply = run.answers.get()
+        if type(reply) is Error:
+            run.call_errors.append(reply)
+        return reply
 
     def lua_log(self, level: int, message: bytes) -> None:
         log.log(_LOG_LEVELS[level], "%s", message.decode(errors="replace"))
@@ -517,7 +522,15 @@ class Scripts:
 
     # ------------------------------------------------------------ running
 
-    def start(self, client, argv, name: bytes, function: Function | None, read_only: bool):
+    def start(
+        self,
+        client,
+        argv,
+        name: bytes,
+        function: Function | None,
+        read_only: bool,
+        allow_oom: bool = False,
+    ):
         """Run a script for `client` and return its reply (NO_REPLY once parked as busy)."""
         server = self.server
         run = Run(
@@ -528,6 +541,7 @@ class Scripts:
             read_only,
             server.keyspace.now,
         )
+        run.allow_oom = allow_oom
         run.script_client = ScriptClient(server, client.db)  # type: ignore[attr-defined]
         run.script_client.user = client.user  # type: ignore[attr-defined]
         numkeys = int(argv[2])
@@ -627,8 +641,23 @@ class Scripts:
     def _finish(self, run: Run, raw: bytes):
         self.running = None
         if raw[:1] == b"-":
-            return Error(raw[1:-2].decode("utf-8", "surrogateescape"))
+            error = Error(raw[1:-2].decode("utf-8", "surrogateescape"))
+            self._uncount_relayed(run, error)
+            return error
         return Raw(raw)
+
+    def _uncount_relayed(self, run: Run, error: Error) -> None:
+        """A script's error that relays a redis.call/pcall error reply is counted once in
+        INFO errorstats (Redis's ignore_error_stats_update): the command's count is taken
+        back here, the script's reply counts it again (and the script's failed_calls)."""
+        for inner in run.call_errors:
+            if error.startswith(inner):
+                stats = self.server.error_stats
+                code = inner.split(" ", 1)[0]
+                if stats.get(code):
+                    stats[code] -= 1
+                    self.server.stats["total_error_replies"] -= 1
+                return
 
     def run_command(self, run: Run, argv: list[bytes], resp: int):
         """One redis.call, on the loop thread: checks as Redis's scriptCall, then the command."""
@@ -644,12 +673,20 @@ class Scripts:
         writes = "write" in cmd.flags
         if run.read_only and (writes or cmd.name in MAY_REPLICATE):
             return self._reject(cmd, "ERR Write commands are not allowed from read-only scripts.")
+        limits = server.limits
+        if limits.on:  # maxmemory, min-replicas-to-write: before the script's first write
+            refused = limits.script_call_refusal(cmd, run.dirty, run.allow_oom)
+            if refused is not None:
+                return self._reject(cmd, refused)
         if writes:
             run.dirty = True
         client = run.script_client  # type: ignore[attr-defined]
         client.protocol = resp
         server.keyspace.now = run.snapshot_ms
-        reply = server.run_command(client, server.entries[cmd.name], argv)  # the one place
+        if limits.accounting:
+            reply = limits.run(client, cmd, argv, server.entries[cmd.name])
+        else:
+            reply = server.run_command(client, server.entries[cmd.name], argv)  # the one place
         if type(reply) is Error and reply.startswith("NOPERM "):
             return Error(acl_in_script(reply))
         if reply is NO_REPLY:  # no command allowed in scripts writes its own replies today
@@ -721,7 +758,7 @@ def parse_shebang(body: bytes) -> tuple[frozenset | None, int]:
     for part in parts[1:]:
         if not part.startswith(b"flags="):
             raise CommandError("ERR Unknown lua shebang option: " + part.decode(errors="replace"))
-        for flag in part[6:].split(b","):
+        for flag in part[6:].split(b",") if part[6:] else ():  # "flags=": none (sdssplitlen)
             text = flag.decode(errors="replace")
             if text not in SCRIPT_FLAGS:
                 raise CommandError("ERR Unexpected flag in script shebang: " + text)

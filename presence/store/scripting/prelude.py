@@ -31,6 +31,11 @@ local floor, huge = math.floor, math.huge
 local dbg = debug
 local G = _G
 local SELF = dbg.getinfo(1, "S").source
+local dump = string.dump
+local py_call_packed, py_pcall_packed, py_untail = py_api.call_packed, py_api.pcall_packed, py_api.untail
+-- lupa lets a Python callable take at most 7,997 arguments (lua_checkstack's 8,000 slots);
+-- past this, redis.call hands Python its arguments as one table (Redis takes 8,000 and more)
+local DIRECT_ARGS = 7900
 
 -- LuaBitOp's API, computed in Python (Lua 5.1 has no bit library of its own)
 local bit = {}
@@ -582,10 +587,18 @@ end
 -- ---------------------------------------------------------------- the redis table
 local function runtime_api()
   local redis = {}
-  -- C functions (Python callables), so that `return redis.call(...)` keeps the script's
-  -- frame for the error's line, as Redis's C redis.call does
-  redis.call = py_call
-  redis.pcall = py_pcall
+  -- Lua functions calling Python; a script's `return redis.call(...)` is compiled as a
+  -- plain call (untail.py), so the script's frame, and the line an error names, stays
+  redis.call = function(...)
+    local n = select("#", ...)
+    if n < DIRECT_ARGS then return py_call(...) end
+    return py_call_packed({...}, n)
+  end
+  redis.pcall = function(...)
+    local n = select("#", ...)
+    if n < DIRECT_ARGS then return py_pcall(...) end
+    return py_pcall_packed({...}, n)
+  end
   -- the ones that may raise are C functions (Python) too, for the same reason
   redis.setresp = py_setresp
   redis.sha1hex = py_api.sha1hex
@@ -684,6 +697,12 @@ local function failure(err, funcname)
   return "-" .. no_newlines(text) .. "\r\n"
 end
 
+-- `f` compiled again without tail calls to redis.call/pcall (untail.py)
+local function untailed(f, name)
+  local g = raw_loadstring(py_untail(dump(f)), name)
+  return g or f
+end
+
 local scripts = {}     -- EVAL scripts by function name (f_<sha1>)
 local libraries = {}   -- function libraries by load key: {function name -> callback}
 
@@ -693,6 +712,7 @@ local entry = {}
 function entry.compile(name, code)
   local f, err = raw_loadstring(code, "@user_script")
   if not f then return err end
+  f = untailed(f, "@user_script")
   raw_setfenv(f, ENV)
   scripts[name] = f
   return nil
@@ -812,6 +832,7 @@ local load_view = setmetatable({redis = readonly(load_api)}, {__index = missing_
 function entry.load_library(key, code, timeout_ms, clock)
   local f, err = raw_loadstring(code, "@user_function")
   if not f then return "Error compiling function: " .. err end
+  f = untailed(f, "@user_function")
   local env, meta = environment(load_view)
   raw_setfenv(f, env)
   register.open, register.functions = true, {}

@@ -19,8 +19,19 @@ from collections.abc import Callable
 
 from lupa import lua51 as lupa
 
-from presence.store.resp import NIL_ARRAY, Double, Error, Push, Set, Status, Verbatim, format_double
+from presence.store.resp import (
+    NIL_ARRAY,
+    Double,
+    DoubleText,
+    Error,
+    Push,
+    Set,
+    Status,
+    Verbatim,
+    format_double,
+)
 from presence.store.scripting.prelude import PRELUDE
+from presence.store.scripting.untail import untail
 
 LuaError = lupa.LuaError
 
@@ -68,7 +79,13 @@ class LuaState:
                 raise CallError(b"ERR RESP version must be 2 or 3.")
             self.resp = int(resp)
 
+        def packed(function):  # redis.call's arguments past DIRECT_ARGS, as one table
+            return lambda table, count: function(*[table[i] for i in range(1, int(count) + 1)])
+
         api = types.SimpleNamespace(
+            call_packed=packed(call),
+            pcall_packed=packed(pcall),
+            untail=untail,
             sha1hex=_sha1hex,
             log=lambda *args: _log(host, args),
             set_repl=_set_repl,
@@ -139,6 +156,8 @@ class LuaState:
             return reply if resp3 else int(reply)
         if kind is Double or kind is float:
             return table({b"double": float(reply)}) if resp3 else format_double(reply)
+        if kind is DoubleText:
+            return table({b"double": float(reply)}) if resp3 else bytes(reply)
         if kind is Verbatim:
             text = reply.encode()
             if resp3:
