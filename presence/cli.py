@@ -513,8 +513,15 @@ async def _run_node(
         reporter.start()
         tune_gc()
         if args.memory_probe:
+            trimmer = subscriber.trimmer
             probe = MemoryProbe(
-                args.memory_probe, lambda: {"node": args.node_id, "kept": model.kept()}
+                args.memory_probe,
+                lambda: {
+                    "node": args.node_id,
+                    "kept": model.kept(),
+                    "trims": trimmer.trims,
+                    "trimmed_kib": trimmer.freed_kib,
+                },
             )
             probe.install(asyncio.get_running_loop())
         if ready is None:

@@ -125,6 +125,7 @@ class MemoryTrimmer:
         self.peak = 0
         self.last = clock()
         self.trims = 0
+        self.freed_kib = 0  # RSS the trims gave back, in all
 
     def observe(self, load: int) -> bool:
         """Note the current load; True when it trimmed."""
@@ -134,8 +135,10 @@ class MemoryTrimmer:
         idle = load < self.peak and self.clock() - self.last >= TRIM_IDLE
         if not (burst_over or idle):
             return False
+        before = rss_kib()
         self.trim()
         self.trims += 1
+        self.freed_kib += max(before - rss_kib(), 0)
         self.peak = load
         self.last = self.clock()
         return True

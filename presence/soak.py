@@ -116,7 +116,11 @@ class Soak:
         self.probe_dir = os.path.join(self.workdir, "memory")
         os.makedirs(self.probe_dir)
         flags += ["--memory-probe", self.probe_dir]
-        env = dict(os.environ, PYTHONTRACEMALLOC="1") if self.opts.trace_memory else None
+        env = dict(os.environ)
+        if self.opts.trace_memory:
+            env["PYTHONTRACEMALLOC"] = "1"
+        if self.opts.node_malloc:
+            env["PYTHONMALLOC"] = self.opts.node_malloc
         if self.opts.store == "redis":
             self.redis_port = free_port()
             self.start_redis()
@@ -616,7 +620,8 @@ class Soak:
                 + f"): after a full collection and malloc_trim: {_kib(base, 'rss_kib')} -> "
                 f"{_kib(after, 'rss_kib')} MiB RSS (before the trim {_kib(base, 'rss_kib_untrimmed')}"
                 f" -> {_kib(after, 'rss_kib_untrimmed')}); kept {sum(base.get('kept', {}).values())}"
-                f" -> {sum(after['kept'].values())} {_nonzero(after['kept'])}"
+                f" -> {sum(after['kept'].values())} {_nonzero(after['kept'])}; the node's own "
+                f"trims: {after.get('trims')}, giving back {after.get('trimmed_kib')} KiB"
             )
             lines.append(f"  RSS by kind (KiB) {base.get('status')} -> {after['status']}")
             lines.append(f"  heaps (KiB) {base.get('heap')} -> {after['heap']}")
@@ -771,6 +776,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the nodes with PYTHONTRACEMALLOC=1 and print what grew in each worker "
         "between the baseline and the end, by line of code (slows the nodes down)",
+    )
+    add(
+        "--node-malloc",
+        choices=["malloc", "pymalloc"],
+        default=None,
+        help="PYTHONMALLOC for the nodes (unset: CPython's default, pymalloc)",
     )
     add("--json", action="store_true", help="print the report as JSON")
     return p

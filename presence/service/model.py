@@ -590,13 +590,18 @@ class Presence:
         starts): with its deadline pushed a whole --timeout away, a slow takeover is
         never mistaken for a tab gone silent (a false offline).
         """
-        tabs = {h.tab for feed in self.feeds.values() for h in feed.holds() if h.tab}
+        holds = {h.tab: h for feed in self.feeds.values() for h in feed.holds() if h.tab}
         done = 0
         gate = asyncio.Semaphore(CLAIM_CONCURRENCY * 8)
 
         async def refresh(channel: str, user: str, conn: str) -> None:
             nonlocal done
             async with gate:
+                hold = holds[channel, user, conn]
+                if hold.feed is None or hold.gone:
+                    # answered meanwhile (its tab may have left since: a refresh now would
+                    # be a stray one, which could outlast the user's leave grace)
+                    return
                 now = self.now()
                 try:
                     status, _ = await self.gateway.refresh(channel, user, conn, now, self._ttl())
@@ -605,12 +610,12 @@ class Presence:
                 if status.joined:
                     done += 1
 
-        work = asyncio.gather(*(refresh(*tab) for tab in tabs))
+        work = asyncio.gather(*(refresh(*tab) for tab in holds))
         try:
             async with asyncio.timeout(within):
                 await work
         except TimeoutError:
-            log.warning("drain: refreshed %d of %d held tabs within %gs", done, len(tabs), within)
+            log.warning("drain: refreshed %d of %d held tabs within %gs", done, len(holds), within)
         self.shutdown()
         return done
 
