@@ -284,6 +284,9 @@ def _add_limits(add) -> None:
          "the longest a kept-alive connection idles); then it is closed"),
         ("body-timeout", _positive, "10", "seconds to receive a request's body; then the "
          "connection is closed"),
+        ("listen-backlog", _positive_int, "4096", "connections the kernel queues for a node "
+         "before it accepts them (capped by net.core.somaxconn); a full queue drops new ones "
+         "for a second: the tabs of a node that died all reconnect at once"),
         ("max-connections", _positive_int, str(DEFAULT_MAX_CONNECTIONS), "open HTTP connections of a node (the "
          "file descriptor limit is raised to fit); more are answered 503 and closed"),
         ("max-json-depth", _positive_int, "32", "nesting of arrays and objects in a JSON "
@@ -391,8 +394,6 @@ def cannot_listen(host: str, port: int, exc: OSError) -> str:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from tornado.netutil import bind_sockets
-
     from presence.service.embedded import (
         EmbeddedStore,
         RestartPolicy,
@@ -401,9 +402,12 @@ async def _serve(args: argparse.Namespace) -> int:
         StoreSupervisor,
     )
     from presence.service.gateway import StoreSetupError
+    from presence.web.limits import listen_sockets
 
     try:
-        sockets = bind_sockets(args.port, args.host)  # first: a port in use stops at once
+        sockets = listen_sockets(
+            args.port, args.host, args.listen_backlog
+        )  # first: a port in use stops at once
     except OSError as exc:
         print(cannot_listen(args.host, args.port, exc), file=sys.stderr)
         return 2

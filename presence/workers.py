@@ -3,7 +3,7 @@
 Nodes share nothing but the store, so N processes on one machine are simply N nodes
 (named `<node-id>-0` ... `<node-id>-<N-1>` in /healthz and /metrics). The parent:
 
-* binds the listening socket(s) once (tornado.netutil.bind_sockets), so a port in use
+* binds the listening socket(s) once (presence.web.limits.listen_sockets, with --listen-backlog), so a port in use
   is reported once, before anything else starts;
 * starts the bundled store once (without --redis-url), on a throwaway event loop that is
   closed before any fork, and supervises it as a single node does (presence.service.embedded):
@@ -72,6 +72,7 @@ from presence.service.embedded import (
     StoreStatus,
     describe_exit,
 )
+from presence.web.limits import listen_sockets
 
 log = logging.getLogger("presence")
 
@@ -120,8 +121,6 @@ class Supervisor:
     # ------------------------------------------------------------------ the parent
 
     def main(self) -> int:
-        from tornado.netutil import bind_sockets
-
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -130,7 +129,9 @@ class Supervisor:
         old_handlers = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
         try:
             try:
-                self.sockets = bind_sockets(self.args.port, self.args.host)
+                self.sockets = listen_sockets(
+                    self.args.port, self.args.host, self.args.listen_backlog
+                )
             except OSError as exc:
                 from presence.cli import cannot_listen
 

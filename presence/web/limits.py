@@ -34,9 +34,23 @@ from tornado import httputil
 from tornado.http1connection import HTTP1Connection, _QuietException
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
+from tornado.netutil import bind_sockets
 
 from presence.web import strict_json
 from presence.web.base import callback_of, encode_json, jsonp
+
+DEFAULT_LISTEN_BACKLOG = 4096  # --listen-backlog (Tornado's default is 128)
+
+
+def listen_sockets(
+    port: int, host: str | None, backlog: int = DEFAULT_LISTEN_BACKLOG
+) -> list[socket.socket]:
+    """The node's listening sockets (every address of `host`), with a listen backlog of
+    `backlog` connections (the kernel caps it at net.core.somaxconn): the tabs of a node
+    that died reconnect to the others at once, and a connection that finds the queue
+    full is dropped and retried a second later."""
+    return bind_sockets(port, host, backlog=backlog)
+
 
 log = logging.getLogger("presence.web")
 

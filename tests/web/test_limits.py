@@ -3,13 +3,14 @@
 import asyncio
 import errno
 import logging
+import select
 import socket
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
 from presence.service.quotas import ClientLimits
-from presence.web.limits import Acceptor, Limits, Throttle
+from presence.web.limits import Acceptor, Limits, Throttle, listen_sockets
 from tests.helpers import wait_until_async
 from tests.web.live import JSONP, answer_json, exchange, parse_answer
 
@@ -325,3 +326,36 @@ async def test_a_request_that_cannot_be_parsed_is_400_in_json_not_a_bare_400(sta
         assert status == 400 and headers["connection"] == "close", data
         assert answer_json(body) == {"error": "malformed HTTP request", "param": "http"}
     assert await members(node) is None
+
+
+def _connected(sock: socket.socket, timeout: float) -> bool:
+    """Whether a non-blocking connect completed (the listener's queue took it) in time."""
+    _, writable, _ = select.select([], [sock], [], timeout)
+    return bool(writable) and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+
+
+@pytest.mark.parametrize("backlog, queued", [(1, 2), (64, 20)])
+def test_listen_backlog_is_how_many_connections_wait_for_accept(backlog, queued):
+    """--listen-backlog sizes the kernel's queue of connections not yet accepted: with
+    nothing accepting, Linux queues backlog + 1 and drops the next SYN (Tornado's default
+    of 128 dropped the tabs of a killed worker reconnecting at once)."""
+    (listener,) = listen_sockets(0, "127.0.0.1", backlog)
+    port = listener.getsockname()[1]
+    clients = []
+    try:
+        for _ in range(queued):
+            client = socket.socket()
+            client.setblocking(False)
+            client.connect_ex(("127.0.0.1", port))
+            clients.append(client)
+        assert all(_connected(c, 5.0) for c in clients)
+        if backlog == 1:  # one more finds the queue full: its SYN is dropped
+            extra = socket.socket()
+            extra.setblocking(False)
+            extra.connect_ex(("127.0.0.1", port))
+            clients.append(extra)
+            assert not _connected(extra, 0.5)
+    finally:
+        for c in clients:
+            c.close()
+        listener.close()
