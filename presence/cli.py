@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import logging
 import os
-import signal
 import socket
 import sys
-from urllib.parse import urlsplit
+
+from presence import node
+from presence.web import auth
+from presence.web.auth import parse_admin_tokens
+from presence.web.base import install_log_redaction
+from presence.workers import serve_workers
 
 USAGE = """usage: presence <command> [options]
 
@@ -26,7 +29,6 @@ commands:
 
 `presence <command> --help` for the options of a command."""
 
-DEFAULT_MAX_CONNECTIONS = 20000  # --max-connections; lowered to fit the open-file limit
 log = logging.getLogger("presence")
 
 
@@ -81,8 +83,6 @@ def _flag_env(flag: str) -> bool:
 
 def _admin_tokens(text: str) -> str:
     """--admin-token checked (its error never repeats a token)."""
-    from presence.web.auth import parse_admin_tokens
-
     try:
         parse_admin_tokens(text)
     except ValueError as exc:
@@ -287,7 +287,7 @@ def _add_limits(add) -> None:
         ("listen-backlog", _positive_int, "4096", "connections the kernel queues for a node "
          "before it accepts them (capped by net.core.somaxconn); a full queue drops new ones "
          "for a second: the tabs of a node that died all reconnect at once"),
-        ("max-connections", _positive_int, str(DEFAULT_MAX_CONNECTIONS), "open HTTP connections of a node (the "
+        ("max-connections", _positive_int, str(node.DEFAULT_MAX_CONNECTIONS), "open HTTP connections of a node (the "
          "file descriptor limit is raised to fit); more are answered 503 and closed"),
         ("max-json-depth", _positive_int, "32", "nesting of arrays and objects in a JSON "
          "body or `info`; deeper: 400"),
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "token":
         return token(rest)
     if command == "bench":
-        try:
+        try:  # imported here: the bench needs only what `presence bench` runs
             from presence.bench import main as bench_main
         except ImportError as exc:
             print(f"presence bench is not available: {exc}", file=sys.stderr)
@@ -326,8 +326,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def token(argv: list[str]) -> int:
     """`presence token`: mint a client token for --secret deployments."""
-    from presence.web import auth
-
     p = argparse.ArgumentParser(prog="presence token", description="Print a signed client token.")
     p.add_argument("--secret", default=_env("secret"), required=_env("secret") is None)
     p.add_argument("--user", required=True)
@@ -359,8 +357,6 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from presence.web.base import install_log_redaction
-
     install_log_redaction()
     if args.poll_timeout >= args.timeout:
         clamped = args.timeout * 0.8
@@ -374,260 +370,13 @@ def serve(args: argparse.Namespace) -> int:
         args.poll_timeout = clamped
     workers = args.workers or os.cpu_count() or 1
     if workers > 1:
-        from presence.workers import serve_workers
-
         return serve_workers(args, workers)
     try:
         import uvloop
 
-        return uvloop.run(_serve(args))
+        return uvloop.run(node.run(args))
     except ImportError:
-        return asyncio.run(_serve(args))
-
-
-def cannot_listen(host: str, port: int, exc: OSError) -> str:
-    """The one-line message of a port that cannot be listened on (exit status 2)."""
-    reason = exc.strerror or str(exc)
-    hint = " (another process uses it: stop it or choose --port)" if exc.errno in (
-        errno.EADDRINUSE, errno.EACCES) else ""  # fmt: skip
-    return f"presence: cannot listen on {host}:{port}: {reason.lower()}{hint}"
-
-
-async def _serve(args: argparse.Namespace) -> int:
-    from presence.service.embedded import (
-        EmbeddedStore,
-        RestartPolicy,
-        StoreStartError,
-        StoreStatus,
-        StoreSupervisor,
-    )
-    from presence.service.gateway import StoreSetupError
-    from presence.web.limits import listen_sockets
-
-    try:
-        sockets = listen_sockets(
-            args.port, args.host, args.listen_backlog
-        )  # first: a port in use stops at once
-    except OSError as exc:
-        print(cannot_listen(args.host, args.port, exc), file=sys.stderr)
-        return 2
-    args.port = sockets[0].getsockname()[1]  # the real one for --port 0
-    store = None
-    try:
-        if args.redis_url:
-            label = _without_password(args.redis_url)
-            return await _run_node(args, args.redis_url, label, sockets)
-        store = EmbeddedStore(args.store_port, data_dir=args.data_dir)
-        url = await store.start()
-        status = StoreStatus()
-        policy = RestartPolicy(args.store_restarts, args.store_restart_window)
-        supervisor = asyncio.ensure_future(StoreSupervisor(store, policy, status).run())
-        try:
-            return await _run_node(
-                args, url, f"bundled store on {store.where}", sockets, store_status=status,
-                store_lost=supervisor,
-            )  # fmt: skip
-        finally:
-            supervisor.cancel()
-    except StoreStartError as exc:
-        print(f"presence: cannot start the bundled store: {exc}", file=sys.stderr)
-        return 1
-    except StoreSetupError as exc:
-        print(f"presence: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        for sock in sockets:
-            sock.close()  # (the server has its own references while it runs)
-        if store is not None:
-            store.remove()
-
-
-async def _run_node(
-    args: argparse.Namespace,
-    url: str,
-    store_label: str,
-    sockets=None,
-    ready=None,
-    store_status=None,
-    store_lost: asyncio.Future | None = None,
-) -> int:
-    """Serve until signalled (exit 0) or until `store_lost` is done: the supervisor of the
-    bundled store gave up on it (exit 1). A worker of presence.workers passes the listening
-    `sockets` its parent bound and a `ready()` to call instead of printing the announcement."""
-    from presence.runtime import MemoryProbe, tune_gc
-    from presence.service.gateway import Gateway
-    from presence.service.model import Presence
-    from presence.service.nodes import NodeReporter
-    from presence.service.quotas import ClientLimits
-    from presence.service.records import StoreUnavailable
-    from presence.service.subscriber import Subscriber
-    from presence.web.app import WebSettings, default_static_dir, make_app, make_server
-    from presence.web.limits import throttle_logs
-
-    try:
-        gateway = await Gateway.connect(url, args.history, args.store_mode)
-        await gateway.ping()
-    except StoreUnavailable as exc:
-        print(f"presence: cannot reach the store at {store_label}: {exc}", file=sys.stderr)
-        return 1
-    model = Presence(
-        gateway,
-        args.timeout,
-        args.poll_timeout,
-        args.history_age,
-        answer_pace=args.answer_pace,
-        limits=ClientLimits(
-            args.max_held_polls, args.max_tabs, args.max_channels_per_tab,
-            args.max_messages_per_second,
-        ),
-        leave_grace=args.leave_grace,
-        disconnect_grace=args.disconnect_grace,
-    )  # fmt: skip
-    model.bundled_store = store_status
-    subscriber = Subscriber(
-        model, timers={"auto": None, "on": True, "off": False}[args.offline_timers]
-    )
-    try:
-        try:
-            await subscriber.start()
-        except TimeoutError:
-            print(
-                f"presence: could not subscribe to the store at {store_label}",
-                file=sys.stderr,
-            )
-            return 1
-        static = args.static_dir or default_static_dir()
-        settings = WebSettings(
-            args.admin_token,
-            args.node_id,
-            static,
-            args.secret,
-            network_limits(args),
-            public_api=args.public_api,
-            access_log=args.access_log,
-            access_log_sample=args.access_log_sample,
-        )
-        server = make_server(make_app(model, settings), args.http_engine, settings.limits)
-        throttle_logs()
-        if sockets is None:
-            server.listen(args.port, args.host)
-        else:
-            server.add_sockets(sockets)
-        reporter = NodeReporter(model, args.node_id, f"{args.host}:{args.port}")
-        reporter.start()
-        tune_gc()
-        if args.memory_probe:
-            trimmer = subscriber.trimmer
-            probe = MemoryProbe(
-                args.memory_probe,
-                lambda: {
-                    "node": args.node_id,
-                    "kept": model.kept(),
-                    "trims": trimmer.trims,
-                    "trimmed_kib": trimmer.freed_kib,
-                },
-            )
-            probe.install(asyncio.get_running_loop())
-        if ready is None:
-            _announce(args, store_label)
-        else:
-            ready()
-        signalled = await _until_signalled(store_lost)
-        await reporter.stop()
-        await _drain(server, model)
-        return 0 if signalled else 1
-    finally:
-        await subscriber.stop()
-        await gateway.close()
-
-
-FD_RESERVE = 1024  # descriptors kept for the store's connections, files and the rest
-
-
-def network_limits(args: argparse.Namespace):
-    """The node's presence.web.limits.Limits from its flags, after raising the open-file
-    limit to fit --max-connections (lowered, with a warning, when it cannot)."""
-    from presence.runtime import raise_fd_limit
-    from presence.web.limits import Limits
-
-    connections = args.max_connections
-    available = raise_fd_limit(connections + FD_RESERVE) - FD_RESERVE
-    if available < connections:
-        connections = max(available, 64)
-        # the default only says "as many as fit": a fresh machine's limit is no news
-        level = logging.INFO if args.max_connections == DEFAULT_MAX_CONNECTIONS else logging.WARNING
-        log.log(
-            level,
-            "--max-connections %d is above what the open-file limit allows; using %d "
-            "(raise the hard limit: ulimit -Hn, or LimitNOFILE= under systemd)",
-            args.max_connections,
-            connections,
-        )
-    return Limits(
-        max_body_size=args.max_body_size,
-        max_header_size=args.max_header_size,
-        max_url_length=args.max_url_length,
-        header_timeout=args.header_timeout,
-        body_timeout=args.body_timeout,
-        max_connections=connections,
-        max_json_depth=args.max_json_depth,
-    )
-
-
-def _without_password(url: str) -> str:
-    """The store URL as it may be printed: its password (if any) replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:" if parts.username else ":"
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{user}***@{host}").geturl()
-
-
-def _announce(args: argparse.Namespace, store_label: str, workers: list[str] | None = None) -> None:
-    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(args.host, args.host)
-    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    base = f"http://{host}:{args.port}"  # a URL one can open, also when listening on all
-    node = args.node_id
-    if workers:
-        node += f" ({len(workers)} workers: {', '.join(workers)})"
-    print(
-        f"presence node {node} listening on {args.host}:{args.port} (store: {store_label})\n"
-        f"  demo page:  {base}/\n"
-        f"  dashboard:  {base}/dashboard\n"
-        f"  API:        {base}/api/channels   health: {base}/healthz   metrics: {base}/metrics",
-        flush=True,
-    )
-
-
-async def _until_signalled(store_lost: asyncio.Future | None = None) -> bool:
-    """Wait for SIGTERM/SIGINT (True) or for `store_lost` to be done (False)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    signalled = asyncio.ensure_future(stop.wait())
-    waits: list[asyncio.Future] = [signalled] if store_lost is None else [signalled, store_lost]
-    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    if not signalled.done():
-        signalled.cancel()
-        log.error("stopping: the bundled store cannot be kept running")
-        return False
-    return True
-
-
-async def _drain(server, model, grace: float = 3.0) -> None:
-    """Stop accepting, refresh the held polls' tabs (at most 2 s) and answer them with a
-    reconnect hint, then close connections."""
-    server.stop()
-    await model.drain()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace
-    while model.pending and loop.time() < deadline:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)  # let the answers flush
-    await server.close_all_connections()
-    log.info("stopped")
+        return asyncio.run(node.run(args))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from presence import node
 from presence.service.embedded import (
     EmbeddedStore,
     RestartPolicy,
@@ -72,6 +73,7 @@ from presence.service.embedded import (
     StoreStatus,
     describe_exit,
 )
+from presence.service.gateway import StoreSetupError
 from presence.web.limits import listen_sockets
 
 log = logging.getLogger("presence")
@@ -133,16 +135,12 @@ class Supervisor:
                     self.args.port, self.args.host, self.args.listen_backlog
                 )
             except OSError as exc:
-                from presence.cli import cannot_listen
-
-                print(cannot_listen(self.args.host, self.args.port, exc), file=sys.stderr)
+                print(node.cannot_listen(self.args.host, self.args.port, exc), file=sys.stderr)
                 return 2
             self.args.port = self.sockets[0].getsockname()[1]  # the real one for --port 0
             self.url = self.args.redis_url
             if self.url:
-                from presence.cli import _without_password
-
-                self.store_label = _without_password(self.url)
+                self.store_label = node.without_password(self.url)
             else:
                 self.store = EmbeddedStore(self.args.store_port, data_dir=self.args.data_dir)
                 self.store_label = f"bundled store on {self.store.where}"
@@ -216,10 +214,8 @@ class Supervisor:
             for other in self.workers[1:]:
                 self._spawn(other)
         if all(x.ready for x in self.workers):
-            from presence.cli import _announce
-
             self.serving = True
-            _announce(self.args, self.store_label, [x.name for x in self.workers])
+            node.announce(self.args, self.store_label, [x.name for x in self.workers])
         return None
 
     def _exited(self, w: Worker, status: int) -> int | None:
@@ -406,14 +402,11 @@ def _run_worker(
     args, url: str, store_label: str, sockets: list, ready_fd: int, store_status
 ) -> int:
     """A worker's node on a loop created here, after the fork."""
-    from presence.cli import _run_node
-    from presence.service.gateway import StoreSetupError
-
     sockets = [_OneAcceptPerWakeup.of(sock) for sock in sockets]
 
-    async def node() -> int:
+    async def serve_node() -> int:
         try:
-            return await _run_node(
+            return await node.run_node(
                 args,
                 url,
                 store_label,
@@ -428,8 +421,8 @@ def _run_worker(
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(node())
-    return uvloop.run(node())
+        return asyncio.run(serve_node())
+    return uvloop.run(serve_node())
 
 
 class _OneAcceptPerWakeup(socket.socket):
@@ -465,12 +458,8 @@ class _OneAcceptPerWakeup(socket.socket):
 
 
 def _preload() -> None:
-    """Import what every worker needs once, in the parent: forks start faster and share it."""
-    import presence.service.gateway
-    import presence.service.model
-    import presence.service.subscriber
-    import presence.web.app  # noqa: F401
-
+    """Import the optional event loop once, in the parent (the node's modules are imported
+    with presence.node): forks start faster and share it."""
     try:
         import uvloop  # noqa: F401
     except ImportError:

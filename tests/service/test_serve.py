@@ -167,11 +167,11 @@ def test_serve_reports_a_bundled_store_that_cannot_start():
 
 
 def test_the_banner_never_prints_the_store_password():
-    from presence.cli import _without_password
+    from presence.node import without_password
 
-    assert _without_password("redis://:s3cret@10.0.0.5:6379/0") == "redis://:***@10.0.0.5:6379/0"
-    assert _without_password("rediss://app:s3cret@h:1/0") == "rediss://app:***@h:1/0"
-    assert _without_password("redis://h:1/0") == "redis://h:1/0"
+    assert without_password("redis://:s3cret@10.0.0.5:6379/0") == "redis://:***@10.0.0.5:6379/0"
+    assert without_password("rediss://app:s3cret@h:1/0") == "rediss://app:***@h:1/0"
+    assert without_password("redis://h:1/0") == "redis://h:1/0"
 
 
 def test_serve_data_dir_keeps_members_across_a_store_restart(tmp_path):
@@ -241,14 +241,14 @@ def test_only_an_asked_for_connection_cap_warns_when_the_file_limit_lowers_it(ca
     logged at info; a cap the operator set and cannot have is a warning."""
     import logging
 
-    from presence import cli, runtime
+    from presence import cli, node
 
-    monkeypatch.setattr(runtime, "raise_fd_limit", lambda wanted: 1000)
+    monkeypatch.setattr(node, "raise_fd_limit", lambda wanted: 1000)
     caplog.set_level(logging.INFO, logger="presence")
     args = cli.serve_parser().parse_args([])
-    assert cli.network_limits(args).max_connections < 1000
+    assert node.network_limits(args).max_connections < 1000
     assert [r.levelname for r in caplog.records if "--max-connections" in r.message] == ["INFO"]
     caplog.clear()
     args = cli.serve_parser().parse_args(["--max-connections", "5000"])
-    assert cli.network_limits(args).max_connections < 1000
+    assert node.network_limits(args).max_connections < 1000
     assert [r.levelname for r in caplog.records if "--max-connections" in r.message] == ["WARNING"]

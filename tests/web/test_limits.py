@@ -294,7 +294,8 @@ async def test_client_limits_answer_429_or_503_with_retry_after(start_node):
 def test_limit_flags_come_from_the_environment_and_raise_the_open_file_limit(monkeypatch):
     import resource
 
-    from presence.cli import network_limits, serve_parser
+    from presence.cli import serve_parser
+    from presence.node import network_limits
 
     monkeypatch.setenv("PRESENCE_MAX_BODY_SIZE", "5000")
     monkeypatch.setenv("PRESENCE_MAX_TABS", "3")
