@@ -193,6 +193,10 @@ def test_two_nodes_on_a_cluster_survive_a_node_killed_with_sigkill(redis_cluster
             ("join", "orphan"),
             ("offline", "orphan"),
         ]
+        # within --timeout (2 s) of the join plus the other node's sweep (every --timeout / 2)
+        # plus a margin for a loaded machine: not left online, whichever path caught it
+        joined, offline = seen[0]["ts"], seen[1]["ts"]
+        assert 2000 <= offline - joined <= 2000 + 1000 + 2500
         members = call(p2, "/api/channels/killed")
         assert [m["user"] for m in members["members"]] == ["watcher"]
     finally:
