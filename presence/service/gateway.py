@@ -480,7 +480,7 @@ class Gateway:
         return bool(replies[3]), int(replies[2])
 
     @_translated
-    async def start_leave_grace(self, channel: str, user: str, now: int, grace: int, ttl: int
+    async def start_leave_grace(self, channel: str, user: str, now: int, grace: int
                                 ) -> bool:  # fmt: skip
         """Keep a member whose last tab just left for `grace` ms: True when done.
 
@@ -489,6 +489,11 @@ class Gateway:
         remove_user), exactly once as any claim; a join within the grace deletes the mark
         and refreshes the key, and nobody hears anything. False (nothing written) when
         the user is no longer a member or one of its tabs is alive again.
+
+        The mark has no TTL: only that join or the claim deletes it. A poll in flight when
+        the tab left can lengthen the key again (a stray refresh, until its undo lands,
+        however late); the key then expires later, but the claim still finds the mark and
+        records `leave`, never `offline`.
         """
         k = self.keys(channel)
         deadline = now + grace
@@ -500,7 +505,7 @@ class Gateway:
                 await pipe.unwatch()
                 return False
             pipe.multi()
-            pipe.set(k.leaving(user), str(deadline), px=ttl + grace)  # (the grace's end)
+            pipe.set(k.leaving(user), str(deadline))  # the grace's end; no TTL, see above
             pipe.pexpire(k.online(user), grace, lt=True)
             pipe.zadd(k.deadlines, {user: deadline}, xx=True, lt=True)
             await pipe.execute()
@@ -1043,5 +1048,10 @@ async def _removal_state(pipe: Any, k: ChannelKeys, user: str, kind: str, now: i
     }
     if kind == "leave" and any(deadline > now for deadline in tabs.values()):
         return None
-    left = kind == "offline" and bool(await pipe.exists(k.leaving(user)))
+    left = False
+    if kind == "offline":
+        # the mark outlives any stray refresh (no TTL); a tab refreshed since the leave
+        # (a registered one that was silent, back) has a deadline past the grace's end
+        mark = await pipe.get(k.leaving(user))
+        left = bool(mark and mark.isdigit() and all(d <= int(mark) for d in tabs.values()))
     return load_info(member.get("info")), tabs, left

@@ -328,7 +328,7 @@ class Presence:
         if not is_member or alive:
             return {"ok": True}
         grace = int(self.leave_grace * 1000)
-        if grace and await self.gateway.start_leave_grace(channel, user, now, grace, self._ttl()):
+        if grace and await self.gateway.start_leave_grace(channel, user, now, grace):
             self._arm_at(channel, user, now + grace)
             return {"ok": True}
         removal = await self.gateway.remove_user(

@@ -196,3 +196,57 @@ async def test_a_stray_poll_of_a_left_tab_keeps_the_other_tabs_deadline(nodes):
     assert (got["rejoin"], got["reason"]) == (True, "left")
     after = await a.gateway.presence_ttl("room", "alice")
     assert after < before - 150  # tab2's deadline, 0.3 s nearer; not one from tab1's poll
+
+
+@pytest.fixture
+def short_nodes(store_url, io_loop):
+    """Two nodes with --timeout 2 s and a 1 s leave grace (a stray refresh lengthens the
+    user's key by the timeout: short, so that the test sees it expire)."""
+    made = [make_presence(store_url, timeout=2, leave_grace=1) for _ in range(2)]
+    subscribers = [Subscriber(n, sweep_interval=30) for n in made]
+    io_loop.run_sync(lambda: asyncio.gather(*(s.start() for s in subscribers)))
+    yield made
+    for s, n in zip(subscribers, made, strict=True):
+        io_loop.run_sync(s.stop)
+        io_loop.run_sync(n.gateway.close)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_leave_stays_a_leave_however_late_the_stray_refresh_undo(short_nodes):
+    """Polls in flight when the tab left refresh the user's key (SET XX) and their undo is
+    late (here: held until the end): the second comes after the grace, so the key outlives
+    the grace and the leave's first deadline by far. The user still gets one `leave`,
+    never `offline`, and the late undos change nothing after it."""
+    a, b = short_nodes
+    release = asyncio.Event()
+    undo = a.gateway._undo_stray_refresh
+
+    async def late_undo(*args):
+        await release.wait()
+        await undo(*args)
+
+    a.gateway._undo_stray_refresh = late_undo
+    await b.join("room", "alice", "tab1", None)
+    await b.leave("room", "alice", "tab1")
+    first = asyncio.ensure_future(a.poll("room", "alice", "tab1", 1))  # stray, in the grace
+
+    async def lengthened():  # past the grace: the stray refresh landed
+        return await a.gateway.presence_ttl("room", "alice") > 1000
+
+    await wait_until_async(lengthened, timeout=0.9, message="the stray refresh in the grace")
+    await asyncio.sleep(1.5)  # past the grace
+    second = asyncio.ensure_future(a.poll("room", "alice", "tab1", 1))  # stray, after it
+    await wait_until_async(
+        lambda: (
+            a.stats.events["leave"] + b.stats.events["leave"] >= 1
+            or a.stats.events["offline"] + b.stats.events["offline"] >= 1
+        ),
+        timeout=10,
+    )
+    release.set()
+    for got in await asyncio.gather(first, second):
+        assert (got["rejoin"], got["reason"]) == (True, "left")
+    await asyncio.sleep(0.5)
+    assert await events_of(a) == [("join", "alice"), ("leave", "alice")]
+    assert a.stats.events["offline"] + b.stats.events["offline"] == 0
+    assert await members(a) == []
