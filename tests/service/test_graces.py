@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from presence.service import model
 from presence.service.feed import Hold
 from presence.service.subscriber import Subscriber
 from tests.helpers import wait_until_async
@@ -196,6 +197,52 @@ async def test_a_stray_poll_of_a_left_tab_keeps_the_other_tabs_deadline(nodes):
     assert (got["rejoin"], got["reason"]) == (True, "left")
     after = await a.gateway.presence_ttl("room", "alice")
     assert after < before - 150  # tab2's deadline, 0.3 s nearer; not one from tab1's poll
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_drain_does_not_refresh_a_tab_answered_and_left_before_its_turn(nodes, monkeypatch):
+    """483f720: the drain lists the held polls at its start and refreshes them a few at a
+    time. A poll answered before its turn, whose tab then left, is not refreshed (it
+    would be a stray refresh, see the test below): its user's leave stays one `leave`."""
+    a, b = nodes
+    monkeypatch.setattr(model, "CLAIM_CONCURRENCY", 1)  # the drain refreshes 8 at a time
+    b.poll_timeout = 30
+    blockers = [f"u{i}" for i in range(8)]
+    for user in blockers:
+        await b.join("lobby", user, "c", None)
+    polls = [asyncio.ensure_future(b.poll("lobby", user, "c", 8)) for user in blockers]
+    await a.join("room", "watcher", "w", None)
+    joined = await b.join("room", "alice", "tab1", None)
+    alice = asyncio.ensure_future(b.poll("room", "alice", "tab1", joined["cursor"]))
+    await wait_until_async(lambda: b.pending == 9, message="the polls are held")
+    refresh, release, blocked, refreshed = b.gateway.refresh, asyncio.Event(), [], []
+
+    async def slow_refresh(channel, user, conn, *args, **kwargs):
+        refreshed.append((channel, user, conn))
+        if channel == "lobby":
+            blocked.append(user)
+            await release.wait()
+        return await refresh(channel, user, conn, *args, **kwargs)
+
+    b.gateway.refresh = slow_refresh
+    drain = asyncio.ensure_future(b.drain())
+    await wait_until_async(lambda: len(blocked) == 8, message="the drain's first turns")
+    await b.send("room", "watcher", "hi")
+    got = await asyncio.wait_for(alice, 5)  # answered before its turn...
+    assert [e["type"] for e in got["events"]] == ["message"]
+    await b.leave("room", "alice", "tab1")  # ...and its tab left
+    release.set()
+    done = await drain
+    assert ("room", "alice", "tab1") not in refreshed
+    assert done == 8
+    remaining = await a.gateway.presence_ttl("room", "alice")
+    assert remaining == -2 or remaining <= LEAVE_GRACE * 1000
+    await wait_until_async(lambda: a.stats.events["leave"] + b.stats.events["leave"] == 1)
+    await asyncio.sleep(0.2)
+    assert await events_of(a, 3) == [("leave", "alice")]
+    assert a.stats.events["offline"] + b.stats.events["offline"] == 0
+    for poll in polls:
+        assert (await poll)["reconnect"] is True
 
 
 @pytest.fixture
