@@ -245,6 +245,43 @@ async def test_a_drain_does_not_refresh_a_tab_answered_and_left_before_its_turn(
         assert (await poll)["reconnect"] is True
 
 
+@pytest.mark.gen_test(timeout=30)
+async def test_an_undo_later_than_the_grace_claims_the_leave_itself(nodes):
+    """A stray refresh in the grace lengthens the user's key by --timeout; its undo comes
+    after the grace, gives the key its past deadline back, and the store deletes it with
+    no expiry notice (`del`): the node that undid it claims the `leave` at once, instead
+    of leaving it to the sweep (--timeout / 2 later; 30 s here)."""
+    a, b = nodes
+    release = asyncio.Event()
+    undo = a.gateway._undo_stray_refresh
+
+    async def late_undo(*args):
+        await release.wait()
+        return await undo(*args)
+
+    a.gateway._undo_stray_refresh = late_undo
+    await a.join("room", "watcher", "w", None)
+    await b.join("room", "alice", "tab1", None)
+    await b.leave("room", "alice", "tab1")
+    stray = asyncio.ensure_future(a.poll("room", "alice", "tab1", 2))
+
+    async def lengthened():
+        return await a.gateway.presence_ttl("room", "alice") > LEAVE_GRACE * 1000
+
+    await wait_until_async(lengthened, message="the stray refresh in the grace")
+    await asyncio.sleep(LEAVE_GRACE * 2)  # past the grace: the key is still there
+    assert await a.gateway.presence_ttl("room", "alice") > 20_000
+    release.set()
+    got = await stray
+    assert (got["rejoin"], got["reason"]) == (True, "left")
+    await wait_until_async(
+        lambda: a.stats.events["leave"] + b.stats.events["leave"] == 1, timeout=5
+    )
+    await asyncio.sleep(0.2)
+    assert await events_of(a, 2) == [("leave", "alice")]
+    assert a.stats.events["offline"] + b.stats.events["offline"] == 0
+
+
 @pytest.fixture
 def short_nodes(store_url, io_loop):
     """Two nodes with --timeout 2 s and a 1 s leave grace (a stray refresh lengthens the
