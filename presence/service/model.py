@@ -712,9 +712,12 @@ class Presence:
         expired meanwhile), the user's key is watched to its restored deadline, and one
         already past (a late undo: the store deleted the key without an expiry notice) is
         claimed now, so the user's `leave` or `offline` is not left to the sweep."""
-        status, got = await self.gateway.refresh(
-            channel, user, conn, now, self._ttl(), cursor=cursor, epoch=epoch
-        )
+        if cursor is None:  # (a heartbeat's, the drain's, a late answer's: no read)
+            status, got = await self.gateway.refresh(channel, user, conn, now, self._ttl())
+        else:
+            status, got = await self.gateway.refresh(
+                channel, user, conn, now, self._ttl(), cursor=cursor, epoch=epoch
+            )
         if status.undone is not None:
             if status.undone <= self.now():
                 await self._claim_offline(channel, user)
