@@ -387,7 +387,7 @@ class Gateway:
         else:
             status = Refresh(False, marker or ("expired" if registered else "unknown"))
             if replies[1]:  # SET XX found the user's key: this stray refresh lengthened it
-                await self._undo_stray_refresh(k, user, deadline, deadline - ttl)
+                status.undone = await self._undo_stray_refresh(k, user, deadline, deadline - ttl)
         if parse is None:
             status.seq, status.epoch = int(replies[6] or 0), replies[7]
             return status, None
@@ -397,15 +397,18 @@ class Gateway:
         return status, log
 
     async def _undo_stray_refresh(self, k: ChannelKeys, user: str, stray: int, now: int
-                                  ) -> None:  # fmt: skip
+                                  ) -> int | None:  # fmt: skip
         """Give the user's presence key back the deadline it had before a refresh from a
         tab that is no longer registered (a poll in flight when the tab left, was kicked
         or expired) set it to `stray`: the latest deadline of the user's live tabs, or
         of its leave grace (the `leaving` mark holds it); with neither, now, so that the
         usual claim ends the user. A deadline later than `stray` is a live tab's newer
-        refresh and stays."""
+        refresh and stays. Returns the deadline set, else None.
 
-        async def attempt(pipe: Any) -> None:
+        A deadline already past (an undo later than the leave grace) makes the store delete
+        the key at once, announced as `del`, not `expired`: the caller claims then."""
+
+        async def attempt(pipe: Any) -> int | None:
             await pipe.watch(k.online(user), k.conns(user), k.leaving(user))
             latest = await pipe.zrange(k.conns(user), -1, -1, withscores=True)
             leaving = await pipe.get(k.leaving(user))
@@ -419,8 +422,9 @@ class Gateway:
                 pipe.pexpireat(k.online(user), deadline, lt=True)
                 pipe.zadd(k.deadlines, {user: deadline}, xx=True, lt=True)
             await pipe.execute()
+            return deadline if deadline < stray else None
 
-        await transport.watched(self.router, k.seq, attempt)
+        return await transport.watched(self.router, k.seq, attempt)
 
     @_translated
     async def presence_ttl(self, channel: str, user: str) -> int:
@@ -480,7 +484,7 @@ class Gateway:
         return bool(replies[3]), int(replies[2])
 
     @_translated
-    async def start_leave_grace(self, channel: str, user: str, now: int, grace: int, ttl: int
+    async def start_leave_grace(self, channel: str, user: str, now: int, grace: int
                                 ) -> bool:  # fmt: skip
         """Keep a member whose last tab just left for `grace` ms: True when done.
 
@@ -489,6 +493,11 @@ class Gateway:
         remove_user), exactly once as any claim; a join within the grace deletes the mark
         and refreshes the key, and nobody hears anything. False (nothing written) when
         the user is no longer a member or one of its tabs is alive again.
+
+        The mark has no TTL: only that join or the claim deletes it. A poll in flight when
+        the tab left can lengthen the key again (a stray refresh, until its undo lands,
+        however late); the key then expires later, but the claim still finds the mark and
+        records `leave`, never `offline`.
         """
         k = self.keys(channel)
         deadline = now + grace
@@ -500,7 +509,7 @@ class Gateway:
                 await pipe.unwatch()
                 return False
             pipe.multi()
-            pipe.set(k.leaving(user), str(deadline), px=ttl + grace)  # (the grace's end)
+            pipe.set(k.leaving(user), str(deadline))  # the grace's end; no TTL, see above
             pipe.pexpire(k.online(user), grace, lt=True)
             pipe.zadd(k.deadlines, {user: deadline}, xx=True, lt=True)
             await pipe.execute()
@@ -1043,5 +1052,10 @@ async def _removal_state(pipe: Any, k: ChannelKeys, user: str, kind: str, now: i
     }
     if kind == "leave" and any(deadline > now for deadline in tabs.values()):
         return None
-    left = kind == "offline" and bool(await pipe.exists(k.leaving(user)))
+    left = False
+    if kind == "offline":
+        # the mark outlives any stray refresh (no TTL); a tab refreshed since the leave
+        # (a registered one that was silent, back) has a deadline past the grace's end
+        mark = await pipe.get(k.leaving(user))
+        left = bool(mark and mark.isdigit() and all(d <= int(mark) for d in tabs.values()))
     return load_info(member.get("info")), tabs, left

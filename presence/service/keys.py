@@ -14,10 +14,10 @@ channel on one shard and a channel's transaction never crosses slots:
                                  conns:<user> holds conn, with the same deadline.
     presence:{C}:gone:<user>     hash conn -> "kicked" | "expired" | "left", PX = timeout:
                                  why a tab of the user is no longer joined, for its next poll.
-    presence:{C}:leaving:<user>  string, PX = timeout + leave grace: the user's last tab left
+    presence:{C}:leaving:<user>  string, no TTL (the grace's end, ms): the user's last tab left
                                  and the user is kept for the leave grace (--leave-grace);
                                  the expiry of online:<user> then means `leave`, not
-                                 `offline`. A join deletes it.
+                                 `offline`. A join or the claim deletes it.
     presence:{C}:seq             id of the channel's newest event (INCR).
     presence:{C}:epoch           random id of this log, set (NX) with its first event.
     presence:{C}:events          list of the retained events, oldest first, without ids: the

@@ -26,7 +26,7 @@ from presence.service.gateway import Gateway
 from presence.service.keys import parse_online_key
 from presence.service.names import format_cursor, parse_cursor
 from presence.service.quotas import ClientLimits, LimitReached, TabQuotas
-from presence.service.records import ChannelPage, StoreUnavailable, load_info
+from presence.service.records import ChannelPage, LogSlice, Refresh, StoreUnavailable, load_info
 
 log = logging.getLogger("presence.model")
 
@@ -235,9 +235,9 @@ class Presence:
         {rejoin: true, reason, cursor} (see poll) and must join again.
         """
         now = self.now()
-        status, _ = await self.gateway.refresh(channel, user, conn, now, self._ttl())
+        status, _ = await self._refresh(channel, user, conn, now)
         if not status.joined:
-            return _rejoin(status.reason, format_cursor(status.epoch, status.seq))
+            return _rejoin(status.reason or "unknown", format_cursor(status.epoch, status.seq))
         self._arm(channel, user, now)
         self.quotas.seen(conn, channel, now / 1000)
         return {"ok": True}
@@ -286,9 +286,7 @@ class Presence:
             epoch, ident = parse_cursor(cursor)
             now = self.now()
             sent = asyncio.get_running_loop().time()
-            status, got = await self.gateway.refresh(
-                channel, user, conn, now, self._ttl(), cursor=ident, epoch=epoch
-            )
+            status, got = await self._refresh(channel, user, conn, now, ident, epoch)
             if not status.joined or got is None:
                 return _rejoin(status.reason or "unknown", format_cursor(epoch, ident))
             self._arm(channel, user, now)
@@ -328,7 +326,7 @@ class Presence:
         if not is_member or alive:
             return {"ok": True}
         grace = int(self.leave_grace * 1000)
-        if grace and await self.gateway.start_leave_grace(channel, user, now, grace, self._ttl()):
+        if grace and await self.gateway.start_leave_grace(channel, user, now, grace):
             self._arm_at(channel, user, now + grace)
             return {"ok": True}
         removal = await self.gateway.remove_user(
@@ -604,7 +602,7 @@ class Presence:
                     return
                 now = self.now()
                 try:
-                    status, _ = await self.gateway.refresh(channel, user, conn, now, self._ttl())
+                    status, _ = await self._refresh(channel, user, conn, now)
                 except StoreUnavailable:
                     return
                 if status.joined:
@@ -707,9 +705,29 @@ class Presence:
         self._late_refreshes.add(task)
         task.add_done_callback(self._late_refreshes.discard)
 
+    async def _refresh(self, channel: str, user: str, conn: str, now: int,
+                       cursor: int | None = None, epoch: str | None = None
+                       ) -> tuple[Refresh, LogSlice | None]:  # fmt: skip
+        """gateway.refresh; when it undid a stray refresh (the tab left, was kicked or
+        expired meanwhile), the user's key is watched to its restored deadline, and one
+        already past (a late undo: the store deleted the key without an expiry notice) is
+        claimed now, so the user's `leave` or `offline` is not left to the sweep."""
+        if cursor is None:  # (a heartbeat's, the drain's, a late answer's: no read)
+            status, got = await self.gateway.refresh(channel, user, conn, now, self._ttl())
+        else:
+            status, got = await self.gateway.refresh(
+                channel, user, conn, now, self._ttl(), cursor=cursor, epoch=epoch
+            )
+        if status.undone is not None:
+            if status.undone <= self.now():
+                await self._claim_offline(channel, user)
+            else:
+                self._arm_at(channel, user, status.undone)
+        return status, got
+
     async def _refresh_late(self, channel: str, user: str, conn: str, now: int) -> None:
         try:
-            status, _ = await self.gateway.refresh(channel, user, conn, now, self._ttl())
+            status, _ = await self._refresh(channel, user, conn, now)
         except Exception:  # the store is away: the tab's next poll refreshes it, or not
             return
         if status.joined:

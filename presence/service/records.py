@@ -63,13 +63,16 @@ class Refresh:
     """What a poll's or heartbeat's refresh found: whether the tab is joined, else why not.
 
     `reason` (when not joined) is "kicked", "expired", "left" or "unknown"; `seq` is the
-    channel's newest event id (and `epoch` its log's epoch) when asked for.
+    channel's newest event id (and `epoch` its log's epoch) when asked for. `undone`: the
+    deadline (ms) the user's presence key got back after this refresh of a tab no longer
+    joined lengthened it (see Gateway._undo_stray_refresh); None when it did not.
     """
 
     joined: bool
     reason: str | None = None
     seq: int = 0
     epoch: str | None = None
+    undone: int | None = None
 
 
 @dataclass(slots=True)

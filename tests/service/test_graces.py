@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from presence.service import model
 from presence.service.feed import Hold
 from presence.service.subscriber import Subscriber
 from tests.helpers import wait_until_async
@@ -196,3 +197,140 @@ async def test_a_stray_poll_of_a_left_tab_keeps_the_other_tabs_deadline(nodes):
     assert (got["rejoin"], got["reason"]) == (True, "left")
     after = await a.gateway.presence_ttl("room", "alice")
     assert after < before - 150  # tab2's deadline, 0.3 s nearer; not one from tab1's poll
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_drain_does_not_refresh_a_tab_answered_and_left_before_its_turn(nodes, monkeypatch):
+    """483f720: the drain lists the held polls at its start and refreshes them a few at a
+    time. A poll answered before its turn, whose tab then left, is not refreshed (it
+    would be a stray refresh, see the test below): its user's leave stays one `leave`."""
+    a, b = nodes
+    monkeypatch.setattr(model, "CLAIM_CONCURRENCY", 1)  # the drain refreshes 8 at a time
+    b.poll_timeout = 30
+    blockers = [f"u{i}" for i in range(8)]
+    for user in blockers:
+        await b.join("lobby", user, "c", None)
+    polls = [asyncio.ensure_future(b.poll("lobby", user, "c", 8)) for user in blockers]
+    await a.join("room", "watcher", "w", None)
+    joined = await b.join("room", "alice", "tab1", None)
+    alice = asyncio.ensure_future(b.poll("room", "alice", "tab1", joined["cursor"]))
+    await wait_until_async(lambda: b.pending == 9, message="the polls are held")
+    refresh, release, blocked, refreshed = b.gateway.refresh, asyncio.Event(), [], []
+
+    async def slow_refresh(channel, user, conn, *args, **kwargs):
+        refreshed.append((channel, user, conn))
+        if channel == "lobby":
+            blocked.append(user)
+            await release.wait()
+        return await refresh(channel, user, conn, *args, **kwargs)
+
+    b.gateway.refresh = slow_refresh
+    drain = asyncio.ensure_future(b.drain())
+    await wait_until_async(lambda: len(blocked) == 8, message="the drain's first turns")
+    await b.send("room", "watcher", "hi")
+    got = await asyncio.wait_for(alice, 5)  # answered before its turn...
+    assert [e["type"] for e in got["events"]] == ["message"]
+    await b.leave("room", "alice", "tab1")  # ...and its tab left
+    release.set()
+    done = await drain
+    assert ("room", "alice", "tab1") not in refreshed
+    assert done == 8
+    remaining = await a.gateway.presence_ttl("room", "alice")
+    assert remaining == -2 or remaining <= LEAVE_GRACE * 1000
+    await wait_until_async(lambda: a.stats.events["leave"] + b.stats.events["leave"] == 1)
+    await asyncio.sleep(0.2)
+    assert await events_of(a, 3) == [("leave", "alice")]
+    assert a.stats.events["offline"] + b.stats.events["offline"] == 0
+    for poll in polls:
+        assert (await poll)["reconnect"] is True
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_undo_later_than_the_grace_claims_the_leave_itself(nodes):
+    """A stray refresh in the grace lengthens the user's key by --timeout; its undo comes
+    after the grace, gives the key its past deadline back, and the store deletes it with
+    no expiry notice (`del`): the node that undid it claims the `leave` at once, instead
+    of leaving it to the sweep (--timeout / 2 later; 30 s here)."""
+    a, b = nodes
+    release = asyncio.Event()
+    undo = a.gateway._undo_stray_refresh
+
+    async def late_undo(*args):
+        await release.wait()
+        return await undo(*args)
+
+    a.gateway._undo_stray_refresh = late_undo
+    await a.join("room", "watcher", "w", None)
+    await b.join("room", "alice", "tab1", None)
+    await b.leave("room", "alice", "tab1")
+    stray = asyncio.ensure_future(a.poll("room", "alice", "tab1", 2))
+
+    async def lengthened():
+        return await a.gateway.presence_ttl("room", "alice") > LEAVE_GRACE * 1000
+
+    await wait_until_async(lengthened, message="the stray refresh in the grace")
+    await asyncio.sleep(LEAVE_GRACE * 2)  # past the grace: the key is still there
+    assert await a.gateway.presence_ttl("room", "alice") > 20_000
+    release.set()
+    got = await stray
+    assert (got["rejoin"], got["reason"]) == (True, "left")
+    await wait_until_async(
+        lambda: a.stats.events["leave"] + b.stats.events["leave"] == 1, timeout=5
+    )
+    await asyncio.sleep(0.2)
+    assert await events_of(a, 2) == [("leave", "alice")]
+    assert a.stats.events["offline"] + b.stats.events["offline"] == 0
+
+
+@pytest.fixture
+def short_nodes(store_url, io_loop):
+    """Two nodes with --timeout 2 s and a 1 s leave grace (a stray refresh lengthens the
+    user's key by the timeout: short, so that the test sees it expire)."""
+    made = [make_presence(store_url, timeout=2, leave_grace=1) for _ in range(2)]
+    subscribers = [Subscriber(n, sweep_interval=30) for n in made]
+    io_loop.run_sync(lambda: asyncio.gather(*(s.start() for s in subscribers)))
+    yield made
+    for s, n in zip(subscribers, made, strict=True):
+        io_loop.run_sync(s.stop)
+        io_loop.run_sync(n.gateway.close)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_leave_stays_a_leave_however_late_the_stray_refresh_undo(short_nodes):
+    """Polls in flight when the tab left refresh the user's key (SET XX) and their undo is
+    late (here: held until the end): the second comes after the grace, so the key outlives
+    the grace and the leave's first deadline by far. The user still gets one `leave`,
+    never `offline`, and the late undos change nothing after it."""
+    a, b = short_nodes
+    release = asyncio.Event()
+    undo = a.gateway._undo_stray_refresh
+
+    async def late_undo(*args):
+        await release.wait()
+        await undo(*args)
+
+    a.gateway._undo_stray_refresh = late_undo
+    await b.join("room", "alice", "tab1", None)
+    await b.leave("room", "alice", "tab1")
+    first = asyncio.ensure_future(a.poll("room", "alice", "tab1", 1))  # stray, in the grace
+
+    async def lengthened():  # past the grace: the stray refresh landed
+        return await a.gateway.presence_ttl("room", "alice") > 1000
+
+    await wait_until_async(lengthened, timeout=0.9, message="the stray refresh in the grace")
+    await asyncio.sleep(1.5)  # past the grace
+    second = asyncio.ensure_future(a.poll("room", "alice", "tab1", 1))  # stray, after it
+    await wait_until_async(
+        lambda: (
+            a.stats.events["leave"] + b.stats.events["leave"] >= 1
+            or a.stats.events["offline"] + b.stats.events["offline"] >= 1
+        ),
+        timeout=10,
+    )
+    release.set()
+    for got in await asyncio.gather(first, second):
+        assert (got["rejoin"], got["reason"]) == (True, "left")
+    await asyncio.sleep(0.5)
+    assert await events_of(a) == [("join", "alice"), ("leave", "alice")]
+    assert a.stats.events["offline"] + b.stats.events["offline"] == 0
+    assert await members(a) == []
