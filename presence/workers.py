@@ -64,6 +64,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
+from typing import NoReturn
 
 from presence import node
 from presence.service.embedded import (
@@ -164,7 +165,7 @@ class Supervisor:
             os.close(self._wake_r)
             os.close(self._wake_w)
 
-    def _on_signal(self, signum: int, frame) -> None:
+    def _on_signal(self, signum: int, frame: object) -> None:
         self.stopping = True  # the wakeup fd wakes the poll in _supervise
 
     def _supervise(self) -> int:
@@ -368,7 +369,7 @@ class Supervisor:
 
     # ------------------------------------------------------------------ a worker
 
-    def _child(self, w: Worker, read_end: int, ready_fd: int):
+    def _child(self, w: Worker, read_end: int, ready_fd: int) -> NoReturn:
         code = 1
         try:
             parent = os.getppid()
@@ -399,7 +400,12 @@ class Supervisor:
 
 
 def _run_worker(
-    args, url: str, store_label: str, sockets: list, ready_fd: int, store_status
+    args: argparse.Namespace,
+    url: str,
+    store_label: str,
+    sockets: list,
+    ready_fd: int,
+    store_status: StoreStatus | None,
 ) -> int:
     """A worker's node on a loop created here, after the fork."""
     sockets = [_OneAcceptPerWakeup.of(sock) for sock in sockets]
