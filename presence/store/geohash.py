@@ -154,28 +154,26 @@ def geohash_string(score: float) -> bytes:
     return bytes(chars) + b"0"
 
 
-def _move_x(h: Hash, d: int) -> Hash:
+def _move(h: Hash, d: int, mine: int, other: int) -> Hash:
+    """One cell east/west (`mine` the odd bits: longitude) or north/south (`mine` the even
+    bits: latitude), as geohash_move_x/y: add or subtract one in the interleaved bits."""
     bits, step = h
-    x, y = bits & _ODD, bits & _EVEN
-    zz = _EVEN >> (64 - step * 2)
+    moved, kept = bits & mine, bits & other
+    zz = other >> (64 - step * 2)
     if d > 0:
-        x = x + (zz + 1)
+        moved = moved + (zz + 1)
     else:
-        x = (x | zz) - (zz + 1)
-    x &= _ODD >> (64 - step * 2)
-    return (x | y) & _MASK64, step
+        moved = (moved | zz) - (zz + 1)
+    moved &= mine >> (64 - step * 2)
+    return (moved | kept) & _MASK64, step
+
+
+def _move_x(h: Hash, d: int) -> Hash:
+    return _move(h, d, _ODD, _EVEN)
 
 
 def _move_y(h: Hash, d: int) -> Hash:
-    bits, step = h
-    x, y = bits & _ODD, bits & _EVEN
-    zz = _ODD >> (64 - step * 2)
-    if d > 0:
-        y = y + (zz + 1)
-    else:
-        y = (y | zz) - (zz + 1)
-    y &= _EVEN >> (64 - step * 2)
-    return (x | y) & _MASK64, step
+    return _move(h, d, _EVEN, _ODD)
 
 
 def neighbors(h: Hash) -> list[Hash]:
