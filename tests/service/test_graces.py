@@ -20,18 +20,22 @@ LEAVE_GRACE = 0.4
 DISCONNECT_GRACE = 0.4
 
 
-@pytest.fixture
-def nodes(store_url, io_loop):
-    made = [
-        make_presence(store_url, leave_grace=LEAVE_GRACE, disconnect_grace=DISCONNECT_GRACE)
-        for _ in range(2)
-    ]
+def two_nodes(io_loop, store_url, **settings):
+    """Two nodes on the store with these settings, subscribed; stopped after the test."""
+    made = [make_presence(store_url, **settings) for _ in range(2)]
     subscribers = [Subscriber(n, sweep_interval=30) for n in made]
     io_loop.run_sync(lambda: asyncio.gather(*(s.start() for s in subscribers)))
     yield made
     for s, n in zip(subscribers, made, strict=True):
         io_loop.run_sync(s.stop)
         io_loop.run_sync(n.gateway.close)
+
+
+@pytest.fixture
+def nodes(store_url, io_loop):
+    yield from two_nodes(
+        io_loop, store_url, leave_grace=LEAVE_GRACE, disconnect_grace=DISCONNECT_GRACE
+    )
 
 
 async def events_of(node, after=0):
@@ -286,13 +290,7 @@ async def test_an_undo_later_than_the_grace_claims_the_leave_itself(nodes):
 def short_nodes(store_url, io_loop):
     """Two nodes with --timeout 2 s and a 1 s leave grace (a stray refresh lengthens the
     user's key by the timeout: short, so that the test sees it expire)."""
-    made = [make_presence(store_url, timeout=2, leave_grace=1) for _ in range(2)]
-    subscribers = [Subscriber(n, sweep_interval=30) for n in made]
-    io_loop.run_sync(lambda: asyncio.gather(*(s.start() for s in subscribers)))
-    yield made
-    for s, n in zip(subscribers, made, strict=True):
-        io_loop.run_sync(s.stop)
-        io_loop.run_sync(n.gateway.close)
+    yield from two_nodes(io_loop, store_url, timeout=2, leave_grace=1)
 
 
 @pytest.mark.gen_test(timeout=30)
