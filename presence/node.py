@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from presence import allocator
 from presence.runtime import MemoryProbe, raise_fd_limit, tune_gc
 from presence.service.embedded import (
     EmbeddedStore,
@@ -226,7 +227,8 @@ def announce(args: argparse.Namespace, store_label: str, workers: list[str] | No
         f"presence node {node} listening on {args.host}:{args.port} (store: {store_label})\n"
         f"  demo page:  {base}/\n"
         f"  dashboard:  {base}/dashboard\n"
-        f"  API:        {base}/api/channels   health: {base}/healthz   metrics: {base}/metrics",
+        f"  API:        {base}/api/channels   health: {base}/healthz   metrics: {base}/metrics\n"
+        f"  memory:     {allocator.current()} (--allocator {getattr(args, 'allocator', 'auto')})",
         flush=True,
     )
 

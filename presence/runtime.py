@@ -25,6 +25,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from presence import allocator
+
 # CPython counts container allocations minus deallocations: a young collection after
 # 50,000 more live containers (default 700), a middle one every 50 young ones, a full
 # one after 100,000 middle ones and only once the objects promoted since the last full
@@ -70,41 +72,22 @@ def raise_fd_limit(wanted: int) -> int:
     return soft
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, or None (musl, macOS, Windows: nothing to call)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError, TypeError):
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
-
-
-_TRIM = _malloc_trim()
-
-
 def trim_memory() -> bool:
-    """Give the C heap's free pages back to the system now; False where there is no
-    glibc (then nothing is done).
+    """Give the allocator's free pages back to the system now (presence.allocator.purge);
+    False where there is nothing to call (then nothing is done).
 
-    CPython allocates objects over 512 bytes (most strings of an event or a request, the
-    tables of big dicts and sets) with malloc; freed, they stay in glibc's heap, and when
-    some live object sits above them the heap cannot shrink: RSS stays at its peak after
-    a burst of polls or events is gone. malloc_trim(0) returns every free page of the heap
-    to the system (madvise), wherever it is. It costs about 10 ms per 200 MB of heap
-    (measured on this project's machine), so it is called after large frees only (see
-    MemoryTrimmer). Small objects live in pymalloc's arenas, which CPython unmaps itself
-    once they are empty.
+    Freed memory stays with the allocator: jemalloc's dirty pages until they decay,
+    glibc's heap when some live object sits above them (on pymalloc, CPython allocates
+    objects over 512 bytes there: event texts, request buffers, big dict tables). Then RSS
+    stays at its peak after a burst of polls or events is gone. A purge costs about 10 ms
+    per 200 MB of heap (measured on this project's machine), so it is called after large
+    frees only (see MemoryTrimmer).
     """
-    if _TRIM is None:
-        return False
-    _TRIM(0)
-    return True
+    return allocator.purge()
 
 
 TRIM_DROP = 1000  # a fall of the load by this much (and a quarter) since its peak trims
-TRIM_IDLE = 60.0  # seconds: an idle node trims once after this long without a trim
+TRIM_IDLE = 15.0  # seconds: a node whose load fell trims once this long after its last trim
 
 
 class MemoryTrimmer:
@@ -189,6 +172,7 @@ def heap_usage() -> dict[str, int]:
     except (OSError, AttributeError, TypeError):
         pass
     usage.update(_pymalloc_stats())
+    usage.update(allocator.jemalloc_stats())
     return usage
 
 
@@ -256,6 +240,7 @@ class MemoryProbe:
             tracemalloc.take_snapshot().dump(base + ".tracemalloc")
         report = {
             "pid": os.getpid(),
+            "allocator": allocator.current(),
             "rss_kib_untrimmed": untrimmed,
             "rss_kib": rss_kib(),
             "status": {k: v for k, v in proc_status().items() if k.startswith("Rss")},

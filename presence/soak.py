@@ -48,6 +48,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from presence import allocator
 from presence.bench import Client, Connection, HTTPError, raise_open_files_limit
 from presence.runtime import proc_status
 from presence.testing import ROOT, find_tool, free_port, wait_for_port
@@ -57,6 +58,9 @@ LATE_POLL = 2.0  # seconds past --poll-timeout after which a poll's answer count
 SLOW_CONNECT = 0.9  # seconds: a TCP connect this slow had its SYN dropped (a full backlog)
 STALL = 0.5  # seconds the soak's own event loop may lag before it counts as a stall
 FAULTS = ("store-kill", "node-kill", "node-term")
+RSS_SLACK = 0.02  # the nodes' RSS after the load may exceed the baseline's by 2%
+RSS_SLACK_MIB = 3.0  # ... or by this much, whichever is more (runs of a few tabs)
+POOL_SOCKETS = 3 * 64  # store connections the nodes' pools may keep from the peak
 
 
 @dataclass(eq=False)
@@ -115,12 +119,10 @@ class Soak:
                  "--leave-grace", str(self.opts.leave_grace)]  # fmt: skip
         self.probe_dir = os.path.join(self.workdir, "memory")
         os.makedirs(self.probe_dir)
-        flags += ["--memory-probe", self.probe_dir]
+        flags += ["--memory-probe", self.probe_dir, "--allocator", self.opts.allocator]
         env = dict(os.environ)
         if self.opts.trace_memory:
             env["PYTHONTRACEMALLOC"] = "1"
-        if self.opts.node_malloc:
-            env["PYTHONMALLOC"] = self.opts.node_malloc
         if self.opts.store == "redis":
             self.redis_port = free_port()
             self.start_redis()
@@ -173,6 +175,10 @@ class Soak:
         return {"fds": fds, "sockets": len(sockets), "http_connections": len(http),
                 "rss_mib": round(sum(each), 1), "rss_mib_each": each, "anon_mib": anon,
                 "workers": pids[1:]}  # fmt: skip
+
+    def allocator(self) -> str:
+        """The workers' allocator, as their memory reports at the end name it."""
+        return ",".join(sorted({r.get("allocator", "?") for r in self.reports.get("after", ())}))
 
     def store_refusals(self) -> int | None:
         """Commands the bundled store refused the nodes (its ACL LOG: the node is a
@@ -566,6 +572,7 @@ class Soak:
                 "soak_loop_stalls": len(self.loop_stalls),
                 "soak_loop_stall_max_s": round(max((x for _, x in self.loop_stalls), default=0), 1),
                 "nodes": {"baseline": baseline, "peak": peak, "after": after},
+                "allocator": self.allocator(),
                 "memory_growth": growth,
             }
         finally:
@@ -778,10 +785,10 @@ def parser() -> argparse.ArgumentParser:
         "between the baseline and the end, by line of code (slows the nodes down)",
     )
     add(
-        "--node-malloc",
-        choices=["malloc", "pymalloc"],
-        default=None,
-        help="PYTHONMALLOC for the nodes (unset: CPython's default, pymalloc)",
+        "--allocator",
+        choices=allocator.CHOICES,
+        default="auto",
+        help="the nodes' serve --allocator (auto)",
     )
     add("--json", action="store_true", help="print the report as JSON")
     return p
@@ -805,6 +812,26 @@ def options(argv: list[str]) -> argparse.Namespace:
     return opts
 
 
+def resources(nodes: dict) -> dict:
+    """Whether the nodes' descriptors and memory came back to the baseline: no HTTP
+    connection left, every descriptor but sockets back, store connections within their
+    pools, RSS at most RSS_SLACK above the baseline (RSS_SLACK_MIB at least)."""
+    base, after = nodes["baseline"], nodes["after"]
+    extra_sockets = (after["sockets"] - after["http_connections"]) - base["sockets"]
+    rss_limit = base["rss_mib"] + max(base["rss_mib"] * RSS_SLACK, RSS_SLACK_MIB)
+    return {
+        "http_connections_left": after["http_connections"],
+        "other_fds_back": after["fds"] - after["sockets"] <= base["fds"] - base["sockets"],
+        "store_sockets_added": extra_sockets,
+        "rss_growth_mib": round(after["rss_mib"] - base["rss_mib"], 1),
+        "rss_limit_mib": round(rss_limit, 1),
+        "back": after["http_connections"] == 0
+        and after["fds"] - after["sockets"] <= base["fds"] - base["sockets"]
+        and extra_sockets <= POOL_SOCKETS
+        and after["rss_mib"] <= rss_limit,
+    }
+
+
 def passed(report: dict) -> bool:
     v = report["verdict"]
     return (
@@ -812,6 +839,7 @@ def passed(report: dict) -> bool:
         and v["delivered_once"] == v["expected"]
         and v["spurious_offline"] == 0
         and v["spurious_rejoin"] == 0
+        and resources(report["nodes"])["back"]
     )
 
 
@@ -845,6 +873,13 @@ def render(report: dict) -> str:
             f"{n['rss_mib']} MiB RSS ({n['anon_mib']} MiB of it anonymous: heaps; per process "
             f"{n['rss_mib_each']})"
         )
+    r = resources(nodes)
+    lines.append(
+        f"resources back to baseline: {'yes' if r['back'] else 'NO'} (RSS {r['rss_growth_mib']:+} "
+        f"MiB, limit {r['rss_limit_mib']} MiB; HTTP connections left {r['http_connections_left']}"
+        f", other fds back {r['other_fds_back']}, store sockets added {r['store_sockets_added']}"
+        f"; nodes on {report.get('allocator', '?')})"
+    )
     lines.append("PASS" if passed(report) else "FAIL")
     return "\n".join(lines + report["memory_growth"] + report.get("explained", []))
 

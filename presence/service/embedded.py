@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from urllib.parse import quote
 
+from presence import allocator
 from presence.service.keys import EXPIRY_CHANNEL
 
 log = logging.getLogger("presence.store")
@@ -220,6 +221,7 @@ class EmbeddedStore:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=allocator.without_choice(dict(os.environ)),  # CPython's default for it
                 preexec_fn=_die_with_parent if os.name == "posix" else None,
             )
         except OSError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from presence import allocator
 from presence.service.model import Presence
 from presence.service.records import StoreUnavailable
 
@@ -50,6 +51,12 @@ async def render_metrics(presence: Presence, node: str) -> str:
         "# TYPE presence_kept gauge",
     ]
     lines += [f'presence_kept{{{label},kind="{k}"}} {n}' for k, n in presence.kept().items()]
+    lines += [
+        "# HELP presence_allocator_info The allocator of this node's Python objects "
+        "(serve --allocator).",
+        "# TYPE presence_allocator_info gauge",
+        f'presence_allocator_info{{{label},allocator="{allocator.current()}"}} 1',
+    ]
     lines += [
         "# HELP presence_events_total Events recorded by this node, by type.",
         "# TYPE presence_events_total counter",
