@@ -87,7 +87,7 @@ def trim_memory() -> bool:
 
 
 TRIM_DROP = 1000  # a fall of the load by this much (and a quarter) since its peak trims
-TRIM_IDLE = 15.0  # seconds: a node whose load fell trims once this long after its last trim
+TRIM_IDLE = 15.0  # seconds: a node whose load is not rising trims this long after its last trim
 
 
 class MemoryTrimmer:
@@ -96,9 +96,11 @@ class MemoryTrimmer:
     then (the periodic sweep does, see presence.service.subscriber).
 
     It trims when the load fell by TRIM_DROP and a quarter since its peak (a burst is
-    over: its memory is free), and when the load is lower than at the last trim and
-    TRIM_IDLE seconds passed since the last trim (a slow decline). The peak starts again
-    at each trim.
+    over: its memory is free), and when the load did not rise since the previous
+    observation and TRIM_IDLE seconds passed since the last trim (a slow decline, or a
+    steady load: what was freed meanwhile, requests and events that are gone, does not
+    show in the load). The peak starts again at each trim. A trim with little to give
+    back costs well under a millisecond.
     """
 
     def __init__(self, trim: Callable[[], bool] = trim_memory,
@@ -106,6 +108,7 @@ class MemoryTrimmer:
         self.trim = trim
         self.clock = clock
         self.peak = 0
+        self.previous = 0  # the load at the previous observation
         self.last = clock()
         self.trims = 0
         self.freed_kib = 0  # RSS the trims gave back, in all
@@ -115,7 +118,8 @@ class MemoryTrimmer:
         self.peak = max(self.peak, load)
         drop = self.peak - load
         burst_over = drop >= TRIM_DROP and drop * 4 >= self.peak
-        idle = load < self.peak and self.clock() - self.last >= TRIM_IDLE
+        rising, self.previous = load > self.previous, load
+        idle = not rising and self.clock() - self.last >= TRIM_IDLE
         if not (burst_over or idle):
             return False
         before = rss_kib()

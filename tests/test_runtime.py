@@ -30,16 +30,22 @@ def test_trims_when_a_burst_is_over_not_while_it_lasts():
     assert not trimmer.observe(0) and len(trims) == 2
 
 
-def test_a_slow_decline_trims_at_most_every_trim_idle_seconds():
+def test_a_load_that_is_not_rising_trims_every_trim_idle_seconds():
     clock = Clock()
     trimmer = MemoryTrimmer(lambda: True, clock)
     trimmer.observe(500)
     clock.now += TRIM_IDLE / 2
     assert not trimmer.observe(400)  # too soon, too small for a burst
     clock.now += TRIM_IDLE / 2
-    assert trimmer.observe(300)
+    assert trimmer.observe(300)  # a slow decline
     clock.now += TRIM_IDLE * 2
-    assert not trimmer.observe(300)  # no fall since: nothing to give back
+    assert trimmer.observe(300)  # steady: what requests freed meanwhile goes back
+    clock.now += TRIM_IDLE / 2
+    assert not trimmer.observe(300)  # at most every TRIM_IDLE seconds
+    clock.now += TRIM_IDLE
+    assert not trimmer.observe(900)  # rising: the memory is being used
+    clock.now += TRIM_IDLE
+    assert trimmer.observe(900)
 
 
 def test_trim_memory_gives_freed_heap_back():
