@@ -117,11 +117,16 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 @contextmanager
 def presence_node(
-    log_level: str, root: Path = ROOT, logs: list | None = None, engine: str | None = None
+    log_level: str,
+    root: Path = ROOT,
+    logs: list | None = None,
+    engine: str | None = None,
+    allocator: str | None = None,
 ):
     """`presence serve` of the checkout `root` with its bundled store, on HTTP engine
-    `engine` (PRESENCE_HTTP_ENGINE: a checkout without the flag ignores it); yields (port,
-    node pid, store pid). Its log (a temporary file) is appended to `logs`."""
+    `engine` and allocator `allocator` (PRESENCE_HTTP_ENGINE, PRESENCE_ALLOCATOR: a
+    checkout without the flag ignores it); yields (port, node pid, store pid). Its log (a
+    temporary file) is appended to `logs`."""
     port = free_port()
     cmd = [
         *(sys.executable, "-m", "presence.cli", "serve", "--port", str(port)),
@@ -131,6 +136,8 @@ def presence_node(
     env = {**os.environ, **BENCH_LIMITS}
     if engine is not None:
         env["PRESENCE_HTTP_ENGINE"] = engine
+    if allocator is not None:
+        env["PRESENCE_ALLOCATOR"] = allocator
     proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env)
     if logs is not None:
         logs.append((root, log))
@@ -712,6 +719,12 @@ def main() -> None:
         "the alternation: own, tornado, or own,tornado (own)",
     )
     p.add_argument(
+        "--allocators",
+        default="auto",
+        help="allocators of `presence serve` (--allocator), each a node of its own (per "
+        "engine) in the alternation, e.g. jemalloc,pymalloc,malloc (auto)",
+    )
+    p.add_argument(
         "--baseline-root",
         help="another checkout (e.g. a git worktree of an earlier commit): its `presence "
         "serve` joins the alternation as a third server, for before/after in one run",
@@ -738,10 +751,16 @@ def main() -> None:
     logs: list = []
     with contextlib.ExitStack() as stack:
         if "presence" in only:
-            for engine in args.engines.split(","):
-                kind = "presence" if engine == args.engines.split(",")[0] else f"presence-{engine}"
-                labels[kind] = f"presence serve, {engine} engine (bundled store)"
-                node_of = presence_node(args.log_level, ROOT, logs, engine)
+            allocators = args.allocators.split(",")
+            for n, (engine, alloc) in enumerate(
+                (e, a) for e in args.engines.split(",") for a in allocators
+            ):
+                parts = [engine] * (engine != args.engines.split(",")[0] or n == 0)
+                parts += [alloc] * (alloc != allocators[0])
+                kind = "-".join(["presence", *parts]) if n else "presence"
+                on = f", {alloc} allocator" if len(allocators) > 1 else ""
+                labels[kind] = f"presence serve, {engine} engine{on} (bundled store)"
+                node_of = presence_node(args.log_level, ROOT, logs, engine, alloc)
                 port, node, store = stack.enter_context(node_of)
                 servers[kind] = (port, {"node": node, "store": store})
         if args.baseline_root:
