@@ -545,13 +545,16 @@ class Soak:
             watcher = asyncio.ensure_future(self.watch_loop())
             begun = self.began = loop.time()
             overflows = _listen_overflows()
-            await self.round(self.opts.duration, faults=True)
-            await asyncio.sleep(self.opts.timeout + 3)  # the last offlines fall due
+            rounds = []  # the nodes' usage after each round's settle
+            for _ in range(self.opts.rounds):
+                await self.round(self.opts.duration, faults=True)
+                await asyncio.sleep(self.opts.timeout + 3)  # the last offlines fall due
+                # two sweeps (--timeout / 2 apart) age the nodes' caches out, a third trims
+                await asyncio.sleep(self.opts.settle)
+                rounds.append(self.node_usage())
             watcher.cancel()
-            # two sweeps (--timeout / 2 apart) age the nodes' caches out, a third trims
-            await asyncio.sleep(self.opts.settle)
             sampler.cancel()
-            after = self.node_usage()
+            after = rounds[-1]
             refusals = self.store_refusals()
             await self.memory_reports("after")
             growth = self.memory_growth()  # (before the snapshots go with the workdir)
@@ -572,6 +575,9 @@ class Soak:
                 "soak_loop_stalls": len(self.loop_stalls),
                 "soak_loop_stall_max_s": round(max((x for _, x in self.loop_stalls), default=0), 1),
                 "nodes": {"baseline": baseline, "peak": peak, "after": after},
+                "after_each_round": [
+                    {k: u[k] for k in ("fds", "rss_mib", "rss_mib_each")} for u in rounds
+                ],
                 "allocator": self.allocator(),
                 "memory_growth": growth,
             }
@@ -748,6 +754,13 @@ def parser() -> argparse.ArgumentParser:
     add("--channels", type=int, default=100, help="channels the tabs are spread over (100)")
     add("--duration", type=float, default=240, help="seconds of load with faults (240)")
     add("--warmup", type=float, default=20, help="seconds of a first round without faults (20)")
+    add(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds of --duration with faults, each followed "
+        "by the settle and a measure of the nodes' fds and RSS (whether they level off) (1)",
+    )
     add("--fault-every", type=float, default=30, help="seconds between two faults (30)")
     add(
         "--faults",
@@ -872,6 +885,11 @@ def render(report: dict) -> str:
             f"{n['http_connections']} HTTP connections; the others: listening, store), "
             f"{n['rss_mib']} MiB RSS ({n['anon_mib']} MiB of it anonymous: heaps; per process "
             f"{n['rss_mib_each']})"
+        )
+    if len(report.get("after_each_round", ())) > 1:
+        lines.append(
+            "nodes after each round: "
+            + ", ".join(f"{u['fds']} fds {u['rss_mib']} MiB" for u in report["after_each_round"])
         )
     r = resources(nodes)
     lines.append(
