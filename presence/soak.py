@@ -51,7 +51,7 @@ from urllib.parse import quote
 from presence import allocator
 from presence.bench import Client, Connection, HTTPError, raise_open_files_limit
 from presence.runtime import proc_status
-from presence.testing import ROOT, find_tool, free_port, wait_for_port
+from presence.testing import ROOT, child_pids, cmdline, find_tool, free_port, wait_for_port
 
 MARGIN = 1.0  # seconds of slack around an end's window when deciding who must have heard it
 LATE_POLL = 2.0  # seconds past --poll-timeout after which a poll's answer counts as late
@@ -153,10 +153,10 @@ class Soak:
         """(node worker pids, bundled store pid) of the running deployment."""
         assert self.proc is not None
         workers, store = [], None
-        for pid in _children(self.proc.pid):
+        for pid in child_pids(self.proc.pid):
             if _state(pid) in ("Z", ""):
                 continue
-            if b"presence.store" in _cmdline(pid):
+            if b"presence.store" in cmdline(pid):
                 store = pid
             else:
                 workers.append(pid)
@@ -186,7 +186,7 @@ class Soak:
         store = self.children()[1]
         if self.opts.store != "bundled" or store is None:
             return None
-        config = _cmdline(store).split(b"\0")[-2].decode()  # (python -m presence.store CONF)
+        config = cmdline(store).split(b"\0")[-2].decode()  # (python -m presence.store CONF)
         with open(os.path.join(os.path.dirname(config), "users.acl")) as fh:
             password = next(x.split(">", 1)[1] for x in fh.read().split() if x.startswith(">"))
         socket_path = os.path.join(os.path.dirname(config), "store.sock")
@@ -679,28 +679,12 @@ def drop(client: Client, conn: Connection | None) -> None:
         client.drop(conn)
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(c) for c in fh.read().split()]
-    except OSError:
-        return []
-
-
 def _state(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/stat") as fh:
             return fh.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return ""
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read()
-    except OSError:
-        return b""
 
 
 def _fd_count(pid: int) -> int:
@@ -831,15 +815,16 @@ def resources(nodes: dict) -> dict:
     pools, RSS at most RSS_SLACK above the baseline (RSS_SLACK_MIB at least)."""
     base, after = nodes["baseline"], nodes["after"]
     extra_sockets = (after["sockets"] - after["http_connections"]) - base["sockets"]
+    other_fds_back = after["fds"] - after["sockets"] <= base["fds"] - base["sockets"]
     rss_limit = base["rss_mib"] + max(base["rss_mib"] * RSS_SLACK, RSS_SLACK_MIB)
     return {
         "http_connections_left": after["http_connections"],
-        "other_fds_back": after["fds"] - after["sockets"] <= base["fds"] - base["sockets"],
+        "other_fds_back": other_fds_back,
         "store_sockets_added": extra_sockets,
         "rss_growth_mib": round(after["rss_mib"] - base["rss_mib"], 1),
         "rss_limit_mib": round(rss_limit, 1),
         "back": after["http_connections"] == 0
-        and after["fds"] - after["sockets"] <= base["fds"] - base["sockets"]
+        and other_fds_back
         and extra_sockets <= POOL_SOCKETS
         and after["rss_mib"] <= rss_limit,
     }

@@ -99,6 +99,24 @@ def stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
             proc.wait()
 
 
+def child_pids(pid: int) -> list[int]:
+    """The pids of `pid`'s children ([] once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(c) for c in fh.read().split()]
+    except OSError:
+        return []
+
+
+def cmdline(pid: int) -> bytes:
+    """`pid`'s command line, its arguments separated by NUL (b"" once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
+
+
 def _redis_command(exe: str, port: int, workdir: str, extra: Sequence[str]) -> list[str]:
     return [
         exe,

@@ -12,7 +12,15 @@ import urllib.request
 import pytest
 
 from presence import allocator
-from presence.testing import ROOT, free_port, require_all, stop, wait_for_port
+from presence.testing import (
+    ROOT,
+    child_pids,
+    cmdline,
+    free_port,
+    require_all,
+    stop,
+    wait_for_port,
+)
 from tests.helpers import wait_until
 
 PEAK = """
@@ -142,9 +150,9 @@ def test_serve_runs_on_the_allocator_it_was_given(choice, workers, expected, tmp
         wait_for_port(port, proc)
         assert metrics_allocator(port) == expected
         assert maps_jemalloc(proc.pid) == (expected == "jemalloc")
-        wait_until(lambda: len(_children(proc.pid)) == int(workers) + (workers != "1"))
-        children = _children(proc.pid)
-        stores = [c for c in children if "presence.store" in _cmdline(c)]
+        wait_until(lambda: len(child_pids(proc.pid)) == int(workers) + (workers != "1"))
+        children = child_pids(proc.pid)
+        stores = [c for c in children if b"presence.store" in cmdline(c)]
         assert len(stores) == 1
         assert not maps_jemalloc(stores[0])
         assert "PYTHONMALLOC" not in _environ(stores[0])
@@ -153,19 +161,6 @@ def test_serve_runs_on_the_allocator_it_was_given(choice, workers, expected, tmp
         wait_until(lambda: banner in (tmp_path / "out").read_text())
     finally:
         stop(proc)
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(x) for x in fh.read().split()]
-    except OSError:
-        return []
-
-
-def _cmdline(pid: int) -> str:
-    with open(f"/proc/{pid}/cmdline", "rb") as fh:
-        return fh.read().replace(b"\0", b" ").decode()
 
 
 def _environ(pid: int) -> dict[str, str]:
