@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import glob
 import os
 import subprocess
@@ -39,8 +40,9 @@ _SEARCH = ("/usr/lib/*/libjemalloc.so.2", "/usr/lib*/libjemalloc.so.2",
            "/usr/local/lib*/libjemalloc.so.2", "/opt/homebrew/lib/libjemalloc.2.dylib")  # fmt: skip
 
 
+@functools.cache
 def find_jemalloc() -> str | None:
-    """The path of the system's jemalloc shared library, or None."""
+    """The path of the system's jemalloc shared library, or None (looked up once)."""
     try:
         listing = subprocess.run(
             ["ldconfig", "-p"], capture_output=True, text=True, timeout=5, check=False
