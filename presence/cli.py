@@ -97,13 +97,31 @@ def _workers(text: str) -> int:
     return value
 
 
+class _EnvCheckedParser(argparse.ArgumentParser):
+    """argparse checks `choices` only on the command line; this one also checks a default
+    that came from a PRESENCE_<FLAG> variable, and names the variable."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, rest = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            value = getattr(parsed, action.dest, None)
+            if action.choices is None or value is None or value in action.choices:
+                continue
+            variable = "PRESENCE_" + action.dest.upper()
+            self.error(
+                f"{variable}: invalid choice: {value!r} (choose from "
+                f"{', '.join(map(str, action.choices))})"
+            )
+        return parsed, rest
+
+
 def serve_parser() -> argparse.ArgumentParser:
     """The `presence serve` options; each defaults to its PRESENCE_<FLAG> variable.
 
     Environment values go through the same checks as flags (argparse converts string
     defaults with the option's type).
     """
-    p = argparse.ArgumentParser(prog="presence serve", description="Run one presence service node.")
+    p = _EnvCheckedParser(prog="presence serve", description="Run one presence service node.")
     add = p.add_argument
     add("--host", default=_env("host", "127.0.0.1"), help="address to listen on (127.0.0.1)")
     add("--port", type=int, default=_env("port", "8080"), help="HTTP port (8080)")

@@ -252,3 +252,24 @@ def test_only_an_asked_for_connection_cap_warns_when_the_file_limit_lowers_it(ca
     args = cli.serve_parser().parse_args(["--max-connections", "5000"])
     assert node.network_limits(args).max_connections < 1000
     assert [r.levelname for r in caplog.records if "--max-connections" in r.message] == ["WARNING"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PRESENCE_ALLOCATOR", "bogus"),
+        ("PRESENCE_HTTP_ENGINE", "nginx"),
+        ("PRESENCE_OFFLINE_TIMERS", "maybe"),
+    ],
+)
+def test_a_bad_choice_in_the_environment_stops_start_up_naming_the_variable(
+    variable, value, monkeypatch, capsys
+):
+    """argparse checks choices on the command line only; the environment's are checked too."""
+    from presence.cli import serve_parser
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as exc:
+        serve_parser().parse_args([])
+    assert exc.value.code == 2
+    assert f"{variable}: invalid choice: {value!r}" in capsys.readouterr().err
