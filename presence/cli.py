@@ -274,6 +274,16 @@ def serve_parser() -> argparse.ArgumentParser:
         help="node processes sharing the port, named <node-id>-<i>; 0: one per core (1)",
     )
     add(
+        "--recycle-after-peak",
+        type=_count,
+        default=_env("recycle-after-peak", "500"),
+        metavar="POLLS",
+        help="with --workers: a worker that held this many polls at once is replaced by a "
+        "fresh process once it holds a tenth of that at two sweeps in a row (the memory a "
+        "peak leaves goes with it; its held polls are answered reconnect: true); 0: never "
+        "(500)",
+    )
+    add(
         "--log-level",
         type=str.lower,
         default=_env("log-level", "info"),

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from presence import allocator
-from presence.runtime import MemoryProbe, raise_fd_limit, tune_gc
+from presence.runtime import MemoryProbe, Recycler, raise_fd_limit, tune_gc
 from presence.service.embedded import (
     EmbeddedStore,
     RestartPolicy,
@@ -93,10 +93,12 @@ async def run_node(
     ready: Callable[[], object] | None = None,
     store_status: StoreStatus | None = None,
     store_lost: asyncio.Future | None = None,
+    recycle: Callable[[], object] | None = None,
 ) -> int:
     """Serve until signalled (exit 0) or until `store_lost` is done: the supervisor of the
     bundled store gave up on it (exit 1). A worker of presence.workers passes the listening
-    `sockets` its parent bound and a `ready()` to call instead of printing the announcement."""
+    `sockets` its parent bound, a `ready()` to call instead of printing the announcement
+    and a `recycle()` that asks the parent to replace it (presence.runtime.Recycler)."""
 
     try:
         gateway = await Gateway.connect(url, args.history, args.store_mode)
@@ -121,6 +123,8 @@ async def run_node(
     subscriber = Subscriber(
         model, timers={"auto": None, "on": True, "off": False}[args.offline_timers]
     )
+    if recycle is not None:
+        subscriber.recycler = Recycler(args.recycle_after_peak, recycle)
     try:
         try:
             await subscriber.start()

@@ -131,6 +131,48 @@ class MemoryTrimmer:
         return True
 
 
+RECYCLE_QUIET = (
+    10  # a worker is quiet when it holds at most 1/RECYCLE_QUIET of --recycle-after-peak
+)
+RECYCLE_QUIET_SWEEPS = 2  # ... at this many sweeps in a row
+
+
+class Recycler:
+    """Decides when a worker of `presence serve --workers N` asks its parent to replace it
+    with a fresh process (--recycle-after-peak; presence.workers does the replacing).
+
+    A peak leaves a long-lived heap fragmented: the objects that outlive it (caches,
+    interned strings, grown tables) pin pages all over it, so no allocator can give those
+    back (the soak: 2-4% of RSS after the load, on every allocator). A process started
+    anew has none of it. So a worker that has held `peak` polls at once asks, once in its
+    life, to be replaced when it holds no more than a tenth of that at RECYCLE_QUIET_SWEEPS
+    observations in a row (the periodic sweep observes, see presence.service.subscriber).
+    The few polls it holds then are answered `reconnect: true` by its drain, and their
+    tabs poll again on the other workers or on its replacement.
+    """
+
+    def __init__(self, peak: int, ask: Callable[[], object]) -> None:
+        self.needed = peak  # 0: never
+        self.ask = ask
+        self.peak = 0
+        self.quiet = 0  # quiet observations in a row since the peak was reached
+        self.asked = False
+
+    def observe(self, held: int) -> bool:
+        """Note the polls held now; True when this call asked to be replaced."""
+        if self.asked or self.needed <= 0:
+            return False
+        self.peak = max(self.peak, held)
+        if self.peak < self.needed:
+            return False
+        self.quiet = self.quiet + 1 if held * RECYCLE_QUIET <= self.needed else 0
+        if self.quiet < RECYCLE_QUIET_SWEEPS:
+            return False
+        self.asked = True
+        self.ask()
+        return True
+
+
 def rss_kib() -> int:
     """This process's resident set size in KiB (0 where /proc is not there)."""
     return proc_status().get("VmRSS", 0)

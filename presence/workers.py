@@ -19,6 +19,10 @@ Nodes share nothing but the store, so N processes on one machine are simply N no
 * restarts a worker that dies (at once if it had lived STABLE_SECONDS, else after 0.25 s,
   doubling while it keeps dying that soon, a restart that cannot start included; after
   MAX_QUICK_DEATHS such deaths in a row it gives up, stops the others and exits 1);
+* replaces a worker that asks for it (--recycle-after-peak, presence.runtime.Recycler:
+  quiet after a peak, whose memory it keeps): a fresh worker is forked first and, once it
+  serves, the old one gets SIGTERM and drains; one replacement at a time, so the port is
+  always served by all N;
 * on SIGTERM/SIGINT closes its copy of the socket, sends SIGTERM to every worker (each
   drains as a single node does: held polls are answered with `reconnect: true`), waits
   up to STOP_GRACE seconds (then SIGKILL, exit 1), stops the bundled store and exits 0.
@@ -67,6 +71,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from presence import node
+from presence.runtime import proc_status
 from presence.service.embedded import (
     EmbeddedStore,
     RestartPolicy,
@@ -97,6 +102,7 @@ class Worker:
     ready: bool = False
     quick_deaths: int = 0  # consecutive deaths within STABLE_SECONDS of a start
     restart_at: float | None = None
+    wants_recycle: bool = False  # it asked to be replaced (b"m": presence.runtime.Recycler)
 
 
 def serve_workers(args: argparse.Namespace, count: int) -> int:
@@ -118,6 +124,9 @@ class Supervisor:
         self.store_policy = RestartPolicy(args.store_restarts, args.store_restart_window)
         self.stopping = False
         self.serving = False  # all workers have served once: the announcement is out
+        self.replacing: tuple[Worker, Worker] | None = None  # (old, its fresh replacement)
+        self.retiring: list[Worker] = []  # replaced, draining
+        self.recycles = 0
         self.poller = select.poll()
         self._wake_r = self._wake_w = -1
 
@@ -187,9 +196,10 @@ class Supervisor:
                         self._stop()
                         return status
                     continue
-                worker = next(w for w in self.workers if w.pipe == fd)
-                if os.read(fd, 64):
-                    status = self._ready(worker)
+                worker = next(w for w in self._processes() if w.pipe == fd)
+                said = os.read(fd, 64)
+                if said:
+                    status = self._heard(worker, said)
                 else:
                     status = self._exited(worker, self._reap(worker))
                 if status is not None:
@@ -206,10 +216,28 @@ class Supervisor:
                     self._spawn(w)
         return self._stop()
 
+    def _processes(self) -> list[Worker]:
+        """Every worker process there is: the serving ones, a replacement being started
+        and the replaced ones that drain."""
+        fresh = [self.replacing[1]] if self.replacing is not None else []
+        return [*self.workers, *fresh, *self.retiring]
+
+    def _heard(self, w: Worker, said: bytes) -> int | None:
+        """A worker wrote on its pipe: b"r" it serves, b"m" it asks to be replaced."""
+        status = self._ready(w) if b"r" in said else None
+        if b"m" in said:
+            w.wants_recycle = True
+            self._recycle_next()
+        return status
+
     def _ready(self, w: Worker) -> int | None:
         w.ready = True
         log.info("worker %s (pid %d) serving", w.name, w.pid)
+        if self.replacing is not None and w is self.replacing[1]:
+            self._swap()
+            return None
         if self.serving:
+            self._recycle_next()
             return None
         if w.index == 0:
             for other in self.workers[1:]:
@@ -217,13 +245,91 @@ class Supervisor:
         if all(x.ready for x in self.workers):
             self.serving = True
             node.announce(self.args, self.store_label, [x.name for x in self.workers])
+            self._recycle_next()
         return None
+
+    # ------------------------------------------------------------------ recycling
+
+    def _recycle_next(self) -> None:
+        """Start a fresh process for a worker that asked to be replaced (one at a time,
+        once all serve); the old one serves on until the new one does (see _swap)."""
+        if self.stopping or not self.serving or self.replacing is not None or self.retiring:
+            return
+        old = next((w for w in self.workers if w.wants_recycle and w.ready), None)
+        if old is None:
+            return
+        old.wants_recycle = False
+        new = Worker(old.index, old.name)
+        self.replacing = (old, new)
+        log.info(
+            "worker %s (pid %d, %s) is quiet after a peak of --recycle-after-peak %d held "
+            "polls or more: starting a fresh process to replace it",
+            old.name,
+            old.pid,
+            _rss(old.pid),
+            self.args.recycle_after_peak,
+        )
+        self._spawn(new)
+
+    def _swap(self) -> None:
+        """The replacement serves: it takes the old worker's place, which drains (SIGTERM:
+        its held polls are answered `reconnect: true`) and exits."""
+        assert self.replacing is not None
+        old, new = self.replacing
+        self.replacing = None
+        self.workers[old.index] = new
+        self.retiring.append(old)
+        self.recycles += 1
+        log.info(
+            "worker %s: pid %d (%s) replaced by pid %d (%s); the old one drains",
+            new.name,
+            old.pid,
+            _rss(old.pid),
+            new.pid,
+            _rss(new.pid),
+        )
+        _signal(old.pid, signal.SIGTERM)
+
+    def _recycling_exit(self, w: Worker, how: str) -> bool:
+        """Handle the exit of a worker involved in a replacement; False if it was not."""
+        if w in self.retiring:
+            self.retiring.remove(w)
+            level = (
+                logging.INFO if how in ("exited (0)", "was killed by SIGTERM") else logging.WARNING
+            )
+            log.log(level, "worker %s (pid %d), replaced, %s", w.name, w.pid, how)
+            self._recycle_next()
+            return True
+        if self.replacing is None or w not in self.replacing:
+            return False
+        old, new = self.replacing
+        self.replacing = None
+        if w is new:  # the fresh process could not start: the old one serves on
+            log.warning(
+                "the replacement of worker %s (pid %d) %s before serving; the old one "
+                "(pid %d) serves on",
+                new.name,
+                new.pid,
+                how,
+                old.pid,
+            )
+        else:  # the old one died meanwhile: the replacement takes its place
+            log.warning(
+                "worker %s (pid %d) %s while its replacement (pid %d) starts; that one "
+                "takes its place",
+                old.name,
+                old.pid,
+                how,
+                new.pid,
+            )
+            self.workers[old.index] = new
+        return True
 
     def _exited(self, w: Worker, status: int) -> int | None:
         """Handle a worker that exited; returns an exit status when the parent must stop."""
         code = os.waitstatus_to_exitcode(status)
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited ({code})"
-        if self.stopping:
+        if self.stopping or self._recycling_exit(w, how):
             return None
         if not self.serving:  # start-up: the worker said why on stderr; no restart loop
             log.error("worker %s (pid %d) %s before serving; stopping", w.name, w.pid, how)
@@ -266,7 +372,7 @@ class Supervisor:
         self.stopping = True
         for sock in self.sockets:  # the port closes as soon as the workers closed theirs
             sock.close()
-        running = [w for w in self.workers if w.pipe >= 0]
+        running = [w for w in self._processes() if w.pipe >= 0]
         for w in running:
             _signal(w.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
@@ -378,7 +484,7 @@ class Supervisor:
                 signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
             fds = (read_end, self._wake_r, self._wake_w, self.store_fd)
-            for fd in (*fds, *(x.pipe for x in self.workers)):
+            for fd in (*fds, *(x.pipe for x in self._processes())):
                 if fd >= 0:
                     os.close(fd)
             _die_with_parent(parent)
@@ -407,7 +513,8 @@ def _run_worker(
     ready_fd: int,
     store_status: StoreStatus | None,
 ) -> int:
-    """A worker's node on a loop created here, after the fork."""
+    """A worker's node on a loop created here, after the fork. It writes on `ready_fd`
+    b"r" once it serves and b"m" when it asks to be replaced (--recycle-after-peak)."""
     sockets = [_OneAcceptPerWakeup.of(sock) for sock in sockets]
 
     async def serve_node() -> int:
@@ -419,6 +526,7 @@ def _run_worker(
                 sockets=sockets,
                 ready=lambda: os.write(ready_fd, b"r"),
                 store_status=store_status,
+                recycle=lambda: os.write(ready_fd, b"m"),
             )
         except StoreSetupError as exc:
             print(f"presence: {exc}", file=sys.stderr)
@@ -482,6 +590,12 @@ def _die_with_parent(parent: int) -> None:
         return
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
+
+
+def _rss(pid: int) -> str:
+    """A process's resident set size, as a log line says it."""
+    kib = proc_status(pid).get("VmRSS")
+    return f"RSS {kib / 1024:.1f} MiB" if kib else "RSS unknown"
 
 
 def _signal(pid: int, sig: int) -> None:

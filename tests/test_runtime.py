@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from presence import allocator
-from presence.runtime import TRIM_DROP, TRIM_IDLE, MemoryTrimmer
+from presence.runtime import TRIM_DROP, TRIM_IDLE, MemoryTrimmer, Recycler
 
 
 class Clock:
@@ -46,6 +46,31 @@ def test_a_load_that_is_not_rising_trims_every_trim_idle_seconds():
     assert not trimmer.observe(900)  # rising: the memory is being used
     clock.now += TRIM_IDLE
     assert trimmer.observe(900)
+
+
+def test_a_worker_asks_once_to_be_replaced_when_quiet_after_a_peak():
+    asked: list[int] = []
+    recycler = Recycler(100, lambda: asked.append(1))
+    for held in (0, 40, 99, 5, 3, 0):  # no peak of 100 yet: however quiet, nothing
+        assert not recycler.observe(held)
+    assert not recycler.observe(100)  # the peak
+    assert not recycler.observe(60)  # not quiet
+    assert not recycler.observe(10)  # a tenth: quiet once
+    assert not recycler.observe(11)  # more again: the count starts over
+    assert not recycler.observe(10)
+    assert recycler.observe(0)  # quiet at two observations in a row: it asks
+    assert asked == [1]
+    for held in (500, 0, 0, 0):  # once in its life: the replacement is a new process
+        assert not recycler.observe(held)
+    assert asked == [1]
+
+
+def test_recycle_after_peak_zero_never_asks():
+    asked: list[int] = []
+    recycler = Recycler(0, lambda: asked.append(1))
+    for held in (0, 10_000, 0, 0, 0):
+        assert not recycler.observe(held)
+    assert asked == []
 
 
 def test_trim_memory_gives_freed_heap_back():

@@ -25,7 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from presence.runtime import MemoryTrimmer
+from presence.runtime import MemoryTrimmer, Recycler
 from presence.service.gateway import ExpirySetup
 from presence.service.keys import parse_wake_channel, wake_channel
 from presence.service.model import Presence
@@ -61,6 +61,7 @@ class Subscriber:
         self._expired: asyncio.Queue[str | None] = asyncio.Queue()  # keys heard, not handled
         self._topology_changed = asyncio.Event()
         self.trimmer = MemoryTrimmer()  # see _sweep_periodically
+        self.recycler: Recycler | None = None  # a worker's, see presence.workers
 
     @property
     def live(self) -> bool:
@@ -227,7 +228,8 @@ class Subscriber:
 
     async def _sweep_periodically(self) -> None:
         """Sweep every sweep_interval; after each, give memory back to the system when
-        what the node holds fell a lot (presence.runtime.MemoryTrimmer)."""
+        what the node holds fell a lot (presence.runtime.MemoryTrimmer), and let a
+        worker's Recycler see its held polls."""
         while True:
             await asyncio.sleep(self.sweep_interval)
             try:
@@ -237,6 +239,8 @@ class Subscriber:
             except Exception:
                 log.exception("periodic sweep failed")
             self.trimmer.observe(sum(self.presence.kept().values()))
+            if self.recycler is not None:
+                self.recycler.observe(self.presence.pending)
 
 
 class _Listener:

@@ -207,6 +207,81 @@ def test_two_workers_share_the_port_and_the_store_restart_and_stop(served):
     assert not listening(served.port)
 
 
+def test_a_worker_quiet_after_a_peak_is_replaced_by_a_fresh_process():
+    """--recycle-after-peak 10: each worker holds 12 polls at a sweep (every 2 s with
+    --timeout 4), then none; each is replaced, one at a time, by a fresh process that
+    serves before the old one drains, and a tab polling throughout sees no error and
+    never goes offline."""
+    served = Served("--timeout", "4", "--poll-timeout", "3", "--recycle-after-peak", "10")
+    try:
+        served.wait_for("the announcement", lambda: "".join(served.out[:4]))
+        (first0,), (first1,) = served.pids("w-0"), served.pids("w-1")
+
+        # a tab that polls through fresh connections from start to end
+        watcher = {"user": "watcher", "conn": "w"}
+        conn = served.connect()
+        cursor = get(conn, "/channels/recycled/join", **watcher)["cursor"]
+        conn.close()
+        seen: list[dict] = []
+        statuses: list[int] = []
+        stop = threading.Event()
+
+        def keep_polling():
+            nonlocal cursor
+            while not stop.is_set():
+                conn = served.connect()
+                query = urlencode(dict(cursor=cursor, **watcher))
+                conn.request("GET", f"/channels/recycled/poll?{query}")
+                answer = conn.getresponse()
+                statuses.append(answer.status)
+                body = json.loads(answer.read())
+                seen.extend(body["events"])
+                cursor = body["cursor"]
+                conn.close()
+
+        poller = threading.Thread(target=keep_polling, daemon=True)
+        poller.start()
+
+        # the peak: 12 polls held by each worker, each tab in a channel of its own (no
+        # event answers them), for the poll timeout (3 s): a sweep sees them
+        held = []
+        for node in ("w-0", "w-1"):
+            for i in range(12):
+                conn = served.connection_to(node)
+                tab = {"user": f"{node}-{i}", "conn": "c"}
+                tab_cursor = get(conn, f"/channels/{node}-{i}/join", **tab)["cursor"]
+                query = urlencode(dict(cursor=tab_cursor, **tab))
+                conn.request("GET", f"/channels/{node}-{i}/poll?{query}")
+                held.append(conn)
+        for conn in held:
+            assert json.loads(conn.getresponse().read())["events"] == []
+            conn.close()
+
+        # quiet now: each worker is replaced once
+        served.wait_for(
+            "both workers replaced",
+            lambda: len(served.pids("w-0")) == 2 and len(served.pids("w-1")) == 2,
+        )
+        served.wait_for("the old ones gone", lambda: gone(first0) and gone(first1))
+        (fresh0,), (fresh1,) = served.pids("w-0")[1:], served.pids("w-1")[1:]
+        assert {fresh0, fresh1} <= descendants(served.proc.pid)
+        log = "".join(served.err)
+        for old, new in ((first0, fresh0), (first1, fresh1)):
+            assert re.search(rf"pid {old} \(RSS [\d.]+ MiB\) replaced by pid {new} ", log)
+            assert f"(pid {old}), replaced, exited (0)" in log
+        assert "restarting it" not in log  # a replacement, not a death
+        # the new processes serve and hold the watcher's polls
+        served.wait_for("fresh0 answers", lambda: served.connection_to("w-0"))
+        served.wait_for("fresh1 answers", lambda: served.connection_to("w-1"))
+        stop.set()
+        poller.join(DEADLINE)
+        assert statuses and set(statuses) == {200}
+        assert not [e for e in seen if e.get("user") == "watcher"]  # no offline, no leave
+        assert served.pids("w-0")[1:] == [fresh0] and served.pids("w-1")[1:] == [fresh1]
+    finally:
+        served.stop()
+
+
 def test_workers_that_keep_dying_make_the_parent_give_up():
     served = Served()
     try:
@@ -274,22 +349,30 @@ def test_workers_flag_and_environment(monkeypatch):
     assert serve_parser().parse_args([]).workers == 3
     with pytest.raises(SystemExit):
         serve_parser().parse_args(["--workers", "-1"])
+    assert serve_parser().parse_args([]).recycle_after_peak == 500
+    monkeypatch.setenv("PRESENCE_RECYCLE_AFTER_PEAK", "0")
+    assert serve_parser().parse_args([]).recycle_after_peak == 0
+    with pytest.raises(SystemExit):
+        serve_parser().parse_args(["--recycle-after-peak", "-1"])
 
 
 def test_a_worker_that_just_accepted_leaves_the_next_queued_connection_to_another(monkeypatch):
     from presence.workers import _OneAcceptPerWakeup
 
     monkeypatch.setattr(_OneAcceptPerWakeup, "GAP", 3600.0)  # (no timing in this test)
+    # never accepted before (the monotonic clock may be under GAP: a machine up < 1 h)
+    monkeypatch.setattr(_OneAcceptPerWakeup, "_last", float("-inf"))
     listener = socket.create_server(("127.0.0.1", 0))
     first, second = (_OneAcceptPerWakeup.of(listener.dup()) for _ in range(2))
     clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+    accepted: list[socket.socket] = []
     try:
-        accepted = [first.accept()[0]]
+        accepted.append(first.accept()[0])
         for _ in range(3):  # the end of its wake-up, then every later one: nothing for it
             with pytest.raises(BlockingIOError):
                 first.accept()
         accepted.append(second.accept()[0])  # the other worker takes the next one
-        first._last = 0.0  # (as if GAP had passed)
+        first._last = float("-inf")  # (as if GAP had passed)
         accepted.append(first.accept()[0])
         assert len(accepted) == 3
     finally:
