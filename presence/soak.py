@@ -18,8 +18,11 @@ What it checks, once the last offline had time to arrive:
   deliveries are counted;
 * no spurious offline: no `offline` for a session that was still polling or that left,
   and no poll told to rejoin because its tab `expired` while it was polling;
-* the nodes' open file descriptors and RSS, before the load (after a warm-up round),
-  at the peak and after the load, summed over the node processes.
+* the nodes' open file descriptors and RSS, before the load (after a warm-up round and
+  the same settle as after each round), at the peak and after the load, summed over the
+  node processes. Workers quiet after a peak are replaced by fresh processes meanwhile
+  (serve --recycle-after-peak, counted in the report); `--recycle-after-peak 0` shows
+  instead what a worker's heap keeps after the load.
 
 Across a store restart the store forgets everything: members, logs, cursors. Sessions
 that were joined when the store died get `rejoin` (reason `unknown`) on their next poll
@@ -104,6 +107,8 @@ class Soak:
         self.began = 0.0  # loop time of the start of the run
         self.stopping = False
         self.round_no = 0
+        self.killed: set[int] = set()  # workers the faults killed or drained
+        self.workers_seen: set[int] = set()  # workers alive at a sample, after the baseline
         self.proc: subprocess.Popen | None = None
         self.redis: subprocess.Popen | None = None
         self.port = free_port()
@@ -120,6 +125,8 @@ class Soak:
         self.probe_dir = os.path.join(self.workdir, "memory")
         os.makedirs(self.probe_dir)
         flags += ["--memory-probe", self.probe_dir, "--allocator", self.opts.allocator]
+        if self.opts.recycle_after_peak is not None:
+            flags += ["--recycle-after-peak", str(self.opts.recycle_after_peak)]
         env = dict(os.environ)
         if self.opts.trace_memory:
             env["PYTHONTRACEMALLOC"] = "1"
@@ -213,6 +220,7 @@ class Soak:
                 os.kill(store, signal.SIGKILL)
         elif workers:
             victim = self.rng.choice(workers)
+            self.killed.add(victim)
             os.kill(victim, signal.SIGKILL if fault == "node-kill" else signal.SIGTERM)
         self.faults[fault] += 1
         self.fault_log.append((loop.time(), fault))
@@ -537,7 +545,9 @@ class Soak:
             # a warm-up round, no faults: pools and caches grow to their working size
             await self.round(self.opts.warmup, faults=False)
             self.sessions.clear()
-            await asyncio.sleep(self.opts.timeout + 2)
+            # the same wait as after each round: the offlines, the sweeps, the trims and
+            # the replacement of workers quiet after their peak (serve --recycle-after-peak)
+            await asyncio.sleep(self.opts.timeout + 3 + self.opts.settle)
             baseline = self.node_usage()
             await self.memory_reports("baseline")
             peak = dict(baseline)
@@ -555,6 +565,8 @@ class Soak:
             watcher.cancel()
             sampler.cancel()
             after = rounds[-1]
+            alive = set(self.children()[0])
+            recycled = len(self.workers_seen - alive - self.killed)
             refusals = self.store_refusals()
             await self.memory_reports("after")
             growth = self.memory_growth()  # (before the snapshots go with the workdir)
@@ -579,6 +591,8 @@ class Soak:
                     {k: u[k] for k in ("fds", "rss_mib", "rss_mib_each")} for u in rounds
                 ],
                 "allocator": self.allocator(),
+                "recycle_after_peak": self.opts.recycle_after_peak,
+                "workers_recycled": recycled,
                 "memory_growth": growth,
             }
         finally:
@@ -588,6 +602,7 @@ class Soak:
         while True:
             await asyncio.sleep(1)
             now = self.node_usage()
+            self.workers_seen.update(now["workers"])
             for key in ("fds", "sockets", "http_connections", "rss_mib", "anon_mib"):
                 peak[key] = max(peak[key], now[key])
 
@@ -629,7 +644,7 @@ class Soak:
             base = before.get(after["pid"], {})
             lines.append(
                 f"worker {after['pid']} ({after.get('node')}"
-                + (", restarted during the run" if not base else "")
+                + (", started during the run: a fault or a recycle" if not base else "")
                 + f"): after a full collection and malloc_trim: {_kib(base, 'rss_kib')} -> "
                 f"{_kib(after, 'rss_kib')} MiB RSS (before the trim {_kib(base, 'rss_kib_untrimmed')}"
                 f" -> {_kib(after, 'rss_kib_untrimmed')}); kept {sum(base.get('kept', {}).values())}"
@@ -787,6 +802,14 @@ def parser() -> argparse.ArgumentParser:
         default="auto",
         help="the nodes' serve --allocator (auto)",
     )
+    add(
+        "--recycle-after-peak",
+        type=int,
+        default=None,
+        metavar="POLLS",
+        help="the nodes' serve --recycle-after-peak (0: workers are never replaced, so the "
+        "end shows what a worker's heap keeps after the load; default: serve's)",
+    )
     add("--json", action="store_true", help="print the report as JSON")
     return p
 
@@ -841,6 +864,10 @@ def passed(report: dict) -> bool:
     )
 
 
+def _recycle_flag(value: int | None) -> str:
+    return "the default" if value is None else str(value)
+
+
 def render(report: dict) -> str:
     v, nodes = report["verdict"], report["nodes"]
     lines = [
@@ -881,7 +908,9 @@ def render(report: dict) -> str:
         f"resources back to baseline: {'yes' if r['back'] else 'NO'} (RSS {r['rss_growth_mib']:+} "
         f"MiB, limit {r['rss_limit_mib']} MiB; HTTP connections left {r['http_connections_left']}"
         f", other fds back {r['other_fds_back']}, store sockets added {r['store_sockets_added']}"
-        f"; nodes on {report.get('allocator', '?')})"
+        f"; nodes on {report.get('allocator', '?')}; workers replaced when quiet after a peak "
+        f"(--recycle-after-peak {_recycle_flag(report.get('recycle_after_peak'))}): "
+        f"{report.get('workers_recycled', '?')})"
     )
     lines.append("PASS" if passed(report) else "FAIL")
     return "\n".join(lines + report["memory_growth"] + report.get("explained", []))
