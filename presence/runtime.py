@@ -178,6 +178,19 @@ def rss_kib() -> int:
     return proc_status().get("VmRSS", 0)
 
 
+def start_time(pid: int | str = "self") -> float:
+    """When the process started, in seconds since the epoch (0.0 where /proc is not
+    there): Prometheus's process_start_time_seconds, which shows a worker replaced."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:  # to the hundredth (/proc/stat's btime: the second)
+            boot = time.time() - float(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 def proc_status(pid: int | str = "self") -> dict[str, int]:
     """The sizes (KiB) of /proc/<pid>/status: VmRSS, RssAnon (the heaps: what a leak
     grows), RssFile (code and files mapped, shared with other processes), RssShmem..."""

@@ -108,7 +108,7 @@ class Soak:
         self.stopping = False
         self.round_no = 0
         self.killed: set[int] = set()  # workers the faults killed or drained
-        self.workers_seen: set[int] = set()  # workers alive at a sample, after the baseline
+        self.workers_seen: set[int] = set()  # workers alive at a sample (every second)
         self.proc: subprocess.Popen | None = None
         self.redis: subprocess.Popen | None = None
         self.port = free_port()
@@ -542,6 +542,7 @@ class Soak:
         started = time.time()
         self.start_deployment()
         try:
+            watcher = asyncio.ensure_future(self.watch_workers())
             # a warm-up round, no faults: pools and caches grow to their working size
             await self.round(self.opts.warmup, faults=False)
             self.sessions.clear()
@@ -549,10 +550,12 @@ class Soak:
             # the replacement of workers quiet after their peak (serve --recycle-after-peak)
             await asyncio.sleep(self.opts.timeout + 3 + self.opts.settle)
             baseline = self.node_usage()
+            # the warm-up is a peak too: workers replaced after it do not count in the run
+            recycled_in_warmup = self.workers_seen - set(baseline["workers"])
             await self.memory_reports("baseline")
-            peak = dict(baseline)
+            peak = dict(baseline, rss_mib_each=None)  # totals only: processes come and go
             sampler = asyncio.ensure_future(self.sample(peak))
-            watcher = asyncio.ensure_future(self.watch_loop())
+            stalls = asyncio.ensure_future(self.watch_loop())
             begun = self.began = loop.time()
             overflows = _listen_overflows()
             rounds = []  # the nodes' usage after each round's settle
@@ -563,10 +566,11 @@ class Soak:
                 await asyncio.sleep(self.opts.settle)
                 rounds.append(self.node_usage())
             watcher.cancel()
+            stalls.cancel()
             sampler.cancel()
             after = rounds[-1]
             alive = set(self.children()[0])
-            recycled = len(self.workers_seen - alive - self.killed)
+            recycled = len(self.workers_seen - alive - self.killed - recycled_in_warmup)
             refusals = self.store_refusals()
             await self.memory_reports("after")
             growth = self.memory_growth()  # (before the snapshots go with the workdir)
@@ -593,6 +597,7 @@ class Soak:
                 "allocator": self.allocator(),
                 "recycle_after_peak": self.opts.recycle_after_peak,
                 "workers_recycled": recycled,
+                "workers_recycled_in_warmup": len(recycled_in_warmup),
                 "memory_growth": growth,
             }
         finally:
@@ -602,9 +607,15 @@ class Soak:
         while True:
             await asyncio.sleep(1)
             now = self.node_usage()
-            self.workers_seen.update(now["workers"])
             for key in ("fds", "sockets", "http_connections", "rss_mib", "anon_mib"):
                 peak[key] = max(peak[key], now[key])
+
+    async def watch_workers(self) -> None:
+        """Note every worker alive, once a second: those gone at the end and not killed by a
+        fault were replaced when quiet after a peak (serve --recycle-after-peak)."""
+        while True:
+            self.workers_seen.update(self.children()[0])
+            await asyncio.sleep(1)
 
     async def watch_loop(self) -> None:
         """Record the stalls of the soak's own event loop (a stalled soak sends its polls
@@ -895,8 +906,8 @@ def render(report: dict) -> str:
         lines.append(
             f"nodes {when}: {n['fds']} fds ({n['sockets']} sockets, of which "
             f"{n['http_connections']} HTTP connections; the others: listening, store), "
-            f"{n['rss_mib']} MiB RSS ({n['anon_mib']} MiB of it anonymous: heaps; per process "
-            f"{n['rss_mib_each']})"
+            f"{n['rss_mib']} MiB RSS ({n['anon_mib']} MiB of it anonymous: heaps"
+            + (f"; per process {n['rss_mib_each']})" if n.get("rss_mib_each") else ")")
         )
     if len(report.get("after_each_round", ())) > 1:
         lines.append(
@@ -910,7 +921,8 @@ def render(report: dict) -> str:
         f", other fds back {r['other_fds_back']}, store sockets added {r['store_sockets_added']}"
         f"; nodes on {report.get('allocator', '?')}; workers replaced when quiet after a peak "
         f"(--recycle-after-peak {_recycle_flag(report.get('recycle_after_peak'))}): "
-        f"{report.get('workers_recycled', '?')})"
+        f"{report.get('workers_recycled', '?')} in the run, "
+        f"{report.get('workers_recycled_in_warmup', '?')} after the warm-up, before the baseline)"
     )
     lines.append("PASS" if passed(report) else "FAIL")
     return "\n".join(lines + report["memory_growth"] + report.get("explained", []))

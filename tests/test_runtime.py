@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 from presence import allocator
-from presence.runtime import TRIM_DROP, TRIM_IDLE, MemoryTrimmer, Recycler
+from presence.runtime import TRIM_DROP, TRIM_IDLE, MemoryTrimmer, Recycler, start_time
 
 
 class Clock:
@@ -71,6 +72,21 @@ def test_recycle_after_peak_zero_never_asks():
     for held in (0, 10_000, 0, 0, 0):
         assert not recycler.observe(held)
     assert asked == []
+
+
+def test_start_time_is_when_the_process_started():
+    """A process started now says now (to the kernel's tick), one started earlier earlier:
+    what process_start_time_seconds in /metrics reports for each worker."""
+    before = time.time()
+    child = subprocess.Popen(["sleep", "5"])
+    try:
+        started = start_time(child.pid)
+        assert before - 0.05 <= started <= time.time() + 0.05
+        assert start_time() < started  # this test's own process began before it
+    finally:
+        child.kill()
+        child.wait()
+    assert start_time(child.pid) == 0.0  # gone: no /proc entry
 
 
 def test_trim_memory_gives_freed_heap_back():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from presence import allocator
+from presence import allocator, runtime
 from presence.service.model import Presence
 from presence.service.records import StoreUnavailable
 
@@ -56,6 +56,15 @@ async def render_metrics(presence: Presence, node: str) -> str:
         "(serve --allocator).",
         "# TYPE presence_allocator_info gauge",
         f'presence_allocator_info{{{label},allocator="{allocator.current()}"}} 1',
+    ]
+    lines += [
+        "# HELP process_resident_memory_bytes Resident memory of this node's process.",
+        "# TYPE process_resident_memory_bytes gauge",
+        f"process_resident_memory_bytes{{{label}}} {runtime.rss_kib() * 1024}",
+        "# HELP process_start_time_seconds When this node's process started (a worker "
+        "replaced by serve --recycle-after-peak or restarted after a death starts anew).",
+        "# TYPE process_start_time_seconds gauge",
+        f"process_start_time_seconds{{{label}}} {runtime.start_time():.2f}",
     ]
     lines += [
         "# HELP presence_events_total Events recorded by this node, by type.",

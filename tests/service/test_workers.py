@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from presence.runtime import start_time
 from presence.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,6 +217,7 @@ def test_a_worker_quiet_after_a_peak_is_replaced_by_a_fresh_process():
     try:
         served.wait_for("the announcement", lambda: "".join(served.out[:4]))
         (first0,), (first1,) = served.pids("w-0"), served.pids("w-1")
+        old_started = {pid: start_time(pid) for pid in (first0, first1)}
 
         # a tab that polls through fresh connections from start to end
         watcher = {"user": "watcher", "conn": "w"}
@@ -271,8 +273,18 @@ def test_a_worker_quiet_after_a_peak_is_replaced_by_a_fresh_process():
             assert f"(pid {old}), replaced, exited (0)" in log
         assert "restarting it" not in log  # a replacement, not a death
         # the new processes serve and hold the watcher's polls
-        served.wait_for("fresh0 answers", lambda: served.connection_to("w-0"))
-        served.wait_for("fresh1 answers", lambda: served.connection_to("w-1"))
+        for node, old in (("w-0", first0), ("w-1", first1)):
+            conn = served.wait_for(
+                f"the fresh {node} answers", lambda n=node: served.connection_to(n)
+            )
+            # its /metrics says it is a new process: Prometheus sees the replacement
+            conn.request("GET", "/metrics")
+            started = re.search(
+                rf'process_start_time_seconds{{node="{node}"}} ([\d.]+)',
+                conn.getresponse().read().decode(),
+            )
+            assert started and float(started[1]) > old_started[old]
+            conn.close()
         stop.set()
         poller.join(DEADLINE)
         assert statuses and set(statuses) == {200}

@@ -3,11 +3,13 @@
 import asyncio
 import json
 import re
+import time
 from urllib.parse import urlencode
 
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
 
+from presence import runtime
 from presence.web.app import WebSettings, make_app
 from tests.helpers import wait_until_async
 from tests.service.helpers import expire, flush, ident, make_presence
@@ -309,6 +311,13 @@ async def test_health_ready_metrics(get, model):
     assert 'presence_events_total{node="n1",type="join"} 1\n' in metrics
     assert "presence_pending_polls" in metrics and "presence_expiry_lag_seconds_count" in metrics
     assert 'presence_late_answers_total{node="n1"} 0\n' in metrics
+    process = dict(
+        line.rsplit(" ", 1) for line in metrics.splitlines() if line.startswith("process_")
+    )
+    rss = int(process['process_resident_memory_bytes{node="n1"}'])
+    assert 0.5 < rss / (runtime.rss_kib() * 1024) < 2
+    started = float(process['process_start_time_seconds{node="n1"}'])
+    assert abs(started - runtime.start_time()) < 0.01 and started < time.time()
 
 
 @pytest.mark.gen_test
