@@ -191,6 +191,18 @@ def start_time(pid: int | str = "self") -> float:
     return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
+_started: dict[int, float] = {}  # by pid: a forked worker has its own
+
+
+def own_start_time() -> float:
+    """start_time() of this process, read once: the same figure on every scrape (read
+    again, the boot time estimated from /proc/uptime moves by a few milliseconds)."""
+    pid = os.getpid()
+    if pid not in _started:
+        _started[pid] = start_time(pid)
+    return _started[pid]
+
+
 def proc_status(pid: int | str = "self") -> dict[str, int]:
     """The sizes (KiB) of /proc/<pid>/status: VmRSS, RssAnon (the heaps: what a leak
     grows), RssFile (code and files mapped, shared with other processes), RssShmem..."""

@@ -64,7 +64,7 @@ async def render_metrics(presence: Presence, node: str) -> str:
         "# HELP process_start_time_seconds When this node's process started (a worker "
         "replaced by serve --recycle-after-peak or restarted after a death starts anew).",
         "# TYPE process_start_time_seconds gauge",
-        f"process_start_time_seconds{{{label}}} {runtime.start_time():.2f}",
+        f"process_start_time_seconds{{{label}}} {runtime.own_start_time():.2f}",
     ]
     lines += [
         "# HELP presence_events_total Events recorded by this node, by type.",

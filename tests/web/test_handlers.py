@@ -318,6 +318,9 @@ async def test_health_ready_metrics(get, model):
     assert 0.5 < rss / (runtime.rss_kib() * 1024) < 2
     started = float(process['process_start_time_seconds{node="n1"}'])
     assert abs(started - runtime.start_time()) < 0.01 and started < time.time()
+    await asyncio.sleep(0.05)  # a later scrape: the very same start (no jitter for changes())
+    again = (await get("/metrics")).body.decode()
+    assert f'process_start_time_seconds{{node="n1"}} {started:.2f}\n' in again
 
 
 @pytest.mark.gen_test
