@@ -33,6 +33,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
+from presence.runtime import proc_stat
+
 
 def raise_open_files_limit() -> int:
     """Raise RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit."""
@@ -69,12 +71,13 @@ def summary(values: list[float]) -> dict:
 
 def process_cpu_seconds(pid: int) -> float:
     """CPU seconds used so far by process `pid` and its live descendants (Linux /proc)."""
+    fields = proc_stat(pid)
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
         with open(f"/proc/{pid}/task/{pid}/children") as fh:
             children = [int(c) for c in fh.read().split()]
     except OSError:
+        return 0.0
+    if not fields:
         return 0.0
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return own + sum(process_cpu_seconds(c) for c in children)

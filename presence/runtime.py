@@ -178,12 +178,22 @@ def rss_kib() -> int:
     return proc_status().get("VmRSS", 0)
 
 
+def proc_stat(pid: int | str = "self") -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name ([0] the state, "Z" for a
+    process exited but not reaped; [11], [12] user and system CPU ticks; [19] the start,
+    in ticks since boot), or [] when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
 def start_time(pid: int | str = "self") -> float:
     """When the process started, in seconds since the epoch (0.0 where /proc is not
     there): Prometheus's process_start_time_seconds, which shows a worker replaced."""
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        ticks = int(proc_stat(pid)[19])
         with open("/proc/uptime") as fh:  # to the hundredth (/proc/stat's btime: the second)
             boot = time.time() - float(fh.read().split()[0])
     except (OSError, ValueError, IndexError):

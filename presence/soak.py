@@ -53,7 +53,7 @@ from urllib.parse import quote
 
 from presence import allocator
 from presence.bench import Client, Connection, HTTPError, raise_open_files_limit
-from presence.runtime import proc_status
+from presence.runtime import proc_stat, proc_status
 from presence.testing import ROOT, child_pids, cmdline, find_tool, free_port, wait_for_port
 
 MARGIN = 1.0  # seconds of slack around an end's window when deciding who must have heard it
@@ -706,11 +706,7 @@ def drop(client: Client, conn: Connection | None) -> None:
 
 
 def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return ""
+    return (proc_stat(pid) or [""])[0]
 
 
 def _fd_count(pid: int) -> int:

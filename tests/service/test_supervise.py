@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import pytest
 import redis
 
+from presence.runtime import proc_stat
 from presence.service.embedded import RestartPolicy
 from presence.service.outage import OutageLog
 from presence.testing import ROOT, free_port
@@ -104,11 +105,7 @@ def children(pid: int) -> list[int]:
 
 
 def zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return False
+    return proc_stat(pid)[:1] == ["Z"]
 
 
 def cmdline(pid: int) -> bytes:

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from presence.runtime import start_time
+from presence.runtime import proc_stat, start_time
 from presence.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,11 +104,7 @@ def descendants(pid: int) -> set[int]:
 
 
 def gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"  # exited, not yet reaped
-    except OSError:
-        return True
+    return proc_stat(pid)[:1] in ([], ["Z"])  # reaped, or exited and not yet reaped
 
 
 def pending_polls(conn: http.client.HTTPConnection) -> int:
